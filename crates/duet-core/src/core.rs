@@ -1,0 +1,265 @@
+//! [`Core`]: the service every transport calls. It holds the app's identity, the store and the clock,
+//! and applies the rules of one-to-one chat before and around each store operation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
+use crate::model::{
+    HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, Outgoing, ProfileValue, Purged, Sent,
+};
+use crate::store::{Cutoffs, Imported, SendPlan, Store, Withdrawn};
+use crate::usersig::{self, Claims, UserSigError};
+use crate::Error;
+
+/// The app's identity and the retention rules.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub sdkappid: u64,
+    pub secret_key: String,
+    /// UserIDs allowed to call the REST API and to send as anyone.
+    pub admins: Vec<String>,
+    /// How long a message waits for an offline recipient, at most (Tencent: 7 days).
+    pub offline_retention_secs: i64,
+    /// How long history is kept (Tencent: 7 days).
+    pub roaming_retention_secs: i64,
+    /// How long a retry of the same message is recognised (Tencent: "within the same second"; Duet: longer).
+    pub dedup_window_secs: i64,
+}
+
+impl CoreConfig {
+    pub const DAY: i64 = 86_400;
+
+    /// Tencent's defaults for everything but the app's identity.
+    pub fn new(sdkappid: u64, secret_key: impl Into<String>) -> CoreConfig {
+        CoreConfig {
+            sdkappid,
+            secret_key: secret_key.into(),
+            admins: vec!["administrator".into()],
+            offline_retention_secs: 7 * Self::DAY,
+            roaming_retention_secs: 7 * Self::DAY,
+            dedup_window_secs: 600,
+        }
+    }
+}
+
+/// Why a UserSig was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error(transparent)]
+    Sig(#[from] UserSigError),
+    /// The sig was issued before the account was kicked.
+    #[error("usersig was invalidated by a kick; generate a new one")]
+    Revoked,
+}
+
+pub struct Core {
+    config: CoreConfig,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// Account -> unix seconds before which its UserSigs are refused (set by kick). Kept in memory so
+    /// that authenticating costs no storage read; loaded at start, written through on each kick.
+    revoked: RwLock<HashMap<String, i64>>,
+}
+
+impl Core {
+    /// Opens the domain over `store`: loads revocations and makes sure every admin account exists.
+    pub async fn open(config: CoreConfig, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Core, Error> {
+        let revoked = store.revocations().await?.into_iter().collect();
+        let admins = config.admins.iter().map(|id| NewAccount { id: id.clone(), nick: None, face_url: None }).collect();
+        store.import_accounts(admins, clock.now_secs()).await?;
+        Ok(Core { config, store, clock, revoked: RwLock::new(revoked) })
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    pub fn is_admin(&self, id: &str) -> bool {
+        self.config.admins.iter().any(|a| a == id)
+    }
+
+    /// Checks that `usersig` is a valid, current ticket of this app for `identifier`.
+    pub fn authenticate(&self, identifier: &str, usersig: &str) -> Result<Claims, AuthError> {
+        let claims =
+            usersig::verify(&self.config.secret_key, self.config.sdkappid, identifier, usersig, self.clock.now_secs())?;
+        let revoked_before = self.revoked.read().unwrap_or_else(|e| e.into_inner()).get(identifier).copied();
+        if revoked_before.is_some_and(|before| claims.time < before) {
+            return Err(AuthError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    pub async fn import_accounts(&self, accounts: Vec<NewAccount>) -> Result<(), Error> {
+        Ok(self.store.import_accounts(accounts, self.clock.now_secs()).await?)
+    }
+
+    pub async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, Error> {
+        Ok(self.store.delete_accounts(ids).await?)
+    }
+
+    pub async fn accounts_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, Error> {
+        Ok(self.store.accounts_exist(ids).await?)
+    }
+
+    /// Invalidates every UserSig of `id` issued before now.
+    pub async fn kick(&self, id: &str) -> Result<(), Error> {
+        let now = self.clock.now_secs();
+        if !self.store.revoke_sigs(id.to_owned(), now).await? {
+            return Err(Error::NoSuchAccount(id.to_owned()));
+        }
+        self.revoked.write().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), now);
+        Ok(())
+    }
+
+    pub async fn set_profile(&self, id: &str, items: Vec<(String, ProfileValue)>) -> Result<(), Error> {
+        if self.store.set_profile(id.to_owned(), items).await? {
+            Ok(())
+        } else {
+            Err(Error::NoSuchAccount(id.to_owned()))
+        }
+    }
+
+    pub async fn profiles(
+        &self,
+        ids: Vec<String>,
+        tags: Vec<String>,
+    ) -> Result<Vec<Option<Vec<(String, ProfileValue)>>>, Error> {
+        Ok(self.store.profiles(ids, tags).await?)
+    }
+
+    /// Sends a message to one or more recipients; acknowledged once committed.
+    ///
+    /// A retry (same sender, recipients, `MsgSeq`, `MsgRandom` and content) within the dedup window is
+    /// answered with the first send's result and stores nothing new.
+    pub async fn send(&self, msg: Outgoing) -> Result<Sent, Error> {
+        let now_ms = self.clock.now_ms();
+        let time = now_ms.div_euclid(1000);
+        let dedup_key = dedup_key(&msg);
+        let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time };
+        let offline_until = time + i64::from(msg.lifetime_secs).min(self.config.offline_retention_secs);
+        let plan = SendPlan {
+            msg,
+            key,
+            dedup_key,
+            dedup_since_ms: now_ms - self.config.dedup_window_secs * 1000,
+            now_ms,
+            offline_until,
+        };
+        self.store.send(plan).await
+    }
+
+    /// Imports a historical message with its original time.
+    pub async fn import(&self, msg: Import) -> Result<Imported, Error> {
+        let offline_until = msg.time + self.config.offline_retention_secs;
+        let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time: msg.time };
+        self.store.import(msg, key, offline_until).await
+    }
+
+    /// A page of one side's history, within the roaming retention.
+    pub async fn history(&self, mut q: HistoryQuery) -> Result<HistoryPage, Error> {
+        let exist = self.store.accounts_exist(vec![q.operator.clone(), q.peer.clone()]).await?;
+        if !exist[0] {
+            return Err(Error::NoSuchSender(q.operator));
+        }
+        if !exist[1] {
+            return Err(Error::NoSuchAccount(q.peer));
+        }
+        q.min_time = q.min_time.max(self.roaming_cutoff());
+        if q.min_time > q.max_time || q.limit == 0 {
+            return Ok(HistoryPage { messages: Vec::new(), more: false });
+        }
+        Ok(self.store.history(q).await?)
+    }
+
+    /// Recalls a message; it stays in history flagged as recalled.
+    pub async fn withdraw(&self, from: &str, to: &str, key: MsgKey) -> Result<(), Error> {
+        self.require_pair(from, to).await?;
+        match self.store.withdraw(from.to_owned(), to.to_owned(), key).await? {
+            Withdrawn::Done => Ok(()),
+            Withdrawn::NotFound => Err(Error::NoSuchMessage),
+            Withdrawn::AlreadyRecalled => Err(Error::AlreadyRecalled),
+        }
+    }
+
+    /// Marks what `owner` received from `peer` up to `time` (default: now) as read.
+    pub async fn set_read(&self, owner: &str, peer: &str, time: Option<i64>) -> Result<(), Error> {
+        self.require_pair(owner, peer).await?;
+        let time = time.unwrap_or_else(|| self.clock.now_secs());
+        Ok(self.store.set_read(owner.to_owned(), peer.to_owned(), time).await?)
+    }
+
+    /// `owner`'s unread count from each peer; `None` for a peer that does not exist.
+    pub async fn unread(&self, owner: &str, peers: Vec<String>) -> Result<Vec<Option<u64>>, Error> {
+        self.require(owner).await?;
+        let exist = self.store.accounts_exist(peers.clone()).await?;
+        let counts = self.store.unread(owner.to_owned(), peers).await?;
+        Ok(exist.into_iter().zip(counts).map(|(e, n)| e.then_some(n)).collect())
+    }
+
+    pub async fn unread_total(&self, owner: &str) -> Result<u64, Error> {
+        self.require(owner).await?;
+        Ok(self.store.unread_total(owner.to_owned()).await?)
+    }
+
+    /// Deletes expired history, offline copies, conversations and dedup entries.
+    pub async fn purge_expired(&self) -> Result<Purged, Error> {
+        let now_ms = self.clock.now_ms();
+        let cutoffs = Cutoffs {
+            roaming_before: self.roaming_cutoff(),
+            offline_before: now_ms.div_euclid(1000),
+            dedup_before_ms: now_ms - self.config.dedup_window_secs * 1000,
+        };
+        Ok(self.store.purge(cutoffs).await?)
+    }
+
+    fn roaming_cutoff(&self) -> i64 {
+        self.clock.now_secs() - self.config.roaming_retention_secs
+    }
+
+    async fn require(&self, id: &str) -> Result<(), Error> {
+        match self.store.accounts_exist(vec![id.to_owned()]).await?[..] {
+            [true] => Ok(()),
+            _ => Err(Error::NoSuchAccount(id.to_owned())),
+        }
+    }
+
+    /// Both accounts must exist: the first is reported as the sender, the second as the recipient.
+    async fn require_pair(&self, first: &str, second: &str) -> Result<(), Error> {
+        match self.store.accounts_exist(vec![first.to_owned(), second.to_owned()]).await?[..] {
+            [false, _] => Err(Error::NoSuchSender(first.to_owned())),
+            [_, false] => Err(Error::NoSuchAccount(second.to_owned())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Identifies retries of one message: sender, recipients, `MsgSeq` (or its absence), `MsgRandom`, content.
+fn dedup_key(msg: &Outgoing) -> [u8; 16] {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(msg.from.as_bytes());
+    for to in &msg.to {
+        field(to.as_bytes());
+    }
+    match msg.seq {
+        Some(seq) => field(&seq.to_le_bytes()),
+        None => field(b""),
+    }
+    field(&msg.random.to_le_bytes());
+    field(msg.body.as_bytes());
+    field(msg.cloud_custom_data.as_bytes());
+    let digest = h.finalize();
+    let mut key = [0; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}

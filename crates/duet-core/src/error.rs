@@ -1,0 +1,21 @@
+//! The domain's errors. Each transport maps them to its wire codes in one place.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The named account was never imported (or was deleted).
+    #[error("account {0:?} does not exist")]
+    NoSuchAccount(String),
+    /// The sender named in a message does not exist.
+    #[error("sender {0:?} does not exist")]
+    NoSuchSender(String),
+    /// The message to act on was not found.
+    #[error("message not found")]
+    NoSuchMessage,
+    /// The message was recalled already.
+    #[error("message already recalled")]
+    AlreadyRecalled,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,20 @@
+//! Duet's domain: what a one-to-one chat server does, without sockets, SQL or HTTP.
+//!
+//! * [`Core`] is the service the transports call: accounts, profiles, sending, history, read state,
+//!   unread counts, retention. It owns the rules (dedup, sender sync, offline lifetime) and talks to a
+//!   [`Store`](store::Store) for durable state.
+//! * [`store`] declares the domain-level storage traits every backend implements.
+//! * [`usersig`] makes and verifies Tencent's UserSig v2 tickets.
+//! * [`clock`] gives time, so tests can move it.
+
+pub mod clock;
+pub mod model;
+pub mod retention;
+pub mod store;
+pub mod usersig;
+
+mod core;
+mod error;
+
+pub use crate::core::{Core, CoreConfig};
+pub use crate::error::Error;

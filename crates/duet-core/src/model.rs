@@ -1,0 +1,142 @@
+//! The domain's data: accounts, profile values, messages as sent and as stored, history queries.
+//!
+//! These are plain Rust types. Message bodies travel as the compact JSON text the wire layer validated,
+//! so they are serialized once, at send time, and stored and served without being parsed again.
+
+/// The profile tag that holds a user's nickname.
+pub const TAG_NICK: &str = "Tag_Profile_IM_Nick";
+/// The profile tag that holds a user's avatar URL.
+pub const TAG_IMAGE: &str = "Tag_Profile_IM_Image";
+
+/// An account to create (importing an existing one updates what is given and changes nothing else).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    pub id: String,
+    pub nick: Option<String>,
+    pub face_url: Option<String>,
+}
+
+/// A profile value: Tencent's tags hold either text or an unsigned integer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileValue {
+    Text(String),
+    Number(u64),
+}
+
+/// What the sender's side keeps of a message it sends (Tencent's `SyncOtherMachine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderCopy {
+    /// Not given: the message is in the sender's history, and not pushed to the sender's devices.
+    History,
+    /// `1`: in the sender's history and in the sender's sync log, so every device of the sender sees it.
+    Sync,
+    /// `2`: nothing on the sender's side.
+    Nothing,
+}
+
+/// A message as a sender hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub from: String,
+    /// One recipient, or several for a batch send (all share one `MsgKey`).
+    pub to: Vec<String>,
+    /// The sender's `MsgSeq`; a random one is chosen when absent.
+    pub seq: Option<u32>,
+    pub random: u32,
+    /// `MsgBody` as compact JSON.
+    pub body: String,
+    pub cloud_custom_data: String,
+    /// `OfflinePushInfo` as JSON, kept for offline push.
+    pub push_info: Option<String>,
+    /// Seconds the message waits for an offline recipient; `0` = online only, never stored.
+    pub lifetime_secs: u32,
+    pub sender_copy: SenderCopy,
+    /// `SendMsgControl: NoUnread`.
+    pub no_unread: bool,
+    /// `SendMsgControl: NoLastMsg`.
+    pub no_last_msg: bool,
+    pub need_read_receipt: bool,
+}
+
+/// The identity of a message within its conversation: Tencent's `MsgKey`, `<seq>_<random>_<time>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MsgKey {
+    pub seq: u32,
+    pub random: u32,
+    /// Unix seconds.
+    pub time: i64,
+}
+
+impl std::fmt::Display for MsgKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}_{}", self.seq, self.random, self.time)
+    }
+}
+
+/// The result of a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub key: MsgKey,
+    /// Recipients that do not exist; nothing was stored for them.
+    pub failed: Vec<String>,
+    /// Whether this was a retry of an earlier send, answered with that send's result.
+    pub duplicate: bool,
+}
+
+/// A historical message to import (`importmsg`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    pub from: String,
+    pub to: String,
+    pub seq: Option<u32>,
+    pub random: u32,
+    pub time: i64,
+    pub body: String,
+    pub cloud_custom_data: String,
+    /// Real-time import (counted as unread, delivered) rather than history.
+    pub counts_unread: bool,
+}
+
+/// A message as history returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub from: String,
+    pub to: String,
+    pub key: MsgKey,
+    pub body: String,
+    pub cloud_custom_data: String,
+    pub recalled: bool,
+    /// Whether the recipient has read it (its read time is at or after the message's).
+    pub peer_read: bool,
+}
+
+/// A page of one side's view of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Whose view: messages the operator hid or sent with [`SenderCopy::Nothing`] are not in it.
+    pub operator: String,
+    pub peer: String,
+    /// Unix seconds, inclusive.
+    pub min_time: i64,
+    /// Unix seconds, inclusive.
+    pub max_time: i64,
+    /// Continue after (older than) this message.
+    pub before: Option<MsgKey>,
+    pub limit: usize,
+}
+
+/// Messages newest first, and whether older ones remain in the range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub messages: Vec<StoredMessage>,
+    pub more: bool,
+}
+
+/// What a retention pass removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    pub messages: u64,
+    pub offline: u64,
+    pub conversations: u64,
+    pub dedup: u64,
+}

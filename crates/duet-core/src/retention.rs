@@ -1,0 +1,32 @@
+//! The background task that deletes what has expired: history past the roaming retention, offline copies
+//! past their lifetime, conversations whose last message expired, and old dedup entries.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Core;
+
+/// Runs a purge every `every` until `shutdown` completes.
+pub async fn run(core: Arc<Core>, every: Duration, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        match core.purge_expired().await {
+            Ok(p) if p == Default::default() => {}
+            Ok(p) => tracing::info!(
+                messages = p.messages,
+                offline = p.offline,
+                conversations = p.conversations,
+                dedup = p.dedup,
+                "retention purge"
+            ),
+            Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The storage traits: domain-level operations, each atomic, that every backend (SQLite now, PostgreSQL
+//! later) implements with the same meaning. A backend acknowledges a write only after it is durable
+//! under the configured durability mode.
+//!
+//! The rules that need a consistent view (dedup, "does the recipient exist", unread counters) live
+//! inside these operations, so that a backend can run each one as a single transaction.
+
+use async_trait::async_trait;
+
+use crate::model::{HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, Outgoing, ProfileValue, Purged, Sent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed; the text is for logs, never for clients.
+    #[error("storage backend: {0}")]
+    Backend(String),
+    /// The store is shutting down or its writer is gone.
+    #[error("storage is closed")]
+    Closed,
+}
+
+/// A send, as the domain planned it: the store commits it or reports a duplicate.
+#[derive(Debug, Clone)]
+pub struct SendPlan {
+    pub msg: Outgoing,
+    /// The key this message gets if it is new.
+    pub key: MsgKey,
+    /// Identifies retries: a hash of sender, recipients, `MsgSeq` (or its absence), `MsgRandom` and content.
+    pub dedup_key: [u8; 16],
+    /// An earlier send with the same `dedup_key` at or after this time (unix ms) is a duplicate.
+    pub dedup_since_ms: i64,
+    pub now_ms: i64,
+    /// Unix seconds after which undelivered copies are dropped.
+    pub offline_until: i64,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    Stored,
+    /// A message with the same `MsgSeq`, `MsgRandom` and time is in the conversation already.
+    Duplicate,
+}
+
+/// What a recall found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawn {
+    Done,
+    NotFound,
+    AlreadyRecalled,
+}
+
+/// Times before which stored data has expired, in unix seconds (ms for dedup entries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoffs {
+    pub roaming_before: i64,
+    pub offline_before: i64,
+    pub dedup_before_ms: i64,
+}
+
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// Creates the accounts that do not exist; sets the given nick/avatar of all.
+    async fn import_accounts(&self, accounts: Vec<NewAccount>, now: i64) -> Result<(), StoreError>;
+    /// Deletes accounts and their profiles; `false` for each that did not exist.
+    async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError>;
+    /// Which of `ids` exist.
+    async fn accounts_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError>;
+    /// Invalidates the account's UserSigs issued before `before` (unix seconds); `false` if no such account.
+    async fn revoke_sigs(&self, id: String, before: i64) -> Result<bool, StoreError>;
+    /// Every account with revoked UserSigs, and the time before which its sigs are refused.
+    async fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Sets profile values; `false` if the account does not exist (nothing is written then).
+    async fn set_profile(&self, id: String, items: Vec<(String, ProfileValue)>) -> Result<bool, StoreError>;
+    /// The stored values of `tags` for each of `ids`; `None` for an account that does not exist.
+    async fn profiles(
+        &self,
+        ids: Vec<String>,
+        tags: Vec<String>,
+    ) -> Result<Vec<Option<Vec<(String, ProfileValue)>>>, StoreError>;
+}
+
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Commits a send: the message, its offline copies, both sides' conversations and the dedup entry.
+    /// A duplicate returns the first send's result and writes nothing. Fails with no write when the
+    /// sender does not exist; recipients that do not exist are listed in [`Sent::failed`].
+    async fn send(&self, plan: SendPlan) -> Result<Sent, crate::Error>;
+    /// Imports a historical message under `key`, unless the conversation has a message with the same key
+    /// already (either direction). Fails with no write when either account does not exist.
+    async fn import(&self, msg: Import, key: MsgKey, offline_until: i64) -> Result<Imported, crate::Error>;
+    /// A page of one side's view of a conversation, newest first.
+    async fn history(&self, q: HistoryQuery) -> Result<HistoryPage, StoreError>;
+    /// Recalls the message `from` sent `to` with `key`: flagged in history, dropped from offline storage.
+    async fn withdraw(&self, from: String, to: String, key: MsgKey) -> Result<Withdrawn, StoreError>;
+    /// Marks what `owner` received from `peer` at or before `time` as read.
+    async fn set_read(&self, owner: String, peer: String, time: i64) -> Result<(), StoreError>;
+    /// `owner`'s unread count from each of `peers` (a peer with no conversation has 0).
+    async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError>;
+    /// `owner`'s unread count over all conversations.
+    async fn unread_total(&self, owner: String) -> Result<u64, StoreError>;
+    /// Deletes what has expired.
+    async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError>;
+}
+
+/// A complete backend.
+pub trait Store: AccountStore + MessageStore {}
+
+impl<T: AccountStore + MessageStore> Store for T {}

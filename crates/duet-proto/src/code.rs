@@ -1,0 +1,76 @@
+//! Tencent IM's error codes, as its documentation and SDK headers name them.
+//!
+//! Each constant carries the code Tencent returns for the same situation, so that clients written for Tencent IM
+//! handle Duet's failures unchanged. The reference (`shared/reference/tencent-rest-api.md` §1.4, §2.6, §3.13)
+//! gives the sources.
+
+pub const OK: u32 = 0;
+
+// REST gateway (60000-79999 are "public" codes any API may return).
+pub const HTTP_PARSE: u32 = 60002;
+pub const JSON_PARSE: u32 = 60003;
+pub const SDKAPPID_INVALID: u32 = 60006;
+pub const RESOURCE_ERROR: u32 = 60009;
+pub const ADMIN_REQUIRED: u32 = 60010;
+pub const SDKAPPID_MISSING: u32 = 60012;
+pub const ACCOUNT_NOT_STRING: u32 = 60015;
+
+// UserSig and accounts.
+pub const USERSIG_EXPIRED: u32 = 70001;
+pub const USERSIG_EMPTY: u32 = 70002;
+pub const USERSIG_INVALID: u32 = 70003;
+pub const USERSIG_FIELDS: u32 = 70005;
+pub const USERSIG_KEY_MISMATCH: u32 = 70009;
+pub const USERSIG_IDENTIFIER_MISMATCH: u32 = 70013;
+pub const USERSIG_SDKAPPID_MISMATCH: u32 = 70014;
+pub const USERSIG_REVOKED: u32 = 70052;
+pub const ACCOUNT_NOT_FOUND: u32 = 70107;
+pub const ACCOUNT_INVALID_PARAMS: u32 = 70402;
+pub const ACCOUNT_ADMIN_REQUIRED: u32 = 70403;
+pub const ACCOUNT_INTERNAL: u32 = 70500;
+
+// Profiles.
+pub const PROFILE_JSON_PARSE: u32 = 40001;
+pub const PROFILE_ACCOUNT_MISSING: u32 = 40003;
+pub const PROFILE_ADMIN_REQUIRED: u32 = 40004;
+pub const PROFILE_INTERNAL: u32 = 40006;
+pub const PROFILE_TAG_UNKNOWN: u32 = 40009;
+pub const PROFILE_VALUE_TOO_LONG: u32 = 40601;
+pub const PROFILE_BAD_STANDARD_VALUE: u32 = 40605;
+pub const PROFILE_BAD_VALUE_TYPE: u32 = 40610;
+
+// C2C messages (openim).
+pub const MSG_INTERNAL: u32 = 20005;
+pub const MSG_NOT_FOUND: u32 = 20022;
+pub const MSG_ALREADY_RECALLED: u32 = 20023;
+pub const MSG_JSON_PARSE: u32 = 90001;
+pub const MSG_BODY_MALFORMED: u32 = 90002;
+pub const MSG_TO_ACCOUNT_INVALID: u32 = 90003;
+pub const MSG_SEQ_INVALID: u32 = 90004;
+pub const MSG_RANDOM_INVALID: u32 = 90005;
+pub const MSG_TIMESTAMP_INVALID: u32 = 90006;
+pub const MSG_BODY_NOT_ARRAY: u32 = 90007;
+pub const MSG_FROM_ACCOUNT_INVALID: u32 = 90008;
+pub const MSG_ADMIN_REQUIRED: u32 = 90009;
+pub const MSG_ELEM_MALFORMED: u32 = 90010;
+pub const MSG_TOO_MANY_ACCOUNTS: u32 = 90011;
+pub const MSG_TO_ACCOUNT_NOT_FOUND: u32 = 90012;
+pub const MSG_TOO_MANY_REQUESTED: u32 = 90018;
+pub const MSG_LIFETIME_TOO_LONG: u32 = 90026;
+pub const MSG_SYNC_FROM_OLD_SYSTEM: u32 = 90030;
+pub const MSG_SYNC_OTHER_MACHINE: u32 = 90031;
+pub const MSG_OFFLINE_PUSH_INFO: u32 = 90043;
+pub const MSG_LIFETIME_INVALID: u32 = 90044;
+pub const MSG_ACCOUNT_NOT_FOUND: u32 = 90048;
+pub const MSG_KEY_INVALID: u32 = 90054;
+pub const MSG_SERVER_INTERNAL: u32 = 91000;
+pub const MSG_TOO_LONG: u32 = 93000;
+
+// Recent contacts.
+pub const CONTACT_ACCOUNT_NOT_FOUND: u32 = 50001;
+pub const CONTACT_JSON_PARSE: u32 = 50002;
+pub const CONTACT_ADMIN_REQUIRED: u32 = 50003;
+
+// Relationship chain.
+pub const SNS_JSON_PARSE: u32 = 30001;
+pub const SNS_ADMIN_REQUIRED: u32 = 30004;

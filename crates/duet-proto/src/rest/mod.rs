@@ -1,0 +1,162 @@
+//! The Tencent-compatible REST API: `POST /v4/<service>/<command>?sdkappid=&identifier=&usersig=&random=&contenttype=json`.
+//!
+//! * [`Command`] names every endpoint Duet serves, from its `(service, command)` path.
+//! * [`request`] parses request bodies into typed requests, leniently (old and new field names, numbers
+//!   as strings) but with Tencent's error code for each thing that is wrong.
+//! * [`response`] holds the response shapes and the `ActionStatus`/`ErrorCode`/`ErrorInfo` envelope.
+
+pub mod request;
+pub mod response;
+
+mod fields;
+
+use crate::code;
+
+/// The REST services Duet knows, each with its own codes for "admin required" and "bad JSON".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Login,
+    Profile,
+    OpenIm,
+    RecentContact,
+    Sns,
+}
+
+impl Service {
+    pub fn from_path(s: &str) -> Option<Service> {
+        Some(match s {
+            "im_open_login_svc" => Service::Login,
+            "profile" => Service::Profile,
+            "openim" => Service::OpenIm,
+            "recentcontact" => Service::RecentContact,
+            "sns" => Service::Sns,
+            _ => return None,
+        })
+    }
+
+    /// The code this service answers when the caller is not an app admin.
+    pub fn admin_required_code(self) -> u32 {
+        match self {
+            Service::Login => code::ACCOUNT_ADMIN_REQUIRED,
+            Service::Profile => code::PROFILE_ADMIN_REQUIRED,
+            Service::OpenIm => code::MSG_ADMIN_REQUIRED,
+            Service::RecentContact => code::CONTACT_ADMIN_REQUIRED,
+            Service::Sns => code::SNS_ADMIN_REQUIRED,
+        }
+    }
+
+    /// The code this service answers when the body is not valid JSON.
+    pub fn json_parse_code(self) -> u32 {
+        match self {
+            Service::Login => code::ACCOUNT_INVALID_PARAMS,
+            Service::Profile => code::PROFILE_JSON_PARSE,
+            Service::OpenIm => code::MSG_JSON_PARSE,
+            Service::RecentContact => code::CONTACT_JSON_PARSE,
+            Service::Sns => code::SNS_JSON_PARSE,
+        }
+    }
+
+    /// Whether this service's responses carry `ErrorDisplay` (the profile, sns and recentcontact families).
+    pub fn has_error_display(self) -> bool {
+        matches!(self, Service::Profile | Service::Sns | Service::RecentContact)
+    }
+}
+
+/// Every REST command Duet serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    AccountImport,
+    MultiAccountImport,
+    AccountDelete,
+    AccountCheck,
+    Kick,
+    PortraitSet,
+    PortraitGet,
+    SendMsg,
+    BatchSendMsg,
+    ImportMsg,
+    AdminGetRoamMsg,
+    AdminMsgWithdraw,
+    AdminSetMsgRead,
+    GetC2cUnreadMsgNum,
+    QueryOnlineStatus,
+}
+
+impl Command {
+    /// The command served at `/v4/<service>/<command>`, if any.
+    pub fn from_path(service: Service, command: &str) -> Option<Command> {
+        use Command::*;
+        Some(match (service, command) {
+            (Service::Login, "account_import") => AccountImport,
+            (Service::Login, "multiaccount_import") => MultiAccountImport,
+            (Service::Login, "account_delete") => AccountDelete,
+            (Service::Login, "account_check") => AccountCheck,
+            (Service::Login, "kick") => Kick,
+            (Service::Profile, "portrait_set") => PortraitSet,
+            (Service::Profile, "portrait_get") => PortraitGet,
+            (Service::OpenIm, "sendmsg") => SendMsg,
+            (Service::OpenIm, "batchsendmsg") => BatchSendMsg,
+            (Service::OpenIm, "importmsg") => ImportMsg,
+            (Service::OpenIm, "admin_getroammsg") => AdminGetRoamMsg,
+            (Service::OpenIm, "admin_msgwithdraw") => AdminMsgWithdraw,
+            (Service::OpenIm, "admin_set_msg_read") => AdminSetMsgRead,
+            (Service::OpenIm, "get_c2c_unread_msg_num") => GetC2cUnreadMsgNum,
+            (Service::OpenIm, "query_online_status" | "querystate") => QueryOnlineStatus,
+            _ => return None,
+        })
+    }
+}
+
+/// The query parameters of a REST call that Duet reads; others (`random`, `contenttype`, `apn`, ...) are ignored.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AuthParams {
+    pub sdkappid: Option<String>,
+    pub identifier: Option<String>,
+    pub usersig: Option<String>,
+}
+
+impl AuthParams {
+    /// Reads the parameters from decoded `(name, value)` pairs; the first occurrence of a name wins.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> AuthParams {
+        let mut p = AuthParams::default();
+        for (k, v) in pairs {
+            let slot = match k {
+                "sdkappid" => &mut p.sdkappid,
+                "identifier" => &mut p.identifier,
+                "usersig" => &mut p.usersig,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(v.to_owned());
+            }
+        }
+        p
+    }
+}
+
+/// Parses a `MsgKey` of Tencent's `<MsgSeq>_<MsgRandom>_<MsgTime>` form.
+pub fn parse_msg_key(key: &str) -> Option<(u32, u32, i64)> {
+    let mut parts = key.split('_');
+    let seq = parts.next()?.parse().ok()?;
+    let random = parts.next()?.parse().ok()?;
+    let time = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((seq, random, time))
+}
+
+/// Formats a `MsgKey` of Tencent's `<MsgSeq>_<MsgRandom>_<MsgTime>` form.
+pub fn format_msg_key(seq: u32, random: u32, time: i64) -> String {
+    format!("{seq}_{random}_{time}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msg_keys_roundtrip_and_garbage_is_refused() {
+        assert_eq!(parse_msg_key(&format_msg_key(89541, 2574206, 1572870301)), Some((89541, 2574206, 1572870301)));
+        for bad in ["", "1_2", "1_2_3_4", "a_2_3", "1__3", "-1_2_3", "4294967296_1_1"] {
+            assert_eq!(parse_msg_key(bad), None, "{bad}");
+        }
+    }
+}

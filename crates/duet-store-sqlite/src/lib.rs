@@ -1,0 +1,211 @@
+//! Duet's embedded store: SQLite in WAL mode, one writer thread doing group commit ([`writer`]), and a
+//! small pool of read connections. See `docs/adr/0001-embedded-store-sqlite.md` for why.
+//!
+//! Durability: [`Durability::Fsync`] (the default) syncs the WAL at every group commit, so an
+//! acknowledged message survives power loss; [`Durability::Relaxed`] leaves syncing to checkpoints and
+//! survives a process crash but not an OS crash.
+
+mod ops;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use duet_core::Error;
+use duet_core::model::{HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, ProfileValue, Purged, Sent};
+use duet_core::store::{AccountStore, Cutoffs, Imported, MessageStore, SendPlan, StoreError, Withdrawn};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::writer::Writer;
+
+/// When a commit counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// fsync at every group commit: survives power loss.
+    #[default]
+    Fsync,
+    /// No fsync at commit: survives a process crash, not an OS crash.
+    Relaxed,
+}
+
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+/// Read connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<Readers>,
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path).map_err(backend)?;
+        let sync = match durability {
+            Durability::Fsync => "FULL",
+            Durability::Relaxed => "NORMAL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
+        ))
+        .map_err(backend)?;
+        migrate(&conn)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let readers = Arc::new(Readers { path: path.to_owned(), idle: Mutex::new(Vec::new()) });
+        Ok(SqliteStore { writer: Writer::start(conn)?, readers })
+    }
+
+    /// Runs a read on a pooled connection, off the async workers.
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let result = f(&conn).map_err(backend);
+            readers.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task: {e}")))?
+    }
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(backend)?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(backend)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {version}, newer than this build knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = format!("BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1);
+        conn.execute_batch(&tx).map_err(backend)?;
+        tracing::info!(version = i + 1, "sqlite: schema migrated");
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn import_accounts(&self, accounts: Vec<NewAccount>, now: i64) -> Result<(), StoreError> {
+        self.writer.write(move |c| ops::import_accounts(c, &accounts, now).map_err(backend)).await
+    }
+
+    async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
+        self.writer.write(move |c| ops::delete_accounts(c, &ids).map_err(backend)).await
+    }
+
+    async fn accounts_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
+        self.read(move |c| ids.iter().map(|id| Ok(ops::uid(c, id)?.is_some())).collect()).await
+    }
+
+    async fn revoke_sigs(&self, id: String, before: i64) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |c| {
+                c.prepare_cached("UPDATE accounts SET revoked_before = ?2 WHERE user_id = ?1")
+                    .and_then(|mut s| s.execute((&id, before)))
+                    .map(|n| n > 0)
+                    .map_err(backend)
+            })
+            .await
+    }
+
+    async fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(|c| {
+            let mut s = c.prepare("SELECT user_id, revoked_before FROM accounts WHERE revoked_before > 0")?;
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+        .await
+    }
+
+    async fn set_profile(&self, id: String, items: Vec<(String, ProfileValue)>) -> Result<bool, StoreError> {
+        self.writer.write(move |c| ops::set_profile(c, &id, &items).map_err(backend)).await
+    }
+
+    async fn profiles(
+        &self,
+        ids: Vec<String>,
+        tags: Vec<String>,
+    ) -> Result<Vec<Option<Vec<(String, ProfileValue)>>>, StoreError> {
+        self.read(move |c| ids.iter().map(|id| ops::profile(c, id, &tags)).collect()).await
+    }
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn send(&self, plan: SendPlan) -> Result<Sent, Error> {
+        self.writer.write(move |c| ops::send(c, &plan)).await
+    }
+
+    async fn import(&self, msg: Import, key: MsgKey, offline_until: i64) -> Result<Imported, Error> {
+        self.writer.write(move |c| ops::import(c, &msg, key, offline_until)).await
+    }
+
+    async fn history(&self, q: HistoryQuery) -> Result<HistoryPage, StoreError> {
+        self.read(move |c| ops::history(c, &q)).await
+    }
+
+    async fn withdraw(&self, from: String, to: String, key: MsgKey) -> Result<Withdrawn, StoreError> {
+        self.writer.write(move |c| ops::withdraw(c, &from, &to, key).map_err(backend)).await
+    }
+
+    async fn set_read(&self, owner: String, peer: String, time: i64) -> Result<(), StoreError> {
+        self.writer.write(move |c| ops::set_read(c, &owner, &peer, time).map_err(backend)).await
+    }
+
+    async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError> {
+        self.read(move |c| ops::unread(c, &owner, &peers)).await
+    }
+
+    async fn unread_total(&self, owner: String) -> Result<u64, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT coalesce(sum(c.unread), 0) FROM conversations c JOIN accounts a ON a.uid = c.owner \
+                 WHERE a.user_id = ?1",
+            )?
+            .query_row([&owner], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError> {
+        self.writer.write(move |c| ops::purge(c, cutoffs).map_err(backend)).await
+    }
+}

@@ -1,0 +1,74 @@
+-- Duet's embedded schema, version 1. Users are interned as integer uids; a conversation is the pair
+-- (lo, hi) = (min, max) of its two uids, so both directions share one index.
+
+CREATE TABLE accounts (
+    uid            INTEGER PRIMARY KEY,
+    user_id        TEXT NOT NULL UNIQUE,
+    created_at     INTEGER NOT NULL,
+    -- UserSigs issued before this unix second are refused (set by kick).
+    revoked_before INTEGER NOT NULL DEFAULT 0,
+    -- The last sequence number of the user's sync log (inbox).
+    log_seq        INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE profiles (
+    uid  INTEGER NOT NULL,
+    tag  TEXT NOT NULL,
+    text TEXT,
+    num  INTEGER,
+    PRIMARY KEY (uid, tag)
+) WITHOUT ROWID;
+
+CREATE TABLE messages (
+    id                INTEGER PRIMARY KEY,
+    sender            INTEGER NOT NULL,
+    receiver          INTEGER NOT NULL,
+    lo                INTEGER NOT NULL,
+    hi                INTEGER NOT NULL,
+    time              INTEGER NOT NULL,
+    seq               INTEGER NOT NULL,
+    random            INTEGER NOT NULL,
+    body              TEXT NOT NULL,
+    cloud_custom_data TEXT NOT NULL,
+    push_info         TEXT,
+    -- 1 recalled, 2 not in the sender's history, 4 not in the receiver's history, 8 not counted as unread.
+    flags             INTEGER NOT NULL
+);
+CREATE INDEX messages_conversation ON messages (lo, hi, time, seq);
+CREATE INDEX messages_time ON messages (time);
+
+-- Each user's sync log: what the user's devices have to receive, in order, until it expires.
+CREATE TABLE inbox (
+    uid       INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    msg_id    INTEGER NOT NULL,
+    expire_at INTEGER NOT NULL,
+    PRIMARY KEY (uid, seq)
+) WITHOUT ROWID;
+CREATE INDEX inbox_expire ON inbox (expire_at);
+CREATE INDEX inbox_msg ON inbox (msg_id);
+
+-- One row per (owner, peer): the owner's side of a conversation.
+CREATE TABLE conversations (
+    owner       INTEGER NOT NULL,
+    peer        INTEGER NOT NULL,
+    last_msg_id INTEGER,
+    last_time   INTEGER NOT NULL DEFAULT 0,
+    unread      INTEGER NOT NULL DEFAULT 0,
+    read_time   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (owner, peer)
+) WITHOUT ROWID;
+CREATE INDEX conversations_recent ON conversations (owner, last_time);
+CREATE INDEX conversations_time ON conversations (last_time);
+
+-- Recent sends by content hash, so a retry returns the first result.
+CREATE TABLE dedup (
+    key        BLOB PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    random     INTEGER NOT NULL,
+    time       INTEGER NOT NULL,
+    -- Recipients that did not exist, newline-separated.
+    failed     TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX dedup_created ON dedup (created_ms);

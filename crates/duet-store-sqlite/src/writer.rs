@@ -1,0 +1,114 @@
+//! Group commit: one thread owns the write connection. Writes queue up as jobs; the thread takes every
+//! job waiting (up to a cap), runs each inside its own savepoint of one transaction, commits once, and
+//! only then answers each caller. Concurrent sends thus share one fsync instead of paying one each,
+//! and no caller hears "ok" before its write is durable.
+
+use std::thread::JoinHandle;
+
+use duet_core::store::StoreError;
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most jobs one transaction takes, so one commit's latency stays bounded under load.
+const MAX_BATCH: usize = 512;
+/// Jobs waiting beyond this make writers wait (backpressure) instead of growing memory.
+const QUEUE: usize = 4096;
+
+/// Runs after the batch's commit with its outcome, to answer the caller.
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A write: runs on the writer thread inside a savepoint, returns how to answer.
+type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+pub(crate) struct Writer {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    pub fn start(conn: Connection) -> Result<Writer, StoreError> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("duet-sqlite-writer".into())
+            .spawn(move || run(conn, rx))
+            .map_err(|e| StoreError::Backend(format!("spawning the writer thread: {e}")))?;
+        Ok(Writer { jobs: Some(tx), thread: Some(thread) })
+    }
+
+    /// Runs `f` in the next group commit and returns its result once that commit is durable.
+    /// If `f` fails, its own writes are rolled back and the rest of the batch is unaffected.
+    pub async fn write<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<R, E>>();
+        let job: Job = Box::new(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |committed| {
+                let _ = tx.send(match committed {
+                    Ok(()) => result,
+                    Err(e) => Err(e.into()),
+                });
+            })
+        });
+        let jobs = self.jobs.as_ref().ok_or(StoreError::Closed)?;
+        jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue lets the thread finish what is queued and exit.
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn in_savepoint<R, E: From<StoreError>>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<R, E>,
+) -> Result<R, E> {
+    conn.execute_batch("SAVEPOINT job").map_err(crate::backend)?;
+    let result = f(conn);
+    let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+    conn.execute_batch(end).map_err(crate::backend)?;
+    result
+}
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut replies = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let began = conn.execute_batch("BEGIN IMMEDIATE");
+        if let Err(e) = began {
+            tracing::error!(error = %e, "sqlite: cannot begin a transaction");
+            for job in batch.drain(..) {
+                // The job never ran; answer its caller with the failure.
+                drop(job);
+            }
+            continue;
+        }
+        for job in batch.drain(..) {
+            replies.push(job(&conn));
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(|e| {
+            tracing::error!(error = %e, jobs = replies.len(), "sqlite: group commit failed");
+            let _ = conn.execute_batch("ROLLBACK");
+            crate::backend(e)
+        });
+        for reply in replies.drain(..) {
+            reply(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Backend(e.to_string())));
+        }
+    }
+}
