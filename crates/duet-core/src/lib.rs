@@ -16,5 +16,5 @@ pub mod usersig;
 mod core;
 mod error;
 
-pub use crate::core::{Core, CoreConfig};
+pub use crate::core::{AuthError, Core, CoreConfig};
 pub use crate::error::Error;

@@ -10,6 +10,7 @@ pub const OK: u32 = 0;
 pub const HTTP_PARSE: u32 = 60002;
 pub const JSON_PARSE: u32 = 60003;
 pub const SDKAPPID_INVALID: u32 = 60006;
+pub const BAD_REQUEST: u32 = 60008;
 pub const RESOURCE_ERROR: u32 = 60009;
 pub const ADMIN_REQUIRED: u32 = 60010;
 pub const SDKAPPID_MISSING: u32 = 60012;

@@ -1,1 +1,75 @@
-//! placeholder
+//! Duet's server as a library: [`run`] takes a validated [`Config`], a bound listener, a store, a clock
+//! and a shutdown future, and serves until the future completes. `main` only parses flags, sets up
+//! logging and waits for signals.
+//!
+//! * [`config`]: the raw TOML file shape and the validated [`Config`].
+//! * [`rest`]: the Tencent-compatible `/v4/...` REST API.
+
+pub mod config;
+pub mod rest;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use duet_core::clock::Clock;
+use duet_core::store::Store;
+use duet_core::{Core, retention};
+use duet_store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use crate::config::Config;
+
+/// How long in-flight requests get to finish after shutdown is asked for.
+const GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("opening the store: {0}")]
+    Store(#[from] duet_core::store::StoreError),
+    #[error("starting the domain: {0}")]
+    Core(#[from] duet_core::Error),
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the embedded store under the configured data directory.
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    Ok(Arc::new(SqliteStore::open(&config.data_dir.join("duet.db"), config.durability)?))
+}
+
+/// Serves the REST API on `listener` until `shutdown` completes, then stops every task it started.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let core = Arc::new(Core::open(config.core.clone(), store, clock).await?);
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    tracker.spawn(retention::run(core.clone(), config.purge_interval, token.clone().cancelled_owned()));
+
+    let app = rest::router(core.clone());
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, sdkappid = config.core.sdkappid, "duet is serving");
+    let serve = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
+    let server = tracker.spawn(async move { serve.await });
+    tracker.close();
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    token.cancel();
+    if tokio::time::timeout(GRACE, tracker.wait()).await.is_err() {
+        tracing::warn!(grace = ?GRACE, "tasks still running after the grace period");
+    }
+    match server.await {
+        Ok(result) => result.map_err(ServerError::Io),
+        Err(_) => Ok(()),
+    }
+}

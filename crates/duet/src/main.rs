@@ -1,1 +1,103 @@
-fn main() {}
+//! `duet`: the server binary. Parses flags, sets up logging, waits for signals; everything else lives in
+//! the library crates.
+
+mod settings;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use duet_core::clock::{Clock, SystemClock};
+
+use crate::settings::AppArgs;
+
+#[derive(Parser)]
+#[command(name = "duet", version, about = "A self-hosted one-to-one chat server, wire-compatible with Tencent IM")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server.
+    Serve {
+        #[command(flatten)]
+        app: AppArgs,
+        /// Address to listen on [env: DUET_LISTEN] [default: 0.0.0.0:7080]
+        #[arg(long, env = "DUET_LISTEN", hide_env = true)]
+        listen: Option<String>,
+    },
+    /// Print a UserSig for a user of the configured app.
+    Usersig {
+        #[command(flatten)]
+        app: AppArgs,
+        /// The UserID to sign for.
+        #[arg(long)]
+        user: String,
+        /// Validity in seconds (Tencent's default: 180 days).
+        #[arg(long, default_value_t = 180 * 86_400)]
+        expire: i64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Serve { app, listen } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+                )
+                .init();
+            let settings = settings::resolve(&app, listen)?;
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(serve(settings))
+        }
+        Cmd::Usersig { app, user, expire } => {
+            let settings = settings::resolve(&app, None)?;
+            let core = &settings.config.core;
+            let sig = duet_core::usersig::generate(
+                &core.secret_key,
+                core.sdkappid,
+                &user,
+                SystemClock.now_secs(),
+                expire,
+                None,
+            );
+            println!("{sig}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: settings::Settings) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    let store = duet_server::open_store(&settings.config).context("opening the store")?;
+    duet_server::run(settings.config, listener, store, Arc::new(SystemClock), shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

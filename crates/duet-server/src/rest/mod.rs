@@ -1,0 +1,140 @@
+//! The Tencent-compatible REST API: `/v4/<service>/<command>?sdkappid=&identifier=&usersig=...`.
+//!
+//! Every request, whatever its path, method or body, is answered with HTTP 200 and a JSON body carrying
+//! `ActionStatus`, `ErrorCode` and `ErrorInfo`, as Tencent's gateway does. The pipeline:
+//! resolve the command → check `sdkappid` → verify the admin's UserSig → parse the body as JSON
+//! (whatever the Content-Type) → run the command ([`handlers`]).
+
+mod error;
+mod handlers;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use duet_core::Core;
+use duet_proto::rest::response::Reply;
+use duet_proto::rest::{AuthParams, Command, Service};
+use duet_proto::{ApiError, code};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The largest request body read; bigger ones are refused before parsing.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// The REST router: every path lands in [`dispatch`], so unknown paths get Tencent's error body.
+pub fn router(core: Arc<Core>) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(core)
+}
+
+/// A JSON response body, always with HTTP 200.
+pub(crate) struct Json(Vec<u8>);
+
+impl Json {
+    pub fn ok<T: Serialize>(body: T, service: Service) -> Json {
+        Json::encode(&Reply::ok(body, service.has_error_display()))
+    }
+
+    pub fn fail(err: &ApiError, service: Option<Service>) -> Json {
+        Json::encode(&Reply::fail(err, service.is_some_and(Service::has_error_display)))
+    }
+
+    /// A reply with a non-standard `ActionStatus` (batchsendmsg's `SomeError`).
+    pub fn with_status<T: Serialize>(status: &'static str, body: T, service: Service) -> Json {
+        let mut reply = Reply::ok(body, service.has_error_display());
+        reply.action_status = status;
+        Json::encode(&reply)
+    }
+
+    fn encode<T: Serialize>(reply: &T) -> Json {
+        // Serializing our own reply types cannot fail: no maps with non-string keys, no failing impls.
+        Json(serde_json::to_vec(reply).unwrap_or_else(|_| br#"{"ActionStatus":"FAIL","ErrorInfo":"internal error","ErrorCode":60008}"#.to_vec()))
+    }
+}
+
+impl IntoResponse for Json {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))], self.0)
+            .into_response()
+    }
+}
+
+async fn dispatch(State(core): State<Arc<Core>>, uri: Uri, body: Result<Bytes, BytesRejection>) -> Json {
+    let mut service = None;
+    let result = async {
+        let (svc, command) = resolve(uri.path())?;
+        service = Some(svc);
+        let caller = authenticate(&core, svc, uri.query().unwrap_or(""))?;
+        let body = body.map_err(|e| too_large(svc, &e))?;
+        let body = parse_body(svc, &body)?;
+        handlers::handle(&core, &caller, svc, command, &body).await
+    }
+    .await;
+    match result {
+        Ok(json) => json,
+        Err(err) => {
+            tracing::debug!(path = uri.path(), code = err.code, info = %err.info, "rest request refused");
+            Json::fail(&err, service)
+        }
+    }
+}
+
+/// Finds the command served at `path`: `/v4/<service>/<command>`.
+fn resolve(path: &str) -> Result<(Service, Command), ApiError> {
+    let unknown = || ApiError::new(code::RESOURCE_ERROR, format!("no such API: {path}; check the request URL"));
+    let rest = path.strip_prefix("/v4/").ok_or_else(unknown)?;
+    let (service, command) = rest.trim_end_matches('/').split_once('/').ok_or_else(unknown)?;
+    let service = Service::from_path(service).ok_or_else(unknown)?;
+    let command = Command::from_path(service, command).ok_or_else(unknown)?;
+    Ok((service, command))
+}
+
+/// Checks the app id and the caller's UserSig, and that the caller is an app admin; returns the caller.
+fn authenticate(core: &Core, service: Service, query: &str) -> Result<String, ApiError> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let params = AuthParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let sdkappid = params
+        .sdkappid
+        .ok_or_else(|| ApiError::new(code::SDKAPPID_MISSING, "sdkappid is missing from the URL"))?;
+    let ours = core.config().sdkappid;
+    match sdkappid.trim().parse::<u64>() {
+        Ok(id) if id == ours => {}
+        Ok(id) => return Err(ApiError::new(code::SDKAPPID_INVALID, format!("SDKAppID {id} is not served here"))),
+        Err(_) => return Err(ApiError::new(code::SDKAPPID_INVALID, format!("sdkappid {sdkappid:?} is not a number"))),
+    }
+    let identifier = params.identifier.unwrap_or_default();
+    if identifier.is_empty() {
+        return Err(ApiError::new(code::USERSIG_IDENTIFIER_MISMATCH, "identifier is missing from the URL"));
+    }
+    let usersig = params.usersig.unwrap_or_default();
+    core.authenticate(&identifier, &usersig).map_err(|e| error::auth(e, &identifier, ours))?;
+    if !core.is_admin(&identifier) {
+        return Err(ApiError::new(
+            service.admin_required_code(),
+            format!("identifier {identifier:?} is not an app admin; the REST API is for app admins only"),
+        ));
+    }
+    Ok(identifier)
+}
+
+fn too_large(service: Service, e: &BytesRejection) -> ApiError {
+    let code = if service == Service::OpenIm { code::MSG_TOO_LONG } else { code::BAD_REQUEST };
+    ApiError::new(code, format!("the request body could not be read: {e}; the limit is {MAX_BODY} bytes"))
+}
+
+/// The body as JSON, whatever the Content-Type says; an empty body reads as `{}`.
+fn parse_body(service: Service, body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(service.json_parse_code(), format!("Fail to Parse json data of body, Please check it: {e}"))
+    })
+}

@@ -1,0 +1,111 @@
+//! Resolves the server's settings from flags, `DUET_*` environment variables and a TOML file, in that
+//! order of precedence, and generates the app's secret key on first start when none is configured.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use duet_server::config::{self, Config, DurabilityName, FileConfig};
+
+#[derive(Args, Debug, Clone)]
+pub struct AppArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "DUET_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./duet-data]
+    #[arg(long, env = "DUET_DATA")]
+    data: Option<PathBuf>,
+    /// The app's SDKAppID [default: 1400000000]
+    #[arg(long, env = "DUET_SDKAPPID")]
+    sdkappid: Option<u64>,
+    /// The app's secret key (generated into the data directory when unset)
+    #[arg(long, env = "DUET_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// App admin UserIDs, comma-separated [default: administrator]
+    #[arg(long, env = "DUET_ADMINS", value_delimiter = ',')]
+    admins: Option<Vec<String>>,
+    /// `fsync` (ack after the commit is on disk; default) or `relaxed` (survives a process crash only)
+    #[arg(long, env = "DUET_DURABILITY", value_parser = ["fsync", "relaxed"])]
+    durability: Option<String>,
+}
+
+pub struct Settings {
+    pub listen: String,
+    pub config: Config,
+}
+
+/// The file holding a generated secret key, inside the data directory.
+const KEY_FILE: &str = "secret_key";
+
+pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Settings> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            FileConfig::parse(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let data = args.data.clone().or(file.data.clone()).unwrap_or_else(|| config::DEFAULT_DATA_DIR.into());
+    let sdkappid = args.sdkappid.or(file.sdkappid).unwrap_or(config::DEFAULT_SDKAPPID);
+    let secret_key = match args.secret_key.clone().or(file.secret_key.clone()) {
+        Some(key) if key.trim().is_empty() => bail!("the secret key must not be empty"),
+        Some(key) => key,
+        None => stored_or_new_key(&data)?,
+    };
+    let mut config = Config::new(sdkappid, secret_key, data);
+    if let Some(admins) = args.admins.clone().or(file.admins.clone()) {
+        let admins: Vec<String> = admins.into_iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
+        if admins.is_empty() {
+            bail!("at least one admin is needed");
+        }
+        if admins.len() > 10 {
+            bail!("at most 10 admins are allowed, as in Tencent IM");
+        }
+        config.core.admins = admins;
+    }
+    let durability = match args.durability.as_deref() {
+        Some("relaxed") => Some(DurabilityName::Relaxed),
+        Some(_) => Some(DurabilityName::Fsync),
+        None => file.durability,
+    };
+    if let Some(d) = durability {
+        config.durability = d.into();
+    }
+    if let Some(days) = file.offline_retention_days {
+        config.core.offline_retention_secs = i64::from(days) * 86_400;
+    }
+    if let Some(days) = file.roaming_retention_days {
+        config.core.roaming_retention_secs = i64::from(days) * 86_400;
+    }
+    let listen = listen.or(file.listen).unwrap_or_else(|| config::DEFAULT_LISTEN.into());
+    Ok(Settings { listen, config })
+}
+
+/// The key kept in the data directory, generating and saving one on first use.
+fn stored_or_new_key(data: &Path) -> anyhow::Result<String> {
+    let path = data.join(KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => return Ok(key.trim().to_owned()),
+        Ok(_) => bail!("{} is empty; delete it to generate a new key", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let bytes: [u8; 32] = rand::random();
+    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("duet: no secret key configured; generated one and saved it to {}", path.display());
+    Ok(key)
+}
+
+fn write_private(path: &Path, key: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(key.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
