@@ -6,13 +6,13 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
+use crate::Error;
 use crate::clock::Clock;
 use crate::model::{
     HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, Outgoing, ProfileValue, Purged, Sent,
 };
 use crate::store::{Cutoffs, Imported, SendPlan, Store, Withdrawn};
 use crate::usersig::{self, Claims, UserSigError};
-use crate::Error;
 
 /// The app's identity and the retention rules.
 #[derive(Debug, Clone)]
@@ -66,11 +66,28 @@ pub struct Core {
 
 impl Core {
     /// Opens the domain over `store`: loads revocations and makes sure every admin account exists.
-    pub async fn open(config: CoreConfig, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Core, Error> {
+    pub async fn open(
+        config: CoreConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Core, Error> {
         let revoked = store.revocations().await?.into_iter().collect();
-        let admins = config.admins.iter().map(|id| NewAccount { id: id.clone(), nick: None, face_url: None }).collect();
+        let admins = config
+            .admins
+            .iter()
+            .map(|id| NewAccount {
+                id: id.clone(),
+                nick: None,
+                face_url: None,
+            })
+            .collect();
         store.import_accounts(admins, clock.now_secs()).await?;
-        Ok(Core { config, store, clock, revoked: RwLock::new(revoked) })
+        Ok(Core {
+            config,
+            store,
+            clock,
+            revoked: RwLock::new(revoked),
+        })
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -87,9 +104,19 @@ impl Core {
 
     /// Checks that `usersig` is a valid, current ticket of this app for `identifier`.
     pub fn authenticate(&self, identifier: &str, usersig: &str) -> Result<Claims, AuthError> {
-        let claims =
-            usersig::verify(&self.config.secret_key, self.config.sdkappid, identifier, usersig, self.clock.now_secs())?;
-        let revoked_before = self.revoked.read().unwrap_or_else(|e| e.into_inner()).get(identifier).copied();
+        let claims = usersig::verify(
+            &self.config.secret_key,
+            self.config.sdkappid,
+            identifier,
+            usersig,
+            self.clock.now_secs(),
+        )?;
+        let revoked_before = self
+            .revoked
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(identifier)
+            .copied();
         if revoked_before.is_some_and(|before| claims.time < before) {
             return Err(AuthError::Revoked);
         }
@@ -97,7 +124,10 @@ impl Core {
     }
 
     pub async fn import_accounts(&self, accounts: Vec<NewAccount>) -> Result<(), Error> {
-        Ok(self.store.import_accounts(accounts, self.clock.now_secs()).await?)
+        Ok(self
+            .store
+            .import_accounts(accounts, self.clock.now_secs())
+            .await?)
     }
 
     pub async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, Error> {
@@ -114,11 +144,18 @@ impl Core {
         if !self.store.revoke_sigs(id.to_owned(), now).await? {
             return Err(Error::NoSuchAccount(id.to_owned()));
         }
-        self.revoked.write().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), now);
+        self.revoked
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), now);
         Ok(())
     }
 
-    pub async fn set_profile(&self, id: &str, items: Vec<(String, ProfileValue)>) -> Result<(), Error> {
+    pub async fn set_profile(
+        &self,
+        id: &str,
+        items: Vec<(String, ProfileValue)>,
+    ) -> Result<(), Error> {
         if self.store.set_profile(id.to_owned(), items).await? {
             Ok(())
         } else {
@@ -142,8 +179,13 @@ impl Core {
         let now_ms = self.clock.now_ms();
         let time = now_ms.div_euclid(1000);
         let dedup_key = dedup_key(&msg);
-        let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time };
-        let offline_until = time + i64::from(msg.lifetime_secs).min(self.config.offline_retention_secs);
+        let key = MsgKey {
+            seq: msg.seq.unwrap_or_else(rand::random),
+            random: msg.random,
+            time,
+        };
+        let offline_until =
+            time + i64::from(msg.lifetime_secs).min(self.config.offline_retention_secs);
         let plan = SendPlan {
             msg,
             key,
@@ -158,13 +200,20 @@ impl Core {
     /// Imports a historical message with its original time.
     pub async fn import(&self, msg: Import) -> Result<Imported, Error> {
         let offline_until = msg.time + self.config.offline_retention_secs;
-        let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time: msg.time };
+        let key = MsgKey {
+            seq: msg.seq.unwrap_or_else(rand::random),
+            random: msg.random,
+            time: msg.time,
+        };
         self.store.import(msg, key, offline_until).await
     }
 
     /// A page of one side's history, within the roaming retention.
     pub async fn history(&self, mut q: HistoryQuery) -> Result<HistoryPage, Error> {
-        let exist = self.store.accounts_exist(vec![q.operator.clone(), q.peer.clone()]).await?;
+        let exist = self
+            .store
+            .accounts_exist(vec![q.operator.clone(), q.peer.clone()])
+            .await?;
         if !exist[0] {
             return Err(Error::NoSuchSender(q.operator));
         }
@@ -173,7 +222,10 @@ impl Core {
         }
         q.min_time = q.min_time.max(self.roaming_cutoff());
         if q.min_time > q.max_time || q.limit == 0 {
-            return Ok(HistoryPage { messages: Vec::new(), more: false });
+            return Ok(HistoryPage {
+                messages: Vec::new(),
+                more: false,
+            });
         }
         Ok(self.store.history(q).await?)
     }
@@ -181,7 +233,11 @@ impl Core {
     /// Recalls a message; it stays in history flagged as recalled.
     pub async fn withdraw(&self, from: &str, to: &str, key: MsgKey) -> Result<(), Error> {
         self.require_pair(from, to).await?;
-        match self.store.withdraw(from.to_owned(), to.to_owned(), key).await? {
+        match self
+            .store
+            .withdraw(from.to_owned(), to.to_owned(), key)
+            .await?
+        {
             Withdrawn::Done => Ok(()),
             Withdrawn::NotFound => Err(Error::NoSuchMessage),
             Withdrawn::AlreadyRecalled => Err(Error::AlreadyRecalled),
@@ -192,7 +248,10 @@ impl Core {
     pub async fn set_read(&self, owner: &str, peer: &str, time: Option<i64>) -> Result<(), Error> {
         self.require_pair(owner, peer).await?;
         let time = time.unwrap_or_else(|| self.clock.now_secs());
-        Ok(self.store.set_read(owner.to_owned(), peer.to_owned(), time).await?)
+        Ok(self
+            .store
+            .set_read(owner.to_owned(), peer.to_owned(), time)
+            .await?)
     }
 
     /// `owner`'s unread count from each peer; `None` for a peer that does not exist.
@@ -200,7 +259,11 @@ impl Core {
         self.require(owner).await?;
         let exist = self.store.accounts_exist(peers.clone()).await?;
         let counts = self.store.unread(owner.to_owned(), peers).await?;
-        Ok(exist.into_iter().zip(counts).map(|(e, n)| e.then_some(n)).collect())
+        Ok(exist
+            .into_iter()
+            .zip(counts)
+            .map(|(e, n)| e.then_some(n))
+            .collect())
     }
 
     pub async fn unread_total(&self, owner: &str) -> Result<u64, Error> {
@@ -232,7 +295,11 @@ impl Core {
 
     /// Both accounts must exist: the first is reported as the sender, the second as the recipient.
     async fn require_pair(&self, first: &str, second: &str) -> Result<(), Error> {
-        match self.store.accounts_exist(vec![first.to_owned(), second.to_owned()]).await?[..] {
+        match self
+            .store
+            .accounts_exist(vec![first.to_owned(), second.to_owned()])
+            .await?[..]
+        {
             [false, _] => Err(Error::NoSuchSender(first.to_owned())),
             [_, false] => Err(Error::NoSuchAccount(second.to_owned())),
             _ => Ok(()),

@@ -7,7 +7,9 @@
 
 use async_trait::async_trait;
 
-use crate::model::{HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, Outgoing, ProfileValue, Purged, Sent};
+use crate::model::{
+    HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, Outgoing, ProfileValue, Purged, Sent,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -71,7 +73,11 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Every account with revoked UserSigs, and the time before which its sigs are refused.
     async fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Sets profile values; `false` if the account does not exist (nothing is written then).
-    async fn set_profile(&self, id: String, items: Vec<(String, ProfileValue)>) -> Result<bool, StoreError>;
+    async fn set_profile(
+        &self,
+        id: String,
+        items: Vec<(String, ProfileValue)>,
+    ) -> Result<bool, StoreError>;
     /// The stored values of `tags` for each of `ids`; `None` for an account that does not exist.
     async fn profiles(
         &self,
@@ -88,11 +94,21 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn send(&self, plan: SendPlan) -> Result<Sent, crate::Error>;
     /// Imports a historical message under `key`, unless the conversation has a message with the same key
     /// already (either direction). Fails with no write when either account does not exist.
-    async fn import(&self, msg: Import, key: MsgKey, offline_until: i64) -> Result<Imported, crate::Error>;
+    async fn import(
+        &self,
+        msg: Import,
+        key: MsgKey,
+        offline_until: i64,
+    ) -> Result<Imported, crate::Error>;
     /// A page of one side's view of a conversation, newest first.
     async fn history(&self, q: HistoryQuery) -> Result<HistoryPage, StoreError>;
     /// Recalls the message `from` sent `to` with `key`: flagged in history, dropped from offline storage.
-    async fn withdraw(&self, from: String, to: String, key: MsgKey) -> Result<Withdrawn, StoreError>;
+    async fn withdraw(
+        &self,
+        from: String,
+        to: String,
+        key: MsgKey,
+    ) -> Result<Withdrawn, StoreError>;
     /// Marks what `owner` received from `peer` at or before `time` as read.
     async fn set_read(&self, owner: String, peer: String, time: i64) -> Result<(), StoreError>;
     /// `owner`'s unread count from each of `peers` (a peer with no conversation has 0).

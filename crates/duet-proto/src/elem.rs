@@ -66,7 +66,11 @@ pub struct ImageElem {
     #[serde(rename = "UUID")]
     pub uuid: String,
     /// JPG=1, GIF=2, PNG=3, BMP=4, other=255.
-    #[serde(rename = "ImageFormat", default = "other_format", deserialize_with = "lenient::u64")]
+    #[serde(
+        rename = "ImageFormat",
+        default = "other_format",
+        deserialize_with = "lenient::u64"
+    )]
     pub image_format: u64,
     #[serde(rename = "ImageInfoArray")]
     pub image_info_array: Vec<ImageInfo>,
@@ -101,7 +105,11 @@ pub struct SoundElem {
     pub size: u64,
     #[serde(rename = "Second", deserialize_with = "lenient::u64")]
     pub second: u64,
-    #[serde(rename = "Download_Flag", default = "download_flag", deserialize_with = "lenient::u64")]
+    #[serde(
+        rename = "Download_Flag",
+        default = "download_flag",
+        deserialize_with = "lenient::u64"
+    )]
     pub download_flag: u64,
 }
 
@@ -119,7 +127,11 @@ pub struct FileElem {
     pub file_size: u64,
     #[serde(rename = "FileName", alias = "fileName", default)]
     pub file_name: String,
-    #[serde(rename = "Download_Flag", default = "download_flag", deserialize_with = "lenient::u64")]
+    #[serde(
+        rename = "Download_Flag",
+        default = "download_flag",
+        deserialize_with = "lenient::u64"
+    )]
     pub download_flag: u64,
 }
 
@@ -178,20 +190,43 @@ fn malformed(index: usize, why: impl std::fmt::Display) -> ApiError {
 pub fn parse_msg_body(body: Option<&Value>) -> Result<Vec<MsgElem>, ApiError> {
     let items = match body {
         Some(Value::Array(items)) => items,
-        None | Some(Value::Null) => return Err(ApiError::new(code::MSG_BODY_NOT_ARRAY, "MsgBody is required")),
-        Some(_) => return Err(ApiError::new(code::MSG_BODY_NOT_ARRAY, "MsgBody must be an array")),
+        None | Some(Value::Null) => {
+            return Err(ApiError::new(
+                code::MSG_BODY_NOT_ARRAY,
+                "MsgBody is required",
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::new(
+                code::MSG_BODY_NOT_ARRAY,
+                "MsgBody must be an array",
+            ));
+        }
     };
     if items.is_empty() {
-        return Err(ApiError::new(code::MSG_BODY_MALFORMED, "MsgBody must hold at least one element"));
+        return Err(ApiError::new(
+            code::MSG_BODY_MALFORMED,
+            "MsgBody must hold at least one element",
+        ));
     }
     let mut elems = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         elems.push(parse_elem(i, item)?);
     }
-    if elems.iter().filter(|e| matches!(e, MsgElem::Custom(_))).count() > 1 {
-        return Err(ApiError::new(code::MSG_ELEM_MALFORMED, "MsgBody may hold at most one TIMCustomElem"));
+    if elems
+        .iter()
+        .filter(|e| matches!(e, MsgElem::Custom(_)))
+        .count()
+        > 1
+    {
+        return Err(ApiError::new(
+            code::MSG_ELEM_MALFORMED,
+            "MsgBody may hold at most one TIMCustomElem",
+        ));
     }
-    let size = serde_json::to_vec(&elems).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&elems)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_BODY_BYTES {
         return Err(ApiError::new(
             code::MSG_TOO_LONG,
@@ -224,21 +259,33 @@ fn parse_elem(i: usize, item: &Value) -> Result<MsgElem, ApiError> {
         "TIMLocationElem" => {
             let loc: LocationElem = de(i, kind, content)?;
             if !(-90.0..=90.0).contains(&loc.latitude) {
-                return Err(malformed(i, "TIMLocationElem: Latitude must be within [-90, 90]"));
+                return Err(malformed(
+                    i,
+                    "TIMLocationElem: Latitude must be within [-90, 90]",
+                ));
             }
             if !(-180.0..=180.0).contains(&loc.longitude) {
-                return Err(malformed(i, "TIMLocationElem: Longitude must be within [-180, 180]"));
+                return Err(malformed(
+                    i,
+                    "TIMLocationElem: Longitude must be within [-180, 180]",
+                ));
             }
             MsgElem::Location(loc)
         }
         "TIMImageElem" => {
             let img: ImageElem = de(i, kind, content)?;
             if img.image_info_array.is_empty() {
-                return Err(malformed(i, "TIMImageElem: ImageInfoArray must not be empty"));
+                return Err(malformed(
+                    i,
+                    "TIMImageElem: ImageInfoArray must not be empty",
+                ));
             }
             for info in &img.image_info_array {
                 if !(1..=3).contains(&info.kind) {
-                    return Err(malformed(i, "TIMImageElem: ImageInfoArray Type must be 1, 2 or 3"));
+                    return Err(malformed(
+                        i,
+                        "TIMImageElem: ImageInfoArray Type must be 1, 2 or 3",
+                    ));
                 }
                 require_url(i, kind, "URL", &info.url)?;
             }
@@ -260,7 +307,12 @@ fn parse_elem(i: usize, item: &Value) -> Result<MsgElem, ApiError> {
             MsgElem::Video(v)
         }
         "TIMCustomElem" => MsgElem::Custom(de(i, kind, content)?),
-        other => return Err(malformed(i, format_args!("unknown MsgType {other:?}; expected one of {KNOWN_TYPES}"))),
+        other => {
+            return Err(malformed(
+                i,
+                format_args!("unknown MsgType {other:?}; expected one of {KNOWN_TYPES}"),
+            ));
+        }
     };
     Ok(elem)
 }
@@ -300,16 +352,34 @@ mod tests {
             (json!(null), code::MSG_BODY_NOT_ARRAY),
             (json!({"MsgType": "TIMTextElem"}), code::MSG_BODY_NOT_ARRAY),
             (json!([]), code::MSG_BODY_MALFORMED),
-            (json!([{"MsgType": "TIMNopeElem", "MsgContent": {}}]), code::MSG_ELEM_MALFORMED),
-            (json!([{"MsgType": "TIMTextElem", "MsgContent": {"Text": 5}}]), code::MSG_ELEM_MALFORMED),
-            (json!([{"MsgType": "TIMLocationElem", "MsgContent": {"Latitude": 91, "Longitude": 0}}]), code::MSG_ELEM_MALFORMED),
-            (json!([{"MsgType": "TIMFileElem", "MsgContent": {"Url": "", "FileSize": 1}}]), code::MSG_ELEM_MALFORMED),
-            (json!([{"MsgType": "TIMFileElem", "MsgContent": {"Url": "u", "FileSize": -1}}]), code::MSG_ELEM_MALFORMED),
+            (
+                json!([{"MsgType": "TIMNopeElem", "MsgContent": {}}]),
+                code::MSG_ELEM_MALFORMED,
+            ),
+            (
+                json!([{"MsgType": "TIMTextElem", "MsgContent": {"Text": 5}}]),
+                code::MSG_ELEM_MALFORMED,
+            ),
+            (
+                json!([{"MsgType": "TIMLocationElem", "MsgContent": {"Latitude": 91, "Longitude": 0}}]),
+                code::MSG_ELEM_MALFORMED,
+            ),
+            (
+                json!([{"MsgType": "TIMFileElem", "MsgContent": {"Url": "", "FileSize": 1}}]),
+                code::MSG_ELEM_MALFORMED,
+            ),
+            (
+                json!([{"MsgType": "TIMFileElem", "MsgContent": {"Url": "u", "FileSize": -1}}]),
+                code::MSG_ELEM_MALFORMED,
+            ),
             (
                 json!([{"MsgType": "TIMCustomElem", "MsgContent": {}}, {"MsgType": "TIMCustomElem", "MsgContent": {}}]),
                 code::MSG_ELEM_MALFORMED,
             ),
-            (json!([{"MsgType": "TIMTextElem", "MsgContent": {"Text": "x".repeat(MAX_BODY_BYTES)}}]), code::MSG_TOO_LONG),
+            (
+                json!([{"MsgType": "TIMTextElem", "MsgContent": {"Text": "x".repeat(MAX_BODY_BYTES)}}]),
+                code::MSG_TOO_LONG,
+            ),
         ];
         for (body, want) in cases {
             let got = parse_msg_body(Some(&body)).unwrap_err();

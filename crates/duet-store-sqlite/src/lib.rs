@@ -13,8 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use duet_core::Error;
-use duet_core::model::{HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, ProfileValue, Purged, Sent};
-use duet_core::store::{AccountStore, Cutoffs, Imported, MessageStore, SendPlan, StoreError, Withdrawn};
+use duet_core::model::{
+    HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, ProfileValue, Purged, Sent,
+};
+use duet_core::store::{
+    AccountStore, Cutoffs, Imported, MessageStore, SendPlan, StoreError, Withdrawn,
+};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::writer::Writer;
@@ -61,8 +65,14 @@ impl SqliteStore {
         .map_err(backend)?;
         migrate(&conn)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let readers = Arc::new(Readers { path: path.to_owned(), idle: Mutex::new(Vec::new()) });
-        Ok(SqliteStore { writer: Writer::start(conn)?, readers })
+        let readers = Arc::new(Readers {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        });
+        Ok(SqliteStore {
+            writer: Writer::start(conn)?,
+            readers,
+        })
     }
 
     /// Runs a read on a pooled connection, off the async workers.
@@ -92,7 +102,8 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(backend)?;
-        conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(backend)?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
     }
@@ -106,7 +117,9 @@ impl Readers {
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
+    let version: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
     if version > MIGRATIONS.len() {
         return Err(StoreError::Backend(format!(
             "the database has schema version {version}, newer than this build knows ({})",
@@ -124,15 +137,24 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn import_accounts(&self, accounts: Vec<NewAccount>, now: i64) -> Result<(), StoreError> {
-        self.writer.write(move |c| ops::import_accounts(c, &accounts, now).map_err(backend)).await
+        self.writer
+            .write(move |c| ops::import_accounts(c, &accounts, now).map_err(backend))
+            .await
     }
 
     async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
-        self.writer.write(move |c| ops::delete_accounts(c, &ids).map_err(backend)).await
+        self.writer
+            .write(move |c| ops::delete_accounts(c, &ids).map_err(backend))
+            .await
     }
 
     async fn accounts_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
-        self.read(move |c| ids.iter().map(|id| Ok(ops::uid(c, id)?.is_some())).collect()).await
+        self.read(move |c| {
+            ids.iter()
+                .map(|id| Ok(ops::uid(c, id)?.is_some()))
+                .collect()
+        })
+        .await
     }
 
     async fn revoke_sigs(&self, id: String, before: i64) -> Result<bool, StoreError> {
@@ -148,14 +170,21 @@ impl AccountStore for SqliteStore {
 
     async fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError> {
         self.read(|c| {
-            let mut s = c.prepare("SELECT user_id, revoked_before FROM accounts WHERE revoked_before > 0")?;
+            let mut s =
+                c.prepare("SELECT user_id, revoked_before FROM accounts WHERE revoked_before > 0")?;
             s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
         })
         .await
     }
 
-    async fn set_profile(&self, id: String, items: Vec<(String, ProfileValue)>) -> Result<bool, StoreError> {
-        self.writer.write(move |c| ops::set_profile(c, &id, &items).map_err(backend)).await
+    async fn set_profile(
+        &self,
+        id: String,
+        items: Vec<(String, ProfileValue)>,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |c| ops::set_profile(c, &id, &items).map_err(backend))
+            .await
     }
 
     async fn profiles(
@@ -163,7 +192,8 @@ impl AccountStore for SqliteStore {
         ids: Vec<String>,
         tags: Vec<String>,
     ) -> Result<Vec<Option<Vec<(String, ProfileValue)>>>, StoreError> {
-        self.read(move |c| ids.iter().map(|id| ops::profile(c, id, &tags)).collect()).await
+        self.read(move |c| ids.iter().map(|id| ops::profile(c, id, &tags)).collect())
+            .await
     }
 }
 
@@ -173,20 +203,36 @@ impl MessageStore for SqliteStore {
         self.writer.write(move |c| ops::send(c, &plan)).await
     }
 
-    async fn import(&self, msg: Import, key: MsgKey, offline_until: i64) -> Result<Imported, Error> {
-        self.writer.write(move |c| ops::import(c, &msg, key, offline_until)).await
+    async fn import(
+        &self,
+        msg: Import,
+        key: MsgKey,
+        offline_until: i64,
+    ) -> Result<Imported, Error> {
+        self.writer
+            .write(move |c| ops::import(c, &msg, key, offline_until))
+            .await
     }
 
     async fn history(&self, q: HistoryQuery) -> Result<HistoryPage, StoreError> {
         self.read(move |c| ops::history(c, &q)).await
     }
 
-    async fn withdraw(&self, from: String, to: String, key: MsgKey) -> Result<Withdrawn, StoreError> {
-        self.writer.write(move |c| ops::withdraw(c, &from, &to, key).map_err(backend)).await
+    async fn withdraw(
+        &self,
+        from: String,
+        to: String,
+        key: MsgKey,
+    ) -> Result<Withdrawn, StoreError> {
+        self.writer
+            .write(move |c| ops::withdraw(c, &from, &to, key).map_err(backend))
+            .await
     }
 
     async fn set_read(&self, owner: String, peer: String, time: i64) -> Result<(), StoreError> {
-        self.writer.write(move |c| ops::set_read(c, &owner, &peer, time).map_err(backend)).await
+        self.writer
+            .write(move |c| ops::set_read(c, &owner, &peer, time).map_err(backend))
+            .await
     }
 
     async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError> {
@@ -206,6 +252,8 @@ impl MessageStore for SqliteStore {
     }
 
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError> {
-        self.writer.write(move |c| ops::purge(c, cutoffs).map_err(backend)).await
+        self.writer
+            .write(move |c| ops::purge(c, cutoffs).map_err(backend))
+            .await
     }
 }

@@ -3,8 +3,8 @@
 
 use duet_core::Error;
 use duet_core::model::{
-    HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, ProfileValue, Purged, SenderCopy, Sent, StoredMessage,
-    TAG_IMAGE, TAG_NICK,
+    HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, ProfileValue, Purged, SenderCopy, Sent,
+    StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use duet_core::store::{Cutoffs, Imported, SendPlan, Withdrawn};
 use rusqlite::{Connection, OptionalExtension, Result, params};
@@ -19,13 +19,17 @@ const NO_UNREAD: i64 = 8;
 const PURGE_CHUNK: i64 = 10_000;
 
 pub(crate) fn uid(c: &Connection, user_id: &str) -> Result<Option<i64>> {
-    c.prepare_cached("SELECT uid FROM accounts WHERE user_id = ?1")?.query_row([user_id], |r| r.get(0)).optional()
+    c.prepare_cached("SELECT uid FROM accounts WHERE user_id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()
 }
 
 pub(crate) fn import_accounts(c: &Connection, accounts: &[NewAccount], now: i64) -> Result<()> {
     for a in accounts {
-        c.prepare_cached("INSERT INTO accounts (user_id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
-            .execute((&a.id, now))?;
+        c.prepare_cached(
+            "INSERT INTO accounts (user_id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )?
+        .execute((&a.id, now))?;
         let uid = uid(c, &a.id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
         for (tag, value) in [(TAG_NICK, &a.nick), (TAG_IMAGE, &a.face_url)] {
             if let Some(v) = value {
@@ -39,11 +43,17 @@ pub(crate) fn import_accounts(c: &Connection, accounts: &[NewAccount], now: i64)
 pub(crate) fn delete_accounts(c: &Connection, ids: &[String]) -> Result<Vec<bool>> {
     ids.iter()
         .map(|id| {
-            let Some(uid) = uid(c, id)? else { return Ok(false) };
-            c.prepare_cached("DELETE FROM profiles WHERE uid = ?1")?.execute([uid])?;
-            c.prepare_cached("DELETE FROM inbox WHERE uid = ?1")?.execute([uid])?;
-            c.prepare_cached("DELETE FROM conversations WHERE owner = ?1")?.execute([uid])?;
-            c.prepare_cached("DELETE FROM accounts WHERE uid = ?1")?.execute([uid])?;
+            let Some(uid) = uid(c, id)? else {
+                return Ok(false);
+            };
+            c.prepare_cached("DELETE FROM profiles WHERE uid = ?1")?
+                .execute([uid])?;
+            c.prepare_cached("DELETE FROM inbox WHERE uid = ?1")?
+                .execute([uid])?;
+            c.prepare_cached("DELETE FROM conversations WHERE owner = ?1")?
+                .execute([uid])?;
+            c.prepare_cached("DELETE FROM accounts WHERE uid = ?1")?
+                .execute([uid])?;
             Ok(true)
         })
         .collect()
@@ -62,24 +72,39 @@ fn put_profile(c: &Connection, uid: i64, tag: &str, value: &ProfileValue) -> Res
     Ok(())
 }
 
-pub(crate) fn set_profile(c: &Connection, id: &str, items: &[(String, ProfileValue)]) -> Result<bool> {
-    let Some(uid) = uid(c, id)? else { return Ok(false) };
+pub(crate) fn set_profile(
+    c: &Connection,
+    id: &str,
+    items: &[(String, ProfileValue)],
+) -> Result<bool> {
+    let Some(uid) = uid(c, id)? else {
+        return Ok(false);
+    };
     for (tag, value) in items {
         put_profile(c, uid, tag, value)?;
     }
     Ok(true)
 }
 
-pub(crate) fn profile(c: &Connection, id: &str, tags: &[String]) -> Result<Option<Vec<(String, ProfileValue)>>> {
-    let Some(uid) = uid(c, id)? else { return Ok(None) };
+pub(crate) fn profile(
+    c: &Connection,
+    id: &str,
+    tags: &[String],
+) -> Result<Option<Vec<(String, ProfileValue)>>> {
+    let Some(uid) = uid(c, id)? else {
+        return Ok(None);
+    };
     let mut out = Vec::with_capacity(tags.len());
-    let mut stmt = c.prepare_cached("SELECT text, num FROM profiles WHERE uid = ?1 AND tag = ?2")?;
+    let mut stmt =
+        c.prepare_cached("SELECT text, num FROM profiles WHERE uid = ?1 AND tag = ?2")?;
     for tag in tags {
         let value = stmt
             .query_row(params![uid, tag], |r| {
                 Ok(match r.get::<_, Option<String>>(0)? {
                     Some(text) => ProfileValue::Text(text),
-                    None => ProfileValue::Number(r.get::<_, Option<i64>>(1)?.unwrap_or(0).max(0) as u64),
+                    None => {
+                        ProfileValue::Number(r.get::<_, Option<i64>>(1)?.unwrap_or(0).max(0) as u64)
+                    }
                 })
             })
             .optional()?;
@@ -93,7 +118,9 @@ pub(crate) fn profile(c: &Connection, id: &str, tags: &[String]) -> Result<Optio
 /// Appends a message to a user's sync log.
 fn append_inbox(c: &Connection, uid: i64, msg_id: i64, expire_at: i64) -> Result<()> {
     let seq: i64 = c
-        .prepare_cached("UPDATE accounts SET log_seq = log_seq + 1 WHERE uid = ?1 RETURNING log_seq")?
+        .prepare_cached(
+            "UPDATE accounts SET log_seq = log_seq + 1 WHERE uid = ?1 RETURNING log_seq",
+        )?
         .query_row([uid], |r| r.get(0))?;
     c.prepare_cached("INSERT INTO inbox (uid, seq, msg_id, expire_at) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![uid, seq, msg_id, expire_at])?;
@@ -151,11 +178,17 @@ fn insert_message(c: &Connection, m: &NewRow<'_>) -> Result<i64> {
 
 pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent, Error> {
     let first = c
-        .prepare_cached("SELECT seq, random, time, failed FROM dedup WHERE key = ?1 AND created_ms >= ?2")
+        .prepare_cached(
+            "SELECT seq, random, time, failed FROM dedup WHERE key = ?1 AND created_ms >= ?2",
+        )
         .and_then(|mut s| {
             s.query_row(params![&plan.dedup_key[..], plan.dedup_since_ms], |r| {
                 Ok(Sent {
-                    key: MsgKey { seq: r.get(0)?, random: r.get(1)?, time: r.get(2)? },
+                    key: MsgKey {
+                        seq: r.get(0)?,
+                        random: r.get(1)?,
+                        time: r.get(2)?,
+                    },
                     failed: r.get::<_, String>(3)?.lines().map(str::to_owned).collect(),
                     duplicate: true,
                 })
@@ -223,12 +256,21 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent,
                 failed.join("\n")
             ])?;
         }
-        Ok(Ok(Sent { key: plan.key, failed, duplicate: false }))
+        Ok(Ok(Sent {
+            key: plan.key,
+            failed,
+            duplicate: false,
+        }))
     };
     run().map_err(|e| Error::Store(backend(e)))?
 }
 
-pub(crate) fn import(c: &Connection, msg: &Import, key: MsgKey, offline_until: i64) -> std::result::Result<Imported, Error> {
+pub(crate) fn import(
+    c: &Connection,
+    msg: &Import,
+    key: MsgKey,
+    offline_until: i64,
+) -> std::result::Result<Imported, Error> {
     let run = || -> Result<std::result::Result<Imported, Error>> {
         let Some(sender) = uid(c, &msg.from)? else {
             return Ok(Err(Error::NoSuchSender(msg.from.clone())));
@@ -273,7 +315,10 @@ pub(crate) fn import(c: &Connection, msg: &Import, key: MsgKey, offline_until: i
 
 pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
     let (Some(op), Some(peer)) = (uid(c, &q.operator)?, uid(c, &q.peer)?) else {
-        return Ok(HistoryPage { messages: Vec::new(), more: false });
+        return Ok(HistoryPage {
+            messages: Vec::new(),
+            more: false,
+        });
     };
     let read_time = |owner: i64, other: i64| -> Result<i64> {
         c.prepare_cached("SELECT read_time FROM conversations WHERE owner = ?1 AND peer = ?2")?
@@ -305,15 +350,29 @@ pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
     )?;
     let limit = q.limit.min(i64::MAX as usize - 1) as i64 + 1;
     let rows = stmt.query_map(
-        params![op, peer, q.min_time, q.max_time, cursor.0, cursor.1, cursor.2, limit],
+        params![
+            op, peer, q.min_time, q.max_time, cursor.0, cursor.1, cursor.2, limit
+        ],
         |r| {
             let sender: i64 = r.get(0)?;
-            let key = MsgKey { time: r.get(1)?, seq: r.get(2)?, random: r.get(3)? };
+            let key = MsgKey {
+                time: r.get(1)?,
+                seq: r.get(2)?,
+                random: r.get(3)?,
+            };
             let from_op = sender == op;
             let flags: i64 = r.get(6)?;
             Ok(StoredMessage {
-                from: if from_op { q.operator.clone() } else { q.peer.clone() },
-                to: if from_op { q.peer.clone() } else { q.operator.clone() },
+                from: if from_op {
+                    q.operator.clone()
+                } else {
+                    q.peer.clone()
+                },
+                to: if from_op {
+                    q.peer.clone()
+                } else {
+                    q.operator.clone()
+                },
                 key,
                 body: r.get(4)?,
                 cloud_custom_data: r.get(5)?,
@@ -339,12 +398,16 @@ pub(crate) fn withdraw(c: &Connection, from: &str, to: &str, key: MsgKey) -> Res
         )?
         .query_row(params![sender, receiver, key.time, key.seq, key.random], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some((id, flags)) = found else { return Ok(Withdrawn::NotFound) };
+    let Some((id, flags)) = found else {
+        return Ok(Withdrawn::NotFound);
+    };
     if flags & RECALLED != 0 {
         return Ok(Withdrawn::AlreadyRecalled);
     }
-    c.prepare_cached("UPDATE messages SET flags = flags | 1 WHERE id = ?1")?.execute([id])?;
-    c.prepare_cached("DELETE FROM inbox WHERE msg_id = ?1")?.execute([id])?;
+    c.prepare_cached("UPDATE messages SET flags = flags | 1 WHERE id = ?1")?
+        .execute([id])?;
+    c.prepare_cached("DELETE FROM inbox WHERE msg_id = ?1")?
+        .execute([id])?;
     if flags & NO_UNREAD == 0 {
         c.prepare_cached(
             "UPDATE conversations SET unread = max(unread - 1, 0) WHERE owner = ?1 AND peer = ?2 AND read_time < ?3",
@@ -355,7 +418,9 @@ pub(crate) fn withdraw(c: &Connection, from: &str, to: &str, key: MsgKey) -> Res
 }
 
 pub(crate) fn set_read(c: &Connection, owner: &str, peer: &str, time: i64) -> Result<()> {
-    let (Some(owner), Some(peer)) = (uid(c, owner)?, uid(c, peer)?) else { return Ok(()) };
+    let (Some(owner), Some(peer)) = (uid(c, owner)?, uid(c, peer)?) else {
+        return Ok(());
+    };
     c.prepare_cached(
         "INSERT INTO conversations (owner, peer, read_time) VALUES (?1, ?2, ?3) \
          ON CONFLICT (owner, peer) DO UPDATE SET read_time = max(read_time, ?3)",
@@ -372,13 +437,21 @@ pub(crate) fn set_read(c: &Connection, owner: &str, peer: &str, time: i64) -> Re
 }
 
 pub(crate) fn unread(c: &Connection, owner: &str, peers: &[String]) -> Result<Vec<u64>> {
-    let Some(owner) = uid(c, owner)? else { return Ok(vec![0; peers.len()]) };
+    let Some(owner) = uid(c, owner)? else {
+        return Ok(vec![0; peers.len()]);
+    };
     let mut stmt = c.prepare_cached(
         "SELECT c.unread FROM conversations c JOIN accounts a ON a.uid = c.peer WHERE c.owner = ?1 AND a.user_id = ?2",
     )?;
     peers
         .iter()
-        .map(|p| Ok(stmt.query_row(params![owner, p], |r| r.get::<_, i64>(0)).optional()?.unwrap_or(0).max(0) as u64))
+        .map(|p| {
+            Ok(stmt
+                .query_row(params![owner, p], |r| r.get::<_, i64>(0))
+                .optional()?
+                .unwrap_or(0)
+                .max(0) as u64)
+        })
         .collect()
 }
 
@@ -403,7 +476,10 @@ pub(crate) fn purge(c: &Connection, cut: Cutoffs) -> Result<Purged> {
         cut.offline_before,
     )?;
     if messages > 0 {
-        offline += c.execute("DELETE FROM inbox WHERE msg_id NOT IN (SELECT id FROM messages)", [])? as u64;
+        offline += c.execute(
+            "DELETE FROM inbox WHERE msg_id NOT IN (SELECT id FROM messages)",
+            [],
+        )? as u64;
     }
     // A conversation expires with its last message.
     let conversations = chunked(
@@ -415,5 +491,10 @@ pub(crate) fn purge(c: &Connection, cut: Cutoffs) -> Result<Purged> {
         "DELETE FROM dedup WHERE key IN (SELECT key FROM dedup WHERE created_ms < ?1 LIMIT ?2)",
         cut.dedup_before_ms,
     )?;
-    Ok(Purged { messages, offline, conversations, dedup })
+    Ok(Purged {
+        messages,
+        offline,
+        conversations,
+        dedup,
+    })
 }

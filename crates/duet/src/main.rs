@@ -12,7 +12,11 @@ use duet_core::clock::{Clock, SystemClock};
 use crate::settings::AppArgs;
 
 #[derive(Parser)]
-#[command(name = "duet", version, about = "A self-hosted one-to-one chat server, wire-compatible with Tencent IM")]
+#[command(
+    name = "duet",
+    version,
+    about = "A self-hosted one-to-one chat server, wire-compatible with Tencent IM"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -47,7 +51,8 @@ fn main() -> anyhow::Result<()> {
         Cmd::Serve { app, listen } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
                 )
                 .init();
             let settings = settings::resolve(&app, listen)?;
@@ -76,7 +81,14 @@ async fn serve(settings: settings::Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
     let store = duet_server::open_store(&settings.config).context("opening the store")?;
-    duet_server::run(settings.config, listener, store, Arc::new(SystemClock), shutdown_signal()).await?;
+    duet_server::run(
+        settings.config,
+        listener,
+        store,
+        Arc::new(SystemClock),
+        shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 

@@ -40,13 +40,21 @@ const KEY_FILE: &str = "secret_key";
 pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Settings> {
     let file = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             FileConfig::parse(&text).with_context(|| format!("parsing {}", path.display()))?
         }
         None => FileConfig::default(),
     };
-    let data = args.data.clone().or(file.data.clone()).unwrap_or_else(|| config::DEFAULT_DATA_DIR.into());
-    let sdkappid = args.sdkappid.or(file.sdkappid).unwrap_or(config::DEFAULT_SDKAPPID);
+    let data = args
+        .data
+        .clone()
+        .or(file.data.clone())
+        .unwrap_or_else(|| config::DEFAULT_DATA_DIR.into());
+    let sdkappid = args
+        .sdkappid
+        .or(file.sdkappid)
+        .unwrap_or(config::DEFAULT_SDKAPPID);
     let secret_key = match args.secret_key.clone().or(file.secret_key.clone()) {
         Some(key) if key.trim().is_empty() => bail!("the secret key must not be empty"),
         Some(key) => key,
@@ -54,7 +62,11 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     };
     let mut config = Config::new(sdkappid, secret_key, data);
     if let Some(admins) = args.admins.clone().or(file.admins.clone()) {
-        let admins: Vec<String> = admins.into_iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
+        let admins: Vec<String> = admins
+            .into_iter()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
         if admins.is_empty() {
             bail!("at least one admin is needed");
         }
@@ -77,7 +89,9 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     if let Some(days) = file.roaming_retention_days {
         config.core.roaming_retention_secs = i64::from(days) * 86_400;
     }
-    let listen = listen.or(file.listen).unwrap_or_else(|| config::DEFAULT_LISTEN.into());
+    let listen = listen
+        .or(file.listen)
+        .unwrap_or_else(|| config::DEFAULT_LISTEN.into());
     Ok(Settings { listen, config })
 }
 
@@ -86,7 +100,10 @@ fn stored_or_new_key(data: &Path) -> anyhow::Result<String> {
     let path = data.join(KEY_FILE);
     match std::fs::read_to_string(&path) {
         Ok(key) if !key.trim().is_empty() => return Ok(key.trim().to_owned()),
-        Ok(_) => bail!("{} is empty; delete it to generate a new key", path.display()),
+        Ok(_) => bail!(
+            "{} is empty; delete it to generate a new key",
+            path.display()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -94,7 +111,10 @@ fn stored_or_new_key(data: &Path) -> anyhow::Result<String> {
     let bytes: [u8; 32] = rand::random();
     let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     write_private(&path, &key).with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("duet: no secret key configured; generated one and saved it to {}", path.display());
+    eprintln!(
+        "duet: no secret key configured; generated one and saved it to {}",
+        path.display()
+    );
     Ok(key)
 }
 

@@ -15,13 +15,18 @@ impl<'a> Fields<'a> {
     pub fn of(body: &'a Value, code: u32) -> Result<Fields<'a>, ApiError> {
         match body {
             Value::Object(map) => Ok(Fields(map)),
-            _ => Err(ApiError::new(code, "the request body must be a JSON object")),
+            _ => Err(ApiError::new(
+                code,
+                "the request body must be a JSON object",
+            )),
         }
     }
 
     /// The first of `names` present (and not null): for fields Tencent renamed over time.
     pub fn get(&self, names: &[&str]) -> Option<&'a Value> {
-        names.iter().find_map(|n| self.0.get(*n).filter(|v| !v.is_null()))
+        names
+            .iter()
+            .find_map(|n| self.0.get(*n).filter(|v| !v.is_null()))
     }
 
     /// A required account id, validated as a UserID.
@@ -34,21 +39,37 @@ impl<'a> Fields<'a> {
 
     /// An optional account id.
     pub fn opt_account(&self, names: &[&str], code: u32) -> Result<Option<String>, ApiError> {
-        self.get(names).map(|v| account_value(v, names[0], code)).transpose()
+        self.get(names)
+            .map(|v| account_value(v, names[0], code))
+            .transpose()
     }
 
     /// An array of account ids (at least one), at most `max` of them (else `too_many`).
-    pub fn accounts(&self, name: &str, code: u32, max: usize, too_many: u32) -> Result<Vec<String>, ApiError> {
+    pub fn accounts(
+        &self,
+        name: &str,
+        code: u32,
+        max: usize,
+        too_many: u32,
+    ) -> Result<Vec<String>, ApiError> {
         let items = match self.get(&[name]) {
             Some(Value::Array(items)) => items,
-            Some(_) => return Err(ApiError::new(code, format!("{name} must be an array of strings"))),
+            Some(_) => {
+                return Err(ApiError::new(
+                    code,
+                    format!("{name} must be an array of strings"),
+                ));
+            }
             None => return Err(ApiError::new(code, format!("{name} is required"))),
         };
         if items.is_empty() {
             return Err(ApiError::new(code, format!("{name} must not be empty")));
         }
         if items.len() > max {
-            return Err(ApiError::new(too_many, format!("{name} holds {} accounts, more than {max}", items.len())));
+            return Err(ApiError::new(
+                too_many,
+                format!("{name} holds {} accounts, more than {max}", items.len()),
+            ));
         }
         items.iter().map(|v| account_value(v, name, code)).collect()
     }
@@ -69,13 +90,19 @@ impl<'a> Fields<'a> {
             Some(v) => lenient::as_u64(v)
                 .and_then(|n| u32::try_from(n).ok())
                 .map(Some)
-                .ok_or_else(|| ApiError::new(code, format!("{name} must be an integer in [0, 4294967295]"))),
+                .ok_or_else(|| {
+                    ApiError::new(
+                        code,
+                        format!("{name} must be an integer in [0, 4294967295]"),
+                    )
+                }),
         }
     }
 
     /// A required unsigned 32-bit integer.
     pub fn u32(&self, name: &str, code: u32) -> Result<u32, ApiError> {
-        self.opt_u32(name, code)?.ok_or_else(|| ApiError::new(code, format!("{name} is required")))
+        self.opt_u32(name, code)?
+            .ok_or_else(|| ApiError::new(code, format!("{name} is required")))
     }
 
     /// An optional non-negative integer that fits an i64 (unix seconds, counts).
@@ -85,7 +112,9 @@ impl<'a> Fields<'a> {
             Some(v) => lenient::as_i64(v)
                 .filter(|n| *n >= 0)
                 .map(Some)
-                .ok_or_else(|| ApiError::new(code, format!("{} must be a non-negative integer", names[0]))),
+                .ok_or_else(|| {
+                    ApiError::new(code, format!("{} must be a non-negative integer", names[0]))
+                }),
         }
     }
 
@@ -97,17 +126,25 @@ impl<'a> Fields<'a> {
                 .iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
-                    _ => Err(ApiError::new(code, format!("{name} must be an array of strings"))),
+                    _ => Err(ApiError::new(
+                        code,
+                        format!("{name} must be an array of strings"),
+                    )),
                 })
                 .collect(),
-            Some(_) => Err(ApiError::new(code, format!("{name} must be an array of strings"))),
+            Some(_) => Err(ApiError::new(
+                code,
+                format!("{name} must be an array of strings"),
+            )),
         }
     }
 }
 
 fn account_value(v: &Value, name: &str, code: u32) -> Result<String, ApiError> {
     match v {
-        Value::String(s) => validate_user_id(s).map(|()| s.clone()).map_err(|why| ApiError::new(code, format!("{name}: {why}"))),
+        Value::String(s) => validate_user_id(s)
+            .map(|()| s.clone())
+            .map_err(|why| ApiError::new(code, format!("{name}: {why}"))),
         _ => Err(ApiError::new(code, format!("{name} must be a string"))),
     }
 }
@@ -118,10 +155,15 @@ pub fn validate_user_id(id: &str) -> Result<(), String> {
         return Err("a UserID must not be empty".into());
     }
     if id.len() > MAX_USER_ID_BYTES {
-        return Err(format!("UserID {id:?} is {} bytes, more than {MAX_USER_ID_BYTES}", id.len()));
+        return Err(format!(
+            "UserID {id:?} is {} bytes, more than {MAX_USER_ID_BYTES}",
+            id.len()
+        ));
     }
     if id.chars().any(char::is_control) || id.trim() != id {
-        return Err(format!("UserID {id:?} holds control characters or surrounding spaces"));
+        return Err(format!(
+            "UserID {id:?} holds control characters or surrounding spaces"
+        ));
     }
     Ok(())
 }

@@ -52,16 +52,28 @@ impl MultiAccountImport {
         let f = Fields::of(body, code::ACCOUNT_INVALID_PARAMS)?;
         let items = match f.get(&["Accounts", "AccountList"]) {
             Some(Value::Array(items)) if !items.is_empty() => items,
-            _ => return Err(ApiError::new(code::ACCOUNT_INVALID_PARAMS, "Accounts must be a non-empty array")),
+            _ => {
+                return Err(ApiError::new(
+                    code::ACCOUNT_INVALID_PARAMS,
+                    "Accounts must be a non-empty array",
+                ));
+            }
         };
         if items.len() > MAX_ACCOUNT_BATCH {
             return Err(too_many_accounts(items.len()));
         }
-        let mut out = MultiAccountImport { accounts: Vec::new(), invalid: Vec::new() };
+        let mut out = MultiAccountImport {
+            accounts: Vec::new(),
+            invalid: Vec::new(),
+        };
         for item in items {
             match item {
                 Value::String(id) => match validate_user_id(id) {
-                    Ok(()) => out.accounts.push(AccountImport { user_id: id.clone(), nick: None, face_url: None }),
+                    Ok(()) => out.accounts.push(AccountImport {
+                        user_id: id.clone(),
+                        nick: None,
+                        face_url: None,
+                    }),
                     Err(_) => out.invalid.push(id.clone()),
                 },
                 Value::Object(_) => match AccountImport::parse(item) {
@@ -80,7 +92,10 @@ impl MultiAccountImport {
 }
 
 fn too_many_accounts(n: usize) -> ApiError {
-    ApiError::new(code::ACCOUNT_INVALID_PARAMS, format!("the request names {n} accounts, more than {MAX_ACCOUNT_BATCH}"))
+    ApiError::new(
+        code::ACCOUNT_INVALID_PARAMS,
+        format!("the request names {n} accounts, more than {MAX_ACCOUNT_BATCH}"),
+    )
 }
 
 /// `account_delete` (`DeleteItem`) and `account_check` (`CheckItem`): a list of `{"UserID": ...}`.
@@ -94,7 +109,12 @@ impl AccountList {
         let f = Fields::of(body, code::ACCOUNT_INVALID_PARAMS)?;
         let items = match f.get(&[list]) {
             Some(Value::Array(items)) if !items.is_empty() => items,
-            _ => return Err(ApiError::new(code::ACCOUNT_INVALID_PARAMS, format!("{list} must be a non-empty array"))),
+            _ => {
+                return Err(ApiError::new(
+                    code::ACCOUNT_INVALID_PARAMS,
+                    format!("{list} must be a non-empty array"),
+                ));
+            }
         };
         if items.len() > MAX_ACCOUNT_BATCH {
             return Err(too_many_accounts(items.len()));
@@ -119,7 +139,9 @@ pub struct Kick {
 impl Kick {
     pub fn parse(body: &Value) -> Result<Kick, ApiError> {
         let f = Fields::of(body, code::ACCOUNT_INVALID_PARAMS)?;
-        Ok(Kick { user_id: f.account(&["UserID", "Identifier"], code::ACCOUNT_INVALID_PARAMS)? })
+        Ok(Kick {
+            user_id: f.account(&["UserID", "Identifier"], code::ACCOUNT_INVALID_PARAMS)?,
+        })
     }
 }
 
@@ -150,8 +172,16 @@ enum TagKind {
     U32,
 }
 
-const ALLOW_TYPES: &[&str] = &["AllowType_Type_NeedConfirm", "AllowType_Type_AllowAny", "AllowType_Type_DenyAny"];
-const GENDERS: &[&str] = &["Gender_Type_Unknown", "Gender_Type_Female", "Gender_Type_Male"];
+const ALLOW_TYPES: &[&str] = &[
+    "AllowType_Type_NeedConfirm",
+    "AllowType_Type_AllowAny",
+    "AllowType_Type_DenyAny",
+];
+const GENDERS: &[&str] = &[
+    "Gender_Type_Unknown",
+    "Gender_Type_Female",
+    "Gender_Type_Male",
+];
 const ADMIN_FORBID: &[&str] = &["AdminForbid_Type_None", "AdminForbid_Type_SendOut"];
 /// Longest value of a text tag (Tencent: 500 bytes).
 pub const MAX_PROFILE_VALUE_BYTES: usize = 500;
@@ -195,12 +225,20 @@ pub fn default_profile_value(tag: &str) -> ProfileValue {
 }
 
 fn profile_value(tag: &str, v: &Value) -> Result<ProfileValue, ApiError> {
-    let Some(kind) = standard_tag(tag).or(is_custom_tag(tag).then_some(TagKind::Text(MAX_PROFILE_VALUE_BYTES))) else {
-        return Err(ApiError::new(code::PROFILE_TAG_UNKNOWN, format!("unknown profile tag {tag:?}")));
+    let Some(kind) =
+        standard_tag(tag).or(is_custom_tag(tag).then_some(TagKind::Text(MAX_PROFILE_VALUE_BYTES)))
+    else {
+        return Err(ApiError::new(
+            code::PROFILE_TAG_UNKNOWN,
+            format!("unknown profile tag {tag:?}"),
+        ));
     };
     let text = |v: &Value| match v {
         Value::String(s) => Ok(s.clone()),
-        _ => Err(ApiError::new(code::PROFILE_BAD_VALUE_TYPE, format!("{tag} takes a string value"))),
+        _ => Err(ApiError::new(
+            code::PROFILE_BAD_VALUE_TYPE,
+            format!("{tag} takes a string value"),
+        )),
     };
     match kind {
         TagKind::Text(max) => {
@@ -226,7 +264,12 @@ fn profile_value(tag: &str, v: &Value) -> Result<ProfileValue, ApiError> {
         TagKind::U32 => lenient::as_u64(v)
             .filter(|n| u32::try_from(*n).is_ok())
             .map(ProfileValue::Number)
-            .ok_or_else(|| ApiError::new(code::PROFILE_BAD_VALUE_TYPE, format!("{tag} takes an unsigned 32-bit integer"))),
+            .ok_or_else(|| {
+                ApiError::new(
+                    code::PROFILE_BAD_VALUE_TYPE,
+                    format!("{tag} takes an unsigned 32-bit integer"),
+                )
+            }),
     }
 }
 
@@ -243,18 +286,28 @@ impl PortraitSet {
         let from = f.account(&["From_Account"], code::PROFILE_ACCOUNT_MISSING)?;
         let items = match f.get(&["ProfileItem"]) {
             Some(Value::Array(items)) if !items.is_empty() => items,
-            _ => return Err(ApiError::new(code::PROFILE_JSON_PARSE, "ProfileItem must be a non-empty array")),
+            _ => {
+                return Err(ApiError::new(
+                    code::PROFILE_JSON_PARSE,
+                    "ProfileItem must be a non-empty array",
+                ));
+            }
         };
         let items = items
             .iter()
             .map(|item| {
                 let tag = match item.get("Tag") {
                     Some(Value::String(t)) => t.clone(),
-                    _ => return Err(ApiError::new(code::PROFILE_JSON_PARSE, "each ProfileItem needs a string Tag")),
+                    _ => {
+                        return Err(ApiError::new(
+                            code::PROFILE_JSON_PARSE,
+                            "each ProfileItem needs a string Tag",
+                        ));
+                    }
                 };
-                let value = item
-                    .get("Value")
-                    .ok_or_else(|| ApiError::new(code::PROFILE_JSON_PARSE, format!("{tag} has no Value")))?;
+                let value = item.get("Value").ok_or_else(|| {
+                    ApiError::new(code::PROFILE_JSON_PARSE, format!("{tag} has no Value"))
+                })?;
                 Ok((tag.clone(), profile_value(&tag, value)?))
             })
             .collect::<Result<_, _>>()?;
@@ -272,13 +325,24 @@ pub struct PortraitGet {
 impl PortraitGet {
     pub fn parse(body: &Value) -> Result<PortraitGet, ApiError> {
         let f = Fields::of(body, code::PROFILE_JSON_PARSE)?;
-        let to = f.accounts("To_Account", code::PROFILE_ACCOUNT_MISSING, MAX_ACCOUNT_BATCH, code::PROFILE_JSON_PARSE)?;
+        let to = f.accounts(
+            "To_Account",
+            code::PROFILE_ACCOUNT_MISSING,
+            MAX_ACCOUNT_BATCH,
+            code::PROFILE_JSON_PARSE,
+        )?;
         let tags = f.opt_strings("TagList", code::PROFILE_JSON_PARSE)?;
         if tags.is_empty() {
-            return Err(ApiError::new(code::PROFILE_JSON_PARSE, "TagList must be a non-empty array of strings"));
+            return Err(ApiError::new(
+                code::PROFILE_JSON_PARSE,
+                "TagList must be a non-empty array of strings",
+            ));
         }
         if let Some(bad) = tags.iter().find(|t| !is_known_tag(t)) {
-            return Err(ApiError::new(code::PROFILE_TAG_UNKNOWN, format!("unknown profile tag {bad:?}")));
+            return Err(ApiError::new(
+                code::PROFILE_TAG_UNKNOWN,
+                format!("unknown profile tag {bad:?}"),
+            ));
         }
         Ok(PortraitGet { to, tags })
     }
@@ -314,21 +378,33 @@ pub struct OutgoingMessage {
 
 impl OutgoingMessage {
     fn parse(f: &Fields<'_>) -> Result<OutgoingMessage, ApiError> {
-        let sync_other_machine = match f.opt_u32("SyncOtherMachine", code::MSG_SYNC_OTHER_MACHINE)? {
-            None => None,
-            Some(1) => Some(SyncOtherMachine::Yes),
-            Some(2) => Some(SyncOtherMachine::No),
-            Some(n) => {
-                return Err(ApiError::new(code::MSG_SYNC_OTHER_MACHINE, format!("SyncOtherMachine must be 1 or 2, not {n}")));
-            }
-        };
-        let lifetime = f.opt_u32("MsgLifeTime", code::MSG_LIFETIME_INVALID)?.unwrap_or(MAX_MSG_LIFETIME).min(MAX_MSG_LIFETIME);
+        let sync_other_machine =
+            match f.opt_u32("SyncOtherMachine", code::MSG_SYNC_OTHER_MACHINE)? {
+                None => None,
+                Some(1) => Some(SyncOtherMachine::Yes),
+                Some(2) => Some(SyncOtherMachine::No),
+                Some(n) => {
+                    return Err(ApiError::new(
+                        code::MSG_SYNC_OTHER_MACHINE,
+                        format!("SyncOtherMachine must be 1 or 2, not {n}"),
+                    ));
+                }
+            };
+        let lifetime = f
+            .opt_u32("MsgLifeTime", code::MSG_LIFETIME_INVALID)?
+            .unwrap_or(MAX_MSG_LIFETIME)
+            .min(MAX_MSG_LIFETIME);
         let online_only = f.opt_u32("OnlineOnlyFlag", code::MSG_JSON_PARSE)? == Some(1);
         let controls = f.opt_strings("SendMsgControl", code::MSG_JSON_PARSE)?;
         let offline_push_info = match f.get(&["OfflinePushInfo"]) {
             None => None,
             Some(v @ Value::Object(_)) => Some(v.clone()),
-            Some(_) => return Err(ApiError::new(code::MSG_OFFLINE_PUSH_INFO, "OfflinePushInfo must be an object")),
+            Some(_) => {
+                return Err(ApiError::new(
+                    code::MSG_OFFLINE_PUSH_INFO,
+                    "OfflinePushInfo must be an object",
+                ));
+            }
         };
         Ok(OutgoingMessage {
             from: f.opt_account(&["From_Account"], code::MSG_FROM_ACCOUNT_INVALID)?,
@@ -356,7 +432,10 @@ pub struct SendMsg {
 impl SendMsg {
     pub fn parse(body: &Value) -> Result<SendMsg, ApiError> {
         let f = Fields::of(body, code::MSG_JSON_PARSE)?;
-        Ok(SendMsg { to: f.account(&["To_Account"], code::MSG_TO_ACCOUNT_INVALID)?, msg: OutgoingMessage::parse(&f)? })
+        Ok(SendMsg {
+            to: f.account(&["To_Account"], code::MSG_TO_ACCOUNT_INVALID)?,
+            msg: OutgoingMessage::parse(&f)?,
+        })
     }
 }
 
@@ -370,8 +449,16 @@ pub struct BatchSendMsg {
 impl BatchSendMsg {
     pub fn parse(body: &Value) -> Result<BatchSendMsg, ApiError> {
         let f = Fields::of(body, code::MSG_JSON_PARSE)?;
-        let to = f.accounts("To_Account", code::MSG_TO_ACCOUNT_INVALID, MAX_RECIPIENTS, code::MSG_TOO_MANY_ACCOUNTS)?;
-        Ok(BatchSendMsg { to, msg: OutgoingMessage::parse(&f)? })
+        let to = f.accounts(
+            "To_Account",
+            code::MSG_TO_ACCOUNT_INVALID,
+            MAX_RECIPIENTS,
+            code::MSG_TOO_MANY_ACCOUNTS,
+        )?;
+        Ok(BatchSendMsg {
+            to,
+            msg: OutgoingMessage::parse(&f)?,
+        })
     }
 }
 
@@ -396,9 +483,17 @@ impl ImportMsg {
             Some(2) => false,
             Some(1 | 5) => true,
             Some(n) => {
-                return Err(ApiError::new(code::MSG_SYNC_FROM_OLD_SYSTEM, format!("SyncFromOldSystem must be 1, 2 or 5, not {n}")));
+                return Err(ApiError::new(
+                    code::MSG_SYNC_FROM_OLD_SYSTEM,
+                    format!("SyncFromOldSystem must be 1, 2 or 5, not {n}"),
+                ));
             }
-            None => return Err(ApiError::new(code::MSG_SYNC_FROM_OLD_SYSTEM, "SyncFromOldSystem is required")),
+            None => {
+                return Err(ApiError::new(
+                    code::MSG_SYNC_FROM_OLD_SYSTEM,
+                    "SyncFromOldSystem is required",
+                ));
+            }
         };
         Ok(ImportMsg {
             counts_unread,
@@ -408,7 +503,9 @@ impl ImportMsg {
             random: f.u32("MsgRandom", code::MSG_RANDOM_INVALID)?,
             time: f
                 .opt_time(&["MsgTimeStamp"], code::MSG_TIMESTAMP_INVALID)?
-                .ok_or_else(|| ApiError::new(code::MSG_TIMESTAMP_INVALID, "MsgTimeStamp is required"))?,
+                .ok_or_else(|| {
+                    ApiError::new(code::MSG_TIMESTAMP_INVALID, "MsgTimeStamp is required")
+                })?,
             body: parse_msg_body(f.get(&["MsgBody"]))?,
             cloud_custom_data: f.opt_string("CloudCustomData", code::MSG_JSON_PARSE)?,
         })
@@ -429,8 +526,14 @@ pub struct GetRoamMsg {
 impl GetRoamMsg {
     pub fn parse(body: &Value) -> Result<GetRoamMsg, ApiError> {
         let f = Fields::of(body, code::MSG_JSON_PARSE)?;
-        let operator = f.account(&["Operator_Account", "From_Account"], code::MSG_FROM_ACCOUNT_INVALID)?;
-        let peer = f.account(&["Peer_Account", "To_Account"], code::MSG_TO_ACCOUNT_INVALID)?;
+        let operator = f.account(
+            &["Operator_Account", "From_Account"],
+            code::MSG_FROM_ACCOUNT_INVALID,
+        )?;
+        let peer = f.account(
+            &["Peer_Account", "To_Account"],
+            code::MSG_TO_ACCOUNT_INVALID,
+        )?;
         let max_cnt = f.u32("MaxCnt", code::MSG_JSON_PARSE)?;
         let time = |name: &str| {
             f.opt_time(&[name], code::MSG_JSON_PARSE)?
@@ -438,17 +541,29 @@ impl GetRoamMsg {
         };
         let (min_time, max_time) = (time("MinTime")?, time("MaxTime")?);
         if min_time > max_time {
-            return Err(ApiError::new(code::MSG_JSON_PARSE, "MinTime must not be after MaxTime"));
+            return Err(ApiError::new(
+                code::MSG_JSON_PARSE,
+                "MinTime must not be after MaxTime",
+            ));
         }
         let last_msg_key = match f.opt_string("LastMsgKey", code::MSG_JSON_PARSE)? {
             None => None,
             Some(k) if k.is_empty() => None,
-            Some(k) => Some(
-                super::parse_msg_key(&k)
-                    .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("LastMsgKey {k:?} is not a MsgKey")))?,
-            ),
+            Some(k) => Some(super::parse_msg_key(&k).ok_or_else(|| {
+                ApiError::new(
+                    code::MSG_KEY_INVALID,
+                    format!("LastMsgKey {k:?} is not a MsgKey"),
+                )
+            })?),
         };
-        Ok(GetRoamMsg { operator, peer, max_cnt, min_time, max_time, last_msg_key })
+        Ok(GetRoamMsg {
+            operator,
+            peer,
+            max_cnt,
+            min_time,
+            max_time,
+            last_msg_key,
+        })
     }
 }
 
@@ -468,8 +583,12 @@ impl MsgWithdraw {
         let key = f
             .opt_string("MsgKey", code::MSG_KEY_INVALID)?
             .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, "MsgKey is required"))?;
-        let key = super::parse_msg_key(&key)
-            .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("MsgKey {key:?} is not a MsgKey")))?;
+        let key = super::parse_msg_key(&key).ok_or_else(|| {
+            ApiError::new(
+                code::MSG_KEY_INVALID,
+                format!("MsgKey {key:?} is not a MsgKey"),
+            )
+        })?;
         Ok(MsgWithdraw { from, to, key })
     }
 }
@@ -508,7 +627,12 @@ impl UnreadNum {
         let peers = match f.get(&["Peer_Account"]) {
             None => None,
             Some(Value::Array(a)) if a.is_empty() => None,
-            Some(_) => Some(f.accounts("Peer_Account", code::MSG_JSON_PARSE, MAX_UNREAD_PEERS, code::MSG_TOO_MANY_REQUESTED)?),
+            Some(_) => Some(f.accounts(
+                "Peer_Account",
+                code::MSG_JSON_PARSE,
+                MAX_UNREAD_PEERS,
+                code::MSG_TOO_MANY_REQUESTED,
+            )?),
         };
         Ok(UnreadNum { to, peers })
     }
@@ -525,7 +649,12 @@ impl QueryOnlineStatus {
     pub fn parse(body: &Value) -> Result<QueryOnlineStatus, ApiError> {
         let f = Fields::of(body, code::MSG_JSON_PARSE)?;
         Ok(QueryOnlineStatus {
-            to: f.accounts("To_Account", code::MSG_JSON_PARSE, MAX_RECIPIENTS, code::MSG_TOO_MANY_ACCOUNTS)?,
+            to: f.accounts(
+                "To_Account",
+                code::MSG_JSON_PARSE,
+                MAX_RECIPIENTS,
+                code::MSG_TOO_MANY_ACCOUNTS,
+            )?,
             need_detail: f.opt_u32("IsNeedDetail", code::MSG_JSON_PARSE)? == Some(1),
         })
     }

@@ -28,7 +28,13 @@ pub struct Empty {}
 impl<T: Serialize> Reply<T> {
     /// A success; `display` adds the empty `ErrorDisplay` of the services that have one.
     pub fn ok(body: T, display: bool) -> Reply<T> {
-        Reply { action_status: "OK", error_info: String::new(), error_code: 0, error_display: display.then_some(""), body }
+        Reply {
+            action_status: "OK",
+            error_info: String::new(),
+            error_code: 0,
+            error_display: display.then_some(""),
+            body,
+        }
     }
 }
 

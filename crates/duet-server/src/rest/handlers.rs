@@ -3,7 +3,9 @@
 use duet_core::Core;
 use duet_core::model::{self, HistoryQuery, MsgKey, NewAccount, Outgoing, SenderCopy};
 use duet_proto::elem::MsgElem;
-use duet_proto::rest::request::{self as req, ProfileValue, SyncOtherMachine, default_profile_value};
+use duet_proto::rest::request::{
+    self as req, ProfileValue, SyncOtherMachine, default_profile_value,
+};
 use duet_proto::rest::response::*;
 use duet_proto::rest::{Command, Service};
 use duet_proto::{ApiError, code};
@@ -28,24 +30,40 @@ pub(crate) async fn handle(
     match command {
         AccountImport => {
             let r = req::AccountImport::parse(body)?;
-            core.import_accounts(vec![new_account(r)]).await.map_err(fail)?;
+            core.import_accounts(vec![new_account(r)])
+                .await
+                .map_err(fail)?;
             ok(Empty {})
         }
         MultiAccountImport => {
             let r = req::MultiAccountImport::parse(body)?;
-            core.import_accounts(r.accounts.into_iter().map(new_account).collect()).await.map_err(fail)?;
-            Ok(Json::ok(MultiAccountImportReply { fail_accounts: r.invalid }, service))
+            core.import_accounts(r.accounts.into_iter().map(new_account).collect())
+                .await
+                .map_err(fail)?;
+            Ok(Json::ok(
+                MultiAccountImportReply {
+                    fail_accounts: r.invalid,
+                },
+                service,
+            ))
         }
         AccountDelete => {
             let r = req::AccountList::parse(body, "DeleteItem")?;
-            let existed = core.delete_accounts(r.user_ids.clone()).await.map_err(fail)?;
+            let existed = core
+                .delete_accounts(r.user_ids.clone())
+                .await
+                .map_err(fail)?;
             let result_item = r
                 .user_ids
                 .into_iter()
                 .zip(existed)
                 .map(|(user_id, existed)| DeleteResultItem {
                     result_code: if existed { 0 } else { code::ACCOUNT_NOT_FOUND },
-                    result_info: if existed { String::new() } else { "Err_TLS_PT_Open_Login_Account_Not_Exist".into() },
+                    result_info: if existed {
+                        String::new()
+                    } else {
+                        "Err_TLS_PT_Open_Login_Account_Not_Exist".into()
+                    },
                     user_id,
                 })
                 .collect();
@@ -53,7 +71,10 @@ pub(crate) async fn handle(
         }
         AccountCheck => {
             let r = req::AccountList::parse(body, "CheckItem")?;
-            let exist = core.accounts_exist(r.user_ids.clone()).await.map_err(fail)?;
+            let exist = core
+                .accounts_exist(r.user_ids.clone())
+                .await
+                .map_err(fail)?;
             let result_item = r
                 .user_ids
                 .into_iter()
@@ -74,34 +95,73 @@ pub(crate) async fn handle(
         }
         PortraitSet => {
             let r = req::PortraitSet::parse(body)?;
-            let items = r.items.into_iter().map(|(tag, v)| (tag, to_model(v))).collect();
+            let items = r
+                .items
+                .into_iter()
+                .map(|(tag, v)| (tag, to_model(v)))
+                .collect();
             core.set_profile(&r.from, items).await.map_err(fail)?;
             ok(Empty {})
         }
-        PortraitGet => portrait_get(core, req::PortraitGet::parse(body)?, service).await.map_err(fail),
+        PortraitGet => portrait_get(core, req::PortraitGet::parse(body)?, service)
+            .await
+            .map_err(fail),
         SendMsg => {
             let r = req::SendMsg::parse(body)?;
-            let sent = core.send(outgoing(caller, vec![r.to.clone()], r.msg)?).await.map_err(fail)?;
+            let sent = core
+                .send(outgoing(caller, vec![r.to.clone()], r.msg)?)
+                .await
+                .map_err(fail)?;
             if !sent.failed.is_empty() {
-                return Err(error::core(command, service, duet_core::Error::NoSuchAccount(r.to)));
+                return Err(error::core(
+                    command,
+                    service,
+                    duet_core::Error::NoSuchAccount(r.to),
+                ));
             }
-            Ok(Json::ok(SendMsgReply { msg_time: sent.key.time, msg_key: sent.key.to_string() }, service))
+            Ok(Json::ok(
+                SendMsgReply {
+                    msg_time: sent.key.time,
+                    msg_key: sent.key.to_string(),
+                },
+                service,
+            ))
         }
         BatchSendMsg => {
             let r = req::BatchSendMsg::parse(body)?;
             let count = r.to.len();
-            let sent = core.send(outgoing(caller, r.to, r.msg)?).await.map_err(fail)?;
+            let sent = core
+                .send(outgoing(caller, r.to, r.msg)?)
+                .await
+                .map_err(fail)?;
             let msg_key = sent.key.to_string();
             if sent.failed.len() == count {
-                return Err(ApiError::new(code::MSG_TO_ACCOUNT_NOT_FOUND, "invalid To_Account"));
+                return Err(ApiError::new(
+                    code::MSG_TO_ACCOUNT_NOT_FOUND,
+                    "invalid To_Account",
+                ));
             }
             let error_list: Vec<_> = sent
                 .failed
                 .into_iter()
-                .map(|to_account| AccountError { to_account, error_code: code::ACCOUNT_NOT_FOUND })
+                .map(|to_account| AccountError {
+                    to_account,
+                    error_code: code::ACCOUNT_NOT_FOUND,
+                })
                 .collect();
-            let status = if error_list.is_empty() { "OK" } else { "SomeError" };
-            Ok(Json::with_status(status, BatchSendMsgReply { msg_key, error_list }, service))
+            let status = if error_list.is_empty() {
+                "OK"
+            } else {
+                "SomeError"
+            };
+            Ok(Json::with_status(
+                status,
+                BatchSendMsgReply {
+                    msg_key,
+                    error_list,
+                },
+                service,
+            ))
         }
         ImportMsg => {
             let r = req::ImportMsg::parse(body)?;
@@ -125,7 +185,9 @@ pub(crate) async fn handle(
                 peer: r.peer,
                 min_time: r.min_time,
                 max_time: r.max_time,
-                before: r.last_msg_key.map(|(seq, random, time)| MsgKey { seq, random, time }),
+                before: r
+                    .last_msg_key
+                    .map(|(seq, random, time)| MsgKey { seq, random, time }),
                 limit: (r.max_cnt as usize).min(MAX_ROAM_PAGE),
             };
             let page = core.history(q).await.map_err(fail)?;
@@ -134,12 +196,16 @@ pub(crate) async fn handle(
         AdminMsgWithdraw => {
             let r = req::MsgWithdraw::parse(body)?;
             let (seq, random, time) = r.key;
-            core.withdraw(&r.from, &r.to, MsgKey { seq, random, time }).await.map_err(fail)?;
+            core.withdraw(&r.from, &r.to, MsgKey { seq, random, time })
+                .await
+                .map_err(fail)?;
             ok(Empty {})
         }
         AdminSetMsgRead => {
             let r = req::SetMsgRead::parse(body)?;
-            core.set_read(&r.report, &r.peer, r.read_time).await.map_err(fail)?;
+            core.set_read(&r.report, &r.peer, r.read_time)
+                .await
+                .map_err(fail)?;
             ok(Empty {})
         }
         GetC2cUnreadMsgNum => {
@@ -147,15 +213,29 @@ pub(crate) async fn handle(
             match r.peers {
                 None => {
                     let n = core.unread_total(&r.to).await.map_err(fail)?;
-                    Ok(Json::ok(AllUnreadReply { all_c2c_unread_msg_num: n }, service))
+                    Ok(Json::ok(
+                        AllUnreadReply {
+                            all_c2c_unread_msg_num: n,
+                        },
+                        service,
+                    ))
                 }
                 Some(peers) => {
                     let counts = core.unread(&r.to, peers.clone()).await.map_err(fail)?;
-                    let mut reply = PeerUnreadReply { list: Vec::new(), error_list: Vec::new() };
+                    let mut reply = PeerUnreadReply {
+                        list: Vec::new(),
+                        error_list: Vec::new(),
+                    };
                     for (peer_account, n) in peers.into_iter().zip(counts) {
                         match n {
-                            Some(n) => reply.list.push(PeerUnread { peer_account, c2c_unread_msg_num: n }),
-                            None => reply.error_list.push(PeerError { peer_account, error_code: code::ACCOUNT_NOT_FOUND }),
+                            Some(n) => reply.list.push(PeerUnread {
+                                peer_account,
+                                c2c_unread_msg_num: n,
+                            }),
+                            None => reply.error_list.push(PeerError {
+                                peer_account,
+                                error_code: code::ACCOUNT_NOT_FOUND,
+                            }),
                         }
                     }
                     Ok(Json::ok(reply, service))
@@ -165,10 +245,16 @@ pub(crate) async fn handle(
         QueryOnlineStatus => {
             let r = req::QueryOnlineStatus::parse(body)?;
             let exist = core.accounts_exist(r.to.clone()).await.map_err(fail)?;
-            let mut reply = QueryOnlineStatusReply { query_result: Vec::new(), error_list: Vec::new() };
+            let mut reply = QueryOnlineStatusReply {
+                query_result: Vec::new(),
+                error_list: Vec::new(),
+            };
             for (to_account, exists) in r.to.into_iter().zip(exist) {
                 if !exists {
-                    reply.error_list.push(AccountError { to_account, error_code: code::ACCOUNT_NOT_FOUND });
+                    reply.error_list.push(AccountError {
+                        to_account,
+                        error_code: code::ACCOUNT_NOT_FOUND,
+                    });
                     continue;
                 }
                 // No client connections exist in this build: every account is Offline.
@@ -186,7 +272,11 @@ pub(crate) async fn handle(
 }
 
 fn new_account(r: req::AccountImport) -> NewAccount {
-    NewAccount { id: r.user_id, nick: r.nick, face_url: r.face_url }
+    NewAccount {
+        id: r.user_id,
+        nick: r.nick,
+        face_url: r.face_url,
+    }
 }
 
 fn to_model(v: ProfileValue) -> model::ProfileValue {
@@ -229,9 +319,16 @@ fn outgoing(caller: &str, to: Vec<String>, m: req::OutgoingMessage) -> Result<Ou
     })
 }
 
-async fn portrait_get(core: &Core, r: req::PortraitGet, service: Service) -> Result<Json, duet_core::Error> {
+async fn portrait_get(
+    core: &Core,
+    r: req::PortraitGet,
+    service: Service,
+) -> Result<Json, duet_core::Error> {
     let profiles = core.profiles(r.to.clone(), r.tags.clone()).await?;
-    let mut reply = PortraitGetReply { user_profile_item: Vec::new(), fail_account: Vec::new() };
+    let mut reply = PortraitGetReply {
+        user_profile_item: Vec::new(),
+        fail_account: Vec::new(),
+    };
     for (to_account, profile) in r.to.into_iter().zip(profiles) {
         let Some(stored) = profile else {
             reply.fail_account.push(to_account.clone());
@@ -252,7 +349,10 @@ async fn portrait_get(core: &Core, r: req::PortraitGet, service: Service) -> Res
                     .find(|(t, _)| t == tag)
                     .map(|(_, v)| to_json(v.clone()))
                     .unwrap_or_else(|| default_profile_value(tag).to_json());
-                ProfileItem { tag: tag.clone(), value }
+                ProfileItem {
+                    tag: tag.clone(),
+                    value,
+                }
             })
             .collect();
         reply.user_profile_item.push(UserProfileItem {
@@ -286,8 +386,10 @@ fn roam_reply(page: model::HistoryPage, service: Service) -> Result<Json, ApiErr
             cloud_custom_data: m.cloud_custom_data,
         });
     }
-    let (last_msg_time, last_msg_key) =
-        msg_list.first().map(|m| (m.msg_time_stamp, m.msg_key.clone())).unwrap_or_default();
+    let (last_msg_time, last_msg_key) = msg_list
+        .first()
+        .map(|m| (m.msg_time_stamp, m.msg_key.clone()))
+        .unwrap_or_default();
     Ok(Json::ok(
         GetRoamMsgReply {
             complete: u32::from(!page.more),

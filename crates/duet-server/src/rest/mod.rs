@@ -43,7 +43,10 @@ impl Json {
     }
 
     pub fn fail(err: &ApiError, service: Option<Service>) -> Json {
-        Json::encode(&Reply::fail(err, service.is_some_and(Service::has_error_display)))
+        Json::encode(&Reply::fail(
+            err,
+            service.is_some_and(Service::has_error_display),
+        ))
     }
 
     /// A reply with a non-standard `ActionStatus` (batchsendmsg's `SomeError`).
@@ -55,18 +58,30 @@ impl Json {
 
     fn encode<T: Serialize>(reply: &T) -> Json {
         // Serializing our own reply types cannot fail: no maps with non-string keys, no failing impls.
-        Json(serde_json::to_vec(reply).unwrap_or_else(|_| br#"{"ActionStatus":"FAIL","ErrorInfo":"internal error","ErrorCode":60008}"#.to_vec()))
+        Json(serde_json::to_vec(reply).unwrap_or_else(|_| {
+            br#"{"ActionStatus":"FAIL","ErrorInfo":"internal error","ErrorCode":60008}"#.to_vec()
+        }))
     }
 }
 
 impl IntoResponse for Json {
     fn into_response(self) -> Response {
-        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))], self.0)
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            )],
+            self.0,
+        )
             .into_response()
     }
 }
 
-async fn dispatch(State(core): State<Arc<Core>>, uri: Uri, body: Result<Bytes, BytesRejection>) -> Json {
+async fn dispatch(
+    State(core): State<Arc<Core>>,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Json {
     let mut service = None;
     let result = async {
         let (svc, command) = resolve(uri.path())?;
@@ -88,9 +103,17 @@ async fn dispatch(State(core): State<Arc<Core>>, uri: Uri, body: Result<Bytes, B
 
 /// Finds the command served at `path`: `/v4/<service>/<command>`.
 fn resolve(path: &str) -> Result<(Service, Command), ApiError> {
-    let unknown = || ApiError::new(code::RESOURCE_ERROR, format!("no such API: {path}; check the request URL"));
+    let unknown = || {
+        ApiError::new(
+            code::RESOURCE_ERROR,
+            format!("no such API: {path}; check the request URL"),
+        )
+    };
     let rest = path.strip_prefix("/v4/").ok_or_else(unknown)?;
-    let (service, command) = rest.trim_end_matches('/').split_once('/').ok_or_else(unknown)?;
+    let (service, command) = rest
+        .trim_end_matches('/')
+        .split_once('/')
+        .ok_or_else(unknown)?;
     let service = Service::from_path(service).ok_or_else(unknown)?;
     let command = Command::from_path(service, command).ok_or_else(unknown)?;
     Ok((service, command))
@@ -98,7 +121,9 @@ fn resolve(path: &str) -> Result<(Service, Command), ApiError> {
 
 /// Checks the app id and the caller's UserSig, and that the caller is an app admin; returns the caller.
 fn authenticate(core: &Core, service: Service, query: &str) -> Result<String, ApiError> {
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
     let params = AuthParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let sdkappid = params
         .sdkappid
@@ -106,27 +131,50 @@ fn authenticate(core: &Core, service: Service, query: &str) -> Result<String, Ap
     let ours = core.config().sdkappid;
     match sdkappid.trim().parse::<u64>() {
         Ok(id) if id == ours => {}
-        Ok(id) => return Err(ApiError::new(code::SDKAPPID_INVALID, format!("SDKAppID {id} is not served here"))),
-        Err(_) => return Err(ApiError::new(code::SDKAPPID_INVALID, format!("sdkappid {sdkappid:?} is not a number"))),
+        Ok(id) => {
+            return Err(ApiError::new(
+                code::SDKAPPID_INVALID,
+                format!("SDKAppID {id} is not served here"),
+            ));
+        }
+        Err(_) => {
+            return Err(ApiError::new(
+                code::SDKAPPID_INVALID,
+                format!("sdkappid {sdkappid:?} is not a number"),
+            ));
+        }
     }
     let identifier = params.identifier.unwrap_or_default();
     if identifier.is_empty() {
-        return Err(ApiError::new(code::USERSIG_IDENTIFIER_MISMATCH, "identifier is missing from the URL"));
+        return Err(ApiError::new(
+            code::USERSIG_IDENTIFIER_MISMATCH,
+            "identifier is missing from the URL",
+        ));
     }
     let usersig = params.usersig.unwrap_or_default();
-    core.authenticate(&identifier, &usersig).map_err(|e| error::auth(e, &identifier, ours))?;
+    core.authenticate(&identifier, &usersig)
+        .map_err(|e| error::auth(e, &identifier, ours))?;
     if !core.is_admin(&identifier) {
         return Err(ApiError::new(
             service.admin_required_code(),
-            format!("identifier {identifier:?} is not an app admin; the REST API is for app admins only"),
+            format!(
+                "identifier {identifier:?} is not an app admin; the REST API is for app admins only"
+            ),
         ));
     }
     Ok(identifier)
 }
 
 fn too_large(service: Service, e: &BytesRejection) -> ApiError {
-    let code = if service == Service::OpenIm { code::MSG_TOO_LONG } else { code::BAD_REQUEST };
-    ApiError::new(code, format!("the request body could not be read: {e}; the limit is {MAX_BODY} bytes"))
+    let code = if service == Service::OpenIm {
+        code::MSG_TOO_LONG
+    } else {
+        code::BAD_REQUEST
+    };
+    ApiError::new(
+        code,
+        format!("the request body could not be read: {e}; the limit is {MAX_BODY} bytes"),
+    )
 }
 
 /// The body as JSON, whatever the Content-Type says; an empty body reads as `{}`.
@@ -135,6 +183,9 @@ fn parse_body(service: Service, body: &[u8]) -> Result<Value, ApiError> {
         return Ok(Value::Object(Default::default()));
     }
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(service.json_parse_code(), format!("Fail to Parse json data of body, Please check it: {e}"))
+        ApiError::new(
+            service.json_parse_code(),
+            format!("Fail to Parse json data of body, Please check it: {e}"),
+        )
     })
 }
