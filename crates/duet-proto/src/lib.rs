@@ -6,6 +6,7 @@
 //!
 //! Only this crate derives `Serialize`/`Deserialize` for wire shapes; the domain converts explicitly.
 
+pub mod client;
 pub mod code;
 pub mod elem;
 pub mod rest;

@@ -283,7 +283,7 @@ pub struct PortraitSet {
 impl PortraitSet {
     pub fn parse(body: &Value) -> Result<PortraitSet, ApiError> {
         let f = Fields::of(body, code::PROFILE_JSON_PARSE)?;
-        let from = f.account(&["From_Account"], code::PROFILE_ACCOUNT_MISSING)?;
+        let from = f.account(&["From_Account"], code::PROFILE_JSON_PARSE)?;
         let items = match f.get(&["ProfileItem"]) {
             Some(Value::Array(items)) if !items.is_empty() => items,
             _ => {
@@ -327,7 +327,7 @@ impl PortraitGet {
         let f = Fields::of(body, code::PROFILE_JSON_PARSE)?;
         let to = f.accounts(
             "To_Account",
-            code::PROFILE_ACCOUNT_MISSING,
+            code::PROFILE_JSON_PARSE,
             MAX_ACCOUNT_BATCH,
             code::PROFILE_JSON_PARSE,
         )?;

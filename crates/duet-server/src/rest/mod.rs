@@ -171,10 +171,8 @@ fn too_large(service: Service, e: &BytesRejection) -> ApiError {
     } else {
         code::BAD_REQUEST
     };
-    ApiError::new(
-        code,
-        format!("the request body could not be read: {e}; the limit is {MAX_BODY} bytes"),
-    )
+    tracing::debug!(error = %e, "request body refused");
+    ApiError::new(code, format!("the request body could not be read; the limit is {MAX_BODY} bytes"))
 }
 
 /// The body as JSON, whatever the Content-Type says; an empty body reads as `{}`.

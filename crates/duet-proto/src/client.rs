@@ -1,0 +1,293 @@
+//! The client protocol, version 1: JSON frames over a WebSocket at [`CONNECT_PATH`].
+//!
+//! Each WebSocket text message is one JSON object with an `op` field. Clients send [`ClientFrame`]s;
+//! requests carry an `id` the server echoes in its answer. The server sends [`ServerFrame`]s: answers
+//! (`logged_in`, `synced`, `sent`, `history`, `conversations`, `ok`, `pong`, `error`) and events
+//! (`entry`, `kicked`, `sig_expired`). `docs/protocol.md` is the full description.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::elem::MsgElem;
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The WebSocket endpoint, relative to the server's base URL.
+pub const CONNECT_PATH: &str = "/v1/connect";
+/// Most entries one `sync` answer carries.
+pub const MAX_SYNC_BATCH: u32 = 500;
+/// Most messages one `history` answer carries.
+pub const MAX_HISTORY_PAGE: u32 = 100;
+
+/// Client error codes, as Tencent's SDKs number them.
+pub mod code {
+    /// A request other than `login` before logging in.
+    pub const NOT_LOGGED_IN: u32 = 6014;
+    /// Invalid parameters.
+    pub const INVALID_PARAMS: u32 = 6017;
+    /// The UserSig expired (at login, or while online).
+    pub const SIG_EXPIRED: u32 = 6206;
+    /// Kicked offline by a login on another device.
+    pub const KICKED_BY_OTHER: u32 = 6208;
+    /// An invalid UserID.
+    pub const INVALID_USER_ID: u32 = 7003;
+    /// The protocol version is not supported.
+    pub const UNSUPPORTED_PROTOCOL: u32 = 6022;
+}
+
+/// The platform a device runs on, with Tencent's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Platform {
+    #[serde(rename = "iPhone")]
+    IPhone,
+    #[serde(rename = "Android")]
+    Android,
+    #[serde(rename = "iPad")]
+    IPad,
+    #[serde(rename = "PC", alias = "Windows")]
+    Pc,
+    #[serde(rename = "Mac")]
+    Mac,
+    #[serde(rename = "Linux")]
+    Linux,
+    #[serde(rename = "Web")]
+    Web,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 7] = [
+        Platform::IPhone,
+        Platform::Android,
+        Platform::IPad,
+        Platform::Pc,
+        Platform::Mac,
+        Platform::Linux,
+        Platform::Web,
+    ];
+
+    /// Tencent's name of the platform.
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::IPhone => "iPhone",
+            Platform::Android => "Android",
+            Platform::IPad => "iPad",
+            Platform::Pc => "PC",
+            Platform::Mac => "Mac",
+            Platform::Linux => "Linux",
+            Platform::Web => "Web",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Platform> {
+        Platform::ALL.into_iter().find(|p| p.name().eq_ignore_ascii_case(name)).or_else(|| {
+            name.eq_ignore_ascii_case("windows").then_some(Platform::Pc)
+        })
+    }
+}
+
+/// A frame from client to server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// The first frame of a connection.
+    Login {
+        id: u64,
+        protocol: u32,
+        user: String,
+        usersig: String,
+        platform: Platform,
+        /// A stable id of this device (an installation), chosen by the client.
+        device: String,
+    },
+    /// Pull the user's sync log after `after`.
+    Sync {
+        id: u64,
+        after: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Send a message to `to`.
+    Send {
+        id: u64,
+        to: String,
+        /// `MsgSeq`; the server picks one when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u32>,
+        /// `MsgRandom`; with `seq` and the content it identifies retries of one message.
+        random: u32,
+        body: Vec<MsgElem>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        cloud_custom_data: String,
+        /// Deliver only to live connections; store nothing.
+        #[serde(default, skip_serializing_if = "is_false")]
+        online_only: bool,
+        /// Tencent's `OfflinePushInfo`, kept for offline push.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        push: Option<Value>,
+    },
+    /// A page of the conversation with `peer`, newest first, older than `before` (a `MsgKey`).
+    History {
+        id: u64,
+        peer: String,
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+    },
+    /// The user's recent contacts, latest first.
+    Conversations { id: u64 },
+    /// Everything received from `peer` up to `time` (default: now) is read.
+    MarkRead {
+        id: u64,
+        peer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time: Option<i64>,
+    },
+    /// Heartbeat.
+    Ping { id: u64 },
+    /// Log out: the server answers `ok` and closes the connection.
+    Logout { id: u64 },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A frame from server to client.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// A request failed. `id` is 0 for a frame that could not be read at all.
+    Error { id: u64, code: u32, info: String },
+    LoggedIn {
+        id: u64,
+        user: String,
+        /// Server time, unix milliseconds.
+        server_time: i64,
+        /// The last sequence number of the user's sync log.
+        latest: u64,
+    },
+    Synced {
+        id: u64,
+        entries: Vec<Entry>,
+        latest: u64,
+        /// More entries follow `entries`' last; pull again.
+        more: bool,
+    },
+    Sent {
+        id: u64,
+        msg_key: String,
+        /// `MsgSeq`.
+        seq: u32,
+        random: u32,
+        /// Unix seconds.
+        time: i64,
+        /// Position in the conversation (0 for online-only messages).
+        conv_seq: u64,
+        /// Position of the sender's copy in the sender's sync log (0 when not logged).
+        log_seq: u64,
+    },
+    History {
+        id: u64,
+        /// Newest first.
+        messages: Vec<Message>,
+        /// No older messages exist (within the retention).
+        complete: bool,
+    },
+    Conversations { id: u64, items: Vec<Conversation> },
+    Ok { id: u64 },
+    Pong { id: u64, server_time: i64 },
+    /// A new entry of the user's sync log (or, with `seq` 0, an online-only message).
+    Entry { entry: Entry },
+    /// This connection was logged out by a login elsewhere or by the admin; the server closes it.
+    Kicked { code: u32, info: String },
+    /// The UserSig expired while online; log in again with a new one.
+    SigExpired { code: u32, info: String },
+}
+
+/// One entry of a user's sync log. `seq` numbers the user's log from 1, without gaps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// A message the user received or sent.
+    Msg { seq: u64, msg: Message },
+    /// The user read what `peer` sent up to `time` (on some device).
+    Read { seq: u64, peer: String, time: i64 },
+    /// A message of the conversation with `peer` was recalled.
+    Recall { seq: u64, peer: String, msg_key: String },
+}
+
+impl Entry {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Entry::Msg { seq, .. } | Entry::Read { seq, .. } | Entry::Recall { seq, .. } => *seq,
+        }
+    }
+}
+
+/// A message as clients see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Message {
+    pub from: String,
+    pub to: String,
+    pub msg_key: String,
+    /// `MsgSeq`.
+    pub seq: u32,
+    pub random: u32,
+    /// Unix seconds.
+    pub time: i64,
+    /// Position in the conversation, from 1 without gaps (0: online-only, not stored).
+    pub conv_seq: u64,
+    /// `MsgBody`: an array of elements, as [`MsgElem`] reads them.
+    pub body: Box<RawValue>,
+    #[serde(default)]
+    pub cloud_custom_data: String,
+    #[serde(default)]
+    pub recalled: bool,
+}
+
+impl Message {
+    /// The body's elements.
+    pub fn elems(&self) -> serde_json::Result<Vec<MsgElem>> {
+        serde_json::from_str(self.body.get())
+    }
+}
+
+/// One recent contact.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Conversation {
+    pub peer: String,
+    /// The last message, if it is still kept.
+    pub last: Option<Message>,
+    pub unread: u64,
+    /// Time of the last message, unix seconds.
+    pub time: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_have_the_documented_shape() {
+        let login = ClientFrame::Login {
+            id: 1,
+            protocol: PROTOCOL_VERSION,
+            user: "bob".into(),
+            usersig: "sig".into(),
+            platform: Platform::IPhone,
+            device: "d1".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&login).unwrap(),
+            r#"{"op":"login","id":1,"protocol":1,"user":"bob","usersig":"sig","platform":"iPhone","device":"d1"}"#
+        );
+        let entry: ServerFrame = serde_json::from_str(
+            r#"{"op":"entry","entry":{"kind":"read","seq":7,"peer":"alice","time":1700000000}}"#,
+        )
+        .unwrap();
+        assert!(matches!(entry, ServerFrame::Entry { entry: Entry::Read { seq: 7, .. } }));
+        assert_eq!(Platform::from_name("windows"), Some(Platform::Pc));
+        assert_eq!(Platform::from_name("iphone"), Some(Platform::IPhone));
+    }
+}
