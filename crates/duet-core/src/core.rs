@@ -1,32 +1,39 @@
-//! [`Core`]: the service every transport calls. It holds the app's identity, the store and the clock,
-//! and applies the rules of one-to-one chat before and around each store operation.
+//! [`Core`]: the service every transport calls. It holds the app's identity, the store, the clock and the
+//! hub of live sessions, and applies the rules of one-to-one chat around each store operation: a write
+//! is committed first, then its sync-log entries are pushed to the live devices concerned.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use sha2::{Digest, Sha256};
 
 use crate::Error;
 use crate::clock::Clock;
+use crate::hub::{Hub, KickReason, LoginPolicy, Presence, Push, Session};
 use crate::model::{
-    HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, Outgoing, ProfileValue, Purged, Sent,
+    ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount,
+    Outgoing, Platform, ProfileValue, Purged, SenderCopy, Sent, StoredMessage,
 };
 use crate::store::{Cutoffs, Imported, SendPlan, Store, Withdrawn};
 use crate::usersig::{self, Claims, UserSigError};
 
-/// The app's identity and the retention rules.
+/// The app's identity, the retention rules and the session policy.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     pub sdkappid: u64,
     pub secret_key: String,
     /// UserIDs allowed to call the REST API and to send as anyone.
     pub admins: Vec<String>,
-    /// How long a message waits for an offline recipient, at most (Tencent: 7 days).
+    /// How long a message waits in the sync log for offline devices, at most (Tencent: 7 days).
     pub offline_retention_secs: i64,
     /// How long history is kept (Tencent: 7 days).
     pub roaming_retention_secs: i64,
     /// How long a retry of the same message is recognised (Tencent: "within the same second"; Duet: longer).
     pub dedup_window_secs: i64,
+    /// Recent contacts kept per user (Tencent: 100).
+    pub recent_contacts_max: usize,
+    /// Which devices of a user may be online together.
+    pub login_policy: LoginPolicy,
 }
 
 impl CoreConfig {
@@ -41,6 +48,8 @@ impl CoreConfig {
             offline_retention_secs: 7 * Self::DAY,
             roaming_retention_secs: 7 * Self::DAY,
             dedup_window_secs: 600,
+            recent_contacts_max: 100,
+            login_policy: LoginPolicy::default(),
         }
     }
 }
@@ -55,10 +64,29 @@ pub enum AuthError {
     Revoked,
 }
 
+/// Why a device login was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Core(#[from] Error),
+}
+
+/// A device that logged in.
+#[derive(Debug)]
+pub struct LoggedIn {
+    pub session: Session,
+    pub claims: Claims,
+    /// The last sequence number of the user's sync log.
+    pub latest: u64,
+}
+
 pub struct Core {
     config: CoreConfig,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    hub: Hub,
     /// Account -> unix seconds before which its UserSigs are refused (set by kick). Kept in memory so
     /// that authenticating costs no storage read; loaded at start, written through on each kick.
     revoked: RwLock<HashMap<String, i64>>,
@@ -66,11 +94,7 @@ pub struct Core {
 
 impl Core {
     /// Opens the domain over `store`: loads revocations and makes sure every admin account exists.
-    pub async fn open(
-        config: CoreConfig,
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Core, Error> {
+    pub async fn open(config: CoreConfig, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Core, Error> {
         let revoked = store.revocations().await?.into_iter().collect();
         let admins = config
             .admins
@@ -86,6 +110,7 @@ impl Core {
             config,
             store,
             clock,
+            hub: Hub::default(),
             revoked: RwLock::new(revoked),
         })
     }
@@ -96,6 +121,10 @@ impl Core {
 
     pub fn clock(&self) -> &dyn Clock {
         &*self.clock
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     pub fn is_admin(&self, id: &str) -> bool {
@@ -123,22 +152,27 @@ impl Core {
         Ok(claims)
     }
 
+    // ---- accounts and profiles -------------------------------------------------------------------
+
     pub async fn import_accounts(&self, accounts: Vec<NewAccount>) -> Result<(), Error> {
-        Ok(self
-            .store
-            .import_accounts(accounts, self.clock.now_secs())
-            .await?)
+        Ok(self.store.import_accounts(accounts, self.clock.now_secs()).await?)
     }
 
     pub async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, Error> {
-        Ok(self.store.delete_accounts(ids).await?)
+        let existed = self.store.delete_accounts(ids.clone()).await?;
+        for (id, existed) in ids.iter().zip(&existed) {
+            if *existed {
+                self.hub.kick_all(id, KickReason::Admin);
+            }
+        }
+        Ok(existed)
     }
 
     pub async fn accounts_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, Error> {
         Ok(self.store.accounts_exist(ids).await?)
     }
 
-    /// Invalidates every UserSig of `id` issued before now.
+    /// Invalidates every UserSig of `id` issued before now and logs out all its devices.
     pub async fn kick(&self, id: &str) -> Result<(), Error> {
         let now = self.clock.now_secs();
         if !self.store.revoke_sigs(id.to_owned(), now).await? {
@@ -148,14 +182,11 @@ impl Core {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.to_owned(), now);
+        self.hub.kick_all(id, KickReason::Admin);
         Ok(())
     }
 
-    pub async fn set_profile(
-        &self,
-        id: &str,
-        items: Vec<(String, ProfileValue)>,
-    ) -> Result<(), Error> {
+    pub async fn set_profile(&self, id: &str, items: Vec<(String, ProfileValue)>) -> Result<(), Error> {
         if self.store.set_profile(id.to_owned(), items).await? {
             Ok(())
         } else {
@@ -171,21 +202,107 @@ impl Core {
         Ok(self.store.profiles(ids, tags).await?)
     }
 
-    /// Sends a message to one or more recipients; acknowledged once committed.
+    // ---- device sessions ---------------------------------------------------------------------------
+
+    /// Logs a device in: checks the UserSig, registers the user on first login, and applies the
+    /// multi-device policy (kicking what it no longer allows).
+    pub async fn login(
+        &self,
+        user: &str,
+        usersig: &str,
+        platform: Platform,
+        device: &str,
+    ) -> Result<LoggedIn, LoginError> {
+        let claims = self.authenticate(user, usersig)?;
+        let account = NewAccount {
+            id: user.to_owned(),
+            nick: None,
+            face_url: None,
+        };
+        self.store
+            .import_accounts(vec![account], self.clock.now_secs())
+            .await
+            .map_err(Error::from)?;
+        let session = self.hub.register(self.config.login_policy, user, platform, device);
+        let latest = self
+            .store
+            .log_after(user.to_owned(), u64::MAX, 0)
+            .await
+            .map_err(Error::from)?
+            .latest;
+        Ok(LoggedIn {
+            session,
+            claims,
+            latest,
+        })
+    }
+
+    /// The device's connection ended without a logout: a mobile device stays `PushOnline`.
+    pub fn disconnect(&self, session: &Session) {
+        self.hub.unregister(session, Some(self.clock.now_secs()));
+    }
+
+    /// The device logged out.
+    pub fn logout(&self, session: &Session) {
+        self.hub.unregister(session, None);
+        if !matches!(
+            self.hub.presence(&session.user, self.clock.now_secs()),
+            Presence::Online(_)
+        ) {
+            self.hub.clear_push_online(&session.user);
+        }
+    }
+
+    pub fn presence(&self, user: &str) -> Presence {
+        self.hub.presence(user, self.clock.now_secs())
+    }
+
+    /// `user`'s sync log after `after`.
+    pub async fn sync(&self, user: &str, after: u64, limit: usize) -> Result<LogPage, Error> {
+        Ok(self.store.log_after(user.to_owned(), after, limit).await?)
+    }
+
+    /// `user`'s recent contacts, latest first.
+    pub async fn conversations(&self, user: &str) -> Result<Vec<ConversationView>, Error> {
+        let mut items = self
+            .store
+            .conversations(user.to_owned(), self.config.recent_contacts_max)
+            .await?;
+        let cutoff = self.roaming_cutoff();
+        items.retain(|c| c.time >= cutoff);
+        Ok(items)
+    }
+
+    /// Removes `owner`'s conversation with `peer` (and with `clear_history`, hides its messages from `owner`).
+    pub async fn delete_conversation(&self, owner: &str, peer: &str, clear_history: bool) -> Result<(), Error> {
+        self.require_pair(owner, peer).await?;
+        self.store
+            .delete_conversation(owner.to_owned(), peer.to_owned(), clear_history)
+            .await?;
+        Ok(())
+    }
+
+    // ---- messages ----------------------------------------------------------------------------------
+
+    /// Sends a message to one or more recipients; acknowledged once committed, then pushed to the live
+    /// devices of the recipients (and of the sender, with [`SenderCopy::Sync`]).
     ///
     /// A retry (same sender, recipients, `MsgSeq`, `MsgRandom` and content) within the dedup window is
-    /// answered with the first send's result and stores nothing new.
+    /// answered with the first send's result and stores nothing new. An online-only message
+    /// (`lifetime_secs` 0) is pushed to live devices and never stored.
     pub async fn send(&self, msg: Outgoing) -> Result<Sent, Error> {
         let now_ms = self.clock.now_ms();
         let time = now_ms.div_euclid(1000);
-        let dedup_key = dedup_key(&msg);
         let key = MsgKey {
             seq: msg.seq.unwrap_or_else(rand::random),
             random: msg.random,
             time,
         };
-        let offline_until =
-            time + i64::from(msg.lifetime_secs).min(self.config.offline_retention_secs);
+        if msg.lifetime_secs == 0 {
+            return self.send_online_only(msg, key).await;
+        }
+        let dedup_key = dedup_key(&msg);
+        let offline_until = time + i64::from(msg.lifetime_secs).min(self.config.offline_retention_secs);
         let plan = SendPlan {
             msg,
             key,
@@ -193,33 +310,81 @@ impl Core {
             dedup_since_ms: now_ms - self.config.dedup_window_secs * 1000,
             now_ms,
             offline_until,
+            max_conversations: self.config.recent_contacts_max,
         };
-        self.store.send(plan).await
+        let mut sent = self.store.send(plan).await?;
+        self.push(std::mem::take(&mut sent.deliveries));
+        Ok(sent)
+    }
+
+    async fn send_online_only(&self, msg: Outgoing, key: MsgKey) -> Result<Sent, Error> {
+        let mut ids = vec![msg.from.clone()];
+        ids.extend(msg.to.iter().cloned());
+        let exist = self.store.accounts_exist(ids).await?;
+        if !exist[0] {
+            return Err(Error::NoSuchSender(msg.from));
+        }
+        let mut failed = Vec::new();
+        for (to, exists) in msg.to.iter().zip(&exist[1..]) {
+            if !exists {
+                failed.push(to.clone());
+                continue;
+            }
+            let stored = Arc::new(StoredMessage {
+                from: msg.from.clone(),
+                to: to.clone(),
+                key,
+                conv_seq: 0,
+                body: msg.body.clone(),
+                cloud_custom_data: msg.cloud_custom_data.clone(),
+                recalled: false,
+                peer_read: false,
+            });
+            let entry = LogEntry {
+                seq: 0,
+                event: LogEvent::Message(stored),
+            };
+            let push = Arc::new(Push {
+                entry,
+                encoded: OnceLock::new(),
+            });
+            self.hub.deliver(to, push.clone());
+            if msg.sender_copy == SenderCopy::Sync && *to != msg.from {
+                self.hub.deliver(&msg.from, push);
+            }
+        }
+        Ok(Sent {
+            key,
+            failed,
+            duplicate: false,
+            conv_seq: 0,
+            sender_log_seq: 0,
+            deliveries: Vec::new(),
+        })
     }
 
     /// Imports a historical message with its original time.
-    pub async fn import(&self, msg: Import) -> Result<Imported, Error> {
+    pub async fn import(&self, msg: Import) -> Result<(), Error> {
         let offline_until = msg.time + self.config.offline_retention_secs;
         let key = MsgKey {
             seq: msg.seq.unwrap_or_else(rand::random),
             random: msg.random,
             time: msg.time,
         };
-        self.store.import(msg, key, offline_until).await
+        match self
+            .store
+            .import(msg, key, offline_until, self.config.recent_contacts_max)
+            .await?
+        {
+            Imported::Stored(deliveries) => self.push(deliveries),
+            Imported::Duplicate => {}
+        }
+        Ok(())
     }
 
     /// A page of one side's history, within the roaming retention.
     pub async fn history(&self, mut q: HistoryQuery) -> Result<HistoryPage, Error> {
-        let exist = self
-            .store
-            .accounts_exist(vec![q.operator.clone(), q.peer.clone()])
-            .await?;
-        if !exist[0] {
-            return Err(Error::NoSuchSender(q.operator));
-        }
-        if !exist[1] {
-            return Err(Error::NoSuchAccount(q.peer));
-        }
+        self.require_pair(&q.operator, &q.peer).await?;
         q.min_time = q.min_time.max(self.roaming_cutoff());
         if q.min_time > q.max_time || q.limit == 0 {
             return Ok(HistoryPage {
@@ -230,28 +395,34 @@ impl Core {
         Ok(self.store.history(q).await?)
     }
 
-    /// Recalls a message; it stays in history flagged as recalled.
+    /// Recalls a message; it stays in history flagged as recalled, and both sides' devices are told.
     pub async fn withdraw(&self, from: &str, to: &str, key: MsgKey) -> Result<(), Error> {
         self.require_pair(from, to).await?;
-        match self
-            .store
-            .withdraw(from.to_owned(), to.to_owned(), key)
-            .await?
-        {
-            Withdrawn::Done => Ok(()),
+        let expire = self.clock.now_secs() + self.config.offline_retention_secs;
+        match self.store.withdraw(from.to_owned(), to.to_owned(), key, expire).await? {
+            Withdrawn::Done(deliveries) => {
+                self.push(deliveries);
+                Ok(())
+            }
             Withdrawn::NotFound => Err(Error::NoSuchMessage),
             Withdrawn::AlreadyRecalled => Err(Error::AlreadyRecalled),
         }
     }
 
-    /// Marks what `owner` received from `peer` up to `time` (default: now) as read.
+    /// Marks what `owner` received from `peer` up to `time` (default: now) as read, on every device.
     pub async fn set_read(&self, owner: &str, peer: &str, time: Option<i64>) -> Result<(), Error> {
         self.require_pair(owner, peer).await?;
-        let time = time.unwrap_or_else(|| self.clock.now_secs());
-        Ok(self
+        let now = self.clock.now_secs();
+        let time = time.unwrap_or(now);
+        let expire = now + self.config.offline_retention_secs;
+        if let Some(delivery) = self
             .store
-            .set_read(owner.to_owned(), peer.to_owned(), time)
-            .await?)
+            .set_read(owner.to_owned(), peer.to_owned(), time, expire)
+            .await?
+        {
+            self.push(vec![delivery]);
+        }
+        Ok(())
     }
 
     /// `owner`'s unread count from each peer; `None` for a peer that does not exist.
@@ -259,11 +430,7 @@ impl Core {
         self.require(owner).await?;
         let exist = self.store.accounts_exist(peers.clone()).await?;
         let counts = self.store.unread(owner.to_owned(), peers).await?;
-        Ok(exist
-            .into_iter()
-            .zip(counts)
-            .map(|(e, n)| e.then_some(n))
-            .collect())
+        Ok(exist.into_iter().zip(counts).map(|(e, n)| e.then_some(n)).collect())
     }
 
     pub async fn unread_total(&self, owner: &str) -> Result<u64, Error> {
@@ -271,7 +438,7 @@ impl Core {
         Ok(self.store.unread_total(owner.to_owned()).await?)
     }
 
-    /// Deletes expired history, offline copies, conversations and dedup entries.
+    /// Deletes expired history, sync-log entries, conversations and dedup entries.
     pub async fn purge_expired(&self) -> Result<Purged, Error> {
         let now_ms = self.clock.now_ms();
         let cutoffs = Cutoffs {
@@ -280,6 +447,18 @@ impl Core {
             dedup_before_ms: now_ms - self.config.dedup_window_secs * 1000,
         };
         Ok(self.store.purge(cutoffs).await?)
+    }
+
+    fn push(&self, deliveries: Vec<Delivery>) {
+        for d in deliveries {
+            self.hub.deliver(
+                &d.user,
+                Arc::new(Push {
+                    entry: d.entry,
+                    encoded: OnceLock::new(),
+                }),
+            );
+        }
     }
 
     fn roaming_cutoff(&self) -> i64 {

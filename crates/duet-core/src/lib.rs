@@ -8,6 +8,7 @@
 //! * [`clock`] gives time, so tests can move it.
 
 pub mod clock;
+pub mod hub;
 pub mod model;
 pub mod retention;
 pub mod store;
@@ -16,5 +17,5 @@ pub mod usersig;
 mod core;
 mod error;
 
-pub use crate::core::{AuthError, Core, CoreConfig};
+pub use crate::core::{AuthError, Core, CoreConfig, LoggedIn, LoginError};
 pub use crate::error::Error;

@@ -81,6 +81,89 @@ pub struct Sent {
     pub failed: Vec<String>,
     /// Whether this was a retry of an earlier send, answered with that send's result.
     pub duplicate: bool,
+    /// Position of the (first recipient's) message in its conversation; 0 if not stored.
+    pub conv_seq: u64,
+    /// Position of the sender's copy in the sender's sync log; 0 if none.
+    pub sender_log_seq: u64,
+    /// The sync-log entries this send appended, to push to live devices. Empty for a duplicate.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// A sync-log entry for a user's devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub user: String,
+    pub entry: LogEntry,
+}
+
+/// One entry of a user's sync log. `seq` numbers the log from 1 without gaps; 0 marks an online-only
+/// message that is pushed but never logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub event: LogEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEvent {
+    /// A message the user received or sent.
+    Message(std::sync::Arc<StoredMessage>),
+    /// The user read what `peer` sent up to `time`.
+    Read { peer: String, time: i64 },
+    /// The message `key` of the conversation with `peer` was recalled.
+    Recall { peer: String, key: MsgKey },
+}
+
+/// A page of a user's sync log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPage {
+    pub entries: Vec<LogEntry>,
+    /// The log's last sequence number.
+    pub latest: u64,
+    /// Entries after the page's last remain.
+    pub more: bool,
+}
+
+/// One recent contact: the owner's side of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationView {
+    pub peer: String,
+    pub last: Option<StoredMessage>,
+    pub unread: u64,
+    /// Time of the last message, unix seconds.
+    pub time: i64,
+}
+
+/// The platforms a device may log in from (Tencent's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Platform {
+    IPhone,
+    Android,
+    IPad,
+    Pc,
+    Mac,
+    Linux,
+    Web,
+}
+
+impl Platform {
+    /// Tencent's name of the platform, as `query_online_status` reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::IPhone => "iPhone",
+            Platform::Android => "Android",
+            Platform::IPad => "iPad",
+            Platform::Pc => "PC",
+            Platform::Mac => "Mac",
+            Platform::Linux => "Linux",
+            Platform::Web => "Web",
+        }
+    }
+
+    /// Phones and tablets: the devices that stay `PushOnline` after their connection drops.
+    pub fn is_mobile(self) -> bool {
+        matches!(self, Platform::IPhone | Platform::Android | Platform::IPad)
+    }
 }
 
 /// A historical message to import (`importmsg`).
@@ -97,12 +180,14 @@ pub struct Import {
     pub counts_unread: bool,
 }
 
-/// A message as history returns it.
+/// A message as history and sync logs return it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
     pub from: String,
     pub to: String,
     pub key: MsgKey,
+    /// Position in the conversation, from 1 without gaps (0: online only, never stored).
+    pub conv_seq: u64,
     pub body: String,
     pub cloud_custom_data: String,
     pub recalled: bool,

@@ -8,7 +8,8 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, Outgoing, ProfileValue, Purged, Sent,
+    ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, Outgoing, ProfileValue,
+    Purged, Sent,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -32,22 +33,26 @@ pub struct SendPlan {
     /// An earlier send with the same `dedup_key` at or after this time (unix ms) is a duplicate.
     pub dedup_since_ms: i64,
     pub now_ms: i64,
-    /// Unix seconds after which undelivered copies are dropped.
+    /// Unix seconds after which the sync-log entries expire.
     pub offline_until: i64,
+    /// Recent contacts kept per user; the least recent beyond go.
+    pub max_conversations: usize,
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Imported {
-    Stored,
+    /// Stored; the entries to push (none for history imports).
+    Stored(Vec<Delivery>),
     /// A message with the same `MsgSeq`, `MsgRandom` and time is in the conversation already.
     Duplicate,
 }
 
 /// What a recall found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Withdrawn {
-    Done,
+    /// Recalled; the recall entries appended to both sides' logs.
+    Done(Vec<Delivery>),
     NotFound,
     AlreadyRecalled,
 }
@@ -73,11 +78,7 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Every account with revoked UserSigs, and the time before which its sigs are refused.
     async fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Sets profile values; `false` if the account does not exist (nothing is written then).
-    async fn set_profile(
-        &self,
-        id: String,
-        items: Vec<(String, ProfileValue)>,
-    ) -> Result<bool, StoreError>;
+    async fn set_profile(&self, id: String, items: Vec<(String, ProfileValue)>) -> Result<bool, StoreError>;
     /// The stored values of `tags` for each of `ids`; `None` for an account that does not exist.
     async fn profiles(
         &self,
@@ -88,7 +89,7 @@ pub trait AccountStore: Send + Sync + 'static {
 
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
-    /// Commits a send: the message, its offline copies, both sides' conversations and the dedup entry.
+    /// Commits a send: the message, both sides' sync-log entries and conversations, and the dedup entry.
     /// A duplicate returns the first send's result and writes nothing. Fails with no write when the
     /// sender does not exist; recipients that do not exist are listed in [`Sent::failed`].
     async fn send(&self, plan: SendPlan) -> Result<Sent, crate::Error>;
@@ -99,22 +100,39 @@ pub trait MessageStore: Send + Sync + 'static {
         msg: Import,
         key: MsgKey,
         offline_until: i64,
+        max_conversations: usize,
     ) -> Result<Imported, crate::Error>;
     /// A page of one side's view of a conversation, newest first.
     async fn history(&self, q: HistoryQuery) -> Result<HistoryPage, StoreError>;
-    /// Recalls the message `from` sent `to` with `key`: flagged in history, dropped from offline storage.
+    /// Recalls the message `from` sent `to` with `key`: flagged in history, and a recall entry (expiring at
+    /// `log_expire_at`) appended to both sides' logs.
     async fn withdraw(
         &self,
         from: String,
         to: String,
         key: MsgKey,
+        log_expire_at: i64,
     ) -> Result<Withdrawn, StoreError>;
-    /// Marks what `owner` received from `peer` at or before `time` as read.
-    async fn set_read(&self, owner: String, peer: String, time: i64) -> Result<(), StoreError>;
+    /// Marks what `owner` received from `peer` at or before `time` as read, and appends a read entry to
+    /// `owner`'s log. `None` if either account does not exist.
+    async fn set_read(
+        &self,
+        owner: String,
+        peer: String,
+        time: i64,
+        log_expire_at: i64,
+    ) -> Result<Option<Delivery>, StoreError>;
     /// `owner`'s unread count from each of `peers` (a peer with no conversation has 0).
     async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError>;
     /// `owner`'s unread count over all conversations.
     async fn unread_total(&self, owner: String) -> Result<u64, StoreError>;
+    /// `user`'s sync-log entries after `after`, at most `limit`. Entries whose message expired are skipped.
+    async fn log_after(&self, user: String, after: u64, limit: usize) -> Result<LogPage, StoreError>;
+    /// `user`'s recent contacts with a last message, latest first.
+    async fn conversations(&self, user: String, limit: usize) -> Result<Vec<ConversationView>, StoreError>;
+    /// Removes `owner`'s side of the conversation with `peer`; with `clear_history`, also hides its messages
+    /// from `owner`'s history. `false` if either account does not exist.
+    async fn delete_conversation(&self, owner: String, peer: String, clear_history: bool) -> Result<bool, StoreError>;
     /// Deletes what has expired.
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError>;
 }

@@ -103,15 +103,8 @@ pub fn generate(
     userbuf: Option<&[u8]>,
 ) -> String {
     let userbuf_b64 = userbuf.map(|buf| STANDARD.encode(buf));
-    let mac = signer(
-        secret_key,
-        identifier,
-        sdkappid,
-        time,
-        expire,
-        userbuf_b64.as_deref(),
-    )
-    .expect("hmac accepts keys of any length");
+    let mac = signer(secret_key, identifier, sdkappid, time, expire, userbuf_b64.as_deref())
+        .expect("hmac accepts keys of any length");
     let sig = STANDARD.encode(mac.finalize().into_bytes());
 
     let mut doc = String::with_capacity(256);
@@ -128,9 +121,7 @@ pub fn generate(
     let _ = write!(doc, r#", "TLS.sig": "{sig}"}}"#);
 
     let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), Compression::default());
-    encoder
-        .write_all(doc.as_bytes())
-        .expect("writing to a Vec cannot fail");
+    encoder.write_all(doc.as_bytes()).expect("writing to a Vec cannot fail");
     let compressed = encoder.finish().expect("writing to a Vec cannot fail");
 
     STANDARD
@@ -186,11 +177,7 @@ pub fn verify(
         None => None,
         Some(b64) => {
             let compact: Vec<u8> = b64.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-            Some(
-                LENIENT_STANDARD
-                    .decode(compact)
-                    .map_err(|_| UserSigError::Malformed)?,
-            )
+            Some(LENIENT_STANDARD.decode(compact).map_err(|_| UserSigError::Malformed)?)
         }
     };
 
@@ -201,20 +188,11 @@ pub fn verify(
         return Err(UserSigError::IdentifierMismatch);
     }
 
-    let tag = LENIENT_STANDARD
-        .decode(sig)
+    let tag = LENIENT_STANDARD.decode(sig).map_err(|_| UserSigError::BadSignature)?;
+    signer(secret_key, doc_identifier, doc_sdkappid, time, expire, userbuf_b64)
+        .map_err(|_| UserSigError::BadSignature)?
+        .verify_slice(&tag)
         .map_err(|_| UserSigError::BadSignature)?;
-    signer(
-        secret_key,
-        doc_identifier,
-        doc_sdkappid,
-        time,
-        expire,
-        userbuf_b64,
-    )
-    .map_err(|_| UserSigError::BadSignature)?
-    .verify_slice(&tag)
-    .map_err(|_| UserSigError::BadSignature)?;
 
     if i128::from(now) > i128::from(time) + i128::from(expire) {
         return Err(UserSigError::Expired);
@@ -241,9 +219,7 @@ fn signer(
     let mut mac = HmacSha256::new_from_slice(secret_key.as_bytes())?;
     mac.update(b"TLS.identifier:");
     mac.update(identifier.as_bytes());
-    mac.update(
-        format!("\nTLS.sdkappid:{sdkappid}\nTLS.time:{time}\nTLS.expire:{expire}\n").as_bytes(),
-    );
+    mac.update(format!("\nTLS.sdkappid:{sdkappid}\nTLS.time:{time}\nTLS.expire:{expire}\n").as_bytes());
     if let Some(b64) = userbuf_b64 {
         mac.update(b"TLS.userbuf:");
         mac.update(b64.as_bytes());
@@ -268,9 +244,7 @@ fn decode_outer(usersig: &str) -> Result<Vec<u8>, UserSigError> {
             other => other,
         });
     }
-    LENIENT_STANDARD
-        .decode(standard)
-        .map_err(|_| UserSigError::Malformed)
+    LENIENT_STANDARD.decode(standard).map_err(|_| UserSigError::Malformed)
 }
 
 /// Inflates one complete zlib stream (header and Adler-32 checked), refusing truncated streams,
@@ -314,11 +288,7 @@ fn str_field<'a>(doc: &'a Map<String, Value>, key: &str) -> Result<&'a str, User
 
 /// An integer field, as a JSON integer or, leniently, as a string holding the integer in canonical decimal
 /// (so the signed string is unambiguous).
-fn int_field<T>(
-    doc: &Map<String, Value>,
-    key: &str,
-    from_number: fn(&Value) -> Option<T>,
-) -> Result<T, UserSigError>
+fn int_field<T>(doc: &Map<String, Value>, key: &str, from_number: fn(&Value) -> Option<T>) -> Result<T, UserSigError>
 where
     T: std::str::FromStr + ToString,
 {
@@ -366,12 +336,7 @@ mod tests {
 
     #[test]
     fn roundtrip() {
-        for userbuf in [
-            None,
-            Some(&b""[..]),
-            Some(&b"abc"[..]),
-            Some(&[0u8, 255, 62, 63][..]),
-        ] {
+        for userbuf in [None, Some(&b""[..]), Some(&b"abc"[..]), Some(&[0u8, 255, 62, 63][..])] {
             for identifier in ["xiaojun", "a/b", "小军", "emoji😀", "q\"\\\n\u{7f}"] {
                 let sig = generate(KEY, 1400000000, identifier, 1600000000, 86400, userbuf);
                 let claims = verify(KEY, 1400000000, identifier, &sig, 1600000000).unwrap();

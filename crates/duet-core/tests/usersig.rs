@@ -27,17 +27,9 @@ const VECTORS: &str = include_str!("fixtures/usersig/vectors.json");
 // ---- helpers: an independent encoder/decoder for building and inspecting sigs ----
 
 /// The standard-base64 HMAC of the signed string (§2.1), computed independently of the crate.
-fn tls_sig(
-    key: &str,
-    identifier: &str,
-    sdkappid: u64,
-    time: i64,
-    expire: i64,
-    userbuf_b64: Option<&str>,
-) -> String {
-    let mut content = format!(
-        "TLS.identifier:{identifier}\nTLS.sdkappid:{sdkappid}\nTLS.time:{time}\nTLS.expire:{expire}\n"
-    );
+fn tls_sig(key: &str, identifier: &str, sdkappid: u64, time: i64, expire: i64, userbuf_b64: Option<&str>) -> String {
+    let mut content =
+        format!("TLS.identifier:{identifier}\nTLS.sdkappid:{sdkappid}\nTLS.time:{time}\nTLS.expire:{expire}\n");
     if let Some(b64) = userbuf_b64 {
         content.push_str(&format!("TLS.userbuf:{b64}\n"));
     }
@@ -67,12 +59,7 @@ fn usersig_of(document: &str, level: u32) -> String {
 
 fn unouter(usersig: &str) -> Vec<u8> {
     STANDARD
-        .decode(
-            usersig
-                .replace('*', "+")
-                .replace('-', "/")
-                .replace('_', "="),
-        )
+        .decode(usersig.replace('*', "+").replace('-', "/").replace('_', "="))
         .unwrap()
 }
 
@@ -120,10 +107,7 @@ fn reference_vector_verifies_through_its_last_second() {
         Ok(expected.clone())
     );
     // No lower bound on TLS.time, as in the official verifiers.
-    assert_eq!(
-        verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, 0),
-        Ok(expected)
-    );
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, 0), Ok(expected));
     assert_eq!(
         verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, TIME + EXPIRE + 1),
         Err(UserSigError::Expired)
@@ -158,10 +142,7 @@ fn reference_vector_with_a_flipped_byte_is_refused() {
             }
         }
     }
-    assert!(
-        refused > original.len() * 9 * 2 * 9 / 10,
-        "refused only {refused}"
-    );
+    assert!(refused > original.len() * 9 * 2 * 9 / 10, "refused only {refused}");
 }
 
 #[test]
@@ -175,10 +156,7 @@ fn generate_makes_the_python_document_for_the_reference_inputs() {
         verify(KEY, SDKAPPID, "xiaojun", &generated, TIME),
         Ok(claims("xiaojun", TIME, EXPIRE, None))
     );
-    assert_eq!(
-        tls_sig(KEY, "xiaojun", SDKAPPID, TIME, EXPIRE, None),
-        REF_SIG
-    );
+    assert_eq!(tls_sig(KEY, "xiaojun", SDKAPPID, TIME, EXPIRE, None), REF_SIG);
 }
 
 #[test]
@@ -254,14 +232,8 @@ fn vectors() -> Vec<Vector> {
 #[test]
 fn official_library_vectors_verify() {
     let vectors = vectors();
-    let python = vectors
-        .iter()
-        .filter(|v| v.library.starts_with("python"))
-        .count();
-    let node = vectors
-        .iter()
-        .filter(|v| v.library.starts_with("node"))
-        .count();
+    let python = vectors.iter().filter(|v| v.library.starts_with("python")).count();
+    let node = vectors.iter().filter(|v| v.library.starts_with("node")).count();
     assert!(python >= 7 && node >= 9, "python {python}, node {node}");
     for v in &vectors {
         let expected = Claims {
@@ -272,13 +244,7 @@ fn official_library_vectors_verify() {
             userbuf: v.userbuf.clone(),
         };
         let check = |now| verify(KEY, SDKAPPID, &v.identifier, &v.usersig, now);
-        assert_eq!(
-            check(v.time),
-            Ok(expected.clone()),
-            "{} {}",
-            v.library,
-            v.usersig
-        );
+        assert_eq!(check(v.time), Ok(expected.clone()), "{} {}", v.library, v.usersig);
         assert_eq!(check(v.time + v.expire), Ok(expected), "{}", v.library);
         assert_eq!(
             check(v.time + v.expire + 1),
@@ -295,27 +261,14 @@ fn official_library_vectors_verify() {
             Err(UserSigError::SdkAppIdMismatch)
         );
         assert_eq!(
-            verify(
-                &KEY.replace('5', "6"),
-                SDKAPPID,
-                &v.identifier,
-                &v.usersig,
-                v.time
-            ),
+            verify(&KEY.replace('5', "6"), SDKAPPID, &v.identifier, &v.usersig, v.time),
             Err(UserSigError::BadSignature)
         );
         // The recorded document and TLS.sig are what the string carries and what §2.1 computes.
         assert_eq!(document_of(&v.usersig), v.document);
         let userbuf_b64 = v.userbuf.as_ref().map(|b| STANDARD.encode(b));
         assert_eq!(
-            tls_sig(
-                KEY,
-                &v.identifier,
-                SDKAPPID,
-                v.time,
-                v.expire,
-                userbuf_b64.as_deref()
-            ),
+            tls_sig(KEY, &v.identifier, SDKAPPID, v.time, v.expire, userbuf_b64.as_deref()),
             v.tls_sig
         );
     }
@@ -324,14 +277,7 @@ fn official_library_vectors_verify() {
 #[test]
 fn generate_matches_python_documents_and_verifies_with_node_shapes() {
     for v in vectors() {
-        let generated = generate(
-            KEY,
-            SDKAPPID,
-            &v.identifier,
-            v.time,
-            v.expire,
-            v.userbuf.as_deref(),
-        );
+        let generated = generate(KEY, SDKAPPID, &v.identifier, v.time, v.expire, v.userbuf.as_deref());
         if v.library.starts_with("python") {
             // Same JSON text as json.dumps: separators, key order, \uXXXX escapes, quotes and backslashes.
             assert_eq!(document_of(&generated), v.document, "{}", v.identifier);
@@ -352,14 +298,7 @@ fn go_shape_verifies() {
     let expire = 86400;
     for userbuf in [None, Some(&b"\x00\x01room\xff"[..])] {
         let userbuf_b64 = userbuf.map(|b| STANDARD.encode(b));
-        let sig = tls_sig(
-            KEY,
-            identifier,
-            SDKAPPID,
-            time,
-            expire,
-            userbuf_b64.as_deref(),
-        );
+        let sig = tls_sig(KEY, identifier, SDKAPPID, time, expire, userbuf_b64.as_deref());
         let userbuf_field = userbuf_b64
             .as_ref()
             .map(|b| format!(r#""TLS.userbuf":"{b}","#))
@@ -394,14 +333,7 @@ fn php_shape_verifies() {
     let userbuf: &[u8] = b"\xfb\xff\xbf\x3e";
     for userbuf in [None, Some(userbuf)] {
         let userbuf_b64 = userbuf.map(|b| STANDARD.encode(b));
-        let sig = tls_sig(
-            KEY,
-            identifier,
-            SDKAPPID,
-            time,
-            expire,
-            userbuf_b64.as_deref(),
-        );
+        let sig = tls_sig(KEY, identifier, SDKAPPID, time, expire, userbuf_b64.as_deref());
         let php = |s: &str| s.replace('/', "\\/");
         let userbuf_field = userbuf_b64
             .as_ref()
@@ -465,12 +397,7 @@ fn java_shape_verifies() {
         assert_eq!(&unouter(&usersig)[..2], &[0x78, 0x9c]);
         assert_eq!(
             verify(KEY, SDKAPPID, identifier, &usersig, time),
-            Ok(claims(
-                identifier,
-                time,
-                expire,
-                userbuf.map(|(raw, _)| raw)
-            ))
+            Ok(claims(identifier, time, expire, userbuf.map(|(raw, _)| raw)))
         );
     }
 }
@@ -601,31 +528,18 @@ fn forged_is_refused() {
         [("TLS.expire", "999999999")],
         [("TLS.time", "1600000001")],
         [("TLS.userbuf", r#""YWJj""#)],
-        [(
-            "TLS.sig",
-            r#""1Z5PngDjGaufeSiPoBuxdHY7EK3JTdAjMP93S4KvV3N=""#,
-        )],
+        [("TLS.sig", r#""1Z5PngDjGaufeSiPoBuxdHY7EK3JTdAjMP93S4KvV3N=""#)],
         [("TLS.sig", r#""1Z5PngDjGaufeSiPoBuxdHY7EK3JTdAjMP93S4KvV3""#)],
         [("TLS.sig", r#""not base64!""#)],
         [("TLS.sig", r#""""#)],
     ] {
         let doc = doc_with(&fields);
-        assert_eq!(
-            check(&usersig_of(&doc, 6)),
-            Err(UserSigError::BadSignature),
-            "{doc}"
-        );
+        assert_eq!(check(&usersig_of(&doc, 6)), Err(UserSigError::BadSignature), "{doc}");
     }
     // An extra copy of the MAC (64 bytes) is not a prefix match.
     let doubled = format!(
         r#""{}""#,
-        STANDARD.encode(
-            [
-                STANDARD.decode(REF_SIG).unwrap(),
-                STANDARD.decode(REF_SIG).unwrap()
-            ]
-            .concat()
-        )
+        STANDARD.encode([STANDARD.decode(REF_SIG).unwrap(), STANDARD.decode(REF_SIG).unwrap()].concat())
     );
     assert_eq!(
         check(&usersig_of(&doc_with(&[("TLS.sig", &doubled)]), 6)),
@@ -661,31 +575,19 @@ fn malformed_is_refused() {
         ("raw deflate", outer(&raw_deflate)),
         ("gzip", outer(&gzip.finish().unwrap())),
         ("truncated zlib", outer(&ref_zlib[..ref_zlib.len() - 6])),
-        (
-            "zlib without its trailer",
-            outer(&ref_zlib[..ref_zlib.len() - 4]),
-        ),
+        ("zlib without its trailer", outer(&ref_zlib[..ref_zlib.len() - 4])),
         ("bad adler-32", outer(&bad_adler)),
         ("bad zlib header", outer(&bad_header)),
         ("trailing bytes", outer(&[&ref_zlib[..], b"\0"].concat())),
-        (
-            "two streams",
-            outer(&[&ref_zlib[..], &ref_zlib[..]].concat()),
-        ),
+        ("two streams", outer(&[&ref_zlib[..], &ref_zlib[..]].concat())),
         ("zip bomb", outer(&bomb)),
         ("not json", usersig_of("hello", 6)),
         ("empty document", usersig_of("", 6)),
-        (
-            "truncated json",
-            usersig_of(&REF_DOCUMENT[..REF_DOCUMENT.len() - 1], 6),
-        ),
+        ("truncated json", usersig_of(&REF_DOCUMENT[..REF_DOCUMENT.len() - 1], 6)),
         ("json array", usersig_of("[1, 2]", 6)),
         ("json string", usersig_of(r#""TLS.sig""#, 6)),
         ("json null", usersig_of("null", 6)),
-        (
-            "trailing json",
-            usersig_of(&format!("{REF_DOCUMENT} {{}}"), 6),
-        ),
+        ("trailing json", usersig_of(&format!("{REF_DOCUMENT} {{}}"), 6)),
         ("deep nesting", usersig_of(&"[".repeat(10_000), 9)),
         (
             "userbuf not base64",
@@ -710,10 +612,7 @@ fn malformed_is_refused() {
     // Invalid UTF-8 inside the document.
     let mut latin1 = REF_DOCUMENT.as_bytes().to_vec();
     latin1[20] = 0xe9;
-    assert_eq!(
-        check(&outer(&zlib(&latin1, 6))),
-        Err(UserSigError::Malformed)
-    );
+    assert_eq!(check(&outer(&zlib(&latin1, 6))), Err(UserSigError::Malformed));
     // Too long to be a UserSig at all.
     assert_eq!(check(&"A".repeat(1 << 20)), Err(UserSigError::Malformed));
 }
@@ -748,11 +647,7 @@ fn missing_or_mistyped_fields_are_refused() {
     ];
     for (key, value) in cases {
         let doc = doc_with(&[(key, value)]);
-        assert_eq!(
-            check(&usersig_of(&doc, 6)),
-            Err(UserSigError::MissingField),
-            "{doc}"
-        );
+        assert_eq!(check(&usersig_of(&doc, 6)), Err(UserSigError::MissingField), "{doc}");
     }
     assert_eq!(check(&usersig_of("{}", 6)), Err(UserSigError::MissingField));
 }

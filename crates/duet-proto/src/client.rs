@@ -80,9 +80,10 @@ impl Platform {
     }
 
     pub fn from_name(name: &str) -> Option<Platform> {
-        Platform::ALL.into_iter().find(|p| p.name().eq_ignore_ascii_case(name)).or_else(|| {
-            name.eq_ignore_ascii_case("windows").then_some(Platform::Pc)
-        })
+        Platform::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
+            .or_else(|| name.eq_ignore_ascii_case("windows").then_some(Platform::Pc))
     }
 }
 
@@ -158,7 +159,11 @@ fn is_false(b: &bool) -> bool {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// A request failed. `id` is 0 for a frame that could not be read at all.
-    Error { id: u64, code: u32, info: String },
+    Error {
+        id: u64,
+        code: u32,
+        info: String,
+    },
     LoggedIn {
         id: u64,
         user: String,
@@ -194,15 +199,31 @@ pub enum ServerFrame {
         /// No older messages exist (within the retention).
         complete: bool,
     },
-    Conversations { id: u64, items: Vec<Conversation> },
-    Ok { id: u64 },
-    Pong { id: u64, server_time: i64 },
+    Conversations {
+        id: u64,
+        items: Vec<Conversation>,
+    },
+    Ok {
+        id: u64,
+    },
+    Pong {
+        id: u64,
+        server_time: i64,
+    },
     /// A new entry of the user's sync log (or, with `seq` 0, an online-only message).
-    Entry { entry: Entry },
+    Entry {
+        entry: Entry,
+    },
     /// This connection was logged out by a login elsewhere or by the admin; the server closes it.
-    Kicked { code: u32, info: String },
+    Kicked {
+        code: u32,
+        info: String,
+    },
     /// The UserSig expired while online; log in again with a new one.
-    SigExpired { code: u32, info: String },
+    SigExpired {
+        code: u32,
+        info: String,
+    },
 }
 
 /// One entry of a user's sync log. `seq` numbers the user's log from 1, without gaps.
@@ -282,11 +303,15 @@ mod tests {
             serde_json::to_string(&login).unwrap(),
             r#"{"op":"login","id":1,"protocol":1,"user":"bob","usersig":"sig","platform":"iPhone","device":"d1"}"#
         );
-        let entry: ServerFrame = serde_json::from_str(
-            r#"{"op":"entry","entry":{"kind":"read","seq":7,"peer":"alice","time":1700000000}}"#,
-        )
-        .unwrap();
-        assert!(matches!(entry, ServerFrame::Entry { entry: Entry::Read { seq: 7, .. } }));
+        let entry: ServerFrame =
+            serde_json::from_str(r#"{"op":"entry","entry":{"kind":"read","seq":7,"peer":"alice","time":1700000000}}"#)
+                .unwrap();
+        assert!(matches!(
+            entry,
+            ServerFrame::Entry {
+                entry: Entry::Read { seq: 7, .. }
+            }
+        ));
         assert_eq!(Platform::from_name("windows"), Some(Platform::Pc));
         assert_eq!(Platform::from_name("iphone"), Some(Platform::IPhone));
     }

@@ -69,6 +69,7 @@ pub const MSG_TOO_LONG: u32 = 93000;
 
 // Recent contacts.
 pub const CONTACT_ACCOUNT_NOT_FOUND: u32 = 50001;
+pub const CONTACT_INTERNAL: u32 = 50004;
 pub const CONTACT_JSON_PARSE: u32 = 50002;
 pub const CONTACT_ADMIN_REQUIRED: u32 = 50003;
 

@@ -66,11 +66,7 @@ pub struct ImageElem {
     #[serde(rename = "UUID")]
     pub uuid: String,
     /// JPG=1, GIF=2, PNG=3, BMP=4, other=255.
-    #[serde(
-        rename = "ImageFormat",
-        default = "other_format",
-        deserialize_with = "lenient::u64"
-    )]
+    #[serde(rename = "ImageFormat", default = "other_format", deserialize_with = "lenient::u64")]
     pub image_format: u64,
     #[serde(rename = "ImageInfoArray")]
     pub image_info_array: Vec<ImageInfo>,
@@ -185,55 +181,52 @@ fn malformed(index: usize, why: impl std::fmt::Display) -> ApiError {
     ApiError::new(code::MSG_ELEM_MALFORMED, format!("MsgBody[{index}]: {why}"))
 }
 
-/// Parses and validates a request's `MsgBody`: a non-empty array of elements, at most one of them custom,
-/// whose compact JSON is at most [`MAX_BODY_BYTES`].
+/// Parses and validates a request's `MsgBody`: a non-empty array of elements (see [`validate_elems`]).
 pub fn parse_msg_body(body: Option<&Value>) -> Result<Vec<MsgElem>, ApiError> {
     let items = match body {
         Some(Value::Array(items)) => items,
-        None | Some(Value::Null) => {
-            return Err(ApiError::new(
-                code::MSG_BODY_NOT_ARRAY,
-                "MsgBody is required",
-            ));
-        }
-        Some(_) => {
-            return Err(ApiError::new(
-                code::MSG_BODY_NOT_ARRAY,
-                "MsgBody must be an array",
-            ));
-        }
+        None | Some(Value::Null) => return Err(ApiError::new(code::MSG_BODY_NOT_ARRAY, "MsgBody is required")),
+        Some(_) => return Err(ApiError::new(code::MSG_BODY_NOT_ARRAY, "MsgBody must be an array")),
     };
-    if items.is_empty() {
+    let elems = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse_elem(i, item))
+        .collect::<Result<Vec<_>, _>>()?;
+    validate_elems(&elems)?;
+    Ok(elems)
+}
+
+/// Checks elements as a receiving client relies on them: at least one, at most one `TIMCustomElem`,
+/// coordinates in range, URLs present, and at most [`MAX_BODY_BYTES`] of compact JSON, which it returns.
+pub fn validate_elems(elems: &[MsgElem]) -> Result<String, ApiError> {
+    if elems.is_empty() {
         return Err(ApiError::new(
             code::MSG_BODY_MALFORMED,
             "MsgBody must hold at least one element",
         ));
     }
-    let mut elems = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        elems.push(parse_elem(i, item)?);
+    for (i, elem) in elems.iter().enumerate() {
+        check_elem(i, elem)?;
     }
-    if elems
-        .iter()
-        .filter(|e| matches!(e, MsgElem::Custom(_)))
-        .count()
-        > 1
-    {
+    if elems.iter().filter(|e| matches!(e, MsgElem::Custom(_))).count() > 1 {
         return Err(ApiError::new(
             code::MSG_ELEM_MALFORMED,
             "MsgBody may hold at most one TIMCustomElem",
         ));
     }
-    let size = serde_json::to_vec(&elems)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
-    if size > MAX_BODY_BYTES {
+    let json = serde_json::to_string(elems)
+        .map_err(|e| ApiError::new(code::MSG_ELEM_MALFORMED, format!("MsgBody cannot be encoded: {e}")))?;
+    if json.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(
             code::MSG_TOO_LONG,
-            format!("MsgBody is {size} bytes, more than the limit of {MAX_BODY_BYTES}"),
+            format!(
+                "MsgBody is {} bytes, more than the limit of {MAX_BODY_BYTES}",
+                json.len()
+            ),
         ));
     }
-    Ok(elems)
+    Ok(json)
 }
 
 fn parse_elem(i: usize, item: &Value) -> Result<MsgElem, ApiError> {
@@ -253,59 +246,14 @@ fn parse_elem(i: usize, item: &Value) -> Result<MsgElem, ApiError> {
     fn de<T: serde::de::DeserializeOwned>(i: usize, kind: &str, v: Value) -> Result<T, ApiError> {
         serde_json::from_value(v).map_err(|e| malformed(i, format_args!("{kind}: {e}")))
     }
-    let elem = match kind {
+    Ok(match kind {
         "TIMTextElem" => MsgElem::Text(de(i, kind, content)?),
         "TIMFaceElem" => MsgElem::Face(de(i, kind, content)?),
-        "TIMLocationElem" => {
-            let loc: LocationElem = de(i, kind, content)?;
-            if !(-90.0..=90.0).contains(&loc.latitude) {
-                return Err(malformed(
-                    i,
-                    "TIMLocationElem: Latitude must be within [-90, 90]",
-                ));
-            }
-            if !(-180.0..=180.0).contains(&loc.longitude) {
-                return Err(malformed(
-                    i,
-                    "TIMLocationElem: Longitude must be within [-180, 180]",
-                ));
-            }
-            MsgElem::Location(loc)
-        }
-        "TIMImageElem" => {
-            let img: ImageElem = de(i, kind, content)?;
-            if img.image_info_array.is_empty() {
-                return Err(malformed(
-                    i,
-                    "TIMImageElem: ImageInfoArray must not be empty",
-                ));
-            }
-            for info in &img.image_info_array {
-                if !(1..=3).contains(&info.kind) {
-                    return Err(malformed(
-                        i,
-                        "TIMImageElem: ImageInfoArray Type must be 1, 2 or 3",
-                    ));
-                }
-                require_url(i, kind, "URL", &info.url)?;
-            }
-            MsgElem::Image(img)
-        }
-        "TIMSoundElem" => {
-            let s: SoundElem = de(i, kind, content)?;
-            require_url(i, kind, "Url", &s.url)?;
-            MsgElem::Sound(s)
-        }
-        "TIMFileElem" => {
-            let f: FileElem = de(i, kind, content)?;
-            require_url(i, kind, "Url", &f.url)?;
-            MsgElem::File(f)
-        }
-        "TIMVideoFileElem" => {
-            let v: VideoFileElem = de(i, kind, content)?;
-            require_url(i, kind, "VideoUrl", &v.video_url)?;
-            MsgElem::Video(v)
-        }
+        "TIMLocationElem" => MsgElem::Location(de(i, kind, content)?),
+        "TIMImageElem" => MsgElem::Image(de(i, kind, content)?),
+        "TIMSoundElem" => MsgElem::Sound(de(i, kind, content)?),
+        "TIMFileElem" => MsgElem::File(de(i, kind, content)?),
+        "TIMVideoFileElem" => MsgElem::Video(de(i, kind, content)?),
         "TIMCustomElem" => MsgElem::Custom(de(i, kind, content)?),
         other => {
             return Err(malformed(
@@ -313,8 +261,36 @@ fn parse_elem(i: usize, item: &Value) -> Result<MsgElem, ApiError> {
                 format_args!("unknown MsgType {other:?}; expected one of {KNOWN_TYPES}"),
             ));
         }
-    };
-    Ok(elem)
+    })
+}
+
+fn check_elem(i: usize, elem: &MsgElem) -> Result<(), ApiError> {
+    match elem {
+        MsgElem::Location(loc) => {
+            if !(-90.0..=90.0).contains(&loc.latitude) {
+                return Err(malformed(i, "TIMLocationElem: Latitude must be within [-90, 90]"));
+            }
+            if !(-180.0..=180.0).contains(&loc.longitude) {
+                return Err(malformed(i, "TIMLocationElem: Longitude must be within [-180, 180]"));
+            }
+        }
+        MsgElem::Image(img) => {
+            if img.image_info_array.is_empty() {
+                return Err(malformed(i, "TIMImageElem: ImageInfoArray must not be empty"));
+            }
+            for info in &img.image_info_array {
+                if !(1..=3).contains(&info.kind) {
+                    return Err(malformed(i, "TIMImageElem: ImageInfoArray Type must be 1, 2 or 3"));
+                }
+                require_url(i, "TIMImageElem", "URL", &info.url)?;
+            }
+        }
+        MsgElem::Sound(s) => require_url(i, "TIMSoundElem", "Url", &s.url)?,
+        MsgElem::File(f) => require_url(i, "TIMFileElem", "Url", &f.url)?,
+        MsgElem::Video(v) => require_url(i, "TIMVideoFileElem", "VideoUrl", &v.video_url)?,
+        MsgElem::Text(_) | MsgElem::Face(_) | MsgElem::Custom(_) => {}
+    }
+    Ok(())
 }
 
 fn require_url(i: usize, kind: &str, field: &str, url: &str) -> Result<(), ApiError> {

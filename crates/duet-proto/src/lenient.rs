@@ -38,8 +38,7 @@ pub(crate) fn as_f64(v: &Value) -> Option<f64> {
 
 pub(crate) fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let v = Value::deserialize(d)?;
-    as_u64(&v)
-        .ok_or_else(|| D::Error::custom(format!("expected a non-negative integer, found {v}")))
+    as_u64(&v).ok_or_else(|| D::Error::custom(format!("expected a non-negative integer, found {v}")))
 }
 
 pub(crate) fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {

@@ -65,11 +65,7 @@ pub struct Config {
 
 impl Config {
     /// A configuration with Tencent's defaults for the given app identity.
-    pub fn new(
-        sdkappid: u64,
-        secret_key: impl Into<String>,
-        data_dir: impl Into<PathBuf>,
-    ) -> Config {
+    pub fn new(sdkappid: u64, secret_key: impl Into<String>, data_dir: impl Into<PathBuf>) -> Config {
         Config {
             core: CoreConfig::new(sdkappid, secret_key),
             data_dir: data_dir.into(),

@@ -4,9 +4,11 @@
 //!
 //! * [`config`]: the raw TOML file shape and the validated [`Config`].
 //! * [`rest`]: the Tencent-compatible `/v4/...` REST API.
+//! * `ws`: the client protocol at `/v1/connect` (`docs/protocol.md`).
 
 pub mod config;
 pub mod rest;
+mod ws;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -62,7 +64,15 @@ pub async fn run(
         token.clone().cancelled_owned(),
     ));
 
-    let app = rest::router(core.clone());
+    let ws_state = ws::WsState {
+        core: core.clone(),
+        tracker: tracker.clone(),
+        shutdown: token.clone(),
+    };
+    let app = axum::Router::new()
+        .route(duet_proto::client::CONNECT_PATH, axum::routing::get(ws::connect))
+        .with_state(ws_state)
+        .merge(rest::router(core.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, sdkappid = config.core.sdkappid, "duet is serving");
     let serve = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());

@@ -27,9 +27,7 @@ async fn acknowledged_messages_and_the_dedup_window_survive_a_restart() {
     server.import(&["alice", "bob"]).await;
     let mut keys = Vec::new();
     for seq in 1..=20 {
-        let r = server
-            .rest("openim/sendmsg", send_body(seq, &format!("m{seq}")))
-            .await;
+        let r = server.rest("openim/sendmsg", send_body(seq, &format!("m{seq}"))).await;
         assert_eq!(r["ErrorCode"], 0, "{r}");
         keys.push(r["MsgKey"].as_str().unwrap().to_owned());
         server.clock.advance_secs(1);
@@ -72,11 +70,7 @@ async fn retention_deletes_expired_history_and_unread_counts() {
 
     // Day 7 + 1 s: the first message is past the 7-day roaming retention, the second is not.
     server.clock.advance_secs(86_400 + 1);
-    let left = wait_for(
-        || async { history(&server, "bob", "alice").await },
-        |h| h.len() == 1,
-    )
-    .await;
+    let left = wait_for(|| async { history(&server, "bob", "alice").await }, |h| h.len() == 1).await;
     assert_eq!(left[0]["MsgBody"], text("newer"));
 
     // Past the second one too: history is empty and the conversation is gone.
@@ -87,10 +81,7 @@ async fn retention_deletes_expired_history_and_unread_counts() {
     );
     let unread = || async {
         server
-            .rest(
-                "openim/get_c2c_unread_msg_num",
-                json!({"To_Account": "bob"}),
-            )
+            .rest("openim/get_c2c_unread_msg_num", json!({"To_Account": "bob"}))
             .await
     };
     wait_for(unread, |r| r["AllC2CUnreadMsgNum"] == 0).await;
@@ -110,9 +101,7 @@ async fn retention_deletes_expired_history_and_unread_counts() {
 async fn roaming_retention_is_configurable() {
     let server = TestServer::spawn_with(|c| c.core.roaming_retention_secs = 86_400).await;
     server.import(&["alice", "bob"]).await;
-    server
-        .rest("openim/sendmsg", send_body(1, "short-lived"))
-        .await;
+    server.rest("openim/sendmsg", send_body(1, "short-lived")).await;
     server.clock.advance_secs(86_400 + 1);
     assert!(
         history(&server, "bob", "alice").await.is_empty(),

@@ -20,11 +20,7 @@ fn ids(n: usize) -> Vec<String> {
 
 /// Checks what every REST answer must be: HTTP 200, a JSON Content-Type and a JSON body; returns the body.
 async fn json_reply(resp: reqwest::Response) -> Value {
-    assert_eq!(
-        resp.status(),
-        200,
-        "Tencent's REST API always answers HTTP 200"
-    );
+    assert_eq!(resp.status(), 200, "Tencent's REST API always answers HTTP 200");
     let content_type = resp
         .headers()
         .get("content-type")
@@ -36,30 +32,20 @@ async fn json_reply(resp: reqwest::Response) -> Value {
         "content-type {content_type:?}"
     );
     let bytes = resp.bytes().await.expect("reading the response");
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "the response is not JSON ({e}): {}",
-            String::from_utf8_lossy(&bytes)
-        )
-    })
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("the response is not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
 }
 
 async fn check(server: &TestServer, users: &[&str]) -> Value {
     let items: Vec<Value> = users.iter().map(|u| json!({ "UserID": u })).collect();
     server
-        .rest(
-            "im_open_login_svc/account_check",
-            json!({ "CheckItem": items }),
-        )
+        .rest("im_open_login_svc/account_check", json!({ "CheckItem": items }))
         .await
 }
 
 async fn portrait_get(server: &TestServer, users: &[&str], tags: &[&str]) -> Value {
     server
-        .rest(
-            "profile/portrait_get",
-            json!({ "To_Account": users, "TagList": tags }),
-        )
+        .rest("profile/portrait_get", json!({ "To_Account": users, "TagList": tags }))
         .await
 }
 
@@ -79,24 +65,15 @@ async fn account_import_takes_userid_or_the_old_identifier_with_nick_and_face_ur
     assert_json_snapshot!("account_import_ok", r);
 
     let r = server
-        .rest(
-            "im_open_login_svc/account_import",
-            json!({"Identifier": "bob"}),
-        )
+        .rest("im_open_login_svc/account_import", json!({"Identifier": "bob"}))
         .await;
     assert_json_snapshot!("account_import_identifier_ok", r);
 
     // Exactly 32 bytes is the longest UserID Tencent accepts.
     let r = server
-        .rest(
-            "im_open_login_svc/account_import",
-            json!({"UserID": "a".repeat(32)}),
-        )
+        .rest("im_open_login_svc/account_import", json!({"UserID": "a".repeat(32)}))
         .await;
-    assert_eq!(
-        r,
-        json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0})
-    );
+    assert_eq!(r, json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}));
 
     let r = check(&server, &["alice", "bob", &"a".repeat(32)]).await;
     assert_json_snapshot!("account_import_then_check", r);
@@ -133,10 +110,7 @@ async fn account_import_is_idempotent() {
     assert_eq!(r["ErrorCode"], 0, "{r}");
     // ... and leaves what it does not name alone.
     let r = server
-        .rest(
-            "im_open_login_svc/account_import",
-            json!({"UserID": "alice"}),
-        )
+        .rest("im_open_login_svc/account_import", json!({"UserID": "alice"}))
         .await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
     let r = portrait_get(&server, &["alice"], &["Tag_Profile_IM_Nick"]).await;
@@ -160,10 +134,7 @@ async fn account_import_refuses_a_missing_or_malformed_userid_with_70402() {
     }
     let r = server
         .rest_raw(
-            &format!(
-                "/v4/im_open_login_svc/account_import?{}",
-                server.admin_query()
-            ),
+            &format!("/v4/im_open_login_svc/account_import?{}", server.admin_query()),
             "{\"UserID\": \"alice\"",
         )
         .await;
@@ -252,10 +223,7 @@ async fn multiaccount_import_refuses_more_than_100_or_a_missing_list_with_70402(
 
     // 100 is the most one call may import.
     let r = server
-        .rest(
-            "im_open_login_svc/multiaccount_import",
-            json!({"Accounts": ids(100)}),
-        )
+        .rest("im_open_login_svc/multiaccount_import", json!({"Accounts": ids(100)}))
         .await;
     assert_eq!(
         r,
@@ -263,21 +231,12 @@ async fn multiaccount_import_refuses_more_than_100_or_a_missing_list_with_70402(
     );
 
     let r = server
-        .rest(
-            "im_open_login_svc/multiaccount_import",
-            json!({"Accounts": ids(101)}),
-        )
+        .rest("im_open_login_svc/multiaccount_import", json!({"Accounts": ids(101)}))
         .await;
     assert_json_snapshot!("multiaccount_import_too_many", r);
-    let list: Vec<Value> = ids(101)
-        .into_iter()
-        .map(|id| json!({ "UserID": id }))
-        .collect();
+    let list: Vec<Value> = ids(101).into_iter().map(|id| json!({ "UserID": id })).collect();
     let r = server
-        .rest(
-            "im_open_login_svc/multiaccount_import",
-            json!({ "AccountList": list }),
-        )
+        .rest("im_open_login_svc/multiaccount_import", json!({ "AccountList": list }))
         .await;
     assert_json_snapshot!("multiaccount_import_too_many_account_list", r);
 
@@ -286,9 +245,7 @@ async fn multiaccount_import_refuses_more_than_100_or_a_missing_list_with_70402(
         ("empty", json!({"Accounts": []})),
         ("not_array", json!({"Accounts": "test1"})),
     ] {
-        let r = server
-            .rest("im_open_login_svc/multiaccount_import", body)
-            .await;
+        let r = server.rest("im_open_login_svc/multiaccount_import", body).await;
         assert_json_snapshot!(format!("multiaccount_import_{name}"), r);
     }
 }
@@ -355,36 +312,22 @@ async fn account_delete_also_deletes_the_profile() {
 #[tokio::test]
 async fn account_delete_refuses_more_than_100_or_a_missing_list_with_70402() {
     let server = TestServer::spawn().await;
-    let items = |n| {
-        ids(n)
-            .into_iter()
-            .map(|id| json!({ "UserID": id }))
-            .collect::<Vec<_>>()
-    };
+    let items = |n| ids(n).into_iter().map(|id| json!({ "UserID": id })).collect::<Vec<_>>();
 
     let r = server
-        .rest(
-            "im_open_login_svc/account_delete",
-            json!({"DeleteItem": items(100)}),
-        )
+        .rest("im_open_login_svc/account_delete", json!({"DeleteItem": items(100)}))
         .await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
     assert_eq!(r["ResultItem"].as_array().map(Vec::len), Some(100), "{r}");
 
     let r = server
-        .rest(
-            "im_open_login_svc/account_delete",
-            json!({"DeleteItem": items(101)}),
-        )
+        .rest("im_open_login_svc/account_delete", json!({"DeleteItem": items(101)}))
         .await;
     assert_json_snapshot!("account_delete_too_many", r);
     for (name, body) in [
         ("missing", json!({})),
         ("empty", json!({"DeleteItem": []})),
-        (
-            "item_without_userid",
-            json!({"DeleteItem": [{"Nick": "x"}]}),
-        ),
+        ("item_without_userid", json!({"DeleteItem": [{"Nick": "x"}]})),
         ("userid_number", json!({"DeleteItem": [{"UserID": 1}]})),
     ] {
         let r = server.rest("im_open_login_svc/account_delete", body).await;
@@ -403,27 +346,16 @@ async fn account_check_tells_imported_from_not_imported() {
 #[tokio::test]
 async fn account_check_refuses_more_than_100_or_a_missing_list_with_70402() {
     let server = TestServer::spawn().await;
-    let items = |n| {
-        ids(n)
-            .into_iter()
-            .map(|id| json!({ "UserID": id }))
-            .collect::<Vec<_>>()
-    };
+    let items = |n| ids(n).into_iter().map(|id| json!({ "UserID": id })).collect::<Vec<_>>();
 
     let r = server
-        .rest(
-            "im_open_login_svc/account_check",
-            json!({"CheckItem": items(100)}),
-        )
+        .rest("im_open_login_svc/account_check", json!({"CheckItem": items(100)}))
         .await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
     assert_eq!(r["ResultItem"].as_array().map(Vec::len), Some(100), "{r}");
 
     let r = server
-        .rest(
-            "im_open_login_svc/account_check",
-            json!({"CheckItem": items(101)}),
-        )
+        .rest("im_open_login_svc/account_check", json!({"CheckItem": items(101)}))
         .await;
     assert_json_snapshot!("account_check_too_many", r);
     for (name, body) in [("missing", json!({})), ("empty", json!({"CheckItem": []}))] {
@@ -440,18 +372,14 @@ async fn kick_takes_userid_or_identifier_and_refuses_unknown_accounts_with_70107
     let server = TestServer::spawn().await;
     server.import(&["alice", "bob"]).await;
 
-    let r = server
-        .rest("im_open_login_svc/kick", json!({"UserID": "alice"}))
-        .await;
+    let r = server.rest("im_open_login_svc/kick", json!({"UserID": "alice"})).await;
     assert_json_snapshot!("kick_ok", r);
     let r = server
         .rest("im_open_login_svc/kick", json!({"Identifier": "bob"}))
         .await;
     assert_json_snapshot!("kick_identifier_ok", r);
 
-    let r = server
-        .rest("im_open_login_svc/kick", json!({"UserID": "ghost"}))
-        .await;
+    let r = server.rest("im_open_login_svc/kick", json!({"UserID": "ghost"})).await;
     assert_json_snapshot!("kick_unknown_account", r);
     let r = server.rest("im_open_login_svc/kick", json!({})).await;
     assert_json_snapshot!("kick_missing_userid", r);
@@ -470,9 +398,7 @@ async fn kick_invalidates_the_usersigs_issued_before_it() {
     assert_json_snapshot!("kick_before", r);
 
     server.clock.advance_secs(1);
-    let r = server
-        .rest("im_open_login_svc/kick", json!({"UserID": "ops"}))
-        .await;
+    let r = server.rest("im_open_login_svc/kick", json!({"UserID": "ops"})).await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
 
     let r = server
@@ -562,37 +488,22 @@ async fn portrait_set_refuses_bad_tags_and_values() {
             "allow_type_invalid",
             set("Tag_Profile_IM_AllowType", json!("AllowType_Type_Whatever")),
         ),
-        (
-            "custom_keyword_digits",
-            set("Tag_Profile_Custom_Hobby1", json!("x")),
-        ),
+        ("custom_keyword_digits", set("Tag_Profile_Custom_Hobby1", json!("x"))),
         (
             "custom_keyword_too_long",
             set("Tag_Profile_Custom_Favourite", json!("x")),
         ),
-        (
-            "custom_keyword_empty",
-            set("Tag_Profile_Custom_", json!("x")),
-        ),
+        ("custom_keyword_empty", set("Tag_Profile_Custom_", json!("x"))),
         ("unknown_tag", set("Tag_Profile_IM_Mood", json!("happy"))),
-        (
-            "nick_too_long",
-            set("Tag_Profile_IM_Nick", json!("n".repeat(501))),
-        ),
+        ("nick_too_long", set("Tag_Profile_IM_Nick", json!("n".repeat(501)))),
         (
             "custom_too_long",
             set("Tag_Profile_Custom_Hobby", json!("h".repeat(501))),
         ),
         ("nick_number", set("Tag_Profile_IM_Nick", json!(42))),
-        (
-            "level_not_number",
-            set("Tag_Profile_IM_Level", json!("high")),
-        ),
+        ("level_not_number", set("Tag_Profile_IM_Level", json!("high"))),
         ("level_negative", set("Tag_Profile_IM_Level", json!(-1))),
-        (
-            "level_over_u32",
-            set("Tag_Profile_IM_Level", json!(4_294_967_296u64)),
-        ),
+        ("level_over_u32", set("Tag_Profile_IM_Level", json!(4_294_967_296u64))),
     ];
     for (name, body) in cases {
         let r = server.rest("profile/portrait_set", body).await;
@@ -611,10 +522,7 @@ async fn portrait_set_refuses_bad_tags_and_values() {
         .await;
     assert_eq!(r["ErrorCode"], 40605, "{r}");
     let r = portrait_get(&server, &["alice"], &["Tag_Profile_IM_Nick"]).await;
-    assert_eq!(
-        r["UserProfileItem"][0]["ProfileItem"][0]["Value"], "",
-        "{r}"
-    );
+    assert_eq!(r["UserProfileItem"][0]["ProfileItem"][0]["Value"], "", "{r}");
 }
 
 #[tokio::test]
@@ -733,10 +641,7 @@ async fn portrait_get_without_to_account_is_a_malformed_request_40001() {
     // A missing or empty To_Account is a malformed request (40001), not an account that does not exist (40003).
     let server = TestServer::spawn().await;
     let r = server
-        .rest(
-            "profile/portrait_get",
-            json!({"TagList": ["Tag_Profile_IM_Nick"]}),
-        )
+        .rest("profile/portrait_get", json!({"TagList": ["Tag_Profile_IM_Nick"]}))
         .await;
     assert_json_snapshot!("portrait_get_missing_to_account", r);
     let r = server
@@ -783,9 +688,7 @@ async fn sdkappid_missing_is_60012_and_wrong_is_60006() {
     assert_json_snapshot!("gateway_sdkappid_missing", r);
     let r = server
         .rest_raw(
-            &format!(
-                "{path}?sdkappid=1400000001&identifier={ADMIN}&usersig={sig}&contenttype=json"
-            ),
+            &format!("{path}?sdkappid=1400000001&identifier={ADMIN}&usersig={sig}&contenttype=json"),
             body,
         )
         .await;
@@ -877,9 +780,7 @@ async fn a_valid_usersig_of_a_non_admin_gets_each_services_admin_code() {
             json!({"To_Account": "alice", "MsgRandom": 1, "MsgBody": duet_test_support::text("hi")}),
         ),
     ] {
-        let r = server
-            .rest_raw(&format!("/v4/{path}?{q}"), body.to_string())
-            .await;
+        let r = server.rest_raw(&format!("/v4/{path}?{q}"), body.to_string()).await;
         assert_json_snapshot!(format!("gateway_not_admin_{name}"), r);
     }
 }
@@ -935,10 +836,7 @@ async fn an_empty_body_reads_as_an_empty_object() {
     let server = TestServer::spawn().await;
     let r = server
         .rest_raw(
-            &format!(
-                "/v4/im_open_login_svc/account_check?{}",
-                server.admin_query()
-            ),
+            &format!("/v4/im_open_login_svc/account_check?{}", server.admin_query()),
             "",
         )
         .await;
@@ -949,10 +847,7 @@ async fn an_empty_body_reads_as_an_empty_object() {
 async fn an_empty_body_to_a_profile_command_is_a_malformed_request_40001() {
     let server = TestServer::spawn().await;
     let r = server
-        .rest_raw(
-            &format!("/v4/profile/portrait_get?{}", server.admin_query()),
-            "",
-        )
+        .rest_raw(&format!("/v4/profile/portrait_get?{}", server.admin_query()), "")
         .await;
     assert_json_snapshot!("gateway_empty_body_profile", r);
 }
@@ -982,10 +877,7 @@ async fn a_body_over_the_limit_is_refused_with_a_json_answer() {
     let body = json!({"UserID": "alice", "Nick": "n".repeat(2 * 1024 * 1024)}).to_string();
     let r = server
         .rest_raw(
-            &format!(
-                "/v4/im_open_login_svc/account_import?{}",
-                server.admin_query()
-            ),
+            &format!("/v4/im_open_login_svc/account_import?{}", server.admin_query()),
             body,
         )
         .await;

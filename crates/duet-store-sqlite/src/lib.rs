@@ -14,11 +14,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use duet_core::Error;
 use duet_core::model::{
-    HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, ProfileValue, Purged, Sent,
+    ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, ProfileValue, Purged,
+    Sent,
 };
-use duet_core::store::{
-    AccountStore, Cutoffs, Imported, MessageStore, SendPlan, StoreError, Withdrawn,
-};
+use duet_core::store::{AccountStore, Cutoffs, Imported, MessageStore, SendPlan, StoreError, Withdrawn};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::writer::Writer;
@@ -102,8 +101,7 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(backend)?;
-        conn.execute_batch("PRAGMA busy_timeout = 5000;")
-            .map_err(backend)?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
     }
@@ -149,12 +147,8 @@ impl AccountStore for SqliteStore {
     }
 
     async fn accounts_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
-        self.read(move |c| {
-            ids.iter()
-                .map(|id| Ok(ops::uid(c, id)?.is_some()))
-                .collect()
-        })
-        .await
+        self.read(move |c| ids.iter().map(|id| Ok(ops::uid(c, id)?.is_some())).collect())
+            .await
     }
 
     async fn revoke_sigs(&self, id: String, before: i64) -> Result<bool, StoreError> {
@@ -170,18 +164,13 @@ impl AccountStore for SqliteStore {
 
     async fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError> {
         self.read(|c| {
-            let mut s =
-                c.prepare("SELECT user_id, revoked_before FROM accounts WHERE revoked_before > 0")?;
+            let mut s = c.prepare("SELECT user_id, revoked_before FROM accounts WHERE revoked_before > 0")?;
             s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
         })
         .await
     }
 
-    async fn set_profile(
-        &self,
-        id: String,
-        items: Vec<(String, ProfileValue)>,
-    ) -> Result<bool, StoreError> {
+    async fn set_profile(&self, id: String, items: Vec<(String, ProfileValue)>) -> Result<bool, StoreError> {
         self.writer
             .write(move |c| ops::set_profile(c, &id, &items).map_err(backend))
             .await
@@ -208,9 +197,10 @@ impl MessageStore for SqliteStore {
         msg: Import,
         key: MsgKey,
         offline_until: i64,
+        max_conversations: usize,
     ) -> Result<Imported, Error> {
         self.writer
-            .write(move |c| ops::import(c, &msg, key, offline_until))
+            .write(move |c| ops::import(c, &msg, key, offline_until, max_conversations))
             .await
     }
 
@@ -223,15 +213,22 @@ impl MessageStore for SqliteStore {
         from: String,
         to: String,
         key: MsgKey,
+        log_expire_at: i64,
     ) -> Result<Withdrawn, StoreError> {
         self.writer
-            .write(move |c| ops::withdraw(c, &from, &to, key).map_err(backend))
+            .write(move |c| ops::withdraw(c, &from, &to, key, log_expire_at).map_err(backend))
             .await
     }
 
-    async fn set_read(&self, owner: String, peer: String, time: i64) -> Result<(), StoreError> {
+    async fn set_read(
+        &self,
+        owner: String,
+        peer: String,
+        time: i64,
+        log_expire_at: i64,
+    ) -> Result<Option<Delivery>, StoreError> {
         self.writer
-            .write(move |c| ops::set_read(c, &owner, &peer, time).map_err(backend))
+            .write(move |c| ops::set_read(c, &owner, &peer, time, log_expire_at).map_err(backend))
             .await
     }
 
@@ -249,6 +246,20 @@ impl MessageStore for SqliteStore {
             .map(|n| n.max(0) as u64)
         })
         .await
+    }
+
+    async fn log_after(&self, user: String, after: u64, limit: usize) -> Result<LogPage, StoreError> {
+        self.read(move |c| ops::log_after(c, &user, after, limit)).await
+    }
+
+    async fn conversations(&self, user: String, limit: usize) -> Result<Vec<ConversationView>, StoreError> {
+        self.read(move |c| ops::conversations(c, &user, limit)).await
+    }
+
+    async fn delete_conversation(&self, owner: String, peer: String, clear_history: bool) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |c| ops::delete_conversation(c, &owner, &peer, clear_history).map_err(backend))
+            .await
     }
 
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError> {

@@ -1,10 +1,12 @@
 //! The SQL of each store operation. Write operations run on the writer thread inside a savepoint of the
 //! current group commit; read operations run on a pooled read connection.
 
+use std::sync::Arc;
+
 use duet_core::Error;
 use duet_core::model::{
-    HistoryPage, HistoryQuery, Import, MsgKey, NewAccount, ProfileValue, Purged, SenderCopy, Sent,
-    StoredMessage, TAG_IMAGE, TAG_NICK,
+    ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount,
+    ProfileValue, Purged, SenderCopy, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use duet_core::store::{Cutoffs, Imported, SendPlan, Withdrawn};
 use rusqlite::{Connection, OptionalExtension, Result, params};
@@ -26,10 +28,8 @@ pub(crate) fn uid(c: &Connection, user_id: &str) -> Result<Option<i64>> {
 
 pub(crate) fn import_accounts(c: &Connection, accounts: &[NewAccount], now: i64) -> Result<()> {
     for a in accounts {
-        c.prepare_cached(
-            "INSERT INTO accounts (user_id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-        )?
-        .execute((&a.id, now))?;
+        c.prepare_cached("INSERT INTO accounts (user_id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
+            .execute((&a.id, now))?;
         let uid = uid(c, &a.id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
         for (tag, value) in [(TAG_NICK, &a.nick), (TAG_IMAGE, &a.face_url)] {
             if let Some(v) = value {
@@ -48,8 +48,7 @@ pub(crate) fn delete_accounts(c: &Connection, ids: &[String]) -> Result<Vec<bool
             };
             c.prepare_cached("DELETE FROM profiles WHERE uid = ?1")?
                 .execute([uid])?;
-            c.prepare_cached("DELETE FROM inbox WHERE uid = ?1")?
-                .execute([uid])?;
+            c.prepare_cached("DELETE FROM inbox WHERE uid = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM conversations WHERE owner = ?1")?
                 .execute([uid])?;
             c.prepare_cached("DELETE FROM accounts WHERE uid = ?1")?
@@ -72,11 +71,7 @@ fn put_profile(c: &Connection, uid: i64, tag: &str, value: &ProfileValue) -> Res
     Ok(())
 }
 
-pub(crate) fn set_profile(
-    c: &Connection,
-    id: &str,
-    items: &[(String, ProfileValue)],
-) -> Result<bool> {
+pub(crate) fn set_profile(c: &Connection, id: &str, items: &[(String, ProfileValue)]) -> Result<bool> {
     let Some(uid) = uid(c, id)? else {
         return Ok(false);
     };
@@ -86,25 +81,18 @@ pub(crate) fn set_profile(
     Ok(true)
 }
 
-pub(crate) fn profile(
-    c: &Connection,
-    id: &str,
-    tags: &[String],
-) -> Result<Option<Vec<(String, ProfileValue)>>> {
+pub(crate) fn profile(c: &Connection, id: &str, tags: &[String]) -> Result<Option<Vec<(String, ProfileValue)>>> {
     let Some(uid) = uid(c, id)? else {
         return Ok(None);
     };
     let mut out = Vec::with_capacity(tags.len());
-    let mut stmt =
-        c.prepare_cached("SELECT text, num FROM profiles WHERE uid = ?1 AND tag = ?2")?;
+    let mut stmt = c.prepare_cached("SELECT text, num FROM profiles WHERE uid = ?1 AND tag = ?2")?;
     for tag in tags {
         let value = stmt
             .query_row(params![uid, tag], |r| {
                 Ok(match r.get::<_, Option<String>>(0)? {
                     Some(text) => ProfileValue::Text(text),
-                    None => {
-                        ProfileValue::Number(r.get::<_, Option<i64>>(1)?.unwrap_or(0).max(0) as u64)
-                    }
+                    None => ProfileValue::Number(r.get::<_, Option<i64>>(1)?.unwrap_or(0).max(0) as u64),
                 })
             })
             .optional()?;
@@ -115,35 +103,71 @@ pub(crate) fn profile(
     Ok(Some(out))
 }
 
-/// Appends a message to a user's sync log.
-fn append_inbox(c: &Connection, uid: i64, msg_id: i64, expire_at: i64) -> Result<()> {
+const KIND_MSG: i64 = 0;
+const KIND_READ: i64 = 1;
+const KIND_RECALL: i64 = 2;
+
+/// Appends an entry to a user's sync log; returns its sequence number.
+fn append_log(
+    c: &Connection,
+    uid: i64,
+    kind: i64,
+    msg_id: Option<i64>,
+    peer: Option<i64>,
+    time: Option<i64>,
+    expire_at: i64,
+) -> Result<u64> {
     let seq: i64 = c
-        .prepare_cached(
-            "UPDATE accounts SET log_seq = log_seq + 1 WHERE uid = ?1 RETURNING log_seq",
-        )?
+        .prepare_cached("UPDATE accounts SET log_seq = log_seq + 1 WHERE uid = ?1 RETURNING log_seq")?
         .query_row([uid], |r| r.get(0))?;
-    c.prepare_cached("INSERT INTO inbox (uid, seq, msg_id, expire_at) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![uid, seq, msg_id, expire_at])?;
-    Ok(())
+    c.prepare_cached(
+        "INSERT INTO inbox (uid, seq, kind, msg_id, peer, time, expire_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![uid, seq, kind, msg_id, peer, time, expire_at])?;
+    Ok(seq as u64)
 }
 
-/// Updates `owner`'s side of the conversation with `peer` for a new message.
+/// The next position in the conversation between `a` and `b`.
+fn next_conv_seq(c: &Connection, a: i64, b: i64) -> Result<u64> {
+    c.prepare_cached(
+        "INSERT INTO threads (lo, hi, seq) VALUES (min(?1, ?2), max(?1, ?2), 1) \
+         ON CONFLICT (lo, hi) DO UPDATE SET seq = seq + 1 RETURNING seq",
+    )?
+    .query_row([a, b], |r| r.get::<_, i64>(0))
+    .map(|s| s as u64)
+}
+
+/// Updates `owner`'s side of the conversation with `peer` for a new message, keeping at most
+/// `max_conversations` conversations per owner (the least recent go).
 fn touch_conversation(
     c: &Connection,
     owner: i64,
     peer: i64,
-    msg: Option<(i64, i64)>,
+    msg_time: i64,
+    last: Option<i64>,
     unread: bool,
+    max_conversations: usize,
 ) -> Result<()> {
-    let (msg_id, time) = msg.unzip();
+    let created = c
+        .prepare_cached("INSERT OR IGNORE INTO conversations (owner, peer) VALUES (?1, ?2)")?
+        .execute([owner, peer])?
+        > 0;
+    // `last`: the message becomes the conversation's last one (unless an older import).
     c.prepare_cached(
-        "INSERT INTO conversations (owner, peer, last_msg_id, last_time, unread) VALUES (?1, ?2, ?3, coalesce(?4, 0), ?5) \
-         ON CONFLICT (owner, peer) DO UPDATE SET \
+        "UPDATE conversations SET \
            last_msg_id = CASE WHEN ?3 IS NOT NULL AND ?4 >= last_time THEN ?3 ELSE last_msg_id END, \
-           last_time = CASE WHEN ?4 IS NOT NULL AND ?4 >= last_time THEN ?4 ELSE last_time END, \
-           unread = unread + CASE WHEN ?5 = 1 AND coalesce(?4, 0) > read_time THEN 1 ELSE 0 END",
+           last_time = CASE WHEN ?3 IS NOT NULL AND ?4 >= last_time THEN ?4 ELSE last_time END, \
+           unread = unread + CASE WHEN ?5 = 1 AND ?4 > read_time THEN 1 ELSE 0 END \
+         WHERE owner = ?1 AND peer = ?2",
     )?
-    .execute(params![owner, peer, msg_id, time, unread as i64])?;
+    .execute(params![owner, peer, last, msg_time, unread as i64])?;
+    if created {
+        c.prepare_cached(
+            "DELETE FROM conversations WHERE owner = ?1 AND peer IN \
+             (SELECT peer FROM conversations WHERE owner = ?1 ORDER BY last_time DESC, peer LIMIT -1 OFFSET ?2)",
+        )?
+        .execute(params![owner, max_conversations as i64])?;
+    }
     Ok(())
 }
 
@@ -151,6 +175,7 @@ struct NewRow<'a> {
     sender: i64,
     receiver: i64,
     key: MsgKey,
+    conv_seq: u64,
     body: &'a str,
     cloud_custom_data: &'a str,
     push_info: Option<&'a str>,
@@ -159,8 +184,8 @@ struct NewRow<'a> {
 
 fn insert_message(c: &Connection, m: &NewRow<'_>) -> Result<i64> {
     c.prepare_cached(
-        "INSERT INTO messages (sender, receiver, lo, hi, time, seq, random, body, cloud_custom_data, push_info, flags) \
-         VALUES (?1, ?2, min(?1, ?2), max(?1, ?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO messages (sender, receiver, lo, hi, time, seq, random, conv_seq, body, cloud_custom_data, push_info, flags) \
+         VALUES (?1, ?2, min(?1, ?2), max(?1, ?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         m.sender,
@@ -168,6 +193,7 @@ fn insert_message(c: &Connection, m: &NewRow<'_>) -> Result<i64> {
         m.key.time,
         m.key.seq,
         m.key.random,
+        m.conv_seq as i64,
         m.body,
         m.cloud_custom_data,
         m.push_info,
@@ -176,10 +202,30 @@ fn insert_message(c: &Connection, m: &NewRow<'_>) -> Result<i64> {
     Ok(c.last_insert_rowid())
 }
 
+/// Whether the conversation between `a` and `b` has a message with `key` already (either direction).
+fn key_taken(c: &Connection, a: i64, b: i64, key: MsgKey) -> Result<bool> {
+    c.prepare_cached(
+        "SELECT 1 FROM messages WHERE lo = min(?1, ?2) AND hi = max(?1, ?2) AND time = ?3 AND seq = ?4 AND random = ?5",
+    )?
+    .query_row(params![a, b, key.time, key.seq, key.random], |_| Ok(()))
+    .optional()
+    .map(|found| found.is_some())
+}
+
+fn msg_entry(seq: u64, msg: &Arc<StoredMessage>, user: &str) -> Delivery {
+    Delivery {
+        user: user.to_owned(),
+        entry: LogEntry {
+            seq,
+            event: LogEvent::Message(msg.clone()),
+        },
+    }
+}
+
 pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent, Error> {
     let first = c
         .prepare_cached(
-            "SELECT seq, random, time, failed FROM dedup WHERE key = ?1 AND created_ms >= ?2",
+            "SELECT seq, random, time, failed, conv_seq, log_seq FROM dedup WHERE key = ?1 AND created_ms >= ?2",
         )
         .and_then(|mut s| {
             s.query_row(params![&plan.dedup_key[..], plan.dedup_since_ms], |r| {
@@ -191,6 +237,9 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent,
                     },
                     failed: r.get::<_, String>(3)?.lines().map(str::to_owned).collect(),
                     duplicate: true,
+                    conv_seq: r.get::<_, i64>(4)? as u64,
+                    sender_log_seq: r.get::<_, i64>(5)? as u64,
+                    deliveries: Vec::new(),
                 })
             })
             .optional()
@@ -204,14 +253,22 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent,
         let Some(sender) = uid(c, &msg.from)? else {
             return Ok(Err(Error::NoSuchSender(msg.from.clone())));
         };
-        let mut failed = Vec::new();
+        let mut sent = Sent {
+            key: plan.key,
+            failed: Vec::new(),
+            duplicate: false,
+            conv_seq: 0,
+            sender_log_seq: 0,
+            deliveries: Vec::with_capacity(2 * msg.to.len()),
+        };
         for to in &msg.to {
             let Some(receiver) = uid(c, to)? else {
-                failed.push(to.clone());
+                sent.failed.push(to.clone());
                 continue;
             };
-            if msg.lifetime_secs == 0 {
-                // Online only: nothing is stored; live delivery is the transport's business.
+            if key_taken(c, sender, receiver, plan.key)? {
+                // Another message already has this MsgKey in this conversation (same MsgSeq and MsgRandom in the
+                // same second): Tencent's MsgRandom dedup. Keys stay unique per conversation.
                 continue;
             }
             let mut flags = 0;
@@ -221,31 +278,56 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent,
             if msg.no_unread {
                 flags |= NO_UNREAD;
             }
+            let conv_seq = next_conv_seq(c, sender, receiver)?;
             let id = insert_message(
                 c,
                 &NewRow {
                     sender,
                     receiver,
                     key: plan.key,
+                    conv_seq,
                     body: &msg.body,
                     cloud_custom_data: &msg.cloud_custom_data,
                     push_info: msg.push_info.as_deref(),
                     flags,
                 },
             )?;
-            append_inbox(c, receiver, id, plan.offline_until)?;
-            let last = (!msg.no_last_msg).then_some((id, plan.key.time));
-            touch_conversation(c, receiver, sender, last, !msg.no_unread)?;
-            if msg.sender_copy == SenderCopy::Sync && sender != receiver {
-                append_inbox(c, sender, id, plan.offline_until)?;
+            let stored = Arc::new(StoredMessage {
+                from: msg.from.clone(),
+                to: to.clone(),
+                key: plan.key,
+                conv_seq,
+                body: msg.body.clone(),
+                cloud_custom_data: msg.cloud_custom_data.clone(),
+                recalled: false,
+                peer_read: false,
+            });
+            let seq = append_log(c, receiver, KIND_MSG, Some(id), None, None, plan.offline_until)?;
+            sent.deliveries.push(msg_entry(seq, &stored, to));
+            if sent.conv_seq == 0 {
+                sent.conv_seq = conv_seq;
             }
-            if msg.sender_copy != SenderCopy::Nothing && sender != receiver {
-                touch_conversation(c, sender, receiver, last, false)?;
+            let last = (!msg.no_last_msg).then_some(id);
+            let time = plan.key.time;
+            touch_conversation(c, receiver, sender, time, last, !msg.no_unread, plan.max_conversations)?;
+            if sender == receiver {
+                continue;
+            }
+            if msg.sender_copy == SenderCopy::Sync {
+                let seq = append_log(c, sender, KIND_MSG, Some(id), None, None, plan.offline_until)?;
+                sent.deliveries.push(msg_entry(seq, &stored, &msg.from));
+                if sent.sender_log_seq == 0 {
+                    sent.sender_log_seq = seq;
+                }
+            }
+            if msg.sender_copy != SenderCopy::Nothing {
+                touch_conversation(c, sender, receiver, time, last, false, plan.max_conversations)?;
             }
         }
-        if failed.len() < msg.to.len() {
+        if sent.failed.len() < msg.to.len() {
             c.prepare_cached(
-                "INSERT OR REPLACE INTO dedup (key, created_ms, seq, random, time, failed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO dedup (key, created_ms, seq, random, time, failed, conv_seq, log_seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 &plan.dedup_key[..],
@@ -253,14 +335,12 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent,
                 plan.key.seq,
                 plan.key.random,
                 plan.key.time,
-                failed.join("\n")
+                sent.failed.join("\n"),
+                sent.conv_seq as i64,
+                sent.sender_log_seq as i64
             ])?;
         }
-        Ok(Ok(Sent {
-            key: plan.key,
-            failed,
-            duplicate: false,
-        }))
+        Ok(Ok(sent))
     };
     run().map_err(|e| Error::Store(backend(e)))?
 }
@@ -270,6 +350,7 @@ pub(crate) fn import(
     msg: &Import,
     key: MsgKey,
     offline_until: i64,
+    max_conversations: usize,
 ) -> std::result::Result<Imported, Error> {
     let run = || -> Result<std::result::Result<Imported, Error>> {
         let Some(sender) = uid(c, &msg.from)? else {
@@ -278,40 +359,78 @@ pub(crate) fn import(
         let Some(receiver) = uid(c, &msg.to)? else {
             return Ok(Err(Error::NoSuchAccount(msg.to.clone())));
         };
-        let dup: Option<i64> = c
-                .prepare_cached(
-                    "SELECT id FROM messages WHERE lo = min(?1, ?2) AND hi = max(?1, ?2) AND time = ?3 AND seq = ?4 \
-                     AND random = ?5",
-                )?
-                .query_row(params![sender, receiver, key.time, key.seq, key.random], |r| r.get(0))
-                .optional()?;
-        if dup.is_some() {
+        if key_taken(c, sender, receiver, key)? {
             return Ok(Ok(Imported::Duplicate));
         }
         let flags = if msg.counts_unread { 0 } else { NO_UNREAD };
+        let conv_seq = next_conv_seq(c, sender, receiver)?;
         let id = insert_message(
             c,
             &NewRow {
                 sender,
                 receiver,
                 key,
+                conv_seq,
                 body: &msg.body,
                 cloud_custom_data: &msg.cloud_custom_data,
                 push_info: None,
                 flags,
             },
         )?;
+        let mut deliveries = Vec::new();
         if msg.counts_unread {
-            append_inbox(c, receiver, id, offline_until)?;
+            let seq = append_log(c, receiver, KIND_MSG, Some(id), None, None, offline_until)?;
+            let stored = Arc::new(StoredMessage {
+                from: msg.from.clone(),
+                to: msg.to.clone(),
+                key,
+                conv_seq,
+                body: msg.body.clone(),
+                cloud_custom_data: msg.cloud_custom_data.clone(),
+                recalled: false,
+                peer_read: false,
+            });
+            deliveries.push(msg_entry(seq, &stored, &msg.to));
         }
-        touch_conversation(c, receiver, sender, Some((id, key.time)), msg.counts_unread)?;
+        touch_conversation(
+            c,
+            receiver,
+            sender,
+            key.time,
+            Some(id),
+            msg.counts_unread,
+            max_conversations,
+        )?;
         if sender != receiver {
-            touch_conversation(c, sender, receiver, Some((id, key.time)), false)?;
+            touch_conversation(c, sender, receiver, key.time, Some(id), false, max_conversations)?;
         }
-        Ok(Ok(Imported::Stored))
+        Ok(Ok(Imported::Stored(deliveries)))
     };
     run().map_err(|e| Error::Store(backend(e)))?
 }
+
+/// Reads a message row selected as `sender, receiver, time, seq, random, conv_seq, body, cloud_custom_data,
+/// flags` starting at column `at`, naming the two parties.
+fn read_message(r: &rusqlite::Row<'_>, at: usize, names: impl Fn(i64) -> String) -> Result<StoredMessage> {
+    let flags: i64 = r.get(at + 8)?;
+    Ok(StoredMessage {
+        from: names(r.get(at)?),
+        to: names(r.get(at + 1)?),
+        key: MsgKey {
+            time: r.get(at + 2)?,
+            seq: r.get(at + 3)?,
+            random: r.get(at + 4)?,
+        },
+        conv_seq: r.get::<_, i64>(at + 5)? as u64,
+        body: r.get(at + 6)?,
+        cloud_custom_data: r.get(at + 7)?,
+        recalled: flags & RECALLED != 0,
+        peer_read: false,
+    })
+}
+
+const MESSAGE_COLUMNS: &str =
+    "m.sender, m.receiver, m.time, m.seq, m.random, m.conv_seq, m.body, m.cloud_custom_data, m.flags";
 
 pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
     let (Some(op), Some(peer)) = (uid(c, &q.operator)?, uid(c, &q.peer)?) else {
@@ -341,44 +460,21 @@ pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
             (k.time, i64::from(k.seq), id.unwrap_or(0))
         }
     };
-    let mut stmt = c.prepare_cached(
-        "SELECT sender, time, seq, random, body, cloud_custom_data, flags FROM messages \
-         WHERE lo = min(?1, ?2) AND hi = max(?1, ?2) AND time >= ?3 AND time <= ?4 \
-           AND (time, seq, id) < (?5, ?6, ?7) \
-           AND NOT (sender = ?1 AND flags & 2) AND NOT (receiver = ?1 AND flags & 4) \
-         ORDER BY time DESC, seq DESC, id DESC LIMIT ?8",
-    )?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m \
+         WHERE m.lo = min(?1, ?2) AND m.hi = max(?1, ?2) AND m.time >= ?3 AND m.time <= ?4 \
+           AND (m.time, m.seq, m.id) < (?5, ?6, ?7) \
+           AND NOT (m.sender = ?1 AND m.flags & 2) AND NOT (m.receiver = ?1 AND m.flags & 4) \
+         ORDER BY m.time DESC, m.seq DESC, m.id DESC LIMIT ?8"
+    ))?;
     let limit = q.limit.min(i64::MAX as usize - 1) as i64 + 1;
+    let names = |uid: i64| if uid == op { q.operator.clone() } else { q.peer.clone() };
     let rows = stmt.query_map(
-        params![
-            op, peer, q.min_time, q.max_time, cursor.0, cursor.1, cursor.2, limit
-        ],
+        params![op, peer, q.min_time, q.max_time, cursor.0, cursor.1, cursor.2, limit],
         |r| {
-            let sender: i64 = r.get(0)?;
-            let key = MsgKey {
-                time: r.get(1)?,
-                seq: r.get(2)?,
-                random: r.get(3)?,
-            };
-            let from_op = sender == op;
-            let flags: i64 = r.get(6)?;
-            Ok(StoredMessage {
-                from: if from_op {
-                    q.operator.clone()
-                } else {
-                    q.peer.clone()
-                },
-                to: if from_op {
-                    q.peer.clone()
-                } else {
-                    q.operator.clone()
-                },
-                key,
-                body: r.get(4)?,
-                cloud_custom_data: r.get(5)?,
-                recalled: flags & RECALLED != 0,
-                peer_read: key.time <= if from_op { peer_read } else { op_read },
-            })
+            let mut m = read_message(r, 0, names)?;
+            m.peer_read = m.key.time <= if m.from == q.operator { peer_read } else { op_read };
+            Ok(m)
         },
     )?;
     let mut messages = rows.collect::<Result<Vec<_>>>()?;
@@ -387,7 +483,116 @@ pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
     Ok(HistoryPage { messages, more })
 }
 
-pub(crate) fn withdraw(c: &Connection, from: &str, to: &str, key: MsgKey) -> Result<Withdrawn> {
+pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize) -> Result<LogPage> {
+    let Some(owner) = uid(c, user)? else {
+        return Ok(LogPage {
+            entries: Vec::new(),
+            latest: 0,
+            more: false,
+        });
+    };
+    let latest: i64 = c
+        .prepare_cached("SELECT log_seq FROM accounts WHERE uid = ?1")?
+        .query_row([owner], |r| r.get(0))?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT i.seq, i.kind, i.time, p.user_id, su.user_id, ru.user_id, {MESSAGE_COLUMNS} \
+         FROM inbox i \
+         LEFT JOIN messages m ON m.id = i.msg_id \
+         LEFT JOIN accounts p ON p.uid = i.peer \
+         LEFT JOIN accounts su ON su.uid = m.sender \
+         LEFT JOIN accounts ru ON ru.uid = m.receiver \
+         WHERE i.uid = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3"
+    ))?;
+    let mut entries = Vec::new();
+    let mut rows = stmt.query(params![
+        owner,
+        after.min(i64::MAX as u64) as i64,
+        limit.min(i64::MAX as usize - 1) as i64 + 1
+    ])?;
+    let mut count = 0;
+    while let Some(r) = rows.next()? {
+        count += 1;
+        if count > limit {
+            break;
+        }
+        let seq = r.get::<_, i64>(0)? as u64;
+        let kind: i64 = r.get(1)?;
+        let (sender_name, receiver_name): (Option<String>, Option<String>) = (r.get(4)?, r.get(5)?);
+        let event = match (kind, sender_name, receiver_name) {
+            (KIND_READ, _, _) => match r.get::<_, Option<String>>(3)? {
+                Some(peer) => LogEvent::Read {
+                    peer,
+                    time: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                },
+                None => continue,
+            },
+            (KIND_MSG | KIND_RECALL, Some(s), Some(rc)) => {
+                let sender_uid: i64 = r.get(6)?;
+                let m = read_message(r, 6, |uid| if uid == sender_uid { s.clone() } else { rc.clone() })?;
+                if kind == KIND_MSG {
+                    LogEvent::Message(Arc::new(m))
+                } else {
+                    let peer = if s == user { rc } else { s };
+                    LogEvent::Recall { peer, key: m.key }
+                }
+            }
+            // The message or an account expired or was deleted: nothing left to deliver.
+            _ => continue,
+        };
+        entries.push(LogEntry { seq, event });
+    }
+    Ok(LogPage {
+        entries,
+        latest: latest as u64,
+        more: count > limit,
+    })
+}
+
+pub(crate) fn conversations(c: &Connection, user: &str, limit: usize) -> Result<Vec<ConversationView>> {
+    let Some(owner) = uid(c, user)? else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT p.user_id, c.unread, c.last_time, c.peer, {MESSAGE_COLUMNS} \
+         FROM conversations c JOIN accounts p ON p.uid = c.peer LEFT JOIN messages m ON m.id = c.last_msg_id \
+         WHERE c.owner = ?1 AND c.last_msg_id IS NOT NULL ORDER BY c.last_time DESC, c.peer LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![owner, limit as i64], |r| {
+        let peer: String = r.get(0)?;
+        let peer_uid: i64 = r.get(3)?;
+        let last = match r.get::<_, Option<i64>>(4)? {
+            Some(_) => Some(read_message(r, 4, |uid| {
+                if uid == peer_uid { peer.clone() } else { user.to_owned() }
+            })?),
+            None => None,
+        };
+        Ok(ConversationView {
+            peer,
+            last,
+            unread: r.get::<_, i64>(1)?.max(0) as u64,
+            time: r.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
+pub(crate) fn delete_conversation(c: &Connection, owner: &str, peer: &str, clear_history: bool) -> Result<bool> {
+    let (Some(owner), Some(peer)) = (uid(c, owner)?, uid(c, peer)?) else {
+        return Ok(false);
+    };
+    c.prepare_cached("DELETE FROM conversations WHERE owner = ?1 AND peer = ?2")?
+        .execute([owner, peer])?;
+    if clear_history {
+        c.prepare_cached(
+            "UPDATE messages SET flags = flags | CASE WHEN sender = ?1 THEN 2 ELSE 4 END \
+             WHERE lo = min(?1, ?2) AND hi = max(?1, ?2) AND (sender = ?1 OR receiver = ?1)",
+        )?
+        .execute([owner, peer])?;
+    }
+    Ok(true)
+}
+
+pub(crate) fn withdraw(c: &Connection, from: &str, to: &str, key: MsgKey, expire_at: i64) -> Result<Withdrawn> {
     let (Some(sender), Some(receiver)) = (uid(c, from)?, uid(c, to)?) else {
         return Ok(Withdrawn::NotFound);
     };
@@ -396,7 +601,9 @@ pub(crate) fn withdraw(c: &Connection, from: &str, to: &str, key: MsgKey) -> Res
             "SELECT id, flags FROM messages WHERE lo = min(?1, ?2) AND hi = max(?1, ?2) AND time = ?3 AND seq = ?4 \
              AND random = ?5 AND sender = ?1 ORDER BY id LIMIT 1",
         )?
-        .query_row(params![sender, receiver, key.time, key.seq, key.random], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![sender, receiver, key.time, key.seq, key.random], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     let Some((id, flags)) = found else {
         return Ok(Withdrawn::NotFound);
@@ -406,34 +613,60 @@ pub(crate) fn withdraw(c: &Connection, from: &str, to: &str, key: MsgKey) -> Res
     }
     c.prepare_cached("UPDATE messages SET flags = flags | 1 WHERE id = ?1")?
         .execute([id])?;
-    c.prepare_cached("DELETE FROM inbox WHERE msg_id = ?1")?
-        .execute([id])?;
     if flags & NO_UNREAD == 0 {
         c.prepare_cached(
             "UPDATE conversations SET unread = max(unread - 1, 0) WHERE owner = ?1 AND peer = ?2 AND read_time < ?3",
         )?
         .execute(params![receiver, sender, key.time])?;
     }
-    Ok(Withdrawn::Done)
+    let mut deliveries = Vec::with_capacity(2);
+    let mut sides = vec![(receiver, to, from)];
+    if sender != receiver && flags & HIDDEN_FROM_SENDER == 0 {
+        sides.push((sender, from, to));
+    }
+    for (owner, name, peer) in sides {
+        let seq = append_log(c, owner, KIND_RECALL, Some(id), None, None, expire_at)?;
+        deliveries.push(Delivery {
+            user: name.to_owned(),
+            entry: LogEntry {
+                seq,
+                event: LogEvent::Recall {
+                    peer: peer.to_owned(),
+                    key,
+                },
+            },
+        });
+    }
+    Ok(Withdrawn::Done(deliveries))
 }
 
-pub(crate) fn set_read(c: &Connection, owner: &str, peer: &str, time: i64) -> Result<()> {
-    let (Some(owner), Some(peer)) = (uid(c, owner)?, uid(c, peer)?) else {
-        return Ok(());
+pub(crate) fn set_read(c: &Connection, owner: &str, peer: &str, time: i64, expire_at: i64) -> Result<Option<Delivery>> {
+    let (Some(owner_uid), Some(peer_uid)) = (uid(c, owner)?, uid(c, peer)?) else {
+        return Ok(None);
     };
     c.prepare_cached(
         "INSERT INTO conversations (owner, peer, read_time) VALUES (?1, ?2, ?3) \
          ON CONFLICT (owner, peer) DO UPDATE SET read_time = max(read_time, ?3)",
     )?
-    .execute(params![owner, peer, time])?;
+    .execute(params![owner_uid, peer_uid, time])?;
     c.prepare_cached(
         "UPDATE conversations SET unread = ( \
            SELECT count(*) FROM messages m WHERE m.lo = min(?1, ?2) AND m.hi = max(?1, ?2) \
              AND m.sender = ?2 AND m.receiver = ?1 AND m.time > conversations.read_time AND m.flags & 13 = 0) \
          WHERE owner = ?1 AND peer = ?2",
     )?
-    .execute(params![owner, peer])?;
-    Ok(())
+    .execute(params![owner_uid, peer_uid])?;
+    let seq = append_log(c, owner_uid, KIND_READ, None, Some(peer_uid), Some(time), expire_at)?;
+    Ok(Some(Delivery {
+        user: owner.to_owned(),
+        entry: LogEntry {
+            seq,
+            event: LogEvent::Read {
+                peer: peer.to_owned(),
+                time,
+            },
+        },
+    }))
 }
 
 pub(crate) fn unread(c: &Connection, owner: &str, peers: &[String]) -> Result<Vec<u64>> {
@@ -476,10 +709,7 @@ pub(crate) fn purge(c: &Connection, cut: Cutoffs) -> Result<Purged> {
         cut.offline_before,
     )?;
     if messages > 0 {
-        offline += c.execute(
-            "DELETE FROM inbox WHERE msg_id NOT IN (SELECT id FROM messages)",
-            [],
-        )? as u64;
+        offline += c.execute("DELETE FROM inbox WHERE msg_id NOT IN (SELECT id FROM messages)", [])? as u64;
     }
     // A conversation expires with its last message.
     let conversations = chunked(

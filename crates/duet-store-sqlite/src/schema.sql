@@ -28,6 +28,8 @@ CREATE TABLE messages (
     time              INTEGER NOT NULL,
     seq               INTEGER NOT NULL,
     random            INTEGER NOT NULL,
+    -- Position in the conversation (lo, hi), from 1 without gaps.
+    conv_seq          INTEGER NOT NULL,
     body              TEXT NOT NULL,
     cloud_custom_data TEXT NOT NULL,
     push_info         TEXT,
@@ -37,11 +39,23 @@ CREATE TABLE messages (
 CREATE INDEX messages_conversation ON messages (lo, hi, time, seq);
 CREATE INDEX messages_time ON messages (time);
 
+-- The last conv_seq of each conversation.
+CREATE TABLE threads (
+    lo  INTEGER NOT NULL,
+    hi  INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (lo, hi)
+) WITHOUT ROWID;
+
 -- Each user's sync log: what the user's devices have to receive, in order, until it expires.
+-- kind 0: message msg_id; 1: the user read what peer sent up to time; 2: message msg_id was recalled.
 CREATE TABLE inbox (
     uid       INTEGER NOT NULL,
     seq       INTEGER NOT NULL,
-    msg_id    INTEGER NOT NULL,
+    kind      INTEGER NOT NULL,
+    msg_id    INTEGER,
+    peer      INTEGER,
+    time      INTEGER,
     expire_at INTEGER NOT NULL,
     PRIMARY KEY (uid, seq)
 ) WITHOUT ROWID;
@@ -69,6 +83,8 @@ CREATE TABLE dedup (
     random     INTEGER NOT NULL,
     time       INTEGER NOT NULL,
     -- Recipients that did not exist, newline-separated.
-    failed     TEXT NOT NULL
+    failed     TEXT NOT NULL,
+    conv_seq   INTEGER NOT NULL,
+    log_seq    INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX dedup_created ON dedup (created_ms);

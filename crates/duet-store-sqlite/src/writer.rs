@@ -75,8 +75,7 @@ fn in_savepoint<R, E: From<StoreError>>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<R, E>,
 ) -> Result<R, E> {
-    conn.execute_batch("SAVEPOINT job")
-        .map_err(crate::backend)?;
+    conn.execute_batch("SAVEPOINT job").map_err(crate::backend)?;
     let result = f(conn);
     let end = if result.is_ok() {
         "RELEASE job"

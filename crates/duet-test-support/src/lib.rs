@@ -121,14 +121,7 @@ impl TestServer {
 
     /// A UserSig for `user`, issued now by the test clock, valid for 180 days.
     pub fn usersig(&self, user: &str) -> String {
-        usersig::generate(
-            SECRET_KEY,
-            SDKAPPID,
-            user,
-            self.clock.now_secs(),
-            180 * 86_400,
-            None,
-        )
+        usersig::generate(SECRET_KEY, SDKAPPID, user, self.clock.now_secs(), 180 * 86_400, None)
     }
 
     /// The query string of a REST call made by the admin.
@@ -141,11 +134,8 @@ impl TestServer {
 
     /// Calls `/v4/{path}` as the admin with a JSON body; returns the response body.
     pub async fn rest(&self, path: &str, body: Value) -> Value {
-        self.rest_raw(
-            &format!("/v4/{path}?{}", self.admin_query()),
-            body.to_string(),
-        )
-        .await
+        self.rest_raw(&format!("/v4/{path}?{}", self.admin_query()), body.to_string())
+            .await
     }
 
     /// POSTs `body` to `path_and_query` as is (no Content-Type); asserts HTTP 200 and a JSON body.
@@ -157,18 +147,10 @@ impl TestServer {
             .send()
             .await
             .expect("sending a REST request");
-        assert_eq!(
-            resp.status(),
-            200,
-            "Tencent's REST API always answers HTTP 200"
-        );
+        assert_eq!(resp.status(), 200, "Tencent's REST API always answers HTTP 200");
         let bytes = resp.bytes().await.expect("reading the response");
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!(
-                "the response is not JSON ({e}): {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("the response is not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
     }
 
     /// Imports accounts, asserting success.

@@ -51,8 +51,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Serve { app, listen } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info".into()),
+                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
                 )
                 .init();
             let settings = settings::resolve(&app, listen)?;

@@ -40,8 +40,7 @@ const KEY_FILE: &str = "secret_key";
 pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Settings> {
     let file = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             FileConfig::parse(&text).with_context(|| format!("parsing {}", path.display()))?
         }
         None => FileConfig::default(),
@@ -51,10 +50,7 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
         .clone()
         .or(file.data.clone())
         .unwrap_or_else(|| config::DEFAULT_DATA_DIR.into());
-    let sdkappid = args
-        .sdkappid
-        .or(file.sdkappid)
-        .unwrap_or(config::DEFAULT_SDKAPPID);
+    let sdkappid = args.sdkappid.or(file.sdkappid).unwrap_or(config::DEFAULT_SDKAPPID);
     let secret_key = match args.secret_key.clone().or(file.secret_key.clone()) {
         Some(key) if key.trim().is_empty() => bail!("the secret key must not be empty"),
         Some(key) => key,
@@ -89,9 +85,7 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     if let Some(days) = file.roaming_retention_days {
         config.core.roaming_retention_secs = i64::from(days) * 86_400;
     }
-    let listen = listen
-        .or(file.listen)
-        .unwrap_or_else(|| config::DEFAULT_LISTEN.into());
+    let listen = listen.or(file.listen).unwrap_or_else(|| config::DEFAULT_LISTEN.into());
     Ok(Settings { listen, config })
 }
 
@@ -100,10 +94,7 @@ fn stored_or_new_key(data: &Path) -> anyhow::Result<String> {
     let path = data.join(KEY_FILE);
     match std::fs::read_to_string(&path) {
         Ok(key) if !key.trim().is_empty() => return Ok(key.trim().to_owned()),
-        Ok(_) => bail!(
-            "{} is empty; delete it to generate a new key",
-            path.display()
-        ),
+        Ok(_) => bail!("{} is empty; delete it to generate a new key", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }

@@ -28,12 +28,7 @@ fn start(data: &std::path::Path) -> (Child, String) {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(addr) = line.split("addr=").nth(1) {
-                let _ = tx.send(
-                    addr.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
+                let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_owned());
             }
         }
     });
@@ -44,10 +39,7 @@ fn start(data: &std::path::Path) -> (Child, String) {
 }
 
 fn admin_url(addr: &str, path: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
     let sig = duet_core::usersig::generate(KEY, SDKAPPID, "administrator", now, 3600, None);
     format!(
         "http://{addr}/v4/{path}?sdkappid={SDKAPPID}&identifier=administrator&usersig={sig}&random=1&contenttype=json"
@@ -55,12 +47,7 @@ fn admin_url(addr: &str, path: &str) -> String {
 }
 
 async fn post(http: &reqwest::Client, url: &str, body: Value) -> reqwest::Result<Value> {
-    http.post(url)
-        .body(body.to_string())
-        .send()
-        .await?
-        .json()
-        .await
+    http.post(url).body(body.to_string()).send().await?.json().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

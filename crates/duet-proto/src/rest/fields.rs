@@ -15,18 +15,13 @@ impl<'a> Fields<'a> {
     pub fn of(body: &'a Value, code: u32) -> Result<Fields<'a>, ApiError> {
         match body {
             Value::Object(map) => Ok(Fields(map)),
-            _ => Err(ApiError::new(
-                code,
-                "the request body must be a JSON object",
-            )),
+            _ => Err(ApiError::new(code, "the request body must be a JSON object")),
         }
     }
 
     /// The first of `names` present (and not null): for fields Tencent renamed over time.
     pub fn get(&self, names: &[&str]) -> Option<&'a Value> {
-        names
-            .iter()
-            .find_map(|n| self.0.get(*n).filter(|v| !v.is_null()))
+        names.iter().find_map(|n| self.0.get(*n).filter(|v| !v.is_null()))
     }
 
     /// A required account id, validated as a UserID.
@@ -39,26 +34,15 @@ impl<'a> Fields<'a> {
 
     /// An optional account id.
     pub fn opt_account(&self, names: &[&str], code: u32) -> Result<Option<String>, ApiError> {
-        self.get(names)
-            .map(|v| account_value(v, names[0], code))
-            .transpose()
+        self.get(names).map(|v| account_value(v, names[0], code)).transpose()
     }
 
     /// An array of account ids (at least one), at most `max` of them (else `too_many`).
-    pub fn accounts(
-        &self,
-        name: &str,
-        code: u32,
-        max: usize,
-        too_many: u32,
-    ) -> Result<Vec<String>, ApiError> {
+    pub fn accounts(&self, name: &str, code: u32, max: usize, too_many: u32) -> Result<Vec<String>, ApiError> {
         let items = match self.get(&[name]) {
             Some(Value::Array(items)) => items,
             Some(_) => {
-                return Err(ApiError::new(
-                    code,
-                    format!("{name} must be an array of strings"),
-                ));
+                return Err(ApiError::new(code, format!("{name} must be an array of strings")));
             }
             None => return Err(ApiError::new(code, format!("{name} is required"))),
         };
@@ -90,12 +74,7 @@ impl<'a> Fields<'a> {
             Some(v) => lenient::as_u64(v)
                 .and_then(|n| u32::try_from(n).ok())
                 .map(Some)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        code,
-                        format!("{name} must be an integer in [0, 4294967295]"),
-                    )
-                }),
+                .ok_or_else(|| ApiError::new(code, format!("{name} must be an integer in [0, 4294967295]"))),
         }
     }
 
@@ -112,9 +91,7 @@ impl<'a> Fields<'a> {
             Some(v) => lenient::as_i64(v)
                 .filter(|n| *n >= 0)
                 .map(Some)
-                .ok_or_else(|| {
-                    ApiError::new(code, format!("{} must be a non-negative integer", names[0]))
-                }),
+                .ok_or_else(|| ApiError::new(code, format!("{} must be a non-negative integer", names[0]))),
         }
     }
 
@@ -126,16 +103,10 @@ impl<'a> Fields<'a> {
                 .iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
-                    _ => Err(ApiError::new(
-                        code,
-                        format!("{name} must be an array of strings"),
-                    )),
+                    _ => Err(ApiError::new(code, format!("{name} must be an array of strings"))),
                 })
                 .collect(),
-            Some(_) => Err(ApiError::new(
-                code,
-                format!("{name} must be an array of strings"),
-            )),
+            Some(_) => Err(ApiError::new(code, format!("{name} must be an array of strings"))),
         }
     }
 }
@@ -161,9 +132,7 @@ pub fn validate_user_id(id: &str) -> Result<(), String> {
         ));
     }
     if id.chars().any(char::is_control) || id.trim() != id {
-        return Err(format!(
-            "UserID {id:?} holds control characters or surrounding spaces"
-        ));
+        return Err(format!("UserID {id:?} holds control characters or surrounding spaces"));
     }
     Ok(())
 }

@@ -10,6 +10,8 @@ pub mod response;
 
 mod fields;
 
+pub use fields::validate_user_id;
+
 use crate::code;
 
 /// The REST services Duet knows, each with its own codes for "admin required" and "bad JSON".
@@ -58,10 +60,7 @@ impl Service {
 
     /// Whether this service's responses carry `ErrorDisplay` (the profile, sns and recentcontact families).
     pub fn has_error_display(self) -> bool {
-        matches!(
-            self,
-            Service::Profile | Service::Sns | Service::RecentContact
-        )
+        matches!(self, Service::Profile | Service::Sns | Service::RecentContact)
     }
 }
 
@@ -83,6 +82,8 @@ pub enum Command {
     AdminSetMsgRead,
     GetC2cUnreadMsgNum,
     QueryOnlineStatus,
+    RecentContactGetList,
+    RecentContactDelete,
 }
 
 impl Command {
@@ -105,6 +106,8 @@ impl Command {
             (Service::OpenIm, "admin_set_msg_read") => AdminSetMsgRead,
             (Service::OpenIm, "get_c2c_unread_msg_num") => GetC2cUnreadMsgNum,
             (Service::OpenIm, "query_online_status" | "querystate") => QueryOnlineStatus,
+            (Service::RecentContact, "get_list") => RecentContactGetList,
+            (Service::RecentContact, "delete") => RecentContactDelete,
             _ => return None,
         })
     }
@@ -161,15 +164,7 @@ mod tests {
             parse_msg_key(&format_msg_key(89541, 2574206, 1572870301)),
             Some((89541, 2574206, 1572870301))
         );
-        for bad in [
-            "",
-            "1_2",
-            "1_2_3_4",
-            "a_2_3",
-            "1__3",
-            "-1_2_3",
-            "4294967296_1_1",
-        ] {
+        for bad in ["", "1_2", "1_2_3_4", "a_2_3", "1__3", "-1_2_3", "4294967296_1_1"] {
             assert_eq!(parse_msg_key(bad), None, "{bad}");
         }
     }

@@ -177,11 +177,7 @@ const ALLOW_TYPES: &[&str] = &[
     "AllowType_Type_AllowAny",
     "AllowType_Type_DenyAny",
 ];
-const GENDERS: &[&str] = &[
-    "Gender_Type_Unknown",
-    "Gender_Type_Female",
-    "Gender_Type_Male",
-];
+const GENDERS: &[&str] = &["Gender_Type_Unknown", "Gender_Type_Female", "Gender_Type_Male"];
 const ADMIN_FORBID: &[&str] = &["AdminForbid_Type_None", "AdminForbid_Type_SendOut"];
 /// Longest value of a text tag (Tencent: 500 bytes).
 pub const MAX_PROFILE_VALUE_BYTES: usize = 500;
@@ -225,9 +221,7 @@ pub fn default_profile_value(tag: &str) -> ProfileValue {
 }
 
 fn profile_value(tag: &str, v: &Value) -> Result<ProfileValue, ApiError> {
-    let Some(kind) =
-        standard_tag(tag).or(is_custom_tag(tag).then_some(TagKind::Text(MAX_PROFILE_VALUE_BYTES)))
-    else {
+    let Some(kind) = standard_tag(tag).or(is_custom_tag(tag).then_some(TagKind::Text(MAX_PROFILE_VALUE_BYTES))) else {
         return Err(ApiError::new(
             code::PROFILE_TAG_UNKNOWN,
             format!("unknown profile tag {tag:?}"),
@@ -305,9 +299,9 @@ impl PortraitSet {
                         ));
                     }
                 };
-                let value = item.get("Value").ok_or_else(|| {
-                    ApiError::new(code::PROFILE_JSON_PARSE, format!("{tag} has no Value"))
-                })?;
+                let value = item
+                    .get("Value")
+                    .ok_or_else(|| ApiError::new(code::PROFILE_JSON_PARSE, format!("{tag} has no Value")))?;
                 Ok((tag.clone(), profile_value(&tag, value)?))
             })
             .collect::<Result<_, _>>()?;
@@ -378,18 +372,17 @@ pub struct OutgoingMessage {
 
 impl OutgoingMessage {
     fn parse(f: &Fields<'_>) -> Result<OutgoingMessage, ApiError> {
-        let sync_other_machine =
-            match f.opt_u32("SyncOtherMachine", code::MSG_SYNC_OTHER_MACHINE)? {
-                None => None,
-                Some(1) => Some(SyncOtherMachine::Yes),
-                Some(2) => Some(SyncOtherMachine::No),
-                Some(n) => {
-                    return Err(ApiError::new(
-                        code::MSG_SYNC_OTHER_MACHINE,
-                        format!("SyncOtherMachine must be 1 or 2, not {n}"),
-                    ));
-                }
-            };
+        let sync_other_machine = match f.opt_u32("SyncOtherMachine", code::MSG_SYNC_OTHER_MACHINE)? {
+            None => None,
+            Some(1) => Some(SyncOtherMachine::Yes),
+            Some(2) => Some(SyncOtherMachine::No),
+            Some(n) => {
+                return Err(ApiError::new(
+                    code::MSG_SYNC_OTHER_MACHINE,
+                    format!("SyncOtherMachine must be 1 or 2, not {n}"),
+                ));
+            }
+        };
         let lifetime = f
             .opt_u32("MsgLifeTime", code::MSG_LIFETIME_INVALID)?
             .unwrap_or(MAX_MSG_LIFETIME)
@@ -503,9 +496,7 @@ impl ImportMsg {
             random: f.u32("MsgRandom", code::MSG_RANDOM_INVALID)?,
             time: f
                 .opt_time(&["MsgTimeStamp"], code::MSG_TIMESTAMP_INVALID)?
-                .ok_or_else(|| {
-                    ApiError::new(code::MSG_TIMESTAMP_INVALID, "MsgTimeStamp is required")
-                })?,
+                .ok_or_else(|| ApiError::new(code::MSG_TIMESTAMP_INVALID, "MsgTimeStamp is required"))?,
             body: parse_msg_body(f.get(&["MsgBody"]))?,
             cloud_custom_data: f.opt_string("CloudCustomData", code::MSG_JSON_PARSE)?,
         })
@@ -526,14 +517,8 @@ pub struct GetRoamMsg {
 impl GetRoamMsg {
     pub fn parse(body: &Value) -> Result<GetRoamMsg, ApiError> {
         let f = Fields::of(body, code::MSG_JSON_PARSE)?;
-        let operator = f.account(
-            &["Operator_Account", "From_Account"],
-            code::MSG_FROM_ACCOUNT_INVALID,
-        )?;
-        let peer = f.account(
-            &["Peer_Account", "To_Account"],
-            code::MSG_TO_ACCOUNT_INVALID,
-        )?;
+        let operator = f.account(&["Operator_Account", "From_Account"], code::MSG_FROM_ACCOUNT_INVALID)?;
+        let peer = f.account(&["Peer_Account", "To_Account"], code::MSG_TO_ACCOUNT_INVALID)?;
         let max_cnt = f.u32("MaxCnt", code::MSG_JSON_PARSE)?;
         let time = |name: &str| {
             f.opt_time(&[name], code::MSG_JSON_PARSE)?
@@ -541,20 +526,15 @@ impl GetRoamMsg {
         };
         let (min_time, max_time) = (time("MinTime")?, time("MaxTime")?);
         if min_time > max_time {
-            return Err(ApiError::new(
-                code::MSG_JSON_PARSE,
-                "MinTime must not be after MaxTime",
-            ));
+            return Err(ApiError::new(code::MSG_JSON_PARSE, "MinTime must not be after MaxTime"));
         }
         let last_msg_key = match f.opt_string("LastMsgKey", code::MSG_JSON_PARSE)? {
             None => None,
             Some(k) if k.is_empty() => None,
-            Some(k) => Some(super::parse_msg_key(&k).ok_or_else(|| {
-                ApiError::new(
-                    code::MSG_KEY_INVALID,
-                    format!("LastMsgKey {k:?} is not a MsgKey"),
-                )
-            })?),
+            Some(k) => Some(
+                super::parse_msg_key(&k)
+                    .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("LastMsgKey {k:?} is not a MsgKey")))?,
+            ),
         };
         Ok(GetRoamMsg {
             operator,
@@ -583,12 +563,8 @@ impl MsgWithdraw {
         let key = f
             .opt_string("MsgKey", code::MSG_KEY_INVALID)?
             .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, "MsgKey is required"))?;
-        let key = super::parse_msg_key(&key).ok_or_else(|| {
-            ApiError::new(
-                code::MSG_KEY_INVALID,
-                format!("MsgKey {key:?} is not a MsgKey"),
-            )
-        })?;
+        let key = super::parse_msg_key(&key)
+            .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("MsgKey {key:?} is not a MsgKey")))?;
         Ok(MsgWithdraw { from, to, key })
     }
 }
@@ -656,6 +632,64 @@ impl QueryOnlineStatus {
                 code::MSG_TOO_MANY_ACCOUNTS,
             )?,
             need_detail: f.opt_u32("IsNeedDetail", code::MSG_JSON_PARSE)? == Some(1),
+        })
+    }
+}
+
+/// `recentcontact/get_list`: a user's conversations, paged by `StartIndex`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentContactGetList {
+    pub from: String,
+    pub start_index: usize,
+}
+
+impl RecentContactGetList {
+    pub fn parse(body: &Value) -> Result<RecentContactGetList, ApiError> {
+        let f = Fields::of(body, code::CONTACT_JSON_PARSE)?;
+        let from = f.account(&["From_Account"], code::CONTACT_JSON_PARSE)?;
+        for name in ["TimeStamp", "TopTimeStamp", "TopStartIndex", "AssistFlags"] {
+            f.opt_time(&[name], code::CONTACT_JSON_PARSE)?;
+        }
+        let start_index = f.opt_time(&["StartIndex"], code::CONTACT_JSON_PARSE)?.unwrap_or(0);
+        Ok(RecentContactGetList {
+            from,
+            start_index: usize::try_from(start_index).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+/// `recentcontact/delete`: remove one C2C conversation, optionally with its history (`ClearRamble`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentContactDelete {
+    pub from: String,
+    pub to: String,
+    pub clear_ramble: bool,
+}
+
+impl RecentContactDelete {
+    pub fn parse(body: &Value) -> Result<RecentContactDelete, ApiError> {
+        let f = Fields::of(body, code::CONTACT_JSON_PARSE)?;
+        let from = f.account(&["From_Account"], code::CONTACT_JSON_PARSE)?;
+        match f.opt_u32("Type", code::CONTACT_JSON_PARSE)? {
+            Some(1) => {}
+            Some(2) => {
+                return Err(ApiError::new(
+                    code::CONTACT_JSON_PARSE,
+                    "Type 2 (group conversations) is not served: Duet is one-to-one only",
+                ));
+            }
+            Some(n) => {
+                return Err(ApiError::new(
+                    code::CONTACT_JSON_PARSE,
+                    format!("Type must be 1 (C2C), not {n}"),
+                ));
+            }
+            None => return Err(ApiError::new(code::CONTACT_JSON_PARSE, "Type is required")),
+        }
+        Ok(RecentContactDelete {
+            from,
+            to: f.account(&["To_Account"], code::CONTACT_JSON_PARSE)?,
+            clear_ramble: f.opt_u32("ClearRamble", code::CONTACT_JSON_PARSE)? == Some(1),
         })
     }
 }

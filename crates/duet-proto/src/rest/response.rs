@@ -247,3 +247,33 @@ pub struct QueryOnlineStatusReply {
     #[serde(rename = "ErrorList", skip_serializing_if = "Vec::is_empty")]
     pub error_list: Vec<AccountError>,
 }
+
+/// One conversation of `recentcontact/get_list`.
+#[derive(Debug, Serialize)]
+pub struct SessionItem {
+    /// 1 = C2C.
+    #[serde(rename = "Type")]
+    pub kind: u32,
+    #[serde(rename = "To_Account")]
+    pub to_account: String,
+    #[serde(rename = "MsgTime")]
+    pub msg_time: i64,
+    #[serde(rename = "TopFlag")]
+    pub top_flag: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecentContactListReply {
+    #[serde(rename = "CompleteFlag")]
+    pub complete_flag: u32,
+    #[serde(rename = "TimeStamp")]
+    pub time_stamp: i64,
+    #[serde(rename = "StartIndex")]
+    pub start_index: usize,
+    #[serde(rename = "TopTimeStamp")]
+    pub top_time_stamp: i64,
+    #[serde(rename = "TopStartIndex")]
+    pub top_start_index: usize,
+    #[serde(rename = "SessionItem")]
+    pub session_item: Vec<SessionItem>,
+}

@@ -15,9 +15,7 @@ pub(crate) fn auth(e: AuthError, identifier: &str, sdkappid: u64) -> ApiError {
             "The UserSig in use was invalidated (the account was kicked). Please regenerate it.",
         ),
         AuthError::Sig(e) => match e {
-            UserSigError::Empty => {
-                ApiError::new(code::USERSIG_EMPTY, "usersig is missing or empty")
-            }
+            UserSigError::Empty => ApiError::new(code::USERSIG_EMPTY, "usersig is missing or empty"),
             UserSigError::Malformed => ApiError::new(
                 code::USERSIG_INVALID,
                 "The UserSig in use is illegal. Please regenerate UserSig through official API.",
@@ -55,25 +53,21 @@ pub(crate) fn core(command: Command, service: Service, e: Error) -> ApiError {
             let code = match command {
                 Kick | AccountDelete | AccountCheck => code::ACCOUNT_NOT_FOUND,
                 PortraitSet | PortraitGet => code::PROFILE_ACCOUNT_MISSING,
+                RecentContactGetList | RecentContactDelete => code::CONTACT_ACCOUNT_NOT_FOUND,
                 SendMsg | BatchSendMsg | ImportMsg => code::MSG_TO_ACCOUNT_NOT_FOUND,
                 _ => code::MSG_TO_ACCOUNT_INVALID,
             };
-            ApiError::new(
-                code,
-                format!("account {id:?} does not exist; import it first"),
-            )
+            ApiError::new(code, format!("account {id:?} does not exist; import it first"))
         }
-        Error::NoSuchSender(id) => ApiError::new(
-            code::MSG_FROM_ACCOUNT_INVALID,
-            format!("account {id:?} does not exist; import it first"),
-        ),
-        Error::NoSuchMessage => {
-            ApiError::new(code::MSG_NOT_FOUND, "the message to recall does not exist")
+        Error::NoSuchSender(id) => {
+            let code = match service {
+                Service::RecentContact => code::CONTACT_ACCOUNT_NOT_FOUND,
+                _ => code::MSG_FROM_ACCOUNT_INVALID,
+            };
+            ApiError::new(code, format!("account {id:?} does not exist; import it first"))
         }
-        Error::AlreadyRecalled => ApiError::new(
-            code::MSG_ALREADY_RECALLED,
-            "the message was recalled already",
-        ),
+        Error::NoSuchMessage => ApiError::new(code::MSG_NOT_FOUND, "the message to recall does not exist"),
+        Error::AlreadyRecalled => ApiError::new(code::MSG_ALREADY_RECALLED, "the message was recalled already"),
         Error::Store(e) => {
             tracing::error!(error = %e, ?command, "storage failure");
             internal(service)
@@ -86,7 +80,8 @@ pub(crate) fn internal(service: Service) -> ApiError {
     let code = match service {
         Service::Login => code::ACCOUNT_INTERNAL,
         Service::Profile => code::PROFILE_INTERNAL,
-        Service::OpenIm | Service::RecentContact | Service::Sns => code::MSG_SERVER_INTERNAL,
+        Service::RecentContact => code::CONTACT_INTERNAL,
+        Service::OpenIm | Service::Sns => code::MSG_SERVER_INTERNAL,
     };
     ApiError::new(code, "internal server error, please retry")
 }

@@ -1,11 +1,10 @@
 //! One function per REST command: parse the typed request, call the domain, shape Tencent's reply.
 
 use duet_core::Core;
-use duet_core::model::{self, HistoryQuery, MsgKey, NewAccount, Outgoing, SenderCopy};
+use duet_core::hub::Presence;
+use duet_core::model::{self, HistoryQuery, MsgKey, NewAccount, Outgoing, Platform, SenderCopy};
 use duet_proto::elem::MsgElem;
-use duet_proto::rest::request::{
-    self as req, ProfileValue, SyncOtherMachine, default_profile_value,
-};
+use duet_proto::rest::request::{self as req, ProfileValue, SyncOtherMachine, default_profile_value};
 use duet_proto::rest::response::*;
 use duet_proto::rest::{Command, Service};
 use duet_proto::{ApiError, code};
@@ -16,6 +15,8 @@ use super::{Json, error};
 
 /// Most messages one `admin_getroammsg` page returns, whatever `MaxCnt` asks.
 const MAX_ROAM_PAGE: usize = 100;
+/// Most conversations one `recentcontact/get_list` page returns.
+const MAX_CONTACT_PAGE: usize = 100;
 
 pub(crate) async fn handle(
     core: &Core,
@@ -30,9 +31,7 @@ pub(crate) async fn handle(
     match command {
         AccountImport => {
             let r = req::AccountImport::parse(body)?;
-            core.import_accounts(vec![new_account(r)])
-                .await
-                .map_err(fail)?;
+            core.import_accounts(vec![new_account(r)]).await.map_err(fail)?;
             ok(Empty {})
         }
         MultiAccountImport => {
@@ -49,10 +48,7 @@ pub(crate) async fn handle(
         }
         AccountDelete => {
             let r = req::AccountList::parse(body, "DeleteItem")?;
-            let existed = core
-                .delete_accounts(r.user_ids.clone())
-                .await
-                .map_err(fail)?;
+            let existed = core.delete_accounts(r.user_ids.clone()).await.map_err(fail)?;
             let result_item = r
                 .user_ids
                 .into_iter()
@@ -71,10 +67,7 @@ pub(crate) async fn handle(
         }
         AccountCheck => {
             let r = req::AccountList::parse(body, "CheckItem")?;
-            let exist = core
-                .accounts_exist(r.user_ids.clone())
-                .await
-                .map_err(fail)?;
+            let exist = core.accounts_exist(r.user_ids.clone()).await.map_err(fail)?;
             let result_item = r
                 .user_ids
                 .into_iter()
@@ -95,11 +88,7 @@ pub(crate) async fn handle(
         }
         PortraitSet => {
             let r = req::PortraitSet::parse(body)?;
-            let items = r
-                .items
-                .into_iter()
-                .map(|(tag, v)| (tag, to_model(v)))
-                .collect();
+            let items = r.items.into_iter().map(|(tag, v)| (tag, to_model(v))).collect();
             core.set_profile(&r.from, items).await.map_err(fail)?;
             ok(Empty {})
         }
@@ -113,11 +102,7 @@ pub(crate) async fn handle(
                 .await
                 .map_err(fail)?;
             if !sent.failed.is_empty() {
-                return Err(error::core(
-                    command,
-                    service,
-                    duet_core::Error::NoSuchAccount(r.to),
-                ));
+                return Err(error::core(command, service, duet_core::Error::NoSuchAccount(r.to)));
             }
             Ok(Json::ok(
                 SendMsgReply {
@@ -130,16 +115,10 @@ pub(crate) async fn handle(
         BatchSendMsg => {
             let r = req::BatchSendMsg::parse(body)?;
             let count = r.to.len();
-            let sent = core
-                .send(outgoing(caller, r.to, r.msg)?)
-                .await
-                .map_err(fail)?;
+            let sent = core.send(outgoing(caller, r.to, r.msg)?).await.map_err(fail)?;
             let msg_key = sent.key.to_string();
             if sent.failed.len() == count {
-                return Err(ApiError::new(
-                    code::MSG_TO_ACCOUNT_NOT_FOUND,
-                    "invalid To_Account",
-                ));
+                return Err(ApiError::new(code::MSG_TO_ACCOUNT_NOT_FOUND, "invalid To_Account"));
             }
             let error_list: Vec<_> = sent
                 .failed
@@ -149,17 +128,10 @@ pub(crate) async fn handle(
                     error_code: code::ACCOUNT_NOT_FOUND,
                 })
                 .collect();
-            let status = if error_list.is_empty() {
-                "OK"
-            } else {
-                "SomeError"
-            };
+            let status = if error_list.is_empty() { "OK" } else { "SomeError" };
             Ok(Json::with_status(
                 status,
-                BatchSendMsgReply {
-                    msg_key,
-                    error_list,
-                },
+                BatchSendMsgReply { msg_key, error_list },
                 service,
             ))
         }
@@ -185,9 +157,7 @@ pub(crate) async fn handle(
                 peer: r.peer,
                 min_time: r.min_time,
                 max_time: r.max_time,
-                before: r
-                    .last_msg_key
-                    .map(|(seq, random, time)| MsgKey { seq, random, time }),
+                before: r.last_msg_key.map(|(seq, random, time)| MsgKey { seq, random, time }),
                 limit: (r.max_cnt as usize).min(MAX_ROAM_PAGE),
             };
             let page = core.history(q).await.map_err(fail)?;
@@ -203,9 +173,7 @@ pub(crate) async fn handle(
         }
         AdminSetMsgRead => {
             let r = req::SetMsgRead::parse(body)?;
-            core.set_read(&r.report, &r.peer, r.read_time)
-                .await
-                .map_err(fail)?;
+            core.set_read(&r.report, &r.peer, r.read_time).await.map_err(fail)?;
             ok(Empty {})
         }
         GetC2cUnreadMsgNum => {
@@ -257,16 +225,62 @@ pub(crate) async fn handle(
                     });
                     continue;
                 }
-                // No client connections exist in this build: every account is Offline.
-                let status = "Offline";
+                let (status, platforms) = match core.presence(&to_account) {
+                    Presence::Online(platforms) => ("Online", platforms.into_iter().map(|p| (p, "Online")).collect()),
+                    Presence::PushOnline(platform) => ("PushOnline", vec![(platform, "PushOnline")]),
+                    Presence::Offline => ("Offline", Vec::new()),
+                };
+                // Tencent's examples show no Detail for an Offline account.
+                let detail = (r.need_detail && !platforms.is_empty()).then(|| {
+                    platforms
+                        .into_iter()
+                        .map(|(p, status): (Platform, &'static str)| PlatformStatus {
+                            platform: p.name().into(),
+                            status,
+                        })
+                        .collect()
+                });
                 reply.query_result.push(OnlineStatus {
                     to_account,
                     status,
                     state: status,
-                    detail: r.need_detail.then(Vec::new),
+                    detail,
                 });
             }
             Ok(Json::ok(reply, service))
+        }
+        RecentContactGetList => {
+            let r = req::RecentContactGetList::parse(body)?;
+            let items = core.conversations(&r.from).await.map_err(fail)?;
+            let total = items.len();
+            let session_item: Vec<SessionItem> = items
+                .into_iter()
+                .skip(r.start_index)
+                .take(MAX_CONTACT_PAGE)
+                .map(|c| SessionItem {
+                    kind: 1,
+                    to_account: c.peer,
+                    msg_time: c.time,
+                    top_flag: 0,
+                })
+                .collect();
+            let next = r.start_index.saturating_add(session_item.len());
+            let reply = RecentContactListReply {
+                complete_flag: u32::from(next >= total),
+                time_stamp: session_item.last().map_or(0, |s| s.msg_time),
+                start_index: next,
+                top_time_stamp: 0,
+                top_start_index: 0,
+                session_item,
+            };
+            Ok(Json::ok(reply, service))
+        }
+        RecentContactDelete => {
+            let r = req::RecentContactDelete::parse(body)?;
+            core.delete_conversation(&r.from, &r.to, r.clear_ramble)
+                .await
+                .map_err(fail)?;
+            ok(Empty {})
         }
     }
 }
@@ -319,11 +333,7 @@ fn outgoing(caller: &str, to: Vec<String>, m: req::OutgoingMessage) -> Result<Ou
     })
 }
 
-async fn portrait_get(
-    core: &Core,
-    r: req::PortraitGet,
-    service: Service,
-) -> Result<Json, duet_core::Error> {
+async fn portrait_get(core: &Core, r: req::PortraitGet, service: Service) -> Result<Json, duet_core::Error> {
     let profiles = core.profiles(r.to.clone(), r.tags.clone()).await?;
     let mut reply = PortraitGetReply {
         user_profile_item: Vec::new(),

@@ -5,7 +5,7 @@
 //! resolve the command → check `sdkappid` → verify the admin's UserSig → parse the body as JSON
 //! (whatever the Content-Type) → run the command ([`handlers`]).
 
-mod error;
+pub(crate) mod error;
 mod handlers;
 
 use std::sync::Arc;
@@ -43,10 +43,7 @@ impl Json {
     }
 
     pub fn fail(err: &ApiError, service: Option<Service>) -> Json {
-        Json::encode(&Reply::fail(
-            err,
-            service.is_some_and(Service::has_error_display),
-        ))
+        Json::encode(&Reply::fail(err, service.is_some_and(Service::has_error_display)))
     }
 
     /// A reply with a non-standard `ActionStatus` (batchsendmsg's `SomeError`).
@@ -58,9 +55,11 @@ impl Json {
 
     fn encode<T: Serialize>(reply: &T) -> Json {
         // Serializing our own reply types cannot fail: no maps with non-string keys, no failing impls.
-        Json(serde_json::to_vec(reply).unwrap_or_else(|_| {
-            br#"{"ActionStatus":"FAIL","ErrorInfo":"internal error","ErrorCode":60008}"#.to_vec()
-        }))
+        Json(
+            serde_json::to_vec(reply).unwrap_or_else(|_| {
+                br#"{"ActionStatus":"FAIL","ErrorInfo":"internal error","ErrorCode":60008}"#.to_vec()
+            }),
+        )
     }
 }
 
@@ -77,11 +76,7 @@ impl IntoResponse for Json {
     }
 }
 
-async fn dispatch(
-    State(core): State<Arc<Core>>,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
-) -> Json {
+async fn dispatch(State(core): State<Arc<Core>>, uri: Uri, body: Result<Bytes, BytesRejection>) -> Json {
     let mut service = None;
     let result = async {
         let (svc, command) = resolve(uri.path())?;
@@ -110,10 +105,7 @@ fn resolve(path: &str) -> Result<(Service, Command), ApiError> {
         )
     };
     let rest = path.strip_prefix("/v4/").ok_or_else(unknown)?;
-    let (service, command) = rest
-        .trim_end_matches('/')
-        .split_once('/')
-        .ok_or_else(unknown)?;
+    let (service, command) = rest.trim_end_matches('/').split_once('/').ok_or_else(unknown)?;
     let service = Service::from_path(service).ok_or_else(unknown)?;
     let command = Command::from_path(service, command).ok_or_else(unknown)?;
     Ok((service, command))
@@ -121,9 +113,7 @@ fn resolve(path: &str) -> Result<(Service, Command), ApiError> {
 
 /// Checks the app id and the caller's UserSig, and that the caller is an app admin; returns the caller.
 fn authenticate(core: &Core, service: Service, query: &str) -> Result<String, ApiError> {
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     let params = AuthParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let sdkappid = params
         .sdkappid
@@ -157,9 +147,7 @@ fn authenticate(core: &Core, service: Service, query: &str) -> Result<String, Ap
     if !core.is_admin(&identifier) {
         return Err(ApiError::new(
             service.admin_required_code(),
-            format!(
-                "identifier {identifier:?} is not an app admin; the REST API is for app admins only"
-            ),
+            format!("identifier {identifier:?} is not an app admin; the REST API is for app admins only"),
         ));
     }
     Ok(identifier)
@@ -172,7 +160,10 @@ fn too_large(service: Service, e: &BytesRejection) -> ApiError {
         code::BAD_REQUEST
     };
     tracing::debug!(error = %e, "request body refused");
-    ApiError::new(code, format!("the request body could not be read; the limit is {MAX_BODY} bytes"))
+    ApiError::new(
+        code,
+        format!("the request body could not be read; the limit is {MAX_BODY} bytes"),
+    )
 }
 
 /// The body as JSON, whatever the Content-Type says; an empty body reads as `{}`.

@@ -1,0 +1,260 @@
+//! The hub: every live device session of this node, by user, and the delivery of sync-log entries to them.
+//!
+//! A session is a bounded queue of [`Outbound`] events owned by one connection handler. Delivery never
+//! waits: when a session's queue is full the session is dropped from the hub (its handler sees the queue
+//! close and closes the connection), and the client catches up from its cursor when it reconnects. So a
+//! slow reader never stalls a sender or anyone else.
+//!
+//! The multi-device policy ([`MultiLogin`]) decides which sessions may coexist; a login beyond it kicks
+//! the earliest session of the same group.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::mpsc;
+
+use crate::model::{LogEntry, Platform};
+
+/// Events a session's queue holds at most before the session counts as lagging and is dropped.
+pub const SESSION_QUEUE: usize = 1024;
+/// How long a mobile device stays `PushOnline` after its connection dropped (Tencent: 7 days).
+const PUSH_ONLINE_SECS: i64 = 7 * 86_400;
+
+/// Which devices of one user may be online together (Tencent's multi-terminal policies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MultiLogin {
+    /// One device in all.
+    Single,
+    /// One native device and one Web.
+    Dual,
+    /// One mobile, one desktop and one Web.
+    Triple,
+    /// Every platform at once.
+    Multi,
+}
+
+/// The login policy: which devices coexist, and how many of each group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginPolicy {
+    pub mode: MultiLogin,
+    /// Devices allowed per group (per platform under [`MultiLogin::Multi`]).
+    pub instances: usize,
+}
+
+impl Default for LoginPolicy {
+    /// Tencent's default: one device per platform.
+    fn default() -> LoginPolicy {
+        LoginPolicy {
+            mode: MultiLogin::Multi,
+            instances: 1,
+        }
+    }
+}
+
+impl LoginPolicy {
+    fn group(self, p: Platform) -> u8 {
+        match self.mode {
+            MultiLogin::Single => 0,
+            MultiLogin::Dual => u8::from(p == Platform::Web),
+            MultiLogin::Triple => match p {
+                Platform::IPhone | Platform::Android | Platform::IPad => 0,
+                Platform::Pc | Platform::Mac | Platform::Linux => 1,
+                Platform::Web => 2,
+            },
+            MultiLogin::Multi => p as u8,
+        }
+    }
+}
+
+/// A sync-log entry on its way to a user's devices, encoded for the wire at most once however many
+/// devices receive it.
+#[derive(Debug)]
+pub struct Push {
+    pub entry: LogEntry,
+    /// The transport's encoding of `entry`, filled by the first connection that sends it.
+    pub encoded: OnceLock<Arc<str>>,
+}
+
+/// What a session's connection handler receives.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Entry(Arc<Push>),
+    /// The session was logged out; the handler tells the client and closes.
+    Kicked(KickReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KickReason {
+    /// A login on another device, beyond the multi-device policy.
+    OtherDevice,
+    /// The admin kicked the user.
+    Admin,
+    /// The same device logged in again (a reconnect that overtook the old connection).
+    Replaced,
+}
+
+/// A live session, owned by its connection handler. Dropping it does not unregister it; call
+/// [`crate::Core::disconnect`] or [`crate::Core::logout`].
+#[derive(Debug)]
+pub struct Session {
+    pub id: u64,
+    pub user: String,
+    pub platform: Platform,
+    pub events: mpsc::Receiver<Outbound>,
+}
+
+struct Slot {
+    id: u64,
+    platform: Platform,
+    device: String,
+    tx: mpsc::Sender<Outbound>,
+}
+
+/// A user's status as Tencent defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// Connected on these platforms.
+    Online(Vec<Platform>),
+    /// A mobile device dropped its connection without logging out, less than 7 days ago.
+    PushOnline(Platform),
+    Offline,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    sessions: Mutex<HashMap<String, Vec<Slot>>>,
+    /// Users whose mobile device dropped without logging out: platform and when.
+    push_online: Mutex<HashMap<String, (Platform, i64)>>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    /// Registers a session for `user` on `device`; kicks what the policy no longer allows.
+    pub fn register(&self, policy: LoginPolicy, user: &str, platform: Platform, device: &str) -> Session {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (tx, events) = mpsc::channel(SESSION_QUEUE);
+        let group = policy.group(platform);
+        let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let slots = all.entry(user.to_owned()).or_default();
+        // The same device again: the old connection is stale.
+        slots.retain(|s| {
+            let same = s.device == device;
+            if same {
+                let _ = s.tx.try_send(Outbound::Kicked(KickReason::Replaced));
+            }
+            !same
+        });
+        // Oldest first; keep `instances - 1` of the group so the new one fits.
+        let in_group: Vec<u64> = slots
+            .iter()
+            .filter(|s| policy.group(s.platform) == group)
+            .map(|s| s.id)
+            .collect();
+        let excess = (in_group.len() + 1).saturating_sub(policy.instances.max(1));
+        let kicked: Vec<u64> = in_group.into_iter().take(excess).collect();
+        slots.retain(|s| {
+            let kick = kicked.contains(&s.id);
+            if kick {
+                let _ = s.tx.try_send(Outbound::Kicked(KickReason::OtherDevice));
+            }
+            !kick
+        });
+        slots.push(Slot {
+            id,
+            platform,
+            device: device.to_owned(),
+            tx,
+        });
+        drop(all);
+        self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
+        Session {
+            id,
+            user: user.to_owned(),
+            platform,
+            events,
+        }
+    }
+
+    /// Removes a session. `push_online_at`: the connection dropped without a logout at this time.
+    pub fn unregister(&self, session: &Session, push_online_at: Option<i64>) {
+        let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slots) = all.get_mut(&session.user) else {
+            return;
+        };
+        let before = slots.len();
+        slots.retain(|s| s.id != session.id);
+        let removed = slots.len() < before;
+        let now_empty = slots.is_empty();
+        if now_empty {
+            all.remove(&session.user);
+        }
+        drop(all);
+        if let (true, true, Some(at), true) = (removed, now_empty, push_online_at, session.platform.is_mobile()) {
+            let mut push_online = self.push_online.lock().unwrap_or_else(|e| e.into_inner());
+            push_online.insert(session.user.clone(), (session.platform, at));
+        }
+    }
+
+    /// Pushes an entry to every live session of `user`; drops sessions that cannot keep up.
+    pub fn deliver(&self, user: &str, push: Arc<Push>) {
+        let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slots) = all.get_mut(user) else { return };
+        slots.retain(|s| match s.tx.try_send(Outbound::Entry(push.clone())) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::info!(
+                    user,
+                    session = s.id,
+                    "session cannot keep up; dropping it, it will resync"
+                );
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        if slots.is_empty() {
+            all.remove(user);
+        }
+    }
+
+    /// Logs out every session of `user`.
+    pub fn kick_all(&self, user: &str, reason: KickReason) {
+        let slots = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(user)
+            .unwrap_or_default();
+        for s in slots {
+            let _ = s.tx.try_send(Outbound::Kicked(reason));
+        }
+        self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
+    }
+
+    /// Forgets a `PushOnline` state (after a logout).
+    pub fn clear_push_online(&self, user: &str) {
+        self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
+    }
+
+    pub fn presence(&self, user: &str, now: i64) -> Presence {
+        if let Some(slots) = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(user)
+            && !slots.is_empty()
+        {
+            return Presence::Online(slots.iter().map(|s| s.platform).collect());
+        }
+        match self.push_online.lock().unwrap_or_else(|e| e.into_inner()).get(user) {
+            Some((platform, at)) if now - at < PUSH_ONLINE_SECS => Presence::PushOnline(*platform),
+            _ => Presence::Offline,
+        }
+    }
+
+    /// The number of live sessions (for metrics and tests).
+    pub fn session_count(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(Vec::len)
+            .sum()
+    }
+}

@@ -1,0 +1,484 @@
+//! The client protocol (`docs/protocol.md`): one WebSocket connection per device at `/v1/connect`.
+//!
+//! Each connection is one task, tracked by the server's `TaskTracker`, selecting over inbound frames,
+//! the session's bounded outbound queue (sync-log entries and kicks from the hub), a heartbeat timer and
+//! shutdown. Requests are handled in order. A push is encoded once per entry however many devices get it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use duet_core::hub::{KickReason, Outbound, Session};
+use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, Outgoing, SenderCopy, StoredMessage};
+use duet_core::usersig::Claims;
+use duet_core::{AuthError, Core, LoginError};
+use duet_proto::client::{
+    self, ClientFrame, Conversation, Entry, MAX_HISTORY_PAGE, MAX_SYNC_BATCH, Message, PROTOCOL_VERSION, Platform,
+    ServerFrame,
+};
+use duet_proto::{ApiError, code};
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The largest frame a client may send.
+const MAX_FRAME: usize = 64 * 1024;
+/// How long a new connection has to log in.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection silent this long is closed (clients ping at least every 60 s).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// What the WebSocket endpoint needs: the domain, and the owners of connection tasks.
+#[derive(Clone)]
+pub(crate) struct WsState {
+    pub core: Arc<Core>,
+    pub tracker: TaskTracker,
+    pub shutdown: CancellationToken,
+}
+
+pub(crate) async fn connect(State(state): State<WsState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |socket| {
+            let tracker = state.tracker.clone();
+            tracker.track_future(run(state, socket))
+        })
+}
+
+async fn run(state: WsState, mut socket: WebSocket) {
+    let Some((logged_in, claims)) = login(&state, &mut socket).await else {
+        let _ = socket.send(WsMessage::Close(None)).await;
+        return;
+    };
+    let mut conn = Connection {
+        core: state.core.clone(),
+        socket,
+        session: logged_in,
+        claims,
+    };
+    let end = conn.serve(&state.shutdown).await;
+    match end {
+        End::Logout => conn.core.logout(&conn.session),
+        End::Dropped => conn.core.disconnect(&conn.session),
+        End::Kicked | End::Shutdown => conn.core.disconnect(&conn.session),
+    }
+    let _ = conn
+        .socket
+        .send(WsMessage::Close(Some(CloseFrame {
+            code: 1000,
+            reason: Utf8Bytes::from_static(""),
+        })))
+        .await;
+}
+
+/// Waits for the `login` frame and answers it.
+async fn login(state: &WsState, socket: &mut WebSocket) -> Option<(Session, Claims)> {
+    let frame = tokio::select! {
+        () = state.shutdown.cancelled() => return None,
+        r = tokio::time::timeout(LOGIN_TIMEOUT, socket.recv()) => r.ok()??.ok()?,
+    };
+    let text = match frame {
+        WsMessage::Text(t) => t,
+        _ => return None,
+    };
+    let (id, user, usersig, platform, device) = match serde_json::from_str::<ClientFrame>(&text) {
+        Ok(ClientFrame::Login {
+            id,
+            protocol,
+            user,
+            usersig,
+            platform,
+            device,
+        }) => {
+            if protocol != PROTOCOL_VERSION {
+                let info = format!("protocol {protocol} is not supported; this server speaks {PROTOCOL_VERSION}");
+                send(socket, &error(id, client::code::UNSUPPORTED_PROTOCOL, info)).await;
+                return None;
+            }
+            (id, user, usersig, platform, device)
+        }
+        Ok(other) => {
+            send(
+                socket,
+                &error(request_id(&other), client::code::NOT_LOGGED_IN, "log in first"),
+            )
+            .await;
+            return None;
+        }
+        Err(e) => {
+            send(
+                socket,
+                &error(0, client::code::INVALID_PARAMS, format!("not a valid login frame: {e}")),
+            )
+            .await;
+            return None;
+        }
+    };
+    if let Err(why) = duet_proto::rest::validate_user_id(&user) {
+        send(socket, &error(id, client::code::INVALID_USER_ID, why)).await;
+        return None;
+    }
+    match state
+        .core
+        .login(&user, &usersig, platform_to_model(platform), &device)
+        .await
+    {
+        Ok(ok) => {
+            let reply = ServerFrame::LoggedIn {
+                id,
+                user,
+                server_time: state.core.clock().now_ms(),
+                latest: ok.latest,
+            };
+            send(socket, &reply).await.then_some((ok.session, ok.claims))
+        }
+        Err(LoginError::Auth(e)) => {
+            let e = crate::rest::error::auth(e, &user, state.core.config().sdkappid);
+            send(socket, &error(id, e.code, e.info)).await;
+            None
+        }
+        Err(LoginError::Core(e)) => {
+            tracing::error!(error = %e, "login failed");
+            send(
+                socket,
+                &error(id, code::MSG_SERVER_INTERNAL, "internal server error, please retry"),
+            )
+            .await;
+            None
+        }
+    }
+}
+
+enum End {
+    Logout,
+    Dropped,
+    Kicked,
+    Shutdown,
+}
+
+struct Connection {
+    core: Arc<Core>,
+    socket: WebSocket,
+    session: Session,
+    claims: Claims,
+}
+
+impl Connection {
+    async fn serve(&mut self, shutdown: &CancellationToken) -> End {
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(15));
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return End::Shutdown,
+                inbound = self.socket.recv() => {
+                    last_heard = tokio::time::Instant::now();
+                    match inbound {
+                        Some(Ok(WsMessage::Text(text))) => {
+                            if let Some(end) = self.request(&text).await {
+                                return end;
+                            }
+                        }
+                        Some(Ok(WsMessage::Binary(_))) => {
+                            let e = error(0, client::code::INVALID_PARAMS, "binary frames are not part of the protocol");
+                            if !send(&mut self.socket, &e).await {
+                                return End::Dropped;
+                            }
+                        }
+                        Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+                        Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => return End::Dropped,
+                    }
+                }
+                out = self.session.events.recv() => match out {
+                    Some(Outbound::Entry(push)) => {
+                        let text = push.encoded.get_or_init(|| encode_entry(&push.entry).into());
+                        if self.socket.send(WsMessage::Text(Utf8Bytes::from(text.to_string()))).await.is_err() {
+                            return End::Dropped;
+                        }
+                    }
+                    Some(Outbound::Kicked(reason)) => {
+                        if reason != KickReason::Replaced {
+                            let info = match reason {
+                                KickReason::Admin => "kicked offline by the app admin",
+                                _ => "kicked offline: the account logged in on another device",
+                            };
+                            let frame = ServerFrame::Kicked { code: client::code::KICKED_BY_OTHER, info: info.into() };
+                            send(&mut self.socket, &frame).await;
+                        }
+                        return End::Kicked;
+                    }
+                    // The hub dropped this session: it could not keep up. The client resyncs on reconnect.
+                    None => return End::Dropped,
+                },
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > IDLE_TIMEOUT {
+                        return End::Dropped;
+                    }
+                    if self.sig_expired() {
+                        let frame = ServerFrame::SigExpired {
+                            code: client::code::SIG_EXPIRED,
+                            info: "the UserSig expired; log in again with a new one".into(),
+                        };
+                        send(&mut self.socket, &frame).await;
+                        return End::Kicked;
+                    }
+                }
+            }
+        }
+    }
+
+    fn sig_expired(&self) -> bool {
+        let now = self.core.clock().now_secs();
+        i128::from(now) > i128::from(self.claims.time) + i128::from(self.claims.expire)
+    }
+
+    /// Handles one request frame; `Some` ends the connection.
+    async fn request(&mut self, text: &str) -> Option<End> {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(f) => f,
+            Err(e) => {
+                let e = error(0, client::code::INVALID_PARAMS, format!("not a valid frame: {e}"));
+                return (!send(&mut self.socket, &e).await).then_some(End::Dropped);
+            }
+        };
+        let id = request_id(&frame);
+        let (reply, end) = match self.answer(frame).await {
+            Ok((reply, end)) => (reply, end),
+            Err(e) => (error(id, e.code, e.info), None),
+        };
+        if !send(&mut self.socket, &reply).await {
+            return Some(End::Dropped);
+        }
+        end
+    }
+
+    async fn answer(&mut self, frame: ClientFrame) -> Result<(ServerFrame, Option<End>), ApiError> {
+        let core = &self.core;
+        let user = self.session.user.clone();
+        let fail = |e: duet_core::Error| {
+            crate::rest::error::core(duet_proto::rest::Command::SendMsg, duet_proto::rest::Service::OpenIm, e)
+        };
+        Ok(match frame {
+            ClientFrame::Login { id, .. } => (error(id, client::code::INVALID_PARAMS, "already logged in"), None),
+            ClientFrame::Sync { id, after, limit } => {
+                let limit = limit.unwrap_or(MAX_SYNC_BATCH).clamp(1, MAX_SYNC_BATCH) as usize;
+                let page = core.sync(&user, after, limit).await.map_err(fail)?;
+                let entries = page.entries.iter().map(entry_to_wire).collect();
+                (
+                    ServerFrame::Synced {
+                        id,
+                        entries,
+                        latest: page.latest,
+                        more: page.more,
+                    },
+                    None,
+                )
+            }
+            ClientFrame::Send {
+                id,
+                to,
+                seq,
+                random,
+                body,
+                cloud_custom_data,
+                online_only,
+                push,
+            } => {
+                if let Err(why) = duet_proto::rest::validate_user_id(&to) {
+                    return Err(ApiError::new(client::code::INVALID_USER_ID, why));
+                }
+                let body = duet_proto::elem::validate_elems(&body)?;
+                let sent = core
+                    .send(Outgoing {
+                        from: user,
+                        to: vec![to.clone()],
+                        seq,
+                        random,
+                        body,
+                        cloud_custom_data,
+                        push_info: push.map(|p| p.to_string()),
+                        lifetime_secs: if online_only {
+                            0
+                        } else {
+                            duet_proto::rest::request::MAX_MSG_LIFETIME
+                        },
+                        sender_copy: SenderCopy::Sync,
+                        no_unread: false,
+                        no_last_msg: false,
+                        need_read_receipt: false,
+                    })
+                    .await
+                    .map_err(fail)?;
+                if !sent.failed.is_empty() {
+                    return Err(fail(duet_core::Error::NoSuchAccount(to)));
+                }
+                let frame = ServerFrame::Sent {
+                    id,
+                    msg_key: sent.key.to_string(),
+                    seq: sent.key.seq,
+                    random: sent.key.random,
+                    time: sent.key.time,
+                    conv_seq: sent.conv_seq,
+                    log_seq: sent.sender_log_seq,
+                };
+                (frame, None)
+            }
+            ClientFrame::History {
+                id,
+                peer,
+                count,
+                before,
+            } => {
+                let before = match before.as_deref() {
+                    None | Some("") => None,
+                    Some(k) => {
+                        let (seq, random, time) = duet_proto::rest::parse_msg_key(k)
+                            .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("{k:?} is not a MsgKey")))?;
+                        Some(MsgKey { seq, random, time })
+                    }
+                };
+                let q = HistoryQuery {
+                    operator: user,
+                    peer,
+                    min_time: 0,
+                    max_time: i64::MAX,
+                    before,
+                    limit: count.clamp(1, MAX_HISTORY_PAGE) as usize,
+                };
+                let page = core.history(q).await.map_err(fail)?;
+                let messages = page.messages.iter().map(message_to_wire).collect();
+                (
+                    ServerFrame::History {
+                        id,
+                        messages,
+                        complete: !page.more,
+                    },
+                    None,
+                )
+            }
+            ClientFrame::Conversations { id } => {
+                let items = core
+                    .conversations(&user)
+                    .await
+                    .map_err(fail)?
+                    .into_iter()
+                    .map(|c| Conversation {
+                        peer: c.peer,
+                        last: c.last.as_ref().map(message_to_wire),
+                        unread: c.unread,
+                        time: c.time,
+                    })
+                    .collect();
+                (ServerFrame::Conversations { id, items }, None)
+            }
+            ClientFrame::MarkRead { id, peer, time } => {
+                core.set_read(&user, &peer, time).await.map_err(fail)?;
+                (ServerFrame::Ok { id }, None)
+            }
+            ClientFrame::Ping { id } => (
+                ServerFrame::Pong {
+                    id,
+                    server_time: core.clock().now_ms(),
+                },
+                None,
+            ),
+            ClientFrame::Logout { id } => (ServerFrame::Ok { id }, Some(End::Logout)),
+        })
+    }
+}
+
+fn request_id(frame: &ClientFrame) -> u64 {
+    match frame {
+        ClientFrame::Login { id, .. }
+        | ClientFrame::Sync { id, .. }
+        | ClientFrame::Send { id, .. }
+        | ClientFrame::History { id, .. }
+        | ClientFrame::Conversations { id }
+        | ClientFrame::MarkRead { id, .. }
+        | ClientFrame::Ping { id }
+        | ClientFrame::Logout { id } => *id,
+    }
+}
+
+fn error(id: u64, code: u32, info: impl Into<String>) -> ServerFrame {
+    ServerFrame::Error {
+        id,
+        code,
+        info: info.into(),
+    }
+}
+
+/// Sends a frame; `false` if the connection is gone.
+async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> bool {
+    match serde_json::to_string(frame) {
+        Ok(text) => socket.send(WsMessage::Text(text.into())).await.is_ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "encoding a frame");
+            false
+        }
+    }
+}
+
+fn encode_entry(entry: &LogEntry) -> String {
+    serde_json::to_string(&ServerFrame::Entry {
+        entry: entry_to_wire(entry),
+    })
+    .unwrap_or_default()
+}
+
+fn entry_to_wire(e: &LogEntry) -> Entry {
+    match &e.event {
+        LogEvent::Message(m) => Entry::Msg {
+            seq: e.seq,
+            msg: message_to_wire(m),
+        },
+        LogEvent::Read { peer, time } => Entry::Read {
+            seq: e.seq,
+            peer: peer.clone(),
+            time: *time,
+        },
+        LogEvent::Recall { peer, key } => Entry::Recall {
+            seq: e.seq,
+            peer: peer.clone(),
+            msg_key: key.to_string(),
+        },
+    }
+}
+
+fn message_to_wire(m: &StoredMessage) -> Message {
+    Message {
+        from: m.from.clone(),
+        to: m.to.clone(),
+        msg_key: m.key.to_string(),
+        seq: m.key.seq,
+        random: m.key.random,
+        time: m.key.time,
+        conv_seq: m.conv_seq,
+        body: RawValue::from_string(m.body.clone()).unwrap_or_else(|_| empty_body()),
+        cloud_custom_data: m.cloud_custom_data.clone(),
+        recalled: m.recalled,
+    }
+}
+
+fn empty_body() -> Box<RawValue> {
+    RawValue::from_string("[]".into()).unwrap_or_else(|_| unreachable!("[] is JSON"))
+}
+
+pub(crate) fn platform_to_model(p: Platform) -> model::Platform {
+    match p {
+        Platform::IPhone => model::Platform::IPhone,
+        Platform::Android => model::Platform::Android,
+        Platform::IPad => model::Platform::IPad,
+        Platform::Pc => model::Platform::Pc,
+        Platform::Mac => model::Platform::Mac,
+        Platform::Linux => model::Platform::Linux,
+        Platform::Web => model::Platform::Web,
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_auth_error_is_mapped(e: AuthError) -> ApiError {
+    crate::rest::error::auth(e, "", 0)
+}
