@@ -264,6 +264,7 @@ impl Core {
 
     /// `user`'s recent contacts, latest first.
     pub async fn conversations(&self, user: &str) -> Result<Vec<ConversationView>, Error> {
+        self.require(user).await?;
         let mut items = self
             .store
             .conversations(user.to_owned(), self.config.recent_contacts_max)

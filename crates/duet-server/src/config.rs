@@ -29,6 +29,33 @@ pub struct FileConfig {
     pub durability: Option<DurabilityName>,
     pub offline_retention_days: Option<u32>,
     pub roaming_retention_days: Option<u32>,
+    /// Recent contacts kept per user (default 100).
+    pub recent_contacts_max: Option<usize>,
+    /// Which devices may be online together: `"multi"` (default), `"triple"`, `"dual"` or `"single"`.
+    pub multi_login: Option<MultiLoginName>,
+    /// Devices allowed per platform group (default 1).
+    pub instances_per_platform: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MultiLoginName {
+    Single,
+    Dual,
+    Triple,
+    Multi,
+}
+
+impl From<MultiLoginName> for duet_core::hub::MultiLogin {
+    fn from(m: MultiLoginName) -> duet_core::hub::MultiLogin {
+        use duet_core::hub::MultiLogin;
+        match m {
+            MultiLoginName::Single => MultiLogin::Single,
+            MultiLoginName::Dual => MultiLogin::Dual,
+            MultiLoginName::Triple => MultiLogin::Triple,
+            MultiLoginName::Multi => MultiLogin::Multi,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -177,6 +177,9 @@ impl Connection {
                     last_heard = tokio::time::Instant::now();
                     match inbound {
                         Some(Ok(WsMessage::Text(text))) => {
+                            if self.sig_expired() {
+                                return self.expire().await;
+                            }
                             if let Some(end) = self.request(&text).await {
                                 return end;
                             }
@@ -217,16 +220,25 @@ impl Connection {
                         return End::Dropped;
                     }
                     if self.sig_expired() {
-                        let frame = ServerFrame::SigExpired {
-                            code: client::code::SIG_EXPIRED,
-                            info: "the UserSig expired; log in again with a new one".into(),
-                        };
-                        send(&mut self.socket, &frame).await;
-                        return End::Kicked;
+                        return self.expire().await;
                     }
                 }
             }
         }
+    }
+
+    /// Tells the client its UserSig expired; the connection ends.
+    async fn expire(&mut self) -> End {
+        let info = "the UserSig expired; log in again with a new one".into();
+        send(
+            &mut self.socket,
+            &ServerFrame::SigExpired {
+                code: client::code::SIG_EXPIRED,
+                info,
+            },
+        )
+        .await;
+        End::Kicked
     }
 
     fn sig_expired(&self) -> bool {
@@ -239,7 +251,16 @@ impl Connection {
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(f) => f,
             Err(e) => {
-                let e = error(0, client::code::INVALID_PARAMS, format!("not a valid frame: {e}"));
+                // Answer under the request's id when the frame has one, so the client's request fails fast.
+                #[derive(serde::Deserialize)]
+                struct IdOnly {
+                    id: Option<u64>,
+                }
+                let id = serde_json::from_str::<IdOnly>(text)
+                    .ok()
+                    .and_then(|f| f.id)
+                    .unwrap_or(0);
+                let e = error(id, client::code::INVALID_PARAMS, format!("not a valid frame: {e}"));
                 return (!send(&mut self.socket, &e).await).then_some(End::Dropped);
             }
         };

@@ -82,6 +82,21 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     if let Some(days) = file.offline_retention_days {
         config.core.offline_retention_secs = i64::from(days) * 86_400;
     }
+    if let Some(n) = file.recent_contacts_max {
+        if n == 0 {
+            bail!("recent_contacts_max must be at least 1");
+        }
+        config.core.recent_contacts_max = n;
+    }
+    if let Some(mode) = file.multi_login {
+        config.core.login_policy.mode = mode.into();
+    }
+    if let Some(n) = file.instances_per_platform {
+        if n == 0 {
+            bail!("instances_per_platform must be at least 1");
+        }
+        config.core.login_policy.instances = n;
+    }
     if let Some(days) = file.roaming_retention_days {
         config.core.roaming_retention_secs = i64::from(days) * 86_400;
     }
