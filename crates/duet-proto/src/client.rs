@@ -259,12 +259,20 @@ pub struct Message {
     pub time: i64,
     /// Position in the conversation, from 1 without gaps (0: online-only, not stored).
     pub conv_seq: u64,
-    /// `MsgBody`: an array of elements, as [`MsgElem`] reads them.
+    /// `MsgBody`: an array of elements, as [`MsgElem`] reads them. The server writes the stored text as is.
+    #[serde(deserialize_with = "raw_via_value")]
     pub body: Box<RawValue>,
     #[serde(default)]
     pub cloud_custom_data: String,
     #[serde(default)]
     pub recalled: bool,
+}
+
+/// Reads a raw JSON value where serde buffers content first (inside the internally tagged frame enums,
+/// where `RawValue` itself cannot be read): through a `Value`, written back as text.
+fn raw_via_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<RawValue>, D::Error> {
+    let v = Value::deserialize(d)?;
+    serde_json::value::to_raw_value(&v).map_err(serde::de::Error::custom)
 }
 
 impl Message {
@@ -313,6 +321,26 @@ mod tests {
             }
         ));
         assert_eq!(Platform::from_name("windows"), Some(Platform::Pc));
+
+        // A message inside a tagged frame reads back, body included.
+        let text = r#"{"op":"entry","entry":{"kind":"msg","seq":3,"msg":{"from":"a","to":"b","msg_key":"1_2_3","seq":1,
+            "random":2,"time":3,"conv_seq":1,"body":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]}}}"#;
+        let ServerFrame::Entry {
+            entry: Entry::Msg { msg, .. },
+        } = serde_json::from_str(text).unwrap()
+        else {
+            panic!("not a message entry")
+        };
+        assert_eq!(
+            msg.elems().unwrap(),
+            vec![MsgElem::Text(crate::elem::TextElem { text: "hi".into() })]
+        );
+        let page = r#"{"op":"history","id":1,"complete":true,"messages":[{"from":"a","to":"b","msg_key":"1_2_3",
+            "seq":1,"random":2,"time":3,"conv_seq":1,"body":[]}]}"#;
+        assert!(matches!(
+            serde_json::from_str(page).unwrap(),
+            ServerFrame::History { .. }
+        ));
         assert_eq!(Platform::from_name("iphone"), Some(Platform::IPhone));
     }
 }

@@ -4,6 +4,10 @@
 //! The clock starts at [`T0_MS`] and only moves when a test moves it, so response bodies (`MsgTime`,
 //! `MsgKey`) are deterministic and can be snapshot-tested whole.
 
+mod proxy;
+
+pub use proxy::Proxy;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
