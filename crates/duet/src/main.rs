@@ -1,6 +1,7 @@
 //! `duet`: the server binary. Parses flags, sets up logging, waits for signals; everything else lives in
 //! the library crates.
 
+mod client_cmd;
 mod settings;
 
 use std::sync::Arc;
@@ -32,6 +33,8 @@ enum Cmd {
         #[arg(long, env = "DUET_LISTEN", hide_env = true)]
         listen: Option<String>,
     },
+    /// A terminal client: listen, send, history, conversations, chat.
+    Client(client_cmd::ClientArgs),
     /// Print a UserSig for a user of the configured app.
     Usersig {
         #[command(flatten)]
@@ -57,6 +60,10 @@ fn main() -> anyhow::Result<()> {
             let settings = settings::resolve(&app, listen)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(serve(settings))
+        }
+        Cmd::Client(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(client_cmd::run(args))
         }
         Cmd::Usersig { app, user, expire } => {
             let settings = settings::resolve(&app, None)?;

@@ -1,0 +1,192 @@
+//! The SDK's own message and conversation types, converted explicitly from the wire types of
+//! [`duet_proto::client`], so that the wire can evolve without breaking apps.
+//!
+//! A [`Message`] carries typed elements ([`MsgElem`]) rather than raw JSON. Elements of a type this
+//! version does not know are dropped with a warning (the protocol's version 1 has a closed set).
+
+use duet_proto::client as wire;
+use duet_proto::elem::MsgElem;
+use serde_json::Value;
+
+/// A one-to-one message, as the app sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The sender's UserID.
+    pub from: String,
+    /// The recipient's UserID.
+    pub to: String,
+    /// Tencent's `MsgKey`, `<seq>_<random>_<time>`: the message's id within its conversation.
+    pub msg_key: String,
+    /// `MsgSeq`.
+    pub seq: u32,
+    /// `MsgRandom`.
+    pub random: u32,
+    /// Server time, unix seconds.
+    pub time: i64,
+    /// Position in the conversation, from 1 without gaps for both sides together; 0 for an online-only
+    /// message, which is never stored.
+    pub conv_seq: u64,
+    /// The body's elements, in order.
+    pub elems: Vec<MsgElem>,
+    /// `CloudCustomData`.
+    pub cloud_custom_data: String,
+    /// Whether the message was recalled (it stays in history, flagged).
+    pub recalled: bool,
+    /// The position of the entry that brought this message in this user's sync log: `None` for a
+    /// message that came from history, a conversation list, or online only.
+    pub log_seq: Option<u64>,
+}
+
+impl Message {
+    /// The other side of the conversation, seen from `me`.
+    pub fn peer<'a>(&'a self, me: &str) -> &'a str {
+        if self.from == me { &self.to } else { &self.from }
+    }
+
+    /// Whether this message was delivered online only (never stored, not in history).
+    pub fn is_online_only(&self) -> bool {
+        self.conv_seq == 0
+    }
+
+    /// The text of the message's text elements, concatenated.
+    pub fn text(&self) -> String {
+        self.elems
+            .iter()
+            .filter_map(|e| match e {
+                MsgElem::Text(t) => Some(t.text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Converts a wire message; `log_seq` is the entry's sequence number when it came from the log.
+    pub(crate) fn from_wire(m: wire::Message, log_seq: Option<u64>) -> Message {
+        let elems = parse_elems(m.body.get(), &m.msg_key);
+        Message {
+            from: m.from,
+            to: m.to,
+            msg_key: m.msg_key,
+            seq: m.seq,
+            random: m.random,
+            time: m.time,
+            conv_seq: m.conv_seq,
+            elems,
+            cloud_custom_data: m.cloud_custom_data,
+            recalled: m.recalled,
+            log_seq: log_seq.filter(|&s| s > 0),
+        }
+    }
+}
+
+/// Reads a `MsgBody` leniently: every element this version understands, in order; others are dropped
+/// with a warning rather than failing the whole message.
+pub(crate) fn parse_elems(body: &str, msg_key: &str) -> Vec<MsgElem> {
+    let items: Vec<Value> = match serde_json::from_str(body) {
+        Ok(items) => items,
+        Err(error) => {
+            tracing::warn!(msg_key, %error, "message body is not an array of elements");
+            return Vec::new();
+        }
+    };
+    items
+        .into_iter()
+        .filter_map(|item| match serde_json::from_value(item) {
+            Ok(elem) => Some(elem),
+            Err(error) => {
+                tracing::warn!(msg_key, %error, "dropping a message element this SDK cannot read");
+                None
+            }
+        })
+        .collect()
+}
+
+/// One recent contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversation {
+    /// The other side's UserID.
+    pub peer: String,
+    /// The last message, if it is still kept.
+    pub last: Option<Message>,
+    /// Messages from `peer` not yet read (on any device).
+    pub unread: u64,
+    /// Time of the last message, unix seconds.
+    pub time: i64,
+}
+
+impl Conversation {
+    /// Tencent's conversation id for a one-to-one conversation: `c2c_<peer>`.
+    pub fn id(&self) -> String {
+        format!("c2c_{}", self.peer)
+    }
+
+    pub(crate) fn empty(peer: &str) -> Conversation {
+        Conversation {
+            peer: peer.to_owned(),
+            last: None,
+            unread: 0,
+            time: 0,
+        }
+    }
+
+    pub(crate) fn from_wire(c: wire::Conversation) -> Conversation {
+        Conversation {
+            peer: c.peer,
+            last: c.last.map(|m| Message::from_wire(m, None)),
+            unread: c.unread,
+            time: c.time,
+        }
+    }
+}
+
+/// Options of [`Client::send_message`](crate::Client::send_message).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SendOptions {
+    /// `CloudCustomData`: stored with the message and delivered to the peer.
+    pub cloud_custom_data: String,
+    /// Deliver only to live devices; store nothing (Tencent's `onlineUserOnly`, e.g. "typing…").
+    pub online_only: bool,
+    /// `MsgSeq`; the server picks one when `None`.
+    pub seq: Option<u32>,
+    /// Tencent's `OfflinePushInfo`, used for offline push.
+    pub push: Option<Value>,
+}
+
+/// What the server assigned to a sent message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    /// Tencent's `MsgKey`, `<seq>_<random>_<time>`.
+    pub msg_key: String,
+    /// `MsgSeq`.
+    pub seq: u32,
+    /// `MsgRandom`, chosen by the SDK.
+    pub random: u32,
+    /// Server time, unix seconds.
+    pub time: i64,
+    /// Position in the conversation (0 for an online-only message).
+    pub conv_seq: u64,
+    /// Position of the sender's copy in the sender's sync log (`None` when not logged).
+    pub log_seq: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_elements_are_dropped_not_fatal() {
+        let m: wire::Message = serde_json::from_str(
+            r#"{"from":"alice","to":"bob","msg_key":"7_1_5","seq":7,"random":1,"time":5,"conv_seq":3,
+                "body":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}},
+                        {"MsgType":"TIMFutureElem","MsgContent":{}},
+                        {"MsgType":"TIMFaceElem","MsgContent":{"Index":"2"}}]}"#,
+        )
+        .unwrap();
+        let m = Message::from_wire(m, Some(0));
+        assert_eq!(m.elems.len(), 2);
+        assert_eq!(m.text(), "hi");
+        assert_eq!(m.log_seq, None);
+        assert_eq!(m.peer("bob"), "alice");
+        assert_eq!(m.peer("alice"), "bob");
+        assert!(parse_elems("{\"not\":\"an array\"}", "k").is_empty());
+    }
+}

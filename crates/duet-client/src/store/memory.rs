@@ -1,0 +1,173 @@
+//! [`MemoryStore`]: a local store that lives as long as the client; nothing survives a restart, so a
+//! new client starts from cursor 0 and receives what the server's log still holds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use super::{Batch, LocalStore, MessageRecord, Snapshot, StoreError};
+use crate::model::{Conversation, Message};
+
+/// An in-memory [`LocalStore`].
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    cursor: u64,
+    device: Option<String>,
+    /// peer -> msg_key -> message.
+    messages: HashMap<String, HashMap<String, MessageRecord>>,
+    /// peer -> conv_seq -> msg_key.
+    by_conv_seq: HashMap<String, BTreeMap<u64, String>>,
+    /// peer -> (unread, time, last msg_key).
+    conversations: HashMap<String, (u64, i64, Option<String>)>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that matters more
+        // than losing the store, so recover the guard.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn upsert(&mut self, rec: &MessageRecord) {
+        let peer = rec.peer.as_str();
+        let msgs = self.messages.entry(peer.to_owned()).or_default();
+        let merged = match msgs.get(&rec.message.msg_key) {
+            Some(old) => merge(old, rec),
+            None => rec.clone(),
+        };
+        if merged.message.conv_seq > 0 {
+            self.by_conv_seq
+                .entry(peer.to_owned())
+                .or_default()
+                .insert(merged.message.conv_seq, merged.message.msg_key.clone());
+        }
+        msgs.insert(merged.message.msg_key.clone(), merged);
+    }
+}
+
+/// An update of a stored message: the new content, with flags and the log seq kept once set.
+pub(super) fn merge(old: &MessageRecord, new: &MessageRecord) -> MessageRecord {
+    let mut m = new.clone();
+    m.sent_here |= old.sent_here;
+    m.message.recalled |= old.message.recalled;
+    m.message.log_seq = m.message.log_seq.or(old.message.log_seq);
+    m
+}
+
+impl LocalStore for MemoryStore {
+    fn is_blocking(&self) -> bool {
+        false
+    }
+
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        let st = self.state();
+        let conversations = st
+            .conversations
+            .iter()
+            .map(|(peer, (unread, time, last))| Conversation {
+                peer: peer.clone(),
+                last: last
+                    .as_ref()
+                    .and_then(|k| st.messages.get(peer).and_then(|m| m.get(k)).map(|r| r.message.clone())),
+                unread: *unread,
+                time: *time,
+            })
+            .collect();
+        Ok(Snapshot {
+            cursor: st.cursor,
+            device: st.device.clone(),
+            conversations,
+        })
+    }
+
+    fn set_device(&self, device: &str) -> Result<(), StoreError> {
+        self.state().device = Some(device.to_owned());
+        Ok(())
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut st = self.state();
+        for rec in &batch.messages {
+            st.upsert(rec);
+        }
+        for (peer, key) in &batch.recalls {
+            if let Some(r) = st.messages.get_mut(peer).and_then(|m| m.get_mut(key)) {
+                r.message.recalled = true;
+            }
+        }
+        if batch.replace_conversations {
+            st.conversations.clear();
+        }
+        for c in &batch.conversations {
+            if let Some(last) = &c.last {
+                st.upsert(&MessageRecord {
+                    peer: c.peer.clone(),
+                    message: last.clone(),
+                    sent_here: false,
+                });
+            }
+            st.conversations.insert(
+                c.peer.clone(),
+                (c.unread, c.time, c.last.as_ref().map(|m| m.msg_key.clone())),
+            );
+        }
+        if let Some(cursor) = batch.cursor {
+            st.cursor = cursor;
+        }
+        Ok(())
+    }
+
+    fn message(&self, peer: &str, msg_key: &str) -> Result<Option<MessageRecord>, StoreError> {
+        Ok(self.state().messages.get(peer).and_then(|m| m.get(msg_key)).cloned())
+    }
+
+    fn newest_conv_seq(&self, peer: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .state()
+            .by_conv_seq
+            .get(peer)
+            .and_then(|s| s.keys().next_back().copied())
+            .unwrap_or(0))
+    }
+
+    fn messages_below(&self, peer: &str, below: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
+        let st = self.state();
+        let (Some(index), Some(msgs)) = (st.by_conv_seq.get(peer), st.messages.get(peer)) else {
+            return Ok(Vec::new());
+        };
+        Ok(index
+            .range(..below)
+            .rev()
+            .filter_map(|(_, key)| msgs.get(key).map(|r| r.message.clone()))
+            .take(limit)
+            .collect())
+    }
+
+    fn count_from_after(&self, peer: &str, time: i64) -> Result<u64, StoreError> {
+        let st = self.state();
+        Ok(st.messages.get(peer).map_or(0, |msgs| {
+            msgs.values()
+                .filter(|r| r.message.from == peer && r.message.time > time && r.message.conv_seq > 0)
+                .count() as u64
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn conformance() {
+        super::super::conformance::run(&super::MemoryStore::new());
+    }
+}

@@ -1,0 +1,247 @@
+//! The local store: what one installation remembers between runs.
+//!
+//! It keeps the sync cursor (the highest log `seq` applied), the messages seen (by peer, `conv_seq`,
+//! `msg_key` and time), the recent-contact list and the device id. [`LocalStore`] is deliberately small
+//! and synchronous; it has two implementations, [`MemoryStore`] and [`SqliteStore`]. The client's
+//! actor calls it through a small handle that runs a blocking backend (SQLite) on tokio's blocking
+//! pool so that disk I/O never stalls an async worker.
+//!
+//! Writes come in [`Batch`]es that a backend applies atomically, so that a crash never leaves the
+//! cursor ahead of the messages it covers.
+
+mod memory;
+mod sqlite;
+
+use std::sync::Arc;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+use crate::model::{Conversation, Message};
+
+/// The local store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store holds data this version cannot read, or belongs to another user.
+    #[error("{0}")]
+    Invalid(String),
+    /// The blocking task running a store call failed.
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// A stored message, the conversation it belongs to, and whether this installation sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRecord {
+    /// The other side of the conversation.
+    pub peer: String,
+    /// The message.
+    pub message: Message,
+    /// Sent from this device: when it comes back through the sync log it is not raised again.
+    pub sent_here: bool,
+}
+
+/// What a store holds at start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// The highest sync-log `seq` applied (0 for a fresh store).
+    pub cursor: u64,
+    /// The device id saved by an earlier run, if any.
+    pub device: Option<String>,
+    /// The recent contacts, in no particular order.
+    pub conversations: Vec<Conversation>,
+}
+
+/// Changes applied together, atomically.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// Messages to insert or update (by peer and `msg_key`). An update keeps `recalled`, `sent_here`
+    /// and `log_seq` once set.
+    pub messages: Vec<MessageRecord>,
+    /// Messages to flag as recalled: `(peer, msg_key)`.
+    pub recalls: Vec<(String, String)>,
+    /// Drop every stored conversation before writing `conversations` (a full list from the server).
+    pub replace_conversations: bool,
+    /// Conversations to insert or replace. Their last messages are stored as messages too.
+    pub conversations: Vec<Conversation>,
+    /// The new sync cursor.
+    pub cursor: Option<u64>,
+}
+
+impl Batch {
+    /// Whether the batch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.recalls.is_empty()
+            && !self.replace_conversations
+            && self.conversations.is_empty()
+            && self.cursor.is_none()
+    }
+}
+
+/// The operations the client needs from a local store. Each call is short; a backend that blocks (disk)
+/// says so with [`LocalStore::is_blocking`] and is then called from tokio's blocking pool.
+pub trait LocalStore: Send + Sync + 'static {
+    /// Whether calls may block on I/O.
+    fn is_blocking(&self) -> bool {
+        true
+    }
+    /// The cursor, the device id and the conversations.
+    fn load(&self) -> Result<Snapshot, StoreError>;
+    /// Saves the device id.
+    fn set_device(&self, device: &str) -> Result<(), StoreError>;
+    /// Applies a batch atomically.
+    fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// The message `msg_key` of the conversation with `peer`.
+    fn message(&self, peer: &str, msg_key: &str) -> Result<Option<MessageRecord>, StoreError>;
+    /// The highest `conv_seq` stored for `peer` (0 when none).
+    fn newest_conv_seq(&self, peer: &str) -> Result<u64, StoreError>;
+    /// Up to `limit` stored messages of the conversation with `peer` whose `conv_seq` is below `below`,
+    /// highest `conv_seq` first. Online-only messages are never stored.
+    fn messages_below(&self, peer: &str, below: u64, limit: usize) -> Result<Vec<Message>, StoreError>;
+    /// How many stored messages `peer` sent after `time` (unix seconds).
+    fn count_from_after(&self, peer: &str, time: i64) -> Result<u64, StoreError>;
+}
+
+/// How the actor calls a [`LocalStore`]: directly for a memory store, on the blocking pool otherwise.
+#[derive(Clone)]
+pub(crate) struct StoreHandle {
+    store: Arc<dyn LocalStore>,
+}
+
+impl StoreHandle {
+    pub(crate) fn new(store: Arc<dyn LocalStore>) -> StoreHandle {
+        StoreHandle { store }
+    }
+
+    pub(crate) async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn LocalStore) -> Result<R, StoreError> + Send + 'static,
+    {
+        if !self.store.is_blocking() {
+            return f(&*self.store);
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&*store))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+/// The conformance tests every backend passes.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+    use crate::elems;
+
+    pub(crate) fn msg(from: &str, to: &str, conv_seq: u64, time: i64) -> Message {
+        Message {
+            from: from.into(),
+            to: to.into(),
+            msg_key: format!("{conv_seq}_{time}_{time}"),
+            seq: conv_seq as u32,
+            random: time as u32,
+            time,
+            conv_seq,
+            elems: vec![elems::text(format!("m{conv_seq}"))],
+            cloud_custom_data: String::new(),
+            recalled: false,
+            log_seq: None,
+        }
+    }
+
+    fn rec(message: Message, sent_here: bool) -> MessageRecord {
+        MessageRecord {
+            peer: "alice".into(),
+            message,
+            sent_here,
+        }
+    }
+
+    pub(crate) fn run(store: &dyn LocalStore) {
+        let fresh = store.load().unwrap();
+        assert_eq!(fresh, Snapshot::default());
+
+        store.set_device("dev-1").unwrap();
+        let mut m1 = msg("alice", "bob", 1, 100);
+        m1.log_seq = Some(4);
+        let m2 = msg("bob", "alice", 2, 101);
+        let m3 = msg("alice", "bob", 3, 102);
+        let m5 = msg("alice", "bob", 5, 104);
+        let conv = Conversation {
+            peer: "alice".into(),
+            last: Some(m5.clone()),
+            unread: 2,
+            time: 104,
+        };
+        store
+            .commit(&Batch {
+                messages: vec![rec(m1.clone(), false), rec(m2.clone(), true), rec(m3.clone(), false)],
+                conversations: vec![conv.clone()],
+                cursor: Some(9),
+                ..Batch::default()
+            })
+            .unwrap();
+
+        let snap = store.load().unwrap();
+        assert_eq!(snap.cursor, 9);
+        assert_eq!(snap.device.as_deref(), Some("dev-1"));
+        assert_eq!(snap.conversations, vec![conv.clone()]);
+
+        // The conversation's last message was stored with it.
+        assert_eq!(store.newest_conv_seq("alice").unwrap(), 5);
+        assert_eq!(store.newest_conv_seq("nobody").unwrap(), 0);
+        let below = store.messages_below("alice", 5, 10).unwrap();
+        let seqs: Vec<u64> = below.iter().map(|m| m.conv_seq).collect();
+        assert_eq!(seqs, vec![3, 2, 1]);
+        assert_eq!(store.messages_below("alice", 6, 2).unwrap().len(), 2);
+        assert_eq!(below[2], m1);
+
+        // An update keeps the flags once set and the log seq once known.
+        let mut m1_again = m1.clone();
+        m1_again.log_seq = None;
+        let mut m2_again = m2.clone();
+        m2_again.log_seq = Some(6);
+        store
+            .commit(&Batch {
+                messages: vec![rec(m1_again, false), rec(m2_again, false)],
+                recalls: vec![("alice".into(), m3.msg_key.clone())],
+                ..Batch::default()
+            })
+            .unwrap();
+        let got1 = store.message("alice", &m1.msg_key).unwrap().unwrap();
+        assert_eq!(got1.message.log_seq, Some(4));
+        let got2 = store.message("alice", &m2.msg_key).unwrap().unwrap();
+        assert!(got2.sent_here);
+        assert_eq!(got2.message.log_seq, Some(6));
+        assert!(store.message("alice", &m3.msg_key).unwrap().unwrap().message.recalled);
+        assert!(store.message("carol", &m3.msg_key).unwrap().is_none());
+
+        // Received from alice after 100: m3 (102) and m5 (104); m2 is bob's own.
+        assert_eq!(store.count_from_after("alice", 100).unwrap(), 2);
+
+        // A full list from the server replaces the old one.
+        let carol = Conversation {
+            peer: "carol".into(),
+            last: None,
+            unread: 0,
+            time: 50,
+        };
+        store
+            .commit(&Batch {
+                replace_conversations: true,
+                conversations: vec![carol.clone()],
+                cursor: Some(10),
+                ..Batch::default()
+            })
+            .unwrap();
+        let snap = store.load().unwrap();
+        assert_eq!(snap.conversations, vec![carol]);
+        assert_eq!(snap.cursor, 10);
+        assert!(Batch::default().is_empty());
+    }
+}

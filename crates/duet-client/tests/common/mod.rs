@@ -1,0 +1,123 @@
+//! Helpers shared by the integration tests: waiting for events with a timeout (never sleeping), and
+//! configurations with short timings.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use duet_client::{Client, ClientConfig, ConnectionState, Event, Events, Message, Platform};
+
+/// How long a test waits for anything before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A configuration with short reconnect delays.
+pub fn config(base_url: &str, user: &str, usersig: &str, platform: Platform) -> ClientConfig {
+    let mut c = ClientConfig::new(base_url, user, usersig).platform(platform);
+    c.request_timeout = Duration::from_secs(5);
+    c.reconnect_min = Duration::from_millis(20);
+    c.reconnect_max = Duration::from_millis(200);
+    c
+}
+
+/// Runs `f` with an overall deadline of [`WAIT`]: a client that keeps reconnecting (and so keeps
+/// producing connection events) must not keep a test waiting forever.
+pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(WAIT, f).await {
+        Ok(t) => t,
+        Err(_) => panic!("{what}: nothing within {WAIT:?}"),
+    }
+}
+
+async fn recv(events: &mut Events) -> Event {
+    match events.recv().await {
+        Some(e) => e,
+        None => panic!("the event stream ended"),
+    }
+}
+
+/// The next event.
+pub async fn next(events: &mut Events) -> Event {
+    within("waiting for an event", recv(events)).await
+}
+
+async fn app_event(events: &mut Events) -> Event {
+    loop {
+        match recv(events).await {
+            Event::Connection(_) => continue,
+            e => return e,
+        }
+    }
+}
+
+/// The next event that is not a connection change.
+pub async fn next_app_event(events: &mut Events) -> Event {
+    within("waiting for an app event", app_event(events)).await
+}
+
+/// The next new message, skipping every other event.
+pub async fn next_message(events: &mut Events) -> Message {
+    within("waiting for a message", async {
+        loop {
+            if let Event::NewMessage(m) = recv(events).await {
+                return m;
+            }
+        }
+    })
+    .await
+}
+
+/// Every event up to and including `SyncComplete`, without connection changes.
+pub async fn until_sync_complete(events: &mut Events) -> Vec<Event> {
+    within("waiting for SyncComplete", async {
+        let mut seen = Vec::new();
+        loop {
+            let e = app_event(events).await;
+            let done = e == Event::SyncComplete;
+            seen.push(e);
+            if done {
+                return seen;
+            }
+        }
+    })
+    .await
+}
+
+/// Connects and waits for the first catch-up to end; returns the client, its events and the events of
+/// the catch-up.
+pub async fn connect_synced(config: ClientConfig) -> (Client, Events, Vec<Event>) {
+    let (client, mut events) = Client::connect(config).await.expect("connecting");
+    let sync = until_sync_complete(&mut events).await;
+    (client, events, sync)
+}
+
+/// Waits for the stream to end; returns what it carried until then.
+pub async fn until_end(events: &mut Events) -> Vec<Event> {
+    within("waiting for the event stream to end", async {
+        let mut seen = Vec::new();
+        while let Some(e) = events.recv().await {
+            seen.push(e);
+        }
+        seen
+    })
+    .await
+}
+
+/// A short description of an event, for assertions on sequences.
+pub fn describe(e: &Event) -> String {
+    match e {
+        Event::Connection(ConnectionState::Connecting) => "connecting".into(),
+        Event::Connection(ConnectionState::Connected) => "connected".into(),
+        Event::Connection(ConnectionState::Disconnected { .. }) => "disconnected".into(),
+        Event::SyncStarted => "sync-started".into(),
+        Event::NewMessage(m) => format!("msg {}->{}: {}", m.from, m.to, m.text()),
+        Event::SyncComplete => "sync-complete".into(),
+        Event::ConversationChanged(c) => format!("conv {} unread {}", c.peer, c.unread),
+        Event::MessageRecalled { peer, msg_key } => format!("recalled {peer} {msg_key}"),
+        Event::Kicked { code, .. } => format!("kicked {code}"),
+        Event::SigExpired => "sig-expired".into(),
+    }
+}
+
+pub fn describe_all(events: &[Event]) -> Vec<String> {
+    events.iter().map(describe).collect()
+}

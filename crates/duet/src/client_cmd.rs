@@ -1,0 +1,266 @@
+//! `duet client`: a terminal client on the Rust SDK. `listen` prints every event as one JSON line;
+//! `send`, `history` and `conversations` do one thing and print JSON; `chat` is an interactive session
+//! with one peer.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use duet_client::{
+    Client, ClientConfig, Conversation, Event, Events, LocalStoreConfig, Message, MsgElem, Platform, SendOptions, elems,
+};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    /// The server's base URL, the same the REST API uses (e.g. http://127.0.0.1:7080)
+    #[arg(long, env = "DUET_SERVER")]
+    server: String,
+    /// The UserID to log in as
+    #[arg(long, env = "DUET_USER")]
+    user: String,
+    /// A UserSig for that user (`duet usersig --user ID`)
+    #[arg(long, env = "DUET_USERSIG", hide_env_values = true)]
+    usersig: String,
+    /// The platform to log in from: iPhone, Android, iPad, PC, Mac, Linux or Web
+    #[arg(long, default_value = "Linux")]
+    platform: String,
+    /// A stable device id (default: a random one per run)
+    #[arg(long)]
+    device: Option<String>,
+    /// A directory for the local store (SQLite); default: in memory, so each run syncs from the start
+    #[arg(long)]
+    store: Option<PathBuf>,
+    #[command(subcommand)]
+    command: ClientCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ClientCommand {
+    /// Print every event as one JSON line: offline messages, conversations, sync complete, live messages
+    Listen,
+    /// Send one message and print the server's answer
+    Send(SendArgs),
+    /// Print a page of the conversation with a peer, newest first, one JSON message per line
+    History {
+        #[arg(long)]
+        peer: String,
+        #[arg(long, default_value_t = 20)]
+        count: u32,
+        /// Older than this MsgKey
+        #[arg(long)]
+        before: Option<String>,
+    },
+    /// Print the recent contacts, latest first, one JSON line each
+    Conversations,
+    /// Chat with a peer in the terminal: type a line to send it, Ctrl-D to quit
+    Chat {
+        #[arg(long)]
+        peer: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct SendArgs {
+    #[arg(long)]
+    to: String,
+    /// A text element
+    #[arg(long)]
+    text: Option<String>,
+    /// A face element: its index
+    #[arg(long)]
+    face: Option<i64>,
+    /// A location element: latitude and longitude
+    #[arg(long, num_args = 2, value_names = ["LAT", "LON"], allow_negative_numbers = true)]
+    location: Option<Vec<f64>>,
+    /// A custom element: its Data
+    #[arg(long)]
+    custom: Option<String>,
+    /// Desc of a location or custom element
+    #[arg(long, default_value = "")]
+    desc: String,
+    /// Data of a face element, Ext of a custom element
+    #[arg(long, default_value = "")]
+    data: String,
+    /// Any element as Tencent's JSON, e.g. '{"MsgType":"TIMFileElem","MsgContent":{...}}' (repeatable)
+    #[arg(long)]
+    elem: Vec<String>,
+    #[arg(long, default_value = "")]
+    cloud_custom_data: String,
+    /// Deliver only to live devices; store nothing
+    #[arg(long)]
+    online_only: bool,
+}
+
+pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
+    let platform = Platform::from_name(&args.platform).with_context(|| {
+        format!(
+            "unknown platform {:?}; use iPhone, Android, iPad, PC, Mac, Linux or Web",
+            args.platform
+        )
+    })?;
+    let mut config = ClientConfig::new(&args.server, &args.user, &args.usersig).platform(platform);
+    if let Some(device) = &args.device {
+        config = config.device(device.clone());
+    }
+    if let Some(dir) = &args.store {
+        config = config.store(LocalStoreConfig::Sqlite(dir.clone()));
+    }
+    let elems = match &args.command {
+        ClientCommand::Send(send) => send_elems(send)?,
+        _ => Vec::new(),
+    };
+    let (client, events) = Client::connect(config).await.context("connecting")?;
+    let result = match args.command {
+        ClientCommand::Listen => listen(events).await,
+        ClientCommand::Send(send) => {
+            let opts = SendOptions {
+                cloud_custom_data: send.cloud_custom_data,
+                online_only: send.online_only,
+                ..SendOptions::default()
+            };
+            let sent = client.send_message(&send.to, elems, opts).await.context("sending")?;
+            println!(
+                "{}",
+                json!({"msg_key": sent.msg_key, "seq": sent.seq, "random": sent.random, "time": sent.time, "conv_seq": sent.conv_seq})
+            );
+            Ok(())
+        }
+        ClientCommand::History { peer, count, before } => {
+            for m in client
+                .get_messages(&peer, count, before.as_deref())
+                .await
+                .context("fetching history")?
+            {
+                println!("{}", message_json(&m));
+            }
+            Ok(())
+        }
+        ClientCommand::Conversations => {
+            for c in client.conversations().await.context("fetching conversations")? {
+                println!("{}", conversation_json(&c));
+            }
+            Ok(())
+        }
+        ClientCommand::Chat { peer } => chat(&client, events, &peer).await,
+    };
+    let _ = client.logout().await;
+    result
+}
+
+fn send_elems(send: &SendArgs) -> anyhow::Result<Vec<MsgElem>> {
+    let mut out = Vec::new();
+    if let Some(text) = &send.text {
+        out.push(elems::text(text.clone()));
+    }
+    if let Some(index) = send.face {
+        out.push(elems::face(index, send.data.clone()));
+    }
+    if let Some(loc) = &send.location {
+        out.push(elems::location(send.desc.clone(), loc[0], loc[1]));
+    }
+    if let Some(data) = &send.custom {
+        out.push(elems::custom(data.clone(), send.desc.clone(), send.data.clone()));
+    }
+    for raw in &send.elem {
+        out.push(serde_json::from_str(raw).with_context(|| format!("--elem {raw:?} is not a message element"))?);
+    }
+    if out.is_empty() {
+        bail!("nothing to send: give --text, --face, --location, --custom or --elem");
+    }
+    Ok(out)
+}
+
+/// Prints events until the session ends (logout elsewhere, kick, expired UserSig) or Ctrl-C.
+async fn listen(mut events: Events) -> anyhow::Result<()> {
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let Some(event) = event else { return Ok(()) };
+        println!("{}", event_json(&event));
+        match event {
+            Event::Kicked { code, info } => bail!("kicked offline ({code}): {info}"),
+            Event::SigExpired => bail!("the UserSig expired"),
+            _ => {}
+        }
+    }
+}
+
+async fn chat(client: &Client, mut events: Events, peer: &str) -> anyhow::Result<()> {
+    let mut recent = client.get_messages(peer, 20, None).await.context("fetching history")?;
+    recent.reverse();
+    for m in &recent {
+        println!("{}", chat_line(m));
+    }
+    eprintln!("-- chatting with {peer}; type a message and Enter to send, Ctrl-D to quit");
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        tokio::select! {
+            line = lines.next_line() => match line? {
+                None => return Ok(()),
+                Some(line) if line.trim().is_empty() => {}
+                Some(line) => {
+                    let sent = client.send_text(peer, &line).await.context("sending")?;
+                    println!("[{}] {}: {}", clock(sent.time), client.user(), line);
+                }
+            },
+            event = events.recv() => match event {
+                None => return Ok(()),
+                Some(Event::NewMessage(m)) if m.peer(client.user()) == peer => println!("{}", chat_line(&m)),
+                Some(Event::Kicked { code, info }) => bail!("kicked offline ({code}): {info}"),
+                Some(Event::SigExpired) => bail!("the UserSig expired"),
+                Some(Event::Connection(state)) => eprintln!("-- {state:?}"),
+                Some(_) => {}
+            },
+        }
+    }
+}
+
+fn chat_line(m: &Message) -> String {
+    let text = if m.recalled { "(recalled)".to_owned() } else { m.text() };
+    format!("[{}] {}: {}", clock(m.time), m.from, text)
+}
+
+/// `HH:MM:SS` (UTC) of a unix time.
+fn clock(time: i64) -> String {
+    let s = time.rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+fn message_json(m: &Message) -> Value {
+    json!({
+        "from": m.from,
+        "to": m.to,
+        "msg_key": m.msg_key,
+        "seq": m.seq,
+        "random": m.random,
+        "time": m.time,
+        "conv_seq": m.conv_seq,
+        "body": serde_json::to_value(&m.elems).unwrap_or(Value::Null),
+        "cloud_custom_data": m.cloud_custom_data,
+        "recalled": m.recalled,
+    })
+}
+
+fn conversation_json(c: &Conversation) -> Value {
+    json!({"peer": c.peer, "unread": c.unread, "time": c.time, "last": c.last.as_ref().map(message_json)})
+}
+
+/// One event as a JSON line: `{"event": "<name>", ...}`.
+pub fn event_json(e: &Event) -> Value {
+    match e {
+        Event::Connection(state) => json!({"event": "connection", "state": format!("{state:?}")}),
+        Event::SyncStarted => json!({"event": "sync_started"}),
+        Event::NewMessage(m) => json!({"event": "new_message", "message": message_json(m)}),
+        Event::SyncComplete => json!({"event": "sync_complete"}),
+        Event::ConversationChanged(c) => json!({"event": "conversation_changed", "conversation": conversation_json(c)}),
+        Event::MessageRecalled { peer, msg_key } => {
+            json!({"event": "message_recalled", "peer": peer, "msg_key": msg_key})
+        }
+        Event::Kicked { code, info } => json!({"event": "kicked", "code": code, "info": info}),
+        Event::SigExpired => json!({"event": "sig_expired"}),
+    }
+}
