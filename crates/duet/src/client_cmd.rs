@@ -195,6 +195,8 @@ async fn chat(client: &Client, mut events: Events, peer: &str) -> anyhow::Result
     for m in &recent {
         println!("{}", chat_line(m));
     }
+    // The catch-up after login raises offline messages again as new messages: show each once.
+    let mut shown: std::collections::HashSet<String> = recent.into_iter().map(|m| m.msg_key).collect();
     eprintln!("-- chatting with {peer}; type a message and Enter to send, Ctrl-D to quit");
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     loop {
@@ -209,7 +211,11 @@ async fn chat(client: &Client, mut events: Events, peer: &str) -> anyhow::Result
             },
             event = events.recv() => match event {
                 None => return Ok(()),
-                Some(Event::NewMessage(m)) if m.peer(client.user()) == peer => println!("{}", chat_line(&m)),
+                Some(Event::NewMessage(m)) if m.peer(client.user()) == peer => {
+                    if shown.insert(m.msg_key.clone()) {
+                        println!("{}", chat_line(&m));
+                    }
+                }
                 Some(Event::Kicked { code, info }) => bail!("kicked offline ({code}): {info}"),
                 Some(Event::SigExpired) => bail!("the UserSig expired"),
                 Some(Event::Connection(state)) => eprintln!("-- {state:?}"),

@@ -157,3 +157,48 @@ async fn send_history_and_conversations_print_json() {
         "{conv}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_sends_typed_lines_and_prints_the_peers_messages() {
+    let server = TestServer::spawn().await;
+    server.import(&["alice", "bob"]).await;
+    sendmsg(&server, 1, "earlier").await;
+    let mut child = client(&server, "bob", &["chat", "--peer", "alice"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        next_line(&mut lines).await.ends_with("alice: earlier"),
+        "the recent history is shown first"
+    );
+
+    use tokio::io::AsyncWriteExt;
+    stdin.write_all(b"hello alice\n").await.unwrap();
+    let line = next_line(&mut lines).await;
+    assert!(line.ends_with("bob: hello alice"), "{line}");
+    let roam = server
+        .rest("openim/admin_getroammsg", json!({"Operator_Account": "alice", "Peer_Account": "bob", "MaxCnt": 10, "MinTime": 0, "MaxTime": 4_000_000_000u64}))
+        .await;
+    assert_eq!(roam["MsgList"][1]["MsgBody"], text("hello alice"), "{roam}");
+
+    server.clock.advance_secs(1);
+    sendmsg(&server, 2, "hi bob").await;
+    assert!(next_line(&mut lines).await.ends_with("alice: hi bob"));
+
+    drop(stdin); // Ctrl-D
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
+    tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
