@@ -39,35 +39,12 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
 /// What a [`Client`](crate::Client) asks of the actor.
 pub(crate) enum Command {
-    Send {
-        to: String,
-        elems: Vec<MsgElem>,
-        opts: SendOptions,
-        deadline: Instant,
-        reply: Reply<SentMessage>,
-    },
-    GetMessages {
-        peer: String,
-        count: u32,
-        before: Option<String>,
-        deadline: Instant,
-        reply: Reply<Vec<Message>>,
-    },
-    Conversations {
-        deadline: Instant,
-        reply: Reply<Vec<Conversation>>,
-    },
-    LocalConversations {
-        reply: Reply<Vec<Conversation>>,
-    },
-    MarkRead {
-        peer: String,
-        deadline: Instant,
-        reply: Reply<()>,
-    },
-    Logout {
-        reply: Reply<()>,
-    },
+    Send { to: String, elems: Vec<MsgElem>, opts: SendOptions, deadline: Instant, reply: Reply<SentMessage> },
+    GetMessages { peer: String, count: u32, before: Option<String>, deadline: Instant, reply: Reply<Vec<Message>> },
+    Conversations { deadline: Instant, reply: Reply<Vec<Conversation>> },
+    LocalConversations { reply: Reply<Vec<Conversation>> },
+    MarkRead { peer: String, deadline: Instant, reply: Reply<()> },
+    Logout { reply: Reply<()> },
 }
 
 impl Command {
@@ -100,38 +77,16 @@ struct Request {
 }
 
 enum Op {
-    Send {
-        to: String,
-        random: u32,
-        elems: Vec<MsgElem>,
-        opts: SendOptions,
-        reply: Reply<SentMessage>,
-    },
-    History {
-        peer: String,
-        count: u32,
-        before: Option<String>,
-        reply: Reply<Vec<Message>>,
-    },
-    Conversations {
-        reply: Reply<Vec<Conversation>>,
-    },
-    MarkRead {
-        peer: String,
-        reply: Reply<()>,
-    },
+    Send { to: String, random: u32, elems: Vec<MsgElem>, opts: SendOptions, reply: Reply<SentMessage> },
+    History { peer: String, count: u32, before: Option<String>, reply: Reply<Vec<Message>> },
+    Conversations { reply: Reply<Vec<Conversation>> },
+    MarkRead { peer: String, reply: Reply<()> },
 }
 
 impl Op {
     fn frame(&self, id: u64) -> ClientFrame {
         match self {
-            Op::Send {
-                to,
-                random,
-                elems,
-                opts,
-                ..
-            } => ClientFrame::Send {
+            Op::Send { to, random, elems, opts, .. } => ClientFrame::Send {
                 id,
                 to: to.clone(),
                 seq: opts.seq,
@@ -141,20 +96,11 @@ impl Op {
                 online_only: opts.online_only,
                 push: opts.push.clone(),
             },
-            Op::History {
-                peer, count, before, ..
-            } => ClientFrame::History {
-                id,
-                peer: peer.clone(),
-                count: *count,
-                before: before.clone(),
-            },
+            Op::History { peer, count, before, .. } => {
+                ClientFrame::History { id, peer: peer.clone(), count: *count, before: before.clone() }
+            }
             Op::Conversations { .. } => ClientFrame::Conversations { id },
-            Op::MarkRead { peer, .. } => ClientFrame::MarkRead {
-                id,
-                peer: peer.clone(),
-                time: None,
-            },
+            Op::MarkRead { peer, .. } => ClientFrame::MarkRead { id, peer: peer.clone(), time: None },
         }
     }
 
@@ -214,17 +160,11 @@ struct Stop {
 
 impl Stop {
     fn logged_out() -> Stop {
-        Stop {
-            reason: "logged out".into(),
-            error: Error::Closed,
-        }
+        Stop { reason: "logged out".into(), error: Error::Closed }
     }
 
     fn client_gone() -> Stop {
-        Stop {
-            reason: "every client handle was dropped".into(),
-            error: Error::Closed,
-        }
+        Stop { reason: "every client handle was dropped".into(), error: Error::Closed }
     }
 }
 
@@ -286,9 +226,7 @@ fn push_unique(list: &mut Vec<String>, peer: &str) {
 
 async fn send_frame(ws: &mut Ws, frame: &ClientFrame) -> Result<(), Error> {
     let text = serde_json::to_string(frame).map_err(|e| Error::Protocol(format!("encoding a {frame:?} frame: {e}")))?;
-    ws.send(WsMessage::text(text))
-        .await
-        .map_err(|e| Error::Connect(e.to_string()))
+    ws.send(WsMessage::text(text)).await.map_err(|e| Error::Connect(e.to_string()))
 }
 
 impl Actor {
@@ -328,14 +266,9 @@ impl Actor {
                 End::Dropped(error) => error,
             };
             if self.first.is_some() {
-                break Stop {
-                    reason: error.to_string(),
-                    error,
-                };
+                break Stop { reason: error.to_string(), error };
             }
-            self.emit(Event::Connection(ConnectionState::Disconnected {
-                reason: error.to_string(),
-            }));
+            self.emit(Event::Connection(ConnectionState::Disconnected { reason: error.to_string() }));
             let delay = self.backoff.next_delay();
             tracing::info!(user = %self.settings.user, %error, ?delay, "connection lost; reconnecting");
             if let Err(stop) = self.idle(tokio::time::sleep(delay)).await {
@@ -429,13 +362,8 @@ impl Actor {
             platform: self.settings.platform,
             device: self.settings.device.clone(),
         };
-        s.inflight.insert(
-            id,
-            InFlight {
-                what: Pending::Login,
-                deadline: Instant::now() + self.settings.request_timeout,
-            },
-        );
+        s.inflight
+            .insert(id, InFlight { what: Pending::Login, deadline: Instant::now() + self.settings.request_timeout });
         if let Err(e) = send_frame(&mut s.ws, &login).await {
             return End::Dropped(e);
         }
@@ -501,12 +429,7 @@ impl Actor {
             req.op.fail(Error::NotConnected(timeout));
         }
         let Some(s) = s else { return Ok(()) };
-        let expired: Vec<u64> = s
-            .inflight
-            .iter()
-            .filter(|(_, f)| f.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let expired: Vec<u64> = s.inflight.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| *id).collect();
         let mut end = None;
         for id in expired {
             let Some(f) = s.inflight.remove(&id) else { continue };
@@ -520,9 +443,7 @@ impl Actor {
                     end = Some(End::Stop(Stop::logged_out()));
                 }
                 Pending::Login => {
-                    end.get_or_insert(End::Dropped(Error::Connect(format!(
-                        "no answer to login within {timeout:?}"
-                    ))));
+                    end.get_or_insert(End::Dropped(Error::Connect(format!("no answer to login within {timeout:?}"))));
                 }
                 Pending::Sync | Pending::SyncConversations | Pending::Ping => {
                     end.get_or_insert(End::Dropped(Error::Timeout(timeout)));
@@ -535,46 +456,21 @@ impl Actor {
     async fn ping(&mut self, s: &mut Session) -> Result<(), End> {
         let id = self.id();
         s.next_ping = Instant::now() + self.settings.heartbeat;
-        s.inflight.insert(
-            id,
-            InFlight {
-                what: Pending::Ping,
-                deadline: Instant::now() + self.settings.request_timeout,
-            },
-        );
-        send_frame(&mut s.ws, &ClientFrame::Ping { id })
-            .await
-            .map_err(End::Dropped)
+        s.inflight
+            .insert(id, InFlight { what: Pending::Ping, deadline: Instant::now() + self.settings.request_timeout });
+        send_frame(&mut s.ws, &ClientFrame::Ping { id }).await.map_err(End::Dropped)
     }
 
     // ---- commands -------------------------------------------------------------------------------
 
     async fn on_command(&mut self, s: Option<&mut Session>, cmd: Command) -> Result<(), End> {
         match cmd {
-            Command::Send {
-                to,
-                elems,
-                opts,
-                deadline,
-                reply,
-            } => {
+            Command::Send { to, elems, opts, deadline, reply } => {
                 let random = rand::random();
-                let op = Op::Send {
-                    to,
-                    random,
-                    elems,
-                    opts,
-                    reply,
-                };
+                let op = Op::Send { to, random, elems, opts, reply };
                 self.submit(s, Request { op, deadline }).await
             }
-            Command::GetMessages {
-                peer,
-                count,
-                before,
-                deadline,
-                reply,
-            } => {
+            Command::GetMessages { peer, count, before, deadline, reply } => {
                 let count = count.min(MAX_HISTORY_PAGE);
                 if count == 0 {
                     let _ = reply.send(Ok(Vec::new()));
@@ -590,12 +486,7 @@ impl Actor {
                         if let Err(error) = result {
                             tracing::warn!(%error, "reading local history; asking the server");
                         }
-                        let op = Op::History {
-                            peer,
-                            count,
-                            before,
-                            reply,
-                        };
+                        let op = Op::History { peer, count, before, reply };
                         self.submit(s, Request { op, deadline }).await
                     }
                 }
@@ -623,9 +514,7 @@ impl Actor {
                         },
                     );
                     // If this fails, teardown answers the logout and stops.
-                    send_frame(&mut s.ws, &ClientFrame::Logout { id })
-                        .await
-                        .map_err(End::Dropped)
+                    send_frame(&mut s.ws, &ClientFrame::Logout { id }).await.map_err(End::Dropped)
                 }
                 _ => {
                     let _ = reply.send(Ok(()));
@@ -652,13 +541,7 @@ impl Actor {
         let id = self.id();
         let frame = req.op.frame(id);
         let deadline = req.deadline;
-        s.inflight.insert(
-            id,
-            InFlight {
-                what: Pending::User(req),
-                deadline,
-            },
-        );
+        s.inflight.insert(id, InFlight { what: Pending::User(req), deadline });
         // On failure the request stays in flight; teardown puts it back in the queue.
         send_frame(&mut s.ws, &frame).await.map_err(End::Dropped)
     }
@@ -666,18 +549,9 @@ impl Actor {
     async fn request_sync(&mut self, s: &mut Session) -> Result<(), End> {
         let id = self.id();
         s.pulling = true;
-        s.inflight.insert(
-            id,
-            InFlight {
-                what: Pending::Sync,
-                deadline: Instant::now() + self.settings.request_timeout,
-            },
-        );
-        let frame = ClientFrame::Sync {
-            id,
-            after: self.seq.cursor(),
-            limit: Some(MAX_SYNC_BATCH),
-        };
+        s.inflight
+            .insert(id, InFlight { what: Pending::Sync, deadline: Instant::now() + self.settings.request_timeout });
+        let frame = ClientFrame::Sync { id, after: self.seq.cursor(), limit: Some(MAX_SYNC_BATCH) };
         send_frame(&mut s.ws, &frame).await.map_err(End::Dropped)
     }
 
@@ -686,14 +560,9 @@ impl Actor {
         s.catchup = Catchup::Conversations;
         s.inflight.insert(
             id,
-            InFlight {
-                what: Pending::SyncConversations,
-                deadline: Instant::now() + self.settings.request_timeout,
-            },
+            InFlight { what: Pending::SyncConversations, deadline: Instant::now() + self.settings.request_timeout },
         );
-        send_frame(&mut s.ws, &ClientFrame::Conversations { id })
-            .await
-            .map_err(End::Dropped)
+        send_frame(&mut s.ws, &ClientFrame::Conversations { id }).await.map_err(End::Dropped)
     }
 
     // ---- frames ---------------------------------------------------------------------------------
@@ -709,9 +578,7 @@ impl Actor {
             Some(Ok(WsMessage::Text(text))) => self.on_text(s, text.as_str()).await,
             Some(Ok(WsMessage::Close(frame))) => {
                 let why = frame.map(|f| format!(": {} {}", f.code, f.reason)).unwrap_or_default();
-                Err(End::Dropped(Error::Connect(format!(
-                    "the server closed the connection{why}"
-                ))))
+                Err(End::Dropped(Error::Connect(format!("the server closed the connection{why}"))))
             }
             Some(Ok(WsMessage::Binary(_))) => {
                 tracing::warn!("ignoring a binary websocket message");
@@ -760,9 +627,7 @@ impl Actor {
         match frame {
             ServerFrame::LoggedIn { id, user, latest, .. } => {
                 match s.inflight.remove(&id) {
-                    Some(InFlight {
-                        what: Pending::Login, ..
-                    }) => {}
+                    Some(InFlight { what: Pending::Login, .. }) => {}
                     other => return self.unexpected(id, other, "logged_in"),
                 }
                 if user != self.settings.user {
@@ -771,51 +636,23 @@ impl Actor {
                 self.on_logged_in(s, latest).await
             }
             ServerFrame::Error { id, code, info } => self.on_error(s, id, code, info),
-            ServerFrame::Synced {
-                id,
-                entries,
-                latest,
-                more,
-            } => {
+            ServerFrame::Synced { id, entries, latest, more } => {
                 match s.inflight.remove(&id) {
-                    Some(InFlight {
-                        what: Pending::Sync, ..
-                    }) => {}
+                    Some(InFlight { what: Pending::Sync, .. }) => {}
                     other => return self.unexpected(id, other, "synced"),
                 }
                 self.on_synced(s, entries, latest, more).await
             }
-            ServerFrame::Sent {
-                id,
-                msg_key,
-                seq,
-                random,
-                time,
-                conv_seq,
-                log_seq,
-            } => {
+            ServerFrame::Sent { id, msg_key, seq, random, time, conv_seq, log_seq } => {
                 let (to, elems, opts, reply) = match s.inflight.remove(&id) {
                     Some(InFlight {
-                        what:
-                            Pending::User(Request {
-                                op:
-                                    Op::Send {
-                                        to, elems, opts, reply, ..
-                                    },
-                                ..
-                            }),
+                        what: Pending::User(Request { op: Op::Send { to, elems, opts, reply, .. }, .. }),
                         ..
                     }) => (to, elems, opts, reply),
                     other => return self.unexpected(id, other, "sent"),
                 };
-                let sent = SentMessage {
-                    msg_key,
-                    seq,
-                    random,
-                    time,
-                    conv_seq,
-                    log_seq: Some(log_seq).filter(|&s| s > 0),
-                };
+                let sent =
+                    SentMessage { msg_key, seq, random, time, conv_seq, log_seq: Some(log_seq).filter(|&s| s > 0) };
                 self.on_sent(&to, elems, opts, &sent).await;
                 let _ = reply.send(Ok(sent));
                 Ok(())
@@ -823,12 +660,7 @@ impl Actor {
             ServerFrame::History { id, messages, complete } => {
                 let (peer, reply) = match s.inflight.remove(&id) {
                     Some(InFlight {
-                        what:
-                            Pending::User(Request {
-                                op: Op::History { peer, reply, .. },
-                                ..
-                            }),
-                        ..
+                        what: Pending::User(Request { op: Op::History { peer, reply, .. }, .. }), ..
                     }) => (peer, reply),
                     other => return self.unexpected(id, other, "history"),
                 };
@@ -838,11 +670,7 @@ impl Actor {
                     messages: messages
                         .iter()
                         .filter(|m| m.conv_seq > 0)
-                        .map(|m| MessageRecord {
-                            peer: peer.clone(),
-                            message: m.clone(),
-                            sent_here: false,
-                        })
+                        .map(|m| MessageRecord { peer: peer.clone(), message: m.clone(), sent_here: false })
                         .collect(),
                     ..Batch::default()
                 };
@@ -851,10 +679,7 @@ impl Actor {
                 Ok(())
             }
             ServerFrame::Conversations { id, items } => match s.inflight.remove(&id) {
-                Some(InFlight {
-                    what: Pending::SyncConversations,
-                    ..
-                }) => {
+                Some(InFlight { what: Pending::SyncConversations, .. }) => {
                     let list = self.replace_conversations(items).await;
                     for c in list {
                         self.emit(Event::ConversationChanged(c));
@@ -863,14 +688,7 @@ impl Actor {
                     self.emit(Event::SyncComplete);
                     Ok(())
                 }
-                Some(InFlight {
-                    what:
-                        Pending::User(Request {
-                            op: Op::Conversations { reply },
-                            ..
-                        }),
-                    ..
-                }) => {
+                Some(InFlight { what: Pending::User(Request { op: Op::Conversations { reply }, .. }), .. }) => {
                     let list = self.replace_conversations(items).await;
                     let _ = reply.send(Ok(list));
                     Ok(())
@@ -878,44 +696,26 @@ impl Actor {
                 other => self.unexpected(id, other, "conversations"),
             },
             ServerFrame::Ok { id } => match s.inflight.remove(&id) {
-                Some(InFlight {
-                    what:
-                        Pending::User(Request {
-                            op: Op::MarkRead { peer, reply },
-                            ..
-                        }),
-                    ..
-                }) => {
+                Some(InFlight { what: Pending::User(Request { op: Op::MarkRead { peer, reply }, .. }), .. }) => {
                     self.on_marked_read(&peer).await;
                     let _ = reply.send(Ok(()));
                     Ok(())
                 }
-                Some(InFlight {
-                    what: Pending::Logout(reply),
-                    ..
-                }) => {
+                Some(InFlight { what: Pending::Logout(reply), .. }) => {
                     let _ = reply.send(Ok(()));
                     Err(End::Stop(Stop::logged_out()))
                 }
                 other => self.unexpected(id, other, "ok"),
             },
             ServerFrame::Pong { id, .. } => match s.inflight.remove(&id) {
-                Some(InFlight {
-                    what: Pending::Ping, ..
-                }) => Ok(()),
+                Some(InFlight { what: Pending::Ping, .. }) => Ok(()),
                 other => self.unexpected(id, other, "pong"),
             },
             ServerFrame::Entry { entry } => self.on_entry(s, entry).await,
             ServerFrame::Kicked { code, info } => {
                 tracing::warn!(code, %info, "kicked");
-                self.emit(Event::Kicked {
-                    code,
-                    info: info.clone(),
-                });
-                Err(End::Stop(Stop {
-                    reason: format!("kicked: {info} ({code})"),
-                    error: Error::Server { code, info },
-                }))
+                self.emit(Event::Kicked { code, info: info.clone() });
+                Err(End::Stop(Stop { reason: format!("kicked: {info} ({code})"), error: Error::Server { code, info } }))
             }
             ServerFrame::SigExpired { code, info } => {
                 tracing::warn!(code, %info, "usersig expired");
@@ -937,10 +737,7 @@ impl Actor {
             }
             Some(f) => {
                 tracing::warn!(id, op, "the server answered a request with the wrong op");
-                self.answer_failed(
-                    f.what,
-                    Error::Protocol(format!("request {id} was answered with {op:?}")),
-                )
+                self.answer_failed(f.what, Error::Protocol(format!("request {id} was answered with {op:?}")))
             }
         }
     }
@@ -982,10 +779,7 @@ impl Actor {
     fn login_refused(&mut self, code: u32, info: String) -> End {
         tracing::warn!(code, %info, "login refused");
         let stop = |reason: &str, code: u32, info: String| {
-            End::Stop(Stop {
-                reason: format!("{reason}: {info} ({code})"),
-                error: Error::Server { code, info },
-            })
+            End::Stop(Stop { reason: format!("{reason}: {info} ({code})"), error: Error::Server { code, info } })
         };
         match code {
             api_code::USERSIG_EXPIRED | code::SIG_EXPIRED => {
@@ -993,10 +787,7 @@ impl Actor {
                 stop("usersig expired", code, info)
             }
             api_code::USERSIG_REVOKED | code::KICKED_BY_OTHER => {
-                self.emit(Event::Kicked {
-                    code,
-                    info: info.clone(),
-                });
+                self.emit(Event::Kicked { code, info: info.clone() });
                 stop("kicked", code, info)
             }
             api_code::USERSIG_EMPTY
@@ -1144,10 +935,7 @@ impl Actor {
                     }
                     let peer = m.peer(&me).to_owned();
                     let sent_here = pending_send || (mine && self.sent_here(&peer, &m.msg_key).await);
-                    let conv = self
-                        .conversations
-                        .entry(peer.clone())
-                        .or_insert_with(|| Conversation::empty(&peer));
+                    let conv = self.conversations.entry(peer.clone()).or_insert_with(|| Conversation::empty(&peer));
                     if conv.last.as_ref().is_none_or(|l| m.conv_seq >= l.conv_seq) {
                         conv.last = Some(m.clone());
                         conv.time = conv.time.max(m.time);
@@ -1156,11 +944,7 @@ impl Actor {
                         conv.unread += 1;
                     }
                     push_unique(&mut changed, &peer);
-                    batch.messages.push(MessageRecord {
-                        peer,
-                        message: m.clone(),
-                        sent_here,
-                    });
+                    batch.messages.push(MessageRecord { peer, message: m.clone(), sent_here });
                     if !sent_here {
                         events.push(Event::NewMessage(m));
                     }
@@ -1175,11 +959,7 @@ impl Actor {
                         0
                     } else {
                         let p = peer.clone();
-                        let stored = self
-                            .store
-                            .call(move |st| st.count_from_after(&p, time))
-                            .await
-                            .unwrap_or(old);
+                        let stored = self.store.call(move |st| st.count_from_after(&p, time)).await.unwrap_or(old);
                         let in_batch = batch
                             .messages
                             .iter()
@@ -1195,11 +975,7 @@ impl Actor {
                     }
                 }
                 Entry::Recall { peer, msg_key, .. } => {
-                    for r in batch
-                        .messages
-                        .iter_mut()
-                        .filter(|r| r.peer == peer && r.message.msg_key == msg_key)
-                    {
+                    for r in batch.messages.iter_mut().filter(|r| r.peer == peer && r.message.msg_key == msg_key) {
                         r.message.recalled = true;
                     }
                     if let Some(last) = self
@@ -1219,10 +995,7 @@ impl Actor {
         if logged {
             batch.cursor = Some(self.seq.cursor());
         }
-        batch.conversations = changed
-            .iter()
-            .filter_map(|p| self.conversations.get(p).cloned())
-            .collect();
+        batch.conversations = changed.iter().filter_map(|p| self.conversations.get(p).cloned()).collect();
         // Persist first, so that the app never hears of something the store would forget.
         self.commit(batch).await;
         for event in events {
@@ -1266,10 +1039,7 @@ impl Actor {
             recalled: false,
             log_seq: sent.log_seq,
         };
-        let conv = self
-            .conversations
-            .entry(to.to_owned())
-            .or_insert_with(|| Conversation::empty(to));
+        let conv = self.conversations.entry(to.to_owned()).or_insert_with(|| Conversation::empty(to));
         let newer = conv.last.as_ref().is_none_or(|l| m.conv_seq > l.conv_seq);
         if newer {
             conv.last = Some(m.clone());
@@ -1277,11 +1047,7 @@ impl Actor {
         }
         let conv = conv.clone();
         self.commit(Batch {
-            messages: vec![MessageRecord {
-                peer: to.to_owned(),
-                message: m,
-                sent_here: true,
-            }],
+            messages: vec![MessageRecord { peer: to.to_owned(), message: m, sent_here: true }],
             conversations: vec![conv.clone()],
             ..Batch::default()
         })
@@ -1300,11 +1066,7 @@ impl Actor {
         }
         conv.unread = 0;
         let conv = conv.clone();
-        self.commit(Batch {
-            conversations: vec![conv.clone()],
-            ..Batch::default()
-        })
-        .await;
+        self.commit(Batch { conversations: vec![conv.clone()], ..Batch::default() }).await;
         self.emit(Event::ConversationChanged(conv));
     }
 
@@ -1327,12 +1089,7 @@ impl Actor {
             })
             .collect();
         self.conversations = list.iter().map(|c| (c.peer.clone(), c.clone())).collect();
-        self.commit(Batch {
-            replace_conversations: true,
-            conversations: list.clone(),
-            ..Batch::default()
-        })
-        .await;
+        self.commit(Batch { replace_conversations: true, conversations: list.clone(), ..Batch::default() }).await;
         list
     }
 
@@ -1359,11 +1116,7 @@ impl Actor {
         before: Option<String>,
     ) -> Result<Option<Vec<Message>>, StoreError> {
         let count = count as usize;
-        let known_top = self
-            .conversations
-            .get(peer)
-            .and_then(|c| c.last.as_ref())
-            .map_or(0, |m| m.conv_seq);
+        let known_top = self.conversations.get(peer).and_then(|c| c.last.as_ref()).map_or(0, |m| m.conv_seq);
         let peer = peer.to_owned();
         self.store
             .call(move |st| {

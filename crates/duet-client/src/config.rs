@@ -88,9 +88,7 @@ impl ClientConfig {
             return Err(Error::Config("request_timeout and heartbeat must be positive".into()));
         }
         if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
-            return Err(Error::Config(
-                "reconnect delays must satisfy 0 < reconnect_min <= reconnect_max".into(),
-            ));
+            return Err(Error::Config("reconnect delays must satisfy 0 < reconnect_min <= reconnect_max".into()));
         }
         connect_url(&self.server)
     }
@@ -99,16 +97,13 @@ impl ClientConfig {
 /// The WebSocket URL of a server base URL: `http` → `ws`, `https` → `wss`, plus [`CONNECT_PATH`].
 pub fn connect_url(server: &str) -> Result<String, Error> {
     let base = server.trim().trim_end_matches('/');
-    let (scheme, rest) = base
-        .split_once("://")
-        .ok_or_else(|| Error::Config(format!("server {server:?} is not a URL")))?;
+    let (scheme, rest) =
+        base.split_once("://").ok_or_else(|| Error::Config(format!("server {server:?} is not a URL")))?;
     let ws_scheme = match scheme.to_ascii_lowercase().as_str() {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",
         other => {
-            return Err(Error::Config(format!(
-                "server {server:?}: unsupported scheme {other:?}; use http or https"
-            )));
+            return Err(Error::Config(format!("server {server:?}: unsupported scheme {other:?}; use http or https")));
         }
     };
     if rest.is_empty() {
@@ -123,18 +118,9 @@ mod tests {
 
     #[test]
     fn base_urls_map_to_the_websocket_endpoint() {
-        assert_eq!(
-            connect_url("http://127.0.0.1:7080").unwrap(),
-            "ws://127.0.0.1:7080/v1/connect"
-        );
-        assert_eq!(
-            connect_url("https://im.example.com/").unwrap(),
-            "wss://im.example.com/v1/connect"
-        );
-        assert_eq!(
-            connect_url("HTTPS://proxy.example.com/duet").unwrap(),
-            "wss://proxy.example.com/duet/v1/connect"
-        );
+        assert_eq!(connect_url("http://127.0.0.1:7080").unwrap(), "ws://127.0.0.1:7080/v1/connect");
+        assert_eq!(connect_url("https://im.example.com/").unwrap(), "wss://im.example.com/v1/connect");
+        assert_eq!(connect_url("HTTPS://proxy.example.com/duet").unwrap(), "wss://proxy.example.com/duet/v1/connect");
         assert!(connect_url("ftp://x").is_err());
         assert!(connect_url("127.0.0.1:7080").is_err());
         assert!(connect_url("http://").is_err());

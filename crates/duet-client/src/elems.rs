@@ -17,19 +17,12 @@ pub fn text(text: impl Into<String>) -> MsgElem {
 
 /// A `TIMFaceElem`: an app-defined emoji `index` and optional `data`.
 pub fn face(index: i64, data: impl Into<String>) -> MsgElem {
-    MsgElem::Face(FaceElem {
-        index,
-        data: data.into(),
-    })
+    MsgElem::Face(FaceElem { index, data: data.into() })
 }
 
 /// A `TIMLocationElem`. Latitude must be within [-90, 90] and longitude within [-180, 180].
 pub fn location(desc: impl Into<String>, latitude: f64, longitude: f64) -> MsgElem {
-    MsgElem::Location(LocationElem {
-        desc: desc.into(),
-        latitude,
-        longitude,
-    })
+    MsgElem::Location(LocationElem { desc: desc.into(), latitude, longitude })
 }
 
 /// Which rendition of an image an [`ImageInfo`] describes (`Type`).
@@ -45,23 +38,13 @@ pub enum ImageKind {
 
 /// One rendition of an uploaded image.
 pub fn image_info(kind: ImageKind, url: impl Into<String>, width: u64, height: u64, size: u64) -> ImageInfo {
-    ImageInfo {
-        kind: kind as u64,
-        size,
-        width,
-        height,
-        url: url.into(),
-    }
+    ImageInfo { kind: kind as u64, size, width, height, url: url.into() }
 }
 
 /// A `TIMImageElem` with the renditions already uploaded. `format`: JPG=1, GIF=2, PNG=3, BMP=4,
 /// other=255. At least one rendition is required.
 pub fn image(uuid: impl Into<String>, format: u64, renditions: Vec<ImageInfo>) -> MsgElem {
-    MsgElem::Image(ImageElem {
-        uuid: uuid.into(),
-        image_format: format,
-        image_info_array: renditions,
-    })
+    MsgElem::Image(ImageElem { uuid: uuid.into(), image_format: format, image_info_array: renditions })
 }
 
 /// A `TIMSoundElem`: an uploaded voice clip of `seconds`, `size` bytes.
@@ -116,12 +99,7 @@ pub fn video(
 /// A `TIMCustomElem`: app-defined `data`; `desc` is the offline push text and `ext` its extension (a
 /// custom message is pushed offline only when `desc` is set).
 pub fn custom(data: impl Into<String>, desc: impl Into<String>, ext: impl Into<String>) -> MsgElem {
-    MsgElem::Custom(CustomElem {
-        data: data.into(),
-        desc: desc.into(),
-        ext: ext.into(),
-        sound: String::new(),
-    })
+    MsgElem::Custom(CustomElem { data: data.into(), desc: desc.into(), ext: ext.into(), sound: String::new() })
 }
 
 #[cfg(test)]
@@ -135,11 +113,7 @@ mod tests {
             text("hi"),
             face(3, "smile"),
             location("office", 22.5, 113.9),
-            image(
-                "img-1",
-                3,
-                vec![image_info(ImageKind::Original, "https://cdn/i.png", 640, 480, 1024)],
-            ),
+            image("img-1", 3, vec![image_info(ImageKind::Original, "https://cdn/i.png", 640, 480, 1024)]),
             sound("https://cdn/s.aac", 2048, 3),
             file("https://cdn/f.pdf", "f.pdf", 4096),
             video("https://cdn/v.mp4", "mp4", 8192, 10, "https://cdn/t.jpg", 320, 180),
@@ -148,9 +122,6 @@ mod tests {
         let json = serde_json::to_value(&all).unwrap();
         let parsed = parse_msg_body(Some(&json)).expect("the server's validation accepts them");
         assert_eq!(parsed, all);
-        assert_eq!(
-            json[0],
-            serde_json::json!({"MsgType": "TIMTextElem", "MsgContent": {"Text": "hi"}})
-        );
+        assert_eq!(json[0], serde_json::json!({"MsgType": "TIMTextElem", "MsgContent": {"Text": "hi"}}));
     }
 }

@@ -80,20 +80,10 @@ mod tests {
 
     #[test]
     fn messages_are_lowercase_and_codes_are_tencents() {
-        let e = Error::Server {
-            code: 90012,
-            info: "To_Account does not exist".into(),
-        };
+        let e = Error::Server { code: 90012, info: "To_Account does not exist".into() };
         assert_eq!(e.code(), Some(90012));
-        assert_eq!(
-            e.to_string(),
-            "server refused the request: To_Account does not exist (90012)"
-        );
+        assert_eq!(e.to_string(), "server refused the request: To_Account does not exist (90012)");
         assert_eq!(Error::Closed.code(), Some(6014));
-        assert!(
-            Error::Timeout(Duration::from_secs(1))
-                .to_string()
-                .starts_with("no answer")
-        );
+        assert!(Error::Timeout(Duration::from_secs(1)).to_string().starts_with("no answer"));
     }
 }

@@ -10,17 +10,11 @@ use crate::model::Message;
 /// The page, if `local` (the stored messages below `below`, highest `conv_seq` first, at most `count`)
 /// holds every `conv_seq` from `below − 1` down to `max(1, below − count)`.
 pub(crate) fn complete_page(below: u64, count: usize, local: Vec<Message>) -> Option<Vec<Message>> {
-    let wanted = usize::try_from(below.saturating_sub(1))
-        .unwrap_or(usize::MAX)
-        .min(count);
+    let wanted = usize::try_from(below.saturating_sub(1)).unwrap_or(usize::MAX).min(count);
     if local.len() < wanted {
         return None;
     }
-    let consecutive = local
-        .iter()
-        .take(wanted)
-        .enumerate()
-        .all(|(i, m)| m.conv_seq == below - 1 - i as u64);
+    let consecutive = local.iter().take(wanted).enumerate().all(|(i, m)| m.conv_seq == below - 1 - i as u64);
     if !consecutive {
         return None;
     }

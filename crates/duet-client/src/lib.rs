@@ -175,10 +175,7 @@ impl Client {
     async fn request<T>(&self, make: impl FnOnce(Instant, Reply<T>) -> Command) -> Result<T, Error> {
         let timeout = self.inner.request_timeout;
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .commands
-            .send(make(Instant::now() + timeout, tx))
-            .map_err(|_| Error::Closed)?;
+        self.inner.commands.send(make(Instant::now() + timeout, tx)).map_err(|_| Error::Closed)?;
         // The actor enforces the deadline; this guards against an actor that cannot (a stuck store).
         match tokio::time::timeout(timeout + Duration::from_secs(5), rx).await {
             Ok(Ok(result)) => result,
@@ -200,20 +197,12 @@ impl Client {
             return Err(Error::InvalidArgument("a message needs at least one element".into()));
         }
         let to = to.to_owned();
-        self.request(|deadline, reply| Command::Send {
-            to,
-            elems,
-            opts,
-            deadline,
-            reply,
-        })
-        .await
+        self.request(|deadline, reply| Command::Send { to, elems, opts, deadline, reply }).await
     }
 
     /// Sends a text message; see [`Client::send_message`].
     pub async fn send_text(&self, to: &str, text: &str) -> Result<SentMessage, Error> {
-        self.send_message(to, vec![elems::text(text)], SendOptions::default())
-            .await
+        self.send_message(to, vec![elems::text(text)], SendOptions::default()).await
     }
 
     /// Up to `count` messages (at most 100) of the conversation with `peer`, newest first: the newest
@@ -227,20 +216,12 @@ impl Client {
             return Err(Error::InvalidArgument("the peer must not be empty".into()));
         }
         let (peer, before) = (peer.to_owned(), before.map(str::to_owned));
-        self.request(|deadline, reply| Command::GetMessages {
-            peer,
-            count,
-            before,
-            deadline,
-            reply,
-        })
-        .await
+        self.request(|deadline, reply| Command::GetMessages { peer, count, before, deadline, reply }).await
     }
 
     /// The recent contacts from the server, latest first (at most 100); the local copy is replaced.
     pub async fn conversations(&self) -> Result<Vec<Conversation>, Error> {
-        self.request(|deadline, reply| Command::Conversations { deadline, reply })
-            .await
+        self.request(|deadline, reply| Command::Conversations { deadline, reply }).await
     }
 
     /// The recent contacts as the client knows them, latest first, without asking the server.
@@ -254,8 +235,7 @@ impl Client {
             return Err(Error::InvalidArgument("the peer must not be empty".into()));
         }
         let peer = peer.to_owned();
-        self.request(|deadline, reply| Command::MarkRead { peer, deadline, reply })
-            .await
+        self.request(|deadline, reply| Command::MarkRead { peer, deadline, reply }).await
     }
 
     /// Logs out: tells the server (when connected), stops reconnecting, and waits for the client's task

@@ -120,21 +120,11 @@ impl Conversation {
     }
 
     pub(crate) fn empty(peer: &str) -> Conversation {
-        Conversation {
-            peer: peer.to_owned(),
-            last: None,
-            unread: 0,
-            time: 0,
-        }
+        Conversation { peer: peer.to_owned(), last: None, unread: 0, time: 0 }
     }
 
     pub(crate) fn from_wire(c: wire::Conversation) -> Conversation {
-        Conversation {
-            peer: c.peer,
-            last: c.last.map(|m| Message::from_wire(m, None)),
-            unread: c.unread,
-            time: c.time,
-        }
+        Conversation { peer: c.peer, last: c.last.map(|m| Message::from_wire(m, None)), unread: c.unread, time: c.time }
     }
 }
 

@@ -39,10 +39,7 @@ pub(crate) struct Sequencer {
 
 impl Sequencer {
     pub(crate) fn new(cursor: u64) -> Sequencer {
-        Sequencer {
-            cursor,
-            buffer: BTreeMap::new(),
-        }
+        Sequencer { cursor, buffer: BTreeMap::new() }
     }
 
     pub(crate) fn cursor(&self) -> u64 {
@@ -112,10 +109,7 @@ impl Sequencer {
             out.push(e);
             self.drain_into(&mut out);
         }
-        Finish {
-            ready: out,
-            again: !self.buffer.is_empty(),
-        }
+        Finish { ready: out, again: !self.buffer.is_empty() }
     }
 
     fn drain_into(&mut self, out: &mut Vec<Entry>) {
@@ -138,11 +132,7 @@ mod tests {
     use super::*;
 
     fn e(seq: u64) -> Entry {
-        Entry::Read {
-            seq,
-            peer: "alice".into(),
-            time: seq as i64,
-        }
+        Entry::Read { seq, peer: "alice".into(), time: seq as i64 }
     }
 
     fn seqs(entries: &[Entry]) -> Vec<u64> {
@@ -171,10 +161,7 @@ mod tests {
         let mut s = Sequencer::new(10);
         assert!(matches!(s.live(e(13)), Live::Gap));
         assert!(matches!(s.live(e(14)), Live::Gap));
-        assert!(
-            matches!(s.live(e(13)), Live::Gap),
-            "a repeated buffered entry stays buffered once"
-        );
+        assert!(matches!(s.live(e(13)), Live::Gap), "a repeated buffered entry stays buffered once");
         assert_eq!(s.cursor(), 10, "nothing newer is applied before the gap is filled");
         assert!(s.has_gap());
         // The sync answer carries 11..13; 13 is applied once, then the buffered 14 follows.

@@ -22,9 +22,7 @@ struct Fake {
 
 impl Fake {
     async fn start() -> Fake {
-        Fake {
-            listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        }
+        Fake { listener: TcpListener::bind("127.0.0.1:0").await.unwrap() }
     }
 
     fn base_url(&self) -> String {
@@ -54,8 +52,7 @@ impl Conn {
                     Some(Ok(WsMessage::Text(t))) => {
                         let v: Value = serde_json::from_str(t.as_str()).unwrap();
                         if v["op"] == "ping" {
-                            self.send(json!({"op": "pong", "id": v["id"], "server_time": T * 1000}))
-                                .await;
+                            self.send(json!({"op": "pong", "id": v["id"], "server_time": T * 1000})).await;
                             continue;
                         }
                         return v;
@@ -96,14 +93,12 @@ impl Conn {
     async fn sync(&mut self, after: u64, entries: Vec<Value>, latest: u64, more: bool) {
         let f = self.expect("sync").await;
         assert_eq!(f["after"], after, "{f}");
-        self.send(json!({"op": "synced", "id": f["id"], "entries": entries, "latest": latest, "more": more}))
-            .await;
+        self.send(json!({"op": "synced", "id": f["id"], "entries": entries, "latest": latest, "more": more})).await;
     }
 
     async fn conversations(&mut self, items: Value) {
         let f = self.expect("conversations").await;
-        self.send(json!({"op": "conversations", "id": f["id"], "items": items}))
-            .await;
+        self.send(json!({"op": "conversations", "id": f["id"], "items": items})).await;
     }
 }
 
@@ -151,12 +146,7 @@ async fn logout(client: &Client, conn: &mut Conn, events: &mut Events) {
     conn.send(json!({"op": "ok", "id": f["id"]})).await;
     within("logout", logging_out).await.unwrap().unwrap();
     let rest = until_end(events).await;
-    assert_eq!(
-        rest.last(),
-        Some(&Event::Connection(ConnectionState::Disconnected {
-            reason: "logged out".into()
-        }))
-    );
+    assert_eq!(rest.last(), Some(&Event::Connection(ConnectionState::Disconnected { reason: "logged out".into() })));
 }
 
 #[tokio::test]
@@ -165,10 +155,7 @@ async fn gaps_are_filled_duplicates_dropped_and_everything_raised_once_in_order(
     let connecting = tokio::spawn(Client::connect(bob_config(&fake)));
     let mut c = fake.accept().await;
     let login = c.login(3).await;
-    assert_eq!(
-        (login["user"].as_str(), login["platform"].as_str()),
-        (Some("bob"), Some("iPhone"))
-    );
+    assert_eq!((login["user"].as_str(), login["platform"].as_str()), (Some("bob"), Some("iPhone")));
     // The catch-up comes in two pages.
     c.sync(0, vec![msg_entry(1, "m1"), msg_entry(2, "m2")], 3, true).await;
     c.sync(2, vec![msg_entry(3, "m3")], 3, false).await;
@@ -202,24 +189,11 @@ async fn gaps_are_filled_duplicates_dropped_and_everything_raised_once_in_order(
     c.send(live(msg_entry(2, "m2"))).await; // an old one
     c.send(live(msg_entry(7, "m7"))).await; // 5 and 6 were lost
     // The client pulls from its cursor before applying 7.
-    c.sync(
-        4,
-        vec![msg_entry(5, "m5"), msg_entry(6, "m6"), msg_entry(7, "m7")],
-        7,
-        false,
-    )
-    .await;
+    c.sync(4, vec![msg_entry(5, "m5"), msg_entry(6, "m6"), msg_entry(7, "m7")], 7, false).await;
     c.send(live(msg_entry(7, "m7"))).await; // late duplicate of what the sync brought
-    c.send(live(
-        json!({"kind": "msg", "seq": 0, "msg": message("alice", "bob", 0, 99, "typing")}),
-    ))
-    .await;
-    c.send(live(json!({"kind": "read", "seq": 8, "peer": "alice", "time": T + 7})))
-        .await;
-    c.send(live(
-        json!({"kind": "recall", "seq": 9, "peer": "alice", "msg_key": format!("7_7_{}", T + 7)}),
-    ))
-    .await;
+    c.send(live(json!({"kind": "msg", "seq": 0, "msg": message("alice", "bob", 0, 99, "typing")}))).await;
+    c.send(live(json!({"kind": "read", "seq": 8, "peer": "alice", "time": T + 7}))).await;
+    c.send(live(json!({"kind": "recall", "seq": 9, "peer": "alice", "msg_key": format!("7_7_{}", T + 7)}))).await;
 
     let mut seen = Vec::new();
     within("the live entries", async {
@@ -250,17 +224,12 @@ async fn gaps_are_filled_duplicates_dropped_and_everything_raised_once_in_order(
             "conv alice unread 0",
         ]
     );
-    let Some(Event::ConversationChanged(conv)) = seen.last() else {
-        unreachable!()
-    };
+    let Some(Event::ConversationChanged(conv)) = seen.last() else { unreachable!() };
     assert!(conv.last.as_ref().unwrap().recalled);
 
     // The local store has 1..7 and knows 7 was recalled; the online-only message is not stored.
     let page = bob.get_messages("alice", 10, None).await.unwrap();
-    assert_eq!(
-        page.iter().map(|m| m.conv_seq).collect::<Vec<_>>(),
-        [7, 6, 5, 4, 3, 2, 1]
-    );
+    assert_eq!(page.iter().map(|m| m.conv_seq).collect::<Vec<_>>(), [7, 6, 5, 4, 3, 2, 1]);
     assert!(page[0].recalled);
     assert_eq!(page[0].log_seq, Some(7));
 
@@ -293,16 +262,11 @@ async fn a_send_cut_off_by_a_lost_connection_is_retried_and_not_raised_back() {
     // The retry: the same random and body.
     let retry = c.expect("send").await;
     assert_eq!((&retry["random"], &retry["body"]), (&first["random"], &first["body"]));
-    c.send(
-        json!({"op": "sent", "id": retry["id"], "msg_key": format!("1_{random}_{}", T + 1),
-                  "seq": 1, "random": random, "time": T + 1, "conv_seq": 1, "log_seq": 1}),
-    )
-    .await;
+    c.send(json!({"op": "sent", "id": retry["id"], "msg_key": format!("1_{random}_{}", T + 1),
+                  "seq": 1, "random": random, "time": T + 1, "conv_seq": 1, "log_seq": 1}))
+        .await;
     c.conversations(json!([])).await;
-    let sent = within("the retried send", sending)
-        .await
-        .unwrap()
-        .expect("sent after the reconnect");
+    let sent = within("the retried send", sending).await.unwrap().expect("sent after the reconnect");
     assert_eq!((sent.conv_seq, sent.log_seq), (1, Some(1)));
 
     let resync = until_sync_complete(&mut events).await;
@@ -335,8 +299,7 @@ async fn requests_wait_for_the_reconnection_or_fail_when_it_never_comes() {
     let mut c = fake.accept().await;
     c.login(0).await;
     c.conversations(json!([])).await; // the catch-up's
-    c.conversations(json!([{"peer": "carol", "last": null, "unread": 0, "time": T}]))
-        .await;
+    c.conversations(json!([{"peer": "carol", "last": null, "unread": 0, "time": T}])).await;
     let list = within("conversations", asking).await.unwrap().unwrap();
     assert_eq!(list[0].peer, "carol");
     until_sync_complete(&mut events).await;
@@ -363,17 +326,12 @@ async fn bad_frames_never_break_the_client() {
     c.send_raw(WsMessage::text("not json")).await;
     c.send_raw(WsMessage::text(r#"{"op":"from_the_future","x":1}"#)).await;
     c.send_raw(WsMessage::binary(vec![1, 2, 3])).await;
-    c.send(json!({"op": "entry", "entry": {"kind": "msg", "seq": "one"}}))
-        .await;
-    c.send(json!({"op": "synced", "id": 999, "entries": [], "latest": 0, "more": false}))
-        .await;
+    c.send(json!({"op": "entry", "entry": {"kind": "msg", "seq": "one"}})).await;
+    c.send(json!({"op": "synced", "id": 999, "entries": [], "latest": 0, "more": false})).await;
     c.send(json!({"op": "ok", "id": 12345})).await;
     // A message whose body holds an element this SDK does not know: the rest of it is kept.
     let mut odd = message("alice", "bob", 1, 1, "known");
-    odd["body"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"MsgType": "TIMFutureElem", "MsgContent": {}}));
+    odd["body"].as_array_mut().unwrap().push(json!({"MsgType": "TIMFutureElem", "MsgContent": {}}));
     c.send(live(json!({"kind": "msg", "seq": 1, "msg": odd}))).await;
     let m = next_message(&mut events).await;
     assert_eq!((m.text().as_str(), m.elems.len()), ("known", 1));
@@ -384,8 +342,7 @@ async fn bad_frames_never_break_the_client() {
         async move { bob.conversations().await }
     });
     let f = c.expect("conversations").await;
-    c.send(json!({"op": "conversations", "id": f["id"], "items": "nope"}))
-        .await;
+    c.send(json!({"op": "conversations", "id": f["id"], "items": "nope"})).await;
     let err = within("conversations", asking).await.unwrap().expect_err("unreadable");
     assert!(matches!(err, Error::Protocol(_)), "{err}");
     // An answer of the wrong kind, too.
@@ -438,16 +395,7 @@ async fn a_missing_pong_means_a_dead_connection() {
         }
     })
     .await;
-    assert_eq!(
-        describe_all(&resync),
-        [
-            "disconnected",
-            "connecting",
-            "connected",
-            "sync-started",
-            "sync-complete"
-        ]
-    );
+    assert_eq!(describe_all(&resync), ["disconnected", "connecting", "connected", "sync-started", "sync-complete"]);
     drop(c);
     logout(&bob, &mut c2, &mut events).await;
 }
@@ -456,22 +404,14 @@ async fn a_missing_pong_means_a_dead_connection() {
 async fn kicked_and_expired_sessions_stop_the_client() {
     let fake = Fake::start().await;
     let (bob, mut events, mut c) = connect(&fake, bob_config(&fake), 0).await;
-    c.send(json!({"op": "kicked", "code": 6208, "info": "logged in elsewhere"}))
-        .await;
-    assert_eq!(
-        next_app_event(&mut events).await,
-        Event::Kicked {
-            code: 6208,
-            info: "logged in elsewhere".into()
-        }
-    );
+    c.send(json!({"op": "kicked", "code": 6208, "info": "logged in elsewhere"})).await;
+    assert_eq!(next_app_event(&mut events).await, Event::Kicked { code: 6208, info: "logged in elsewhere".into() });
     until_end(&mut events).await;
     assert!(matches!(bob.send_text("alice", "x").await, Err(Error::Closed)));
     drop(c);
 
     let (_bob, mut events, mut c) = connect(&fake, bob_config(&fake), 0).await;
-    c.send(json!({"op": "sig_expired", "code": 6206, "info": "expired"}))
-        .await;
+    c.send(json!({"op": "sig_expired", "code": 6206, "info": "expired"})).await;
     assert_eq!(next_app_event(&mut events).await, Event::SigExpired);
     until_end(&mut events).await;
 
@@ -479,8 +419,7 @@ async fn kicked_and_expired_sessions_stop_the_client() {
     let connecting = tokio::spawn(Client::connect(bob_config(&fake)));
     let mut c = fake.accept().await;
     let f = c.expect("login").await;
-    c.send(json!({"op": "error", "id": f["id"], "code": 70001, "info": "usersig expired"}))
-        .await;
+    c.send(json!({"op": "error", "id": f["id"], "code": 70001, "info": "usersig expired"})).await;
     let err = within("connect", connecting).await.unwrap().expect_err("refused");
     assert_eq!(err.code(), Some(70001));
 }

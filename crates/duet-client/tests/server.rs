@@ -66,10 +66,7 @@ async fn offline_messages_then_live_then_history_filled_from_the_server() {
         .send_message(
             "bob",
             vec![elems::text("three")],
-            SendOptions {
-                cloud_custom_data: "ccd".into(),
-                ..SendOptions::default()
-            },
+            SendOptions { cloud_custom_data: "ccd".into(), ..SendOptions::default() },
         )
         .await
         .expect("sending three");
@@ -77,9 +74,8 @@ async fn offline_messages_then_live_then_history_filled_from_the_server() {
     assert!(one.log_seq.is_some(), "an SDK send is logged for the sender's devices");
 
     // bob comes online: the catch-up raises the offline messages in order, then the conversations.
-    let (bob, mut bob_events) = Client::connect(user_config(&server, "bob", Platform::IPhone))
-        .await
-        .expect("bob connects");
+    let (bob, mut bob_events) =
+        Client::connect(user_config(&server, "bob", Platform::IPhone)).await.expect("bob connects");
     let sync = until_sync_complete(&mut bob_events).await;
     assert_eq!(
         describe_all(&sync),
@@ -94,15 +90,11 @@ async fn offline_messages_then_live_then_history_filled_from_the_server() {
             "sync-complete",
         ]
     );
-    let Event::NewMessage(m3) = &sync[4] else {
-        unreachable!()
-    };
+    let Event::NewMessage(m3) = &sync[4] else { unreachable!() };
     assert_eq!(m3.msg_key, three.msg_key);
     assert_eq!(m3.cloud_custom_data, "ccd");
     assert!(m3.log_seq.is_some());
-    let Event::ConversationChanged(conv) = &sync[5] else {
-        unreachable!()
-    };
+    let Event::ConversationChanged(conv) = &sync[5] else { unreachable!() };
     assert_eq!(conv.last.as_ref().map(Message::text).as_deref(), Some("three"));
 
     // A live message.
@@ -119,10 +111,7 @@ async fn offline_messages_then_live_then_history_filled_from_the_server() {
     let mut pages = Vec::new();
     let mut before: Option<String> = None;
     loop {
-        let page = bob
-            .get_messages("alice", 2, before.as_deref())
-            .await
-            .expect("a history page");
+        let page = bob.get_messages("alice", 2, before.as_deref()).await.expect("a history page");
         if page.is_empty() {
             break;
         }
@@ -137,12 +126,7 @@ async fn offline_messages_then_live_then_history_filled_from_the_server() {
     server.clock.advance_secs(8 * 86_400);
     let all = bob.get_messages("alice", 50, None).await.expect("history");
     assert_eq!(conv_seqs(&all), (1..=9).rev().collect::<Vec<_>>());
-    assert_eq!(
-        texts(&all),
-        [
-            "four", "three", "two", "one", "old 4", "old 3", "old 2", "old 1", "old 0"
-        ]
-    );
+    assert_eq!(texts(&all), ["four", "three", "two", "one", "old 4", "old 3", "old 2", "old 1", "old 0"]);
 
     // mark_read clears the unread count locally too.
     bob.mark_read("alice").await.expect("mark_read");
@@ -154,10 +138,7 @@ async fn offline_messages_then_live_then_history_filled_from_the_server() {
     alice.logout().await.expect("alice logs out");
     let rest = until_end(&mut bob_events).await;
     assert!(
-        matches!(
-            rest.last(),
-            Some(Event::Connection(duet_client::ConnectionState::Disconnected { .. }))
-        ),
+        matches!(rest.last(), Some(Event::Connection(duet_client::ConnectionState::Disconnected { .. }))),
         "{rest:?}"
     );
     assert!(matches!(bob.send_text("alice", "late").await, Err(Error::Closed)));
@@ -216,15 +197,7 @@ async fn a_persistent_store_resumes_from_its_cursor() {
 
     rest_send(&server, "alice", "bob", 1, "first").await;
     let (bob, mut events, sync) = connect_synced(cfg()).await;
-    assert_eq!(
-        describe_all(&sync),
-        [
-            "sync-started",
-            "msg alice->bob: first",
-            "conv alice unread 1",
-            "sync-complete"
-        ]
-    );
+    assert_eq!(describe_all(&sync), ["sync-started", "msg alice->bob: first", "conv alice unread 1", "sync-complete"]);
     let device = bob.device().to_owned();
     bob.logout().await.unwrap();
     until_end(&mut events).await;
@@ -234,12 +207,7 @@ async fn a_persistent_store_resumes_from_its_cursor() {
     let (bob, _events, sync) = connect_synced(cfg()).await;
     assert_eq!(
         describe_all(&sync),
-        [
-            "sync-started",
-            "msg alice->bob: second",
-            "conv alice unread 2",
-            "sync-complete"
-        ],
+        ["sync-started", "msg alice->bob: second", "conv alice unread 2", "sync-complete"],
         "only what arrived since the last run is raised"
     );
     assert_eq!(bob.device(), device, "the device id is kept in the store");
@@ -270,10 +238,7 @@ async fn a_refused_login_fails_connect_with_the_servers_code() {
     let err = Client::connect(config(&server.base_url(), "bob", "not a usersig", Platform::Web))
         .await
         .expect_err("a bad usersig is refused");
-    assert!(
-        matches!(err, Error::Server { code, .. } if (70001..=70052).contains(&code)),
-        "{err}"
-    );
+    assert!(matches!(err, Error::Server { code, .. } if (70001..=70052).contains(&code)), "{err}");
 
     let sig = server.usersig("alice");
     let err = Client::connect(config(&server.base_url(), "bob", &sig, Platform::Web))
@@ -290,15 +255,9 @@ async fn server_refusals_reach_the_caller_and_the_session_goes_on() {
     let err = alice.send_text("nobody", "hi").await.expect_err("unknown recipient");
     assert!(matches!(err.code(), Some(90012 | 20003)), "{err}");
     let bad = elems::location("nowhere", 91.0, 0.0);
-    let err = alice
-        .send_message("bob", vec![bad], SendOptions::default())
-        .await
-        .expect_err("latitude out of range");
+    let err = alice.send_message("bob", vec![bad], SendOptions::default()).await.expect_err("latitude out of range");
     assert_eq!(err.code(), Some(90010), "{err}");
-    assert!(matches!(
-        alice.send_message("bob", vec![], SendOptions::default()).await,
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(matches!(alice.send_message("bob", vec![], SendOptions::default()).await, Err(Error::InvalidArgument(_))));
     // Still logged in.
     alice.send_text("bob", "fine").await.expect("a good send");
     alice.logout().await.unwrap();
@@ -314,10 +273,7 @@ async fn online_only_messages_reach_live_devices_once_and_are_not_stored() {
         .send_message(
             "bob",
             vec![elems::custom("typing", "", "")],
-            SendOptions {
-                online_only: true,
-                ..SendOptions::default()
-            },
+            SendOptions { online_only: true, ..SendOptions::default() },
         )
         .await
         .expect("online-only send");
@@ -348,10 +304,7 @@ async fn a_lost_push_is_recovered_from_the_log() {
     let first = next_message(&mut bob_events).await;
     let second = next_message(&mut bob_events).await;
     assert_eq!(proxy.dropped(), 1);
-    assert_eq!(
-        (first.text().as_str(), second.text().as_str()),
-        ("lost on the way", "arrives")
-    );
+    assert_eq!((first.text().as_str(), second.text().as_str()), ("lost on the way", "arrives"));
     assert_eq!(second.log_seq, first.log_seq.map(|s| s + 1));
 
     // Nothing is raised twice: the next message is the next one sent.
@@ -400,10 +353,7 @@ async fn a_severed_connection_reconnects_and_catches_up() {
     assert_eq!(seen.first().map(String::as_str), Some("sync-started"), "{seen:?}");
     let away = seen.iter().filter(|e| *e == "msg alice->bob: while away").count();
     assert_eq!(away, 1, "{seen:?}");
-    assert!(
-        !seen.iter().any(|e| e.contains("queued") || e.contains("before")),
-        "{seen:?}"
-    );
+    assert!(!seen.iter().any(|e| e.contains("queued") || e.contains("before")), "{seen:?}");
 
     let page = bob.get_messages("alice", 10, None).await.unwrap();
     assert_eq!(texts(&page), ["queued", "while away", "before"]);

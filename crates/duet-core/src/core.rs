@@ -96,23 +96,9 @@ impl Core {
     /// Opens the domain over `store`: loads revocations and makes sure every admin account exists.
     pub async fn open(config: CoreConfig, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Core, Error> {
         let revoked = store.revocations().await?.into_iter().collect();
-        let admins = config
-            .admins
-            .iter()
-            .map(|id| NewAccount {
-                id: id.clone(),
-                nick: None,
-                face_url: None,
-            })
-            .collect();
+        let admins = config.admins.iter().map(|id| NewAccount { id: id.clone(), nick: None, face_url: None }).collect();
         store.import_accounts(admins, clock.now_secs()).await?;
-        Ok(Core {
-            config,
-            store,
-            clock,
-            hub: Hub::default(),
-            revoked: RwLock::new(revoked),
-        })
+        Ok(Core { config, store, clock, hub: Hub::default(), revoked: RwLock::new(revoked) })
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -133,19 +119,9 @@ impl Core {
 
     /// Checks that `usersig` is a valid, current ticket of this app for `identifier`.
     pub fn authenticate(&self, identifier: &str, usersig: &str) -> Result<Claims, AuthError> {
-        let claims = usersig::verify(
-            &self.config.secret_key,
-            self.config.sdkappid,
-            identifier,
-            usersig,
-            self.clock.now_secs(),
-        )?;
-        let revoked_before = self
-            .revoked
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(identifier)
-            .copied();
+        let claims =
+            usersig::verify(&self.config.secret_key, self.config.sdkappid, identifier, usersig, self.clock.now_secs())?;
+        let revoked_before = self.revoked.read().unwrap_or_else(|e| e.into_inner()).get(identifier).copied();
         if revoked_before.is_some_and(|before| claims.time < before) {
             return Err(AuthError::Revoked);
         }
@@ -178,10 +154,7 @@ impl Core {
         if !self.store.revoke_sigs(id.to_owned(), now).await? {
             return Err(Error::NoSuchAccount(id.to_owned()));
         }
-        self.revoked
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_owned(), now);
+        self.revoked.write().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), now);
         self.hub.kick_all(id, KickReason::Admin);
         Ok(())
     }
@@ -214,27 +187,17 @@ impl Core {
         device: &str,
     ) -> Result<LoggedIn, LoginError> {
         let claims = self.authenticate(user, usersig)?;
-        let account = NewAccount {
-            id: user.to_owned(),
-            nick: None,
-            face_url: None,
+        let latest = match self.store.latest_seq(user.to_owned()).await.map_err(Error::from)? {
+            Some(latest) => latest,
+            None => {
+                // The first login registers the account, as in Tencent IM.
+                let account = NewAccount { id: user.to_owned(), nick: None, face_url: None };
+                self.store.import_accounts(vec![account], self.clock.now_secs()).await.map_err(Error::from)?;
+                0
+            }
         };
-        self.store
-            .import_accounts(vec![account], self.clock.now_secs())
-            .await
-            .map_err(Error::from)?;
         let session = self.hub.register(self.config.login_policy, user, platform, device);
-        let latest = self
-            .store
-            .log_after(user.to_owned(), u64::MAX, 0)
-            .await
-            .map_err(Error::from)?
-            .latest;
-        Ok(LoggedIn {
-            session,
-            claims,
-            latest,
-        })
+        Ok(LoggedIn { session, claims, latest })
     }
 
     /// The device's connection ended without a logout: a mobile device stays `PushOnline`.
@@ -245,10 +208,7 @@ impl Core {
     /// The device logged out.
     pub fn logout(&self, session: &Session) {
         self.hub.unregister(session, None);
-        if !matches!(
-            self.hub.presence(&session.user, self.clock.now_secs()),
-            Presence::Online(_)
-        ) {
+        if !matches!(self.hub.presence(&session.user, self.clock.now_secs()), Presence::Online(_)) {
             self.hub.clear_push_online(&session.user);
         }
     }
@@ -265,10 +225,7 @@ impl Core {
     /// `user`'s recent contacts, latest first.
     pub async fn conversations(&self, user: &str) -> Result<Vec<ConversationView>, Error> {
         self.require(user).await?;
-        let mut items = self
-            .store
-            .conversations(user.to_owned(), self.config.recent_contacts_max)
-            .await?;
+        let mut items = self.store.conversations(user.to_owned(), self.config.recent_contacts_max).await?;
         let cutoff = self.roaming_cutoff();
         items.retain(|c| c.time >= cutoff);
         Ok(items)
@@ -277,9 +234,7 @@ impl Core {
     /// Removes `owner`'s conversation with `peer` (and with `clear_history`, hides its messages from `owner`).
     pub async fn delete_conversation(&self, owner: &str, peer: &str, clear_history: bool) -> Result<(), Error> {
         self.require_pair(owner, peer).await?;
-        self.store
-            .delete_conversation(owner.to_owned(), peer.to_owned(), clear_history)
-            .await?;
+        self.store.delete_conversation(owner.to_owned(), peer.to_owned(), clear_history).await?;
         Ok(())
     }
 
@@ -294,11 +249,7 @@ impl Core {
     pub async fn send(&self, msg: Outgoing) -> Result<Sent, Error> {
         let now_ms = self.clock.now_ms();
         let time = now_ms.div_euclid(1000);
-        let key = MsgKey {
-            seq: msg.seq.unwrap_or_else(rand::random),
-            random: msg.random,
-            time,
-        };
+        let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time };
         if msg.lifetime_secs == 0 {
             return self.send_online_only(msg, key).await;
         }
@@ -341,42 +292,21 @@ impl Core {
                 recalled: false,
                 peer_read: false,
             });
-            let entry = LogEntry {
-                seq: 0,
-                event: LogEvent::Message(stored),
-            };
-            let push = Arc::new(Push {
-                entry,
-                encoded: OnceLock::new(),
-            });
+            let entry = LogEntry { seq: 0, event: LogEvent::Message(stored) };
+            let push = Arc::new(Push { entry, encoded: OnceLock::new() });
             self.hub.deliver(to, push.clone());
             if msg.sender_copy == SenderCopy::Sync && *to != msg.from {
                 self.hub.deliver(&msg.from, push);
             }
         }
-        Ok(Sent {
-            key,
-            failed,
-            duplicate: false,
-            conv_seq: 0,
-            sender_log_seq: 0,
-            deliveries: Vec::new(),
-        })
+        Ok(Sent { key, failed, duplicate: false, conv_seq: 0, sender_log_seq: 0, deliveries: Vec::new() })
     }
 
     /// Imports a historical message with its original time.
     pub async fn import(&self, msg: Import) -> Result<(), Error> {
         let offline_until = msg.time + self.config.offline_retention_secs;
-        let key = MsgKey {
-            seq: msg.seq.unwrap_or_else(rand::random),
-            random: msg.random,
-            time: msg.time,
-        };
-        match self
-            .store
-            .import(msg, key, offline_until, self.config.recent_contacts_max)
-            .await?
-        {
+        let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time: msg.time };
+        match self.store.import(msg, key, offline_until, self.config.recent_contacts_max).await? {
             Imported::Stored(deliveries) => self.push(deliveries),
             Imported::Duplicate => {}
         }
@@ -388,10 +318,7 @@ impl Core {
         self.require_pair(&q.operator, &q.peer).await?;
         q.min_time = q.min_time.max(self.roaming_cutoff());
         if q.min_time > q.max_time || q.limit == 0 {
-            return Ok(HistoryPage {
-                messages: Vec::new(),
-                more: false,
-            });
+            return Ok(HistoryPage { messages: Vec::new(), more: false });
         }
         Ok(self.store.history(q).await?)
     }
@@ -416,11 +343,7 @@ impl Core {
         let now = self.clock.now_secs();
         let time = time.unwrap_or(now);
         let expire = now + self.config.offline_retention_secs;
-        if let Some(delivery) = self
-            .store
-            .set_read(owner.to_owned(), peer.to_owned(), time, expire)
-            .await?
-        {
+        if let Some(delivery) = self.store.set_read(owner.to_owned(), peer.to_owned(), time, expire).await? {
             self.push(vec![delivery]);
         }
         Ok(())
@@ -452,13 +375,7 @@ impl Core {
 
     fn push(&self, deliveries: Vec<Delivery>) {
         for d in deliveries {
-            self.hub.deliver(
-                &d.user,
-                Arc::new(Push {
-                    entry: d.entry,
-                    encoded: OnceLock::new(),
-                }),
-            );
+            self.hub.deliver(&d.user, Arc::new(Push { entry: d.entry, encoded: OnceLock::new() }));
         }
     }
 
@@ -475,11 +392,7 @@ impl Core {
 
     /// Both accounts must exist: the first is reported as the sender, the second as the recipient.
     async fn require_pair(&self, first: &str, second: &str) -> Result<(), Error> {
-        match self
-            .store
-            .accounts_exist(vec![first.to_owned(), second.to_owned()])
-            .await?[..]
-        {
+        match self.store.accounts_exist(vec![first.to_owned(), second.to_owned()]).await?[..] {
             [false, _] => Err(Error::NoSuchSender(first.to_owned())),
             [_, false] => Err(Error::NoSuchAccount(second.to_owned())),
             _ => Ok(()),

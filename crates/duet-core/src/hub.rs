@@ -45,10 +45,7 @@ pub struct LoginPolicy {
 impl Default for LoginPolicy {
     /// Tencent's default: one device per platform.
     fn default() -> LoginPolicy {
-        LoginPolicy {
-            mode: MultiLogin::Multi,
-            instances: 1,
-        }
+        LoginPolicy { mode: MultiLogin::Multi, instances: 1 }
     }
 }
 
@@ -146,11 +143,7 @@ impl Hub {
             !same
         });
         // Oldest first; keep `instances - 1` of the group so the new one fits.
-        let in_group: Vec<u64> = slots
-            .iter()
-            .filter(|s| policy.group(s.platform) == group)
-            .map(|s| s.id)
-            .collect();
+        let in_group: Vec<u64> = slots.iter().filter(|s| policy.group(s.platform) == group).map(|s| s.id).collect();
         let excess = (in_group.len() + 1).saturating_sub(policy.instances.max(1));
         let kicked: Vec<u64> = in_group.into_iter().take(excess).collect();
         slots.retain(|s| {
@@ -160,20 +153,10 @@ impl Hub {
             }
             !kick
         });
-        slots.push(Slot {
-            id,
-            platform,
-            device: device.to_owned(),
-            tx,
-        });
+        slots.push(Slot { id, platform, device: device.to_owned(), tx });
         drop(all);
         self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
-        Session {
-            id,
-            user: user.to_owned(),
-            platform,
-            events,
-        }
+        Session { id, user: user.to_owned(), platform, events }
     }
 
     /// Removes a session. `push_online_at`: the connection dropped without a logout at this time.
@@ -203,11 +186,7 @@ impl Hub {
         slots.retain(|s| match s.tx.try_send(Outbound::Entry(push.clone())) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::info!(
-                    user,
-                    session = s.id,
-                    "session cannot keep up; dropping it, it will resync"
-                );
+                tracing::info!(user, session = s.id, "session cannot keep up; dropping it, it will resync");
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -219,12 +198,7 @@ impl Hub {
 
     /// Logs out every session of `user`.
     pub fn kick_all(&self, user: &str, reason: KickReason) {
-        let slots = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(user)
-            .unwrap_or_default();
+        let slots = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(user).unwrap_or_default();
         for s in slots {
             let _ = s.tx.try_send(Outbound::Kicked(reason));
         }
@@ -250,11 +224,6 @@ impl Hub {
 
     /// The number of live sessions (for metrics and tests).
     pub fn session_count(&self) -> usize {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(Vec::len)
-            .sum()
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).values().map(Vec::len).sum()
     }
 }

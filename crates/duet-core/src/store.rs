@@ -126,6 +126,8 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError>;
     /// `owner`'s unread count over all conversations.
     async fn unread_total(&self, owner: String) -> Result<u64, StoreError>;
+    /// The last sequence number of `user`'s sync log; `None` if the account does not exist.
+    async fn latest_seq(&self, user: String) -> Result<Option<u64>, StoreError>;
     /// `user`'s sync-log entries after `after`, at most `limit`. Entries whose message expired are skipped.
     async fn log_after(&self, user: String, after: u64, limit: usize) -> Result<LogPage, StoreError>;
     /// `user`'s recent contacts with a last message, latest first.

@@ -111,10 +111,7 @@ pub fn generate(
     doc.push_str(r#"{"TLS.ver": "2.0", "TLS.identifier": "#);
     push_python_json_str(&mut doc, identifier);
     // Writing to a String cannot fail.
-    let _ = write!(
-        doc,
-        r#", "TLS.sdkappid": {sdkappid}, "TLS.expire": {expire}, "TLS.time": {time}"#
-    );
+    let _ = write!(doc, r#", "TLS.sdkappid": {sdkappid}, "TLS.expire": {expire}, "TLS.time": {time}"#);
     if let Some(b64) = &userbuf_b64 {
         let _ = write!(doc, r#", "TLS.userbuf": "{b64}""#);
     }
@@ -198,13 +195,7 @@ pub fn verify(
         return Err(UserSigError::Expired);
     }
 
-    Ok(Claims {
-        identifier: doc_identifier.to_owned(),
-        sdkappid: doc_sdkappid,
-        time,
-        expire,
-        userbuf,
-    })
+    Ok(Claims { identifier: doc_identifier.to_owned(), sdkappid: doc_sdkappid, time, expire, userbuf })
 }
 
 /// An HMAC loaded with the signed string (§2.1).
@@ -402,15 +393,8 @@ mod tests {
     fn zip_bomb_is_malformed() {
         let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), Compression::best());
         encoder.write_all(&vec![b' '; 1 << 20]).unwrap();
-        let bomb = STANDARD
-            .encode(encoder.finish().unwrap())
-            .replace('+', "*")
-            .replace('/', "-")
-            .replace('=', "_");
+        let bomb = STANDARD.encode(encoder.finish().unwrap()).replace('+', "*").replace('/', "-").replace('=', "_");
         assert!(bomb.len() < MAX_USERSIG_LEN);
-        assert_eq!(
-            verify(KEY, 1400000000, "xiaojun", &bomb, 0),
-            Err(UserSigError::Malformed)
-        );
+        assert_eq!(verify(KEY, 1400000000, "xiaojun", &bomb, 0), Err(UserSigError::Malformed));
     }
 }

@@ -45,11 +45,7 @@ fn zlib(data: &[u8], level: u32) -> Vec<u8> {
 }
 
 fn outer(bytes: &[u8]) -> String {
-    STANDARD
-        .encode(bytes)
-        .replace('+', "*")
-        .replace('/', "-")
-        .replace('=', "_")
+    STANDARD.encode(bytes).replace('+', "*").replace('/', "-").replace('=', "_")
 }
 
 /// A UserSig carrying `document`, compressed at `level`.
@@ -58,34 +54,21 @@ fn usersig_of(document: &str, level: u32) -> String {
 }
 
 fn unouter(usersig: &str) -> Vec<u8> {
-    STANDARD
-        .decode(usersig.replace('*', "+").replace('-', "/").replace('_', "="))
-        .unwrap()
+    STANDARD.decode(usersig.replace('*', "+").replace('-', "/").replace('_', "=")).unwrap()
 }
 
 fn document_of(usersig: &str) -> String {
     let mut document = String::new();
-    flate2::read::ZlibDecoder::new(&unouter(usersig)[..])
-        .read_to_string(&mut document)
-        .unwrap();
+    flate2::read::ZlibDecoder::new(&unouter(usersig)[..]).read_to_string(&mut document).unwrap();
     document
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 fn claims(identifier: &str, time: i64, expire: i64, userbuf: Option<&[u8]>) -> Claims {
-    Claims {
-        identifier: identifier.to_owned(),
-        sdkappid: SDKAPPID,
-        time,
-        expire,
-        userbuf: userbuf.map(<[u8]>::to_vec),
-    }
+    Claims { identifier: identifier.to_owned(), sdkappid: SDKAPPID, time, expire, userbuf: userbuf.map(<[u8]>::to_vec) }
 }
 
 /// Document text for the reference inputs, python layout, with the given sig value.
@@ -98,20 +81,11 @@ fn ref_document_with(fields: &str) -> String {
 #[test]
 fn reference_vector_verifies_through_its_last_second() {
     let expected = claims("xiaojun", TIME, EXPIRE, None);
-    assert_eq!(
-        verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, TIME),
-        Ok(expected.clone())
-    );
-    assert_eq!(
-        verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, TIME + EXPIRE),
-        Ok(expected.clone())
-    );
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, TIME), Ok(expected.clone()));
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, TIME + EXPIRE), Ok(expected.clone()));
     // No lower bound on TLS.time, as in the official verifiers.
     assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, 0), Ok(expected));
-    assert_eq!(
-        verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, TIME + EXPIRE + 1),
-        Err(UserSigError::Expired)
-    );
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, TIME + EXPIRE + 1), Err(UserSigError::Expired));
     assert_eq!(document_of(REF_USERSIG), REF_DOCUMENT);
 }
 
@@ -152,19 +126,13 @@ fn generate_makes_the_python_document_for_the_reference_inputs() {
     // not python's byte for byte; the document inside is, and so are the zlib header and TLS.sig.
     assert_eq!(document_of(&generated), REF_DOCUMENT);
     assert_eq!(&unouter(&generated)[..2], &[0x78, 0x9c]);
-    assert_eq!(
-        verify(KEY, SDKAPPID, "xiaojun", &generated, TIME),
-        Ok(claims("xiaojun", TIME, EXPIRE, None))
-    );
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", &generated, TIME), Ok(claims("xiaojun", TIME, EXPIRE, None)));
     assert_eq!(tls_sig(KEY, "xiaojun", SDKAPPID, TIME, EXPIRE, None), REF_SIG);
 }
 
 #[test]
 fn reference_userbuf_variant() {
-    assert_eq!(
-        tls_sig(KEY, "xiaojun", SDKAPPID, TIME, EXPIRE, Some("YWJj")),
-        REF_USERBUF_SIG
-    );
+    assert_eq!(tls_sig(KEY, "xiaojun", SDKAPPID, TIME, EXPIRE, Some("YWJj")), REF_USERBUF_SIG);
     let generated = generate(KEY, SDKAPPID, "xiaojun", TIME, EXPIRE, Some(b"abc"));
     assert_eq!(
         document_of(&generated),
@@ -181,18 +149,12 @@ fn reference_userbuf_variant() {
     let doc = ref_document_with(&format!(
         r#""TLS.ver": "2.0", "TLS.identifier": "xiaojun", "TLS.sdkappid": 1400000000, "TLS.expire": 15552000, "TLS.time": 1600000000, "TLS.userbuf": "YWJj", "TLS.sig": "{without_line}""#
     ));
-    assert_eq!(
-        verify(KEY, SDKAPPID, "xiaojun", &usersig_of(&doc, 6), TIME),
-        Err(UserSigError::BadSignature)
-    );
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", &usersig_of(&doc, 6), TIME), Err(UserSigError::BadSignature));
     // And a userbuf-signed sig with the userbuf dropped from the document does not verify either.
     let doc = ref_document_with(&format!(
         r#""TLS.ver": "2.0", "TLS.identifier": "xiaojun", "TLS.sdkappid": 1400000000, "TLS.expire": 15552000, "TLS.time": 1600000000, "TLS.sig": "{REF_USERBUF_SIG}""#
     ));
-    assert_eq!(
-        verify(KEY, SDKAPPID, "xiaojun", &usersig_of(&doc, 6), TIME),
-        Err(UserSigError::BadSignature)
-    );
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", &usersig_of(&doc, 6), TIME), Err(UserSigError::BadSignature));
 }
 
 // ---- real vectors from the python and node libraries ----
@@ -246,20 +208,9 @@ fn official_library_vectors_verify() {
         let check = |now| verify(KEY, SDKAPPID, &v.identifier, &v.usersig, now);
         assert_eq!(check(v.time), Ok(expected.clone()), "{} {}", v.library, v.usersig);
         assert_eq!(check(v.time + v.expire), Ok(expected), "{}", v.library);
-        assert_eq!(
-            check(v.time + v.expire + 1),
-            Err(UserSigError::Expired),
-            "{}",
-            v.library
-        );
-        assert_eq!(
-            verify(KEY, SDKAPPID, "someone-else", &v.usersig, v.time),
-            Err(UserSigError::IdentifierMismatch)
-        );
-        assert_eq!(
-            verify(KEY, SDKAPPID + 1, &v.identifier, &v.usersig, v.time),
-            Err(UserSigError::SdkAppIdMismatch)
-        );
+        assert_eq!(check(v.time + v.expire + 1), Err(UserSigError::Expired), "{}", v.library);
+        assert_eq!(verify(KEY, SDKAPPID, "someone-else", &v.usersig, v.time), Err(UserSigError::IdentifierMismatch));
+        assert_eq!(verify(KEY, SDKAPPID + 1, &v.identifier, &v.usersig, v.time), Err(UserSigError::SdkAppIdMismatch));
         assert_eq!(
             verify(&KEY.replace('5', "6"), SDKAPPID, &v.identifier, &v.usersig, v.time),
             Err(UserSigError::BadSignature)
@@ -267,10 +218,7 @@ fn official_library_vectors_verify() {
         // The recorded document and TLS.sig are what the string carries and what §2.1 computes.
         assert_eq!(document_of(&v.usersig), v.document);
         let userbuf_b64 = v.userbuf.as_ref().map(|b| STANDARD.encode(b));
-        assert_eq!(
-            tls_sig(KEY, &v.identifier, SDKAPPID, v.time, v.expire, userbuf_b64.as_deref()),
-            v.tls_sig
-        );
+        assert_eq!(tls_sig(KEY, &v.identifier, SDKAPPID, v.time, v.expire, userbuf_b64.as_deref()), v.tls_sig);
     }
 }
 
@@ -299,10 +247,7 @@ fn go_shape_verifies() {
     for userbuf in [None, Some(&b"\x00\x01room\xff"[..])] {
         let userbuf_b64 = userbuf.map(|b| STANDARD.encode(b));
         let sig = tls_sig(KEY, identifier, SDKAPPID, time, expire, userbuf_b64.as_deref());
-        let userbuf_field = userbuf_b64
-            .as_ref()
-            .map(|b| format!(r#""TLS.userbuf":"{b}","#))
-            .unwrap_or_default();
+        let userbuf_field = userbuf_b64.as_ref().map(|b| format!(r#""TLS.userbuf":"{b}","#)).unwrap_or_default();
         let doc = format!(
             "{{\"TLS.ver\":\"2.0\",\"TLS.identifier\":\"a\\u003cb\\u003e\\u0026c/小军\",\"TLS.sdkappid\":{SDKAPPID},\
              \"TLS.expire\":{expire},\"TLS.time\":{time},{userbuf_field}\"TLS.sig\":\"{sig}\"}}\n"
@@ -335,10 +280,7 @@ fn php_shape_verifies() {
         let userbuf_b64 = userbuf.map(|b| STANDARD.encode(b));
         let sig = tls_sig(KEY, identifier, SDKAPPID, time, expire, userbuf_b64.as_deref());
         let php = |s: &str| s.replace('/', "\\/");
-        let userbuf_field = userbuf_b64
-            .as_ref()
-            .map(|b| format!(r#""TLS.userbuf":"{}","#, php(b)))
-            .unwrap_or_default();
+        let userbuf_field = userbuf_b64.as_ref().map(|b| format!(r#""TLS.userbuf":"{}","#, php(b))).unwrap_or_default();
         let doc = format!(
             r#"{{"TLS.ver":"2.0","TLS.identifier":"team\/\u5c0f\u519b","TLS.sdkappid":{SDKAPPID},"TLS.expire":{expire},"TLS.time":{time},{userbuf_field}"TLS.sig":"{}"}}"#,
             php(&sig)
@@ -380,16 +322,11 @@ fn java_shape_verifies() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(wrapped.contains('\n'));
-    for userbuf in [
-        None,
-        Some((&b"abc"[..], "YWJj".to_owned())),
-        Some((&long_userbuf[..], wrapped)),
-    ] {
+    for userbuf in [None, Some((&b"abc"[..], "YWJj".to_owned())), Some((&long_userbuf[..], wrapped))] {
         let userbuf_b64 = userbuf.as_ref().map(|(_, b64)| b64.as_str());
         let sig = tls_sig(KEY, identifier, SDKAPPID, time, expire, userbuf_b64);
-        let userbuf_field = userbuf_b64
-            .map(|b| format!(r#""TLS.userbuf":"{}","#, b.replace('\n', "\\n")))
-            .unwrap_or_default();
+        let userbuf_field =
+            userbuf_b64.map(|b| format!(r#""TLS.userbuf":"{}","#, b.replace('\n', "\\n"))).unwrap_or_default();
         let doc = format!(
             r#"{{"TLS.expire":{expire},"TLS.ver":"2.0","TLS.sdkappid":{SDKAPPID},"TLS.identifier":"{identifier}","TLS.sig":"{sig}",{userbuf_field}"TLS.time":{time}}}"#
         );
@@ -437,11 +374,7 @@ fn lenient_json_verifies() {
         ),
     ];
     for doc in &docs {
-        assert_eq!(
-            verify(KEY, SDKAPPID, "xiaojun", &usersig_of(doc, 6), TIME),
-            expected,
-            "{doc}"
-        );
+        assert_eq!(verify(KEY, SDKAPPID, "xiaojun", &usersig_of(doc, 6), TIME), expected, "{doc}");
     }
     // The outer string without its `_` padding (node's own decoder re-pads).
     let unpadded = REF_USERSIG.trim_end_matches('_');
@@ -477,10 +410,7 @@ fn check(usersig: &str) -> Result<Claims, UserSigError> {
 
 #[test]
 fn doc_with_is_faithful() {
-    assert_eq!(
-        check(&usersig_of(&doc_with(&[]), 6)),
-        Ok(claims("xiaojun", TIME, EXPIRE, None))
-    );
+    assert_eq!(check(&usersig_of(&doc_with(&[]), 6)), Ok(claims("xiaojun", TIME, EXPIRE, None)));
 }
 
 #[test]
@@ -490,22 +420,13 @@ fn empty_is_refused() {
 
 #[test]
 fn expired_is_refused() {
-    assert_eq!(
-        verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, TIME + EXPIRE + 1),
-        Err(UserSigError::Expired)
-    );
-    assert_eq!(
-        verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, i64::MAX),
-        Err(UserSigError::Expired)
-    );
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, TIME + EXPIRE + 1), Err(UserSigError::Expired));
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, i64::MAX), Err(UserSigError::Expired));
     // time + expire beyond i64 does not overflow into "expired long ago" or a panic.
     let time = i64::MAX - 5;
     let expire = i64::MAX;
     let usersig = generate(KEY, SDKAPPID, "xiaojun", time, expire, None);
-    assert_eq!(
-        verify(KEY, SDKAPPID, "xiaojun", &usersig, i64::MAX),
-        Ok(claims("xiaojun", time, expire, None))
-    );
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", &usersig, i64::MAX), Ok(claims("xiaojun", time, expire, None)));
     let negative = generate(KEY, SDKAPPID, "xiaojun", TIME, -1, None);
     assert_eq!(check(&negative), Err(UserSigError::Expired));
 }
@@ -516,10 +437,7 @@ fn forged_is_refused() {
     let forged = generate(wrong_key, SDKAPPID, "xiaojun", TIME, EXPIRE, None);
     assert_eq!(check(&forged), Err(UserSigError::BadSignature));
     // A forged sig is reported as forged, never as merely expired.
-    assert_eq!(
-        verify(KEY, SDKAPPID, "xiaojun", &forged, TIME + EXPIRE + 1),
-        Err(UserSigError::BadSignature)
-    );
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", &forged, TIME + EXPIRE + 1), Err(UserSigError::BadSignature));
     // The key is the text, not its hex decoding, and is case-sensitive.
     let upper = generate(&KEY.to_uppercase(), SDKAPPID, "xiaojun", TIME, EXPIRE, None);
     assert_eq!(check(&upper), Err(UserSigError::BadSignature));
@@ -541,10 +459,7 @@ fn forged_is_refused() {
         r#""{}""#,
         STANDARD.encode([STANDARD.decode(REF_SIG).unwrap(), STANDARD.decode(REF_SIG).unwrap()].concat())
     );
-    assert_eq!(
-        check(&usersig_of(&doc_with(&[("TLS.sig", &doubled)]), 6)),
-        Err(UserSigError::BadSignature)
-    );
+    assert_eq!(check(&usersig_of(&doc_with(&[("TLS.sig", &doubled)]), 6)), Err(UserSigError::BadSignature));
 }
 
 #[test]
@@ -589,25 +504,16 @@ fn malformed_is_refused() {
         ("json null", usersig_of("null", 6)),
         ("trailing json", usersig_of(&format!("{REF_DOCUMENT} {{}}"), 6)),
         ("deep nesting", usersig_of(&"[".repeat(10_000), 9)),
-        (
-            "userbuf not base64",
-            usersig_of(&doc_with(&[("TLS.userbuf", r#""@@@""#)]), 6),
-        ),
+        ("userbuf not base64", usersig_of(&doc_with(&[("TLS.userbuf", r#""@@@""#)]), 6)),
     ];
     for (what, usersig) in &cases {
         assert_eq!(check(usersig), Err(UserSigError::Malformed), "{what}");
     }
     // Plain `+` and `/` never appear in a UserSig (python's 小军 vector has both `*` and `-`).
-    let v = vectors()
-        .into_iter()
-        .find(|v| v.usersig.contains('*') && v.usersig.contains('-'))
-        .unwrap();
+    let v = vectors().into_iter().find(|v| v.usersig.contains('*') && v.usersig.contains('-')).unwrap();
     assert!(verify(KEY, SDKAPPID, &v.identifier, &v.usersig, v.time).is_ok());
     for plain in [v.usersig.replace('*', "+"), v.usersig.replace('-', "/")] {
-        assert_eq!(
-            verify(KEY, SDKAPPID, &v.identifier, &plain, v.time),
-            Err(UserSigError::Malformed)
-        );
+        assert_eq!(verify(KEY, SDKAPPID, &v.identifier, &plain, v.time), Err(UserSigError::Malformed));
     }
     // Invalid UTF-8 inside the document.
     let mut latin1 = REF_DOCUMENT.as_bytes().to_vec();
@@ -655,33 +561,20 @@ fn missing_or_mistyped_fields_are_refused() {
 #[test]
 fn wrong_identifier_is_refused() {
     for other in ["XiaoJun", "xiaojun ", "", "xiao", "xiaojun\n"] {
-        assert_eq!(
-            verify(KEY, SDKAPPID, other, REF_USERSIG, TIME),
-            Err(UserSigError::IdentifierMismatch),
-            "{other:?}"
-        );
+        assert_eq!(verify(KEY, SDKAPPID, other, REF_USERSIG, TIME), Err(UserSigError::IdentifierMismatch), "{other:?}");
     }
     // The identifier is checked before the signature.
     let forged = generate("wrong", SDKAPPID, "xiaojun", TIME, EXPIRE, None);
-    assert_eq!(
-        verify(KEY, SDKAPPID, "alice", &forged, TIME),
-        Err(UserSigError::IdentifierMismatch)
-    );
+    assert_eq!(verify(KEY, SDKAPPID, "alice", &forged, TIME), Err(UserSigError::IdentifierMismatch));
 }
 
 #[test]
 fn wrong_sdkappid_is_refused() {
     for other in [0, 1400000001, 1400000000 + (1 << 32)] {
-        assert_eq!(
-            verify(KEY, other, "xiaojun", REF_USERSIG, TIME),
-            Err(UserSigError::SdkAppIdMismatch)
-        );
+        assert_eq!(verify(KEY, other, "xiaojun", REF_USERSIG, TIME), Err(UserSigError::SdkAppIdMismatch));
     }
     // The sdkappid is checked before the identifier.
-    assert_eq!(
-        verify(KEY, 1, "alice", REF_USERSIG, TIME),
-        Err(UserSigError::SdkAppIdMismatch)
-    );
+    assert_eq!(verify(KEY, 1, "alice", REF_USERSIG, TIME), Err(UserSigError::SdkAppIdMismatch));
 }
 
 #[test]

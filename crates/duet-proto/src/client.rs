@@ -314,33 +314,19 @@ mod tests {
         let entry: ServerFrame =
             serde_json::from_str(r#"{"op":"entry","entry":{"kind":"read","seq":7,"peer":"alice","time":1700000000}}"#)
                 .unwrap();
-        assert!(matches!(
-            entry,
-            ServerFrame::Entry {
-                entry: Entry::Read { seq: 7, .. }
-            }
-        ));
+        assert!(matches!(entry, ServerFrame::Entry { entry: Entry::Read { seq: 7, .. } }));
         assert_eq!(Platform::from_name("windows"), Some(Platform::Pc));
 
         // A message inside a tagged frame reads back, body included.
         let text = r#"{"op":"entry","entry":{"kind":"msg","seq":3,"msg":{"from":"a","to":"b","msg_key":"1_2_3","seq":1,
             "random":2,"time":3,"conv_seq":1,"body":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]}}}"#;
-        let ServerFrame::Entry {
-            entry: Entry::Msg { msg, .. },
-        } = serde_json::from_str(text).unwrap()
-        else {
+        let ServerFrame::Entry { entry: Entry::Msg { msg, .. } } = serde_json::from_str(text).unwrap() else {
             panic!("not a message entry")
         };
-        assert_eq!(
-            msg.elems().unwrap(),
-            vec![MsgElem::Text(crate::elem::TextElem { text: "hi".into() })]
-        );
+        assert_eq!(msg.elems().unwrap(), vec![MsgElem::Text(crate::elem::TextElem { text: "hi".into() })]);
         let page = r#"{"op":"history","id":1,"complete":true,"messages":[{"from":"a","to":"b","msg_key":"1_2_3",
             "seq":1,"random":2,"time":3,"conv_seq":1,"body":[]}]}"#;
-        assert!(matches!(
-            serde_json::from_str(page).unwrap(),
-            ServerFrame::History { .. }
-        ));
+        assert!(matches!(serde_json::from_str(page).unwrap(), ServerFrame::History { .. }));
         assert_eq!(Platform::from_name("iphone"), Some(Platform::IPhone));
     }
 }

@@ -101,11 +101,7 @@ pub struct SoundElem {
     pub size: u64,
     #[serde(rename = "Second", deserialize_with = "lenient::u64")]
     pub second: u64,
-    #[serde(
-        rename = "Download_Flag",
-        default = "download_flag",
-        deserialize_with = "lenient::u64"
-    )]
+    #[serde(rename = "Download_Flag", default = "download_flag", deserialize_with = "lenient::u64")]
     pub download_flag: u64,
 }
 
@@ -123,11 +119,7 @@ pub struct FileElem {
     pub file_size: u64,
     #[serde(rename = "FileName", alias = "fileName", default)]
     pub file_name: String,
-    #[serde(
-        rename = "Download_Flag",
-        default = "download_flag",
-        deserialize_with = "lenient::u64"
-    )]
+    #[serde(rename = "Download_Flag", default = "download_flag", deserialize_with = "lenient::u64")]
     pub download_flag: u64,
 }
 
@@ -188,11 +180,7 @@ pub fn parse_msg_body(body: Option<&Value>) -> Result<Vec<MsgElem>, ApiError> {
         None | Some(Value::Null) => return Err(ApiError::new(code::MSG_BODY_NOT_ARRAY, "MsgBody is required")),
         Some(_) => return Err(ApiError::new(code::MSG_BODY_NOT_ARRAY, "MsgBody must be an array")),
     };
-    let elems = items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| parse_elem(i, item))
-        .collect::<Result<Vec<_>, _>>()?;
+    let elems = items.iter().enumerate().map(|(i, item)| parse_elem(i, item)).collect::<Result<Vec<_>, _>>()?;
     validate_elems(&elems)?;
     Ok(elems)
 }
@@ -201,29 +189,20 @@ pub fn parse_msg_body(body: Option<&Value>) -> Result<Vec<MsgElem>, ApiError> {
 /// coordinates in range, URLs present, and at most [`MAX_BODY_BYTES`] of compact JSON, which it returns.
 pub fn validate_elems(elems: &[MsgElem]) -> Result<String, ApiError> {
     if elems.is_empty() {
-        return Err(ApiError::new(
-            code::MSG_BODY_MALFORMED,
-            "MsgBody must hold at least one element",
-        ));
+        return Err(ApiError::new(code::MSG_BODY_MALFORMED, "MsgBody must hold at least one element"));
     }
     for (i, elem) in elems.iter().enumerate() {
         check_elem(i, elem)?;
     }
     if elems.iter().filter(|e| matches!(e, MsgElem::Custom(_))).count() > 1 {
-        return Err(ApiError::new(
-            code::MSG_ELEM_MALFORMED,
-            "MsgBody may hold at most one TIMCustomElem",
-        ));
+        return Err(ApiError::new(code::MSG_ELEM_MALFORMED, "MsgBody may hold at most one TIMCustomElem"));
     }
     let json = serde_json::to_string(elems)
         .map_err(|e| ApiError::new(code::MSG_ELEM_MALFORMED, format!("MsgBody cannot be encoded: {e}")))?;
     if json.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(
             code::MSG_TOO_LONG,
-            format!(
-                "MsgBody is {} bytes, more than the limit of {MAX_BODY_BYTES}",
-                json.len()
-            ),
+            format!("MsgBody is {} bytes, more than the limit of {MAX_BODY_BYTES}", json.len()),
         ));
     }
     Ok(json)
@@ -256,10 +235,7 @@ fn parse_elem(i: usize, item: &Value) -> Result<MsgElem, ApiError> {
         "TIMVideoFileElem" => MsgElem::Video(de(i, kind, content)?),
         "TIMCustomElem" => MsgElem::Custom(de(i, kind, content)?),
         other => {
-            return Err(malformed(
-                i,
-                format_args!("unknown MsgType {other:?}; expected one of {KNOWN_TYPES}"),
-            ));
+            return Err(malformed(i, format_args!("unknown MsgType {other:?}; expected one of {KNOWN_TYPES}")));
         }
     })
 }
@@ -294,11 +270,7 @@ fn check_elem(i: usize, elem: &MsgElem) -> Result<(), ApiError> {
 }
 
 fn require_url(i: usize, kind: &str, field: &str, url: &str) -> Result<(), ApiError> {
-    if url.trim().is_empty() {
-        Err(malformed(i, format_args!("{kind}: {field} is required")))
-    } else {
-        Ok(())
-    }
+    if url.trim().is_empty() { Err(malformed(i, format_args!("{kind}: {field} is required"))) } else { Ok(()) }
 }
 
 #[cfg(test)]
@@ -328,26 +300,14 @@ mod tests {
             (json!(null), code::MSG_BODY_NOT_ARRAY),
             (json!({"MsgType": "TIMTextElem"}), code::MSG_BODY_NOT_ARRAY),
             (json!([]), code::MSG_BODY_MALFORMED),
-            (
-                json!([{"MsgType": "TIMNopeElem", "MsgContent": {}}]),
-                code::MSG_ELEM_MALFORMED,
-            ),
-            (
-                json!([{"MsgType": "TIMTextElem", "MsgContent": {"Text": 5}}]),
-                code::MSG_ELEM_MALFORMED,
-            ),
+            (json!([{"MsgType": "TIMNopeElem", "MsgContent": {}}]), code::MSG_ELEM_MALFORMED),
+            (json!([{"MsgType": "TIMTextElem", "MsgContent": {"Text": 5}}]), code::MSG_ELEM_MALFORMED),
             (
                 json!([{"MsgType": "TIMLocationElem", "MsgContent": {"Latitude": 91, "Longitude": 0}}]),
                 code::MSG_ELEM_MALFORMED,
             ),
-            (
-                json!([{"MsgType": "TIMFileElem", "MsgContent": {"Url": "", "FileSize": 1}}]),
-                code::MSG_ELEM_MALFORMED,
-            ),
-            (
-                json!([{"MsgType": "TIMFileElem", "MsgContent": {"Url": "u", "FileSize": -1}}]),
-                code::MSG_ELEM_MALFORMED,
-            ),
+            (json!([{"MsgType": "TIMFileElem", "MsgContent": {"Url": "", "FileSize": 1}}]), code::MSG_ELEM_MALFORMED),
+            (json!([{"MsgType": "TIMFileElem", "MsgContent": {"Url": "u", "FileSize": -1}}]), code::MSG_ELEM_MALFORMED),
             (
                 json!([{"MsgType": "TIMCustomElem", "MsgContent": {}}, {"MsgType": "TIMCustomElem", "MsgContent": {}}]),
                 code::MSG_ELEM_MALFORMED,

@@ -9,9 +9,7 @@ pub(crate) fn as_u64(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64().or_else(|| {
             // 12.0 is an integer too; 12.5 and -1 are not.
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
-                .map(|f| f as u64)
+            n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64).map(|f| f as u64)
         }),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,

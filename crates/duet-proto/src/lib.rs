@@ -25,10 +25,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: u32, info: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            info: info.into(),
-        }
+        ApiError { code, info: info.into() }
     }
 }
 

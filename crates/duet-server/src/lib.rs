@@ -40,10 +40,7 @@ pub enum ServerError {
 /// Opens the embedded store under the configured data directory.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    Ok(Arc::new(SqliteStore::open(
-        &config.data_dir.join("duet.db"),
-        config.durability,
-    )?))
+    Ok(Arc::new(SqliteStore::open(&config.data_dir.join("duet.db"), config.durability)?))
 }
 
 /// Serves the REST API on `listener` until `shutdown` completes, then stops every task it started.
@@ -58,17 +55,9 @@ pub async fn run(
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
 
-    tracker.spawn(retention::run(
-        core.clone(),
-        config.purge_interval,
-        token.clone().cancelled_owned(),
-    ));
+    tracker.spawn(retention::run(core.clone(), config.purge_interval, token.clone().cancelled_owned()));
 
-    let ws_state = ws::WsState {
-        core: core.clone(),
-        tracker: tracker.clone(),
-        shutdown: token.clone(),
-    };
+    let ws_state = ws::WsState { core: core.clone(), tracker: tracker.clone(), shutdown: token.clone() };
     let app = axum::Router::new()
         .route(duet_proto::client::CONNECT_PATH, axum::routing::get(ws::connect))
         .with_state(ws_state)

@@ -39,12 +39,10 @@ pub(crate) struct WsState {
 }
 
 pub(crate) async fn connect(State(state): State<WsState>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| {
-            let tracker = state.tracker.clone();
-            tracker.track_future(run(state, socket))
-        })
+    ws.max_message_size(MAX_FRAME).max_frame_size(MAX_FRAME).on_upgrade(move |socket| {
+        let tracker = state.tracker.clone();
+        tracker.track_future(run(state, socket))
+    })
 }
 
 async fn run(state: WsState, mut socket: WebSocket) {
@@ -52,25 +50,15 @@ async fn run(state: WsState, mut socket: WebSocket) {
         let _ = socket.send(WsMessage::Close(None)).await;
         return;
     };
-    let mut conn = Connection {
-        core: state.core.clone(),
-        socket,
-        session: logged_in,
-        claims,
-    };
+    let mut conn = Connection { core: state.core.clone(), socket, session: logged_in, claims };
     let end = conn.serve(&state.shutdown).await;
     match end {
         End::Logout => conn.core.logout(&conn.session),
         End::Dropped => conn.core.disconnect(&conn.session),
         End::Kicked | End::Shutdown => conn.core.disconnect(&conn.session),
     }
-    let _ = conn
-        .socket
-        .send(WsMessage::Close(Some(CloseFrame {
-            code: 1000,
-            reason: Utf8Bytes::from_static(""),
-        })))
-        .await;
+    let _ =
+        conn.socket.send(WsMessage::Close(Some(CloseFrame { code: 1000, reason: Utf8Bytes::from_static("") }))).await;
 }
 
 /// Waits for the `login` frame and answers it.
@@ -84,14 +72,7 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Option<(Session, Clai
         _ => return None,
     };
     let (id, user, usersig, platform, device) = match serde_json::from_str::<ClientFrame>(&text) {
-        Ok(ClientFrame::Login {
-            id,
-            protocol,
-            user,
-            usersig,
-            platform,
-            device,
-        }) => {
+        Ok(ClientFrame::Login { id, protocol, user, usersig, platform, device }) => {
             if protocol != PROTOCOL_VERSION {
                 let info = format!("protocol {protocol} is not supported; this server speaks {PROTOCOL_VERSION}");
                 send(socket, &error(id, client::code::UNSUPPORTED_PROTOCOL, info)).await;
@@ -100,19 +81,11 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Option<(Session, Clai
             (id, user, usersig, platform, device)
         }
         Ok(other) => {
-            send(
-                socket,
-                &error(request_id(&other), client::code::NOT_LOGGED_IN, "log in first"),
-            )
-            .await;
+            send(socket, &error(request_id(&other), client::code::NOT_LOGGED_IN, "log in first")).await;
             return None;
         }
         Err(e) => {
-            send(
-                socket,
-                &error(0, client::code::INVALID_PARAMS, format!("not a valid login frame: {e}")),
-            )
-            .await;
+            send(socket, &error(0, client::code::INVALID_PARAMS, format!("not a valid login frame: {e}"))).await;
             return None;
         }
     };
@@ -120,18 +93,9 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Option<(Session, Clai
         send(socket, &error(id, client::code::INVALID_USER_ID, why)).await;
         return None;
     }
-    match state
-        .core
-        .login(&user, &usersig, platform_to_model(platform), &device)
-        .await
-    {
+    match state.core.login(&user, &usersig, platform_to_model(platform), &device).await {
         Ok(ok) => {
-            let reply = ServerFrame::LoggedIn {
-                id,
-                user,
-                server_time: state.core.clock().now_ms(),
-                latest: ok.latest,
-            };
+            let reply = ServerFrame::LoggedIn { id, user, server_time: state.core.clock().now_ms(), latest: ok.latest };
             send(socket, &reply).await.then_some((ok.session, ok.claims))
         }
         Err(LoginError::Auth(e)) => {
@@ -141,11 +105,7 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Option<(Session, Clai
         }
         Err(LoginError::Core(e)) => {
             tracing::error!(error = %e, "login failed");
-            send(
-                socket,
-                &error(id, code::MSG_SERVER_INTERNAL, "internal server error, please retry"),
-            )
-            .await;
+            send(socket, &error(id, code::MSG_SERVER_INTERNAL, "internal server error, please retry")).await;
             None
         }
     }
@@ -230,14 +190,7 @@ impl Connection {
     /// Tells the client its UserSig expired; the connection ends.
     async fn expire(&mut self) -> End {
         let info = "the UserSig expired; log in again with a new one".into();
-        send(
-            &mut self.socket,
-            &ServerFrame::SigExpired {
-                code: client::code::SIG_EXPIRED,
-                info,
-            },
-        )
-        .await;
+        send(&mut self.socket, &ServerFrame::SigExpired { code: client::code::SIG_EXPIRED, info }).await;
         End::Kicked
     }
 
@@ -256,10 +209,7 @@ impl Connection {
                 struct IdOnly {
                     id: Option<u64>,
                 }
-                let id = serde_json::from_str::<IdOnly>(text)
-                    .ok()
-                    .and_then(|f| f.id)
-                    .unwrap_or(0);
+                let id = serde_json::from_str::<IdOnly>(text).ok().and_then(|f| f.id).unwrap_or(0);
                 let e = error(id, client::code::INVALID_PARAMS, format!("not a valid frame: {e}"));
                 return (!send(&mut self.socket, &e).await).then_some(End::Dropped);
             }
@@ -287,26 +237,9 @@ impl Connection {
                 let limit = limit.unwrap_or(MAX_SYNC_BATCH).clamp(1, MAX_SYNC_BATCH) as usize;
                 let page = core.sync(&user, after, limit).await.map_err(fail)?;
                 let entries = page.entries.iter().map(entry_to_wire).collect();
-                (
-                    ServerFrame::Synced {
-                        id,
-                        entries,
-                        latest: page.latest,
-                        more: page.more,
-                    },
-                    None,
-                )
+                (ServerFrame::Synced { id, entries, latest: page.latest, more: page.more }, None)
             }
-            ClientFrame::Send {
-                id,
-                to,
-                seq,
-                random,
-                body,
-                cloud_custom_data,
-                online_only,
-                push,
-            } => {
+            ClientFrame::Send { id, to, seq, random, body, cloud_custom_data, online_only, push } => {
                 if let Err(why) = duet_proto::rest::validate_user_id(&to) {
                     return Err(ApiError::new(client::code::INVALID_USER_ID, why));
                 }
@@ -320,11 +253,7 @@ impl Connection {
                         body,
                         cloud_custom_data,
                         push_info: push.map(|p| p.to_string()),
-                        lifetime_secs: if online_only {
-                            0
-                        } else {
-                            duet_proto::rest::request::MAX_MSG_LIFETIME
-                        },
+                        lifetime_secs: if online_only { 0 } else { duet_proto::rest::request::MAX_MSG_LIFETIME },
                         sender_copy: SenderCopy::Sync,
                         no_unread: false,
                         no_last_msg: false,
@@ -346,12 +275,7 @@ impl Connection {
                 };
                 (frame, None)
             }
-            ClientFrame::History {
-                id,
-                peer,
-                count,
-                before,
-            } => {
+            ClientFrame::History { id, peer, count, before } => {
                 let before = match before.as_deref() {
                     None | Some("") => None,
                     Some(k) => {
@@ -370,14 +294,7 @@ impl Connection {
                 };
                 let page = core.history(q).await.map_err(fail)?;
                 let messages = page.messages.iter().map(message_to_wire).collect();
-                (
-                    ServerFrame::History {
-                        id,
-                        messages,
-                        complete: !page.more,
-                    },
-                    None,
-                )
+                (ServerFrame::History { id, messages, complete: !page.more }, None)
             }
             ClientFrame::Conversations { id } => {
                 let items = core
@@ -398,13 +315,7 @@ impl Connection {
                 core.set_read(&user, &peer, time).await.map_err(fail)?;
                 (ServerFrame::Ok { id }, None)
             }
-            ClientFrame::Ping { id } => (
-                ServerFrame::Pong {
-                    id,
-                    server_time: core.clock().now_ms(),
-                },
-                None,
-            ),
+            ClientFrame::Ping { id } => (ServerFrame::Pong { id, server_time: core.clock().now_ms() }, None),
             ClientFrame::Logout { id } => (ServerFrame::Ok { id }, Some(End::Logout)),
         })
     }
@@ -424,11 +335,7 @@ fn request_id(frame: &ClientFrame) -> u64 {
 }
 
 fn error(id: u64, code: u32, info: impl Into<String>) -> ServerFrame {
-    ServerFrame::Error {
-        id,
-        code,
-        info: info.into(),
-    }
+    ServerFrame::Error { id, code, info: info.into() }
 }
 
 /// Sends a frame; `false` if the connection is gone.
@@ -443,28 +350,14 @@ async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> bool {
 }
 
 fn encode_entry(entry: &LogEntry) -> String {
-    serde_json::to_string(&ServerFrame::Entry {
-        entry: entry_to_wire(entry),
-    })
-    .unwrap_or_default()
+    serde_json::to_string(&ServerFrame::Entry { entry: entry_to_wire(entry) }).unwrap_or_default()
 }
 
 fn entry_to_wire(e: &LogEntry) -> Entry {
     match &e.event {
-        LogEvent::Message(m) => Entry::Msg {
-            seq: e.seq,
-            msg: message_to_wire(m),
-        },
-        LogEvent::Read { peer, time } => Entry::Read {
-            seq: e.seq,
-            peer: peer.clone(),
-            time: *time,
-        },
-        LogEvent::Recall { peer, key } => Entry::Recall {
-            seq: e.seq,
-            peer: peer.clone(),
-            msg_key: key.to_string(),
-        },
+        LogEvent::Message(m) => Entry::Msg { seq: e.seq, msg: message_to_wire(m) },
+        LogEvent::Read { peer, time } => Entry::Read { seq: e.seq, peer: peer.clone(), time: *time },
+        LogEvent::Recall { peer, key } => Entry::Recall { seq: e.seq, peer: peer.clone(), msg_key: key.to_string() },
     }
 }
 

@@ -35,25 +35,15 @@ async fn acknowledged_messages_and_the_dedup_window_survive_a_restart() {
 
     let server = server.restart().await;
 
-    let after: Vec<String> = history(&server, "bob", "alice")
-        .await
-        .iter()
-        .map(|m| m["MsgKey"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(
-        after, keys,
-        "every acknowledged message is there after the restart, in order"
-    );
+    let after: Vec<String> =
+        history(&server, "bob", "alice").await.iter().map(|m| m["MsgKey"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(after, keys, "every acknowledged message is there after the restart, in order");
 
     // A retry of the last send, after the restart and 60 s later, is still recognised.
     server.clock.advance_secs(60);
     let retry = server.rest("openim/sendmsg", send_body(20, "m20")).await;
     assert_eq!(retry["MsgKey"], keys[19].as_str(), "{retry}");
-    assert_eq!(
-        history(&server, "bob", "alice").await.len(),
-        20,
-        "the retry stored nothing new"
-    );
+    assert_eq!(history(&server, "bob", "alice").await.len(), 20, "the retry stored nothing new");
     server.stop().await;
 }
 
@@ -75,25 +65,13 @@ async fn retention_deletes_expired_history_and_unread_counts() {
 
     // Past the second one too: history is empty and the conversation is gone.
     server.clock.advance_secs(6 * 86_400);
-    assert!(
-        history(&server, "bob", "alice").await.is_empty(),
-        "history past the retention is not served"
-    );
-    let unread = || async {
-        server
-            .rest("openim/get_c2c_unread_msg_num", json!({"To_Account": "bob"}))
-            .await
-    };
+    assert!(history(&server, "bob", "alice").await.is_empty(), "history past the retention is not served");
+    let unread = || async { server.rest("openim/get_c2c_unread_msg_num", json!({"To_Account": "bob"})).await };
     wait_for(unread, |r| r["AllC2CUnreadMsgNum"] == 0).await;
 
     // The purge deleted the rows, not just hid them: with a longer retention nothing comes back.
-    let server = server
-        .restart_with(|c| c.core.roaming_retention_secs = 30 * 86_400)
-        .await;
-    assert!(
-        history(&server, "bob", "alice").await.is_empty(),
-        "expired messages were really deleted"
-    );
+    let server = server.restart_with(|c| c.core.roaming_retention_secs = 30 * 86_400).await;
+    assert!(history(&server, "bob", "alice").await.is_empty(), "expired messages were really deleted");
     server.stop().await;
 }
 
@@ -103,10 +81,7 @@ async fn roaming_retention_is_configurable() {
     server.import(&["alice", "bob"]).await;
     server.rest("openim/sendmsg", send_body(1, "short-lived")).await;
     server.clock.advance_secs(86_400 + 1);
-    assert!(
-        history(&server, "bob", "alice").await.is_empty(),
-        "history past the retention is not served"
-    );
+    assert!(history(&server, "bob", "alice").await.is_empty(), "history past the retention is not served");
     server.stop().await;
 }
 
@@ -117,13 +92,8 @@ async fn shutdown_stops_serving_and_releases_the_port() {
     server.import(&["alice"]).await;
     server.stop().await;
     // Nothing is left listening: the port can be bound again and connections are refused.
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "the server still accepts connections"
-    );
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .expect("the port is free again");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the server still accepts connections");
+    tokio::net::TcpListener::bind(addr).await.expect("the port is free again");
 }
 
 /// Polls `fetch` until `done` holds, for at most 10 s.
@@ -138,10 +108,7 @@ where
         if done(&value) {
             return value;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not reached within 10 s"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "condition not reached within 10 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -21,14 +21,9 @@ fn ids(n: usize) -> Vec<String> {
 /// Checks what every REST answer must be: HTTP 200, a JSON Content-Type and a JSON body; returns the body.
 async fn json_reply(resp: reqwest::Response) -> Value {
     assert_eq!(resp.status(), 200, "Tencent's REST API always answers HTTP 200");
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap_or("").to_owned());
+    let content_type = resp.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned());
     assert!(
-        content_type
-            .as_deref()
-            .is_some_and(|c| c.starts_with("application/json")),
+        content_type.as_deref().is_some_and(|c| c.starts_with("application/json")),
         "content-type {content_type:?}"
     );
     let bytes = resp.bytes().await.expect("reading the response");
@@ -38,15 +33,11 @@ async fn json_reply(resp: reqwest::Response) -> Value {
 
 async fn check(server: &TestServer, users: &[&str]) -> Value {
     let items: Vec<Value> = users.iter().map(|u| json!({ "UserID": u })).collect();
-    server
-        .rest("im_open_login_svc/account_check", json!({ "CheckItem": items }))
-        .await
+    server.rest("im_open_login_svc/account_check", json!({ "CheckItem": items })).await
 }
 
 async fn portrait_get(server: &TestServer, users: &[&str], tags: &[&str]) -> Value {
-    server
-        .rest("profile/portrait_get", json!({ "To_Account": users, "TagList": tags }))
-        .await
+    server.rest("profile/portrait_get", json!({ "To_Account": users, "TagList": tags })).await
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -64,27 +55,18 @@ async fn account_import_takes_userid_or_the_old_identifier_with_nick_and_face_ur
         .await;
     assert_json_snapshot!("account_import_ok", r);
 
-    let r = server
-        .rest("im_open_login_svc/account_import", json!({"Identifier": "bob"}))
-        .await;
+    let r = server.rest("im_open_login_svc/account_import", json!({"Identifier": "bob"})).await;
     assert_json_snapshot!("account_import_identifier_ok", r);
 
     // Exactly 32 bytes is the longest UserID Tencent accepts.
-    let r = server
-        .rest("im_open_login_svc/account_import", json!({"UserID": "a".repeat(32)}))
-        .await;
+    let r = server.rest("im_open_login_svc/account_import", json!({"UserID": "a".repeat(32)})).await;
     assert_eq!(r, json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}));
 
     let r = check(&server, &["alice", "bob", &"a".repeat(32)]).await;
     assert_json_snapshot!("account_import_then_check", r);
 
     // Nick and FaceUrl are the profile's Tag_Profile_IM_Nick and Tag_Profile_IM_Image.
-    let r = portrait_get(
-        &server,
-        &["alice", "bob"],
-        &["Tag_Profile_IM_Nick", "Tag_Profile_IM_Image"],
-    )
-    .await;
+    let r = portrait_get(&server, &["alice", "bob"], &["Tag_Profile_IM_Nick", "Tag_Profile_IM_Image"]).await;
     assert_json_snapshot!("account_import_then_portrait_get", r);
 }
 
@@ -92,26 +74,14 @@ async fn account_import_takes_userid_or_the_old_identifier_with_nick_and_face_ur
 async fn account_import_is_idempotent() {
     let server = TestServer::spawn().await;
     for _ in 0..2 {
-        let r = server
-            .rest(
-                "im_open_login_svc/account_import",
-                json!({"UserID": "alice", "Nick": "Alice"}),
-            )
-            .await;
+        let r = server.rest("im_open_login_svc/account_import", json!({"UserID": "alice", "Nick": "Alice"})).await;
         assert_json_snapshot!("account_import_again_ok", r);
     }
     // Importing again with other values updates them (Tencent: one internal ID, the new values win).
-    let r = server
-        .rest(
-            "im_open_login_svc/account_import",
-            json!({"UserID": "alice", "Nick": "Alice 2"}),
-        )
-        .await;
+    let r = server.rest("im_open_login_svc/account_import", json!({"UserID": "alice", "Nick": "Alice 2"})).await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
     // ... and leaves what it does not name alone.
-    let r = server
-        .rest("im_open_login_svc/account_import", json!({"UserID": "alice"}))
-        .await;
+    let r = server.rest("im_open_login_svc/account_import", json!({"UserID": "alice"})).await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
     let r = portrait_get(&server, &["alice"], &["Tag_Profile_IM_Nick"]).await;
     assert_json_snapshot!("account_import_again_then_portrait_get", r);
@@ -133,10 +103,7 @@ async fn account_import_refuses_a_missing_or_malformed_userid_with_70402() {
         assert_json_snapshot!(format!("account_import_invalid_{name}"), r);
     }
     let r = server
-        .rest_raw(
-            &format!("/v4/im_open_login_svc/account_import?{}", server.admin_query()),
-            "{\"UserID\": \"alice\"",
-        )
+        .rest_raw(&format!("/v4/im_open_login_svc/account_import?{}", server.admin_query()), "{\"UserID\": \"alice\"")
         .await;
     assert_json_snapshot!("account_import_body_not_json", r);
 
@@ -151,20 +118,11 @@ async fn account_import_refuses_a_missing_or_malformed_userid_with_70402() {
 #[tokio::test]
 async fn multiaccount_import_takes_accounts_strings() {
     let server = TestServer::spawn().await;
-    let r = server
-        .rest(
-            "im_open_login_svc/multiaccount_import",
-            json!({"Accounts": ["test1", "test2", "test3"]}),
-        )
-        .await;
+    let r =
+        server.rest("im_open_login_svc/multiaccount_import", json!({"Accounts": ["test1", "test2", "test3"]})).await;
     assert_json_snapshot!("multiaccount_import_accounts_ok", r);
     // Importing existing accounts again is not a failure.
-    let r = server
-        .rest(
-            "im_open_login_svc/multiaccount_import",
-            json!({"Accounts": ["test1", "test4"]}),
-        )
-        .await;
+    let r = server.rest("im_open_login_svc/multiaccount_import", json!({"Accounts": ["test1", "test4"]})).await;
     assert_json_snapshot!("multiaccount_import_accounts_again_ok", r);
     let r = check(&server, &["test1", "test2", "test3", "test4", "test5"]).await;
     assert_json_snapshot!("multiaccount_import_accounts_then_check", r);
@@ -198,10 +156,7 @@ async fn multiaccount_import_reports_invalid_ids_in_fail_accounts() {
     let server = TestServer::spawn().await;
     let too_long = "b".repeat(33);
     let r = server
-        .rest(
-            "im_open_login_svc/multiaccount_import",
-            json!({"Accounts": ["good1", too_long, "", "good2"]}),
-        )
+        .rest("im_open_login_svc/multiaccount_import", json!({"Accounts": ["good1", too_long, "", "good2"]}))
         .await;
     assert_json_snapshot!("multiaccount_import_accounts_partial", r);
 
@@ -222,29 +177,18 @@ async fn multiaccount_import_refuses_more_than_100_or_a_missing_list_with_70402(
     let server = TestServer::spawn().await;
 
     // 100 is the most one call may import.
-    let r = server
-        .rest("im_open_login_svc/multiaccount_import", json!({"Accounts": ids(100)}))
-        .await;
-    assert_eq!(
-        r,
-        json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "FailAccounts": []})
-    );
+    let r = server.rest("im_open_login_svc/multiaccount_import", json!({"Accounts": ids(100)})).await;
+    assert_eq!(r, json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "FailAccounts": []}));
 
-    let r = server
-        .rest("im_open_login_svc/multiaccount_import", json!({"Accounts": ids(101)}))
-        .await;
+    let r = server.rest("im_open_login_svc/multiaccount_import", json!({"Accounts": ids(101)})).await;
     assert_json_snapshot!("multiaccount_import_too_many", r);
     let list: Vec<Value> = ids(101).into_iter().map(|id| json!({ "UserID": id })).collect();
-    let r = server
-        .rest("im_open_login_svc/multiaccount_import", json!({ "AccountList": list }))
-        .await;
+    let r = server.rest("im_open_login_svc/multiaccount_import", json!({ "AccountList": list })).await;
     assert_json_snapshot!("multiaccount_import_too_many_account_list", r);
 
-    for (name, body) in [
-        ("missing", json!({})),
-        ("empty", json!({"Accounts": []})),
-        ("not_array", json!({"Accounts": "test1"})),
-    ] {
+    for (name, body) in
+        [("missing", json!({})), ("empty", json!({"Accounts": []})), ("not_array", json!({"Accounts": "test1"}))]
+    {
         let r = server.rest("im_open_login_svc/multiaccount_import", body).await;
         assert_json_snapshot!(format!("multiaccount_import_{name}"), r);
     }
@@ -269,12 +213,7 @@ async fn account_delete_reports_each_item_and_70107_for_accounts_that_do_not_exi
     assert_json_snapshot!("account_delete_then_check", r);
 
     // Deleting again: every item is now missing.
-    let r = server
-        .rest(
-            "im_open_login_svc/account_delete",
-            json!({"DeleteItem": [{"UserID": "alice"}]}),
-        )
-        .await;
+    let r = server.rest("im_open_login_svc/account_delete", json!({"DeleteItem": [{"UserID": "alice"}]})).await;
     assert_json_snapshot!("account_delete_again", r);
 
     // A deleted account can be imported again.
@@ -286,27 +225,13 @@ async fn account_delete_reports_each_item_and_70107_for_accounts_that_do_not_exi
 #[tokio::test]
 async fn account_delete_also_deletes_the_profile() {
     let server = TestServer::spawn().await;
-    let r = server
-        .rest(
-            "im_open_login_svc/account_import",
-            json!({"UserID": "alice", "Nick": "Alice"}),
-        )
-        .await;
+    let r = server.rest("im_open_login_svc/account_import", json!({"UserID": "alice", "Nick": "Alice"})).await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
-    let r = server
-        .rest(
-            "im_open_login_svc/account_delete",
-            json!({"DeleteItem": [{"UserID": "alice"}]}),
-        )
-        .await;
+    let r = server.rest("im_open_login_svc/account_delete", json!({"DeleteItem": [{"UserID": "alice"}]})).await;
     assert_eq!(r["ResultItem"][0]["ResultCode"], 0, "{r}");
     server.import(&["alice"]).await;
     let r = portrait_get(&server, &["alice"], &["Tag_Profile_IM_Nick"]).await;
-    assert_eq!(
-        r["UserProfileItem"][0]["ProfileItem"],
-        json!([{"Tag": "Tag_Profile_IM_Nick", "Value": ""}]),
-        "{r}"
-    );
+    assert_eq!(r["UserProfileItem"][0]["ProfileItem"], json!([{"Tag": "Tag_Profile_IM_Nick", "Value": ""}]), "{r}");
 }
 
 #[tokio::test]
@@ -314,15 +239,11 @@ async fn account_delete_refuses_more_than_100_or_a_missing_list_with_70402() {
     let server = TestServer::spawn().await;
     let items = |n| ids(n).into_iter().map(|id| json!({ "UserID": id })).collect::<Vec<_>>();
 
-    let r = server
-        .rest("im_open_login_svc/account_delete", json!({"DeleteItem": items(100)}))
-        .await;
+    let r = server.rest("im_open_login_svc/account_delete", json!({"DeleteItem": items(100)})).await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
     assert_eq!(r["ResultItem"].as_array().map(Vec::len), Some(100), "{r}");
 
-    let r = server
-        .rest("im_open_login_svc/account_delete", json!({"DeleteItem": items(101)}))
-        .await;
+    let r = server.rest("im_open_login_svc/account_delete", json!({"DeleteItem": items(101)})).await;
     assert_json_snapshot!("account_delete_too_many", r);
     for (name, body) in [
         ("missing", json!({})),
@@ -348,15 +269,11 @@ async fn account_check_refuses_more_than_100_or_a_missing_list_with_70402() {
     let server = TestServer::spawn().await;
     let items = |n| ids(n).into_iter().map(|id| json!({ "UserID": id })).collect::<Vec<_>>();
 
-    let r = server
-        .rest("im_open_login_svc/account_check", json!({"CheckItem": items(100)}))
-        .await;
+    let r = server.rest("im_open_login_svc/account_check", json!({"CheckItem": items(100)})).await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
     assert_eq!(r["ResultItem"].as_array().map(Vec::len), Some(100), "{r}");
 
-    let r = server
-        .rest("im_open_login_svc/account_check", json!({"CheckItem": items(101)}))
-        .await;
+    let r = server.rest("im_open_login_svc/account_check", json!({"CheckItem": items(101)})).await;
     assert_json_snapshot!("account_check_too_many", r);
     for (name, body) in [("missing", json!({})), ("empty", json!({"CheckItem": []}))] {
         let r = server.rest("im_open_login_svc/account_check", body).await;
@@ -374,9 +291,7 @@ async fn kick_takes_userid_or_identifier_and_refuses_unknown_accounts_with_70107
 
     let r = server.rest("im_open_login_svc/kick", json!({"UserID": "alice"})).await;
     assert_json_snapshot!("kick_ok", r);
-    let r = server
-        .rest("im_open_login_svc/kick", json!({"Identifier": "bob"}))
-        .await;
+    let r = server.rest("im_open_login_svc/kick", json!({"Identifier": "bob"})).await;
     assert_json_snapshot!("kick_identifier_ok", r);
 
     let r = server.rest("im_open_login_svc/kick", json!({"UserID": "ghost"})).await;
@@ -392,36 +307,26 @@ async fn kick_invalidates_the_usersigs_issued_before_it() {
     let body = json!({"CheckItem": [{"UserID": "ops"}]}).to_string();
     let old_sig = server.usersig("ops");
 
-    let r = server
-        .rest_raw(&format!("{path}?{}", query("ops", &old_sig)), body.clone())
-        .await;
+    let r = server.rest_raw(&format!("{path}?{}", query("ops", &old_sig)), body.clone()).await;
     assert_json_snapshot!("kick_before", r);
 
     server.clock.advance_secs(1);
     let r = server.rest("im_open_login_svc/kick", json!({"UserID": "ops"})).await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
 
-    let r = server
-        .rest_raw(&format!("{path}?{}", query("ops", &old_sig)), body.clone())
-        .await;
+    let r = server.rest_raw(&format!("{path}?{}", query("ops", &old_sig)), body.clone()).await;
     assert_json_snapshot!("kick_old_sig_refused", r);
 
     // A UserSig generated after the kick works.
     let new_sig = server.usersig("ops");
-    let r = server
-        .rest_raw(&format!("{path}?{}", query("ops", &new_sig)), body.clone())
-        .await;
+    let r = server.rest_raw(&format!("{path}?{}", query("ops", &new_sig)), body.clone()).await;
     assert_json_snapshot!("kick_new_sig_ok", r);
 
     // The kick is stored: it outlives a restart.
     let server = server.restart().await;
-    let r = server
-        .rest_raw(&format!("{path}?{}", query("ops", &old_sig)), body.clone())
-        .await;
+    let r = server.rest_raw(&format!("{path}?{}", query("ops", &old_sig)), body.clone()).await;
     assert_eq!(r["ErrorCode"], 70052, "{r}");
-    let r = server
-        .rest_raw(&format!("{path}?{}", query("ops", &new_sig)), body)
-        .await;
+    let r = server.rest_raw(&format!("{path}?{}", query("ops", &new_sig)), body).await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
 }
 
@@ -471,11 +376,7 @@ async fn portrait_set_stores_standard_custom_and_integer_tags() {
         .await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
     let r = portrait_get(&server, &["alice"], &["Tag_Profile_IM_Nick"]).await;
-    assert_eq!(
-        r["UserProfileItem"][0]["ProfileItem"][0]["Value"],
-        "n".repeat(500),
-        "{r}"
-    );
+    assert_eq!(r["UserProfileItem"][0]["ProfileItem"][0]["Value"], "n".repeat(500), "{r}");
 }
 
 #[tokio::test]
@@ -484,22 +385,13 @@ async fn portrait_set_refuses_bad_tags_and_values() {
     server.import(&["alice"]).await;
     let set = |tag: &str, value: Value| json!({"From_Account": "alice", "ProfileItem": [{"Tag": tag, "Value": value}]});
     let cases = [
-        (
-            "allow_type_invalid",
-            set("Tag_Profile_IM_AllowType", json!("AllowType_Type_Whatever")),
-        ),
+        ("allow_type_invalid", set("Tag_Profile_IM_AllowType", json!("AllowType_Type_Whatever"))),
         ("custom_keyword_digits", set("Tag_Profile_Custom_Hobby1", json!("x"))),
-        (
-            "custom_keyword_too_long",
-            set("Tag_Profile_Custom_Favourite", json!("x")),
-        ),
+        ("custom_keyword_too_long", set("Tag_Profile_Custom_Favourite", json!("x"))),
         ("custom_keyword_empty", set("Tag_Profile_Custom_", json!("x"))),
         ("unknown_tag", set("Tag_Profile_IM_Mood", json!("happy"))),
         ("nick_too_long", set("Tag_Profile_IM_Nick", json!("n".repeat(501)))),
-        (
-            "custom_too_long",
-            set("Tag_Profile_Custom_Hobby", json!("h".repeat(501))),
-        ),
+        ("custom_too_long", set("Tag_Profile_Custom_Hobby", json!("h".repeat(501)))),
         ("nick_number", set("Tag_Profile_IM_Nick", json!(42))),
         ("level_not_number", set("Tag_Profile_IM_Level", json!("high"))),
         ("level_negative", set("Tag_Profile_IM_Level", json!(-1))),
@@ -542,10 +434,7 @@ async fn portrait_set_without_from_account_is_a_malformed_request_40001() {
     // A missing From_Account is a malformed request (40001), not an account that does not exist (40003).
     let server = TestServer::spawn().await;
     let r = server
-        .rest(
-            "profile/portrait_set",
-            json!({"ProfileItem": [{"Tag": "Tag_Profile_IM_Nick", "Value": "Alice"}]}),
-        )
+        .rest("profile/portrait_set", json!({"ProfileItem": [{"Tag": "Tag_Profile_IM_Nick", "Value": "Alice"}]}))
         .await;
     assert_json_snapshot!("portrait_set_malformed_missing_from_account", r);
 }
@@ -556,28 +445,14 @@ async fn portrait_set_refuses_a_malformed_request_with_40001() {
     server.import(&["alice"]).await;
     for (name, body) in [
         ("missing_profile_item", json!({"From_Account": "alice"})),
-        (
-            "empty_profile_item",
-            json!({"From_Account": "alice", "ProfileItem": []}),
-        ),
-        (
-            "item_without_tag",
-            json!({"From_Account": "alice", "ProfileItem": [{"Value": "Alice"}]}),
-        ),
-        (
-            "item_without_value",
-            json!({"From_Account": "alice", "ProfileItem": [{"Tag": "Tag_Profile_IM_Nick"}]}),
-        ),
+        ("empty_profile_item", json!({"From_Account": "alice", "ProfileItem": []})),
+        ("item_without_tag", json!({"From_Account": "alice", "ProfileItem": [{"Value": "Alice"}]})),
+        ("item_without_value", json!({"From_Account": "alice", "ProfileItem": [{"Tag": "Tag_Profile_IM_Nick"}]})),
     ] {
         let r = server.rest("profile/portrait_set", body).await;
         assert_json_snapshot!(format!("portrait_set_malformed_{name}"), r);
     }
-    let r = server
-        .rest_raw(
-            &format!("/v4/profile/portrait_set?{}", server.admin_query()),
-            "{\"From_Account\":",
-        )
-        .await;
+    let r = server.rest_raw(&format!("/v4/profile/portrait_set?{}", server.admin_query()), "{\"From_Account\":").await;
     assert_json_snapshot!("portrait_set_body_not_json", r);
 }
 
@@ -630,9 +505,7 @@ async fn portrait_get_refuses_bad_requests() {
     let r = portrait_get(&server, &["alice"], &["Tag_Profile_IM_Mood"]).await;
     assert_json_snapshot!("portrait_get_unknown_tag", r);
 
-    let r = server
-        .rest("profile/portrait_get", json!({"To_Account": ["alice"]}))
-        .await;
+    let r = server.rest("profile/portrait_get", json!({"To_Account": ["alice"]})).await;
     assert_json_snapshot!("portrait_get_missing_tag_list", r);
 }
 
@@ -640,16 +513,9 @@ async fn portrait_get_refuses_bad_requests() {
 async fn portrait_get_without_to_account_is_a_malformed_request_40001() {
     // A missing or empty To_Account is a malformed request (40001), not an account that does not exist (40003).
     let server = TestServer::spawn().await;
-    let r = server
-        .rest("profile/portrait_get", json!({"TagList": ["Tag_Profile_IM_Nick"]}))
-        .await;
+    let r = server.rest("profile/portrait_get", json!({"TagList": ["Tag_Profile_IM_Nick"]})).await;
     assert_json_snapshot!("portrait_get_missing_to_account", r);
-    let r = server
-        .rest(
-            "profile/portrait_get",
-            json!({"To_Account": [], "TagList": ["Tag_Profile_IM_Nick"]}),
-        )
-        .await;
+    let r = server.rest("profile/portrait_get", json!({"To_Account": [], "TagList": ["Tag_Profile_IM_Nick"]})).await;
     assert_json_snapshot!("portrait_get_empty_to_account", r);
 }
 
@@ -679,26 +545,14 @@ async fn sdkappid_missing_is_60012_and_wrong_is_60006() {
     let path = "/v4/im_open_login_svc/account_check";
     let body = r#"{"CheckItem":[{"UserID":"administrator"}]}"#;
 
-    let r = server
-        .rest_raw(
-            &format!("{path}?identifier={ADMIN}&usersig={sig}&random=1&contenttype=json"),
-            body,
-        )
-        .await;
+    let r = server.rest_raw(&format!("{path}?identifier={ADMIN}&usersig={sig}&random=1&contenttype=json"), body).await;
     assert_json_snapshot!("gateway_sdkappid_missing", r);
     let r = server
-        .rest_raw(
-            &format!("{path}?sdkappid=1400000001&identifier={ADMIN}&usersig={sig}&contenttype=json"),
-            body,
-        )
+        .rest_raw(&format!("{path}?sdkappid=1400000001&identifier={ADMIN}&usersig={sig}&contenttype=json"), body)
         .await;
     assert_json_snapshot!("gateway_sdkappid_wrong", r);
-    let r = server
-        .rest_raw(
-            &format!("{path}?sdkappid=abc&identifier={ADMIN}&usersig={sig}&contenttype=json"),
-            body,
-        )
-        .await;
+    let r =
+        server.rest_raw(&format!("{path}?sdkappid=abc&identifier={ADMIN}&usersig={sig}&contenttype=json"), body).await;
     assert_json_snapshot!("gateway_sdkappid_not_a_number", r);
 }
 
@@ -710,34 +564,13 @@ async fn usersig_failures_have_tencents_codes() {
     let now = server.clock.now_secs();
 
     let cases = [
-        (
-            "missing",
-            format!("sdkappid={SDKAPPID}&identifier={ADMIN}&random=1&contenttype=json"),
-        ),
+        ("missing", format!("sdkappid={SDKAPPID}&identifier={ADMIN}&random=1&contenttype=json")),
         ("empty", query(ADMIN, "")),
         ("garbage", query(ADMIN, "not-a-usersig")),
         ("other_identifier", query(ADMIN, &server.usersig("alice"))),
-        (
-            "other_key",
-            query(
-                ADMIN,
-                &usersig::generate(&"0".repeat(64), SDKAPPID, ADMIN, now, 86_400, None),
-            ),
-        ),
-        (
-            "expired",
-            query(
-                ADMIN,
-                &usersig::generate(SECRET_KEY, SDKAPPID, ADMIN, now - 1000, 10, None),
-            ),
-        ),
-        (
-            "other_sdkappid",
-            query(
-                ADMIN,
-                &usersig::generate(SECRET_KEY, SDKAPPID + 1, ADMIN, now, 86_400, None),
-            ),
-        ),
+        ("other_key", query(ADMIN, &usersig::generate(&"0".repeat(64), SDKAPPID, ADMIN, now, 86_400, None))),
+        ("expired", query(ADMIN, &usersig::generate(SECRET_KEY, SDKAPPID, ADMIN, now - 1000, 10, None))),
+        ("other_sdkappid", query(ADMIN, &usersig::generate(SECRET_KEY, SDKAPPID + 1, ADMIN, now, 86_400, None))),
     ];
     for (name, q) in cases {
         let r = server.rest_raw(&format!("{path}?{q}"), body).await;
@@ -764,16 +597,8 @@ async fn a_valid_usersig_of_a_non_admin_gets_each_services_admin_code() {
     server.import(&["alice"]).await;
     let q = query("alice", &server.usersig("alice"));
     for (name, path, body) in [
-        (
-            "login",
-            "im_open_login_svc/account_check",
-            json!({"CheckItem": [{"UserID": "alice"}]}),
-        ),
-        (
-            "profile",
-            "profile/portrait_get",
-            json!({"To_Account": ["alice"], "TagList": ["Tag_Profile_IM_Nick"]}),
-        ),
+        ("login", "im_open_login_svc/account_check", json!({"CheckItem": [{"UserID": "alice"}]})),
+        ("profile", "profile/portrait_get", json!({"To_Account": ["alice"], "TagList": ["Tag_Profile_IM_Nick"]})),
         (
             "openim",
             "openim/sendmsg",
@@ -805,11 +630,7 @@ async fn extra_query_parameters_and_a_missing_random_are_accepted() {
 async fn the_body_is_json_whatever_the_content_type() {
     let server = TestServer::spawn().await;
     let http = reqwest::Client::new();
-    let url = format!(
-        "{}/v4/im_open_login_svc/account_import?{}",
-        server.base_url(),
-        server.admin_query()
-    );
+    let url = format!("{}/v4/im_open_login_svc/account_import?{}", server.base_url(), server.admin_query());
     for (user, content_type) in [
         ("plain", Some("text/plain")),
         ("json", Some("application/json; charset=utf-8")),
@@ -821,11 +642,7 @@ async fn the_body_is_json_whatever_the_content_type() {
             req = req.header("content-type", ct);
         }
         let r = json_reply(req.send().await.expect("sending")).await;
-        assert_eq!(
-            r,
-            json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}),
-            "content-type {content_type:?}"
-        );
+        assert_eq!(r, json!({"ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0}), "content-type {content_type:?}");
     }
     let r = check(&server, &["plain", "json", "form", "none"]).await;
     assert_json_snapshot!("gateway_content_types_then_check", r);
@@ -834,21 +651,14 @@ async fn the_body_is_json_whatever_the_content_type() {
 #[tokio::test]
 async fn an_empty_body_reads_as_an_empty_object() {
     let server = TestServer::spawn().await;
-    let r = server
-        .rest_raw(
-            &format!("/v4/im_open_login_svc/account_check?{}", server.admin_query()),
-            "",
-        )
-        .await;
+    let r = server.rest_raw(&format!("/v4/im_open_login_svc/account_check?{}", server.admin_query()), "").await;
     assert_json_snapshot!("gateway_empty_body", r);
 }
 
 #[tokio::test]
 async fn an_empty_body_to_a_profile_command_is_a_malformed_request_40001() {
     let server = TestServer::spawn().await;
-    let r = server
-        .rest_raw(&format!("/v4/profile/portrait_get?{}", server.admin_query()), "")
-        .await;
+    let r = server.rest_raw(&format!("/v4/profile/portrait_get?{}", server.admin_query()), "").await;
     assert_json_snapshot!("gateway_empty_body_profile", r);
 }
 
@@ -858,11 +668,7 @@ async fn a_get_with_a_json_body_is_served_like_a_post() {
     let server = TestServer::spawn().await;
     server.import(&["alice"]).await;
     let resp = reqwest::Client::new()
-        .get(format!(
-            "{}/v4/im_open_login_svc/account_check?{}",
-            server.base_url(),
-            server.admin_query()
-        ))
+        .get(format!("{}/v4/im_open_login_svc/account_check?{}", server.base_url(), server.admin_query()))
         .body(json!({"CheckItem": [{"UserID": "alice"}, {"UserID": "ghost"}]}).to_string())
         .send()
         .await
@@ -875,12 +681,7 @@ async fn a_get_with_a_json_body_is_served_like_a_post() {
 async fn a_body_over_the_limit_is_refused_with_a_json_answer() {
     let server = TestServer::spawn().await;
     let body = json!({"UserID": "alice", "Nick": "n".repeat(2 * 1024 * 1024)}).to_string();
-    let r = server
-        .rest_raw(
-            &format!("/v4/im_open_login_svc/account_import?{}", server.admin_query()),
-            body,
-        )
-        .await;
+    let r = server.rest_raw(&format!("/v4/im_open_login_svc/account_import?{}", server.admin_query()), body).await;
     assert_json_snapshot!("gateway_body_too_large", r);
     let r = check(&server, &["alice"]).await;
     assert_eq!(r["ResultItem"][0]["AccountStatus"], "NotImported", "{r}");

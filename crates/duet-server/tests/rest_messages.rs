@@ -97,30 +97,19 @@ async fn history(s: &TestServer, op: &str, peer: &str, max_cnt: u32) -> Vec<Valu
 }
 
 fn keys(list: &[Value]) -> Vec<String> {
-    list.iter()
-        .map(|m| m["MsgKey"].as_str().expect("MsgKey").to_owned())
-        .collect()
+    list.iter().map(|m| m["MsgKey"].as_str().expect("MsgKey").to_owned()).collect()
 }
 
 async fn unread_total(s: &TestServer, to: &str) -> u64 {
-    let r = s
-        .rest("openim/get_c2c_unread_msg_num", json!({ "To_Account": to }))
-        .await;
+    let r = s.rest("openim/get_c2c_unread_msg_num", json!({ "To_Account": to })).await;
     assert_eq!(r["ErrorCode"], 0, "get_c2c_unread_msg_num {to}: {r}");
     r["AllC2CUnreadMsgNum"].as_u64().expect("AllC2CUnreadMsgNum")
 }
 
 async fn unread_from(s: &TestServer, to: &str, peer: &str) -> u64 {
-    let r = s
-        .rest(
-            "openim/get_c2c_unread_msg_num",
-            json!({ "To_Account": to, "Peer_Account": [peer] }),
-        )
-        .await;
+    let r = s.rest("openim/get_c2c_unread_msg_num", json!({ "To_Account": to, "Peer_Account": [peer] })).await;
     assert_eq!(r["ErrorCode"], 0, "get_c2c_unread_msg_num {to}/{peer}: {r}");
-    r["C2CUnreadMsgNumList"][0]["C2CUnreadMsgNum"]
-        .as_u64()
-        .expect("C2CUnreadMsgNum")
+    r["C2CUnreadMsgNumList"][0]["C2CUnreadMsgNum"].as_u64().expect("C2CUnreadMsgNum")
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -144,11 +133,7 @@ async fn sendmsg_with_from_account_sends_as_that_user() {
     // Both sides see the message, with alice as the sender.
     let alice_view = roam(&s, "alice", "bob").await;
     insta::assert_json_snapshot!("sendmsg_as_user_history", alice_view);
-    assert_eq!(
-        roam(&s, "bob", "alice").await,
-        alice_view,
-        "both sides see the same message"
-    );
+    assert_eq!(roam(&s, "bob", "alice").await, alice_view, "both sides see the same message");
     // The admin's conversation with bob is untouched.
     assert_eq!(roam(&s, ADMIN, "bob").await["MsgCnt"], 0);
     assert_eq!(unread_from(&s, "bob", "alice").await, 1);
@@ -166,74 +151,22 @@ async fn sendmsg_refuses_bad_requests_with_tencent_codes() {
     let unknown_type = json!([{ "MsgType": "TIMNopeElem", "MsgContent": { "Text": "?" } }]);
     let cases: Vec<(&str, Value, u32)> = vec![
         ("to_account_missing", without(ok.clone(), "To_Account"), 90003),
-        (
-            "to_account_not_imported",
-            with(ok.clone(), json!({ "To_Account": "ghost" })),
-            90012,
-        ),
-        (
-            "from_account_not_imported",
-            with(ok.clone(), json!({ "From_Account": "ghost" })),
-            90008,
-        ),
+        ("to_account_not_imported", with(ok.clone(), json!({ "To_Account": "ghost" })), 90012),
+        ("from_account_not_imported", with(ok.clone(), json!({ "From_Account": "ghost" })), 90008),
         ("msg_random_missing", without(ok.clone(), "MsgRandom"), 90005),
-        (
-            "msg_random_not_a_number",
-            with(ok.clone(), json!({ "MsgRandom": "abc" })),
-            90005,
-        ),
-        (
-            "msg_random_negative",
-            with(ok.clone(), json!({ "MsgRandom": -1 })),
-            90005,
-        ),
-        (
-            "msg_random_over_u32",
-            with(ok.clone(), json!({ "MsgRandom": 4_294_967_296u64 })),
-            90005,
-        ),
+        ("msg_random_not_a_number", with(ok.clone(), json!({ "MsgRandom": "abc" })), 90005),
+        ("msg_random_negative", with(ok.clone(), json!({ "MsgRandom": -1 })), 90005),
+        ("msg_random_over_u32", with(ok.clone(), json!({ "MsgRandom": 4_294_967_296u64 })), 90005),
         ("msg_body_missing", without(ok.clone(), "MsgBody"), 90007),
-        (
-            "msg_body_not_an_array",
-            with(ok.clone(), json!({ "MsgBody": { "MsgType": "TIMTextElem" } })),
-            90007,
-        ),
+        ("msg_body_not_an_array", with(ok.clone(), json!({ "MsgBody": { "MsgType": "TIMTextElem" } })), 90007),
         ("msg_body_empty", with(ok.clone(), json!({ "MsgBody": [] })), 90002),
-        (
-            "two_custom_elems",
-            with(ok.clone(), json!({ "MsgBody": two_custom })),
-            90010,
-        ),
-        (
-            "unknown_msg_type",
-            with(ok.clone(), json!({ "MsgBody": unknown_type })),
-            90010,
-        ),
-        (
-            "body_over_12kb",
-            with(ok.clone(), json!({ "MsgBody": text(&"x".repeat(13_000)) })),
-            93000,
-        ),
-        (
-            "sync_other_machine_3",
-            with(ok.clone(), json!({ "SyncOtherMachine": 3 })),
-            90031,
-        ),
-        (
-            "sync_other_machine_not_a_number",
-            with(ok.clone(), json!({ "SyncOtherMachine": "x" })),
-            90031,
-        ),
-        (
-            "msg_life_time_not_a_number",
-            with(ok.clone(), json!({ "MsgLifeTime": "abc" })),
-            90044,
-        ),
-        (
-            "offline_push_info_not_an_object",
-            with(ok.clone(), json!({ "OfflinePushInfo": "push" })),
-            90043,
-        ),
+        ("two_custom_elems", with(ok.clone(), json!({ "MsgBody": two_custom })), 90010),
+        ("unknown_msg_type", with(ok.clone(), json!({ "MsgBody": unknown_type })), 90010),
+        ("body_over_12kb", with(ok.clone(), json!({ "MsgBody": text(&"x".repeat(13_000)) })), 93000),
+        ("sync_other_machine_3", with(ok.clone(), json!({ "SyncOtherMachine": 3 })), 90031),
+        ("sync_other_machine_not_a_number", with(ok.clone(), json!({ "SyncOtherMachine": "x" })), 90031),
+        ("msg_life_time_not_a_number", with(ok.clone(), json!({ "MsgLifeTime": "abc" })), 90044),
+        ("offline_push_info_not_an_object", with(ok.clone(), json!({ "OfflinePushInfo": "push" })), 90043),
     ];
     for (name, body, code) in cases {
         let r = send(&s, body).await;
@@ -249,14 +182,7 @@ async fn sendmsg_refuses_bad_requests_with_tencent_codes() {
 #[tokio::test]
 async fn sendmsg_accepts_msg_random_as_a_string_number() {
     let s = server(&["alice", "bob"]).await;
-    let r = send(
-        &s,
-        with(
-            msg(Some("alice"), "bob", 3, 0, text("x")),
-            json!({ "MsgRandom": "12345" }),
-        ),
-    )
-    .await;
+    let r = send(&s, with(msg(Some("alice"), "bob", 3, 0, text("x")), json!({ "MsgRandom": "12345" }))).await;
     insta::assert_json_snapshot!("sendmsg_msg_random_string", r);
     assert_eq!(roam(&s, "bob", "alice").await["MsgList"][0]["MsgRandom"], 12345);
 }
@@ -269,9 +195,7 @@ async fn sendmsg_without_msg_seq_picks_one() {
     let key = r["MsgKey"].as_str().expect("MsgKey").to_owned();
     let parts: Vec<&str> = key.split('_').collect();
     assert_eq!(parts.len(), 3, "MsgKey {key} is <seq>_<random>_<time>");
-    let seq: u32 = parts[0]
-        .parse()
-        .unwrap_or_else(|_| panic!("MsgKey {key}: the seq is a u32"));
+    let seq: u32 = parts[0].parse().unwrap_or_else(|_| panic!("MsgKey {key}: the seq is a u32"));
     assert_eq!(parts[1], "55", "MsgKey {key}: the random is MsgRandom");
     assert_eq!(parts[2], T0.to_string(), "MsgKey {key}: the time is MsgTime");
     assert!(key.len() <= 50, "MsgKey is at most 50 characters");
@@ -341,10 +265,7 @@ async fn sendmsg_stores_several_elements_in_one_message_in_order() {
     insta::assert_json_snapshot!("sendmsg_several_elements", r);
     let stored = roam(&s, "alice", "bob").await;
     assert_eq!(stored["MsgCnt"], 1);
-    assert_eq!(
-        stored["MsgList"][0]["MsgBody"], body,
-        "elements keep their order and content"
-    );
+    assert_eq!(stored["MsgList"][0]["MsgBody"], body, "elements keep their order and content");
 }
 
 #[tokio::test]
@@ -355,11 +276,7 @@ async fn sendmsg_body_limit_is_12_kb_of_utf8() {
     // Exactly at the limit: accepted.
     send_ok(&s, msg(Some("alice"), "bob", 1, 1, text(&"x".repeat(limit - overhead)))).await;
     // One byte over: 93000.
-    let r = send(
-        &s,
-        msg(Some("alice"), "bob", 2, 2, text(&"x".repeat(limit - overhead + 1))),
-    )
-    .await;
+    let r = send(&s, msg(Some("alice"), "bob", 2, 2, text(&"x".repeat(limit - overhead + 1)))).await;
     assert_eq!(r["ErrorCode"], 93000, "{r}");
     insta::assert_json_snapshot!("sendmsg_body_one_byte_over", r);
     // The limit counts bytes, not characters: 4100 CJK characters are 12,300 bytes.
@@ -373,51 +290,21 @@ async fn sendmsg_body_limit_is_12_kb_of_utf8() {
 async fn sendmsg_sync_other_machine_decides_the_senders_copy() {
     let s = server(&["alice", "bob"]).await;
     send_ok(&s, with(msg(Some("alice"), "bob", 1, 1, text("default")), json!({}))).await;
-    send_ok(
-        &s,
-        with(
-            msg(Some("alice"), "bob", 2, 2, text("sync 1")),
-            json!({ "SyncOtherMachine": 1 }),
-        ),
-    )
-    .await;
-    send_ok(
-        &s,
-        with(
-            msg(Some("alice"), "bob", 3, 3, text("sync 2")),
-            json!({ "SyncOtherMachine": 2 }),
-        ),
-    )
-    .await;
+    send_ok(&s, with(msg(Some("alice"), "bob", 2, 2, text("sync 1")), json!({ "SyncOtherMachine": 1 }))).await;
+    send_ok(&s, with(msg(Some("alice"), "bob", 3, 3, text("sync 2")), json!({ "SyncOtherMachine": 2 }))).await;
     // SyncOtherMachine as a string number is read like the number.
-    send_ok(
-        &s,
-        with(
-            msg(Some("alice"), "bob", 4, 4, text("sync \"2\"")),
-            json!({ "SyncOtherMachine": "2" }),
-        ),
-    )
-    .await;
+    send_ok(&s, with(msg(Some("alice"), "bob", 4, 4, text("sync \"2\"")), json!({ "SyncOtherMachine": "2" }))).await;
 
     let senders_view = roam(&s, "alice", "bob").await;
     insta::assert_json_snapshot!("sendmsg_sync_other_machine_sender_view", senders_view);
     let recipients_view = roam(&s, "bob", "alice").await;
     insta::assert_json_snapshot!("sendmsg_sync_other_machine_recipient_view", recipients_view);
-    assert_eq!(
-        keys(senders_view["MsgList"].as_array().unwrap()),
-        ["1_1_1700000000", "2_2_1700000000"]
-    );
+    assert_eq!(keys(senders_view["MsgList"].as_array().unwrap()), ["1_1_1700000000", "2_2_1700000000"]);
     assert_eq!(recipients_view["MsgCnt"], 4, "the recipient gets every message");
     // The old request shape finds a SyncOtherMachine=2 message only from the recipient's side.
     let old_shape = |from: &str, to: &str| json!({ "From_Account": from, "To_Account": to, "MaxCnt": 100, "MinTime": 0, "MaxTime": FAR_FUTURE });
-    assert_eq!(
-        s.rest("openim/admin_getroammsg", old_shape("bob", "alice")).await["MsgCnt"],
-        4
-    );
-    assert_eq!(
-        s.rest("openim/admin_getroammsg", old_shape("alice", "bob")).await["MsgCnt"],
-        2
-    );
+    assert_eq!(s.rest("openim/admin_getroammsg", old_shape("bob", "alice")).await["MsgCnt"], 4);
+    assert_eq!(s.rest("openim/admin_getroammsg", old_shape("alice", "bob")).await["MsgCnt"], 2);
     assert_eq!(unread_from(&s, "bob", "alice").await, 4);
 }
 
@@ -425,73 +312,27 @@ async fn sendmsg_sync_other_machine_decides_the_senders_copy() {
 async fn sendmsg_msg_life_time() {
     let s = server(&["alice", "bob"]).await;
     // 0: online only. Acknowledged, but not stored and not counted.
-    let r = send(
-        &s,
-        with(
-            msg(Some("alice"), "bob", 1, 1, text("typing…")),
-            json!({ "MsgLifeTime": 0 }),
-        ),
-    )
-    .await;
+    let r = send(&s, with(msg(Some("alice"), "bob", 1, 1, text("typing…")), json!({ "MsgLifeTime": 0 }))).await;
     insta::assert_json_snapshot!("sendmsg_msg_life_time_0", r);
-    assert_eq!(
-        roam(&s, "bob", "alice").await["MsgCnt"],
-        0,
-        "an online-only message is not in history"
-    );
+    assert_eq!(roam(&s, "bob", "alice").await["MsgCnt"], 0, "an online-only message is not in history");
     assert_eq!(roam(&s, "alice", "bob").await["MsgCnt"], 0);
     assert_eq!(unread_total(&s, "bob").await, 0, "an online-only message is not unread");
     // OnlineOnlyFlag 1 means the same.
-    send_ok(
-        &s,
-        with(
-            msg(Some("alice"), "bob", 2, 2, text("typing…")),
-            json!({ "OnlineOnlyFlag": 1 }),
-        ),
-    )
-    .await;
+    send_ok(&s, with(msg(Some("alice"), "bob", 2, 2, text("typing…")), json!({ "OnlineOnlyFlag": 1 }))).await;
     assert_eq!(roam(&s, "bob", "alice").await["MsgCnt"], 0);
 
     // More than 7 days is clamped to 7 days, not refused; a string number is read as a number.
-    let r = send(
-        &s,
-        with(
-            msg(Some("alice"), "bob", 3, 3, text("long")),
-            json!({ "MsgLifeTime": 10_000_000 }),
-        ),
-    )
-    .await;
+    let r = send(&s, with(msg(Some("alice"), "bob", 3, 3, text("long")), json!({ "MsgLifeTime": 10_000_000 }))).await;
     insta::assert_json_snapshot!("sendmsg_msg_life_time_over_7_days", r);
-    send_ok(
-        &s,
-        with(
-            msg(Some("alice"), "bob", 4, 4, text("week")),
-            json!({ "MsgLifeTime": "604800" }),
-        ),
-    )
-    .await;
-    send_ok(
-        &s,
-        with(
-            msg(Some("alice"), "bob", 5, 5, text("minute")),
-            json!({ "MsgLifeTime": 60 }),
-        ),
-    )
-    .await;
+    send_ok(&s, with(msg(Some("alice"), "bob", 4, 4, text("week")), json!({ "MsgLifeTime": "604800" }))).await;
+    send_ok(&s, with(msg(Some("alice"), "bob", 5, 5, text("minute")), json!({ "MsgLifeTime": 60 }))).await;
     assert_eq!(
         keys(roam(&s, "bob", "alice").await["MsgList"].as_array().unwrap()),
         ["3_3_1700000000", "4_4_1700000000", "5_5_1700000000"]
     );
     assert_eq!(unread_total(&s, "bob").await, 3);
 
-    let r = send(
-        &s,
-        with(
-            msg(Some("alice"), "bob", 6, 6, text("bad")),
-            json!({ "MsgLifeTime": -1 }),
-        ),
-    )
-    .await;
+    let r = send(&s, with(msg(Some("alice"), "bob", 6, 6, text("bad")), json!({ "MsgLifeTime": -1 }))).await;
     assert_eq!(r["ErrorCode"], 90044, "{r}");
 }
 
@@ -499,44 +340,24 @@ async fn sendmsg_msg_life_time() {
 async fn sendmsg_cloud_custom_data_is_returned_in_history() {
     let s = server(&["alice", "bob"]).await;
     let custom = r#"{"order":42,"note":"“quoted” ünïcode"}"#;
-    send_ok(
-        &s,
-        with(
-            msg(Some("alice"), "bob", 1, 1, text("with data")),
-            json!({ "CloudCustomData": custom }),
-        ),
-    )
-    .await;
+    send_ok(&s, with(msg(Some("alice"), "bob", 1, 1, text("with data")), json!({ "CloudCustomData": custom }))).await;
     send_ok(&s, msg(Some("alice"), "bob", 2, 2, text("without data"))).await;
     let r = roam(&s, "bob", "alice").await;
     insta::assert_json_snapshot!("sendmsg_cloud_custom_data_history", r);
     assert_eq!(r["MsgList"][0]["CloudCustomData"], custom);
-    assert_eq!(
-        r["MsgList"][1]["CloudCustomData"], "",
-        "absent CloudCustomData reads as empty"
-    );
+    assert_eq!(r["MsgList"][1]["CloudCustomData"], "", "absent CloudCustomData reads as empty");
 }
 
 #[tokio::test]
 async fn sendmsg_no_unread_leaves_the_unread_count_alone() {
     let s = server(&["alice", "bob"]).await;
     send_ok(&s, msg(Some("alice"), "bob", 1, 1, text("counted"))).await;
-    let r = send(
-        &s,
-        with(
-            msg(Some("alice"), "bob", 2, 2, text("silent")),
-            json!({ "SendMsgControl": ["NoUnread"] }),
-        ),
-    )
-    .await;
+    let r = send(&s, with(msg(Some("alice"), "bob", 2, 2, text("silent")), json!({ "SendMsgControl": ["NoUnread"] })))
+        .await;
     insta::assert_json_snapshot!("sendmsg_no_unread", r);
     assert_eq!(unread_from(&s, "bob", "alice").await, 1, "NoUnread is not counted");
     assert_eq!(unread_total(&s, "bob").await, 1);
-    assert_eq!(
-        roam(&s, "bob", "alice").await["MsgCnt"],
-        2,
-        "a NoUnread message is still in history"
-    );
+    assert_eq!(roam(&s, "bob", "alice").await["MsgCnt"], 2, "a NoUnread message is still in history");
 }
 
 /// `NoLastMsg` only keeps the conversation list's last message as it is (reference §3.1); the message is
@@ -545,26 +366,14 @@ async fn sendmsg_no_unread_leaves_the_unread_count_alone() {
 async fn sendmsg_no_last_msg_is_stored_and_still_counted_unread() {
     let s = server(&["alice", "bob"]).await;
     let no_last = json!({ "SendMsgControl": ["NoLastMsg"] });
-    let r = send(
-        &s,
-        with(msg(Some("alice"), "bob", 1, 1, text("first, no last")), no_last.clone()),
-    )
-    .await;
+    let r = send(&s, with(msg(Some("alice"), "bob", 1, 1, text("first, no last")), no_last.clone())).await;
     insta::assert_json_snapshot!("sendmsg_no_last_msg", r);
     assert_eq!(unread_from(&s, "bob", "alice").await, 1);
     send_ok(&s, msg(Some("alice"), "bob", 2, 2, text("normal"))).await;
     assert_eq!(unread_from(&s, "bob", "alice").await, 2);
     s.clock.advance_secs(1);
-    send_ok(
-        &s,
-        with(msg(Some("alice"), "bob", 3, 3, text("later, no last")), no_last.clone()),
-    )
-    .await;
-    assert_eq!(
-        roam(&s, "bob", "alice").await["MsgCnt"],
-        3,
-        "NoLastMsg messages are in history"
-    );
+    send_ok(&s, with(msg(Some("alice"), "bob", 3, 3, text("later, no last")), no_last.clone())).await;
+    assert_eq!(roam(&s, "bob", "alice").await["MsgCnt"], 3, "NoLastMsg messages are in history");
     assert_eq!(
         unread_from(&s, "bob", "alice").await,
         3,
@@ -573,10 +382,7 @@ async fn sendmsg_no_last_msg_is_stored_and_still_counted_unread() {
     // Both controls together: neither last message nor unread.
     send_ok(
         &s,
-        with(
-            msg(Some("alice"), "bob", 4, 4, text("neither")),
-            json!({ "SendMsgControl": ["NoLastMsg", "NoUnread"] }),
-        ),
+        with(msg(Some("alice"), "bob", 4, 4, text("neither")), json!({ "SendMsgControl": ["NoLastMsg", "NoUnread"] })),
     )
     .await;
     assert_eq!(unread_from(&s, "bob", "alice").await, 3);
@@ -622,11 +428,7 @@ async fn sendmsg_retry_returns_the_first_result_and_stores_nothing_new() {
     s.clock.advance_secs(100);
     let r2 = send_ok(&s, first.clone()).await;
     assert_eq!(r2, r1, "a retry is answered with the first result");
-    assert_eq!(
-        history(&s, "bob", "alice", 100).await.len(),
-        1,
-        "a retry stores nothing"
-    );
+    assert_eq!(history(&s, "bob", "alice", 100).await.len(), 1, "a retry stores nothing");
     assert_eq!(unread_total(&s, "bob").await, 1, "a retry is not counted again");
 
     // Same MsgSeq and MsgRandom, different content: a new message.
@@ -658,11 +460,7 @@ async fn sendmsg_never_stores_two_messages_under_one_msg_key() {
     let list = history(&s, "bob", "alice", 100).await;
     let all = keys(&list);
     let unique: HashSet<&String> = all.iter().collect();
-    assert_eq!(
-        unique.len(),
-        all.len(),
-        "two stored messages share a MsgKey: {all:?} (responses {a} and {b})"
-    );
+    assert_eq!(unique.len(), all.len(), "two stored messages share a MsgKey: {all:?} (responses {a} and {b})");
     // Paging one message at a time terminates and returns each message once.
     let paged = history(&s, "bob", "alice", 1).await;
     assert_eq!(keys(&paged), all, "paging with MaxCnt 1 returns each message once");
@@ -675,11 +473,7 @@ async fn sendmsg_200_concurrent_sends_are_all_stored_once() {
     for i in 0..200u32 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            s.rest(
-                "openim/sendmsg",
-                msg(Some("alice"), "bob", i, 10_000 + i, text(&format!("message {i}"))),
-            )
-            .await
+            s.rest("openim/sendmsg", msg(Some("alice"), "bob", i, 10_000 + i, text(&format!("message {i}")))).await
         }));
     }
     let mut sent = HashSet::new();
@@ -693,11 +487,7 @@ async fn sendmsg_200_concurrent_sends_are_all_stored_once() {
     let list = history(&s, "bob", "alice", 100).await;
     let stored = keys(&list);
     assert_eq!(stored.len(), 200, "every send is in history exactly once");
-    assert_eq!(
-        stored.iter().collect::<HashSet<_>>().len(),
-        200,
-        "no message is stored twice"
-    );
+    assert_eq!(stored.iter().collect::<HashSet<_>>().len(), 200, "no message is stored twice");
     assert_eq!(stored.into_iter().collect::<HashSet<_>>(), sent);
     // Same second: history is ordered by MsgSeq.
     let seqs: Vec<u64> = list.iter().map(|m| m["MsgSeq"].as_u64().unwrap()).collect();
@@ -716,12 +506,7 @@ fn batch(from: &str, to: Value, seq: u32, random: u32, body: Value) -> Value {
 #[tokio::test]
 async fn batchsendmsg_all_recipients_ok_share_one_msg_key() {
     let s = server(&["alice", "bob", "carol"]).await;
-    let r = s
-        .rest(
-            "openim/batchsendmsg",
-            batch("alice", json!(["bob", "carol"]), 5, 6, text("to all")),
-        )
-        .await;
+    let r = s.rest("openim/batchsendmsg", batch("alice", json!(["bob", "carol"]), 5, 6, text("to all"))).await;
     insta::assert_json_snapshot!("batchsendmsg_all_ok", r);
     for peer in ["bob", "carol"] {
         let h = roam(&s, peer, "alice").await;
@@ -729,20 +514,14 @@ async fn batchsendmsg_all_recipients_ok_share_one_msg_key() {
         assert_eq!(h["MsgList"][0]["To_Account"], peer);
         assert_eq!(unread_from(&s, peer, "alice").await, 1);
     }
-    assert_eq!(
-        roam(&s, "alice", "bob").await["MsgCnt"],
-        1,
-        "the sender keeps a copy per conversation"
-    );
+    assert_eq!(roam(&s, "alice", "bob").await["MsgCnt"], 1, "the sender keeps a copy per conversation");
 }
 
 #[tokio::test]
 async fn batchsendmsg_some_recipients_missing_is_some_error() {
     let s = server(&["alice", "bob", "carol"]).await;
     let to = json!(["bob", "ghost1", "carol", "ghost2"]);
-    let r = s
-        .rest("openim/batchsendmsg", batch("alice", to, 5, 6, text("to some")))
-        .await;
+    let r = s.rest("openim/batchsendmsg", batch("alice", to, 5, 6, text("to some"))).await;
     insta::assert_json_snapshot!("batchsendmsg_some_error", r);
     assert_eq!(r["ActionStatus"], "SomeError");
     assert_eq!(r["ErrorCode"], 0);
@@ -755,42 +534,14 @@ async fn batchsendmsg_refuses_bad_requests_with_tencent_codes() {
     let s = server(&["alice", "bob"]).await;
     let too_many: Vec<String> = (0..501).map(|i| format!("user{i}")).collect();
     let cases: Vec<(&str, Value, u32)> = vec![
-        (
-            "all_recipients_missing",
-            batch("alice", json!(["ghost1", "ghost2"]), 1, 1, text("x")),
-            90012,
-        ),
-        (
-            "over_500_recipients",
-            batch("alice", json!(too_many), 1, 1, text("x")),
-            90011,
-        ),
-        (
-            "to_account_not_an_array",
-            batch("alice", json!("bob"), 1, 1, text("x")),
-            90003,
-        ),
+        ("all_recipients_missing", batch("alice", json!(["ghost1", "ghost2"]), 1, 1, text("x")), 90012),
+        ("over_500_recipients", batch("alice", json!(too_many), 1, 1, text("x")), 90011),
+        ("to_account_not_an_array", batch("alice", json!("bob"), 1, 1, text("x")), 90003),
         ("to_account_empty", batch("alice", json!([]), 1, 1, text("x")), 90003),
-        (
-            "to_account_missing",
-            without(batch("alice", json!(["bob"]), 1, 1, text("x")), "To_Account"),
-            90003,
-        ),
-        (
-            "from_account_not_imported",
-            batch("ghost", json!(["bob"]), 1, 1, text("x")),
-            90008,
-        ),
-        (
-            "msg_random_missing",
-            without(batch("alice", json!(["bob"]), 1, 1, text("x")), "MsgRandom"),
-            90005,
-        ),
-        (
-            "msg_body_not_an_array",
-            batch("alice", json!(["bob"]), 1, 1, json!("hello")),
-            90007,
-        ),
+        ("to_account_missing", without(batch("alice", json!(["bob"]), 1, 1, text("x")), "To_Account"), 90003),
+        ("from_account_not_imported", batch("ghost", json!(["bob"]), 1, 1, text("x")), 90008),
+        ("msg_random_missing", without(batch("alice", json!(["bob"]), 1, 1, text("x")), "MsgRandom"), 90005),
+        ("msg_body_not_an_array", batch("alice", json!(["bob"]), 1, 1, json!("hello")), 90007),
     ];
     for (name, body, code) in cases {
         let r = s.rest("openim/batchsendmsg", body).await;
@@ -806,23 +557,13 @@ async fn batchsendmsg_takes_up_to_500_recipients() {
     let s = server(&["alice"]).await;
     let users: Vec<String> = (0..500).map(|i| format!("user{i}")).collect();
     for chunk in users.chunks(100) {
-        let r = s
-            .rest("im_open_login_svc/multiaccount_import", json!({ "Accounts": chunk }))
-            .await;
+        let r = s.rest("im_open_login_svc/multiaccount_import", json!({ "Accounts": chunk })).await;
         assert_eq!(r["ErrorCode"], 0, "{r}");
     }
-    let r = s
-        .rest(
-            "openim/batchsendmsg",
-            batch("alice", json!(users), 1, 2, text("broadcast")),
-        )
-        .await;
+    let r = s.rest("openim/batchsendmsg", batch("alice", json!(users), 1, 2, text("broadcast"))).await;
     assert_eq!(r["ActionStatus"], "OK", "{r}");
     assert_eq!(r["MsgKey"], "1_2_1700000000");
-    assert!(
-        r.get("ErrorList").is_none(),
-        "no ErrorList when every recipient got it: {r}"
-    );
+    assert!(r.get("ErrorList").is_none(), "no ErrorList when every recipient got it: {r}");
     assert_eq!(roam(&s, "user499", "alice").await["MsgCnt"], 1);
 }
 
@@ -830,18 +571,9 @@ async fn batchsendmsg_takes_up_to_500_recipients() {
 #[tokio::test]
 async fn batchsendmsg_recipient_named_twice_gets_the_message_once() {
     let s = server(&["alice", "bob"]).await;
-    let r = s
-        .rest(
-            "openim/batchsendmsg",
-            batch("alice", json!(["bob", "bob"]), 1, 2, text("once")),
-        )
-        .await;
+    let r = s.rest("openim/batchsendmsg", batch("alice", json!(["bob", "bob"]), 1, 2, text("once"))).await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
-    assert_eq!(
-        keys(&history(&s, "bob", "alice", 100).await),
-        ["1_2_1700000000"],
-        "stored once"
-    );
+    assert_eq!(keys(&history(&s, "bob", "alice", 100).await), ["1_2_1700000000"], "stored once");
     assert_eq!(unread_from(&s, "bob", "alice").await, 1, "counted once");
 }
 
@@ -889,45 +621,17 @@ async fn importmsg_refuses_bad_requests_with_tencent_codes() {
     let s = server(&["alice", "bob"]).await;
     let ok = import(json!(2), "alice", "bob", 1, 1, T0 - 10, text("x"));
     let cases: Vec<(&str, Value, u32)> = vec![
-        (
-            "sync_from_old_system_missing",
-            without(ok.clone(), "SyncFromOldSystem"),
-            90030,
-        ),
-        (
-            "sync_from_old_system_3",
-            with(ok.clone(), json!({ "SyncFromOldSystem": 3 })),
-            90030,
-        ),
-        (
-            "sync_from_old_system_not_a_number",
-            with(ok.clone(), json!({ "SyncFromOldSystem": "x" })),
-            90030,
-        ),
+        ("sync_from_old_system_missing", without(ok.clone(), "SyncFromOldSystem"), 90030),
+        ("sync_from_old_system_3", with(ok.clone(), json!({ "SyncFromOldSystem": 3 })), 90030),
+        ("sync_from_old_system_not_a_number", with(ok.clone(), json!({ "SyncFromOldSystem": "x" })), 90030),
         ("msg_time_stamp_missing", without(ok.clone(), "MsgTimeStamp"), 90006),
-        (
-            "msg_time_stamp_not_a_number",
-            with(ok.clone(), json!({ "MsgTimeStamp": "yesterday" })),
-            90006,
-        ),
+        ("msg_time_stamp_not_a_number", with(ok.clone(), json!({ "MsgTimeStamp": "yesterday" })), 90006),
         ("msg_random_missing", without(ok.clone(), "MsgRandom"), 90005),
         ("from_account_missing", without(ok.clone(), "From_Account"), 90008),
-        (
-            "from_account_not_imported",
-            with(ok.clone(), json!({ "From_Account": "ghost" })),
-            90008,
-        ),
+        ("from_account_not_imported", with(ok.clone(), json!({ "From_Account": "ghost" })), 90008),
         ("to_account_missing", without(ok.clone(), "To_Account"), 90003),
-        (
-            "to_account_not_imported",
-            with(ok.clone(), json!({ "To_Account": "ghost" })),
-            90012,
-        ),
-        (
-            "msg_body_not_an_array",
-            with(ok.clone(), json!({ "MsgBody": "x" })),
-            90007,
-        ),
+        ("to_account_not_imported", with(ok.clone(), json!({ "To_Account": "ghost" })), 90012),
+        ("msg_body_not_an_array", with(ok.clone(), json!({ "MsgBody": "x" })), 90007),
         ("msg_body_empty", with(ok.clone(), json!({ "MsgBody": [] })), 90002),
     ];
     for (name, body, code) in cases {
@@ -956,23 +660,12 @@ async fn importmsg_duplicates_are_not_stored_twice() {
     assert_eq!(import_msg(&s, swapped).await["ErrorCode"], 0);
     let list = history(&s, "alice", "bob", 100).await;
     assert_eq!(list.len(), 1, "duplicates are not stored: {list:?}");
-    assert_eq!(
-        list[0]["MsgBody"],
-        text("original"),
-        "a later import does not overwrite the first"
-    );
+    assert_eq!(list[0]["MsgBody"], text("original"), "a later import does not overwrite the first");
     assert_eq!(list[0]["From_Account"], "alice");
-    assert_eq!(
-        unread_from(&s, "bob", "alice").await,
-        1,
-        "a duplicate is not counted again"
-    );
+    assert_eq!(unread_from(&s, "bob", "alice").await, 1, "a duplicate is not counted again");
     assert_eq!(unread_from(&s, "alice", "bob").await, 0);
     // Another MsgTimeStamp is another message.
-    assert_eq!(
-        import_msg(&s, import(json!(5), "alice", "bob", 10, 20, T0 - 59, text("later"))).await["ErrorCode"],
-        0
-    );
+    assert_eq!(import_msg(&s, import(json!(5), "alice", "bob", 10, 20, T0 - 59, text("later"))).await["ErrorCode"], 0);
     assert_eq!(history(&s, "alice", "bob", 100).await.len(), 2);
 }
 
@@ -989,11 +682,7 @@ async fn importmsg_out_of_order_history_is_sorted_by_time_then_seq() {
     ];
     for (i, (time, seq, from)) in imports.into_iter().enumerate() {
         let to = if from == "alice" { "bob" } else { "alice" };
-        let r = import_msg(
-            &s,
-            import(json!(2), from, to, seq, 1000 + i as u32, time, text(&format!("#{i}"))),
-        )
-        .await;
+        let r = import_msg(&s, import(json!(2), from, to, seq, 1000 + i as u32, time, text(&format!("#{i}")))).await;
         assert_eq!(r["ErrorCode"], 0, "{r}");
     }
     let r = roam(&s, "alice", "bob").await;
@@ -1004,17 +693,7 @@ async fn importmsg_out_of_order_history_is_sorted_by_time_then_seq() {
         .iter()
         .map(|m| (m["MsgTimeStamp"].as_i64().unwrap(), m["MsgSeq"].as_u64().unwrap()))
         .collect();
-    assert_eq!(
-        order,
-        [
-            (T0 - 300, 7),
-            (T0 - 200, 1),
-            (T0 - 200, 3),
-            (T0 - 100, 2),
-            (T0 - 100, 5),
-            (T0 - 100, 9)
-        ]
-    );
+    assert_eq!(order, [(T0 - 300, 7), (T0 - 200, 1), (T0 - 200, 3), (T0 - 100, 2), (T0 - 100, 5), (T0 - 100, 9)]);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1033,11 +712,7 @@ async fn send_25(s: &TestServer) -> Vec<String> {
         let (from, to) = if i % 2 == 0 { ("alice", "bob") } else { ("bob", "alice") };
         let seq = 1000 - i;
         let r = send_ok(s, msg(Some(from), to, seq, i, text(&format!("message {i}")))).await;
-        sent.push((
-            r["MsgTime"].as_i64().unwrap(),
-            seq,
-            r["MsgKey"].as_str().unwrap().to_owned(),
-        ));
+        sent.push((r["MsgTime"].as_i64().unwrap(), seq, r["MsgKey"].as_str().unwrap().to_owned()));
     }
     sent.sort();
     sent.into_iter().map(|(_, _, k)| k).collect()
@@ -1061,10 +736,7 @@ async fn getroammsg_accepts_both_request_shapes() {
             json!({ "From_Account": "alice", "To_Account": "bob", "MaxCnt": 10, "MinTime": T0 - 10, "MaxTime": T0 + 10 }),
         )
         .await;
-    assert_eq!(
-        old_shape, new_shape,
-        "From_Account/To_Account mean Operator_Account/Peer_Account"
-    );
+    assert_eq!(old_shape, new_shape, "From_Account/To_Account mean Operator_Account/Peer_Account");
     // Numbers as strings are accepted.
     let strings = s
         .rest(
@@ -1091,18 +763,10 @@ async fn getroammsg_pages_back_in_time_until_complete() {
         let list = r["MsgList"].as_array().unwrap().clone();
         assert!(!list.is_empty(), "a page before Complete 1 is not empty: {r}");
         // Ascending within the page; the cursor names the page's oldest message.
-        let order: Vec<(i64, u64)> = list
-            .iter()
-            .map(|m| (m["MsgTimeStamp"].as_i64().unwrap(), m["MsgSeq"].as_u64().unwrap()))
-            .collect();
-        assert!(
-            order.windows(2).all(|w| w[0] < w[1]),
-            "a page is oldest first: {order:?}"
-        );
-        assert_eq!(
-            r["LastMsgKey"], list[0]["MsgKey"],
-            "LastMsgKey is the page's oldest message"
-        );
+        let order: Vec<(i64, u64)> =
+            list.iter().map(|m| (m["MsgTimeStamp"].as_i64().unwrap(), m["MsgSeq"].as_u64().unwrap())).collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "a page is oldest first: {order:?}");
+        assert_eq!(r["LastMsgKey"], list[0]["MsgKey"], "LastMsgKey is the page's oldest message");
         assert_eq!(r["LastMsgTime"], list[0]["MsgTimeStamp"]);
         summaries.push(json!({
             "MsgCnt": r["MsgCnt"], "Complete": r["Complete"], "LastMsgTime": r["LastMsgTime"],
@@ -1124,10 +788,7 @@ async fn getroammsg_pages_back_in_time_until_complete() {
     // Pages go back in time: every message of a page is older than every message of the page before.
     for w in pages.windows(2) {
         let newer_oldest = (w[0][0]["MsgTimeStamp"].as_i64(), w[0][0]["MsgSeq"].as_u64());
-        let older_newest = (
-            w[1].last().unwrap()["MsgTimeStamp"].as_i64(),
-            w[1].last().unwrap()["MsgSeq"].as_u64(),
-        );
+        let older_newest = (w[1].last().unwrap()["MsgTimeStamp"].as_i64(), w[1].last().unwrap()["MsgSeq"].as_u64());
         assert!(older_newest < newer_oldest, "pages go back in time");
     }
     let all: Vec<Value> = pages.into_iter().rev().flatten().collect();
@@ -1155,31 +816,17 @@ async fn getroammsg_min_and_max_time_bound_the_range() {
     let range = |min: i64, max: i64| json!({ "Operator_Account": "alice", "Peer_Account": "bob", "MaxCnt": 100, "MinTime": min, "MaxTime": max });
     let r = s.rest("openim/admin_getroammsg", range(T0 + 2, T0 + 4)).await;
     insta::assert_json_snapshot!("getroammsg_time_range", r);
-    let times: Vec<i64> = r["MsgList"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["MsgTimeStamp"].as_i64().unwrap())
-        .collect();
-    assert_eq!(
-        times,
-        [T0 + 2, T0 + 2, T0 + 2, T0 + 3, T0 + 3, T0 + 3, T0 + 4, T0 + 4, T0 + 4],
-        "bounds are inclusive"
-    );
+    let times: Vec<i64> =
+        r["MsgList"].as_array().unwrap().iter().map(|m| m["MsgTimeStamp"].as_i64().unwrap()).collect();
+    assert_eq!(times, [T0 + 2, T0 + 2, T0 + 2, T0 + 3, T0 + 3, T0 + 3, T0 + 4, T0 + 4, T0 + 4], "bounds are inclusive");
     assert_eq!(r["Complete"], 1);
     // One second.
-    assert_eq!(
-        s.rest("openim/admin_getroammsg", range(T0 + 8, T0 + 8)).await["MsgCnt"],
-        1
-    );
+    assert_eq!(s.rest("openim/admin_getroammsg", range(T0 + 8, T0 + 8)).await["MsgCnt"], 1);
     // A range with nothing in it.
     let r = s.rest("openim/admin_getroammsg", range(T0 + 100, T0 + 200)).await;
     insta::assert_json_snapshot!("getroammsg_empty_range", r);
     // Before the first message.
-    assert_eq!(
-        s.rest("openim/admin_getroammsg", range(T0 - 100, T0 - 1)).await["MsgCnt"],
-        0
-    );
+    assert_eq!(s.rest("openim/admin_getroammsg", range(T0 - 100, T0 - 1)).await["MsgCnt"], 0);
 }
 
 #[tokio::test]
@@ -1188,36 +835,16 @@ async fn getroammsg_refuses_bad_requests_with_tencent_codes() {
     send_ok(&s, msg(Some("alice"), "bob", 1, 1, text("x"))).await;
     let ok = json!({ "Operator_Account": "alice", "Peer_Account": "bob", "MaxCnt": 10, "MinTime": 0, "MaxTime": FAR_FUTURE });
     let cases: Vec<(&str, Value, u32)> = vec![
-        (
-            "operator_not_imported",
-            with(ok.clone(), json!({ "Operator_Account": "ghost" })),
-            90008,
-        ),
-        (
-            "peer_not_imported",
-            with(ok.clone(), json!({ "Peer_Account": "ghost" })),
-            90003,
-        ),
+        ("operator_not_imported", with(ok.clone(), json!({ "Operator_Account": "ghost" })), 90008),
+        ("peer_not_imported", with(ok.clone(), json!({ "Peer_Account": "ghost" })), 90003),
         ("operator_missing", without(ok.clone(), "Operator_Account"), 90008),
         ("peer_missing", without(ok.clone(), "Peer_Account"), 90003),
-        (
-            "last_msg_key_malformed",
-            with(ok.clone(), json!({ "LastMsgKey": "not-a-key" })),
-            90054,
-        ),
-        (
-            "last_msg_key_too_many_parts",
-            with(ok.clone(), json!({ "LastMsgKey": "1_1_1_1" })),
-            90054,
-        ),
+        ("last_msg_key_malformed", with(ok.clone(), json!({ "LastMsgKey": "not-a-key" })), 90054),
+        ("last_msg_key_too_many_parts", with(ok.clone(), json!({ "LastMsgKey": "1_1_1_1" })), 90054),
         ("max_cnt_missing", without(ok.clone(), "MaxCnt"), 90001),
         ("min_time_missing", without(ok.clone(), "MinTime"), 90001),
         ("max_time_missing", without(ok.clone(), "MaxTime"), 90001),
-        (
-            "min_time_after_max_time",
-            with(ok.clone(), json!({ "MinTime": T0 + 10, "MaxTime": T0 })),
-            90001,
-        ),
+        ("min_time_after_max_time", with(ok.clone(), json!({ "MinTime": T0 + 10, "MaxTime": T0 })), 90001),
     ];
     for (name, body, code) in cases {
         let r = s.rest("openim/admin_getroammsg", body).await;
@@ -1248,22 +875,10 @@ async fn getroammsg_is_peer_read_follows_admin_set_msg_read() {
     assert_eq!(unread_from(&s, "bob", "alice").await, 1);
     let alice_view = roam(&s, "alice", "bob").await;
     insta::assert_json_snapshot!("getroammsg_is_peer_read_partial", alice_view);
-    let flags: Vec<u64> = alice_view["MsgList"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["IsPeerRead"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        flags,
-        [1, 0, 0],
-        "a1 read by bob; b1 not read by alice; a2 not read yet"
-    );
-    assert_eq!(
-        roam(&s, "bob", "alice").await["MsgList"],
-        alice_view["MsgList"],
-        "both views agree on IsPeerRead"
-    );
+    let flags: Vec<u64> =
+        alice_view["MsgList"].as_array().unwrap().iter().map(|m| m["IsPeerRead"].as_u64().unwrap()).collect();
+    assert_eq!(flags, [1, 0, 0], "a1 read by bob; b1 not read by alice; a2 not read yet");
+    assert_eq!(roam(&s, "bob", "alice").await["MsgList"], alice_view["MsgList"], "both views agree on IsPeerRead");
 
     // MsgReadTime as a string (its documented type).
     let r = s
@@ -1275,22 +890,13 @@ async fn getroammsg_is_peer_read_follows_admin_set_msg_read() {
     assert_eq!(r["ErrorCode"], 0, "{r}");
     assert_eq!(unread_from(&s, "bob", "alice").await, 0);
     // MsgReadTime absent: now.
-    let r = s
-        .rest(
-            "openim/admin_set_msg_read",
-            json!({ "Report_Account": "alice", "Peer_Account": "bob" }),
-        )
-        .await;
+    let r = s.rest("openim/admin_set_msg_read", json!({ "Report_Account": "alice", "Peer_Account": "bob" })).await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
     assert_eq!(unread_total(&s, "alice").await, 0);
     let alice_view = roam(&s, "alice", "bob").await;
     insta::assert_json_snapshot!("getroammsg_is_peer_read_all", alice_view);
-    let flags: Vec<u64> = alice_view["MsgList"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["IsPeerRead"].as_u64().unwrap())
-        .collect();
+    let flags: Vec<u64> =
+        alice_view["MsgList"].as_array().unwrap().iter().map(|m| m["IsPeerRead"].as_u64().unwrap()).collect();
     assert_eq!(flags, [1, 1, 1]);
 
     // A read mark does not move back.
@@ -1313,23 +919,11 @@ async fn set_msg_read_refuses_bad_requests_with_tencent_codes() {
     let s = server(&["alice", "bob"]).await;
     let ok = json!({ "Report_Account": "bob", "Peer_Account": "alice", "MsgReadTime": T0 });
     let cases: Vec<(&str, Value, u32)> = vec![
-        (
-            "report_account_not_imported",
-            with(ok.clone(), json!({ "Report_Account": "ghost" })),
-            90008,
-        ),
-        (
-            "peer_account_not_imported",
-            with(ok.clone(), json!({ "Peer_Account": "ghost" })),
-            90003,
-        ),
+        ("report_account_not_imported", with(ok.clone(), json!({ "Report_Account": "ghost" })), 90008),
+        ("peer_account_not_imported", with(ok.clone(), json!({ "Peer_Account": "ghost" })), 90003),
         ("report_account_missing", without(ok.clone(), "Report_Account"), 90008),
         ("peer_account_missing", without(ok.clone(), "Peer_Account"), 90003),
-        (
-            "msg_read_time_not_a_number",
-            with(ok.clone(), json!({ "MsgReadTime": "soon" })),
-            90001,
-        ),
+        ("msg_read_time_not_a_number", with(ok.clone(), json!({ "MsgReadTime": "soon" })), 90001),
     ];
     for (name, body, code) in cases {
         let r = s.rest("openim/admin_set_msg_read", body).await;
@@ -1353,21 +947,13 @@ async fn msgwithdraw_recalls_once_and_drops_the_unread_count() {
     let withdraw = json!({ "From_Account": "alice", "To_Account": "bob", "MsgKey": key });
     let r = s.rest("openim/admin_msgwithdraw", withdraw.clone()).await;
     insta::assert_json_snapshot!("msgwithdraw_ok", r);
-    assert_eq!(
-        unread_from(&s, "bob", "alice").await,
-        1,
-        "a recalled message is no longer unread"
-    );
+    assert_eq!(unread_from(&s, "bob", "alice").await, 1, "a recalled message is no longer unread");
 
     // The recalled message stays in history with MsgFlagBits 8, on both sides.
     let bob_view = roam(&s, "bob", "alice").await;
     insta::assert_json_snapshot!("msgwithdraw_history", bob_view);
-    let flags: Vec<u64> = bob_view["MsgList"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["MsgFlagBits"].as_u64().unwrap())
-        .collect();
+    let flags: Vec<u64> =
+        bob_view["MsgList"].as_array().unwrap().iter().map(|m| m["MsgFlagBits"].as_u64().unwrap()).collect();
     assert_eq!(flags, [8, 0]);
     assert_eq!(roam(&s, "alice", "bob").await["MsgList"], bob_view["MsgList"]);
 
@@ -1375,18 +961,10 @@ async fn msgwithdraw_recalls_once_and_drops_the_unread_count() {
     let r = s.rest("openim/admin_msgwithdraw", withdraw).await;
     assert_eq!(r["ErrorCode"], 20023, "{r}");
     insta::assert_json_snapshot!("msgwithdraw_again", r);
-    assert_eq!(
-        unread_from(&s, "bob", "alice").await,
-        1,
-        "a second recall changes nothing"
-    );
+    assert_eq!(unread_from(&s, "bob", "alice").await, 1, "a second recall changes nothing");
 
     // A read message can be recalled too, and the unread count does not go negative.
-    s.rest(
-        "openim/admin_set_msg_read",
-        json!({ "Report_Account": "bob", "Peer_Account": "alice" }),
-    )
-    .await;
+    s.rest("openim/admin_set_msg_read", json!({ "Report_Account": "bob", "Peer_Account": "alice" })).await;
     assert_eq!(unread_from(&s, "bob", "alice").await, 0);
     let r = s
         .rest(
@@ -1403,43 +981,16 @@ async fn msgwithdraw_refuses_bad_requests_with_tencent_codes() {
     let s = server(&["alice", "bob"]).await;
     send_ok(&s, msg(Some("alice"), "bob", 1, 1, text("x"))).await;
     // An online-only message was never stored.
-    send_ok(
-        &s,
-        with(
-            msg(Some("alice"), "bob", 2, 2, text("online")),
-            json!({ "MsgLifeTime": 0 }),
-        ),
-    )
-    .await;
+    send_ok(&s, with(msg(Some("alice"), "bob", 2, 2, text("online")), json!({ "MsgLifeTime": 0 }))).await;
     let ok = json!({ "From_Account": "alice", "To_Account": "bob", "MsgKey": "1_1_1700000000" });
     let cases: Vec<(&str, Value, u32)> = vec![
-        (
-            "unknown_key",
-            with(ok.clone(), json!({ "MsgKey": "1_2_1700000000" })),
-            20022,
-        ),
-        (
-            "online_only_message",
-            with(ok.clone(), json!({ "MsgKey": "2_2_1700000000" })),
-            20022,
-        ),
-        (
-            "recipient_as_sender",
-            with(ok.clone(), json!({ "From_Account": "bob", "To_Account": "alice" })),
-            20022,
-        ),
+        ("unknown_key", with(ok.clone(), json!({ "MsgKey": "1_2_1700000000" })), 20022),
+        ("online_only_message", with(ok.clone(), json!({ "MsgKey": "2_2_1700000000" })), 20022),
+        ("recipient_as_sender", with(ok.clone(), json!({ "From_Account": "bob", "To_Account": "alice" })), 20022),
         ("malformed_key", with(ok.clone(), json!({ "MsgKey": "abc" })), 90054),
         ("key_missing", without(ok.clone(), "MsgKey"), 90054),
-        (
-            "from_account_not_imported",
-            with(ok.clone(), json!({ "From_Account": "ghost" })),
-            90008,
-        ),
-        (
-            "to_account_not_imported",
-            with(ok.clone(), json!({ "To_Account": "ghost" })),
-            90003,
-        ),
+        ("from_account_not_imported", with(ok.clone(), json!({ "From_Account": "ghost" })), 90008),
+        ("to_account_not_imported", with(ok.clone(), json!({ "To_Account": "ghost" })), 90003),
     ];
     for (name, body, code) in cases {
         let r = s.rest("openim/admin_msgwithdraw", body).await;
@@ -1447,11 +998,7 @@ async fn msgwithdraw_refuses_bad_requests_with_tencent_codes() {
         assert_eq!(r["ActionStatus"], "FAIL", "{name}: {r}");
         insta::assert_json_snapshot!(format!("msgwithdraw_error_{name}"), r);
     }
-    assert_eq!(
-        roam(&s, "bob", "alice").await["MsgList"][0]["MsgFlagBits"],
-        0,
-        "nothing was recalled"
-    );
+    assert_eq!(roam(&s, "bob", "alice").await["MsgList"][0]["MsgFlagBits"], 0, "nothing was recalled");
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1466,9 +1013,7 @@ async fn unread_msg_num_in_total_and_per_peer() {
     }
     send_ok(&s, msg(Some("carol"), "bob", 9, 9, text("from carol"))).await;
 
-    let r = s
-        .rest("openim/get_c2c_unread_msg_num", json!({ "To_Account": "bob" }))
-        .await;
+    let r = s.rest("openim/get_c2c_unread_msg_num", json!({ "To_Account": "bob" })).await;
     insta::assert_json_snapshot!("unread_total", r);
     assert_eq!(r["AllC2CUnreadMsgNum"], 4);
 
@@ -1481,20 +1026,13 @@ async fn unread_msg_num_in_total_and_per_peer() {
     insta::assert_json_snapshot!("unread_per_peer", r);
 
     let r = s
-        .rest(
-            "openim/get_c2c_unread_msg_num",
-            json!({ "To_Account": "bob", "Peer_Account": ["alice", "ghost"] }),
-        )
+        .rest("openim/get_c2c_unread_msg_num", json!({ "To_Account": "bob", "Peer_Account": ["alice", "ghost"] }))
         .await;
     insta::assert_json_snapshot!("unread_per_peer_unknown_peer", r);
     assert_eq!(r["ErrorCode"], 0);
 
     assert_eq!(unread_total(&s, "alice").await, 0);
-    assert_eq!(
-        unread_total(&s, "dave").await,
-        0,
-        "an account with no conversation has 0"
-    );
+    assert_eq!(unread_total(&s, "dave").await, 0, "an account with no conversation has 0");
 }
 
 #[tokio::test]
@@ -1503,17 +1041,9 @@ async fn unread_msg_num_refuses_bad_requests_with_tencent_codes() {
     let eleven: Vec<String> = (0..11).map(|i| format!("peer{i}")).collect();
     let cases: Vec<(&str, Value, u32)> = vec![
         ("to_account_not_imported", json!({ "To_Account": "ghost" }), 90003),
-        (
-            "to_account_not_imported_with_peers",
-            json!({ "To_Account": "ghost", "Peer_Account": ["alice"] }),
-            90003,
-        ),
+        ("to_account_not_imported_with_peers", json!({ "To_Account": "ghost", "Peer_Account": ["alice"] }), 90003),
         ("to_account_missing", json!({}), 90003),
-        (
-            "over_10_peers",
-            json!({ "To_Account": "bob", "Peer_Account": eleven }),
-            90018,
-        ),
+        ("over_10_peers", json!({ "To_Account": "bob", "Peer_Account": eleven }), 90018),
     ];
     for (name, body, code) in cases {
         let r = s.rest("openim/get_c2c_unread_msg_num", body).await;
@@ -1523,18 +1053,9 @@ async fn unread_msg_num_refuses_bad_requests_with_tencent_codes() {
     }
     // Exactly 10 peers is allowed.
     let ten: Vec<String> = (0..10).map(|i| format!("peer{i}")).collect();
-    let r = s
-        .rest(
-            "openim/get_c2c_unread_msg_num",
-            json!({ "To_Account": "bob", "Peer_Account": ten }),
-        )
-        .await;
+    let r = s.rest("openim/get_c2c_unread_msg_num", json!({ "To_Account": "bob", "Peer_Account": ten })).await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
-    assert_eq!(
-        r["ErrorList"].as_array().map(Vec::len),
-        Some(10),
-        "every unknown peer is in ErrorList: {r}"
-    );
+    assert_eq!(r["ErrorList"].as_array().map(Vec::len), Some(10), "every unknown peer is in ErrorList: {r}");
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1544,29 +1065,16 @@ async fn unread_msg_num_refuses_bad_requests_with_tencent_codes() {
 #[tokio::test]
 async fn query_online_status_reports_offline_accounts_and_unknown_ones() {
     let s = server(&["alice", "bob"]).await;
-    let r = s
-        .rest("openim/query_online_status", json!({ "To_Account": ["alice", "bob"] }))
-        .await;
+    let r = s.rest("openim/query_online_status", json!({ "To_Account": ["alice", "bob"] })).await;
     insta::assert_json_snapshot!("query_online_status_known", r);
-    assert!(
-        r.get("ErrorList").is_none(),
-        "no ErrorList when every account exists: {r}"
-    );
+    assert!(r.get("ErrorList").is_none(), "no ErrorList when every account exists: {r}");
 
-    let r = s
-        .rest(
-            "openim/query_online_status",
-            json!({ "To_Account": ["alice", "ghost", "bob"] }),
-        )
-        .await;
+    let r = s.rest("openim/query_online_status", json!({ "To_Account": ["alice", "ghost", "bob"] })).await;
     insta::assert_json_snapshot!("query_online_status_unknown", r);
     assert_eq!(r["ErrorCode"], 0);
 
     // The legacy command answers the same.
-    for body in [
-        json!({ "To_Account": ["alice", "bob"] }),
-        json!({ "To_Account": ["alice", "ghost", "bob"] }),
-    ] {
+    for body in [json!({ "To_Account": ["alice", "bob"] }), json!({ "To_Account": ["alice", "ghost", "bob"] })] {
         assert_eq!(
             s.rest("openim/querystate", body.clone()).await,
             s.rest("openim/query_online_status", body).await,
@@ -1581,10 +1089,7 @@ async fn query_online_status_reports_offline_accounts_and_unknown_ones() {
 async fn query_online_status_with_detail() {
     let s = server(&["alice", "bob"]).await;
     let r = s
-        .rest(
-            "openim/query_online_status",
-            json!({ "IsNeedDetail": 1, "To_Account": ["alice", "bob", "ghost"] }),
-        )
+        .rest("openim/query_online_status", json!({ "IsNeedDetail": 1, "To_Account": ["alice", "bob", "ghost"] }))
         .await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
     for item in r["QueryResult"].as_array().expect("QueryResult") {
@@ -1593,22 +1098,13 @@ async fn query_online_status_with_detail() {
     }
     insta::assert_json_snapshot!("query_online_status_detail", r);
     assert_eq!(
-        s.rest(
-            "openim/querystate",
-            json!({ "IsNeedDetail": 1, "To_Account": ["alice", "bob", "ghost"] })
-        )
-        .await,
+        s.rest("openim/querystate", json!({ "IsNeedDetail": 1, "To_Account": ["alice", "bob", "ghost"] })).await,
         r
     );
     // IsNeedDetail 0 is the same as absent.
     assert_eq!(
-        s.rest(
-            "openim/query_online_status",
-            json!({ "IsNeedDetail": 0, "To_Account": ["alice"] })
-        )
-        .await,
-        s.rest("openim/query_online_status", json!({ "To_Account": ["alice"] }))
-            .await,
+        s.rest("openim/query_online_status", json!({ "IsNeedDetail": 0, "To_Account": ["alice"] })).await,
+        s.rest("openim/query_online_status", json!({ "To_Account": ["alice"] })).await,
     );
 }
 
@@ -1633,9 +1129,7 @@ async fn query_online_status_refuses_bad_requests_with_tencent_codes() {
     }
     // Exactly 500 is allowed.
     let five_hundred: Vec<String> = (0..500).map(|i| format!("user{i}")).collect();
-    let r = s
-        .rest("openim/query_online_status", json!({ "To_Account": five_hundred }))
-        .await;
+    let r = s.rest("openim/query_online_status", json!({ "To_Account": five_hundred })).await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
 }
 
@@ -1659,24 +1153,15 @@ const OPENIM_COMMANDS: [&str; 9] = [
 async fn malformed_json_is_90001_with_tencents_error_info() {
     let s = server(&["alice", "bob"]).await;
     for command in OPENIM_COMMANDS {
-        for body in [
-            "{\"To_Account\": ",
-            "not json",
-            "{\"To_Account\": \"bob\"",
-            "{To_Account: bob}",
-        ] {
-            let r = s
-                .rest_raw(&format!("/v4/openim/{command}?{}", s.admin_query()), body)
-                .await;
+        for body in ["{\"To_Account\": ", "not json", "{\"To_Account\": \"bob\"", "{To_Account: bob}"] {
+            let r = s.rest_raw(&format!("/v4/openim/{command}?{}", s.admin_query()), body).await;
             assert_eq!(r["ErrorCode"], 90001, "{command} {body:?}: {r}");
             assert_eq!(r["ActionStatus"], "FAIL", "{command} {body:?}: {r}");
             let info = r["ErrorInfo"].as_str().unwrap_or_default();
             assert!(info.starts_with(PARSE_PREFIX), "{command} {body:?}: ErrorInfo {info:?}");
         }
     }
-    let r = s
-        .rest_raw(&format!("/v4/openim/sendmsg?{}", s.admin_query()), "{\"To_Account\": ")
-        .await;
+    let r = s.rest_raw(&format!("/v4/openim/sendmsg?{}", s.admin_query()), "{\"To_Account\": ").await;
     insta::assert_json_snapshot!("malformed_json", r);
 }
 
@@ -1685,18 +1170,11 @@ async fn a_body_that_is_not_an_object_is_90001() {
     let s = server(&["alice", "bob"]).await;
     for command in OPENIM_COMMANDS {
         for body in ["[]", "[{\"To_Account\": \"bob\"}]", "\"bob\"", "42", "null"] {
-            let r = s
-                .rest_raw(&format!("/v4/openim/{command}?{}", s.admin_query()), body)
-                .await;
+            let r = s.rest_raw(&format!("/v4/openim/{command}?{}", s.admin_query()), body).await;
             assert_eq!(r["ErrorCode"], 90001, "{command} {body:?}: {r}");
             assert_eq!(r["ActionStatus"], "FAIL", "{command} {body:?}: {r}");
         }
     }
-    let r = s
-        .rest_raw(
-            &format!("/v4/openim/sendmsg?{}", s.admin_query()),
-            "[{\"To_Account\": \"bob\"}]",
-        )
-        .await;
+    let r = s.rest_raw(&format!("/v4/openim/sendmsg?{}", s.admin_query()), "[{\"To_Account\": \"bob\"}]").await;
     insta::assert_json_snapshot!("json_array_body", r);
 }

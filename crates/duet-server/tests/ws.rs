@@ -25,11 +25,7 @@ impl Raw {
     async fn connect(server: &TestServer) -> Raw {
         let url = format!("ws://{}/v1/connect", server.addr);
         let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connect");
-        Raw {
-            ws,
-            events: VecDeque::new(),
-            next_id: 0,
-        }
+        Raw { ws, events: VecDeque::new(), next_id: 0 }
     }
 
     /// Connects and logs in with a fresh UserSig; asserts success.
@@ -48,19 +44,13 @@ impl Raw {
     }
 
     async fn send(&mut self, frame: Value) {
-        self.ws
-            .send(Ws::Text(frame.to_string().into()))
-            .await
-            .expect("sending a frame");
+        self.ws.send(Ws::Text(frame.to_string().into())).await.expect("sending a frame");
     }
 
     /// The next frame from the server (`None`: the connection closed).
     async fn next(&mut self) -> Option<Value> {
         loop {
-            match tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("no frame within 5 s")
-            {
+            match tokio::time::timeout(WAIT, self.ws.next()).await.expect("no frame within 5 s") {
                 Some(Ok(Ws::Text(t))) => return Some(serde_json::from_str(&t).expect("frames are JSON")),
                 Some(Ok(Ws::Close(_))) | None | Some(Err(_)) => return None,
                 Some(Ok(_)) => {}
@@ -107,12 +97,7 @@ async fn sendmsg(server: &TestServer, from: &str, to: &str, seq: u32, msg: &str)
 }
 
 async fn status(server: &TestServer, user: &str) -> Value {
-    let r = server
-        .rest(
-            "openim/query_online_status",
-            json!({"To_Account": [user], "IsNeedDetail": 1}),
-        )
-        .await;
+    let r = server.rest("openim/query_online_status", json!({"To_Account": [user], "IsNeedDetail": 1})).await;
     r["QueryResult"][0].clone()
 }
 
@@ -121,11 +106,7 @@ async fn a_request_before_login_is_refused_with_6014() {
     let server = TestServer::spawn().await;
     let mut raw = Raw::connect(&server).await;
     let reply = raw.request(json!({"op": "sync", "after": 0})).await;
-    assert_eq!(
-        (reply["op"].as_str(), reply["code"].as_u64()),
-        (Some("error"), Some(6014)),
-        "{reply}"
-    );
+    assert_eq!((reply["op"].as_str(), reply["code"].as_u64()), (Some("error"), Some(6014)), "{reply}");
     assert!(raw.closed().await);
 }
 
@@ -134,26 +115,10 @@ async fn bad_logins_get_tencent_codes_and_the_connection_closes() {
     let server = TestServer::spawn().await;
     let now = server.clock.now_secs();
     let cases = [
-        (
-            duet_core::usersig::generate(SECRET_KEY, SDKAPPID, "bob", now - 100, 10, None),
-            "bob",
-            70001,
-        ),
-        (
-            duet_core::usersig::generate(SECRET_KEY, SDKAPPID, "alice", now, 100, None),
-            "bob",
-            70013,
-        ),
-        (
-            duet_core::usersig::generate("another key", SDKAPPID, "bob", now, 100, None),
-            "bob",
-            70009,
-        ),
-        (
-            duet_core::usersig::generate(SECRET_KEY, 1, "bob", now, 100, None),
-            "bob",
-            70014,
-        ),
+        (duet_core::usersig::generate(SECRET_KEY, SDKAPPID, "bob", now - 100, 10, None), "bob", 70001),
+        (duet_core::usersig::generate(SECRET_KEY, SDKAPPID, "alice", now, 100, None), "bob", 70013),
+        (duet_core::usersig::generate("another key", SDKAPPID, "bob", now, 100, None), "bob", 70009),
+        (duet_core::usersig::generate(SECRET_KEY, 1, "bob", now, 100, None), "bob", 70014),
         ("garbage".to_owned(), "bob", 70003),
         (String::new(), "bob", 70002),
         (server.usersig("x".repeat(33).as_str()), &*"x".repeat(33), 7003),
@@ -179,12 +144,7 @@ async fn first_login_registers_the_account() {
     let server = TestServer::spawn().await;
     let (_bob, reply) = Raw::login(&server, "newcomer", "Android", "d1").await;
     assert_eq!(reply["latest"], 0);
-    let r = server
-        .rest(
-            "im_open_login_svc/account_check",
-            json!({"CheckItem": [{"UserID": "newcomer"}]}),
-        )
-        .await;
+    let r = server.rest("im_open_login_svc/account_check", json!({"CheckItem": [{"UserID": "newcomer"}]})).await;
     assert_eq!(r["ResultItem"][0]["AccountStatus"], "Imported", "{r}");
 }
 
@@ -193,15 +153,10 @@ async fn a_client_send_is_pushed_to_the_peer_and_to_the_senders_log() {
     let server = TestServer::spawn().await;
     let (mut alice, _) = Raw::login(&server, "alice", "iPhone", "a1").await;
     let (mut bob, _) = Raw::login(&server, "bob", "Android", "b1").await;
-    let sent = alice
-        .request(json!({"op": "send", "to": "bob", "seq": 5, "random": 77, "body": text("hi bob")}))
-        .await;
+    let sent = alice.request(json!({"op": "send", "to": "bob", "seq": 5, "random": 77, "body": text("hi bob")})).await;
     assert_eq!(sent["op"], "sent", "{sent}");
     assert_eq!(sent["msg_key"], format!("5_77_{}", server.clock.now_secs()));
-    assert_eq!(
-        (sent["conv_seq"].as_u64(), sent["log_seq"].as_u64()),
-        (Some(1), Some(1))
-    );
+    assert_eq!((sent["conv_seq"].as_u64(), sent["log_seq"].as_u64()), (Some(1), Some(1)));
 
     let entry = bob.event().await;
     assert_eq!(entry["op"], "entry");
@@ -219,13 +174,9 @@ async fn a_client_send_is_pushed_to_the_peer_and_to_the_senders_log() {
     );
 
     // Bad sends are refused with Tencent's codes.
-    let bad = alice
-        .request(json!({"op": "send", "to": "nobody", "random": 1, "body": text("x")}))
-        .await;
+    let bad = alice.request(json!({"op": "send", "to": "nobody", "random": 1, "body": text("x")})).await;
     assert_eq!(bad["code"], 90012, "{bad}");
-    let bad = alice
-        .request(json!({"op": "send", "to": "bob", "random": 1, "body": []}))
-        .await;
+    let bad = alice.request(json!({"op": "send", "to": "bob", "random": 1, "body": []})).await;
     assert_eq!(bad["code"], 90002, "{bad}");
     let bad = alice
         .request(json!({"op": "send", "to": "bob", "random": 1, "body": [{"MsgType": "TIMLocationElem", "MsgContent": {"Latitude": 99, "Longitude": 0}}]}))
@@ -247,20 +198,10 @@ async fn offline_messages_wait_in_the_log_and_sync_pages_from_a_cursor() {
     let page = bob.request(json!({"op": "sync", "after": 0, "limit": 3})).await;
     assert_eq!(page["op"], "synced", "{page}");
     assert_eq!(page["more"], true);
-    let seqs: Vec<u64> = page["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["seq"].as_u64().unwrap())
-        .collect();
+    let seqs: Vec<u64> = page["entries"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3]);
     let page = bob.request(json!({"op": "sync", "after": 3})).await;
-    let bodies: Vec<Value> = page["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["entry"].clone())
-        .collect();
+    let bodies: Vec<Value> = page["entries"].as_array().unwrap().iter().map(|e| e["entry"].clone()).collect();
     assert_eq!(page["more"], false);
     assert_eq!(page["entries"][0]["msg"]["body"], text("m4"));
     assert_eq!(page["entries"][1]["msg"]["conv_seq"], 5);
@@ -274,11 +215,7 @@ async fn a_second_device_on_the_same_platform_kicks_the_first() {
     let (mut pc, _) = Raw::login(&server, "bob", "PC", "pc1").await;
     let (mut phone2, _) = Raw::login(&server, "bob", "iPhone", "p2").await;
     let kicked = phone1.event().await;
-    assert_eq!(
-        (kicked["op"].as_str(), kicked["code"].as_u64()),
-        (Some("kicked"), Some(6208)),
-        "{kicked}"
-    );
+    assert_eq!((kicked["op"].as_str(), kicked["code"].as_u64()), (Some("kicked"), Some(6208)), "{kicked}");
     assert!(phone1.closed().await);
     // The PC and the new phone both stay and both get the next message.
     sendmsg(&server, "administrator", "bob", 1, "to every device").await;
@@ -337,17 +274,11 @@ async fn presence_is_online_then_push_online_after_a_mobile_drop_and_offline_aft
     assert_eq!(status(&server, "bob").await["Status"], "Offline");
     let (phone, _) = Raw::login(&server, "bob", "iPhone", "p1").await;
     let s = status(&server, "bob").await;
-    assert_eq!(
-        (s["Status"].as_str(), s["State"].as_str()),
-        (Some("Online"), Some("Online"))
-    );
+    assert_eq!((s["Status"].as_str(), s["State"].as_str()), (Some("Online"), Some("Online")));
     assert_eq!(s["Detail"], json!([{"Platform": "iPhone", "Status": "Online"}]));
     drop(phone);
     let push_online = wait_for(|| status(&server, "bob"), |s| s["Status"] == "PushOnline").await;
-    assert_eq!(
-        push_online["Detail"],
-        json!([{"Platform": "iPhone", "Status": "PushOnline"}])
-    );
+    assert_eq!(push_online["Detail"], json!([{"Platform": "iPhone", "Status": "PushOnline"}]));
     // Seven days later it is Offline.
     server.clock.advance_secs(7 * 86_400 + 1);
     assert_eq!(status(&server, "bob").await["Status"], "Offline");
@@ -371,11 +302,7 @@ async fn a_sig_that_expires_while_online_ends_the_session() {
     server.clock.advance_secs(61);
     bob.send(json!({"op": "ping", "id": 9})).await;
     let e = bob.next().await.unwrap();
-    assert_eq!(
-        (e["op"].as_str(), e["code"].as_u64()),
-        (Some("sig_expired"), Some(6206)),
-        "{e}"
-    );
+    assert_eq!((e["op"].as_str(), e["code"].as_u64()), (Some("sig_expired"), Some(6206)), "{e}");
     assert!(bob.closed().await);
 }
 
@@ -388,10 +315,7 @@ async fn read_state_follows_to_the_other_devices() {
     let (mut pc, _) = Raw::login(&server, "bob", "PC", "pc").await;
     let convs = phone.request(json!({"op": "conversations"})).await;
     assert_eq!(convs["items"][0]["unread"], 1, "{convs}");
-    assert_eq!(
-        phone.request(json!({"op": "mark_read", "peer": "alice"})).await["op"],
-        "ok"
-    );
+    assert_eq!(phone.request(json!({"op": "mark_read", "peer": "alice"})).await["op"], "ok");
     for device in [&mut pc, &mut phone] {
         let e = device.event().await;
         assert_eq!(e["entry"]["kind"], "read", "{e}");
@@ -409,33 +333,19 @@ async fn online_only_messages_reach_live_devices_and_are_never_stored() {
     let sent = alice
         .request(json!({"op": "send", "to": "bob", "random": 1, "online_only": true, "body": text("typing…")}))
         .await;
-    assert_eq!(
-        (sent["conv_seq"].as_u64(), sent["log_seq"].as_u64()),
-        (Some(0), Some(0)),
-        "{sent}"
-    );
+    assert_eq!((sent["conv_seq"].as_u64(), sent["log_seq"].as_u64()), (Some(0), Some(0)), "{sent}");
     let e = bob.event().await;
-    assert_eq!(
-        (e["entry"]["seq"].as_u64(), e["entry"]["msg"]["conv_seq"].as_u64()),
-        (Some(0), Some(0))
-    );
+    assert_eq!((e["entry"]["seq"].as_u64(), e["entry"]["msg"]["conv_seq"].as_u64()), (Some(0), Some(0)));
     let page = bob.request(json!({"op": "sync", "after": 0})).await;
     assert_eq!(page["entries"], json!([]), "nothing was logged");
-    let history = bob
-        .request(json!({"op": "history", "peer": "alice", "count": 10}))
-        .await;
+    let history = bob.request(json!({"op": "history", "peer": "alice", "count": 10})).await;
     assert_eq!(history["messages"], json!([]), "nothing was stored");
     // To an offline user it is lost, as Tencent's MsgLifeTime 0.
     server.import(&["carol"]).await;
-    alice
-        .request(json!({"op": "send", "to": "carol", "random": 2, "online_only": true, "body": text("gone")}))
-        .await;
+    alice.request(json!({"op": "send", "to": "carol", "random": 2, "online_only": true, "body": text("gone")})).await;
     let (mut carol, reply) = Raw::login(&server, "carol", "iPhone", "c").await;
     assert_eq!(reply["latest"], 0);
-    assert_eq!(
-        carol.request(json!({"op": "sync", "after": 0})).await["entries"],
-        json!([])
-    );
+    assert_eq!(carol.request(json!({"op": "sync", "after": 0})).await["entries"], json!([]));
 }
 
 #[tokio::test]
@@ -448,24 +358,14 @@ async fn history_pages_newest_first_and_says_when_it_is_complete() {
     }
     let (mut bob, _) = Raw::login(&server, "bob", "iPhone", "b").await;
     let page = bob.request(json!({"op": "history", "peer": "alice", "count": 3})).await;
-    let convs: Vec<u64> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["conv_seq"].as_u64().unwrap())
-        .collect();
+    let convs: Vec<u64> =
+        page["messages"].as_array().unwrap().iter().map(|m| m["conv_seq"].as_u64().unwrap()).collect();
     assert_eq!(convs, [5, 4, 3]);
     assert_eq!(page["complete"], false);
     let before = page["messages"][2]["msg_key"].clone();
-    let page = bob
-        .request(json!({"op": "history", "peer": "alice", "count": 3, "before": before}))
-        .await;
-    let convs: Vec<u64> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["conv_seq"].as_u64().unwrap())
-        .collect();
+    let page = bob.request(json!({"op": "history", "peer": "alice", "count": 3, "before": before})).await;
+    let convs: Vec<u64> =
+        page["messages"].as_array().unwrap().iter().map(|m| m["conv_seq"].as_u64().unwrap()).collect();
     assert_eq!(convs, [2, 1]);
     assert_eq!(page["complete"], true);
 }
@@ -477,9 +377,7 @@ async fn recent_contacts_keep_100_latest_first_and_expire_with_their_last_messag
     let mut accounts: Vec<&str> = peers.iter().map(String::as_str).collect();
     accounts.push("bob");
     for chunk in accounts.chunks(100) {
-        let r = server
-            .rest("im_open_login_svc/multiaccount_import", json!({"Accounts": chunk}))
-            .await;
+        let r = server.rest("im_open_login_svc/multiaccount_import", json!({"Accounts": chunk})).await;
         assert_eq!(r["ErrorCode"], 0, "{r}");
     }
     for (i, peer) in peers.iter().enumerate() {
@@ -510,12 +408,7 @@ async fn recent_contacts_keep_100_latest_first_and_expire_with_their_last_messag
         )
         .await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
-    let list = server
-        .rest(
-            "recentcontact/get_list",
-            json!({"From_Account": "bob", "StartIndex": 0}),
-        )
-        .await;
+    let list = server.rest("recentcontact/get_list", json!({"From_Account": "bob", "StartIndex": 0})).await;
     assert_eq!(list["SessionItem"][0]["To_Account"], "peer099");
     let roam = server.rest("openim/admin_getroammsg", json!({"Operator_Account": "bob", "Peer_Account": "peer100", "MaxCnt": 10, "MinTime": 0, "MaxTime": 4_000_000_000u64})).await;
     assert_eq!(roam["MsgCnt"], 0, "ClearRamble hid the history from bob: {roam}");
@@ -524,33 +417,14 @@ async fn recent_contacts_keep_100_latest_first_and_expire_with_their_last_messag
 
     // A conversation whose last message expired is gone.
     server.clock.advance_secs(7 * 86_400 - 50);
-    let list = server
-        .rest(
-            "recentcontact/get_list",
-            json!({"From_Account": "bob", "StartIndex": 0}),
-        )
-        .await;
+    let list = server.rest("recentcontact/get_list", json!({"From_Account": "bob", "StartIndex": 0})).await;
     let left = list["SessionItem"].as_array().unwrap();
-    assert!(
-        left.len() < 99 && !left.is_empty(),
-        "older conversations expired: {}",
-        left.len()
-    );
-    assert!(
-        left.iter()
-            .all(|i| i["MsgTime"].as_i64().unwrap() >= server.clock.now_secs() - 7 * 86_400)
-    );
+    assert!(left.len() < 99 && !left.is_empty(), "older conversations expired: {}", left.len());
+    assert!(left.iter().all(|i| i["MsgTime"].as_i64().unwrap() >= server.clock.now_secs() - 7 * 86_400));
 
-    let r = server
-        .rest("recentcontact/get_list", json!({"From_Account": "nobody"}))
-        .await;
+    let r = server.rest("recentcontact/get_list", json!({"From_Account": "nobody"})).await;
     assert_eq!(r["ErrorCode"], 50001, "{r}");
-    let r = server
-        .rest(
-            "recentcontact/delete",
-            json!({"From_Account": "bob", "Type": 2, "To_Account": "x"}),
-        )
-        .await;
+    let r = server.rest("recentcontact/delete", json!({"From_Account": "bob", "Type": 2, "To_Account": "x"})).await;
     assert_eq!(r["ErrorCode"], 50002, "{r}");
 }
 

@@ -18,7 +18,7 @@ use duet_core::model::{
     Sent,
 };
 use duet_core::store::{AccountStore, Cutoffs, Imported, MessageStore, SendPlan, StoreError, Withdrawn};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::writer::Writer;
 
@@ -64,14 +64,8 @@ impl SqliteStore {
         .map_err(backend)?;
         migrate(&conn)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let readers = Arc::new(Readers {
-            path: path.to_owned(),
-            idle: Mutex::new(Vec::new()),
-        });
-        Ok(SqliteStore {
-            writer: Writer::start(conn)?,
-            readers,
-        })
+        let readers = Arc::new(Readers { path: path.to_owned(), idle: Mutex::new(Vec::new()) });
+        Ok(SqliteStore { writer: Writer::start(conn)?, readers })
     }
 
     /// Runs a read on a pooled connection, off the async workers.
@@ -96,11 +90,9 @@ impl Readers {
         if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(conn);
         }
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(backend)?;
+        let conn =
+            Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(backend)?;
         conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
@@ -115,9 +107,7 @@ impl Readers {
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let version: usize = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(backend)?;
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
     if version > MIGRATIONS.len() {
         return Err(StoreError::Backend(format!(
             "the database has schema version {version}, newer than this build knows ({})",
@@ -135,20 +125,15 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn import_accounts(&self, accounts: Vec<NewAccount>, now: i64) -> Result<(), StoreError> {
-        self.writer
-            .write(move |c| ops::import_accounts(c, &accounts, now).map_err(backend))
-            .await
+        self.writer.write(move |c| ops::import_accounts(c, &accounts, now).map_err(backend)).await
     }
 
     async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
-        self.writer
-            .write(move |c| ops::delete_accounts(c, &ids).map_err(backend))
-            .await
+        self.writer.write(move |c| ops::delete_accounts(c, &ids).map_err(backend)).await
     }
 
     async fn accounts_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
-        self.read(move |c| ids.iter().map(|id| Ok(ops::uid(c, id)?.is_some())).collect())
-            .await
+        self.read(move |c| ids.iter().map(|id| Ok(ops::uid(c, id)?.is_some())).collect()).await
     }
 
     async fn revoke_sigs(&self, id: String, before: i64) -> Result<bool, StoreError> {
@@ -171,9 +156,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn set_profile(&self, id: String, items: Vec<(String, ProfileValue)>) -> Result<bool, StoreError> {
-        self.writer
-            .write(move |c| ops::set_profile(c, &id, &items).map_err(backend))
-            .await
+        self.writer.write(move |c| ops::set_profile(c, &id, &items).map_err(backend)).await
     }
 
     async fn profiles(
@@ -181,8 +164,7 @@ impl AccountStore for SqliteStore {
         ids: Vec<String>,
         tags: Vec<String>,
     ) -> Result<Vec<Option<Vec<(String, ProfileValue)>>>, StoreError> {
-        self.read(move |c| ids.iter().map(|id| ops::profile(c, id, &tags)).collect())
-            .await
+        self.read(move |c| ids.iter().map(|id| ops::profile(c, id, &tags)).collect()).await
     }
 }
 
@@ -199,9 +181,7 @@ impl MessageStore for SqliteStore {
         offline_until: i64,
         max_conversations: usize,
     ) -> Result<Imported, Error> {
-        self.writer
-            .write(move |c| ops::import(c, &msg, key, offline_until, max_conversations))
-            .await
+        self.writer.write(move |c| ops::import(c, &msg, key, offline_until, max_conversations)).await
     }
 
     async fn history(&self, q: HistoryQuery) -> Result<HistoryPage, StoreError> {
@@ -215,9 +195,7 @@ impl MessageStore for SqliteStore {
         key: MsgKey,
         log_expire_at: i64,
     ) -> Result<Withdrawn, StoreError> {
-        self.writer
-            .write(move |c| ops::withdraw(c, &from, &to, key, log_expire_at).map_err(backend))
-            .await
+        self.writer.write(move |c| ops::withdraw(c, &from, &to, key, log_expire_at).map_err(backend)).await
     }
 
     async fn set_read(
@@ -227,9 +205,7 @@ impl MessageStore for SqliteStore {
         time: i64,
         log_expire_at: i64,
     ) -> Result<Option<Delivery>, StoreError> {
-        self.writer
-            .write(move |c| ops::set_read(c, &owner, &peer, time, log_expire_at).map_err(backend))
-            .await
+        self.writer.write(move |c| ops::set_read(c, &owner, &peer, time, log_expire_at).map_err(backend)).await
     }
 
     async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError> {
@@ -248,6 +224,16 @@ impl MessageStore for SqliteStore {
         .await
     }
 
+    async fn latest_seq(&self, user: String) -> Result<Option<u64>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT log_seq FROM accounts WHERE user_id = ?1")?
+                .query_row([&user], |r| r.get::<_, i64>(0))
+                .optional()
+                .map(|n| n.map(|n| n as u64))
+        })
+        .await
+    }
+
     async fn log_after(&self, user: String, after: u64, limit: usize) -> Result<LogPage, StoreError> {
         self.read(move |c| ops::log_after(c, &user, after, limit)).await
     }
@@ -257,14 +243,10 @@ impl MessageStore for SqliteStore {
     }
 
     async fn delete_conversation(&self, owner: String, peer: String, clear_history: bool) -> Result<bool, StoreError> {
-        self.writer
-            .write(move |c| ops::delete_conversation(c, &owner, &peer, clear_history).map_err(backend))
-            .await
+        self.writer.write(move |c| ops::delete_conversation(c, &owner, &peer, clear_history).map_err(backend)).await
     }
 
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError> {
-        self.writer
-            .write(move |c| ops::purge(c, cutoffs).map_err(backend))
-            .await
+        self.writer.write(move |c| ops::purge(c, cutoffs).map_err(backend)).await
     }
 }

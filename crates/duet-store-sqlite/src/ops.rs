@@ -21,9 +21,7 @@ const NO_UNREAD: i64 = 8;
 const PURGE_CHUNK: i64 = 10_000;
 
 pub(crate) fn uid(c: &Connection, user_id: &str) -> Result<Option<i64>> {
-    c.prepare_cached("SELECT uid FROM accounts WHERE user_id = ?1")?
-        .query_row([user_id], |r| r.get(0))
-        .optional()
+    c.prepare_cached("SELECT uid FROM accounts WHERE user_id = ?1")?.query_row([user_id], |r| r.get(0)).optional()
 }
 
 pub(crate) fn import_accounts(c: &Connection, accounts: &[NewAccount], now: i64) -> Result<()> {
@@ -46,13 +44,10 @@ pub(crate) fn delete_accounts(c: &Connection, ids: &[String]) -> Result<Vec<bool
             let Some(uid) = uid(c, id)? else {
                 return Ok(false);
             };
-            c.prepare_cached("DELETE FROM profiles WHERE uid = ?1")?
-                .execute([uid])?;
+            c.prepare_cached("DELETE FROM profiles WHERE uid = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM inbox WHERE uid = ?1")?.execute([uid])?;
-            c.prepare_cached("DELETE FROM conversations WHERE owner = ?1")?
-                .execute([uid])?;
-            c.prepare_cached("DELETE FROM accounts WHERE uid = ?1")?
-                .execute([uid])?;
+            c.prepare_cached("DELETE FROM conversations WHERE owner = ?1")?.execute([uid])?;
+            c.prepare_cached("DELETE FROM accounts WHERE uid = ?1")?.execute([uid])?;
             Ok(true)
         })
         .collect()
@@ -213,13 +208,7 @@ fn key_taken(c: &Connection, a: i64, b: i64, key: MsgKey) -> Result<bool> {
 }
 
 fn msg_entry(seq: u64, msg: &Arc<StoredMessage>, user: &str) -> Delivery {
-    Delivery {
-        user: user.to_owned(),
-        entry: LogEntry {
-            seq,
-            event: LogEvent::Message(msg.clone()),
-        },
-    }
+    Delivery { user: user.to_owned(), entry: LogEntry { seq, event: LogEvent::Message(msg.clone()) } }
 }
 
 pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent, Error> {
@@ -230,11 +219,7 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent,
         .and_then(|mut s| {
             s.query_row(params![&plan.dedup_key[..], plan.dedup_since_ms], |r| {
                 Ok(Sent {
-                    key: MsgKey {
-                        seq: r.get(0)?,
-                        random: r.get(1)?,
-                        time: r.get(2)?,
-                    },
+                    key: MsgKey { seq: r.get(0)?, random: r.get(1)?, time: r.get(2)? },
                     failed: r.get::<_, String>(3)?.lines().map(str::to_owned).collect(),
                     duplicate: true,
                     conv_seq: r.get::<_, i64>(4)? as u64,
@@ -392,15 +377,7 @@ pub(crate) fn import(
             });
             deliveries.push(msg_entry(seq, &stored, &msg.to));
         }
-        touch_conversation(
-            c,
-            receiver,
-            sender,
-            key.time,
-            Some(id),
-            msg.counts_unread,
-            max_conversations,
-        )?;
+        touch_conversation(c, receiver, sender, key.time, Some(id), msg.counts_unread, max_conversations)?;
         if sender != receiver {
             touch_conversation(c, sender, receiver, key.time, Some(id), false, max_conversations)?;
         }
@@ -416,11 +393,7 @@ fn read_message(r: &rusqlite::Row<'_>, at: usize, names: impl Fn(i64) -> String)
     Ok(StoredMessage {
         from: names(r.get(at)?),
         to: names(r.get(at + 1)?),
-        key: MsgKey {
-            time: r.get(at + 2)?,
-            seq: r.get(at + 3)?,
-            random: r.get(at + 4)?,
-        },
+        key: MsgKey { time: r.get(at + 2)?, seq: r.get(at + 3)?, random: r.get(at + 4)? },
         conv_seq: r.get::<_, i64>(at + 5)? as u64,
         body: r.get(at + 6)?,
         cloud_custom_data: r.get(at + 7)?,
@@ -434,10 +407,7 @@ const MESSAGE_COLUMNS: &str =
 
 pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
     let (Some(op), Some(peer)) = (uid(c, &q.operator)?, uid(c, &q.peer)?) else {
-        return Ok(HistoryPage {
-            messages: Vec::new(),
-            more: false,
-        });
+        return Ok(HistoryPage { messages: Vec::new(), more: false });
     };
     let read_time = |owner: i64, other: i64| -> Result<i64> {
         c.prepare_cached("SELECT read_time FROM conversations WHERE owner = ?1 AND peer = ?2")?
@@ -469,14 +439,11 @@ pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
     ))?;
     let limit = q.limit.min(i64::MAX as usize - 1) as i64 + 1;
     let names = |uid: i64| if uid == op { q.operator.clone() } else { q.peer.clone() };
-    let rows = stmt.query_map(
-        params![op, peer, q.min_time, q.max_time, cursor.0, cursor.1, cursor.2, limit],
-        |r| {
-            let mut m = read_message(r, 0, names)?;
-            m.peer_read = m.key.time <= if m.from == q.operator { peer_read } else { op_read };
-            Ok(m)
-        },
-    )?;
+    let rows = stmt.query_map(params![op, peer, q.min_time, q.max_time, cursor.0, cursor.1, cursor.2, limit], |r| {
+        let mut m = read_message(r, 0, names)?;
+        m.peer_read = m.key.time <= if m.from == q.operator { peer_read } else { op_read };
+        Ok(m)
+    })?;
     let mut messages = rows.collect::<Result<Vec<_>>>()?;
     let more = messages.len() > q.limit;
     messages.truncate(q.limit);
@@ -485,15 +452,10 @@ pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
 
 pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize) -> Result<LogPage> {
     let Some(owner) = uid(c, user)? else {
-        return Ok(LogPage {
-            entries: Vec::new(),
-            latest: 0,
-            more: false,
-        });
+        return Ok(LogPage { entries: Vec::new(), latest: 0, more: false });
     };
-    let latest: i64 = c
-        .prepare_cached("SELECT log_seq FROM accounts WHERE uid = ?1")?
-        .query_row([owner], |r| r.get(0))?;
+    let latest: i64 =
+        c.prepare_cached("SELECT log_seq FROM accounts WHERE uid = ?1")?.query_row([owner], |r| r.get(0))?;
     let mut stmt = c.prepare_cached(&format!(
         "SELECT i.seq, i.kind, i.time, p.user_id, su.user_id, ru.user_id, {MESSAGE_COLUMNS} \
          FROM inbox i \
@@ -504,11 +466,8 @@ pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize) ->
          WHERE i.uid = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3"
     ))?;
     let mut entries = Vec::new();
-    let mut rows = stmt.query(params![
-        owner,
-        after.min(i64::MAX as u64) as i64,
-        limit.min(i64::MAX as usize - 1) as i64 + 1
-    ])?;
+    let mut rows =
+        stmt.query(params![owner, after.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize - 1) as i64 + 1])?;
     let mut count = 0;
     while let Some(r) = rows.next()? {
         count += 1;
@@ -520,10 +479,7 @@ pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize) ->
         let (sender_name, receiver_name): (Option<String>, Option<String>) = (r.get(4)?, r.get(5)?);
         let event = match (kind, sender_name, receiver_name) {
             (KIND_READ, _, _) => match r.get::<_, Option<String>>(3)? {
-                Some(peer) => LogEvent::Read {
-                    peer,
-                    time: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
-                },
+                Some(peer) => LogEvent::Read { peer, time: r.get::<_, Option<i64>>(2)?.unwrap_or(0) },
                 None => continue,
             },
             (KIND_MSG | KIND_RECALL, Some(s), Some(rc)) => {
@@ -541,11 +497,7 @@ pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize) ->
         };
         entries.push(LogEntry { seq, event });
     }
-    Ok(LogPage {
-        entries,
-        latest: latest as u64,
-        more: count > limit,
-    })
+    Ok(LogPage { entries, latest: latest as u64, more: count > limit })
 }
 
 pub(crate) fn conversations(c: &Connection, user: &str, limit: usize) -> Result<Vec<ConversationView>> {
@@ -561,17 +513,10 @@ pub(crate) fn conversations(c: &Connection, user: &str, limit: usize) -> Result<
         let peer: String = r.get(0)?;
         let peer_uid: i64 = r.get(3)?;
         let last = match r.get::<_, Option<i64>>(4)? {
-            Some(_) => Some(read_message(r, 4, |uid| {
-                if uid == peer_uid { peer.clone() } else { user.to_owned() }
-            })?),
+            Some(_) => Some(read_message(r, 4, |uid| if uid == peer_uid { peer.clone() } else { user.to_owned() })?),
             None => None,
         };
-        Ok(ConversationView {
-            peer,
-            last,
-            unread: r.get::<_, i64>(1)?.max(0) as u64,
-            time: r.get(2)?,
-        })
+        Ok(ConversationView { peer, last, unread: r.get::<_, i64>(1)?.max(0) as u64, time: r.get(2)? })
     })?;
     rows.collect()
 }
@@ -580,8 +525,7 @@ pub(crate) fn delete_conversation(c: &Connection, owner: &str, peer: &str, clear
     let (Some(owner), Some(peer)) = (uid(c, owner)?, uid(c, peer)?) else {
         return Ok(false);
     };
-    c.prepare_cached("DELETE FROM conversations WHERE owner = ?1 AND peer = ?2")?
-        .execute([owner, peer])?;
+    c.prepare_cached("DELETE FROM conversations WHERE owner = ?1 AND peer = ?2")?.execute([owner, peer])?;
     if clear_history {
         c.prepare_cached(
             "UPDATE messages SET flags = flags | CASE WHEN sender = ?1 THEN 2 ELSE 4 END \
@@ -601,9 +545,7 @@ pub(crate) fn withdraw(c: &Connection, from: &str, to: &str, key: MsgKey, expire
             "SELECT id, flags FROM messages WHERE lo = min(?1, ?2) AND hi = max(?1, ?2) AND time = ?3 AND seq = ?4 \
              AND random = ?5 AND sender = ?1 ORDER BY id LIMIT 1",
         )?
-        .query_row(params![sender, receiver, key.time, key.seq, key.random], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(params![sender, receiver, key.time, key.seq, key.random], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((id, flags)) = found else {
         return Ok(Withdrawn::NotFound);
@@ -611,8 +553,7 @@ pub(crate) fn withdraw(c: &Connection, from: &str, to: &str, key: MsgKey, expire
     if flags & RECALLED != 0 {
         return Ok(Withdrawn::AlreadyRecalled);
     }
-    c.prepare_cached("UPDATE messages SET flags = flags | 1 WHERE id = ?1")?
-        .execute([id])?;
+    c.prepare_cached("UPDATE messages SET flags = flags | 1 WHERE id = ?1")?.execute([id])?;
     if flags & NO_UNREAD == 0 {
         c.prepare_cached(
             "UPDATE conversations SET unread = max(unread - 1, 0) WHERE owner = ?1 AND peer = ?2 AND read_time < ?3",
@@ -628,13 +569,7 @@ pub(crate) fn withdraw(c: &Connection, from: &str, to: &str, key: MsgKey, expire
         let seq = append_log(c, owner, KIND_RECALL, Some(id), None, None, expire_at)?;
         deliveries.push(Delivery {
             user: name.to_owned(),
-            entry: LogEntry {
-                seq,
-                event: LogEvent::Recall {
-                    peer: peer.to_owned(),
-                    key,
-                },
-            },
+            entry: LogEntry { seq, event: LogEvent::Recall { peer: peer.to_owned(), key } },
         });
     }
     Ok(Withdrawn::Done(deliveries))
@@ -659,13 +594,7 @@ pub(crate) fn set_read(c: &Connection, owner: &str, peer: &str, time: i64, expir
     let seq = append_log(c, owner_uid, KIND_READ, None, Some(peer_uid), Some(time), expire_at)?;
     Ok(Some(Delivery {
         user: owner.to_owned(),
-        entry: LogEntry {
-            seq,
-            event: LogEvent::Read {
-                peer: peer.to_owned(),
-                time,
-            },
-        },
+        entry: LogEntry { seq, event: LogEvent::Read { peer: peer.to_owned(), time } },
     }))
 }
 
@@ -678,13 +607,7 @@ pub(crate) fn unread(c: &Connection, owner: &str, peers: &[String]) -> Result<Ve
     )?;
     peers
         .iter()
-        .map(|p| {
-            Ok(stmt
-                .query_row(params![owner, p], |r| r.get::<_, i64>(0))
-                .optional()?
-                .unwrap_or(0)
-                .max(0) as u64)
-        })
+        .map(|p| Ok(stmt.query_row(params![owner, p], |r| r.get::<_, i64>(0)).optional()?.unwrap_or(0).max(0) as u64))
         .collect()
 }
 
@@ -721,10 +644,5 @@ pub(crate) fn purge(c: &Connection, cut: Cutoffs) -> Result<Purged> {
         "DELETE FROM dedup WHERE key IN (SELECT key FROM dedup WHERE created_ms < ?1 LIMIT ?2)",
         cut.dedup_before_ms,
     )?;
-    Ok(Purged {
-        messages,
-        offline,
-        conversations,
-        dedup,
-    })
+    Ok(Purged { messages, offline, conversations, dedup })
 }

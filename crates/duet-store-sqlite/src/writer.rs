@@ -31,10 +31,7 @@ impl Writer {
             .name("duet-sqlite-writer".into())
             .spawn(move || run(conn, rx))
             .map_err(|e| StoreError::Backend(format!("spawning the writer thread: {e}")))?;
-        Ok(Writer {
-            jobs: Some(tx),
-            thread: Some(thread),
-        })
+        Ok(Writer { jobs: Some(tx), thread: Some(thread) })
     }
 
     /// Runs `f` in the next group commit and returns its result once that commit is durable.
@@ -77,11 +74,7 @@ fn in_savepoint<R, E: From<StoreError>>(
 ) -> Result<R, E> {
     conn.execute_batch("SAVEPOINT job").map_err(crate::backend)?;
     let result = f(conn);
-    let end = if result.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
-    };
+    let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
     conn.execute_batch(end).map_err(crate::backend)?;
     result
 }
@@ -115,12 +108,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
             crate::backend(e)
         });
         for reply in replies.drain(..) {
-            reply(
-                committed
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| StoreError::Backend(e.to_string())),
-            );
+            reply(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Backend(e.to_string())));
         }
     }
 }

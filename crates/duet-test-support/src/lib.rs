@@ -54,9 +54,7 @@ impl TestServer {
     }
 
     async fn start(config: Config, data: TempDir, clock: Arc<ManualClock>) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding 127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let store = duet_server::open_store(&config).expect("opening the store");
         let shutdown = CancellationToken::new();
@@ -68,15 +66,7 @@ impl TestServer {
             shutdown.clone().cancelled_owned(),
         ));
         let http = reqwest::Client::builder().build().expect("http client");
-        let server = TestServer {
-            addr,
-            clock,
-            config,
-            data,
-            shutdown,
-            task,
-            http,
-        };
+        let server = TestServer { addr, clock, config, data, shutdown, task, http };
         server.wait_ready().await;
         server
     }
@@ -130,16 +120,12 @@ impl TestServer {
 
     /// The query string of a REST call made by the admin.
     pub fn admin_query(&self) -> String {
-        format!(
-            "sdkappid={SDKAPPID}&identifier={ADMIN}&usersig={}&random=99&contenttype=json",
-            self.usersig(ADMIN)
-        )
+        format!("sdkappid={SDKAPPID}&identifier={ADMIN}&usersig={}&random=99&contenttype=json", self.usersig(ADMIN))
     }
 
     /// Calls `/v4/{path}` as the admin with a JSON body; returns the response body.
     pub async fn rest(&self, path: &str, body: Value) -> Value {
-        self.rest_raw(&format!("/v4/{path}?{}", self.admin_query()), body.to_string())
-            .await
+        self.rest_raw(&format!("/v4/{path}?{}", self.admin_query()), body.to_string()).await
     }
 
     /// POSTs `body` to `path_and_query` as is (no Content-Type); asserts HTTP 200 and a JSON body.
@@ -160,12 +146,7 @@ impl TestServer {
     /// Imports accounts, asserting success.
     pub async fn import(&self, users: &[&str]) {
         for user in users {
-            let r = self
-                .rest(
-                    "im_open_login_svc/account_import",
-                    serde_json::json!({ "UserID": user }),
-                )
-                .await;
+            let r = self.rest("im_open_login_svc/account_import", serde_json::json!({ "UserID": user })).await;
             assert_eq!(r["ErrorCode"], 0, "importing {user}: {r}");
         }
     }

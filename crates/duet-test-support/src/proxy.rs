@@ -37,12 +37,7 @@ impl Proxy {
                 tokio::spawn(pipe(client, server, d.clone(), dd.clone(), s.subscribe()));
             }
         });
-        Proxy {
-            addr,
-            drop_entries,
-            sever,
-            dropped,
-        }
+        Proxy { addr, drop_entries, sever, dropped }
     }
 
     /// The base URL clients should use instead of the server's.
@@ -108,9 +103,7 @@ async fn pipe(
                 let frame: Vec<u8> = pending.drain(..len).collect();
                 let is_entry = frame.windows(12).any(|w| w == br#""op":"entry""#);
                 let drop_it = is_entry
-                    && drop_entries
-                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                        .is_ok();
+                    && drop_entries.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
                 if drop_it {
                     dropped.fetch_add(1, Ordering::SeqCst);
                 } else {

@@ -95,10 +95,7 @@ struct SendArgs {
 
 pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     let platform = Platform::from_name(&args.platform).with_context(|| {
-        format!(
-            "unknown platform {:?}; use iPhone, Android, iPad, PC, Mac, Linux or Web",
-            args.platform
-        )
+        format!("unknown platform {:?}; use iPhone, Android, iPad, PC, Mac, Linux or Web", args.platform)
     })?;
     let mut config = ClientConfig::new(&args.server, &args.user, &args.usersig).platform(platform);
     if let Some(device) = &args.device {
@@ -128,11 +125,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             Ok(())
         }
         ClientCommand::History { peer, count, before } => {
-            for m in client
-                .get_messages(&peer, count, before.as_deref())
-                .await
-                .context("fetching history")?
-            {
+            for m in client.get_messages(&peer, count, before.as_deref()).await.context("fetching history")? {
                 println!("{}", message_json(&m));
             }
             Ok(())

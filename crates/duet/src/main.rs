@@ -13,11 +13,7 @@ use duet_core::clock::{Clock, SystemClock};
 use crate::settings::AppArgs;
 
 #[derive(Parser)]
-#[command(
-    name = "duet",
-    version,
-    about = "A self-hosted one-to-one chat server, wire-compatible with Tencent IM"
-)]
+#[command(name = "duet", version, about = "A self-hosted one-to-one chat server, wire-compatible with Tencent IM")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -87,14 +83,7 @@ async fn serve(settings: settings::Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
     let store = duet_server::open_store(&settings.config).context("opening the store")?;
-    duet_server::run(
-        settings.config,
-        listener,
-        store,
-        Arc::new(SystemClock),
-        shutdown_signal(),
-    )
-    .await?;
+    duet_server::run(settings.config, listener, store, Arc::new(SystemClock), shutdown_signal()).await?;
     Ok(())
 }
 

@@ -45,11 +45,7 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
         }
         None => FileConfig::default(),
     };
-    let data = args
-        .data
-        .clone()
-        .or(file.data.clone())
-        .unwrap_or_else(|| config::DEFAULT_DATA_DIR.into());
+    let data = args.data.clone().or(file.data.clone()).unwrap_or_else(|| config::DEFAULT_DATA_DIR.into());
     let sdkappid = args.sdkappid.or(file.sdkappid).unwrap_or(config::DEFAULT_SDKAPPID);
     let secret_key = match args.secret_key.clone().or(file.secret_key.clone()) {
         Some(key) if key.trim().is_empty() => bail!("the secret key must not be empty"),
@@ -58,11 +54,7 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     };
     let mut config = Config::new(sdkappid, secret_key, data);
     if let Some(admins) = args.admins.clone().or(file.admins.clone()) {
-        let admins: Vec<String> = admins
-            .into_iter()
-            .map(|a| a.trim().to_owned())
-            .filter(|a| !a.is_empty())
-            .collect();
+        let admins: Vec<String> = admins.into_iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
         if admins.is_empty() {
             bail!("at least one admin is needed");
         }
@@ -117,10 +109,7 @@ fn stored_or_new_key(data: &Path) -> anyhow::Result<String> {
     let bytes: [u8; 32] = rand::random();
     let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     write_private(&path, &key).with_context(|| format!("writing {}", path.display()))?;
-    eprintln!(
-        "duet: no secret key configured; generated one and saved it to {}",
-        path.display()
-    );
+    eprintln!("duet: no secret key configured; generated one and saved it to {}", path.display());
     Ok(key)
 }
 

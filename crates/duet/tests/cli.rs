@@ -10,20 +10,12 @@ use tokio::process::{Child, ChildStdout, Command};
 
 fn client(server: &TestServer, user: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_duet"));
-    cmd.args([
-        "client",
-        "--server",
-        &server.base_url(),
-        "--user",
-        user,
-        "--usersig",
-        &server.usersig(user),
-    ])
-    .args(args)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .kill_on_drop(true);
+    cmd.args(["client", "--server", &server.base_url(), "--user", user, "--usersig", &server.usersig(user)])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
     cmd
 }
 
@@ -60,9 +52,7 @@ async fn listen_prints_offline_messages_conversations_sync_complete_then_live_me
     sendmsg(&server, 1, "first").await;
     sendmsg(&server, 2, "second").await;
 
-    let mut child: Child = client(&server, "bob", &["listen"])
-        .spawn()
-        .expect("starting duet client");
+    let mut child: Child = client(&server, "bob", &["listen"]).spawn().expect("starting duet client");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(next_event(&mut lines).await["event"], "sync_started");
     for expected in ["first", "second"] {
@@ -79,11 +69,7 @@ async fn listen_prints_offline_messages_conversations_sync_complete_then_live_me
 
     sendmsg(&server, 3, "live").await;
     let e = next_event(&mut lines).await;
-    assert_eq!(
-        (e["event"].as_str(), e["message"]["body"].clone()),
-        (Some("new_message"), text("live")),
-        "{e}"
-    );
+    assert_eq!((e["event"].as_str(), e["message"]["body"].clone()), (Some("new_message"), text("live")), "{e}");
 
     // The admin kicks bob: listen prints the kick and exits with an error.
     server.clock.advance_secs(1);
@@ -95,10 +81,7 @@ async fn listen_prints_offline_messages_conversations_sync_complete_then_live_me
         }
     };
     assert_eq!(e["event"], "kicked", "{e}");
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
     assert!(!status.success());
 }
 
@@ -106,44 +89,25 @@ async fn listen_prints_offline_messages_conversations_sync_complete_then_live_me
 async fn send_history_and_conversations_print_json() {
     let server = TestServer::spawn().await;
     server.import(&["alice", "bob"]).await;
-    let out = client(
-        &server,
-        "alice",
-        &["send", "--to", "bob", "--text", "hello from the cli"],
-    )
-    .output()
-    .await
-    .unwrap();
+    let out =
+        client(&server, "alice", &["send", "--to", "bob", "--text", "hello from the cli"]).output().await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let sent: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(sent["conv_seq"], 1, "{sent}");
     server.clock.advance_secs(1);
 
-    let loc = client(
-        &server,
-        "alice",
-        &["send", "--to", "bob", "--location", "39.9", "-116.4", "--desc", "here"],
-    )
-    .output()
-    .await
-    .unwrap();
-    assert!(loc.status.success(), "{}", String::from_utf8_lossy(&loc.stderr));
-    let bad = client(&server, "alice", &["send", "--to", "bob"])
+    let loc = client(&server, "alice", &["send", "--to", "bob", "--location", "39.9", "-116.4", "--desc", "here"])
         .output()
         .await
         .unwrap();
+    assert!(loc.status.success(), "{}", String::from_utf8_lossy(&loc.stderr));
+    let bad = client(&server, "alice", &["send", "--to", "bob"]).output().await.unwrap();
     assert!(!bad.status.success(), "sending nothing is refused");
 
-    let out = client(&server, "bob", &["history", "--peer", "alice"])
-        .output()
-        .await
-        .unwrap();
+    let out = client(&server, "bob", &["history", "--peer", "alice"]).output().await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let history: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let history: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(history.len(), 2);
     assert_eq!(history[0]["body"][0]["MsgType"], "TIMLocationElem", "newest first");
     assert_eq!(history[1]["body"], text("hello from the cli"));
@@ -151,11 +115,7 @@ async fn send_history_and_conversations_print_json() {
 
     let out = client(&server, "bob", &["conversations"]).output().await.unwrap();
     let conv: Value = serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap();
-    assert_eq!(
-        (conv["peer"].as_str(), conv["unread"].as_u64()),
-        (Some("alice"), Some(2)),
-        "{conv}"
-    );
+    assert_eq!((conv["peer"].as_str(), conv["unread"].as_u64()), (Some("alice"), Some(2)), "{conv}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,16 +123,10 @@ async fn chat_sends_typed_lines_and_prints_the_peers_messages() {
     let server = TestServer::spawn().await;
     server.import(&["alice", "bob"]).await;
     sendmsg(&server, 1, "earlier").await;
-    let mut child = client(&server, "bob", &["chat", "--peer", "alice"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = client(&server, "bob", &["chat", "--peer", "alice"]).stdin(Stdio::piped()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(
-        next_line(&mut lines).await.ends_with("alice: earlier"),
-        "the recent history is shown first"
-    );
+    assert!(next_line(&mut lines).await.ends_with("alice: earlier"), "the recent history is shown first");
 
     use tokio::io::AsyncWriteExt;
     stdin.write_all(b"hello alice\n").await.unwrap();
@@ -188,17 +142,10 @@ async fn chat_sends_typed_lines_and_prints_the_peers_messages() {
     assert!(next_line(&mut lines).await.ends_with("alice: hi bob"));
 
     drop(stdin); // Ctrl-D
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
     assert!(status.success());
 }
 
 async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
-    tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap()
+    tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.unwrap().unwrap().unwrap()
 }

@@ -32,9 +32,7 @@ fn start(data: &std::path::Path) -> (Child, String) {
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("duet did not report its address");
+    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("duet did not report its address");
     (child, addr)
 }
 
@@ -56,13 +54,8 @@ async fn sigkill_after_acks_loses_nothing() {
     let (mut child, addr) = start(data.path());
     let http = reqwest::Client::new();
     for user in ["alice", "bob"] {
-        let r = post(
-            &http,
-            &admin_url(&addr, "im_open_login_svc/account_import"),
-            json!({"UserID": user}),
-        )
-        .await
-        .unwrap();
+        let r =
+            post(&http, &admin_url(&addr, "im_open_login_svc/account_import"), json!({"UserID": user})).await.unwrap();
         assert_eq!(r["ErrorCode"], 0, "{r}");
     }
 
@@ -91,11 +84,7 @@ async fn sigkill_after_acks_loses_nothing() {
     for s in senders {
         acked.extend(s.await.unwrap());
     }
-    assert!(
-        acked.len() > 10,
-        "too few sends were acknowledged before the kill ({})",
-        acked.len()
-    );
+    assert!(acked.len() > 10, "too few sends were acknowledged before the kill ({})", acked.len());
 
     let (mut child, addr) = start(data.path());
     let mut stored = std::collections::HashSet::new();
@@ -103,15 +92,10 @@ async fn sigkill_after_acks_loses_nothing() {
     loop {
         let body = json!({"Operator_Account": "bob", "Peer_Account": "alice", "MaxCnt": 100, "MinTime": 0,
             "MaxTime": 4_000_000_000u64, "LastMsgKey": last_key});
-        let r = post(&http, &admin_url(&addr, "openim/admin_getroammsg"), body)
-            .await
-            .unwrap();
+        let r = post(&http, &admin_url(&addr, "openim/admin_getroammsg"), body).await.unwrap();
         assert_eq!(r["ErrorCode"], 0, "{r}");
         for m in r["MsgList"].as_array().unwrap() {
-            assert!(
-                stored.insert(m["MsgKey"].as_str().unwrap().to_owned()),
-                "a message is listed twice: {m}"
-            );
+            assert!(stored.insert(m["MsgKey"].as_str().unwrap().to_owned()), "a message is listed twice: {m}");
         }
         if r["Complete"] == 1 {
             break;

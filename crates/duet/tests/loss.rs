@@ -39,11 +39,7 @@ async fn messages_and_reconnects(events: &mut Events, n: usize) -> (Vec<String>,
 
 async fn wait_sync_complete(events: &mut Events) {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.recv())
-            .await
-            .expect("no sync-complete")
-            .unwrap()
-        {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("no sync-complete").unwrap() {
             Event::SyncComplete => return,
             Event::NewMessage(m) => panic!("unexpected message {m:?}"),
             _ => {}
@@ -94,10 +90,7 @@ async fn dropped_pushes_and_killed_connections_lose_and_duplicate_nothing() {
     proxy.sever();
     sender.await.unwrap();
     let (rest, reconnects) = messages_and_reconnects(&mut events, 22).await;
-    assert_eq!(
-        reconnects, 1,
-        "the SDK reconnected once after the connection was killed"
-    );
+    assert_eq!(reconnects, 1, "the SDK reconnected once after the connection was killed");
     let all: Vec<String> = first.into_iter().chain(rest).collect();
     let expected: Vec<String> = (4..=30).map(|i| format!("m{i}")).collect();
     assert_eq!(all, expected, "every message once, in order");

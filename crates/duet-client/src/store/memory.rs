@@ -84,11 +84,7 @@ impl LocalStore for MemoryStore {
                 time: *time,
             })
             .collect();
-        Ok(Snapshot {
-            cursor: st.cursor,
-            device: st.device.clone(),
-            conversations,
-        })
+        Ok(Snapshot { cursor: st.cursor, device: st.device.clone(), conversations })
     }
 
     fn set_device(&self, device: &str) -> Result<(), StoreError> {
@@ -111,16 +107,9 @@ impl LocalStore for MemoryStore {
         }
         for c in &batch.conversations {
             if let Some(last) = &c.last {
-                st.upsert(&MessageRecord {
-                    peer: c.peer.clone(),
-                    message: last.clone(),
-                    sent_here: false,
-                });
+                st.upsert(&MessageRecord { peer: c.peer.clone(), message: last.clone(), sent_here: false });
             }
-            st.conversations.insert(
-                c.peer.clone(),
-                (c.unread, c.time, c.last.as_ref().map(|m| m.msg_key.clone())),
-            );
+            st.conversations.insert(c.peer.clone(), (c.unread, c.time, c.last.as_ref().map(|m| m.msg_key.clone())));
         }
         if let Some(cursor) = batch.cursor {
             st.cursor = cursor;
@@ -133,12 +122,7 @@ impl LocalStore for MemoryStore {
     }
 
     fn newest_conv_seq(&self, peer: &str) -> Result<u64, StoreError> {
-        Ok(self
-            .state()
-            .by_conv_seq
-            .get(peer)
-            .and_then(|s| s.keys().next_back().copied())
-            .unwrap_or(0))
+        Ok(self.state().by_conv_seq.get(peer).and_then(|s| s.keys().next_back().copied()).unwrap_or(0))
     }
 
     fn messages_below(&self, peer: &str, below: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
@@ -157,9 +141,8 @@ impl LocalStore for MemoryStore {
     fn count_from_after(&self, peer: &str, time: i64) -> Result<u64, StoreError> {
         let st = self.state();
         Ok(st.messages.get(peer).map_or(0, |msgs| {
-            msgs.values()
-                .filter(|r| r.message.from == peer && r.message.time > time && r.message.conv_seq > 0)
-                .count() as u64
+            msgs.values().filter(|r| r.message.from == peer && r.message.time > time && r.message.conv_seq > 0).count()
+                as u64
         }))
     }
 }

@@ -126,9 +126,7 @@ impl StoreHandle {
             return f(&*self.store);
         }
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&*store))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || f(&*store)).await.map_err(|e| StoreError::Task(e.to_string()))?
     }
 }
 
@@ -155,11 +153,7 @@ pub(crate) mod conformance {
     }
 
     fn rec(message: Message, sent_here: bool) -> MessageRecord {
-        MessageRecord {
-            peer: "alice".into(),
-            message,
-            sent_here,
-        }
+        MessageRecord { peer: "alice".into(), message, sent_here }
     }
 
     pub(crate) fn run(store: &dyn LocalStore) {
@@ -172,12 +166,7 @@ pub(crate) mod conformance {
         let m2 = msg("bob", "alice", 2, 101);
         let m3 = msg("alice", "bob", 3, 102);
         let m5 = msg("alice", "bob", 5, 104);
-        let conv = Conversation {
-            peer: "alice".into(),
-            last: Some(m5.clone()),
-            unread: 2,
-            time: 104,
-        };
+        let conv = Conversation { peer: "alice".into(), last: Some(m5.clone()), unread: 2, time: 104 };
         store
             .commit(&Batch {
                 messages: vec![rec(m1.clone(), false), rec(m2.clone(), true), rec(m3.clone(), false)],
@@ -225,12 +214,7 @@ pub(crate) mod conformance {
         assert_eq!(store.count_from_after("alice", 100).unwrap(), 2);
 
         // A full list from the server replaces the old one.
-        let carol = Conversation {
-            peer: "carol".into(),
-            last: None,
-            unread: 0,
-            time: 50,
-        };
+        let carol = Conversation { peer: "carol".into(), last: None, unread: 0, time: 50 };
         store
             .commit(&Batch {
                 replace_conversations: true,

@@ -82,9 +82,8 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        let version: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
-            .optional()?;
+        let version: Option<String> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0)).optional()?;
         match version {
             None => {
                 conn.execute(
@@ -100,9 +99,8 @@ impl SqliteStore {
                 )));
             }
         }
-        let owner: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'user'", [], |r| r.get(0))
-            .optional()?;
+        let owner: Option<String> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'user'", [], |r| r.get(0)).optional()?;
         if owner.as_deref() != Some(user) {
             return Err(StoreError::Invalid(format!(
                 "{} belongs to user {:?}, not {user:?}",
@@ -110,10 +108,7 @@ impl SqliteStore {
                 owner.unwrap_or_default()
             )));
         }
-        Ok(SqliteStore {
-            conn: Mutex::new(conn),
-            path: path.to_owned(),
-        })
+        Ok(SqliteStore { conn: Mutex::new(conn), path: path.to_owned() })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -188,26 +183,20 @@ fn upsert(tx: &rusqlite::Transaction<'_>, rec: &MessageRecord) -> Result<(), Sto
 impl LocalStore for SqliteStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         let conn = self.conn();
-        let cursor: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'cursor'", [], |r| r.get(0))
-            .optional()?;
+        let cursor: Option<String> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'cursor'", [], |r| r.get(0)).optional()?;
         let cursor = match cursor {
             None => 0,
-            Some(c) => c
-                .parse()
-                .map_err(|_| StoreError::Invalid(format!("the stored cursor {c:?} is not a number")))?,
+            Some(c) => {
+                c.parse().map_err(|_| StoreError::Invalid(format!("the stored cursor {c:?} is not a number")))?
+            }
         };
-        let device: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'device'", [], |r| r.get(0))
-            .optional()?;
+        let device: Option<String> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'device'", [], |r| r.get(0)).optional()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT c.peer, c.unread, c.time, m.msg_key IS NOT NULL, {}
              FROM conversations c LEFT JOIN messages m ON m.peer = c.peer AND m.msg_key = c.last_key",
-            MESSAGE_COLUMNS
-                .split(", ")
-                .map(|c| format!("m.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            MESSAGE_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ")
         ))?;
         let conversations = stmt
             .query_map([], |r| {
@@ -220,18 +209,11 @@ impl LocalStore for SqliteStore {
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Snapshot {
-            cursor,
-            device,
-            conversations,
-        })
+        Ok(Snapshot { cursor, device, conversations })
     }
 
     fn set_device(&self, device: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('device', ?1)",
-            params![device],
-        )?;
+        self.conn().execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('device', ?1)", params![device])?;
         Ok(())
     }
 
@@ -245,24 +227,14 @@ impl LocalStore for SqliteStore {
             upsert(&tx, rec)?;
         }
         for (peer, key) in &batch.recalls {
-            tx.execute(
-                "UPDATE messages SET recalled = 1 WHERE peer = ?1 AND msg_key = ?2",
-                params![peer, key],
-            )?;
+            tx.execute("UPDATE messages SET recalled = 1 WHERE peer = ?1 AND msg_key = ?2", params![peer, key])?;
         }
         if batch.replace_conversations {
             tx.execute("DELETE FROM conversations", [])?;
         }
         for c in &batch.conversations {
             if let Some(last) = &c.last {
-                upsert(
-                    &tx,
-                    &MessageRecord {
-                        peer: c.peer.clone(),
-                        message: last.clone(),
-                        sent_here: false,
-                    },
-                )?;
+                upsert(&tx, &MessageRecord { peer: c.peer.clone(), message: last.clone(), sent_here: false })?;
             }
             tx.execute(
                 "INSERT OR REPLACE INTO conversations (peer, unread, time, last_key) VALUES (?1, ?2, ?3, ?4)",
@@ -270,10 +242,7 @@ impl LocalStore for SqliteStore {
             )?;
         }
         if let Some(cursor) = batch.cursor {
-            tx.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?1)",
-                params![cursor.to_string()],
-            )?;
+            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?1)", params![cursor.to_string()])?;
         }
         tx.commit()?;
         Ok(())
@@ -285,23 +254,14 @@ impl LocalStore for SqliteStore {
             .query_row(
                 &format!("SELECT sent_here, {MESSAGE_COLUMNS} FROM messages WHERE peer = ?1 AND msg_key = ?2"),
                 params![peer, msg_key],
-                |r| {
-                    Ok(MessageRecord {
-                        peer: peer.to_owned(),
-                        sent_here: r.get(0)?,
-                        message: message_of(r, 1)?,
-                    })
-                },
+                |r| Ok(MessageRecord { peer: peer.to_owned(), sent_here: r.get(0)?, message: message_of(r, 1)? }),
             )
             .optional()?)
     }
 
     fn newest_conv_seq(&self, peer: &str) -> Result<u64, StoreError> {
-        let newest: Option<i64> = self.conn().query_row(
-            "SELECT MAX(conv_seq) FROM messages WHERE peer = ?1",
-            params![peer],
-            |r| r.get(0),
-        )?;
+        let newest: Option<i64> =
+            self.conn().query_row("SELECT MAX(conv_seq) FROM messages WHERE peer = ?1", params![peer], |r| r.get(0))?;
         Ok(newest.map_or(0, u64_of))
     }
 
@@ -346,12 +306,7 @@ mod tests {
         let path = SqliteStore::file_in(dir.path(), "bob");
         {
             let store = SqliteStore::open(&path, "bob").unwrap();
-            store
-                .commit(&Batch {
-                    cursor: Some(42),
-                    ..Batch::default()
-                })
-                .unwrap();
+            store.commit(&Batch { cursor: Some(42), ..Batch::default() }).unwrap();
             store.set_device("d").unwrap();
         }
         let store = SqliteStore::open(&path, "bob").unwrap();
@@ -364,13 +319,7 @@ mod tests {
     #[test]
     fn file_names_escape_unusual_user_ids() {
         let dir = Path::new("/data");
-        assert_eq!(
-            SqliteStore::file_in(dir, "bob_1-x"),
-            Path::new("/data/duet-bob_1-x.sqlite3")
-        );
-        assert_eq!(
-            SqliteStore::file_in(dir, "a/b.c"),
-            Path::new("/data/duet-a%2Fb%2Ec.sqlite3")
-        );
+        assert_eq!(SqliteStore::file_in(dir, "bob_1-x"), Path::new("/data/duet-bob_1-x.sqlite3"));
+        assert_eq!(SqliteStore::file_in(dir, "a/b.c"), Path::new("/data/duet-a%2Fb%2Ec.sqlite3"));
     }
 }

@@ -50,10 +50,7 @@ impl<'a> Fields<'a> {
             return Err(ApiError::new(code, format!("{name} must not be empty")));
         }
         if items.len() > max {
-            return Err(ApiError::new(
-                too_many,
-                format!("{name} holds {} accounts, more than {max}", items.len()),
-            ));
+            return Err(ApiError::new(too_many, format!("{name} holds {} accounts, more than {max}", items.len())));
         }
         items.iter().map(|v| account_value(v, name, code)).collect()
     }
@@ -80,8 +77,7 @@ impl<'a> Fields<'a> {
 
     /// A required unsigned 32-bit integer.
     pub fn u32(&self, name: &str, code: u32) -> Result<u32, ApiError> {
-        self.opt_u32(name, code)?
-            .ok_or_else(|| ApiError::new(code, format!("{name} is required")))
+        self.opt_u32(name, code)?.ok_or_else(|| ApiError::new(code, format!("{name} is required")))
     }
 
     /// An optional non-negative integer that fits an i64 (unix seconds, counts).
@@ -113,9 +109,9 @@ impl<'a> Fields<'a> {
 
 fn account_value(v: &Value, name: &str, code: u32) -> Result<String, ApiError> {
     match v {
-        Value::String(s) => validate_user_id(s)
-            .map(|()| s.clone())
-            .map_err(|why| ApiError::new(code, format!("{name}: {why}"))),
+        Value::String(s) => {
+            validate_user_id(s).map(|()| s.clone()).map_err(|why| ApiError::new(code, format!("{name}: {why}")))
+        }
         _ => Err(ApiError::new(code, format!("{name} must be a string"))),
     }
 }
@@ -126,10 +122,7 @@ pub fn validate_user_id(id: &str) -> Result<(), String> {
         return Err("a UserID must not be empty".into());
     }
     if id.len() > MAX_USER_ID_BYTES {
-        return Err(format!(
-            "UserID {id:?} is {} bytes, more than {MAX_USER_ID_BYTES}",
-            id.len()
-        ));
+        return Err(format!("UserID {id:?} is {} bytes, more than {MAX_USER_ID_BYTES}", id.len()));
     }
     if id.chars().any(char::is_control) || id.trim() != id {
         return Err(format!("UserID {id:?} holds control characters or surrounding spaces"));

@@ -160,10 +160,7 @@ mod tests {
 
     #[test]
     fn msg_keys_roundtrip_and_garbage_is_refused() {
-        assert_eq!(
-            parse_msg_key(&format_msg_key(89541, 2574206, 1572870301)),
-            Some((89541, 2574206, 1572870301))
-        );
+        assert_eq!(parse_msg_key(&format_msg_key(89541, 2574206, 1572870301)), Some((89541, 2574206, 1572870301)));
         for bad in ["", "1_2", "1_2_3_4", "a_2_3", "1__3", "-1_2_3", "4294967296_1_1"] {
             assert_eq!(parse_msg_key(bad), None, "{bad}");
         }

@@ -53,27 +53,17 @@ impl MultiAccountImport {
         let items = match f.get(&["Accounts", "AccountList"]) {
             Some(Value::Array(items)) if !items.is_empty() => items,
             _ => {
-                return Err(ApiError::new(
-                    code::ACCOUNT_INVALID_PARAMS,
-                    "Accounts must be a non-empty array",
-                ));
+                return Err(ApiError::new(code::ACCOUNT_INVALID_PARAMS, "Accounts must be a non-empty array"));
             }
         };
         if items.len() > MAX_ACCOUNT_BATCH {
             return Err(too_many_accounts(items.len()));
         }
-        let mut out = MultiAccountImport {
-            accounts: Vec::new(),
-            invalid: Vec::new(),
-        };
+        let mut out = MultiAccountImport { accounts: Vec::new(), invalid: Vec::new() };
         for item in items {
             match item {
                 Value::String(id) => match validate_user_id(id) {
-                    Ok(()) => out.accounts.push(AccountImport {
-                        user_id: id.clone(),
-                        nick: None,
-                        face_url: None,
-                    }),
+                    Ok(()) => out.accounts.push(AccountImport { user_id: id.clone(), nick: None, face_url: None }),
                     Err(_) => out.invalid.push(id.clone()),
                 },
                 Value::Object(_) => match AccountImport::parse(item) {
@@ -110,10 +100,7 @@ impl AccountList {
         let items = match f.get(&[list]) {
             Some(Value::Array(items)) if !items.is_empty() => items,
             _ => {
-                return Err(ApiError::new(
-                    code::ACCOUNT_INVALID_PARAMS,
-                    format!("{list} must be a non-empty array"),
-                ));
+                return Err(ApiError::new(code::ACCOUNT_INVALID_PARAMS, format!("{list} must be a non-empty array")));
             }
         };
         if items.len() > MAX_ACCOUNT_BATCH {
@@ -139,9 +126,7 @@ pub struct Kick {
 impl Kick {
     pub fn parse(body: &Value) -> Result<Kick, ApiError> {
         let f = Fields::of(body, code::ACCOUNT_INVALID_PARAMS)?;
-        Ok(Kick {
-            user_id: f.account(&["UserID", "Identifier"], code::ACCOUNT_INVALID_PARAMS)?,
-        })
+        Ok(Kick { user_id: f.account(&["UserID", "Identifier"], code::ACCOUNT_INVALID_PARAMS)? })
     }
 }
 
@@ -172,11 +157,7 @@ enum TagKind {
     U32,
 }
 
-const ALLOW_TYPES: &[&str] = &[
-    "AllowType_Type_NeedConfirm",
-    "AllowType_Type_AllowAny",
-    "AllowType_Type_DenyAny",
-];
+const ALLOW_TYPES: &[&str] = &["AllowType_Type_NeedConfirm", "AllowType_Type_AllowAny", "AllowType_Type_DenyAny"];
 const GENDERS: &[&str] = &["Gender_Type_Unknown", "Gender_Type_Female", "Gender_Type_Male"];
 const ADMIN_FORBID: &[&str] = &["AdminForbid_Type_None", "AdminForbid_Type_SendOut"];
 /// Longest value of a text tag (Tencent: 500 bytes).
@@ -222,17 +203,11 @@ pub fn default_profile_value(tag: &str) -> ProfileValue {
 
 fn profile_value(tag: &str, v: &Value) -> Result<ProfileValue, ApiError> {
     let Some(kind) = standard_tag(tag).or(is_custom_tag(tag).then_some(TagKind::Text(MAX_PROFILE_VALUE_BYTES))) else {
-        return Err(ApiError::new(
-            code::PROFILE_TAG_UNKNOWN,
-            format!("unknown profile tag {tag:?}"),
-        ));
+        return Err(ApiError::new(code::PROFILE_TAG_UNKNOWN, format!("unknown profile tag {tag:?}")));
     };
     let text = |v: &Value| match v {
         Value::String(s) => Ok(s.clone()),
-        _ => Err(ApiError::new(
-            code::PROFILE_BAD_VALUE_TYPE,
-            format!("{tag} takes a string value"),
-        )),
+        _ => Err(ApiError::new(code::PROFILE_BAD_VALUE_TYPE, format!("{tag} takes a string value"))),
     };
     match kind {
         TagKind::Text(max) => {
@@ -255,15 +230,11 @@ fn profile_value(tag: &str, v: &Value) -> Result<ProfileValue, ApiError> {
             }
             Ok(ProfileValue::Text(s))
         }
-        TagKind::U32 => lenient::as_u64(v)
-            .filter(|n| u32::try_from(*n).is_ok())
-            .map(ProfileValue::Number)
-            .ok_or_else(|| {
-                ApiError::new(
-                    code::PROFILE_BAD_VALUE_TYPE,
-                    format!("{tag} takes an unsigned 32-bit integer"),
-                )
-            }),
+        TagKind::U32 => {
+            lenient::as_u64(v).filter(|n| u32::try_from(*n).is_ok()).map(ProfileValue::Number).ok_or_else(|| {
+                ApiError::new(code::PROFILE_BAD_VALUE_TYPE, format!("{tag} takes an unsigned 32-bit integer"))
+            })
+        }
     }
 }
 
@@ -281,10 +252,7 @@ impl PortraitSet {
         let items = match f.get(&["ProfileItem"]) {
             Some(Value::Array(items)) if !items.is_empty() => items,
             _ => {
-                return Err(ApiError::new(
-                    code::PROFILE_JSON_PARSE,
-                    "ProfileItem must be a non-empty array",
-                ));
+                return Err(ApiError::new(code::PROFILE_JSON_PARSE, "ProfileItem must be a non-empty array"));
             }
         };
         let items = items
@@ -293,10 +261,7 @@ impl PortraitSet {
                 let tag = match item.get("Tag") {
                     Some(Value::String(t)) => t.clone(),
                     _ => {
-                        return Err(ApiError::new(
-                            code::PROFILE_JSON_PARSE,
-                            "each ProfileItem needs a string Tag",
-                        ));
+                        return Err(ApiError::new(code::PROFILE_JSON_PARSE, "each ProfileItem needs a string Tag"));
                     }
                 };
                 let value = item
@@ -319,24 +284,13 @@ pub struct PortraitGet {
 impl PortraitGet {
     pub fn parse(body: &Value) -> Result<PortraitGet, ApiError> {
         let f = Fields::of(body, code::PROFILE_JSON_PARSE)?;
-        let to = f.accounts(
-            "To_Account",
-            code::PROFILE_JSON_PARSE,
-            MAX_ACCOUNT_BATCH,
-            code::PROFILE_JSON_PARSE,
-        )?;
+        let to = f.accounts("To_Account", code::PROFILE_JSON_PARSE, MAX_ACCOUNT_BATCH, code::PROFILE_JSON_PARSE)?;
         let tags = f.opt_strings("TagList", code::PROFILE_JSON_PARSE)?;
         if tags.is_empty() {
-            return Err(ApiError::new(
-                code::PROFILE_JSON_PARSE,
-                "TagList must be a non-empty array of strings",
-            ));
+            return Err(ApiError::new(code::PROFILE_JSON_PARSE, "TagList must be a non-empty array of strings"));
         }
         if let Some(bad) = tags.iter().find(|t| !is_known_tag(t)) {
-            return Err(ApiError::new(
-                code::PROFILE_TAG_UNKNOWN,
-                format!("unknown profile tag {bad:?}"),
-            ));
+            return Err(ApiError::new(code::PROFILE_TAG_UNKNOWN, format!("unknown profile tag {bad:?}")));
         }
         Ok(PortraitGet { to, tags })
     }
@@ -383,20 +337,15 @@ impl OutgoingMessage {
                 ));
             }
         };
-        let lifetime = f
-            .opt_u32("MsgLifeTime", code::MSG_LIFETIME_INVALID)?
-            .unwrap_or(MAX_MSG_LIFETIME)
-            .min(MAX_MSG_LIFETIME);
+        let lifetime =
+            f.opt_u32("MsgLifeTime", code::MSG_LIFETIME_INVALID)?.unwrap_or(MAX_MSG_LIFETIME).min(MAX_MSG_LIFETIME);
         let online_only = f.opt_u32("OnlineOnlyFlag", code::MSG_JSON_PARSE)? == Some(1);
         let controls = f.opt_strings("SendMsgControl", code::MSG_JSON_PARSE)?;
         let offline_push_info = match f.get(&["OfflinePushInfo"]) {
             None => None,
             Some(v @ Value::Object(_)) => Some(v.clone()),
             Some(_) => {
-                return Err(ApiError::new(
-                    code::MSG_OFFLINE_PUSH_INFO,
-                    "OfflinePushInfo must be an object",
-                ));
+                return Err(ApiError::new(code::MSG_OFFLINE_PUSH_INFO, "OfflinePushInfo must be an object"));
             }
         };
         Ok(OutgoingMessage {
@@ -425,10 +374,7 @@ pub struct SendMsg {
 impl SendMsg {
     pub fn parse(body: &Value) -> Result<SendMsg, ApiError> {
         let f = Fields::of(body, code::MSG_JSON_PARSE)?;
-        Ok(SendMsg {
-            to: f.account(&["To_Account"], code::MSG_TO_ACCOUNT_INVALID)?,
-            msg: OutgoingMessage::parse(&f)?,
-        })
+        Ok(SendMsg { to: f.account(&["To_Account"], code::MSG_TO_ACCOUNT_INVALID)?, msg: OutgoingMessage::parse(&f)? })
     }
 }
 
@@ -442,16 +388,8 @@ pub struct BatchSendMsg {
 impl BatchSendMsg {
     pub fn parse(body: &Value) -> Result<BatchSendMsg, ApiError> {
         let f = Fields::of(body, code::MSG_JSON_PARSE)?;
-        let to = f.accounts(
-            "To_Account",
-            code::MSG_TO_ACCOUNT_INVALID,
-            MAX_RECIPIENTS,
-            code::MSG_TOO_MANY_ACCOUNTS,
-        )?;
-        Ok(BatchSendMsg {
-            to,
-            msg: OutgoingMessage::parse(&f)?,
-        })
+        let to = f.accounts("To_Account", code::MSG_TO_ACCOUNT_INVALID, MAX_RECIPIENTS, code::MSG_TOO_MANY_ACCOUNTS)?;
+        Ok(BatchSendMsg { to, msg: OutgoingMessage::parse(&f)? })
     }
 }
 
@@ -482,10 +420,7 @@ impl ImportMsg {
                 ));
             }
             None => {
-                return Err(ApiError::new(
-                    code::MSG_SYNC_FROM_OLD_SYSTEM,
-                    "SyncFromOldSystem is required",
-                ));
+                return Err(ApiError::new(code::MSG_SYNC_FROM_OLD_SYSTEM, "SyncFromOldSystem is required"));
             }
         };
         Ok(ImportMsg {
@@ -536,14 +471,7 @@ impl GetRoamMsg {
                     .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("LastMsgKey {k:?} is not a MsgKey")))?,
             ),
         };
-        Ok(GetRoamMsg {
-            operator,
-            peer,
-            max_cnt,
-            min_time,
-            max_time,
-            last_msg_key,
-        })
+        Ok(GetRoamMsg { operator, peer, max_cnt, min_time, max_time, last_msg_key })
     }
 }
 
@@ -625,12 +553,7 @@ impl QueryOnlineStatus {
     pub fn parse(body: &Value) -> Result<QueryOnlineStatus, ApiError> {
         let f = Fields::of(body, code::MSG_JSON_PARSE)?;
         Ok(QueryOnlineStatus {
-            to: f.accounts(
-                "To_Account",
-                code::MSG_JSON_PARSE,
-                MAX_RECIPIENTS,
-                code::MSG_TOO_MANY_ACCOUNTS,
-            )?,
+            to: f.accounts("To_Account", code::MSG_JSON_PARSE, MAX_RECIPIENTS, code::MSG_TOO_MANY_ACCOUNTS)?,
             need_detail: f.opt_u32("IsNeedDetail", code::MSG_JSON_PARSE)? == Some(1),
         })
     }
@@ -651,10 +574,7 @@ impl RecentContactGetList {
             f.opt_time(&[name], code::CONTACT_JSON_PARSE)?;
         }
         let start_index = f.opt_time(&["StartIndex"], code::CONTACT_JSON_PARSE)?.unwrap_or(0);
-        Ok(RecentContactGetList {
-            from,
-            start_index: usize::try_from(start_index).unwrap_or(usize::MAX),
-        })
+        Ok(RecentContactGetList { from, start_index: usize::try_from(start_index).unwrap_or(usize::MAX) })
     }
 }
 
@@ -679,10 +599,7 @@ impl RecentContactDelete {
                 ));
             }
             Some(n) => {
-                return Err(ApiError::new(
-                    code::CONTACT_JSON_PARSE,
-                    format!("Type must be 1 (C2C), not {n}"),
-                ));
+                return Err(ApiError::new(code::CONTACT_JSON_PARSE, format!("Type must be 1 (C2C), not {n}")));
             }
             None => return Err(ApiError::new(code::CONTACT_JSON_PARSE, "Type is required")),
         }

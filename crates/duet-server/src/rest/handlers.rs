@@ -36,15 +36,8 @@ pub(crate) async fn handle(
         }
         MultiAccountImport => {
             let r = req::MultiAccountImport::parse(body)?;
-            core.import_accounts(r.accounts.into_iter().map(new_account).collect())
-                .await
-                .map_err(fail)?;
-            Ok(Json::ok(
-                MultiAccountImportReply {
-                    fail_accounts: r.invalid,
-                },
-                service,
-            ))
+            core.import_accounts(r.accounts.into_iter().map(new_account).collect()).await.map_err(fail)?;
+            Ok(Json::ok(MultiAccountImportReply { fail_accounts: r.invalid }, service))
         }
         AccountDelete => {
             let r = req::AccountList::parse(body, "DeleteItem")?;
@@ -55,11 +48,7 @@ pub(crate) async fn handle(
                 .zip(existed)
                 .map(|(user_id, existed)| DeleteResultItem {
                     result_code: if existed { 0 } else { code::ACCOUNT_NOT_FOUND },
-                    result_info: if existed {
-                        String::new()
-                    } else {
-                        "Err_TLS_PT_Open_Login_Account_Not_Exist".into()
-                    },
+                    result_info: if existed { String::new() } else { "Err_TLS_PT_Open_Login_Account_Not_Exist".into() },
                     user_id,
                 })
                 .collect();
@@ -92,25 +81,14 @@ pub(crate) async fn handle(
             core.set_profile(&r.from, items).await.map_err(fail)?;
             ok(Empty {})
         }
-        PortraitGet => portrait_get(core, req::PortraitGet::parse(body)?, service)
-            .await
-            .map_err(fail),
+        PortraitGet => portrait_get(core, req::PortraitGet::parse(body)?, service).await.map_err(fail),
         SendMsg => {
             let r = req::SendMsg::parse(body)?;
-            let sent = core
-                .send(outgoing(caller, vec![r.to.clone()], r.msg)?)
-                .await
-                .map_err(fail)?;
+            let sent = core.send(outgoing(caller, vec![r.to.clone()], r.msg)?).await.map_err(fail)?;
             if !sent.failed.is_empty() {
                 return Err(error::core(command, service, duet_core::Error::NoSuchAccount(r.to)));
             }
-            Ok(Json::ok(
-                SendMsgReply {
-                    msg_time: sent.key.time,
-                    msg_key: sent.key.to_string(),
-                },
-                service,
-            ))
+            Ok(Json::ok(SendMsgReply { msg_time: sent.key.time, msg_key: sent.key.to_string() }, service))
         }
         BatchSendMsg => {
             let r = req::BatchSendMsg::parse(body)?;
@@ -123,17 +101,10 @@ pub(crate) async fn handle(
             let error_list: Vec<_> = sent
                 .failed
                 .into_iter()
-                .map(|to_account| AccountError {
-                    to_account,
-                    error_code: code::ACCOUNT_NOT_FOUND,
-                })
+                .map(|to_account| AccountError { to_account, error_code: code::ACCOUNT_NOT_FOUND })
                 .collect();
             let status = if error_list.is_empty() { "OK" } else { "SomeError" };
-            Ok(Json::with_status(
-                status,
-                BatchSendMsgReply { msg_key, error_list },
-                service,
-            ))
+            Ok(Json::with_status(status, BatchSendMsgReply { msg_key, error_list }, service))
         }
         ImportMsg => {
             let r = req::ImportMsg::parse(body)?;
@@ -166,9 +137,7 @@ pub(crate) async fn handle(
         AdminMsgWithdraw => {
             let r = req::MsgWithdraw::parse(body)?;
             let (seq, random, time) = r.key;
-            core.withdraw(&r.from, &r.to, MsgKey { seq, random, time })
-                .await
-                .map_err(fail)?;
+            core.withdraw(&r.from, &r.to, MsgKey { seq, random, time }).await.map_err(fail)?;
             ok(Empty {})
         }
         AdminSetMsgRead => {
@@ -181,29 +150,17 @@ pub(crate) async fn handle(
             match r.peers {
                 None => {
                     let n = core.unread_total(&r.to).await.map_err(fail)?;
-                    Ok(Json::ok(
-                        AllUnreadReply {
-                            all_c2c_unread_msg_num: n,
-                        },
-                        service,
-                    ))
+                    Ok(Json::ok(AllUnreadReply { all_c2c_unread_msg_num: n }, service))
                 }
                 Some(peers) => {
                     let counts = core.unread(&r.to, peers.clone()).await.map_err(fail)?;
-                    let mut reply = PeerUnreadReply {
-                        list: Vec::new(),
-                        error_list: Vec::new(),
-                    };
+                    let mut reply = PeerUnreadReply { list: Vec::new(), error_list: Vec::new() };
                     for (peer_account, n) in peers.into_iter().zip(counts) {
                         match n {
-                            Some(n) => reply.list.push(PeerUnread {
-                                peer_account,
-                                c2c_unread_msg_num: n,
-                            }),
-                            None => reply.error_list.push(PeerError {
-                                peer_account,
-                                error_code: code::ACCOUNT_NOT_FOUND,
-                            }),
+                            Some(n) => reply.list.push(PeerUnread { peer_account, c2c_unread_msg_num: n }),
+                            None => {
+                                reply.error_list.push(PeerError { peer_account, error_code: code::ACCOUNT_NOT_FOUND })
+                            }
                         }
                     }
                     Ok(Json::ok(reply, service))
@@ -213,16 +170,10 @@ pub(crate) async fn handle(
         QueryOnlineStatus => {
             let r = req::QueryOnlineStatus::parse(body)?;
             let exist = core.accounts_exist(r.to.clone()).await.map_err(fail)?;
-            let mut reply = QueryOnlineStatusReply {
-                query_result: Vec::new(),
-                error_list: Vec::new(),
-            };
+            let mut reply = QueryOnlineStatusReply { query_result: Vec::new(), error_list: Vec::new() };
             for (to_account, exists) in r.to.into_iter().zip(exist) {
                 if !exists {
-                    reply.error_list.push(AccountError {
-                        to_account,
-                        error_code: code::ACCOUNT_NOT_FOUND,
-                    });
+                    reply.error_list.push(AccountError { to_account, error_code: code::ACCOUNT_NOT_FOUND });
                     continue;
                 }
                 let (status, platforms) = match core.presence(&to_account) {
@@ -240,12 +191,7 @@ pub(crate) async fn handle(
                         })
                         .collect()
                 });
-                reply.query_result.push(OnlineStatus {
-                    to_account,
-                    status,
-                    state: status,
-                    detail,
-                });
+                reply.query_result.push(OnlineStatus { to_account, status, state: status, detail });
             }
             Ok(Json::ok(reply, service))
         }
@@ -257,12 +203,7 @@ pub(crate) async fn handle(
                 .into_iter()
                 .skip(r.start_index)
                 .take(MAX_CONTACT_PAGE)
-                .map(|c| SessionItem {
-                    kind: 1,
-                    to_account: c.peer,
-                    msg_time: c.time,
-                    top_flag: 0,
-                })
+                .map(|c| SessionItem { kind: 1, to_account: c.peer, msg_time: c.time, top_flag: 0 })
                 .collect();
             let next = r.start_index.saturating_add(session_item.len());
             let reply = RecentContactListReply {
@@ -277,20 +218,14 @@ pub(crate) async fn handle(
         }
         RecentContactDelete => {
             let r = req::RecentContactDelete::parse(body)?;
-            core.delete_conversation(&r.from, &r.to, r.clear_ramble)
-                .await
-                .map_err(fail)?;
+            core.delete_conversation(&r.from, &r.to, r.clear_ramble).await.map_err(fail)?;
             ok(Empty {})
         }
     }
 }
 
 fn new_account(r: req::AccountImport) -> NewAccount {
-    NewAccount {
-        id: r.user_id,
-        nick: r.nick,
-        face_url: r.face_url,
-    }
+    NewAccount { id: r.user_id, nick: r.nick, face_url: r.face_url }
 }
 
 fn to_model(v: ProfileValue) -> model::ProfileValue {
@@ -335,10 +270,7 @@ fn outgoing(caller: &str, to: Vec<String>, m: req::OutgoingMessage) -> Result<Ou
 
 async fn portrait_get(core: &Core, r: req::PortraitGet, service: Service) -> Result<Json, duet_core::Error> {
     let profiles = core.profiles(r.to.clone(), r.tags.clone()).await?;
-    let mut reply = PortraitGetReply {
-        user_profile_item: Vec::new(),
-        fail_account: Vec::new(),
-    };
+    let mut reply = PortraitGetReply { user_profile_item: Vec::new(), fail_account: Vec::new() };
     for (to_account, profile) in r.to.into_iter().zip(profiles) {
         let Some(stored) = profile else {
             reply.fail_account.push(to_account.clone());
@@ -359,10 +291,7 @@ async fn portrait_get(core: &Core, r: req::PortraitGet, service: Service) -> Res
                     .find(|(t, _)| t == tag)
                     .map(|(_, v)| to_json(v.clone()))
                     .unwrap_or_else(|| default_profile_value(tag).to_json());
-                ProfileItem {
-                    tag: tag.clone(),
-                    value,
-                }
+                ProfileItem { tag: tag.clone(), value }
             })
             .collect();
         reply.user_profile_item.push(UserProfileItem {
@@ -396,10 +325,8 @@ fn roam_reply(page: model::HistoryPage, service: Service) -> Result<Json, ApiErr
             cloud_custom_data: m.cloud_custom_data,
         });
     }
-    let (last_msg_time, last_msg_key) = msg_list
-        .first()
-        .map(|m| (m.msg_time_stamp, m.msg_key.clone()))
-        .unwrap_or_default();
+    let (last_msg_time, last_msg_key) =
+        msg_list.first().map(|m| (m.msg_time_stamp, m.msg_key.clone())).unwrap_or_default();
     Ok(Json::ok(
         GetRoamMsgReply {
             complete: u32::from(!page.more),

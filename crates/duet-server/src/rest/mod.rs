@@ -28,10 +28,7 @@ const MAX_BODY: usize = 1024 * 1024;
 
 /// The REST router: every path lands in [`dispatch`], so unknown paths get Tencent's error body.
 pub fn router(core: Arc<Core>) -> Router {
-    Router::new()
-        .fallback(dispatch)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(core)
+    Router::new().fallback(dispatch).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)).with_state(core)
 }
 
 /// A JSON response body, always with HTTP 200.
@@ -65,14 +62,7 @@ impl Json {
 
 impl IntoResponse for Json {
     fn into_response(self) -> Response {
-        (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json; charset=utf-8"),
-            )],
-            self.0,
-        )
-            .into_response()
+        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))], self.0).into_response()
     }
 }
 
@@ -98,12 +88,7 @@ async fn dispatch(State(core): State<Arc<Core>>, uri: Uri, body: Result<Bytes, B
 
 /// Finds the command served at `path`: `/v4/<service>/<command>`.
 fn resolve(path: &str) -> Result<(Service, Command), ApiError> {
-    let unknown = || {
-        ApiError::new(
-            code::RESOURCE_ERROR,
-            format!("no such API: {path}; check the request URL"),
-        )
-    };
+    let unknown = || ApiError::new(code::RESOURCE_ERROR, format!("no such API: {path}; check the request URL"));
     let rest = path.strip_prefix("/v4/").ok_or_else(unknown)?;
     let (service, command) = rest.trim_end_matches('/').split_once('/').ok_or_else(unknown)?;
     let service = Service::from_path(service).ok_or_else(unknown)?;
@@ -115,35 +100,24 @@ fn resolve(path: &str) -> Result<(Service, Command), ApiError> {
 fn authenticate(core: &Core, service: Service, query: &str) -> Result<String, ApiError> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     let params = AuthParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let sdkappid = params
-        .sdkappid
-        .ok_or_else(|| ApiError::new(code::SDKAPPID_MISSING, "sdkappid is missing from the URL"))?;
+    let sdkappid =
+        params.sdkappid.ok_or_else(|| ApiError::new(code::SDKAPPID_MISSING, "sdkappid is missing from the URL"))?;
     let ours = core.config().sdkappid;
     match sdkappid.trim().parse::<u64>() {
         Ok(id) if id == ours => {}
         Ok(id) => {
-            return Err(ApiError::new(
-                code::SDKAPPID_INVALID,
-                format!("SDKAppID {id} is not served here"),
-            ));
+            return Err(ApiError::new(code::SDKAPPID_INVALID, format!("SDKAppID {id} is not served here")));
         }
         Err(_) => {
-            return Err(ApiError::new(
-                code::SDKAPPID_INVALID,
-                format!("sdkappid {sdkappid:?} is not a number"),
-            ));
+            return Err(ApiError::new(code::SDKAPPID_INVALID, format!("sdkappid {sdkappid:?} is not a number")));
         }
     }
     let identifier = params.identifier.unwrap_or_default();
     if identifier.is_empty() {
-        return Err(ApiError::new(
-            code::USERSIG_IDENTIFIER_MISMATCH,
-            "identifier is missing from the URL",
-        ));
+        return Err(ApiError::new(code::USERSIG_IDENTIFIER_MISMATCH, "identifier is missing from the URL"));
     }
     let usersig = params.usersig.unwrap_or_default();
-    core.authenticate(&identifier, &usersig)
-        .map_err(|e| error::auth(e, &identifier, ours))?;
+    core.authenticate(&identifier, &usersig).map_err(|e| error::auth(e, &identifier, ours))?;
     if !core.is_admin(&identifier) {
         return Err(ApiError::new(
             service.admin_required_code(),
@@ -154,16 +128,9 @@ fn authenticate(core: &Core, service: Service, query: &str) -> Result<String, Ap
 }
 
 fn too_large(service: Service, e: &BytesRejection) -> ApiError {
-    let code = if service == Service::OpenIm {
-        code::MSG_TOO_LONG
-    } else {
-        code::BAD_REQUEST
-    };
+    let code = if service == Service::OpenIm { code::MSG_TOO_LONG } else { code::BAD_REQUEST };
     tracing::debug!(error = %e, "request body refused");
-    ApiError::new(
-        code,
-        format!("the request body could not be read; the limit is {MAX_BODY} bytes"),
-    )
+    ApiError::new(code, format!("the request body could not be read; the limit is {MAX_BODY} bytes"))
 }
 
 /// The body as JSON, whatever the Content-Type says; an empty body reads as `{}`.
@@ -172,9 +139,6 @@ fn parse_body(service: Service, body: &[u8]) -> Result<Value, ApiError> {
         return Ok(Value::Object(Default::default()));
     }
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            service.json_parse_code(),
-            format!("Fail to Parse json data of body, Please check it: {e}"),
-        )
+        ApiError::new(service.json_parse_code(), format!("Fail to Parse json data of body, Please check it: {e}"))
     })
 }
