@@ -31,6 +31,8 @@ enum Cmd {
     },
     /// A terminal client: listen, send, history, conversations, chat.
     Client(client_cmd::ClientArgs),
+    /// Load-test a server (one it starts, or a running one): pairs, idle, offline, history, rest.
+    Bench(duet_bench::BenchArgs),
     /// Print a UserSig for a user of the configured app.
     Usersig {
         #[command(flatten)]
@@ -56,6 +58,14 @@ fn main() -> anyhow::Result<()> {
             let settings = settings::resolve(&app, listen)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(serve(settings))
+        }
+        Cmd::Bench(args) => {
+            let exe = std::env::current_exe().context("locating the duet binary")?;
+            let report = duet_bench::run_cli(args, exe)?;
+            if !report.passed() {
+                anyhow::bail!("the benchmark's correctness checks failed: {:?}", report.failures);
+            }
+            Ok(())
         }
         Cmd::Client(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

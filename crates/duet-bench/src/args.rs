@@ -1,0 +1,248 @@
+//! The command line of `duet bench`: one subcommand per scenario, each with the target options
+//! ([`TargetArgs`]) flattened in, so `duet bench pairs --rate 5000 --json` reads naturally.
+//!
+//! The workload definitions follow the ejabberd peer harness (`shared/peers/ejabberd/README.md`), so
+//! the numbers compare: W1 = `pairs`, W2 = `idle`, W3 = `offline`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `duet bench`: load-test a Duet server, one scenario per run.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+impl BenchArgs {
+    /// Parses `["pairs", "--users", "10", ...]` as `duet bench` would (for tests and tools).
+    pub fn try_parse_from<I, T>(args: I) -> Result<BenchArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(Parser)]
+        #[command(name = "bench")]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let argv = std::iter::once(std::ffi::OsString::from("bench")).chain(args.into_iter().map(Into::into));
+        Cli::try_parse_from(argv).map(|c| c.bench)
+    }
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Scenario {
+    /// U users online in fixed pairs send ~100-byte texts to their partner at an offered rate (or closed loop):
+    /// delivered msg/s, end-to-end and ack latency, server CPU per message (ejabberd harness W1)
+    Pairs(PairsArgs),
+    /// N logged-in idle connections: server memory per connection and login rate (W2)
+    Idle(IdleArgs),
+    /// K users receive M messages while offline, then all log in at once: time until all arrived (W3)
+    Offline(OfflineArgs),
+    /// Page back 20 messages at a time through a 10,000-message conversation: latency per page
+    History(HistoryArgs),
+    /// Admin `openim/sendmsg` over HTTP/1.1 keep-alive from C concurrent clients: req/s and latency
+    Rest(RestArgs),
+}
+
+impl Scenario {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scenario::Pairs(_) => "pairs",
+            Scenario::Idle(_) => "idle",
+            Scenario::Offline(_) => "offline",
+            Scenario::History(_) => "history",
+            Scenario::Rest(_) => "rest",
+        }
+    }
+
+    pub fn target(&self) -> &TargetArgs {
+        match self {
+            Scenario::Pairs(a) => &a.target,
+            Scenario::Idle(a) => &a.target,
+            Scenario::Offline(a) => &a.target,
+            Scenario::History(a) => &a.target,
+            Scenario::Rest(a) => &a.target,
+        }
+    }
+}
+
+/// Which server is loaded, and how the results are printed.
+#[derive(Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// Base URL of a running server to load, e.g. http://127.0.0.1:7080 [default: start a fresh
+    /// `duet serve` on 127.0.0.1:0 over a temporary data directory, and stop it afterwards]
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// The running server's secret key (with --server)
+    #[arg(long, env = "DUET_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// The app's SDKAppID
+    #[arg(long, env = "DUET_SDKAPPID", default_value_t = 1_400_000_000)]
+    pub sdkappid: u64,
+    /// An app admin of the server, for the REST calls (account import, sendmsg)
+    #[arg(long, default_value = "administrator")]
+    pub admin: String,
+    /// PID of the running server (with --server), to report its CPU and memory
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Durability of the server the bench starts
+    #[arg(long, value_enum, default_value_t = Durability::Fsync)]
+    pub durability: Durability,
+    /// Directory in which the started server gets its (temporary) data directory [default: the system's
+    /// temporary directory]; put it on the disk you want to measure
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Connections logging in at the same time
+    #[arg(long, default_value_t = 200)]
+    pub login_concurrency: usize,
+    /// Print one JSON document (field names carry their unit) instead of the summary
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Acknowledge after the group commit is fsynced (the server's default)
+    Fsync,
+    /// Acknowledge after the commit reaches the OS (survives a process crash, not an OS crash)
+    Relaxed,
+}
+
+impl Durability {
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Fsync => "fsync",
+            Durability::Relaxed => "relaxed",
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PairsArgs {
+    /// Users online, in fixed pairs (u0↔u1, u2↔u3, ...)
+    #[arg(long, default_value_t = 1000)]
+    pub users: usize,
+    /// Open loop: total offered rate in msg/s, spread round-robin over all users in 2 ms ticks; a comma list
+    /// runs one step per rate (the ramp stops at the first step that does not drain)
+    #[arg(long, value_delimiter = ',', default_value = "5000", conflicts_with = "closed")]
+    pub rate: Vec<u64>,
+    /// Closed loop instead: each user keeps W messages in flight to its partner (a new one each time one
+    /// arrives); a comma list runs one step per W
+    #[arg(long, value_delimiter = ',', value_name = "W")]
+    pub closed: Option<Vec<u32>>,
+    /// Seconds per step, warm-up included
+    #[arg(long, default_value_t = 15.0)]
+    pub duration: f64,
+    /// Seconds of warm-up at the start of each step (delivered, not measured)
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup: f64,
+    /// Most seconds to wait after a step for messages still in flight
+    #[arg(long, default_value_t = 10.0)]
+    pub drain: f64,
+    /// Bytes of message text
+    #[arg(long, default_value_t = 100)]
+    pub body_bytes: usize,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct IdleArgs {
+    /// Connections to open (capped by the open-files limit of this process)
+    #[arg(long, default_value_t = 10_000)]
+    pub conns: usize,
+    /// Seconds to wait after the last login before sampling the server's memory
+    #[arg(long, default_value_t = 5.0)]
+    pub settle: f64,
+    /// Seconds to hold the connections idle afterwards (memory and CPU sampled again)
+    #[arg(long, default_value_t = 10.0)]
+    pub hold: f64,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OfflineArgs {
+    /// Cases as KxM (K offline users receive M messages each), comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "1x1000,1000x10", value_parser = parse_case)]
+    pub cases: Vec<(usize, usize)>,
+    /// REST sendmsg calls in flight while storing the offline messages
+    #[arg(long, default_value_t = 64)]
+    pub store_concurrency: usize,
+    /// Seconds to wait between storing and the logins
+    #[arg(long, default_value_t = 1.0)]
+    pub settle: f64,
+    /// Most seconds the logins may take to receive everything
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+fn parse_case(s: &str) -> Result<(usize, usize), String> {
+    let (k, m) = s.split_once(['x', 'X', '*']).ok_or_else(|| format!("{s:?} is not KxM"))?;
+    let k: usize = k.trim().parse().map_err(|_| format!("{k:?} is not a number"))?;
+    let m: usize = m.trim().parse().map_err(|_| format!("{m:?} is not a number"))?;
+    if k == 0 || m == 0 {
+        return Err("K and M must be at least 1".into());
+    }
+    Ok((k, m))
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HistoryArgs {
+    /// Messages in the conversation
+    #[arg(long, default_value_t = 10_000)]
+    pub messages: usize,
+    /// Messages per `history` page
+    #[arg(long, default_value_t = 20)]
+    pub page: u32,
+    /// Times to page through the whole conversation
+    #[arg(long, default_value_t = 1)]
+    pub passes: usize,
+    /// REST sendmsg calls in flight while filling the conversation
+    #[arg(long, default_value_t = 64)]
+    pub store_concurrency: usize,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RestArgs {
+    /// Concurrent HTTP/1.1 keep-alive clients, each sending from its own user to its own peer
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Seconds of load, warm-up included
+    #[arg(long, default_value_t = 12.0)]
+    pub duration: f64,
+    /// Seconds of warm-up (sent, not measured)
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Bytes of message text
+    #[arg(long, default_value_t = 100)]
+    pub body_bytes: usize,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_like_the_harness() {
+        let a = BenchArgs::try_parse_from(["pairs", "--rate", "2000,5000", "--json"]).unwrap();
+        let Scenario::Pairs(p) = a.scenario else { panic!() };
+        assert_eq!(p.rate, vec![2000, 5000]);
+        assert!(p.target.json && p.closed.is_none());
+        let a = BenchArgs::try_parse_from(["offline", "--cases", "1x100,1000x10"]).unwrap();
+        let Scenario::Offline(o) = a.scenario else { panic!() };
+        assert_eq!(o.cases, vec![(1, 100), (1000, 10)]);
+        assert!(BenchArgs::try_parse_from(["pairs", "--rate", "5", "--closed", "1"]).is_err());
+    }
+}
