@@ -11,10 +11,10 @@ use crate::Error;
 use crate::clock::Clock;
 use crate::hub::{Hub, KickReason, LoginPolicy, Presence, Push, Session};
 use crate::model::{
-    ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount,
-    Outgoing, Platform, ProfileValue, Purged, SenderCopy, Sent, StoredMessage,
+    ConversationView, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount, Outgoing,
+    Platform, ProfileValue, Purged, SenderCopy, Sent, StoredMessage,
 };
-use crate::store::{Cutoffs, Imported, SendPlan, Store, Withdrawn};
+use crate::store::{Cutoffs, SendPlan, Store, Withdrawn};
 use crate::usersig::{self, Claims, UserSigError};
 
 /// The app's identity, the retention rules and the session policy.
@@ -86,7 +86,7 @@ pub struct Core {
     config: CoreConfig,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    hub: Hub,
+    hub: Arc<Hub>,
     /// Account -> unix seconds before which its UserSigs are refused (set by kick). Kept in memory so
     /// that authenticating costs no storage read; loaded at start, written through on each kick.
     revoked: RwLock<HashMap<String, i64>>,
@@ -98,7 +98,14 @@ impl Core {
         let revoked = store.revocations().await?.into_iter().collect();
         let admins = config.admins.iter().map(|id| NewAccount { id: id.clone(), nick: None, face_url: None }).collect();
         store.import_accounts(admins, clock.now_secs()).await?;
-        Ok(Core { config, store, clock, hub: Hub::default(), revoked: RwLock::new(revoked) })
+        let hub = Arc::new(Hub::default());
+        let pushes = hub.clone();
+        store.set_delivery_hook(Arc::new(move |deliveries| {
+            for d in deliveries {
+                pushes.deliver(&d.user, Arc::new(Push { entry: d.entry, encoded: OnceLock::new() }));
+            }
+        }));
+        Ok(Core { config, store, clock, hub, revoked: RwLock::new(revoked) })
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -264,9 +271,7 @@ impl Core {
             offline_until,
             max_conversations: self.config.recent_contacts_max,
         };
-        let mut sent = self.store.send(plan).await?;
-        self.push(std::mem::take(&mut sent.deliveries));
-        Ok(sent)
+        self.store.send(plan).await
     }
 
     async fn send_online_only(&self, msg: Outgoing, key: MsgKey) -> Result<Sent, Error> {
@@ -299,17 +304,14 @@ impl Core {
                 self.hub.deliver(&msg.from, push);
             }
         }
-        Ok(Sent { key, failed, duplicate: false, conv_seq: 0, sender_log_seq: 0, deliveries: Vec::new() })
+        Ok(Sent { key, failed, duplicate: false, conv_seq: 0, sender_log_seq: 0 })
     }
 
     /// Imports a historical message with its original time.
     pub async fn import(&self, msg: Import) -> Result<(), Error> {
         let offline_until = msg.time + self.config.offline_retention_secs;
         let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time: msg.time };
-        match self.store.import(msg, key, offline_until, self.config.recent_contacts_max).await? {
-            Imported::Stored(deliveries) => self.push(deliveries),
-            Imported::Duplicate => {}
-        }
+        self.store.import(msg, key, offline_until, self.config.recent_contacts_max).await?;
         Ok(())
     }
 
@@ -328,10 +330,7 @@ impl Core {
         self.require_pair(from, to).await?;
         let expire = self.clock.now_secs() + self.config.offline_retention_secs;
         match self.store.withdraw(from.to_owned(), to.to_owned(), key, expire).await? {
-            Withdrawn::Done(deliveries) => {
-                self.push(deliveries);
-                Ok(())
-            }
+            Withdrawn::Done => Ok(()),
             Withdrawn::NotFound => Err(Error::NoSuchMessage),
             Withdrawn::AlreadyRecalled => Err(Error::AlreadyRecalled),
         }
@@ -343,9 +342,7 @@ impl Core {
         let now = self.clock.now_secs();
         let time = time.unwrap_or(now);
         let expire = now + self.config.offline_retention_secs;
-        if let Some(delivery) = self.store.set_read(owner.to_owned(), peer.to_owned(), time, expire).await? {
-            self.push(vec![delivery]);
-        }
+        self.store.set_read(owner.to_owned(), peer.to_owned(), time, expire).await?;
         Ok(())
     }
 
@@ -371,12 +368,6 @@ impl Core {
             dedup_before_ms: now_ms - self.config.dedup_window_secs * 1000,
         };
         Ok(self.store.purge(cutoffs).await?)
-    }
-
-    fn push(&self, deliveries: Vec<Delivery>) {
-        for d in deliveries {
-            self.hub.deliver(&d.user, Arc::new(Push { entry: d.entry, encoded: OnceLock::new() }));
-        }
     }
 
     fn roaming_cutoff(&self) -> i64 {

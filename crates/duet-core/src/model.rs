@@ -85,8 +85,6 @@ pub struct Sent {
     pub conv_seq: u64,
     /// Position of the sender's copy in the sender's sync log; 0 if none.
     pub sender_log_seq: u64,
-    /// The sync-log entries this send appended, to push to live devices. Empty for a duplicate.
-    pub deliveries: Vec<Delivery>,
 }
 
 /// A sync-log entry for a user's devices.

@@ -5,6 +5,8 @@
 //! The rules that need a consistent view (dedup, "does the recipient exist", unread counters) live
 //! inside these operations, so that a backend can run each one as a single transaction.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::model::{
@@ -42,8 +44,7 @@ pub struct SendPlan {
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Imported {
-    /// Stored; the entries to push (none for history imports).
-    Stored(Vec<Delivery>),
+    Stored,
     /// A message with the same `MsgSeq`, `MsgRandom` and time is in the conversation already.
     Duplicate,
 }
@@ -51,8 +52,7 @@ pub enum Imported {
 /// What a recall found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Withdrawn {
-    /// Recalled; the recall entries appended to both sides' logs.
-    Done(Vec<Delivery>),
+    Done,
     NotFound,
     AlreadyRecalled,
 }
@@ -87,8 +87,15 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> Result<Vec<Option<Vec<(String, ProfileValue)>>>, StoreError>;
 }
 
+/// Receives the sync-log entries each commit appended, in commit order, before the writers are answered.
+/// The hub uses it to push entries to live devices in log order.
+pub type DeliveryHook = Arc<dyn Fn(Vec<Delivery>) + Send + Sync>;
+
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
+    /// Sets where the entries appended by `send`, `import`, `withdraw` and `set_read` go once committed.
+    /// Without a hook they are dropped (nothing is live).
+    fn set_delivery_hook(&self, hook: DeliveryHook);
     /// Commits a send: the message, both sides' sync-log entries and conversations, and the dedup entry.
     /// A duplicate returns the first send's result and writes nothing. Fails with no write when the
     /// sender does not exist; recipients that do not exist are listed in [`Sent::failed`].
@@ -114,14 +121,8 @@ pub trait MessageStore: Send + Sync + 'static {
         log_expire_at: i64,
     ) -> Result<Withdrawn, StoreError>;
     /// Marks what `owner` received from `peer` at or before `time` as read, and appends a read entry to
-    /// `owner`'s log. `None` if either account does not exist.
-    async fn set_read(
-        &self,
-        owner: String,
-        peer: String,
-        time: i64,
-        log_expire_at: i64,
-    ) -> Result<Option<Delivery>, StoreError>;
+    /// `owner`'s log. `false` if either account does not exist.
+    async fn set_read(&self, owner: String, peer: String, time: i64, log_expire_at: i64) -> Result<bool, StoreError>;
     /// `owner`'s unread count from each of `peers` (a peer with no conversation has 0).
     async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError>;
     /// `owner`'s unread count over all conversations.

@@ -37,6 +37,14 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
+/// Binds a listener for [`run`] with a deep accept queue (4096), so login bursts are not dropped.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Opens the embedded store under the configured data directory.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
     std::fs::create_dir_all(&config.data_dir)?;
@@ -64,6 +72,10 @@ pub async fn run(
         .merge(rest::router(core.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, sdkappid = config.core.sdkappid, "duet is serving");
+    // Small frames both ways: no Nagle delay on answers and pushes.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let serve = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
     let server = tracker.spawn(async move { serve.await });
     tracker.close();

@@ -25,6 +25,8 @@ use tokio_util::task::TaskTracker;
 
 /// The largest frame a client may send.
 const MAX_FRAME: usize = 64 * 1024;
+/// The WebSocket read buffer per connection.
+const READ_BUFFER: usize = 4 * 1024;
 /// How long a new connection has to log in.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection silent this long is closed (clients ping at least every 60 s).
@@ -39,10 +41,16 @@ pub(crate) struct WsState {
 }
 
 pub(crate) async fn connect(State(state): State<WsState>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_FRAME).max_frame_size(MAX_FRAME).on_upgrade(move |socket| {
-        let tracker = state.tracker.clone();
-        tracker.track_future(run(state, socket))
-    })
+    // A small read buffer: tungstenite's default (128 KiB, allocated up front) would cost that much memory
+    // per idle connection. Frames are at most 64 KiB; the buffer grows for the rare large one.
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |socket| {
+            let tracker = state.tracker.clone();
+            tracker.track_future(run(state, socket))
+        })
 }
 
 async fn run(state: WsState, mut socket: WebSocket) {

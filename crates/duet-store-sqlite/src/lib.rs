@@ -14,10 +14,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use duet_core::Error;
 use duet_core::model::{
-    ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, ProfileValue, Purged,
-    Sent,
+    ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, ProfileValue, Purged, Sent,
 };
-use duet_core::store::{AccountStore, Cutoffs, Imported, MessageStore, SendPlan, StoreError, Withdrawn};
+use duet_core::store::{AccountStore, Cutoffs, DeliveryHook, Imported, MessageStore, SendPlan, StoreError, Withdrawn};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::writer::Writer;
@@ -170,8 +169,12 @@ impl AccountStore for SqliteStore {
 
 #[async_trait]
 impl MessageStore for SqliteStore {
+    fn set_delivery_hook(&self, hook: DeliveryHook) {
+        self.writer.set_hook(hook);
+    }
+
     async fn send(&self, plan: SendPlan) -> Result<Sent, Error> {
-        self.writer.write(move |c| ops::send(c, &plan)).await
+        self.writer.write_delivering(move |c| ops::send(c, &plan)).await
     }
 
     async fn import(
@@ -181,7 +184,7 @@ impl MessageStore for SqliteStore {
         offline_until: i64,
         max_conversations: usize,
     ) -> Result<Imported, Error> {
-        self.writer.write(move |c| ops::import(c, &msg, key, offline_until, max_conversations)).await
+        self.writer.write_delivering(move |c| ops::import(c, &msg, key, offline_until, max_conversations)).await
     }
 
     async fn history(&self, q: HistoryQuery) -> Result<HistoryPage, StoreError> {
@@ -195,17 +198,13 @@ impl MessageStore for SqliteStore {
         key: MsgKey,
         log_expire_at: i64,
     ) -> Result<Withdrawn, StoreError> {
-        self.writer.write(move |c| ops::withdraw(c, &from, &to, key, log_expire_at).map_err(backend)).await
+        self.writer.write_delivering(move |c| ops::withdraw(c, &from, &to, key, log_expire_at).map_err(backend)).await
     }
 
-    async fn set_read(
-        &self,
-        owner: String,
-        peer: String,
-        time: i64,
-        log_expire_at: i64,
-    ) -> Result<Option<Delivery>, StoreError> {
-        self.writer.write(move |c| ops::set_read(c, &owner, &peer, time, log_expire_at).map_err(backend)).await
+    async fn set_read(&self, owner: String, peer: String, time: i64, log_expire_at: i64) -> Result<bool, StoreError> {
+        self.writer
+            .write_delivering(move |c| ops::set_read(c, &owner, &peer, time, log_expire_at).map_err(backend))
+            .await
     }
 
     async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError> {

@@ -211,7 +211,7 @@ fn msg_entry(seq: u64, msg: &Arc<StoredMessage>, user: &str) -> Delivery {
     Delivery { user: user.to_owned(), entry: LogEntry { seq, event: LogEvent::Message(msg.clone()) } }
 }
 
-pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent, Error> {
+pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent, Vec<Delivery>), Error> {
     let first = c
         .prepare_cached(
             "SELECT seq, random, time, failed, conv_seq, log_seq FROM dedup WHERE key = ?1 AND created_ms >= ?2",
@@ -224,28 +224,21 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent,
                     duplicate: true,
                     conv_seq: r.get::<_, i64>(4)? as u64,
                     sender_log_seq: r.get::<_, i64>(5)? as u64,
-                    deliveries: Vec::new(),
                 })
             })
             .optional()
         })
         .map_err(backend)?;
     if let Some(sent) = first {
-        return Ok(sent);
+        return Ok((sent, Vec::new()));
     }
-    let run = || -> Result<std::result::Result<Sent, Error>> {
+    let run = || -> Result<std::result::Result<(Sent, Vec<Delivery>), Error>> {
         let msg = &plan.msg;
         let Some(sender) = uid(c, &msg.from)? else {
             return Ok(Err(Error::NoSuchSender(msg.from.clone())));
         };
-        let mut sent = Sent {
-            key: plan.key,
-            failed: Vec::new(),
-            duplicate: false,
-            conv_seq: 0,
-            sender_log_seq: 0,
-            deliveries: Vec::with_capacity(2 * msg.to.len()),
-        };
+        let mut sent = Sent { key: plan.key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 };
+        let mut deliveries = Vec::with_capacity(2 * msg.to.len());
         for to in &msg.to {
             let Some(receiver) = uid(c, to)? else {
                 sent.failed.push(to.clone());
@@ -288,7 +281,7 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent,
                 peer_read: false,
             });
             let seq = append_log(c, receiver, KIND_MSG, Some(id), None, None, plan.offline_until)?;
-            sent.deliveries.push(msg_entry(seq, &stored, to));
+            deliveries.push(msg_entry(seq, &stored, to));
             if sent.conv_seq == 0 {
                 sent.conv_seq = conv_seq;
             }
@@ -300,7 +293,7 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent,
             }
             if msg.sender_copy == SenderCopy::Sync {
                 let seq = append_log(c, sender, KIND_MSG, Some(id), None, None, plan.offline_until)?;
-                sent.deliveries.push(msg_entry(seq, &stored, &msg.from));
+                deliveries.push(msg_entry(seq, &stored, &msg.from));
                 if sent.sender_log_seq == 0 {
                     sent.sender_log_seq = seq;
                 }
@@ -325,7 +318,7 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<Sent,
                 sent.sender_log_seq as i64
             ])?;
         }
-        Ok(Ok(sent))
+        Ok(Ok((sent, deliveries)))
     };
     run().map_err(|e| Error::Store(backend(e)))?
 }
@@ -336,8 +329,8 @@ pub(crate) fn import(
     key: MsgKey,
     offline_until: i64,
     max_conversations: usize,
-) -> std::result::Result<Imported, Error> {
-    let run = || -> Result<std::result::Result<Imported, Error>> {
+) -> std::result::Result<(Imported, Vec<Delivery>), Error> {
+    let run = || -> Result<std::result::Result<(Imported, Vec<Delivery>), Error>> {
         let Some(sender) = uid(c, &msg.from)? else {
             return Ok(Err(Error::NoSuchSender(msg.from.clone())));
         };
@@ -345,7 +338,7 @@ pub(crate) fn import(
             return Ok(Err(Error::NoSuchAccount(msg.to.clone())));
         };
         if key_taken(c, sender, receiver, key)? {
-            return Ok(Ok(Imported::Duplicate));
+            return Ok(Ok((Imported::Duplicate, Vec::new())));
         }
         let flags = if msg.counts_unread { 0 } else { NO_UNREAD };
         let conv_seq = next_conv_seq(c, sender, receiver)?;
@@ -381,7 +374,7 @@ pub(crate) fn import(
         if sender != receiver {
             touch_conversation(c, sender, receiver, key.time, Some(id), false, max_conversations)?;
         }
-        Ok(Ok(Imported::Stored(deliveries)))
+        Ok(Ok((Imported::Stored, deliveries)))
     };
     run().map_err(|e| Error::Store(backend(e)))?
 }
@@ -536,9 +529,15 @@ pub(crate) fn delete_conversation(c: &Connection, owner: &str, peer: &str, clear
     Ok(true)
 }
 
-pub(crate) fn withdraw(c: &Connection, from: &str, to: &str, key: MsgKey, expire_at: i64) -> Result<Withdrawn> {
+pub(crate) fn withdraw(
+    c: &Connection,
+    from: &str,
+    to: &str,
+    key: MsgKey,
+    expire_at: i64,
+) -> Result<(Withdrawn, Vec<Delivery>)> {
     let (Some(sender), Some(receiver)) = (uid(c, from)?, uid(c, to)?) else {
-        return Ok(Withdrawn::NotFound);
+        return Ok((Withdrawn::NotFound, Vec::new()));
     };
     let found: Option<(i64, i64)> = c
         .prepare_cached(
@@ -548,10 +547,10 @@ pub(crate) fn withdraw(c: &Connection, from: &str, to: &str, key: MsgKey, expire
         .query_row(params![sender, receiver, key.time, key.seq, key.random], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((id, flags)) = found else {
-        return Ok(Withdrawn::NotFound);
+        return Ok((Withdrawn::NotFound, Vec::new()));
     };
     if flags & RECALLED != 0 {
-        return Ok(Withdrawn::AlreadyRecalled);
+        return Ok((Withdrawn::AlreadyRecalled, Vec::new()));
     }
     c.prepare_cached("UPDATE messages SET flags = flags | 1 WHERE id = ?1")?.execute([id])?;
     if flags & NO_UNREAD == 0 {
@@ -572,12 +571,18 @@ pub(crate) fn withdraw(c: &Connection, from: &str, to: &str, key: MsgKey, expire
             entry: LogEntry { seq, event: LogEvent::Recall { peer: peer.to_owned(), key } },
         });
     }
-    Ok(Withdrawn::Done(deliveries))
+    Ok((Withdrawn::Done, deliveries))
 }
 
-pub(crate) fn set_read(c: &Connection, owner: &str, peer: &str, time: i64, expire_at: i64) -> Result<Option<Delivery>> {
+pub(crate) fn set_read(
+    c: &Connection,
+    owner: &str,
+    peer: &str,
+    time: i64,
+    expire_at: i64,
+) -> Result<(bool, Vec<Delivery>)> {
     let (Some(owner_uid), Some(peer_uid)) = (uid(c, owner)?, uid(c, peer)?) else {
-        return Ok(None);
+        return Ok((false, Vec::new()));
     };
     c.prepare_cached(
         "INSERT INTO conversations (owner, peer, read_time) VALUES (?1, ?2, ?3) \
@@ -592,10 +597,11 @@ pub(crate) fn set_read(c: &Connection, owner: &str, peer: &str, time: i64, expir
     )?
     .execute(params![owner_uid, peer_uid])?;
     let seq = append_log(c, owner_uid, KIND_READ, None, Some(peer_uid), Some(time), expire_at)?;
-    Ok(Some(Delivery {
+    let read = Delivery {
         user: owner.to_owned(),
         entry: LogEntry { seq, event: LogEvent::Read { peer: peer.to_owned(), time } },
-    }))
+    };
+    Ok((true, vec![read]))
 }
 
 pub(crate) fn unread(c: &Connection, owner: &str, peers: &[String]) -> Result<Vec<u64>> {

@@ -3,9 +3,11 @@
 //! only then answers each caller. Concurrent sends thus share one fsync instead of paying one each,
 //! and no caller hears "ok" before its write is durable.
 
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-use duet_core::store::StoreError;
+use duet_core::model::Delivery;
+use duet_core::store::{DeliveryHook, StoreError};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,6 +24,8 @@ type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 pub(crate) struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// Where committed sync-log entries go, called on this thread in commit order.
+    hook: Arc<OnceLock<DeliveryHook>>,
 }
 
 impl Writer {
@@ -31,7 +35,40 @@ impl Writer {
             .name("duet-sqlite-writer".into())
             .spawn(move || run(conn, rx))
             .map_err(|e| StoreError::Backend(format!("spawning the writer thread: {e}")))?;
-        Ok(Writer { jobs: Some(tx), thread: Some(thread) })
+        Ok(Writer { jobs: Some(tx), thread: Some(thread), hook: Arc::new(OnceLock::new()) })
+    }
+
+    /// Sets the delivery hook (once; later calls are ignored).
+    pub fn set_hook(&self, hook: DeliveryHook) {
+        let _ = self.hook.set(hook);
+    }
+
+    /// Like [`Writer::write`] for operations that append sync-log entries: after the commit, and before
+    /// any later job of the same batch is answered, the entries go to the delivery hook. So entries reach
+    /// the hook in commit order, and a caller hears "done" only after its entries were handed over.
+    pub async fn write_delivering<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<(R, Vec<Delivery>), E> + Send + 'static,
+    {
+        let hook = self.hook.clone();
+        self.submit(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |committed: Result<(), StoreError>| match (committed, result) {
+                (Ok(()), Ok((r, deliveries))) => {
+                    if let Some(hook) = hook.get()
+                        && !deliveries.is_empty()
+                    {
+                        hook(deliveries);
+                    }
+                    Ok(r)
+                }
+                (Ok(()), Err(e)) => Err(e),
+                (Err(e), _) => Err(e.into()),
+            })
+        })
+        .await
     }
 
     /// Runs `f` in the next group commit and returns its result once that commit is durable.
@@ -42,14 +79,31 @@ impl Writer {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
     {
+        self.submit(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |committed: Result<(), StoreError>| match committed {
+                Ok(()) => result,
+                Err(e) => Err(e.into()),
+            })
+        })
+        .await
+    }
+
+    /// Queues a job that runs on the writer thread and returns the function that, given the commit's
+    /// outcome, makes the caller's answer (run on the writer thread too, in commit order).
+    async fn submit<R, E>(
+        &self,
+        job: impl FnOnce(&Connection) -> Box<dyn FnOnce(Result<(), StoreError>) -> Result<R, E> + Send> + Send + 'static,
+    ) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<R, E>>();
         let job: Job = Box::new(move |conn| {
-            let result = in_savepoint(conn, f);
+            let answer = job(conn);
             Box::new(move |committed| {
-                let _ = tx.send(match committed {
-                    Ok(()) => result,
-                    Err(e) => Err(e.into()),
-                });
+                let _ = tx.send(answer(committed));
             })
         });
         let jobs = self.jobs.as_ref().ok_or(StoreError::Closed)?;

@@ -54,7 +54,7 @@ impl TestServer {
     }
 
     async fn start(config: Config, data: TempDir, clock: Arc<ManualClock>) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding 127.0.0.1:0");
+        let listener = duet_server::bind(([127, 0, 0, 1], 0).into()).expect("binding 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let store = duet_server::open_store(&config).expect("opening the store");
         let shutdown = CancellationToken::new();

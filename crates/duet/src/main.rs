@@ -89,9 +89,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(settings: settings::Settings) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
+    let addr = tokio::net::lookup_host(&settings.listen)
         .await
-        .with_context(|| format!("listening on {}", settings.listen))?;
+        .with_context(|| format!("resolving {}", settings.listen))?
+        .next()
+        .with_context(|| format!("{} resolves to no address", settings.listen))?;
+    let listener = duet_server::bind(addr).with_context(|| format!("listening on {addr}"))?;
     let store = duet_server::open_store(&settings.config).context("opening the store")?;
     duet_server::run(settings.config, listener, store, Arc::new(SystemClock), shutdown_signal()).await?;
     Ok(())
