@@ -57,8 +57,10 @@ impl SqliteStore {
             Durability::Fsync => "FULL",
             Durability::Relaxed => "NORMAL",
         };
+        // temp_store = MEMORY keeps the per-job savepoints' statement journal off the disk.
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000; \
+             PRAGMA temp_store = MEMORY;"
         ))
         .map_err(backend)?;
         migrate(&conn)?;

@@ -20,8 +20,43 @@ const NO_UNREAD: i64 = 8;
 /// Rows deleted per statement by a purge, so one purge never holds the writer for long.
 const PURGE_CHUNK: i64 = 10_000;
 
+thread_local! {
+    /// UserID -> uid, on the writer thread only (see [`cache_uids`]). Uids never change while an account
+    /// exists; the cache is dropped whenever a write that could have created or removed one is undone,
+    /// and entries go with their account.
+    static UIDS: std::cell::RefCell<Option<std::collections::HashMap<String, i64>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Turns on the uid cache for this thread (the writer's).
+pub(crate) fn cache_uids() {
+    UIDS.with(|c| *c.borrow_mut() = Some(Default::default()));
+}
+
+/// Empties this thread's uid cache (after a rollback).
+pub(crate) fn forget_uids() {
+    UIDS.with(|c| {
+        if let Some(map) = c.borrow_mut().as_mut() {
+            map.clear();
+        }
+    });
+}
+
 pub(crate) fn uid(c: &Connection, user_id: &str) -> Result<Option<i64>> {
-    c.prepare_cached("SELECT uid FROM accounts WHERE user_id = ?1")?.query_row([user_id], |r| r.get(0)).optional()
+    if let Some(uid) = UIDS.with(|cache| cache.borrow().as_ref().and_then(|m| m.get(user_id).copied())) {
+        return Ok(Some(uid));
+    }
+    let found = c
+        .prepare_cached("SELECT uid FROM accounts WHERE user_id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()?;
+    if let Some(uid) = found {
+        UIDS.with(|cache| {
+            if let Some(map) = cache.borrow_mut().as_mut() {
+                map.insert(user_id.to_owned(), uid);
+            }
+        });
+    }
+    Ok(found)
 }
 
 pub(crate) fn import_accounts(c: &Connection, accounts: &[NewAccount], now: i64) -> Result<()> {
@@ -48,6 +83,7 @@ pub(crate) fn delete_accounts(c: &Connection, ids: &[String]) -> Result<Vec<bool
             c.prepare_cached("DELETE FROM inbox WHERE uid = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM conversations WHERE owner = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM accounts WHERE uid = ?1")?.execute([uid])?;
+            UIDS.with(|cache| cache.borrow_mut().as_mut().map(|m| m.remove(id.as_str())));
             Ok(true)
         })
         .collect()

@@ -128,12 +128,16 @@ fn in_savepoint<R, E: From<StoreError>>(
 ) -> Result<R, E> {
     conn.execute_batch("SAVEPOINT job").map_err(crate::backend)?;
     let result = f(conn);
+    if result.is_err() {
+        crate::ops::forget_uids();
+    }
     let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
     conn.execute_batch(end).map_err(crate::backend)?;
     result
 }
 
 fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    crate::ops::cache_uids();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -159,6 +163,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
         let committed = conn.execute_batch("COMMIT").map_err(|e| {
             tracing::error!(error = %e, jobs = replies.len(), "sqlite: group commit failed");
             let _ = conn.execute_batch("ROLLBACK");
+            crate::ops::forget_uids();
             crate::backend(e)
         });
         for reply in replies.drain(..) {
