@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 /// The largest frame a client may send.
 const MAX_FRAME: usize = 64 * 1024;
 /// The WebSocket read buffer per connection.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 1024;
 /// How long a new connection has to log in.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection silent this long is closed (clients ping at least every 60 s).
