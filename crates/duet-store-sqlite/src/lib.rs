@@ -32,8 +32,9 @@ pub enum Durability {
 }
 
 const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
-/// Read connections kept open for reuse.
-const MAX_IDLE_READERS: usize = 8;
+/// Read connections, and so reads running at once. Reads beyond wait for a connection rather than open
+/// new ones (opening a SQLite connection costs far more than a read) or pile up blocking threads.
+const READERS: usize = 8;
 
 pub struct SqliteStore {
     writer: Writer,
@@ -43,6 +44,8 @@ pub struct SqliteStore {
 struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// One permit per connection: a read holds one while it runs.
+    permits: tokio::sync::Semaphore,
 }
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -65,7 +68,11 @@ impl SqliteStore {
         .map_err(backend)?;
         migrate(&conn)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let readers = Arc::new(Readers { path: path.to_owned(), idle: Mutex::new(Vec::new()) });
+        let readers = Arc::new(Readers {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(READERS),
+        });
         Ok(SqliteStore { writer: Writer::start(conn)?, readers })
     }
 
@@ -74,15 +81,18 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R, StoreError> {
+        let permit = self.readers.permits.acquire().await.map_err(|_| StoreError::Closed)?;
         let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let conn = readers.take()?;
             let result = f(&conn).map_err(backend);
             readers.give_back(conn);
             result
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("read task: {e}")))?
+        .map_err(|e| StoreError::Backend(format!("read task: {e}")))?;
+        drop(permit);
+        result
     }
 }
 
@@ -101,7 +111,7 @@ impl Readers {
 
     fn give_back(&self, conn: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE_READERS {
+        if idle.len() < READERS {
             idle.push(conn);
         }
     }
