@@ -1,6 +1,6 @@
 //! Group commit: one thread owns the write connection. Writes queue up as jobs; the thread takes every
-//! job waiting (up to a cap), runs each inside its own savepoint of one transaction, commits once, and
-//! only then answers each caller. Concurrent sends thus share one fsync instead of paying one each,
+//! job waiting (up to a cap), runs them in one transaction, commits once, and only then answers each
+//! caller. Concurrent sends thus share one fsync instead of paying one each,
 //! and no caller hears "ok" before its write is durable.
 
 use std::sync::{Arc, OnceLock};
@@ -54,7 +54,7 @@ impl Writer {
     {
         let hook = self.hook.clone();
         self.submit(move |conn| {
-            let result = in_savepoint(conn, f);
+            let result = run_job(conn, f);
             Box::new(move |committed: Result<(), StoreError>| match (committed, result) {
                 (Ok(()), Ok((r, deliveries))) => {
                     if let Some(hook) = hook.get()
@@ -72,7 +72,8 @@ impl Writer {
     }
 
     /// Runs `f` in the next group commit and returns its result once that commit is durable.
-    /// If `f` fails, its own writes are rolled back and the rest of the batch is unaffected.
+    /// If `f` fails without having written, the rest of the batch is unaffected; if it fails after writing,
+    /// the whole batch is rolled back and every caller in it gets an error.
     pub async fn write<R, E, F>(&self, f: F) -> Result<R, E>
     where
         R: Send + 'static,
@@ -80,7 +81,7 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
     {
         self.submit(move |conn| {
-            let result = in_savepoint(conn, f);
+            let result = run_job(conn, f);
             Box::new(move |committed: Result<(), StoreError>| match committed {
                 Ok(()) => result,
                 Err(e) => Err(e.into()),
@@ -122,17 +123,21 @@ impl Drop for Writer {
     }
 }
 
-fn in_savepoint<R, E: From<StoreError>>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<R, E>,
-) -> Result<R, E> {
-    conn.execute_batch("SAVEPOINT job").map_err(crate::backend)?;
+thread_local! {
+    /// Set on the writer thread when a job failed after writing: its batch must be rolled back whole.
+    static POISONED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs one job inside the batch's transaction. Jobs check before they write (a refused send writes
+/// nothing), so a failed job normally leaves the batch untouched; one that fails after writing (a storage
+/// error) poisons the batch, which is then rolled back whole and every job in it answered with an error.
+/// No per-job savepoint is needed, which keeps statement journals out of the common path.
+fn run_job<R, E: From<StoreError>>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R, E>) -> Result<R, E> {
+    let before = conn.total_changes();
     let result = f(conn);
-    if result.is_err() {
-        crate::ops::forget_uids();
+    if result.is_err() && conn.total_changes() != before {
+        POISONED.with(|p| p.set(true));
     }
-    let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-    conn.execute_batch(end).map_err(crate::backend)?;
     result
 }
 
@@ -160,12 +165,19 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
         for job in batch.drain(..) {
             replies.push(job(&conn));
         }
-        let committed = conn.execute_batch("COMMIT").map_err(|e| {
-            tracing::error!(error = %e, jobs = replies.len(), "sqlite: group commit failed");
+        let committed = if POISONED.with(|p| p.replace(false)) {
+            tracing::error!(jobs = replies.len(), "sqlite: a job failed after writing; rolling the batch back");
             let _ = conn.execute_batch("ROLLBACK");
             crate::ops::forget_uids();
-            crate::backend(e)
-        });
+            Err(StoreError::Backend("the group commit was rolled back after a storage error".into()))
+        } else {
+            conn.execute_batch("COMMIT").map_err(|e| {
+                tracing::error!(error = %e, jobs = replies.len(), "sqlite: group commit failed");
+                let _ = conn.execute_batch("ROLLBACK");
+                crate::ops::forget_uids();
+                crate::backend(e)
+            })
+        };
         for reply in replies.drain(..) {
             reply(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Backend(e.to_string())));
         }
