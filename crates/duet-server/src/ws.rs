@@ -19,6 +19,8 @@ use duet_proto::client::{
     ServerFrame,
 };
 use duet_proto::{ApiError, code};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,6 +29,8 @@ use tokio_util::task::TaskTracker;
 const MAX_FRAME: usize = 64 * 1024;
 /// The WebSocket read buffer per connection.
 const READ_BUFFER: usize = 1024;
+/// Requests of one connection being answered at once; beyond, the connection is not read.
+const MAX_IN_FLIGHT: usize = 64;
 /// How long a new connection has to log in.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection silent this long is closed (clients ping at least every 60 s).
@@ -138,18 +142,49 @@ impl Connection {
         let mut heartbeat = tokio::time::interval(Duration::from_secs(15));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = tokio::time::Instant::now();
+        // Requests being answered. A request's work starts (and a send enters the writer's queue) in the order
+        // the frames arrived; answers go out as they complete, so one slow commit does not hold up the
+        // connection, and messages of one device keep their order.
+        let mut pending = FuturesUnordered::new();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return End::Shutdown,
-                inbound = self.socket.recv() => {
+                Some((reply, end)) = pending.next(), if !pending.is_empty() => {
+                    if !send(&mut self.socket, &reply).await {
+                        return End::Dropped;
+                    }
+                    if let Some(end) = end {
+                        return end;
+                    }
+                }
+                inbound = self.socket.recv(), if pending.len() < MAX_IN_FLIGHT => {
                     last_heard = tokio::time::Instant::now();
                     match inbound {
                         Some(Ok(WsMessage::Text(text))) => {
                             if self.sig_expired() {
                                 return self.expire().await;
                             }
-                            if let Some(end) = self.request(&text).await {
-                                return end;
+                            match parse_request(&text) {
+                                Ok(frame) => {
+                                    let mut work = Box::pin(answer(self.core.clone(), self.session.user.clone(), frame));
+                                    // Start it now, so that it queues its writes before the next frame's.
+                                    match futures_util::poll!(work.as_mut()) {
+                                        std::task::Poll::Ready((reply, end)) => {
+                                            if !send(&mut self.socket, &reply).await {
+                                                return End::Dropped;
+                                            }
+                                            if let Some(end) = end {
+                                                return end;
+                                            }
+                                        }
+                                        std::task::Poll::Pending => pending.push(work),
+                                    }
+                                }
+                                Err((id, why)) => {
+                                    if !send(&mut self.socket, &error(id, client::code::INVALID_PARAMS, why)).await {
+                                        return End::Dropped;
+                                    }
+                                }
                             }
                         }
                         Some(Ok(WsMessage::Binary(_))) => {
@@ -206,127 +241,121 @@ impl Connection {
         let now = self.core.clock().now_secs();
         i128::from(now) > i128::from(self.claims.time) + i128::from(self.claims.expire)
     }
+}
 
-    /// Handles one request frame; `Some` ends the connection.
-    async fn request(&mut self, text: &str) -> Option<End> {
-        let frame = match serde_json::from_str::<ClientFrame>(text) {
-            Ok(f) => f,
-            Err(e) => {
-                // Answer under the request's id when the frame has one, so the client's request fails fast.
-                #[derive(serde::Deserialize)]
-                struct IdOnly {
-                    id: Option<u64>,
-                }
-                let id = serde_json::from_str::<IdOnly>(text).ok().and_then(|f| f.id).unwrap_or(0);
-                let e = error(id, client::code::INVALID_PARAMS, format!("not a valid frame: {e}"));
-                return (!send(&mut self.socket, &e).await).then_some(End::Dropped);
-            }
-        };
-        let id = request_id(&frame);
-        let (reply, end) = match self.answer(frame).await {
-            Ok((reply, end)) => (reply, end),
-            Err(e) => (error(id, e.code, e.info), None),
-        };
-        if !send(&mut self.socket, &reply).await {
-            return Some(End::Dropped);
+/// Reads a request frame, or says why not: the request's id (0 if unknown) and the reason.
+fn parse_request(text: &str) -> Result<ClientFrame, (u64, String)> {
+    serde_json::from_str::<ClientFrame>(text).map_err(|e| {
+        // Answer under the request's id when the frame has one, so the client's request fails fast.
+        #[derive(serde::Deserialize)]
+        struct IdOnly {
+            id: Option<u64>,
         }
-        end
-    }
+        let id = serde_json::from_str::<IdOnly>(text).ok().and_then(|f| f.id).unwrap_or(0);
+        (id, format!("not a valid frame: {e}"))
+    })
+}
 
-    async fn answer(&mut self, frame: ClientFrame) -> Result<(ServerFrame, Option<End>), ApiError> {
-        let core = &self.core;
-        let user = self.session.user.clone();
-        let fail = |e: duet_core::Error| {
-            crate::rest::error::core(duet_proto::rest::Command::SendMsg, duet_proto::rest::Service::OpenIm, e)
-        };
-        Ok(match frame {
-            ClientFrame::Login { id, .. } => (error(id, client::code::INVALID_PARAMS, "already logged in"), None),
-            ClientFrame::Sync { id, after, limit } => {
-                let limit = limit.unwrap_or(MAX_SYNC_BATCH).clamp(1, MAX_SYNC_BATCH) as usize;
-                let page = core.sync(&user, after, limit).await.map_err(fail)?;
-                let entries = page.entries.iter().map(entry_to_wire).collect();
-                (ServerFrame::Synced { id, entries, latest: page.latest, more: page.more }, None)
-            }
-            ClientFrame::Send { id, to, seq, random, body, cloud_custom_data, online_only, push } => {
-                if let Err(why) = duet_proto::rest::validate_user_id(&to) {
-                    return Err(ApiError::new(client::code::INVALID_USER_ID, why));
-                }
-                let body = duet_proto::elem::validate_elems(&body)?;
-                let sent = core
-                    .send(Outgoing {
-                        from: user,
-                        to: vec![to.clone()],
-                        seq,
-                        random,
-                        body,
-                        cloud_custom_data,
-                        push_info: push.map(|p| p.to_string()),
-                        lifetime_secs: if online_only { 0 } else { duet_proto::rest::request::MAX_MSG_LIFETIME },
-                        sender_copy: SenderCopy::Sync,
-                        no_unread: false,
-                        no_last_msg: false,
-                        need_read_receipt: false,
-                    })
-                    .await
-                    .map_err(fail)?;
-                if !sent.failed.is_empty() {
-                    return Err(fail(duet_core::Error::NoSuchAccount(to)));
-                }
-                let frame = ServerFrame::Sent {
-                    id,
-                    msg_key: sent.key.to_string(),
-                    seq: sent.key.seq,
-                    random: sent.key.random,
-                    time: sent.key.time,
-                    conv_seq: sent.conv_seq,
-                    log_seq: sent.sender_log_seq,
-                };
-                (frame, None)
-            }
-            ClientFrame::History { id, peer, count, before } => {
-                let before = match before.as_deref() {
-                    None | Some("") => None,
-                    Some(k) => {
-                        let (seq, random, time) = duet_proto::rest::parse_msg_key(k)
-                            .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("{k:?} is not a MsgKey")))?;
-                        Some(MsgKey { seq, random, time })
-                    }
-                };
-                let q = HistoryQuery {
-                    operator: user,
-                    peer,
-                    min_time: 0,
-                    max_time: i64::MAX,
-                    before,
-                    limit: count.clamp(1, MAX_HISTORY_PAGE) as usize,
-                };
-                let page = core.history(q).await.map_err(fail)?;
-                let messages = page.messages.iter().map(message_to_wire).collect();
-                (ServerFrame::History { id, messages, complete: !page.more }, None)
-            }
-            ClientFrame::Conversations { id } => {
-                let items = core
-                    .conversations(&user)
-                    .await
-                    .map_err(fail)?
-                    .into_iter()
-                    .map(|c| Conversation {
-                        peer: c.peer,
-                        last: c.last.as_ref().map(message_to_wire),
-                        unread: c.unread,
-                        time: c.time,
-                    })
-                    .collect();
-                (ServerFrame::Conversations { id, items }, None)
-            }
-            ClientFrame::MarkRead { id, peer, time } => {
-                core.set_read(&user, &peer, time).await.map_err(fail)?;
-                (ServerFrame::Ok { id }, None)
-            }
-            ClientFrame::Ping { id } => (ServerFrame::Pong { id, server_time: core.clock().now_ms() }, None),
-            ClientFrame::Logout { id } => (ServerFrame::Ok { id }, Some(End::Logout)),
-        })
+/// Answers one request of `user`'s session; `Some(End)` ends the connection after the answer.
+async fn answer(core: Arc<Core>, user: String, frame: ClientFrame) -> (ServerFrame, Option<End>) {
+    let id = request_id(&frame);
+    match work(&core, user, frame).await {
+        Ok(answer) => answer,
+        Err(e) => (error(id, e.code, e.info), None),
     }
+}
+
+async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFrame, Option<End>), ApiError> {
+    let fail = |e: duet_core::Error| {
+        crate::rest::error::core(duet_proto::rest::Command::SendMsg, duet_proto::rest::Service::OpenIm, e)
+    };
+    Ok(match frame {
+        ClientFrame::Login { id, .. } => (error(id, client::code::INVALID_PARAMS, "already logged in"), None),
+        ClientFrame::Sync { id, after, limit } => {
+            let limit = limit.unwrap_or(MAX_SYNC_BATCH).clamp(1, MAX_SYNC_BATCH) as usize;
+            let page = core.sync(&user, after, limit).await.map_err(fail)?;
+            let entries = page.entries.iter().map(entry_to_wire).collect();
+            (ServerFrame::Synced { id, entries, latest: page.latest, more: page.more }, None)
+        }
+        ClientFrame::Send { id, to, seq, random, body, cloud_custom_data, online_only, push } => {
+            if let Err(why) = duet_proto::rest::validate_user_id(&to) {
+                return Err(ApiError::new(client::code::INVALID_USER_ID, why));
+            }
+            let body = duet_proto::elem::validate_elems(&body)?;
+            let sent = core
+                .send(Outgoing {
+                    from: user,
+                    to: vec![to.clone()],
+                    seq,
+                    random,
+                    body,
+                    cloud_custom_data,
+                    push_info: push.map(|p| p.to_string()),
+                    lifetime_secs: if online_only { 0 } else { duet_proto::rest::request::MAX_MSG_LIFETIME },
+                    sender_copy: SenderCopy::Sync,
+                    no_unread: false,
+                    no_last_msg: false,
+                    need_read_receipt: false,
+                })
+                .await
+                .map_err(fail)?;
+            if !sent.failed.is_empty() {
+                return Err(fail(duet_core::Error::NoSuchAccount(to)));
+            }
+            let frame = ServerFrame::Sent {
+                id,
+                msg_key: sent.key.to_string(),
+                seq: sent.key.seq,
+                random: sent.key.random,
+                time: sent.key.time,
+                conv_seq: sent.conv_seq,
+                log_seq: sent.sender_log_seq,
+            };
+            (frame, None)
+        }
+        ClientFrame::History { id, peer, count, before } => {
+            let before = match before.as_deref() {
+                None | Some("") => None,
+                Some(k) => {
+                    let (seq, random, time) = duet_proto::rest::parse_msg_key(k)
+                        .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("{k:?} is not a MsgKey")))?;
+                    Some(MsgKey { seq, random, time })
+                }
+            };
+            let q = HistoryQuery {
+                operator: user,
+                peer,
+                min_time: 0,
+                max_time: i64::MAX,
+                before,
+                limit: count.clamp(1, MAX_HISTORY_PAGE) as usize,
+            };
+            let page = core.history(q).await.map_err(fail)?;
+            let messages = page.messages.iter().map(message_to_wire).collect();
+            (ServerFrame::History { id, messages, complete: !page.more }, None)
+        }
+        ClientFrame::Conversations { id } => {
+            let items = core
+                .conversations(&user)
+                .await
+                .map_err(fail)?
+                .into_iter()
+                .map(|c| Conversation {
+                    peer: c.peer,
+                    last: c.last.as_ref().map(message_to_wire),
+                    unread: c.unread,
+                    time: c.time,
+                })
+                .collect();
+            (ServerFrame::Conversations { id, items }, None)
+        }
+        ClientFrame::MarkRead { id, peer, time } => {
+            core.set_read(&user, &peer, time).await.map_err(fail)?;
+            (ServerFrame::Ok { id }, None)
+        }
+        ClientFrame::Ping { id } => (ServerFrame::Pong { id, server_time: core.clock().now_ms() }, None),
+        ClientFrame::Logout { id } => (ServerFrame::Ok { id }, Some(End::Logout)),
+    })
 }
 
 fn request_id(frame: &ClientFrame) -> u64 {
