@@ -13,7 +13,7 @@ use axum::response::Response;
 use duet_core::hub::{KickReason, Outbound, Session};
 use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, Outgoing, SenderCopy, StoredMessage};
 use duet_core::usersig::Claims;
-use duet_core::{AuthError, Core, LoginError};
+use duet_core::{Core, LoginError};
 use duet_proto::client::{
     self, ClientFrame, Conversation, Entry, MAX_HISTORY_PAGE, MAX_SYNC_BATCH, Message, PROTOCOL_VERSION, Platform,
     ServerFrame,
@@ -427,9 +427,4 @@ pub(crate) fn platform_to_model(p: Platform) -> model::Platform {
         Platform::Linux => model::Platform::Linux,
         Platform::Web => model::Platform::Web,
     }
-}
-
-#[allow(dead_code)]
-fn _assert_auth_error_is_mapped(e: AuthError) -> ApiError {
-    crate::rest::error::auth(e, "", 0)
 }

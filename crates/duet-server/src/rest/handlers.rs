@@ -84,7 +84,7 @@ pub(crate) async fn handle(
         PortraitGet => portrait_get(core, req::PortraitGet::parse(body)?, service).await.map_err(fail),
         SendMsg => {
             let r = req::SendMsg::parse(body)?;
-            let sent = core.send(outgoing(caller, vec![r.to.clone()], r.msg)?).await.map_err(fail)?;
+            let sent = core.send(outgoing(caller, vec![r.to.clone()], r.msg)).await.map_err(fail)?;
             if !sent.failed.is_empty() {
                 return Err(error::core(command, service, duet_core::Error::NoSuchAccount(r.to)));
             }
@@ -93,7 +93,7 @@ pub(crate) async fn handle(
         BatchSendMsg => {
             let r = req::BatchSendMsg::parse(body)?;
             let count = r.to.len();
-            let sent = core.send(outgoing(caller, r.to, r.msg)?).await.map_err(fail)?;
+            let sent = core.send(outgoing(caller, r.to, r.msg)).await.map_err(fail)?;
             let msg_key = sent.key.to_string();
             if sent.failed.len() == count {
                 return Err(ApiError::new(code::MSG_TO_ACCOUNT_NOT_FOUND, "invalid To_Account"));
@@ -247,8 +247,8 @@ fn body_json(body: &[MsgElem]) -> String {
     serde_json::to_string(body).unwrap_or_else(|_| "[]".into())
 }
 
-fn outgoing(caller: &str, to: Vec<String>, m: req::OutgoingMessage) -> Result<Outgoing, ApiError> {
-    Ok(Outgoing {
+fn outgoing(caller: &str, to: Vec<String>, m: req::OutgoingMessage) -> Outgoing {
+    Outgoing {
         from: m.from.unwrap_or_else(|| caller.to_owned()),
         to,
         seq: m.seq,
@@ -265,7 +265,7 @@ fn outgoing(caller: &str, to: Vec<String>, m: req::OutgoingMessage) -> Result<Ou
         no_unread: m.no_unread,
         no_last_msg: m.no_last_msg,
         need_read_receipt: m.need_read_receipt,
-    })
+    }
 }
 
 async fn portrait_get(core: &Core, r: req::PortraitGet, service: Service) -> Result<Json, duet_core::Error> {
