@@ -1038,6 +1038,7 @@ impl Actor {
             cloud_custom_data: opts.cloud_custom_data,
             recalled: false,
             log_seq: sent.log_seq,
+            sender: Default::default(),
         };
         let conv = self.conversations.entry(to.to_owned()).or_insert_with(|| Conversation::empty(to));
         let newer = conv.last.as_ref().is_none_or(|l| m.conv_seq > l.conv_seq);

@@ -59,7 +59,7 @@ use crate::backoff::Backoff;
 pub use crate::config::{ClientConfig, LocalStoreConfig};
 pub use crate::error::Error;
 pub use crate::event::{ConnectionState, Event, Events};
-pub use crate::model::{Conversation, Message, SendOptions, SentMessage};
+pub use crate::model::{Conversation, Message, SendOptions, Sender, SentMessage};
 use crate::store::{LocalStore, MemoryStore, SqliteStore, StoreHandle};
 
 /// A handle to a logged-in client. Clones share one connection; the client stops when `logout` is

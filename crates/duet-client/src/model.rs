@@ -35,6 +35,20 @@ pub struct Message {
     /// The position of the entry that brought this message in this user's sync log: `None` for a
     /// message that came from history, a conversation list, or online only.
     pub log_seq: Option<u64>,
+    /// Who sent it, as the sender's profile was when it was sent.
+    pub sender: Sender,
+}
+
+/// The sender of a message as an app shows it, without another lookup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sender {
+    /// `Tag_Profile_IM_Nick` when the message was sent; empty if none was set.
+    pub nick: String,
+    /// `Tag_Profile_IM_Image` when the message was sent; empty if none was set.
+    pub face_url: String,
+    /// Sent by an app admin: a system notification (Tencent's "simulated system message"), which an app
+    /// may show differently.
+    pub system: bool,
 }
 
 impl Message {
@@ -74,6 +88,7 @@ impl Message {
             cloud_custom_data: m.cloud_custom_data,
             recalled: m.recalled,
             log_seq: log_seq.filter(|&s| s > 0),
+            sender: Sender { nick: m.nick, face_url: m.face_url, system: m.system },
         }
     }
 }

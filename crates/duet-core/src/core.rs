@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::hub::{Hub, KickReason, LoginPolicy, Presence, Push, Session};
 use crate::model::{
     ConversationView, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount, Outgoing,
-    Platform, ProfileValue, Purged, SenderCopy, Sent, StoredMessage,
+    Platform, ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use crate::store::{Cutoffs, SendPlan, Store, Withdrawn};
 use crate::usersig::{self, Claims, UserSigError};
@@ -281,6 +281,15 @@ impl Core {
         if !exist[0] {
             return Err(Error::NoSuchSender(msg.from));
         }
+        let tags = vec![TAG_NICK.to_owned(), TAG_IMAGE.to_owned()];
+        let profile = self.store.profiles(vec![msg.from.clone()], tags).await?.pop().flatten().unwrap_or_default();
+        let text = |tag: &str| {
+            profile.iter().find(|(t, _)| t == tag).and_then(|(_, v)| match v {
+                ProfileValue::Text(s) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            })
+        };
+        let sender = SenderInfo { nick: text(TAG_NICK), face_url: text(TAG_IMAGE) };
         let mut failed = Vec::new();
         for (to, exists) in msg.to.iter().zip(&exist[1..]) {
             if !exists {
@@ -296,6 +305,7 @@ impl Core {
                 cloud_custom_data: msg.cloud_custom_data.clone(),
                 recalled: false,
                 peer_read: false,
+                sender: sender.clone(),
             });
             let entry = LogEntry { seq: 0, event: LogEvent::Message(stored) };
             let push = Arc::new(Push { entry, encoded: OnceLock::new() });

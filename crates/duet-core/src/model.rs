@@ -191,6 +191,15 @@ pub struct StoredMessage {
     pub recalled: bool,
     /// Whether the recipient has read it (its read time is at or after the message's).
     pub peer_read: bool,
+    /// The sender's nickname and avatar URL as they were when the message was sent.
+    pub sender: SenderInfo,
+}
+
+/// Who sent a message, as the recipient shows it: the sender's profile at the time of sending.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SenderInfo {
+    pub nick: Option<String>,
+    pub face_url: Option<String>,
 }
 
 /// A page of one side's view of a conversation.

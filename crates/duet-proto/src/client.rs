@@ -266,6 +266,15 @@ pub struct Message {
     pub cloud_custom_data: String,
     #[serde(default)]
     pub recalled: bool,
+    /// The sender's nickname (`Tag_Profile_IM_Nick`) when the message was sent; empty if none was set.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub nick: String,
+    /// The sender's avatar URL (`Tag_Profile_IM_Image`) when the message was sent; empty if none was set.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub face_url: String,
+    /// Sent by an app admin: a system notification (Tencent's "simulated system message").
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub system: bool,
 }
 
 /// Reads a raw JSON value where serde buffers content first (inside the internally tagged frame enums,

@@ -199,7 +199,7 @@ impl Connection {
                 }
                 out = self.session.events.recv() => match out {
                     Some(Outbound::Entry(push)) => {
-                        let text = push.encoded.get_or_init(|| encode_entry(&push.entry).into());
+                        let text = push.encoded.get_or_init(|| encode_entry(&self.core, &push.entry).into());
                         if self.socket.send(WsMessage::Text(Utf8Bytes::from(text.to_string()))).await.is_err() {
                             return End::Dropped;
                         }
@@ -274,7 +274,7 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
         ClientFrame::Sync { id, after, limit } => {
             let limit = limit.unwrap_or(MAX_SYNC_BATCH).clamp(1, MAX_SYNC_BATCH) as usize;
             let page = core.sync(&user, after, limit).await.map_err(fail)?;
-            let entries = page.entries.iter().map(entry_to_wire).collect();
+            let entries = page.entries.iter().map(|e| entry_to_wire(core, e)).collect();
             (ServerFrame::Synced { id, entries, latest: page.latest, more: page.more }, None)
         }
         ClientFrame::Send { id, to, seq, random, body, cloud_custom_data, online_only, push } => {
@@ -331,7 +331,7 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
                 limit: count.clamp(1, MAX_HISTORY_PAGE) as usize,
             };
             let page = core.history(q).await.map_err(fail)?;
-            let messages = page.messages.iter().map(message_to_wire).collect();
+            let messages = page.messages.iter().map(|m| message_to_wire(core, m)).collect();
             (ServerFrame::History { id, messages, complete: !page.more }, None)
         }
         ClientFrame::Conversations { id } => {
@@ -342,7 +342,7 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
                 .into_iter()
                 .map(|c| Conversation {
                     peer: c.peer,
-                    last: c.last.as_ref().map(message_to_wire),
+                    last: c.last.as_ref().map(|m| message_to_wire(core, m)),
                     unread: c.unread,
                     time: c.time,
                 })
@@ -386,19 +386,20 @@ async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> bool {
     }
 }
 
-fn encode_entry(entry: &LogEntry) -> String {
-    serde_json::to_string(&ServerFrame::Entry { entry: entry_to_wire(entry) }).unwrap_or_default()
+fn encode_entry(core: &Core, entry: &LogEntry) -> String {
+    serde_json::to_string(&ServerFrame::Entry { entry: entry_to_wire(core, entry) }).unwrap_or_default()
 }
 
-fn entry_to_wire(e: &LogEntry) -> Entry {
+fn entry_to_wire(core: &Core, e: &LogEntry) -> Entry {
     match &e.event {
-        LogEvent::Message(m) => Entry::Msg { seq: e.seq, msg: message_to_wire(m) },
+        LogEvent::Message(m) => Entry::Msg { seq: e.seq, msg: message_to_wire(core, m) },
         LogEvent::Read { peer, time } => Entry::Read { seq: e.seq, peer: peer.clone(), time: *time },
         LogEvent::Recall { peer, key } => Entry::Recall { seq: e.seq, peer: peer.clone(), msg_key: key.to_string() },
     }
 }
 
-fn message_to_wire(m: &StoredMessage) -> Message {
+/// A stored message as clients see it; one from an app admin is marked as a system notification.
+fn message_to_wire(core: &Core, m: &StoredMessage) -> Message {
     Message {
         from: m.from.clone(),
         to: m.to.clone(),
@@ -410,6 +411,9 @@ fn message_to_wire(m: &StoredMessage) -> Message {
         body: RawValue::from_string(m.body.clone()).unwrap_or_else(|_| empty_body()),
         cloud_custom_data: m.cloud_custom_data.clone(),
         recalled: m.recalled,
+        nick: m.sender.nick.clone().unwrap_or_default(),
+        face_url: m.sender.face_url.clone().unwrap_or_default(),
+        system: core.is_admin(&m.from),
     }
 }
 

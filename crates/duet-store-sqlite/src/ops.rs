@@ -6,7 +6,7 @@ use std::sync::Arc;
 use duet_core::Error;
 use duet_core::model::{
     ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount,
-    ProfileValue, Purged, SenderCopy, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
+    ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use duet_core::store::{Cutoffs, Imported, SendPlan, Withdrawn};
 use rusqlite::{Connection, OptionalExtension, Result, params};
@@ -30,11 +30,17 @@ thread_local! {
 /// Turns on the uid cache for this thread (the writer's).
 pub(crate) fn cache_uids() {
     UIDS.with(|c| *c.borrow_mut() = Some(Default::default()));
+    SENDERS.with(|c| *c.borrow_mut() = Some(Default::default()));
 }
 
 /// Empties this thread's uid cache (after a rollback).
 pub(crate) fn forget_uids() {
     UIDS.with(|c| {
+        if let Some(map) = c.borrow_mut().as_mut() {
+            map.clear();
+        }
+    });
+    SENDERS.with(|c| {
         if let Some(map) = c.borrow_mut().as_mut() {
             map.clear();
         }
@@ -84,12 +90,14 @@ pub(crate) fn delete_accounts(c: &Connection, ids: &[String]) -> Result<Vec<bool
             c.prepare_cached("DELETE FROM conversations WHERE owner = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM accounts WHERE uid = ?1")?.execute([uid])?;
             UIDS.with(|cache| cache.borrow_mut().as_mut().map(|m| m.remove(id.as_str())));
+            forget_sender(uid);
             Ok(true)
         })
         .collect()
 }
 
 fn put_profile(c: &Connection, uid: i64, tag: &str, value: &ProfileValue) -> Result<()> {
+    forget_sender(uid);
     let (text, num) = match value {
         ProfileValue::Text(s) => (Some(s.as_str()), None),
         ProfileValue::Number(n) => (None, Some(*n as i64)),
@@ -203,6 +211,7 @@ fn touch_conversation(
 }
 
 struct NewRow<'a> {
+    sender_info: &'a SenderInfo,
     sender: i64,
     receiver: i64,
     key: MsgKey,
@@ -215,8 +224,8 @@ struct NewRow<'a> {
 
 fn insert_message(c: &Connection, m: &NewRow<'_>) -> Result<i64> {
     c.prepare_cached(
-        "INSERT INTO messages (sender, receiver, lo, hi, time, seq, random, conv_seq, body, cloud_custom_data, push_info, flags) \
-         VALUES (?1, ?2, min(?1, ?2), max(?1, ?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO messages (sender, receiver, lo, hi, time, seq, random, conv_seq, body, cloud_custom_data, push_info, \
+         flags, sender_nick, sender_face) VALUES (?1, ?2, min(?1, ?2), max(?1, ?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         m.sender,
@@ -228,9 +237,43 @@ fn insert_message(c: &Connection, m: &NewRow<'_>) -> Result<i64> {
         m.body,
         m.cloud_custom_data,
         m.push_info,
-        m.flags
+        m.flags,
+        m.sender_info.nick,
+        m.sender_info.face_url
     ])?;
     Ok(c.last_insert_rowid())
+}
+
+thread_local! {
+    /// uid -> nickname and avatar, on the writer thread (which also makes every profile change, and
+    /// forgets the entry then). Turned on and emptied with the uid cache.
+    static SENDERS: std::cell::RefCell<Option<std::collections::HashMap<i64, SenderInfo>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The sender's current nickname and avatar, to keep with a message.
+fn sender_info(c: &Connection, uid: i64) -> Result<SenderInfo> {
+    if let Some(info) = SENDERS.with(|cache| cache.borrow().as_ref().and_then(|m| m.get(&uid).cloned())) {
+        return Ok(info);
+    }
+    let mut info = SenderInfo::default();
+    let mut stmt = c.prepare_cached("SELECT tag, text FROM profiles WHERE uid = ?1 AND tag IN (?2, ?3)")?;
+    let mut rows = stmt.query(params![uid, TAG_NICK, TAG_IMAGE])?;
+    while let Some(r) = rows.next()? {
+        let (tag, text): (String, Option<String>) = (r.get(0)?, r.get(1)?);
+        let text = text.filter(|t| !t.is_empty());
+        if tag == TAG_NICK {
+            info.nick = text;
+        } else {
+            info.face_url = text;
+        }
+    }
+    SENDERS.with(|cache| cache.borrow_mut().as_mut().map(|m| m.insert(uid, info.clone())));
+    Ok(info)
+}
+
+/// Forgets a user's cached nickname and avatar (their profile changed).
+fn forget_sender(uid: i64) {
+    SENDERS.with(|cache| cache.borrow_mut().as_mut().map(|m| m.remove(&uid)));
 }
 
 /// Whether the conversation between `a` and `b` has a message with `key` already (either direction).
@@ -275,6 +318,7 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
         };
         let mut sent = Sent { key: plan.key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 };
         let mut deliveries = Vec::with_capacity(2 * msg.to.len());
+        let info = sender_info(c, sender)?;
         for to in &msg.to {
             let Some(receiver) = uid(c, to)? else {
                 sent.failed.push(to.clone());
@@ -296,6 +340,7 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
             let id = insert_message(
                 c,
                 &NewRow {
+                    sender_info: &info,
                     sender,
                     receiver,
                     key: plan.key,
@@ -315,6 +360,7 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
                 cloud_custom_data: msg.cloud_custom_data.clone(),
                 recalled: false,
                 peer_read: false,
+                sender: info.clone(),
             });
             let seq = append_log(c, receiver, KIND_MSG, Some(id), None, None, plan.offline_until)?;
             deliveries.push(msg_entry(seq, &stored, to));
@@ -377,10 +423,12 @@ pub(crate) fn import(
             return Ok(Ok((Imported::Duplicate, Vec::new())));
         }
         let flags = if msg.counts_unread { 0 } else { NO_UNREAD };
+        let info = sender_info(c, sender)?;
         let conv_seq = next_conv_seq(c, sender, receiver)?;
         let id = insert_message(
             c,
             &NewRow {
+                sender_info: &info,
                 sender,
                 receiver,
                 key,
@@ -403,6 +451,7 @@ pub(crate) fn import(
                 cloud_custom_data: msg.cloud_custom_data.clone(),
                 recalled: false,
                 peer_read: false,
+                sender: info.clone(),
             });
             deliveries.push(msg_entry(seq, &stored, &msg.to));
         }
@@ -428,11 +477,12 @@ fn read_message(r: &rusqlite::Row<'_>, at: usize, names: impl Fn(i64) -> String)
         cloud_custom_data: r.get(at + 7)?,
         recalled: flags & RECALLED != 0,
         peer_read: false,
+        sender: SenderInfo { nick: r.get(at + 9)?, face_url: r.get(at + 10)? },
     })
 }
 
-const MESSAGE_COLUMNS: &str =
-    "m.sender, m.receiver, m.time, m.seq, m.random, m.conv_seq, m.body, m.cloud_custom_data, m.flags";
+const MESSAGE_COLUMNS: &str = "m.sender, m.receiver, m.time, m.seq, m.random, m.conv_seq, m.body, m.cloud_custom_data, \
+                               m.flags, m.sender_nick, m.sender_face";
 
 pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
     let (Some(op), Some(peer)) = (uid(c, &q.operator)?, uid(c, &q.peer)?) else {

@@ -33,6 +33,9 @@ CREATE TABLE messages (
     body              TEXT NOT NULL,
     cloud_custom_data TEXT NOT NULL,
     push_info         TEXT,
+    -- The sender's nickname and avatar (Tag_Profile_IM_Nick, Tag_Profile_IM_Image) when it was sent.
+    sender_nick       TEXT,
+    sender_face       TEXT,
     -- 1 recalled, 2 not in the sender's history, 4 not in the receiver's history, 8 not counted as unread.
     flags             INTEGER NOT NULL
 );

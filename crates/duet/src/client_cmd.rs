@@ -220,7 +220,9 @@ async fn chat(client: &Client, mut events: Events, peer: &str) -> anyhow::Result
 
 fn chat_line(m: &Message) -> String {
     let text = if m.recalled { "(recalled)".to_owned() } else { m.text() };
-    format!("[{}] {}: {}", clock(m.time), m.from, text)
+    let who = if m.sender.nick.is_empty() { m.from.clone() } else { format!("{} ({})", m.sender.nick, m.from) };
+    let system = if m.sender.system { " [system]" } else { "" };
+    format!("[{}] {who}{system}: {text}", clock(m.time))
 }
 
 /// `HH:MM:SS` (UTC) of a unix time.
@@ -241,6 +243,9 @@ fn message_json(m: &Message) -> Value {
         "body": serde_json::to_value(&m.elems).unwrap_or(Value::Null),
         "cloud_custom_data": m.cloud_custom_data,
         "recalled": m.recalled,
+        "nick": m.sender.nick,
+        "face_url": m.sender.face_url,
+        "system": m.sender.system,
     })
 }
 

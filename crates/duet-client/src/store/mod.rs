@@ -149,6 +149,7 @@ pub(crate) mod conformance {
             cloud_custom_data: String::new(),
             recalled: false,
             log_seq: None,
+            sender: crate::model::Sender { nick: format!("nick of {from}"), face_url: String::new(), system: false },
         }
     }
 

@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS messages (
     recalled          INTEGER NOT NULL,
     log_seq           INTEGER,
     sent_here         INTEGER NOT NULL,
+    nick              TEXT NOT NULL DEFAULT '',
+    face_url          TEXT NOT NULL DEFAULT '',
+    system            INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (peer, msg_key)
 );
 CREATE INDEX IF NOT EXISTS messages_by_conv_seq ON messages (peer, conv_seq);
@@ -45,7 +48,7 @@ CREATE TABLE IF NOT EXISTS conversations (
 ";
 
 const MESSAGE_COLUMNS: &str = "from_user, to_user, msg_key, seq, random, time, conv_seq, body, \
-                               cloud_custom_data, recalled, log_seq";
+                               cloud_custom_data, recalled, log_seq, nick, face_url, system";
 
 /// A [`LocalStore`] in one SQLite file.
 pub struct SqliteStore {
@@ -144,6 +147,11 @@ fn message_of(r: &Row<'_>, offset: usize) -> rusqlite::Result<Message> {
         cloud_custom_data: r.get(offset + 8)?,
         recalled: r.get(offset + 9)?,
         log_seq: r.get::<_, Option<i64>>(offset + 10)?.map(u64_of),
+        sender: crate::model::Sender {
+            nick: r.get(offset + 11)?,
+            face_url: r.get(offset + 12)?,
+            system: r.get(offset + 13)?,
+        },
     })
 }
 
@@ -152,15 +160,18 @@ fn upsert(tx: &rusqlite::Transaction<'_>, rec: &MessageRecord) -> Result<(), Sto
     let log_seq = m.log_seq.map(i64_of).transpose()?;
     tx.execute(
         "INSERT INTO messages (peer, msg_key, from_user, to_user, seq, random, time, conv_seq, body,
-                               cloud_custom_data, recalled, log_seq, sent_here)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                               cloud_custom_data, recalled, log_seq, sent_here, nick, face_url, system)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT (peer, msg_key) DO UPDATE SET
              from_user = excluded.from_user, to_user = excluded.to_user, seq = excluded.seq,
              random = excluded.random, time = excluded.time, conv_seq = excluded.conv_seq,
              body = excluded.body, cloud_custom_data = excluded.cloud_custom_data,
              recalled = recalled OR excluded.recalled,
              log_seq = COALESCE(excluded.log_seq, log_seq),
-             sent_here = sent_here OR excluded.sent_here",
+             sent_here = sent_here OR excluded.sent_here,
+             nick = CASE WHEN excluded.nick = '' THEN nick ELSE excluded.nick END,
+             face_url = CASE WHEN excluded.face_url = '' THEN face_url ELSE excluded.face_url END,
+             system = system OR excluded.system",
         params![
             rec.peer,
             m.msg_key,
@@ -175,6 +186,9 @@ fn upsert(tx: &rusqlite::Transaction<'_>, rec: &MessageRecord) -> Result<(), Sto
             m.recalled,
             log_seq,
             rec.sent_here,
+            m.sender.nick,
+            m.sender.face_url,
+            m.sender.system,
         ],
     )?;
     Ok(())
