@@ -187,19 +187,20 @@ fn touch_conversation(
     unread: bool,
     max_conversations: usize,
 ) -> Result<()> {
-    let created = c
-        .prepare_cached("INSERT OR IGNORE INTO conversations (owner, peer) VALUES (?1, ?2)")?
-        .execute([owner, peer])?
-        > 0;
-    // `last`: the message becomes the conversation's last one (unless an older import).
-    c.prepare_cached(
-        "UPDATE conversations SET \
-           last_msg_id = CASE WHEN ?3 IS NOT NULL AND ?4 >= last_time THEN ?3 ELSE last_msg_id END, \
-           last_time = CASE WHEN ?3 IS NOT NULL AND ?4 >= last_time THEN ?4 ELSE last_time END, \
-           unread = unread + CASE WHEN ?5 = 1 AND ?4 > read_time THEN 1 ELSE 0 END \
-         WHERE owner = ?1 AND peer = ?2",
-    )?
-    .execute(params![owner, peer, last, msg_time, unread as i64])?;
+    // One upsert; `fresh` tells a new row (the insert branch) from an existing one (the update branch sets
+    // it to 0). `last`: the message becomes the conversation's last one (unless it is an older import).
+    let created: bool = c
+        .prepare_cached(
+            "INSERT INTO conversations (owner, peer, last_msg_id, last_time, unread, fresh) \
+             VALUES (?1, ?2, ?3, CASE WHEN ?3 IS NOT NULL THEN ?4 ELSE 0 END, CASE WHEN ?5 = 1 AND ?4 > 0 THEN 1 ELSE 0 END, 1) \
+             ON CONFLICT (owner, peer) DO UPDATE SET \
+               last_msg_id = CASE WHEN ?3 IS NOT NULL AND ?4 >= last_time THEN ?3 ELSE last_msg_id END, \
+               last_time = CASE WHEN ?3 IS NOT NULL AND ?4 >= last_time THEN ?4 ELSE last_time END, \
+               unread = unread + CASE WHEN ?5 = 1 AND ?4 > read_time THEN 1 ELSE 0 END, \
+               fresh = 0 \
+             RETURNING fresh",
+        )?
+        .query_row(params![owner, peer, last, msg_time, unread as i64], |r| r.get(0))?;
     if created {
         c.prepare_cached(
             "DELETE FROM conversations WHERE owner = ?1 AND peer IN \
@@ -222,10 +223,12 @@ struct NewRow<'a> {
     flags: i64,
 }
 
-fn insert_message(c: &Connection, m: &NewRow<'_>) -> Result<i64> {
+/// Inserts a message; `None` if the conversation has one with the same key already (either direction).
+fn insert_message(c: &Connection, m: &NewRow<'_>) -> Result<Option<i64>> {
     c.prepare_cached(
         "INSERT INTO messages (sender, receiver, lo, hi, time, seq, random, conv_seq, body, cloud_custom_data, push_info, \
-         flags, sender_nick, sender_face) VALUES (?1, ?2, min(?1, ?2), max(?1, ?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         flags, sender_nick, sender_face) VALUES (?1, ?2, min(?1, ?2), max(?1, ?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+         ON CONFLICT (lo, hi, time, seq, random) DO NOTHING",
     )?
     .execute(params![
         m.sender,
@@ -241,7 +244,14 @@ fn insert_message(c: &Connection, m: &NewRow<'_>) -> Result<i64> {
         m.sender_info.nick,
         m.sender_info.face_url
     ])?;
-    Ok(c.last_insert_rowid())
+    Ok((c.changes() > 0).then(|| c.last_insert_rowid()))
+}
+
+/// Gives back the conversation position taken for a message that turned out to be a duplicate.
+fn release_conv_seq(c: &Connection, a: i64, b: i64) -> Result<()> {
+    c.prepare_cached("UPDATE threads SET seq = seq - 1 WHERE lo = min(?1, ?2) AND hi = max(?1, ?2)")?
+        .execute([a, b])?;
+    Ok(())
 }
 
 thread_local! {
@@ -274,16 +284,6 @@ fn sender_info(c: &Connection, uid: i64) -> Result<SenderInfo> {
 /// Forgets a user's cached nickname and avatar (their profile changed).
 fn forget_sender(uid: i64) {
     SENDERS.with(|cache| cache.borrow_mut().as_mut().map(|m| m.remove(&uid)));
-}
-
-/// Whether the conversation between `a` and `b` has a message with `key` already (either direction).
-fn key_taken(c: &Connection, a: i64, b: i64, key: MsgKey) -> Result<bool> {
-    c.prepare_cached(
-        "SELECT 1 FROM messages WHERE lo = min(?1, ?2) AND hi = max(?1, ?2) AND time = ?3 AND seq = ?4 AND random = ?5",
-    )?
-    .query_row(params![a, b, key.time, key.seq, key.random], |_| Ok(()))
-    .optional()
-    .map(|found| found.is_some())
 }
 
 fn msg_entry(seq: u64, msg: &Arc<StoredMessage>, user: &str) -> Delivery {
@@ -324,11 +324,6 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
                 sent.failed.push(to.clone());
                 continue;
             };
-            if key_taken(c, sender, receiver, plan.key)? {
-                // Another message already has this MsgKey in this conversation (same MsgSeq and MsgRandom in the
-                // same second): Tencent's MsgRandom dedup. Keys stay unique per conversation.
-                continue;
-            }
             let mut flags = 0;
             if msg.sender_copy == SenderCopy::Nothing {
                 flags |= HIDDEN_FROM_SENDER;
@@ -337,7 +332,7 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
                 flags |= NO_UNREAD;
             }
             let conv_seq = next_conv_seq(c, sender, receiver)?;
-            let id = insert_message(
+            let Some(id) = insert_message(
                 c,
                 &NewRow {
                     sender_info: &info,
@@ -350,7 +345,13 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
                     push_info: msg.push_info.as_deref(),
                     flags,
                 },
-            )?;
+            )?
+            else {
+                // Another message already has this MsgKey in this conversation (same MsgSeq and MsgRandom in the
+                // same second): Tencent's MsgRandom dedup. Keys stay unique per conversation.
+                release_conv_seq(c, sender, receiver)?;
+                continue;
+            };
             let stored = Arc::new(StoredMessage {
                 from: msg.from.clone(),
                 to: to.clone(),
@@ -419,13 +420,10 @@ pub(crate) fn import(
         let Some(receiver) = uid(c, &msg.to)? else {
             return Ok(Err(Error::NoSuchAccount(msg.to.clone())));
         };
-        if key_taken(c, sender, receiver, key)? {
-            return Ok(Ok((Imported::Duplicate, Vec::new())));
-        }
         let flags = if msg.counts_unread { 0 } else { NO_UNREAD };
         let info = sender_info(c, sender)?;
         let conv_seq = next_conv_seq(c, sender, receiver)?;
-        let id = insert_message(
+        let Some(id) = insert_message(
             c,
             &NewRow {
                 sender_info: &info,
@@ -438,7 +436,11 @@ pub(crate) fn import(
                 push_info: None,
                 flags,
             },
-        )?;
+        )?
+        else {
+            release_conv_seq(c, sender, receiver)?;
+            return Ok(Ok((Imported::Duplicate, Vec::new())));
+        };
         let mut deliveries = Vec::new();
         if msg.counts_unread {
             let seq = append_log(c, receiver, KIND_MSG, Some(id), None, None, offline_until)?;

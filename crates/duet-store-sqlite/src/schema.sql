@@ -39,7 +39,8 @@ CREATE TABLE messages (
     -- 1 recalled, 2 not in the sender's history, 4 not in the receiver's history, 8 not counted as unread.
     flags             INTEGER NOT NULL
 );
-CREATE INDEX messages_conversation ON messages (lo, hi, time, seq);
+-- One message per MsgKey (MsgSeq, MsgRandom, second) per conversation; also history's order.
+CREATE UNIQUE INDEX messages_conversation ON messages (lo, hi, time, seq, random);
 CREATE INDEX messages_time ON messages (time);
 
 -- The last conv_seq of each conversation.
@@ -73,6 +74,8 @@ CREATE TABLE conversations (
     last_time   INTEGER NOT NULL DEFAULT 0,
     unread      INTEGER NOT NULL DEFAULT 0,
     read_time   INTEGER NOT NULL DEFAULT 0,
+    -- 1 when the last upsert created the row (so the per-owner cap is checked only then).
+    fresh       INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (owner, peer)
 ) WITHOUT ROWID;
 CREATE INDEX conversations_recent ON conversations (owner, last_time);
