@@ -296,17 +296,8 @@ impl Core {
                 failed.push(to.clone());
                 continue;
             }
-            let stored = Arc::new(StoredMessage {
-                from: msg.from.clone(),
-                to: to.clone(),
-                key,
-                conv_seq: 0,
-                body: msg.body.clone(),
-                cloud_custom_data: msg.cloud_custom_data.clone(),
-                recalled: false,
-                peer_read: false,
-                sender: sender.clone(),
-            });
+            let stored =
+                Arc::new(StoredMessage::fresh(&msg.from, to, key, 0, &msg.body, &msg.cloud_custom_data, &sender));
             let entry = LogEntry { seq: 0, event: LogEvent::Message(stored) };
             let push = Arc::new(Push { entry, encoded: OnceLock::new() });
             self.hub.deliver(to, push.clone());

@@ -195,6 +195,31 @@ pub struct StoredMessage {
     pub sender: SenderInfo,
 }
 
+impl StoredMessage {
+    /// A message just sent: not recalled, not read yet.
+    pub fn fresh(
+        from: &str,
+        to: &str,
+        key: MsgKey,
+        conv_seq: u64,
+        body: &str,
+        cloud_custom_data: &str,
+        sender: &SenderInfo,
+    ) -> StoredMessage {
+        StoredMessage {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            key,
+            conv_seq,
+            body: body.to_owned(),
+            cloud_custom_data: cloud_custom_data.to_owned(),
+            recalled: false,
+            peer_read: false,
+            sender: sender.clone(),
+        }
+    }
+}
+
 /// Who sent a message, as the recipient shows it: the sender's profile at the time of sending.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SenderInfo {

@@ -352,17 +352,15 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
                 release_conv_seq(c, sender, receiver)?;
                 continue;
             };
-            let stored = Arc::new(StoredMessage {
-                from: msg.from.clone(),
-                to: to.clone(),
-                key: plan.key,
+            let stored = Arc::new(StoredMessage::fresh(
+                &msg.from,
+                to,
+                plan.key,
                 conv_seq,
-                body: msg.body.clone(),
-                cloud_custom_data: msg.cloud_custom_data.clone(),
-                recalled: false,
-                peer_read: false,
-                sender: info.clone(),
-            });
+                &msg.body,
+                &msg.cloud_custom_data,
+                &info,
+            ));
             let seq = append_log(c, receiver, KIND_MSG, Some(id), None, None, plan.offline_until)?;
             deliveries.push(msg_entry(seq, &stored, to));
             if sent.conv_seq == 0 {
@@ -444,17 +442,15 @@ pub(crate) fn import(
         let mut deliveries = Vec::new();
         if msg.counts_unread {
             let seq = append_log(c, receiver, KIND_MSG, Some(id), None, None, offline_until)?;
-            let stored = Arc::new(StoredMessage {
-                from: msg.from.clone(),
-                to: msg.to.clone(),
+            let stored = Arc::new(StoredMessage::fresh(
+                &msg.from,
+                &msg.to,
                 key,
                 conv_seq,
-                body: msg.body.clone(),
-                cloud_custom_data: msg.cloud_custom_data.clone(),
-                recalled: false,
-                peer_read: false,
-                sender: info.clone(),
-            });
+                &msg.body,
+                &msg.cloud_custom_data,
+                &info,
+            ));
             deliveries.push(msg_entry(seq, &stored, &msg.to));
         }
         touch_conversation(c, receiver, sender, key.time, Some(id), msg.counts_unread, max_conversations)?;
