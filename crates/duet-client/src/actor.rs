@@ -707,7 +707,11 @@ impl Actor {
                 }
                 other => self.unexpected(id, other, "ok"),
             },
-            ServerFrame::Pong { id, .. } => match s.inflight.remove(&id) {
+            ServerFrame::Pong { id, latest, .. } => match s.inflight.remove(&id) {
+                // The log has entries this device never got (a lost push of the newest entry): pull them.
+                Some(InFlight { what: Pending::Ping, .. }) if latest > self.seq.cursor() && !s.pulling => {
+                    self.request_sync(s).await
+                }
                 Some(InFlight { what: Pending::Ping, .. }) => Ok(()),
                 other => self.unexpected(id, other, "pong"),
             },

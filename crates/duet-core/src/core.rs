@@ -224,6 +224,11 @@ impl Core {
         self.hub.presence(user, self.clock.now_secs())
     }
 
+    /// The last sequence number of `user`'s sync log.
+    pub async fn latest_seq(&self, user: &str) -> Result<u64, Error> {
+        self.store.latest_seq(user.to_owned()).await?.ok_or_else(|| Error::NoSuchAccount(user.to_owned()))
+    }
+
     /// `user`'s sync log after `after`.
     pub async fn sync(&self, user: &str, after: u64, limit: usize) -> Result<LogPage, Error> {
         Ok(self.store.log_after(user.to_owned(), after, limit).await?)

@@ -209,6 +209,9 @@ pub enum ServerFrame {
     Pong {
         id: u64,
         server_time: i64,
+        /// The last sequence number of the user's sync log: a client behind it lost a push and pulls.
+        #[serde(default)]
+        latest: u64,
     },
     /// A new entry of the user's sync log (or, with `seq` 0, an online-only message).
     Entry {

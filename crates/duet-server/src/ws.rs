@@ -353,7 +353,10 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
             core.set_read(&user, &peer, time).await.map_err(fail)?;
             (ServerFrame::Ok { id }, None)
         }
-        ClientFrame::Ping { id } => (ServerFrame::Pong { id, server_time: core.clock().now_ms() }, None),
+        ClientFrame::Ping { id } => {
+            let latest = core.latest_seq(&user).await.map_err(fail)?;
+            (ServerFrame::Pong { id, server_time: core.clock().now_ms(), latest }, None)
+        }
         ClientFrame::Logout { id } => (ServerFrame::Ok { id }, Some(End::Logout)),
     })
 }

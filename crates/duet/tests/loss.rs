@@ -100,3 +100,21 @@ async fn dropped_pushes_and_killed_connections_lose_and_duplicate_nothing() {
     assert_eq!(messages(&mut events, 1).await, ["m31"]);
     bob.logout().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_push_of_the_newest_entry_is_found_by_the_heartbeat() {
+    let server = TestServer::spawn().await;
+    server.import(&["alice", "bob"]).await;
+    let proxy = Proxy::start(server.addr).await;
+    let mut config = ClientConfig::new(proxy.base_url(), "bob", server.usersig("bob"));
+    config.heartbeat = Duration::from_millis(200);
+    let (bob, mut events) = Client::connect(config).await.expect("bob connects through the proxy");
+    wait_sync_complete(&mut events).await;
+
+    // The only push is lost and no later entry reveals the gap: the pong's `latest` does.
+    proxy.drop_next_entries(1);
+    sendmsg(&server, 1).await;
+    assert_eq!(messages(&mut events, 1).await, ["m1"]);
+    assert_eq!(proxy.dropped(), 1, "the push really was dropped");
+    bob.logout().await.unwrap();
+}
