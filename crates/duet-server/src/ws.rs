@@ -2,7 +2,8 @@
 //!
 //! Each connection is one task, tracked by the server's `TaskTracker`, selecting over inbound frames,
 //! the session's bounded outbound queue (sync-log entries and kicks from the hub), a heartbeat timer and
-//! shutdown. Requests start in frame order and are answered as they complete (up to 64 in flight). A push is encoded once per entry however many devices get it.
+//! shutdown. Requests start in frame order and are answered as they complete (up to 64 in flight). A
+//! push is encoded once per entry however many devices get it.
 
 use std::sync::Arc;
 use std::time::Duration;
