@@ -209,6 +209,31 @@ async fn offline_messages_wait_in_the_log_and_sync_pages_from_a_cursor() {
 }
 
 #[tokio::test]
+async fn sync_positions_never_go_back_when_the_whole_log_expires_and_the_server_restarts() {
+    let server = TestServer::spawn_with(|c| c.purge_interval = Duration::from_millis(20)).await;
+    server.import(&["alice", "bob"]).await;
+    for i in 1..=3 {
+        sendmsg(&server, "alice", "bob", i, &format!("m{i}")).await;
+    }
+    // Past both retentions: the purge removes every entry of bob's log (and the conversation, whose unread
+    // count is how we see the purge has run).
+    server.clock.advance_secs(8 * 86_400);
+    let unread = || async { server.rest("openim/get_c2c_unread_msg_num", json!({"To_Account": "bob"})).await };
+    wait_for(unread, |r| r["AllC2CUnreadMsgNum"] == 0).await;
+    let (_bob, reply) = Raw::login(&server, "bob", "iPhone", "b1").await;
+    assert_eq!(reply["latest"], 3, "an emptied log keeps its position");
+    drop(_bob);
+
+    let server = server.restart().await;
+    sendmsg(&server, "alice", "bob", 4, "m4").await;
+    let (mut bob, reply) = Raw::login(&server, "bob", "iPhone", "b1").await;
+    assert_eq!(reply["latest"], 4, "the next entry follows the last one ever given, across the restart");
+    let page = bob.request(json!({"op": "sync", "after": 3})).await;
+    assert_eq!(page["entries"][0]["seq"], 4, "{page}");
+    assert_eq!(page["entries"][0]["msg"]["body"], text("m4"));
+}
+
+#[tokio::test]
 async fn a_second_device_on_the_same_platform_kicks_the_first() {
     let server = TestServer::spawn().await;
     let (mut phone1, _) = Raw::login(&server, "bob", "iPhone", "p1").await;

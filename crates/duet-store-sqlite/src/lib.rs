@@ -239,7 +239,7 @@ impl MessageStore for SqliteStore {
 
     async fn latest_seq(&self, user: String) -> Result<Option<u64>, StoreError> {
         self.read(move |c| {
-            c.prepare_cached("SELECT log_seq FROM accounts WHERE user_id = ?1")?
+            c.prepare_cached(&format!("SELECT {} FROM accounts a WHERE a.user_id = ?1", ops::LATEST_SEQ))?
                 .query_row([&user], |r| r.get::<_, i64>(0))
                 .optional()
                 .map(|n| n.map(|n| n as u64))

@@ -45,6 +45,7 @@ pub(crate) fn forget_uids() {
             map.clear();
         }
     });
+    LOG_SEQS.with(|m| m.borrow_mut().clear());
 }
 
 pub(crate) fn uid(c: &Connection, user_id: &str) -> Result<Option<i64>> {
@@ -90,6 +91,7 @@ pub(crate) fn delete_accounts(c: &Connection, ids: &[String]) -> Result<Vec<bool
             c.prepare_cached("DELETE FROM conversations WHERE owner = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM accounts WHERE uid = ?1")?.execute([uid])?;
             UIDS.with(|cache| cache.borrow_mut().as_mut().map(|m| m.remove(id.as_str())));
+            LOG_SEQS.with(|m| m.borrow_mut().remove(&uid));
             forget_sender(uid);
             Ok(true)
         })
@@ -146,6 +148,16 @@ const KIND_MSG: i64 = 0;
 const KIND_READ: i64 = 1;
 const KIND_RECALL: i64 = 2;
 
+/// The last sequence number of a user's sync log, as readers see it: the larger of the one recorded on the
+/// account (kept before a purge removes entries, see [`purge`]) and the log's last entry.
+pub(crate) const LATEST_SEQ: &str = "max(a.log_seq, coalesce((SELECT max(i.seq) FROM inbox i WHERE i.uid = a.uid), 0))";
+
+thread_local! {
+    /// uid -> the last sequence number of the user's sync log, on the writer thread, so an append is one
+    /// insert. Loaded on first use from [`LATEST_SEQ`]; emptied with the uid cache after a rollback.
+    static LOG_SEQS: std::cell::RefCell<std::collections::HashMap<i64, i64>> = Default::default();
+}
+
 /// Appends an entry to a user's sync log; returns its sequence number.
 fn append_log(
     c: &Connection,
@@ -156,9 +168,15 @@ fn append_log(
     time: Option<i64>,
     expire_at: i64,
 ) -> Result<u64> {
-    let seq: i64 = c
-        .prepare_cached("UPDATE accounts SET log_seq = log_seq + 1 WHERE uid = ?1 RETURNING log_seq")?
-        .query_row([uid], |r| r.get(0))?;
+    let cached = LOG_SEQS.with(|m| m.borrow().get(&uid).copied());
+    let last = match cached {
+        Some(last) => last,
+        None => c
+            .prepare_cached(&format!("SELECT {LATEST_SEQ} FROM accounts a WHERE a.uid = ?1"))?
+            .query_row([uid], |r| r.get(0))?,
+    };
+    let seq = last + 1;
+    LOG_SEQS.with(|m| m.borrow_mut().insert(uid, seq));
     c.prepare_cached(
         "INSERT INTO inbox (uid, seq, kind, msg_id, peer, time, expire_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
@@ -531,8 +549,9 @@ pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize) ->
     let Some(owner) = uid(c, user)? else {
         return Ok(LogPage { entries: Vec::new(), latest: 0, more: false });
     };
-    let latest: i64 =
-        c.prepare_cached("SELECT log_seq FROM accounts WHERE uid = ?1")?.query_row([owner], |r| r.get(0))?;
+    let latest: i64 = c
+        .prepare_cached(&format!("SELECT {LATEST_SEQ} FROM accounts a WHERE a.uid = ?1"))?
+        .query_row([owner], |r| r.get(0))?;
     let mut stmt = c.prepare_cached(&format!(
         "SELECT i.seq, i.kind, i.time, p.user_id, su.user_id, ru.user_id, {MESSAGE_COLUMNS} \
          FROM inbox i \
@@ -712,6 +731,14 @@ pub(crate) fn purge(c: &Connection, cut: Cutoffs) -> Result<Purged> {
             }
         }
     };
+    // Sync-log positions live in the log's last entry (see `LATEST_SEQ`): keep them on the account before
+    // the entries that expire or lose their message go.
+    c.prepare_cached(&format!(
+        "UPDATE accounts AS a SET log_seq = {LATEST_SEQ} WHERE a.uid IN \
+         (SELECT uid FROM inbox WHERE expire_at < ?1 \
+          UNION SELECT i.uid FROM messages m JOIN inbox i ON i.msg_id = m.id WHERE m.time < ?2)"
+    ))?
+    .execute(params![cut.offline_before, cut.roaming_before])?;
     let messages = chunked(
         "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE time < ?1 LIMIT ?2)",
         cut.roaming_before,

@@ -7,7 +7,8 @@ CREATE TABLE accounts (
     created_at     INTEGER NOT NULL,
     -- UserSigs issued before this unix second are refused (set by kick).
     revoked_before INTEGER NOT NULL DEFAULT 0,
-    -- The last sequence number of the user's sync log (inbox).
+    -- A lower bound of the last sequence number of the user's sync log: the log's own last entry is the
+    -- rest; this keeps the position when a purge removes the last entries.
     log_seq        INTEGER NOT NULL DEFAULT 0
 );
 
