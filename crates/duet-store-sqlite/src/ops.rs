@@ -205,21 +205,24 @@ fn touch_conversation(
     unread: bool,
     max_conversations: usize,
 ) -> Result<()> {
-    // One upsert; `fresh` tells a new row (the insert branch) from an existing one (the update branch sets
-    // it to 0). `last`: the message becomes the conversation's last one (unless it is an older import).
-    let created: bool = c
+    // An update of the existing row, else an insert. (One upsert with RETURNING measured ~2x the
+    // instructions: its conflict handling needs a statement journal.) `last`: the message becomes the
+    // conversation's last one (unless it is an older import).
+    let updated = c
         .prepare_cached(
-            "INSERT INTO conversations (owner, peer, last_msg_id, last_time, unread, fresh) \
-             VALUES (?1, ?2, ?3, CASE WHEN ?3 IS NOT NULL THEN ?4 ELSE 0 END, CASE WHEN ?5 = 1 AND ?4 > 0 THEN 1 ELSE 0 END, 1) \
-             ON CONFLICT (owner, peer) DO UPDATE SET \
+            "UPDATE conversations SET \
                last_msg_id = CASE WHEN ?3 IS NOT NULL AND ?4 >= last_time THEN ?3 ELSE last_msg_id END, \
                last_time = CASE WHEN ?3 IS NOT NULL AND ?4 >= last_time THEN ?4 ELSE last_time END, \
-               unread = unread + CASE WHEN ?5 = 1 AND ?4 > read_time THEN 1 ELSE 0 END, \
-               fresh = 0 \
-             RETURNING fresh",
+               unread = unread + CASE WHEN ?5 = 1 AND ?4 > read_time THEN 1 ELSE 0 END \
+             WHERE owner = ?1 AND peer = ?2",
         )?
-        .query_row(params![owner, peer, last, msg_time, unread as i64], |r| r.get(0))?;
-    if created {
+        .execute(params![owner, peer, last, msg_time, unread as i64])?;
+    if updated == 0 {
+        c.prepare_cached(
+            "INSERT INTO conversations (owner, peer, last_msg_id, last_time, unread) \
+             VALUES (?1, ?2, ?3, CASE WHEN ?3 IS NOT NULL THEN ?4 ELSE 0 END, CASE WHEN ?5 = 1 AND ?4 > 0 THEN 1 ELSE 0 END)",
+        )?
+        .execute(params![owner, peer, last, msg_time, unread as i64])?;
         c.prepare_cached(
             "DELETE FROM conversations WHERE owner = ?1 AND peer IN \
              (SELECT peer FROM conversations WHERE owner = ?1 ORDER BY last_time DESC, peer LIMIT -1 OFFSET ?2)",
@@ -739,6 +742,13 @@ pub(crate) fn purge(c: &Connection, cut: Cutoffs) -> Result<Purged> {
           UNION SELECT i.uid FROM messages m JOIN inbox i ON i.msg_id = m.id WHERE m.time < ?2)"
     ))?
     .execute(params![cut.offline_before, cut.roaming_before])?;
+    // A conversation expires with its last message: look at the pairs whose messages expire now (by the
+    // primary key; an index on `last_time` would cost every send two index updates).
+    let conversations = c.prepare_cached(
+        "DELETE FROM conversations WHERE last_msg_id IS NOT NULL AND last_time < ?1 AND (owner, peer) IN \
+         (SELECT receiver, sender FROM messages WHERE time < ?1 UNION SELECT sender, receiver FROM messages WHERE time < ?1)",
+    )?
+    .execute([cut.roaming_before])? as u64;
     let messages = chunked(
         "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE time < ?1 LIMIT ?2)",
         cut.roaming_before,
@@ -751,12 +761,6 @@ pub(crate) fn purge(c: &Connection, cut: Cutoffs) -> Result<Purged> {
     if messages > 0 {
         offline += c.execute("DELETE FROM inbox WHERE msg_id NOT IN (SELECT id FROM messages)", [])? as u64;
     }
-    // A conversation expires with its last message.
-    let conversations = chunked(
-        "DELETE FROM conversations WHERE (owner, peer) IN \
-         (SELECT owner, peer FROM conversations WHERE last_msg_id IS NOT NULL AND last_time < ?1 LIMIT ?2)",
-        cut.roaming_before,
-    )?;
     let dedup = chunked(
         "DELETE FROM dedup WHERE key IN (SELECT key FROM dedup WHERE created_ms < ?1 LIMIT ?2)",
         cut.dedup_before_ms,

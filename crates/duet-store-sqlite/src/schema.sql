@@ -75,12 +75,10 @@ CREATE TABLE conversations (
     last_time   INTEGER NOT NULL DEFAULT 0,
     unread      INTEGER NOT NULL DEFAULT 0,
     read_time   INTEGER NOT NULL DEFAULT 0,
-    -- 1 when the last upsert created the row (so the per-owner cap is checked only then).
-    fresh       INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (owner, peer)
 ) WITHOUT ROWID;
-CREATE INDEX conversations_recent ON conversations (owner, last_time);
-CREATE INDEX conversations_time ON conversations (last_time);
+-- No index on last_time: an owner has at most ~100 rows (recent contacts), sorted when listed, and the
+-- purge finds expiring conversations from their expiring messages. Every send updates two rows here.
 
 -- Recent sends by content hash, so a retry returns the first result.
 CREATE TABLE dedup (

@@ -1,0 +1,68 @@
+//! Drives the store's send path alone, for repeatable comparisons of its cost:
+//! `valgrind --tool=callgrind target/release/examples/send_load 20000` counts the instructions
+//! (see docs/benchmarks.md). Without valgrind it prints the wall-clock rate too.
+//!
+//! 1 000 accounts in 500 pairs; `N` one-to-one sends with ~100-byte bodies, 512 in flight so group
+//! commit batches them as under load.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use duet_core::model::{MsgKey, NewAccount, Outgoing, SenderCopy};
+use duet_core::store::{AccountStore, MessageStore, SendPlan};
+use duet_store_sqlite::{Durability, SqliteStore};
+
+const USERS: usize = 1000;
+const IN_FLIGHT: usize = 512;
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Arc::new(SqliteStore::open(&dir.path().join("duet.db"), Durability::Relaxed).expect("opening"));
+    let accounts = (0..USERS).map(|i| NewAccount { id: format!("user{i}"), nick: None, face_url: None }).collect();
+    store.import_accounts(accounts, 1_700_000_000).await.expect("importing accounts");
+
+    let body = format!(r#"[{{"MsgType":"TIMTextElem","MsgContent":{{"Text":"{}"}}}}]"#, "x".repeat(100));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::<Result<_, duet_core::Error>>::new();
+    for i in 0..n {
+        if tasks.len() >= IN_FLIGHT {
+            tasks.join_next().await.expect("a task").expect("send task").expect("send");
+        }
+        let from = i % USERS;
+        let to = from ^ 1;
+        let now_ms = 1_700_000_000_000 + i as i64;
+        let mut dedup_key = [0u8; 16];
+        dedup_key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        let plan = SendPlan {
+            msg: Outgoing {
+                from: format!("user{from}"),
+                to: vec![format!("user{to}")],
+                seq: Some(i as u32),
+                random: i as u32,
+                body: body.clone(),
+                cloud_custom_data: String::new(),
+                push_info: None,
+                lifetime_secs: 604_800,
+                sender_copy: SenderCopy::Sync,
+                no_unread: false,
+                no_last_msg: false,
+                need_read_receipt: false,
+            },
+            key: MsgKey { seq: i as u32, random: i as u32, time: now_ms / 1000 },
+            dedup_key,
+            dedup_since_ms: now_ms - 600_000,
+            now_ms,
+            offline_until: now_ms / 1000 + 604_800,
+            max_conversations: 100,
+        };
+        let store = store.clone();
+        tasks.spawn(async move { store.send(plan).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("send task").expect("send");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("{n} sends in {secs:.2} s: {:.0}/s", n as f64 / secs);
+}
