@@ -234,6 +234,28 @@ async fn sync_positions_never_go_back_when_the_whole_log_expires_and_the_server_
 }
 
 #[tokio::test]
+async fn a_log_entry_whose_message_expired_first_delivers_nothing_even_if_a_new_message_reuses_its_row() {
+    // History kept 1 day, offline entries 7: bob's entry outlives its message.
+    let server = TestServer::spawn_with(|c| {
+        c.purge_interval = Duration::from_millis(20);
+        c.core.roaming_retention_secs = 86_400;
+    })
+    .await;
+    server.import(&["alice", "bob", "carol", "dave"]).await;
+    sendmsg(&server, "alice", "bob", 1, "for bob").await;
+    server.clock.advance_secs(2 * 86_400);
+    let unread = || async { server.rest("openim/get_c2c_unread_msg_num", json!({"To_Account": "bob"})).await };
+    wait_for(unread, |r| r["AllC2CUnreadMsgNum"] == 0).await;
+    // Every message is gone, so the next one may get the deleted one's row id.
+    sendmsg(&server, "carol", "dave", 2, "for dave").await;
+
+    let (mut bob, reply) = Raw::login(&server, "bob", "iPhone", "b1").await;
+    assert_eq!(reply["latest"], 1);
+    let page = bob.request(json!({"op": "sync", "after": 0})).await;
+    assert_eq!(page["entries"], json!([]), "nothing of carol's message reaches bob: {page}");
+}
+
+#[tokio::test]
 async fn a_second_device_on_the_same_platform_kicks_the_first() {
     let server = TestServer::spawn().await;
     let (mut phone1, _) = Raw::login(&server, "bob", "iPhone", "p1").await;

@@ -46,6 +46,18 @@ pub(crate) fn forget_uids() {
         }
     });
     LOG_SEQS.with(|m| m.borrow_mut().clear());
+    CONV_SEQS.with(|m| m.borrow_mut().clear());
+}
+
+/// Entries each writer-thread cache holds at most; a full cache starts over (every entry can be read back
+/// from the database), so memory stays bounded however many users and conversations there are.
+const CACHE_MAX: usize = 1 << 18;
+
+fn remember<K: std::hash::Hash + Eq, V>(map: &mut std::collections::HashMap<K, V>, key: K, value: V) {
+    if map.len() >= CACHE_MAX {
+        map.clear();
+    }
+    map.insert(key, value);
 }
 
 pub(crate) fn uid(c: &Connection, user_id: &str) -> Result<Option<i64>> {
@@ -59,7 +71,7 @@ pub(crate) fn uid(c: &Connection, user_id: &str) -> Result<Option<i64>> {
     if let Some(uid) = found {
         UIDS.with(|cache| {
             if let Some(map) = cache.borrow_mut().as_mut() {
-                map.insert(user_id.to_owned(), uid);
+                remember(map, user_id.to_owned(), uid);
             }
         });
     }
@@ -176,7 +188,7 @@ fn append_log(
             .query_row([uid], |r| r.get(0))?,
     };
     let seq = last + 1;
-    LOG_SEQS.with(|m| m.borrow_mut().insert(uid, seq));
+    LOG_SEQS.with(|m| remember(&mut m.borrow_mut(), uid, seq));
     c.prepare_cached(
         "INSERT INTO inbox (uid, seq, kind, msg_id, peer, time, expire_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
@@ -184,14 +196,44 @@ fn append_log(
     Ok(seq as u64)
 }
 
+thread_local! {
+    /// (lo, hi) -> the conversation's last `conv_seq`, on the writer thread (which makes every change to
+    /// `threads`), so taking the next position is a plain update. Emptied with the uid cache.
+    static CONV_SEQS: std::cell::RefCell<std::collections::HashMap<(i64, i64), u64>> = Default::default();
+}
+
 /// The next position in the conversation between `a` and `b`.
 fn next_conv_seq(c: &Connection, a: i64, b: i64) -> Result<u64> {
-    c.prepare_cached(
-        "INSERT INTO threads (lo, hi, seq) VALUES (min(?1, ?2), max(?1, ?2), 1) \
-         ON CONFLICT (lo, hi) DO UPDATE SET seq = seq + 1 RETURNING seq",
-    )?
-    .query_row([a, b], |r| r.get::<_, i64>(0))
-    .map(|s| s as u64)
+    let pair = (a.min(b), a.max(b));
+    let cached = CONV_SEQS.with(|m| m.borrow().get(&pair).copied());
+    let last = match cached {
+        Some(last) => Some(last),
+        None => c
+            .prepare_cached("SELECT seq FROM threads WHERE lo = ?1 AND hi = ?2")?
+            .query_row(pair_params(pair), |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|s| s as u64),
+    };
+    let next = last.unwrap_or(0) + 1;
+    if last.is_some() {
+        c.prepare_cached("UPDATE threads SET seq = ?3 WHERE lo = ?1 AND hi = ?2")?.execute(params![
+            pair.0,
+            pair.1,
+            next as i64
+        ])?;
+    } else {
+        c.prepare_cached("INSERT INTO threads (lo, hi, seq) VALUES (?1, ?2, ?3)")?.execute(params![
+            pair.0,
+            pair.1,
+            next as i64
+        ])?;
+    }
+    CONV_SEQS.with(|m| remember(&mut m.borrow_mut(), pair, next));
+    Ok(next)
+}
+
+fn pair_params(pair: (i64, i64)) -> [i64; 2] {
+    [pair.0, pair.1]
 }
 
 /// Updates `owner`'s side of the conversation with `peer` for a new message, keeping at most
@@ -270,8 +312,13 @@ fn insert_message(c: &Connection, m: &NewRow<'_>) -> Result<Option<i64>> {
 
 /// Gives back the conversation position taken for a message that turned out to be a duplicate.
 fn release_conv_seq(c: &Connection, a: i64, b: i64) -> Result<()> {
-    c.prepare_cached("UPDATE threads SET seq = seq - 1 WHERE lo = min(?1, ?2) AND hi = max(?1, ?2)")?
-        .execute([a, b])?;
+    let pair = (a.min(b), a.max(b));
+    c.prepare_cached("UPDATE threads SET seq = seq - 1 WHERE lo = ?1 AND hi = ?2")?.execute(pair_params(pair))?;
+    CONV_SEQS.with(|m| {
+        if let Some(s) = m.borrow_mut().get_mut(&pair) {
+            *s -= 1;
+        }
+    });
     Ok(())
 }
 
@@ -298,7 +345,7 @@ fn sender_info(c: &Connection, uid: i64) -> Result<SenderInfo> {
             info.face_url = text;
         }
     }
-    SENDERS.with(|cache| cache.borrow_mut().as_mut().map(|m| m.insert(uid, info.clone())));
+    SENDERS.with(|cache| cache.borrow_mut().as_mut().map(|m| remember(m, uid, info.clone())));
     Ok(info)
 }
 
@@ -382,7 +429,7 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
                 &msg.cloud_custom_data,
                 &info,
             ));
-            let seq = append_log(c, receiver, KIND_MSG, Some(id), None, None, plan.offline_until)?;
+            let seq = append_log(c, receiver, KIND_MSG, Some(id), None, Some(plan.key.time), plan.offline_until)?;
             deliveries.push(msg_entry(seq, &stored, to));
             if sent.conv_seq == 0 {
                 sent.conv_seq = conv_seq;
@@ -394,7 +441,7 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
                 continue;
             }
             if msg.sender_copy == SenderCopy::Sync {
-                let seq = append_log(c, sender, KIND_MSG, Some(id), None, None, plan.offline_until)?;
+                let seq = append_log(c, sender, KIND_MSG, Some(id), None, Some(time), plan.offline_until)?;
                 deliveries.push(msg_entry(seq, &stored, &msg.from));
                 if sent.sender_log_seq == 0 {
                     sent.sender_log_seq = seq;
@@ -462,7 +509,7 @@ pub(crate) fn import(
         };
         let mut deliveries = Vec::new();
         if msg.counts_unread {
-            let seq = append_log(c, receiver, KIND_MSG, Some(id), None, None, offline_until)?;
+            let seq = append_log(c, receiver, KIND_MSG, Some(id), None, Some(key.time), offline_until)?;
             let stored = Arc::new(StoredMessage::fresh(
                 &msg.from,
                 &msg.to,
@@ -558,7 +605,7 @@ pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize) ->
     let mut stmt = c.prepare_cached(&format!(
         "SELECT i.seq, i.kind, i.time, p.user_id, su.user_id, ru.user_id, {MESSAGE_COLUMNS} \
          FROM inbox i \
-         LEFT JOIN messages m ON m.id = i.msg_id \
+         LEFT JOIN messages m ON m.id = i.msg_id AND m.time = i.time \
          LEFT JOIN accounts p ON p.uid = i.peer \
          LEFT JOIN accounts su ON su.uid = m.sender \
          LEFT JOIN accounts ru ON ru.uid = m.receiver \
@@ -671,7 +718,7 @@ pub(crate) fn withdraw(
         sides.push((sender, from, to));
     }
     for (owner, name, peer) in sides {
-        let seq = append_log(c, owner, KIND_RECALL, Some(id), None, None, expire_at)?;
+        let seq = append_log(c, owner, KIND_RECALL, Some(id), None, Some(key.time), expire_at)?;
         deliveries.push(Delivery {
             user: name.to_owned(),
             entry: LogEntry { seq, event: LogEvent::Recall { peer: peer.to_owned(), key } },
@@ -735,13 +782,11 @@ pub(crate) fn purge(c: &Connection, cut: Cutoffs) -> Result<Purged> {
         }
     };
     // Sync-log positions live in the log's last entry (see `LATEST_SEQ`): keep them on the account before
-    // the entries that expire or lose their message go.
+    // the entries that expire go.
     c.prepare_cached(&format!(
-        "UPDATE accounts AS a SET log_seq = {LATEST_SEQ} WHERE a.uid IN \
-         (SELECT uid FROM inbox WHERE expire_at < ?1 \
-          UNION SELECT i.uid FROM messages m JOIN inbox i ON i.msg_id = m.id WHERE m.time < ?2)"
+        "UPDATE accounts AS a SET log_seq = {LATEST_SEQ} WHERE a.uid IN (SELECT uid FROM inbox WHERE expire_at < ?1)"
     ))?
-    .execute(params![cut.offline_before, cut.roaming_before])?;
+    .execute([cut.offline_before])?;
     // A conversation expires with its last message: look at the pairs whose messages expire now (by the
     // primary key; an index on `last_time` would cost every send two index updates).
     let conversations = c.prepare_cached(
@@ -753,14 +798,13 @@ pub(crate) fn purge(c: &Connection, cut: Cutoffs) -> Result<Purged> {
         "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE time < ?1 LIMIT ?2)",
         cut.roaming_before,
     )?;
-    // Offline copies go when they expire, or with their message.
-    let mut offline = chunked(
+    // Offline copies go when they expire (at most the offline retention after their message was sent). One
+    // whose message expired first stays until then, skipped by the sync (no index on `msg_id` to find it:
+    // that would cost every append).
+    let offline = chunked(
         "DELETE FROM inbox WHERE (uid, seq) IN (SELECT uid, seq FROM inbox WHERE expire_at < ?1 LIMIT ?2)",
         cut.offline_before,
     )?;
-    if messages > 0 {
-        offline += c.execute("DELETE FROM inbox WHERE msg_id NOT IN (SELECT id FROM messages)", [])? as u64;
-    }
     let dedup = chunked(
         "DELETE FROM dedup WHERE key IN (SELECT key FROM dedup WHERE created_ms < ?1 LIMIT ?2)",
         cut.dedup_before_ms,

@@ -54,6 +54,8 @@ CREATE TABLE threads (
 
 -- Each user's sync log: what the user's devices have to receive, in order, until it expires.
 -- kind 0: message msg_id; 1: the user read what peer sent up to time; 2: message msg_id was recalled.
+-- For kinds 0 and 2, time is the message's: an entry whose message expired first (and whose rowid a new
+-- message may have taken) finds no message and is skipped, until the entry itself expires.
 CREATE TABLE inbox (
     uid       INTEGER NOT NULL,
     seq       INTEGER NOT NULL,
@@ -65,7 +67,6 @@ CREATE TABLE inbox (
     PRIMARY KEY (uid, seq)
 ) WITHOUT ROWID;
 CREATE INDEX inbox_expire ON inbox (expire_at);
-CREATE INDEX inbox_msg ON inbox (msg_id);
 
 -- One row per (owner, peer): the owner's side of a conversation.
 CREATE TABLE conversations (
