@@ -3,7 +3,9 @@
 //! Each connection is one task, tracked by the server's `TaskTracker`, selecting over inbound frames,
 //! the session's bounded outbound queue (sync-log entries and kicks from the hub), a heartbeat timer and
 //! shutdown. Requests start in frame order and are answered as they complete (up to 64 in flight). A
-//! push is encoded once per entry however many devices get it.
+//! push is encoded once per entry however many devices get it. Each turn of the task queues its frames
+//! and whatever else is ready (answers, entries) and writes them with one flush: a send's answer and the
+//! sender's own sync entry usually leave in one syscall.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +22,8 @@ use duet_proto::client::{
     ServerFrame,
 };
 use duet_proto::{ApiError, code};
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,6 +34,11 @@ const MAX_FRAME: usize = 64 * 1024;
 const READ_BUFFER: usize = 1024;
 /// Requests of one connection being answered at once; beyond, the connection is not read.
 const MAX_IN_FLIGHT: usize = 64;
+/// Queued frames are written once they reach this many bytes, or at the end of the connection task's turn.
+const WRITE_BUFFER: usize = 8 * 1024;
+
+/// A request being answered: its reply, and whether the connection ends after it.
+type Work = std::pin::Pin<Box<dyn std::future::Future<Output = (ServerFrame, Option<End>)> + Send>>;
 /// How long a new connection has to log in.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection silent this long is closed (clients ping at least every 60 s).
@@ -49,7 +56,7 @@ pub(crate) async fn connect(State(state): State<WsState>, ws: WebSocketUpgrade) 
     // A small read buffer: tungstenite's default (128 KiB, allocated up front) would cost that much memory
     // per idle connection. Frames are at most 64 KiB; the buffer grows for the rare large one.
     ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| {
@@ -148,87 +155,144 @@ impl Connection {
         // connection, and messages of one device keep their order.
         let mut pending = FuturesUnordered::new();
         loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return End::Shutdown,
+            // Frames are queued (`feed`) and written together at the end of the turn: an answer and the
+            // entries committed with it usually leave in one write.
+            let step = tokio::select! {
+                () = shutdown.cancelled() => Some(End::Shutdown),
                 Some((reply, end)) = pending.next(), if !pending.is_empty() => {
-                    if !send(&mut self.socket, &reply).await {
-                        return End::Dropped;
-                    }
-                    if let Some(end) = end {
-                        return end;
-                    }
+                    if feed(&mut self.socket, &reply).await { end } else { Some(End::Dropped) }
                 }
                 inbound = self.socket.recv(), if pending.len() < MAX_IN_FLIGHT => {
                     last_heard = tokio::time::Instant::now();
-                    match inbound {
-                        Some(Ok(WsMessage::Text(text))) => {
-                            if self.sig_expired() {
-                                return self.expire().await;
-                            }
-                            match parse_request(&text) {
-                                Ok(frame) => {
-                                    let mut work = Box::pin(answer(self.core.clone(), self.session.user.clone(), frame));
-                                    // Start it now, so that it queues its writes before the next frame's.
-                                    match futures_util::poll!(work.as_mut()) {
-                                        std::task::Poll::Ready((reply, end)) => {
-                                            if !send(&mut self.socket, &reply).await {
-                                                return End::Dropped;
-                                            }
-                                            if let Some(end) = end {
-                                                return end;
-                                            }
-                                        }
-                                        std::task::Poll::Pending => pending.push(work),
-                                    }
-                                }
-                                Err((id, why)) => {
-                                    if !send(&mut self.socket, &error(id, client::code::INVALID_PARAMS, why)).await {
-                                        return End::Dropped;
-                                    }
-                                }
-                            }
-                        }
-                        Some(Ok(WsMessage::Binary(_))) => {
-                            let e = error(0, client::code::INVALID_PARAMS, "binary frames are not part of the protocol");
-                            if !send(&mut self.socket, &e).await {
-                                return End::Dropped;
-                            }
-                        }
-                        Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
-                        Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => return End::Dropped,
-                    }
+                    self.inbound(inbound, &mut pending).await
                 }
-                out = self.session.events.recv() => match out {
-                    Some(Outbound::Entry(push)) => {
-                        let text = push.encoded.get_or_init(|| encode_entry(&self.core, &push.entry).into());
-                        if self.socket.send(WsMessage::Text(Utf8Bytes::from(text.to_string()))).await.is_err() {
-                            return End::Dropped;
-                        }
-                    }
-                    Some(Outbound::Kicked(reason)) => {
-                        if reason != KickReason::Replaced {
-                            let info = match reason {
-                                KickReason::Admin => "kicked offline by the app admin",
-                                _ => "kicked offline: the account logged in on another device",
-                            };
-                            let frame = ServerFrame::Kicked { code: client::code::KICKED_BY_OTHER, info: info.into() };
-                            send(&mut self.socket, &frame).await;
-                        }
-                        return End::Kicked;
-                    }
-                    // The hub dropped this session: it could not keep up. The client resyncs on reconnect.
-                    None => return End::Dropped,
-                },
+                out = self.session.events.recv() => self.outbound(out).await,
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > IDLE_TIMEOUT {
-                        return End::Dropped;
+                        Some(End::Dropped)
+                    } else if self.sig_expired() {
+                        Some(self.expire().await)
+                    } else {
+                        None
                     }
-                    if self.sig_expired() {
-                        return self.expire().await;
+                }
+            };
+            let step = match step {
+                Some(end) => Some(end),
+                None => self.drain_ready(&mut pending).await,
+            };
+            let flushed = futures_util::SinkExt::flush(&mut self.socket).await.is_ok();
+            match step {
+                Some(end) => return end,
+                None if !flushed => return End::Dropped,
+                None => {}
+            }
+        }
+    }
+
+    /// Handles a frame from the client: starts the request's work, or queues its answer when it is done at
+    /// once.
+    async fn inbound(
+        &mut self,
+        inbound: Option<Result<WsMessage, axum::Error>>,
+        pending: &mut FuturesUnordered<Work>,
+    ) -> Option<End> {
+        match inbound {
+            Some(Ok(WsMessage::Text(text))) => {
+                if self.sig_expired() {
+                    return Some(self.expire().await);
+                }
+                match parse_request(&text) {
+                    Ok(frame) => {
+                        let mut work: Work = Box::pin(answer(self.core.clone(), self.session.user.clone(), frame));
+                        // Start it now, so that it queues its writes before the next frame's.
+                        match futures_util::poll!(work.as_mut()) {
+                            std::task::Poll::Ready((reply, end)) => {
+                                if feed(&mut self.socket, &reply).await {
+                                    end
+                                } else {
+                                    Some(End::Dropped)
+                                }
+                            }
+                            std::task::Poll::Pending => {
+                                pending.push(work);
+                                None
+                            }
+                        }
+                    }
+                    Err((id, why)) => {
+                        let e = error(id, client::code::INVALID_PARAMS, why);
+                        if feed(&mut self.socket, &e).await { None } else { Some(End::Dropped) }
                     }
                 }
             }
+            Some(Ok(WsMessage::Binary(_))) => {
+                let e = error(0, client::code::INVALID_PARAMS, "binary frames are not part of the protocol");
+                if feed(&mut self.socket, &e).await { None } else { Some(End::Dropped) }
+            }
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => None,
+            Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => Some(End::Dropped),
         }
+    }
+
+    /// Handles what the hub sent this session.
+    async fn outbound(&mut self, out: Option<Outbound>) -> Option<End> {
+        match out {
+            Some(Outbound::Entry(push)) => {
+                let text = push.encoded.get_or_init(|| encode_entry(&self.core, &push.entry).into());
+                let msg = WsMessage::Text(Utf8Bytes::from(text.to_string()));
+                if futures_util::SinkExt::feed(&mut self.socket, msg).await.is_err() {
+                    return Some(End::Dropped);
+                }
+                None
+            }
+            Some(Outbound::Kicked(reason)) => {
+                if reason != KickReason::Replaced {
+                    let info = match reason {
+                        KickReason::Admin => "kicked offline by the app admin",
+                        _ => "kicked offline: the account logged in on another device",
+                    };
+                    let frame = ServerFrame::Kicked { code: client::code::KICKED_BY_OTHER, info: info.into() };
+                    feed(&mut self.socket, &frame).await;
+                }
+                Some(End::Kicked)
+            }
+            // The hub dropped this session: it could not keep up. The client resyncs on reconnect.
+            None => Some(End::Dropped),
+        }
+    }
+
+    /// Queues what is ready now without waiting (answers done, entries pushed), so that it goes out in the
+    /// same write as the frame that woke the task.
+    async fn drain_ready(&mut self, pending: &mut FuturesUnordered<Work>) -> Option<End> {
+        for _ in 0..MAX_IN_FLIGHT {
+            let mut progressed = false;
+            if !pending.is_empty()
+                && let Some(Some((reply, end))) = pending.next().now_or_never()
+            {
+                progressed = true;
+                if !feed(&mut self.socket, &reply).await {
+                    return Some(End::Dropped);
+                }
+                if end.is_some() {
+                    return end;
+                }
+            }
+            match self.session.events.try_recv() {
+                Ok(out) => {
+                    progressed = true;
+                    if let Some(end) = self.outbound(Some(out)).await {
+                        return Some(end);
+                    }
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {}
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return Some(End::Dropped),
+            }
+            if !progressed {
+                break;
+            }
+        }
+        None
     }
 
     /// Tells the client its UserSig expired; the connection ends.
@@ -381,8 +445,13 @@ fn error(id: u64, code: u32, info: impl Into<String>) -> ServerFrame {
 
 /// Sends a frame; `false` if the connection is gone.
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> bool {
+    feed(socket, frame).await && futures_util::SinkExt::flush(socket).await.is_ok()
+}
+
+/// Queues a frame to go out at the next flush; `false` if the connection is gone.
+async fn feed(socket: &mut WebSocket, frame: &ServerFrame) -> bool {
     match serde_json::to_string(frame) {
-        Ok(text) => socket.send(WsMessage::Text(text.into())).await.is_ok(),
+        Ok(text) => futures_util::SinkExt::feed(socket, WsMessage::Text(text.into())).await.is_ok(),
         Err(e) => {
             tracing::error!(error = %e, "encoding a frame");
             false
