@@ -35,6 +35,29 @@ pub struct FileConfig {
     pub multi_login: Option<MultiLoginName>,
     /// Devices allowed per platform group (default 1).
     pub instances_per_platform: Option<usize>,
+    /// Tencent's "relationship check": only two-way friends may message each other from a client
+    /// (default false: anyone may message anyone). Admin sends are never checked.
+    pub friends_only: Option<bool>,
+    /// What a client send from a blacklisted sender gets: `"silent"` (default, Tencent's: a normal
+    /// success, the message dropped) or `"report"` (error 20007).
+    pub blacklist_check: Option<BlacklistCheckName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlacklistCheckName {
+    Silent,
+    Report,
+}
+
+impl From<BlacklistCheckName> for duet_core::relations::BlacklistCheck {
+    fn from(b: BlacklistCheckName) -> duet_core::relations::BlacklistCheck {
+        use duet_core::relations::BlacklistCheck;
+        match b {
+            BlacklistCheckName::Silent => BlacklistCheck::Silent,
+            BlacklistCheckName::Report => BlacklistCheck::Report,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

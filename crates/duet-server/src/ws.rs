@@ -3,7 +3,10 @@
 //! Each connection is one task, tracked by the server's `TaskTracker`, selecting over inbound frames,
 //! the session's bounded outbound queue (sync-log entries and kicks from the hub), a heartbeat timer and
 //! shutdown. Requests start in frame order and are answered as they complete (up to 64 in flight). A
-//! push is encoded once per entry however many devices get it.
+//! push is encoded once per entry however many devices get it. `relations` serves the friend and
+//! blacklist requests and encodes the `relation` events.
+
+mod relations;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,6 +208,11 @@ impl Connection {
                             return End::Dropped;
                         }
                     }
+                    Some(Outbound::Relation(event)) => {
+                        if !send(&mut self.socket, &relations::event(&event)).await {
+                            return End::Dropped;
+                        }
+                    }
                     Some(Outbound::Kicked(reason)) => {
                         if reason != KickReason::Replaced {
                             let info = match reason {
@@ -283,8 +291,9 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
                 return Err(ApiError::new(client::code::INVALID_USER_ID, why));
             }
             let body = duet_proto::elem::validate_elems(&body)?;
+            // A user's send passes the permission policy (friends-only, blacklists); the admin's do not.
             let sent = core
-                .send(Outgoing {
+                .client_send(Outgoing {
                     from: user,
                     to: vec![to.clone()],
                     seq,
@@ -359,6 +368,15 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
             (ServerFrame::Pong { id, server_time: core.clock().now_ms(), latest }, None)
         }
         ClientFrame::Logout { id } => (ServerFrame::Ok { id }, Some(End::Logout)),
+        frame @ (ClientFrame::FriendAdd { .. }
+        | ClientFrame::FriendDelete { .. }
+        | ClientFrame::FriendAccept { .. }
+        | ClientFrame::FriendDecline { .. }
+        | ClientFrame::FriendList { .. }
+        | ClientFrame::FriendRequests { .. }
+        | ClientFrame::BlackAdd { .. }
+        | ClientFrame::BlackDelete { .. }
+        | ClientFrame::BlackList { .. }) => (relations::answer(core, &user, frame).await?, None),
     })
 }
 
@@ -371,7 +389,16 @@ fn request_id(frame: &ClientFrame) -> u64 {
         | ClientFrame::Conversations { id }
         | ClientFrame::MarkRead { id, .. }
         | ClientFrame::Ping { id }
-        | ClientFrame::Logout { id } => *id,
+        | ClientFrame::Logout { id }
+        | ClientFrame::FriendAdd { id, .. }
+        | ClientFrame::FriendDelete { id, .. }
+        | ClientFrame::FriendAccept { id, .. }
+        | ClientFrame::FriendDecline { id, .. }
+        | ClientFrame::FriendList { id }
+        | ClientFrame::FriendRequests { id }
+        | ClientFrame::BlackAdd { id, .. }
+        | ClientFrame::BlackDelete { id, .. }
+        | ClientFrame::BlackList { id } => *id,
     }
 }
 
