@@ -414,7 +414,10 @@ impl Txn {
     }
 }
 
-/// The default of a `friend_delete`: both directions unless told otherwise.
+/// A change to one friend entry (`friend_update`): gets the current entry, returns the new one.
+pub type FriendEdit = Box<dyn FnOnce(Friend) -> Friend + Send>;
+
+/// Which lists a friend operation touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// Only the owner's list.
@@ -590,7 +593,7 @@ impl Core {
     pub async fn update_friends(
         &self,
         owner: &str,
-        updates: Vec<(String, Box<dyn FnOnce(Friend) -> Friend + Send>)>,
+        updates: Vec<(String, FriendEdit)>,
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
         self.require(owner).await?;
         let _guard = self.relations.writes.lock().await;

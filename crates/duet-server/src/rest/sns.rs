@@ -4,7 +4,7 @@
 
 use duet_core::Core;
 use duet_core::model::ProfileValue as ModelValue;
-use duet_core::relations::{AddFriend, Added, Direction, Friend, Relation, RelationError};
+use duet_core::relations::{AddFriend, Added, Direction, Friend, FriendEdit, Relation, RelationError};
 use duet_proto::rest::request::{ProfileValue, default_profile_value};
 use duet_proto::rest::sns::*;
 use duet_proto::rest::{Command, Service};
@@ -68,7 +68,7 @@ pub(crate) async fn handle(core: &Core, command: Command, body: &Value) -> Resul
                 .items
                 .into_iter()
                 .map(|(peer, values)| {
-                    let update: Box<dyn FnOnce(Friend) -> Friend + Send> = Box::new(move |mut f: Friend| {
+                    let update: FriendEdit = Box::new(move |mut f: Friend| {
                         for v in values {
                             match v {
                                 SnsValue::Remark(s) => f.remark = s,
