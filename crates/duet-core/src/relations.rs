@@ -438,7 +438,11 @@ impl Core {
             _ => Verdict::Allow,
         };
         match verdict {
-            Verdict::Allow => self.send(msg).await,
+            Verdict::Allow => {
+                let sent = self.send(msg).await?;
+                self.forget_unknown(&sent.failed);
+                Ok(sent)
+            }
             Verdict::Drop => {
                 let time = self.clock.now_secs();
                 let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time };
@@ -466,6 +470,23 @@ impl Core {
             }
             let _guard = self.relations.writes.lock().await;
             self.load_missing(users).await?;
+        }
+    }
+
+    /// Drops the (empty) cache entries the check made for recipients that turned out not to exist, so that
+    /// sends to made-up UserIDs do not grow the cache.
+    fn forget_unknown(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut cache = self.relations.cache.write().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            let empty = cache.get(id).is_some_and(|u| {
+                u.friends.is_empty() && u.blacklist.is_empty() && u.incoming.is_empty() && u.outgoing.is_empty()
+            });
+            if empty {
+                cache.remove(id);
+            }
         }
     }
 

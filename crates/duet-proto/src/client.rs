@@ -477,4 +477,37 @@ mod tests {
         assert!(matches!(serde_json::from_str(page).unwrap(), ServerFrame::History { .. }));
         assert_eq!(Platform::from_name("iphone"), Some(Platform::IPhone));
     }
+
+    #[test]
+    fn relationship_frames_have_the_documented_shape() {
+        let add = ClientFrame::FriendAdd {
+            id: 9,
+            to: "alice".into(),
+            wording: "hi".into(),
+            source: String::new(),
+            remark: String::new(),
+            single: false,
+        };
+        assert_eq!(serde_json::to_string(&add).unwrap(), r#"{"op":"friend_add","id":9,"to":"alice","wording":"hi"}"#);
+        let parsed: ClientFrame = serde_json::from_str(r#"{"op":"black_add","id":3,"peer":"mallory"}"#).unwrap();
+        assert_eq!(parsed, ClientFrame::BlackAdd { id: 3, peer: "mallory".into() });
+        let event = ServerFrame::Relation {
+            event: RelationEvent::RequestDeleted {
+                from: "alice".into(),
+                to: "bob".into(),
+                reason: RequestEnd::Accepted,
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"op":"relation","event":{"kind":"request_deleted","from":"alice","to":"bob","reason":"accepted"}}"#
+        );
+        let added: ServerFrame = serde_json::from_str(
+            r#"{"op":"relation","event":{"kind":"friend_added","friend":{"peer":"bob","add_time":5}}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(added, ServerFrame::Relation { event: RelationEvent::FriendAdded { friend } } if friend.peer == "bob")
+        );
+    }
 }

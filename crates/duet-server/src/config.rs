@@ -124,3 +124,22 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_permission_keys_parse_and_unknown_values_are_refused() {
+        let c = FileConfig::parse("friends_only = true\nblacklist_check = \"report\"\n").unwrap();
+        assert_eq!((c.friends_only, c.blacklist_check), (Some(true), Some(BlacklistCheckName::Report)));
+        let c = FileConfig::parse("").unwrap();
+        assert_eq!((c.friends_only, c.blacklist_check), (None, None));
+        assert!(FileConfig::parse("blacklist_check = \"loud\"").is_err());
+        assert!(FileConfig::parse("friends_only = \"yes\"").is_err());
+        // Tencent's defaults.
+        let core = Config::new(1, "k", "/tmp").core;
+        assert!(!core.permissions.friends_only);
+        assert_eq!(core.permissions.blacklist, duet_core::relations::BlacklistCheck::Silent);
+    }
+}
