@@ -261,7 +261,9 @@ async fn the_policy_follows_relationship_changes_at_once() {
         json!({"From_Account": "bob", "ProfileItem": [{"Tag": "Tag_Profile_IM_AllowType", "Value": "AllowType_Type_AllowAny"}]}),
     )
     .await;
-    let r = alice.request(json!({"op": "friend_add", "to": "bob"})).await;
+    let r = alice.request(json!({"op": "friend_add", "to": "bob", "source": "Android"})).await;
+    assert_eq!((r["op"].as_str(), r["code"].as_u64()), (Some("error"), Some(30001)), "a malformed source: {r}");
+    let r = alice.request(json!({"op": "friend_add", "to": "bob", "source": "AddSource_Type_Android"})).await;
     assert_eq!((r["op"].as_str(), r["pending"].as_bool()), (Some("friend_add_result"), Some(false)), "{r}");
     assert_eq!(alice.send_text("bob", 2).await["op"], "sent");
     // bob removes alice one way: alice is no longer bob's friend.

@@ -64,6 +64,17 @@ fn add_source(v: Option<String>, required: bool) -> Result<String, ApiError> {
     }
 }
 
+/// Checks the fields of a friend request made from a client (`friend_add` of the client protocol), with
+/// the limits of the REST API; the source may be empty there.
+pub fn check_request_fields(source: &str, wording: &str, remark: &str) -> Result<(), ApiError> {
+    if !source.is_empty() {
+        add_source(Some(source.to_owned()), false)?;
+    }
+    limited("wording", Some(wording.to_owned()), MAX_WORDING_BYTES)?;
+    limited("remark", Some(remark.to_owned()), MAX_REMARK_BYTES)?;
+    Ok(())
+}
+
 fn limited(name: &str, v: Option<String>, max: usize) -> Result<String, ApiError> {
     let s = v.unwrap_or_default();
     if s.len() > max {

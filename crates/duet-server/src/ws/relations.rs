@@ -21,6 +21,7 @@ pub(super) async fn answer(core: &Core, user: &str, frame: ClientFrame) -> Resul
     Ok(match frame {
         ClientFrame::FriendAdd { id, to, wording, source, remark, single } => {
             valid(&to)?;
+            duet_proto::rest::sns::check_request_fields(&source, &wording, &remark)?;
             let item = AddFriend { to, remark, group: String::new(), source, wording };
             let r = core.add_friends(user, vec![item], direction(single), false).await.map_err(fail)?;
             match r.into_iter().next() {
