@@ -147,6 +147,10 @@ pub struct PairsArgs {
     /// Bytes of message text
     #[arg(long, default_value_t = 100)]
     pub body_bytes: usize,
+    /// Make each pair two-way friends first (`sns/friend_import`), so that the run also works with the
+    /// server's friends-only mode (`DUET_FRIENDS_ONLY=true`)
+    #[arg(long)]
+    pub friends: bool,
     #[command(flatten)]
     pub target: TargetArgs,
 }

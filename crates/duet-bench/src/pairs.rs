@@ -219,6 +219,9 @@ pub(crate) async fn run(
     let u = args.users;
     let users: Vec<String> = (0..u).map(|i| format!("{}p{i}", crate::run_prefix())).collect();
     target.import_accounts(&users).await?;
+    if args.friends {
+        target.make_friends(&users).await?;
+    }
     let rss_before = sys::rss(target.pid);
 
     let sigs = target.usersigs(&users);

@@ -162,6 +162,25 @@ impl Target {
         Ok(())
     }
 
+    /// Makes each pair (u0, u1), (u2, u3), ... two-way friends, a few `sns/friend_import` calls at a time.
+    pub async fn make_friends(&self, users: &[String]) -> Result<(), BenchError> {
+        use futures_util::StreamExt;
+        let calls = users.chunks(2).flat_map(|pair| {
+            [(&pair[0], &pair[1]), (&pair[1], &pair[0])].map(|(from, to)| {
+                let item = json!({"To_Account": to, "AddSource": "AddSource_Type_Bench"});
+                self.admin("sns/friend_import", json!({"From_Account": from, "AddFriendItem": [item]}))
+            })
+        });
+        let results: Vec<_> = futures_util::stream::iter(calls).buffer_unordered(8).collect().await;
+        for r in results {
+            let r = r?;
+            if let Some(failed) = r["Fail_Account"].as_array().filter(|a| !a.is_empty()) {
+                return Err(BenchError::Setup(format!("friends not imported: {failed:?}")));
+            }
+        }
+        Ok(())
+    }
+
     /// Sends messages through the admin's `openim/sendmsg`, `concurrency` calls in flight; stops at the first
     /// refusal.
     pub async fn send_many(

@@ -27,6 +27,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::Error;
 use crate::backoff::Backoff;
 use crate::event::{ConnectionState, Event};
+use crate::friends::{FriendRequests, RelationAnswer, RelationRequest};
 use crate::history::complete_page;
 use crate::model::{Conversation, Message, SendOptions, SentMessage};
 use crate::sequencer::{Live, Sequencer};
@@ -45,6 +46,7 @@ pub(crate) enum Command {
     LocalConversations { reply: Reply<Vec<Conversation>> },
     MarkRead { peer: String, deadline: Instant, reply: Reply<()> },
     Logout { reply: Reply<()> },
+    Relation { req: RelationRequest, deadline: Instant, reply: Reply<RelationAnswer> },
 }
 
 impl Command {
@@ -54,6 +56,7 @@ impl Command {
             Command::GetMessages { reply, .. } => drop(reply.send(Err(e))),
             Command::Conversations { reply, .. } | Command::LocalConversations { reply } => drop(reply.send(Err(e))),
             Command::MarkRead { reply, .. } | Command::Logout { reply } => drop(reply.send(Err(e))),
+            Command::Relation { reply, .. } => drop(reply.send(Err(e))),
         }
     }
 }
@@ -81,6 +84,7 @@ enum Op {
     History { peer: String, count: u32, before: Option<String>, reply: Reply<Vec<Message>> },
     Conversations { reply: Reply<Vec<Conversation>> },
     MarkRead { peer: String, reply: Reply<()> },
+    Relation { req: RelationRequest, reply: Reply<RelationAnswer> },
 }
 
 impl Op {
@@ -101,6 +105,7 @@ impl Op {
             }
             Op::Conversations { .. } => ClientFrame::Conversations { id },
             Op::MarkRead { peer, .. } => ClientFrame::MarkRead { id, peer: peer.clone(), time: None },
+            Op::Relation { req, .. } => req.frame(id),
         }
     }
 
@@ -111,6 +116,7 @@ impl Op {
             Op::History { reply, .. } => reply.is_closed(),
             Op::Conversations { reply } => reply.is_closed(),
             Op::MarkRead { reply, .. } => reply.is_closed(),
+            Op::Relation { reply, .. } => reply.is_closed(),
         }
     }
 
@@ -120,6 +126,7 @@ impl Op {
             Op::History { .. } => "history",
             Op::Conversations { .. } => "conversations",
             Op::MarkRead { .. } => "mark_read",
+            Op::Relation { .. } => "relation",
         }
     }
 
@@ -129,6 +136,7 @@ impl Op {
             Op::History { reply, .. } => drop(reply.send(Err(e))),
             Op::Conversations { reply } => drop(reply.send(Err(e))),
             Op::MarkRead { reply, .. } => drop(reply.send(Err(e))),
+            Op::Relation { reply, .. } => drop(reply.send(Err(e))),
         }
     }
 }
@@ -503,6 +511,10 @@ impl Actor {
                 let op = Op::MarkRead { peer, reply };
                 self.submit(s, Request { op, deadline }).await
             }
+            Command::Relation { req, deadline, reply } => {
+                let op = Op::Relation { req, reply };
+                self.submit(s, Request { op, deadline }).await
+            }
             Command::Logout { reply } => match s {
                 Some(s) if s.logged_in => {
                     let id = self.id();
@@ -705,8 +717,29 @@ impl Actor {
                     let _ = reply.send(Ok(()));
                     Err(End::Stop(Stop::logged_out()))
                 }
+                Some(InFlight { what: Pending::User(Request { op: Op::Relation { reply, .. }, .. }), .. }) => {
+                    let _ = reply.send(Ok(RelationAnswer::Ok));
+                    Ok(())
+                }
                 other => self.unexpected(id, other, "ok"),
             },
+            ServerFrame::FriendAddResult { id, pending } => {
+                self.relation_answer(s, id, RelationAnswer::Added { pending }, "friend_add_result")
+            }
+            ServerFrame::FriendList { id, friends } => {
+                self.relation_answer(s, id, RelationAnswer::Friends(friends), "friend_list")
+            }
+            ServerFrame::FriendRequests { id, incoming, outgoing } => {
+                let answer = RelationAnswer::Requests(FriendRequests { incoming, outgoing });
+                self.relation_answer(s, id, answer, "friend_requests")
+            }
+            ServerFrame::BlackList { id, items } => {
+                self.relation_answer(s, id, RelationAnswer::Blacklist(items), "black_list")
+            }
+            ServerFrame::Relation { event } => {
+                self.emit(Event::Relation(event));
+                Ok(())
+            }
             ServerFrame::Pong { id, latest, .. } => match s.inflight.remove(&id) {
                 // The log has entries this device never got (a lost push of the newest entry): pull them.
                 Some(InFlight { what: Pending::Ping, .. }) if latest > self.seq.cursor() && !s.pulling => {
@@ -729,6 +762,17 @@ impl Actor {
                     error: Error::Server { code, info },
                 }))
             }
+        }
+    }
+
+    /// The answer to a relationship request.
+    fn relation_answer(&mut self, s: &mut Session, id: u64, answer: RelationAnswer, op: &str) -> Result<(), End> {
+        match s.inflight.remove(&id) {
+            Some(InFlight { what: Pending::User(Request { op: Op::Relation { reply, .. }, .. }), .. }) => {
+                let _ = reply.send(Ok(answer));
+                Ok(())
+            }
+            other => self.unexpected(id, other, op),
         }
     }
 

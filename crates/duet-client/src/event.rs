@@ -57,6 +57,8 @@ pub enum Event {
     },
     /// The UserSig expired; the client stopped. Connect again with a new one.
     SigExpired,
+    /// The user's friends, friend requests or blacklist changed (see [`crate::friends`]).
+    Relation(crate::friends::RelationEvent),
 }
 
 /// The stream of [`Event`]s of one client. It ends (`None`) once the client has stopped.

@@ -28,6 +28,8 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Friends, friend requests and the blacklist are in [`friends`].
+//!
 //! Modules: [`config`] (configuration), [`event`] (events), [`model`] (messages and conversations),
 //! [`elems`] (element constructors), [`store`] (the local store), [`error`]. The actor, the sync
 //! sequencer and the history completeness check are private.
@@ -40,6 +42,7 @@ pub mod config;
 pub mod elems;
 pub mod error;
 pub mod event;
+pub mod friends;
 mod history;
 pub mod model;
 mod sequencer;
@@ -59,6 +62,9 @@ use crate::backoff::Backoff;
 pub use crate::config::{ClientConfig, LocalStoreConfig};
 pub use crate::error::Error;
 pub use crate::event::{ConnectionState, Event, Events};
+pub use crate::friends::{
+    AddFriendOptions, Blocked, Friend, FriendAddResult, FriendRequest, FriendRequests, RelationEvent,
+};
 pub use crate::model::{Conversation, Message, SendOptions, Sender, SentMessage};
 use crate::store::{LocalStore, MemoryStore, SqliteStore, StoreHandle};
 

@@ -14,6 +14,7 @@ use crate::model::{
     ConversationView, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount, Outgoing,
     Platform, ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
+use crate::relations::{Permissions, Relations};
 use crate::store::{Cutoffs, SendPlan, Store, Withdrawn};
 use crate::usersig::{self, Claims, UserSigError};
 
@@ -34,6 +35,8 @@ pub struct CoreConfig {
     pub recent_contacts_max: usize,
     /// Which devices of a user may be online together.
     pub login_policy: LoginPolicy,
+    /// Who may message whom on the client send path (Tencent's defaults: anyone; blacklists drop silently).
+    pub permissions: Permissions,
 }
 
 impl CoreConfig {
@@ -50,6 +53,7 @@ impl CoreConfig {
             dedup_window_secs: 600,
             recent_contacts_max: 100,
             login_policy: LoginPolicy::default(),
+            permissions: Permissions::default(),
         }
     }
 }
@@ -83,10 +87,12 @@ pub struct LoggedIn {
 }
 
 pub struct Core {
-    config: CoreConfig,
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    hub: Arc<Hub>,
+    pub(crate) config: CoreConfig,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) hub: Arc<Hub>,
+    /// The relationship cache the send check reads (see [`crate::relations`]).
+    pub(crate) relations: Relations,
     /// Account -> unix seconds before which its UserSigs are refused (set by kick). Kept in memory so
     /// that authenticating costs no storage read; loaded at start, written through on each kick.
     revoked: RwLock<HashMap<String, i64>>,
@@ -105,7 +111,7 @@ impl Core {
                 pushes.deliver(&d.user, Arc::new(Push { entry: d.entry, encoded: OnceLock::new() }));
             }
         }));
-        Ok(Core { config, store, clock, hub, revoked: RwLock::new(revoked) })
+        Ok(Core { config, store, clock, hub, relations: Relations::default(), revoked: RwLock::new(revoked) })
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -143,6 +149,8 @@ impl Core {
 
     pub async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, Error> {
         let existed = self.store.delete_accounts(ids.clone()).await?;
+        let deleted: Vec<String> = ids.iter().zip(&existed).filter(|(_, e)| **e).map(|(id, _)| id.clone()).collect();
+        self.drop_relations(&deleted).await?;
         for (id, existed) in ids.iter().zip(&existed) {
             if *existed {
                 self.hub.kick_all(id, KickReason::Admin);
@@ -380,7 +388,7 @@ impl Core {
         self.clock.now_secs() - self.config.roaming_retention_secs
     }
 
-    async fn require(&self, id: &str) -> Result<(), Error> {
+    pub(crate) async fn require(&self, id: &str) -> Result<(), Error> {
         match self.store.accounts_exist(vec![id.to_owned()]).await?[..] {
             [true] => Ok(()),
             _ => Err(Error::NoSuchAccount(id.to_owned())),

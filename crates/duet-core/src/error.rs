@@ -16,6 +16,12 @@ pub enum Error {
     /// The message was recalled already.
     #[error("message already recalled")]
     AlreadyRecalled,
+    /// A relationship operation on one peer failed (friends, requests, blacklists).
+    #[error(transparent)]
+    Relation(#[from] crate::relations::RelationError),
+    /// The permission policy refused a client send.
+    #[error(transparent)]
+    Refused(#[from] crate::relations::SendRefusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

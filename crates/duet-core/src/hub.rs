@@ -79,6 +79,8 @@ pub enum Outbound {
     Entry(Arc<Push>),
     /// The session was logged out; the handler tells the client and closes.
     Kicked(KickReason),
+    /// The user's friends, friend requests or blacklist changed.
+    Relation(Arc<crate::relations::RelationEvent>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +186,24 @@ impl Hub {
         let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let Some(slots) = all.get_mut(user) else { return };
         slots.retain(|s| match s.tx.try_send(Outbound::Entry(push.clone())) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::info!(user, session = s.id, "session cannot keep up; dropping it, it will resync");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        if slots.is_empty() {
+            all.remove(user);
+        }
+    }
+
+    /// Sends an event (not a sync-log entry) to every live session of `user`; drops sessions that cannot
+    /// keep up, as [`Hub::deliver`] does.
+    pub fn notify(&self, user: &str, event: Outbound) {
+        let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slots) = all.get_mut(user) else { return };
+        slots.retain(|s| match s.tx.try_send(event.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::info!(user, session = s.id, "session cannot keep up; dropping it, it will resync");

@@ -3,6 +3,7 @@
 //! * [`Core`] is the service the transports call: accounts, profiles, sending, history, read state,
 //!   unread counts, retention. It owns the rules (dedup, sender sync, offline lifetime) and talks to a
 //!   [`Store`](store::Store) for durable state.
+//! * [`relations`] holds the relationship chain (friends, requests, blacklists) and the send permission policy.
 //! * [`store`] declares the domain-level storage traits every backend implements.
 //! * [`usersig`] makes and verifies Tencent's UserSig v2 tickets.
 //! * [`clock`] gives time, so tests can move it.
@@ -10,6 +11,7 @@
 pub mod clock;
 pub mod hub;
 pub mod model;
+pub mod relations;
 pub mod retention;
 pub mod store;
 pub mod usersig;

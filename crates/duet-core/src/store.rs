@@ -141,6 +141,6 @@ pub trait MessageStore: Send + Sync + 'static {
 }
 
 /// A complete backend.
-pub trait Store: AccountStore + MessageStore {}
+pub trait Store: AccountStore + MessageStore + crate::relations::RelationStore {}
 
-impl<T: AccountStore + MessageStore> Store for T {}
+impl<T: AccountStore + MessageStore + crate::relations::RelationStore> Store for T {}

@@ -2,8 +2,8 @@
 //!
 //! Each WebSocket text message is one JSON object with an `op` field. Clients send [`ClientFrame`]s;
 //! requests carry an `id` the server echoes in its answer. The server sends [`ServerFrame`]s: answers
-//! (`logged_in`, `synced`, `sent`, `history`, `conversations`, `ok`, `pong`, `error`) and events
-//! (`entry`, `kicked`, `sig_expired`). `docs/protocol.md` is the full description.
+//! (`logged_in`, `synced`, `sent`, `history`, `conversations`, `ok`, `pong`, `error`, `friend_add_result`,
+//! `friend_list`, `friend_requests`, `black_list`) and events (`entry`, `relation`, `kicked`, `sig_expired`). `docs/protocol.md` is the full description.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -148,6 +148,48 @@ pub enum ClientFrame {
     Ping { id: u64 },
     /// Log out: the server answers `ok` and closes the connection.
     Logout { id: u64 },
+    /// Ask `to` to be friends (answered with `friend_add_result`). `single`: add `to` to this user's list
+    /// only (`Add_Type_Single`); by default both lists.
+    FriendAdd {
+        id: u64,
+        to: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        wording: String,
+        /// `AddSource_Type_...`.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        source: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        remark: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        single: bool,
+    },
+    /// Remove `peer` from the friend list (and, unless `single`, this user from `peer`'s). Answered `ok`.
+    FriendDelete {
+        id: u64,
+        peer: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        single: bool,
+    },
+    /// Accept `peer`'s pending request: this user joins `peer`'s list and, unless `single`, `peer` joins
+    /// this user's. Answered `ok`.
+    FriendAccept {
+        id: u64,
+        peer: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        single: bool,
+    },
+    /// Decline `peer`'s pending request. Answered `ok`.
+    FriendDecline { id: u64, peer: String },
+    /// The friend list (answered with `friend_list`).
+    FriendList { id: u64 },
+    /// The pending requests received and sent (answered with `friend_requests`).
+    FriendRequests { id: u64 },
+    /// Add `peer` to the blacklist (removing any friendship and request between the two). Answered `ok`.
+    BlackAdd { id: u64, peer: String },
+    /// Remove `peer` from the blacklist. Answered `ok`.
+    BlackDelete { id: u64, peer: String },
+    /// The blacklist (answered with `black_list`).
+    BlackList { id: u64 },
 }
 
 fn is_false(b: &bool) -> bool {
@@ -227,6 +269,100 @@ pub enum ServerFrame {
         code: u32,
         info: String,
     },
+    /// The answer to `friend_add`: the friendship exists, or (`pending`) the peer must accept first.
+    FriendAddResult {
+        id: u64,
+        pending: bool,
+    },
+    FriendList {
+        id: u64,
+        /// Oldest first.
+        friends: Vec<Friend>,
+    },
+    FriendRequests {
+        id: u64,
+        /// Requests others sent this user, oldest first.
+        incoming: Vec<FriendRequest>,
+        /// Requests this user sent, oldest first.
+        outgoing: Vec<FriendRequest>,
+    },
+    BlackList {
+        id: u64,
+        /// Oldest first.
+        items: Vec<Blocked>,
+    },
+    /// The user's friends, friend requests or blacklist changed (on any device, or by the other side).
+    Relation {
+        event: RelationEvent,
+    },
+}
+
+/// One entry of a friend list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Friend {
+    pub peer: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub remark: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// `AddSource_Type_...`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub wording: String,
+    /// When the friend was added, unix seconds.
+    pub add_time: i64,
+}
+
+/// A pending friend request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FriendRequest {
+    pub from: String,
+    pub to: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub wording: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    /// Unix seconds.
+    pub time: i64,
+}
+
+/// One blacklist entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocked {
+    pub peer: String,
+    /// When it was added, unix seconds.
+    pub time: i64,
+}
+
+/// Why a pending request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestEnd {
+    Accepted,
+    Declined,
+    /// By a blacklist, an account deletion or a request the other way.
+    Cancelled,
+}
+
+/// A change of the user's relations, pushed to every device of the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RelationEvent {
+    /// `friend.peer` joined the user's friend list.
+    FriendAdded { friend: Friend },
+    /// `peer` left the user's friend list.
+    FriendRemoved { peer: String },
+    /// Someone asks the user to be friends.
+    RequestReceived { request: FriendRequest },
+    /// The user (on some device) asked someone to be friends.
+    RequestSent { request: FriendRequest },
+    /// A pending request between the user and someone is gone.
+    RequestDeleted { from: String, to: String, reason: RequestEnd },
+    /// `entry.peer` joined the user's blacklist.
+    BlackAdded { entry: Blocked },
+    /// `peer` left the user's blacklist.
+    BlackRemoved { peer: String },
 }
 
 /// One entry of a user's sync log. `seq` numbers the user's log from 1, without gaps.
@@ -340,5 +476,38 @@ mod tests {
             "seq":1,"random":2,"time":3,"conv_seq":1,"body":[]}]}"#;
         assert!(matches!(serde_json::from_str(page).unwrap(), ServerFrame::History { .. }));
         assert_eq!(Platform::from_name("iphone"), Some(Platform::IPhone));
+    }
+
+    #[test]
+    fn relationship_frames_have_the_documented_shape() {
+        let add = ClientFrame::FriendAdd {
+            id: 9,
+            to: "alice".into(),
+            wording: "hi".into(),
+            source: String::new(),
+            remark: String::new(),
+            single: false,
+        };
+        assert_eq!(serde_json::to_string(&add).unwrap(), r#"{"op":"friend_add","id":9,"to":"alice","wording":"hi"}"#);
+        let parsed: ClientFrame = serde_json::from_str(r#"{"op":"black_add","id":3,"peer":"mallory"}"#).unwrap();
+        assert_eq!(parsed, ClientFrame::BlackAdd { id: 3, peer: "mallory".into() });
+        let event = ServerFrame::Relation {
+            event: RelationEvent::RequestDeleted {
+                from: "alice".into(),
+                to: "bob".into(),
+                reason: RequestEnd::Accepted,
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"op":"relation","event":{"kind":"request_deleted","from":"alice","to":"bob","reason":"accepted"}}"#
+        );
+        let added: ServerFrame = serde_json::from_str(
+            r#"{"op":"relation","event":{"kind":"friend_added","friend":{"peer":"bob","add_time":5}}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(added, ServerFrame::Relation { event: RelationEvent::FriendAdded { friend } } if friend.peer == "bob")
+        );
     }
 }

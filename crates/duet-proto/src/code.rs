@@ -75,4 +75,38 @@ pub const CONTACT_ADMIN_REQUIRED: u32 = 50003;
 
 // Relationship chain.
 pub const SNS_JSON_PARSE: u32 = 30001;
+/// Invalid parameters (also: a blacklist entry that exists already, a non-friend in `friend_get_list`).
+pub const SNS_INVALID_PARAMS: u32 = 30001;
+pub const SNS_ACCOUNT_NOT_FOUND: u32 = 30003;
 pub const SNS_ADMIN_REQUIRED: u32 = 30004;
+pub const SNS_INTERNAL: u32 = 30006;
+/// The user has the most friends allowed (3 000).
+pub const SNS_FRIEND_LIMIT: u32 = 30010;
+/// The target has the most pending requests allowed.
+pub const SNS_PENDING_LIMIT: u32 = 30012;
+/// The blacklist is full (1 000).
+pub const SNS_BLACKLIST_LIMIT: u32 = 30013;
+/// The target has the most friends allowed.
+pub const SNS_PEER_FRIEND_LIMIT: u32 = 30014;
+/// The target is in the user's blacklist.
+pub const SNS_IN_OWN_BLACKLIST: u32 = 30515;
+/// The target's `AllowType` is `DenyAny`.
+pub const SNS_PEER_DENIES_ALL: u32 = 30516;
+/// The user is in the target's blacklist.
+pub const SNS_IN_PEER_BLACKLIST: u32 = 30525;
+/// The request waits for the target to accept it (`AllowType_Type_NeedConfirm`).
+pub const SNS_NEED_CONFIRM: u32 = 30539;
+/// No such pending request.
+pub const SNS_NO_PENDING_REQUEST: u32 = 30614;
+/// The peer is not a friend.
+pub const SNS_NOT_FRIEND: u32 = 31704;
+
+// Sends refused by the relationship policy (client sends only; the admin is never checked).
+/// The sender is in the recipient's blacklist (only when the blacklist check reports).
+pub const MSG_IN_BLACKLIST: u32 = 20007;
+/// Friends-only: neither is the other's friend.
+pub const MSG_NOT_FRIENDS: u32 = 20009;
+/// Friends-only: the sender is not in the recipient's friend list.
+pub const MSG_NOT_RECIPIENTS_FRIEND: u32 = 20010;
+/// Friends-only: the recipient is not in the sender's friend list.
+pub const MSG_NOT_SENDERS_FRIEND: u32 = 20011;

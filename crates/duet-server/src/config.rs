@@ -35,6 +35,29 @@ pub struct FileConfig {
     pub multi_login: Option<MultiLoginName>,
     /// Devices allowed per platform group (default 1).
     pub instances_per_platform: Option<usize>,
+    /// Tencent's "relationship check": only two-way friends may message each other from a client
+    /// (default false: anyone may message anyone). Admin sends are never checked.
+    pub friends_only: Option<bool>,
+    /// What a client send from a blacklisted sender gets: `"silent"` (default, Tencent's: a normal
+    /// success, the message dropped) or `"report"` (error 20007).
+    pub blacklist_check: Option<BlacklistCheckName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlacklistCheckName {
+    Silent,
+    Report,
+}
+
+impl From<BlacklistCheckName> for duet_core::relations::BlacklistCheck {
+    fn from(b: BlacklistCheckName) -> duet_core::relations::BlacklistCheck {
+        use duet_core::relations::BlacklistCheck;
+        match b {
+            BlacklistCheckName::Silent => BlacklistCheck::Silent,
+            BlacklistCheckName::Report => BlacklistCheck::Report,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -99,5 +122,24 @@ impl Config {
             durability: Durability::Fsync,
             purge_interval: Duration::from_secs(60),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_permission_keys_parse_and_unknown_values_are_refused() {
+        let c = FileConfig::parse("friends_only = true\nblacklist_check = \"report\"\n").unwrap();
+        assert_eq!((c.friends_only, c.blacklist_check), (Some(true), Some(BlacklistCheckName::Report)));
+        let c = FileConfig::parse("").unwrap();
+        assert_eq!((c.friends_only, c.blacklist_check), (None, None));
+        assert!(FileConfig::parse("blacklist_check = \"loud\"").is_err());
+        assert!(FileConfig::parse("friends_only = \"yes\"").is_err());
+        // Tencent's defaults.
+        let core = Config::new(1, "k", "/tmp").core;
+        assert!(!core.permissions.friends_only);
+        assert_eq!(core.permissions.blacklist, duet_core::relations::BlacklistCheck::Silent);
     }
 }

@@ -5,7 +5,10 @@
 //! shutdown. Requests start in frame order and are answered as they complete (up to 64 in flight). A
 //! push is encoded once per entry however many devices get it. Each turn of the task queues its frames
 //! and whatever else is ready (answers, entries) and writes them with one flush: a send's answer and the
-//! sender's own sync entry usually leave in one syscall.
+//! sender's own sync entry usually leave in one syscall. `relations` serves the friend and blacklist
+//! requests and encodes the `relation` events.
+
+mod relations;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -246,6 +249,13 @@ impl Connection {
                 }
                 None
             }
+            Some(Outbound::Relation(event)) => {
+                if feed(&mut self.socket, &relations::event(&event)).await {
+                    None
+                } else {
+                    Some(End::Dropped)
+                }
+            }
             Some(Outbound::Kicked(reason)) => {
                 if reason != KickReason::Replaced {
                     let info = match reason {
@@ -347,8 +357,9 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
                 return Err(ApiError::new(client::code::INVALID_USER_ID, why));
             }
             let body = duet_proto::elem::validate_elems(&body)?;
+            // A user's send passes the permission policy (friends-only, blacklists); the admin's do not.
             let sent = core
-                .send(Outgoing {
+                .client_send(Outgoing {
                     from: user,
                     to: vec![to.clone()],
                     seq,
@@ -423,6 +434,15 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
             (ServerFrame::Pong { id, server_time: core.clock().now_ms(), latest }, None)
         }
         ClientFrame::Logout { id } => (ServerFrame::Ok { id }, Some(End::Logout)),
+        frame @ (ClientFrame::FriendAdd { .. }
+        | ClientFrame::FriendDelete { .. }
+        | ClientFrame::FriendAccept { .. }
+        | ClientFrame::FriendDecline { .. }
+        | ClientFrame::FriendList { .. }
+        | ClientFrame::FriendRequests { .. }
+        | ClientFrame::BlackAdd { .. }
+        | ClientFrame::BlackDelete { .. }
+        | ClientFrame::BlackList { .. }) => (relations::answer(core, &user, frame).await?, None),
     })
 }
 
@@ -435,7 +455,16 @@ fn request_id(frame: &ClientFrame) -> u64 {
         | ClientFrame::Conversations { id }
         | ClientFrame::MarkRead { id, .. }
         | ClientFrame::Ping { id }
-        | ClientFrame::Logout { id } => *id,
+        | ClientFrame::Logout { id }
+        | ClientFrame::FriendAdd { id, .. }
+        | ClientFrame::FriendDelete { id, .. }
+        | ClientFrame::FriendAccept { id, .. }
+        | ClientFrame::FriendDecline { id, .. }
+        | ClientFrame::FriendList { id }
+        | ClientFrame::FriendRequests { id }
+        | ClientFrame::BlackAdd { id, .. }
+        | ClientFrame::BlackDelete { id, .. }
+        | ClientFrame::BlackList { id } => *id,
     }
 }
 

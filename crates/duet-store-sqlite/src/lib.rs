@@ -6,6 +6,7 @@
 //! survives a process crash but not an OS crash.
 
 mod ops;
+mod relations;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -69,6 +70,7 @@ impl SqliteStore {
         ))
         .map_err(backend)?;
         migrate(&conn)?;
+        conn.execute_batch(relations::SCHEMA).map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
         let readers = Arc::new(Readers {
             path: path.to_owned(),

@@ -266,5 +266,6 @@ pub fn event_json(e: &Event) -> Value {
         }
         Event::Kicked { code, info } => json!({"event": "kicked", "code": code, "info": info}),
         Event::SigExpired => json!({"event": "sig_expired"}),
+        Event::Relation(r) => json!({"event": "relation", "change": r}),
     }
 }

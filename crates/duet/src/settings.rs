@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use duet_server::config::{self, Config, DurabilityName, FileConfig};
+use duet_server::config::{self, BlacklistCheckName, Config, DurabilityName, FileConfig};
 
 #[derive(Args, Debug, Clone)]
 pub struct AppArgs {
@@ -27,6 +27,12 @@ pub struct AppArgs {
     /// `fsync` (ack after the commit is on disk; default) or `relaxed` (survives a process crash only)
     #[arg(long, env = "DUET_DURABILITY", value_parser = ["fsync", "relaxed"])]
     durability: Option<String>,
+    /// Only two-way friends may message each other from a client (Tencent's relationship check) [default: false]
+    #[arg(long, env = "DUET_FRIENDS_ONLY")]
+    friends_only: Option<bool>,
+    /// A blacklisted sender's client send: `silent` (looks sent, dropped; default) or `report` (error 20007)
+    #[arg(long, env = "DUET_BLACKLIST_CHECK", value_parser = ["silent", "report"])]
+    blacklist_check: Option<String>,
 }
 
 pub struct Settings {
@@ -88,6 +94,17 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
             bail!("instances_per_platform must be at least 1");
         }
         config.core.login_policy.instances = n;
+    }
+    if let Some(on) = args.friends_only.or(file.friends_only) {
+        config.core.permissions.friends_only = on;
+    }
+    let blacklist = match args.blacklist_check.as_deref() {
+        Some("report") => Some(BlacklistCheckName::Report),
+        Some(_) => Some(BlacklistCheckName::Silent),
+        None => file.blacklist_check,
+    };
+    if let Some(b) = blacklist {
+        config.core.permissions.blacklist = b.into();
     }
     if let Some(days) = file.roaming_retention_days {
         config.core.roaming_retention_secs = i64::from(days) * 86_400;

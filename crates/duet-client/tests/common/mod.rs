@@ -115,6 +115,7 @@ pub fn describe(e: &Event) -> String {
         Event::MessageRecalled { peer, msg_key } => format!("recalled {peer} {msg_key}"),
         Event::Kicked { code, .. } => format!("kicked {code}"),
         Event::SigExpired => "sig-expired".into(),
+        Event::Relation(r) => format!("relation {r:?}"),
     }
 }
 

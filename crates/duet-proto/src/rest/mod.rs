@@ -3,10 +3,12 @@
 //! * [`Command`] names every endpoint Duet serves, from its `(service, command)` path.
 //! * [`request`] parses request bodies into typed requests, leniently (old and new field names, numbers
 //!   as strings) but with Tencent's error code for each thing that is wrong.
+//! * [`sns`] holds the relationship chain's requests and replies (`sns/friend_*`, `sns/black_list_*`).
 //! * [`response`] holds the response shapes and the `ActionStatus`/`ErrorCode`/`ErrorInfo` envelope.
 
 pub mod request;
 pub mod response;
+pub mod sns;
 
 mod fields;
 
@@ -84,6 +86,18 @@ pub enum Command {
     QueryOnlineStatus,
     RecentContactGetList,
     RecentContactDelete,
+    FriendAdd,
+    FriendImport,
+    FriendUpdate,
+    FriendDelete,
+    FriendDeleteAll,
+    FriendCheck,
+    FriendGet,
+    FriendGetList,
+    BlackListAdd,
+    BlackListDelete,
+    BlackListGet,
+    BlackListCheck,
 }
 
 impl Command {
@@ -108,6 +122,18 @@ impl Command {
             (Service::OpenIm, "query_online_status" | "querystate") => QueryOnlineStatus,
             (Service::RecentContact, "get_list") => RecentContactGetList,
             (Service::RecentContact, "delete") => RecentContactDelete,
+            (Service::Sns, "friend_add") => FriendAdd,
+            (Service::Sns, "friend_import") => FriendImport,
+            (Service::Sns, "friend_update") => FriendUpdate,
+            (Service::Sns, "friend_delete") => FriendDelete,
+            (Service::Sns, "friend_delete_all") => FriendDeleteAll,
+            (Service::Sns, "friend_check") => FriendCheck,
+            (Service::Sns, "friend_get") => FriendGet,
+            (Service::Sns, "friend_get_list") => FriendGetList,
+            (Service::Sns, "black_list_add") => BlackListAdd,
+            (Service::Sns, "black_list_delete") => BlackListDelete,
+            (Service::Sns, "black_list_get") => BlackListGet,
+            (Service::Sns, "black_list_check") => BlackListCheck,
             _ => return None,
         })
     }

@@ -3,6 +3,7 @@
 
 use duet_core::AuthError;
 use duet_core::Error;
+use duet_core::relations::{RelationError, SendRefusal};
 use duet_core::usersig::UserSigError;
 use duet_proto::rest::{Command, Service};
 use duet_proto::{ApiError, code};
@@ -53,6 +54,7 @@ pub(crate) fn core(command: Command, service: Service, e: Error) -> ApiError {
                 PortraitSet | PortraitGet => code::PROFILE_ACCOUNT_MISSING,
                 RecentContactGetList | RecentContactDelete => code::CONTACT_ACCOUNT_NOT_FOUND,
                 SendMsg | BatchSendMsg | ImportMsg => code::MSG_TO_ACCOUNT_NOT_FOUND,
+                _ if service == Service::Sns => code::SNS_ACCOUNT_NOT_FOUND,
                 _ => code::MSG_TO_ACCOUNT_INVALID,
             };
             ApiError::new(code, format!("account {id:?} does not exist; import it first"))
@@ -66,6 +68,8 @@ pub(crate) fn core(command: Command, service: Service, e: Error) -> ApiError {
         }
         Error::NoSuchMessage => ApiError::new(code::MSG_NOT_FOUND, "the message to recall does not exist"),
         Error::AlreadyRecalled => ApiError::new(code::MSG_ALREADY_RECALLED, "the message was recalled already"),
+        Error::Relation(e) => ApiError::new(relation(e).0, e.to_string()),
+        Error::Refused(r) => refusal(r),
         Error::Store(e) => {
             tracing::error!(error = %e, ?command, "storage failure");
             internal(service)
@@ -79,7 +83,38 @@ pub(crate) fn internal(service: Service) -> ApiError {
         Service::Login => code::ACCOUNT_INTERNAL,
         Service::Profile => code::PROFILE_INTERNAL,
         Service::RecentContact => code::CONTACT_INTERNAL,
-        Service::OpenIm | Service::Sns => code::MSG_SERVER_INTERNAL,
+        Service::Sns => code::SNS_INTERNAL,
+        Service::OpenIm => code::MSG_SERVER_INTERNAL,
     };
     ApiError::new(code, "internal server error, please retry")
+}
+
+/// A relationship failure on one account: Tencent's code and its `ResultInfo`.
+pub(crate) fn relation(e: RelationError) -> (u32, &'static str) {
+    match e {
+        RelationError::NoSuchAccount => (code::SNS_ACCOUNT_NOT_FOUND, "Err_SNS_Account_Not_Exist"),
+        RelationError::IsSelf => (code::SNS_INVALID_PARAMS, "Err_SNS_Self_Not_Allowed"),
+        RelationError::InOwnBlacklist => (code::SNS_IN_OWN_BLACKLIST, "Err_SNS_FriendAdd_In_Self_BlackList"),
+        RelationError::InPeerBlacklist => (code::SNS_IN_PEER_BLACKLIST, "Err_SNS_FriendAdd_In_Other_Side_BlackList"),
+        RelationError::PeerDeniesAll => (code::SNS_PEER_DENIES_ALL, "Err_SNS_FriendAdd_Deny_Any"),
+        RelationError::OwnFriendLimit => (code::SNS_FRIEND_LIMIT, "Err_SNS_FriendAdd_Friend_Count_Limit"),
+        RelationError::PeerFriendLimit => (code::SNS_PEER_FRIEND_LIMIT, "Err_SNS_FriendAdd_Peer_Friend_Count_Limit"),
+        RelationError::PendingLimit => (code::SNS_PENDING_LIMIT, "Err_SNS_FriendAdd_Pendency_Limit"),
+        RelationError::BlacklistLimit => (code::SNS_BLACKLIST_LIMIT, "Err_SNS_BlackListAdd_Count_Limit"),
+        RelationError::NotFriend => (code::SNS_NOT_FRIEND, "Err_SNS_Friend_Not_Exist"),
+        RelationError::NoRequest => (code::SNS_NO_PENDING_REQUEST, "Err_SNS_Pendency_Not_Exist"),
+        RelationError::AlreadyBlocked => (code::SNS_INVALID_PARAMS, "Err_SNS_BlackListAdd_Already_Exist"),
+        RelationError::NotBlocked => (code::SNS_INVALID_PARAMS, "Err_SNS_BlackListDelete_Not_Exist"),
+    }
+}
+
+/// A client send the permission policy refused, with Tencent's code.
+pub(crate) fn refusal(r: SendRefusal) -> ApiError {
+    let code = match r {
+        SendRefusal::Blacklisted => code::MSG_IN_BLACKLIST,
+        SendRefusal::NotFriends => code::MSG_NOT_FRIENDS,
+        SendRefusal::NotRecipientsFriend => code::MSG_NOT_RECIPIENTS_FRIEND,
+        SendRefusal::NotSendersFriend => code::MSG_NOT_SENDERS_FRIEND,
+    };
+    ApiError::new(code, r.to_string())
 }

@@ -25,6 +25,9 @@ pub(crate) async fn handle(
     command: Command,
     body: &Value,
 ) -> Result<Json, ApiError> {
+    if service == Service::Sns {
+        return super::sns::handle(core, command, body).await;
+    }
     let fail = |e| error::core(command, service, e);
     let ok = |body| Ok(Json::ok(body, service));
     use Command::*;
@@ -221,6 +224,8 @@ pub(crate) async fn handle(
             core.delete_conversation(&r.from, &r.to, r.clear_ramble).await.map_err(fail)?;
             ok(Empty {})
         }
+        // The relationship chain is served by `sns::handle`, above.
+        _ => Err(error::internal(service)),
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub(crate) mod error;
 mod handlers;
+mod sns;
 
 use std::sync::Arc;
 

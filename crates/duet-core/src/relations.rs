@@ -1,0 +1,991 @@
+//! The relationship chain and the permission policy: friend lists, friend requests, blacklists, and the
+//! check every client send passes.
+//!
+//! * [`RelationStore`] is the storage trait: load one user's relations, and apply a batch of
+//!   [`RelationChange`]s atomically.
+//! * [`Relations`] is the in-memory cache the send path reads: per user, the friend list, the blacklist and
+//!   the pending requests, loaded on first use and kept coherent by every relation write (all of which go
+//!   through [`Core`] and are serialised by one async mutex). A client send costs one or two hash lookups
+//!   under a read lock; a user's first send or receipt after start costs one store read.
+//! * The `impl Core` block holds the operations the REST API and the client protocol call.
+//!
+//! Relationships are directional, as in Tencent IM: "A has B as a friend" means B is in A's friend list.
+//! `Add_Type_Both` writes both directions. Adding someone to a blacklist removes the friendship both ways and
+//! any pending request between the two.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+
+use crate::core::Core;
+use crate::model::{MsgKey, Outgoing, ProfileValue, Sent};
+use crate::store::StoreError;
+use crate::{Error, hub::Outbound};
+
+/// Most friends per user (Tencent: 3 000).
+pub const MAX_FRIENDS: usize = 3_000;
+/// Most blacklist entries per user (Tencent: 1 000).
+pub const MAX_BLACKLIST: usize = 1_000;
+/// Most pending requests a user may have received (Tencent: 100 pending).
+pub const MAX_PENDING: usize = 100;
+
+/// The profile tag that says who may add a user as a friend.
+pub const TAG_ALLOW_TYPE: &str = "Tag_Profile_IM_AllowType";
+
+/// Who may add a user as a friend (`Tag_Profile_IM_AllowType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AllowType {
+    /// `AllowType_Type_AllowAny`: requests are granted at once.
+    AllowAny,
+    /// `AllowType_Type_NeedConfirm` (Tencent's default): a request waits for the user to accept it.
+    #[default]
+    NeedConfirm,
+    /// `AllowType_Type_DenyAny`: requests are refused.
+    DenyAny,
+}
+
+impl AllowType {
+    pub fn from_tag_value(v: &str) -> AllowType {
+        match v {
+            "AllowType_Type_AllowAny" => AllowType::AllowAny,
+            "AllowType_Type_DenyAny" => AllowType::DenyAny,
+            _ => AllowType::NeedConfirm,
+        }
+    }
+}
+
+/// What the blacklist check does with a message from a blacklisted sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BlacklistCheck {
+    /// Tencent's default: the sender sees a normal success; the message is dropped.
+    #[default]
+    Silent,
+    /// The sender is told (20007).
+    Report,
+}
+
+/// Who may message whom on the client send path. Admin sends (REST, or an admin logged in as a client)
+/// are never checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Permissions {
+    /// Tencent's "relationship check": only two-way friends may message each other.
+    pub friends_only: bool,
+    pub blacklist: BlacklistCheck,
+}
+
+/// One entry of a user's friend list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Friend {
+    pub peer: String,
+    /// `Tag_SNS_IM_Remark`.
+    pub remark: String,
+    /// `Tag_SNS_IM_Group`.
+    pub groups: Vec<String>,
+    /// `Tag_SNS_IM_AddSource`.
+    pub add_source: String,
+    /// `Tag_SNS_IM_AddWording`.
+    pub add_wording: String,
+    /// `Tag_SNS_IM_AddTime`, unix seconds.
+    pub add_time: i64,
+    /// `Tag_SNS_Custom_*` values.
+    pub custom: Vec<(String, ProfileValue)>,
+}
+
+impl Friend {
+    pub fn new(peer: &str, add_time: i64) -> Friend {
+        Friend {
+            peer: peer.to_owned(),
+            remark: String::new(),
+            groups: Vec::new(),
+            add_source: String::new(),
+            add_wording: String::new(),
+            add_time,
+            custom: Vec::new(),
+        }
+    }
+}
+
+/// A friend request waiting for its target to accept or decline it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FriendRequest {
+    pub from: String,
+    pub to: String,
+    pub wording: String,
+    pub source: String,
+    /// The remark and group the requester gives the target once accepted.
+    pub remark: String,
+    pub group: String,
+    pub time: i64,
+}
+
+/// One blacklist entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    pub peer: String,
+    /// When it was added, unix seconds.
+    pub time: i64,
+}
+
+/// Everything stored about one user's relations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelationData {
+    pub friends: Vec<Friend>,
+    pub blacklist: Vec<Blocked>,
+    /// Requests others sent this user.
+    pub incoming: Vec<FriendRequest>,
+    /// Requests this user sent.
+    pub outgoing: Vec<FriendRequest>,
+}
+
+/// One write to the relationship tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelationChange {
+    /// Inserts or replaces `friend` in `owner`'s list.
+    PutFriend {
+        owner: String,
+        friend: Friend,
+    },
+    DeleteFriend {
+        owner: String,
+        peer: String,
+    },
+    PutBlocked {
+        owner: String,
+        entry: Blocked,
+    },
+    DeleteBlocked {
+        owner: String,
+        peer: String,
+    },
+    /// Inserts or replaces the request from `from` to `to`.
+    PutRequest(FriendRequest),
+    DeleteRequest {
+        from: String,
+        to: String,
+    },
+    /// Every row that names the user, on either side (account deletion).
+    DropUser(String),
+}
+
+/// The relationship chain's storage. Every backend implements it with the same meaning.
+#[async_trait]
+pub trait RelationStore: Send + Sync + 'static {
+    /// Everything stored about `user`'s relations (empty for an unknown user).
+    async fn load_relations(&self, user: String) -> Result<RelationData, StoreError>;
+    /// Applies the changes in order, atomically: all or none.
+    async fn apply_relations(&self, changes: Vec<RelationChange>) -> Result<(), StoreError>;
+}
+
+/// Why a pending request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestEnd {
+    Accepted,
+    Declined,
+    /// Removed by a blacklist, a deletion of the account, or a new request the other way.
+    Cancelled,
+}
+
+/// What a user's devices are told when the user's relations change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelationEvent {
+    /// `peer` was added to the user's friend list.
+    FriendAdded(Friend),
+    /// `peer` was removed from the user's friend list.
+    FriendRemoved {
+        peer: String,
+    },
+    /// Someone asks the user to be friends.
+    RequestReceived(FriendRequest),
+    /// The user asked someone (told to the user's devices).
+    RequestSent(FriendRequest),
+    /// A pending request between the user and someone is gone.
+    RequestDeleted {
+        from: String,
+        to: String,
+        why: RequestEnd,
+    },
+    BlacklistAdded(Blocked),
+    BlacklistRemoved {
+        peer: String,
+    },
+}
+
+/// Why a relationship operation on one target failed. Each has Tencent's code (see the server's error
+/// mapping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RelationError {
+    #[error("the account does not exist")]
+    NoSuchAccount,
+    #[error("a user cannot be their own friend or blacklist entry")]
+    IsSelf,
+    #[error("the peer is in the user's blacklist")]
+    InOwnBlacklist,
+    #[error("the user is in the peer's blacklist")]
+    InPeerBlacklist,
+    #[error("the peer accepts no friend requests")]
+    PeerDeniesAll,
+    #[error("the user has the most friends allowed")]
+    OwnFriendLimit,
+    #[error("the peer has the most friends allowed")]
+    PeerFriendLimit,
+    #[error("the peer has the most pending requests allowed")]
+    PendingLimit,
+    #[error("the blacklist is full")]
+    BlacklistLimit,
+    #[error("the peer is not a friend")]
+    NotFriend,
+    #[error("no pending request from the peer")]
+    NoRequest,
+    #[error("the peer is in the blacklist already")]
+    AlreadyBlocked,
+    #[error("the peer is not in the blacklist")]
+    NotBlocked,
+}
+
+/// Why a client send was refused by the permission policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendRefusal {
+    /// The sender is in the recipient's blacklist (reported only with [`BlacklistCheck::Report`]).
+    #[error("the sender is in the recipient's blacklist")]
+    Blacklisted,
+    /// Friends-only: neither has the other as a friend.
+    #[error("the two users are not friends")]
+    NotFriends,
+    /// Friends-only: the recipient does not have the sender as a friend.
+    #[error("the sender is not the recipient's friend")]
+    NotRecipientsFriend,
+    /// Friends-only: the sender does not have the recipient as a friend.
+    #[error("the recipient is not the sender's friend")]
+    NotSendersFriend,
+}
+
+/// How two users relate, from the first one's point of view (`friend_check`, `black_list_check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    BothWay,
+    /// The second is in the first's list only.
+    AWithB,
+    /// The first is in the second's list only.
+    BWithA,
+    None,
+}
+
+impl Relation {
+    fn of(a_has_b: bool, b_has_a: bool) -> Relation {
+        match (a_has_b, b_has_a) {
+            (true, true) => Relation::BothWay,
+            (true, false) => Relation::AWithB,
+            (false, true) => Relation::BWithA,
+            (false, false) => Relation::None,
+        }
+    }
+}
+
+/// The outcome of a client send's permission check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Allow,
+    /// Answer as if sent; store and deliver nothing.
+    Drop,
+}
+
+/// A friend request to make (`friend_add`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AddFriend {
+    pub to: String,
+    pub remark: String,
+    pub group: String,
+    pub source: String,
+    pub wording: String,
+}
+
+/// What `friend_add` did for one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// The friendship exists now.
+    Done,
+    /// A request waits for the target to accept it.
+    Pending,
+}
+
+/// One user's relations, as cached.
+#[derive(Debug, Clone, Default)]
+struct UserRelations {
+    friends: HashMap<String, Friend>,
+    blacklist: HashMap<String, i64>,
+    incoming: HashMap<String, FriendRequest>,
+    outgoing: HashMap<String, FriendRequest>,
+}
+
+impl UserRelations {
+    fn from_data(d: RelationData) -> UserRelations {
+        UserRelations {
+            friends: d.friends.into_iter().map(|f| (f.peer.clone(), f)).collect(),
+            blacklist: d.blacklist.into_iter().map(|b| (b.peer, b.time)).collect(),
+            incoming: d.incoming.into_iter().map(|r| (r.from.clone(), r)).collect(),
+            outgoing: d.outgoing.into_iter().map(|r| (r.to.clone(), r)).collect(),
+        }
+    }
+}
+
+/// The cache of relations, and the lock that serialises relation writes.
+#[derive(Default)]
+pub(crate) struct Relations {
+    cache: RwLock<HashMap<String, UserRelations>>,
+    writes: tokio::sync::Mutex<()>,
+}
+
+/// The state a relation write works on: copies of the users it touches, the changes to store and the
+/// events to send once stored.
+struct Txn {
+    users: HashMap<String, UserRelations>,
+    changes: Vec<RelationChange>,
+    events: Vec<(String, RelationEvent)>,
+}
+
+impl Txn {
+    fn user(&mut self, id: &str) -> &mut UserRelations {
+        self.users.entry(id.to_owned()).or_default()
+    }
+
+    fn has_friend(&self, owner: &str, peer: &str) -> bool {
+        self.users.get(owner).is_some_and(|u| u.friends.contains_key(peer))
+    }
+
+    fn blocks(&self, owner: &str, peer: &str) -> bool {
+        self.users.get(owner).is_some_and(|u| u.blacklist.contains_key(peer))
+    }
+
+    fn friend_count(&self, owner: &str) -> usize {
+        self.users.get(owner).map_or(0, |u| u.friends.len())
+    }
+
+    fn put_friend(&mut self, owner: &str, friend: Friend) {
+        let new = self.user(owner).friends.insert(friend.peer.clone(), friend.clone()).is_none();
+        if new {
+            self.events.push((owner.to_owned(), RelationEvent::FriendAdded(friend.clone())));
+        }
+        self.changes.push(RelationChange::PutFriend { owner: owner.to_owned(), friend });
+    }
+
+    fn remove_friend(&mut self, owner: &str, peer: &str) -> bool {
+        if self.user(owner).friends.remove(peer).is_none() {
+            return false;
+        }
+        self.changes.push(RelationChange::DeleteFriend { owner: owner.to_owned(), peer: peer.to_owned() });
+        self.events.push((owner.to_owned(), RelationEvent::FriendRemoved { peer: peer.to_owned() }));
+        true
+    }
+
+    fn put_request(&mut self, r: FriendRequest) {
+        self.user(&r.from).outgoing.insert(r.to.clone(), r.clone());
+        self.user(&r.to).incoming.insert(r.from.clone(), r.clone());
+        self.events.push((r.to.clone(), RelationEvent::RequestReceived(r.clone())));
+        self.events.push((r.from.clone(), RelationEvent::RequestSent(r.clone())));
+        self.changes.push(RelationChange::PutRequest(r));
+    }
+
+    fn remove_request(&mut self, from: &str, to: &str, why: RequestEnd) -> Option<FriendRequest> {
+        let r = self.user(from).outgoing.remove(to);
+        self.user(to).incoming.remove(from);
+        let r = r?;
+        self.changes.push(RelationChange::DeleteRequest { from: from.to_owned(), to: to.to_owned() });
+        for user in [from, to] {
+            let event = RelationEvent::RequestDeleted { from: from.to_owned(), to: to.to_owned(), why };
+            self.events.push((user.to_owned(), event));
+        }
+        Some(r)
+    }
+
+    fn put_blocked(&mut self, owner: &str, entry: Blocked) {
+        self.user(owner).blacklist.insert(entry.peer.clone(), entry.time);
+        self.events.push((owner.to_owned(), RelationEvent::BlacklistAdded(entry.clone())));
+        self.changes.push(RelationChange::PutBlocked { owner: owner.to_owned(), entry });
+    }
+
+    fn remove_blocked(&mut self, owner: &str, peer: &str) -> bool {
+        if self.user(owner).blacklist.remove(peer).is_none() {
+            return false;
+        }
+        self.events.push((owner.to_owned(), RelationEvent::BlacklistRemoved { peer: peer.to_owned() }));
+        self.changes.push(RelationChange::DeleteBlocked { owner: owner.to_owned(), peer: peer.to_owned() });
+        true
+    }
+}
+
+/// A change to one friend entry (`friend_update`): gets the current entry, returns the new one.
+pub type FriendEdit = Box<dyn FnOnce(Friend) -> Friend + Send>;
+
+/// Which lists a friend operation touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Only the owner's list.
+    Single,
+    /// The owner's list and the peer's.
+    Both,
+}
+
+impl Core {
+    // ---- the send check ---------------------------------------------------------------------------
+
+    /// Sends a message a user's device sent (the client protocol): the permission policy is applied first.
+    /// A message the blacklist check drops silently is answered like a sent one (a fresh `MsgKey`, the
+    /// current time) but stored and delivered nowhere, so `conv_seq` and `sender_log_seq` are 0.
+    pub async fn client_send(&self, msg: Outgoing) -> Result<Sent, Error> {
+        let verdict = match &msg.to[..] {
+            [to] => self.permit(&msg.from, to).await?,
+            _ => Verdict::Allow,
+        };
+        match verdict {
+            Verdict::Allow => {
+                let sent = self.send(msg).await?;
+                self.forget_unknown(&sent.failed);
+                Ok(sent)
+            }
+            Verdict::Drop => {
+                let time = self.clock.now_secs();
+                let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time };
+                Ok(Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 })
+            }
+        }
+    }
+
+    /// Applies the permission policy to a client send from `from` to `to`. Admin senders pass.
+    pub(crate) async fn permit(&self, from: &str, to: &str) -> Result<Verdict, Error> {
+        if self.is_admin(from) || from == to {
+            return Ok(Verdict::Allow);
+        }
+        let policy = self.config.permissions;
+        let users: &[&str] = if policy.friends_only { &[to, from] } else { &[to] };
+        loop {
+            {
+                let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
+                if let Some(recipient) = cache.get(to) {
+                    let sender = if policy.friends_only { cache.get(from) } else { None };
+                    if !policy.friends_only || sender.is_some() {
+                        return decide(policy, from, to, recipient, sender);
+                    }
+                }
+            }
+            let _guard = self.relations.writes.lock().await;
+            self.load_missing(users).await?;
+        }
+    }
+
+    /// Drops the (empty) cache entries the check made for recipients that turned out not to exist, so that
+    /// sends to made-up UserIDs do not grow the cache.
+    fn forget_unknown(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut cache = self.relations.cache.write().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            let empty = cache.get(id).is_some_and(|u| {
+                u.friends.is_empty() && u.blacklist.is_empty() && u.incoming.is_empty() && u.outgoing.is_empty()
+            });
+            if empty {
+                cache.remove(id);
+            }
+        }
+    }
+
+    /// Loads into the cache the users it does not hold. Call with the write lock held.
+    async fn load_missing(&self, users: &[&str]) -> Result<(), Error> {
+        for user in users {
+            let cached = self.relations.cache.read().unwrap_or_else(|e| e.into_inner()).contains_key(*user);
+            if !cached {
+                let data = self.store.load_relations((*user).to_owned()).await?;
+                let loaded = UserRelations::from_data(data);
+                self.relations.cache.write().unwrap_or_else(|e| e.into_inner()).insert((*user).to_owned(), loaded);
+            }
+        }
+        Ok(())
+    }
+
+    /// A transaction over copies of `users`. Call with the write lock held.
+    async fn begin(&self, users: &[&str]) -> Result<Txn, Error> {
+        self.load_missing(users).await?;
+        let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
+        let users = users.iter().map(|u| ((*u).to_owned(), cache.get(*u).cloned().unwrap_or_default())).collect();
+        Ok(Txn { users, changes: Vec::new(), events: Vec::new() })
+    }
+
+    /// Stores the transaction's changes; then makes its copies the cached state and tells the devices.
+    async fn commit(&self, txn: Txn) -> Result<(), Error> {
+        if txn.changes.is_empty() {
+            return Ok(());
+        }
+        self.store.apply_relations(txn.changes).await?;
+        {
+            let mut cache = self.relations.cache.write().unwrap_or_else(|e| e.into_inner());
+            for (id, user) in txn.users {
+                cache.insert(id, user);
+            }
+        }
+        for (user, event) in txn.events {
+            self.hub.notify(&user, Outbound::Relation(Arc::new(event)));
+        }
+        Ok(())
+    }
+
+    /// Which of `ids` exist.
+    async fn existing(&self, ids: &[String]) -> Result<Vec<bool>, Error> {
+        Ok(self.store.accounts_exist(ids.to_vec()).await?)
+    }
+
+    async fn allow_type(&self, user: &str) -> Result<AllowType, Error> {
+        let profile = self.store.profiles(vec![user.to_owned()], vec![TAG_ALLOW_TYPE.to_owned()]).await?;
+        Ok(match profile.into_iter().next().flatten().unwrap_or_default().pop() {
+            Some((_, ProfileValue::Text(v))) => AllowType::from_tag_value(&v),
+            _ => AllowType::default(),
+        })
+    }
+
+    // ---- friends ----------------------------------------------------------------------------------
+
+    /// `from` asks to add each of `items` as a friend. `force` (the admin's `ForceAddFlags`) skips the
+    /// targets' `AllowType`. The result of each item is in order.
+    pub async fn add_friends(
+        &self,
+        from: &str,
+        items: Vec<AddFriend>,
+        direction: Direction,
+        force: bool,
+    ) -> Result<Vec<Result<Added, RelationError>>, Error> {
+        self.require(from).await?;
+        let ids: Vec<String> = items.iter().map(|i| i.to.clone()).collect();
+        let exist = self.existing(&ids).await?;
+        let mut allow = Vec::with_capacity(items.len());
+        for (item, exists) in items.iter().zip(&exist) {
+            allow.push(if *exists && !force { self.allow_type(&item.to).await? } else { AllowType::AllowAny });
+        }
+        let now = self.clock.now_secs();
+        let _guard = self.relations.writes.lock().await;
+        let mut users: Vec<&str> = vec![from];
+        users.extend(ids.iter().zip(&exist).filter(|(_, e)| **e).map(|(id, _)| id.as_str()));
+        let mut txn = self.begin(&users).await?;
+        let mut results = Vec::with_capacity(items.len());
+        for ((item, exists), allow) in items.into_iter().zip(exist).zip(allow) {
+            results.push(add_one(&mut txn, from, item, exists, allow, direction, now));
+        }
+        self.commit(txn).await?;
+        Ok(results)
+    }
+
+    /// Writes friends into `owner`'s list as given (one way, no request): `friend_import`.
+    pub async fn import_friends(
+        &self,
+        owner: &str,
+        friends: Vec<Friend>,
+    ) -> Result<Vec<Result<(), RelationError>>, Error> {
+        self.require(owner).await?;
+        let ids: Vec<String> = friends.iter().map(|f| f.peer.clone()).collect();
+        let exist = self.existing(&ids).await?;
+        let _guard = self.relations.writes.lock().await;
+        let mut users: Vec<&str> = vec![owner];
+        users.extend(ids.iter().zip(&exist).filter(|(_, e)| **e).map(|(id, _)| id.as_str()));
+        let mut txn = self.begin(&users).await?;
+        let mut results = Vec::with_capacity(friends.len());
+        for (friend, exists) in friends.into_iter().zip(exist) {
+            let peer = friend.peer.clone();
+            let r = if !exists {
+                Err(RelationError::NoSuchAccount)
+            } else if peer == owner {
+                Err(RelationError::IsSelf)
+            } else if txn.blocks(owner, &peer) {
+                Err(RelationError::InOwnBlacklist)
+            } else if txn.blocks(&peer, owner) {
+                Err(RelationError::InPeerBlacklist)
+            } else if !txn.has_friend(owner, &peer) && txn.friend_count(owner) >= MAX_FRIENDS {
+                Err(RelationError::OwnFriendLimit)
+            } else {
+                txn.put_friend(owner, friend);
+                Ok(())
+            };
+            results.push(r);
+        }
+        self.commit(txn).await?;
+        Ok(results)
+    }
+
+    /// Changes the remark, groups or custom tags of friends in `owner`'s list: `friend_update`. Each
+    /// update gets the current entry and returns the new one.
+    pub async fn update_friends(
+        &self,
+        owner: &str,
+        updates: Vec<(String, FriendEdit)>,
+    ) -> Result<Vec<Result<(), RelationError>>, Error> {
+        self.require(owner).await?;
+        let _guard = self.relations.writes.lock().await;
+        let mut txn = self.begin(&[owner]).await?;
+        let mut results = Vec::with_capacity(updates.len());
+        for (peer, update) in updates {
+            match txn.user(owner).friends.get(&peer).cloned() {
+                None => results.push(Err(RelationError::NotFriend)),
+                Some(friend) => {
+                    let friend = update(friend);
+                    txn.user(owner).friends.insert(peer.clone(), friend.clone());
+                    txn.changes.push(RelationChange::PutFriend { owner: owner.to_owned(), friend });
+                    results.push(Ok(()));
+                }
+            }
+        }
+        self.commit(txn).await?;
+        Ok(results)
+    }
+
+    /// Removes each of `peers` from `owner`'s friend list (and, with [`Direction::Both`], `owner` from
+    /// theirs). A peer not in `owner`'s list fails with [`RelationError::NotFriend`].
+    pub async fn delete_friends(
+        &self,
+        owner: &str,
+        peers: Vec<String>,
+        direction: Direction,
+    ) -> Result<Vec<Result<(), RelationError>>, Error> {
+        self.require(owner).await?;
+        let _guard = self.relations.writes.lock().await;
+        let mut users: Vec<&str> = vec![owner];
+        users.extend(peers.iter().map(String::as_str));
+        let mut txn = self.begin(&users).await?;
+        let results = peers
+            .iter()
+            .map(|peer| {
+                if !txn.remove_friend(owner, peer) {
+                    return Err(RelationError::NotFriend);
+                }
+                if direction == Direction::Both {
+                    txn.remove_friend(peer, owner);
+                }
+                Ok(())
+            })
+            .collect();
+        self.commit(txn).await?;
+        Ok(results)
+    }
+
+    /// Empties `owner`'s friend list (and, with [`Direction::Both`], removes `owner` from every friend's).
+    pub async fn delete_all_friends(&self, owner: &str, direction: Direction) -> Result<(), Error> {
+        self.require(owner).await?;
+        let _guard = self.relations.writes.lock().await;
+        let mut txn = self.begin(&[owner]).await?;
+        let peers: Vec<String> = txn.user(owner).friends.keys().cloned().collect();
+        if direction == Direction::Both {
+            let refs: Vec<&str> = peers.iter().map(String::as_str).collect();
+            self.load_missing(&refs).await?;
+            let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
+            for p in &peers {
+                txn.users.insert(p.clone(), cache.get(p).cloned().unwrap_or_default());
+            }
+        }
+        for peer in &peers {
+            txn.remove_friend(owner, peer);
+            if direction == Direction::Both {
+                txn.remove_friend(peer, owner);
+            }
+        }
+        self.commit(txn).await
+    }
+
+    /// `target` accepts the pending request from `from`: `target` joins `from`'s list, and with
+    /// [`Direction::Both`] `from` joins `target`'s.
+    pub async fn accept_friend(&self, target: &str, from: &str, direction: Direction) -> Result<(), Error> {
+        let _guard = self.relations.writes.lock().await;
+        let mut txn = self.begin(&[target, from]).await?;
+        let Some(r) = txn.remove_request(from, target, RequestEnd::Accepted) else {
+            return Err(Error::Relation(RelationError::NoRequest));
+        };
+        if !txn.has_friend(from, target) && txn.friend_count(from) >= MAX_FRIENDS {
+            return Err(Error::Relation(RelationError::PeerFriendLimit));
+        }
+        if direction == Direction::Both && !txn.has_friend(target, from) && txn.friend_count(target) >= MAX_FRIENDS {
+            return Err(Error::Relation(RelationError::OwnFriendLimit));
+        }
+        let now = self.clock.now_secs();
+        let mut theirs = Friend::new(target, now);
+        (theirs.remark, theirs.groups, theirs.add_source, theirs.add_wording) =
+            (r.remark, group_list(r.group), r.source.clone(), r.wording.clone());
+        txn.put_friend(from, theirs);
+        if direction == Direction::Both && !txn.has_friend(target, from) {
+            let mut mine = Friend::new(from, now);
+            (mine.add_source, mine.add_wording) = (r.source, r.wording);
+            txn.put_friend(target, mine);
+        }
+        self.commit(txn).await
+    }
+
+    /// `target` declines the pending request from `from`.
+    pub async fn decline_friend(&self, target: &str, from: &str) -> Result<(), Error> {
+        let _guard = self.relations.writes.lock().await;
+        let mut txn = self.begin(&[target, from]).await?;
+        if txn.remove_request(from, target, RequestEnd::Declined).is_none() {
+            return Err(Error::Relation(RelationError::NoRequest));
+        }
+        self.commit(txn).await
+    }
+
+    /// `owner`'s friend list, oldest first.
+    pub async fn friends(&self, owner: &str) -> Result<Vec<Friend>, Error> {
+        self.require(owner).await?;
+        let mut list = self.read_user(owner, |u| u.friends.values().cloned().collect::<Vec<_>>()).await?;
+        list.sort_by(|a, b| a.add_time.cmp(&b.add_time).then_with(|| a.peer.cmp(&b.peer)));
+        Ok(list)
+    }
+
+    /// The requests `owner` received and sent that wait, oldest first.
+    pub async fn friend_requests(&self, owner: &str) -> Result<(Vec<FriendRequest>, Vec<FriendRequest>), Error> {
+        self.require(owner).await?;
+        let (mut incoming, mut outgoing) = self
+            .read_user(owner, |u| {
+                (u.incoming.values().cloned().collect::<Vec<_>>(), u.outgoing.values().cloned().collect::<Vec<_>>())
+            })
+            .await?;
+        incoming.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.from.cmp(&b.from)));
+        outgoing.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.to.cmp(&b.to)));
+        Ok((incoming, outgoing))
+    }
+
+    /// How `owner` and each of `peers` relate as friends; `None` for a peer that does not exist.
+    pub async fn check_friends(&self, owner: &str, peers: Vec<String>) -> Result<Vec<Option<Relation>>, Error> {
+        self.check(owner, peers, |u, peer| u.friends.contains_key(peer)).await
+    }
+
+    /// How `owner` and each of `peers` relate by blacklists; `None` for a peer that does not exist.
+    pub async fn check_blacklists(&self, owner: &str, peers: Vec<String>) -> Result<Vec<Option<Relation>>, Error> {
+        self.check(owner, peers, |u, peer| u.blacklist.contains_key(peer)).await
+    }
+
+    async fn check(
+        &self,
+        owner: &str,
+        peers: Vec<String>,
+        has: impl Fn(&UserRelations, &str) -> bool,
+    ) -> Result<Vec<Option<Relation>>, Error> {
+        self.require(owner).await?;
+        let exist = self.existing(&peers).await?;
+        {
+            let _guard = self.relations.writes.lock().await;
+            let mut users: Vec<&str> = vec![owner];
+            users.extend(peers.iter().zip(&exist).filter(|(_, e)| **e).map(|(p, _)| p.as_str()));
+            self.load_missing(&users).await?;
+        }
+        let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
+        let empty = UserRelations::default();
+        let mine = cache.get(owner).unwrap_or(&empty);
+        Ok(peers
+            .iter()
+            .zip(exist)
+            .map(|(peer, exists)| {
+                exists.then(|| Relation::of(has(mine, peer), has(cache.get(peer).unwrap_or(&empty), owner)))
+            })
+            .collect())
+    }
+
+    async fn read_user<R>(&self, user: &str, f: impl FnOnce(&UserRelations) -> R) -> Result<R, Error> {
+        let loaded = self.relations.cache.read().unwrap_or_else(|e| e.into_inner()).contains_key(user);
+        if !loaded {
+            let _guard = self.relations.writes.lock().await;
+            self.load_missing(&[user]).await?;
+        }
+        let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
+        Ok(f(cache.get(user).unwrap_or(&UserRelations::default())))
+    }
+
+    // ---- blacklists -------------------------------------------------------------------------------
+
+    /// Adds each of `peers` to `owner`'s blacklist, removing any friendship and pending request between them.
+    pub async fn add_to_blacklist(
+        &self,
+        owner: &str,
+        peers: Vec<String>,
+    ) -> Result<Vec<Result<(), RelationError>>, Error> {
+        self.require(owner).await?;
+        let exist = self.existing(&peers).await?;
+        let now = self.clock.now_secs();
+        let _guard = self.relations.writes.lock().await;
+        let mut users: Vec<&str> = vec![owner];
+        users.extend(peers.iter().zip(&exist).filter(|(_, e)| **e).map(|(p, _)| p.as_str()));
+        let mut txn = self.begin(&users).await?;
+        let mut results = Vec::with_capacity(peers.len());
+        for (peer, exists) in peers.iter().zip(exist) {
+            let r = if !exists {
+                Err(RelationError::NoSuchAccount)
+            } else if peer == owner {
+                Err(RelationError::IsSelf)
+            } else if txn.blocks(owner, peer) {
+                Err(RelationError::AlreadyBlocked)
+            } else if txn.user(owner).blacklist.len() >= MAX_BLACKLIST {
+                Err(RelationError::BlacklistLimit)
+            } else {
+                txn.put_blocked(owner, Blocked { peer: peer.clone(), time: now });
+                txn.remove_friend(owner, peer);
+                txn.remove_friend(peer, owner);
+                txn.remove_request(owner, peer, RequestEnd::Cancelled);
+                txn.remove_request(peer, owner, RequestEnd::Cancelled);
+                Ok(())
+            };
+            results.push(r);
+        }
+        self.commit(txn).await?;
+        Ok(results)
+    }
+
+    /// Removes each of `peers` from `owner`'s blacklist.
+    pub async fn remove_from_blacklist(
+        &self,
+        owner: &str,
+        peers: Vec<String>,
+    ) -> Result<Vec<Result<(), RelationError>>, Error> {
+        self.require(owner).await?;
+        let _guard = self.relations.writes.lock().await;
+        let mut txn = self.begin(&[owner]).await?;
+        let results = peers
+            .iter()
+            .map(|peer| if txn.remove_blocked(owner, peer) { Ok(()) } else { Err(RelationError::NotBlocked) })
+            .collect();
+        self.commit(txn).await?;
+        Ok(results)
+    }
+
+    /// `owner`'s blacklist, oldest first.
+    pub async fn blacklist(&self, owner: &str) -> Result<Vec<Blocked>, Error> {
+        self.require(owner).await?;
+        let mut list = self
+            .read_user(owner, |u| {
+                u.blacklist.iter().map(|(peer, time)| Blocked { peer: peer.clone(), time: *time }).collect::<Vec<_>>()
+            })
+            .await?;
+        list.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.peer.cmp(&b.peer)));
+        Ok(list)
+    }
+
+    // ---- accounts ---------------------------------------------------------------------------------
+
+    /// Forgets every relation of deleted accounts, in the store and in the cache.
+    pub(crate) async fn drop_relations(&self, ids: &[String]) -> Result<(), Error> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let _guard = self.relations.writes.lock().await;
+        self.store.apply_relations(ids.iter().cloned().map(RelationChange::DropUser).collect()).await?;
+        let mut cache = self.relations.cache.write().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            cache.remove(id);
+        }
+        for user in cache.values_mut() {
+            for id in ids {
+                user.friends.remove(id);
+                user.blacklist.remove(id);
+                user.incoming.remove(id);
+                user.outgoing.remove(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One item of `friend_add`.
+fn add_one(
+    txn: &mut Txn,
+    from: &str,
+    item: AddFriend,
+    exists: bool,
+    allow: AllowType,
+    direction: Direction,
+    now: i64,
+) -> Result<Added, RelationError> {
+    let to = item.to.as_str();
+    if !exists {
+        return Err(RelationError::NoSuchAccount);
+    }
+    if to == from {
+        return Err(RelationError::IsSelf);
+    }
+    if txn.blocks(from, to) {
+        return Err(RelationError::InOwnBlacklist);
+    }
+    if txn.blocks(to, from) {
+        return Err(RelationError::InPeerBlacklist);
+    }
+    let have = txn.has_friend(from, to);
+    let they_have = txn.has_friend(to, from);
+    if have && (they_have || direction == Direction::Single) {
+        return Ok(Added::Done);
+    }
+    // A request the other way, or the target having added `from` already, needs no confirmation.
+    let reverse = txn.users.get(from).is_some_and(|u| u.incoming.contains_key(to));
+    let confirmed = allow == AllowType::AllowAny || reverse || they_have;
+    if !confirmed && allow == AllowType::DenyAny {
+        return Err(RelationError::PeerDeniesAll);
+    }
+    if !have && txn.friend_count(from) >= MAX_FRIENDS {
+        return Err(RelationError::OwnFriendLimit);
+    }
+    if !confirmed {
+        let pending = txn.users.get(to).map_or(0, |u| u.incoming.len());
+        let renewing = txn.users.get(to).is_some_and(|u| u.incoming.contains_key(from));
+        if pending >= MAX_PENDING && !renewing {
+            return Err(RelationError::PendingLimit);
+        }
+        txn.put_request(FriendRequest {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            wording: item.wording,
+            source: item.source,
+            remark: item.remark,
+            group: item.group,
+            time: now,
+        });
+        return Ok(Added::Pending);
+    }
+    let both = direction == Direction::Both || reverse;
+    if both && !they_have && txn.friend_count(to) >= MAX_FRIENDS {
+        return Err(RelationError::PeerFriendLimit);
+    }
+    if reverse {
+        txn.remove_request(to, from, RequestEnd::Accepted);
+    }
+    if !have {
+        let mut friend = Friend::new(to, now);
+        (friend.remark, friend.groups, friend.add_source, friend.add_wording) =
+            (item.remark, group_list(item.group), item.source.clone(), item.wording.clone());
+        txn.put_friend(from, friend);
+    }
+    if both && !they_have {
+        let mut friend = Friend::new(from, now);
+        (friend.add_source, friend.add_wording) = (item.source, item.wording);
+        txn.put_friend(to, friend);
+    }
+    Ok(Added::Done)
+}
+
+fn group_list(group: String) -> Vec<String> {
+    if group.is_empty() { Vec::new() } else { vec![group] }
+}
+
+/// The policy applied to cached relations.
+fn decide(
+    policy: Permissions,
+    from: &str,
+    to: &str,
+    recipient: &UserRelations,
+    sender: Option<&UserRelations>,
+) -> Result<Verdict, Error> {
+    if recipient.blacklist.contains_key(from) {
+        return match policy.blacklist {
+            BlacklistCheck::Silent => Ok(Verdict::Drop),
+            BlacklistCheck::Report => Err(Error::Refused(SendRefusal::Blacklisted)),
+        };
+    }
+    if let (true, Some(sender)) = (policy.friends_only, sender) {
+        let sender_has = sender.friends.contains_key(to);
+        let recipient_has = recipient.friends.contains_key(from);
+        return match (sender_has, recipient_has) {
+            (true, true) => Ok(Verdict::Allow),
+            (false, false) => Err(Error::Refused(SendRefusal::NotFriends)),
+            (true, false) => Err(Error::Refused(SendRefusal::NotRecipientsFriend)),
+            (false, true) => Err(Error::Refused(SendRefusal::NotSendersFriend)),
+        };
+    }
+    Ok(Verdict::Allow)
+}

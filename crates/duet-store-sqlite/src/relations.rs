@@ -1,0 +1,150 @@
+//! The relationship chain's tables (`relations.sql`): friends and their custom tags, blacklists and pending
+//! friend requests. Loads read on the read pool; writes go through the group-commit writer, one job per
+//! batch of changes, so a batch is stored whole or not at all.
+
+use async_trait::async_trait;
+use duet_core::model::ProfileValue;
+use duet_core::relations::{Blocked, Friend, FriendRequest, RelationChange, RelationData, RelationStore};
+use duet_core::store::StoreError;
+use rusqlite::{Connection, Result, params};
+
+use crate::{SqliteStore, backend};
+
+/// The tables, created if missing; run at open after the versioned schema.
+pub(crate) const SCHEMA: &str = include_str!("relations.sql");
+
+#[async_trait]
+impl RelationStore for SqliteStore {
+    async fn load_relations(&self, user: String) -> Result<RelationData, StoreError> {
+        self.read(move |c| load(c, &user)).await
+    }
+
+    async fn apply_relations(&self, changes: Vec<RelationChange>) -> Result<(), StoreError> {
+        self.writer.write(move |c| changes.iter().try_for_each(|ch| apply(c, ch)).map_err(backend)).await
+    }
+}
+
+fn load(c: &Connection, user: &str) -> Result<RelationData> {
+    let mut tags =
+        c.prepare_cached("SELECT peer, tag, text, num FROM friend_tags WHERE owner = ?1 ORDER BY peer, tag")?;
+    let tags: Vec<(String, String, ProfileValue)> = tags
+        .query_map([user], |r| {
+            let value = match r.get::<_, Option<i64>>(3)? {
+                Some(n) => ProfileValue::Number(n.max(0) as u64),
+                None => ProfileValue::Text(r.get::<_, Option<String>>(2)?.unwrap_or_default()),
+            };
+            Ok((r.get(0)?, r.get(1)?, value))
+        })?
+        .collect::<Result<_>>()?;
+    let mut friends = c.prepare_cached(
+        "SELECT peer, remark, groups, add_source, add_wording, add_time FROM friends WHERE owner = ?1",
+    )?;
+    let friends = friends
+        .query_map([user], |r| {
+            let groups: String = r.get(2)?;
+            Ok(Friend {
+                peer: r.get(0)?,
+                remark: r.get(1)?,
+                groups: groups.split('\n').filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+                add_source: r.get(3)?,
+                add_wording: r.get(4)?,
+                add_time: r.get(5)?,
+                custom: Vec::new(),
+            })
+        })?
+        .map(|f| {
+            f.map(|mut f| {
+                f.custom = tags.iter().filter(|(p, ..)| *p == f.peer).map(|(_, t, v)| (t.clone(), v.clone())).collect();
+                f
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut blacklist = c.prepare_cached("SELECT peer, time FROM blacklist WHERE owner = ?1")?;
+    let blacklist =
+        blacklist.query_map([user], |r| Ok(Blocked { peer: r.get(0)?, time: r.get(1)? }))?.collect::<Result<_>>()?;
+    let request = |r: &rusqlite::Row<'_>| {
+        Ok(FriendRequest {
+            from: r.get(0)?,
+            to: r.get(1)?,
+            wording: r.get(2)?,
+            source: r.get(3)?,
+            remark: r.get(4)?,
+            group: r.get(5)?,
+            time: r.get(6)?,
+        })
+    };
+    const COLUMNS: &str = "requester, target, wording, source, remark, group_name, time";
+    let incoming = c
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM friend_requests WHERE target = ?1"))?
+        .query_map([user], request)?
+        .collect::<Result<_>>()?;
+    let outgoing = c
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM friend_requests WHERE requester = ?1"))?
+        .query_map([user], request)?
+        .collect::<Result<_>>()?;
+    Ok(RelationData { friends, blacklist, incoming, outgoing })
+}
+
+fn apply(c: &Connection, change: &RelationChange) -> Result<()> {
+    match change {
+        RelationChange::PutFriend { owner, friend: f } => {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO friends (owner, peer, remark, groups, add_source, add_wording, add_time) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                owner,
+                f.peer,
+                f.remark,
+                f.groups.join("\n"),
+                f.add_source,
+                f.add_wording,
+                f.add_time
+            ])?;
+            c.prepare_cached("DELETE FROM friend_tags WHERE owner = ?1 AND peer = ?2")?.execute([owner, &f.peer])?;
+            let mut put = c.prepare_cached(
+                "INSERT OR REPLACE INTO friend_tags (owner, peer, tag, text, num) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (tag, value) in &f.custom {
+                let (text, num) = match value {
+                    ProfileValue::Text(s) => (Some(s.as_str()), None),
+                    ProfileValue::Number(n) => (None, Some(i64::try_from(*n).unwrap_or(i64::MAX))),
+                };
+                put.execute(params![owner, f.peer, tag, text, num])?;
+            }
+        }
+        RelationChange::DeleteFriend { owner, peer } => {
+            c.prepare_cached("DELETE FROM friends WHERE owner = ?1 AND peer = ?2")?.execute([owner, peer])?;
+            c.prepare_cached("DELETE FROM friend_tags WHERE owner = ?1 AND peer = ?2")?.execute([owner, peer])?;
+        }
+        RelationChange::PutBlocked { owner, entry } => {
+            c.prepare_cached("INSERT OR REPLACE INTO blacklist (owner, peer, time) VALUES (?1, ?2, ?3)")?
+                .execute(params![owner, entry.peer, entry.time])?;
+        }
+        RelationChange::DeleteBlocked { owner, peer } => {
+            c.prepare_cached("DELETE FROM blacklist WHERE owner = ?1 AND peer = ?2")?.execute([owner, peer])?;
+        }
+        RelationChange::PutRequest(r) => {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO friend_requests (requester, target, wording, source, remark, group_name, time) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![r.from, r.to, r.wording, r.source, r.remark, r.group, r.time])?;
+        }
+        RelationChange::DeleteRequest { from, to } => {
+            c.prepare_cached("DELETE FROM friend_requests WHERE requester = ?1 AND target = ?2")?
+                .execute([from, to])?;
+        }
+        RelationChange::DropUser(user) => {
+            for sql in [
+                "DELETE FROM friends WHERE owner = ?1 OR peer = ?1",
+                "DELETE FROM friend_tags WHERE owner = ?1 OR peer = ?1",
+                "DELETE FROM blacklist WHERE owner = ?1 OR peer = ?1",
+                "DELETE FROM friend_requests WHERE requester = ?1 OR target = ?1",
+            ] {
+                c.prepare_cached(sql)?.execute([user])?;
+            }
+        }
+    }
+    Ok(())
+}
