@@ -5,10 +5,12 @@
 //!   [`Store`](store::Store) for durable state.
 //! * [`store`] declares the domain-level storage traits every backend implements.
 //! * [`usersig`] makes and verifies Tencent's UserSig v2 tickets.
+//! * [`media`] holds the rules of uploaded files (limits, who may read, expiry) and their storage traits.
 //! * [`clock`] gives time, so tests can move it.
 
 pub mod clock;
 pub mod hub;
+pub mod media;
 pub mod model;
 pub mod retention;
 pub mod store;
