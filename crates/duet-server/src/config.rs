@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use duet_core::CoreConfig;
+use duet_core::media::MediaLimits;
 use duet_store_sqlite::Durability;
 use serde::Deserialize;
 
@@ -35,6 +36,29 @@ pub struct FileConfig {
     pub multi_login: Option<MultiLoginName>,
     /// Devices allowed per platform group (default 1).
     pub instances_per_platform: Option<usize>,
+    /// Uploaded files (`[media]`).
+    pub media: Option<MediaFileConfig>,
+}
+
+/// The `[media]` table: where uploads go and how large they may be.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaFileConfig {
+    /// Where blobs and their index are kept (default `<data>/media`).
+    pub dir: Option<PathBuf>,
+    /// The base of the URLs handed out, e.g. `https://im.example.com` behind a proxy (default: from the
+    /// upload request's `Host`, over http).
+    pub public_url: Option<String>,
+    /// Largest image upload in bytes (default 28 MiB).
+    pub max_image_bytes: Option<u64>,
+    /// Largest sound upload in bytes (default 28 MiB).
+    pub max_sound_bytes: Option<u64>,
+    /// Largest file upload in bytes (default 100 MiB).
+    pub max_file_bytes: Option<u64>,
+    /// Largest video upload in bytes (default 100 MiB).
+    pub max_video_bytes: Option<u64>,
+    /// Most pixels an uploaded image may decode to (default 40 million), against decompression bombs.
+    pub max_image_pixels: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -88,14 +112,37 @@ pub struct Config {
     pub durability: Durability,
     /// How often the retention task runs.
     pub purge_interval: Duration,
+    pub media: MediaConfig,
 }
+
+/// Where uploads are kept and what they may be.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Blobs and `media.db`.
+    pub dir: PathBuf,
+    /// The base of download URLs; `None`: `http://<Host of the upload request>`.
+    pub public_url: Option<String>,
+    pub limits: MediaLimits,
+    /// Most pixels an uploaded image may decode to.
+    pub max_image_pixels: u64,
+}
+
+/// The default cap on an image's decoded pixels: 40 million (160 MB as RGBA).
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 40_000_000;
 
 impl Config {
     /// A configuration with Tencent's defaults for the given app identity.
     pub fn new(sdkappid: u64, secret_key: impl Into<String>, data_dir: impl Into<PathBuf>) -> Config {
+        let data_dir = data_dir.into();
         Config {
             core: CoreConfig::new(sdkappid, secret_key),
-            data_dir: data_dir.into(),
+            media: MediaConfig {
+                dir: data_dir.join("media"),
+                public_url: None,
+                limits: MediaLimits::default(),
+                max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
+            },
+            data_dir,
             durability: Durability::Fsync,
             purge_interval: Duration::from_secs(60),
         }

@@ -278,10 +278,11 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
             let entries = page.entries.iter().map(|e| entry_to_wire(core, e)).collect();
             (ServerFrame::Synced { id, entries, latest: page.latest, more: page.more }, None)
         }
-        ClientFrame::Send { id, to, seq, random, body, cloud_custom_data, online_only, push } => {
+        ClientFrame::Send { id, to, seq, random, mut body, cloud_custom_data, online_only, push } => {
             if let Err(why) = duet_proto::rest::validate_user_id(&to) {
                 return Err(ApiError::new(client::code::INVALID_USER_ID, why));
             }
+            crate::media::attach_elems(core, &user, &[user.clone(), to.clone()], &mut body).await?;
             let body = duet_proto::elem::validate_elems(&body)?;
             let sent = core
                 .send(Outgoing {
