@@ -11,7 +11,10 @@ use duet_client::{MsgElem, Platform, SendOptions};
 use duet_test_support::TestServer;
 use image::{DynamicImage, ImageFormat, RgbImage};
 
-fn progress_log() -> (Arc<Mutex<Vec<(u64, u64)>>>, impl Fn(u64, u64) + Send + Sync + 'static) {
+/// Every `(done, total)` a progress callback saw.
+type Log = Arc<Mutex<Vec<(u64, u64)>>>;
+
+fn progress_log() -> (Log, impl Fn(u64, u64) + Send + Sync + 'static) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = log.clone();
     (log, move |done, total| sink.lock().unwrap().push((done, total)))

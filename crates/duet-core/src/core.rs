@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::Error;
 use crate::clock::Clock;
-use crate::media::Media;
 use crate::hub::{Hub, KickReason, LoginPolicy, Presence, Push, Session};
+use crate::media::Media;
 use crate::model::{
     ConversationView, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount, Outgoing,
     Platform, ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,

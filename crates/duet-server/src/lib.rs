@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use duet_core::clock::Clock;
+use duet_core::media::Media;
 use duet_core::store::Store;
 use duet_core::{Core, retention};
-use duet_core::media::Media;
 use duet_store_sqlite::{SqliteMediaIndex, SqliteStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

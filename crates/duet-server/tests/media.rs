@@ -16,7 +16,8 @@ static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// A 1500x1000 gradient in `format`.
 fn picture(format: ImageFormat) -> Vec<u8> {
-    let img = RgbImage::from_fn(1500, 1000, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
+    let img =
+        RgbImage::from_fn(1500, 1000, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
     let mut out = Vec::new();
     DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut out), format).unwrap();
     out
@@ -99,7 +100,10 @@ async fn png_and_jpeg_get_their_real_size_and_two_smaller_renditions_that_decode
         let uuid = r["UUID"].as_str().unwrap();
         assert_eq!(r["URL"], format!("{}/v1/media/{uuid}", s.base_url()));
         let infos = r["ImageInfoArray"].as_array().unwrap();
-        let dims: Vec<_> = infos.iter().map(|i| (i["Type"].as_u64().unwrap(), i["Width"].as_u64().unwrap(), i["Height"].as_u64().unwrap())).collect();
+        let dims: Vec<_> = infos
+            .iter()
+            .map(|i| (i["Type"].as_u64().unwrap(), i["Width"].as_u64().unwrap(), i["Height"].as_u64().unwrap()))
+            .collect();
         assert_eq!(dims, vec![(1, 1500, 1000), (2, 720, 480), (3, 198, 132)]);
         for info in infos {
             let (status, got_mime, body) = download(&s, Some("alice"), info["URL"].as_str().unwrap()).await;
@@ -108,7 +112,10 @@ async fn png_and_jpeg_get_their_real_size_and_two_smaller_renditions_that_decode
             assert_eq!(body.len() as u64, info["Size"].as_u64().unwrap(), "Size is the rendition's bytes");
             assert_eq!(image::guess_format(&body).unwrap(), format);
             let img = image::load_from_memory(&body).expect("the rendition decodes");
-            assert_eq!((u64::from(img.width()), u64::from(img.height())), (info["Width"].as_u64().unwrap(), info["Height"].as_u64().unwrap()));
+            assert_eq!(
+                (u64::from(img.width()), u64::from(img.height())),
+                (info["Width"].as_u64().unwrap(), info["Height"].as_u64().unwrap())
+            );
         }
     }
     s.stop().await;

@@ -155,8 +155,7 @@ impl MediaIndex for SqliteMediaIndex {
 
     async fn granted(&self, uuid: String, user: String) -> Result<bool, StoreError> {
         self.call(move |conn| {
-            conn.prepare_cached("SELECT 1 FROM media_grants WHERE uuid = ?1 AND user = ?2")?
-                .exists(params![uuid, user])
+            conn.prepare_cached("SELECT 1 FROM media_grants WHERE uuid = ?1 AND user = ?2")?.exists(params![uuid, user])
         })
         .await
     }

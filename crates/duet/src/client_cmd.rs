@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use duet_client::{
     Client, ClientConfig, Conversation, Event, Events, LocalStoreConfig, Message, MsgElem, Platform, SendOptions, elems,
 };
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -43,7 +43,7 @@ enum ClientCommand {
     /// Print every event as one JSON line: offline messages, conversations, sync complete, live messages
     Listen,
     /// Send one message and print the server's answer
-    Send(SendArgs),
+    Send(Box<SendArgs>),
     /// Print a page of the conversation with a peer, newest first, one JSON message per line
     History {
         #[arg(long)]
@@ -203,7 +203,9 @@ fn send_elems(send: &SendArgs) -> anyhow::Result<Vec<MsgElem>> {
         out.push(serde_json::from_str(raw).with_context(|| format!("--elem {raw:?} is not a message element"))?);
     }
     if out.is_empty() && !send.has_media() {
-        bail!("nothing to send: give --text, --face, --location, --custom, --elem, --image, --file, --sound or --video");
+        bail!(
+            "nothing to send: give --text, --face, --location, --custom, --elem, --image, --file, --sound or --video"
+        );
     }
     if send.thumb.is_some() && send.video.is_none() {
         bail!("--thumb goes with --video");

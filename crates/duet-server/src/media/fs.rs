@@ -33,7 +33,8 @@ impl LocalBlobStore {
 
     /// The file of `key`; keys are upload ids (hex) with an optional `.large`/`.thumb`.
     fn path(&self, key: &str) -> Result<PathBuf, BlobError> {
-        let safe = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.') && !key.starts_with('.');
+        let safe =
+            !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.') && !key.starts_with('.');
         if !safe || key.len() < 2 {
             return Err(BlobError::Storage(std::io::Error::new(ErrorKind::InvalidInput, format!("bad key {key:?}"))));
         }

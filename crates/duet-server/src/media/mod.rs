@@ -21,9 +21,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use duet_core::media::{
-    BlobError, ImageMeta, Media, MediaItem, MediaKind, Rendition, RenditionKind, new_uuid,
-};
+use duet_core::media::{BlobError, ImageMeta, Media, MediaItem, MediaKind, Rendition, RenditionKind, new_uuid};
 use duet_core::{AuthError, Core};
 use duet_proto::elem::{ImageInfo, MsgElem};
 use duet_proto::media::{MEDIA_PATH, MediaType, RenditionName, Uploaded};
@@ -47,8 +45,7 @@ pub(crate) struct MediaState {
 
 /// The media routes.
 pub(crate) fn router(core: Arc<Core>, media: Arc<Media>, config: &MediaConfig) -> Router {
-    let state =
-        MediaState { core, media, public_url: config.public_url.clone(), max_pixels: config.max_image_pixels };
+    let state = MediaState { core, media, public_url: config.public_url.clone(), max_pixels: config.max_image_pixels };
     Router::new()
         .route(MEDIA_PATH, axum::routing::post(upload))
         .route(&format!("{MEDIA_PATH}/{{uuid}}"), axum::routing::get(download_original))
@@ -85,7 +82,10 @@ impl IntoResponse for Failure {
             Failure::BadRequest(why) => (StatusCode::BAD_REQUEST, ApiError::new(code::BAD_REQUEST, why)),
             Failure::Forbidden => (
                 StatusCode::FORBIDDEN,
-                ApiError::new(code::MEDIA_AUTH_FAILED, "only the two sides of a conversation and the admins may read this file"),
+                ApiError::new(
+                    code::MEDIA_AUTH_FAILED,
+                    "only the two sides of a conversation and the admins may read this file",
+                ),
             ),
             Failure::NotFound => (StatusCode::NOT_FOUND, ApiError::new(code::MEDIA_NOT_FOUND, "no such file")),
             Failure::TooLarge(limit) => (
@@ -97,15 +97,16 @@ impl IntoResponse for Failure {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ApiError::new(code::MEDIA_NOT_AN_IMAGE, "not an image in a supported format (JPEG, PNG, GIF)"),
             ),
-            Failure::TooManyPixels(why) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, ApiError::new(code::MEDIA_TOO_LARGE, why))
-            }
+            Failure::TooManyPixels(why) => (StatusCode::PAYLOAD_TOO_LARGE, ApiError::new(code::MEDIA_TOO_LARGE, why)),
             Failure::Aborted => {
                 (StatusCode::BAD_REQUEST, ApiError::new(code::MEDIA_UPLOAD_FAILED, "the upload broke off; retry"))
             }
             Failure::Internal(detail) => {
                 tracing::error!(error = %detail, "media request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, ApiError::new(code::MEDIA_UPLOAD_FAILED, "internal server error, please retry"))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ApiError::new(code::MEDIA_UPLOAD_FAILED, "internal server error, please retry"),
+                )
             }
         };
         let body = serde_json::to_vec(&Reply::fail(&err, false)).unwrap_or_default();
@@ -356,7 +357,8 @@ async fn download(
                 RenditionName::Thumb => RenditionKind::Thumb,
             };
             let r = image.renditions.iter().find(|r| r.kind == kind).ok_or(Failure::NotFound)?;
-            let mime = if r.blob == item.uuid { image::mime(image.format) } else { image::rendition_mime(image.format) };
+            let mime =
+                if r.blob == item.uuid { image::mime(image.format) } else { image::rendition_mime(image.format) };
             (r.blob.clone(), mime)
         }
         (None, RenditionName::Original) => (item.uuid.clone(), mime_of_name(&item.file_name)),

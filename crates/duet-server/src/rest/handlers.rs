@@ -249,7 +249,12 @@ fn to_json(v: model::ProfileValue) -> Value {
 /// `MsgBody` as the compact JSON that is stored and served as is.
 /// Lets the sender and the recipients read the uploads the message refers to, and puts the server's own
 /// description of each in its element (`media::attach_elems`).
-async fn attach_media(core: &Core, caller: &str, to: Vec<String>, m: &mut req::OutgoingMessage) -> Result<(), ApiError> {
+async fn attach_media(
+    core: &Core,
+    caller: &str,
+    to: Vec<String>,
+    m: &mut req::OutgoingMessage,
+) -> Result<(), ApiError> {
     let mut participants = to;
     participants.push(m.from.clone().unwrap_or_else(|| caller.to_owned()));
     if crate::media::attach_elems(core, caller, &participants, &mut m.body).await? {
