@@ -148,3 +148,24 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_media_table_parses_and_unknown_keys_are_refused() {
+        let f = FileConfig::parse(
+            "[media]\ndir = \"/srv/media\"\npublic_url = \"https://im.example.com\"\nmax_file_bytes = 1000\n",
+        )
+        .unwrap();
+        let media = f.media.unwrap();
+        assert_eq!(media.dir.as_deref(), Some(std::path::Path::new("/srv/media")));
+        assert_eq!(media.max_file_bytes, Some(1000));
+        assert!(FileConfig::parse("[media]\nmax_bytes = 1\n").is_err());
+        let c = Config::new(1, "k", "/data");
+        assert_eq!(c.media.dir, std::path::Path::new("/data/media"));
+        assert_eq!(c.media.limits.image, 28 * 1024 * 1024);
+        assert_eq!(c.media.limits.video, 100 * 1024 * 1024);
+    }
+}

@@ -273,3 +273,40 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn sound_file_and_video_elements_get_the_servers_urls_and_sizes() {
+    let s = TestServer::spawn().await;
+    s.import(&["alice", "bob"]).await;
+    let (_, sound) = upload(&s, "alice", "sound", vec![1u8; 3000]).await;
+    let (_, file) = upload(&s, "alice", "file", vec![2u8; 4000]).await;
+    let (_, video) = upload(&s, "alice", "video", vec![3u8; 5000]).await;
+    let mut thumb = Vec::new();
+    DynamicImage::ImageRgb8(RgbImage::new(320, 180)).write_to(&mut Cursor::new(&mut thumb), ImageFormat::Jpeg).unwrap();
+    let (_, thumb) = upload(&s, "alice", "image", thumb).await;
+    let body = json!([
+        {"MsgType": "TIMSoundElem", "MsgContent": {"UUID": sound["UUID"], "Url": "http://x/forged", "Size": 1, "Second": 4}},
+        {"MsgType": "TIMFileElem", "MsgContent": {"UUID": file["UUID"], "Url": "http://x/forged", "FileSize": 1}},
+        {"MsgType": "TIMVideoFileElem", "MsgContent": {"VideoUUID": video["UUID"], "VideoUrl": "http://x/v", "VideoSize": 1,
+            "VideoSecond": 9, "VideoFormat": "mp4", "ThumbUUID": thumb["UUID"]}},
+    ]);
+    assert_eq!(send(&s, "alice", "bob", 1, body).await["ErrorCode"], 0);
+    let roam = s
+        .rest("openim/admin_getroammsg", json!({"Operator_Account": "bob", "Peer_Account": "alice", "MaxCnt": 10, "MinTime": 0, "MaxTime": 4_000_000_000u64}))
+        .await;
+    let got = &roam["MsgList"][0]["MsgBody"];
+    assert_eq!((&got[0]["MsgContent"]["Url"], &got[0]["MsgContent"]["Size"]), (&sound["URL"], &json!(3000)), "{got}");
+    assert_eq!(got[0]["MsgContent"]["Second"], 4, "what only the client knows is kept");
+    assert_eq!((&got[1]["MsgContent"]["Url"], &got[1]["MsgContent"]["FileSize"]), (&file["URL"], &json!(4000)));
+    assert_eq!(got[1]["MsgContent"]["FileName"], "f.bin", "an empty FileName is filled from the upload");
+    let v = &got[2]["MsgContent"];
+    assert_eq!((&v["VideoUrl"], &v["VideoSize"]), (&video["URL"], &json!(5000)), "{v}");
+    assert_eq!(
+        (&v["ThumbUrl"], &v["ThumbWidth"], &v["ThumbHeight"], &v["ThumbFormat"]),
+        (&thumb["URL"], &json!(320), &json!(180), &json!("JPG"))
+    );
+    for url in [&sound["URL"], &file["URL"], &video["URL"], &thumb["URL"]] {
+        assert_eq!(download(&s, Some("bob"), url.as_str().unwrap()).await.0, 200, "{url}");
+    }
+    s.stop().await;
+}
