@@ -82,8 +82,17 @@ async fn images_and_files_upload_with_progress_and_the_recipient_downloads_them(
     let e = carol.download(&received.image_info_array[0].url, dir.path().join("x"), |_, _| {}).await.unwrap_err();
     assert_eq!(e.code(), Some(6006), "{e}");
     assert!(!dir.path().join("x").exists() && !dir.path().join("x.part").exists());
-    let e = carol.send_message("bob", vec![elem], SendOptions::default()).await.unwrap_err();
+    let e = carol.send_message("bob", vec![elem.clone()], SendOptions::default()).await.unwrap_err();
     assert_eq!(e.code(), Some(90010), "{e}");
+
+    // A media send followed at once by a text keeps its place: the upload lookup does not reorder them.
+    let (first, second) = tokio::join!(
+        alice.send_message("bob", vec![elem], SendOptions::default()),
+        alice.send_text("bob", "after the picture")
+    );
+    assert!(first.unwrap().conv_seq < second.unwrap().conv_seq);
+    assert!(matches!(next_message(&mut bob_events).await.elems[0], MsgElem::Image(_)));
+    assert_eq!(next_message(&mut bob_events).await.text(), "after the picture");
 
     // Refusals keep Tencent's codes.
     let empty = dir.path().join("empty.txt");

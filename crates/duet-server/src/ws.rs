@@ -166,7 +166,17 @@ impl Connection {
                                 return self.expire().await;
                             }
                             match parse_request(&text) {
-                                Ok(frame) => {
+                                Ok(mut frame) => {
+                                    // A send referring to uploads looks them up before the next frame is
+                                    // read, so that it still queues its write in frame order.
+                                    let user = &self.session.user;
+                                    if let Err(e) = crate::media::attach_frame(&self.core, user, &mut frame).await {
+                                        let refused = error(request_id(&frame), e.code, e.info);
+                                        if !send(&mut self.socket, &refused).await {
+                                            return End::Dropped;
+                                        }
+                                        continue;
+                                    }
                                     let mut work = Box::pin(answer(self.core.clone(), self.session.user.clone(), frame));
                                     // Start it now, so that it queues its writes before the next frame's.
                                     match futures_util::poll!(work.as_mut()) {
@@ -278,11 +288,10 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
             let entries = page.entries.iter().map(|e| entry_to_wire(core, e)).collect();
             (ServerFrame::Synced { id, entries, latest: page.latest, more: page.more }, None)
         }
-        ClientFrame::Send { id, to, seq, random, mut body, cloud_custom_data, online_only, push } => {
+        ClientFrame::Send { id, to, seq, random, body, cloud_custom_data, online_only, push } => {
             if let Err(why) = duet_proto::rest::validate_user_id(&to) {
                 return Err(ApiError::new(client::code::INVALID_USER_ID, why));
             }
-            crate::media::attach_elems(core, &user, &[user.clone(), to.clone()], &mut body).await?;
             let body = duet_proto::elem::validate_elems(&body)?;
             let sent = core
                 .send(Outgoing {

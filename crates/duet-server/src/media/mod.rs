@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use duet_core::media::{BlobError, ImageMeta, Media, MediaItem, MediaKind, Rendition, RenditionKind, new_uuid};
 use duet_core::{AuthError, Core};
+use duet_proto::client::ClientFrame;
 use duet_proto::elem::{ImageInfo, MsgElem};
 use duet_proto::media::{MEDIA_PATH, MediaType, RenditionName, Uploaded};
 use duet_proto::rest::response::Reply;
@@ -393,6 +394,18 @@ fn mime_of_name(name: &str) -> &'static str {
         "gif" => "image/gif",
         _ => "application/octet-stream",
     }
+}
+
+/// [`attach_elems`] for a client `send` frame of `user` (other frames are left alone).
+pub(crate) async fn attach_frame(core: &Core, user: &str, frame: &mut ClientFrame) -> Result<(), ApiError> {
+    if let ClientFrame::Send { to, body, .. } = frame {
+        // An invalid recipient is refused by the send itself; grant nothing to it.
+        if duet_proto::rest::validate_user_id(to).is_ok() {
+            let participants = [user.to_owned(), to.clone()];
+            attach_elems(core, user, &participants, body).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Before a message is stored: for each element referring to an upload Duet holds (by `UUID`, or

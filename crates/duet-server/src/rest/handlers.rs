@@ -246,7 +246,6 @@ fn to_json(v: model::ProfileValue) -> Value {
     }
 }
 
-/// `MsgBody` as the compact JSON that is stored and served as is.
 /// Lets the sender and the recipients read the uploads the message refers to, and puts the server's own
 /// description of each in its element (`media::attach_elems`).
 async fn attach_media(
@@ -263,6 +262,7 @@ async fn attach_media(
     Ok(())
 }
 
+/// `MsgBody` as the compact JSON that is stored and served as is.
 fn body_json(body: &[MsgElem]) -> String {
     serde_json::to_string(body).unwrap_or_else(|_| "[]".into())
 }
