@@ -31,8 +31,8 @@
 //! Friends, friend requests and the blacklist are in [`friends`].
 //!
 //! Modules: [`config`] (configuration), [`event`] (events), [`model`] (messages and conversations),
-//! [`elems`] (element constructors), [`store`] (the local store), [`error`]. The actor, the sync
-//! sequencer and the history completeness check are private.
+//! [`elems`] (element constructors), [`media`] (uploads with progress, downloads), [`store`] (the local
+//! store), [`error`]. The actor, the sync sequencer and the history completeness check are private.
 
 #![warn(missing_docs)]
 
@@ -44,6 +44,7 @@ pub mod error;
 pub mod event;
 pub mod friends;
 mod history;
+pub mod media;
 pub mod model;
 mod sequencer;
 pub mod store;
@@ -81,6 +82,8 @@ struct Inner {
     device: String,
     request_timeout: Duration,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Uploads and downloads (`media`).
+    http: media::Http,
 }
 
 impl std::fmt::Debug for Client {
@@ -158,6 +161,7 @@ impl Client {
         }
         let client = Client {
             inner: Arc::new(Inner {
+                http: media::Http::new(&config.server, &config.user, &config.usersig),
                 commands: commands_tx,
                 user: config.user,
                 device,

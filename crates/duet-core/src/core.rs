@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::Error;
 use crate::clock::Clock;
 use crate::hub::{Hub, KickReason, LoginPolicy, Presence, Push, Session};
+use crate::media::Media;
 use crate::model::{
     ConversationView, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount, Outgoing,
     Platform, ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
@@ -96,6 +97,8 @@ pub struct Core {
     /// Account -> unix seconds before which its UserSigs are refused (set by kick). Kept in memory so
     /// that authenticating costs no storage read; loaded at start, written through on each kick.
     revoked: RwLock<HashMap<String, i64>>,
+    /// Uploaded files, when the server serves them.
+    media: Option<Arc<Media>>,
 }
 
 impl Core {
@@ -111,7 +114,25 @@ impl Core {
                 pushes.deliver(&d.user, Arc::new(Push { entry: d.entry, encoded: OnceLock::new() }));
             }
         }));
-        Ok(Core { config, store, clock, hub, relations: Relations::default(), revoked: RwLock::new(revoked) })
+        Ok(Core {
+            config,
+            store,
+            clock,
+            hub,
+            relations: Relations::default(),
+            revoked: RwLock::new(revoked),
+            media: None,
+        })
+    }
+
+    /// The same domain, serving uploaded files from `media` (and purging them with the history).
+    pub fn with_media(mut self, media: Arc<Media>) -> Core {
+        self.media = Some(media);
+        self
+    }
+
+    pub fn media(&self) -> Option<&Arc<Media>> {
+        self.media.as_ref()
     }
 
     pub fn config(&self) -> &CoreConfig {

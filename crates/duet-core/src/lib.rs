@@ -6,10 +6,12 @@
 //! * [`relations`] holds the relationship chain (friends, requests, blacklists) and the send permission policy.
 //! * [`store`] declares the domain-level storage traits every backend implements.
 //! * [`usersig`] makes and verifies Tencent's UserSig v2 tickets.
+//! * [`media`] holds the rules of uploaded files (limits, who may read, expiry) and their storage traits.
 //! * [`clock`] gives time, so tests can move it.
 
 pub mod clock;
 pub mod hub;
+pub mod media;
 pub mod model;
 pub mod relations;
 pub mod retention;

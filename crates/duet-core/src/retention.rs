@@ -1,5 +1,6 @@
 //! The background task that deletes what has expired: history past the roaming retention, offline copies
-//! past their lifetime, conversations whose last message expired, and old dedup entries.
+//! past their lifetime, conversations whose last message expired, old dedup entries, and uploaded files
+//! no message refers to any more (`media::Media::purge`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +28,13 @@ pub async fn run(core: Arc<Core>, every: Duration, shutdown: impl Future<Output 
                 "retention purge"
             ),
             Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+        }
+        if let Some(media) = core.media() {
+            match media.purge().await {
+                Ok(p) if p == Default::default() => {}
+                Ok(p) => tracing::info!(items = p.items, blobs = p.blobs, "media purge"),
+                Err(e) => tracing::warn!(error = %e, "media purge failed"),
+            }
         }
     }
 }

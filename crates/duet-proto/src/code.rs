@@ -110,3 +110,17 @@ pub const MSG_NOT_FRIENDS: u32 = 20009;
 pub const MSG_NOT_RECIPIENTS_FRIEND: u32 = 20010;
 /// Friends-only: the recipient is not in the sender's friend list.
 pub const MSG_NOT_SENDERS_FRIEND: u32 = 20011;
+
+// Rich media (uploads and downloads; the numbers of Tencent's SDK-side codes for the same failures).
+/// The credentials of an upload or download were refused, or the caller may not read that file.
+pub const MEDIA_AUTH_FAILED: u32 = 6006;
+/// The upload was refused or failed on the server.
+pub const MEDIA_UPLOAD_FAILED: u32 = 6008;
+/// A file uploaded as an image is not an image Duet can read.
+pub const MEDIA_NOT_AN_IMAGE: u32 = 6031;
+/// No such file.
+pub const MEDIA_NOT_FOUND: u32 = 7004;
+/// The file is larger than the limit of its type.
+pub const MEDIA_TOO_LARGE: u32 = 7005;
+/// The file is empty.
+pub const MEDIA_EMPTY: u32 = 7006;

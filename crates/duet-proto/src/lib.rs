@@ -2,6 +2,7 @@
 //!
 //! * [`code`]: Tencent IM's numeric error codes, the one vocabulary of failure shared by REST and clients.
 //! * [`elem`]: message elements (`TIMTextElem`, `TIMImageElem`, ...) with Tencent's field names and validation.
+//! * [`media`]: the upload and download endpoints' shapes (`/v1/media`).
 //! * [`rest`]: the `/v4/...` REST API: request parsing (lenient where real clients differ) and response shapes.
 //!
 //! Only this crate derives `Serialize`/`Deserialize` for wire shapes; the domain converts explicitly.
@@ -9,6 +10,7 @@
 pub mod client;
 pub mod code;
 pub mod elem;
+pub mod media;
 pub mod rest;
 
 mod lenient;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use duet_core::CoreConfig;
+use duet_core::media::MediaLimits;
 use duet_store_sqlite::Durability;
 use serde::Deserialize;
 
@@ -41,6 +42,8 @@ pub struct FileConfig {
     /// What a client send from a blacklisted sender gets: `"silent"` (default, Tencent's: a normal
     /// success, the message dropped) or `"report"` (error 20007).
     pub blacklist_check: Option<BlacklistCheckName>,
+    /// Uploaded files (`[media]`).
+    pub media: Option<MediaFileConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -58,6 +61,27 @@ impl From<BlacklistCheckName> for duet_core::relations::BlacklistCheck {
             BlacklistCheckName::Report => BlacklistCheck::Report,
         }
     }
+}
+
+/// The `[media]` table: where uploads go and how large they may be.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaFileConfig {
+    /// Where blobs and their index are kept (default `<data>/media`).
+    pub dir: Option<PathBuf>,
+    /// The base of the URLs handed out, e.g. `https://im.example.com` behind a proxy (default: from the
+    /// upload request's `Host`, over http).
+    pub public_url: Option<String>,
+    /// Largest image upload in bytes (default 28 MiB).
+    pub max_image_bytes: Option<u64>,
+    /// Largest sound upload in bytes (default 28 MiB).
+    pub max_sound_bytes: Option<u64>,
+    /// Largest file upload in bytes (default 100 MiB).
+    pub max_file_bytes: Option<u64>,
+    /// Largest video upload in bytes (default 100 MiB).
+    pub max_video_bytes: Option<u64>,
+    /// Most pixels an uploaded image may decode to (default 40 million), against decompression bombs.
+    pub max_image_pixels: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -111,14 +135,37 @@ pub struct Config {
     pub durability: Durability,
     /// How often the retention task runs.
     pub purge_interval: Duration,
+    pub media: MediaConfig,
 }
+
+/// Where uploads are kept and what they may be.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Blobs and `media.db`.
+    pub dir: PathBuf,
+    /// The base of download URLs; `None`: `http://<Host of the upload request>`.
+    pub public_url: Option<String>,
+    pub limits: MediaLimits,
+    /// Most pixels an uploaded image may decode to.
+    pub max_image_pixels: u64,
+}
+
+/// The default cap on an image's decoded pixels: 40 million (160 MB as RGBA).
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 40_000_000;
 
 impl Config {
     /// A configuration with Tencent's defaults for the given app identity.
     pub fn new(sdkappid: u64, secret_key: impl Into<String>, data_dir: impl Into<PathBuf>) -> Config {
+        let data_dir = data_dir.into();
         Config {
             core: CoreConfig::new(sdkappid, secret_key),
-            data_dir: data_dir.into(),
+            media: MediaConfig {
+                dir: data_dir.join("media"),
+                public_url: None,
+                limits: MediaLimits::default(),
+                max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
+            },
+            data_dir,
             durability: Durability::Fsync,
             purge_interval: Duration::from_secs(60),
         }
@@ -141,5 +188,21 @@ mod tests {
         let core = Config::new(1, "k", "/tmp").core;
         assert!(!core.permissions.friends_only);
         assert_eq!(core.permissions.blacklist, duet_core::relations::BlacklistCheck::Silent);
+    }
+
+    #[test]
+    fn the_media_table_parses_and_unknown_keys_are_refused() {
+        let f = FileConfig::parse(
+            "[media]\ndir = \"/srv/media\"\npublic_url = \"https://im.example.com\"\nmax_file_bytes = 1000\n",
+        )
+        .unwrap();
+        let media = f.media.unwrap();
+        assert_eq!(media.dir.as_deref(), Some(std::path::Path::new("/srv/media")));
+        assert_eq!(media.max_file_bytes, Some(1000));
+        assert!(FileConfig::parse("[media]\nmax_bytes = 1\n").is_err());
+        let c = Config::new(1, "k", "/data");
+        assert_eq!(c.media.dir, std::path::Path::new("/data/media"));
+        assert_eq!(c.media.limits.image, 28 * 1024 * 1024);
+        assert_eq!(c.media.limits.video, 100 * 1024 * 1024);
     }
 }

@@ -5,8 +5,10 @@
 //! * [`config`]: the raw TOML file shape and the validated [`Config`].
 //! * [`rest`]: the Tencent-compatible `/v4/...` REST API.
 //! * `ws`: the client protocol at `/v1/connect` (`docs/protocol.md`).
+//! * [`media`]: uploads and downloads at `/v1/media`, the local blob store, image renditions.
 
 pub mod config;
+pub mod media;
 pub mod rest;
 mod ws;
 
@@ -15,9 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use duet_core::clock::Clock;
+use duet_core::media::Media;
 use duet_core::store::Store;
 use duet_core::{Core, retention};
-use duet_store_sqlite::SqliteStore;
+use duet_store_sqlite::{SqliteMediaIndex, SqliteStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,6 +54,16 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
     Ok(Arc::new(SqliteStore::open(&config.data_dir.join("duet.db"), config.durability)?))
 }
 
+/// Opens the media service over `config.media.dir`: blobs as files, metadata in `media.db` beside them.
+fn open_media(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Media>, ServerError> {
+    let dir = &config.media.dir;
+    std::fs::create_dir_all(dir)?;
+    let index = Arc::new(SqliteMediaIndex::open(&dir.join("media.db"))?);
+    let blobs = Arc::new(media::LocalBlobStore::open(dir)?);
+    let retention = config.core.roaming_retention_secs;
+    Ok(Arc::new(Media::new(index, blobs, clock, config.media.limits, retention)))
+}
+
 /// Serves the REST API on `listener` until `shutdown` completes, then stops every task it started.
 pub async fn run(
     config: Config,
@@ -59,7 +72,8 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let core = Arc::new(Core::open(config.core.clone(), store, clock).await?);
+    let media = open_media(&config, clock.clone())?;
+    let core = Arc::new(Core::open(config.core.clone(), store, clock).await?.with_media(media.clone()));
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -69,6 +83,7 @@ pub async fn run(
     let app = axum::Router::new()
         .route(duet_proto::client::CONNECT_PATH, axum::routing::get(ws::connect))
         .with_state(ws_state)
+        .merge(media::router(core.clone(), media, &config.media))
         .merge(rest::router(core.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, sdkappid = config.core.sdkappid, "duet is serving");

@@ -206,7 +206,14 @@ impl Connection {
                     return Some(self.expire().await);
                 }
                 match parse_request(&text) {
-                    Ok(frame) => {
+                    Ok(mut frame) => {
+                        // A send referring to uploads looks them up before the next frame is read, so that it
+                        // still queues its write in frame order.
+                        let user = &self.session.user;
+                        if let Err(e) = crate::media::attach_frame(&self.core, user, &mut frame).await {
+                            let refused = error(request_id(&frame), e.code, e.info);
+                            return if feed(&mut self.socket, &refused).await { None } else { Some(End::Dropped) };
+                        }
                         let mut work: Work = Box::pin(answer(self.core.clone(), self.session.user.clone(), frame));
                         // Start it now, so that it queues its writes before the next frame's.
                         match futures_util::poll!(work.as_mut()) {

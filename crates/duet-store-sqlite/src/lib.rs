@@ -5,9 +5,12 @@
 //! acknowledged message survives power loss; [`Durability::Relaxed`] leaves syncing to checkpoints and
 //! survives a process crash but not an OS crash.
 
+mod media;
 mod ops;
 mod relations;
 mod writer;
+
+pub use crate::media::SqliteMediaIndex;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

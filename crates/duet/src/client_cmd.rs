@@ -1,6 +1,7 @@
 //! `duet client`: a terminal client on the Rust SDK. `listen` prints every event as one JSON line;
 //! `send`, `history` and `conversations` do one thing and print JSON; `chat` is an interactive session
-//! with one peer.
+//! with one peer. `send --image/--file/--sound/--video` uploads with a progress bar first; `fetch`
+//! downloads a message's media to a file.
 
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use clap::{Args, Subcommand};
 use duet_client::{
     Client, ClientConfig, Conversation, Event, Events, LocalStoreConfig, Message, MsgElem, Platform, SendOptions, elems,
 };
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -41,7 +43,7 @@ enum ClientCommand {
     /// Print every event as one JSON line: offline messages, conversations, sync complete, live messages
     Listen,
     /// Send one message and print the server's answer
-    Send(SendArgs),
+    Send(Box<SendArgs>),
     /// Print a page of the conversation with a peer, newest first, one JSON message per line
     History {
         #[arg(long)]
@@ -58,6 +60,14 @@ enum ClientCommand {
     Chat {
         #[arg(long)]
         peer: String,
+    },
+    /// Download a message's media (its URL, or an upload's UUID, optionally with /large or /thumb) to a file
+    Fetch {
+        /// The URL from a message element, or a UUID
+        what: String,
+        /// Where to write the file
+        #[arg(short, long)]
+        output: PathBuf,
     },
 }
 
@@ -91,6 +101,30 @@ struct SendArgs {
     /// Deliver only to live devices; store nothing
     #[arg(long)]
     online_only: bool,
+    /// An image to upload and send (JPEG, PNG or GIF; the server measures it and makes the renditions)
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// A file to upload and send
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// A voice clip to upload and send (give its length with --seconds)
+    #[arg(long)]
+    sound: Option<PathBuf>,
+    /// A video to upload and send (give its length with --seconds, a snapshot with --thumb)
+    #[arg(long)]
+    video: Option<PathBuf>,
+    /// The length of --sound or --video, in seconds
+    #[arg(long, default_value_t = 0)]
+    seconds: u64,
+    /// A snapshot image of --video
+    #[arg(long)]
+    thumb: Option<PathBuf>,
+}
+
+impl SendArgs {
+    fn has_media(&self) -> bool {
+        self.image.is_some() || self.file.is_some() || self.sound.is_some() || self.video.is_some()
+    }
 }
 
 pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
@@ -112,6 +146,8 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     let result = match args.command {
         ClientCommand::Listen => listen(events).await,
         ClientCommand::Send(send) => {
+            let mut elems = elems;
+            elems.extend(upload_media(&client, &send).await?);
             let opts = SendOptions {
                 cloud_custom_data: send.cloud_custom_data,
                 online_only: send.online_only,
@@ -137,6 +173,13 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             Ok(())
         }
         ClientCommand::Chat { peer } => chat(&client, events, &peer).await,
+        ClientCommand::Fetch { what, output } => {
+            let bar = progress_bar(&format!("downloading {what}"));
+            let size = client.download(&what, &output, progress(&bar)).await.context("downloading")?;
+            bar.finish_and_clear();
+            println!("{}", json!({"file": output.display().to_string(), "size": size}));
+            Ok(())
+        }
     };
     let _ = client.logout().await;
     result
@@ -159,10 +202,64 @@ fn send_elems(send: &SendArgs) -> anyhow::Result<Vec<MsgElem>> {
     for raw in &send.elem {
         out.push(serde_json::from_str(raw).with_context(|| format!("--elem {raw:?} is not a message element"))?);
     }
-    if out.is_empty() {
-        bail!("nothing to send: give --text, --face, --location, --custom or --elem");
+    if out.is_empty() && !send.has_media() {
+        bail!(
+            "nothing to send: give --text, --face, --location, --custom, --elem, --image, --file, --sound or --video"
+        );
+    }
+    if send.thumb.is_some() && send.video.is_none() {
+        bail!("--thumb goes with --video");
     }
     Ok(out)
+}
+
+/// Uploads the files `send` names, each with a progress bar on stderr, and returns their elements.
+async fn upload_media(client: &Client, send: &SendArgs) -> anyhow::Result<Vec<MsgElem>> {
+    let mut out = Vec::new();
+    if let Some(path) = &send.image {
+        let bar = progress_bar(&format!("uploading {}", path.display()));
+        out.push(client.create_image_message(path, progress(&bar)).await.context("uploading the image")?);
+        bar.finish_and_clear();
+    }
+    if let Some(path) = &send.sound {
+        let bar = progress_bar(&format!("uploading {}", path.display()));
+        out.push(client.create_sound_message(path, send.seconds, progress(&bar)).await.context("uploading the sound")?);
+        bar.finish_and_clear();
+    }
+    if let Some(path) = &send.video {
+        let bar = progress_bar(&format!("uploading {}", path.display()));
+        let elem = client.create_video_message(path, send.seconds, send.thumb.as_deref(), progress(&bar)).await;
+        out.push(elem.context("uploading the video")?);
+        bar.finish_and_clear();
+    }
+    if let Some(path) = &send.file {
+        let bar = progress_bar(&format!("uploading {}", path.display()));
+        out.push(client.create_file_message(path, progress(&bar)).await.context("uploading the file")?);
+        bar.finish_and_clear();
+    }
+    Ok(out)
+}
+
+/// A byte progress bar on stderr (drawn only when stderr is a terminal).
+fn progress_bar(message: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(message.to_owned());
+    bar
+}
+
+/// The SDK's progress callback, moving `bar`.
+fn progress(bar: &ProgressBar) -> impl Fn(u64, u64) + Send + Sync + 'static {
+    let bar = bar.clone();
+    move |done, total| {
+        if total > 0 {
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+    }
 }
 
 /// Prints events until the session ends (logout elsewhere, kick, expired UserSig) or Ctrl-C.

@@ -109,8 +109,45 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     if let Some(days) = file.roaming_retention_days {
         config.core.roaming_retention_secs = i64::from(days) * 86_400;
     }
+    if let Some(media) = &file.media {
+        apply_media(&mut config.media, media)?;
+    }
     let listen = listen.or(file.listen).unwrap_or_else(|| config::DEFAULT_LISTEN.into());
     Ok(Settings { listen, config })
+}
+
+fn apply_media(config: &mut config::MediaConfig, file: &config::MediaFileConfig) -> anyhow::Result<()> {
+    if let Some(dir) = &file.dir {
+        config.dir = dir.clone();
+    }
+    if let Some(url) = &file.public_url {
+        let url = url.trim().trim_end_matches('/');
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("media.public_url must be an http:// or https:// URL");
+        }
+        config.public_url = Some(url.to_owned());
+    }
+    let limits = [
+        (file.max_image_bytes, &mut config.limits.image),
+        (file.max_sound_bytes, &mut config.limits.sound),
+        (file.max_file_bytes, &mut config.limits.file),
+        (file.max_video_bytes, &mut config.limits.video),
+    ];
+    for (value, slot) in limits {
+        if let Some(n) = value {
+            if n == 0 {
+                bail!("media size limits must be at least 1 byte");
+            }
+            *slot = n;
+        }
+    }
+    if let Some(n) = file.max_image_pixels {
+        if n == 0 {
+            bail!("media.max_image_pixels must be at least 1");
+        }
+        config.max_image_pixels = n;
+    }
+    Ok(())
 }
 
 /// The key kept in the data directory, generating and saving one on first use.

@@ -149,3 +149,39 @@ async fn chat_sends_typed_lines_and_prints_the_peers_messages() {
 async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
     tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.unwrap().unwrap().unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_uploads_images_and_files_and_fetch_writes_them_to_disk() {
+    let server = TestServer::spawn().await;
+    server.import(&["alice", "bob"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("pic.png");
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(900, 300, |x, _| image::Rgb([x as u8, 0, 0])))
+        .save(&png)
+        .unwrap();
+    let doc = dir.path().join("doc.txt");
+    std::fs::write(&doc, "the minutes of the meeting").unwrap();
+
+    let args = ["send", "--to", "bob", "--image", png.to_str().unwrap(), "--file", doc.to_str().unwrap()];
+    let out = client(&server, "alice", &args).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = client(&server, "bob", &["history", "--peer", "alice"]).output().await.unwrap();
+    let msg: Value = serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap();
+    let image = &msg["body"][0]["MsgContent"];
+    assert_eq!(msg["body"][0]["MsgType"], "TIMImageElem", "{msg}");
+    assert_eq!(image["ImageInfoArray"][1]["Width"], 720, "{msg}");
+    let file = &msg["body"][1]["MsgContent"];
+    assert_eq!((file["FileName"].as_str(), file["FileSize"].as_u64()), (Some("doc.txt"), Some(26)), "{msg}");
+
+    let fetched = dir.path().join("fetched.txt");
+    let url = file["Url"].as_str().unwrap();
+    let out = client(&server, "bob", &["fetch", url, "-o", fetched.to_str().unwrap()]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&fetched).unwrap(), "the minutes of the meeting");
+    let thumb = dir.path().join("thumb.png");
+    let what = format!("{}/thumb", image["UUID"].as_str().unwrap());
+    let out = client(&server, "bob", &["fetch", &what, "-o", thumb.to_str().unwrap()]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(image::image_dimensions(&thumb).unwrap(), (198, 66));
+}

@@ -86,7 +86,8 @@ pub(crate) async fn handle(
         }
         PortraitGet => portrait_get(core, req::PortraitGet::parse(body)?, service).await.map_err(fail),
         SendMsg => {
-            let r = req::SendMsg::parse(body)?;
+            let mut r = req::SendMsg::parse(body)?;
+            attach_media(core, caller, vec![r.to.clone()], &mut r.msg).await?;
             let sent = core.send(outgoing(caller, vec![r.to.clone()], r.msg)).await.map_err(fail)?;
             if !sent.failed.is_empty() {
                 return Err(error::core(command, service, duet_core::Error::NoSuchAccount(r.to)));
@@ -94,7 +95,8 @@ pub(crate) async fn handle(
             Ok(Json::ok(SendMsgReply { msg_time: sent.key.time, msg_key: sent.key.to_string() }, service))
         }
         BatchSendMsg => {
-            let r = req::BatchSendMsg::parse(body)?;
+            let mut r = req::BatchSendMsg::parse(body)?;
+            attach_media(core, caller, r.to.clone(), &mut r.msg).await?;
             let count = r.to.len();
             let sent = core.send(outgoing(caller, r.to, r.msg)).await.map_err(fail)?;
             let msg_key = sent.key.to_string();
@@ -110,7 +112,9 @@ pub(crate) async fn handle(
             Ok(Json::with_status(status, BatchSendMsgReply { msg_key, error_list }, service))
         }
         ImportMsg => {
-            let r = req::ImportMsg::parse(body)?;
+            let mut r = req::ImportMsg::parse(body)?;
+            let participants = [r.from.clone(), r.to.clone()];
+            crate::media::attach_elems(core, caller, &participants, &mut r.body).await?;
             let import = model::Import {
                 from: r.from,
                 to: r.to,
@@ -245,6 +249,22 @@ fn to_json(v: model::ProfileValue) -> Value {
         model::ProfileValue::Text(s) => Value::String(s),
         model::ProfileValue::Number(n) => Value::from(n),
     }
+}
+
+/// Lets the sender and the recipients read the uploads the message refers to, and puts the server's own
+/// description of each in its element (`media::attach_elems`).
+async fn attach_media(
+    core: &Core,
+    caller: &str,
+    to: Vec<String>,
+    m: &mut req::OutgoingMessage,
+) -> Result<(), ApiError> {
+    let mut participants = to;
+    participants.push(m.from.clone().unwrap_or_else(|| caller.to_owned()));
+    if crate::media::attach_elems(core, caller, &participants, &mut m.body).await? {
+        duet_proto::elem::validate_elems(&m.body)?;
+    }
+    Ok(())
 }
 
 /// `MsgBody` as the compact JSON that is stored and served as is.

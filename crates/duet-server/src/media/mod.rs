@@ -1,0 +1,508 @@
+//! The media endpoints (`docs/protocol.md`, "Media"):
+//!
+//! * `POST /v1/media?type=image|sound|file|video[&filename=…]` with the file as the raw body, streamed
+//!   to the [`BlobStore`] (never held in memory) and cut off at the type's limit + 1 byte; images are
+//!   read and rendered ([`image`]) on a blocking thread.
+//! * `GET /v1/media/<UUID>[/large|/thumb]`, streamed from the store to whoever may read it.
+//!
+//! Both authenticate with a UserSig: `identifier` and `usersig` in the query, as the REST API does, or
+//! `Authorization: Basic base64(identifier:usersig)`. [`attach_elems`] is the send-time half: it replaces
+//! what a message says about a Duet-held upload with what the server measured, and grants the message's
+//! two sides access. Failures become HTTP statuses and Tencent codes in one place, [`Failure`].
+
+mod fs;
+mod image;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use duet_core::media::{BlobError, ImageMeta, Media, MediaItem, MediaKind, Rendition, RenditionKind, new_uuid};
+use duet_core::{AuthError, Core};
+use duet_proto::client::ClientFrame;
+use duet_proto::elem::{ImageInfo, MsgElem};
+use duet_proto::media::{MEDIA_PATH, MediaType, RenditionName, Uploaded};
+use duet_proto::rest::response::Reply;
+use duet_proto::{ApiError, code};
+use futures_util::TryStreamExt;
+use serde::Deserialize;
+use tokio::io::AsyncReadExt;
+use tokio_util::io::{ReaderStream, StreamReader};
+
+pub use self::fs::LocalBlobStore;
+use crate::config::MediaConfig;
+
+#[derive(Clone)]
+pub(crate) struct MediaState {
+    core: Arc<Core>,
+    media: Arc<Media>,
+    public_url: Option<String>,
+    max_pixels: u64,
+}
+
+/// The media routes.
+pub(crate) fn router(core: Arc<Core>, media: Arc<Media>, config: &MediaConfig) -> Router {
+    let state = MediaState { core, media, public_url: config.public_url.clone(), max_pixels: config.max_image_pixels };
+    Router::new()
+        .route(MEDIA_PATH, axum::routing::post(upload))
+        .route(&format!("{MEDIA_PATH}/{{uuid}}"), axum::routing::get(download_original))
+        .route(&format!("{MEDIA_PATH}/{{uuid}}/{{rendition}}"), axum::routing::get(download_rendition))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Why a media request failed; the one place these become an HTTP status and a Tencent code.
+#[derive(Debug)]
+enum Failure {
+    NoCredentials,
+    Auth(AuthError, String, u64),
+    BadRequest(String),
+    Forbidden,
+    NotFound,
+    TooLarge(u64),
+    Empty,
+    NotAnImage,
+    TooManyPixels(String),
+    /// The client went away or its body broke off.
+    Aborted,
+    Internal(String),
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let (status, err) = match self {
+            Failure::NoCredentials => (
+                StatusCode::UNAUTHORIZED,
+                ApiError::new(code::USERSIG_EMPTY, "identifier and usersig are required (query or Basic auth)"),
+            ),
+            Failure::Auth(e, id, sdkappid) => (StatusCode::UNAUTHORIZED, crate::rest::error::auth(e, &id, sdkappid)),
+            Failure::BadRequest(why) => (StatusCode::BAD_REQUEST, ApiError::new(code::BAD_REQUEST, why)),
+            Failure::Forbidden => (
+                StatusCode::FORBIDDEN,
+                ApiError::new(
+                    code::MEDIA_AUTH_FAILED,
+                    "only the two sides of a conversation and the admins may read this file",
+                ),
+            ),
+            Failure::NotFound => (StatusCode::NOT_FOUND, ApiError::new(code::MEDIA_NOT_FOUND, "no such file")),
+            Failure::TooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ApiError::new(code::MEDIA_TOO_LARGE, format!("the file is larger than the limit of {limit} bytes")),
+            ),
+            Failure::Empty => (StatusCode::BAD_REQUEST, ApiError::new(code::MEDIA_EMPTY, "the file is empty")),
+            Failure::NotAnImage => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ApiError::new(code::MEDIA_NOT_AN_IMAGE, "not an image in a supported format (JPEG, PNG, GIF)"),
+            ),
+            Failure::TooManyPixels(why) => (StatusCode::PAYLOAD_TOO_LARGE, ApiError::new(code::MEDIA_TOO_LARGE, why)),
+            Failure::Aborted => {
+                (StatusCode::BAD_REQUEST, ApiError::new(code::MEDIA_UPLOAD_FAILED, "the upload broke off; retry"))
+            }
+            Failure::Internal(detail) => {
+                tracing::error!(error = %detail, "media request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ApiError::new(code::MEDIA_UPLOAD_FAILED, "internal server error, please retry"),
+                )
+            }
+        };
+        let body = serde_json::to_vec(&Reply::fail(&err, false)).unwrap_or_default();
+        (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))], body)
+            .into_response()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Failure {
+    Failure::Internal(e.to_string())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct MediaQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    filename: Option<String>,
+    identifier: Option<String>,
+    usersig: Option<String>,
+}
+
+/// The caller, authenticated: `(identifier, is_admin)`.
+fn authenticate(core: &Core, q: &MediaQuery, headers: &HeaderMap) -> Result<(String, bool), Failure> {
+    let (id, sig) = match (&q.identifier, &q.usersig) {
+        (Some(id), Some(sig)) => (id.clone(), sig.clone()),
+        _ => basic_auth(headers).ok_or(Failure::NoCredentials)?,
+    };
+    if id.is_empty() || sig.is_empty() {
+        return Err(Failure::NoCredentials);
+    }
+    core.authenticate(&id, &sig).map_err(|e| Failure::Auth(e, id.clone(), core.config().sdkappid))?;
+    let admin = core.is_admin(&id);
+    Ok((id, admin))
+}
+
+/// `Authorization: Basic base64(identifier:usersig)` (split at the last colon: a UserSig has none).
+fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, sig) = text.rsplit_once(':')?;
+    Some((id.to_owned(), sig.to_owned()))
+}
+
+fn kind_of(t: MediaType) -> MediaKind {
+    match t {
+        MediaType::Image => MediaKind::Image,
+        MediaType::Sound => MediaKind::Sound,
+        MediaType::File => MediaKind::File,
+        MediaType::Video => MediaKind::Video,
+    }
+}
+
+fn blob_failure(e: BlobError) -> Failure {
+    match e {
+        BlobError::TooLarge(limit) => Failure::TooLarge(limit),
+        BlobError::Empty => Failure::Empty,
+        BlobError::Source(e) => {
+            tracing::debug!(error = %e, "upload body broke off");
+            Failure::Aborted
+        }
+        BlobError::Storage(e) => internal(e),
+    }
+}
+
+async fn upload(
+    State(s): State<MediaState>,
+    Query(q): Query<MediaQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Failure> {
+    let (caller, _) = authenticate(&s.core, &q, &headers)?;
+    let kind = q
+        .kind
+        .as_deref()
+        .and_then(MediaType::from_name)
+        .map(kind_of)
+        .ok_or_else(|| Failure::BadRequest("type must be image, sound, file or video".into()))?;
+    let file_name = q.filename.clone().unwrap_or_default();
+    if file_name.len() > 255 || file_name.contains(['/', '\\', '\0']) {
+        return Err(Failure::BadRequest("filename must be a plain name of at most 255 bytes".into()));
+    }
+    let limit = s.media.limits().of(kind);
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Failure::TooLarge(limit));
+    }
+    let url = match &s.public_url {
+        Some(base) => format!("{base}{MEDIA_PATH}"),
+        None => {
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+            format!("http://{host}{MEDIA_PATH}")
+        }
+    };
+
+    let uuid = new_uuid();
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let mut reader = StreamReader::new(stream);
+    let blobs = s.media.blobs();
+    let size = blobs.put(&uuid, &mut reader, limit).await.map_err(blob_failure)?;
+    let image = if kind == MediaKind::Image {
+        match render(&s, &uuid, size).await {
+            Ok(meta) => Some(meta),
+            Err(e) => {
+                for key in [RenditionKind::Original, RenditionKind::Large, RenditionKind::Thumb].map(|k| k.key(&uuid)) {
+                    let _ = blobs.delete(&key).await;
+                }
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    let now = s.media.now_secs();
+    let item = MediaItem {
+        uuid: uuid.clone(),
+        kind,
+        owner: caller.clone(),
+        size,
+        file_name,
+        image,
+        url: format!("{url}/{uuid}"),
+        created: now,
+        last_used: now,
+    };
+    if let Err(e) = s.media.record(item.clone()).await {
+        for key in item.blobs() {
+            let _ = blobs.delete(&key).await;
+        }
+        return Err(internal(e));
+    }
+    tracing::info!(uuid, user = caller, kind = kind.as_str(), size, "media uploaded");
+    let reply = Uploaded {
+        uuid: item.uuid.clone(),
+        url: item.url.clone(),
+        size,
+        file_name: item.file_name.clone(),
+        image_format: item.image.as_ref().map(|i| u64::from(i.format)),
+        image_info_array: item.image.as_ref().map(|_| image_infos(&item)),
+    };
+    let body = serde_json::to_vec(&Reply::ok(reply, false)).map_err(internal)?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))], body).into_response())
+}
+
+/// Reads the stored original of `uuid` as an image and stores its renditions.
+async fn render(s: &MediaState, uuid: &str, size: u64) -> Result<ImageMeta, Failure> {
+    let blobs = s.media.blobs();
+    let mut blob = blobs.open(uuid).await.map_err(blob_failure)?.ok_or_else(|| internal("stored upload vanished"))?;
+    // At most the image limit (28 MB by default): decoding needs the whole file anyway.
+    let mut bytes = Vec::with_capacity(blob.size as usize);
+    blob.reader.read_to_end(&mut bytes).await.map_err(internal)?;
+    let max_pixels = s.max_pixels;
+    let processed = tokio::task::spawn_blocking(move || image::process(&bytes, max_pixels))
+        .await
+        .map_err(internal)?
+        .map_err(|e| match e {
+            image::ImageError::NotAnImage => Failure::NotAnImage,
+            e @ image::ImageError::TooManyPixels { .. } => Failure::TooManyPixels(e.to_string()),
+        })?;
+    let mut renditions = vec![Rendition {
+        kind: RenditionKind::Original,
+        width: processed.width,
+        height: processed.height,
+        size,
+        blob: uuid.to_owned(),
+    }];
+    for r in processed.renditions {
+        let (blob, rsize) = match r.bytes {
+            None => (uuid.to_owned(), size),
+            Some(bytes) => {
+                let key = r.kind.key(uuid);
+                let n = blobs.put(&key, &mut bytes.as_slice(), u64::MAX).await.map_err(blob_failure)?;
+                (key, n)
+            }
+        };
+        renditions.push(Rendition { kind: r.kind, width: r.width, height: r.height, size: rsize, blob });
+    }
+    Ok(ImageMeta { format: processed.format, renditions })
+}
+
+/// The `ImageInfoArray` of a stored image: Type 1 original, 2 large, 3 thumbnail.
+fn image_infos(item: &MediaItem) -> Vec<ImageInfo> {
+    let Some(image) = &item.image else { return Vec::new() };
+    image
+        .renditions
+        .iter()
+        .map(|r| {
+            let (kind, suffix) = match r.kind {
+                RenditionKind::Original => (1, ""),
+                RenditionKind::Large => (2, "/large"),
+                RenditionKind::Thumb => (3, "/thumb"),
+            };
+            ImageInfo {
+                kind,
+                size: r.size,
+                width: u64::from(r.width),
+                height: u64::from(r.height),
+                url: format!("{}{suffix}", item.url),
+            }
+        })
+        .collect()
+}
+
+async fn download_original(
+    State(s): State<MediaState>,
+    Path(uuid): Path<String>,
+    Query(q): Query<MediaQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    download(s, uuid, RenditionName::Original, q, headers).await
+}
+
+async fn download_rendition(
+    State(s): State<MediaState>,
+    Path((uuid, rendition)): Path<(String, String)>,
+    Query(q): Query<MediaQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let rendition = RenditionName::from_segment(&rendition).ok_or(Failure::NotFound)?;
+    download(s, uuid, rendition, q, headers).await
+}
+
+async fn download(
+    s: MediaState,
+    uuid: String,
+    rendition: RenditionName,
+    q: MediaQuery,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let (caller, admin) = authenticate(&s.core, &q, &headers)?;
+    if !duet_core::media::is_uuid(&uuid) {
+        return Err(Failure::NotFound);
+    }
+    let item = s.media.get(&uuid).await.map_err(internal)?.ok_or(Failure::NotFound)?;
+    if !s.media.may_read(&item, &caller, admin).await.map_err(internal)? {
+        tracing::debug!(uuid, user = caller, "media download refused");
+        return Err(Failure::Forbidden);
+    }
+    let (key, mime) = match (&item.image, rendition) {
+        (Some(image), _) => {
+            let kind = match rendition {
+                RenditionName::Original => RenditionKind::Original,
+                RenditionName::Large => RenditionKind::Large,
+                RenditionName::Thumb => RenditionKind::Thumb,
+            };
+            let r = image.renditions.iter().find(|r| r.kind == kind).ok_or(Failure::NotFound)?;
+            let mime =
+                if r.blob == item.uuid { image::mime(image.format) } else { image::rendition_mime(image.format) };
+            (r.blob.clone(), mime)
+        }
+        (None, RenditionName::Original) => (item.uuid.clone(), mime_of_name(&item.file_name)),
+        (None, _) => return Err(Failure::NotFound),
+    };
+    let blob = s.media.blobs().open(&key).await.map_err(blob_failure)?.ok_or(Failure::NotFound)?;
+    let mut response = Response::new(Body::from_stream(ReaderStream::with_capacity(blob.reader, 64 * 1024)));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.size));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400"));
+    Ok(response)
+}
+
+/// A MIME type from a file name's extension, for the common media types.
+fn mime_of_name(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "mp4" => "video/mp4",
+        "mov" => "video/quicktime",
+        "webm" => "video/webm",
+        "mp3" => "audio/mpeg",
+        "m4a" | "aac" => "audio/aac",
+        "amr" => "audio/amr",
+        "ogg" | "opus" => "audio/ogg",
+        "wav" => "audio/wav",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain; charset=utf-8",
+        "zip" => "application/zip",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        _ => "application/octet-stream",
+    }
+}
+
+/// [`attach_elems`] for a client `send` frame of `user` (other frames are left alone).
+pub(crate) async fn attach_frame(core: &Core, user: &str, frame: &mut ClientFrame) -> Result<(), ApiError> {
+    if let ClientFrame::Send { to, body, .. } = frame {
+        // An invalid recipient is refused by the send itself; grant nothing to it.
+        if duet_proto::rest::validate_user_id(to).is_ok() {
+            let participants = [user.to_owned(), to.clone()];
+            attach_elems(core, user, &participants, body).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Before a message is stored: for each element referring to an upload Duet holds (by `UUID`, or
+/// `VideoUUID`/`ThumbUUID`), replaces what the client said about the file (URL, size, image format
+/// and renditions) with what the server measured, and lets every participant read it. Elements with
+/// ids Duet does not know (an app migrating with external URLs) are kept as sent. Returns whether
+/// anything changed. Fails with 90010 when the caller may not read an upload it refers to.
+pub(crate) async fn attach_elems(
+    core: &Core,
+    caller: &str,
+    participants: &[String],
+    elems: &mut [MsgElem],
+) -> Result<bool, ApiError> {
+    let Some(media) = core.media() else { return Ok(false) };
+    let mut uuids = Vec::new();
+    for e in elems.iter() {
+        match e {
+            MsgElem::Image(i) => uuids.push(i.uuid.clone()),
+            MsgElem::Sound(s) => uuids.push(s.uuid.clone()),
+            MsgElem::File(f) => uuids.push(f.uuid.clone()),
+            MsgElem::Video(v) => {
+                uuids.push(v.video_uuid.clone());
+                uuids.push(v.thumb_uuid.clone());
+            }
+            _ => {}
+        }
+    }
+    if !uuids.iter().any(|u| duet_core::media::is_uuid(u)) {
+        return Ok(false);
+    }
+    let admin = core.is_admin(caller);
+    let items = media.attach(caller, admin, participants, uuids).await.map_err(|e| match e {
+        duet_core::media::AttachError::Forbidden(uuid) => ApiError::new(
+            code::MSG_ELEM_MALFORMED,
+            format!("MsgBody refers to media {uuid}, which the sender may not read"),
+        ),
+        duet_core::media::AttachError::Store(e) => {
+            tracing::error!(error = %e, "media index failure");
+            ApiError::new(code::MSG_SERVER_INTERNAL, "internal server error, please retry")
+        }
+    })?;
+    let mut items = items.into_iter();
+    let mut changed = false;
+    for e in elems.iter_mut() {
+        match e {
+            MsgElem::Image(i) => {
+                if let Some(item) = items.next().flatten().filter(|it| it.image.is_some()) {
+                    i.image_format = item.image.as_ref().map_or(255, |m| u64::from(m.format));
+                    i.image_info_array = image_infos(&item);
+                    changed = true;
+                }
+            }
+            MsgElem::Sound(s) => {
+                if let Some(item) = items.next().flatten() {
+                    s.url = item.url;
+                    s.size = item.size;
+                    changed = true;
+                }
+            }
+            MsgElem::File(f) => {
+                if let Some(item) = items.next().flatten() {
+                    f.url = item.url;
+                    f.file_size = item.size;
+                    if f.file_name.is_empty() {
+                        f.file_name = item.file_name;
+                    }
+                    changed = true;
+                }
+            }
+            MsgElem::Video(v) => {
+                if let Some(item) = items.next().flatten() {
+                    v.video_url = item.url;
+                    v.video_size = item.size;
+                    changed = true;
+                }
+                if let Some(item) = items.next().flatten() {
+                    v.thumb_url = item.url.clone();
+                    v.thumb_size = item.size;
+                    if let Some(image) = &item.image {
+                        if let Some(orig) = image.renditions.first() {
+                            v.thumb_width = u64::from(orig.width);
+                            v.thumb_height = u64::from(orig.height);
+                        }
+                        v.thumb_format = match image.format {
+                            1 => "JPG",
+                            2 => "GIF",
+                            3 => "PNG",
+                            4 => "BMP",
+                            _ => "",
+                        }
+                        .to_owned();
+                    }
+                    changed = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(changed)
+}
