@@ -561,26 +561,18 @@ pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
             .map(Option::unwrap_or_default)
     };
     let (op_read, peer_read) = (read_time(op, peer)?, read_time(peer, op)?);
-    // The cursor: strictly older than the message `before` names, in (time, seq, id) order.
+    // The cursor: strictly older than the message `before` names, in (time, seq, random) order, which is
+    // the conversation index's (a MsgKey is unique in its conversation), so a page is one index range.
     let cursor = match q.before {
         None => (i64::MAX, i64::MAX, i64::MAX),
-        Some(k) => {
-            let id: Option<i64> = c
-                .prepare_cached(
-                    "SELECT id FROM messages WHERE lo = min(?1, ?2) AND hi = max(?1, ?2) AND time = ?3 AND seq = ?4 \
-                     AND random = ?5 ORDER BY id DESC LIMIT 1",
-                )?
-                .query_row(params![op, peer, k.time, k.seq, k.random], |r| r.get(0))
-                .optional()?;
-            (k.time, i64::from(k.seq), id.unwrap_or(0))
-        }
+        Some(k) => (k.time, i64::from(k.seq), i64::from(k.random)),
     };
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages m \
          WHERE m.lo = min(?1, ?2) AND m.hi = max(?1, ?2) AND m.time >= ?3 AND m.time <= ?4 \
-           AND (m.time, m.seq, m.id) < (?5, ?6, ?7) \
+           AND (m.time, m.seq, m.random) < (?5, ?6, ?7) \
            AND NOT (m.sender = ?1 AND m.flags & 2) AND NOT (m.receiver = ?1 AND m.flags & 4) \
-         ORDER BY m.time DESC, m.seq DESC, m.id DESC LIMIT ?8"
+         ORDER BY m.time DESC, m.seq DESC, m.random DESC LIMIT ?8"
     ))?;
     let limit = q.limit.min(i64::MAX as usize - 1) as i64 + 1;
     let names = |uid: i64| if uid == op { q.operator.clone() } else { q.peer.clone() };
