@@ -1,7 +1,9 @@
 //! Group commit: one thread owns the write connection. Writes queue up as jobs; the thread takes every
 //! job waiting (up to a cap), runs them in one transaction, commits once, and only then answers each
 //! caller. Concurrent sends thus share one fsync instead of paying one each,
-//! and no caller hears "ok" before its write is durable.
+//! and no caller hears "ok" before its write is durable. Answering (waking each caller, and handing each
+//! batch's sync-log entries to the delivery hook) happens on a second thread that takes the committed
+//! batches in commit order, so the writer starts the next batch meanwhile.
 
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -24,6 +26,8 @@ type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 pub(crate) struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// Answers each batch's callers (and hands its entries to the hook) while the writer runs the next one.
+    dispatcher: Option<JoinHandle<()>>,
     /// Where committed sync-log entries go, called on this thread in commit order.
     hook: Arc<OnceLock<DeliveryHook>>,
 }
@@ -31,11 +35,28 @@ pub(crate) struct Writer {
 impl Writer {
     pub fn start(conn: Connection) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<Answers>();
+        let dispatcher = std::thread::Builder::new()
+            .name("duet-sqlite-answers".into())
+            .spawn(move || {
+                // Batches arrive in commit order and are answered in that order.
+                for (replies, committed) in done_rx {
+                    for reply in replies {
+                        reply(committed.clone().map_err(StoreError::Backend));
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("spawning the dispatcher thread: {e}")))?;
         let thread = std::thread::Builder::new()
             .name("duet-sqlite-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, done_tx))
             .map_err(|e| StoreError::Backend(format!("spawning the writer thread: {e}")))?;
-        Ok(Writer { jobs: Some(tx), thread: Some(thread), hook: Arc::new(OnceLock::new()) })
+        Ok(Writer {
+            jobs: Some(tx),
+            thread: Some(thread),
+            dispatcher: Some(dispatcher),
+            hook: Arc::new(OnceLock::new()),
+        })
     }
 
     /// Sets the delivery hook (once; later calls are ignored).
@@ -91,7 +112,7 @@ impl Writer {
     }
 
     /// Queues a job that runs on the writer thread and returns the function that, given the commit's
-    /// outcome, makes the caller's answer (run on the writer thread too, in commit order).
+    /// outcome, makes the caller's answer (run on the answering thread, in commit order).
     async fn submit<R, E>(
         &self,
         job: impl FnOnce(&Connection) -> Box<dyn FnOnce(Result<(), StoreError>) -> Result<R, E> + Send> + Send + 'static,
@@ -120,6 +141,10 @@ impl Drop for Writer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        // The writer's exit closed the dispatcher's channel: it answers what is left and exits.
+        if let Some(t) = self.dispatcher.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -141,7 +166,10 @@ fn run_job<R, E: From<StoreError>>(conn: &Connection, f: impl FnOnce(&Connection
     result
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+/// A committed (or rolled back) batch's answers, with the outcome.
+type Answers = (Vec<Reply>, Result<(), String>);
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, done: std::sync::mpsc::Sender<Answers>) {
     crate::ops::cache_uids();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
@@ -178,8 +206,13 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
                 crate::backend(e)
             })
         };
-        for reply in replies.drain(..) {
-            reply(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Backend(e.to_string())));
+        let outcome = committed.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        let answers = std::mem::replace(&mut replies, Vec::with_capacity(MAX_BATCH));
+        if let Err(std::sync::mpsc::SendError((answers, outcome))) = done.send((answers, outcome)) {
+            // The dispatcher is gone (it never exits first); answer here rather than drop the callers.
+            for reply in answers {
+                reply(outcome.clone().map_err(StoreError::Backend));
+            }
         }
     }
 }
