@@ -5,6 +5,7 @@
 //! acknowledged message survives power loss; [`Durability::Relaxed`] leaves syncing to checkpoints and
 //! survives a process crash but not an OS crash.
 
+mod checkpoint;
 mod media;
 mod ops;
 mod relations;
@@ -43,6 +44,8 @@ const READERS: usize = 8;
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
+    /// Relaxed durability only: checkpoints on their own thread (see [`checkpoint`]).
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 struct Readers {
@@ -64,12 +67,17 @@ impl SqliteStore {
             Durability::Fsync => "FULL",
             Durability::Relaxed => "NORMAL",
         };
-        // temp_store = MEMORY keeps statement journals off the disk. Checkpoints stay SQLite's automatic ones
-        // (every 1000 WAL pages, on the writer): a separate checkpoint thread measured worse p99 (its fsyncs
-        // of the database file stall the writer's WAL fsyncs).
+        // temp_store = MEMORY keeps statement journals off the disk. With fsync durability checkpoints stay
+        // SQLite's automatic ones (every 1000 WAL pages, on the writer): a separate checkpoint thread measured
+        // worse p99 there (its fsyncs of the database file stall the writer's WAL fsyncs). Relaxed durability
+        // checkpoints on a thread of its own ([`checkpoint`]).
+        let autocheckpoint = match durability {
+            Durability::Fsync => 1000,
+            Durability::Relaxed => 0,
+        };
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000; \
-             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;"
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = {autocheckpoint};"
         ))
         .map_err(backend)?;
         migrate(&conn)?;
@@ -80,7 +88,11 @@ impl SqliteStore {
             idle: Mutex::new(Vec::new()),
             permits: tokio::sync::Semaphore::new(READERS),
         });
-        Ok(SqliteStore { writer: Writer::start(conn)?, readers })
+        let checkpointer = match durability {
+            Durability::Fsync => None,
+            Durability::Relaxed => Some(checkpoint::Checkpointer::start(path)?),
+        };
+        Ok(SqliteStore { writer: Writer::start(conn)?, readers, _checkpointer: checkpointer })
     }
 
     /// Runs a read on a pooled connection, off the async workers.
