@@ -180,6 +180,45 @@ async fn friends_only_refusals_reach_the_app_with_tencents_codes() {
 }
 
 #[tokio::test]
+async fn accepting_a_request_keeps_the_requesters_existing_entry() {
+    let server = TestServer::spawn().await;
+    server.import(&["gina", "hank"]).await;
+    // gina has hank one way already, with a remark, a group and a custom tag.
+    let r = server
+        .rest(
+            "sns/friend_import",
+            json!({"From_Account": "gina", "AddFriendItem": [{
+                "To_Account": "hank", "Remark": "Hanky", "GroupName": ["Work"], "AddSource": "AddSource_Type_Web",
+                "AddTime": 1_600_000_000, "CustomItem": [{"Tag": "Tag_SNS_Custom_Nick", "Value": "h"}]
+            }]}),
+        )
+        .await;
+    assert!(r.get("Fail_Account").is_none(), "{r}");
+    // gina asks for the other direction too; hank (NeedConfirm) must accept.
+    let (gina, _gina_events) = connect(&server, "gina", Platform::Web).await;
+    let (hank, _hank_events) = connect(&server, "hank", Platform::Android).await;
+    let opts = AddFriendOptions { remark: "new remark".into(), ..Default::default() };
+    assert_eq!(gina.add_friend("hank", opts).await.unwrap(), FriendAddResult::Pending);
+    hank.accept_friend_request("gina").await.expect("accepting");
+
+    assert_eq!(peers(&hank.friends().await.unwrap()), ["gina"]);
+    let tags = ["Tag_SNS_IM_Remark", "Tag_SNS_IM_Group", "Tag_SNS_IM_AddTime", "Tag_SNS_Custom_Nick"];
+    let r = server
+        .rest("sns/friend_get_list", json!({"From_Account": "gina", "To_Account": ["hank"], "TagList": tags}))
+        .await;
+    assert_eq!(
+        r["InfoItem"][0]["SnsProfileItem"],
+        json!([
+            {"Tag": "Tag_SNS_IM_Remark", "Value": "Hanky"},
+            {"Tag": "Tag_SNS_IM_Group", "Value": ["Work"]},
+            {"Tag": "Tag_SNS_IM_AddTime", "Value": 1_600_000_000},
+            {"Tag": "Tag_SNS_Custom_Nick", "Value": "h"}
+        ]),
+        "{r}"
+    );
+}
+
+#[tokio::test]
 async fn a_bulk_change_is_told_as_one_relations_changed_event_and_the_session_survives_it() {
     let server = TestServer::spawn().await;
     server.import(&["ivan"]).await;

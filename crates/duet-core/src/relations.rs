@@ -780,8 +780,8 @@ impl Core {
         self.commit(txn).await
     }
 
-    /// `target` accepts the pending request from `from`: `target` joins `from`'s list, and with
-    /// [`Direction::Both`] `from` joins `target`'s.
+    /// `target` accepts the pending request from `from`: `target` joins `from`'s list (unless there
+    /// already, whose entry is kept as it is), and with [`Direction::Both`] `from` joins `target`'s.
     pub async fn accept_friend(&self, target: &str, from: &str, direction: Direction) -> Result<(), Error> {
         let _guard = self.relations.writes.lock().await;
         let mut txn = self.begin_for(target, &[from]).await?;
@@ -791,17 +791,20 @@ impl Core {
         let Some(r) = txn.remove_request(from, target, RequestEnd::Accepted) else {
             return Err(Error::Relation(RelationError::NoRequest));
         };
-        if !txn.has_friend(from, target) && txn.friend_count(from) >= MAX_FRIENDS {
+        let had = txn.has_friend(from, target);
+        if !had && txn.friend_count(from) >= MAX_FRIENDS {
             return Err(Error::Relation(RelationError::PeerFriendLimit));
         }
         if direction == Direction::Both && !txn.has_friend(target, from) && txn.friend_count(target) >= MAX_FRIENDS {
             return Err(Error::Relation(RelationError::OwnFriendLimit));
         }
         let now = self.clock.now_secs();
-        let mut theirs = Friend::new(target, now);
-        (theirs.remark, theirs.groups, theirs.add_source, theirs.add_wording) =
-            (r.remark, group_list(r.group), r.source.clone(), r.wording.clone());
-        txn.put_friend(from, theirs);
+        if !had {
+            let mut theirs = Friend::new(target, now);
+            (theirs.remark, theirs.groups, theirs.add_source, theirs.add_wording) =
+                (r.remark, group_list(r.group), r.source.clone(), r.wording.clone());
+            txn.put_friend(from, theirs);
+        }
         if direction == Direction::Both && !txn.has_friend(target, from) {
             let mut mine = Friend::new(from, now);
             (mine.add_source, mine.add_wording) = (r.source, r.wording);
