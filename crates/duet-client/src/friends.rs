@@ -1,7 +1,10 @@
 //! Friends, friend requests and the blacklist: [`Client`] methods over the `friend_*` and `black_*`
 //! requests of the protocol. Changes made anywhere (another device, the other side, the admin's REST
-//! calls) arrive as [`Event::Relation`](crate::Event::Relation) on every device of the user that is online;
-//! a device that was offline should re-list with [`Client::friends`], [`Client::friend_requests`] and
+//! calls) arrive as [`Event::Relation`](crate::Event::Relation) on every device of the user that is online.
+//! A bulk change (e.g. the admin's `friend_delete_all`) arrives as one [`RelationEvent::RelationsChanged`]
+//! instead of one event per change; the SDK does not re-list by itself: the app calls [`Client::friends`],
+//! [`Client::friend_requests`] and [`Client::blacklist`] when it gets one. A device that was offline should
+//! re-list with [`Client::friends`], [`Client::friend_requests`] and
 //! [`Client::blacklist`] after [`Event::SyncComplete`](crate::Event::SyncComplete).
 
 use duet_proto::client::ClientFrame;

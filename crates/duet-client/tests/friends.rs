@@ -18,6 +18,7 @@ fn describe_relation(e: &RelationEvent) -> String {
         RelationEvent::RequestDeleted { from, to, reason } => format!("request-x {from}->{to} {reason:?}"),
         RelationEvent::BlackAdded { entry } => format!("black+ {}", entry.peer),
         RelationEvent::BlackRemoved { peer } => format!("black- {peer}"),
+        RelationEvent::RelationsChanged => "changed".to_owned(),
     }
 }
 
@@ -176,4 +177,90 @@ async fn friends_only_refusals_reach_the_app_with_tencents_codes() {
     assert_eq!(code(erin.send_text("frank", "hi").await), Some(20010));
     assert_eq!(erin.add_friend("frank", AddFriendOptions::default()).await.unwrap(), FriendAddResult::Added);
     erin.send_text("frank", "hi").await.expect("two-way friends may talk");
+}
+
+#[tokio::test]
+async fn accepting_a_request_keeps_the_requesters_existing_entry() {
+    let server = TestServer::spawn().await;
+    server.import(&["gina", "hank"]).await;
+    // gina has hank one way already, with a remark, a group and a custom tag.
+    let r = server
+        .rest(
+            "sns/friend_import",
+            json!({"From_Account": "gina", "AddFriendItem": [{
+                "To_Account": "hank", "Remark": "Hanky", "GroupName": ["Work"], "AddSource": "AddSource_Type_Web",
+                "AddTime": 1_600_000_000, "CustomItem": [{"Tag": "Tag_SNS_Custom_Nick", "Value": "h"}]
+            }]}),
+        )
+        .await;
+    assert!(r.get("Fail_Account").is_none(), "{r}");
+    // gina asks for the other direction too; hank (NeedConfirm) must accept.
+    let (gina, _gina_events) = connect(&server, "gina", Platform::Web).await;
+    let (hank, _hank_events) = connect(&server, "hank", Platform::Android).await;
+    let opts = AddFriendOptions { remark: "new remark".into(), ..Default::default() };
+    assert_eq!(gina.add_friend("hank", opts).await.unwrap(), FriendAddResult::Pending);
+    hank.accept_friend_request("gina").await.expect("accepting");
+
+    assert_eq!(peers(&hank.friends().await.unwrap()), ["gina"]);
+    let tags = ["Tag_SNS_IM_Remark", "Tag_SNS_IM_Group", "Tag_SNS_IM_AddTime", "Tag_SNS_Custom_Nick"];
+    let r = server
+        .rest("sns/friend_get_list", json!({"From_Account": "gina", "To_Account": ["hank"], "TagList": tags}))
+        .await;
+    assert_eq!(
+        r["InfoItem"][0]["SnsProfileItem"],
+        json!([
+            {"Tag": "Tag_SNS_IM_Remark", "Value": "Hanky"},
+            {"Tag": "Tag_SNS_IM_Group", "Value": ["Work"]},
+            {"Tag": "Tag_SNS_IM_AddTime", "Value": 1_600_000_000},
+            {"Tag": "Tag_SNS_Custom_Nick", "Value": "h"}
+        ]),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn a_bulk_change_is_told_as_one_relations_changed_event_and_the_session_survives_it() {
+    let server = TestServer::spawn().await;
+    server.import(&["ivan"]).await;
+    // More friends than a session's queue holds events (1 024).
+    let ids: Vec<String> = (0..1_100).map(|i| format!("f{i}")).collect();
+    for chunk in ids.chunks(100) {
+        let r = server.rest("im_open_login_svc/multiaccount_import", json!({ "Accounts": chunk })).await;
+        assert_eq!(r["ErrorCode"], 0, "{r}");
+    }
+    for chunk in ids.chunks(1_000) {
+        let items: Vec<_> =
+            chunk.iter().map(|id| json!({"To_Account": id, "AddSource": "AddSource_Type_Web"})).collect();
+        let r = server.rest("sns/friend_import", json!({"From_Account": "ivan", "AddFriendItem": items})).await;
+        assert!(r.get("Fail_Account").is_none(), "{r}");
+    }
+    let (ivan, mut events) = connect(&server, "ivan", Platform::Web).await;
+    assert_eq!(ivan.friends().await.unwrap().len(), 1_100);
+
+    let r =
+        server.rest("sns/friend_delete_all", json!({"From_Account": "ivan", "DeleteType": "Delete_Type_Both"})).await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+    assert_eq!(next_relation_on_the_same_connection(&mut events).await, "changed");
+    assert!(ivan.friends().await.expect("the same session re-lists").is_empty());
+
+    // A small change after it is told as itself, on the same connection.
+    allow_type(&server, "f0", "AllowType_Type_AllowAny").await;
+    let single = AddFriendOptions { single: true, ..Default::default() };
+    assert_eq!(ivan.add_friend("f0", single).await.unwrap(), FriendAddResult::Added);
+    assert_eq!(next_relation_on_the_same_connection(&mut events).await, "friend+ f0");
+}
+
+/// The next relation event; fails if the connection dropped before it.
+async fn next_relation_on_the_same_connection(events: &mut Events) -> String {
+    within("waiting for a relation event", async {
+        loop {
+            match events.recv().await {
+                Some(Event::Relation(r)) => return describe_relation(&r),
+                Some(Event::Connection(state)) => panic!("the session was dropped: {state:?}"),
+                Some(_) => {}
+                None => panic!("the event stream ended"),
+            }
+        }
+    })
+    .await
 }

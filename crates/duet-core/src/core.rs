@@ -169,9 +169,7 @@ impl Core {
     }
 
     pub async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, Error> {
-        let existed = self.store.delete_accounts(ids.clone()).await?;
-        let deleted: Vec<String> = ids.iter().zip(&existed).filter(|(_, e)| **e).map(|(id, _)| id.clone()).collect();
-        self.drop_relations(&deleted).await?;
+        let existed = self.delete_accounts_and_relations(ids.clone()).await?;
         for (id, existed) in ids.iter().zip(&existed) {
             if *existed {
                 self.hub.kick_all(id, KickReason::Admin);

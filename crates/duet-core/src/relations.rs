@@ -3,10 +3,14 @@
 //!
 //! * [`RelationStore`] is the storage trait: load one user's relations, and apply a batch of
 //!   [`RelationChange`]s atomically.
-//! * [`Relations`] is the in-memory cache the send path reads: per user, the friend list, the blacklist and
-//!   the pending requests, loaded on first use and kept coherent by every relation write (all of which go
-//!   through [`Core`] and are serialised by one async mutex). A client send costs one or two hash lookups
-//!   under a read lock; a user's first send or receipt after start costs one store read.
+//! * `Relations` is the in-memory cache the send path reads: per user that exists, the friend list, the
+//!   blacklist and the pending requests, loaded on first use and kept coherent by every relation write (all
+//!   of which go through [`Core`] and are serialised by one async mutex, which account deletion takes too).
+//!   A write copies each user it touches and replaces the cached entries after its commit. A client send
+//!   costs one or two hash lookups under a read lock; a user's first send or receipt after start costs two
+//!   store reads (does the account exist, its relations), made without the write lock: a load only inserts
+//!   an entry that is still absent, and only if no account was deleted meanwhile (see `Cache::evictions`).
+//!   UserIDs that name no account are never cached, so made-up IDs cannot grow the cache.
 //! * The `impl Core` block holds the operations the REST API and the client protocol call.
 //!
 //! Relationships are directional, as in Tencent IM: "A has B as a friend" means B is in A's friend list.
@@ -164,11 +168,13 @@ pub enum RelationChange {
         from: String,
         to: String,
     },
-    /// Every row that names the user, on either side (account deletion).
-    DropUser(String),
 }
 
 /// The relationship chain's storage. Every backend implements it with the same meaning.
+///
+/// Rows name users by UserID. Deleting an account ([`crate::store::AccountStore::delete_accounts`]) deletes
+/// every relation row that names it, on either side, in the same transaction as the account: a re-created
+/// account with the same UserID starts with no relations.
 #[async_trait]
 pub trait RelationStore: Send + Sync + 'static {
     /// Everything stored about `user`'s relations (empty for an unknown user).
@@ -209,7 +215,14 @@ pub enum RelationEvent {
     BlacklistRemoved {
         peer: String,
     },
+    /// Many of the user's relations changed at once (more than [`MAX_EVENTS_PER_USER`] events in one
+    /// operation, e.g. `friend_delete_all`): the devices re-list instead of getting each change.
+    Changed,
 }
+
+/// Most relation events one operation sends one user; beyond, the user gets one [`RelationEvent::Changed`]
+/// instead, so that a bulk change cannot overflow a session's queue.
+pub const MAX_EVENTS_PER_USER: usize = 16;
 
 /// Why a relationship operation on one target failed. Each has Tencent's code (see the server's error
 /// mapping).
@@ -329,22 +342,41 @@ impl UserRelations {
     }
 }
 
-/// The cache of relations, and the lock that serialises relation writes.
+/// The cache of relations, and the lock that serialises relation writes (and account deletions).
 #[derive(Default)]
 pub(crate) struct Relations {
-    cache: RwLock<HashMap<String, UserRelations>>,
-    writes: tokio::sync::Mutex<()>,
+    cache: RwLock<Cache>,
+    pub(crate) writes: tokio::sync::Mutex<()>,
+}
+
+/// The cached relations of users that exist.
+#[derive(Default)]
+struct Cache {
+    users: HashMap<String, Arc<UserRelations>>,
+    /// Counts the times entries were changed other than by a writer replacing them after its commit (account
+    /// deletions). A load made without the write lock inserts what it read only if this did not move
+    /// meanwhile: otherwise what it read may be older than what the cache dropped.
+    evictions: u64,
 }
 
 /// The state a relation write works on: copies of the users it touches, the changes to store and the
 /// events to send once stored.
+#[derive(Default)]
 struct Txn {
     users: HashMap<String, UserRelations>,
+    /// The users the write names that have no account: never cached.
+    ghosts: std::collections::HashSet<String>,
     changes: Vec<RelationChange>,
     events: Vec<(String, RelationEvent)>,
 }
 
 impl Txn {
+    /// Whether `id`'s account existed when the write began (under the write lock, which account deletion
+    /// takes too, so it still does).
+    fn exists(&self, id: &str) -> bool {
+        self.users.contains_key(id) && !self.ghosts.contains(id)
+    }
+
     fn user(&mut self, id: &str) -> &mut UserRelations {
         self.users.entry(id.to_owned()).or_default()
     }
@@ -438,11 +470,7 @@ impl Core {
             _ => Verdict::Allow,
         };
         match verdict {
-            Verdict::Allow => {
-                let sent = self.send(msg).await?;
-                self.forget_unknown(&sent.failed);
-                Ok(sent)
-            }
+            Verdict::Allow => self.send(msg).await,
             Verdict::Drop => {
                 let time = self.clock.now_secs();
                 let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time };
@@ -451,67 +479,118 @@ impl Core {
         }
     }
 
-    /// Applies the permission policy to a client send from `from` to `to`. Admin senders pass.
+    /// Applies the permission policy to a client send from `from` to `to`. Admin senders pass. A user with
+    /// no account has no relations (and is not cached).
     pub(crate) async fn permit(&self, from: &str, to: &str) -> Result<Verdict, Error> {
         if self.is_admin(from) || from == to {
             return Ok(Verdict::Allow);
         }
         let policy = self.config.permissions;
-        let users: &[&str] = if policy.friends_only { &[to, from] } else { &[to] };
-        loop {
-            {
-                let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
-                if let Some(recipient) = cache.get(to) {
-                    let sender = if policy.friends_only { cache.get(from) } else { None };
-                    if !policy.friends_only || sender.is_some() {
-                        return decide(policy, from, to, recipient, sender);
-                    }
+        {
+            let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(recipient) = cache.users.get(to) {
+                let sender = if policy.friends_only { cache.users.get(from) } else { None };
+                if !policy.friends_only || sender.is_some() {
+                    return decide(policy, from, to, recipient, sender.map(|s| &**s));
                 }
             }
-            let _guard = self.relations.writes.lock().await;
-            self.load_missing(users).await?;
         }
+        let users: &[&str] = if policy.friends_only { &[to, from] } else { &[to] };
+        let found = self.lookup(users).await?;
+        let empty = UserRelations::default();
+        let recipient = found[0].as_deref().unwrap_or(&empty);
+        let sender = policy.friends_only.then(|| found[1].as_deref().unwrap_or(&empty));
+        decide(policy, from, to, recipient, sender)
     }
 
-    /// Drops the (empty) cache entries the check made for recipients that turned out not to exist, so that
-    /// sends to made-up UserIDs do not grow the cache.
-    fn forget_unknown(&self, ids: &[String]) {
-        if ids.is_empty() {
-            return;
-        }
-        let mut cache = self.relations.cache.write().unwrap_or_else(|e| e.into_inner());
-        for id in ids {
-            let empty = cache.get(id).is_some_and(|u| {
-                u.friends.is_empty() && u.blacklist.is_empty() && u.incoming.is_empty() && u.outgoing.is_empty()
-            });
-            if empty {
-                cache.remove(id);
+    /// Each of `users`' relations: from the cache, or else read from the store and cached. `None` for a
+    /// user with no account (not cached). Takes no lock across the store reads, so a first send does not
+    /// wait for relation writes; see [`Cache::evictions`] for why what it inserts is never stale.
+    async fn lookup(&self, users: &[&str]) -> Result<Vec<Option<Arc<UserRelations>>>, Error> {
+        let mut found: Vec<Option<Arc<UserRelations>>> = vec![None; users.len()];
+        let mut missing: Vec<usize> = Vec::new();
+        let mut evictions = {
+            let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
+            for (i, user) in users.iter().enumerate() {
+                match cache.users.get(*user) {
+                    Some(u) => found[i] = Some(u.clone()),
+                    None => missing.push(i),
+                }
             }
-        }
-    }
-
-    /// Loads into the cache the users it does not hold. Call with the write lock held.
-    async fn load_missing(&self, users: &[&str]) -> Result<(), Error> {
-        for user in users {
-            let cached = self.relations.cache.read().unwrap_or_else(|e| e.into_inner()).contains_key(*user);
-            if !cached {
-                let data = self.store.load_relations((*user).to_owned()).await?;
-                let loaded = UserRelations::from_data(data);
-                self.relations.cache.write().unwrap_or_else(|e| e.into_inner()).insert((*user).to_owned(), loaded);
+            cache.evictions
+        };
+        while !missing.is_empty() {
+            let ids: Vec<String> = missing.iter().map(|&i| users[i].to_owned()).collect();
+            let exist = self.store.accounts_exist(ids).await?;
+            let mut loaded = Vec::new();
+            for (&i, exists) in missing.iter().zip(exist) {
+                if exists {
+                    let data = self.store.load_relations(users[i].to_owned()).await?;
+                    loaded.push((i, Arc::new(UserRelations::from_data(data))));
+                }
             }
+            let mut cache = self.relations.cache.write().unwrap_or_else(|e| e.into_inner());
+            if cache.evictions != evictions {
+                // An account was deleted while we read: what we read may predate it. Read again.
+                evictions = cache.evictions;
+                missing.retain(|&i| match cache.users.get(users[i]) {
+                    Some(u) => {
+                        found[i] = Some(u.clone());
+                        false
+                    }
+                    None => true,
+                });
+                continue;
+            }
+            for (i, u) in loaded {
+                // A writer that got there first holds the newer state.
+                let entry = cache.users.entry(users[i].to_owned()).or_insert(u);
+                found[i] = Some(entry.clone());
+            }
+            missing.clear();
         }
-        Ok(())
+        Ok(found)
     }
 
-    /// A transaction over copies of `users`. Call with the write lock held.
+    /// A transaction over copies of `users`; those with no account are noted as such. Call with the write
+    /// lock held.
     async fn begin(&self, users: &[&str]) -> Result<Txn, Error> {
-        self.load_missing(users).await?;
-        let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
-        let users = users.iter().map(|u| ((*u).to_owned(), cache.get(*u).cloned().unwrap_or_default())).collect();
-        Ok(Txn { users, changes: Vec::new(), events: Vec::new() })
+        let mut unique: Vec<&str> = Vec::with_capacity(users.len());
+        let mut seen = std::collections::HashSet::new();
+        for u in users {
+            if seen.insert(*u) {
+                unique.push(u);
+            }
+        }
+        let found = self.lookup(&unique).await?;
+        let mut txn = Txn::default();
+        for (user, found) in unique.into_iter().zip(found) {
+            match found {
+                Some(u) => {
+                    txn.users.insert(user.to_owned(), (*u).clone());
+                }
+                None => {
+                    txn.ghosts.insert(user.to_owned());
+                }
+            }
+        }
+        Ok(txn)
     }
 
-    /// Stores the transaction's changes; then makes its copies the cached state and tells the devices.
+    /// [`Core::begin`] for an operation of `owner`, whose account must exist.
+    async fn begin_for(&self, owner: &str, others: &[&str]) -> Result<Txn, Error> {
+        let mut users = Vec::with_capacity(others.len() + 1);
+        users.push(owner);
+        users.extend_from_slice(others);
+        let txn = self.begin(&users).await?;
+        if !txn.exists(owner) {
+            return Err(Error::NoSuchAccount(owner.to_owned()));
+        }
+        Ok(txn)
+    }
+
+    /// Stores the transaction's changes; then makes its copies the cached state and tells the devices (a
+    /// user with more than [`MAX_EVENTS_PER_USER`] events gets one [`RelationEvent::Changed`] instead).
     async fn commit(&self, txn: Txn) -> Result<(), Error> {
         if txn.changes.is_empty() {
             return Ok(());
@@ -520,11 +599,24 @@ impl Core {
         {
             let mut cache = self.relations.cache.write().unwrap_or_else(|e| e.into_inner());
             for (id, user) in txn.users {
-                cache.insert(id, user);
+                if !txn.ghosts.contains(&id) {
+                    cache.users.insert(id, Arc::new(user));
+                }
             }
         }
-        for (user, event) in txn.events {
-            self.hub.notify(&user, Outbound::Relation(Arc::new(event)));
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for (user, _) in &txn.events {
+            *counts.entry(user.as_str()).or_default() += 1;
+        }
+        let mut collapsed: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for (user, event) in &txn.events {
+            if counts[user.as_str()] > MAX_EVENTS_PER_USER {
+                if collapsed.insert(user.as_str()) {
+                    self.hub.notify(user, Outbound::Relation(Arc::new(RelationEvent::Changed)));
+                }
+                continue;
+            }
+            self.hub.notify(user, Outbound::Relation(Arc::new(event.clone())));
         }
         Ok(())
     }
@@ -540,6 +632,12 @@ impl Core {
             Some((_, ProfileValue::Text(v))) => AllowType::from_tag_value(&v),
             _ => AllowType::default(),
         })
+    }
+
+    /// How many users' relations are cached (for tests of the cache's bounds).
+    #[doc(hidden)]
+    pub fn cached_relation_users(&self) -> usize {
+        self.relations.cache.read().unwrap_or_else(|e| e.into_inner()).users.len()
     }
 
     // ---- friends ----------------------------------------------------------------------------------
@@ -562,11 +660,12 @@ impl Core {
         }
         let now = self.clock.now_secs();
         let _guard = self.relations.writes.lock().await;
-        let mut users: Vec<&str> = vec![from];
-        users.extend(ids.iter().zip(&exist).filter(|(_, e)| **e).map(|(id, _)| id.as_str()));
-        let mut txn = self.begin(&users).await?;
+        let others: Vec<&str> = ids.iter().zip(&exist).filter(|(_, e)| **e).map(|(id, _)| id.as_str()).collect();
+        // Existence is known again under the lock: an account deleted meanwhile gets no rows.
+        let mut txn = self.begin_for(from, &others).await?;
         let mut results = Vec::with_capacity(items.len());
-        for ((item, exists), allow) in items.into_iter().zip(exist).zip(allow) {
+        for ((item, existed), allow) in items.into_iter().zip(exist).zip(allow) {
+            let exists = existed && txn.exists(&item.to);
             results.push(add_one(&mut txn, from, item, exists, allow, direction, now));
         }
         self.commit(txn).await?;
@@ -580,16 +679,13 @@ impl Core {
         friends: Vec<Friend>,
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
         self.require(owner).await?;
-        let ids: Vec<String> = friends.iter().map(|f| f.peer.clone()).collect();
-        let exist = self.existing(&ids).await?;
         let _guard = self.relations.writes.lock().await;
-        let mut users: Vec<&str> = vec![owner];
-        users.extend(ids.iter().zip(&exist).filter(|(_, e)| **e).map(|(id, _)| id.as_str()));
-        let mut txn = self.begin(&users).await?;
+        let peers: Vec<&str> = friends.iter().map(|f| f.peer.as_str()).collect();
+        let mut txn = self.begin_for(owner, &peers).await?;
         let mut results = Vec::with_capacity(friends.len());
-        for (friend, exists) in friends.into_iter().zip(exist) {
+        for friend in friends {
             let peer = friend.peer.clone();
-            let r = if !exists {
+            let r = if !txn.exists(&peer) {
                 Err(RelationError::NoSuchAccount)
             } else if peer == owner {
                 Err(RelationError::IsSelf)
@@ -618,7 +714,7 @@ impl Core {
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
         self.require(owner).await?;
         let _guard = self.relations.writes.lock().await;
-        let mut txn = self.begin(&[owner]).await?;
+        let mut txn = self.begin_for(owner, &[]).await?;
         let mut results = Vec::with_capacity(updates.len());
         for (peer, update) in updates {
             match txn.user(owner).friends.get(&peer).cloned() {
@@ -645,13 +741,12 @@ impl Core {
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
         self.require(owner).await?;
         let _guard = self.relations.writes.lock().await;
-        let mut users: Vec<&str> = vec![owner];
-        users.extend(peers.iter().map(String::as_str));
-        let mut txn = self.begin(&users).await?;
+        let others: Vec<&str> = peers.iter().map(String::as_str).collect();
+        let mut txn = self.begin_for(owner, &others).await?;
         let results = peers
             .iter()
             .map(|peer| {
-                if !txn.remove_friend(owner, peer) {
+                if !txn.exists(peer) || !txn.remove_friend(owner, peer) {
                     return Err(RelationError::NotFriend);
                 }
                 if direction == Direction::Both {
@@ -668,44 +763,48 @@ impl Core {
     pub async fn delete_all_friends(&self, owner: &str, direction: Direction) -> Result<(), Error> {
         self.require(owner).await?;
         let _guard = self.relations.writes.lock().await;
-        let mut txn = self.begin(&[owner]).await?;
+        let mut txn = self.begin_for(owner, &[]).await?;
         let peers: Vec<String> = txn.user(owner).friends.keys().cloned().collect();
         if direction == Direction::Both {
             let refs: Vec<&str> = peers.iter().map(String::as_str).collect();
-            self.load_missing(&refs).await?;
-            let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
-            for p in &peers {
-                txn.users.insert(p.clone(), cache.get(p).cloned().unwrap_or_default());
-            }
+            let theirs = self.begin(&refs).await?;
+            txn.users.extend(theirs.users);
+            txn.ghosts.extend(theirs.ghosts);
         }
         for peer in &peers {
             txn.remove_friend(owner, peer);
-            if direction == Direction::Both {
+            if direction == Direction::Both && txn.exists(peer) {
                 txn.remove_friend(peer, owner);
             }
         }
         self.commit(txn).await
     }
 
-    /// `target` accepts the pending request from `from`: `target` joins `from`'s list, and with
-    /// [`Direction::Both`] `from` joins `target`'s.
+    /// `target` accepts the pending request from `from`: `target` joins `from`'s list (unless there
+    /// already, whose entry is kept as it is), and with [`Direction::Both`] `from` joins `target`'s.
     pub async fn accept_friend(&self, target: &str, from: &str, direction: Direction) -> Result<(), Error> {
         let _guard = self.relations.writes.lock().await;
-        let mut txn = self.begin(&[target, from]).await?;
+        let mut txn = self.begin_for(target, &[from]).await?;
+        if !txn.exists(from) {
+            return Err(Error::Relation(RelationError::NoRequest));
+        }
         let Some(r) = txn.remove_request(from, target, RequestEnd::Accepted) else {
             return Err(Error::Relation(RelationError::NoRequest));
         };
-        if !txn.has_friend(from, target) && txn.friend_count(from) >= MAX_FRIENDS {
+        let had = txn.has_friend(from, target);
+        if !had && txn.friend_count(from) >= MAX_FRIENDS {
             return Err(Error::Relation(RelationError::PeerFriendLimit));
         }
         if direction == Direction::Both && !txn.has_friend(target, from) && txn.friend_count(target) >= MAX_FRIENDS {
             return Err(Error::Relation(RelationError::OwnFriendLimit));
         }
         let now = self.clock.now_secs();
-        let mut theirs = Friend::new(target, now);
-        (theirs.remark, theirs.groups, theirs.add_source, theirs.add_wording) =
-            (r.remark, group_list(r.group), r.source.clone(), r.wording.clone());
-        txn.put_friend(from, theirs);
+        if !had {
+            let mut theirs = Friend::new(target, now);
+            (theirs.remark, theirs.groups, theirs.add_source, theirs.add_wording) =
+                (r.remark, group_list(r.group), r.source.clone(), r.wording.clone());
+            txn.put_friend(from, theirs);
+        }
         if direction == Direction::Both && !txn.has_friend(target, from) {
             let mut mine = Friend::new(from, now);
             (mine.add_source, mine.add_wording) = (r.source, r.wording);
@@ -717,8 +816,8 @@ impl Core {
     /// `target` declines the pending request from `from`.
     pub async fn decline_friend(&self, target: &str, from: &str) -> Result<(), Error> {
         let _guard = self.relations.writes.lock().await;
-        let mut txn = self.begin(&[target, from]).await?;
-        if txn.remove_request(from, target, RequestEnd::Declined).is_none() {
+        let mut txn = self.begin_for(target, &[from]).await?;
+        if !txn.exists(from) || txn.remove_request(from, target, RequestEnd::Declined).is_none() {
             return Err(Error::Relation(RelationError::NoRequest));
         }
         self.commit(txn).await
@@ -762,33 +861,21 @@ impl Core {
         has: impl Fn(&UserRelations, &str) -> bool,
     ) -> Result<Vec<Option<Relation>>, Error> {
         self.require(owner).await?;
-        let exist = self.existing(&peers).await?;
-        {
-            let _guard = self.relations.writes.lock().await;
-            let mut users: Vec<&str> = vec![owner];
-            users.extend(peers.iter().zip(&exist).filter(|(_, e)| **e).map(|(p, _)| p.as_str()));
-            self.load_missing(&users).await?;
-        }
-        let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
+        let mut users: Vec<&str> = vec![owner];
+        users.extend(peers.iter().map(String::as_str));
+        let found = self.lookup(&users).await?;
         let empty = UserRelations::default();
-        let mine = cache.get(owner).unwrap_or(&empty);
+        let mine = found[0].as_deref().unwrap_or(&empty);
         Ok(peers
             .iter()
-            .zip(exist)
-            .map(|(peer, exists)| {
-                exists.then(|| Relation::of(has(mine, peer), has(cache.get(peer).unwrap_or(&empty), owner)))
-            })
+            .zip(&found[1..])
+            .map(|(peer, theirs)| theirs.as_deref().map(|theirs| Relation::of(has(mine, peer), has(theirs, owner))))
             .collect())
     }
 
     async fn read_user<R>(&self, user: &str, f: impl FnOnce(&UserRelations) -> R) -> Result<R, Error> {
-        let loaded = self.relations.cache.read().unwrap_or_else(|e| e.into_inner()).contains_key(user);
-        if !loaded {
-            let _guard = self.relations.writes.lock().await;
-            self.load_missing(&[user]).await?;
-        }
-        let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
-        Ok(f(cache.get(user).unwrap_or(&UserRelations::default())))
+        let found = self.lookup(&[user]).await?;
+        Ok(f(found[0].as_deref().unwrap_or(&UserRelations::default())))
     }
 
     // ---- blacklists -------------------------------------------------------------------------------
@@ -800,15 +887,13 @@ impl Core {
         peers: Vec<String>,
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
         self.require(owner).await?;
-        let exist = self.existing(&peers).await?;
         let now = self.clock.now_secs();
         let _guard = self.relations.writes.lock().await;
-        let mut users: Vec<&str> = vec![owner];
-        users.extend(peers.iter().zip(&exist).filter(|(_, e)| **e).map(|(p, _)| p.as_str()));
-        let mut txn = self.begin(&users).await?;
+        let others: Vec<&str> = peers.iter().map(String::as_str).collect();
+        let mut txn = self.begin_for(owner, &others).await?;
         let mut results = Vec::with_capacity(peers.len());
-        for (peer, exists) in peers.iter().zip(exist) {
-            let r = if !exists {
+        for peer in &peers {
+            let r = if !txn.exists(peer) {
                 Err(RelationError::NoSuchAccount)
             } else if peer == owner {
                 Err(RelationError::IsSelf)
@@ -838,7 +923,7 @@ impl Core {
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
         self.require(owner).await?;
         let _guard = self.relations.writes.lock().await;
-        let mut txn = self.begin(&[owner]).await?;
+        let mut txn = self.begin_for(owner, &[]).await?;
         let results = peers
             .iter()
             .map(|peer| if txn.remove_blocked(owner, peer) { Ok(()) } else { Err(RelationError::NotBlocked) })
@@ -861,26 +946,43 @@ impl Core {
 
     // ---- accounts ---------------------------------------------------------------------------------
 
-    /// Forgets every relation of deleted accounts, in the store and in the cache.
-    pub(crate) async fn drop_relations(&self, ids: &[String]) -> Result<(), Error> {
-        if ids.is_empty() {
-            return Ok(());
-        }
+    /// Deletes accounts with every relation row naming them (one store transaction), under the relation
+    /// write lock: a relation write in flight either finished before (its rows go with the account) or
+    /// begins after and finds the account gone. Then forgets them in the cache. `false` for each account
+    /// that did not exist.
+    pub(crate) async fn delete_accounts_and_relations(&self, ids: Vec<String>) -> Result<Vec<bool>, Error> {
         let _guard = self.relations.writes.lock().await;
-        self.store.apply_relations(ids.iter().cloned().map(RelationChange::DropUser).collect()).await?;
-        let mut cache = self.relations.cache.write().unwrap_or_else(|e| e.into_inner());
-        for id in ids {
-            cache.remove(id);
+        let existed = self.store.delete_accounts(ids.clone()).await?;
+        let deleted: std::collections::HashSet<&str> =
+            ids.iter().zip(&existed).filter(|(_, e)| **e).map(|(id, _)| id.as_str()).collect();
+        if deleted.is_empty() {
+            return Ok(existed);
         }
-        for user in cache.values_mut() {
-            for id in ids {
-                user.friends.remove(id);
-                user.blacklist.remove(id);
-                user.incoming.remove(id);
-                user.outgoing.remove(id);
+        let mut cache = self.relations.cache.write().unwrap_or_else(|e| e.into_inner());
+        cache.evictions += 1;
+        for id in &deleted {
+            cache.users.remove(*id);
+        }
+        for user in cache.users.values_mut() {
+            let names = |u: &UserRelations| {
+                deleted.iter().any(|id| {
+                    u.friends.contains_key(*id)
+                        || u.blacklist.contains_key(*id)
+                        || u.incoming.contains_key(*id)
+                        || u.outgoing.contains_key(*id)
+                })
+            };
+            if names(user) {
+                let user = Arc::make_mut(user);
+                for id in &deleted {
+                    user.friends.remove(*id);
+                    user.blacklist.remove(*id);
+                    user.incoming.remove(*id);
+                    user.outgoing.remove(*id);
+                }
             }
         }
-        Ok(())
+        Ok(existed)
     }
 }
 

@@ -69,7 +69,10 @@ pub struct Cutoffs {
 pub trait AccountStore: Send + Sync + 'static {
     /// Creates the accounts that do not exist; sets the given nick/avatar of all.
     async fn import_accounts(&self, accounts: Vec<NewAccount>, now: i64) -> Result<(), StoreError>;
-    /// Deletes accounts and their profiles; `false` for each that did not exist.
+    /// Deletes accounts, their profiles and every relation row that names them on either side (friends,
+    /// friend tags, blacklists, friend requests: see [`crate::relations::RelationStore`]), all in one
+    /// transaction; `false` for each that did not exist. Relation rows naming an ID are deleted even when
+    /// its account is already gone.
     async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError>;
     /// Which of `ids` exist.
     async fn accounts_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError>;

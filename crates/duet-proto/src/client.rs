@@ -363,6 +363,10 @@ pub enum RelationEvent {
     BlackAdded { entry: Blocked },
     /// `peer` left the user's blacklist.
     BlackRemoved { peer: String },
+    /// Many of the user's relations changed at once (a bulk operation such as `friend_delete_all`), told in
+    /// this one event rather than one per change: re-list with `friend_list`, `friend_requests` and
+    /// `black_list`.
+    RelationsChanged,
 }
 
 /// One entry of a user's sync log. `seq` numbers the user's log from 1, without gaps.

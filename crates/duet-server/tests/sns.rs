@@ -289,8 +289,8 @@ async fn friend_get_pages_by_500_and_a_user_has_at_most_3000_friends() {
 #[tokio::test]
 async fn friend_delete_removes_one_or_both_directions_and_31704_for_non_friends() {
     let server = TestServer::spawn().await;
-    server.import(&["alice", "bob", "carol", "dave"]).await;
-    let r = add(&server, "alice", &["bob", "carol", "dave"], json!({"ForceAddFlags": 1})).await;
+    server.import(&["alice", "bob", "carol", "dave", "erin"]).await;
+    let r = add(&server, "alice", &["bob", "carol", "dave", "erin"], json!({"ForceAddFlags": 1})).await;
     assert!(r.get("Fail_Account").is_none(), "{r}");
 
     let r = server
@@ -303,12 +303,23 @@ async fn friend_delete_removes_one_or_both_directions_and_31704_for_non_friends(
     let r = check(&server, "alice", &["bob"], "CheckResult_Type_Both").await;
     assert_eq!(r["InfoItem"][0]["Relation"], "CheckResult_Type_BWithA", "{r}");
 
-    // Without DeleteType both directions go.
+    // Without DeleteType only alice's list changes (Delete_Type_Single, as for friend_delete_all).
     let r = server
         .rest("sns/friend_delete", json!({"From_Account": "alice", "To_Account": ["carol", "bob", "nobody"]}))
         .await;
-    assert_json_snapshot!("friend_delete_both_and_not_friends", r);
+    assert_json_snapshot!("friend_delete_default_and_not_friends", r);
     let r = check(&server, "alice", &["carol"], "CheckResult_Type_Both").await;
+    assert_eq!(r["InfoItem"][0]["Relation"], "CheckResult_Type_BWithA", "carol keeps alice: {r}");
+
+    // Delete_Type_Both removes both directions.
+    let r = server
+        .rest(
+            "sns/friend_delete",
+            json!({"From_Account": "alice", "To_Account": ["erin"], "DeleteType": "Delete_Type_Both"}),
+        )
+        .await;
+    assert_eq!(r["ResultItem"][0]["ResultCode"], 0, "{r}");
+    let r = check(&server, "alice", &["erin"], "CheckResult_Type_Both").await;
     assert_eq!(r["InfoItem"][0]["Relation"], "CheckResult_Type_NoRelation", "{r}");
 
     // friend_delete_all: one way by default.

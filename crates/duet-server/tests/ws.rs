@@ -140,6 +140,28 @@ async fn bad_logins_get_tencent_codes_and_the_connection_closes() {
 }
 
 #[tokio::test]
+async fn every_relationship_request_refuses_an_invalid_user_id_with_7003() {
+    let server = TestServer::spawn().await;
+    let (mut raw, _) = Raw::login(&server, "alice", "Web", "d1").await;
+    let long = "x".repeat(33);
+    for peer in ["", " bob", long.as_str(), "b\u{7}ob"] {
+        for op in ["friend_delete", "friend_accept", "friend_decline", "black_delete", "black_add"] {
+            let reply = raw.request(json!({"op": op, "peer": peer, "single": true})).await;
+            assert_eq!(
+                (reply["op"].as_str(), reply["code"].as_u64()),
+                (Some("error"), Some(7003)),
+                "{op} {peer:?}: {reply}"
+            );
+        }
+        let reply = raw.request(json!({"op": "friend_add", "to": peer})).await;
+        assert_eq!(reply["code"], 7003, "friend_add {peer:?}: {reply}");
+    }
+    // A valid UserID with no account is answered as such, not as an invalid one.
+    let reply = raw.request(json!({"op": "friend_delete", "peer": "nobody", "single": true})).await;
+    assert_eq!(reply["code"], 31704, "{reply}");
+}
+
+#[tokio::test]
 async fn first_login_registers_the_account() {
     let server = TestServer::spawn().await;
     let (_bob, reply) = Raw::login(&server, "newcomer", "Android", "d1").await;

@@ -95,6 +95,7 @@ pub(crate) fn import_accounts(c: &Connection, accounts: &[NewAccount], now: i64)
 pub(crate) fn delete_accounts(c: &Connection, ids: &[String]) -> Result<Vec<bool>> {
     ids.iter()
         .map(|id| {
+            crate::relations::drop_user(c, id)?;
             let Some(uid) = uid(c, id)? else {
                 return Ok(false);
             };

@@ -135,16 +135,90 @@ fn apply(c: &Connection, change: &RelationChange) -> Result<()> {
             c.prepare_cached("DELETE FROM friend_requests WHERE requester = ?1 AND target = ?2")?
                 .execute([from, to])?;
         }
-        RelationChange::DropUser(user) => {
-            for sql in [
-                "DELETE FROM friends WHERE owner = ?1 OR peer = ?1",
-                "DELETE FROM friend_tags WHERE owner = ?1 OR peer = ?1",
-                "DELETE FROM blacklist WHERE owner = ?1 OR peer = ?1",
-                "DELETE FROM friend_requests WHERE requester = ?1 OR target = ?1",
-            ] {
-                c.prepare_cached(sql)?.execute([user])?;
-            }
-        }
     }
     Ok(())
+}
+
+/// Deletes every relation row that names `user`, on either side: part of deleting the account, in the
+/// same transaction.
+pub(crate) fn drop_user(c: &Connection, user: &str) -> Result<()> {
+    for sql in [
+        "DELETE FROM friends WHERE owner = ?1 OR peer = ?1",
+        "DELETE FROM friend_tags WHERE owner = ?1 OR peer = ?1",
+        "DELETE FROM blacklist WHERE owner = ?1 OR peer = ?1",
+        "DELETE FROM friend_requests WHERE requester = ?1 OR target = ?1",
+    ] {
+        c.prepare_cached(sql)?.execute([user])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use duet_core::model::NewAccount;
+    use duet_core::store::AccountStore;
+
+    use super::*;
+    use crate::Durability;
+
+    fn account(id: &str) -> NewAccount {
+        NewAccount { id: id.into(), nick: None, face_url: None }
+    }
+
+    fn request(from: &str, to: &str) -> FriendRequest {
+        FriendRequest {
+            from: from.into(),
+            to: to.into(),
+            wording: "hi".into(),
+            source: "AddSource_Type_Web".into(),
+            remark: String::new(),
+            group: String::new(),
+            time: 1,
+        }
+    }
+
+    fn names(d: &RelationData, id: &str) -> bool {
+        d.friends.iter().any(|f| f.peer == id)
+            || d.blacklist.iter().any(|b| b.peer == id)
+            || d.incoming.iter().any(|r| r.from == id)
+            || d.outgoing.iter().any(|r| r.to == id)
+    }
+
+    /// Deleting an account deletes its relation rows in the same transaction: nothing is left for a
+    /// re-created account with the same UserID to inherit, even if the process stops right after.
+    #[tokio::test]
+    async fn deleting_an_account_deletes_every_relation_row_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("duet.db"), Durability::Fsync).unwrap();
+        store.import_accounts(["alice", "bob", "carol"].map(account).into(), 0).await.unwrap();
+        let mut tagged = Friend::new("bob", 1);
+        tagged.custom = vec![("Tag_SNS_Custom_X".into(), ProfileValue::Text("x".into()))];
+        store
+            .apply_relations(vec![
+                RelationChange::PutFriend { owner: "alice".into(), friend: tagged },
+                RelationChange::PutFriend { owner: "bob".into(), friend: Friend::new("alice", 1) },
+                RelationChange::PutBlocked { owner: "carol".into(), entry: Blocked { peer: "bob".into(), time: 1 } },
+                RelationChange::PutBlocked { owner: "bob".into(), entry: Blocked { peer: "carol".into(), time: 1 } },
+                RelationChange::PutRequest(request("bob", "carol")),
+                RelationChange::PutRequest(request("alice", "bob")),
+                RelationChange::PutFriend { owner: "alice".into(), friend: Friend::new("carol", 1) },
+                // A row left by an earlier version for an account deleted since.
+                RelationChange::PutFriend { owner: "alice".into(), friend: Friend::new("gone", 1) },
+            ])
+            .await
+            .unwrap();
+
+        assert_eq!(store.delete_accounts(vec!["bob".into(), "gone".into()]).await.unwrap(), [true, false]);
+        // Reopen: what is checked is what was committed.
+        drop(store);
+        let store = SqliteStore::open(&dir.path().join("duet.db"), Durability::Fsync).unwrap();
+        for user in ["alice", "carol"] {
+            let d = store.load_relations(user.into()).await.unwrap();
+            assert!(!names(&d, "bob") && !names(&d, "gone"), "{user}: {d:?}");
+        }
+        let alice = store.load_relations("alice".into()).await.unwrap();
+        assert_eq!(alice.friends.iter().map(|f| f.peer.as_str()).collect::<Vec<_>>(), ["carol"]);
+        store.import_accounts(vec![account("bob")], 2).await.unwrap();
+        assert_eq!(store.load_relations("bob".into()).await.unwrap(), RelationData::default());
+    }
 }

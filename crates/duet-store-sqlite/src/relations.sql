@@ -1,6 +1,6 @@
 -- The relationship chain (friends, friend requests, blacklists), created at open after the versioned
 -- schema. Rows name users by UserID, not by uid, so that they do not depend on the message tables; an
--- account's rows are deleted with it (by the domain, through `apply_relations`).
+-- account's rows are deleted with it, in the same transaction (`ops::delete_accounts`).
 
 -- One row per (owner, peer): peer is in owner's friend list.
 CREATE TABLE IF NOT EXISTS friends (

@@ -332,7 +332,8 @@ fn delete_type(f: &Fields<'_>, default: DeleteType) -> Result<DeleteType, ApiErr
     }
 }
 
-/// `friend_delete`. Without `DeleteType` both directions go (Tencent's SDK default).
+/// `friend_delete`. Without `DeleteType` only the user's list changes (`Delete_Type_Single`): Tencent's
+/// REST page leaves the default unsaid, so Duet takes the non-destructive one, as `friend_delete_all` does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FriendDelete {
     pub from: String,
@@ -346,7 +347,7 @@ impl FriendDelete {
         Ok(FriendDelete {
             from: from_account(&f)?,
             to: to_accounts(&f)?,
-            delete_type: delete_type(&f, DeleteType::Both)?,
+            delete_type: delete_type(&f, DeleteType::Single)?,
         })
     }
 }

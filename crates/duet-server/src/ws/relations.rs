@@ -31,14 +31,17 @@ pub(super) async fn answer(core: &Core, user: &str, frame: ClientFrame) -> Resul
             }
         }
         ClientFrame::FriendDelete { id, peer, single } => {
+            valid(&peer)?;
             one(core.delete_friends(user, vec![peer], direction(single)).await.map_err(fail)?)?;
             ServerFrame::Ok { id }
         }
         ClientFrame::FriendAccept { id, peer, single } => {
+            valid(&peer)?;
             core.accept_friend(user, &peer, direction(single)).await.map_err(fail)?;
             ServerFrame::Ok { id }
         }
         ClientFrame::FriendDecline { id, peer } => {
+            valid(&peer)?;
             core.decline_friend(user, &peer).await.map_err(fail)?;
             ServerFrame::Ok { id }
         }
@@ -60,6 +63,7 @@ pub(super) async fn answer(core: &Core, user: &str, frame: ClientFrame) -> Resul
             ServerFrame::Ok { id }
         }
         ClientFrame::BlackDelete { id, peer } => {
+            valid(&peer)?;
             one(core.remove_from_blacklist(user, vec![peer]).await.map_err(fail)?)?;
             ServerFrame::Ok { id }
         }
@@ -123,6 +127,7 @@ pub(super) fn event(e: &rel::RelationEvent) -> ServerFrame {
             RelationEvent::BlackAdded { entry: Blocked { peer: b.peer.clone(), time: b.time } }
         }
         rel::RelationEvent::BlacklistRemoved { peer } => RelationEvent::BlackRemoved { peer: peer.clone() },
+        rel::RelationEvent::Changed => RelationEvent::RelationsChanged,
     };
     ServerFrame::Relation { event }
 }
