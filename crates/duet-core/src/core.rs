@@ -178,6 +178,14 @@ impl Core {
         Ok(existed)
     }
 
+    /// Whether the permission policy (friends-only, blacklists) lets a user's send from `from` to `to`
+    /// through: `Ok(false)` when the blacklist check would drop it silently, an error when it would
+    /// refuse it. Changes nothing; [`Core::client_send`] applies the same check. Check first that `to`
+    /// exists: the check caches what it reads about `to`.
+    pub async fn send_permitted(&self, from: &str, to: &str) -> Result<bool, Error> {
+        Ok(matches!(self.permit(from, to).await?, crate::relations::Verdict::Allow))
+    }
+
     pub async fn accounts_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, Error> {
         Ok(self.store.accounts_exist(ids).await?)
     }

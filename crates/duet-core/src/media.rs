@@ -155,8 +155,6 @@ pub struct MediaItem {
     pub file_name: String,
     /// Images only.
     pub image: Option<ImageMeta>,
-    /// The URL the original is served at; renditions add `/large` and `/thumb`.
-    pub url: String,
     /// Unix seconds of the upload.
     pub created: i64,
     /// Unix seconds of the upload or of the last message sent referring to it, whichever is later.
@@ -176,6 +174,11 @@ impl MediaItem {
     }
 }
 
+/// Every blob key an upload `uuid` may have written, whether or not it got that far.
+pub fn possible_blobs(uuid: &str) -> Vec<String> {
+    [RenditionKind::Original, RenditionKind::Large, RenditionKind::Thumb].map(|k| k.key(uuid)).to_vec()
+}
+
 /// A fresh upload id: 128 random bits as 32 hex digits.
 pub fn new_uuid() -> String {
     format!("{:032x}", rand::random::<u128>())
@@ -187,19 +190,34 @@ pub fn is_uuid(s: &str) -> bool {
 }
 
 /// Metadata of uploads and who may read them. Each call is atomic.
+///
+/// Besides the items, the index keeps two lists that make blob deletion crash-safe: uploads *begun* but
+/// not yet recorded (their blobs may exist with no item), and *doomed* blob keys (their item is gone; the
+/// blobs are to be deleted, and stay listed until they are).
 #[async_trait]
 pub trait MediaIndex: Send + Sync + 'static {
+    /// Notes that an upload under `uuid` began at `now`. Until [`MediaIndex::insert`] records it, whatever
+    /// blobs it wrote belong to no item; [`MediaIndex::expire`] dooms them once `now` is old enough.
+    async fn begin(&self, uuid: String, now: i64) -> Result<(), StoreError>;
+    /// Records a complete upload (and ends its begun entry).
     async fn insert(&self, item: MediaItem) -> Result<(), StoreError>;
+    /// Gives up an upload begun and not recorded: its possible blobs become doomed.
+    async fn abandon(&self, uuid: String) -> Result<(), StoreError>;
     /// The items with these ids, in order; `None` for an unknown id.
     async fn get(&self, uuids: Vec<String>) -> Result<Vec<Option<MediaItem>>, StoreError>;
     /// Whether `user` was granted `uuid`.
     async fn granted(&self, uuid: String, user: String) -> Result<bool, StoreError>;
-    /// Grants every user every item, and moves each item's `last_used` up to `now`.
-    async fn grant(&self, uuids: Vec<String>, users: Vec<String>, now: i64) -> Result<(), StoreError>;
-    /// Up to `limit` items last used before `before`.
-    async fn unused_since(&self, before: i64, limit: usize) -> Result<Vec<MediaItem>, StoreError>;
-    /// Forgets items and their grants.
-    async fn remove(&self, uuids: Vec<String>) -> Result<(), StoreError>;
+    /// Grants every user every item that still exists, and moves its `last_used` up to `now`; returns
+    /// those items' ids (an item expired meanwhile is left out, and nothing is written for it).
+    async fn grant(&self, uuids: Vec<String>, users: Vec<String>, now: i64) -> Result<Vec<String>, StoreError>;
+    /// In one transaction: forgets up to `limit` items whose `last_used` is before `before` (checked in the
+    /// same transaction, so an item a send has just used is kept) and the uploads begun before `before`
+    /// and never recorded, and dooms their blobs. Returns how many items and abandoned uploads went.
+    async fn expire(&self, before: i64, limit: usize) -> Result<usize, StoreError>;
+    /// Up to `limit` doomed blob keys.
+    async fn doomed(&self, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Forgets doomed keys whose blobs are deleted.
+    async fn forget_doomed(&self, keys: Vec<String>) -> Result<(), StoreError>;
 }
 
 /// Why a blob operation failed.
@@ -291,9 +309,29 @@ impl Media {
         self.clock.now_secs()
     }
 
+    /// Notes that an upload under `uuid` begins, before any of its blobs is written: if it is never
+    /// recorded (the server stops, the request is dropped), the purge finds and deletes its blobs.
+    pub async fn begin(&self, uuid: &str) -> Result<(), StoreError> {
+        self.index.begin(uuid.to_owned(), self.clock.now_secs()).await
+    }
+
     /// Records a complete upload (its blobs are stored already).
     pub async fn record(&self, item: MediaItem) -> Result<(), StoreError> {
         self.index.insert(item).await
+    }
+
+    /// Deletes whatever an upload begun and not recorded wrote. What cannot be deleted now stays doomed
+    /// in the index, and later purges retry.
+    pub async fn discard(&self, uuid: &str) -> Result<(), StoreError> {
+        self.index.abandon(uuid.to_owned()).await?;
+        let mut gone = Vec::new();
+        for key in possible_blobs(uuid) {
+            match self.blobs.delete(&key).await {
+                Ok(()) => gone.push(key),
+                Err(e) => tracing::warn!(error = %e, key, "deleting a dropped upload's blob failed; the purge retries"),
+            }
+        }
+        self.index.forget_doomed(gone).await
     }
 
     pub async fn get(&self, uuid: &str) -> Result<Option<MediaItem>, StoreError> {
@@ -315,7 +353,9 @@ impl Media {
     /// and their last use moves to now. Fails if the caller may not read one of them.
     ///
     /// Grants are written before the message is committed, so a recipient that sees the message can
-    /// download at once; a send that fails afterwards leaves grants the sender meant to give anyway.
+    /// download at once; callers check first that the send will be accepted (permission, accounts), so
+    /// that a refused send grants nothing. An upload that expires between the lookup and the grant is
+    /// returned as unknown (`None`): the message keeps what the client said, never a dangling reference.
     pub async fn attach(
         &self,
         caller: &str,
@@ -335,45 +375,57 @@ impl Media {
             }
             known.push(item.uuid.clone());
         }
-        if !known.is_empty() {
-            self.index.grant(known, participants.to_vec(), self.clock.now_secs()).await?;
-        }
-        let lookup = |u: &String| found.iter().flatten().find(|i| &i.uuid == u).cloned();
+        let granted = if known.is_empty() {
+            Vec::new()
+        } else {
+            self.index.grant(known, participants.to_vec(), self.clock.now_secs()).await?
+        };
+        let lookup = |u: &String| found.iter().flatten().find(|i| &i.uuid == u && granted.contains(u)).cloned();
         Ok(uuids.iter().map(lookup).collect())
     }
 
     /// Deletes uploads whose last use is older than the roaming retention: the last message referring to
-    /// each has expired (or none ever did). Blobs go first, then the metadata, so a crash in between
-    /// leaves metadata that the next purge deletes again.
+    /// each has expired (or none ever did); and the blobs of uploads that were begun as long ago and never
+    /// recorded. The index forgets the items and dooms their blobs in one transaction that re-checks the
+    /// last use, so a send attaching an upload at that moment either keeps it or finds it gone, never a
+    /// dangling one; then the doomed blobs are deleted. A blob that cannot be deleted (or a crash in
+    /// between) stays doomed, and the next purge retries.
     pub async fn purge(&self) -> Result<MediaPurged, StoreError> {
         let before = self.clock.now_secs() - self.retention_secs;
         let mut purged = MediaPurged::default();
         loop {
-            let items = self.index.unused_since(before, PURGE_BATCH).await?;
-            if items.is_empty() {
-                return Ok(purged);
+            let n = self.index.expire(before, PURGE_BATCH).await?;
+            purged.items += n;
+            if n < PURGE_BATCH {
+                break;
             }
-            let mut gone = Vec::new();
-            for item in &items {
-                let mut ok = true;
-                for key in item.blobs() {
-                    match self.blobs.delete(&key).await {
-                        Ok(()) => purged.blobs += 1,
-                        Err(e) => {
-                            tracing::warn!(error = %e, key, "deleting an expired blob failed");
-                            ok = false;
-                        }
+        }
+        purged.blobs = self.delete_doomed().await?;
+        Ok(purged)
+    }
+
+    /// Deletes the doomed blobs; returns how many went. Stops at the first batch with a failure (logged).
+    async fn delete_doomed(&self) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let keys = self.index.doomed(PURGE_BATCH).await?;
+            if keys.is_empty() {
+                return Ok(deleted);
+            }
+            let mut gone = Vec::with_capacity(keys.len());
+            for key in keys.iter() {
+                match self.blobs.delete(key).await {
+                    Ok(()) => gone.push(key.clone()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, key, "deleting an expired blob failed; the next purge retries")
                     }
                 }
-                if ok {
-                    gone.push(item.uuid.clone());
-                }
             }
-            purged.items += gone.len();
-            let stuck = gone.len() < items.len();
-            self.index.remove(gone).await?;
+            deleted += gone.len();
+            let stuck = gone.len() < keys.len();
+            self.index.forget_doomed(gone).await?;
             if stuck {
-                return Ok(purged);
+                return Ok(deleted);
             }
         }
     }

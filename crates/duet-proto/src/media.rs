@@ -72,6 +72,17 @@ impl RenditionName {
     }
 }
 
+/// The query string of media requests: `type` and `filename` for uploads, and the credentials
+/// (`identifier`, `usersig`) of both uploads and downloads, unless given as Basic auth.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct MediaQuery {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub filename: Option<String>,
+    pub identifier: Option<String>,
+    pub usersig: Option<String>,
+}
+
 /// A successful upload's own fields (inside the `ActionStatus`/`ErrorCode`/`ErrorInfo` envelope).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Uploaded {

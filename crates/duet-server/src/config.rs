@@ -70,7 +70,7 @@ pub struct MediaFileConfig {
     /// Where blobs and their index are kept (default `<data>/media`).
     pub dir: Option<PathBuf>,
     /// The base of the URLs handed out, e.g. `https://im.example.com` behind a proxy (default: from the
-    /// upload request's `Host`, over http).
+    /// `Host` of the request being answered, the upload or the send, over http).
     pub public_url: Option<String>,
     /// Largest image upload in bytes (default 28 MiB).
     pub max_image_bytes: Option<u64>,
@@ -80,7 +80,8 @@ pub struct MediaFileConfig {
     pub max_file_bytes: Option<u64>,
     /// Largest video upload in bytes (default 100 MiB).
     pub max_video_bytes: Option<u64>,
-    /// Most pixels an uploaded image may decode to (default 40 million), against decompression bombs.
+    /// Most pixels an uploaded image may decode to (default 25 million), against decompression bombs and
+    /// to bound the memory of rendering (at most 8 bytes a pixel, per image rendered at once).
     pub max_image_pixels: Option<u64>,
 }
 
@@ -143,15 +144,18 @@ pub struct Config {
 pub struct MediaConfig {
     /// Blobs and `media.db`.
     pub dir: PathBuf,
-    /// The base of download URLs; `None`: `http://<Host of the upload request>`.
+    /// The base of download URLs; `None`: `http://<Host>` of the request being answered (the upload, or
+    /// the send putting the URL in a message). Never stored: URLs are built when answering.
     pub public_url: Option<String>,
     pub limits: MediaLimits,
     /// Most pixels an uploaded image may decode to.
     pub max_image_pixels: u64,
 }
 
-/// The default cap on an image's decoded pixels: 40 million (160 MB as RGBA).
-pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 40_000_000;
+/// The default cap on an image's decoded pixels: 25 million (100 MB as 8-bit RGBA, 200 MB at 16 bits),
+/// above any phone camera's photo (a 200-megapixel sensor bins to 12.5 million by default) yet a bound
+/// on what one rendering holds in memory.
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 25_000_000;
 
 impl Config {
     /// A configuration with Tencent's defaults for the given app identity.

@@ -55,6 +55,7 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
 }
 
 /// Opens the media service over `config.media.dir`: blobs as files, metadata in `media.db` beside them.
+/// Blocking (SQLite, clearing the temporary directory): run on a blocking thread.
 fn open_media(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Media>, ServerError> {
     let dir = &config.media.dir;
     std::fs::create_dir_all(dir)?;
@@ -72,19 +73,30 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let media = open_media(&config, clock.clone())?;
+    let media = {
+        let (config, clock) = (config.clone(), clock.clone());
+        tokio::task::spawn_blocking(move || open_media(&config, clock))
+            .await
+            .map_err(|e| ServerError::Io(std::io::Error::other(e)))??
+    };
     let core = Arc::new(Core::open(config.core.clone(), store, clock).await?.with_media(media.clone()));
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
 
     tracker.spawn(retention::run(core.clone(), config.purge_interval, token.clone().cancelled_owned()));
 
-    let ws_state = ws::WsState { core: core.clone(), tracker: tracker.clone(), shutdown: token.clone() };
+    let public_url = config.media.public_url.as_deref();
+    let ws_state = ws::WsState {
+        core: core.clone(),
+        tracker: tracker.clone(),
+        shutdown: token.clone(),
+        urls: media::Urls::new(public_url),
+    };
     let app = axum::Router::new()
         .route(duet_proto::client::CONNECT_PATH, axum::routing::get(ws::connect))
         .with_state(ws_state)
-        .merge(media::router(core.clone(), media, &config.media))
-        .merge(rest::router(core.clone()));
+        .merge(media::router(core.clone(), media, &config.media, tracker.clone()))
+        .merge(rest::router(core.clone(), public_url));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, sdkappid = config.core.sdkappid, "duet is serving");
     // Small frames both ways: no Nagle delay on answers and pushes.

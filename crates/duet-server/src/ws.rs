@@ -53,9 +53,17 @@ pub(crate) struct WsState {
     pub core: Arc<Core>,
     pub tracker: TaskTracker,
     pub shutdown: CancellationToken,
+    /// Where the download URLs put in this connection's messages point.
+    pub urls: crate::media::Urls,
 }
 
-pub(crate) async fn connect(State(state): State<WsState>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn connect(
+    State(state): State<WsState>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let media_base = state.urls.base(&headers, &uri);
     // A small read buffer: tungstenite's default (128 KiB, allocated up front) would cost that much memory
     // per idle connection. Frames are at most 64 KiB; the buffer grows for the rare large one.
     ws.read_buffer_size(READ_BUFFER)
@@ -64,16 +72,16 @@ pub(crate) async fn connect(State(state): State<WsState>, ws: WebSocketUpgrade) 
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| {
             let tracker = state.tracker.clone();
-            tracker.track_future(run(state, socket))
+            tracker.track_future(run(state, socket, media_base))
         })
 }
 
-async fn run(state: WsState, mut socket: WebSocket) {
+async fn run(state: WsState, mut socket: WebSocket, media_base: String) {
     let Some((logged_in, claims)) = login(&state, &mut socket).await else {
         let _ = socket.send(WsMessage::Close(None)).await;
         return;
     };
-    let mut conn = Connection { core: state.core.clone(), socket, session: logged_in, claims };
+    let mut conn = Connection { core: state.core.clone(), socket, session: logged_in, claims, media_base };
     let end = conn.serve(&state.shutdown).await;
     match end {
         End::Logout => conn.core.logout(&conn.session),
@@ -146,6 +154,8 @@ struct Connection {
     socket: WebSocket,
     session: Session,
     claims: Claims,
+    /// `scheme://authority` of the download URLs this connection's sends carry (`media::Urls`).
+    media_base: String,
 }
 
 impl Connection {
@@ -207,10 +217,12 @@ impl Connection {
                 }
                 match parse_request(&text) {
                     Ok(mut frame) => {
-                        // A send referring to uploads looks them up before the next frame is read, so that it
-                        // still queues its write in frame order.
+                        // A send referring to uploads looks them up (and checks the recipient and the permission
+                        // policy, so that a refused send grants nothing) before the next frame is read, so that
+                        // it still queues its write in frame order.
                         let user = &self.session.user;
-                        if let Err(e) = crate::media::attach_frame(&self.core, user, &mut frame).await {
+                        let base = &self.media_base;
+                        if let Err(e) = crate::media::attach_frame(&self.core, base, user, &mut frame).await {
                             let refused = error(request_id(&frame), e.code, e.info);
                             return if feed(&mut self.socket, &refused).await { None } else { Some(End::Dropped) };
                         }

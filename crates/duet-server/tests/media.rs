@@ -250,14 +250,15 @@ async fn media_goes_when_its_last_message_expires() {
     // Day 7 + 1 s: the unsent file is past the retention; the image is not.
     s.clock.advance_secs(2 * 86_400 + 1);
     let url = |v: &Value| v["URL"].as_str().unwrap().to_owned();
+    // The index forgets an item first, then its blobs go.
     wait_until(|| async { download(&s, Some("alice"), &url(&unused)).await.0 == 404 }).await;
+    wait_until(|| async { stored_files(&s.config.media.dir).len() == 3 }).await;
     assert_eq!(download(&s, Some("bob"), &url(&used)).await.0, 200);
-    assert_eq!(stored_files(&s.config.media.dir).len(), 3);
 
     // Day 12 + 1 s: the message referring to the image expired, and the image with it.
     s.clock.advance_secs(5 * 86_400);
     wait_until(|| async { download(&s, Some("alice"), &url(&used)).await.0 == 404 }).await;
-    assert!(stored_files(&s.config.media.dir).is_empty(), "{:?}", stored_files(&s.config.media.dir));
+    wait_until(|| async { stored_files(&s.config.media.dir).is_empty() }).await;
     s.stop().await;
 }
 
@@ -308,5 +309,300 @@ async fn sound_file_and_video_elements_get_the_servers_urls_and_sizes() {
     for url in [&sound["URL"], &file["URL"], &video["URL"], &thumb["URL"]] {
         assert_eq!(download(&s, Some("bob"), url.as_str().unwrap()).await.0, 200, "{url}");
     }
+    s.stop().await;
+}
+
+/// A logged-in WebSocket client that makes requests (events are skipped).
+struct Raw {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    next_id: u64,
+}
+
+impl Raw {
+    async fn login(s: &TestServer, user: &str) -> Raw {
+        let url = format!("ws://{}/v1/connect", s.addr);
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connect");
+        let mut raw = Raw { ws, next_id: 0 };
+        let reply = raw
+            .request(json!({"op": "login", "protocol": 1, "user": user, "usersig": s.usersig(user),
+                            "platform": "Android", "device": format!("{user}-phone")}))
+            .await;
+        assert_eq!(reply["op"], "logged_in", "{reply}");
+        raw
+    }
+
+    async fn request(&mut self, mut frame: Value) -> Value {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message as Ws;
+        self.next_id += 1;
+        frame["id"] = json!(self.next_id);
+        self.ws.send(Ws::Text(frame.to_string().into())).await.expect("sending a frame");
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.ws.next()).await.expect("no answer within 5 s") {
+                Some(Ok(Ws::Text(t))) => {
+                    let f: Value = serde_json::from_str(&t).expect("frames are JSON");
+                    if f["id"] == self.next_id {
+                        return f;
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => panic!("the connection closed before the answer"),
+            }
+        }
+    }
+
+    async fn send(&mut self, to: &str, random: u32, body: Value) -> Value {
+        self.request(json!({"op": "send", "to": to, "random": random, "body": body})).await
+    }
+}
+
+#[tokio::test]
+async fn a_send_the_recipient_never_gets_grants_nothing() {
+    let s = TestServer::spawn().await;
+    s.import(&["alice", "bob"]).await;
+    let (_, up) = upload(&s, "alice", "image", picture(ImageFormat::Png)).await;
+    let url = up["URL"].as_str().unwrap().to_owned();
+    let mut alice = Raw::login(&s, "alice").await;
+
+    // Bob blacklisted alice: her send is dropped silently (answered as sent), and bob gets no access.
+    let r = s.rest("sns/black_list_add", json!({"From_Account": "bob", "To_Account": ["alice"]})).await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+    let r = alice.send("bob", 1, image_elem(&up)).await;
+    assert_eq!(r["op"], "sent", "{r}");
+    assert_eq!(download(&s, Some("bob"), &url).await.0, 403, "a blocked sender's file stays hers");
+
+    // A UserID nobody has registered yet: the send fails, and registering it later gives no access.
+    let r = alice.send("dave", 2, image_elem(&up)).await;
+    assert_eq!(r["op"], "error", "{r}");
+    let r = send(&s, "alice", "erin", 3, image_elem(&up)).await;
+    assert_ne!(r["ErrorCode"], 0, "{r}");
+    let r = s
+        .rest(
+            "openim/batchsendmsg",
+            json!({"From_Account": "alice", "To_Account": ["bob", "frank"],
+            "MsgRandom": 4, "MsgBody": image_elem(&up)}),
+        )
+        .await;
+    assert_eq!(r["ActionStatus"], "SomeError", "{r}");
+    s.import(&["dave", "erin", "frank"]).await;
+    for late in ["dave", "erin", "frank"] {
+        assert_eq!(download(&s, Some(late), &url).await.0, 403, "{late} registered after the send");
+    }
+    // The admin's batch send reached bob (no permission policy for the admin): he may read it now.
+    assert_eq!(download(&s, Some("bob"), &url).await.0, 200);
+
+    // Once unblocked, alice's own send grants as before.
+    let (_, up2) = upload(&s, "alice", "file", b"second".to_vec()).await;
+    let file =
+        json!([{"MsgType": "TIMFileElem", "MsgContent": {"UUID": up2["UUID"], "Url": up2["URL"], "FileSize": 6}}]);
+    let r = s.rest("sns/black_list_delete", json!({"From_Account": "bob", "To_Account": ["alice"]})).await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+    assert_eq!(alice.send("bob", 5, file).await["op"], "sent");
+    assert_eq!(download(&s, Some("bob"), up2["URL"].as_str().unwrap()).await.0, 200);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn friends_only_refusals_grant_nothing() {
+    let s = TestServer::spawn_with(|c| c.core.permissions.friends_only = true).await;
+    s.import(&["alice", "bob"]).await;
+    let (_, up) = upload(&s, "alice", "image", picture(ImageFormat::Png)).await;
+    let mut alice = Raw::login(&s, "alice").await;
+    let r = alice.send("bob", 1, image_elem(&up)).await;
+    assert_eq!((&r["op"], &r["code"]), (&json!("error"), &json!(20009)), "{r}");
+    assert_eq!(download(&s, Some("bob"), up["URL"].as_str().unwrap()).await.0, 403);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn urls_come_from_the_configuration_or_the_senders_own_request_never_from_an_upload() {
+    let s = TestServer::spawn().await;
+    s.import(&["alice", "bob"]).await;
+    // An upload through a forged Host gets URLs on that host in its own answer...
+    let url = format!("{}/v1/media?type=file&filename=a.txt&{}", s.base_url(), auth(&s, "alice"));
+    let resp = reqwest::Client::new().post(url).header("host", "evil.example").body("hello").send().await.unwrap();
+    let up: Value = resp.json().await.unwrap();
+    let uuid = up["UUID"].as_str().unwrap();
+    assert_eq!(up["URL"], format!("http://evil.example/v1/media/{uuid}"), "{up}");
+    // ...but a message sent through the real address carries the real address.
+    let body = json!([{"MsgType": "TIMFileElem", "MsgContent": {"UUID": uuid, "Url": "x", "FileSize": 1}}]);
+    assert_eq!(send(&s, "alice", "bob", 1, body.clone()).await["ErrorCode"], 0);
+    let roam = s
+        .rest("openim/admin_getroammsg", json!({"Operator_Account": "bob", "Peer_Account": "alice", "MaxCnt": 10, "MinTime": 0, "MaxTime": 4_000_000_000u64}))
+        .await;
+    let sent = &roam["MsgList"][0]["MsgBody"][0]["MsgContent"]["Url"];
+    assert_eq!(sent, &json!(format!("{}/v1/media/{uuid}", s.base_url())), "{roam}");
+    // A Host that is not a plain host[:port] is not used at all.
+    let url = format!("{}/v1/media?type=file&{}", s.base_url(), auth(&s, "alice"));
+    let resp = reqwest::Client::new().post(url).header("host", "a.example/x?y").body("hi").send().await.unwrap();
+    let up: Value = resp.json().await.unwrap();
+    assert!(up["URL"].as_str().unwrap().starts_with("http://localhost/v1/media/"), "{up}");
+
+    // With `public_url`, every URL starts with it, whatever the Host.
+    let s = s.restart_with(|c| c.media.public_url = Some("https://im.example.com/".into())).await;
+    let url = format!("{}/v1/media?type=file&{}", s.base_url(), auth(&s, "alice"));
+    let resp = reqwest::Client::new().post(url).header("host", "evil.example").body("hello").send().await.unwrap();
+    let up: Value = resp.json().await.unwrap();
+    assert_eq!(up["URL"], format!("https://im.example.com/v1/media/{}", up["UUID"].as_str().unwrap()), "{up}");
+    assert_eq!(send(&s, "alice", "bob", 2, body).await["ErrorCode"], 0);
+    let roam = s
+        .rest("openim/admin_getroammsg", json!({"Operator_Account": "bob", "Peer_Account": "alice", "MaxCnt": 10, "MinTime": 0, "MaxTime": 4_000_000_000u64}))
+        .await;
+    let urls: Vec<_> =
+        roam["MsgList"].as_array().unwrap().iter().map(|m| m["MsgBody"][0]["MsgContent"]["Url"].clone()).collect();
+    assert!(urls.contains(&json!(format!("https://im.example.com/v1/media/{uuid}"))), "{roam}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn downloads_say_what_they_are_and_are_never_sniffed() {
+    let s = TestServer::spawn().await;
+    s.import(&["alice"]).await;
+    // An image named like something else is served as what its bytes are, inline.
+    let (_, img) = upload(&s, "alice", "image", picture(ImageFormat::Png)).await;
+    // A file named like an image is not served as one, and is an attachment under its own name.
+    let url = format!("{}/v1/media?type=file&filename=caf%C3%A9%20%22menu%22.png&{}", s.base_url(), auth(&s, "alice"));
+    let file: Value = reqwest::Client::new().post(url).body("<svg/>").send().await.unwrap().json().await.unwrap();
+    let get = |url: String| {
+        let q = auth(&s, "alice");
+        async move { reqwest::get(format!("{url}?{q}")).await.unwrap() }
+    };
+    let r = get(img["URL"].as_str().unwrap().to_owned()).await;
+    let h = r.headers();
+    assert_eq!(h["content-type"], "image/png");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-disposition"], "inline");
+    let r = get(file["URL"].as_str().unwrap().to_owned()).await;
+    let h = r.headers();
+    assert_eq!(h["content-type"], "application/octet-stream");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(
+        h["content-disposition"],
+        "attachment; filename=\"caf_ _menu_.png\"; filename*=UTF-8''caf%C3%A9%20%22menu%22.png"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_cut_off_midway_leaves_nothing_on_disk() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::spawn().await;
+    s.import(&["alice"]).await;
+    let dir = s.config.media.dir.clone();
+    for kind in ["file", "image"] {
+        let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let head = format!(
+            "POST /v1/media?type={kind}&{} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+            auth(&s, "alice"),
+            s.addr,
+            10 * MB
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        // Part of the body, until the server has started writing it to disk.
+        let mut sent = 0;
+        while stored_files(&dir).is_empty() {
+            tcp.write_all(&ZEROS).await.unwrap();
+            sent += ZEROS.len() as u64;
+            assert!(sent < 10 * MB, "the server never started storing the upload");
+        }
+        drop(tcp);
+        wait_until(|| async { stored_files(&dir).is_empty() }).await;
+    }
+    s.stop().await;
+}
+
+/// An HTTP/2 frame: length, type, flags, stream, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An HPACK header block of literal fields without indexing (no Huffman).
+fn hpack(headers: &[(&str, &str)]) -> Vec<u8> {
+    fn int(out: &mut Vec<u8>, mut n: usize) {
+        if n < 127 {
+            out.push(n as u8);
+            return;
+        }
+        out.push(127);
+        n -= 127;
+        while n >= 128 {
+            out.push((n % 128) as u8 | 0x80);
+            n /= 128;
+        }
+        out.push(n as u8);
+    }
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        out.push(0);
+        int(&mut out, name.len());
+        out.extend_from_slice(name.as_bytes());
+        int(&mut out, value.len());
+        out.extend_from_slice(value.as_bytes());
+    }
+    out
+}
+
+/// The handler of an upload whose HTTP/2 stream is reset is dropped at once, mid-body: what it had
+/// written goes all the same.
+#[tokio::test]
+async fn an_upload_whose_stream_is_reset_leaves_nothing_on_disk() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::spawn().await;
+    s.import(&["alice"]).await;
+    let dir = s.config.media.dir.clone();
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    tcp.write_all(&h2_frame(0x4, 0, 0, &[])).await.unwrap();
+    let path = format!("/v1/media?type=file&{}", auth(&s, "alice"));
+    let authority = s.addr.to_string();
+    let block = hpack(&[(":method", "POST"), (":scheme", "http"), (":path", &path), (":authority", &authority)]);
+    tcp.write_all(&h2_frame(0x1, 0x4, 1, &block)).await.unwrap();
+    tcp.write_all(&h2_frame(0x0, 0, 1, &ZEROS[..16_000])).await.unwrap();
+    wait_until(|| async { !stored_files(&dir).is_empty() }).await;
+    // RST_STREAM, CANCEL; the connection stays open.
+    tcp.write_all(&h2_frame(0x3, 0, 1, &8u32.to_be_bytes())).await.unwrap();
+    wait_until(|| async { stored_files(&dir).is_empty() }).await;
+    drop(tcp);
+    s.stop().await;
+}
+
+/// A client that sends a whole image and hangs up while the server renders it: the server drops the
+/// request's handler in the middle of rendering, after the original was stored. The original (and any
+/// rendition written) goes all the same.
+#[tokio::test]
+async fn an_image_upload_dropped_while_rendering_leaves_nothing_on_disk() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::spawn().await;
+    s.import(&["alice"]).await;
+    let dir = s.config.media.dir.clone();
+    // Large enough that rendering it takes a while.
+    let img = RgbImage::from_fn(3000, 2000, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 9]));
+    let mut png = Vec::new();
+    DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut png), ImageFormat::Png).unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/media?type=image&{} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+        auth(&s, "alice"),
+        s.addr,
+        png.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&png).await.unwrap();
+    // The original is in place (the bare UUID, not under tmp/): the server is rendering.
+    let in_place = |p: &std::path::PathBuf| {
+        let name = p.file_name().unwrap().to_string_lossy();
+        name.len() == 32 && !name.contains('.') && !p.parent().unwrap().ends_with("tmp")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !walk(&dir).iter().any(in_place) {
+        assert!(tokio::time::Instant::now() < deadline, "the original was never stored");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    drop(tcp);
+    wait_until(|| async { stored_files(&dir).is_empty() }).await;
     s.stop().await;
 }

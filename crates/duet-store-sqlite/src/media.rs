@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use duet_core::media::{ImageMeta, MediaIndex, MediaItem, MediaKind, Rendition, RenditionKind};
+use duet_core::media::{ImageMeta, MediaIndex, MediaItem, MediaKind, Rendition, RenditionKind, possible_blobs};
 use duet_core::store::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -67,7 +67,7 @@ fn rendition_kind(t: i64) -> RenditionKind {
 fn load(conn: &Connection, uuid: &str) -> rusqlite::Result<Option<MediaItem>> {
     let row = conn
         .prepare_cached(
-            "SELECT kind, owner, size, file_name, url, image_format, created, last_used FROM media WHERE uuid = ?1",
+            "SELECT kind, owner, size, file_name, image_format, created, last_used FROM media WHERE uuid = ?1",
         )?
         .query_row([uuid], |r| {
             Ok((
@@ -75,14 +75,13 @@ fn load(conn: &Connection, uuid: &str) -> rusqlite::Result<Option<MediaItem>> {
                 r.get::<_, String>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, i64>(5)?,
                 r.get::<_, i64>(6)?,
-                r.get::<_, i64>(7)?,
             ))
         })
         .optional()?;
-    let Some((kind, owner, size, file_name, url, image_format, created, last_used)) = row else {
+    let Some((kind, owner, size, file_name, image_format, created, last_used)) = row else {
         return Ok(None);
     };
     let image = match image_format {
@@ -112,27 +111,55 @@ fn load(conn: &Connection, uuid: &str) -> rusqlite::Result<Option<MediaItem>> {
         size: size as u64,
         file_name,
         image,
-        url,
         created,
         last_used,
     }))
 }
 
+/// Adds `keys` to the blobs to delete.
+fn doom(tx: &rusqlite::Transaction<'_>, keys: impl IntoIterator<Item = String>) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO media_doomed (blob) VALUES (?1)")?;
+    for key in keys {
+        stmt.execute([key])?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl MediaIndex for SqliteMediaIndex {
+    async fn begin(&self, uuid: String, now: i64) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.prepare_cached("INSERT OR REPLACE INTO media_uploads (uuid, started) VALUES (?1, ?2)")?
+                .execute(params![uuid, now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn abandon(&self, uuid: String) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            if tx.execute("DELETE FROM media_uploads WHERE uuid = ?1", [&uuid])? > 0 {
+                doom(&tx, possible_blobs(&uuid))?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
     async fn insert(&self, item: MediaItem) -> Result<(), StoreError> {
         self.call(move |conn| {
             let tx = conn.transaction()?;
+            tx.execute("DELETE FROM media_uploads WHERE uuid = ?1", [&item.uuid])?;
             tx.execute(
                 "INSERT INTO media (uuid, kind, owner, size, file_name, url, image_format, created, last_used) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, '', ?6, ?7, ?8)",
                 params![
                     item.uuid,
                     item.kind.as_str(),
                     item.owner,
                     item.size as i64,
                     item.file_name,
-                    item.url,
                     item.image.as_ref().map(|i| i64::from(i.format)),
                     item.created,
                     item.last_used,
@@ -160,40 +187,77 @@ impl MediaIndex for SqliteMediaIndex {
         .await
     }
 
-    async fn grant(&self, uuids: Vec<String>, users: Vec<String>, now: i64) -> Result<(), StoreError> {
+    async fn grant(&self, uuids: Vec<String>, users: Vec<String>, now: i64) -> Result<Vec<String>, StoreError> {
         self.call(move |conn| {
             let tx = conn.transaction()?;
-            for uuid in &uuids {
-                tx.execute("UPDATE media SET last_used = max(last_used, ?2) WHERE uuid = ?1", params![uuid, now])?;
+            let mut granted = Vec::with_capacity(uuids.len());
+            for uuid in uuids {
+                // In the transaction that writes the grants: an item the purge has just removed is not
+                // granted (the foreign key would refuse it) but reported missing.
+                let n =
+                    tx.execute("UPDATE media SET last_used = max(last_used, ?2) WHERE uuid = ?1", params![uuid, now])?;
+                if n == 0 {
+                    continue;
+                }
                 for user in &users {
                     tx.execute("INSERT OR IGNORE INTO media_grants (uuid, user) VALUES (?1, ?2)", params![uuid, user])?;
                 }
+                granted.push(uuid);
             }
-            tx.commit()
+            tx.commit()?;
+            Ok(granted)
         })
         .await
     }
 
-    async fn unused_since(&self, before: i64, limit: usize) -> Result<Vec<MediaItem>, StoreError> {
+    async fn expire(&self, before: i64, limit: usize) -> Result<usize, StoreError> {
         self.call(move |conn| {
-            let uuids = conn
+            let tx = conn.transaction()?;
+            let uuids = tx
                 .prepare_cached("SELECT uuid FROM media WHERE last_used < ?1 ORDER BY last_used LIMIT ?2")?
                 .query_map(params![before, limit as i64], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut items = Vec::with_capacity(uuids.len());
+            let mut gone = 0;
             for uuid in uuids {
-                items.extend(load(conn, &uuid)?);
+                let Some(item) = load(&tx, &uuid)? else { continue };
+                // `last_used < before` again, in the deleting statement itself.
+                let n = tx.execute("DELETE FROM media WHERE uuid = ?1 AND last_used < ?2", params![uuid, before])?;
+                if n > 0 {
+                    doom(&tx, item.blobs())?;
+                    gone += 1;
+                }
             }
-            Ok(items)
+            let abandoned = tx
+                .prepare_cached(
+                    "DELETE FROM media_uploads WHERE uuid IN \
+                     (SELECT uuid FROM media_uploads WHERE started < ?1 LIMIT ?2) RETURNING uuid",
+                )?
+                .query_map(params![before, limit.saturating_sub(gone) as i64], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            gone += abandoned.len();
+            for uuid in abandoned {
+                doom(&tx, possible_blobs(&uuid))?;
+            }
+            tx.commit()?;
+            Ok(gone)
         })
         .await
     }
 
-    async fn remove(&self, uuids: Vec<String>) -> Result<(), StoreError> {
+    async fn doomed(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.call(move |conn| {
+            conn.prepare_cached("SELECT blob FROM media_doomed LIMIT ?1")?
+                .query_map([limit as i64], |r| r.get::<_, String>(0))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn forget_doomed(&self, keys: Vec<String>) -> Result<(), StoreError> {
         self.call(move |conn| {
             let tx = conn.transaction()?;
-            for uuid in &uuids {
-                tx.execute("DELETE FROM media WHERE uuid = ?1", [uuid])?;
+            for key in &keys {
+                tx.execute("DELETE FROM media_doomed WHERE blob = ?1", [key])?;
             }
             tx.commit()
         })
@@ -226,7 +290,6 @@ mod tests {
                     },
                 ],
             }),
-            url: format!("http://h/v1/media/{uuid}"),
             created: last_used,
             last_used,
         }
@@ -246,10 +309,39 @@ mod tests {
         assert!(index.granted("a".into(), "bob".into()).await.unwrap());
         assert_eq!(index.get(vec!["a".into()]).await.unwrap()[0].as_ref().unwrap().last_used, 300);
 
-        let old: Vec<_> = index.unused_since(250, 10).await.unwrap().into_iter().map(|i| i.uuid).collect();
-        assert_eq!(old, vec!["b".to_owned()]);
-        index.remove(vec!["a".into()]).await.unwrap();
-        assert!(!index.granted("a".into(), "bob".into()).await.unwrap(), "grants go with the item");
-        assert_eq!(index.get(vec!["a".into()]).await.unwrap(), vec![None]);
+        // Expiry forgets the item and its grants and dooms its blobs, in one transaction.
+        assert_eq!(index.expire(250, 10).await.unwrap(), 1);
+        assert_eq!(index.get(vec!["b".into()]).await.unwrap(), vec![None]);
+        let mut doomed = index.doomed(10).await.unwrap();
+        doomed.sort();
+        assert_eq!(doomed, vec!["b".to_owned(), "b.thumb".to_owned()]);
+        index.forget_doomed(vec!["b".into()]).await.unwrap();
+        assert_eq!(index.doomed(10).await.unwrap(), vec!["b.thumb".to_owned()], "kept until deleted");
+        index.forget_doomed(vec!["b.thumb".into()]).await.unwrap();
+
+        // Granting an item that expired meanwhile writes nothing and says so (no foreign-key failure).
+        assert_eq!(index.grant(vec!["a".into(), "b".into()], vec!["carol".into()], 400).await.unwrap(), vec!["a"]);
+        assert!(!index.granted("b".into(), "carol".into()).await.unwrap());
+        // A use after the cutoff was computed keeps the item.
+        assert_eq!(index.expire(350, 10).await.unwrap(), 0, "a was used at 400");
+        assert!(index.get(vec!["a".into()]).await.unwrap()[0].is_some());
+    }
+
+    #[tokio::test]
+    async fn uploads_begun_and_never_recorded_are_doomed_once_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SqliteMediaIndex::open(&dir.path().join("media.db")).unwrap();
+        index.begin("c".into(), 100).await.unwrap();
+        index.begin("d".into(), 100).await.unwrap();
+        index.insert(item("d", 100)).await.unwrap();
+        index.begin("e".into(), 300).await.unwrap();
+        assert_eq!(index.expire(200, 10).await.unwrap(), 2, "c abandoned, d unused");
+        let mut doomed = index.doomed(10).await.unwrap();
+        doomed.sort();
+        assert_eq!(doomed, ["c", "c.large", "c.thumb", "d", "d.thumb"]);
+        index.abandon("e".into()).await.unwrap();
+        assert_eq!(index.doomed(10).await.unwrap().len(), 8);
+        index.abandon("e".into()).await.unwrap();
+        assert_eq!(index.expire(1000, 10).await.unwrap(), 0, "nothing left begun");
     }
 }

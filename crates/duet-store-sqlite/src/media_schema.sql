@@ -5,6 +5,7 @@ CREATE TABLE IF NOT EXISTS media (
     owner      TEXT NOT NULL,
     size       INTEGER NOT NULL,
     file_name  TEXT NOT NULL,
+    -- Unused (URLs are built when answering, from the configuration); kept empty.
     url        TEXT NOT NULL,
     -- Images: Tencent's ImageFormat; NULL for other kinds.
     image_format INTEGER,
@@ -29,4 +30,18 @@ CREATE TABLE IF NOT EXISTS media_grants (
     uuid TEXT NOT NULL REFERENCES media (uuid) ON DELETE CASCADE,
     user TEXT NOT NULL,
     PRIMARY KEY (uuid, user)
+) STRICT, WITHOUT ROWID;
+
+-- Uploads begun and not yet recorded in `media`: if one never is (the request was dropped, the server
+-- stopped), the purge dooms whatever blobs it may have written.
+CREATE TABLE IF NOT EXISTS media_uploads (
+    uuid    TEXT PRIMARY KEY,
+    started INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS media_uploads_started ON media_uploads (started);
+
+-- Blobs whose item is gone, to delete; a key stays here until its blob is deleted, so that a failed or
+-- interrupted deletion is retried by the next purge.
+CREATE TABLE IF NOT EXISTS media_doomed (
+    blob TEXT PRIMARY KEY
 ) STRICT, WITHOUT ROWID;

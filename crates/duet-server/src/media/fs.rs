@@ -1,7 +1,9 @@
 //! [`LocalBlobStore`]: blobs as files under one directory, `<dir>/<first two hex digits>/<key>`.
 //!
 //! An upload is written to `<dir>/tmp/<random>` and renamed into place only once complete and synced,
-//! so a reader never sees part of a file; temporary files left by a crash are removed at open.
+//! so a reader never sees part of a file. A temporary file is removed when its upload fails, or, if the
+//! upload's future is dropped midway (the client went away), by a guard; those a crash leaves are
+//! removed at open.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -69,11 +71,31 @@ impl LocalBlobStore {
     }
 }
 
+/// Removes a temporary file whose `put` was dropped before finishing (a destructor cannot await: the
+/// removal goes to a blocking thread, or happens in place outside a runtime).
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let Some(path) = self.0.take() else { return };
+        let remove = move || match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(error = %e, path = %path.display(), "removing an abandoned temporary file"),
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+    }
+}
+
 #[async_trait]
 impl BlobStore for LocalBlobStore {
     async fn put(&self, key: &str, data: &mut (dyn AsyncRead + Send + Unpin), limit: u64) -> Result<u64, BlobError> {
         let dest = self.path(key)?;
         let tmp = self.tmp.join(format!("{:032x}", rand::random::<u128>()));
+        let mut guard = TempFile(Some(tmp.clone()));
         let mut file = tokio::fs::File::create(&tmp).await.map_err(BlobError::Storage)?;
         let written = self.write(&mut file, data, limit).await;
         drop(file);
@@ -92,6 +114,7 @@ impl BlobStore for LocalBlobStore {
         if result.is_err() {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
+        guard.0 = None;
         result
     }
 
@@ -135,6 +158,21 @@ mod tests {
         assert!(matches!(store.put("cd34", &mut &b""[..], 5).await, Err(BlobError::Empty)));
         assert!(store.open("cd34").await.unwrap().is_none());
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temporary file is left");
+
+        // A put whose future is dropped midway (its source never ends) leaves no temporary file.
+        let (mut tx, mut rx) = tokio::io::duplex(64);
+        tx.write_all(b"part of it").await.unwrap();
+        let put = store.put("ef56", &mut rx, 100);
+        tokio::select! {
+            _ = put => panic!("the source never ends"),
+            () = async { while std::fs::read_dir(dir.path().join("tmp")).unwrap().count() == 0 { tokio::task::yield_now().await } } => {}
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_dir(dir.path().join("tmp")).unwrap().count() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the temporary file of a dropped put is removed");
+            tokio::task::yield_now().await;
+        }
+        drop(tx);
 
         store.delete(key).await.unwrap();
         store.delete(key).await.unwrap();

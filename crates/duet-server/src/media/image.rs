@@ -3,7 +3,9 @@
 //! [`process`] on a blocking thread.
 //!
 //! Decompression bombs are refused from the header, before decoding: more than the configured number
-//! of pixels, or a decoder allocation beyond [`MAX_ALLOC`].
+//! of pixels. The decoder's allocations are limited to match ([`alloc_limit`]): the pixel cap at the
+//! widest pixel the decoders produce (16-bit RGBA, 8 bytes), so one rendering holds at most the file
+//! and that much.
 
 use std::io::Cursor;
 
@@ -12,8 +14,18 @@ use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
-/// The most memory a decoder may allocate.
-const MAX_ALLOC: u64 = 512 * 1024 * 1024;
+/// The widest decoded pixel: 16-bit RGBA.
+const MAX_BYTES_PER_PIXEL: u64 = 8;
+/// The decoder's allocation limit never goes below this (decoders need buffers of their own, whatever
+/// the image) nor above [`MAX_ALLOC`].
+const MIN_ALLOC: u64 = 16 * 1024 * 1024;
+/// The most memory a decoder may allocate, however many pixels are allowed.
+const MAX_ALLOC: u64 = 1024 * 1024 * 1024;
+
+/// The decoder's allocation limit for images of at most `max_pixels` pixels.
+pub fn alloc_limit(max_pixels: u64) -> u64 {
+    max_pixels.saturating_mul(MAX_BYTES_PER_PIXEL).clamp(MIN_ALLOC, MAX_ALLOC)
+}
 /// JPEG quality of renditions of JPEG originals.
 const JPEG_QUALITY: u8 = 85;
 
@@ -77,7 +89,7 @@ pub fn process(bytes: &[u8], max_pixels: u64) -> Result<Processed, ImageError> {
     let reader = || -> Result<ImageReader<Cursor<&[u8]>>, ImageError> {
         let mut r = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|_| ImageError::NotAnImage)?;
         let mut limits = Limits::default();
-        limits.max_alloc = Some(MAX_ALLOC);
+        limits.max_alloc = Some(alloc_limit(max_pixels));
         r.limits(limits);
         Ok(r)
     };
@@ -150,5 +162,10 @@ mod tests {
         assert!(matches!(process(bomb, 1_000_000), Err(ImageError::TooManyPixels { .. })));
         assert!(matches!(process(bomb, u64::MAX), Err(ImageError::NotAnImage)));
         assert!(matches!(process(b"hello world", 1_000_000), Err(ImageError::NotAnImage)));
+
+        // The decoder's limit follows the pixel cap: the default's 25 million at 8 bytes a pixel.
+        assert_eq!(alloc_limit(25_000_000), 200_000_000);
+        assert_eq!(alloc_limit(1), MIN_ALLOC);
+        assert_eq!(alloc_limit(u64::MAX), MAX_ALLOC);
     }
 }

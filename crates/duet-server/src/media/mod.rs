@@ -5,6 +5,11 @@
 //!   read and rendered ([`image`]) on a blocking thread.
 //! * `GET /v1/media/<UUID>[/large|/thumb]`, streamed from the store to whoever may read it.
 //!
+//! An upload is noted in the index as begun before its first byte is stored; if it never completes (the
+//! request is dropped midway: client gone, stream reset, shutdown), a guard deletes what it wrote, and
+//! failing that the purge does. Image rendering is bounded: at most [`render_permits`] images are held
+//! and decoded at once. Download URLs are never stored: [`Urls`] builds them when answering.
+//!
 //! Both authenticate with a UserSig: `identifier` and `usersig` in the query, as the REST API does, or
 //! `Authorization: Basic base64(identifier:usersig)`. [`attach_elems`] is the send-time half: it replaces
 //! what a message says about a Duet-held upload with what the server measured, and grants the message's
@@ -18,20 +23,21 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use duet_core::media::{BlobError, ImageMeta, Media, MediaItem, MediaKind, Rendition, RenditionKind, new_uuid};
 use duet_core::{AuthError, Core};
 use duet_proto::client::ClientFrame;
 use duet_proto::elem::{ImageInfo, MsgElem};
-use duet_proto::media::{MEDIA_PATH, MediaType, RenditionName, Uploaded};
+use duet_proto::media::{MEDIA_PATH, MediaQuery, MediaType, RenditionName, Uploaded};
 use duet_proto::rest::response::Reply;
 use duet_proto::{ApiError, code};
 use futures_util::TryStreamExt;
-use serde::Deserialize;
 use tokio::io::AsyncReadExt;
+use tokio::sync::Semaphore;
 use tokio_util::io::{ReaderStream, StreamReader};
+use tokio_util::task::TaskTracker;
 
 pub use self::fs::LocalBlobStore;
 use crate::config::MediaConfig;
@@ -40,13 +46,30 @@ use crate::config::MediaConfig;
 pub(crate) struct MediaState {
     core: Arc<Core>,
     media: Arc<Media>,
-    public_url: Option<String>,
+    urls: Urls,
     max_pixels: u64,
+    /// Images being read and rendered at once: each holds its file and its decoded pixels in memory.
+    renders: Arc<Semaphore>,
+    /// Owns the clean-up of uploads dropped midway.
+    tracker: TaskTracker,
 }
 
-/// The media routes.
-pub(crate) fn router(core: Arc<Core>, media: Arc<Media>, config: &MediaConfig) -> Router {
-    let state = MediaState { core, media, public_url: config.public_url.clone(), max_pixels: config.max_image_pixels };
+/// How many images may be rendered at once: the available parallelism (at least 1). Rendering is
+/// CPU-bound, so more at once would not finish sooner, only hold more memory.
+pub(crate) fn render_permits() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).max(1)
+}
+
+/// The media routes. `tracker` owns the clean-up tasks of uploads dropped midway.
+pub(crate) fn router(core: Arc<Core>, media: Arc<Media>, config: &MediaConfig, tracker: TaskTracker) -> Router {
+    let state = MediaState {
+        core,
+        media,
+        urls: Urls::new(config.public_url.as_deref()),
+        max_pixels: config.max_image_pixels,
+        renders: Arc::new(Semaphore::new(render_permits())),
+        tracker,
+    };
     Router::new()
         .route(MEDIA_PATH, axum::routing::post(upload))
         .route(&format!("{MEDIA_PATH}/{{uuid}}"), axum::routing::get(download_original))
@@ -120,13 +143,79 @@ fn internal(e: impl std::fmt::Display) -> Failure {
     Failure::Internal(e.to_string())
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct MediaQuery {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    filename: Option<String>,
-    identifier: Option<String>,
-    usersig: Option<String>,
+/// Where download URLs point. URLs are never stored: they are built whenever an answer or a message
+/// carries them, from `[media] public_url`, or without it from the `Host` of the request being answered
+/// (the uploader's own upload, the sender's own send), so a forged `Host` only ever reaches the messages
+/// of the client that forged it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Urls {
+    public_url: Option<Arc<str>>,
+}
+
+impl Urls {
+    pub(crate) fn new(public_url: Option<&str>) -> Urls {
+        Urls { public_url: public_url.map(|u| u.trim_end_matches('/').into()) }
+    }
+
+    /// `scheme://authority` of the URLs given in answer to a request with this `Host` (or, over
+    /// HTTP/2, this URI authority).
+    pub(crate) fn base(&self, headers: &HeaderMap, uri: &Uri) -> String {
+        if let Some(base) = &self.public_url {
+            return base.to_string();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| uri.authority().map(|a| a.as_str()))
+            .filter(|h| is_authority(h))
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+}
+
+/// Whether `h` is a plain `host[:port]` (no path, query, user info or spaces to smuggle into a URL).
+fn is_authority(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 255 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+}
+
+/// The URL of the original of `uuid`; renditions add `/large` and `/thumb`.
+fn file_url(base: &str, uuid: &str) -> String {
+    format!("{base}{MEDIA_PATH}/{uuid}")
+}
+
+/// Deletes what an upload wrote if the upload's future is dropped before it is recorded or refused:
+/// the clean-up runs as a task of the server's tracker (a destructor cannot wait). Disarmed once the
+/// upload is recorded, or once a refused upload's clean-up has run in line.
+struct Abandoned {
+    media: Arc<Media>,
+    tracker: TaskTracker,
+    uuid: Option<String>,
+}
+
+impl Abandoned {
+    fn disarm(&mut self) {
+        self.uuid = None;
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        let Some(uuid) = self.uuid.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime left: the purge deletes the blobs of the begun upload later.
+            return;
+        };
+        let media = self.media.clone();
+        tracing::debug!(uuid, "upload dropped midway; deleting what it wrote");
+        self.tracker.spawn_on(
+            async move {
+                if let Err(e) = media.discard(&uuid).await {
+                    tracing::warn!(error = %e, uuid, "deleting a dropped upload failed; the purge retries");
+                }
+            },
+            &runtime,
+        );
+    }
 }
 
 /// The caller, authenticated: `(identifier, is_admin)`.
@@ -180,6 +269,7 @@ fn blob_failure(e: BlobError) -> Failure {
 async fn upload(
     State(s): State<MediaState>,
     Query(q): Query<MediaQuery>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Failure> {
@@ -191,7 +281,7 @@ async fn upload(
         .map(kind_of)
         .ok_or_else(|| Failure::BadRequest("type must be image, sound, file or video".into()))?;
     let file_name = q.filename.clone().unwrap_or_default();
-    if file_name.len() > 255 || file_name.contains(['/', '\\', '\0']) {
+    if file_name.len() > 255 || file_name.contains(['/', '\\', '\0']) || file_name.chars().any(char::is_control) {
         return Err(Failure::BadRequest("filename must be a plain name of at most 255 bytes".into()));
     }
     let limit = s.media.limits().of(kind);
@@ -199,78 +289,79 @@ async fn upload(
     if declared.is_some_and(|n| n > limit) {
         return Err(Failure::TooLarge(limit));
     }
-    let url = match &s.public_url {
-        Some(base) => format!("{base}{MEDIA_PATH}"),
-        None => {
-            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-            format!("http://{host}{MEDIA_PATH}")
-        }
-    };
+    let base = s.urls.base(&headers, &uri);
 
     let uuid = new_uuid();
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let mut reader = StreamReader::new(stream);
-    let blobs = s.media.blobs();
-    let size = blobs.put(&uuid, &mut reader, limit).await.map_err(blob_failure)?;
-    let image = if kind == MediaKind::Image {
-        match render(&s, &uuid, size).await {
-            Ok(meta) => Some(meta),
-            Err(e) => {
-                for key in [RenditionKind::Original, RenditionKind::Large, RenditionKind::Thumb].map(|k| k.key(&uuid)) {
-                    let _ = blobs.delete(&key).await;
-                }
-                return Err(e);
+    // Noted before any byte is stored, so that nothing this upload writes can outlive it unnoticed.
+    s.media.begin(&uuid).await.map_err(internal)?;
+    let mut guard = Abandoned { media: s.media.clone(), tracker: s.tracker.clone(), uuid: Some(uuid.clone()) };
+    let stored = store(&s, &uuid, kind, caller.clone(), file_name, body, limit).await;
+    let item = match stored {
+        Ok(item) => item,
+        Err(e) => {
+            if let Err(e) = s.media.discard(&uuid).await {
+                tracing::warn!(error = %e, uuid, "deleting a refused upload failed; the purge retries");
             }
+            guard.disarm();
+            return Err(e);
         }
-    } else {
-        None
     };
-    let now = s.media.now_secs();
-    let item = MediaItem {
-        uuid: uuid.clone(),
-        kind,
-        owner: caller.clone(),
-        size,
-        file_name,
-        image,
-        url: format!("{url}/{uuid}"),
-        created: now,
-        last_used: now,
-    };
-    if let Err(e) = s.media.record(item.clone()).await {
-        for key in item.blobs() {
-            let _ = blobs.delete(&key).await;
-        }
-        return Err(internal(e));
-    }
-    tracing::info!(uuid, user = caller, kind = kind.as_str(), size, "media uploaded");
+    guard.disarm();
+    tracing::info!(uuid, user = caller, kind = kind.as_str(), size = item.size, "media uploaded");
     let reply = Uploaded {
         uuid: item.uuid.clone(),
-        url: item.url.clone(),
-        size,
+        url: file_url(&base, &item.uuid),
+        size: item.size,
         file_name: item.file_name.clone(),
         image_format: item.image.as_ref().map(|i| u64::from(i.format)),
-        image_info_array: item.image.as_ref().map(|_| image_infos(&item)),
+        image_info_array: item.image.as_ref().map(|_| image_infos(&base, &item)),
     };
     let body = serde_json::to_vec(&Reply::ok(reply, false)).map_err(internal)?;
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))], body).into_response())
 }
 
+/// Stores the body under `uuid`, renders an image, and records the upload.
+async fn store(
+    s: &MediaState,
+    uuid: &str,
+    kind: MediaKind,
+    owner: String,
+    file_name: String,
+    body: Body,
+    limit: u64,
+) -> Result<MediaItem, Failure> {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let mut reader = StreamReader::new(stream);
+    let size = s.media.blobs().put(uuid, &mut reader, limit).await.map_err(blob_failure)?;
+    let image = if kind == MediaKind::Image { Some(render(s, uuid, size).await?) } else { None };
+    let now = s.media.now_secs();
+    let item = MediaItem { uuid: uuid.to_owned(), kind, owner, size, file_name, image, created: now, last_used: now };
+    s.media.record(item.clone()).await.map_err(internal)?;
+    Ok(item)
+}
+
 /// Reads the stored original of `uuid` as an image and stores its renditions.
 async fn render(s: &MediaState, uuid: &str, size: u64) -> Result<ImageMeta, Failure> {
     let blobs = s.media.blobs();
+    // The memory bound: the file (at most the image limit, 28 MiB by default) is read and decoded (at most
+    // `max_image_pixels`) only with a permit, and the permit goes with the work to the blocking thread,
+    // so that it is held until the memory is freed even if this future is dropped meanwhile.
+    let permit = s.renders.clone().acquire_owned().await.map_err(internal)?;
     let mut blob = blobs.open(uuid).await.map_err(blob_failure)?.ok_or_else(|| internal("stored upload vanished"))?;
-    // At most the image limit (28 MB by default): decoding needs the whole file anyway.
+    // Decoding needs the whole file anyway.
     let mut bytes = Vec::with_capacity(blob.size as usize);
     blob.reader.read_to_end(&mut bytes).await.map_err(internal)?;
     let max_pixels = s.max_pixels;
-    let processed = tokio::task::spawn_blocking(move || image::process(&bytes, max_pixels))
-        .await
-        .map_err(internal)?
-        .map_err(|e| match e {
-            image::ImageError::NotAnImage => Failure::NotAnImage,
-            e @ image::ImageError::TooManyPixels { .. } => Failure::TooManyPixels(e.to_string()),
-        })?;
+    let processed = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        image::process(&bytes, max_pixels)
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|e| match e {
+        image::ImageError::NotAnImage => Failure::NotAnImage,
+        e @ image::ImageError::TooManyPixels { .. } => Failure::TooManyPixels(e.to_string()),
+    })?;
     let mut renditions = vec![Rendition {
         kind: RenditionKind::Original,
         width: processed.width,
@@ -293,7 +384,8 @@ async fn render(s: &MediaState, uuid: &str, size: u64) -> Result<ImageMeta, Fail
 }
 
 /// The `ImageInfoArray` of a stored image: Type 1 original, 2 large, 3 thumbnail.
-fn image_infos(item: &MediaItem) -> Vec<ImageInfo> {
+fn image_infos(base: &str, item: &MediaItem) -> Vec<ImageInfo> {
+    let url = file_url(base, &item.uuid);
     let Some(image) = &item.image else { return Vec::new() };
     image
         .renditions
@@ -309,7 +401,7 @@ fn image_infos(item: &MediaItem) -> Vec<ImageInfo> {
                 size: r.size,
                 width: u64::from(r.width),
                 height: u64::from(r.height),
-                url: format!("{}{suffix}", item.url),
+                url: format!("{url}{suffix}"),
             }
         })
         .collect()
@@ -350,7 +442,7 @@ async fn download(
         tracing::debug!(uuid, user = caller, "media download refused");
         return Err(Failure::Forbidden);
     }
-    let (key, mime) = match (&item.image, rendition) {
+    let (key, mime, inline) = match (&item.image, rendition) {
         (Some(image), _) => {
             let kind = match rendition {
                 RenditionName::Original => RenditionKind::Original,
@@ -360,9 +452,9 @@ async fn download(
             let r = image.renditions.iter().find(|r| r.kind == kind).ok_or(Failure::NotFound)?;
             let mime =
                 if r.blob == item.uuid { image::mime(image.format) } else { image::rendition_mime(image.format) };
-            (r.blob.clone(), mime)
+            (r.blob.clone(), mime, true)
         }
-        (None, RenditionName::Original) => (item.uuid.clone(), mime_of_name(&item.file_name)),
+        (None, RenditionName::Original) => (item.uuid.clone(), mime_of_name(&item.file_name), false),
         (None, _) => return Err(Failure::NotFound),
     };
     let blob = s.media.blobs().open(&key).await.map_err(blob_failure)?.ok_or(Failure::NotFound)?;
@@ -371,10 +463,39 @@ async fn download(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.size));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_DISPOSITION, disposition(inline, &item.file_name));
     Ok(response)
 }
 
-/// A MIME type from a file name's extension, for the common media types.
+/// `Content-Disposition`: `inline` for images (their type was read from their bytes), `attachment` with
+/// the upload's name for everything else, so that a browser never renders an uploaded file as a page.
+fn disposition(inline: bool, file_name: &str) -> HeaderValue {
+    if inline {
+        return HeaderValue::from_static("inline");
+    }
+    if file_name.is_empty() {
+        return HeaderValue::from_static("attachment");
+    }
+    // RFC 6266: a plain-ASCII `filename` for old clients, the exact name in `filename*` (RFC 8187).
+    let ascii: String = file_name
+        .chars()
+        .map(|c| if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' { c } else { '_' })
+        .collect();
+    let mut encoded = String::with_capacity(file_name.len() * 3);
+    for b in file_name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+/// A MIME type from a file name's extension, for the common media types. Never an image type: only
+/// uploads read as images (their format detected from their bytes) are served as images.
 fn mime_of_name(name: &str) -> &'static str {
     let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     match ext.as_str() {
@@ -389,34 +510,50 @@ fn mime_of_name(name: &str) -> &'static str {
         "pdf" => "application/pdf",
         "txt" => "text/plain; charset=utf-8",
         "zip" => "application/zip",
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "gif" => "image/gif",
         _ => "application/octet-stream",
     }
 }
 
-/// [`attach_elems`] for a client `send` frame of `user` (other frames are left alone).
-pub(crate) async fn attach_frame(core: &Core, user: &str, frame: &mut ClientFrame) -> Result<(), ApiError> {
+/// [`attach_elems`] for a client `send` frame of `user` (other frames are left alone), under the
+/// permission policy: a send it refuses or drops grants nothing.
+pub(crate) async fn attach_frame(core: &Core, base: &str, user: &str, frame: &mut ClientFrame) -> Result<(), ApiError> {
     if let ClientFrame::Send { to, body, .. } = frame {
         // An invalid recipient is refused by the send itself; grant nothing to it.
         if duet_proto::rest::validate_user_id(to).is_ok() {
-            let participants = [user.to_owned(), to.clone()];
-            attach_elems(core, user, &participants, body).await?;
+            let recipients = [to.clone()];
+            attach_elems(core, base, user, user, &recipients, Policy::Client, body).await?;
         }
     }
     Ok(())
 }
 
-/// Before a message is stored: for each element referring to an upload Duet holds (by `UUID`, or
+/// Whose rules a send follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// A user's device: the permission policy (friends-only, blacklists) applies.
+    Client,
+    /// The admin (REST): no permission policy.
+    Admin,
+}
+
+/// Before a message from `sender` to `recipients` is stored (`caller` is who asks: the sender, or the
+/// admin sending for it): for each element referring to an upload Duet holds (by `UUID`, or
 /// `VideoUUID`/`ThumbUUID`), replaces what the client said about the file (URL, size, image format
-/// and renditions) with what the server measured, and lets every participant read it. Elements with
-/// ids Duet does not know (an app migrating with external URLs) are kept as sent. Returns whether
-/// anything changed. Fails with 90010 when the caller may not read an upload it refers to.
+/// and renditions) with what the server measured, URLs starting with `base`, and lets the sender and
+/// the recipients read it. Elements with ids Duet does not know (an app migrating with external URLs)
+/// are kept as sent. Returns whether anything changed. Fails with 90010 when the caller may not read an
+/// upload it refers to.
+///
+/// Only recipients the send will reach are granted, checked first: accounts that exist and, under
+/// [`Policy::Client`], that the permission policy lets the message through to. When none is left (or
+/// the sender does not exist) nothing is granted or rewritten, and the send itself gives its answer.
 pub(crate) async fn attach_elems(
     core: &Core,
+    base: &str,
     caller: &str,
-    participants: &[String],
+    sender: &str,
+    recipients: &[String],
+    policy: Policy,
     elems: &mut [MsgElem],
 ) -> Result<bool, ApiError> {
     let Some(media) = core.media() else { return Ok(false) };
@@ -436,8 +573,9 @@ pub(crate) async fn attach_elems(
     if !uuids.iter().any(|u| duet_core::media::is_uuid(u)) {
         return Ok(false);
     }
+    let Some(participants) = reached(core, sender, recipients, policy).await? else { return Ok(false) };
     let admin = core.is_admin(caller);
-    let items = media.attach(caller, admin, participants, uuids).await.map_err(|e| match e {
+    let items = media.attach(caller, admin, &participants, uuids).await.map_err(|e| match e {
         duet_core::media::AttachError::Forbidden(uuid) => ApiError::new(
             code::MSG_ELEM_MALFORMED,
             format!("MsgBody refers to media {uuid}, which the sender may not read"),
@@ -454,20 +592,20 @@ pub(crate) async fn attach_elems(
             MsgElem::Image(i) => {
                 if let Some(item) = items.next().flatten().filter(|it| it.image.is_some()) {
                     i.image_format = item.image.as_ref().map_or(255, |m| u64::from(m.format));
-                    i.image_info_array = image_infos(&item);
+                    i.image_info_array = image_infos(base, &item);
                     changed = true;
                 }
             }
             MsgElem::Sound(s) => {
                 if let Some(item) = items.next().flatten() {
-                    s.url = item.url;
+                    s.url = file_url(base, &item.uuid);
                     s.size = item.size;
                     changed = true;
                 }
             }
             MsgElem::File(f) => {
                 if let Some(item) = items.next().flatten() {
-                    f.url = item.url;
+                    f.url = file_url(base, &item.uuid);
                     f.file_size = item.size;
                     if f.file_name.is_empty() {
                         f.file_name = item.file_name;
@@ -477,12 +615,12 @@ pub(crate) async fn attach_elems(
             }
             MsgElem::Video(v) => {
                 if let Some(item) = items.next().flatten() {
-                    v.video_url = item.url;
+                    v.video_url = file_url(base, &item.uuid);
                     v.video_size = item.size;
                     changed = true;
                 }
                 if let Some(item) = items.next().flatten() {
-                    v.thumb_url = item.url.clone();
+                    v.thumb_url = file_url(base, &item.uuid);
                     v.thumb_size = item.size;
                     if let Some(image) = &item.image {
                         if let Some(orig) = image.renditions.first() {
@@ -505,4 +643,42 @@ pub(crate) async fn attach_elems(
         }
     }
     Ok(changed)
+}
+
+/// The sender and the recipients a send will reach, to grant: `None` if the sender does not exist or no
+/// recipient is left. Recipients that do not exist (yet) are left out, so that registering a UserID
+/// later gives no access to what was sent to it before; under [`Policy::Client`], so are those the
+/// permission policy refuses or silently drops the message for.
+async fn reached(
+    core: &Core,
+    sender: &str,
+    recipients: &[String],
+    policy: Policy,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let failed = |e: duet_core::Error| {
+        tracing::error!(error = %e, "checking the accounts of a send with media");
+        ApiError::new(code::MSG_SERVER_INTERNAL, "internal server error, please retry")
+    };
+    let mut ids = vec![sender.to_owned()];
+    ids.extend(recipients.iter().cloned());
+    let exist = core.accounts_exist(ids).await.map_err(failed)?;
+    if !exist[0] {
+        return Ok(None);
+    }
+    let mut participants = vec![sender.to_owned()];
+    for (to, exists) in recipients.iter().zip(&exist[1..]) {
+        if !exists || participants.contains(to) {
+            continue;
+        }
+        if policy == Policy::Client {
+            match core.send_permitted(sender, to).await {
+                Ok(true) => {}
+                // Dropped silently, or refused: the send answers for itself.
+                Ok(false) | Err(duet_core::Error::Refused(_)) => continue,
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        participants.push(to.clone());
+    }
+    Ok((participants.len() > 1 || recipients.iter().any(|r| r == sender)).then_some(participants))
 }

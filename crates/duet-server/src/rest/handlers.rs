@@ -20,6 +20,7 @@ const MAX_CONTACT_PAGE: usize = 100;
 
 pub(crate) async fn handle(
     core: &Core,
+    media_base: &str,
     caller: &str,
     service: Service,
     command: Command,
@@ -87,7 +88,7 @@ pub(crate) async fn handle(
         PortraitGet => portrait_get(core, req::PortraitGet::parse(body)?, service).await.map_err(fail),
         SendMsg => {
             let mut r = req::SendMsg::parse(body)?;
-            attach_media(core, caller, vec![r.to.clone()], &mut r.msg).await?;
+            attach_media(core, media_base, caller, std::slice::from_ref(&r.to), &mut r.msg).await?;
             let sent = core.send(outgoing(caller, vec![r.to.clone()], r.msg)).await.map_err(fail)?;
             if !sent.failed.is_empty() {
                 return Err(error::core(command, service, duet_core::Error::NoSuchAccount(r.to)));
@@ -96,7 +97,7 @@ pub(crate) async fn handle(
         }
         BatchSendMsg => {
             let mut r = req::BatchSendMsg::parse(body)?;
-            attach_media(core, caller, r.to.clone(), &mut r.msg).await?;
+            attach_media(core, media_base, caller, &r.to, &mut r.msg).await?;
             let count = r.to.len();
             let sent = core.send(outgoing(caller, r.to, r.msg)).await.map_err(fail)?;
             let msg_key = sent.key.to_string();
@@ -113,8 +114,9 @@ pub(crate) async fn handle(
         }
         ImportMsg => {
             let mut r = req::ImportMsg::parse(body)?;
-            let participants = [r.from.clone(), r.to.clone()];
-            crate::media::attach_elems(core, caller, &participants, &mut r.body).await?;
+            let recipients = [r.to.clone()];
+            let admin = crate::media::Policy::Admin;
+            crate::media::attach_elems(core, media_base, caller, &r.from, &recipients, admin, &mut r.body).await?;
             let import = model::Import {
                 from: r.from,
                 to: r.to,
@@ -255,13 +257,14 @@ fn to_json(v: model::ProfileValue) -> Value {
 /// description of each in its element (`media::attach_elems`).
 async fn attach_media(
     core: &Core,
+    media_base: &str,
     caller: &str,
-    to: Vec<String>,
+    to: &[String],
     m: &mut req::OutgoingMessage,
 ) -> Result<(), ApiError> {
-    let mut participants = to;
-    participants.push(m.from.clone().unwrap_or_else(|| caller.to_owned()));
-    if crate::media::attach_elems(core, caller, &participants, &mut m.body).await? {
+    let from = m.from.clone().unwrap_or_else(|| caller.to_owned());
+    let admin = crate::media::Policy::Admin;
+    if crate::media::attach_elems(core, media_base, caller, &from, to, admin, &mut m.body).await? {
         duet_proto::elem::validate_elems(&m.body)?;
     }
     Ok(())

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use duet_core::Core;
 use duet_proto::rest::response::Reply;
@@ -27,9 +27,18 @@ use serde_json::Value;
 /// The largest request body read; bigger ones are refused before parsing.
 const MAX_BODY: usize = 1024 * 1024;
 
+#[derive(Clone)]
+struct RestState {
+    core: Arc<Core>,
+    /// Where the download URLs put in sent messages point.
+    urls: crate::media::Urls,
+}
+
 /// The REST router: every path lands in [`dispatch`], so unknown paths get Tencent's error body.
-pub fn router(core: Arc<Core>) -> Router {
-    Router::new().fallback(dispatch).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)).with_state(core)
+/// `media_public_url` is `[media] public_url`, the base of the download URLs put in messages.
+pub fn router(core: Arc<Core>, media_public_url: Option<&str>) -> Router {
+    let state = RestState { core, urls: crate::media::Urls::new(media_public_url) };
+    Router::new().fallback(dispatch).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)).with_state(state)
 }
 
 /// A JSON response body, always with HTTP 200.
@@ -67,7 +76,12 @@ impl IntoResponse for Json {
     }
 }
 
-async fn dispatch(State(core): State<Arc<Core>>, uri: Uri, body: Result<Bytes, BytesRejection>) -> Json {
+async fn dispatch(
+    State(RestState { core, urls }): State<RestState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Json {
     let mut service = None;
     let result = async {
         let (svc, command) = resolve(uri.path())?;
@@ -75,7 +89,8 @@ async fn dispatch(State(core): State<Arc<Core>>, uri: Uri, body: Result<Bytes, B
         let caller = authenticate(&core, svc, uri.query().unwrap_or(""))?;
         let body = body.map_err(|e| too_large(svc, &e))?;
         let body = parse_body(svc, &body)?;
-        handlers::handle(&core, &caller, svc, command, &body).await
+        let media_base = urls.base(&headers, &uri);
+        handlers::handle(&core, &media_base, &caller, svc, command, &body).await
     }
     .await;
     match result {
