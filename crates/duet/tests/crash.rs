@@ -1,7 +1,8 @@
 //! The `duet` binary killed with SIGKILL in the middle of a stream of sends loses nothing it acknowledged.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,30 +11,8 @@ use serde_json::{Value, json};
 const KEY: &str = "crash-test-secret-key";
 const SDKAPPID: u64 = 1_400_000_123;
 
-/// Starts `duet serve` on an ephemeral port and returns it with its address, read from its log.
 fn start(data: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("DUET_SDKAPPID", SDKAPPID.to_string())
-        .env("DUET_SECRET_KEY", KEY)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting duet");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("addr=").nth(1) {
-                let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("duet did not report its address");
-    (child, addr)
+    common::start(data, SDKAPPID, KEY)
 }
 
 fn admin_url(addr: &str, path: &str) -> String {

@@ -1,0 +1,33 @@
+//! Runs the real `duet` binary for the tests that need a process of their own (killing it, measuring its
+//! memory).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Starts `duet serve` on an ephemeral port over `data` with the given app identity, and returns it with
+/// its address, read from its log.
+pub fn start(data: &std::path::Path, sdkappid: u64, key: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("DUET_SDKAPPID", sdkappid.to_string())
+        .env("DUET_SECRET_KEY", key)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting duet");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("duet did not report its address");
+    (child, addr)
+}
