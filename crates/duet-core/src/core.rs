@@ -169,6 +169,11 @@ impl Core {
     }
 
     pub async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, Error> {
+        // Access to uploads goes first: if the deletion then fails, the user has lost access to files, never
+        // kept it past the deletion (the media index is a database of its own, not in the same commit).
+        if let Some(media) = &self.media {
+            media.forget_users(ids.clone()).await?;
+        }
         let existed = self.delete_accounts_and_relations(ids.clone()).await?;
         for (id, existed) in ids.iter().zip(&existed) {
             if *existed {

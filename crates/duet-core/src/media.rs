@@ -218,6 +218,9 @@ pub trait MediaIndex: Send + Sync + 'static {
     async fn doomed(&self, limit: usize) -> Result<Vec<String>, StoreError>;
     /// Forgets doomed keys whose blobs are deleted.
     async fn forget_doomed(&self, keys: Vec<String>) -> Result<(), StoreError>;
+    /// Drops every grant to these users and makes their uploads nobody's (the grants of the people they
+    /// exchanged them with stay): a UserID deleted and registered again inherits no access.
+    async fn forget_users(&self, users: Vec<String>) -> Result<(), StoreError>;
 }
 
 /// Why a blob operation failed.
@@ -336,6 +339,12 @@ impl Media {
 
     pub async fn get(&self, uuid: &str) -> Result<Option<MediaItem>, StoreError> {
         Ok(self.index.get(vec![uuid.to_owned()]).await?.pop().flatten())
+    }
+
+    /// Forgets what these users could read (see [`MediaIndex::forget_users`]); called before their
+    /// accounts are deleted.
+    pub async fn forget_users(&self, users: Vec<String>) -> Result<(), StoreError> {
+        self.index.forget_users(users).await
     }
 
     /// Whether `user` may download `item`: its uploader, an app admin (`admin`), or someone a message

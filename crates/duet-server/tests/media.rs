@@ -213,6 +213,26 @@ async fn only_the_two_sides_and_the_admin_may_download() {
 }
 
 #[tokio::test]
+async fn a_deleted_account_registered_again_reads_nothing_of_the_old_one() {
+    let s = TestServer::spawn().await;
+    s.import(&["alice", "bob"]).await;
+    let (_, up) = upload(&s, "alice", "image", picture(ImageFormat::Png)).await;
+    let url = up["URL"].as_str().unwrap().to_owned();
+    assert_eq!(send(&s, "alice", "bob", 1, image_elem(&up)).await["ErrorCode"], 0);
+    assert_eq!(download(&s, Some("bob"), &url).await.0, 200);
+
+    // Both the recipient and the uploader are deleted, then their UserIDs registered again.
+    let body = json!({"DeleteItem": [{"UserID": "alice"}, {"UserID": "bob"}]});
+    let r = s.rest("im_open_login_svc/account_delete", body).await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+    s.import(&["alice", "bob"]).await;
+    assert_eq!(download(&s, Some("bob"), &url).await.0, 403, "the new bob was never granted the file");
+    assert_eq!(download(&s, Some("alice"), &url).await.0, 403, "the new alice did not upload it");
+    assert_eq!(download(&s, Some(ADMIN), &url).await.0, 200, "the admin still may");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn the_server_describes_its_own_images_and_keeps_unknown_ones() {
     let s = TestServer::spawn().await;
     s.import(&["alice", "bob"]).await;

@@ -180,6 +180,18 @@ impl MediaIndex for SqliteMediaIndex {
         self.call(move |conn| uuids.iter().map(|u| load(conn, u)).collect()).await
     }
 
+    async fn forget_users(&self, users: Vec<String>) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            for user in &users {
+                tx.execute("DELETE FROM media_grants WHERE user = ?1", [user])?;
+                tx.execute("UPDATE media SET owner = '' WHERE owner = ?1", [user])?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
     async fn granted(&self, uuid: String, user: String) -> Result<bool, StoreError> {
         self.call(move |conn| {
             conn.prepare_cached("SELECT 1 FROM media_grants WHERE uuid = ?1 AND user = ?2")?.exists(params![uuid, user])

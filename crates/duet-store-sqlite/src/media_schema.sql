@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS media_grants (
     user TEXT NOT NULL,
     PRIMARY KEY (uuid, user)
 ) STRICT, WITHOUT ROWID;
+-- For deleting an account's grants.
+CREATE INDEX IF NOT EXISTS media_grants_user ON media_grants (user);
 
 -- Uploads begun and not yet recorded in `media`: if one never is (the request was dropped, the server
 -- stopped), the purge dooms whatever blobs it may have written.
