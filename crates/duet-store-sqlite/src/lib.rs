@@ -37,8 +37,8 @@ pub enum Durability {
 }
 
 const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
-/// Read connections, and so reads running at once. Reads beyond wait for a connection rather than open
-/// new ones (opening a SQLite connection costs far more than a read) or pile up blocking threads.
+/// Read connections, and so reads running at once (see [`SqliteStore::read`]). Reads beyond wait in the
+/// queue rather than open new connections (that costs far more than a read) or pile up blocking threads.
 const READERS: usize = 8;
 
 pub struct SqliteStore {
@@ -50,9 +50,18 @@ pub struct SqliteStore {
 
 struct Readers {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-    /// One permit per connection: a read holds one while it runs.
-    permits: tokio::sync::Semaphore,
+    state: Mutex<ReadState>,
+}
+
+/// A read, boxed with the channel that carries its answer.
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+#[derive(Default)]
+struct ReadState {
+    queue: std::collections::VecDeque<ReadJob>,
+    idle: Vec<Connection>,
+    /// Blocking tasks taking reads from `queue`.
+    drainers: usize,
 }
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -83,11 +92,7 @@ impl SqliteStore {
         migrate(&conn)?;
         conn.execute_batch(relations::SCHEMA).map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let readers = Arc::new(Readers {
-            path: path.to_owned(),
-            idle: Mutex::new(Vec::new()),
-            permits: tokio::sync::Semaphore::new(READERS),
-        });
+        let readers = Arc::new(Readers { path: path.to_owned(), state: Mutex::new(ReadState::default()) });
         let checkpointer = match durability {
             Durability::Fsync => None,
             Durability::Relaxed => Some(checkpoint::Checkpointer::start(path)?),
@@ -96,43 +101,100 @@ impl SqliteStore {
     }
 
     /// Runs a read on a pooled connection, off the async workers.
+    ///
+    /// Reads queue up and are taken by blocking tasks ("drainers"), each holding a connection and running
+    /// reads back to back until the queue is empty: a burst of reads (a login storm) costs a few thread
+    /// wake-ups, not one per read. A drainer is added when none runs or when the queue outgrows the ones
+    /// running, up to [`READERS`].
     async fn read<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R, StoreError> {
-        let permit = self.readers.permits.acquire().await.map_err(|_| StoreError::Closed)?;
-        let readers = self.readers.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let conn = readers.take()?;
-            let result = f(&conn).map_err(backend);
-            readers.give_back(conn);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("read task: {e}")))?;
-        drop(permit);
-        result
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = tx.send(f(conn).map_err(backend));
+        });
+        let start_drainer = {
+            let mut state = self.readers.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.queue.push_back(job);
+            let start = (state.drainers == 0 || state.queue.len() > 4 * state.drainers) && state.drainers < READERS;
+            if start {
+                state.drainers += 1;
+            }
+            start
+        };
+        if start_drainer {
+            let readers = self.readers.clone();
+            tokio::task::spawn_blocking(move || readers.drain());
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 }
 
 impl Readers {
-    fn take(&self) -> Result<Connection, StoreError> {
-        if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            return Ok(conn);
+    /// Runs queued reads until the queue is empty. Counted in `drainers` from before it was spawned.
+    fn drain(&self) {
+        /// The drainer's slot in `drainers`: given back with the connection when the queue is found empty
+        /// (under the same lock, so a read queued after that starts a new drainer), or on unwinding.
+        struct Slot<'a> {
+            readers: &'a Readers,
+            conn: Option<Connection>,
+            held: bool,
         }
+        impl Slot<'_> {
+            fn release(&mut self, state: &mut ReadState) {
+                if std::mem::take(&mut self.held) {
+                    state.drainers -= 1;
+                    if let Some(conn) = self.conn.take()
+                        && state.idle.len() < READERS
+                    {
+                        state.idle.push(conn);
+                    }
+                }
+            }
+        }
+        impl Drop for Slot<'_> {
+            fn drop(&mut self) {
+                if self.held {
+                    let mut state = self.readers.state.lock().unwrap_or_else(|e| e.into_inner());
+                    self.release(&mut state);
+                }
+            }
+        }
+        let mut slot = Slot { readers: self, conn: None, held: true };
+        let idle = self.state.lock().unwrap_or_else(|e| e.into_inner()).idle.pop();
+        match idle.map_or_else(|| self.open(), Ok) {
+            Ok(conn) => slot.conn = Some(conn),
+            Err(e) => {
+                // Without a connection the queued reads cannot run: their callers get an error.
+                tracing::error!(error = %e, "sqlite: opening a read connection");
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.queue.clear();
+                slot.release(&mut state);
+                return;
+            }
+        }
+        loop {
+            let job = {
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                match state.queue.pop_front() {
+                    Some(job) => job,
+                    None => return slot.release(&mut state),
+                }
+            };
+            if let Some(conn) = slot.conn.as_ref() {
+                job(conn);
+            }
+        }
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
         let conn =
             Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .map_err(backend)?;
         conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
-    }
-
-    fn give_back(&self, conn: Connection) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < READERS {
-            idle.push(conn);
-        }
     }
 }
 
