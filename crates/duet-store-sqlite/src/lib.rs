@@ -342,3 +342,41 @@ impl MessageStore for SqliteStore {
         self.writer.write(move |c| ops::purge(c, cutoffs).map_err(backend)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use duet_core::model::NewAccount;
+    use duet_core::store::{AccountStore, MessageStore};
+
+    use super::{Durability, SqliteStore};
+
+    /// Reads from many tasks at once, in waves that let the drainers run dry in between: every read is
+    /// answered (none is left in the queue with no drainer to take it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_queued_read_is_answered_whatever_the_burst() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("duet.db"), Durability::Relaxed).unwrap());
+        let accounts = (0..100).map(|i| NewAccount { id: format!("u{i}"), nick: None, face_url: None }).collect();
+        store.import_accounts(accounts, 1).await.unwrap();
+        for wave in [1, 3, 50, 2_000, 7, 500] {
+            let reads = (0..wave).map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.latest_seq(format!("u{}", i % 100)).await })
+            });
+            let all = tokio::time::timeout(std::time::Duration::from_secs(20), join_all(reads)).await;
+            let answers = all.expect("every read is answered");
+            assert_eq!(answers.len(), wave);
+            assert!(answers.iter().all(|a| matches!(a, Ok(Some(0)))), "wave {wave}: {answers:?}");
+        }
+    }
+
+    async fn join_all<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+        let mut out = Vec::new();
+        for h in handles.collect::<Vec<_>>() {
+            out.push(h.await.unwrap());
+        }
+        out
+    }
+}
