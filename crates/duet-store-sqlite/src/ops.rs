@@ -33,7 +33,7 @@ pub(crate) fn cache_uids() {
     SENDERS.with(|c| *c.borrow_mut() = Some(Default::default()));
 }
 
-/// Empties this thread's uid cache (after a rollback).
+/// After a rollback: empties this thread's caches and puts the dedup index back as it was before the batch.
 pub(crate) fn forget_uids() {
     UIDS.with(|c| {
         if let Some(map) = c.borrow_mut().as_mut() {
@@ -47,6 +47,54 @@ pub(crate) fn forget_uids() {
     });
     LOG_SEQS.with(|m| m.borrow_mut().clear());
     CONV_SEQS.with(|m| m.borrow_mut().clear());
+    // The dedup index is not a cache: it is put back as it was before the batch.
+    DEDUP.with(|d| {
+        let mut d = d.borrow_mut();
+        while let Some((key, before)) = d.undo.pop() {
+            match before {
+                Some(id) => d.rows.insert(key, id),
+                None => d.rows.remove(&key),
+            };
+        }
+    });
+}
+
+/// The batch committed: its dedup entries stay.
+pub(crate) fn committed() {
+    DEDUP.with(|d| d.borrow_mut().undo.clear());
+}
+
+thread_local! {
+    /// The dedup table's index, on the writer thread: the first 8 bytes of each key -> the row with the
+    /// first result. Complete (not a cache): loaded at start ([`load_dedup`]), extended by every send,
+    /// pruned by the purge, and restored after a rollback from `undo`.
+    static DEDUP: std::cell::RefCell<DedupIndex> = Default::default();
+}
+
+#[derive(Default)]
+struct DedupIndex {
+    rows: std::collections::HashMap<u64, i64>,
+    /// This batch's changes to `rows`: the key and the row it pointed to before.
+    undo: Vec<(u64, Option<i64>)>,
+}
+
+fn dedup_short(key: &[u8; 16]) -> u64 {
+    u64::from_le_bytes([key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7]])
+}
+
+/// Loads the dedup index from the table (the writer thread calls this before its first job).
+pub(crate) fn load_dedup(c: &Connection) -> Result<()> {
+    let mut rows = std::collections::HashMap::new();
+    let mut stmt = c.prepare("SELECT id, key FROM dedup ORDER BY id")?;
+    let mut found = stmt.query([])?;
+    while let Some(r) = found.next()? {
+        let key: Vec<u8> = r.get(1)?;
+        if let Ok(key) = <[u8; 16]>::try_from(key.as_slice()) {
+            rows.insert(dedup_short(&key), r.get(0)?);
+        }
+    }
+    DEDUP.with(|d| *d.borrow_mut() = DedupIndex { rows, undo: Vec::new() });
+    Ok(())
 }
 
 /// Entries each writer-thread cache holds at most; a full cache starts over (every entry can be read back
@@ -360,25 +408,34 @@ fn msg_entry(seq: u64, msg: &Arc<StoredMessage>, user: &str) -> Delivery {
 }
 
 pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent, Vec<Delivery>), Error> {
-    let first = c
-        .prepare_cached(
-            "SELECT seq, random, time, failed, conv_seq, log_seq FROM dedup WHERE key = ?1 AND created_ms >= ?2",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![&plan.dedup_key[..], plan.dedup_since_ms], |r| {
-                Ok(Sent {
-                    key: MsgKey { seq: r.get(0)?, random: r.get(1)?, time: r.get(2)? },
-                    failed: r.get::<_, String>(3)?.lines().map(str::to_owned).collect(),
-                    duplicate: true,
-                    conv_seq: r.get::<_, i64>(4)? as u64,
-                    sender_log_seq: r.get::<_, i64>(5)? as u64,
+    let short = dedup_short(&plan.dedup_key);
+    if let Some(id) = DEDUP.with(|d| d.borrow().rows.get(&short).copied()) {
+        let first = c
+            .prepare_cached(
+                "SELECT seq, random, time, failed, conv_seq, log_seq, key, created_ms FROM dedup WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([id], |r| {
+                    let sent = Sent {
+                        key: MsgKey { seq: r.get(0)?, random: r.get(1)?, time: r.get(2)? },
+                        failed: r.get::<_, String>(3)?.lines().map(str::to_owned).collect(),
+                        duplicate: true,
+                        conv_seq: r.get::<_, i64>(4)? as u64,
+                        sender_log_seq: r.get::<_, i64>(5)? as u64,
+                    };
+                    Ok((sent, r.get::<_, Vec<u8>>(6)?, r.get::<_, i64>(7)?))
                 })
+                .optional()
             })
-            .optional()
-        })
-        .map_err(backend)?;
-    if let Some(sent) = first {
-        return Ok((sent, Vec::new()));
+            .map_err(backend)?;
+        // The same full key, within the window: a retry. (A different key sharing the first 8 bytes, or
+        // an expired entry, is a new send, and takes the index entry over.)
+        if let Some((sent, key, created_ms)) = first
+            && key == plan.dedup_key
+            && created_ms >= plan.dedup_since_ms
+        {
+            return Ok((sent, Vec::new()));
+        }
     }
     let run = || -> Result<std::result::Result<(Sent, Vec<Delivery>), Error>> {
         let msg = &plan.msg;
@@ -454,7 +511,7 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
         }
         if sent.failed.len() < msg.to.len() {
             c.prepare_cached(
-                "INSERT OR REPLACE INTO dedup (key, created_ms, seq, random, time, failed, conv_seq, log_seq) \
+                "INSERT INTO dedup (key, created_ms, seq, random, time, failed, conv_seq, log_seq) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
@@ -467,6 +524,12 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
                 sent.conv_seq as i64,
                 sent.sender_log_seq as i64
             ])?;
+            let id = c.last_insert_rowid();
+            DEDUP.with(|d| {
+                let mut d = d.borrow_mut();
+                let before = d.rows.insert(short, id);
+                d.undo.push((short, before));
+            });
         }
         Ok(Ok((sent, deliveries)))
     };
@@ -798,9 +861,16 @@ pub(crate) fn purge(c: &Connection, cut: Cutoffs) -> Result<Purged> {
         "DELETE FROM inbox WHERE (uid, seq) IN (SELECT uid, seq FROM inbox WHERE expire_at < ?1 LIMIT ?2)",
         cut.offline_before,
     )?;
-    let dedup = chunked(
-        "DELETE FROM dedup WHERE key IN (SELECT key FROM dedup WHERE created_ms < ?1 LIMIT ?2)",
-        cut.dedup_before_ms,
-    )?;
+    // Dedup rows are in send order: everything before the first row still in the window goes (a row that
+    // is older but written later, after a clock step back, waits for a later purge).
+    let boundary: Option<i64> = c
+        .prepare_cached("SELECT id FROM dedup WHERE created_ms >= ?1 ORDER BY id LIMIT 1")?
+        .query_row([cut.dedup_before_ms], |r| r.get(0))
+        .optional()?;
+    let boundary = boundary.unwrap_or(i64::MAX);
+    let dedup = c.prepare_cached("DELETE FROM dedup WHERE id < ?1")?.execute([boundary])? as u64;
+    if dedup > 0 {
+        DEDUP.with(|d| d.borrow_mut().rows.retain(|_, id| *id >= boundary));
+    }
     Ok(Purged { messages, offline, conversations, dedup })
 }

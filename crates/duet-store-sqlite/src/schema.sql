@@ -81,9 +81,12 @@ CREATE TABLE conversations (
 -- No index on last_time: an owner has at most ~100 rows (recent contacts), sorted when listed, and the
 -- purge finds expiring conversations from their expiring messages. Every send updates two rows here.
 
--- Recent sends by content hash, so a retry returns the first result.
+-- Recent sends by content hash, so a retry returns the first result. Rows are appended in send order
+-- and have no index on their random keys (each insert would dirty a random page of it): the writer keeps
+-- that index in memory, loaded from here at start; the purge cuts the oldest rows by id.
 CREATE TABLE dedup (
-    key        BLOB PRIMARY KEY,
+    id         INTEGER PRIMARY KEY,
+    key        BLOB NOT NULL,
     created_ms INTEGER NOT NULL,
     seq        INTEGER NOT NULL,
     random     INTEGER NOT NULL,
@@ -92,5 +95,4 @@ CREATE TABLE dedup (
     failed     TEXT NOT NULL,
     conv_seq   INTEGER NOT NULL,
     log_seq    INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX dedup_created ON dedup (created_ms);
+);

@@ -171,6 +171,11 @@ type Answers = (Vec<Reply>, Result<(), String>);
 
 fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, done: std::sync::mpsc::Sender<Answers>) {
     crate::ops::cache_uids();
+    if let Err(e) = crate::ops::load_dedup(&conn) {
+        // Without its index, dedup cannot be trusted: refuse every write rather than store duplicates.
+        tracing::error!(error = %e, "sqlite: loading the dedup index; the store takes no writes");
+        return;
+    }
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -199,7 +204,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, done: std::sync::mpsc::Sen
             crate::ops::forget_uids();
             Err(StoreError::Backend("the group commit was rolled back after a storage error".into()))
         } else {
-            conn.execute_batch("COMMIT").map_err(|e| {
+            conn.execute_batch("COMMIT").map(|()| crate::ops::committed()).map_err(|e| {
                 tracing::error!(error = %e, jobs = replies.len(), "sqlite: group commit failed");
                 let _ = conn.execute_batch("ROLLBACK");
                 crate::ops::forget_uids();
