@@ -372,6 +372,64 @@ mod tests {
         }
     }
 
+    fn plan(seq: u32, now_ms: i64) -> duet_core::store::SendPlan {
+        use duet_core::model::{MsgKey, Outgoing, SenderCopy};
+        let mut dedup_key = [0u8; 16];
+        dedup_key[..4].copy_from_slice(&seq.to_le_bytes());
+        duet_core::store::SendPlan {
+            msg: Outgoing {
+                from: "a".into(),
+                to: vec!["b".into()],
+                seq: Some(seq),
+                random: seq,
+                body: r#"[{"MsgType":"TIMTextElem","MsgContent":{"Text":"x"}}]"#.into(),
+                cloud_custom_data: String::new(),
+                push_info: None,
+                lifetime_secs: 604_800,
+                sender_copy: SenderCopy::Sync,
+                no_unread: false,
+                no_last_msg: false,
+                need_read_receipt: false,
+            },
+            key: MsgKey { seq, random: seq, time: now_ms / 1000 },
+            dedup_key,
+            dedup_since_ms: now_ms - 600_000,
+            now_ms,
+            offline_until: now_ms / 1000 + 604_800,
+            max_conversations: 100,
+        }
+    }
+
+    /// The dedup index (in memory on the writer) follows the table: the purge cuts rows and their entries,
+    /// a reopened store reloads what is left, and a retry within the window is still recognised.
+    #[tokio::test]
+    async fn the_dedup_index_follows_purges_and_reopens() {
+        use duet_core::store::Cutoffs;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("duet.db");
+        let store = SqliteStore::open(&path, Durability::Fsync).unwrap();
+        let accounts = ["a", "b"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None }).to_vec();
+        store.import_accounts(accounts, 1).await.unwrap();
+        let t0 = 1_700_000_000_000;
+        assert!(!store.send(plan(1, t0)).await.unwrap().duplicate);
+        assert!(!store.send(plan(2, t0 + 700_000)).await.unwrap().duplicate);
+        assert!(store.send(plan(2, t0 + 701_000)).await.unwrap().duplicate, "a retry within the window");
+
+        // The first send's row is past the window and goes; the second's stays.
+        let cut = Cutoffs { roaming_before: 0, offline_before: 0, dedup_before_ms: t0 + 100_000 };
+        assert_eq!(store.purge(cut).await.unwrap().dedup, 1);
+        assert!(store.send(plan(2, t0 + 701_500)).await.unwrap().duplicate, "the purge kept what is in the window");
+        let mut old = plan(1, t0 + 702_000);
+        old.dedup_since_ms = 0; // even a window reaching back that far finds nothing: the row is gone
+        assert!(!store.send(old).await.unwrap().duplicate);
+
+        drop(store);
+        let store = SqliteStore::open(&path, Durability::Fsync).unwrap();
+        let retry = store.send(plan(2, t0 + 703_000)).await.unwrap();
+        assert!(retry.duplicate, "recognised after reopening");
+        assert_eq!(retry.key.time, (t0 + 700_000) / 1000, "with the first send's key");
+    }
+
     async fn join_all<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
         let mut out = Vec::new();
         for h in handles.collect::<Vec<_>>() {
