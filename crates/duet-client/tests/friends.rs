@@ -44,13 +44,7 @@ async fn connect(server: &TestServer, user: &str, platform: Platform) -> (Client
 }
 
 async fn allow_type(server: &TestServer, user: &str, value: &str) {
-    let r = server
-        .rest(
-            "profile/portrait_set",
-            json!({"From_Account": user, "ProfileItem": [{"Tag": "Tag_Profile_IM_AllowType", "Value": value}]}),
-        )
-        .await;
-    assert_eq!(r["ErrorCode"], 0, "{r}");
+    server.set_profile(user, "Tag_Profile_IM_AllowType", json!(value)).await;
 }
 
 fn code(r: Result<impl std::fmt::Debug, Error>) -> Option<u32> {

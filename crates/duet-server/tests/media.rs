@@ -6,7 +6,7 @@ use std::io::Cursor;
 use std::path::Path;
 use std::time::Duration;
 
-use duet_test_support::{ADMIN, TestServer};
+use duet_test_support::{ADMIN, TestServer, WsClient};
 use futures_util::stream;
 use image::{DynamicImage, ImageFormat, RgbImage};
 use serde_json::{Value, json};
@@ -332,57 +332,13 @@ async fn sound_file_and_video_elements_get_the_servers_urls_and_sizes() {
     s.stop().await;
 }
 
-/// A logged-in WebSocket client that makes requests (events are skipped).
-struct Raw {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    next_id: u64,
-}
-
-impl Raw {
-    async fn login(s: &TestServer, user: &str) -> Raw {
-        let url = format!("ws://{}/v1/connect", s.addr);
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connect");
-        let mut raw = Raw { ws, next_id: 0 };
-        let reply = raw
-            .request(json!({"op": "login", "protocol": 1, "user": user, "usersig": s.usersig(user),
-                            "platform": "Android", "device": format!("{user}-phone")}))
-            .await;
-        assert_eq!(reply["op"], "logged_in", "{reply}");
-        raw
-    }
-
-    async fn request(&mut self, mut frame: Value) -> Value {
-        use futures_util::{SinkExt, StreamExt};
-        use tokio_tungstenite::tungstenite::Message as Ws;
-        self.next_id += 1;
-        frame["id"] = json!(self.next_id);
-        self.ws.send(Ws::Text(frame.to_string().into())).await.expect("sending a frame");
-        loop {
-            match tokio::time::timeout(Duration::from_secs(5), self.ws.next()).await.expect("no answer within 5 s") {
-                Some(Ok(Ws::Text(t))) => {
-                    let f: Value = serde_json::from_str(&t).expect("frames are JSON");
-                    if f["id"] == self.next_id {
-                        return f;
-                    }
-                }
-                Some(Ok(_)) => {}
-                _ => panic!("the connection closed before the answer"),
-            }
-        }
-    }
-
-    async fn send(&mut self, to: &str, random: u32, body: Value) -> Value {
-        self.request(json!({"op": "send", "to": to, "random": random, "body": body})).await
-    }
-}
-
 #[tokio::test]
 async fn a_send_the_recipient_never_gets_grants_nothing() {
     let s = TestServer::spawn().await;
     s.import(&["alice", "bob"]).await;
     let (_, up) = upload(&s, "alice", "image", picture(ImageFormat::Png)).await;
     let url = up["URL"].as_str().unwrap().to_owned();
-    let mut alice = Raw::login(&s, "alice").await;
+    let mut alice = WsClient::login(&s, "alice").await;
 
     // Bob blacklisted alice: her send is dropped silently (answered as sent), and bob gets no access.
     let r = s.rest("sns/black_list_add", json!({"From_Account": "bob", "To_Account": ["alice"]})).await;
@@ -427,7 +383,7 @@ async fn friends_only_refusals_grant_nothing() {
     let s = TestServer::spawn_with(|c| c.core.permissions.friends_only = true).await;
     s.import(&["alice", "bob"]).await;
     let (_, up) = upload(&s, "alice", "image", picture(ImageFormat::Png)).await;
-    let mut alice = Raw::login(&s, "alice").await;
+    let mut alice = WsClient::login(&s, "alice").await;
     let r = alice.send("bob", 1, image_elem(&up)).await;
     assert_eq!((&r["op"], &r["code"]), (&json!("error"), &json!(20009)), "{r}");
     assert_eq!(download(&s, Some("bob"), up["URL"].as_str().unwrap()).await.0, 403);

@@ -4,62 +4,9 @@
 //! with Tencent's exact codes (20007, 20009, 20010, 20011); and the admin's REST sends, which pass every
 //! check, as in Tencent IM.
 
-use std::time::Duration;
-
 use duet_core::relations::BlacklistCheck;
-use duet_test_support::{ADMIN, TestServer, text};
-use futures_util::{SinkExt, StreamExt};
+use duet_test_support::{ADMIN, TestServer, WsClient, text};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message as Ws;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-const WAIT: Duration = Duration::from_secs(5);
-
-/// A raw protocol client that only makes requests (events are skipped).
-struct Raw {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    next_id: u64,
-}
-
-impl Raw {
-    async fn login(server: &TestServer, user: &str) -> Raw {
-        let url = format!("ws://{}/v1/connect", server.addr);
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connect");
-        let mut raw = Raw { ws, next_id: 0 };
-        let reply = raw
-            .request(json!({"op": "login", "protocol": 1, "user": user, "usersig": server.usersig(user),
-                            "platform": "Android", "device": format!("{user}-phone")}))
-            .await;
-        assert_eq!(reply["op"], "logged_in", "{reply}");
-        raw
-    }
-
-    async fn request(&mut self, mut frame: Value) -> Value {
-        self.next_id += 1;
-        frame["id"] = json!(self.next_id);
-        self.ws.send(Ws::Text(frame.to_string().into())).await.expect("sending a frame");
-        loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("no answer within 5 s");
-            match msg {
-                Some(Ok(Ws::Text(t))) => {
-                    let f: Value = serde_json::from_str(&t).expect("frames are JSON");
-                    if f["id"] == self.next_id {
-                        return f;
-                    }
-                }
-                Some(Ok(_)) => {}
-                _ => panic!("the connection closed before the answer"),
-            }
-        }
-    }
-
-    async fn send_text(&mut self, to: &str, random: u32) -> Value {
-        self.request(json!({"op": "send", "to": to, "random": random,
-                            "body": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "hi"}}]}))
-            .await
-    }
-}
 
 /// How sender and recipient relate before the send.
 #[derive(Debug, Clone, Copy)]
@@ -155,7 +102,7 @@ async fn history_len(server: &TestServer, owner: &str, peer: &str) -> usize {
 
 /// The entries of `user`'s sync log.
 async fn log_len(server: &TestServer, user: &str) -> usize {
-    let mut raw = Raw::login(server, user).await;
+    let mut raw = WsClient::login(server, user).await;
     let r = raw.request(json!({"op": "sync", "after": 0})).await;
     assert_eq!(r["op"], "synced", "{r}");
     r["entries"].as_array().unwrap().len()
@@ -172,8 +119,8 @@ async fn matrix(friends_only: bool, report: bool) {
         let (sender, recipient) = (format!("s{i}"), format!("r{i}"));
         server.import(&[&sender, &recipient]).await;
         relate(&server, &sender, &recipient, rel).await;
-        let mut raw = Raw::login(&server, &sender).await;
-        let reply = raw.send_text(&recipient, 1).await;
+        let mut raw = WsClient::login(&server, &sender).await;
+        let reply = raw.send(&recipient, 1, text("hi")).await;
         let outcome = match reply["op"].as_str() {
             Some("sent") if reply["conv_seq"] == 0 && reply["log_seq"] == 0 => Outcome::Dropped,
             Some("sent") => Outcome::Delivered,
@@ -205,8 +152,8 @@ async fn matrix(friends_only: bool, report: bool) {
     // An admin logged in as a client sends to anyone, even to a user who blacklisted the admin.
     server.import(&["lonely"]).await;
     ok(&server, "sns/black_list_add", json!({"From_Account": "lonely", "To_Account": [ADMIN]})).await;
-    let mut admin = Raw::login(&server, ADMIN).await;
-    let reply = admin.send_text("lonely", 3).await;
+    let mut admin = WsClient::login(&server, ADMIN).await;
+    let reply = admin.send("lonely", 3, text("hi")).await;
     assert_eq!(reply["op"], "sent", "{mode} admin: {reply}");
     assert_ne!(reply["conv_seq"], 0, "{mode} admin: {reply}");
     assert_eq!(history_len(&server, "lonely", ADMIN).await, 1, "{mode} admin");
@@ -252,8 +199,8 @@ async fn friends_only_reported_blacklist() {
 async fn the_policy_follows_relationship_changes_at_once() {
     let server = TestServer::spawn_with(|c| c.core.permissions.friends_only = true).await;
     server.import(&["alice", "bob"]).await;
-    let mut alice = Raw::login(&server, "alice").await;
-    assert_eq!(alice.send_text("bob", 1).await["code"], 20009);
+    let mut alice = WsClient::login(&server, "alice").await;
+    assert_eq!(alice.send("bob", 1, text("hi")).await["code"], 20009);
     // Friends through the client protocol: bob accepts anyone.
     ok(
         &server,
@@ -265,22 +212,22 @@ async fn the_policy_follows_relationship_changes_at_once() {
     assert_eq!((r["op"].as_str(), r["code"].as_u64()), (Some("error"), Some(30001)), "a malformed source: {r}");
     let r = alice.request(json!({"op": "friend_add", "to": "bob", "source": "AddSource_Type_Android"})).await;
     assert_eq!((r["op"].as_str(), r["pending"].as_bool()), (Some("friend_add_result"), Some(false)), "{r}");
-    assert_eq!(alice.send_text("bob", 2).await["op"], "sent");
+    assert_eq!(alice.send("bob", 2, text("hi")).await["op"], "sent");
     // bob removes alice one way: alice is no longer bob's friend.
-    let mut bob = Raw::login(&server, "bob").await;
+    let mut bob = WsClient::login(&server, "bob").await;
     let r = bob.request(json!({"op": "friend_delete", "peer": "alice", "single": true})).await;
     assert_eq!(r["op"], "ok", "{r}");
-    assert_eq!(alice.send_text("bob", 3).await["code"], 20010);
-    assert_eq!(bob.send_text("alice", 4).await["code"], 20011);
+    assert_eq!(alice.send("bob", 3, text("hi")).await["code"], 20010);
+    assert_eq!(bob.send("alice", 4, text("hi")).await["code"], 20011);
     // bob blacklists alice: dropped silently (Tencent's default), and alice can no longer add bob.
     assert_eq!(bob.request(json!({"op": "black_add", "peer": "alice"})).await["op"], "ok");
-    let reply = alice.send_text("bob", 5).await;
+    let reply = alice.send("bob", 5, text("hi")).await;
     assert_eq!((reply["op"].as_str(), reply["conv_seq"].as_u64()), (Some("sent"), Some(0)), "{reply}");
     let r = alice.request(json!({"op": "friend_add", "to": "bob"})).await;
     assert_eq!((r["op"].as_str(), r["code"].as_u64()), (Some("error"), Some(30525)), "{r}");
     assert_eq!(bob.request(json!({"op": "black_delete", "peer": "alice"})).await["op"], "ok");
     assert_eq!(
-        alice.send_text("bob", 6).await["code"],
+        alice.send("bob", 6, text("hi")).await["code"],
         20009,
         "the blacklist ended alice's side of the friendship too"
     );

@@ -18,13 +18,7 @@ async fn add(server: &TestServer, from: &str, to: &[&str], extra: Value) -> Valu
 }
 
 async fn allow_type(server: &TestServer, user: &str, value: &str) {
-    let r = server
-        .rest(
-            "profile/portrait_set",
-            json!({"From_Account": user, "ProfileItem": [{"Tag": "Tag_Profile_IM_AllowType", "Value": value}]}),
-        )
-        .await;
-    assert_eq!(r["ErrorCode"], 0, "{r}");
+    server.set_profile(user, "Tag_Profile_IM_AllowType", json!(value)).await;
 }
 
 async fn check(server: &TestServer, from: &str, to: &[&str], kind: &str) -> Value {

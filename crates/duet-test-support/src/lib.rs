@@ -5,8 +5,10 @@
 //! `MsgKey`) are deterministic and can be snapshot-tested whole.
 
 mod proxy;
+mod ws;
 
 pub use proxy::Proxy;
+pub use ws::WsClient;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -144,6 +146,13 @@ impl TestServer {
     }
 
     /// Imports accounts, asserting success.
+    /// Sets one profile tag of `user` through `profile/portrait_set`; asserts success.
+    pub async fn set_profile(&self, user: &str, tag: &str, value: Value) {
+        let body = serde_json::json!({"From_Account": user, "ProfileItem": [{"Tag": tag, "Value": value}]});
+        let r = self.rest("profile/portrait_set", body).await;
+        assert_eq!(r["ErrorCode"], 0, "setting {tag} of {user}: {r}");
+    }
+
     pub async fn import(&self, users: &[&str]) {
         for user in users {
             let r = self.rest("im_open_login_svc/account_import", serde_json::json!({ "UserID": user })).await;
