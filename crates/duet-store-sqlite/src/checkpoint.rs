@@ -5,8 +5,8 @@
 //! writer) stalls a commit every few dozen milliseconds: the tail latency of relaxed mode was worse than
 //! that of fsync mode. Here a thread with its own connection copies the WAL back with `PASSIVE`
 //! checkpoints, which never block the writer; when the WAL has grown past a bound anyway (a checkpoint can
-//! only restart the WAL when it found nothing newer to copy), one `RESTART` checkpoint waits for the
-//! writer between two transactions and starts the WAL over, keeping it bounded.
+//! only restart the WAL when it found nothing newer to copy), a `RESTART` checkpoint right after the
+//! `PASSIVE` one waits for the writer between two transactions and starts the WAL over, keeping it bounded.
 //!
 //! In fsync mode the writer keeps SQLite's automatic checkpoints: a checkpointer's fsyncs of the database
 //! file measured as stalls of the writer's own WAL fsyncs there.
@@ -57,12 +57,17 @@ impl Drop for Checkpointer {
 }
 
 fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
-    let mut mode = "PASSIVE";
     // Runs until the store is dropped (the sender goes, `Disconnected`), then once more.
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
-        match checkpoint(conn, mode) {
-            Ok((log, _)) => mode = if log > RESTART_AT { "RESTART" } else { "PASSIVE" },
-            Err(e) => tracing::warn!(error = %e, mode, "sqlite: checkpoint failed"),
+        let passive = checkpoint(conn, "PASSIVE");
+        // Straight after a PASSIVE checkpoint, a RESTART has only the frames committed meanwhile to copy
+        // (and sync) while it holds the writer back: a stall of a commit or two, not of 20 ms of commits.
+        let result = match passive {
+            Ok((log, _)) if log > RESTART_AT => checkpoint(conn, "RESTART"),
+            other => other,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "sqlite: checkpoint failed");
         }
     }
     let _ = checkpoint(conn, "PASSIVE");

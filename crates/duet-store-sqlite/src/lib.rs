@@ -51,6 +51,9 @@ pub struct SqliteStore {
 struct Readers {
     path: PathBuf,
     state: Mutex<ReadState>,
+    /// A connection for point lookups run in place on the calling task's thread (see
+    /// [`SqliteStore::lookup`]); opened on first use.
+    quick: Mutex<Option<Connection>>,
 }
 
 /// A read, boxed with the channel that carries its answer.
@@ -92,7 +95,11 @@ impl SqliteStore {
         migrate(&conn)?;
         conn.execute_batch(relations::SCHEMA).map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let readers = Arc::new(Readers { path: path.to_owned(), state: Mutex::new(ReadState::default()) });
+        let readers = Arc::new(Readers {
+            path: path.to_owned(),
+            state: Mutex::new(ReadState::default()),
+            quick: Mutex::new(None),
+        });
         let checkpointer = match durability {
             Durability::Fsync => None,
             Durability::Relaxed => Some(checkpoint::Checkpointer::start(path)?),
@@ -128,6 +135,28 @@ impl SqliteStore {
             tokio::task::spawn_blocking(move || readers.drain());
         }
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl SqliteStore {
+    /// A point lookup (one row by key, from pages that are in memory in practice): run in place when the
+    /// quick connection is free, else queued like any read. Handing a read to a blocking thread and its
+    /// answer back costs two thread wake-ups, several times the lookup itself; a login storm does one of
+    /// these per login. Only for lookups that cost microseconds: anything that scans stays in
+    /// [`SqliteStore::read`].
+    async fn lookup<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        if let Ok(mut quick) = self.readers.quick.try_lock() {
+            if quick.is_none() {
+                *quick = Some(self.readers.open()?);
+            }
+            if let Some(conn) = quick.as_ref() {
+                return f(conn).map_err(backend);
+            }
+        }
+        self.read(f).await
     }
 }
 
@@ -317,7 +346,7 @@ impl MessageStore for SqliteStore {
     }
 
     async fn latest_seq(&self, user: String) -> Result<Option<u64>, StoreError> {
-        self.read(move |c| {
+        self.lookup(move |c| {
             c.prepare_cached(&format!("SELECT {} FROM accounts a WHERE a.user_id = ?1", ops::LATEST_SEQ))?
                 .query_row([&user], |r| r.get::<_, i64>(0))
                 .optional()
@@ -363,13 +392,38 @@ mod tests {
         for wave in [1, 3, 50, 2_000, 7, 500] {
             let reads = (0..wave).map(|i| {
                 let store = store.clone();
-                tokio::spawn(async move { store.latest_seq(format!("u{}", i % 100)).await })
+                tokio::spawn(async move { store.accounts_exist(vec![format!("u{}", i % 100), "nobody".into()]).await })
             });
             let all = tokio::time::timeout(std::time::Duration::from_secs(20), join_all(reads)).await;
             let answers = all.expect("every read is answered");
             assert_eq!(answers.len(), wave);
-            assert!(answers.iter().all(|a| matches!(a, Ok(Some(0)))), "wave {wave}: {answers:?}");
+            assert!(answers.iter().all(|a| matches!(a.as_deref(), Ok([true, false]))), "wave {wave}: {answers:?}");
         }
+    }
+
+    /// Point lookups run in place on the quick connection, see every committed write, and still answer
+    /// (through the read queue) while that connection is taken.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[expect(clippy::await_holding_lock, reason = "the test holds the quick connection on purpose")]
+    async fn lookups_see_commits_and_queue_when_the_quick_connection_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("duet.db"), Durability::Fsync).unwrap();
+        let accounts = ["a", "b"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None }).to_vec();
+        store.import_accounts(accounts, 1).await.unwrap();
+        assert_eq!(store.latest_seq("b".into()).await.unwrap(), Some(0));
+        assert_eq!(store.latest_seq("nobody".into()).await.unwrap(), None);
+        assert!(store.readers.quick.lock().unwrap().is_some(), "the lookups ran in place");
+
+        let t0 = 1_700_000_000_000;
+        for seq in 1..=3 {
+            store.send(plan(seq, t0 + i64::from(seq))).await.unwrap();
+            assert_eq!(store.latest_seq("b".into()).await.unwrap(), Some(u64::from(seq)), "after send {seq}");
+        }
+
+        let taken = store.readers.quick.lock().unwrap();
+        let queued = tokio::time::timeout(std::time::Duration::from_secs(10), store.latest_seq("a".into())).await;
+        assert_eq!(queued.expect("answered through the queue").unwrap(), Some(3));
+        drop(taken);
     }
 
     fn plan(seq: u32, now_ms: i64) -> duet_core::store::SendPlan {
