@@ -37,7 +37,8 @@ impl Checkpointer {
     /// `wal_autocheckpoint = 0`.
     pub fn start(path: &Path) -> Result<Checkpointer, StoreError> {
         let conn = Connection::open(path).map_err(backend)?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;").map_err(backend)?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL;").map_err(backend)?;
+        conn.busy_handler(Some(crate::wait_briefly)).map_err(backend)?;
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("duet-sqlite-checkpoint".into())
