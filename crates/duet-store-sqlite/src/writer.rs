@@ -17,6 +17,16 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 512;
 /// Jobs waiting beyond this make writers wait (backpressure) instead of growing memory.
 const QUEUE: usize = 4096;
+/// With SQLite's automatic checkpoints (fsync durability), the WAL frames after which a commit copies the
+/// WAL back into the database file: SQLite's default while batches are small, since each checkpoint stalls
+/// one commit and small frequent ones keep the latency tail short. Batches of [`BUSY_BATCH`] jobs or more
+/// mean the queue is backed up: latency is queueing then, and each such batch dirties more pages than the
+/// default, so every commit would copy the same hot pages back again; a larger WAL copies each of them
+/// once for several commits (measured: +16-22 % messages per second in the closed loop, same p99 at
+/// 5 000 msg/s, where batches hold ~10 jobs).
+const CHECKPOINT_FRAMES: i64 = 1000;
+const CHECKPOINT_FRAMES_BUSY: i64 = 10_000;
+const BUSY_BATCH: usize = 32;
 
 /// Runs after the batch's commit with its outcome, to answer the caller.
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -33,7 +43,9 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: Connection) -> Result<Writer, StoreError> {
+    /// `auto_checkpoint`: whether this connection checkpoints itself (SQLite's automatic checkpoints, sized by
+    /// [`CHECKPOINT_FRAMES`]) rather than leaving it to a checkpointer.
+    pub fn start(conn: Connection, auto_checkpoint: bool) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (done_tx, done_rx) = std::sync::mpsc::channel::<Answers>();
         let dispatcher = std::thread::Builder::new()
@@ -49,7 +61,7 @@ impl Writer {
             .map_err(|e| StoreError::Backend(format!("spawning the dispatcher thread: {e}")))?;
         let thread = std::thread::Builder::new()
             .name("duet-sqlite-writer".into())
-            .spawn(move || run(conn, rx, done_tx))
+            .spawn(move || run(conn, rx, done_tx, auto_checkpoint))
             .map_err(|e| StoreError::Backend(format!("spawning the writer thread: {e}")))?;
         Ok(Writer {
             jobs: Some(tx),
@@ -169,7 +181,7 @@ fn run_job<R, E: From<StoreError>>(conn: &Connection, f: impl FnOnce(&Connection
 /// A committed (or rolled back) batch's answers, with the outcome.
 type Answers = (Vec<Reply>, Result<(), String>);
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, done: std::sync::mpsc::Sender<Answers>) {
+fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, done: std::sync::mpsc::Sender<Answers>, auto_checkpoint: bool) {
     crate::ops::cache_uids();
     if let Err(e) = crate::ops::load_dedup(&conn) {
         // Without its index, dedup cannot be trusted: refuse every write rather than store duplicates.
@@ -178,12 +190,24 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, done: std::sync::mpsc::Sen
     }
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
+    let mut checkpoint_frames = CHECKPOINT_FRAMES;
+    if auto_checkpoint && let Err(e) = conn.pragma_update(None, "wal_autocheckpoint", checkpoint_frames) {
+        tracing::warn!(error = %e, "sqlite: setting the checkpoint size");
+    }
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
+            }
+        }
+        let frames = if batch.len() >= BUSY_BATCH { CHECKPOINT_FRAMES_BUSY } else { CHECKPOINT_FRAMES };
+        if auto_checkpoint && frames != checkpoint_frames {
+            // Read by the commit's WAL hook: the commit below checkpoints by the new size.
+            match conn.pragma_update(None, "wal_autocheckpoint", frames) {
+                Ok(()) => checkpoint_frames = frames,
+                Err(e) => tracing::warn!(error = %e, "sqlite: setting the checkpoint size"),
             }
         }
         let began = conn.execute_batch("BEGIN IMMEDIATE");
