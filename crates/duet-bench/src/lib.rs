@@ -274,7 +274,7 @@ mod summary {
         );
         let _ = writeln!(
             out,
-            "{:<16} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>7} {:>6}",
+            "{:<16} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>7} {:>6} {:>14}",
             "step",
             "delivered/s",
             "p50 ms",
@@ -286,7 +286,8 @@ mod summary {
             "srv µs/msg",
             "gen CPU%",
             "undeliv",
-            "pass"
+            "pass",
+            "disk sync max"
         );
         for s in &r.steps {
             let label = match (s.offered_per_s, s.window_per_user) {
@@ -296,7 +297,7 @@ mod summary {
             };
             let _ = writeln!(
                 out,
-                "{:<16} {:>11.0} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>7} {:>6}",
+                "{:<16} {:>11.0} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>7} {:>6} {:>14}",
                 label,
                 s.delivered_per_s,
                 fmt_ms(s.latency.p50_ms),
@@ -312,7 +313,8 @@ mod summary {
                     Some(true) => "yes",
                     Some(false) => "no",
                     None => "-",
-                }
+                },
+                s.disk.map_or("n/a".into(), |d| format!("{} ms", fmt_ms(d.disk_fsync_max_ms)))
             );
         }
         let _ = writeln!(

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::args::PairsArgs;
 use crate::stats::{Latency, Progress, Recorder, round1, round3};
-use crate::sys::{self, CpuUsage, CpuWindow};
+use crate::sys::{self, CpuUsage, CpuWindow, DiskProbe, DiskStats};
 use crate::target::Target;
 use crate::ws::{self, Buffers, Inbox, Ledger, Mark, Scanned, Ws};
 use crate::{BenchError, Outcome};
@@ -94,6 +94,10 @@ pub struct StepReport {
     pub ack_latency: Latency,
     #[serde(flatten)]
     pub cpu: CpuUsage,
+    /// The disk's own sync latency during the window (a 4 KiB write and fdatasync every 50 ms in the
+    /// server's data directory): the floor under the latency tail with fsync durability.
+    #[serde(flatten)]
+    pub disk: Option<DiskStats>,
     pub server_cpu_us_per_msg: Option<f64>,
     pub gen_cpu_us_per_msg: Option<f64>,
     pub server_rss_bytes_start: Option<u64>,
@@ -439,6 +443,7 @@ struct StepMeta {
     window_s: f64,
     delivered_per_s: f64,
     cpu: CpuUsage,
+    disk: Option<DiskStats>,
     delivered_in_window: u64,
     rss_start: Option<u64>,
     rss_end: Option<u64>,
@@ -449,6 +454,7 @@ struct StepMeta {
 struct Window {
     at: Instant,
     cpu: CpuWindow,
+    disk: Option<DiskProbe>,
     delivered: u64,
     rss: Option<u64>,
 }
@@ -458,6 +464,7 @@ impl Window {
         Window {
             at: Instant::now(),
             cpu: CpuWindow::start(target.pid),
+            disk: DiskProbe::start(&target.data_dir()),
             delivered: shared.delivered.load(Relaxed),
             rss: sys::rss(target.pid),
         }
@@ -466,11 +473,13 @@ impl Window {
     fn close(self, shared: &Shared, target: &Target) -> StepMeta {
         let window_s = self.at.elapsed().as_secs_f64();
         let cpu = self.cpu.finish();
+        let disk = self.disk.and_then(DiskProbe::finish);
         let delivered = shared.delivered.load(Relaxed) - self.delivered;
         StepMeta {
             window_s,
             delivered_per_s: delivered as f64 / window_s.max(1e-9),
             cpu,
+            disk,
             delivered_in_window: delivered,
             rss_start: self.rss,
             rss_end: sys::rss(target.pid),
@@ -627,6 +636,7 @@ fn step_report(step: u8, plan: StepPlan, meta: StepMeta, args: &PairsArgs, share
         server_cpu_us_per_msg: per_msg(meta.cpu.server_cpu_us),
         gen_cpu_us_per_msg: per_msg(meta.cpu.gen_cpu_us),
         cpu,
+        disk: meta.disk,
         server_rss_bytes_start: meta.rss_start,
         server_rss_bytes_end: meta.rss_end,
         passed,

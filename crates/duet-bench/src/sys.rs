@@ -1,6 +1,7 @@
 //! What the bench reads from the operating system: a process's CPU time (`/proc/PID/stat`, utime +
 //! stime of all its threads) and resident memory (`/proc/PID/status` VmRSS), the machine's busy and
-//! steal time (`/proc/stat`), and the open-files limit, which it raises to the hard limit.
+//! steal time (`/proc/stat`), the open-files limit, which it raises to the hard limit, and how long the disk
+//! takes to sync a small write meanwhile ([`DiskProbe`]).
 //!
 //! Linux only; elsewhere every sample is `None` and the report leaves those fields out.
 
@@ -162,6 +163,64 @@ impl CpuWindow {
     }
 }
 
+/// How long the disk under a directory takes to make a 4 KiB write durable, sampled every
+/// [`DiskProbe::EVERY`] on a thread of its own while a step runs. With fsync durability a message is
+/// acknowledged only after its group commit is synced, so a step's latency tail can be no better than the
+/// disk's: this puts the disk's own stalls (a cloud VM's disk has 100 ms ones at times) beside the step's
+/// figures. Twenty small syncs a second add little to what the server writes.
+pub struct DiskProbe {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<Option<DiskStats>>,
+}
+
+/// The probe's figures for one window.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct DiskStats {
+    pub disk_fsyncs: u64,
+    pub disk_fsync_p50_ms: f64,
+    pub disk_fsync_p99_ms: f64,
+    pub disk_fsync_max_ms: f64,
+}
+
+impl DiskProbe {
+    pub const EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+    /// Starts probing with a temporary file in `dir`; `None` if the file cannot be created.
+    pub fn start(dir: &std::path::Path) -> Option<DiskProbe> {
+        let mut file = tempfile::tempfile_in(dir).ok()?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("disk-probe".into())
+            .spawn(move || {
+                use std::io::{Seek, Write};
+                let mut us = hdrhistogram::Histogram::<u64>::new(3).ok()?;
+                let page = [0x5a_u8; 4096];
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(Self::EVERY) {
+                    let t = Instant::now();
+                    file.seek(std::io::SeekFrom::Start(0)).ok()?;
+                    file.write_all(&page).ok()?;
+                    file.sync_data().ok()?;
+                    let _ = us.record(t.elapsed().as_micros() as u64);
+                }
+                let ms = |q: f64| (us.value_at_quantile(q) as f64 / 100.0).round() / 10.0;
+                Some(DiskStats {
+                    disk_fsyncs: us.len(),
+                    disk_fsync_p50_ms: ms(0.5),
+                    disk_fsync_p99_ms: ms(0.99),
+                    disk_fsync_max_ms: (us.max() as f64 / 100.0).round() / 10.0,
+                })
+            })
+            .ok()?;
+        Some(DiskProbe { stop, thread })
+    }
+
+    /// Stops the probe; `None` if it failed or took no sample.
+    pub fn finish(self) -> Option<DiskStats> {
+        drop(self.stop);
+        self.thread.join().ok().flatten().filter(|s| s.disk_fsyncs > 0)
+    }
+}
+
 /// The open-files limit of this process after trying to raise the soft limit to the hard one.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct NofileLimit {
@@ -199,6 +258,17 @@ fn nofile() -> Option<NofileLimit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_disk_probe_times_syncs_until_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = DiskProbe::start(dir.path()).expect("a probe file in the directory");
+        std::thread::sleep(DiskProbe::EVERY * 4);
+        let stats = probe.finish().expect("samples");
+        assert!(stats.disk_fsyncs >= 1, "{stats:?}");
+        assert!(stats.disk_fsync_max_ms >= stats.disk_fsync_p50_ms, "{stats:?}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the probe file is anonymous");
+    }
 
     #[test]
     fn samples_this_process() {

@@ -43,7 +43,7 @@ pub struct Target {
 struct OwnServer {
     child: Child,
     log: Arc<Mutex<ServerLog>>,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 /// What a started server logged that deserves attention.
@@ -58,6 +58,12 @@ pub struct ServerLog {
 }
 
 impl Target {
+    /// Where the server keeps its data, when the bench started it; else the temporary directory (the
+    /// disk probe's best guess for a server elsewhere).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.own.as_ref().map_or_else(std::env::temp_dir, |own| own.data.path().to_owned())
+    }
+
     /// Starts a server or checks the given one answers.
     pub async fn open(args: &TargetArgs, duet_exe: &Path) -> Result<Target, BenchError> {
         let http = reqwest::Client::builder()
@@ -309,7 +315,7 @@ impl OwnServer {
                 }
             });
         }
-        let mut own = OwnServer { child, log, _data: data };
+        let mut own = OwnServer { child, log, data };
         let addr = match rx.recv_timeout(START_TIMEOUT) {
             Ok(a) => a,
             Err(_) => {
