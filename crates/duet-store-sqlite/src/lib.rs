@@ -411,6 +411,46 @@ mod tests {
         }
     }
 
+    /// A batch whose job fails after writing is rolled back whole, and the writer's memory follows: the
+    /// sync-log and conversation counters start again from what was committed, and the dedup index is put
+    /// back, including the entry of an earlier send that the rolled-back one had taken over (same first 8
+    /// bytes of key), so a retry of that earlier send is still recognised.
+    #[tokio::test]
+    async fn a_rolled_back_send_leaves_no_trace_in_the_writers_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("duet.db"), Durability::Fsync).unwrap();
+        let accounts = ["a", "b"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None }).to_vec();
+        store.import_accounts(accounts, 1).await.unwrap();
+        let t0 = 1_700_000_000_000;
+        let first = store.send(plan(1, t0)).await.unwrap();
+        assert_eq!((first.conv_seq, first.sender_log_seq), (1, 1));
+
+        let mut colliding = plan(2, t0 + 500);
+        colliding.dedup_key = plan(1, t0).dedup_key;
+        colliding.dedup_key[15] = 9; // another key, same first 8 bytes: it takes the index entry over
+        let failed = store
+            .writer
+            .write(move |c| -> Result<(), super::StoreError> {
+                let (sent, _) =
+                    super::ops::send(c, &colliding).map_err(|e| super::StoreError::Backend(e.to_string()))?;
+                assert!(!sent.duplicate);
+                Err(super::StoreError::Backend("a failure after writing".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(store.latest_seq("b".into()).await.unwrap(), Some(1), "nothing of the failed send was committed");
+
+        let retry = store.send(plan(1, t0 + 1_000)).await.unwrap();
+        assert!(retry.duplicate, "the earlier send's index entry is back");
+        assert_eq!(retry.key, first.key);
+
+        let next = store.send(plan(3, t0 + 2_000)).await.unwrap();
+        assert!(!next.duplicate);
+        assert_eq!((next.conv_seq, next.sender_log_seq), (2, 2), "counters go on from what was committed");
+        let log = store.log_after("b".into(), 0, 10).await.unwrap();
+        assert_eq!((log.entries.len(), log.latest), (2, 2));
+    }
+
     /// A write waits for a write lock another connection holds (as a checkpoint does) instead of failing
     /// with `SQLITE_BUSY`.
     #[tokio::test]
