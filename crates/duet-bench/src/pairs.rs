@@ -95,7 +95,8 @@ pub struct StepReport {
     #[serde(flatten)]
     pub cpu: CpuUsage,
     /// The disk's own sync latency during the window (a 4 KiB write and fdatasync every 50 ms in the
-    /// server's data directory): the floor under the latency tail with fsync durability.
+    /// server's data directory): the floor under the latency tail with fsync durability. Only for a server
+    /// the bench started.
     #[serde(flatten)]
     pub disk: Option<DiskStats>,
     pub server_cpu_us_per_msg: Option<f64>,
@@ -464,7 +465,7 @@ impl Window {
         Window {
             at: Instant::now(),
             cpu: CpuWindow::start(target.pid),
-            disk: DiskProbe::start(&target.data_dir()),
+            disk: target.data_dir().and_then(DiskProbe::start),
             delivered: shared.delivered.load(Relaxed),
             rss: sys::rss(target.pid),
         }
@@ -473,8 +474,8 @@ impl Window {
     fn close(self, shared: &Shared, target: &Target) -> StepMeta {
         let window_s = self.at.elapsed().as_secs_f64();
         let cpu = self.cpu.finish();
-        let disk = self.disk.and_then(DiskProbe::finish);
         let delivered = shared.delivered.load(Relaxed) - self.delivered;
+        let disk = self.disk.and_then(DiskProbe::finish);
         StepMeta {
             window_s,
             delivered_per_s: delivered as f64 / window_s.max(1e-9),

@@ -170,7 +170,7 @@ impl CpuWindow {
 /// figures. Twenty small syncs a second add little to what the server writes.
 pub struct DiskProbe {
     stop: std::sync::mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<Option<DiskStats>>,
+    result: std::sync::mpsc::Receiver<DiskStats>,
 }
 
 /// The probe's figures for one window.
@@ -189,35 +189,40 @@ impl DiskProbe {
     pub fn start(dir: &std::path::Path) -> Option<DiskProbe> {
         let mut file = tempfile::tempfile_in(dir).ok()?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
+        let (result_tx, result) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
             .name("disk-probe".into())
             .spawn(move || {
                 use std::io::{Seek, Write};
-                let mut us = hdrhistogram::Histogram::<u64>::new(3).ok()?;
+                let Ok(mut us) = hdrhistogram::Histogram::<u64>::new(3) else { return };
                 let page = [0x5a_u8; 4096];
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(Self::EVERY) {
                     let t = Instant::now();
-                    file.seek(std::io::SeekFrom::Start(0)).ok()?;
-                    file.write_all(&page).ok()?;
-                    file.sync_data().ok()?;
+                    let synced = file.seek(std::io::SeekFrom::Start(0)).is_ok()
+                        && file.write_all(&page).is_ok()
+                        && file.sync_data().is_ok();
+                    if !synced {
+                        return;
+                    }
                     let _ = us.record(t.elapsed().as_micros() as u64);
                 }
                 let ms = |q: f64| (us.value_at_quantile(q) as f64 / 100.0).round() / 10.0;
-                Some(DiskStats {
+                let _ = result_tx.send(DiskStats {
                     disk_fsyncs: us.len(),
                     disk_fsync_p50_ms: ms(0.5),
                     disk_fsync_p99_ms: ms(0.99),
                     disk_fsync_max_ms: (us.max() as f64 / 100.0).round() / 10.0,
-                })
+                });
             })
             .ok()?;
-        Some(DiskProbe { stop, thread })
+        Some(DiskProbe { stop, result })
     }
 
-    /// Stops the probe; `None` if it failed or took no sample.
+    /// Stops the probe; `None` if it failed, took no sample, or is stuck in a sync for over a second (the
+    /// thread is then left to finish on its own).
     pub fn finish(self) -> Option<DiskStats> {
         drop(self.stop);
-        self.thread.join().ok().flatten().filter(|s| s.disk_fsyncs > 0)
+        self.result.recv_timeout(std::time::Duration::from_secs(1)).ok().filter(|s| s.disk_fsyncs > 0)
     }
 }
 

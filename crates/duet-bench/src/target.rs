@@ -58,10 +58,10 @@ pub struct ServerLog {
 }
 
 impl Target {
-    /// Where the server keeps its data, when the bench started it; else the temporary directory (the
-    /// disk probe's best guess for a server elsewhere).
-    pub fn data_dir(&self) -> std::path::PathBuf {
-        self.own.as_ref().map_or_else(std::env::temp_dir, |own| own.data.path().to_owned())
+    /// Where the server keeps its data, when the bench started it (a server elsewhere may be on another
+    /// disk or machine: its disk is not probed).
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.own.as_ref().map(|own| own.data.path())
     }
 
     /// Starts a server or checks the given one answers.

@@ -62,7 +62,8 @@ fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
         let passive = checkpoint(conn, "PASSIVE");
         // Straight after a PASSIVE checkpoint, a RESTART has only the frames committed meanwhile to copy
-        // (and sync) while it holds the writer back: a stall of a commit or two, not of 20 ms of commits.
+        // (and sync) while it holds the writer back, rather than 20 ms of commits; it also waits there for
+        // readers still on the old WAL (reads are short) and syncs the database file.
         let result = match passive {
             Ok((log, _)) if log > RESTART_AT => checkpoint(conn, "RESTART"),
             other => other,

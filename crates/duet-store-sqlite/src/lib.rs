@@ -68,8 +68,9 @@ struct ReadState {
 }
 
 /// The busy handler of the connections that take the write lock (the writer, the checkpointer): retry
-/// every 100 µs, for up to ~5 s. SQLite's own (`busy_timeout`) sleeps 1, 2, 5, 10 ms... between tries, so
-/// a lock held 3 ms by a checkpoint cost the writer 8 ms, and one held 9 ms cost it 18.
+/// every 100 µs (in practice ~150 µs with the sleep's overshoot), 50 000 times: 5 to 10 s in all. SQLite's
+/// own (`busy_timeout`) sleeps 1, 2, 5, 10 ms... between tries, so a lock held 3 ms by a checkpoint cost the
+/// writer 8 ms, and one held 9 ms cost it 18.
 pub(crate) fn wait_briefly(retries: i32) -> bool {
     std::thread::sleep(std::time::Duration::from_micros(100));
     retries < 50_000
@@ -149,18 +150,22 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// A point lookup (one row by key, from pages that are in memory in practice): run in place when the
-    /// quick connection is free, else queued like any read. Handing a read to a blocking thread and its
-    /// answer back costs two thread wake-ups, several times the lookup itself; a login storm does one of
-    /// these per login. Only for lookups that cost microseconds: anything that scans stays in
-    /// [`SqliteStore::read`].
+    /// A point lookup (one row by key: a few B-tree pages, read from the OS page cache in practice, since
+    /// SQLite drops a reader's own cache whenever the WAL changed): run in place when the quick connection
+    /// is free, else queued like any read. Handing a read to a blocking thread and its answer back costs two
+    /// thread wake-ups, several times the lookup itself; a login storm does one of these per login. Only
+    /// for lookups that cost microseconds: anything that scans stays in [`SqliteStore::read`].
     async fn lookup<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R, StoreError> {
         if let Ok(mut quick) = self.readers.quick.try_lock() {
             if quick.is_none() {
-                *quick = Some(self.readers.open()?);
+                match self.readers.open() {
+                    Ok(conn) => *quick = Some(conn),
+                    // Out of files, say: the queue's connections may still serve.
+                    Err(e) => tracing::warn!(error = %e, "sqlite: opening the quick read connection"),
+                }
             }
             if let Some(conn) = quick.as_ref() {
                 return f(conn).map_err(backend);
