@@ -193,6 +193,40 @@ pub struct StoredMessage {
     pub peer_read: bool,
     /// The sender's nickname and avatar URL as they were when the message was sent.
     pub sender: SenderInfo,
+    /// The transport's encoding of the message, made by the first connection that pushes it: a message
+    /// goes to its recipient's and its sender's devices under two log entries, one `Arc` of it.
+    pub encoded: Encoded,
+}
+
+/// A value's encoding for the wire, made at most once and shared by all holders of one `Arc` of the value.
+/// Not part of the value: equal whatever it holds, and a clone starts empty (a clone may be changed).
+#[derive(Default)]
+pub struct Encoded(std::sync::OnceLock<std::sync::Arc<str>>);
+
+impl Encoded {
+    pub fn get_or_init(&self, encode: impl FnOnce() -> std::sync::Arc<str>) -> &std::sync::Arc<str> {
+        self.0.get_or_init(encode)
+    }
+}
+
+impl Clone for Encoded {
+    fn clone(&self) -> Encoded {
+        Encoded::default()
+    }
+}
+
+impl PartialEq for Encoded {
+    fn eq(&self, _: &Encoded) -> bool {
+        true
+    }
+}
+
+impl Eq for Encoded {}
+
+impl std::fmt::Debug for Encoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "Encoded(..)" } else { "Encoded(-)" })
+    }
 }
 
 impl StoredMessage {
@@ -216,6 +250,7 @@ impl StoredMessage {
             recalled: false,
             peer_read: false,
             sender: sender.clone(),
+            encoded: Encoded::default(),
         }
     }
 }

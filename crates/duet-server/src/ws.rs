@@ -508,7 +508,19 @@ async fn feed(socket: &mut WebSocket, frame: &ServerFrame) -> bool {
 }
 
 fn encode_entry(core: &Core, entry: &LogEntry) -> String {
+    if let LogEvent::Message(m) = &entry.event {
+        // The message is encoded once for both of its entries (its recipient's and its sender's).
+        let msg = m
+            .encoded
+            .get_or_init(|| serde_json::to_string(&message_to_wire(core, m)).unwrap_or_else(|_| "null".into()).into());
+        return message_entry_frame(entry.seq, msg);
+    }
     serde_json::to_string(&ServerFrame::Entry { entry: entry_to_wire(core, entry) }).unwrap_or_default()
+}
+
+/// `ServerFrame::Entry { entry: Entry::Msg { seq, msg } }` as serde writes it, around an encoded `Message`.
+fn message_entry_frame(seq: u64, msg: &str) -> String {
+    format!(r#"{{"op":"entry","entry":{{"kind":"msg","seq":{seq},"msg":{msg}}}}}"#)
 }
 
 fn entry_to_wire(core: &Core, e: &LogEntry) -> Entry {
@@ -551,5 +563,39 @@ pub(crate) fn platform_to_model(p: Platform) -> model::Platform {
         Platform::Mac => model::Platform::Mac,
         Platform::Linux => model::Platform::Linux,
         Platform::Web => model::Platform::Web,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use duet_proto::client::{Entry, Message, ServerFrame};
+    use serde_json::value::RawValue;
+
+    /// The entry frame built around an encoded message is the frame serde writes, field for field.
+    #[test]
+    fn a_message_entry_frame_is_what_serde_writes() {
+        let msg = Message {
+            from: "alice".into(),
+            to: "bob \"the\" builder".into(),
+            msg_key: "1_2_3".into(),
+            seq: 1,
+            random: 2,
+            time: 3,
+            conv_seq: 4,
+            body: RawValue::from_string(r#"[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi\n"}}]"#.into()).unwrap(),
+            cloud_custom_data: "c".into(),
+            recalled: false,
+            nick: "Al".into(),
+            face_url: String::new(),
+            system: true,
+        };
+        let spliced = super::message_entry_frame(42, &serde_json::to_string(&msg).unwrap());
+        let serde = serde_json::to_string(&ServerFrame::Entry { entry: Entry::Msg { seq: 42, msg } }).unwrap();
+        let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+        assert_eq!(parse(&spliced), parse(&serde));
+        let ServerFrame::Entry { entry: Entry::Msg { seq, msg } } = serde_json::from_str(&spliced).unwrap() else {
+            panic!("not a message entry: {spliced}");
+        };
+        assert_eq!((seq, msg.to.as_str(), msg.system), (42, "bob \"the\" builder", true));
     }
 }

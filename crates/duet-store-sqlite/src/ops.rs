@@ -608,6 +608,7 @@ fn read_message(r: &rusqlite::Row<'_>, at: usize, names: impl Fn(i64) -> String)
         recalled: flags & RECALLED != 0,
         peer_read: false,
         sender: SenderInfo { nick: r.get(at + 9)?, face_url: r.get(at + 10)? },
+        encoded: Default::default(),
     })
 }
 
