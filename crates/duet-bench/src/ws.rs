@@ -43,10 +43,10 @@ pub enum Buffers {
     Large,
 }
 
-/// Opens a WebSocket to the target. `src` spreads loopback connections over source addresses
+/// Opens a WebSocket to a server (`addr`, `ws_url`). `src` spreads loopback connections over source addresses
 /// 127.0.x.y, so tens of thousands of connections don't run out of ephemeral ports.
-pub async fn connect(target: &Target, src: usize, buffers: Buffers) -> Result<Ws, BenchError> {
-    let stream = tcp(target.addr, src).await?;
+async fn connect(addr: SocketAddr, ws_url: &str, src: usize, buffers: Buffers) -> Result<Ws, BenchError> {
+    let stream = tcp(addr, src).await?;
     let _ = stream.set_nodelay(true);
     // tungstenite zero-fills the free part of its read buffer before every read, so a big one costs a
     // memset per frame received; frames here are a few hundred bytes (a `synced` page reads in pieces).
@@ -54,9 +54,9 @@ pub async fn connect(target: &Target, src: usize, buffers: Buffers) -> Result<Ws
         Buffers::Small => WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0),
         Buffers::Large => WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(16 * 1024),
     };
-    let (ws, _) = tokio_tungstenite::client_async_with_config(target.ws_url.as_str(), stream, Some(config))
+    let (ws, _) = tokio_tungstenite::client_async_with_config(ws_url, stream, Some(config))
         .await
-        .map_err(|e| BenchError::Connect(format!("{}: {e}", target.ws_url)))?;
+        .map_err(|e| BenchError::Connect(format!("{ws_url}: {e}")))?;
     Ok(ws)
 }
 
@@ -118,8 +118,20 @@ pub async fn open_signed(
     src: usize,
     buffers: Buffers,
 ) -> Result<(Ws, u64), BenchError> {
+    open_signed_to(target.addr, &target.ws_url, user, usersig, src, buffers).await
+}
+
+/// [`open_signed`] to a server's address and WebSocket URL.
+async fn open_signed_to(
+    addr: SocketAddr,
+    ws_url: &str,
+    user: &str,
+    usersig: &str,
+    src: usize,
+    buffers: Buffers,
+) -> Result<(Ws, u64), BenchError> {
     tokio::time::timeout(LOGIN_TIMEOUT, async {
-        let mut ws = connect(target, src, buffers).await?;
+        let mut ws = connect(addr, ws_url, src, buffers).await?;
         let latest = login(&mut ws, user, usersig, &format!("bench-{user}")).await?;
         Ok((ws, latest))
     })
@@ -129,6 +141,9 @@ pub async fn open_signed(
 
 /// Logs `users` in with their `sigs`, `concurrency` at a time; returns the connections (in `users` order)
 /// with their latest seq, and the connect→`logged_in` latency of each.
+///
+/// The logins run in one task per core (each with its share of `concurrency`), so that the generator's
+/// side of a login storm is not held to the one thread that would poll them all.
 pub async fn login_all(
     target: &Target,
     users: &[String],
@@ -137,14 +152,34 @@ pub async fn login_all(
     buffers: Buffers,
     bar: &indicatif::ProgressBar,
 ) -> Result<(Vec<(Ws, u64)>, hdrhistogram::Histogram<u64>), BenchError> {
-    let logins = users.iter().zip(sigs).enumerate().map(|(i, (user, sig))| async move {
-        let t0 = std::time::Instant::now();
-        let r = open_signed(target, user, sig, i, buffers).await;
-        bar.inc(1);
-        (i, r.map(|c| (c, t0.elapsed())))
-    });
-    // Unordered: a slow login (a SYN retransmitted after 1 s) must not hold back the next ones.
-    let mut done: Vec<_> = futures_util::stream::iter(logins).buffer_unordered(concurrency.max(1)).collect().await;
+    let shards = crate::sys::cores().clamp(1, concurrency.max(1));
+    let per_shard = users.len().div_ceil(shards).max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (shard, first) in (0..users.len()).step_by(per_shard).enumerate() {
+        let last = (first + per_shard).min(users.len());
+        let jobs: Vec<(usize, String, String)> =
+            (first..last).map(|i| (i, users[i].clone(), sigs[i].clone())).collect();
+        let (addr, ws_url, bar) = (target.addr, std::sync::Arc::<str>::from(target.ws_url.as_str()), bar.clone());
+        // The shards' shares add up to `concurrency`.
+        let share = (concurrency / shards + usize::from(shard < concurrency % shards)).max(1);
+        tasks.spawn(async move {
+            let logins = jobs.into_iter().map(|(i, user, sig)| {
+                let (ws_url, bar) = (ws_url.clone(), bar.clone());
+                async move {
+                    let t0 = std::time::Instant::now();
+                    let r = open_signed_to(addr, &ws_url, &user, &sig, i, buffers).await;
+                    bar.inc(1);
+                    (i, r.map(|c| (c, t0.elapsed())))
+                }
+            });
+            // Unordered: a slow login (a SYN retransmitted after 1 s) must not hold back the next ones.
+            futures_util::stream::iter(logins).buffer_unordered(share).collect::<Vec<_>>().await
+        });
+    }
+    let mut done = Vec::with_capacity(users.len());
+    while let Some(shard) = tasks.join_next().await {
+        done.extend(shard.map_err(|e| BenchError::Setup(format!("a login task failed: {e}")))?);
+    }
     done.sort_unstable_by_key(|(i, _)| *i);
     let mut latency = crate::stats::histogram();
     let mut conns = Vec::with_capacity(done.len());
