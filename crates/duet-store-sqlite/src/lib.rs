@@ -92,13 +92,14 @@ impl SqliteStore {
         // SQLite's automatic ones (on the writer, sized by the batches: see `writer`): a separate checkpoint
         // thread measured worse p99 there (its fsyncs of the database file stall the writer's WAL fsyncs).
         // Relaxed durability checkpoints on a thread of its own ([`checkpoint`]).
+        // The writer sizes its automatic checkpoints itself; relaxed durability turns them off.
         let autocheckpoint = match durability {
-            Durability::Fsync => 1000,
-            Durability::Relaxed => 0,
+            Durability::Fsync => "",
+            Durability::Relaxed => "PRAGMA wal_autocheckpoint = 0;",
         };
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
-             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = {autocheckpoint};"
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; {autocheckpoint}"
         ))
         .map_err(backend)?;
         conn.busy_handler(Some(wait_briefly)).map_err(backend)?;
