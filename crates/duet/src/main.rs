@@ -12,6 +12,11 @@ use duet_core::clock::{Clock, SystemClock};
 
 use crate::settings::AppArgs;
 
+/// mimalloc rather than glibc's malloc: the server allocates and frees small buffers on every thread
+/// (frames, futures, statements), and glibc's arenas showed in profiles as lock waits and `_int_free`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "duet", version, about = "A self-hosted one-to-one chat server, wire-compatible with Tencent IM")]
 struct Cli {
