@@ -1,10 +1,18 @@
 //! Group commit: one thread owns the write connection. Writes queue up as jobs; the thread takes every
 //! job waiting (up to a cap), runs them in one transaction, commits once, and only then answers each
-//! caller. Concurrent sends thus share one fsync instead of paying one each,
-//! and no caller hears "ok" before its write is durable. Answering (waking each caller, and handing each
-//! batch's sync-log entries to the delivery hook) happens on a second thread that takes the committed
-//! batches in commit order, so the writer starts the next batch meanwhile.
+//! caller. Concurrent sends thus share one fsync instead of paying one each, and no caller hears "ok"
+//! before its write is durable. Answering (waking each caller, and handing each batch's sync-log entries
+//! to the delivery hook) happens on a second thread that takes the committed batches in commit order, so
+//! the writer starts the next batch meanwhile.
+//!
+//! With fsync durability the commit itself does not sync (`synchronous = NORMAL`): the answering thread
+//! syncs the WAL file ([`WalSync`]) before it answers, once for every batch committed since its last
+//! sync. So the writer runs batch N+1 while batch N's sync is in the disk, instead of waiting for it, and
+//! a slow sync makes the next one cover more batches. Nobody hears of a batch (answer or push) before that
+//! sync; other connections' reads may see a batch a few milliseconds before it is durable.
 
+use std::fs::File;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
@@ -44,20 +52,14 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// `auto_checkpoint`: whether this connection checkpoints itself (SQLite's automatic checkpoints, sized by
-    /// [`CHECKPOINT_FRAMES`]) rather than leaving it to a checkpointer.
-    pub fn start(conn: Connection, auto_checkpoint: bool) -> Result<Writer, StoreError> {
+    /// [`CHECKPOINT_FRAMES`]) rather than leaving it to a checkpointer. `sync`: the WAL to sync before
+    /// answering, when commits do not sync themselves (fsync durability).
+    pub fn start(conn: Connection, auto_checkpoint: bool, sync: Option<WalSync>) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (done_tx, done_rx) = std::sync::mpsc::channel::<Answers>();
         let dispatcher = std::thread::Builder::new()
             .name("duet-sqlite-answers".into())
-            .spawn(move || {
-                // Batches arrive in commit order and are answered in that order.
-                for (replies, committed) in done_rx {
-                    for reply in replies {
-                        reply(committed.clone().map_err(StoreError::Backend));
-                    }
-                }
-            })
+            .spawn(move || answer(&done_rx, sync))
             .map_err(|e| StoreError::Backend(format!("spawning the dispatcher thread: {e}")))?;
         let thread = std::thread::Builder::new()
             .name("duet-sqlite-writer".into())
@@ -181,6 +183,59 @@ fn run_job<R, E: From<StoreError>>(conn: &Connection, f: impl FnOnce(&Connection
 /// A committed (or rolled back) batch's answers, with the outcome.
 type Answers = (Vec<Reply>, Result<(), String>);
 
+/// The answering thread: batches arrive in commit order and are answered in that order. With `sync`, every
+/// batch committed so far is made durable by one sync of the WAL before any of them is answered.
+fn answer(done: &std::sync::mpsc::Receiver<Answers>, mut sync: Option<WalSync>) {
+    let mut ready = Vec::new();
+    while let Ok(first) = done.recv() {
+        ready.push(first);
+        ready.extend(done.try_iter());
+        let synced = match &mut sync {
+            Some(wal) => wal.sync().map_err(|e| {
+                tracing::error!(error = %e, path = %wal.path.display(), "sqlite: syncing the WAL failed");
+                format!("syncing the write-ahead log: {e}")
+            }),
+            None => Ok(()),
+        };
+        for (replies, committed) in ready.drain(..) {
+            let outcome = committed.and(synced.clone());
+            for reply in replies {
+                reply(outcome.clone().map_err(StoreError::Backend));
+            }
+        }
+    }
+}
+
+/// The WAL file of the writer's database, synced from the answering thread (`fdatasync` through a
+/// descriptor of its own: a sync covers every write to the file before it, whoever made them).
+pub(crate) struct WalSync {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl WalSync {
+    /// The WAL of the database at `db`. It is opened at the first sync (SQLite creates it).
+    pub fn new(db: &std::path::Path) -> WalSync {
+        let mut path = db.as_os_str().to_owned();
+        path.push("-wal");
+        WalSync { path: path.into(), file: None }
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        // SQLite deletes the WAL only when the last connection closes, which the store's own connections
+        // prevent; still, a descriptor of a replaced file would sync the wrong one, so check it is current.
+        let current = std::fs::metadata(&self.path)?.ino();
+        let file = match self.file.take() {
+            Some(f) if f.metadata()?.ino() == current => f,
+            _ => File::open(&self.path)?,
+        };
+        let synced = file.sync_data();
+        self.file = Some(file);
+        synced
+    }
+}
+
 fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, done: std::sync::mpsc::Sender<Answers>, auto_checkpoint: bool) {
     crate::ops::cache_uids();
     if let Err(e) = crate::ops::load_dedup(&conn) {
@@ -243,5 +298,31 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, done: std::sync::mpsc::Sen
                 reply(outcome.clone().map_err(StoreError::Backend));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::WalSync;
+
+    #[test]
+    fn wal_sync_follows_the_file_and_reports_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("duet.db");
+        let mut wal = WalSync::new(&db);
+        // No WAL yet: the sync fails (and the writer answers its batches with that error).
+        assert_eq!(wal.sync().unwrap_err().kind(), std::io::ErrorKind::NotFound);
+        std::fs::write(dir.path().join("duet.db-wal"), b"first").unwrap();
+        wal.sync().unwrap();
+        let first = wal.file.as_ref().unwrap().metadata().unwrap().ino();
+        // A replaced file is reopened rather than syncing the old one.
+        std::fs::write(dir.path().join("other"), b"second").unwrap();
+        std::fs::rename(dir.path().join("other"), dir.path().join("duet.db-wal")).unwrap();
+        wal.sync().unwrap();
+        let second = wal.file.as_ref().unwrap().metadata().unwrap().ino();
+        assert_ne!(first, second);
+        assert_eq!(second, std::fs::metadata(dir.path().join("duet.db-wal")).unwrap().ino());
     }
 }
