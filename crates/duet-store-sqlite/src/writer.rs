@@ -305,7 +305,36 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, done: std::sync::mpsc::Sen
 mod tests {
     use std::os::unix::fs::MetadataExt;
 
-    use super::WalSync;
+    use duet_core::store::StoreError;
+    use rusqlite::Connection;
+
+    use super::{WalSync, Writer};
+
+    /// A write is answered with the outcome of the WAL sync that covers it: with a WAL that cannot be
+    /// synced, the commit went through but nobody hears "ok".
+    #[tokio::test]
+    async fn writes_are_answered_only_after_their_wal_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| {
+            let conn = Connection::open(dir.path().join(name)).unwrap();
+            conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").unwrap();
+            crate::migrate(&conn).unwrap();
+            conn
+        };
+        let insert = |c: &Connection| {
+            c.execute("INSERT INTO accounts (user_id, created_at) VALUES ('u', 0)", []).map_err(crate::backend)
+        };
+
+        let synced = Writer::start(open("a.db"), true, Some(WalSync::new(&dir.path().join("a.db")))).unwrap();
+        assert_eq!(synced.write(insert).await.unwrap(), 1);
+
+        // The sync goes to a file that does not exist: the answer is that error.
+        let unsynced = Writer::start(open("b.db"), true, Some(WalSync::new(&dir.path().join("missing.db")))).unwrap();
+        match unsynced.write(insert).await {
+            Err(StoreError::Backend(e)) => assert!(e.contains("syncing the write-ahead log"), "{e}"),
+            other => panic!("answered {other:?} without a sync"),
+        }
+    }
 
     #[test]
     fn wal_sync_follows_the_file_and_reports_a_missing_one() {
