@@ -1,8 +1,9 @@
 //! Duet's embedded store: SQLite in WAL mode, one writer thread doing group commit ([`writer`]), and a
 //! small pool of read connections. See `docs/adr/0001-embedded-store-sqlite.md` for why.
 //!
-//! Durability: [`Durability::Fsync`] (the default) syncs the WAL at every group commit, so an
-//! acknowledged message survives power loss; [`Durability::Relaxed`] leaves syncing to checkpoints and
+//! Durability: [`Durability::Fsync`] (the default) syncs the WAL before answering any group commit (one
+//! sync for every batch committed meanwhile) and before a read returns what it read, so an acknowledged
+//! or seen message survives power loss; [`Durability::Relaxed`] leaves syncing to checkpoints and
 //! survives a process crash but not an OS crash.
 
 mod checkpoint;
@@ -29,7 +30,7 @@ use crate::writer::Writer;
 /// When a commit counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// fsync at every group commit: survives power loss.
+    /// The WAL synced before a commit is acknowledged or read: survives power loss.
     #[default]
     Fsync,
     /// No fsync at commit: survives a process crash, not an OS crash.
@@ -93,7 +94,8 @@ impl SqliteStore {
         // p99 21-27 ms against 33-36 (2 runs each, `duet bench pairs --rate 10000`).
         // temp_store = MEMORY keeps statement journals off the disk. With fsync durability checkpoints stay
         // SQLite's automatic ones (on the writer, sized by the batches: see `writer`): a separate checkpoint
-        // thread measured worse p99 there (its fsyncs of the database file stall the writer's WAL fsyncs).
+        // thread measured worse p99 there in session 3, when commits synced themselves (its fsyncs of the
+        // database file stalled the WAL's), and no gain in session 4 with the WAL synced behind the writer.
         // Relaxed durability checkpoints on a thread of its own ([`checkpoint`]).
         // The writer sizes its automatic checkpoints itself; relaxed durability turns them off.
         let autocheckpoint = match durability {
@@ -118,7 +120,14 @@ impl SqliteStore {
             Durability::Fsync => None,
             Durability::Relaxed => Some(checkpoint::Checkpointer::start(path)?),
         };
-        let sync = (durability == Durability::Fsync).then(|| writer::WalSync::new(path));
+        let sync = match durability {
+            // The path SQLite resolved (symbolic links followed), where it keeps the WAL.
+            Durability::Fsync => Some(
+                writer::WalSync::open(conn.path().filter(|p| !p.is_empty()).map_or(path, Path::new))
+                    .map_err(|e| StoreError::Backend(format!("opening the write-ahead log to sync it: {e}")))?,
+            ),
+            Durability::Relaxed => None,
+        };
         let writer = Writer::start(conn, checkpointer.is_none(), sync)?;
         Ok(SqliteStore { writer, readers, _checkpointer: checkpointer })
     }
@@ -150,7 +159,10 @@ impl SqliteStore {
             let readers = self.readers.clone();
             tokio::task::spawn_blocking(move || readers.drain());
         }
-        rx.await.map_err(|_| StoreError::Closed)?
+        let read = rx.await.map_err(|_| StoreError::Closed)??;
+        // What was read may include commits whose sync is still running: answer once they are durable.
+        self.writer.settled().await?;
+        Ok(read)
     }
 }
 
@@ -164,19 +176,32 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R, StoreError> {
-        if let Ok(mut quick) = self.readers.quick.try_lock() {
-            if quick.is_none() {
-                match self.readers.open() {
-                    Ok(conn) => *quick = Some(conn),
-                    // Out of files, say: the queue's connections may still serve.
-                    Err(e) => tracing::warn!(error = %e, "sqlite: opening the quick read connection"),
-                }
+        match self.quick(f) {
+            Ok(read) => {
+                let read = read?;
+                self.writer.settled().await?;
+                Ok(read)
             }
-            if let Some(conn) = quick.as_ref() {
-                return f(conn).map_err(backend);
+            Err(f) => self.read(f).await,
+        }
+    }
+
+    /// Runs `f` on the quick connection if it is free; gives `f` back if not.
+    fn quick<R, F: FnOnce(&Connection) -> rusqlite::Result<R>>(&self, f: F) -> Result<Result<R, StoreError>, F> {
+        let Ok(mut quick) = self.readers.quick.try_lock() else {
+            return Err(f);
+        };
+        if quick.is_none() {
+            match self.readers.open() {
+                Ok(conn) => *quick = Some(conn),
+                // Out of files, say: the queue's connections may still serve.
+                Err(e) => tracing::warn!(error = %e, "sqlite: opening the quick read connection"),
             }
         }
-        self.read(f).await
+        match quick.as_ref() {
+            Some(conn) => Ok(f(conn).map_err(backend)),
+            None => Err(f),
+        }
     }
 }
 

@@ -9,17 +9,21 @@
 //! syncs the WAL file ([`WalSync`]) before it answers, once for every batch committed since its last
 //! sync. So the writer runs batch N+1 while batch N's sync is in the disk, instead of waiting for it, and
 //! a slow sync makes the next one cover more batches. Nobody hears of a batch (answer or push) before that
-//! sync; other connections' reads may see a batch a few milliseconds before it is durable.
+//! sync, and reads wait for it too ([`Durable::settled`]): SQLite shows a commit to other connections
+//! before it is synced, and a device that read a log entry lost in a power cut would skip the entry that
+//! later takes its number. The first failed sync stops the store for good: the kernel reports a failed
+//! writeback once, so later syncs could succeed over lost frames (PostgreSQL panics there for that reason).
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use duet_core::model::Delivery;
 use duet_core::store::{DeliveryHook, StoreError};
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Most jobs one transaction takes, so one commit's latency stays bounded under load.
 const MAX_BATCH: usize = 512;
@@ -43,11 +47,48 @@ type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 
 pub(crate) struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
-    thread: Option<JoinHandle<()>>,
+    /// Gives the connection back when it ends, to be closed after the last sync.
+    thread: Option<JoinHandle<Connection>>,
     /// Answers each batch's callers (and hands its entries to the hook) while the writer runs the next one.
     dispatcher: Option<JoinHandle<()>>,
     /// Where committed sync-log entries go, called on this thread in commit order.
     hook: Arc<OnceLock<DeliveryHook>>,
+    durable: Arc<Durable>,
+}
+
+/// How far commits are synced, for reads to wait on (fsync durability).
+pub(crate) struct Durable {
+    /// Whether commits are synced at all (fsync durability); without, nothing waits.
+    syncing: bool,
+    /// Batches numbered so far: the writer numbers a batch before its commit can show it to anyone.
+    numbered: AtomicU64,
+    /// The last batch number synced.
+    synced: watch::Sender<u64>,
+    /// Set at the first failed sync; the store takes no more writes and answers no more reads.
+    failed: OnceLock<String>,
+}
+
+impl Durable {
+    /// Waits until every batch committed so far is synced. A read calls it after reading, so that what it
+    /// returns is durable.
+    pub async fn settled(&self) -> Result<(), StoreError> {
+        if !self.syncing {
+            return Ok(());
+        }
+        let upto = self.numbered.load(Ordering::SeqCst);
+        let mut synced = self.synced.subscribe();
+        let _ = synced.wait_for(|&s| s >= upto || self.failed.get().is_some()).await;
+        match self.failed.get() {
+            Some(e) => Err(StoreError::Backend(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&self, why: String) {
+        let _ = self.failed.set(why);
+        // Wakes the reads waiting in `settled`.
+        self.synced.send_modify(|_| {});
+    }
 }
 
 impl Writer {
@@ -57,20 +98,34 @@ impl Writer {
     pub fn start(conn: Connection, auto_checkpoint: bool, sync: Option<WalSync>) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (done_tx, done_rx) = std::sync::mpsc::channel::<Answers>();
+        let durable = Arc::new(Durable {
+            syncing: sync.is_some(),
+            numbered: AtomicU64::new(0),
+            synced: watch::Sender::new(0),
+            failed: OnceLock::new(),
+        });
+        let answering = durable.clone();
         let dispatcher = std::thread::Builder::new()
             .name("duet-sqlite-answers".into())
-            .spawn(move || answer(&done_rx, sync))
+            .spawn(move || answer(&done_rx, sync, &answering))
             .map_err(|e| StoreError::Backend(format!("spawning the dispatcher thread: {e}")))?;
+        let writing = durable.clone();
         let thread = std::thread::Builder::new()
             .name("duet-sqlite-writer".into())
-            .spawn(move || run(conn, rx, done_tx, auto_checkpoint))
+            .spawn(move || run(conn, rx, done_tx, auto_checkpoint, &writing))
             .map_err(|e| StoreError::Backend(format!("spawning the writer thread: {e}")))?;
         Ok(Writer {
             jobs: Some(tx),
             thread: Some(thread),
             dispatcher: Some(dispatcher),
             hook: Arc::new(OnceLock::new()),
+            durable,
         })
+    }
+
+    /// See [`Durable::settled`].
+    pub async fn settled(&self) -> Result<(), StoreError> {
+        self.durable.settled().await
     }
 
     /// Sets the delivery hook (once; later calls are ignored).
@@ -152,13 +207,13 @@ impl Drop for Writer {
     fn drop(&mut self) {
         // Closing the queue lets the thread finish what is queued and exit.
         self.jobs.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        // The writer's exit closed the dispatcher's channel: it answers what is left and exits.
+        let conn = self.thread.take().and_then(|t| t.join().ok());
+        // The writer's exit closed the dispatcher's channel: it syncs and answers what is left and exits.
         if let Some(t) = self.dispatcher.take() {
             let _ = t.join();
         }
+        // Closed last: the last connection to close checkpoints the WAL and deletes it.
+        drop(conn);
     }
 }
 
@@ -180,24 +235,31 @@ fn run_job<R, E: From<StoreError>>(conn: &Connection, f: impl FnOnce(&Connection
     result
 }
 
-/// A committed (or rolled back) batch's answers, with the outcome.
-type Answers = (Vec<Reply>, Result<(), String>);
+/// A committed (or rolled back) batch's answers, with the outcome and the batch's number.
+type Answers = (Vec<Reply>, Result<(), String>, u64);
 
 /// The answering thread: batches arrive in commit order and are answered in that order. With `sync`, every
 /// batch committed so far is made durable by one sync of the WAL before any of them is answered.
-fn answer(done: &std::sync::mpsc::Receiver<Answers>, mut sync: Option<WalSync>) {
+fn answer(done: &std::sync::mpsc::Receiver<Answers>, mut sync: Option<WalSync>, durable: &Durable) {
     let mut ready = Vec::new();
     while let Ok(first) = done.recv() {
         ready.push(first);
         ready.extend(done.try_iter());
-        let synced = match &mut sync {
-            Some(wal) => wal.sync().map_err(|e| {
-                tracing::error!(error = %e, path = %wal.path.display(), "sqlite: syncing the WAL failed");
-                format!("syncing the write-ahead log: {e}")
+        let upto = ready.iter().map(|(_, _, n)| *n).max().unwrap_or(0);
+        let synced = match (&mut sync, durable.failed.get()) {
+            (_, Some(failed)) => Err(failed.clone()),
+            (Some(wal), None) => wal.sync().map_err(|e| {
+                let why = format!("syncing the write-ahead log failed ({e}); the store takes no more writes");
+                tracing::error!(error = %e, path = %wal.path.display(), "sqlite: {why}");
+                durable.fail(why.clone());
+                why
             }),
-            None => Ok(()),
+            (None, None) => Ok(()),
         };
-        for (replies, committed) in ready.drain(..) {
+        if synced.is_ok() {
+            durable.synced.send_replace(upto);
+        }
+        for (replies, committed, _) in ready.drain(..) {
             let outcome = committed.and(synced.clone());
             for reply in replies {
                 reply(outcome.clone().map_err(StoreError::Backend));
@@ -214,11 +276,14 @@ pub(crate) struct WalSync {
 }
 
 impl WalSync {
-    /// The WAL of the database at `db`. It is opened at the first sync (SQLite creates it).
-    pub fn new(db: &std::path::Path) -> WalSync {
+    /// The WAL of the database at `db` (the path SQLite resolved, symbolic links followed), opened now:
+    /// the database must be in WAL mode, which creates the file.
+    pub fn open(db: &std::path::Path) -> std::io::Result<WalSync> {
         let mut path = db.as_os_str().to_owned();
         path.push("-wal");
-        WalSync { path: path.into(), file: None }
+        let path = PathBuf::from(path);
+        let file = File::open(&path)?;
+        Ok(WalSync { path, file: Some(file) })
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
@@ -236,12 +301,18 @@ impl WalSync {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, done: std::sync::mpsc::Sender<Answers>, auto_checkpoint: bool) {
+fn run(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    done: std::sync::mpsc::Sender<Answers>,
+    auto_checkpoint: bool,
+    durable: &Durable,
+) -> Connection {
     crate::ops::cache_uids();
     if let Err(e) = crate::ops::load_dedup(&conn) {
         // Without its index, dedup cannot be trusted: refuse every write rather than store duplicates.
         tracing::error!(error = %e, "sqlite: loading the dedup index; the store takes no writes");
-        return;
+        return conn;
     }
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
@@ -256,6 +327,11 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, done: std::sync::mpsc::Sen
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
+        }
+        if durable.failed.get().is_some() {
+            // A sync failed: nothing more is written (dropped jobs answer their callers `Closed`).
+            batch.clear();
+            continue;
         }
         let frames = if batch.len() >= BUSY_BATCH { CHECKPOINT_FRAMES_BUSY } else { CHECKPOINT_FRAMES };
         if auto_checkpoint && frames != checkpoint_frames {
@@ -277,6 +353,8 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, done: std::sync::mpsc::Sen
         for job in batch.drain(..) {
             replies.push(job(&conn));
         }
+        // Numbered before the commit shows the batch to readers, so a read that sees it waits for its sync.
+        let number = durable.numbered.fetch_add(1, Ordering::SeqCst) + 1;
         let committed = if POISONED.with(|p| p.replace(false)) {
             tracing::error!(jobs = replies.len(), "sqlite: a job failed after writing; rolling the batch back");
             let _ = conn.execute_batch("ROLLBACK");
@@ -292,13 +370,16 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, done: std::sync::mpsc::Sen
         };
         let outcome = committed.as_ref().map(|_| ()).map_err(|e| e.to_string());
         let answers = std::mem::replace(&mut replies, Vec::with_capacity(MAX_BATCH));
-        if let Err(std::sync::mpsc::SendError((answers, outcome))) = done.send((answers, outcome)) {
-            // The dispatcher is gone (it never exits first); answer here rather than drop the callers.
+        if let Err(std::sync::mpsc::SendError((answers, _, _))) = done.send((answers, outcome, number)) {
+            // The answering thread is gone (it never exits first unless it panicked): nothing syncs these
+            // commits, so no caller may hear "ok".
+            durable.fail("the store's answering thread stopped; the store takes no more writes".into());
             for reply in answers {
-                reply(outcome.clone().map_err(StoreError::Backend));
+                reply(Err(StoreError::Backend("the store's answering thread stopped".into())));
             }
         }
     }
+    conn
 }
 
 #[cfg(test)]
@@ -310,40 +391,45 @@ mod tests {
 
     use super::{WalSync, Writer};
 
-    /// A write is answered with the outcome of the WAL sync that covers it: with a WAL that cannot be
-    /// synced, the commit went through but nobody hears "ok".
+    /// A write is answered with the outcome of the WAL sync that covers it, and the first failed sync
+    /// stops the store: later writes and reads fail rather than trust later syncs.
     #[tokio::test]
-    async fn writes_are_answered_only_after_their_wal_sync() {
+    async fn writes_are_answered_after_their_wal_sync_and_a_failed_sync_stops_the_store() {
         let dir = tempfile::tempdir().unwrap();
-        let open = |name: &str| {
-            let conn = Connection::open(dir.path().join(name)).unwrap();
+        let start = |name: &str| {
+            let db = dir.path().join(name);
+            let conn = Connection::open(&db).unwrap();
             conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").unwrap();
             crate::migrate(&conn).unwrap();
-            conn
+            Writer::start(conn, true, Some(WalSync::open(&db).unwrap())).unwrap()
         };
         let insert = |c: &Connection| {
             c.execute("INSERT INTO accounts (user_id, created_at) VALUES ('u', 0)", []).map_err(crate::backend)
         };
 
-        let synced = Writer::start(open("a.db"), true, Some(WalSync::new(&dir.path().join("a.db")))).unwrap();
-        assert_eq!(synced.write(insert).await.unwrap(), 1);
+        let healthy = start("a.db");
+        assert_eq!(healthy.write(insert).await.unwrap(), 1);
+        healthy.settled().await.unwrap();
 
-        // The sync goes to a file that does not exist: the answer is that error.
-        let unsynced = Writer::start(open("b.db"), true, Some(WalSync::new(&dir.path().join("missing.db")))).unwrap();
-        match unsynced.write(insert).await {
+        // The WAL goes away under the store: its next sync fails.
+        let broken = start("b.db");
+        std::fs::remove_file(dir.path().join("b.db-wal")).unwrap();
+        match broken.write(insert).await {
             Err(StoreError::Backend(e)) => assert!(e.contains("syncing the write-ahead log"), "{e}"),
             other => panic!("answered {other:?} without a sync"),
         }
+        assert!(broken.write(insert).await.is_err(), "a write after a failed sync was taken");
+        assert!(broken.settled().await.is_err(), "a read after a failed sync was answered");
     }
 
     #[test]
-    fn wal_sync_follows_the_file_and_reports_a_missing_one() {
+    fn wal_sync_follows_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("duet.db");
-        let mut wal = WalSync::new(&db);
-        // No WAL yet: the sync fails (and the writer answers its batches with that error).
-        assert_eq!(wal.sync().unwrap_err().kind(), std::io::ErrorKind::NotFound);
+        // No WAL: it cannot be opened.
+        assert_eq!(WalSync::open(&db).err().map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
         std::fs::write(dir.path().join("duet.db-wal"), b"first").unwrap();
+        let mut wal = WalSync::open(&db).unwrap();
         wal.sync().unwrap();
         let first = wal.file.as_ref().unwrap().metadata().unwrap().ino();
         // A replaced file is reopened rather than syncing the old one.
