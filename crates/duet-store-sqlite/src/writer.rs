@@ -272,7 +272,7 @@ fn answer(done: &std::sync::mpsc::Receiver<Answers>, mut sync: Option<WalSync>, 
 /// descriptor of its own: a sync covers every write to the file before it, whoever made them).
 pub(crate) struct WalSync {
     path: PathBuf,
-    file: Option<File>,
+    file: File,
 }
 
 impl WalSync {
@@ -283,21 +283,17 @@ impl WalSync {
         path.push("-wal");
         let path = PathBuf::from(path);
         let file = File::open(&path)?;
-        Ok(WalSync { path, file: Some(file) })
+        Ok(WalSync { path, file })
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
         use std::os::unix::fs::MetadataExt;
         // SQLite deletes the WAL only when the last connection closes, which the store's own connections
         // prevent; still, a descriptor of a replaced file would sync the wrong one, so check it is current.
-        let current = std::fs::metadata(&self.path)?.ino();
-        let file = match self.file.take() {
-            Some(f) if f.metadata()?.ino() == current => f,
-            _ => File::open(&self.path)?,
-        };
-        let synced = file.sync_data();
-        self.file = Some(file);
-        synced
+        if std::fs::metadata(&self.path)?.ino() != self.file.metadata()?.ino() {
+            self.file = File::open(&self.path)?;
+        }
+        self.file.sync_data()
     }
 }
 
@@ -431,12 +427,12 @@ mod tests {
         std::fs::write(dir.path().join("duet.db-wal"), b"first").unwrap();
         let mut wal = WalSync::open(&db).unwrap();
         wal.sync().unwrap();
-        let first = wal.file.as_ref().unwrap().metadata().unwrap().ino();
+        let first = wal.file.metadata().unwrap().ino();
         // A replaced file is reopened rather than syncing the old one.
         std::fs::write(dir.path().join("other"), b"second").unwrap();
         std::fs::rename(dir.path().join("other"), dir.path().join("duet.db-wal")).unwrap();
         wal.sync().unwrap();
-        let second = wal.file.as_ref().unwrap().metadata().unwrap().ino();
+        let second = wal.file.metadata().unwrap().ino();
         assert_ne!(first, second);
         assert_eq!(second, std::fs::metadata(dir.path().join("duet.db-wal")).unwrap().ino());
     }
