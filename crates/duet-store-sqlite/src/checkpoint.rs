@@ -1,16 +1,16 @@
-//! Checkpoints off the writer, for [`Durability::Relaxed`](crate::Durability::Relaxed).
+//! Checkpoints off the writer.
 //!
-//! Without fsync at commit, commits are quick and batches small, so the WAL fills fast and SQLite's
-//! automatic checkpoint (copying ~1 000 pages into the database file and syncing it, inline on the
-//! writer) stalls a commit every few dozen milliseconds: the tail latency of relaxed mode was worse than
-//! that of fsync mode. Here a thread with its own connection copies the WAL back with `PASSIVE`
-//! checkpoints, which never block the writer; when the WAL has grown past a bound anyway (a checkpoint can
-//! only restart the WAL when it found nothing newer to copy), a `RESTART` checkpoint right after the
-//! `PASSIVE` one waits for the writer between two transactions and starts the WAL over, keeping it bounded.
+//! Commits never sync the database file, so they are quick and the WAL fills fast; SQLite's automatic
+//! checkpoint (copying ~1 000 pages into the database file and syncing it, inline on the writer, under the
+//! write lock) would stall a commit every few dozen milliseconds. Here a thread with its own connection
+//! copies the WAL back with `PASSIVE` checkpoints, which never block the writer; when the WAL has grown past
+//! a bound anyway (a checkpoint can only restart the WAL when it found nothing newer to copy), a `RESTART`
+//! checkpoint right after the `PASSIVE` one waits for the writer between two transactions and starts the
+//! WAL over, keeping it bounded.
 //!
-//! In fsync mode the writer keeps SQLite's automatic checkpoints: a checkpointer's fsyncs of the database
-//! file measured as stalls of the WAL's fsyncs there (session 3), and with the WAL synced behind the
-//! writer it measured no better (session 4).
+//! Both durabilities checkpoint here. With fsync durability a checkpoint syncs the WAL before it copies
+//! (`synchronous = NORMAL`), so it never copies a commit the answering thread has not synced yet into the
+//! database file without making it durable first.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -92,13 +92,18 @@ mod tests {
 
     use crate::{Durability, SqliteStore};
 
-    /// With relaxed durability the writer never checkpoints, so pages reach the database file only through
-    /// the checkpoint thread.
+    /// The writer never checkpoints, so pages reach the database file only through the checkpoint thread.
     #[tokio::test]
-    async fn relaxed_stores_are_checkpointed_by_their_own_thread() {
+    async fn stores_are_checkpointed_by_their_own_thread() {
+        for durability in [Durability::Fsync, Durability::Relaxed] {
+            checkpointed_by_their_own_thread(durability).await;
+        }
+    }
+
+    async fn checkpointed_by_their_own_thread(durability: Durability) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("duet.db");
-        let store = SqliteStore::open(&path, Durability::Relaxed).unwrap();
+        let store = SqliteStore::open(&path, durability).unwrap();
         let before = std::fs::metadata(&path).unwrap().len();
         let accounts = (0..5_000).map(|i| NewAccount { id: format!("user{i}"), nick: None, face_url: None }).collect();
         store.import_accounts(accounts, 1_700_000_000).await.unwrap();
@@ -108,7 +113,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         drop(store);
-        let store = SqliteStore::open(&path, Durability::Relaxed).unwrap();
+        let store = SqliteStore::open(&path, durability).unwrap();
         let exist = store.accounts_exist(vec!["user0".into(), "user4999".into()]).await.unwrap();
         assert_eq!(exist, [true, true]);
     }

@@ -45,8 +45,8 @@ const READERS: usize = 8;
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
-    /// Relaxed durability only: checkpoints on their own thread (see [`checkpoint`]).
-    _checkpointer: Option<checkpoint::Checkpointer>,
+    /// Copies the WAL back into the database file on a thread of its own (see [`checkpoint`]).
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 struct Readers {
@@ -92,20 +92,16 @@ impl SqliteStore {
         // cache's pages past the database's end by walking the whole cache (`pcache1TruncateUnsafe`), ~6 % of
         // the server's CPU with 64 MiB at 10 000 msg/s. With 16 MiB: 94-96 µs per message against 96-97,
         // p99 21-27 ms against 33-36 (2 runs each, `duet bench pairs --rate 10000`).
-        // temp_store = MEMORY keeps statement journals off the disk. With fsync durability checkpoints stay
-        // SQLite's automatic ones (on the writer, sized by the batches: see `writer`): a separate checkpoint
-        // thread measured worse p99 there in session 3, when commits synced themselves (its fsyncs of the
-        // database file stalled the WAL's), and no gain in session 4 with the WAL synced behind the writer.
-        // Relaxed durability checkpoints on a thread of its own ([`checkpoint`]).
-        // The writer sizes its automatic checkpoints itself; relaxed durability turns them off.
-        let autocheckpoint = match durability {
-            Durability::Fsync => "",
-            Durability::Relaxed => "PRAGMA wal_autocheckpoint = 0;",
-        };
-        conn.execute_batch(&format!(
+        // temp_store = MEMORY keeps statement journals off the disk. The writer never checkpoints: a thread of
+        // its own does ([`checkpoint`]), in both durabilities. With fsync durability, SQLite's automatic
+        // checkpoints (inline on the writer, syncing the database file under the write lock) stalled a commit
+        // every few dozen milliseconds: at 5 000 msg/s p99 7.1-10.5 ms against 3.4-5.4 ms with the thread, at
+        // 15 000 msg/s 132 ms against 33 ms (session 5; session 3 had measured the thread worse, when commits
+        // synced themselves on the writer and its syncs of the database file stalled theirs).
+        conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; {autocheckpoint}"
-        ))
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0;",
+        )
         .map_err(backend)?;
         conn.busy_handler(Some(wait_briefly)).map_err(backend)?;
         migrate(&conn)?;
@@ -116,10 +112,7 @@ impl SqliteStore {
             state: Mutex::new(ReadState::default()),
             quick: Mutex::new(None),
         });
-        let checkpointer = match durability {
-            Durability::Fsync => None,
-            Durability::Relaxed => Some(checkpoint::Checkpointer::start(path)?),
-        };
+        let checkpointer = checkpoint::Checkpointer::start(path)?;
         let sync = match durability {
             // The path SQLite resolved (symbolic links followed), where it keeps the WAL.
             Durability::Fsync => Some(
@@ -128,7 +121,7 @@ impl SqliteStore {
             ),
             Durability::Relaxed => None,
         };
-        let writer = Writer::start(conn, checkpointer.is_none(), sync)?;
+        let writer = Writer::start(conn, sync)?;
         Ok(SqliteStore { writer, readers, _checkpointer: checkpointer })
     }
 

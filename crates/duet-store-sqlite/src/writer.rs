@@ -29,16 +29,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 const MAX_BATCH: usize = 512;
 /// Jobs waiting beyond this make writers wait (backpressure) instead of growing memory.
 const QUEUE: usize = 4096;
-/// With SQLite's automatic checkpoints (fsync durability), the WAL frames after which a commit copies the
-/// WAL back into the database file: SQLite's default while batches are small, since each checkpoint stalls
-/// one commit and small frequent ones keep the latency tail short. Batches of [`BUSY_BATCH`] jobs or more
-/// mean the queue is backed up: latency is queueing then, and each such batch dirties more pages than the
-/// default, so every commit would copy the same hot pages back again; a larger WAL copies each of them
-/// once for several commits (measured: +16-22 % messages per second in the closed loop, same p99 at
-/// 5 000 msg/s, where batches hold ~10 jobs).
-const CHECKPOINT_FRAMES: i64 = 1000;
-const CHECKPOINT_FRAMES_BUSY: i64 = 10_000;
-const BUSY_BATCH: usize = 32;
 
 /// Runs after the batch's commit with its outcome, to answer the caller.
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -92,10 +82,9 @@ impl Durable {
 }
 
 impl Writer {
-    /// `auto_checkpoint`: whether this connection checkpoints itself (SQLite's automatic checkpoints, sized by
-    /// [`CHECKPOINT_FRAMES`]) rather than leaving it to a checkpointer. `sync`: the WAL to sync before
-    /// answering, when commits do not sync themselves (fsync durability).
-    pub fn start(conn: Connection, auto_checkpoint: bool, sync: Option<WalSync>) -> Result<Writer, StoreError> {
+    /// `conn` must not checkpoint itself (`wal_autocheckpoint = 0`: the store's checkpoint thread does).
+    /// `sync`: the WAL to sync before answering, when commits do not sync themselves (fsync durability).
+    pub fn start(conn: Connection, sync: Option<WalSync>) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (done_tx, done_rx) = std::sync::mpsc::channel::<Answers>();
         let durable = Arc::new(Durable {
@@ -112,7 +101,7 @@ impl Writer {
         let writing = durable.clone();
         let thread = std::thread::Builder::new()
             .name("duet-sqlite-writer".into())
-            .spawn(move || run(conn, rx, done_tx, auto_checkpoint, &writing))
+            .spawn(move || run(conn, rx, done_tx, &writing))
             .map_err(|e| StoreError::Backend(format!("spawning the writer thread: {e}")))?;
         Ok(Writer {
             jobs: Some(tx),
@@ -301,7 +290,6 @@ fn run(
     conn: Connection,
     mut rx: mpsc::Receiver<Job>,
     done: std::sync::mpsc::Sender<Answers>,
-    auto_checkpoint: bool,
     durable: &Durable,
 ) -> Connection {
     crate::ops::cache_uids();
@@ -312,10 +300,6 @@ fn run(
     }
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
-    let mut checkpoint_frames = CHECKPOINT_FRAMES;
-    if auto_checkpoint && let Err(e) = conn.pragma_update(None, "wal_autocheckpoint", checkpoint_frames) {
-        tracing::warn!(error = %e, "sqlite: setting the checkpoint size");
-    }
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -328,14 +312,6 @@ fn run(
             // A sync failed: nothing more is written (dropped jobs answer their callers `Closed`).
             batch.clear();
             continue;
-        }
-        let frames = if batch.len() >= BUSY_BATCH { CHECKPOINT_FRAMES_BUSY } else { CHECKPOINT_FRAMES };
-        if auto_checkpoint && frames != checkpoint_frames {
-            // Read by the commit's WAL hook: the commit below checkpoints by the new size.
-            match conn.pragma_update(None, "wal_autocheckpoint", frames) {
-                Ok(()) => checkpoint_frames = frames,
-                Err(e) => tracing::warn!(error = %e, "sqlite: setting the checkpoint size"),
-            }
         }
         let began = conn.execute_batch("BEGIN IMMEDIATE");
         if let Err(e) = began {
@@ -395,9 +371,12 @@ mod tests {
         let start = |name: &str| {
             let db = dir.path().join(name);
             let conn = Connection::open(&db).unwrap();
-            conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").unwrap();
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
+            )
+            .unwrap();
             crate::migrate(&conn).unwrap();
-            Writer::start(conn, true, Some(WalSync::open(&db).unwrap())).unwrap()
+            Writer::start(conn, Some(WalSync::open(&db).unwrap())).unwrap()
         };
         let insert = |c: &Connection| {
             c.execute("INSERT INTO accounts (user_id, created_at) VALUES ('u', 0)", []).map_err(crate::backend)
