@@ -87,11 +87,14 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(backend)?;
         // Commits never sync here: with fsync durability the writer's answering thread syncs the WAL
         // before answering (see `writer`), with relaxed durability nothing does.
-        // The writer's page cache is 16 MiB, not more: SQLite (3.50) moves B-tree pages it rebalances through
+        // The writer's page cache is 4 MiB, not more: SQLite (3.50) moves B-tree pages it rebalances through
         // the page number of its lock page (at 1 GiB), and at the end of such a commit it then drops the
-        // cache's pages past the database's end by walking the whole cache (`pcache1TruncateUnsafe`), ~6 % of
-        // the server's CPU with 64 MiB at 10 000 msg/s. With 16 MiB: 94-96 µs per message against 96-97,
-        // p99 21-27 ms against 33-36 (2 runs each, `duet bench pairs --rate 10000`).
+        // cache's pages past the database's end by walking the whole cache (`pcache1TruncateUnsafe`): ~6 % of
+        // the server's CPU with 64 MiB at 10 000 msg/s, and still 17 % of the writer's with 16 MiB at 5 000
+        // msg/s, where most commits are small. 64 -> 16 MiB: p99 21-27 ms against 33-36 at 10 000 msg/s;
+        // 16 -> 4 MiB: 121-129 µs per message against 123-141 and p99 4.3-5.2 ms against 5.0-7.6 at 5 000
+        // msg/s, the same closed-loop throughput (3 and 2 runs each, alternating, session 5). Pages past the
+        // cache are read again from the operating system's page cache.
         // temp_store = MEMORY keeps statement journals off the disk. The writer never checkpoints: a thread of
         // its own does ([`checkpoint`]), in both durabilities. With fsync durability, SQLite's automatic
         // checkpoints (inline on the writer, syncing the database file under the write lock) stalled a commit
@@ -100,7 +103,7 @@ impl SqliteStore {
         // synced themselves on the writer and its syncs of the database file stalled theirs).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0;",
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4096; PRAGMA wal_autocheckpoint = 0;",
         )
         .map_err(backend)?;
         conn.busy_handler(Some(wait_briefly)).map_err(backend)?;
