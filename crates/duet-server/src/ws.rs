@@ -77,7 +77,9 @@ pub(crate) async fn connect(
 }
 
 async fn run(state: WsState, mut socket: WebSocket, media_base: String) {
-    let Some((logged_in, claims)) = login(&state, &mut socket).await else {
+    // The login's and each frame's handling are boxed: a future holds room for its largest state, and
+    // these, inline, made every idle connection's task ~1 KB larger (6.9 KB per connection against 7.9).
+    let Some((logged_in, claims)) = Box::pin(login(&state, &mut socket)).await else {
         let _ = socket.send(WsMessage::Close(None)).await;
         return;
     };
@@ -177,7 +179,8 @@ impl Connection {
                 }
                 inbound = self.socket.recv(), if pending.len() < MAX_IN_FLIGHT => {
                     last_heard = tokio::time::Instant::now();
-                    self.inbound(inbound, &mut pending).await
+                    // Boxed, see `run`.
+                    Box::pin(self.inbound(inbound, &mut pending)).await
                 }
                 out = self.session.events.recv() => self.outbound(out).await,
                 _ = heartbeat.tick() => {
