@@ -4,9 +4,9 @@
 //! checkpoint (copying ~1 000 pages into the database file and syncing it, inline on the writer, under the
 //! write lock) would stall a commit every few dozen milliseconds. Here a thread with its own connection
 //! copies the WAL back with `PASSIVE` checkpoints, which never block the writer; when the WAL has grown past
-//! a bound anyway (a checkpoint can only restart the WAL when it found nothing newer to copy), a `RESTART`
-//! checkpoint right after the `PASSIVE` one waits for the writer between two transactions and starts the
-//! WAL over, keeping it bounded.
+//! a bound anyway (a checkpoint can only restart the WAL when it found nothing newer to copy), a second
+//! `PASSIVE` pass and then a `RESTART` checkpoint wait for the writer between two transactions and start
+//! the WAL over, keeping it bounded.
 //!
 //! Both durabilities checkpoint here. With fsync durability a checkpoint syncs the WAL before it copies
 //! (`synchronous = NORMAL`), so it never copies a commit the answering thread has not synced yet into the
@@ -66,11 +66,17 @@ fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
     // Runs until the store is dropped (the sender goes, `Disconnected`), then once more.
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
         let passive = checkpoint(conn, "PASSIVE");
-        // Straight after a PASSIVE checkpoint, a RESTART has only the frames committed meanwhile to copy
+        // Straight after PASSIVE checkpoints, a RESTART has only the frames committed meanwhile to copy
         // (and sync) while it holds the writer back, rather than 20 ms of commits; it also waits there for
         // readers still on the old WAL (reads are short) and syncs the database file.
         let result = match passive {
-            Ok((log, _)) if log > RESTART_AT => checkpoint(conn, "RESTART"),
+            Ok((log, _)) if log > RESTART_AT => {
+                // A second PASSIVE pass first copies what was committed during the first (without holding
+                // the writer), so the RESTART has only ~1 ms of commits left to copy under the lock: the
+                // writer's waits for it fell from 2-12 ms to mostly ~1 ms (3 runs each at 5 000 msg/s, relaxed).
+                let _ = checkpoint(conn, "PASSIVE");
+                checkpoint(conn, "RESTART")
+            }
             other => other,
         };
         if let Err(e) = result {
