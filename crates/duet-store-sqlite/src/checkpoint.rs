@@ -13,7 +13,7 @@
 //! database file without making it durable first.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use duet_core::store::StoreError;
 use rusqlite::Connection;
 
 use crate::backend;
+use crate::writer::Durable;
 
 /// How often the WAL is copied back.
 const EVERY: Duration = Duration::from_millis(20);
@@ -39,15 +40,15 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts checkpointing the database at `path`; the writer's connection must have
-    /// `wal_autocheckpoint = 0`.
-    pub fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+    /// `wal_autocheckpoint = 0`. An I/O error of a checkpoint stops the store (`durable`).
+    pub fn start(path: &Path, durable: Arc<Durable>) -> Result<Checkpointer, StoreError> {
         let conn = Connection::open(path).map_err(backend)?;
         conn.execute_batch("PRAGMA synchronous = NORMAL;").map_err(backend)?;
         conn.busy_handler(Some(crate::wait_briefly)).map_err(backend)?;
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("duet-sqlite-checkpoint".into())
-            .spawn(move || run(&conn, &stopped))
+            .spawn(move || run(&conn, &stopped, &durable))
             .map_err(|e| StoreError::Backend(format!("spawning the checkpoint thread: {e}")))?;
         Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
     }
@@ -62,28 +63,62 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
+fn run(conn: &Connection, stopped: &mpsc::Receiver<()>, durable: &Durable) {
     // Runs until the store is dropped (the sender goes, `Disconnected`), then once more.
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
-        let passive = checkpoint(conn, "PASSIVE");
-        // Straight after PASSIVE checkpoints, a RESTART has only the frames committed meanwhile to copy
-        // (and sync) while it holds the writer back, rather than 20 ms of commits; it also waits there for
-        // readers still on the old WAL (reads are short) and syncs the database file.
-        let result = match passive {
-            Ok((log, _)) if log > RESTART_AT => {
-                // A second PASSIVE pass first copies what was committed during the first (without holding
-                // the writer), so the RESTART has only ~1 ms of commits left to copy under the lock: the
-                // writer's waits for it fell from 2-12 ms to mostly ~1 ms (3 runs each at 5 000 msg/s, relaxed).
-                let _ = checkpoint(conn, "PASSIVE");
-                checkpoint(conn, "RESTART")
-            }
-            other => other,
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "sqlite: checkpoint failed");
+        if !pass(conn, durable) {
+            return;
         }
     }
-    let _ = checkpoint(conn, "PASSIVE");
+    if !durable.stopped() {
+        let _ = checkpoint(conn, "PASSIVE");
+    }
+}
+
+/// One round of checkpoints; `false` once the store has stopped (nothing more is copied then).
+fn pass(conn: &Connection, durable: &Durable) -> bool {
+    if durable.stopped() {
+        // A sync or a checkpoint failed: copy nothing more into the database file.
+        return false;
+    }
+    // Straight after PASSIVE checkpoints, a RESTART has only the frames committed meanwhile to copy (and
+    // sync) while it holds the writer back, rather than 20 ms of commits; it also waits there for readers
+    // still on the old WAL (reads are short) and syncs the database file.
+    let result = checkpoint(conn, "PASSIVE").and_then(|(log, _)| {
+        if log <= RESTART_AT {
+            return Ok(());
+        }
+        // A second PASSIVE pass first copies what was committed during the first (without holding the
+        // writer), so the RESTART has only ~1 ms of commits left to copy under the lock: the writer's
+        // waits for it fell from 2-12 ms to mostly ~1 ms (3 runs each at 5 000 msg/s, relaxed).
+        checkpoint(conn, "PASSIVE")?;
+        checkpoint(conn, "RESTART").map(drop)
+    });
+    match result {
+        Ok(()) => true,
+        Err(e) if stops_the_store(&e) => {
+            // A checkpoint that overlaps commits copies part of the WAL and marks it copied without syncing
+            // the database file; a later one syncs it. When that sync fails, Linux reports the lost
+            // writeback once: the next checkpoint would sync without error, mark everything copied and let
+            // the WAL restart over the only durable copy of those pages. So the first I/O error stops the
+            // store, as a failed sync of the WAL does.
+            let why = format!("a checkpoint of the database failed ({e}); the store takes no more writes");
+            tracing::error!(error = %e, "sqlite: {why}");
+            durable.fail(why);
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "sqlite: checkpoint failed");
+            true
+        }
+    }
+}
+
+/// Whether a checkpoint's error means the database file may not hold what the WAL says was copied: an
+/// I/O error (a failed read, write or sync). Busy and locked (another connection) and a full disk (a write
+/// refused before anything was written) are retried at the next checkpoint.
+fn stops_the_store(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::SystemIoFailure))
 }
 
 /// Runs one checkpoint; returns the WAL's frames and how many of them are in the database file.
@@ -96,7 +131,40 @@ mod tests {
     use duet_core::model::NewAccount;
     use duet_core::store::AccountStore;
 
+    use rusqlite::Connection;
+
+    use crate::writer::Durable;
     use crate::{Durability, SqliteStore};
+
+    /// An I/O error of a checkpoint (here a WAL cut short under it) stops the store; busy and a full disk
+    /// do not.
+    #[test]
+    fn an_io_error_of_a_checkpoint_stops_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a.db");
+        let writer = Connection::open(&db).unwrap();
+        writer.execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;").unwrap();
+        writer.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (randomblob(100000));").unwrap();
+        let checkpointer = Connection::open(&db).unwrap();
+        checkpointer.execute_batch("PRAGMA synchronous = NORMAL;").unwrap();
+
+        let healthy = Durable::new(false);
+        assert!(super::pass(&checkpointer, &healthy), "a checkpoint of an intact WAL");
+        assert!(!healthy.stopped());
+
+        writer.execute_batch("INSERT INTO t VALUES (randomblob(100000));").unwrap();
+        let wal = dir.path().join("a.db-wal");
+        std::fs::OpenOptions::new().write(true).open(&wal).unwrap().set_len(4096).unwrap();
+        let durable = Durable::new(false);
+        assert!(!super::pass(&checkpointer, &durable), "the checkpoint thread goes on after an I/O error");
+        assert!(durable.stopped());
+        assert!(!super::pass(&checkpointer, &durable), "a stopped store is checkpointed again");
+
+        let code = |c| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(c), None);
+        assert!(super::stops_the_store(&code(rusqlite::ffi::SQLITE_IOERR_FSYNC)));
+        assert!(!super::stops_the_store(&code(rusqlite::ffi::SQLITE_BUSY)));
+        assert!(!super::stops_the_store(&code(rusqlite::ffi::SQLITE_FULL)));
+    }
 
     /// The writer never checkpoints, so pages reach the database file only through the checkpoint thread.
     #[tokio::test]

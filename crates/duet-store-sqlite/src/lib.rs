@@ -85,8 +85,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path).map_err(backend)?;
-        // Commits never sync here: with fsync durability the writer's answering thread syncs the WAL
-        // before answering (see `writer`), with relaxed durability nothing does.
+        // Commits do not sync here: with fsync durability the writer's answering thread syncs the WAL
+        // before answering (see `writer`), with relaxed durability nothing does. (SQLite itself syncs the
+        // new WAL header at the first commit after the WAL restarts, and the checkpoint thread syncs the WAL
+        // before it copies frames, and the database file once it has copied the whole WAL.)
         // The writer's page cache is 4 MiB, not more: SQLite (3.50) moves B-tree pages it rebalances through
         // the page number of its lock page (at 1 GiB), and at the end of such a commit it then drops the
         // cache's pages past the database's end by walking the whole cache (`pcache1TruncateUnsafe`): ~6 % of
@@ -115,7 +117,6 @@ impl SqliteStore {
             state: Mutex::new(ReadState::default()),
             quick: Mutex::new(None),
         });
-        let checkpointer = checkpoint::Checkpointer::start(path)?;
         let sync = match durability {
             // The path SQLite resolved (symbolic links followed), where it keeps the WAL.
             Durability::Fsync => Some(
@@ -125,6 +126,7 @@ impl SqliteStore {
             Durability::Relaxed => None,
         };
         let writer = Writer::start(conn, sync)?;
+        let checkpointer = checkpoint::Checkpointer::start(path, writer.durable())?;
         Ok(SqliteStore { writer, readers, _checkpointer: checkpointer })
     }
 

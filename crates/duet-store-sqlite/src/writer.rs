@@ -59,6 +59,11 @@ pub(crate) struct Durable {
 }
 
 impl Durable {
+    /// `syncing`: whether commits are synced by the answering thread (fsync durability).
+    pub(crate) fn new(syncing: bool) -> Durable {
+        Durable { syncing, numbered: AtomicU64::new(0), synced: watch::Sender::new(0), failed: OnceLock::new() }
+    }
+
     /// Waits until every batch committed so far is synced. A read calls it after reading, so that what it
     /// returns is durable.
     pub async fn settled(&self) -> Result<(), StoreError> {
@@ -78,7 +83,13 @@ impl Durable {
         }
     }
 
-    fn fail(&self, why: String) {
+    /// Whether the store stopped (see [`Durable::fail`]).
+    pub(crate) fn stopped(&self) -> bool {
+        self.failed.get().is_some()
+    }
+
+    /// Stops the store: no more writes, and reads fail (fsync durability). The first reason stays.
+    pub(crate) fn fail(&self, why: String) {
         let _ = self.failed.set(why);
         // Wakes the reads waiting in `settled`.
         self.synced.send_modify(|_| {});
@@ -91,12 +102,7 @@ impl Writer {
     pub fn start(conn: Connection, sync: Option<WalSync>) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (done_tx, done_rx) = std::sync::mpsc::channel::<Answers>();
-        let durable = Arc::new(Durable {
-            syncing: sync.is_some(),
-            numbered: AtomicU64::new(0),
-            synced: watch::Sender::new(0),
-            failed: OnceLock::new(),
-        });
+        let durable = Arc::new(Durable::new(sync.is_some()));
         let answering = durable.clone();
         let dispatcher = std::thread::Builder::new()
             .name("duet-sqlite-answers".into())
@@ -119,6 +125,11 @@ impl Writer {
     /// See [`Durable::settled`].
     pub async fn settled(&self) -> Result<(), StoreError> {
         self.durable.settled().await
+    }
+
+    /// The commits' durability state, for the checkpoint thread to stop the store on an I/O error.
+    pub(crate) fn durable(&self) -> Arc<Durable> {
+        self.durable.clone()
     }
 
     /// Sets the delivery hook (once; later calls are ignored).
@@ -205,7 +216,8 @@ impl Drop for Writer {
         if let Some(t) = self.dispatcher.take() {
             let _ = t.join();
         }
-        // Closed last: the last connection to close checkpoints the WAL and deletes it.
+        // Closed after the last sync. (The checkpoint thread's connection closes after this one: being the
+        // last, it checkpoints the WAL and deletes it.)
         drop(conn);
     }
 }
@@ -313,7 +325,7 @@ fn run(
             }
         }
         if durable.failed.get().is_some() {
-            // A sync failed: nothing more is written (dropped jobs answer their callers `Closed`).
+            // A sync or a checkpoint failed: nothing more is written (dropped jobs answer their callers `Closed`).
             batch.clear();
             continue;
         }
