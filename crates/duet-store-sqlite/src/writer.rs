@@ -54,7 +54,7 @@ pub(crate) struct Durable {
     numbered: AtomicU64,
     /// The last batch number synced.
     synced: watch::Sender<u64>,
-    /// Set at the first failed sync; the store takes no more writes and answers no more reads.
+    /// Set at the first failed sync or checkpoint; the store takes no more writes and answers no more reads.
     failed: OnceLock<String>,
 }
 
@@ -72,7 +72,7 @@ impl Durable {
         }
         let upto = self.numbered.load(Ordering::SeqCst);
         // Most reads find their commits synced already: no receiver to register then.
-        if *self.synced.borrow() >= upto && self.failed.get().is_none() {
+        if *self.synced.borrow() >= upto && !self.stopped() {
             return Ok(());
         }
         let mut synced = self.synced.subscribe();
@@ -324,7 +324,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        if durable.failed.get().is_some() {
+        if durable.stopped() {
             // A sync or a checkpoint failed: nothing more is written (dropped jobs answer their callers `Closed`).
             batch.clear();
             continue;
