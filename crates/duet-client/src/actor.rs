@@ -28,7 +28,7 @@ use crate::Error;
 use crate::backoff::Backoff;
 use crate::event::{ConnectionState, Event};
 use crate::friends::{FriendRequests, RelationAnswer, RelationRequest};
-use crate::history::complete_page;
+use crate::history::{Coverage, Held, Position};
 use crate::model::{Conversation, Message, SendOptions, SentMessage};
 use crate::sequencer::{Live, Sequencer};
 use crate::store::{Batch, MessageRecord, StoreError, StoreHandle};
@@ -215,6 +215,12 @@ pub(crate) struct Actor {
     first: Option<oneshot::Sender<Result<(), Error>>>,
     seq: Sequencer,
     conversations: HashMap<String, Conversation>,
+    /// What the local store is known to hold of each conversation (see [`crate::history`]).
+    coverage: HashMap<String, Coverage>,
+    /// Each conversation's place in the recent-contact order among those of the same second: the server's
+    /// order for the list it sent, then later for each newer last message.
+    recency: HashMap<String, u64>,
+    next_recency: u64,
     /// App requests waiting for a connection, oldest first.
     queue: VecDeque<Request>,
     next_id: u64,
@@ -244,6 +250,7 @@ impl Actor {
         store: StoreHandle,
         cursor: u64,
         conversations: Vec<Conversation>,
+        coverage: Vec<(String, Coverage)>,
         events: mpsc::UnboundedSender<Event>,
         commands: mpsc::UnboundedReceiver<Command>,
         first: oneshot::Sender<Result<(), Error>>,
@@ -257,6 +264,9 @@ impl Actor {
             first: Some(first),
             seq: Sequencer::new(cursor),
             conversations: conversations.into_iter().map(|c| (c.peer.clone(), c)).collect(),
+            coverage: coverage.into_iter().collect(),
+            recency: HashMap::new(),
+            next_recency: 0,
             queue: VecDeque::new(),
             next_id: 0,
             backoff,
@@ -669,16 +679,17 @@ impl Actor {
                 let _ = reply.send(Ok(sent));
                 Ok(())
             }
-            ServerFrame::History { id, messages, complete } => {
-                let (peer, reply) = match s.inflight.remove(&id) {
+            ServerFrame::History { id, messages, complete, conv_seq } => {
+                let (peer, before, reply) = match s.inflight.remove(&id) {
                     Some(InFlight {
-                        what: Pending::User(Request { op: Op::History { peer, reply, .. }, .. }), ..
-                    }) => (peer, reply),
+                        what: Pending::User(Request { op: Op::History { peer, before, reply, .. }, .. }),
+                        ..
+                    }) => (peer, before, reply),
                     other => return self.unexpected(id, other, "history"),
                 };
                 let messages: Vec<Message> = messages.into_iter().map(|m| Message::from_wire(m, None)).collect();
                 tracing::debug!(%peer, n = messages.len(), complete, "history from the server");
-                let batch = Batch {
+                let mut batch = Batch {
                     messages: messages
                         .iter()
                         .filter(|m| m.conv_seq > 0)
@@ -686,6 +697,19 @@ impl Actor {
                         .collect(),
                     ..Batch::default()
                 };
+                // What the page proves is recorded with the page, in the same commit.
+                let cursor = match before.as_deref() {
+                    None | Some("") => Some(None),
+                    Some(key) => position_of(key).map(Some),
+                };
+                if let Some(before) = cursor {
+                    let mut cov = self.coverage.get(&peer).copied().unwrap_or_default();
+                    let stored: Vec<Message> = messages.iter().filter(|m| m.conv_seq > 0).cloned().collect();
+                    cov.server_page(before, &stored, complete, conv_seq);
+                    self.coverage.insert(peer.clone(), cov);
+                    batch.coverage.push((peer.clone(), cov));
+                }
+                self.cover(&mut batch).await;
                 self.commit(batch).await;
                 let _ = reply.send(Ok(messages));
                 Ok(())
@@ -984,9 +1008,11 @@ impl Actor {
                     let peer = m.peer(&me).to_owned();
                     let sent_here = pending_send || (mine && self.sent_here(&peer, &m.msg_key).await);
                     let conv = self.conversations.entry(peer.clone()).or_insert_with(|| Conversation::empty(&peer));
-                    if conv.last.as_ref().is_none_or(|l| m.conv_seq >= l.conv_seq) {
+                    if conv.last.as_ref().is_none_or(|l| m.position() >= l.position()) {
                         conv.last = Some(m.clone());
                         conv.time = conv.time.max(m.time);
+                        self.next_recency += 1;
+                        self.recency.insert(peer.clone(), self.next_recency);
                     }
                     if !mine && !m.recalled {
                         conv.unread += 1;
@@ -1044,6 +1070,7 @@ impl Actor {
             batch.cursor = Some(self.seq.cursor());
         }
         batch.conversations = changed.iter().filter_map(|p| self.conversations.get(p).cloned()).collect();
+        self.cover(&mut batch).await;
         // Persist first, so that the app never hears of something the store would forget.
         self.commit(batch).await;
         for event in events {
@@ -1089,18 +1116,21 @@ impl Actor {
             sender: Default::default(),
         };
         let conv = self.conversations.entry(to.to_owned()).or_insert_with(|| Conversation::empty(to));
-        let newer = conv.last.as_ref().is_none_or(|l| m.conv_seq > l.conv_seq);
+        let newer = conv.last.as_ref().is_none_or(|l| m.position() > l.position());
         if newer {
             conv.last = Some(m.clone());
             conv.time = conv.time.max(m.time);
+            self.next_recency += 1;
+            self.recency.insert(to.to_owned(), self.next_recency);
         }
         let conv = conv.clone();
-        self.commit(Batch {
+        let mut batch = Batch {
             messages: vec![MessageRecord { peer: to.to_owned(), message: m, sent_here: true }],
             conversations: vec![conv.clone()],
             ..Batch::default()
-        })
-        .await;
+        };
+        self.cover(&mut batch).await;
+        self.commit(batch).await;
         if newer {
             self.emit(Event::ConversationChanged(conv));
         }
@@ -1119,33 +1149,85 @@ impl Actor {
         self.emit(Event::ConversationChanged(conv));
     }
 
-    /// The server's conversation list replaces the local one. Where the local copy already holds a
-    /// newer last message (an entry applied after the server answered), that message is kept.
+    /// The server's conversation list replaces the local one, and its order becomes the recent-contact
+    /// order. Where the local copy already holds a newer last message (an entry applied after the server
+    /// answered), that message is kept.
     async fn replace_conversations(&mut self, items: Vec<wire::Conversation>) -> Vec<Conversation> {
-        let list: Vec<Conversation> = items
-            .into_iter()
-            .map(|c| {
-                let mut c = Conversation::from_wire(c);
-                if let Some(local) = self.conversations.get(&c.peer) {
-                    let local_seq = local.last.as_ref().map_or(0, |m| m.conv_seq);
-                    let server_seq = c.last.as_ref().map_or(0, |m| m.conv_seq);
-                    if local_seq > server_seq {
-                        c.last = local.last.clone();
-                        c.time = c.time.max(local.time);
-                    }
-                }
-                c
-            })
-            .collect();
+        let mut batch = Batch { replace_conversations: true, ..Batch::default() };
+        let mut list = Vec::with_capacity(items.len());
+        // The first in the server's order gets the highest.
+        self.next_recency += items.len() as u64;
+        for (i, item) in items.into_iter().enumerate() {
+            // Messages numbered up to this exist, some perhaps never seen here (imported into the past).
+            let cov = self.coverage.entry(item.peer.clone()).or_default();
+            if item.conv_seq > cov.known {
+                cov.heard_of(item.conv_seq);
+                batch.coverage.push((item.peer.clone(), *cov));
+            }
+            let mut c = Conversation::from_wire(item);
+            if let Some(local) = self.conversations.get(&c.peer)
+                && let Some(mine) = &local.last
+                && c.last.as_ref().is_none_or(|theirs| mine.position() > theirs.position())
+            {
+                c.last = local.last.clone();
+                c.time = c.time.max(local.time);
+            }
+            self.recency.insert(c.peer.clone(), self.next_recency - i as u64);
+            list.push(c);
+        }
         self.conversations = list.iter().map(|c| (c.peer.clone(), c.clone())).collect();
-        self.commit(Batch { replace_conversations: true, conversations: list.clone(), ..Batch::default() }).await;
+        batch.conversations = list.clone();
+        self.cover(&mut batch).await;
+        self.commit(batch).await;
         list
     }
 
+    /// Recent contacts, most recent first: by the last message's time, then the latest changed first.
     fn sorted_conversations(&self) -> Vec<Conversation> {
         let mut list: Vec<Conversation> = self.conversations.values().cloned().collect();
-        list.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.peer.cmp(&b.peer)));
+        let recency = |c: &Conversation| self.recency.get(&c.peer).copied().unwrap_or(0);
+        list.sort_by(|a, b| {
+            b.time.cmp(&a.time).then_with(|| recency(b).cmp(&recency(a))).then_with(|| a.peer.cmp(&b.peer))
+        });
         list
+    }
+
+    /// Brings the coverage of the conversations whose messages `batch` stores up to date (see
+    /// [`crate::history`]), adding each change to the batch.
+    async fn cover(&mut self, batch: &mut Batch) {
+        let mut stored: HashMap<String, Vec<u64>> = HashMap::new();
+        let lasts = batch.conversations.iter().filter_map(|c| c.last.as_ref().map(|m| (&c.peer, m)));
+        for (peer, m) in batch.messages.iter().map(|r| (&r.peer, &r.message)).chain(lasts) {
+            if m.conv_seq > 0 {
+                stored.entry(peer.clone()).or_default().push(m.conv_seq);
+            }
+        }
+        for (peer, mut seqs) in stored {
+            seqs.sort_unstable();
+            seqs.dedup();
+            let mut cov = self.coverage.get(&peer).copied().unwrap_or_default();
+            let before = cov;
+            // Nothing held lies above `through` when nothing above it is known to exist.
+            let quiet = cov.through >= cov.known;
+            for &c in &seqs {
+                cov.stored(c);
+            }
+            let mut above: Vec<u64> = seqs.into_iter().filter(|&c| c > cov.through).collect();
+            if !quiet && cov.held != Held::Nothing {
+                let (p, after) = (peer.clone(), cov.through);
+                match self.store.call(move |st| st.conv_seqs_above(&p, after, usize::MAX)).await {
+                    Ok(held) => above.extend(held),
+                    Err(error) => tracing::warn!(%error, "reading the local store"),
+                }
+                above.sort_unstable();
+                above.dedup();
+            }
+            cov.extend(above);
+            if cov != before {
+                self.coverage.insert(peer.clone(), cov);
+                batch.coverage.push((peer, cov));
+            }
+        }
     }
 
     async fn commit(&self, batch: Batch) {
@@ -1157,36 +1239,38 @@ impl Actor {
         }
     }
 
-    /// A history page from the local store, if it holds every message of it (see [`complete_page`]).
+    /// A history page from the local store, if it holds every message of it (see [`crate::history`]).
     async fn local_page(
         &self,
         peer: &str,
         count: u32,
         before: Option<String>,
     ) -> Result<Option<Vec<Message>>, StoreError> {
+        let Some(cov) = self.coverage.get(peer).copied() else {
+            return Ok(None);
+        };
         let count = count as usize;
-        let known_top = self.conversations.get(peer).and_then(|c| c.last.as_ref()).map_or(0, |m| m.conv_seq);
         let peer = peer.to_owned();
         self.store
             .call(move |st| {
-                let below = match before {
-                    Some(key) => match st.message(&peer, &key)? {
-                        Some(r) if r.message.conv_seq > 0 => r.message.conv_seq,
+                let before = match before.as_deref() {
+                    None | Some("") => None,
+                    // The cursor must be a message held here.
+                    Some(key) => match st.message(&peer, key)? {
+                        Some(r) if r.message.conv_seq > 0 => Some(r.message.position()),
                         _ => return Ok(None),
                     },
-                    None => {
-                        let top = st.newest_conv_seq(&peer)?.max(known_top);
-                        if top == 0 {
-                            return Ok(None);
-                        }
-                        top + 1
-                    }
                 };
-                let local = st.messages_below(&peer, below, count)?;
-                Ok(complete_page(below, count, local))
+                let local = st.messages_before(&peer, before, count)?;
+                Ok(cov.page(count, local))
             })
             .await
     }
+}
+
+/// The position in history of the message `msg_key` names (`<MsgSeq>_<MsgRandom>_<time>`).
+fn position_of(msg_key: &str) -> Option<Position> {
+    duet_proto::rest::parse_msg_key(msg_key).map(|(seq, random, time)| (time, seq, random))
 }
 
 fn truncate(text: &str) -> &str {

@@ -145,6 +145,7 @@ impl Client {
             store,
             snapshot.cursor,
             snapshot.conversations,
+            snapshot.coverage,
             events_tx,
             commands_rx,
             first_tx,

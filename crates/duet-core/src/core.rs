@@ -301,15 +301,16 @@ impl Core {
     pub async fn send(&self, msg: Outgoing) -> Result<Sent, Error> {
         let now_ms = self.clock.now_ms();
         let time = now_ms.div_euclid(1000);
-        let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time };
         if msg.lifetime_secs == 0 {
+            // Never stored, so never ordered against stored messages: any MsgSeq will do.
+            let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time };
             return self.send_online_only(msg, key).await;
         }
         let dedup_key = dedup_key(&msg);
         let offline_until = time + i64::from(msg.lifetime_secs).min(self.config.offline_retention_secs);
         let plan = SendPlan {
             msg,
-            key,
+            time,
             dedup_key,
             dedup_since_ms: now_ms - self.config.dedup_window_secs * 1000,
             now_ms,
@@ -356,8 +357,7 @@ impl Core {
     /// Imports a historical message with its original time.
     pub async fn import(&self, msg: Import) -> Result<(), Error> {
         let offline_until = msg.time + self.config.offline_retention_secs;
-        let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time: msg.time };
-        self.store.import(msg, key, offline_until, self.config.recent_contacts_max).await?;
+        self.store.import(msg, offline_until, self.config.recent_contacts_max).await?;
         Ok(())
     }
 
@@ -366,7 +366,7 @@ impl Core {
         self.require_pair(&q.operator, &q.peer).await?;
         q.min_time = q.min_time.max(self.roaming_cutoff());
         if q.min_time > q.max_time || q.limit == 0 {
-            return Ok(HistoryPage { messages: Vec::new(), more: false });
+            return Ok(HistoryPage { messages: Vec::new(), more: false, conv_seq: 0 });
         }
         Ok(self.store.history(q).await?)
     }

@@ -40,7 +40,8 @@ pub struct Outgoing {
     pub from: String,
     /// One recipient, or several for a batch send (all share one `MsgKey`).
     pub to: Vec<String>,
-    /// The sender's `MsgSeq`; a random one is chosen when absent.
+    /// The sender's `MsgSeq`, which orders messages within the same second. When absent the store picks
+    /// the next of the conversation's own sequence, so that same-second messages keep their arrival order.
     pub seq: Option<u32>,
     pub random: u32,
     /// `MsgBody` as compact JSON.
@@ -130,6 +131,9 @@ pub struct ConversationView {
     pub unread: u64,
     /// Time of the last message, unix seconds.
     pub time: i64,
+    /// The conversation's highest `conv_seq`: its messages are numbered from 1 to this in the order they
+    /// were stored. It exceeds the last message's when a message was imported into the past.
+    pub conv_seq: u64,
 }
 
 /// The platforms a device may log in from (Tencent's names).
@@ -169,6 +173,7 @@ impl Platform {
 pub struct Import {
     pub from: String,
     pub to: String,
+    /// `MsgSeq`; when absent the store picks the conversation's next, as for a send.
     pub seq: Option<u32>,
     pub random: u32,
     pub time: i64,
@@ -282,6 +287,9 @@ pub struct HistoryQuery {
 pub struct HistoryPage {
     pub messages: Vec<StoredMessage>,
     pub more: bool,
+    /// The conversation's highest `conv_seq` when the page was read (read before the messages, so every
+    /// message numbered up to it that belongs in the page is in it).
+    pub conv_seq: u64,
 }
 
 /// What a retention pass removed.

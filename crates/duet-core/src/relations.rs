@@ -295,6 +295,10 @@ impl Relation {
     }
 }
 
+/// A client send's permission, decided before the send ([`Core::permit_client_send`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permit(Verdict);
+
 /// The outcome of a client send's permission check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -465,11 +469,24 @@ impl Core {
     /// A message the blacklist check drops silently is answered like a sent one (a fresh `MsgKey`, the
     /// current time) but stored and delivered nowhere, so `conv_seq` and `sender_log_seq` are 0.
     pub async fn client_send(&self, msg: Outgoing) -> Result<Sent, Error> {
-        let verdict = match &msg.to[..] {
-            [to] => self.permit(&msg.from, to).await?,
+        let permit = self.permit_client_send(&msg.from, &msg.to).await?;
+        self.send_with_permit(msg, permit).await
+    }
+
+    /// The permission stage of a client send from `from` to `to`, on its own (it may read the store when
+    /// the relation cache is cold). Its [`Permit`] then goes to [`Core::send_with_permit`].
+    pub async fn permit_client_send(&self, from: &str, to: &[String]) -> Result<Permit, Error> {
+        Ok(Permit(match to {
+            [to] => self.permit(from, to).await?,
             _ => Verdict::Allow,
-        };
-        match verdict {
+        }))
+    }
+
+    /// Sends a client's message that [`Core::permit_client_send`] checked. Nothing is awaited before the
+    /// message enters the store's queue, so sends started in some order (a connection's frames) are stored
+    /// in that order.
+    pub async fn send_with_permit(&self, msg: Outgoing, permit: Permit) -> Result<Sent, Error> {
+        match permit.0 {
             Verdict::Allow => self.send(msg).await,
             Verdict::Drop => {
                 let time = self.clock.now_secs();

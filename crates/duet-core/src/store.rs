@@ -28,8 +28,9 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct SendPlan {
     pub msg: Outgoing,
-    /// The key this message gets if it is new.
-    pub key: MsgKey,
+    /// The message's time (unix seconds): with `msg.random` and its `MsgSeq` (the sender's, or else the
+    /// conversation's next, picked by the store) it makes the `MsgKey` of a new message.
+    pub time: i64,
     /// Identifies retries: a hash of sender, recipients, `MsgSeq` (or its absence), `MsgRandom` and content.
     pub dedup_key: [u8; 16],
     /// An earlier send with the same `dedup_key` at or after this time (unix ms) is a duplicate.
@@ -102,16 +103,16 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Commits a send: the message, both sides' sync-log entries and conversations, and the dedup entry.
     /// A duplicate returns the first send's result and writes nothing. Fails with no write when the
     /// sender does not exist; recipients that do not exist are listed in [`Sent::failed`].
+    ///
+    /// A message without a `MsgSeq` gets one the store picks: one number for all its recipients, greater
+    /// than every `MsgSeq` the store picked before in each of its conversations. History orders by
+    /// (time, `MsgSeq`, `MsgRandom`), so same-second messages keep the order in which they were stored.
     async fn send(&self, plan: SendPlan) -> Result<Sent, crate::Error>;
-    /// Imports a historical message under `key`, unless the conversation has a message with the same key
-    /// already (either direction). Fails with no write when either account does not exist.
-    async fn import(
-        &self,
-        msg: Import,
-        key: MsgKey,
-        offline_until: i64,
-        max_conversations: usize,
-    ) -> Result<Imported, crate::Error>;
+    /// Imports a historical message under its key (with the conversation's next `MsgSeq` when it has
+    /// none), unless the conversation has a message with the same key already (either direction). Fails
+    /// with no write when either account does not exist.
+    async fn import(&self, msg: Import, offline_until: i64, max_conversations: usize)
+    -> Result<Imported, crate::Error>;
     /// A page of one side's view of a conversation, newest first.
     async fn history(&self, q: HistoryQuery) -> Result<HistoryPage, StoreError>;
     /// Recalls the message `from` sent `to` with `key`: flagged in history, and a recall entry (expiring at

@@ -240,6 +240,10 @@ pub enum ServerFrame {
         messages: Vec<Message>,
         /// No older messages exist (within the retention).
         complete: bool,
+        /// The conversation's highest `conv_seq` when the page was read: every message numbered up to it
+        /// that belongs in the page is in it (0 when the conversation has none).
+        #[serde(default)]
+        conv_seq: u64,
     },
     Conversations {
         id: u64,
@@ -443,6 +447,10 @@ pub struct Conversation {
     pub unread: u64,
     /// Time of the last message, unix seconds.
     pub time: i64,
+    /// The conversation's highest `conv_seq`. Above the last message's when messages were imported into
+    /// its past: a client holding fewer has not seen them all.
+    #[serde(default)]
+    pub conv_seq: u64,
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, 
 use axum::response::Response;
 use duet_core::hub::{KickReason, Outbound, Session};
 use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, Outgoing, SenderCopy, StoredMessage};
+use duet_core::relations::Permit;
 use duet_core::usersig::Claims;
 use duet_core::{Core, LoginError};
 use duet_proto::client::{
@@ -229,7 +230,29 @@ impl Connection {
                             let refused = error(request_id(&frame), e.code, e.info);
                             return if feed(&mut self.socket, &refused).await { None } else { Some(End::Dropped) };
                         }
-                        let mut work: Work = Box::pin(answer(self.core.clone(), self.session.user.clone(), frame));
+                        // A send's permission check may read the store (a cold relation cache): it runs here,
+                        // before the next frame is read, and the send itself then enters the store's queue when
+                        // first polled below. So a connection's sends commit in frame order.
+                        let permit = match &frame {
+                            ClientFrame::Send { id, to, .. } if duet_proto::rest::validate_user_id(to).is_ok() => {
+                                let to = std::slice::from_ref(to);
+                                match self.core.permit_client_send(user, to).await {
+                                    Ok(permit) => Some(permit),
+                                    Err(e) => {
+                                        let e = send_error(e);
+                                        let refused = error(*id, e.code, e.info);
+                                        return if feed(&mut self.socket, &refused).await {
+                                            None
+                                        } else {
+                                            Some(End::Dropped)
+                                        };
+                                    }
+                                }
+                            }
+                            _ => None,
+                        };
+                        let mut work: Work =
+                            Box::pin(answer(self.core.clone(), self.session.user.clone(), frame, permit));
                         // Start it now, so that it queues its writes before the next frame's.
                         match futures_util::poll!(work.as_mut()) {
                             std::task::Poll::Ready((reply, end)) => {
@@ -353,19 +376,33 @@ fn parse_request(text: &str) -> Result<ClientFrame, (u64, String)> {
     })
 }
 
-/// Answers one request of `user`'s session; `Some(End)` ends the connection after the answer.
-async fn answer(core: Arc<Core>, user: String, frame: ClientFrame) -> (ServerFrame, Option<End>) {
+/// Answers one request of `user`'s session; `Some(End)` ends the connection after the answer. A send
+/// comes with its permission decided (see [`Connection::inbound`]).
+async fn answer(
+    core: Arc<Core>,
+    user: String,
+    frame: ClientFrame,
+    permit: Option<Permit>,
+) -> (ServerFrame, Option<End>) {
     let id = request_id(&frame);
-    match work(&core, user, frame).await {
+    match work(&core, user, frame, permit).await {
         Ok(answer) => answer,
         Err(e) => (error(id, e.code, e.info), None),
     }
 }
 
-async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFrame, Option<End>), ApiError> {
-    let fail = |e: duet_core::Error| {
-        crate::rest::error::core(duet_proto::rest::Command::SendMsg, duet_proto::rest::Service::OpenIm, e)
-    };
+/// The wire error for a domain error of a client request.
+fn send_error(e: duet_core::Error) -> ApiError {
+    crate::rest::error::core(duet_proto::rest::Command::SendMsg, duet_proto::rest::Service::OpenIm, e)
+}
+
+async fn work(
+    core: &Core,
+    user: String,
+    frame: ClientFrame,
+    permit: Option<Permit>,
+) -> Result<(ServerFrame, Option<End>), ApiError> {
+    let fail = send_error;
     Ok(match frame {
         ClientFrame::Login { id, .. } => (error(id, client::code::INVALID_PARAMS, "already logged in"), None),
         ClientFrame::Sync { id, after, limit } => {
@@ -380,21 +417,28 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
             }
             let body = duet_proto::elem::validate_elems(&body)?;
             // A user's send passes the permission policy (friends-only, blacklists); the admin's do not.
+            let permit = match permit {
+                Some(permit) => permit,
+                None => core.permit_client_send(&user, std::slice::from_ref(&to)).await.map_err(fail)?,
+            };
             let sent = core
-                .client_send(Outgoing {
-                    from: user,
-                    to: vec![to.clone()],
-                    seq,
-                    random,
-                    body,
-                    cloud_custom_data,
-                    push_info: push.map(|p| p.to_string()),
-                    lifetime_secs: if online_only { 0 } else { duet_proto::rest::request::MAX_MSG_LIFETIME },
-                    sender_copy: SenderCopy::Sync,
-                    no_unread: false,
-                    no_last_msg: false,
-                    need_read_receipt: false,
-                })
+                .send_with_permit(
+                    Outgoing {
+                        from: user,
+                        to: vec![to.clone()],
+                        seq,
+                        random,
+                        body,
+                        cloud_custom_data,
+                        push_info: push.map(|p| p.to_string()),
+                        lifetime_secs: if online_only { 0 } else { duet_proto::rest::request::MAX_MSG_LIFETIME },
+                        sender_copy: SenderCopy::Sync,
+                        no_unread: false,
+                        no_last_msg: false,
+                        need_read_receipt: false,
+                    },
+                    permit,
+                )
                 .await
                 .map_err(fail)?;
             if !sent.failed.is_empty() {
@@ -430,7 +474,7 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
             };
             let page = core.history(q).await.map_err(fail)?;
             let messages = page.messages.iter().map(|m| message_to_wire(core, m)).collect();
-            (ServerFrame::History { id, messages, complete: !page.more }, None)
+            (ServerFrame::History { id, messages, complete: !page.more, conv_seq: page.conv_seq }, None)
         }
         ClientFrame::Conversations { id } => {
             let items = core
@@ -443,6 +487,7 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
                     last: c.last.as_ref().map(|m| message_to_wire(core, m)),
                     unread: c.unread,
                     time: c.time,
+                    conv_seq: c.conv_seq,
                 })
                 .collect();
             (ServerFrame::Conversations { id, items }, None)

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use duet_core::model::{MsgKey, NewAccount, Outgoing, SenderCopy};
+use duet_core::model::{NewAccount, Outgoing, SenderCopy};
 use duet_core::store::{AccountStore, MessageStore, SendPlan};
 use duet_store_sqlite::{Durability, SqliteStore};
 
@@ -40,7 +40,7 @@ async fn main() {
             msg: Outgoing {
                 from: format!("user{from}"),
                 to: vec![format!("user{to}")],
-                seq: Some(i as u32),
+                seq: None,
                 random: i as u32,
                 body: body.clone(),
                 cloud_custom_data: String::new(),
@@ -51,7 +51,7 @@ async fn main() {
                 no_last_msg: false,
                 need_read_receipt: false,
             },
-            key: MsgKey { seq: i as u32, random: i as u32, time: now_ms / 1000 },
+            time: now_ms / 1000,
             dedup_key,
             dedup_since_ms: now_ms - 600_000,
             now_ms,

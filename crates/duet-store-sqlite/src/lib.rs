@@ -37,7 +37,7 @@ pub enum Durability {
     Relaxed,
 }
 
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
 /// Read connections, and so reads running at once (see [`SqliteStore::read`]). Reads beyond wait in the
 /// queue rather than open new connections (that costs far more than a read) or pile up blocking threads.
 const READERS: usize = 8;
@@ -342,14 +342,8 @@ impl MessageStore for SqliteStore {
         self.writer.write_delivering(move |c| ops::send(c, &plan)).await
     }
 
-    async fn import(
-        &self,
-        msg: Import,
-        key: MsgKey,
-        offline_until: i64,
-        max_conversations: usize,
-    ) -> Result<Imported, Error> {
-        self.writer.write_delivering(move |c| ops::import(c, &msg, key, offline_until, max_conversations)).await
+    async fn import(&self, msg: Import, offline_until: i64, max_conversations: usize) -> Result<Imported, Error> {
+        self.writer.write_delivering(move |c| ops::import(c, &msg, offline_until, max_conversations)).await
     }
 
     async fn history(&self, q: HistoryQuery) -> Result<HistoryPage, StoreError> {
@@ -530,7 +524,7 @@ mod tests {
     }
 
     fn plan(seq: u32, now_ms: i64) -> duet_core::store::SendPlan {
-        use duet_core::model::{MsgKey, Outgoing, SenderCopy};
+        use duet_core::model::{Outgoing, SenderCopy};
         let mut dedup_key = [0u8; 16];
         dedup_key[..4].copy_from_slice(&seq.to_le_bytes());
         duet_core::store::SendPlan {
@@ -548,7 +542,7 @@ mod tests {
                 no_last_msg: false,
                 need_read_receipt: false,
             },
-            key: MsgKey { seq, random: seq, time: now_ms / 1000 },
+            time: now_ms / 1000,
             dedup_key,
             dedup_since_ms: now_ms - 600_000,
             now_ms,

@@ -46,7 +46,7 @@ pub(crate) fn forget_uids() {
         }
     });
     LOG_SEQS.with(|m| m.borrow_mut().clear());
-    CONV_SEQS.with(|m| m.borrow_mut().clear());
+    THREADS.with(|m| m.borrow_mut().clear());
     // The dedup index is not a cache: it is put back as it was before the batch.
     DEDUP.with(|d| {
         let mut d = d.borrow_mut();
@@ -246,44 +246,79 @@ fn append_log(
 }
 
 thread_local! {
-    /// (lo, hi) -> the conversation's last `conv_seq`, on the writer thread (which makes every change to
+    /// (lo, hi) -> the conversation's counters, on the writer thread (which makes every change to
     /// `threads`), so taking the next position is a plain update. Emptied with the uid cache.
-    static CONV_SEQS: std::cell::RefCell<std::collections::HashMap<(i64, i64), u64>> = Default::default();
+    static THREADS: std::cell::RefCell<std::collections::HashMap<(i64, i64), Thread>> = Default::default();
 }
 
-/// The next position in the conversation between `a` and `b`.
-fn next_conv_seq(c: &Connection, a: i64, b: i64) -> Result<u64> {
-    let pair = (a.min(b), a.max(b));
-    let cached = CONV_SEQS.with(|m| m.borrow().get(&pair).copied());
-    let last = match cached {
-        Some(last) => Some(last),
-        None => c
-            .prepare_cached("SELECT seq FROM threads WHERE lo = ?1 AND hi = ?2")?
-            .query_row(pair_params(pair), |r| r.get::<_, i64>(0))
-            .optional()?
-            .map(|s| s as u64),
-    };
-    let next = last.unwrap_or(0) + 1;
-    if last.is_some() {
-        c.prepare_cached("UPDATE threads SET seq = ?3 WHERE lo = ?1 AND hi = ?2")?.execute(params![
-            pair.0,
-            pair.1,
-            next as i64
-        ])?;
-    } else {
-        c.prepare_cached("INSERT INTO threads (lo, hi, seq) VALUES (?1, ?2, ?3)")?.execute(params![
-            pair.0,
-            pair.1,
-            next as i64
-        ])?;
+/// A conversation's counters (a row of `threads`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Thread {
+    /// The last position taken (`conv_seq`).
+    conv_seq: u64,
+    /// The last `MsgSeq` the store picked for a message that had none.
+    key_seq: u32,
+    /// Whether the row exists.
+    stored: bool,
+}
+
+impl Thread {
+    /// The `MsgSeq` the next message without one gets. (Wrapping: only same-second order at the wrap,
+    /// four billion messages into a conversation, would suffer.)
+    fn next_key_seq(&self) -> u32 {
+        self.key_seq.wrapping_add(1)
     }
-    CONV_SEQS.with(|m| remember(&mut m.borrow_mut(), pair, next));
-    Ok(next)
+}
+
+/// The counters of the conversation between `a` and `b`.
+fn thread(c: &Connection, a: i64, b: i64) -> Result<Thread> {
+    let pair = (a.min(b), a.max(b));
+    if let Some(t) = THREADS.with(|m| m.borrow().get(&pair).copied()) {
+        return Ok(t);
+    }
+    let t = c
+        .prepare_cached("SELECT seq, key_seq FROM threads WHERE lo = ?1 AND hi = ?2")?
+        .query_row(pair_params(pair), |r| {
+            Ok(Thread { conv_seq: r.get::<_, i64>(0)? as u64, key_seq: r.get::<_, i64>(1)? as u32, stored: true })
+        })
+        .optional()?
+        .unwrap_or_default();
+    THREADS.with(|m| remember(&mut m.borrow_mut(), pair, t));
+    Ok(t)
+}
+
+/// Records that the conversation between `a` and `b` took its next position for a message stored under
+/// `key_seq` (a `MsgSeq` the store picked, or `None` when the sender gave one).
+fn advance_thread(c: &Connection, a: i64, b: i64, before: Thread, picked: Option<u32>) -> Result<()> {
+    let pair = (a.min(b), a.max(b));
+    let after = Thread { conv_seq: before.conv_seq + 1, key_seq: picked.unwrap_or(before.key_seq), stored: true };
+    let values = params![pair.0, pair.1, after.conv_seq as i64, i64::from(after.key_seq)];
+    if before.stored {
+        c.prepare_cached("UPDATE threads SET seq = ?3, key_seq = ?4 WHERE lo = ?1 AND hi = ?2")?.execute(values)?;
+    } else {
+        c.prepare_cached("INSERT INTO threads (lo, hi, seq, key_seq) VALUES (?1, ?2, ?3, ?4)")?.execute(values)?;
+    }
+    THREADS.with(|m| remember(&mut m.borrow_mut(), pair, after));
+    Ok(())
+}
+
+/// The conversation's highest `conv_seq`, read outside the writer.
+fn last_conv_seq(c: &Connection, a: i64, b: i64) -> Result<u64> {
+    let pair = (a.min(b), a.max(b));
+    Ok(c.prepare_cached("SELECT seq FROM threads WHERE lo = ?1 AND hi = ?2")?
+        .query_row(pair_params(pair), |r| r.get::<_, i64>(0))
+        .optional()?
+        .unwrap_or(0) as u64)
 }
 
 fn pair_params(pair: (i64, i64)) -> [i64; 2] {
     [pair.0, pair.1]
 }
+
+/// The order of recent contacts, most recent first: by the last message's time, then by the order in which
+/// the last messages were stored (row ids grow), so that of several conversations touched in one second the
+/// latest comes first (and the cap evicts the earliest).
+const RECENT_FIRST: &str = "ORDER BY c.last_time DESC, c.last_msg_id DESC, c.peer";
 
 /// Updates `owner`'s side of the conversation with `peer` for a new message, keeping at most
 /// `max_conversations` conversations per owner (the least recent go).
@@ -314,10 +349,10 @@ fn touch_conversation(
              VALUES (?1, ?2, ?3, CASE WHEN ?3 IS NOT NULL THEN ?4 ELSE 0 END, CASE WHEN ?5 = 1 AND ?4 > 0 THEN 1 ELSE 0 END)",
         )?
         .execute(params![owner, peer, last, msg_time, unread as i64])?;
-        c.prepare_cached(
+        c.prepare_cached(&format!(
             "DELETE FROM conversations WHERE owner = ?1 AND peer IN \
-             (SELECT peer FROM conversations WHERE owner = ?1 ORDER BY last_time DESC, peer LIMIT -1 OFFSET ?2)",
-        )?
+             (SELECT peer FROM conversations c WHERE owner = ?1 {RECENT_FIRST} LIMIT -1 OFFSET ?2)"
+        ))?
         .execute(params![owner, max_conversations as i64])?;
     }
     Ok(())
@@ -357,18 +392,6 @@ fn insert_message(c: &Connection, m: &NewRow<'_>) -> Result<Option<i64>> {
         m.sender_info.face_url
     ])?;
     Ok((c.changes() > 0).then(|| c.last_insert_rowid()))
-}
-
-/// Gives back the conversation position taken for a message that turned out to be a duplicate.
-fn release_conv_seq(c: &Connection, a: i64, b: i64) -> Result<()> {
-    let pair = (a.min(b), a.max(b));
-    c.prepare_cached("UPDATE threads SET seq = seq - 1 WHERE lo = ?1 AND hi = ?2")?.execute(pair_params(pair))?;
-    CONV_SEQS.with(|m| {
-        if let Some(s) = m.borrow_mut().get_mut(&pair) {
-            *s -= 1;
-        }
-    });
-    Ok(())
 }
 
 thread_local! {
@@ -442,11 +465,31 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
         let Some(sender) = uid(c, &msg.from)? else {
             return Ok(Err(Error::NoSuchSender(msg.from.clone())));
         };
-        let mut sent = Sent { key: plan.key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 };
+        let mut receivers = Vec::with_capacity(msg.to.len());
+        for to in &msg.to {
+            receivers.push((to, uid(c, to)?));
+        }
+        // One MsgSeq for every recipient: the sender's, or else one above what the store picked before in
+        // each of the conversations.
+        let picked = match msg.seq {
+            Some(_) => None,
+            None => {
+                let mut next = None;
+                for &(_, receiver) in &receivers {
+                    if let Some(receiver) = receiver {
+                        let seq = thread(c, sender, receiver)?.next_key_seq();
+                        next = Some(next.map_or(seq, |n: u32| n.max(seq)));
+                    }
+                }
+                Some(next.unwrap_or(1))
+            }
+        };
+        let key = MsgKey { seq: msg.seq.or(picked).unwrap_or(1), random: msg.random, time: plan.time };
+        let mut sent = Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 };
         let mut deliveries = Vec::with_capacity(2 * msg.to.len());
         let info = sender_info(c, sender)?;
-        for to in &msg.to {
-            let Some(receiver) = uid(c, to)? else {
+        for (to, receiver) in receivers {
+            let Some(receiver) = receiver else {
                 sent.failed.push(to.clone());
                 continue;
             };
@@ -457,14 +500,15 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
             if msg.no_unread {
                 flags |= NO_UNREAD;
             }
-            let conv_seq = next_conv_seq(c, sender, receiver)?;
+            let before = thread(c, sender, receiver)?;
+            let conv_seq = before.conv_seq + 1;
             let Some(id) = insert_message(
                 c,
                 &NewRow {
                     sender_info: &info,
                     sender,
                     receiver,
-                    key: plan.key,
+                    key,
                     conv_seq,
                     body: &msg.body,
                     cloud_custom_data: &msg.cloud_custom_data,
@@ -475,25 +519,18 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
             else {
                 // Another message already has this MsgKey in this conversation (same MsgSeq and MsgRandom in the
                 // same second): Tencent's MsgRandom dedup. Keys stay unique per conversation.
-                release_conv_seq(c, sender, receiver)?;
                 continue;
             };
-            let stored = Arc::new(StoredMessage::fresh(
-                &msg.from,
-                to,
-                plan.key,
-                conv_seq,
-                &msg.body,
-                &msg.cloud_custom_data,
-                &info,
-            ));
-            let seq = append_log(c, receiver, KIND_MSG, Some(id), None, Some(plan.key.time), plan.offline_until)?;
+            advance_thread(c, sender, receiver, before, picked)?;
+            let stored =
+                Arc::new(StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info));
+            let seq = append_log(c, receiver, KIND_MSG, Some(id), None, Some(key.time), plan.offline_until)?;
             deliveries.push(msg_entry(seq, &stored, to));
             if sent.conv_seq == 0 {
                 sent.conv_seq = conv_seq;
             }
             let last = (!msg.no_last_msg).then_some(id);
-            let time = plan.key.time;
+            let time = key.time;
             touch_conversation(c, receiver, sender, time, last, !msg.no_unread, plan.max_conversations)?;
             if sender == receiver {
                 continue;
@@ -517,9 +554,9 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
             .execute(params![
                 &plan.dedup_key[..],
                 plan.now_ms,
-                plan.key.seq,
-                plan.key.random,
-                plan.key.time,
+                key.seq,
+                key.random,
+                key.time,
                 sent.failed.join("\n"),
                 sent.conv_seq as i64,
                 sent.sender_log_seq as i64
@@ -539,7 +576,6 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
 pub(crate) fn import(
     c: &Connection,
     msg: &Import,
-    key: MsgKey,
     offline_until: i64,
     max_conversations: usize,
 ) -> std::result::Result<(Imported, Vec<Delivery>), Error> {
@@ -552,7 +588,10 @@ pub(crate) fn import(
         };
         let flags = if msg.counts_unread { 0 } else { NO_UNREAD };
         let info = sender_info(c, sender)?;
-        let conv_seq = next_conv_seq(c, sender, receiver)?;
+        let before = thread(c, sender, receiver)?;
+        let picked = msg.seq.is_none().then(|| before.next_key_seq());
+        let key = MsgKey { seq: msg.seq.or(picked).unwrap_or(1), random: msg.random, time: msg.time };
+        let conv_seq = before.conv_seq + 1;
         let Some(id) = insert_message(
             c,
             &NewRow {
@@ -568,9 +607,9 @@ pub(crate) fn import(
             },
         )?
         else {
-            release_conv_seq(c, sender, receiver)?;
             return Ok(Ok((Imported::Duplicate, Vec::new())));
         };
+        advance_thread(c, sender, receiver, before, picked)?;
         let mut deliveries = Vec::new();
         if msg.counts_unread {
             let seq = append_log(c, receiver, KIND_MSG, Some(id), None, Some(key.time), offline_until)?;
@@ -617,8 +656,10 @@ const MESSAGE_COLUMNS: &str = "m.sender, m.receiver, m.time, m.seq, m.random, m.
 
 pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
     let (Some(op), Some(peer)) = (uid(c, &q.operator)?, uid(c, &q.peer)?) else {
-        return Ok(HistoryPage { messages: Vec::new(), more: false });
+        return Ok(HistoryPage { messages: Vec::new(), more: false, conv_seq: 0 });
     };
+    // Before the messages: the page then holds every message up to this position that belongs in it.
+    let conv_seq = last_conv_seq(c, op, peer)?;
     let read_time = |owner: i64, other: i64| -> Result<i64> {
         c.prepare_cached("SELECT read_time FROM conversations WHERE owner = ?1 AND peer = ?2")?
             .query_row([owner, other], |r| r.get(0))
@@ -649,7 +690,7 @@ pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
     let mut messages = rows.collect::<Result<Vec<_>>>()?;
     let more = messages.len() > q.limit;
     messages.truncate(q.limit);
-    Ok(HistoryPage { messages, more })
+    Ok(HistoryPage { messages, more, conv_seq })
 }
 
 pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize) -> Result<LogPage> {
@@ -708,18 +749,20 @@ pub(crate) fn conversations(c: &Connection, user: &str, limit: usize) -> Result<
         return Ok(Vec::new());
     };
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT p.user_id, c.unread, c.last_time, c.peer, {MESSAGE_COLUMNS} \
+        "SELECT p.user_id, c.unread, c.last_time, c.peer, coalesce(t.seq, 0), {MESSAGE_COLUMNS} \
          FROM conversations c JOIN accounts p ON p.uid = c.peer LEFT JOIN messages m ON m.id = c.last_msg_id \
-         WHERE c.owner = ?1 AND c.last_msg_id IS NOT NULL ORDER BY c.last_time DESC, c.peer LIMIT ?2"
+         LEFT JOIN threads t ON t.lo = min(c.owner, c.peer) AND t.hi = max(c.owner, c.peer) \
+         WHERE c.owner = ?1 AND c.last_msg_id IS NOT NULL {RECENT_FIRST} LIMIT ?2"
     ))?;
     let rows = stmt.query_map(params![owner, limit as i64], |r| {
         let peer: String = r.get(0)?;
         let peer_uid: i64 = r.get(3)?;
-        let last = match r.get::<_, Option<i64>>(4)? {
-            Some(_) => Some(read_message(r, 4, |uid| if uid == peer_uid { peer.clone() } else { user.to_owned() })?),
+        let last = match r.get::<_, Option<i64>>(5)? {
+            Some(_) => Some(read_message(r, 5, |uid| if uid == peer_uid { peer.clone() } else { user.to_owned() })?),
             None => None,
         };
-        Ok(ConversationView { peer, last, unread: r.get::<_, i64>(1)?.max(0) as u64, time: r.get(2)? })
+        let (unread, time, conv_seq) = (r.get::<_, i64>(1)?.max(0) as u64, r.get(2)?, r.get::<_, i64>(4)? as u64);
+        Ok(ConversationView { peer, last, unread, time, conv_seq })
     })?;
     rows.collect()
 }

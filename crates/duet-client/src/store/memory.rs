@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::{Batch, LocalStore, MessageRecord, Snapshot, StoreError};
+use super::{Batch, Coverage, LocalStore, MessageRecord, Position, Snapshot, StoreError};
 use crate::model::{Conversation, Message};
 
 /// An in-memory [`LocalStore`].
@@ -21,6 +21,9 @@ struct State {
     messages: HashMap<String, HashMap<String, MessageRecord>>,
     /// peer -> conv_seq -> msg_key.
     by_conv_seq: HashMap<String, BTreeMap<u64, String>>,
+    /// peer -> position -> msg_key.
+    by_position: HashMap<String, BTreeMap<Position, String>>,
+    coverage: HashMap<String, Coverage>,
     /// peer -> (unread, time, last msg_key).
     conversations: HashMap<String, (u64, i64, Option<String>)>,
 }
@@ -46,11 +49,19 @@ impl State {
             Some(old) => merge(old, rec),
             None => rec.clone(),
         };
+        if let Some(old) = msgs.get(&merged.message.msg_key) {
+            // A key names one message; should its position or number change, the old index entries go.
+            if let Some(index) = self.by_conv_seq.get_mut(peer) {
+                index.remove(&old.message.conv_seq);
+            }
+            if let Some(index) = self.by_position.get_mut(peer) {
+                index.remove(&old.message.position());
+            }
+        }
         if merged.message.conv_seq > 0 {
-            self.by_conv_seq
-                .entry(peer.to_owned())
-                .or_default()
-                .insert(merged.message.conv_seq, merged.message.msg_key.clone());
+            let key = merged.message.msg_key.clone();
+            self.by_conv_seq.entry(peer.to_owned()).or_default().insert(merged.message.conv_seq, key.clone());
+            self.by_position.entry(peer.to_owned()).or_default().insert(merged.message.position(), key);
         }
         msgs.insert(merged.message.msg_key.clone(), merged);
     }
@@ -84,7 +95,8 @@ impl LocalStore for MemoryStore {
                 time: *time,
             })
             .collect();
-        Ok(Snapshot { cursor: st.cursor, device: st.device.clone(), conversations })
+        let coverage = st.coverage.iter().map(|(peer, c)| (peer.clone(), *c)).collect();
+        Ok(Snapshot { cursor: st.cursor, device: st.device.clone(), conversations, coverage })
     }
 
     fn set_device(&self, device: &str) -> Result<(), StoreError> {
@@ -114,6 +126,9 @@ impl LocalStore for MemoryStore {
         if let Some(cursor) = batch.cursor {
             st.cursor = cursor;
         }
+        for (peer, c) in &batch.coverage {
+            st.coverage.insert(peer.clone(), *c);
+        }
         Ok(())
     }
 
@@ -121,21 +136,25 @@ impl LocalStore for MemoryStore {
         Ok(self.state().messages.get(peer).and_then(|m| m.get(msg_key)).cloned())
     }
 
-    fn newest_conv_seq(&self, peer: &str) -> Result<u64, StoreError> {
-        Ok(self.state().by_conv_seq.get(peer).and_then(|s| s.keys().next_back().copied()).unwrap_or(0))
-    }
-
-    fn messages_below(&self, peer: &str, below: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
+    fn messages_before(&self, peer: &str, before: Option<Position>, limit: usize) -> Result<Vec<Message>, StoreError> {
         let st = self.state();
-        let (Some(index), Some(msgs)) = (st.by_conv_seq.get(peer), st.messages.get(peer)) else {
+        let (Some(index), Some(msgs)) = (st.by_position.get(peer), st.messages.get(peer)) else {
             return Ok(Vec::new());
         };
+        let below = before.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         Ok(index
-            .range(..below)
+            .range((std::ops::Bound::Unbounded, below))
             .rev()
             .filter_map(|(_, key)| msgs.get(key).map(|r| r.message.clone()))
             .take(limit)
             .collect())
+    }
+
+    fn conv_seqs_above(&self, peer: &str, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let st = self.state();
+        Ok(st.by_conv_seq.get(peer).map_or_else(Vec::new, |index| {
+            index.range(after.saturating_add(1)..).map(|(c, _)| *c).take(limit).collect()
+        }))
     }
 
     fn count_from_after(&self, peer: &str, time: i64) -> Result<u64, StoreError> {

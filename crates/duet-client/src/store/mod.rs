@@ -1,7 +1,8 @@
 //! The local store: what one installation remembers between runs.
 //!
-//! It keeps the sync cursor (the highest log `seq` applied), the messages seen (by peer, `conv_seq`,
-//! `msg_key` and time), the recent-contact list and the device id. [`LocalStore`] is deliberately small
+//! It keeps the sync cursor (the highest log `seq` applied), the messages seen (by peer, `msg_key`,
+//! position in history and `conv_seq`), what is known to be held of each conversation
+//! ([`Coverage`]), the recent-contact list and the device id. [`LocalStore`] is deliberately small
 //! and synchronous; it has two implementations, [`MemoryStore`] and [`SqliteStore`]. The client's
 //! actor calls it through a small handle that runs a blocking backend (SQLite) on tokio's blocking
 //! pool so that disk I/O never stalls an async worker.
@@ -17,6 +18,7 @@ use std::sync::Arc;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
+pub use crate::history::{Coverage, Held, Position};
 use crate::model::{Conversation, Message};
 
 /// The local store failed.
@@ -53,6 +55,8 @@ pub struct Snapshot {
     pub device: Option<String>,
     /// The recent contacts, in no particular order.
     pub conversations: Vec<Conversation>,
+    /// What is known to be held of each conversation, by peer, in no particular order.
+    pub coverage: Vec<(String, Coverage)>,
 }
 
 /// Changes applied together, atomically.
@@ -69,6 +73,8 @@ pub struct Batch {
     pub conversations: Vec<Conversation>,
     /// The new sync cursor.
     pub cursor: Option<u64>,
+    /// What is now known to be held of these conversations (by peer), replacing what was.
+    pub coverage: Vec<(String, Coverage)>,
 }
 
 impl Batch {
@@ -79,6 +85,7 @@ impl Batch {
             && !self.replace_conversations
             && self.conversations.is_empty()
             && self.cursor.is_none()
+            && self.coverage.is_empty()
     }
 }
 
@@ -97,11 +104,12 @@ pub trait LocalStore: Send + Sync + 'static {
     fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
     /// The message `msg_key` of the conversation with `peer`.
     fn message(&self, peer: &str, msg_key: &str) -> Result<Option<MessageRecord>, StoreError>;
-    /// The highest `conv_seq` stored for `peer` (0 when none).
-    fn newest_conv_seq(&self, peer: &str) -> Result<u64, StoreError>;
-    /// Up to `limit` stored messages of the conversation with `peer` whose `conv_seq` is below `below`,
-    /// highest `conv_seq` first. Online-only messages are never stored.
-    fn messages_below(&self, peer: &str, below: u64, limit: usize) -> Result<Vec<Message>, StoreError>;
+    /// Up to `limit` stored messages of the conversation with `peer` positioned before `before` (all when
+    /// `None`), newest first in history's order (time, `MsgSeq`, `MsgRandom`). Online-only messages are
+    /// never stored.
+    fn messages_before(&self, peer: &str, before: Option<Position>, limit: usize) -> Result<Vec<Message>, StoreError>;
+    /// The stored `conv_seq`s of the conversation with `peer` above `after`, ascending, at most `limit`.
+    fn conv_seqs_above(&self, peer: &str, after: u64, limit: usize) -> Result<Vec<u64>, StoreError>;
     /// How many stored messages `peer` sent after `time` (unix seconds).
     fn count_from_after(&self, peer: &str, time: i64) -> Result<u64, StoreError>;
 }
@@ -183,13 +191,37 @@ pub(crate) mod conformance {
         assert_eq!(snap.conversations, vec![conv.clone()]);
 
         // The conversation's last message was stored with it.
-        assert_eq!(store.newest_conv_seq("alice").unwrap(), 5);
-        assert_eq!(store.newest_conv_seq("nobody").unwrap(), 0);
-        let below = store.messages_below("alice", 5, 10).unwrap();
+        assert_eq!(store.conv_seqs_above("alice", 0, 10).unwrap(), vec![1, 2, 3, 5]);
+        assert_eq!(store.conv_seqs_above("alice", 2, 1).unwrap(), vec![3]);
+        assert!(store.conv_seqs_above("nobody", 0, 10).unwrap().is_empty());
+        let below = store.messages_before("alice", Some(m5.position()), 10).unwrap();
         let seqs: Vec<u64> = below.iter().map(|m| m.conv_seq).collect();
         assert_eq!(seqs, vec![3, 2, 1]);
-        assert_eq!(store.messages_below("alice", 6, 2).unwrap().len(), 2);
+        assert_eq!(store.messages_before("alice", None, 2).unwrap().len(), 2);
         assert_eq!(below[2], m1);
+        // History's order is by time, then MsgSeq, then MsgRandom, whatever the conv_seq: an imported
+        // message (conv_seq 6, an earlier time) sits among the older ones.
+        let mut imported = msg("alice", "bob", 6, 100);
+        imported.seq = 0;
+        imported.msg_key = "0_100_100".into();
+        let mut same_second = msg("alice", "bob", 7, 101);
+        same_second.seq = 3;
+        same_second.msg_key = "3_101_101".into();
+        store
+            .commit(&Batch {
+                messages: vec![rec(imported.clone(), false), rec(same_second.clone(), false)],
+                ..Batch::default()
+            })
+            .unwrap();
+        let all: Vec<u64> = store.messages_before("alice", None, 10).unwrap().iter().map(|m| m.conv_seq).collect();
+        assert_eq!(all, vec![5, 3, 7, 2, 1, 6]);
+        let older: Vec<u64> = store
+            .messages_before("alice", Some(same_second.position()), 2)
+            .unwrap()
+            .iter()
+            .map(|m| m.conv_seq)
+            .collect();
+        assert_eq!(older, vec![2, 1]);
 
         // An update keeps the flags once set and the log seq once known.
         let mut m1_again = m1.clone();
@@ -211,8 +243,8 @@ pub(crate) mod conformance {
         assert!(store.message("alice", &m3.msg_key).unwrap().unwrap().message.recalled);
         assert!(store.message("carol", &m3.msg_key).unwrap().is_none());
 
-        // Received from alice after 100: m3 (102) and m5 (104); m2 is bob's own.
-        assert_eq!(store.count_from_after("alice", 100).unwrap(), 2);
+        // Received from alice after 100: the one at 101, m3 (102) and m5 (104); m2 is bob's own.
+        assert_eq!(store.count_from_after("alice", 100).unwrap(), 3);
 
         // A full list from the server replaces the old one.
         let carol = Conversation { peer: "carol".into(), last: None, unread: 0, time: 50 };
@@ -228,5 +260,17 @@ pub(crate) mod conformance {
         assert_eq!(snap.conversations, vec![carol]);
         assert_eq!(snap.cursor, 10);
         assert!(Batch::default().is_empty());
+
+        // Coverage is kept per conversation, replaced by each batch that names it.
+        assert!(snap.coverage.is_empty());
+        let partial = Coverage { held: Held::From(m2.position()), through: 5, known: 7 };
+        let whole = Coverage { held: Held::All, through: 3, known: 3 };
+        let none = Coverage { held: Held::Nothing, through: 0, known: 9 };
+        let coverage = vec![("alice".to_owned(), partial), ("carol".to_owned(), whole), ("dave".to_owned(), none)];
+        store.commit(&Batch { coverage, ..Batch::default() }).unwrap();
+        store.commit(&Batch { coverage: vec![("carol".into(), partial)], ..Batch::default() }).unwrap();
+        let mut got = store.load().unwrap().coverage;
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got, vec![("alice".into(), partial), ("carol".into(), partial), ("dave".into(), none)]);
     }
 }

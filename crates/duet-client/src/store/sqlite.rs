@@ -9,10 +9,13 @@ use std::sync::{Mutex, MutexGuard};
 use duet_proto::elem::MsgElem;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Batch, LocalStore, MessageRecord, Snapshot, StoreError};
+use super::{Batch, Coverage, Held, LocalStore, MessageRecord, Position, Snapshot, StoreError};
 use crate::model::{Conversation, Message, parse_elems};
 
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 orders history by position and keeps each conversation's coverage; a version 1 file is
+/// upgraded in place (it gains the index and the table; its coverage starts empty, so its conversations'
+/// history is asked of the server once).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -39,6 +42,18 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (peer, msg_key)
 );
 CREATE INDEX IF NOT EXISTS messages_by_conv_seq ON messages (peer, conv_seq);
+CREATE INDEX IF NOT EXISTS messages_by_position ON messages (peer, time, seq, random);
+-- What is known to be held of each conversation (history::Coverage). held: 0 nothing, 1 from the
+-- position (from_time, from_seq, from_random), 2 all.
+CREATE TABLE IF NOT EXISTS coverage (
+    peer        TEXT PRIMARY KEY,
+    held        INTEGER NOT NULL,
+    from_time   INTEGER NOT NULL,
+    from_seq    INTEGER NOT NULL,
+    from_random INTEGER NOT NULL,
+    through     INTEGER NOT NULL,
+    known       INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS conversations (
     peer     TEXT PRIMARY KEY,
     unread   INTEGER NOT NULL,
@@ -95,6 +110,10 @@ impl SqliteStore {
                 )?;
             }
             Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            // Version 1 lacked what SCHEMA just created.
+            Some(v) if v == "1" => {
+                conn.execute("UPDATE meta SET value = ?1 WHERE key = 'schema'", params![SCHEMA_VERSION.to_string()])?;
+            }
             Some(v) => {
                 return Err(StoreError::Invalid(format!(
                     "{} has schema version {v}; this SDK reads version {SCHEMA_VERSION}",
@@ -223,7 +242,20 @@ impl LocalStore for SqliteStore {
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Snapshot { cursor, device, conversations })
+        let mut stmt =
+            conn.prepare("SELECT peer, held, from_time, from_seq, from_random, through, known FROM coverage")?;
+        let coverage = stmt
+            .query_map([], |r| {
+                let held = match r.get::<_, i64>(1)? {
+                    1 => Held::From((r.get(2)?, r.get(3)?, r.get(4)?)),
+                    2 => Held::All,
+                    _ => Held::Nothing,
+                };
+                let (through, known) = (u64_of(r.get(5)?), u64_of(r.get(6)?));
+                Ok((r.get(0)?, Coverage { held, through, known }))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Snapshot { cursor, device, conversations, coverage })
     }
 
     fn set_device(&self, device: &str) -> Result<(), StoreError> {
@@ -258,6 +290,18 @@ impl LocalStore for SqliteStore {
         if let Some(cursor) = batch.cursor {
             tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?1)", params![cursor.to_string()])?;
         }
+        for (peer, c) in &batch.coverage {
+            let (held, (time, seq, random)) = match c.held {
+                Held::Nothing => (0, (0, 0, 0)),
+                Held::From(at) => (1, at),
+                Held::All => (2, (0, 0, 0)),
+            };
+            tx.execute(
+                "INSERT OR REPLACE INTO coverage (peer, held, from_time, from_seq, from_random, through, known)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![peer, held, time, seq, random, i64_of(c.through)?, i64_of(c.known)?],
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -273,22 +317,29 @@ impl LocalStore for SqliteStore {
             .optional()?)
     }
 
-    fn newest_conv_seq(&self, peer: &str) -> Result<u64, StoreError> {
-        let newest: Option<i64> =
-            self.conn().query_row("SELECT MAX(conv_seq) FROM messages WHERE peer = ?1", params![peer], |r| r.get(0))?;
-        Ok(newest.map_or(0, u64_of))
-    }
-
-    fn messages_below(&self, peer: &str, below: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
+    fn messages_before(&self, peer: &str, before: Option<Position>, limit: usize) -> Result<Vec<Message>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages
-             WHERE peer = ?1 AND conv_seq > 0 AND conv_seq < ?2
-             ORDER BY conv_seq DESC LIMIT ?3"
+             WHERE peer = ?1 AND conv_seq > 0 AND (time, seq, random) < (?2, ?3, ?4)
+             ORDER BY time DESC, seq DESC, random DESC LIMIT ?5"
         ))?;
+        let (time, seq, random) = before.map_or((i64::MAX, i64::MAX, i64::MAX), |(t, s, r)| (t, s.into(), r.into()));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![peer, i64_of(below)?, limit], |r| message_of(r, 0))?
+            .query_map(params![peer, time, seq, random, limit], |r| message_of(r, 0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn conv_seqs_above(&self, peer: &str, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT conv_seq FROM messages WHERE peer = ?1 AND conv_seq > ?2 ORDER BY conv_seq LIMIT ?3",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![peer, i64_of(after)?, limit], |r| r.get::<_, i64>(0).map(u64_of))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

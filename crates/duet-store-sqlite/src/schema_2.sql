@@ -1,0 +1,4 @@
+-- Version 2: the MsgSeq the server picks for a message that has none, per conversation.
+-- The last MsgSeq the store picked in the conversation (lo, hi): the next message without a MsgSeq gets a
+-- larger one, so that messages of the same second sort in the order they were stored.
+ALTER TABLE threads ADD COLUMN key_seq INTEGER NOT NULL DEFAULT 0;
