@@ -3,7 +3,9 @@
 //! Field names follow Tencent's message format page (1047/33527) exactly, quirks included: the image's
 //! `URL` against the file's `Url`, `Download_Flag` against `VideoDownloadFlag`. Parsing validates what a
 //! receiving client relies on (required URLs, coordinates in range, non-negative sizes) and answers
-//! Tencent's 90010 otherwise; serialization writes the normalized element back.
+//! Tencent's 90010 otherwise; serialization writes the normalized element back. An optional number sent
+//! as `""` or null (`ImageFormat`, `Download_Flag`, `ThumbSize`, ...) takes its default, as when left out;
+//! a required one (`Width`, `FileSize`, ...) sent so is refused. Optional strings default to `""` anyway.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -66,14 +68,17 @@ pub struct ImageElem {
     #[serde(rename = "UUID")]
     pub uuid: String,
     /// JPG=1, GIF=2, PNG=3, BMP=4, other=255.
-    #[serde(rename = "ImageFormat", default = "other_format", deserialize_with = "lenient::u64")]
+    #[serde(rename = "ImageFormat", default = "other_format", deserialize_with = "lenient::u64_or::<OTHER_FORMAT, _>")]
     pub image_format: u64,
     #[serde(rename = "ImageInfoArray")]
     pub image_info_array: Vec<ImageInfo>,
 }
 
+/// `ImageFormat` when not given: "other".
+const OTHER_FORMAT: u64 = 255;
+
 fn other_format() -> u64 {
-    255
+    OTHER_FORMAT
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,7 +86,7 @@ pub struct ImageInfo {
     /// 1 = original, 2 = large, 3 = thumbnail.
     #[serde(rename = "Type", deserialize_with = "lenient::u64")]
     pub kind: u64,
-    #[serde(rename = "Size", default, deserialize_with = "lenient::u64")]
+    #[serde(rename = "Size", default, deserialize_with = "lenient::u64_or::<0, _>")]
     pub size: u64,
     #[serde(rename = "Width", deserialize_with = "lenient::u64")]
     pub width: u64,
@@ -101,12 +106,19 @@ pub struct SoundElem {
     pub size: u64,
     #[serde(rename = "Second", deserialize_with = "lenient::u64")]
     pub second: u64,
-    #[serde(rename = "Download_Flag", default = "download_flag", deserialize_with = "lenient::u64")]
+    #[serde(
+        rename = "Download_Flag",
+        default = "download_flag",
+        deserialize_with = "lenient::u64_or::<DOWNLOAD_FLAG, _>"
+    )]
     pub download_flag: u64,
 }
 
+/// `Download_Flag` (and the video's flags) when not given: the only value Tencent documents.
+const DOWNLOAD_FLAG: u64 = 2;
+
 fn download_flag() -> u64 {
-    2
+    DOWNLOAD_FLAG
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,7 +131,11 @@ pub struct FileElem {
     pub file_size: u64,
     #[serde(rename = "FileName", alias = "fileName", default)]
     pub file_name: String,
-    #[serde(rename = "Download_Flag", default = "download_flag", deserialize_with = "lenient::u64")]
+    #[serde(
+        rename = "Download_Flag",
+        default = "download_flag",
+        deserialize_with = "lenient::u64_or::<DOWNLOAD_FLAG, _>"
+    )]
     pub download_flag: u64,
 }
 
@@ -135,21 +151,21 @@ pub struct VideoFileElem {
     pub video_second: u64,
     #[serde(default)]
     pub video_format: String,
-    #[serde(default = "download_flag", deserialize_with = "lenient::u64")]
+    #[serde(default = "download_flag", deserialize_with = "lenient::u64_or::<DOWNLOAD_FLAG, _>")]
     pub video_download_flag: u64,
     #[serde(default)]
     pub thumb_url: String,
     #[serde(rename = "ThumbUUID", default)]
     pub thumb_uuid: String,
-    #[serde(default, deserialize_with = "lenient::u64")]
+    #[serde(default, deserialize_with = "lenient::u64_or::<0, _>")]
     pub thumb_size: u64,
-    #[serde(default, deserialize_with = "lenient::u64")]
+    #[serde(default, deserialize_with = "lenient::u64_or::<0, _>")]
     pub thumb_width: u64,
-    #[serde(default, deserialize_with = "lenient::u64")]
+    #[serde(default, deserialize_with = "lenient::u64_or::<0, _>")]
     pub thumb_height: u64,
     #[serde(default)]
     pub thumb_format: String,
-    #[serde(default = "download_flag", deserialize_with = "lenient::u64")]
+    #[serde(default = "download_flag", deserialize_with = "lenient::u64_or::<DOWNLOAD_FLAG, _>")]
     pub thumb_download_flag: u64,
 }
 

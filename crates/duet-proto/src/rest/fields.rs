@@ -1,4 +1,24 @@
 //! Reading request fields by name with Tencent's error code for each way a field can be wrong.
+//!
+//! **An optional field sent as `""` is absent.** Real clients send `""` for the optional fields they leave
+//! unset (a struct serialized without `omitempty`, an empty form input), and Tencent accepts it: a
+//! `friend_add` item with `"GroupName": ""` adds the friend to no group, `sendmsg` with `"From_Account": ""`
+//! is sent by the admin, `"MsgLifeTime": ""` is the default lifetime. So every optional reader here
+//! ([`Fields::given`] and the `opt_*` readers built on it) reads `""`, like JSON `null`, as absent, whatever
+//! type the field has (string, number, array or object); [`lenient::is_unset`] is the one rule.
+//!
+//! Where `""` is a value, it is kept:
+//! * a profile or friend-field value (`portrait_set`'s and `friend_update`'s `Value`, `CustomItem`'s
+//!   `Value`): setting a field to `""` clears it (an empty text tag, no remark, no groups). An integer or
+//!   fixed-choice profile tag set to `""` is still refused (40610, 40605): `""` is none of its values, and
+//!   Tencent documents no reset to the default;
+//! * `CloudCustomData` ([`Fields::opt_content`]): `""` is empty content, which is also what an absent one
+//!   stores, so the two cannot be told apart afterwards anyway.
+//!
+//! `LastMsgKey: ""` of `admin_getroammsg` means "from the newest message", which is what leaving it out
+//! means too. A required field sent as `""` is read by the required readers ([`Fields::get`],
+//! [`Fields::account`], [`Fields::string`], [`Fields::u32`], [`Fields::time`]), which see the `""` and
+//! answer the error code they answered before: an empty UserID is still an invalid one.
 
 use serde_json::{Map, Value};
 
@@ -19,12 +39,19 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The first of `names` present (and not null): for fields Tencent renamed over time.
-    pub fn get(&self, names: &[&str]) -> Option<&'a Value> {
-        names.iter().find_map(|n| self.0.get(*n).filter(|v| !v.is_null()))
+    /// The value of an optional field: the first of `names` (Tencent renamed some fields over time) given a
+    /// value, that is neither null nor `""`.
+    pub fn given(&self, names: &[&str]) -> Option<&'a Value> {
+        names.iter().find_map(|n| self.0.get(*n).filter(|v| !lenient::is_unset(v)))
     }
 
-    /// A required account id, validated as a UserID.
+    /// The value of a required field, or of a field whose `""` is a value: the first of `names` given a
+    /// value, else the first sent as `""` (not null), which the caller validates as it is.
+    pub fn get(&self, names: &[&str]) -> Option<&'a Value> {
+        self.given(names).or_else(|| names.iter().find_map(|n| self.0.get(*n).filter(|v| !v.is_null())))
+    }
+
+    /// A required account id, validated as a UserID (`""` is an invalid one).
     pub fn account(&self, names: &[&str], code: u32) -> Result<String, ApiError> {
         match self.get(names) {
             None => Err(ApiError::new(code, format!("{} is required", names[0]))),
@@ -32,9 +59,9 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An optional account id.
+    /// An optional account id; `""` is none (`sendmsg`'s `From_Account: ""` is the admin).
     pub fn opt_account(&self, names: &[&str], code: u32) -> Result<Option<String>, ApiError> {
-        self.get(names).map(|v| account_value(v, names[0], code)).transpose()
+        self.given(names).map(|v| account_value(v, names[0], code)).transpose()
     }
 
     /// An array of account ids (at least one), at most `max` of them (else `too_many`).
@@ -55,45 +82,53 @@ impl<'a> Fields<'a> {
         items.iter().map(|v| account_value(v, name, code)).collect()
     }
 
-    /// An optional string.
-    pub fn opt_string(&self, name: &str, code: u32) -> Result<Option<String>, ApiError> {
+    /// A required string; `""` is returned for the caller to refuse as its value.
+    pub fn string(&self, name: &str, code: u32) -> Result<String, ApiError> {
         match self.get(&[name]) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError::new(code, format!("{name} must be a string"))),
+            None => Err(ApiError::new(code, format!("{name} is required"))),
+            Some(v) => string_value(v, name, code),
         }
     }
 
-    /// An optional unsigned 32-bit integer (numbers sent as strings accepted).
+    /// An optional string; `""` is none.
+    pub fn opt_string(&self, name: &str, code: u32) -> Result<Option<String>, ApiError> {
+        self.given(&[name]).map(|v| string_value(v, name, code)).transpose()
+    }
+
+    /// An optional string whose `""` is a value, not an absence: content such as `CloudCustomData`.
+    pub fn opt_content(&self, name: &str, code: u32) -> Result<Option<String>, ApiError> {
+        self.get(&[name]).map(|v| string_value(v, name, code)).transpose()
+    }
+
+    /// An optional unsigned 32-bit integer (numbers sent as strings accepted); `""` is none.
     pub fn opt_u32(&self, name: &str, code: u32) -> Result<Option<u32>, ApiError> {
-        match self.get(&[name]) {
-            None => Ok(None),
-            Some(v) => lenient::as_u64(v)
-                .and_then(|n| u32::try_from(n).ok())
-                .map(Some)
-                .ok_or_else(|| ApiError::new(code, format!("{name} must be an integer in [0, 4294967295]"))),
-        }
+        self.given(&[name]).map(|v| u32_value(v, name, code)).transpose()
     }
 
     /// A required unsigned 32-bit integer.
     pub fn u32(&self, name: &str, code: u32) -> Result<u32, ApiError> {
-        self.opt_u32(name, code)?.ok_or_else(|| ApiError::new(code, format!("{name} is required")))
-    }
-
-    /// An optional non-negative integer that fits an i64 (unix seconds, counts).
-    pub fn opt_time(&self, names: &[&str], code: u32) -> Result<Option<i64>, ApiError> {
-        match self.get(names) {
-            None => Ok(None),
-            Some(v) => lenient::as_i64(v)
-                .filter(|n| *n >= 0)
-                .map(Some)
-                .ok_or_else(|| ApiError::new(code, format!("{} must be a non-negative integer", names[0]))),
+        match self.get(&[name]) {
+            None => Err(ApiError::new(code, format!("{name} is required"))),
+            Some(v) => u32_value(v, name, code),
         }
     }
 
-    /// An optional array of strings.
+    /// An optional non-negative integer that fits an i64 (unix seconds, counts); `""` is none.
+    pub fn opt_time(&self, names: &[&str], code: u32) -> Result<Option<i64>, ApiError> {
+        self.given(names).map(|v| time_value(v, names[0], code)).transpose()
+    }
+
+    /// A required non-negative integer that fits an i64.
+    pub fn time(&self, names: &[&str], code: u32) -> Result<i64, ApiError> {
+        match self.get(names) {
+            None => Err(ApiError::new(code, format!("{} is required", names[0]))),
+            Some(v) => time_value(v, names[0], code),
+        }
+    }
+
+    /// An optional array of strings; `""` is none (an empty array).
     pub fn opt_strings(&self, name: &str, code: u32) -> Result<Vec<String>, ApiError> {
-        match self.get(&[name]) {
+        match self.given(&[name]) {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => items
                 .iter()
@@ -105,6 +140,25 @@ impl<'a> Fields<'a> {
             Some(_) => Err(ApiError::new(code, format!("{name} must be an array of strings"))),
         }
     }
+}
+
+fn string_value(v: &Value, name: &str, code: u32) -> Result<String, ApiError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(ApiError::new(code, format!("{name} must be a string"))),
+    }
+}
+
+fn u32_value(v: &Value, name: &str, code: u32) -> Result<u32, ApiError> {
+    lenient::as_u64(v)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| ApiError::new(code, format!("{name} must be an integer in [0, 4294967295]")))
+}
+
+fn time_value(v: &Value, name: &str, code: u32) -> Result<i64, ApiError> {
+    lenient::as_i64(v)
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ApiError::new(code, format!("{name} must be a non-negative integer")))
 }
 
 fn account_value(v: &Value, name: &str, code: u32) -> Result<String, ApiError> {
@@ -128,4 +182,70 @@ pub fn validate_user_id(id: &str) -> Result<(), String> {
         return Err(format!("UserID {id:?} holds control characters or surrounding spaces"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const CODE: u32 = 99;
+
+    fn with(body: &Value, test: impl FnOnce(Fields<'_>)) {
+        test(Fields::of(body, CODE).unwrap());
+    }
+
+    #[test]
+    fn optional_readers_read_empty_and_null_as_absent_whatever_the_type() {
+        let body = json!({"s": "", "n": null, "list": "", "obj": ""});
+        with(&body, |f| {
+            for name in ["s", "n", "list", "obj", "missing"] {
+                assert_eq!(f.given(&[name]), None, "{name}");
+                assert_eq!(f.opt_string(name, CODE).unwrap(), None, "{name}");
+                assert_eq!(f.opt_account(&[name], CODE).unwrap(), None, "{name}");
+                assert_eq!(f.opt_u32(name, CODE).unwrap(), None, "{name}");
+                assert_eq!(f.opt_time(&[name], CODE).unwrap(), None, "{name}");
+                assert_eq!(f.opt_strings(name, CODE).unwrap(), Vec::<String>::new(), "{name}");
+            }
+        });
+    }
+
+    #[test]
+    fn optional_readers_still_refuse_what_is_given_and_wrong() {
+        let body = json!({"s": 5, "acct": " bob", "n": "x", "t": -1, "list": "a"});
+        with(&body, |f| {
+            assert_eq!(f.opt_string("s", CODE).unwrap_err().code, CODE);
+            assert_eq!(f.opt_account(&["acct"], CODE).unwrap_err().code, CODE);
+            assert_eq!(f.opt_u32("n", CODE).unwrap_err().code, CODE);
+            assert_eq!(f.opt_time(&["t"], CODE).unwrap_err().code, CODE);
+            assert_eq!(f.opt_strings("list", CODE).unwrap_err().code, CODE);
+        });
+        // Whitespace is not empty: it is a value, and a wrong one here.
+        with(&json!({"n": " "}), |f| assert_eq!(f.opt_u32("n", CODE).unwrap_err().code, CODE));
+    }
+
+    #[test]
+    fn required_readers_see_empty_and_refuse_it_as_before() {
+        with(&json!({"id": "", "n": "", "t": "", "s": ""}), |f| {
+            let e = f.account(&["id"], CODE).unwrap_err();
+            assert_eq!((e.code, e.info.as_str()), (CODE, "id: a UserID must not be empty"));
+            assert_eq!(f.u32("n", CODE).unwrap_err().info, "n must be an integer in [0, 4294967295]");
+            assert_eq!(f.time(&["t"], CODE).unwrap_err().info, "t must be a non-negative integer");
+            assert_eq!(f.string("s", CODE).unwrap(), "", "the caller validates the empty value");
+            assert_eq!(f.u32("missing", CODE).unwrap_err().info, "missing is required");
+        });
+    }
+
+    #[test]
+    fn content_keeps_empty_and_renamed_fields_prefer_the_one_given() {
+        with(&json!({"CloudCustomData": "", "Operator_Account": "", "From_Account": "bob"}), |f| {
+            assert_eq!(f.opt_content("CloudCustomData", CODE).unwrap().as_deref(), Some(""));
+            assert_eq!(f.opt_content("missing", CODE).unwrap(), None);
+            assert_eq!(f.account(&["Operator_Account", "From_Account"], CODE).unwrap(), "bob");
+            assert_eq!(f.get(&["Operator_Account"]), Some(&json!("")));
+        });
+        with(&json!({"Operator_Account": "", "From_Account": null}), |f| {
+            assert_eq!(f.account(&["Operator_Account", "From_Account"], CODE).unwrap_err().code, CODE);
+        });
+    }
 }

@@ -1,7 +1,8 @@
 //! Typed REST requests, parsed from JSON bodies with Tencent's error codes.
 //!
 //! Real clients differ (reference §10): old and new field names are both accepted (`UserID`/`Identifier`,
-//! `Operator_Account`/`From_Account`, `Accounts`/`AccountList`), integers may arrive as strings, and unknown
+//! `Operator_Account`/`From_Account`, `Accounts`/`AccountList`), integers may arrive as strings, an optional
+//! field sent as `""` is absent (`fields` says which fields keep `""` as a value, and why), and unknown
 //! fields are ignored.
 
 use serde_json::Value;
@@ -341,7 +342,7 @@ impl OutgoingMessage {
             f.opt_u32("MsgLifeTime", code::MSG_LIFETIME_INVALID)?.unwrap_or(MAX_MSG_LIFETIME).min(MAX_MSG_LIFETIME);
         let online_only = f.opt_u32("OnlineOnlyFlag", code::MSG_JSON_PARSE)? == Some(1);
         let controls = f.opt_strings("SendMsgControl", code::MSG_JSON_PARSE)?;
-        let offline_push_info = match f.get(&["OfflinePushInfo"]) {
+        let offline_push_info = match f.given(&["OfflinePushInfo"]) {
             None => None,
             Some(v @ Value::Object(_)) => Some(v.clone()),
             Some(_) => {
@@ -355,7 +356,8 @@ impl OutgoingMessage {
             seq: f.opt_u32("MsgSeq", code::MSG_SEQ_INVALID)?,
             random: f.u32("MsgRandom", code::MSG_RANDOM_INVALID)?,
             body: parse_msg_body(f.get(&["MsgBody"]))?,
-            cloud_custom_data: f.opt_string("CloudCustomData", code::MSG_JSON_PARSE)?,
+            // "" is empty content (what an absent one stores too), not an absence.
+            cloud_custom_data: f.opt_content("CloudCustomData", code::MSG_JSON_PARSE)?,
             no_unread: controls.iter().any(|c| c == "NoUnread"),
             no_last_msg: controls.iter().any(|c| c == "NoLastMsg"),
             offline_push_info,
@@ -410,17 +412,14 @@ pub struct ImportMsg {
 impl ImportMsg {
     pub fn parse(body: &Value) -> Result<ImportMsg, ApiError> {
         let f = Fields::of(body, code::MSG_JSON_PARSE)?;
-        let counts_unread = match f.opt_u32("SyncFromOldSystem", code::MSG_SYNC_FROM_OLD_SYSTEM)? {
-            Some(2) => false,
-            Some(1 | 5) => true,
-            Some(n) => {
+        let counts_unread = match f.u32("SyncFromOldSystem", code::MSG_SYNC_FROM_OLD_SYSTEM)? {
+            2 => false,
+            1 | 5 => true,
+            n => {
                 return Err(ApiError::new(
                     code::MSG_SYNC_FROM_OLD_SYSTEM,
                     format!("SyncFromOldSystem must be 1, 2 or 5, not {n}"),
                 ));
-            }
-            None => {
-                return Err(ApiError::new(code::MSG_SYNC_FROM_OLD_SYSTEM, "SyncFromOldSystem is required"));
             }
         };
         Ok(ImportMsg {
@@ -429,11 +428,10 @@ impl ImportMsg {
             to: f.account(&["To_Account"], code::MSG_TO_ACCOUNT_INVALID)?,
             seq: f.opt_u32("MsgSeq", code::MSG_SEQ_INVALID)?,
             random: f.u32("MsgRandom", code::MSG_RANDOM_INVALID)?,
-            time: f
-                .opt_time(&["MsgTimeStamp"], code::MSG_TIMESTAMP_INVALID)?
-                .ok_or_else(|| ApiError::new(code::MSG_TIMESTAMP_INVALID, "MsgTimeStamp is required"))?,
+            time: f.time(&["MsgTimeStamp"], code::MSG_TIMESTAMP_INVALID)?,
             body: parse_msg_body(f.get(&["MsgBody"]))?,
-            cloud_custom_data: f.opt_string("CloudCustomData", code::MSG_JSON_PARSE)?,
+            // "" is empty content, as for sendmsg.
+            cloud_custom_data: f.opt_content("CloudCustomData", code::MSG_JSON_PARSE)?,
         })
     }
 }
@@ -455,17 +453,14 @@ impl GetRoamMsg {
         let operator = f.account(&["Operator_Account", "From_Account"], code::MSG_FROM_ACCOUNT_INVALID)?;
         let peer = f.account(&["Peer_Account", "To_Account"], code::MSG_TO_ACCOUNT_INVALID)?;
         let max_cnt = f.u32("MaxCnt", code::MSG_JSON_PARSE)?;
-        let time = |name: &str| {
-            f.opt_time(&[name], code::MSG_JSON_PARSE)?
-                .ok_or_else(|| ApiError::new(code::MSG_JSON_PARSE, format!("{name} is required")))
-        };
-        let (min_time, max_time) = (time("MinTime")?, time("MaxTime")?);
+        let min_time = f.time(&["MinTime"], code::MSG_JSON_PARSE)?;
+        let max_time = f.time(&["MaxTime"], code::MSG_JSON_PARSE)?;
         if min_time > max_time {
             return Err(ApiError::new(code::MSG_JSON_PARSE, "MinTime must not be after MaxTime"));
         }
+        // Absent or "": from the newest message (Tencent's first page).
         let last_msg_key = match f.opt_string("LastMsgKey", code::MSG_JSON_PARSE)? {
             None => None,
-            Some(k) if k.is_empty() => None,
             Some(k) => Some(
                 super::parse_msg_key(&k)
                     .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("LastMsgKey {k:?} is not a MsgKey")))?,
@@ -488,9 +483,7 @@ impl MsgWithdraw {
         let f = Fields::of(body, code::MSG_JSON_PARSE)?;
         let from = f.account(&["From_Account"], code::MSG_FROM_ACCOUNT_INVALID)?;
         let to = f.account(&["To_Account"], code::MSG_TO_ACCOUNT_INVALID)?;
-        let key = f
-            .opt_string("MsgKey", code::MSG_KEY_INVALID)?
-            .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, "MsgKey is required"))?;
+        let key = f.string("MsgKey", code::MSG_KEY_INVALID)?;
         let key = super::parse_msg_key(&key)
             .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("MsgKey {key:?} is not a MsgKey")))?;
         Ok(MsgWithdraw { from, to, key })
@@ -528,7 +521,7 @@ impl UnreadNum {
     pub fn parse(body: &Value) -> Result<UnreadNum, ApiError> {
         let f = Fields::of(body, code::MSG_JSON_PARSE)?;
         let to = f.account(&["To_Account"], code::MSG_TO_ACCOUNT_INVALID)?;
-        let peers = match f.get(&["Peer_Account"]) {
+        let peers = match f.given(&["Peer_Account"]) {
             None => None,
             Some(Value::Array(a)) if a.is_empty() => None,
             Some(_) => Some(f.accounts(
@@ -590,18 +583,17 @@ impl RecentContactDelete {
     pub fn parse(body: &Value) -> Result<RecentContactDelete, ApiError> {
         let f = Fields::of(body, code::CONTACT_JSON_PARSE)?;
         let from = f.account(&["From_Account"], code::CONTACT_JSON_PARSE)?;
-        match f.opt_u32("Type", code::CONTACT_JSON_PARSE)? {
-            Some(1) => {}
-            Some(2) => {
+        match f.u32("Type", code::CONTACT_JSON_PARSE)? {
+            1 => {}
+            2 => {
                 return Err(ApiError::new(
                     code::CONTACT_JSON_PARSE,
                     "Type 2 (group conversations) is not served: Duet is one-to-one only",
                 ));
             }
-            Some(n) => {
+            n => {
                 return Err(ApiError::new(code::CONTACT_JSON_PARSE, format!("Type must be 1 (C2C), not {n}")));
             }
-            None => return Err(ApiError::new(code::CONTACT_JSON_PARSE, "Type is required")),
         }
         Ok(RecentContactDelete {
             from,

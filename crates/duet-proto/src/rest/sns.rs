@@ -51,24 +51,18 @@ pub fn is_sns_tag(tag: &str) -> bool {
 }
 
 /// `AddSource_Type_` and 1 to 8 ASCII letters.
-fn add_source(v: Option<String>, required: bool) -> Result<String, ApiError> {
-    match v {
-        None if required => Err(bad("AddSource is required")),
-        None => Ok(String::new()),
-        Some(s) => {
-            let ok = s
-                .strip_prefix("AddSource_Type_")
-                .is_some_and(|k| (1..=8).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_alphabetic()));
-            if ok { Ok(s) } else { Err(bad(format!("AddSource {s:?} must be AddSource_Type_ and 1 to 8 letters"))) }
-        }
-    }
+fn add_source(s: String) -> Result<String, ApiError> {
+    let ok = s
+        .strip_prefix("AddSource_Type_")
+        .is_some_and(|k| (1..=8).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_alphabetic()));
+    if ok { Ok(s) } else { Err(bad(format!("AddSource {s:?} must be AddSource_Type_ and 1 to 8 letters"))) }
 }
 
 /// Checks the fields of a friend request made from a client (`friend_add` of the client protocol), with
 /// the limits of the REST API; the source may be empty there.
 pub fn check_request_fields(source: &str, wording: &str, remark: &str) -> Result<(), ApiError> {
     if !source.is_empty() {
-        add_source(Some(source.to_owned()), false)?;
+        add_source(source.to_owned())?;
     }
     limited("wording", Some(wording.to_owned()), MAX_WORDING_BYTES)?;
     limited("remark", Some(remark.to_owned()), MAX_REMARK_BYTES)?;
@@ -90,9 +84,12 @@ fn group_name(g: &str) -> Result<String, ApiError> {
     Ok(g.to_owned())
 }
 
+/// A friend's groups: an array of names, or one name. `""` is no group, so `Tag_SNS_IM_Group` set to `""`
+/// by `friend_update` clears the groups; an empty name inside an array is refused, as Tencent does.
 fn groups(v: &Value) -> Result<Vec<String>, ApiError> {
     let items = match v {
         Value::Array(items) => items,
+        Value::String(s) if s.is_empty() => return Ok(Vec::new()),
         Value::String(s) => return Ok(vec![group_name(s)?]),
         _ => return Err(bad("GroupName must be an array of strings")),
     };
@@ -184,7 +181,7 @@ impl FriendAdd {
                         None => String::new(),
                         Some(g) => group_name(&g)?,
                     },
-                    source: add_source(i.opt_string("AddSource", BAD)?, true)?,
+                    source: add_source(i.string("AddSource", BAD)?)?,
                     wording: limited("AddWording", i.opt_string("AddWording", BAD)?, MAX_WORDING_BYTES)?,
                 })
             })
@@ -232,11 +229,11 @@ impl FriendImport {
                 Ok(ImportFriendItem {
                     to: i.account(&["To_Account"], BAD)?,
                     remark: limited("Remark", i.opt_string("Remark", BAD)?, MAX_REMARK_BYTES)?,
-                    groups: i.get(&["GroupName"]).map(groups).transpose()?.unwrap_or_default(),
-                    source: add_source(i.opt_string("AddSource", BAD)?, true)?,
+                    groups: i.given(&["GroupName"]).map(groups).transpose()?.unwrap_or_default(),
+                    source: add_source(i.string("AddSource", BAD)?)?,
                     wording: limited("AddWording", i.opt_string("AddWording", BAD)?, MAX_WORDING_BYTES)?,
                     add_time: i.opt_time(&["AddTime"], BAD)?,
-                    custom: match i.get(&["CustomItem"]) {
+                    custom: match i.given(&["CustomItem"]) {
                         None => Vec::new(),
                         Some(Value::Array(tags)) => tags.iter().map(custom_item).collect::<Result<_, _>>()?,
                         Some(_) => return Err(bad("CustomItem must be an array")),
@@ -250,10 +247,11 @@ impl FriendImport {
 
 fn custom_item(item: &Value) -> Result<(String, ProfileValue), ApiError> {
     let i = Fields::of(item, BAD)?;
-    let tag = i.opt_string("Tag", BAD)?.ok_or_else(|| bad("each CustomItem needs a Tag"))?;
+    let tag = i.string("Tag", BAD)?;
     if !is_custom_sns_tag(&tag) {
         return Err(bad(format!("{tag:?} is not a custom friend tag (Tag_SNS_Custom_ and 1 to 8 letters)")));
     }
+    // A value, not an optional field: "" is an empty text.
     let value = i.get(&["Value"]).ok_or_else(|| bad(format!("{tag} has no Value")))?;
     Ok((tag.clone(), custom_value(&tag, value)?))
 }
@@ -290,7 +288,9 @@ impl FriendUpdate {
                     .iter()
                     .map(|v| {
                         let v = Fields::of(v, BAD)?;
-                        let tag = v.opt_string("Tag", BAD)?.ok_or_else(|| bad("each SnsItem needs a Tag"))?;
+                        let tag = v.string("Tag", BAD)?;
+                        // The value set, not an optional field: "" clears the remark, the groups or a
+                        // custom tag.
                         let value = v.get(&["Value"]).ok_or_else(|| bad(format!("{tag} has no Value")))?;
                         Ok(match tag.as_str() {
                             TAG_SNS_REMARK => match value {
@@ -380,7 +380,7 @@ impl RelationCheck {
         let f = Fields::of(body, BAD)?;
         let from = from_account(&f)?;
         let to = to_accounts(&f)?;
-        let check = f.opt_string("CheckType", BAD)?.ok_or_else(|| bad("CheckType is required"))?;
+        let check = f.string("CheckType", BAD)?;
         let both = match check.strip_prefix(prefix) {
             Some("_Both") => true,
             Some("_Single") => false,
@@ -401,7 +401,7 @@ impl FriendGet {
     pub fn parse(body: &Value) -> Result<FriendGet, ApiError> {
         let f = Fields::of(body, BAD)?;
         let from = from_account(&f)?;
-        let start = f.opt_time(&["StartIndex"], BAD)?.ok_or_else(|| bad("StartIndex is required"))?;
+        let start = f.time(&["StartIndex"], BAD)?;
         f.opt_time(&["StandardSequence"], BAD)?;
         f.opt_time(&["CustomSequence"], BAD)?;
         Ok(FriendGet { from, start_index: usize::try_from(start).unwrap_or(usize::MAX) })
@@ -459,7 +459,7 @@ impl BlackListGet {
     pub fn parse(body: &Value) -> Result<BlackListGet, ApiError> {
         let f = Fields::of(body, BAD)?;
         let from = from_account(&f)?;
-        let start = f.opt_time(&["StartIndex"], BAD)?.ok_or_else(|| bad("StartIndex is required"))?;
+        let start = f.time(&["StartIndex"], BAD)?;
         let max_limited = f.u32("MaxLimited", BAD)?;
         if max_limited == 0 || max_limited > MAX_BLACKLIST_PAGE {
             return Err(bad(format!("MaxLimited must be 1 to {MAX_BLACKLIST_PAGE}")));
