@@ -204,6 +204,14 @@ mod tests {
     }
 
     #[test]
+    fn the_tls_keys_parse_and_plain_http_is_the_default() {
+        let f = FileConfig::parse("tls_cert = \"/etc/duet/chain.pem\"\ntls_key = \"/etc/duet/key.pem\"\n").unwrap();
+        assert_eq!(f.tls_cert.as_deref(), Some(std::path::Path::new("/etc/duet/chain.pem")));
+        assert_eq!(f.tls_key.as_deref(), Some(std::path::Path::new("/etc/duet/key.pem")));
+        assert!(Config::new(1, "k", "/data").tls.is_none());
+    }
+
+    #[test]
     fn the_media_table_parses_and_unknown_keys_are_refused() {
         let f = FileConfig::parse(
             "[media]\ndir = \"/srv/media\"\npublic_url = \"https://im.example.com\"\nmax_file_bytes = 1000\n",
