@@ -11,6 +11,7 @@
 //! with [`Error::NotConnected`], one waiting for its answer with [`Error::Timeout`].
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use duet_proto::client::{
@@ -71,6 +72,8 @@ pub(crate) struct Settings {
     pub(crate) device: String,
     pub(crate) request_timeout: Duration,
     pub(crate) heartbeat: Duration,
+    /// For `wss://` (`tls`).
+    pub(crate) tls: Arc<rustls::ClientConfig>,
 }
 
 /// A request from the app, kept until answered so that it can be sent again after a reconnect.
@@ -349,7 +352,10 @@ impl Actor {
     /// One connection: open, log in, serve until it ends; then requeue what was in flight.
     async fn attempt(&mut self) -> End {
         let timeout = self.settings.request_timeout;
-        let connecting = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(self.settings.url.clone()));
+        let connector = tokio_tungstenite::Connector::Rustls(self.settings.tls.clone());
+        let connect =
+            tokio_tungstenite::connect_async_tls_with_config(self.settings.url.clone(), None, false, Some(connector));
+        let connecting = tokio::time::timeout(timeout, connect);
         let ws = match self.idle(connecting).await {
             Err(stop) => return End::Stop(stop),
             Ok(Err(_)) => {

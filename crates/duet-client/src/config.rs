@@ -1,5 +1,5 @@
-//! [`ClientConfig`]: where to connect, as whom, from which device, with which local store, and the
-//! client's timing (request timeout, heartbeat, reconnect backoff).
+//! [`ClientConfig`]: where to connect, as whom, from which device, with which local store, which CAs
+//! to trust beyond the system's, and the client's timing (request timeout, heartbeat, reconnect backoff).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,6 +42,9 @@ pub struct ClientConfig {
     pub reconnect_min: Duration,
     /// The longest reconnect delay.
     pub reconnect_max: Duration,
+    /// CA certificates (PEM) trusted for `https://`/`wss://` besides the system's roots, for a server
+    /// whose certificate a private CA signed. Used by the WebSocket, uploads and downloads alike.
+    pub extra_ca_pem: Option<Vec<u8>>,
 }
 
 impl ClientConfig {
@@ -59,6 +62,7 @@ impl ClientConfig {
             heartbeat: Duration::from_secs(30),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(10),
+            extra_ca_pem: None,
         }
     }
 
@@ -77,6 +81,17 @@ impl ClientConfig {
     /// The same configuration with a fixed device id.
     pub fn device(mut self, device: impl Into<String>) -> ClientConfig {
         self.device = Some(device.into());
+        self
+    }
+
+    /// The same configuration also trusting the CA certificates in `pem` (one or more `CERTIFICATE`
+    /// blocks). [`Client::connect`](crate::Client::connect) refuses PEM that holds no usable certificate.
+    pub fn trust_ca_pem(mut self, pem: impl AsRef<[u8]>) -> ClientConfig {
+        let all = self.extra_ca_pem.get_or_insert_with(Vec::new);
+        if !all.is_empty() && !all.ends_with(b"\n") {
+            all.push(b'\n');
+        }
+        all.extend_from_slice(pem.as_ref());
         self
     }
 

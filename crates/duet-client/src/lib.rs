@@ -48,6 +48,7 @@ pub mod media;
 pub mod model;
 mod sequencer;
 pub mod store;
+mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -100,10 +101,14 @@ impl Client {
     /// catch-up (`SyncStarted` … `SyncComplete`) follows on the returned [`Events`]. Must be called
     /// within a Tokio runtime (either flavour); the client's task runs on it.
     ///
-    /// Fails if the first connection cannot be made or the login is refused (with the server's code,
-    /// e.g. 70001 for an expired UserSig). Later connection losses are repaired in the background.
+    /// Fails if the first connection cannot be made (a server certificate that no trusted CA signed
+    /// too) or the login is refused (with the server's code, e.g. 70001 for an expired UserSig), and at
+    /// once with [`Error::Config`] for an `extra_ca_pem` that holds no usable certificate. Later
+    /// connection losses are repaired in the background.
     pub async fn connect(config: ClientConfig) -> Result<(Client, Events), Error> {
         let url = config.validate()?;
+        let tls = tls::client_config(config.extra_ca_pem.as_deref()).await?;
+        let http = media::Http::new(&config.server, &config.user, &config.usersig, &tls)?;
         let store: Arc<dyn LocalStore> = match &config.store {
             LocalStoreConfig::Memory => Arc::new(MemoryStore::new()),
             LocalStoreConfig::Sqlite(dir) => {
@@ -136,6 +141,7 @@ impl Client {
             device: device.clone(),
             request_timeout: config.request_timeout,
             heartbeat: config.heartbeat,
+            tls,
         };
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
@@ -162,7 +168,7 @@ impl Client {
         }
         let client = Client {
             inner: Arc::new(Inner {
-                http: media::Http::new(&config.server, &config.user, &config.usersig),
+                http,
                 commands: commands_tx,
                 user: config.user,
                 device,

@@ -38,18 +38,32 @@ pub(crate) struct Http {
 }
 
 impl Http {
-    pub fn new(server: &str, user: &str, usersig: &str) -> Http {
-        Http {
-            client: reqwest::Client::new(),
+    /// `tls`: the client's TLS configuration (`tls`), the WebSocket's too.
+    pub fn new(server: &str, user: &str, usersig: &str, tls: &rustls::ClientConfig) -> Result<Http, Error> {
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls.clone())
+            .build()
+            .map_err(|e| Error::Config(format!("the http client: {e}")))?;
+        Ok(Http {
+            client,
             server: server.trim().trim_end_matches('/').to_owned(),
             user: user.to_owned(),
             usersig: usersig.to_owned(),
-        }
+        })
     }
 }
 
+/// A failed transfer, with its causes (reqwest's own text leaves out why a connection failed, e.g. an
+/// untrusted certificate).
 fn http_error(e: reqwest::Error) -> Error {
-    Error::Connect(e.to_string())
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    Error::Connect(text)
 }
 
 /// The server's refusal, from a media answer's body.

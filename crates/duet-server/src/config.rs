@@ -10,6 +10,8 @@ use duet_core::media::MediaLimits;
 use duet_store_sqlite::Durability;
 use serde::Deserialize;
 
+pub use crate::tls::TlsConfig;
+
 /// The default listen address: all interfaces, a port clear of the usual services'.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7080";
 /// The default data directory, relative to the working directory.
@@ -44,6 +46,10 @@ pub struct FileConfig {
     pub blacklist_check: Option<BlacklistCheckName>,
     /// Uploaded files (`[media]`).
     pub media: Option<MediaFileConfig>,
+    /// Serve TLS with this PEM certificate chain (with `tls_key`; default: plain HTTP).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert` (PKCS#8, RSA or EC).
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -70,7 +76,7 @@ pub struct MediaFileConfig {
     /// Where blobs and their index are kept (default `<data>/media`).
     pub dir: Option<PathBuf>,
     /// The base of the URLs handed out, e.g. `https://im.example.com` behind a proxy (default: from the
-    /// `Host` of the request being answered, the upload or the send, over http).
+    /// `Host` of the request being answered, the upload or the send, over http, or https when serving TLS).
     pub public_url: Option<String>,
     /// Largest image upload in bytes (default 28 MiB).
     pub max_image_bytes: Option<u64>,
@@ -137,6 +143,8 @@ pub struct Config {
     /// How often the retention task runs.
     pub purge_interval: Duration,
     pub media: MediaConfig,
+    /// `Some`: serve `https://` and `wss://` only; `None` (default): plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 /// Where uploads are kept and what they may be.
@@ -144,7 +152,7 @@ pub struct Config {
 pub struct MediaConfig {
     /// Blobs and `media.db`.
     pub dir: PathBuf,
-    /// The base of download URLs; `None`: `http://<Host>` of the request being answered (the upload, or
+    /// The base of download URLs; `None`: `http://<Host>` (`https://` when serving TLS) of the request being answered (the upload, or
     /// the send putting the URL in a message). Never stored: URLs are built when answering.
     pub public_url: Option<String>,
     pub limits: MediaLimits,
@@ -172,6 +180,7 @@ impl Config {
             data_dir,
             durability: Durability::Fsync,
             purge_interval: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -192,6 +201,14 @@ mod tests {
         let core = Config::new(1, "k", "/tmp").core;
         assert!(!core.permissions.friends_only);
         assert_eq!(core.permissions.blacklist, duet_core::relations::BlacklistCheck::Silent);
+    }
+
+    #[test]
+    fn the_tls_keys_parse_and_plain_http_is_the_default() {
+        let f = FileConfig::parse("tls_cert = \"/etc/duet/chain.pem\"\ntls_key = \"/etc/duet/key.pem\"\n").unwrap();
+        assert_eq!(f.tls_cert.as_deref(), Some(std::path::Path::new("/etc/duet/chain.pem")));
+        assert_eq!(f.tls_key.as_deref(), Some(std::path::Path::new("/etc/duet/key.pem")));
+        assert!(Config::new(1, "k", "/data").tls.is_none());
     }
 
     #[test]

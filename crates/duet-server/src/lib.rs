@@ -6,10 +6,12 @@
 //! * [`rest`]: the Tencent-compatible `/v4/...` REST API.
 //! * `ws`: the client protocol at `/v1/connect` (`docs/protocol.md`).
 //! * [`media`]: uploads and downloads at `/v1/media`, the local blob store, image renditions.
+//! * [`tls`]: the server's own TLS (`https://`, `wss://`), when configured; plain HTTP otherwise.
 
 pub mod config;
 pub mod media;
 pub mod rest;
+pub mod tls;
 mod ws;
 
 use std::future::Future;
@@ -86,25 +88,31 @@ pub async fn run(
     tracker.spawn(retention::run(core.clone(), config.purge_interval, token.clone().cancelled_owned()));
 
     let public_url = config.media.public_url.as_deref();
+    let tls = config.tls.is_some();
     let ws_state = ws::WsState {
         core: core.clone(),
         tracker: tracker.clone(),
         shutdown: token.clone(),
-        urls: media::Urls::new(public_url),
+        urls: media::Urls::new(public_url, tls),
     };
     let app = axum::Router::new()
         .route(duet_proto::client::CONNECT_PATH, axum::routing::get(ws::connect))
         .with_state(ws_state)
-        .merge(media::router(core.clone(), media, &config.media, tracker.clone()))
-        .merge(rest::router(core.clone(), public_url));
+        .merge(media::router(core.clone(), media, &config.media, tls, tracker.clone()))
+        .merge(rest::router(core.clone(), public_url, tls));
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, sdkappid = config.core.sdkappid, "duet is serving");
-    // Small frames both ways: no Nagle delay on answers and pushes.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let serve = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
-    let server = tracker.spawn(async move { serve.await });
+    tracing::info!(%addr, sdkappid = config.core.sdkappid, tls, "duet is serving");
+    let server = match config.tls {
+        Some(tls) => tracker.spawn(tls::serve(listener, tls, app, tracker.clone(), token.clone())),
+        None => {
+            // Small frames both ways: no Nagle delay on answers and pushes.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let serve = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
+            tracker.spawn(async move { serve.await })
+        }
+    };
     tracker.close();
 
     shutdown.await;

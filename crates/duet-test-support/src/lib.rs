@@ -1,12 +1,16 @@
 //! Test support: [`TestServer::spawn`] runs the real server on `127.0.0.1:0` over a temporary data
 //! directory and a [`ManualClock`], and offers helpers to call the REST API as the app admin.
+//! [`TestServer::spawn_tls`] serves `https://` and `wss://` with a certificate from a CA made for the
+//! test ([`TestCerts`]).
 //!
 //! The clock starts at [`T0_MS`] and only moves when a test moves it, so response bodies (`MsgTime`,
 //! `MsgKey`) are deterministic and can be snapshot-tested whole.
 
+mod certs;
 mod proxy;
 mod ws;
 
+pub use certs::TestCerts;
 pub use proxy::Proxy;
 pub use ws::WsClient;
 
@@ -39,6 +43,8 @@ pub struct TestServer {
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), duet_server::ServerError>>,
     http: reqwest::Client,
+    /// The CA and certificate it serves with, when it serves TLS.
+    certs: Option<Arc<TestCerts>>,
 }
 
 impl TestServer {
@@ -49,13 +55,43 @@ impl TestServer {
 
     /// A server whose configuration `tweak` may change first.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::spawn_with_certs(tweak, None).await
+    }
+
+    /// A server with Tencent's defaults serving TLS only, with a certificate for `localhost` and
+    /// `127.0.0.1` from a CA made for this server ([`TestServer::certs`]); [`TestServer::base_url`] is
+    /// `https://…`, and the REST helpers trust that CA.
+    pub async fn spawn_tls() -> TestServer {
+        TestServer::spawn_tls_with(|_| {}).await
+    }
+
+    /// [`TestServer::spawn_tls`] with a configuration `tweak` may change first.
+    pub async fn spawn_tls_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let certs = Arc::new(TestCerts::generate());
+        let tls = certs.server_tls();
+        TestServer::spawn_with_certs(
+            |config| {
+                config.tls = Some(tls);
+                tweak(config);
+            },
+            Some(certs),
+        )
+        .await
+    }
+
+    async fn spawn_with_certs(tweak: impl FnOnce(&mut Config), certs: Option<Arc<TestCerts>>) -> TestServer {
         let data = tempfile::tempdir().expect("creating a temporary data directory");
         let mut config = Config::new(SDKAPPID, SECRET_KEY, data.path());
         tweak(&mut config);
-        TestServer::start(config, data, Arc::new(ManualClock::new(T0_MS))).await
+        TestServer::start(config, data, Arc::new(ManualClock::new(T0_MS)), certs).await
     }
 
-    async fn start(config: Config, data: TempDir, clock: Arc<ManualClock>) -> TestServer {
+    async fn start(
+        config: Config,
+        data: TempDir,
+        clock: Arc<ManualClock>,
+        certs: Option<Arc<TestCerts>>,
+    ) -> TestServer {
         let listener = duet_server::bind(([127, 0, 0, 1], 0).into()).expect("binding 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let store = duet_server::open_store(&config).expect("opening the store");
@@ -67,8 +103,13 @@ impl TestServer {
             clock.clone() as Arc<dyn Clock>,
             shutdown.clone().cancelled_owned(),
         ));
-        let http = reqwest::Client::builder().build().expect("http client");
-        let server = TestServer { addr, clock, config, data, shutdown, task, http };
+        let mut http = reqwest::Client::builder();
+        if let Some(certs) = &certs {
+            let ca = reqwest::Certificate::from_pem(certs.ca_pem.as_bytes()).expect("the test CA");
+            http = http.tls_built_in_root_certs(false).add_root_certificate(ca);
+        }
+        let http = http.build().expect("http client");
+        let server = TestServer { addr, clock, config, data, shutdown, task, http, certs };
         server.wait_ready().await;
         server
     }
@@ -102,17 +143,25 @@ impl TestServer {
 
     /// Stops the server and starts a new one over the same data and clock, with `tweak`ed configuration.
     pub async fn restart_with(self, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let certs = self.certs.clone();
         let (data, mut config, clock) = self.stop().await;
         tweak(&mut config);
-        TestServer::start(config, data, clock).await
+        TestServer::start(config, data, clock, certs).await
     }
 
     pub fn data_dir(&self) -> &Path {
         self.data.path()
     }
 
+    /// `http://127.0.0.1:port`, or `https://` when it serves TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.certs.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The CA and certificate of a server started with [`TestServer::spawn_tls`].
+    pub fn certs(&self) -> Option<&TestCerts> {
+        self.certs.as_deref()
     }
 
     /// A UserSig for `user`, issued now by the test clock, valid for 180 days.

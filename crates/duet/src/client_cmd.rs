@@ -34,6 +34,9 @@ pub struct ClientArgs {
     /// A directory for the local store (SQLite); default: in memory, so each run syncs from the start
     #[arg(long)]
     store: Option<PathBuf>,
+    /// Also trust this CA certificate (PEM) for an https:// server, besides the system's roots
+    #[arg(long, env = "DUET_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: ClientCommand,
 }
@@ -137,6 +140,10 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = &args.store {
         config = config.store(LocalStoreConfig::Sqlite(dir.clone()));
+    }
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("reading the CA certificate {}", path.display()))?;
+        config = config.trust_ca_pem(pem);
     }
     let elems = match &args.command {
         ClientCommand::Send(send) => send_elems(send)?,

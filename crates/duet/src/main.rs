@@ -96,7 +96,10 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(settings: settings::Settings) -> anyhow::Result<()> {
+async fn serve(mut settings: settings::Settings) -> anyhow::Result<()> {
+    if let Some(files) = &settings.tls {
+        settings.config.tls = Some(files.load()?);
+    }
     let addr = tokio::net::lookup_host(&settings.listen)
         .await
         .with_context(|| format!("resolving {}", settings.listen))?

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use duet_server::config::{self, BlacklistCheckName, Config, DurabilityName, FileConfig};
+use duet_server::config::{self, BlacklistCheckName, Config, DurabilityName, FileConfig, TlsConfig};
 
 #[derive(Args, Debug, Clone)]
 pub struct AppArgs {
@@ -33,11 +33,35 @@ pub struct AppArgs {
     /// A blacklisted sender's client send: `silent` (looks sent, dropped; default) or `report` (error 20007)
     #[arg(long, env = "DUET_BLACKLIST_CHECK", value_parser = ["silent", "report"])]
     blacklist_check: Option<String>,
+    /// Serve https:// and wss:// with this PEM certificate chain (with --tls-key) [default: plain HTTP]
+    #[arg(long, env = "DUET_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, RSA or EC)
+    #[arg(long, env = "DUET_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 pub struct Settings {
     pub listen: String,
     pub config: Config,
+    /// The certificate and key to serve TLS with, read by `serve` only.
+    pub tls: Option<TlsFiles>,
+}
+
+/// `--tls-cert` and `--tls-key` (or `tls_cert` and `tls_key`): both or neither.
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Reads the certificate chain and key and checks that they make a server identity.
+    pub fn load(&self) -> anyhow::Result<TlsConfig> {
+        let (cert, key) = (self.cert.display(), self.key.display());
+        let chain = std::fs::read(&self.cert).with_context(|| format!("reading the TLS certificate {cert}"))?;
+        let private = std::fs::read(&self.key).with_context(|| format!("reading the TLS key {key}"))?;
+        TlsConfig::from_pem(&chain, &private).with_context(|| format!("the TLS certificate {cert} and key {key}"))
+    }
 }
 
 /// The file holding a generated secret key, inside the data directory.
@@ -112,8 +136,14 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     if let Some(media) = &file.media {
         apply_media(&mut config.media, media)?;
     }
+    let tls = match (args.tls_cert.clone().or(file.tls_cert), args.tls_key.clone().or(file.tls_key)) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => bail!("--tls-cert needs --tls-key (tls_key in the config file): the certificate's key"),
+        (None, Some(_)) => bail!("--tls-key needs --tls-cert (tls_cert in the config file): the certificate chain"),
+    };
     let listen = listen.or(file.listen).unwrap_or_else(|| config::DEFAULT_LISTEN.into());
-    Ok(Settings { listen, config })
+    Ok(Settings { listen, config, tls })
 }
 
 fn apply_media(config: &mut config::MediaConfig, file: &config::MediaFileConfig) -> anyhow::Result<()> {

@@ -60,12 +60,19 @@ pub(crate) fn render_permits() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).max(1)
 }
 
-/// The media routes. `tracker` owns the clean-up tasks of uploads dropped midway.
-pub(crate) fn router(core: Arc<Core>, media: Arc<Media>, config: &MediaConfig, tracker: TaskTracker) -> Router {
+/// The media routes. `tls`: the server serves TLS (download URLs say `https://`). `tracker` owns the
+/// clean-up tasks of uploads dropped midway.
+pub(crate) fn router(
+    core: Arc<Core>,
+    media: Arc<Media>,
+    config: &MediaConfig,
+    tls: bool,
+    tracker: TaskTracker,
+) -> Router {
     let state = MediaState {
         core,
         media,
-        urls: Urls::new(config.public_url.as_deref()),
+        urls: Urls::new(config.public_url.as_deref(), tls),
         max_pixels: config.max_image_pixels,
         renders: Arc::new(Semaphore::new(render_permits())),
         tracker,
@@ -146,15 +153,19 @@ fn internal(e: impl std::fmt::Display) -> Failure {
 /// Where download URLs point. URLs are never stored: they are built whenever an answer or a message
 /// carries them, from `[media] public_url`, or without it from the `Host` of the request being answered
 /// (the uploader's own upload, the sender's own send), so a forged `Host` only ever reaches the messages
-/// of the client that forged it.
-#[derive(Debug, Clone, Default)]
+/// of the client that forged it, over `https://` when the server serves TLS itself.
+#[derive(Debug, Clone)]
 pub(crate) struct Urls {
     public_url: Option<Arc<str>>,
+    /// The scheme of URLs built from `Host`: the server's own.
+    scheme: &'static str,
 }
 
 impl Urls {
-    pub(crate) fn new(public_url: Option<&str>) -> Urls {
-        Urls { public_url: public_url.map(|u| u.trim_end_matches('/').into()) }
+    /// `tls`: whether this server serves TLS itself.
+    pub(crate) fn new(public_url: Option<&str>, tls: bool) -> Urls {
+        let scheme = if tls { "https" } else { "http" };
+        Urls { public_url: public_url.map(|u| u.trim_end_matches('/').into()), scheme }
     }
 
     /// `scheme://authority` of the URLs given in answer to a request with this `Host` (or, over
@@ -169,7 +180,7 @@ impl Urls {
             .or_else(|| uri.authority().map(|a| a.as_str()))
             .filter(|h| is_authority(h))
             .unwrap_or("localhost");
-        format!("http://{host}")
+        format!("{}://{host}", self.scheme)
     }
 }
 

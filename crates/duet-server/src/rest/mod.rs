@@ -35,9 +35,10 @@ struct RestState {
 }
 
 /// The REST router: every path lands in [`dispatch`], so unknown paths get Tencent's error body.
-/// `media_public_url` is `[media] public_url`, the base of the download URLs put in messages.
-pub fn router(core: Arc<Core>, media_public_url: Option<&str>) -> Router {
-    let state = RestState { core, urls: crate::media::Urls::new(media_public_url) };
+/// `media_public_url` is `[media] public_url`, the base of the download URLs put in messages; without
+/// it they are built from the request's `Host`, with `https://` when `tls` (the server serves TLS).
+pub fn router(core: Arc<Core>, media_public_url: Option<&str>, tls: bool) -> Router {
+    let state = RestState { core, urls: crate::media::Urls::new(media_public_url, tls) };
     Router::new().fallback(dispatch).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)).with_state(state)
 }
 
