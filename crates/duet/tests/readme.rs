@@ -11,10 +11,7 @@ fn readme() -> String {
 fn env_vars(args: &[&str]) -> Vec<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_duet")).args(args).arg("--help").output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
-    help.split("[env: ")
-        .skip(1)
-        .map(|rest| rest.split(['=', ']']).next().unwrap().to_owned())
-        .collect()
+    help.split("[env: ").skip(1).map(|rest| rest.split(['=', ']']).next().unwrap().to_owned()).collect()
 }
 
 #[test]
