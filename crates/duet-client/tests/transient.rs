@@ -22,6 +22,7 @@ async fn transient_clients_on_the_devices_platform_log_no_device_out() {
     assert_eq!(next_message(&mut device_events).await.text(), "from a script");
     assert_eq!(next_message(&mut live_events).await.text(), "from a script");
 
+    server.clock.advance_secs(1); // history is in time order; within a second, in MsgSeq order
     let r = server
         .rest(
             "openim/sendmsg",
