@@ -83,6 +83,8 @@ pub async fn login(ws: &mut Ws, user: &str, usersig: &str, device: &str) -> Resu
         usersig: usersig.to_owned(),
         platform: Platform::Linux,
         device: device.to_owned(),
+        transient: false,
+        live: false,
     };
     ws.send(WsMessage::Text(encode(&frame).into())).await.map_err(|e| BenchError::Connect(format!("{user}: {e}")))?;
     loop {

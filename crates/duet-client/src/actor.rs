@@ -27,6 +27,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::Error;
 use crate::backoff::Backoff;
+use crate::config::SessionKind;
 use crate::event::{ConnectionState, Event};
 use crate::friends::{FriendRequests, RelationAnswer, RelationRequest};
 use crate::history::{Coverage, Held, Position};
@@ -70,6 +71,7 @@ pub(crate) struct Settings {
     pub(crate) usersig: String,
     pub(crate) platform: Platform,
     pub(crate) device: String,
+    pub(crate) session: SessionKind,
     pub(crate) request_timeout: Duration,
     pub(crate) heartbeat: Duration,
     /// For `wss://` (`tls`).
@@ -385,6 +387,8 @@ impl Actor {
             usersig: self.settings.usersig.clone(),
             platform: self.settings.platform,
             device: self.settings.device.clone(),
+            transient: matches!(self.settings.session, SessionKind::Transient { .. }),
+            live: matches!(self.settings.session, SessionKind::Transient { live: true }),
         };
         s.inflight
             .insert(id, InFlight { what: Pending::Login, deadline: Instant::now() + self.settings.request_timeout });
@@ -500,7 +504,12 @@ impl Actor {
                     let _ = reply.send(Ok(Vec::new()));
                     return Ok(());
                 }
-                match self.local_page(&peer, count, before.clone()).await {
+                // A transient client without pushes cannot know what arrived since its catch-up: it asks.
+                let local = match self.settings.session {
+                    SessionKind::Transient { live: false } => Ok(None),
+                    _ => self.local_page(&peer, count, before.clone()).await,
+                };
+                match local {
                     Ok(Some(page)) => {
                         tracing::debug!(%peer, count, n = page.len(), "history answered locally");
                         let _ = reply.send(Ok(page));

@@ -18,6 +18,24 @@ pub enum LocalStoreConfig {
     Sqlite(PathBuf),
 }
 
+/// What this client is to the server's multi-device policy (`docs/protocol.md`, *Transient sessions*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionKind {
+    /// One of the user's devices (the default): it takes a slot of the server's multi-device policy (a
+    /// device beyond it kicks the earliest of its group), makes the user Online and gets every push.
+    #[default]
+    Device,
+    /// A tool beside the user's devices (a one-shot command, a script): it kicks no one and no login kicks
+    /// it (the admin's kick still does), and it leaves the user's online status alone. Without `live` the
+    /// server pushes it nothing: it sees only what it asks for (its catch-up after login included), so it
+    /// raises no live [`Event::NewMessage`](crate::Event::NewMessage), and its history requests always go
+    /// to the server (its local store cannot know what arrived since). With `live` it gets the pushes.
+    Transient {
+        /// Receive the user's pushes (new messages, read marks, relation events) as a device does.
+        live: bool,
+    },
+}
+
 /// How to reach the server and behave on the connection.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -34,6 +52,8 @@ pub struct ClientConfig {
     pub device: Option<String>,
     /// Where the cursor, messages and conversations are kept.
     pub store: LocalStoreConfig,
+    /// A device, or a transient session beside the user's devices.
+    pub session: SessionKind,
     /// How long a request may take, including waiting for a connection.
     pub request_timeout: Duration,
     /// How often to send `ping` while connected.
@@ -48,8 +68,8 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// A configuration with the defaults: platform `Linux`, a random device id, an in-memory store,
-    /// 15 s request timeout, 30 s heartbeat, reconnecting after 100 ms doubling up to 10 s.
+    /// A configuration with the defaults: platform `Linux`, a device session, a random device id, an
+    /// in-memory store, 15 s request timeout, 30 s heartbeat, reconnecting after 100 ms doubling up to 10 s.
     pub fn new(server: impl Into<String>, user: impl Into<String>, usersig: impl Into<String>) -> ClientConfig {
         ClientConfig {
             server: server.into(),
@@ -58,6 +78,7 @@ impl ClientConfig {
             platform: Platform::Linux,
             device: None,
             store: LocalStoreConfig::Memory,
+            session: SessionKind::Device,
             request_timeout: Duration::from_secs(15),
             heartbeat: Duration::from_secs(30),
             reconnect_min: Duration::from_millis(100),
@@ -75,6 +96,12 @@ impl ClientConfig {
     /// The same configuration with another local store.
     pub fn store(mut self, store: LocalStoreConfig) -> ClientConfig {
         self.store = store;
+        self
+    }
+
+    /// The same configuration as another kind of session.
+    pub fn session(mut self, session: SessionKind) -> ClientConfig {
+        self.session = session;
         self
     }
 

@@ -61,7 +61,7 @@ use tokio::time::Instant;
 
 use crate::actor::{Actor, Command, Reply, Settings};
 use crate::backoff::Backoff;
-pub use crate::config::{ClientConfig, LocalStoreConfig};
+pub use crate::config::{ClientConfig, LocalStoreConfig, SessionKind};
 pub use crate::error::Error;
 pub use crate::event::{ConnectionState, Event, Events};
 pub use crate::friends::{
@@ -139,6 +139,7 @@ impl Client {
             usersig: config.usersig.clone(),
             platform: config.platform,
             device: device.clone(),
+            session: config.session,
             request_timeout: config.request_timeout,
             heartbeat: config.heartbeat,
             tls,

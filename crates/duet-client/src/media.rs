@@ -1,6 +1,7 @@
 //! Rich media: [`Client::create_image_message`] and its siblings upload a file to the server's
 //! `/v1/media` (streamed from disk, never read whole into memory, with a progress callback) and return
-//! the element to pass to [`Client::send_message`]; [`Client::download`] fetches a file to disk.
+//! the element to pass to [`Client::send_message`]; [`Client::download`] fetches a file to disk, and so
+//! does [`download`] without a `Client` (no WebSocket, no login).
 //!
 //! Uploads and downloads are plain HTTP beside the WebSocket, authenticated with the client's UserSig
 //! (`Authorization: Basic`); they work whether or not the connection is up. The server measures images
@@ -16,7 +17,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
-use crate::{Client, Error};
+use crate::{Client, ClientConfig, Error};
 
 /// Tencent's "download from the URL" flag.
 const DOWNLOAD_FROM_URL: u64 = 2;
@@ -227,7 +228,30 @@ impl Client {
         dest: impl AsRef<Path>,
         progress: impl Fn(u64, u64) + Send + Sync + 'static,
     ) -> Result<u64, Error> {
-        let http = self.http();
+        self.http().download(what, dest.as_ref(), progress).await
+    }
+}
+
+/// [`Client::download`] without a client: one authenticated HTTP request as `config`'s user, with no
+/// WebSocket and no login (so it logs no device out, and registers no account).
+pub async fn download(
+    config: &ClientConfig,
+    what: &str,
+    dest: impl AsRef<Path>,
+    progress: impl Fn(u64, u64) + Send + Sync + 'static,
+) -> Result<u64, Error> {
+    let tls = crate::tls::client_config(config.extra_ca_pem.as_deref()).await?;
+    Http::new(&config.server, &config.user, &config.usersig, &tls)?.download(what, dest.as_ref(), progress).await
+}
+
+impl Http {
+    async fn download(
+        &self,
+        what: &str,
+        dest: &Path,
+        progress: impl Fn(u64, u64) + Send + Sync + 'static,
+    ) -> Result<u64, Error> {
+        let http = self;
         let url = if what.contains("://") {
             what.to_owned()
         } else {
@@ -246,7 +270,6 @@ impl Client {
             return Err(refusal(status, &body));
         }
         let total = resp.content_length().unwrap_or(0);
-        let dest = dest.as_ref();
         let mut part = dest.as_os_str().to_owned();
         part.push(".part");
         let part = std::path::PathBuf::from(part);

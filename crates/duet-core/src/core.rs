@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Error;
 use crate::clock::Clock;
-use crate::hub::{Hub, KickReason, LoginPolicy, Presence, Push, Session};
+use crate::hub::{Hub, KickReason, LoginPolicy, Presence, Push, Session, SessionKind};
 use crate::media::Media;
 use crate::model::{
     ConversationView, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount, Outgoing,
@@ -224,14 +224,15 @@ impl Core {
 
     // ---- device sessions ---------------------------------------------------------------------------
 
-    /// Logs a device in: checks the UserSig, registers the user on first login, and applies the
-    /// multi-device policy (kicking what it no longer allows).
+    /// Logs a session in: checks the UserSig, registers the user on first login, and, for a device,
+    /// applies the multi-device policy (kicking what it no longer allows; see [`SessionKind`]).
     pub async fn login(
         &self,
         user: &str,
         usersig: &str,
         platform: Platform,
         device: &str,
+        kind: SessionKind,
     ) -> Result<LoggedIn, LoginError> {
         let claims = self.authenticate(user, usersig)?;
         let latest = match self.store.latest_seq(user.to_owned()).await.map_err(Error::from)? {
@@ -243,7 +244,7 @@ impl Core {
                 0
             }
         };
-        let session = self.hub.register(self.config.login_policy, user, platform, device);
+        let session = self.hub.register(self.config.login_policy, user, platform, device, kind);
         Ok(LoggedIn { session, claims, latest })
     }
 
@@ -252,10 +253,12 @@ impl Core {
         self.hub.unregister(session, Some(self.clock.now_secs()));
     }
 
-    /// The device logged out.
+    /// The session logged out; a device's logout ends the user's `PushOnline` state.
     pub fn logout(&self, session: &Session) {
         self.hub.unregister(session, None);
-        if !matches!(self.hub.presence(&session.user, self.clock.now_secs()), Presence::Online(_)) {
+        if session.kind == SessionKind::Device
+            && !matches!(self.hub.presence(&session.user, self.clock.now_secs()), Presence::Online(_))
+        {
             self.hub.clear_push_online(&session.user);
         }
     }

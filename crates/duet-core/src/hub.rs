@@ -6,7 +6,9 @@
 //! slow reader never stalls a sender or anyone else.
 //!
 //! The multi-device policy ([`MultiLogin`]) decides which sessions may coexist; a login beyond it kicks
-//! the earliest session of the same group.
+//! the earliest session of the same group. A [`SessionKind::Transient`] session (a one-shot tool beside
+//! the user's devices) stands outside the policy: it takes no slot, kicks no one, is kicked only by the
+//! admin (or the account's deletion), leaves the user's presence alone, and gets pushes only when `live`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +66,28 @@ impl LoginPolicy {
     }
 }
 
+/// What a session is to the multi-device policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionKind {
+    /// One of the user's devices: takes a slot of the policy (kicking what no longer fits), makes the
+    /// user Online, receives every push.
+    #[default]
+    Device,
+    /// Beside the devices: no slot, no kick either way, no presence; pushes only when `live`.
+    Transient { live: bool },
+}
+
+impl SessionKind {
+    fn is_device(self) -> bool {
+        self == SessionKind::Device
+    }
+
+    /// Whether pushes (entries, relation events) go to this session.
+    fn pushed(self) -> bool {
+        !matches!(self, SessionKind::Transient { live: false })
+    }
+}
+
 /// A sync-log entry on its way to a user's devices, encoded for the wire at most once however many
 /// devices receive it.
 #[derive(Debug)]
@@ -100,6 +124,7 @@ pub struct Session {
     pub id: u64,
     pub user: String,
     pub platform: Platform,
+    pub kind: SessionKind,
     pub events: mpsc::Receiver<Outbound>,
 }
 
@@ -107,6 +132,7 @@ struct Slot {
     id: u64,
     platform: Platform,
     device: String,
+    kind: SessionKind,
     tx: mpsc::Sender<Outbound>,
 }
 
@@ -129,23 +155,36 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Registers a session for `user` on `device`; kicks what the policy no longer allows.
-    pub fn register(&self, policy: LoginPolicy, user: &str, platform: Platform, device: &str) -> Session {
+    /// Registers a session for `user` on `device`; a device kicks what the policy no longer allows, a
+    /// transient session nothing.
+    pub fn register(
+        &self,
+        policy: LoginPolicy,
+        user: &str,
+        platform: Platform,
+        device: &str,
+        kind: SessionKind,
+    ) -> Session {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, events) = mpsc::channel(SESSION_QUEUE);
-        let group = policy.group(platform);
         let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let slots = all.entry(user.to_owned()).or_default();
+        if !kind.is_device() {
+            slots.push(Slot { id, platform, device: device.to_owned(), kind, tx });
+            return Session { id, user: user.to_owned(), platform, kind, events };
+        }
+        let group = policy.group(platform);
         // The same device again: the old connection is stale.
         slots.retain(|s| {
-            let same = s.device == device;
+            let same = s.kind.is_device() && s.device == device;
             if same {
                 let _ = s.tx.try_send(Outbound::Kicked(KickReason::Replaced));
             }
             !same
         });
         // Oldest first; keep `instances - 1` of the group so the new one fits.
-        let in_group: Vec<u64> = slots.iter().filter(|s| policy.group(s.platform) == group).map(|s| s.id).collect();
+        let in_group: Vec<u64> =
+            slots.iter().filter(|s| s.kind.is_device() && policy.group(s.platform) == group).map(|s| s.id).collect();
         let excess = (in_group.len() + 1).saturating_sub(policy.instances.max(1));
         let kicked: Vec<u64> = in_group.into_iter().take(excess).collect();
         slots.retain(|s| {
@@ -155,13 +194,14 @@ impl Hub {
             }
             !kick
         });
-        slots.push(Slot { id, platform, device: device.to_owned(), tx });
+        slots.push(Slot { id, platform, device: device.to_owned(), kind, tx });
         drop(all);
         self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
-        Session { id, user: user.to_owned(), platform, events }
+        Session { id, user: user.to_owned(), platform, kind, events }
     }
 
-    /// Removes a session. `push_online_at`: the connection dropped without a logout at this time.
+    /// Removes a session. `push_online_at`: the connection dropped without a logout at this time (a mobile
+    /// device that was the user's last device leaves the user `PushOnline`).
     pub fn unregister(&self, session: &Session, push_online_at: Option<i64>) {
         let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let Some(slots) = all.get_mut(&session.user) else {
@@ -170,12 +210,13 @@ impl Hub {
         let before = slots.len();
         slots.retain(|s| s.id != session.id);
         let removed = slots.len() < before;
-        let now_empty = slots.is_empty();
-        if now_empty {
+        let no_device = !slots.iter().any(|s| s.kind.is_device());
+        if slots.is_empty() {
             all.remove(&session.user);
         }
         drop(all);
-        if let (true, true, Some(at), true) = (removed, now_empty, push_online_at, session.platform.is_mobile()) {
+        let mobile_device = session.kind.is_device() && session.platform.is_mobile();
+        if let (true, true, Some(at), true) = (removed, no_device, push_online_at, mobile_device) {
             let mut push_online = self.push_online.lock().unwrap_or_else(|e| e.into_inner());
             push_online.insert(session.user.clone(), (session.platform, at));
         }
@@ -185,13 +226,16 @@ impl Hub {
     pub fn deliver(&self, user: &str, push: Arc<Push>) {
         let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let Some(slots) = all.get_mut(user) else { return };
-        slots.retain(|s| match s.tx.try_send(Outbound::Entry(push.clone())) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::info!(user, session = s.id, "session cannot keep up; dropping it, it will resync");
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        slots.retain(|s| {
+            !s.kind.pushed()
+                || match s.tx.try_send(Outbound::Entry(push.clone())) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::info!(user, session = s.id, "session cannot keep up; dropping it, it will resync");
+                        false
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                }
         });
         if slots.is_empty() {
             all.remove(user);
@@ -203,20 +247,23 @@ impl Hub {
     pub fn notify(&self, user: &str, event: Outbound) {
         let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let Some(slots) = all.get_mut(user) else { return };
-        slots.retain(|s| match s.tx.try_send(event.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::info!(user, session = s.id, "session cannot keep up; dropping it, it will resync");
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        slots.retain(|s| {
+            !s.kind.pushed()
+                || match s.tx.try_send(event.clone()) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::info!(user, session = s.id, "session cannot keep up; dropping it, it will resync");
+                        false
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                }
         });
         if slots.is_empty() {
             all.remove(user);
         }
     }
 
-    /// Logs out every session of `user`.
+    /// Logs out every session of `user`, transient ones included.
     pub fn kick_all(&self, user: &str, reason: KickReason) {
         let slots = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(user).unwrap_or_default();
         for s in slots {
@@ -225,16 +272,17 @@ impl Hub {
         self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
     }
 
-    /// Forgets a `PushOnline` state (after a logout).
+    /// Forgets a `PushOnline` state (after a device's logout).
     pub fn clear_push_online(&self, user: &str) {
         self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
     }
 
     pub fn presence(&self, user: &str, now: i64) -> Presence {
-        if let Some(slots) = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(user)
-            && !slots.is_empty()
-        {
-            return Presence::Online(slots.iter().map(|s| s.platform).collect());
+        if let Some(slots) = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(user) {
+            let devices: Vec<Platform> = slots.iter().filter(|s| s.kind.is_device()).map(|s| s.platform).collect();
+            if !devices.is_empty() {
+                return Presence::Online(devices);
+            }
         }
         match self.push_online.lock().unwrap_or_else(|e| e.into_inner()).get(user) {
             Some((platform, at)) if now - at < PUSH_ONLINE_SECS => Presence::PushOnline(*platform),

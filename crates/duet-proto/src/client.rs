@@ -100,6 +100,15 @@ pub enum ClientFrame {
         platform: Platform,
         /// A stable id of this device (an installation), chosen by the client.
         device: String,
+        /// A transient session (a one-shot tool beside the user's devices): it takes no slot of the
+        /// multi-device policy, kicks no one and is not kicked by another login, and leaves the user's
+        /// online status alone. Older clients omit it (`false`: a device).
+        #[serde(default, skip_serializing_if = "is_false")]
+        transient: bool,
+        /// With `transient`: receive the user's pushes (`entry`, `relation`) as a device does. A transient
+        /// session without it gets only answers (and a kick by the admin); a device always gets pushes.
+        #[serde(default, skip_serializing_if = "is_false")]
+        live: bool,
     },
     /// Pull the user's sync log after `after`.
     Sync {
@@ -466,11 +475,18 @@ mod tests {
             usersig: "sig".into(),
             platform: Platform::IPhone,
             device: "d1".into(),
+            transient: false,
+            live: false,
         };
         assert_eq!(
             serde_json::to_string(&login).unwrap(),
             r#"{"op":"login","id":1,"protocol":1,"user":"bob","usersig":"sig","platform":"iPhone","device":"d1"}"#
         );
+        let transient: ClientFrame = serde_json::from_str(
+            r#"{"op":"login","id":1,"protocol":1,"user":"bob","usersig":"sig","platform":"Linux","device":"d","transient":true}"#,
+        )
+        .unwrap();
+        assert!(matches!(transient, ClientFrame::Login { transient: true, live: false, .. }), "{transient:?}");
         let entry: ServerFrame =
             serde_json::from_str(r#"{"op":"entry","entry":{"kind":"read","seq":7,"peer":"alice","time":1700000000}}"#)
                 .unwrap();

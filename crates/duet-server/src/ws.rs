@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use duet_core::hub::{KickReason, Outbound, Session};
+use duet_core::hub::{KickReason, Outbound, Session, SessionKind};
 use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, Outgoing, SenderCopy, StoredMessage};
 use duet_core::relations::Permit;
 use duet_core::usersig::Claims;
@@ -105,14 +105,15 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Option<(Session, Clai
         WsMessage::Text(t) => t,
         _ => return None,
     };
-    let (id, user, usersig, platform, device) = match serde_json::from_str::<ClientFrame>(&text) {
-        Ok(ClientFrame::Login { id, protocol, user, usersig, platform, device }) => {
+    let (id, user, usersig, platform, device, kind) = match serde_json::from_str::<ClientFrame>(&text) {
+        Ok(ClientFrame::Login { id, protocol, user, usersig, platform, device, transient, live }) => {
             if protocol != PROTOCOL_VERSION {
                 let info = format!("protocol {protocol} is not supported; this server speaks {PROTOCOL_VERSION}");
                 send(socket, &error(id, client::code::UNSUPPORTED_PROTOCOL, info)).await;
                 return None;
             }
-            (id, user, usersig, platform, device)
+            let kind = if transient { SessionKind::Transient { live } } else { SessionKind::Device };
+            (id, user, usersig, platform, device, kind)
         }
         Ok(other) => {
             send(socket, &error(request_id(&other), client::code::NOT_LOGGED_IN, "log in first")).await;
@@ -127,7 +128,7 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Option<(Session, Clai
         send(socket, &error(id, client::code::INVALID_USER_ID, why)).await;
         return None;
     }
-    match state.core.login(&user, &usersig, platform_to_model(platform), &device).await {
+    match state.core.login(&user, &usersig, platform_to_model(platform), &device, kind).await {
         Ok(ok) => {
             let reply = ServerFrame::LoggedIn { id, user, server_time: state.core.clock().now_ms(), latest: ok.latest };
             send(socket, &reply).await.then_some((ok.session, ok.claims))

@@ -2,17 +2,23 @@
 //! `send`, `history` and `conversations` do one thing and print JSON; `chat` is an interactive session
 //! with one peer. `send --image/--file/--sound/--video` uploads with a progress bar first; `fetch`
 //! downloads a message's media to a file.
+//!
+//! Only `listen` logs in as a device of the user. The one-shot commands log in as transient sessions
+//! (`docs/protocol.md`, *Transient sessions*), `chat` as a live one, and `fetch` does not log in at all
+//! (one HTTP download): none of them logs out the user's `listen`, app or other terminals.
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use duet_client::{
-    Client, ClientConfig, Conversation, Event, Events, LocalStoreConfig, Message, MsgElem, Platform, SendOptions, elems,
+    Client, ClientConfig, ConnectionState, Conversation, Event, Events, LocalStoreConfig, Message, MsgElem, Platform,
+    SendOptions, SessionKind, elems,
 };
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::{Failure, usage};
 
 #[derive(Args, Debug)]
 pub struct ClientArgs {
@@ -43,7 +49,8 @@ pub struct ClientArgs {
 
 #[derive(Subcommand, Debug)]
 enum ClientCommand {
-    /// Print every event as one JSON line: offline messages, conversations, sync complete, live messages
+    /// Print every event as one JSON line: offline messages, conversations, sync complete, live messages.
+    /// The one command that logs in as a device of the user (the multi-device policy applies to it)
     Listen,
     /// Send one message and print the server's answer
     Send(Box<SendArgs>),
@@ -59,12 +66,13 @@ enum ClientCommand {
     },
     /// Print the recent contacts, latest first, one JSON line each
     Conversations,
-    /// Chat with a peer in the terminal: type a line to send it, Ctrl-D to quit
+    /// Chat with a peer in the terminal: type a line to send it, Ctrl-D to quit. What is shown is marked read
     Chat {
         #[arg(long)]
         peer: String,
     },
-    /// Download a message's media (its URL, or an upload's UUID, optionally with /large or /thumb) to a file
+    /// Download a message's media (its URL, or an upload's UUID, optionally with /large or /thumb) to a file.
+    /// Plain HTTP: no login
     Fetch {
         /// The URL from a message element, or a UUID
         what: String,
@@ -130,11 +138,18 @@ impl SendArgs {
     }
 }
 
-pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
-    let platform = Platform::from_name(&args.platform).with_context(|| {
-        format!("unknown platform {:?}; use iPhone, Android, iPad, PC, Mac, Linux or Web", args.platform)
-    })?;
-    let mut config = ClientConfig::new(&args.server, &args.user, &args.usersig).platform(platform);
+pub async fn run(args: ClientArgs) -> Result<(), Failure> {
+    let platform = Platform::from_name(&args.platform)
+        .ok_or_else(|| {
+            anyhow!("unknown platform {:?}; use iPhone, Android, iPad, PC, Mac, Linux or Web", args.platform)
+        })
+        .map_err(usage)?;
+    let session = match &args.command {
+        ClientCommand::Listen => SessionKind::Device,
+        ClientCommand::Chat { .. } => SessionKind::Transient { live: true },
+        _ => SessionKind::Transient { live: false },
+    };
+    let mut config = ClientConfig::new(&args.server, &args.user, &args.usersig).platform(platform).session(session);
     if let Some(device) = &args.device {
         config = config.device(device.clone());
     }
@@ -146,7 +161,8 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         config = config.trust_ca_pem(pem);
     }
     let elems = match &args.command {
-        ClientCommand::Send(send) => send_elems(send)?,
+        ClientCommand::Send(send) => send_elems(send).map_err(usage)?,
+        ClientCommand::Fetch { what, output } => return Ok(fetch(&config, what, output).await?),
         _ => Vec::new(),
     };
     let (client, events) = Client::connect(config).await.context("connecting")?;
@@ -154,17 +170,20 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         ClientCommand::Listen => listen(events).await,
         ClientCommand::Send(send) => {
             let mut elems = elems;
-            elems.extend(upload_media(&client, &send).await?);
+            let uploaded = upload_media(&client, &send).await?;
+            let uploads: Vec<Value> = uploaded.iter().flat_map(upload_json).collect();
+            elems.extend(uploaded);
             let opts = SendOptions {
                 cloud_custom_data: send.cloud_custom_data,
                 online_only: send.online_only,
                 ..SendOptions::default()
             };
             let sent = client.send_message(&send.to, elems, opts).await.context("sending")?;
-            println!(
-                "{}",
-                json!({"msg_key": sent.msg_key, "seq": sent.seq, "random": sent.random, "time": sent.time, "conv_seq": sent.conv_seq})
-            );
+            let mut out = json!({"msg_key": sent.msg_key, "seq": sent.seq, "random": sent.random, "time": sent.time, "conv_seq": sent.conv_seq});
+            if !uploads.is_empty() {
+                out["uploads"] = Value::Array(uploads);
+            }
+            println!("{out}");
             Ok(())
         }
         ClientCommand::History { peer, count, before } => {
@@ -180,16 +199,40 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             Ok(())
         }
         ClientCommand::Chat { peer } => chat(&client, events, &peer).await,
-        ClientCommand::Fetch { what, output } => {
-            let bar = progress_bar(&format!("downloading {what}"));
-            let size = client.download(&what, &output, progress(&bar)).await.context("downloading")?;
-            bar.finish_and_clear();
-            println!("{}", json!({"file": output.display().to_string(), "size": size}));
-            Ok(())
-        }
+        ClientCommand::Fetch { .. } => unreachable!("fetch returned above, without logging in"),
     };
     let _ = client.logout().await;
-    result
+    Ok(result?)
+}
+
+/// `fetch`: one authenticated HTTP download, no login.
+async fn fetch(config: &ClientConfig, what: &str, output: &std::path::Path) -> anyhow::Result<()> {
+    let bar = progress_bar(&format!("downloading {what}"));
+    let size = duet_client::media::download(config, what, output, progress(&bar)).await.context("downloading")?;
+    bar.finish_and_clear();
+    println!("{}", json!({"file": output.display().to_string(), "size": size}));
+    Ok(())
+}
+
+/// What `send` prints of an uploaded element: its type, UUID and URL (a video's thumbnail is an image).
+fn upload_json(elem: &MsgElem) -> Vec<Value> {
+    let one = |kind: &str, uuid: &str, url: &str| json!({"type": kind, "uuid": uuid, "url": url});
+    match elem {
+        MsgElem::Image(i) => {
+            let original = i.image_info_array.iter().find(|info| info.kind == 1).or(i.image_info_array.first());
+            vec![one("image", &i.uuid, original.map_or("", |o| o.url.as_str()))]
+        }
+        MsgElem::Sound(s) => vec![one("sound", &s.uuid, &s.url)],
+        MsgElem::File(f) => vec![one("file", &f.uuid, &f.url)],
+        MsgElem::Video(v) => {
+            let mut out = vec![one("video", &v.video_uuid, &v.video_url)];
+            if !v.thumb_uuid.is_empty() {
+                out.push(one("image", &v.thumb_uuid, &v.thumb_url));
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
 }
 
 fn send_elems(send: &SendArgs) -> anyhow::Result<Vec<MsgElem>> {
@@ -292,41 +335,126 @@ async fn chat(client: &Client, mut events: Events, peer: &str) -> anyhow::Result
     for m in &recent {
         println!("{}", chat_line(m));
     }
+    if recent.iter().any(|m| m.from == peer) {
+        mark_read(client, peer).await;
+    }
     // The catch-up after login raises offline messages again as new messages: show each once.
     let mut shown: std::collections::HashSet<String> = recent.into_iter().map(|m| m.msg_key).collect();
     eprintln!("-- chatting with {peer}; type a message and Enter to send, Ctrl-D to quit");
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut lines = stdin_lines();
+    let mut lost = false;
     loop {
         tokio::select! {
-            line = lines.next_line() => match line? {
+            line = lines.recv() => match line {
                 None => return Ok(()),
-                Some(line) if line.trim().is_empty() => {}
-                Some(line) => {
+                Some(Err(e)) => return Err(e).context("reading the terminal"),
+                Some(Ok(line)) if line.trim().is_empty() => {}
+                Some(Ok(line)) => {
                     let sent = client.send_text(peer, &line).await.context("sending")?;
                     println!("[{}] {}: {}", clock(sent.time), client.user(), line);
                 }
             },
             event = events.recv() => match event {
-                None => return Ok(()),
+                None => bail!("the session ended"),
                 Some(Event::NewMessage(m)) if m.peer(client.user()) == peer => {
                     if shown.insert(m.msg_key.clone()) {
                         println!("{}", chat_line(&m));
+                        if m.from == peer {
+                            mark_read(client, peer).await;
+                        }
                     }
                 }
                 Some(Event::Kicked { code, info }) => bail!("kicked offline ({code}): {info}"),
-                Some(Event::SigExpired) => bail!("the UserSig expired"),
-                Some(Event::Connection(state)) => eprintln!("-- {state:?}"),
+                Some(Event::SigExpired) => bail!("the UserSig expired; get a new one (`duet usersig`)"),
+                Some(Event::Connection(ConnectionState::Disconnected { reason })) => {
+                    lost = true;
+                    eprintln!("-- connection lost ({reason}); reconnecting");
+                }
+                Some(Event::Connection(ConnectionState::Connected)) if lost => {
+                    lost = false;
+                    eprintln!("-- connected again");
+                }
                 Some(_) => {}
             },
         }
     }
 }
 
+/// Marks what `peer` sent as read; a failure is told, not fatal.
+async fn mark_read(client: &Client, peer: &str) {
+    if let Err(e) = client.mark_read(peer).await {
+        eprintln!("-- could not mark the conversation read: {e}");
+    }
+}
+
+/// The terminal's lines, read on a thread of their own: a read blocked on the terminal must not keep the
+/// process from ending on a kick (Tokio's stdin reads on its blocking pool, which the runtime waits for).
+fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<std::io::Result<String>> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            let failed = line.is_err();
+            if tx.send(line).is_err() || failed {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 fn chat_line(m: &Message) -> String {
-    let text = if m.recalled { "(recalled)".to_owned() } else { m.text() };
+    let text = if m.recalled { "(recalled)".to_owned() } else { describe(&m.elems) };
     let who = if m.sender.nick.is_empty() { m.from.clone() } else { format!("{} ({})", m.sender.nick, m.from) };
     let system = if m.sender.system { " [system]" } else { "" };
     format!("[{}] {who}{system}: {text}", clock(m.time))
+}
+
+/// A message's elements as a line of text: text as it is, every other element in brackets with what
+/// identifies it (an image's size and URL, a file's name and size, ...).
+fn describe(elems: &[MsgElem]) -> String {
+    if elems.is_empty() {
+        return "(nothing this client can show)".into();
+    }
+    let link = |url: &str, uuid: &str| if url.is_empty() { format!("UUID {uuid}") } else { url.to_owned() };
+    let parts: Vec<String> = elems
+        .iter()
+        .map(|e| match e {
+            MsgElem::Text(t) => t.text.clone(),
+            MsgElem::Face(f) if f.data.is_empty() => format!("[face {}]", f.index),
+            MsgElem::Face(f) => format!("[face {} {:?}]", f.index, f.data),
+            MsgElem::Location(l) => format!("[location {:?} at {}, {}]", l.desc, l.latitude, l.longitude),
+            MsgElem::Image(i) => {
+                let original = i.image_info_array.iter().find(|info| info.kind == 1).or(i.image_info_array.first());
+                match original {
+                    Some(o) => {
+                        format!("[image {}x{}, {}: {}]", o.width, o.height, HumanBytes(o.size), link(&o.url, &i.uuid))
+                    }
+                    None => format!("[image UUID {}]", i.uuid),
+                }
+            }
+            MsgElem::Sound(s) => format!("[sound {} s, {}: {}]", s.second, HumanBytes(s.size), link(&s.url, &s.uuid)),
+            MsgElem::File(f) => {
+                let name = if f.file_name.is_empty() { "unnamed" } else { f.file_name.as_str() };
+                format!("[file {name:?}, {}: {}]", HumanBytes(f.file_size), link(&f.url, &f.uuid))
+            }
+            MsgElem::Video(v) => {
+                let thumb = if v.thumb_url.is_empty() { String::new() } else { format!(", thumbnail {}", v.thumb_url) };
+                let url = link(&v.video_url, &v.video_uuid);
+                format!("[video {} s, {}: {url}{thumb}]", v.video_second, HumanBytes(v.video_size))
+            }
+            MsgElem::Custom(c) => {
+                let mut fields = vec![format!("data {:?}", c.data)];
+                for (name, value) in [("desc", &c.desc), ("ext", &c.ext), ("sound", &c.sound)] {
+                    if !value.is_empty() {
+                        fields.push(format!("{name} {value:?}"));
+                    }
+                }
+                format!("[custom {}]", fields.join(", "))
+            }
+        })
+        .collect();
+    parts.join(" ")
 }
 
 /// `HH:MM:SS` (UTC) of a unix time.

@@ -1,16 +1,19 @@
 //! `duet`: the server binary. Parses flags, sets up logging, waits for signals; everything else lives in
-//! the library crates.
+//! the library crates. An error ends the process with one line on stderr (`error: ...`, its causes
+//! joined by `: `, never a backtrace) and status 2 for bad usage or configuration, 1 otherwise.
 
 mod client_cmd;
 mod settings;
 
+use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use duet_core::clock::{Clock, SystemClock};
 
-use crate::settings::AppArgs;
+use crate::settings::{AppArgs, KeyArgs};
 
 /// mimalloc rather than glibc's malloc: the server allocates and frees small buffers on every thread
 /// (frames, futures, statements), and glibc's arenas showed in profiles as lock waits and `_int_free`.
@@ -37,14 +40,15 @@ enum Cmd {
         #[arg(long, env = "DUET_LISTEN", hide_env = true)]
         listen: Option<String>,
     },
-    /// A terminal client: listen, send, history, conversations, chat.
+    /// A terminal client: listen, send, history, conversations, chat, fetch.
     Client(client_cmd::ClientArgs),
     /// Load-test a server (one it starts, or a running one): pairs, idle, offline, history, rest.
     Bench(duet_bench::BenchArgs),
-    /// Print a UserSig for a user of the configured app.
+    /// Print a UserSig for a user of the server's app (its key: --secret-key, or the one `serve` generated
+    /// into its data directory)
     Usersig {
         #[command(flatten)]
-        app: AppArgs,
+        key: KeyArgs,
         /// The UserID to sign for.
         #[arg(long)]
         user: String,
@@ -54,46 +58,119 @@ enum Cmd {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// Why the process ends early: the error, and the exit status.
+pub struct Failure {
+    status: u8,
+    error: anyhow::Error,
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Failure {
+        Failure { status: 1, error }
+    }
+}
+
+/// Bad usage or configuration: status 2, as for a flag clap refuses.
+pub fn usage(error: anyhow::Error) -> Failure {
+    Failure { status: 2, error }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match env_error(&e) {
+            Some(line) => {
+                eprintln!("error: {line}");
+                return ExitCode::from(2);
+            }
+            None => e.exit(),
+        },
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { status, error }) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(status)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Cmd::Serve { app, listen } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
                 )
+                .with_ansi(std::io::stdout().is_terminal())
                 .init();
-            let settings = settings::resolve(&app, listen)?;
+            let settings = settings::resolve(&app, listen).map_err(usage)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(serve(settings))
+            Ok(runtime.block_on(serve(settings))?)
         }
         Cmd::Bench(args) => {
             let exe = std::env::current_exe().context("locating the duet binary")?;
-            let report = duet_bench::run_cli(args, exe)?;
+            let report = duet_bench::run_cli(args, exe).map_err(anyhow::Error::from)?;
             if !report.passed() {
-                anyhow::bail!("the benchmark's correctness checks failed: {:?}", report.failures);
+                return Err(anyhow::anyhow!("the benchmark's correctness checks failed: {:?}", report.failures).into());
             }
             Ok(())
         }
         Cmd::Client(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(client_cmd::run(args))
+            let result = runtime.block_on(client_cmd::run(args));
+            // Nothing left is worth waiting for (a blocking read of the terminal, say).
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            result
         }
-        Cmd::Usersig { app, user, expire } => {
-            let settings = settings::resolve(&app, None)?;
-            let core = &settings.config.core;
-            let sig = duet_core::usersig::generate(
-                &core.secret_key,
-                core.sdkappid,
-                &user,
-                SystemClock.now_secs(),
-                expire,
-                None,
-            );
+        Cmd::Usersig { key, user, expire } => {
+            let (sdkappid, secret_key) = settings::app_key(&key).map_err(usage)?;
+            let sig = duet_core::usersig::generate(&secret_key, sdkappid, &user, SystemClock.now_secs(), expire, None);
             println!("{sig}");
             Ok(())
         }
     }
+}
+
+/// A refused value that came from an environment variable (not the command line), said as such:
+/// clap's own message would blame the flag the variable stands for.
+fn env_error(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(e.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+        return None;
+    }
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) =
+        (e.get(ContextKind::InvalidArg), e.get(ContextKind::InvalidValue))
+    else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let on_command_line = std::env::args_os().skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        a.strip_prefix("--")
+            .and_then(|a| a.strip_prefix(long))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+    });
+    if on_command_line {
+        return None;
+    }
+    let mut commands = vec![Cli::command()];
+    while let Some(cmd) = commands.pop() {
+        for a in cmd.get_arguments() {
+            if let (Some(l), Some(var)) = (a.get_long(), a.get_env())
+                && l == long
+                && std::env::var_os(var).is_some_and(|v| v.to_string_lossy() == *value)
+            {
+                let why = match e.get(ContextKind::ValidValue) {
+                    Some(ContextValue::Strings(valid)) => format!("expected one of {}", valid.join(", ")),
+                    _ => std::error::Error::source(e).map(ToString::to_string).unwrap_or_else(|| "invalid".into()),
+                };
+                return Some(format!("invalid value {value:?} in {}: {why}", var.to_string_lossy()));
+            }
+        }
+        commands.extend(cmd.get_subcommands().cloned());
+    }
+    None
 }
 
 async fn serve(mut settings: settings::Settings) -> anyhow::Result<()> {

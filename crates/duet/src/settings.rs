@@ -1,5 +1,7 @@
 //! Resolves the server's settings from flags, `DUET_*` environment variables and a TOML file, in that
-//! order of precedence, and generates the app's secret key on first start when none is configured.
+//! order of precedence, and generates the app's secret key on first start when none is configured (only
+//! `serve` does: `usersig` reads the key `serve` uses, and fails without one). Relative paths in the TOML
+//! file are relative to the file's directory.
 
 use std::path::{Path, PathBuf};
 
@@ -7,9 +9,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use duet_server::config::{self, BlacklistCheckName, Config, DurabilityName, FileConfig, TlsConfig};
 
+/// What names the app and its key: what `serve` and `usersig` share.
 #[derive(Args, Debug, Clone)]
-pub struct AppArgs {
-    /// TOML configuration file.
+pub struct KeyArgs {
+    /// TOML configuration file (relative paths in it are relative to its directory)
     #[arg(long, env = "DUET_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory [default: ./duet-data]
@@ -18,17 +21,26 @@ pub struct AppArgs {
     /// The app's SDKAppID [default: 1400000000]
     #[arg(long, env = "DUET_SDKAPPID")]
     sdkappid: Option<u64>,
-    /// The app's secret key (generated into the data directory when unset)
+    /// The app's secret key [default: the one `serve` generated into the data directory's secret_key file]
     #[arg(long, env = "DUET_SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
+}
+
+/// The server's flags.
+#[derive(Args, Debug, Clone)]
+pub struct AppArgs {
+    #[command(flatten)]
+    key: KeyArgs,
     /// App admin UserIDs, comma-separated [default: administrator]
     #[arg(long, env = "DUET_ADMINS", value_delimiter = ',')]
     admins: Option<Vec<String>>,
     /// `fsync` (ack after the commit is on disk; default) or `relaxed` (survives a process crash only)
     #[arg(long, env = "DUET_DURABILITY", value_parser = ["fsync", "relaxed"])]
     durability: Option<String>,
-    /// Only two-way friends may message each other from a client (Tencent's relationship check) [default: false]
-    #[arg(long, env = "DUET_FRIENDS_ONLY")]
+    /// Only two-way friends may message each other from a client (Tencent's relationship check): 1, 0,
+    /// true or false; the flag alone means true [default: false]
+    #[arg(long, env = "DUET_FRIENDS_ONLY", value_name = "BOOL", value_parser = parse_bool, num_args = 0..=1,
+          default_missing_value = "true")]
     friends_only: Option<bool>,
     /// A blacklisted sender's client send: `silent` (looks sent, dropped; default) or `report` (error 20007)
     #[arg(long, env = "DUET_BLACKLIST_CHECK", value_parser = ["silent", "report"])]
@@ -67,18 +79,85 @@ impl TlsFiles {
 /// The file holding a generated secret key, inside the data directory.
 const KEY_FILE: &str = "secret_key";
 
-pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Settings> {
-    let file = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            FileConfig::parse(&text).with_context(|| format!("parsing {}", path.display()))?
+/// A boolean as flags and environment variables take it: `1`, `0`, `true` or `false`.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err("expected 1, 0, true or false".into()),
+    }
+}
+
+/// The TOML file (its relative paths made relative to its directory), or the empty one.
+fn read_file(args: &KeyArgs) -> anyhow::Result<FileConfig> {
+    let Some(path) = &args.config else { return Ok(FileConfig::default()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut file = FileConfig::parse(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let beside = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = dir.join(&*p);
         }
-        None => FileConfig::default(),
     };
-    let data = args.data.clone().or(file.data.clone()).unwrap_or_else(|| config::DEFAULT_DATA_DIR.into());
-    let sdkappid = args.sdkappid.or(file.sdkappid).unwrap_or(config::DEFAULT_SDKAPPID);
-    let secret_key = match args.secret_key.clone().or(file.secret_key.clone()) {
+    if let Some(data) = &mut file.data {
+        beside(data);
+    }
+    if let Some(media_dir) = file.media.as_mut().and_then(|m| m.dir.as_mut()) {
+        beside(media_dir);
+    }
+    for tls_file in [&mut file.tls_cert, &mut file.tls_key].into_iter().flatten() {
+        beside(tls_file);
+    }
+    Ok(file)
+}
+
+fn data_dir(args: &KeyArgs, file: &FileConfig) -> PathBuf {
+    args.data.clone().or(file.data.clone()).unwrap_or_else(|| config::DEFAULT_DATA_DIR.into())
+}
+
+fn sdkappid(args: &KeyArgs, file: &FileConfig) -> u64 {
+    args.sdkappid.or(file.sdkappid).unwrap_or(config::DEFAULT_SDKAPPID)
+}
+
+/// The configured key: the flag's, the environment's or the file's.
+fn configured_key(args: &KeyArgs, file: &FileConfig) -> anyhow::Result<Option<String>> {
+    match args.secret_key.clone().or(file.secret_key.clone()) {
         Some(key) if key.trim().is_empty() => bail!("the secret key must not be empty"),
+        other => Ok(other),
+    }
+}
+
+/// The SDKAppID and secret key `usersig` signs with: those of the server. Never generates a key: a key
+/// made up here would sign UserSigs the server refuses (70009).
+pub fn app_key(args: &KeyArgs) -> anyhow::Result<(u64, String)> {
+    let file = read_file(args)?;
+    let key = match configured_key(args, &file)? {
+        Some(key) => key,
+        None => {
+            let data = data_dir(args, &file);
+            match stored_key(&data)? {
+                Some(key) => key,
+                None => {
+                    let path = data.join(KEY_FILE);
+                    let shown = std::path::absolute(&path).unwrap_or(path);
+                    bail!(
+                        "no secret key: {} does not exist; run this where `duet serve` runs, or name the \
+                         server's data directory with --data DIR (DUET_DATA) or its key with --secret-key KEY \
+                         (DUET_SECRET_KEY)",
+                        shown.display()
+                    )
+                }
+            }
+        }
+    };
+    Ok((sdkappid(args, &file), key))
+}
+
+pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Settings> {
+    let file = read_file(&args.key)?;
+    let data = data_dir(&args.key, &file);
+    let sdkappid = sdkappid(&args.key, &file);
+    let secret_key = match configured_key(&args.key, &file)? {
         Some(key) => key,
         None => stored_or_new_key(&data)?,
     };
@@ -180,15 +259,23 @@ fn apply_media(config: &mut config::MediaConfig, file: &config::MediaFileConfig)
     Ok(())
 }
 
-/// The key kept in the data directory, generating and saving one on first use.
-fn stored_or_new_key(data: &Path) -> anyhow::Result<String> {
+/// The key kept in the data directory, if there is one.
+fn stored_key(data: &Path) -> anyhow::Result<Option<String>> {
     let path = data.join(KEY_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(key) if !key.trim().is_empty() => return Ok(key.trim().to_owned()),
+        Ok(key) if !key.trim().is_empty() => Ok(Some(key.trim().to_owned())),
         Ok(_) => bail!("{} is empty; delete it to generate a new key", path.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// The key kept in the data directory, generating and saving one on first use.
+fn stored_or_new_key(data: &Path) -> anyhow::Result<String> {
+    if let Some(key) = stored_key(data)? {
+        return Ok(key);
+    }
+    let path = data.join(KEY_FILE);
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let bytes: [u8; 32] = rand::random();
     let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

@@ -3,9 +3,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use duet_test_support::{TestServer, text};
+use duet_test_support::{Proxy, TestServer, text};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
 fn client(server: &TestServer, user: &str, args: &[&str]) -> Command {
@@ -128,7 +128,6 @@ async fn chat_sends_typed_lines_and_prints_the_peers_messages() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert!(next_line(&mut lines).await.ends_with("alice: earlier"), "the recent history is shown first");
 
-    use tokio::io::AsyncWriteExt;
     stdin.write_all(b"hello alice\n").await.unwrap();
     let line = next_line(&mut lines).await;
     assert!(line.ends_with("bob: hello alice"), "{line}");
@@ -165,6 +164,14 @@ async fn send_uploads_images_and_files_and_fetch_writes_them_to_disk() {
     let args = ["send", "--to", "bob", "--image", png.to_str().unwrap(), "--file", doc.to_str().unwrap()];
     let out = client(&server, "alice", &args).output().await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // `send` says what it uploaded: each upload's type, UUID and URL.
+    let sent: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let uploads = sent["uploads"].as_array().unwrap_or_else(|| panic!("no uploads: {sent}"));
+    assert_eq!((uploads[0]["type"].as_str(), uploads[1]["type"].as_str()), (Some("image"), Some("file")), "{sent}");
+    for u in uploads {
+        let (uuid, url) = (u["uuid"].as_str().unwrap(), u["url"].as_str().unwrap());
+        assert_eq!(url, format!("{}/v1/media/{uuid}", server.base_url()), "{sent}");
+    }
 
     let out = client(&server, "bob", &["history", "--peer", "alice"]).output().await.unwrap();
     let msg: Value = serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap();
@@ -174,6 +181,7 @@ async fn send_uploads_images_and_files_and_fetch_writes_them_to_disk() {
     let file = &msg["body"][1]["MsgContent"];
     assert_eq!((file["FileName"].as_str(), file["FileSize"].as_u64()), (Some("doc.txt"), Some(26)), "{msg}");
 
+    assert_eq!(file["UUID"], uploads[1]["uuid"]);
     let fetched = dir.path().join("fetched.txt");
     let url = file["Url"].as_str().unwrap();
     let out = client(&server, "bob", &["fetch", url, "-o", fetched.to_str().unwrap()]).output().await.unwrap();
@@ -184,4 +192,171 @@ async fn send_uploads_images_and_files_and_fetch_writes_them_to_disk() {
     let out = client(&server, "bob", &["fetch", &what, "-o", thumb.to_str().unwrap()]).output().await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(image::image_dimensions(&thumb).unwrap(), (198, 66));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_logs_nobody_in_and_registers_no_account() {
+    let server = TestServer::spawn().await;
+    server.import(&["alice"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("doc.txt");
+    std::fs::write(&doc, "private").unwrap();
+    let out = client(&server, "alice", &["send", "--to", "alice", "--file", doc.to_str().unwrap()]).output().await;
+    assert!(out.unwrap().status.success());
+    let out = client(&server, "alice", &["history", "--peer", "alice"]).output().await.unwrap();
+    let msg: Value = serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap();
+    let uuid = msg["body"][0]["MsgContent"]["UUID"].as_str().unwrap().to_owned();
+
+    // carol, who never logged in, may not read it; asking does not make her an account.
+    let out = client(&server, "carol", &["fetch", &uuid, "-o", dir.path().join("x").to_str().unwrap()]).output().await;
+    let out = out.unwrap();
+    assert!(!out.status.success());
+    let r = server.rest("im_open_login_svc/account_check", json!({"CheckItem": [{"UserID": "carol"}]})).await;
+    assert_eq!(r["ResultItem"][0]["AccountStatus"], "NotImported", "{r}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: downloading") && stderr.contains("6006"), "{stderr}");
+}
+
+/// Spawns `chat` with a keyboard (stdin) and returns it with its screen (stdout) and stderr lines.
+fn chat(
+    server_url: &str,
+    server: &TestServer,
+    user: &str,
+    peer: &str,
+) -> (Child, tokio::process::ChildStdin, Lines<BufReader<ChildStdout>>, Lines<BufReader<tokio::process::ChildStderr>>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_duet"));
+    cmd.args(["client", "--server", server_url, "--user", user, "--usersig", &server.usersig(user)])
+        .args(["chat", "--peer", peer])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    (child, stdin, stdout, stderr)
+}
+
+async fn stderr_line(lines: &mut Lines<BufReader<tokio::process::ChildStderr>>) -> String {
+    tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("no line on stderr within 10 s")
+        .unwrap()
+        .expect("stderr ended")
+}
+
+/// The first stderr line starting with `prefix`.
+async fn stderr_until(lines: &mut Lines<BufReader<tokio::process::ChildStderr>>, prefix: &str) -> String {
+    loop {
+        let line = stderr_line(lines).await;
+        if line.starts_with(prefix) {
+            return line;
+        }
+    }
+}
+
+/// Skips stderr lines up to chat's greeting, which it prints once it showed the history and is ready.
+async fn until_ready(lines: &mut Lines<BufReader<tokio::process::ChildStderr>>) {
+    stderr_until(lines, "-- chatting with").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_shows_every_element_type_readably_and_marks_what_it_shows_read() {
+    let server = TestServer::spawn().await;
+    server.import(&["alice", "bob"]).await;
+    let elems = [
+        json!({"MsgType": "TIMFaceElem", "MsgContent": {"Index": 5, "Data": "smile"}}),
+        json!({"MsgType": "TIMLocationElem", "MsgContent": {"Desc": "the office", "Latitude": 39.9, "Longitude": 116.4}}),
+        json!({"MsgType": "TIMCustomElem", "MsgContent": {"Data": "{\"card\":1}", "Desc": "a card", "Ext": "", "Sound": ""}}),
+        json!({"MsgType": "TIMImageElem", "MsgContent": {"UUID": "ext-img", "ImageFormat": 1, "ImageInfoArray": [
+            {"Type": 1, "Size": 2048, "Width": 640, "Height": 480, "URL": "https://cdn.example/a.jpg"}]}}),
+        json!({"MsgType": "TIMFileElem", "MsgContent": {"Url": "https://cdn.example/r.pdf", "UUID": "ext-file",
+            "FileSize": 4096, "FileName": "report.pdf", "Download_Flag": 2}}),
+        json!({"MsgType": "TIMSoundElem", "MsgContent": {"Url": "https://cdn.example/v.m4a", "UUID": "ext-sound",
+            "Size": 1024, "Second": 7, "Download_Flag": 2}}),
+        json!({"MsgType": "TIMVideoFileElem", "MsgContent": {"VideoUrl": "https://cdn.example/v.mp4",
+            "VideoUUID": "ext-video", "VideoSize": 8192, "VideoSecond": 12, "VideoFormat": "mp4",
+            "ThumbUrl": "https://cdn.example/t.jpg", "ThumbUUID": "ext-thumb", "ThumbSize": 100, "ThumbWidth": 10,
+            "ThumbHeight": 10, "ThumbFormat": "JPG"}}),
+    ];
+    for (i, elem) in elems.iter().enumerate() {
+        let i = i as u32 + 1;
+        let body =
+            json!({"From_Account": "alice", "To_Account": "bob", "MsgSeq": i, "MsgRandom": i, "MsgBody": [elem]});
+        let r = server.rest("openim/sendmsg", body).await;
+        assert_eq!(r["ErrorCode"], 0, "{r}");
+    }
+    let (mut child, stdin, mut screen, mut stderr) = chat(&server.base_url(), &server, "bob", "alice");
+    let mut shown = Vec::new();
+    for _ in 0..elems.len() {
+        shown.push(next_line(&mut screen).await);
+    }
+    let expected = [
+        "alice: [face 5 \"smile\"]",
+        "alice: [location \"the office\" at 39.9, 116.4]",
+        "alice: [custom data \"{\\\"card\\\":1}\", desc \"a card\"]",
+        "alice: [image 640x480, 2.00 KiB: https://cdn.example/a.jpg]",
+        "alice: [file \"report.pdf\", 4.00 KiB: https://cdn.example/r.pdf]",
+        "alice: [sound 7 s, 1.00 KiB: https://cdn.example/v.m4a]",
+        "alice: [video 12 s, 8.00 KiB: https://cdn.example/v.mp4, thumbnail https://cdn.example/t.jpg]",
+    ];
+    for (line, want) in shown.iter().zip(expected) {
+        assert!(line.ends_with(want), "{line:?} should end with {want:?}");
+    }
+    // What chat showed is read: bob has nothing unread from alice (marked before chat says it is ready).
+    until_ready(&mut stderr).await;
+    let out = client(&server, "bob", &["conversations"]).output().await.unwrap();
+    let conv: Value = serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!((conv["peer"].as_str(), conv["unread"].as_u64()), (Some("alice"), Some(0)), "{conv}");
+
+    // A new message is shown and marked read too.
+    let r = server
+        .rest(
+            "openim/sendmsg",
+            json!({"From_Account": "alice", "To_Account": "bob", "MsgSeq": 20, "MsgRandom": 20,
+            "MsgBody": text("and now?")}),
+        )
+        .await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+    assert!(next_line(&mut screen).await.ends_with("alice: and now?"));
+    // chat takes one thing at a time: once a line typed after the message is echoed, the mark is done.
+    let mut stdin = stdin;
+    stdin.write_all(b"read it\n").await.unwrap();
+    assert!(next_line(&mut screen).await.ends_with("bob: read it"));
+    let out = client(&server, "bob", &["conversations"]).output().await.unwrap();
+    let conv: Value = serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(conv["unread"], 0, "{conv}");
+    drop(stdin);
+    assert!(tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_ends_at_once_when_kicked_without_waiting_for_a_key() {
+    let server = TestServer::spawn().await;
+    server.import(&["alice", "bob"]).await;
+    let (mut child, _keyboard, _screen, mut stderr) = chat(&server.base_url(), &server, "bob", "alice");
+    until_ready(&mut stderr).await;
+    server.clock.advance_secs(1);
+    let r = server.rest("im_open_login_svc/kick", json!({"UserID": "bob"})).await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+    // The keyboard stays open and silent: chat must end on its own.
+    let line = stderr_until(&mut stderr, "error: ").await;
+    assert!(line.starts_with("error: kicked offline (6208)"), "{line}");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("chat did not end").unwrap();
+    assert_eq!(status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_tells_a_lost_connection_at_once_and_carries_on_after_it() {
+    let server = TestServer::spawn().await;
+    server.import(&["alice", "bob"]).await;
+    let proxy = Proxy::start(server.addr).await;
+    let (_child, _keyboard, mut screen, mut stderr) = chat(&proxy.base_url(), &server, "bob", "alice");
+    until_ready(&mut stderr).await;
+    proxy.sever();
+    stderr_until(&mut stderr, "-- connection lost").await;
+    assert_eq!(stderr_line(&mut stderr).await, "-- connected again");
+    sendmsg(&server, 1, "after the break").await;
+    assert!(next_line(&mut screen).await.ends_with("alice: after the break"));
 }
