@@ -145,6 +145,23 @@ pub struct Config {
     pub media: MediaConfig,
     /// `Some`: serve `https://` and `wss://` only; `None` (default): plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// The client protocol's deadlines.
+    pub ws: WsTimeouts,
+}
+
+/// How long a WebSocket connection may stay silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsTimeouts {
+    /// From the upgrade to the `login` frame (default 10 s).
+    pub login: Duration,
+    /// Between two frames of a logged-in client (default 150 s; clients ping at least every 60 s).
+    pub idle: Duration,
+}
+
+impl Default for WsTimeouts {
+    fn default() -> WsTimeouts {
+        WsTimeouts { login: Duration::from_secs(10), idle: Duration::from_secs(150) }
+    }
 }
 
 /// Where uploads are kept and what they may be.
@@ -181,6 +198,7 @@ impl Config {
             durability: Durability::Fsync,
             purge_interval: Duration::from_secs(60),
             tls: None,
+            ws: WsTimeouts::default(),
         }
     }
 }

@@ -94,6 +94,7 @@ pub async fn run(
         tracker: tracker.clone(),
         shutdown: token.clone(),
         urls: media::Urls::new(public_url, tls),
+        timeouts: config.ws,
     };
     let app = axum::Router::new()
         .route(duet_proto::client::CONNECT_PATH, axum::routing::get(ws::connect))

@@ -5,7 +5,8 @@
 //! shutdown. Requests start in frame order and are answered as they complete (up to 64 in flight). A
 //! push is encoded once per entry however many devices get it. Each turn of the task queues its frames
 //! and whatever else is ready (answers, entries) and writes them with one flush: a send's answer and the
-//! sender's own sync entry usually leave in one syscall. `relations` serves the friend and blacklist
+//! sender's own sync entry usually leave in one syscall. Every way a connection ends is an [`End`], and
+//! the close frame says which (a code and a reason). `relations` serves the friend and blacklist
 //! requests and encodes the `relation` events.
 
 mod relations;
@@ -43,10 +44,8 @@ const WRITE_BUFFER: usize = 8 * 1024;
 
 /// A request being answered: its reply, and whether the connection ends after it.
 type Work = std::pin::Pin<Box<dyn std::future::Future<Output = (ServerFrame, Option<End>)> + Send>>;
-/// How long a new connection has to log in.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// A connection silent this long is closed (clients ping at least every 60 s).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
+/// How often a connection checks its idle time and its UserSig's expiry, at most.
+const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// What the WebSocket endpoint needs: the domain, and the owners of connection tasks.
 #[derive(Clone)]
@@ -56,6 +55,7 @@ pub(crate) struct WsState {
     pub shutdown: CancellationToken,
     /// Where the download URLs put in this connection's messages point.
     pub urls: crate::media::Urls,
+    pub timeouts: crate::config::WsTimeouts,
 }
 
 pub(crate) async fn connect(
@@ -80,77 +80,161 @@ pub(crate) async fn connect(
 async fn run(state: WsState, mut socket: WebSocket, media_base: String) {
     // The login's and each frame's handling are boxed: a future holds room for its largest state, and
     // these, inline, made every idle connection's task ~1 KB larger (6.9 KB per connection against 7.9).
-    let Some((logged_in, claims)) = Box::pin(login(&state, &mut socket)).await else {
-        let _ = socket.send(WsMessage::Close(None)).await;
-        return;
+    let (logged_in, claims) = match Box::pin(login(&state, &mut socket)).await {
+        Ok(logged_in) => logged_in,
+        Err(end) => {
+            close(&mut socket, end).await;
+            return;
+        }
     };
     let mut conn = Connection { core: state.core.clone(), socket, session: logged_in, claims, media_base };
-    let end = conn.serve(&state.shutdown).await;
+    let end = conn.serve(&state.shutdown, state.timeouts.idle).await;
     match end {
         End::Logout => conn.core.logout(&conn.session),
-        End::Dropped => conn.core.disconnect(&conn.session),
-        End::Kicked | End::Shutdown => conn.core.disconnect(&conn.session),
+        _ => conn.core.disconnect(&conn.session),
     }
-    let _ =
-        conn.socket.send(WsMessage::Close(Some(CloseFrame { code: 1000, reason: Utf8Bytes::from_static("") }))).await;
+    close(&mut conn.socket, end).await;
 }
 
-/// Waits for the `login` frame and answers it.
-async fn login(state: &WsState, socket: &mut WebSocket) -> Option<(Session, Claims)> {
-    let frame = tokio::select! {
-        () = state.shutdown.cancelled() => return None,
-        r = tokio::time::timeout(LOGIN_TIMEOUT, socket.recv()) => r.ok()??.ok()?,
+/// Closes the connection with `end`'s close code and reason (`docs/protocol.md`, *Closing*).
+async fn close(socket: &mut WebSocket, end: End) {
+    let Some((code, reason)) = end.close() else { return };
+    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+    let _ = socket.send(WsMessage::Close(Some(frame))).await;
+}
+
+/// What a read from the client that is not a text frame means for the connection: `None` for a control
+/// frame, which changes nothing.
+async fn unreadable(socket: &mut WebSocket, inbound: Option<Result<WsMessage, axum::Error>>) -> Option<End> {
+    match inbound {
+        Some(Ok(WsMessage::Text(_) | WsMessage::Ping(_) | WsMessage::Pong(_))) => None,
+        Some(Ok(WsMessage::Binary(_))) => {
+            feed(socket, &error(0, client::code::INVALID_PARAMS, "binary frames are not part of the protocol")).await;
+            Some(End::Binary)
+        }
+        Some(Err(e)) if too_big(&e) => {
+            let info = format!("a frame is at most {MAX_FRAME} bytes");
+            feed(socket, &error(0, client::code::INVALID_PARAMS, info)).await;
+            Some(End::TooBig)
+        }
+        Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => Some(End::Gone),
+    }
+}
+
+/// Whether a read failed because the frame was over [`MAX_FRAME`].
+fn too_big(e: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    let inner = std::error::Error::source(e);
+    matches!(inner.and_then(|e| e.downcast_ref::<Error>()), Some(Error::Capacity(_)))
+}
+
+/// Waits for the `login` frame and answers it; says how the connection ends when the login fails.
+async fn login(state: &WsState, socket: &mut WebSocket) -> Result<(Session, Claims), End> {
+    let inbound = tokio::select! {
+        () = state.shutdown.cancelled() => return Err(End::Shutdown),
+        r = tokio::time::timeout(state.timeouts.login, socket.recv()) => r.map_err(|_| End::NoLogin)?,
     };
-    let text = match frame {
-        WsMessage::Text(t) => t,
-        _ => return None,
+    let text = match inbound {
+        Some(Ok(WsMessage::Text(t))) => t,
+        other => {
+            let end = unreadable(socket, other).await.unwrap_or(End::Refused);
+            let _ = futures_util::SinkExt::flush(socket).await;
+            return Err(end);
+        }
     };
     let (id, user, usersig, platform, device, kind) = match serde_json::from_str::<ClientFrame>(&text) {
         Ok(ClientFrame::Login { id, protocol, user, usersig, platform, device, transient, live }) => {
             if protocol != PROTOCOL_VERSION {
                 let info = format!("protocol {protocol} is not supported; this server speaks {PROTOCOL_VERSION}");
                 send(socket, &error(id, client::code::UNSUPPORTED_PROTOCOL, info)).await;
-                return None;
+                return Err(End::Refused);
             }
             let kind = if transient { SessionKind::Transient { live } } else { SessionKind::Device };
             (id, user, usersig, platform, device, kind)
         }
         Ok(other) => {
             send(socket, &error(request_id(&other), client::code::NOT_LOGGED_IN, "log in first")).await;
-            return None;
+            return Err(End::Refused);
         }
         Err(e) => {
             send(socket, &error(0, client::code::INVALID_PARAMS, format!("not a valid login frame: {e}"))).await;
-            return None;
+            return Err(End::Refused);
         }
     };
     if let Err(why) = duet_proto::rest::validate_user_id(&user) {
         send(socket, &error(id, client::code::INVALID_USER_ID, why)).await;
-        return None;
+        return Err(End::Refused);
     }
     match state.core.login(&user, &usersig, platform_to_model(platform), &device, kind).await {
         Ok(ok) => {
             let reply = ServerFrame::LoggedIn { id, user, server_time: state.core.clock().now_ms(), latest: ok.latest };
-            send(socket, &reply).await.then_some((ok.session, ok.claims))
+            if send(socket, &reply).await {
+                Ok((ok.session, ok.claims))
+            } else {
+                state.core.disconnect(&ok.session);
+                Err(End::Gone)
+            }
         }
         Err(LoginError::Auth(e)) => {
             let e = crate::rest::error::auth(e, &user, state.core.config().sdkappid);
             send(socket, &error(id, e.code, e.info)).await;
-            None
+            Err(End::Refused)
         }
         Err(LoginError::Core(e)) => {
             tracing::error!(error = %e, "login failed");
             send(socket, &error(id, code::MSG_SERVER_INTERNAL, "internal server error, please retry")).await;
-            None
+            Err(End::Refused)
         }
     }
 }
 
+/// How a connection ends, and what its close frame says (`docs/protocol.md`, *Closing*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
+    /// `logout`.
     Logout,
-    Dropped,
+    /// The client closed the connection, or it failed: nothing left to tell.
+    Gone,
+    /// No `login` frame within the login timeout.
+    NoLogin,
+    /// The login was refused (an `error` frame said why).
+    Refused,
+    /// Nothing heard for the idle timeout.
+    Idle,
+    /// Logged out by another device or the admin (a `kicked` frame said which).
     Kicked,
+    /// The same device connected again: this connection is stale.
+    Replaced,
+    /// The UserSig expired (a `sig_expired` frame said so).
+    Expired,
+    /// The session's queue overflowed: the client read too slowly. It resyncs when it comes back.
+    TooSlow,
+    /// A binary frame (an `error` frame said so).
+    Binary,
+    /// A frame over [`MAX_FRAME`] (an `error` frame said so).
+    TooBig,
+    /// The server is shutting down.
     Shutdown,
+}
+
+impl End {
+    /// The close frame's code and reason; `None` when the connection is gone already.
+    fn close(self) -> Option<(u16, &'static str)> {
+        Some(match self {
+            End::Gone => return None,
+            End::Logout => (1000, "logged out"),
+            End::Shutdown => (1001, "the server is shutting down"),
+            End::Binary => (1003, "binary frames are not part of the protocol"),
+            End::Refused => (1008, "login refused"),
+            End::TooBig => (1009, "frame too large"),
+            End::Idle => (4000, "idle: no frame within the idle timeout"),
+            End::NoLogin => (4000, "idle: no login frame within the login timeout"),
+            End::Kicked => (4001, "kicked"),
+            End::Replaced => (4001, "replaced by a newer connection of this device"),
+            End::Expired => (4002, "usersig expired"),
+            End::TooSlow => (4003, "too slow: the connection could not keep up; resync from the cursor"),
+        })
+    }
 }
 
 struct Connection {
@@ -163,8 +247,8 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(&mut self, shutdown: &CancellationToken) -> End {
-        let mut heartbeat = tokio::time::interval(Duration::from_secs(15));
+    async fn serve(&mut self, shutdown: &CancellationToken, idle: Duration) -> End {
+        let mut heartbeat = tokio::time::interval(HEARTBEAT.min(idle / 10));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = tokio::time::Instant::now();
         // Requests being answered. A request's work starts (and a send enters the writer's queue) in the order
@@ -177,7 +261,7 @@ impl Connection {
             let step = tokio::select! {
                 () = shutdown.cancelled() => Some(End::Shutdown),
                 Some((reply, end)) = pending.next(), if !pending.is_empty() => {
-                    if feed(&mut self.socket, &reply).await { end } else { Some(End::Dropped) }
+                    if feed(&mut self.socket, &reply).await { end } else { Some(End::Gone) }
                 }
                 inbound = self.socket.recv(), if pending.len() < MAX_IN_FLIGHT => {
                     last_heard = tokio::time::Instant::now();
@@ -186,8 +270,8 @@ impl Connection {
                 }
                 out = self.session.events.recv() => self.outbound(out).await,
                 _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > IDLE_TIMEOUT {
-                        Some(End::Dropped)
+                    if last_heard.elapsed() > idle {
+                        Some(End::Idle)
                     } else if self.sig_expired() {
                         Some(self.expire().await)
                     } else {
@@ -202,7 +286,7 @@ impl Connection {
             let flushed = futures_util::SinkExt::flush(&mut self.socket).await.is_ok();
             match step {
                 Some(end) => return end,
-                None if !flushed => return End::Dropped,
+                None if !flushed => return End::Gone,
                 None => {}
             }
         }
@@ -229,7 +313,7 @@ impl Connection {
                         let base = &self.media_base;
                         if let Err(e) = crate::media::attach_frame(&self.core, base, user, &mut frame).await {
                             let refused = error(request_id(&frame), e.code, e.info);
-                            return if feed(&mut self.socket, &refused).await { None } else { Some(End::Dropped) };
+                            return if feed(&mut self.socket, &refused).await { None } else { Some(End::Gone) };
                         }
                         // A send's permission check may read the store (a cold relation cache): it runs here,
                         // before the next frame is read, and the send itself then enters the store's queue when
@@ -245,7 +329,7 @@ impl Connection {
                                         return if feed(&mut self.socket, &refused).await {
                                             None
                                         } else {
-                                            Some(End::Dropped)
+                                            Some(End::Gone)
                                         };
                                     }
                                 }
@@ -260,7 +344,7 @@ impl Connection {
                                 if feed(&mut self.socket, &reply).await {
                                     end
                                 } else {
-                                    Some(End::Dropped)
+                                    Some(End::Gone)
                                 }
                             }
                             std::task::Poll::Pending => {
@@ -271,16 +355,11 @@ impl Connection {
                     }
                     Err((id, why)) => {
                         let e = error(id, client::code::INVALID_PARAMS, why);
-                        if feed(&mut self.socket, &e).await { None } else { Some(End::Dropped) }
+                        if feed(&mut self.socket, &e).await { None } else { Some(End::Gone) }
                     }
                 }
             }
-            Some(Ok(WsMessage::Binary(_))) => {
-                let e = error(0, client::code::INVALID_PARAMS, "binary frames are not part of the protocol");
-                if feed(&mut self.socket, &e).await { None } else { Some(End::Dropped) }
-            }
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => None,
-            Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => Some(End::Dropped),
+            other => unreadable(&mut self.socket, other).await,
         }
     }
 
@@ -291,7 +370,7 @@ impl Connection {
                 let text = push.encoded.get_or_init(|| encode_entry(&self.core, &push.entry).into());
                 let msg = WsMessage::Text(Utf8Bytes::from(text.to_string()));
                 if futures_util::SinkExt::feed(&mut self.socket, msg).await.is_err() {
-                    return Some(End::Dropped);
+                    return Some(End::Gone);
                 }
                 None
             }
@@ -299,7 +378,7 @@ impl Connection {
                 if feed(&mut self.socket, &relations::event(&event)).await {
                     None
                 } else {
-                    Some(End::Dropped)
+                    Some(End::Gone)
                 }
             }
             Some(Outbound::Kicked(reason)) => {
@@ -310,11 +389,13 @@ impl Connection {
                     };
                     let frame = ServerFrame::Kicked { code: client::code::KICKED_BY_OTHER, info: info.into() };
                     feed(&mut self.socket, &frame).await;
+                    Some(End::Kicked)
+                } else {
+                    Some(End::Replaced)
                 }
-                Some(End::Kicked)
             }
             // The hub dropped this session: it could not keep up. The client resyncs on reconnect.
-            None => Some(End::Dropped),
+            None => Some(End::TooSlow),
         }
     }
 
@@ -328,7 +409,7 @@ impl Connection {
             {
                 progressed = true;
                 if !feed(&mut self.socket, &reply).await {
-                    return Some(End::Dropped);
+                    return Some(End::Gone);
                 }
                 if end.is_some() {
                     return end;
@@ -342,7 +423,7 @@ impl Connection {
                     }
                 }
                 Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {}
-                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return Some(End::Dropped),
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return Some(End::TooSlow),
             }
             if !progressed {
                 break;
@@ -355,7 +436,7 @@ impl Connection {
     async fn expire(&mut self) -> End {
         let info = "the UserSig expired; log in again with a new one".into();
         send(&mut self.socket, &ServerFrame::SigExpired { code: client::code::SIG_EXPIRED, info }).await;
-        End::Kicked
+        End::Expired
     }
 
     fn sig_expired(&self) -> bool {

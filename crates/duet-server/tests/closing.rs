@@ -1,0 +1,149 @@
+//! How the server closes a WebSocket (issue 13, item 6): every close it makes carries a code and a reason
+//! (`docs/protocol.md`, *Closing*), after an `error` (or `kicked`) frame where the protocol has one.
+
+use std::time::Duration;
+
+use duet_test_support::{TestServer, WsClient};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as Ws;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn connect(s: &TestServer) -> Socket {
+    let url = format!("{}/v1/connect", s.base_url().replacen("http", "ws", 1));
+    tokio_tungstenite::connect_async(url).await.expect("websocket connect").0
+}
+
+async fn send(ws: &mut Socket, frame: Value) {
+    ws.send(Ws::Text(frame.to_string().into())).await.expect("sending a frame");
+}
+
+async fn login(s: &TestServer, user: &str, device: &str) -> Socket {
+    let mut ws = connect(s).await;
+    send(
+        &mut ws,
+        json!({"op": "login", "id": 1, "protocol": 1, "user": user, "usersig": s.usersig(user),
+                         "platform": "Android", "device": device}),
+    )
+    .await;
+    let reply = next_text(&mut ws).await;
+    assert_eq!(reply["op"], "logged_in", "{reply}");
+    ws
+}
+
+async fn next_text(ws: &mut Socket) -> Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a frame within 10 s") {
+            Some(Ok(Ws::Text(t))) => return serde_json::from_str(&t).expect("JSON"),
+            Some(Ok(_)) => {}
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// The text frames up to the close, and the close frame's code and reason.
+async fn until_close(ws: &mut Socket) -> (Vec<Value>, u16, String) {
+    let mut frames = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("the server closes within 10 s") {
+            Some(Ok(Ws::Text(t))) => frames.push(serde_json::from_str(&t).expect("JSON")),
+            Some(Ok(Ws::Close(Some(close)))) => return (frames, close.code.into(), close.reason.to_string()),
+            Some(Ok(Ws::Close(None))) => panic!("a close frame without a code, after {frames:?}"),
+            Some(Ok(_)) => {}
+            other => panic!("the connection ended without a close frame ({other:?}), after {frames:?}"),
+        }
+    }
+}
+
+fn codes(frames: &[Value]) -> Vec<Value> {
+    frames.iter().map(|f| f["code"].clone()).collect()
+}
+
+#[tokio::test]
+async fn a_binary_frame_gets_an_error_then_close_1003_before_and_after_login() {
+    let s = TestServer::spawn().await;
+    s.import(&["bob"]).await;
+    let mut ws = connect(&s).await;
+    ws.send(Ws::Binary(vec![1, 2, 3].into())).await.unwrap();
+    let (frames, code, reason) = until_close(&mut ws).await;
+    assert_eq!((codes(&frames), code), (vec![json!(6017)], 1003), "{frames:?} {reason}");
+    assert!(reason.contains("binary"), "{reason}");
+
+    let mut ws = login(&s, "bob", "d1").await;
+    ws.send(Ws::Binary(vec![1, 2, 3].into())).await.unwrap();
+    let (frames, code, _) = until_close(&mut ws).await;
+    assert_eq!((codes(&frames), code), (vec![json!(6017)], 1003), "{frames:?}");
+}
+
+#[tokio::test]
+async fn a_frame_over_64_kib_gets_an_error_then_close_1009() {
+    let s = TestServer::spawn().await;
+    s.import(&["bob"]).await;
+    let mut ws = login(&s, "bob", "d1").await;
+    let huge = json!({"op": "ping", "id": 2, "pad": "x".repeat(70 * 1024)});
+    send(&mut ws, huge).await;
+    let (frames, code, reason) = until_close(&mut ws).await;
+    assert_eq!((codes(&frames), code), (vec![json!(6017)], 1009), "{frames:?} {reason}");
+    assert!(frames[0]["info"].as_str().unwrap().contains("65536"), "{frames:?}");
+}
+
+#[tokio::test]
+async fn a_refused_login_gets_its_error_then_close_1008() {
+    let s = TestServer::spawn().await;
+    s.import(&["bob"]).await;
+    let mut ws = connect(&s).await;
+    send(&mut ws, json!({"op": "ping", "id": 5})).await;
+    let (frames, code, _) = until_close(&mut ws).await;
+    assert_eq!((codes(&frames), code), (vec![json!(6014)], 1008), "a frame before login: {frames:?}");
+    assert_eq!(frames[0]["id"], 5);
+
+    let mut ws = connect(&s).await;
+    send(
+        &mut ws,
+        json!({"op": "login", "id": 1, "protocol": 1, "user": "bob", "usersig": "not-a-sig",
+                         "platform": "Android", "device": "d"}),
+    )
+    .await;
+    let (frames, code, reason) = until_close(&mut ws).await;
+    assert_eq!(code, 1008, "{frames:?}");
+    assert_eq!(frames[0]["op"], "error", "{frames:?}");
+    assert_eq!(reason, "login refused");
+}
+
+#[tokio::test]
+async fn silence_before_and_after_login_gets_close_4000() {
+    let s = TestServer::spawn_with(|c| {
+        c.ws.login = Duration::from_millis(300);
+        c.ws.idle = Duration::from_millis(600);
+    })
+    .await;
+    s.import(&["bob"]).await;
+    let mut ws = connect(&s).await;
+    let (frames, code, reason) = until_close(&mut ws).await;
+    assert_eq!((frames.len(), code), (0, 4000), "{reason}");
+    assert!(reason.contains("login"), "{reason}");
+
+    let mut ws = login(&s, "bob", "d1").await;
+    let (frames, code, reason) = until_close(&mut ws).await;
+    assert_eq!((frames.len(), code), (0, 4000), "{frames:?} {reason}");
+    assert!(reason.starts_with("idle"), "{reason}");
+}
+
+#[tokio::test]
+async fn logout_closes_1000_and_a_kick_4001_after_its_frame() {
+    let s = TestServer::spawn().await;
+    s.import(&["bob"]).await;
+    let mut ws = login(&s, "bob", "d1").await;
+    send(&mut ws, json!({"op": "logout", "id": 2})).await;
+    let (frames, code, reason) = until_close(&mut ws).await;
+    assert_eq!((frames[0]["op"].clone(), code), (json!("ok"), 1000), "{frames:?} {reason}");
+
+    let mut first = login(&s, "bob", "d1").await;
+    // Another Android device: the policy allows one per platform.
+    let _second = WsClient::login(&s, "bob").await;
+    let (frames, code, _) = until_close(&mut first).await;
+    assert_eq!((frames[0]["op"].clone(), code), (json!("kicked"), 4001), "{frames:?}");
+}
