@@ -423,6 +423,7 @@ fn describe(elems: &[MsgElem]) -> String {
             MsgElem::Text(t) => t.text.clone(),
             MsgElem::Face(f) if f.data.is_empty() => format!("[face {}]", f.index),
             MsgElem::Face(f) => format!("[face {} {:?}]", f.index, f.data),
+            MsgElem::Location(l) if l.desc.is_empty() => format!("[location {}, {}]", l.latitude, l.longitude),
             MsgElem::Location(l) => format!("[location {:?} at {}, {}]", l.desc, l.latitude, l.longitude),
             MsgElem::Image(i) => {
                 let original = i.image_info_array.iter().find(|info| info.kind == 1).or(i.image_info_array.first());
