@@ -6,18 +6,7 @@ mod common;
 use common::*;
 use duet_client::{Client, ClientConfig, Error, Event, LocalStoreConfig, Message, Platform, SendOptions, elems};
 use duet_test_support::{Proxy, T0_MS, TestServer, text};
-use serde_json::{Value, json};
-
-async fn rest_send(server: &TestServer, from: &str, to: &str, random: u32, body: &str) -> Value {
-    let r = server
-        .rest(
-            "openim/sendmsg",
-            json!({"From_Account": from, "To_Account": to, "MsgRandom": random, "MsgBody": text(body)}),
-        )
-        .await;
-    assert_eq!(r["ErrorCode"], 0, "sendmsg: {r}");
-    r
-}
+use serde_json::json;
 
 fn texts(messages: &[Message]) -> Vec<String> {
     messages.iter().map(Message::text).collect()

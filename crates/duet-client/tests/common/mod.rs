@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use duet_client::{Client, ClientConfig, ConnectionState, Event, Events, Message, Platform};
+use duet_test_support::{TestServer, text};
+use serde_json::{Value, json};
 
 /// How long a test waits for anything before failing.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -121,4 +123,16 @@ pub fn describe(e: &Event) -> String {
 
 pub fn describe_all(events: &[Event]) -> Vec<String> {
     events.iter().map(describe).collect()
+}
+
+/// The admin's REST `sendmsg` of a text from `from` to `to`; asserts success and returns the answer.
+pub async fn rest_send(server: &TestServer, from: &str, to: &str, random: u32, body: &str) -> Value {
+    let r = server
+        .rest(
+            "openim/sendmsg",
+            json!({"From_Account": from, "To_Account": to, "MsgRandom": random, "MsgBody": text(body)}),
+        )
+        .await;
+    assert_eq!(r["ErrorCode"], 0, "sendmsg: {r}");
+    r
 }
