@@ -19,6 +19,9 @@ pub const CONNECT_PATH: &str = "/v1/connect";
 pub const MAX_SYNC_BATCH: u32 = 500;
 /// Most messages one `history` answer carries.
 pub const MAX_HISTORY_PAGE: u32 = 100;
+/// Most bytes of entries (or messages) one `synced` (or `history`) answer carries, encoded: a page holds
+/// fewer than asked for (and says there is more) rather than grow past it. One entry always fits.
+pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
 
 /// Client error codes, as Tencent's SDKs number them.
 pub mod code {
@@ -394,7 +397,21 @@ pub enum Entry {
     Recall { seq: u64, peer: String, msg_key: String },
 }
 
+/// Text a JSON string of `s` takes at most (every character escaped as `\u00XX`).
+fn escaped_bound(s: &str) -> usize {
+    6 * s.len() + 2
+}
+
 impl Entry {
+    /// An upper bound of the entry's encoded size, computed without encoding it.
+    pub fn size_bound(&self) -> usize {
+        match self {
+            Entry::Msg { msg, .. } => msg.size_bound() + 64,
+            Entry::Read { peer, .. } => escaped_bound(peer) + 96,
+            Entry::Recall { peer, msg_key, .. } => escaped_bound(peer) + escaped_bound(msg_key) + 96,
+        }
+    }
+
     pub fn seq(&self) -> u64 {
         match self {
             Entry::Msg { seq, .. } | Entry::Read { seq, .. } | Entry::Recall { seq, .. } => *seq,
@@ -441,6 +458,13 @@ fn raw_via_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<RawValue>
 }
 
 impl Message {
+    /// An upper bound of the message's encoded size, computed without encoding it (the body is JSON text
+    /// already, written as is).
+    pub fn size_bound(&self) -> usize {
+        let texts = [&self.from, &self.to, &self.msg_key, &self.cloud_custom_data, &self.nick, &self.face_url];
+        self.body.get().len() + texts.iter().map(|t| escaped_bound(t)).sum::<usize>() + 256
+    }
+
     /// The body's elements.
     pub fn elems(&self) -> serde_json::Result<Vec<MsgElem>> {
         serde_json::from_str(self.body.get())

@@ -156,11 +156,14 @@ pub struct WsTimeouts {
     pub login: Duration,
     /// Between two frames of a logged-in client (default 150 s; clients ping at least every 60 s).
     pub idle: Duration,
+    /// How long a write to a client may wait for it to read (default 30 s): a client that stops reading is
+    /// cut off, and resyncs when it comes back.
+    pub write: Duration,
 }
 
 impl Default for WsTimeouts {
     fn default() -> WsTimeouts {
-        WsTimeouts { login: Duration::from_secs(10), idle: Duration::from_secs(150) }
+        WsTimeouts { login: Duration::from_secs(10), idle: Duration::from_secs(150), write: Duration::from_secs(30) }
     }
 }
 

@@ -43,9 +43,23 @@ const MAX_IN_FLIGHT: usize = 64;
 const WRITE_BUFFER: usize = 8 * 1024;
 
 /// A request being answered: its reply, and whether the connection ends after it.
-type Work = std::pin::Pin<Box<dyn std::future::Future<Output = (ServerFrame, Option<End>)> + Send>>;
+type Work = std::pin::Pin<Box<dyn std::future::Future<Output = Answer> + Send>>;
+/// Page requests (`sync`, `history`, `conversations`, lists) answered at once at most: each answer may hold
+/// up to a page ([`client::MAX_PAGE_BYTES`]) until it is written, so this bounds what a connection that
+/// asks and never reads can make the server hold.
+const MAX_PAGES_IN_FLIGHT: usize = 4;
+
+/// A request's answer, whether the connection ends after it, and whether it was a page request.
+struct Answer {
+    frame: ServerFrame,
+    end: Option<End>,
+    page: bool,
+}
 /// How often a connection checks its idle time and its UserSig's expiry, at most.
 const HEARTBEAT: Duration = Duration::from_secs(15);
+/// At shutdown, how long a connection may take to answer the requests it has read (the server waits 10 s
+/// for its tasks in all).
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// What the WebSocket endpoint needs: the domain, and the owners of connection tasks.
 #[derive(Clone)]
@@ -83,49 +97,56 @@ async fn run(state: WsState, mut socket: WebSocket, media_base: String) {
     let (logged_in, claims) = match Box::pin(login(&state, &mut socket)).await {
         Ok(logged_in) => logged_in,
         Err(end) => {
-            close(&mut socket, end).await;
+            close(&mut socket, end, state.timeouts.write).await;
             return;
         }
     };
-    let mut conn = Connection { core: state.core.clone(), socket, session: logged_in, claims, media_base };
+    let deadline = state.timeouts.write;
+    let mut conn = Connection { core: state.core.clone(), socket, deadline, session: logged_in, claims, media_base };
     let end = conn.serve(&state.shutdown, state.timeouts.idle).await;
     match end {
         End::Logout => conn.core.logout(&conn.session),
         _ => conn.core.disconnect(&conn.session),
     }
-    close(&mut conn.socket, end).await;
+    close(&mut conn.socket, end, deadline).await;
 }
 
 /// Closes the connection with `end`'s close code and reason (`docs/protocol.md`, *Closing*).
-async fn close(socket: &mut WebSocket, end: End) {
+async fn close(socket: &mut WebSocket, end: End, deadline: Duration) {
     let Some((code, reason)) = end.close() else { return };
     let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-    let _ = socket.send(WsMessage::Close(Some(frame))).await;
+    let _ = bounded(deadline, async { socket.send(WsMessage::Close(Some(frame))).await.is_ok() }).await;
 }
 
 /// What a read from the client that is not a text frame means for the connection: `None` for a control
 /// frame, which changes nothing.
-async fn unreadable(socket: &mut WebSocket, inbound: Option<Result<WsMessage, axum::Error>>) -> Option<End> {
+async fn unreadable(
+    socket: &mut WebSocket,
+    inbound: Option<Result<WsMessage, axum::Error>>,
+    deadline: Duration,
+) -> Option<End> {
     match inbound {
         Some(Ok(WsMessage::Text(_) | WsMessage::Ping(_) | WsMessage::Pong(_))) => None,
         Some(Ok(WsMessage::Binary(_))) => {
-            feed(socket, &error(0, client::code::INVALID_PARAMS, "binary frames are not part of the protocol")).await;
+            let e = error(0, client::code::INVALID_PARAMS, "binary frames are not part of the protocol");
+            let _ = bounded(deadline, feed(socket, &e)).await;
             Some(End::Binary)
         }
-        Some(Err(e)) if too_big(&e) => {
-            let info = format!("a frame is at most {MAX_FRAME} bytes");
-            feed(socket, &error(0, client::code::INVALID_PARAMS, info)).await;
-            Some(End::TooBig)
+        Some(Err(e)) => {
+            use tokio_tungstenite::tungstenite::Error;
+            match std::error::Error::source(&e).and_then(|e| e.downcast_ref::<Error>()) {
+                Some(Error::Capacity(_)) => {
+                    let info = format!("a frame is at most {MAX_FRAME} bytes");
+                    let _ = bounded(deadline, feed(socket, &error(0, client::code::INVALID_PARAMS, info))).await;
+                    Some(End::TooBig)
+                }
+                Some(Error::Utf8(_)) => Some(End::NotUtf8),
+                Some(Error::Protocol(_)) => Some(End::ProtocolError),
+                _ => Some(End::Gone),
+            }
         }
-        Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => Some(End::Gone),
+        Some(Ok(WsMessage::Close(_))) | None => Some(End::Gone),
     }
-}
-
-/// Whether a read failed because the frame was over [`MAX_FRAME`].
-fn too_big(e: &axum::Error) -> bool {
-    use tokio_tungstenite::tungstenite::Error;
-    let inner = std::error::Error::source(e);
-    matches!(inner.and_then(|e| e.downcast_ref::<Error>()), Some(Error::Capacity(_)))
 }
 
 /// Waits for the `login` frame and answers it; says how the connection ends when the login fails.
@@ -137,8 +158,7 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Result<(Session, Clai
     let text = match inbound {
         Some(Ok(WsMessage::Text(t))) => t,
         other => {
-            let end = unreadable(socket, other).await.unwrap_or(End::Refused);
-            let _ = futures_util::SinkExt::flush(socket).await;
+            let end = unreadable(socket, other, state.timeouts.write).await.unwrap_or(End::Refused);
             return Err(end);
         }
     };
@@ -146,29 +166,35 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Result<(Session, Clai
         Ok(ClientFrame::Login { id, protocol, user, usersig, platform, device, transient, live }) => {
             if protocol != PROTOCOL_VERSION {
                 let info = format!("protocol {protocol} is not supported; this server speaks {PROTOCOL_VERSION}");
-                send(socket, &error(id, client::code::UNSUPPORTED_PROTOCOL, info)).await;
+                send(socket, &error(id, client::code::UNSUPPORTED_PROTOCOL, info), state.timeouts.write).await;
                 return Err(End::Refused);
             }
             let kind = if transient { SessionKind::Transient { live } } else { SessionKind::Device };
             (id, user, usersig, platform, device, kind)
         }
         Ok(other) => {
-            send(socket, &error(request_id(&other), client::code::NOT_LOGGED_IN, "log in first")).await;
+            send(socket, &error(request_id(&other), client::code::NOT_LOGGED_IN, "log in first"), state.timeouts.write)
+                .await;
             return Err(End::Refused);
         }
         Err(e) => {
-            send(socket, &error(0, client::code::INVALID_PARAMS, format!("not a valid login frame: {e}"))).await;
+            send(
+                socket,
+                &error(0, client::code::INVALID_PARAMS, format!("not a valid login frame: {e}")),
+                state.timeouts.write,
+            )
+            .await;
             return Err(End::Refused);
         }
     };
     if let Err(why) = duet_proto::rest::validate_user_id(&user) {
-        send(socket, &error(id, client::code::INVALID_USER_ID, why)).await;
+        send(socket, &error(id, client::code::INVALID_USER_ID, why), state.timeouts.write).await;
         return Err(End::Refused);
     }
     match state.core.login(&user, &usersig, platform_to_model(platform), &device, kind).await {
         Ok(ok) => {
             let reply = ServerFrame::LoggedIn { id, user, server_time: state.core.clock().now_ms(), latest: ok.latest };
-            if send(socket, &reply).await {
+            if send(socket, &reply, state.timeouts.write).await {
                 Ok((ok.session, ok.claims))
             } else {
                 state.core.disconnect(&ok.session);
@@ -177,12 +203,17 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Result<(Session, Clai
         }
         Err(LoginError::Auth(e)) => {
             let e = crate::rest::error::auth(e, &user, state.core.config().sdkappid);
-            send(socket, &error(id, e.code, e.info)).await;
+            send(socket, &error(id, e.code, e.info), state.timeouts.write).await;
             Err(End::Refused)
         }
         Err(LoginError::Core(e)) => {
             tracing::error!(error = %e, "login failed");
-            send(socket, &error(id, code::MSG_SERVER_INTERNAL, "internal server error, please retry")).await;
+            send(
+                socket,
+                &error(id, code::MSG_SERVER_INTERNAL, "internal server error, please retry"),
+                state.timeouts.write,
+            )
+            .await;
             Err(End::Refused)
         }
     }
@@ -213,6 +244,10 @@ enum End {
     Binary,
     /// A frame over [`MAX_FRAME`] (an `error` frame said so).
     TooBig,
+    /// A WebSocket protocol violation (an unmasked frame, a bad opcode, …).
+    ProtocolError,
+    /// A text frame that is not UTF-8.
+    NotUtf8,
     /// The server is shutting down.
     Shutdown,
 }
@@ -225,6 +260,8 @@ impl End {
             End::Logout => (1000, "logged out"),
             End::Shutdown => (1001, "the server is shutting down"),
             End::Binary => (1003, "binary frames are not part of the protocol"),
+            End::ProtocolError => (1002, "websocket protocol error"),
+            End::NotUtf8 => (1007, "a text frame that is not UTF-8"),
             End::Refused => (1008, "login refused"),
             End::TooBig => (1009, "frame too large"),
             End::Idle => (4000, "idle: no frame within the idle timeout"),
@@ -240,6 +277,8 @@ impl End {
 struct Connection {
     core: Arc<Core>,
     socket: WebSocket,
+    /// How long a write to the client may wait ([`bounded`]).
+    deadline: Duration,
     session: Session,
     claims: Claims,
     /// `scheme://authority` of the download URLs this connection's sends carry (`media::Urls`).
@@ -247,6 +286,17 @@ struct Connection {
 }
 
 impl Connection {
+    /// Queues a frame for the next flush; `Some` when the connection ends instead (see [`bounded`]).
+    async fn put(&mut self, frame: &ServerFrame) -> Option<End> {
+        bounded(self.deadline, feed(&mut self.socket, frame)).await.err()
+    }
+
+    /// Writes what is queued; `Some` when the connection ends instead (see [`bounded`]).
+    async fn flush(&mut self) -> Option<End> {
+        let flushed = futures_util::SinkExt::flush(&mut self.socket);
+        bounded(self.deadline, async { flushed.await.is_ok() }).await.err()
+    }
+
     async fn serve(&mut self, shutdown: &CancellationToken, idle: Duration) -> End {
         let mut heartbeat = tokio::time::interval(HEARTBEAT.min(idle / 10));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -255,18 +305,20 @@ impl Connection {
         // the frames arrived; answers go out as they complete, so one slow commit does not hold up the
         // connection, and messages of one device keep their order.
         let mut pending = FuturesUnordered::new();
+        let mut pages = 0;
         loop {
             // Frames are queued (`feed`) and written together at the end of the turn: an answer and the
             // entries committed with it usually leave in one write.
             let step = tokio::select! {
-                () = shutdown.cancelled() => Some(End::Shutdown),
-                Some((reply, end)) = pending.next(), if !pending.is_empty() => {
-                    if feed(&mut self.socket, &reply).await { end } else { Some(End::Gone) }
+                () = shutdown.cancelled() => Some(self.drain(&mut pending).await),
+                Some(Answer { frame: reply, end, page }) = pending.next(), if !pending.is_empty() => {
+                    pages -= usize::from(page);
+                    self.put(&reply).await.or(end)
                 }
-                inbound = self.socket.recv(), if pending.len() < MAX_IN_FLIGHT => {
+                inbound = self.socket.recv(), if pending.len() < MAX_IN_FLIGHT && pages < MAX_PAGES_IN_FLIGHT => {
                     last_heard = tokio::time::Instant::now();
                     // Boxed, see `run`.
-                    Box::pin(self.inbound(inbound, &mut pending)).await
+                    Box::pin(self.inbound(inbound, &mut pending, &mut pages)).await
                 }
                 out = self.session.events.recv() => self.outbound(out).await,
                 _ = heartbeat.tick() => {
@@ -281,13 +333,12 @@ impl Connection {
             };
             let step = match step {
                 Some(end) => Some(end),
-                None => self.drain_ready(&mut pending).await,
+                None => self.drain_ready(&mut pending, &mut pages).await,
             };
-            let flushed = futures_util::SinkExt::flush(&mut self.socket).await.is_ok();
-            match step {
-                Some(end) => return end,
-                None if !flushed => return End::Gone,
-                None => {}
+            let flushed = self.flush().await;
+            match (step, flushed) {
+                (Some(end), _) | (None, Some(end)) => return end,
+                (None, None) => {}
             }
         }
     }
@@ -298,6 +349,7 @@ impl Connection {
         &mut self,
         inbound: Option<Result<WsMessage, axum::Error>>,
         pending: &mut FuturesUnordered<Work>,
+        pages: &mut usize,
     ) -> Option<End> {
         match inbound {
             Some(Ok(WsMessage::Text(text))) => {
@@ -313,7 +365,7 @@ impl Connection {
                         let base = &self.media_base;
                         if let Err(e) = crate::media::attach_frame(&self.core, base, user, &mut frame).await {
                             let refused = error(request_id(&frame), e.code, e.info);
-                            return if feed(&mut self.socket, &refused).await { None } else { Some(End::Gone) };
+                            return self.put(&refused).await;
                         }
                         // A send's permission check may read the store (a cold relation cache): it runs here,
                         // before the next frame is read, and the send itself then enters the store's queue when
@@ -326,40 +378,29 @@ impl Connection {
                                     Err(e) => {
                                         let e = send_error(e);
                                         let refused = error(*id, e.code, e.info);
-                                        return if feed(&mut self.socket, &refused).await {
-                                            None
-                                        } else {
-                                            Some(End::Gone)
-                                        };
+                                        return self.put(&refused).await;
                                     }
                                 }
                             }
                             _ => None,
                         };
+                        let is_page = is_page(&frame);
                         let mut work: Work =
                             Box::pin(answer(self.core.clone(), self.session.user.clone(), frame, permit));
                         // Start it now, so that it queues its writes before the next frame's.
                         match futures_util::poll!(work.as_mut()) {
-                            std::task::Poll::Ready((reply, end)) => {
-                                if feed(&mut self.socket, &reply).await {
-                                    end
-                                } else {
-                                    Some(End::Gone)
-                                }
-                            }
+                            std::task::Poll::Ready(Answer { frame, end, .. }) => self.put(&frame).await.or(end),
                             std::task::Poll::Pending => {
+                                *pages += usize::from(is_page);
                                 pending.push(work);
                                 None
                             }
                         }
                     }
-                    Err((id, why)) => {
-                        let e = error(id, client::code::INVALID_PARAMS, why);
-                        if feed(&mut self.socket, &e).await { None } else { Some(End::Gone) }
-                    }
+                    Err((id, why)) => self.put(&error(id, client::code::INVALID_PARAMS, why)).await,
                 }
             }
-            other => unreadable(&mut self.socket, other).await,
+            other => unreadable(&mut self.socket, other, self.deadline).await,
         }
     }
 
@@ -369,18 +410,10 @@ impl Connection {
             Some(Outbound::Entry(push)) => {
                 let text = push.encoded.get_or_init(|| encode_entry(&self.core, &push.entry).into());
                 let msg = WsMessage::Text(Utf8Bytes::from(text.to_string()));
-                if futures_util::SinkExt::feed(&mut self.socket, msg).await.is_err() {
-                    return Some(End::Gone);
-                }
-                None
+                let sent = futures_util::SinkExt::feed(&mut self.socket, msg);
+                bounded(self.deadline, async { sent.await.is_ok() }).await.err()
             }
-            Some(Outbound::Relation(event)) => {
-                if feed(&mut self.socket, &relations::event(&event)).await {
-                    None
-                } else {
-                    Some(End::Gone)
-                }
-            }
+            Some(Outbound::Relation(event)) => self.put(&relations::event(&event)).await,
             Some(Outbound::Kicked(reason)) => {
                 if reason != KickReason::Replaced {
                     let info = match reason {
@@ -388,7 +421,7 @@ impl Connection {
                         _ => "kicked offline: the account logged in on another device",
                     };
                     let frame = ServerFrame::Kicked { code: client::code::KICKED_BY_OTHER, info: info.into() };
-                    feed(&mut self.socket, &frame).await;
+                    self.put(&frame).await;
                     Some(End::Kicked)
                 } else {
                     Some(End::Replaced)
@@ -401,15 +434,16 @@ impl Connection {
 
     /// Queues what is ready now without waiting (answers done, entries pushed), so that it goes out in the
     /// same write as the frame that woke the task.
-    async fn drain_ready(&mut self, pending: &mut FuturesUnordered<Work>) -> Option<End> {
+    async fn drain_ready(&mut self, pending: &mut FuturesUnordered<Work>, pages: &mut usize) -> Option<End> {
         for _ in 0..MAX_IN_FLIGHT {
             let mut progressed = false;
             if !pending.is_empty()
-                && let Some(Some((reply, end))) = pending.next().now_or_never()
+                && let Some(Some(Answer { frame: reply, end, page })) = pending.next().now_or_never()
             {
+                *pages -= usize::from(page);
                 progressed = true;
-                if !feed(&mut self.socket, &reply).await {
-                    return Some(End::Gone);
+                if let Some(end) = self.put(&reply).await {
+                    return Some(end);
                 }
                 if end.is_some() {
                     return end;
@@ -432,10 +466,27 @@ impl Connection {
         None
     }
 
+    /// The server is shutting down: answers the requests already read (within [`DRAIN`]), then ends.
+    async fn drain(&mut self, pending: &mut FuturesUnordered<Work>) -> End {
+        let give_up = tokio::time::sleep(DRAIN);
+        tokio::pin!(give_up);
+        while !pending.is_empty() {
+            tokio::select! {
+                Some(Answer { frame: reply, .. }) = pending.next() => {
+                    if let Some(end) = self.put(&reply).await {
+                        return end;
+                    }
+                }
+                () = &mut give_up => break,
+            }
+        }
+        End::Shutdown
+    }
+
     /// Tells the client its UserSig expired; the connection ends.
     async fn expire(&mut self) -> End {
         let info = "the UserSig expired; log in again with a new one".into();
-        send(&mut self.socket, &ServerFrame::SigExpired { code: client::code::SIG_EXPIRED, info }).await;
+        self.put(&ServerFrame::SigExpired { code: client::code::SIG_EXPIRED, info }).await;
         End::Expired
     }
 
@@ -460,17 +511,26 @@ fn parse_request(text: &str) -> Result<ClientFrame, (u64, String)> {
 
 /// Answers one request of `user`'s session; `Some(End)` ends the connection after the answer. A send
 /// comes with its permission decided (see [`Connection::inbound`]).
-async fn answer(
-    core: Arc<Core>,
-    user: String,
-    frame: ClientFrame,
-    permit: Option<Permit>,
-) -> (ServerFrame, Option<End>) {
-    let id = request_id(&frame);
-    match work(&core, user, frame, permit).await {
+async fn answer(core: Arc<Core>, user: String, frame: ClientFrame, permit: Option<Permit>) -> Answer {
+    let (id, page) = (request_id(&frame), is_page(&frame));
+    let (frame, end) = match work(&core, user, frame, permit).await {
         Ok(answer) => answer,
         Err(e) => (error(id, e.code, e.info), None),
-    }
+    };
+    Answer { frame, end, page }
+}
+
+/// Whether the request's answer is a page of data (see [`MAX_PAGES_IN_FLIGHT`]).
+fn is_page(frame: &ClientFrame) -> bool {
+    matches!(
+        frame,
+        ClientFrame::Sync { .. }
+            | ClientFrame::History { .. }
+            | ClientFrame::Conversations { .. }
+            | ClientFrame::FriendList { .. }
+            | ClientFrame::FriendRequests { .. }
+            | ClientFrame::BlackList { .. }
+    )
 }
 
 /// The wire error for a domain error of a client request.
@@ -490,8 +550,9 @@ async fn work(
         ClientFrame::Sync { id, after, limit } => {
             let limit = limit.unwrap_or(MAX_SYNC_BATCH).clamp(1, MAX_SYNC_BATCH) as usize;
             let page = core.sync(&user, after, limit).await.map_err(fail)?;
-            let entries = page.entries.iter().map(|e| entry_to_wire(core, e)).collect();
-            (ServerFrame::Synced { id, entries, latest: page.latest, more: page.more }, None)
+            let mut entries: Vec<Entry> = page.entries.iter().map(|e| entry_to_wire(core, e)).collect();
+            let cut = fit_page(&mut entries);
+            (ServerFrame::Synced { id, entries, latest: page.latest, more: page.more || cut }, None)
         }
         ClientFrame::Send { id, to, seq, random, body, cloud_custom_data, online_only, push } => {
             if let Err(why) = duet_proto::rest::validate_user_id(&to) {
@@ -555,8 +616,9 @@ async fn work(
                 limit: count.clamp(1, MAX_HISTORY_PAGE) as usize,
             };
             let page = core.history(q).await.map_err(fail)?;
-            let messages = page.messages.iter().map(|m| message_to_wire(core, m)).collect();
-            (ServerFrame::History { id, messages, complete: !page.more, conv_seq: page.conv_seq }, None)
+            let mut messages: Vec<Message> = page.messages.iter().map(|m| message_to_wire(core, m)).collect();
+            let cut = fit_page(&mut messages);
+            (ServerFrame::History { id, messages, complete: !page.more && !cut, conv_seq: page.conv_seq }, None)
         }
         ClientFrame::Conversations { id } => {
             let items = core
@@ -622,8 +684,24 @@ fn error(id: u64, code: u32, info: impl Into<String>) -> ServerFrame {
 }
 
 /// Sends a frame; `false` if the connection is gone.
-async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> bool {
-    feed(socket, frame).await && futures_util::SinkExt::flush(socket).await.is_ok()
+/// Sends a frame now, within `deadline`; `false` if the connection is gone or the client did not take it.
+async fn send(socket: &mut WebSocket, frame: &ServerFrame, deadline: Duration) -> bool {
+    bounded(deadline, async { feed(socket, frame).await && futures_util::SinkExt::flush(socket).await.is_ok() })
+        .await
+        .is_ok()
+}
+
+/// Runs a write to the client (`true`: done) within `deadline`: a client that stops reading blocks its
+/// writes, and would hold its connection and everything queued for it. It is cut off instead
+/// ([`End::TooSlow`]) and resyncs from its cursor when it comes back. The timer starts only when the
+/// write has to wait.
+async fn bounded(deadline: Duration, write: impl std::future::Future<Output = bool>) -> Result<(), End> {
+    let mut write = std::pin::pin!(write);
+    let done = match futures_util::FutureExt::now_or_never(write.as_mut()) {
+        Some(done) => done,
+        None => tokio::time::timeout(deadline, write).await.map_err(|_| End::TooSlow)?,
+    };
+    if done { Ok(()) } else { Err(End::Gone) }
 }
 
 /// Queues a frame to go out at the next flush; `false` if the connection is gone.
@@ -635,6 +713,43 @@ async fn feed(socket: &mut WebSocket, frame: &ServerFrame) -> bool {
             false
         }
     }
+}
+
+/// A page item's encoded size: bounded cheaply first, encoded only when the bound is not small enough.
+trait PageItem: serde::Serialize {
+    fn size_bound(&self) -> usize;
+}
+
+impl PageItem for Entry {
+    fn size_bound(&self) -> usize {
+        Entry::size_bound(self)
+    }
+}
+
+impl PageItem for Message {
+    fn size_bound(&self) -> usize {
+        Message::size_bound(self)
+    }
+}
+
+/// Keeps the leading items that fit [`client::MAX_PAGE_BYTES`] encoded (the first always does); `true`
+/// when some were cut, so that the page says there is more.
+fn fit_page<T: PageItem>(items: &mut Vec<T>) -> bool {
+    if items.iter().map(|i| i.size_bound() + 1).sum::<usize>() <= client::MAX_PAGE_BYTES {
+        return false;
+    }
+    let mut bytes = 0;
+    let fitting = items
+        .iter()
+        .take_while(|item| {
+            bytes += serde_json::to_vec(item).map_or(usize::MAX / 2, |v| v.len() + 1);
+            bytes <= client::MAX_PAGE_BYTES
+        })
+        .count()
+        .max(1);
+    let cut = fitting < items.len();
+    items.truncate(fitting);
+    cut
 }
 
 fn encode_entry(core: &Core, entry: &LogEntry) -> String {
