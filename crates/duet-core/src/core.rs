@@ -272,9 +272,10 @@ impl Core {
         self.store.latest_seq(user.to_owned()).await?.ok_or_else(|| Error::NoSuchAccount(user.to_owned()))
     }
 
-    /// `user`'s sync log after `after`.
-    pub async fn sync(&self, user: &str, after: u64, limit: usize) -> Result<LogPage, Error> {
-        Ok(self.store.log_after(user.to_owned(), after, limit).await?)
+    /// `user`'s sync log after `after`: at most `limit` entries, and fewer once their messages' text passes
+    /// `max_bytes` (see [`crate::store::MessageStore::log_after`]).
+    pub async fn sync(&self, user: &str, after: u64, limit: usize, max_bytes: usize) -> Result<LogPage, Error> {
+        Ok(self.store.log_after(user.to_owned(), after, limit, max_bytes).await?)
     }
 
     /// `user`'s recent contacts, latest first.

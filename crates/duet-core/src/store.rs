@@ -134,7 +134,10 @@ pub trait MessageStore: Send + Sync + 'static {
     /// The last sequence number of `user`'s sync log; `None` if the account does not exist.
     async fn latest_seq(&self, user: String) -> Result<Option<u64>, StoreError>;
     /// `user`'s sync-log entries after `after`, at most `limit`. Entries whose message expired are skipped.
-    async fn log_after(&self, user: String, after: u64, limit: usize) -> Result<LogPage, StoreError>;
+    /// Fewer than `limit` when the text of the entries' messages (body, custom data, the sender's nickname
+    /// and avatar) passes `max_bytes`: the page ends after the entry that passed it (so it holds one at
+    /// least) and says there is more.
+    async fn log_after(&self, user: String, after: u64, limit: usize, max_bytes: usize) -> Result<LogPage, StoreError>;
     /// `user`'s recent contacts with a last message, latest first.
     async fn conversations(&self, user: String, limit: usize) -> Result<Vec<ConversationView>, StoreError>;
     /// Removes `owner`'s side of the conversation with `peer`; with `clear_history`, also hides its messages

@@ -50,6 +50,39 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert` (PKCS#8, RSA or EC).
     pub tls_key: Option<PathBuf>,
+    /// The client protocol's deadlines (`[websocket]`).
+    pub websocket: Option<WebSocketFileConfig>,
+}
+
+/// `[websocket]`: the client protocol's deadlines, in seconds.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketFileConfig {
+    /// From connecting to the `login` frame (default 10).
+    pub login_timeout_secs: Option<u64>,
+    /// Between two frames of a logged-in client (default 150).
+    pub idle_timeout_secs: Option<u64>,
+    /// How long a write may wait for the client to read (default 30).
+    pub write_timeout_secs: Option<u64>,
+}
+
+impl WsTimeouts {
+    /// The defaults, with what `file` sets; each must be at least 1 s.
+    pub fn from_file(file: &WebSocketFileConfig) -> Result<WsTimeouts, String> {
+        let mut t = WsTimeouts::default();
+        for (value, slot, name) in [
+            (file.login_timeout_secs, &mut t.login, "login_timeout_secs"),
+            (file.idle_timeout_secs, &mut t.idle, "idle_timeout_secs"),
+            (file.write_timeout_secs, &mut t.write, "write_timeout_secs"),
+        ] {
+            match value {
+                Some(0) => return Err(format!("websocket.{name} must be at least 1")),
+                Some(secs) => *slot = Duration::from_secs(secs.min(86_400)),
+                None => {}
+            }
+        }
+        Ok(t)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -549,7 +549,7 @@ async fn work(
         ClientFrame::Login { id, .. } => (error(id, client::code::INVALID_PARAMS, "already logged in"), None),
         ClientFrame::Sync { id, after, limit } => {
             let limit = limit.unwrap_or(MAX_SYNC_BATCH).clamp(1, MAX_SYNC_BATCH) as usize;
-            let page = core.sync(&user, after, limit).await.map_err(fail)?;
+            let page = core.sync(&user, after, limit, client::MAX_PAGE_BYTES).await.map_err(fail)?;
             let mut entries: Vec<Entry> = page.entries.iter().map(|e| entry_to_wire(core, e)).collect();
             let cut = fit_page(&mut entries);
             (ServerFrame::Synced { id, entries, latest: page.latest, more: page.more || cut }, None)

@@ -392,8 +392,8 @@ impl MessageStore for SqliteStore {
         .await
     }
 
-    async fn log_after(&self, user: String, after: u64, limit: usize) -> Result<LogPage, StoreError> {
-        self.read(move |c| ops::log_after(c, &user, after, limit)).await
+    async fn log_after(&self, user: String, after: u64, limit: usize, max_bytes: usize) -> Result<LogPage, StoreError> {
+        self.read(move |c| ops::log_after(c, &user, after, limit, max_bytes)).await
     }
 
     async fn conversations(&self, user: String, limit: usize) -> Result<Vec<ConversationView>, StoreError> {
@@ -472,7 +472,7 @@ mod tests {
         let next = store.send(plan(3, t0 + 2_000)).await.unwrap();
         assert!(!next.duplicate);
         assert_eq!((next.conv_seq, next.sender_log_seq), (2, 2), "counters go on from what was committed");
-        let log = store.log_after("b".into(), 0, 10).await.unwrap();
+        let log = store.log_after("b".into(), 0, 10, usize::MAX).await.unwrap();
         assert_eq!((log.entries.len(), log.latest), (2, 2));
     }
 

@@ -693,7 +693,7 @@ pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
     Ok(HistoryPage { messages, more, conv_seq })
 }
 
-pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize) -> Result<LogPage> {
+pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize, max_bytes: usize) -> Result<LogPage> {
     let Some(owner) = uid(c, user)? else {
         return Ok(LogPage { entries: Vec::new(), latest: 0, more: false });
     };
@@ -712,10 +712,11 @@ pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize) ->
     let mut entries = Vec::new();
     let mut rows =
         stmt.query(params![owner, after.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize - 1) as i64 + 1])?;
-    let mut count = 0;
+    let (mut count, mut bytes, mut full, mut more) = (0, 0, false, false);
     while let Some(r) = rows.next()? {
         count += 1;
-        if count > limit {
+        if count > limit || full {
+            more = true;
             break;
         }
         let seq = r.get::<_, i64>(0)? as u64;
@@ -729,6 +730,10 @@ pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize) ->
             (KIND_MSG | KIND_RECALL, Some(s), Some(rc)) => {
                 let sender_uid: i64 = r.get(6)?;
                 let m = read_message(r, 6, |uid| if uid == sender_uid { s.clone() } else { rc.clone() })?;
+                bytes += m.body.len() + m.cloud_custom_data.len();
+                bytes +=
+                    m.sender.nick.as_ref().map_or(0, String::len) + m.sender.face_url.as_ref().map_or(0, String::len);
+                full = bytes >= max_bytes;
                 if kind == KIND_MSG {
                     LogEvent::Message(Arc::new(m))
                 } else {
@@ -741,7 +746,7 @@ pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize) ->
         };
         entries.push(LogEntry { seq, event });
     }
-    Ok(LogPage { entries, latest: latest as u64, more: count > limit })
+    Ok(LogPage { entries, latest: latest as u64, more })
 }
 
 pub(crate) fn conversations(c: &Connection, user: &str, limit: usize) -> Result<Vec<ConversationView>> {

@@ -215,6 +215,9 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     if let Some(media) = &file.media {
         apply_media(&mut config.media, media)?;
     }
+    if let Some(ws) = &file.websocket {
+        config.ws = config::WsTimeouts::from_file(ws).map_err(anyhow::Error::msg)?;
+    }
     let tls = match (args.tls_cert.clone().or(file.tls_cert), args.tls_key.clone().or(file.tls_key)) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         (None, None) => None,

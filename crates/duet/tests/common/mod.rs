@@ -7,10 +7,17 @@ use std::time::Duration;
 
 /// Starts `duet serve` on an ephemeral port over `data` with the given app identity, and returns it with
 /// its address, read from its log.
+#[allow(dead_code, reason = "not every test binary starts it without arguments")]
 pub fn start(data: &std::path::Path, sdkappid: u64, key: &str) -> (Child, String) {
+    start_with(data, sdkappid, key, &[])
+}
+
+/// [`start`] with more arguments for `duet serve`.
+pub fn start_with(data: &std::path::Path, sdkappid: u64, key: &str, args: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        .args(args)
         .env("DUET_SDKAPPID", sdkappid.to_string())
         .env("DUET_SECRET_KEY", key)
         .env("RUST_LOG", "info")
