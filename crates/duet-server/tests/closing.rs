@@ -147,3 +147,17 @@ async fn logout_closes_1000_and_a_kick_4001_after_its_frame() {
     let (frames, code, _) = until_close(&mut first).await;
     assert_eq!((frames[0]["op"].clone(), code), (json!("kicked"), 4001), "{frames:?}");
 }
+
+#[tokio::test]
+async fn shutdown_answers_what_was_read_then_closes_1001() {
+    let s = TestServer::spawn().await;
+    s.import(&["bob"]).await;
+    let mut ws = login(&s, "bob", "d1").await;
+    // Read and answered before the shutdown: the connection is live.
+    send(&mut ws, json!({"op": "ping", "id": 2})).await;
+    assert_eq!(next_text(&mut ws).await["op"], "pong");
+    let stopping = tokio::spawn(s.stop());
+    let (frames, code, reason) = until_close(&mut ws).await;
+    assert_eq!(code, 1001, "{frames:?} {reason}");
+    stopping.await.unwrap();
+}
