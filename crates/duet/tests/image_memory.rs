@@ -115,9 +115,15 @@ async fn crafted_images_are_rendered_within_the_memory_budget_or_refused() {
     assert_eq!(status, 200, "{r}");
 
     // 25 000 000 x 1 pixels of 16-bit RGBA: 200 MB in one row, from a 1.2 MB file.
-    let (answers, wide) = server.attack("25000000x1 RGBA16 PNG", vec![crafted::png(25_000_000, 1, 16, crafted::RGBA, &[])]).await;
+    let (answers, wide) =
+        server.attack("25000000x1 RGBA16 PNG", vec![crafted::png(25_000_000, 1, 16, crafted::RGBA, &[])]).await;
     let (status, r) = &answers[0];
     assert_eq!((*status, r["ErrorCode"].as_u64()), (413, Some(7005)), "more extreme than 1:100: {r}");
+    let wide4 = vec![crafted::png(25_000_000, 1, 16, crafted::RGBA, &[]); 4];
+    let (answers, wide4) = server.attack("four 25000000x1 RGBA16 PNGs at once", wide4).await;
+    for (status, r) in &answers {
+        assert_eq!(*status, 413, "{r}");
+    }
 
     // Four 5000 x 5000 16-bit RGBA PNGs at once (each 200 MB as decoded before, 100 MB at 8 bits), and
     // an ordinary photo beside them.
@@ -134,14 +140,16 @@ async fn crafted_images_are_rendered_within_the_memory_budget_or_refused() {
     assert_eq!(dims(r), vec![(1500, 1000), (720, 480), (198, 132)], "{r}");
 
     // A 1x1 PNG whose ICC profile inflates to 1 GiB (a 6.7 MB file): the profile is never inflated.
-    let (answers, iccp) = server.attack("1x1 PNG, iCCP inflating to 1 GiB", vec![crafted::png_iccp_bomb(1 << 30)]).await;
+    let (answers, iccp) =
+        server.attack("1x1 PNG, iCCP inflating to 1 GiB", vec![crafted::png_iccp_bomb(1 << 30)]).await;
     let (status, r) = &answers[0];
     assert_eq!(*status, 200, "{r}");
     assert_eq!(dims(r), vec![(1, 1), (1, 1), (1, 1)], "{r}");
 
     // Compressed text, 256 MiB twice: never inflated either.
-    let (answers, text) =
-        server.attack("1x1 PNG, zTXt and iTXt inflating to 256 MiB each", vec![crafted::png_text_bomb(256 << 20)]).await;
+    let (answers, text) = server
+        .attack("1x1 PNG, zTXt and iTXt inflating to 256 MiB each", vec![crafted::png_text_bomb(256 << 20)])
+        .await;
     assert_eq!(answers[0].0, 200, "{}", answers[0].1);
 
     // Huge declared dimensions: refused from the header.
@@ -176,6 +184,7 @@ async fn crafted_images_are_rendered_within_the_memory_budget_or_refused() {
     // What an upload costs besides rendering (its body, the index, buffers) is a few MiB.
     let small = 48 * MIB;
     assert!(wide < small, "25000000x1: {} MiB", wide / MIB);
+    assert!(wide4 < small, "four 25000000x1: {} MiB", wide4 / MIB);
     assert!(four < BUDGET, "four at once: {} MiB, over the budget of {} MiB", four / MIB, BUDGET / MIB);
     assert!(iccp < small, "iCCP bomb: {} MiB", iccp / MIB);
     assert!(text < small, "text bomb: {} MiB", text / MIB);

@@ -209,11 +209,20 @@ fn rows(width: u32) -> u64 {
     u64::from(width) * ROW_BYTES_PER_COLUMN
 }
 
+/// What a JPEG's frame header (SOF) says.
+struct Frame {
+    /// Not baseline nor extended sequential (progressive, lossless…): all coefficients are kept.
+    whole: bool,
+    width: u32,
+    height: u32,
+    /// Each component's horizontal and vertical sampling factors.
+    sampling: Vec<(u64, u64)>,
+}
+
 /// A JPEG's header: the segments from the first marker to the frame header (SOF) and the first scan
 /// header (SOS), skipping the others. Refused: no frame, two frames, components sampled oddly.
 fn jpeg_header(r: &mut impl Read) -> Result<Header, ImageError> {
-    // (progressive or not baseline, width, height, each component's (h, v) sampling factors)
-    let mut frame: Option<(bool, u32, u32, Vec<(u64, u64)>)> = None;
+    let mut frame: Option<Frame> = None;
     loop {
         // A marker: 0xFF, maybe fill bytes (0xFF), the marker's code.
         let [mut code] = read_array(r)?;
@@ -254,14 +263,14 @@ fn jpeg_header(r: &mut impl Read) -> Result<Header, ImageError> {
                     sampling.push((h, v));
                 }
                 // Only baseline and extended sequential frames are decoded one row of MCUs at a time.
-                frame = Some((!matches!(code, 0xC0 | 0xC1), width, height, sampling));
+                frame = Some(Frame { whole: !matches!(code, 0xC0 | 0xC1), width, height, sampling });
             }
             0xDA => {
-                let Some((whole, width, height, sampling)) = frame else { return Err(ImageError::NotAnImage) };
+                let Some(frame) = frame else { return Err(ImageError::NotAnImage) };
                 let [scanned] = read_array(r)?;
                 // All coefficients are kept when the first scan has fewer than all components.
-                let whole = whole || usize::from(scanned) < sampling.len();
-                return Ok(jpeg_charge(width, height, whole, &sampling));
+                let whole = frame.whole || usize::from(scanned) < frame.sampling.len();
+                return Ok(jpeg_charge(frame.width, frame.height, whole, &frame.sampling));
             }
             _ => {
                 let skipped = std::io::copy(&mut r.take(len as u64), &mut std::io::sink()).unwrap_or(0);
@@ -453,7 +462,10 @@ mod tests {
         let wide = crafted::png(25_000_000, 1, 16, crafted::RGBA, &[]);
         assert!(wide.len() < 2 * MB as usize, "{}", wide.len());
         assert!(matches!(render(&wide, MP25), Err(ImageError::TooExtreme { width: 25_000_000, height: 1 })));
-        assert!(matches!(render(&crafted::png(1, 101, 8, crafted::GRAY, &[]), MP25), Err(ImageError::TooExtreme { .. })));
+        assert!(matches!(
+            render(&crafted::png(1, 101, 8, crafted::GRAY, &[]), MP25),
+            Err(ImageError::TooExtreme { .. })
+        ));
         let p = render(&crafted::png(10_000, 100, 8, crafted::GRAY, &[]), MP25).unwrap();
         assert_eq!(dims(&p), vec![(10_000, 100), (720, 7), (198, 2)]);
     }
@@ -472,14 +484,12 @@ mod tests {
 
     #[test]
     fn ancillary_chunks_are_never_inflated() {
-        // 64 MiB of ICC profile and twice 64 MiB of text, in files of 0.4 and 0.8 MB.
+        // 64 MiB of ICC profile and twice 64 MiB of text, in files of 0.4 and 0.8 MB, decode as 1x1
+        // images (`crates/duet/tests/image_memory.rs` measures that nothing is inflated).
         for bomb in [crafted::png_iccp_bomb(64 * MB), crafted::png_text_bomb(64 * MB)] {
             assert!(bomb.len() < MB as usize, "{}", bomb.len());
-            let started = std::time::Instant::now();
             let p = render(&bomb, MP25).unwrap();
             assert_eq!(dims(&p), vec![(1, 1), (1, 1), (1, 1)]);
-            // Inflating 64 MiB takes far longer than skipping it (debug builds included).
-            assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
         }
         // An eXIf chunk is buffered, up to the PNG decoder's limit.
         let exif = crafted::png(1, 1, 8, crafted::RGB, &[(b"eXIf", vec![0; 3 * 1024 * 1024])]);
@@ -500,7 +510,8 @@ mod tests {
 
     #[test]
     fn jpeg_headers_are_found_past_large_segments_and_charged_by_their_kind() {
-        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(1600, 900, |x, y| image::Rgb([x as u8, y as u8, 1])));
+        let img =
+            DynamicImage::ImageRgb8(image::RgbImage::from_fn(1600, 900, |x, y| image::Rgb([x as u8, y as u8, 1])));
         let jpeg = encoded(img, ImageFormat::Jpeg);
         // 20 APP segments of 64 KiB (an EXIF thumbnail, a large ICC profile, extended XMP) before the frame.
         let mut padded = jpeg[..2].to_vec();

@@ -375,9 +375,8 @@ fn image_failure(e: image::ImageError) -> Failure {
 /// Reads the stored original of `uuid` as an image and stores its renditions.
 async fn render(s: &MediaState, uuid: &str, size: u64) -> Result<ImageMeta, Failure> {
     let blobs = s.media.blobs();
-    let open = || async {
-        blobs.open(uuid).await.map_err(blob_failure)?.ok_or_else(|| internal("stored upload vanished"))
-    };
+    let open =
+        || async { blobs.open(uuid).await.map_err(blob_failure)?.ok_or_else(|| internal("stored upload vanished")) };
     // The header first, streamed from the file: what rendering will hold is known before the file is read.
     let reader = SyncIoBridge::new(open().await?.reader);
     let max_pixels = s.budget.max_pixels;
