@@ -7,6 +7,7 @@
 //! `MsgKey`) are deterministic and can be snapshot-tested whole.
 
 mod certs;
+pub mod crafted;
 mod proxy;
 mod ws;
 

@@ -2,13 +2,15 @@
 //!
 //! * `POST /v1/media?type=image|sound|file|video[&filename=…]` with the file as the raw body, streamed
 //!   to the [`BlobStore`] (never held in memory) and cut off at the type's limit + 1 byte; images are
-//!   read and rendered ([`image`]) on a blocking thread.
+//!   read and rendered ([`image`]) on a blocking thread, within a memory budget.
 //! * `GET /v1/media/<UUID>[/large|/thumb]`, streamed from the store to whoever may read it.
 //!
 //! An upload is noted in the index as begun before its first byte is stored; if it never completes (the
 //! request is dropped midway: client gone, stream reset, shutdown), a guard deletes what it wrote, and
-//! failing that the purge does. Image rendering is bounded: at most [`render_permits`] images are held
-//! and decoded at once. Download URLs are never stored: [`Urls`] builds them when answering.
+//! failing that the purge does. Image rendering is bounded: each rendering reserves what it will hold
+//! (from the image's header, before the file is read) from one budget for all ([`image::Budget`]), and
+//! takes at least a [`render_permits`]th of it, so at most one per core runs. Download URLs are never
+//! stored: [`Urls`] builds them when answering.
 //!
 //! Both authenticate with a UserSig: `identifier` and `usersig` in the query, as the REST API does, or
 //! `Authorization: Basic base64(identifier:usersig)`. [`attach_elems`] is the send-time half: it replaces
@@ -36,7 +38,7 @@ use duet_proto::{ApiError, code};
 use futures_util::TryStreamExt;
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
-use tokio_util::io::{ReaderStream, StreamReader};
+use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 use tokio_util::task::TaskTracker;
 
 pub use self::fs::LocalBlobStore;
@@ -47,15 +49,17 @@ pub(crate) struct MediaState {
     core: Arc<Core>,
     media: Arc<Media>,
     urls: Urls,
-    max_pixels: u64,
-    /// Images being read and rendered at once: each holds its file and its decoded pixels in memory.
+    /// What all renderings together may hold in memory.
+    budget: image::Budget,
+    /// The budget, in KiB: each rendering holds its charge while its file and pixels are in memory.
     renders: Arc<Semaphore>,
     /// Owns the clean-up of uploads dropped midway.
     tracker: TaskTracker,
 }
 
 /// How many images may be rendered at once: the available parallelism (at least 1). Rendering is
-/// CPU-bound, so more at once would not finish sooner, only hold more memory.
+/// CPU-bound, so more at once would not finish sooner, only hold more memory. Each rendering takes at
+/// least this fraction of the budget.
 pub(crate) fn render_permits() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).max(1)
 }
@@ -69,12 +73,13 @@ pub(crate) fn router(
     tls: bool,
     tracker: TaskTracker,
 ) -> Router {
+    let budget = image::Budget::new(config.max_image_pixels, config.limits.image);
     let state = MediaState {
         core,
         media,
         urls: Urls::new(config.public_url.as_deref(), tls),
-        max_pixels: config.max_image_pixels,
-        renders: Arc::new(Semaphore::new(render_permits())),
+        budget,
+        renders: Arc::new(Semaphore::new(kib(budget.total) as usize)),
         tracker,
     };
     Router::new()
@@ -96,7 +101,8 @@ enum Failure {
     TooLarge(u64),
     Empty,
     NotAnImage,
-    TooManyPixels(String),
+    /// Over the pixel cap, the aspect ratio or the rendering budget.
+    ImageTooLarge(String),
     /// The client went away or its body broke off.
     Aborted,
     Internal(String),
@@ -128,7 +134,7 @@ impl IntoResponse for Failure {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ApiError::new(code::MEDIA_NOT_AN_IMAGE, "not an image in a supported format (JPEG, PNG, GIF)"),
             ),
-            Failure::TooManyPixels(why) => (StatusCode::PAYLOAD_TOO_LARGE, ApiError::new(code::MEDIA_TOO_LARGE, why)),
+            Failure::ImageTooLarge(why) => (StatusCode::PAYLOAD_TOO_LARGE, ApiError::new(code::MEDIA_TOO_LARGE, why)),
             Failure::Aborted => {
                 (StatusCode::BAD_REQUEST, ApiError::new(code::MEDIA_UPLOAD_FAILED, "the upload broke off; retry"))
             }
@@ -351,28 +357,50 @@ async fn store(
     Ok(item)
 }
 
+/// Bytes in KiB, rounded up, at most `u32::MAX` (the semaphore's unit).
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+fn image_failure(e: image::ImageError) -> Failure {
+    match e {
+        image::ImageError::NotAnImage => Failure::NotAnImage,
+        e @ (image::ImageError::TooManyPixels { .. }
+        | image::ImageError::TooExtreme { .. }
+        | image::ImageError::OverBudget { .. }
+        | image::ImageError::DecoderLimit) => Failure::ImageTooLarge(e.to_string()),
+    }
+}
+
 /// Reads the stored original of `uuid` as an image and stores its renditions.
 async fn render(s: &MediaState, uuid: &str, size: u64) -> Result<ImageMeta, Failure> {
     let blobs = s.media.blobs();
-    // The memory bound: the file (at most the image limit, 28 MiB by default) is read and decoded (at most
-    // `max_image_pixels`) only with a permit, and the permit goes with the work to the blocking thread,
-    // so that it is held until the memory is freed even if this future is dropped meanwhile.
-    let permit = s.renders.clone().acquire_owned().await.map_err(internal)?;
-    let mut blob = blobs.open(uuid).await.map_err(blob_failure)?.ok_or_else(|| internal("stored upload vanished"))?;
+    let open =
+        || async { blobs.open(uuid).await.map_err(blob_failure)?.ok_or_else(|| internal("stored upload vanished")) };
+    // The header first, streamed from the file: what rendering will hold is known before the file is read.
+    let reader = SyncIoBridge::new(open().await?.reader);
+    let max_pixels = s.budget.max_pixels;
+    let header = tokio::task::spawn_blocking(move || image::probe(reader, max_pixels))
+        .await
+        .map_err(internal)?
+        .map_err(image_failure)?;
+    let charge = s.budget.charge(&header, size).map_err(image_failure)?;
+    // The memory bound: the file is read and decoded only once its charge (at least a core's share of the
+    // budget) is reserved, and the permit goes with the work to the blocking thread, so that it is held
+    // until the memory is freed even if this future is dropped meanwhile.
+    let share = s.budget.total / render_permits() as u64;
+    let permit = s.renders.clone().acquire_many_owned(kib(charge.max(share))).await.map_err(internal)?;
+    let mut blob = open().await?;
     // Decoding needs the whole file anyway.
     let mut bytes = Vec::with_capacity(blob.size as usize);
     blob.reader.read_to_end(&mut bytes).await.map_err(internal)?;
-    let max_pixels = s.max_pixels;
     let processed = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        image::process(&bytes, max_pixels)
+        image::process(&bytes, &header)
     })
     .await
     .map_err(internal)?
-    .map_err(|e| match e {
-        image::ImageError::NotAnImage => Failure::NotAnImage,
-        e @ image::ImageError::TooManyPixels { .. } => Failure::TooManyPixels(e.to_string()),
-    })?;
+    .map_err(image_failure)?;
     let mut renditions = vec![Rendition {
         kind: RenditionKind::Original,
         width: processed.width,
