@@ -104,6 +104,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 )
                 .with_ansi(std::io::stdout().is_terminal())
                 .init();
+            raise_open_file_limit();
             let settings = settings::resolve(&app, listen).map_err(usage)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             Ok(runtime.block_on(serve(settings))?)
@@ -186,6 +187,22 @@ async fn serve(mut settings: settings::Settings) -> anyhow::Result<()> {
     let store = duet_server::open_store(&settings.config).context("opening the store")?;
     duet_server::run(settings.config, listener, store, Arc::new(SystemClock), shutdown_signal()).await?;
     Ok(())
+}
+
+/// Every connection is a descriptor: `serve` takes as many as the hard limit allows (the connection caps
+/// keep a reserve below it).
+fn raise_open_file_limit() {
+    let shown = |limit: Option<u64>| limit.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    match duet_server::open_files::raise() {
+        Ok(r) if r.before != r.now => {
+            tracing::info!(from = shown(r.before), to = shown(r.now), "raised the open-file limit")
+        }
+        Ok(r) => tracing::info!(limit = shown(r.now), "open-file limit"),
+        Err(error) => {
+            let limit = shown(duet_server::open_files::limit());
+            tracing::warn!(%error, limit, "could not raise the open-file limit")
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.
