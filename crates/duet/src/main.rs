@@ -190,17 +190,13 @@ async fn serve(mut settings: settings::Settings) -> anyhow::Result<()> {
 }
 
 /// Every connection is a descriptor: `serve` takes as many as the hard limit allows (the connection caps
-/// keep a reserve below it).
+/// keep a reserve below it). A limit missing from the log line is unlimited.
 fn raise_open_file_limit() {
-    let shown = |limit: Option<u64>| limit.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
     match duet_server::open_files::raise() {
-        Ok(r) if r.before != r.now => {
-            tracing::info!(from = shown(r.before), to = shown(r.now), "raised the open-file limit")
-        }
-        Ok(r) => tracing::info!(limit = shown(r.now), "open-file limit"),
+        Ok(r) if r.before != r.now => tracing::info!(from = r.before, to = r.now, "raised the open-file limit"),
+        Ok(r) => tracing::info!(limit = r.now, "open-file limit"),
         Err(error) => {
-            let limit = shown(duet_server::open_files::limit());
-            tracing::warn!(%error, limit, "could not raise the open-file limit")
+            tracing::warn!(%error, limit = duet_server::open_files::limit(), "could not raise the open-file limit")
         }
     }
 }
