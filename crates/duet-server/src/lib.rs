@@ -108,8 +108,10 @@ pub async fn run(
         .merge(http::body::min_rate(uploads, limits.upload_min_bytes, limits.upload_window))
         .merge(http::body::deadline(rest::router(core.clone(), public_url, tls), limits.body_timeout));
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, sdkappid = config.core.sdkappid, tls, "duet is serving");
-    let server = tracker.spawn(http::serve(listener, config.tls, app, limits, tracker.clone(), token.clone()));
+    let (max_connections, max_connections_per_ip) = http::caps(&limits);
+    tracing::info!(%addr, sdkappid = config.core.sdkappid, tls, max_connections, max_connections_per_ip, "duet is serving");
+    let caps = (max_connections, max_connections_per_ip);
+    let server = tracker.spawn(http::serve(listener, config.tls, app, limits, caps, tracker.clone(), token.clone()));
     tracker.close();
 
     shutdown.await;

@@ -131,7 +131,7 @@ async fn eleven_hundred_silent_connections_with_1024_descriptors_lock_nobody_out
     enough_descriptors();
     let server = Server::start("-n 1024", "");
     // The defaults for 1 024 descriptors: 90% of what a reserve of 128 leaves, and half that per address.
-    server.logged(&["connection caps", "max_connections=806", "max_connections_per_ip=403"]).await;
+    server.logged(&["duet is serving", "max_connections=806", "max_connections_per_ip=403"]).await;
 
     let attack_started = Instant::now();
     let attacker = silent_connections(server.addr, ATTACKERS).await;
@@ -158,7 +158,7 @@ async fn accepting_survives_running_out_of_descriptors() {
     // Caps above the limit: only the descriptors stop the attacker.
     let toml = "[http]\nmax_connections = 100000\nmax_connections_per_ip = 100000\nheader_timeout_secs = 2\n";
     let server = Server::start("-n 1024", toml);
-    server.logged(&["connection caps", "max_connections=100000"]).await;
+    server.logged(&["duet is serving", "max_connections=100000"]).await;
 
     let attacker = silent_connections(server.addr, ATTACKERS).await;
     server.logged(&["accepting connections failed", "Too many open files"]).await;

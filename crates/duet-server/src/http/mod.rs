@@ -40,23 +40,17 @@ pub(crate) fn caps(limits: &HttpLimits) -> (usize, usize) {
 }
 
 /// Accepts connections on `listener` and serves `app` on them (over TLS with `tls`) until `shutdown`
-/// is cancelled; every connection is a task of `tracker`, which outlives this loop until each has
-/// shut down.
+/// is cancelled, at most `total` at once and `per_address` from one address ([`caps`]); every
+/// connection is a task of `tracker`, which outlives this loop until each has shut down.
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<TlsConfig>,
     app: Router,
     limits: HttpLimits,
+    (total, per_address): (usize, usize),
     tracker: TaskTracker,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let (total, per_address) = caps(&limits);
-    tracing::info!(
-        max_connections = total,
-        max_connections_per_ip = per_address,
-        open_file_limit = open_files::limit(),
-        "connection caps"
-    );
     let caps = Caps::new(total, per_address);
     let acceptor = tls.map(|tls| tls.acceptor());
     let mut failures: u64 = 0;
