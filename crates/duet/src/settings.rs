@@ -51,8 +51,8 @@ pub struct AppArgs {
     /// The PEM private key of --tls-cert (PKCS#8, RSA or EC)
     #[arg(long, env = "DUET_TLS_KEY")]
     tls_key: Option<PathBuf>,
-    /// Connections open at once; more are closed when accepted [default: 90% of the open-file limit
-    /// less 128]
+    /// Connections open at once; more are closed when accepted [default: 90% of (the open-file limit -
+    /// 128)]
     #[arg(long, env = "DUET_MAX_CONNECTIONS", value_name = "N")]
     max_connections: Option<usize>,
     /// Connections open at once from one IPv4 address or IPv6 /64 (behind a proxy on the same host, raise
