@@ -287,6 +287,8 @@ impl OwnServer {
             .env("DUET_SECRET_KEY", key)
             .env("DUET_SDKAPPID", args.sdkappid.to_string())
             .env("DUET_DURABILITY", args.durability.name())
+            // Every simulated client connects from this host's one address.
+            .env("DUET_MAX_CONNECTIONS_PER_IP", "1000000")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

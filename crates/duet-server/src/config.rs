@@ -52,6 +52,22 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     /// The client protocol's deadlines (`[websocket]`).
     pub websocket: Option<WebSocketFileConfig>,
+    /// HTTP deadlines and connection caps (`[http]`).
+    pub http: Option<HttpFileConfig>,
+}
+
+/// The `[http]` table: deadlines and connection caps ([`HttpLimits`] says what each means).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFileConfig {
+    pub header_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub send_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub upload_min_bytes: Option<u64>,
+    pub upload_window_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
 }
 
 /// `[websocket]`: the client protocol's deadlines, in seconds.
@@ -180,6 +196,69 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// The client protocol's deadlines.
     pub ws: WsTimeouts,
+    /// HTTP deadlines and connection caps.
+    pub http: HttpLimits,
+}
+
+/// HTTP deadlines and connection caps, against clients that hold connections without using them
+/// (`docs/security.md`, "HTTP and connections").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request's headers must arrive whole within this, counted from the connection's start (after the
+    /// TLS handshake, which gets as long) for its first request, and from the first byte of each later
+    /// one on HTTP/1.1 (default 10 s).
+    pub header_timeout: Duration,
+    /// A connection with no request in progress is closed after this long (default 60 s). A WebSocket
+    /// is no longer an HTTP request once upgraded: its own limit is [`WsTimeouts::idle`].
+    pub idle_timeout: Duration,
+    /// A response the client stops reading is cut off, with its connection, after this long without
+    /// progress (default 60 s).
+    pub send_timeout: Duration,
+    /// A REST request's body (at most 1 MiB) must arrive whole within this (default 30 s).
+    pub body_timeout: Duration,
+    /// An upload's body must bring at least this many bytes in every [`HttpLimits::upload_window`]
+    /// (default 64 KiB), or it is cut off and answered 408.
+    pub upload_min_bytes: u64,
+    /// See [`HttpLimits::upload_min_bytes`] (default 30 s).
+    pub upload_window: Duration,
+    /// Connections open at once; more are closed as soon as accepted. `None` (default): derived from
+    /// the open-file limit at start, [`default_max_connections`].
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one IPv4 address or IPv6 /64. `None` (default): 1 000, or half of
+    /// the total cap if that is less.
+    pub max_connections_per_ip: Option<usize>,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            upload_min_bytes: 64 * 1024,
+            upload_window: Duration::from_secs(30),
+            max_connections: None,
+            max_connections_per_ip: None,
+        }
+    }
+}
+
+/// Descriptors kept out of the connection cap for the store, the media index, logs and the runtime.
+pub const FD_RESERVE: u64 = 128;
+
+/// The default total connection cap for an open-file limit (`None`: unlimited): 90 % of what the
+/// reserve leaves, so that uploads and downloads (a file each) have room too and `accept` never runs
+/// out of descriptors. 1 024 gives 806.
+pub fn default_max_connections(open_file_limit: Option<u64>) -> usize {
+    let limit = open_file_limit.unwrap_or(1 << 20);
+    let cap = limit.saturating_sub(FD_RESERVE).saturating_mul(9) / 10;
+    usize::try_from(cap).unwrap_or(usize::MAX).max(1)
+}
+
+/// The default per-address cap for a total cap: 1 000, or half the total if that is less.
+pub fn default_max_connections_per_ip(max_connections: usize) -> usize {
+    (max_connections / 2).clamp(1, 1000)
 }
 
 /// How long a WebSocket connection may stay silent.
@@ -235,6 +314,7 @@ impl Config {
             purge_interval: Duration::from_secs(60),
             tls: None,
             ws: WsTimeouts::default(),
+            http: HttpLimits::default(),
         }
     }
 }
@@ -279,5 +359,20 @@ mod tests {
         assert_eq!(c.media.dir, std::path::Path::new("/data/media"));
         assert_eq!(c.media.limits.image, 28 * 1024 * 1024);
         assert_eq!(c.media.limits.video, 100 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_http_table_parses_and_the_caps_follow_the_open_file_limit() {
+        let f = FileConfig::parse("[http]\nheader_timeout_secs = 5\nmax_connections_per_ip = 50\n").unwrap();
+        let http = f.http.unwrap();
+        assert_eq!((http.header_timeout_secs, http.max_connections_per_ip), (Some(5), Some(50)));
+        assert!(FileConfig::parse("[http]\ntimeout = 1\n").is_err());
+        assert_eq!(Config::new(1, "k", "/data").http, HttpLimits::default());
+        assert_eq!(default_max_connections(Some(1024)), 806);
+        assert_eq!(default_max_connections(Some(100)), 1);
+        assert_eq!(default_max_connections(Some(1_048_576)), 943_603);
+        assert_eq!(default_max_connections_per_ip(806), 403);
+        assert_eq!(default_max_connections_per_ip(943_603), 1000);
+        assert_eq!(default_max_connections_per_ip(1), 1);
     }
 }

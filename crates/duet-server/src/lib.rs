@@ -7,8 +7,11 @@
 //! * `ws`: the client protocol at `/v1/connect` (`docs/protocol.md`).
 //! * [`media`]: uploads and downloads at `/v1/media`, the local blob store, image renditions.
 //! * [`tls`]: the server's own TLS (`https://`, `wss://`), when configured; plain HTTP otherwise.
+//! * `http`: the accept loop for both, with deadlines and connection caps; [`open_files`], the
+//!   process's open-file limit.
 
 pub mod config;
+mod http;
 pub mod media;
 pub mod rest;
 pub mod tls;
@@ -28,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use crate::config::Config;
+pub use crate::http::open_files;
 
 /// How long in-flight requests get to finish after shutdown is asked for.
 const GRACE: Duration = Duration::from_secs(10);
@@ -96,24 +100,18 @@ pub async fn run(
         urls: media::Urls::new(public_url, tls),
         timeouts: config.ws,
     };
+    let limits = config.http;
+    let uploads = media::router(core.clone(), media, &config.media, tls, tracker.clone());
     let app = axum::Router::new()
         .route(duet_proto::client::CONNECT_PATH, axum::routing::get(ws::connect))
         .with_state(ws_state)
-        .merge(media::router(core.clone(), media, &config.media, tls, tracker.clone()))
-        .merge(rest::router(core.clone(), public_url, tls));
+        .merge(http::body::min_rate(uploads, limits.upload_min_bytes, limits.upload_window))
+        .merge(http::body::deadline(rest::router(core.clone(), public_url, tls), limits.body_timeout));
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, sdkappid = config.core.sdkappid, tls, "duet is serving");
-    let server = match config.tls {
-        Some(tls) => tracker.spawn(tls::serve(listener, tls, app, tracker.clone(), token.clone())),
-        None => {
-            // Small frames both ways: no Nagle delay on answers and pushes.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let serve = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
-            tracker.spawn(async move { serve.await })
-        }
-    };
+    let (max_connections, max_connections_per_ip) = http::caps(&limits);
+    tracing::info!(%addr, sdkappid = config.core.sdkappid, tls, max_connections, max_connections_per_ip, "duet is serving");
+    let caps = (max_connections, max_connections_per_ip);
+    let server = tracker.spawn(http::serve(listener, config.tls, app, limits, caps, tracker.clone(), token.clone()));
     tracker.close();
 
     shutdown.await;

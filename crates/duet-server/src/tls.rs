@@ -2,29 +2,13 @@
 //! `https://` and `wss://` with no proxy in front. Plain HTTP stays the default.
 //!
 //! [`TlsConfig`] is a certificate chain and its private key, parsed from PEM into a rustls server
-//! configuration (the `ring` provider; ALPN `h2` and `http/1.1`). [`serve`] is the accept loop: each TCP
-//! connection gets a tracked task that completes the TLS handshake (dropped after
-//! [`HANDSHAKE_TIMEOUT`]; a failed handshake is logged at debug and never stops the loop), then serves
-//! the app with hyper's `auto` connection (HTTP/1.1 with upgrades, so WebSockets work, or HTTP/2), as
-//! `axum::serve` does over plain TCP. On shutdown the loop stops accepting and each connection is shut
-//! down gracefully: the request in progress finishes, idle connections close.
+//! configuration (the `ring` provider; ALPN `h2` and `http/1.1`). The accept loop, the same for plain
+//! HTTP and TLS, is `http::serve`: it completes each handshake within the header timeout.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
-/// How long a client has to complete the TLS handshake before its connection is dropped, so sockets that
-/// never speak do not pile up.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The server's certificate chain and key, ready to accept TLS connections.
 #[derive(Clone)]
@@ -78,69 +62,10 @@ impl TlsConfig {
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(TlsConfig { server: Arc::new(server) })
     }
-}
 
-/// Accepts TLS connections on `listener` and serves `app` on them until `shutdown` is cancelled; every
-/// connection is a task of `tracker`, which outlives this loop until each has shut down.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    tls: TlsConfig,
-    app: Router,
-    tracker: TaskTracker,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server);
-    // Small frames both ways: no Nagle delay on answers and pushes. Accept errors (out of descriptors)
-    // are logged and retried by axum's listener.
-    let mut listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut TcpStream| {
-        let _ = tcp.set_nodelay(true);
-    });
-    loop {
-        let (tcp, peer) = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
-        };
-        tracker.spawn(connection(tcp, peer, acceptor.clone(), app.clone(), shutdown.clone()));
-    }
-}
-
-/// One connection: the handshake, then HTTP until the client closes or shutdown.
-async fn connection(
-    tcp: TcpStream,
-    peer: std::net::SocketAddr,
-    acceptor: tokio_rustls::TlsAcceptor,
-    app: Router,
-    shutdown: CancellationToken,
-) {
-    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
-    let stream = tokio::select! {
-        () = shutdown.cancelled() => return,
-        done = handshake => match done {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(error)) => {
-                tracing::debug!(%peer, %error, "tls handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, timeout = ?HANDSHAKE_TIMEOUT, "tls handshake not completed in time");
-                return;
-            }
-        },
-    };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // WebSockets over HTTP/2 (RFC 8441), as `axum::serve` allows.
-    builder.http2().enable_connect_protocol();
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app));
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        () = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(error) = result {
-        tracing::debug!(%peer, %error, "connection ended with an error");
+    /// What completes the handshake of each connection.
+    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.server.clone())
     }
 }
 

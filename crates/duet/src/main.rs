@@ -104,6 +104,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 )
                 .with_ansi(std::io::stdout().is_terminal())
                 .init();
+            raise_open_file_limit();
             let settings = settings::resolve(&app, listen).map_err(usage)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             Ok(runtime.block_on(serve(settings))?)
@@ -186,6 +187,18 @@ async fn serve(mut settings: settings::Settings) -> anyhow::Result<()> {
     let store = duet_server::open_store(&settings.config).context("opening the store")?;
     duet_server::run(settings.config, listener, store, Arc::new(SystemClock), shutdown_signal()).await?;
     Ok(())
+}
+
+/// Every connection is a descriptor: `serve` takes as many as the hard limit allows (the connection caps
+/// keep a reserve below it). A limit missing from the log line is unlimited.
+fn raise_open_file_limit() {
+    match duet_server::open_files::raise() {
+        Ok(r) if r.before != r.now => tracing::info!(from = r.before, to = r.now, "raised the open-file limit"),
+        Ok(r) => tracing::info!(limit = r.now, "open-file limit"),
+        Err(error) => {
+            tracing::warn!(%error, limit = duet_server::open_files::limit(), "could not raise the open-file limit")
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -51,6 +51,14 @@ pub struct AppArgs {
     /// The PEM private key of --tls-cert (PKCS#8, RSA or EC)
     #[arg(long, env = "DUET_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// Connections open at once; more are closed when accepted [default: 90% of (the open-file limit -
+    /// 128)]
+    #[arg(long, env = "DUET_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<usize>,
+    /// Connections open at once from one IPv4 address or IPv6 /64 (behind a proxy on the same host, raise
+    /// it to --max-connections) [default: 1000, or half of --max-connections if less]
+    #[arg(long, env = "DUET_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    max_connections_per_ip: Option<usize>,
 }
 
 pub struct Settings {
@@ -218,6 +226,7 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     if let Some(ws) = &file.websocket {
         config.ws = config::WsTimeouts::from_file(ws).map_err(anyhow::Error::msg)?;
     }
+    apply_http(&mut config.http, args, &file.http.clone().unwrap_or_default())?;
     let tls = match (args.tls_cert.clone().or(file.tls_cert), args.tls_key.clone().or(file.tls_key)) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         (None, None) => None,
@@ -258,6 +267,45 @@ fn apply_media(config: &mut config::MediaConfig, file: &config::MediaFileConfig)
             bail!("media.max_image_pixels must be at least 1");
         }
         config.max_image_pixels = n;
+    }
+    Ok(())
+}
+
+/// `[http]` and the connection cap flags.
+fn apply_http(limits: &mut config::HttpLimits, args: &AppArgs, file: &config::HttpFileConfig) -> anyhow::Result<()> {
+    let timeouts = [
+        (file.header_timeout_secs, &mut limits.header_timeout, "http.header_timeout_secs"),
+        (file.idle_timeout_secs, &mut limits.idle_timeout, "http.idle_timeout_secs"),
+        (file.send_timeout_secs, &mut limits.send_timeout, "http.send_timeout_secs"),
+        (file.body_timeout_secs, &mut limits.body_timeout, "http.body_timeout_secs"),
+        (file.upload_window_secs, &mut limits.upload_window, "http.upload_window_secs"),
+    ];
+    for (value, slot, key) in timeouts {
+        if let Some(secs) = value {
+            if !(1..=86_400).contains(&secs) {
+                bail!("{key} must be between 1 and 86400");
+            }
+            *slot = std::time::Duration::from_secs(secs);
+        }
+    }
+    if let Some(n) = file.upload_min_bytes {
+        limits.upload_min_bytes = n;
+    }
+    let caps = [
+        (args.max_connections.or(file.max_connections), &mut limits.max_connections, "max_connections"),
+        (
+            args.max_connections_per_ip.or(file.max_connections_per_ip),
+            &mut limits.max_connections_per_ip,
+            "max_connections_per_ip",
+        ),
+    ];
+    for (value, slot, name) in caps {
+        if let Some(n) = value {
+            if n == 0 {
+                bail!("{name} must be at least 1");
+            }
+            *slot = Some(n);
+        }
     }
     Ok(())
 }

@@ -213,3 +213,26 @@ fn tls_files_named_in_the_toml_file_are_relative_to_its_directory() {
     let log = serve_log(&elsewhere, &["--config", "../etc/duet.toml"], &[]).join("\n");
     assert!(log.contains("tls=true"), "served with the files beside the config file: {log}");
 }
+
+#[test]
+fn the_http_table_and_the_cap_flags_reach_the_server_and_bad_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = "[http]\nmax_connections = 500\nmax_connections_per_ip = 50\nheader_timeout_secs = 5\n";
+    std::fs::write(dir.path().join("duet.toml"), toml).unwrap();
+    let lines = serve_log(dir.path(), &["--config", "duet.toml"], &[]);
+    let serving = lines.last().unwrap();
+    assert!(serving.contains("max_connections=500 max_connections_per_ip=50"), "{serving}");
+    // A flag wins over the file, and the per-address default follows the total.
+    let lines = serve_log(dir.path(), &["--max-connections", "300"], &[("DUET_MAX_CONNECTIONS_PER_IP", "7")]);
+    assert!(lines.last().unwrap().contains("max_connections=300 max_connections_per_ip=7"), "{lines:?}");
+    let lines = serve_log(dir.path(), &["--max-connections", "300"], &[]);
+    assert!(lines.last().unwrap().contains("max_connections=300 max_connections_per_ip=150"), "{lines:?}");
+
+    std::fs::write(dir.path().join("bad.toml"), "[http]\nidle_timeout_secs = 0\n").unwrap();
+    let out = duet(dir.path()).args(["serve", "--secret-key", "k", "--config", "bad.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(error_line(&out).contains("http.idle_timeout_secs must be between 1 and 86400"), "{}", stderr(&out));
+    let out = duet(dir.path()).args(["serve", "--secret-key", "k", "--max-connections", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(error_line(&out).contains("max_connections must be at least 1"), "{}", stderr(&out));
+}

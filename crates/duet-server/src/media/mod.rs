@@ -105,6 +105,8 @@ enum Failure {
     ImageTooLarge(String),
     /// The client went away or its body broke off.
     Aborted,
+    /// The body arrived slower than the minimum rate (`HttpLimits::upload_min_bytes`).
+    TooSlow,
     Internal(String),
 }
 
@@ -138,6 +140,10 @@ impl IntoResponse for Failure {
             Failure::Aborted => {
                 (StatusCode::BAD_REQUEST, ApiError::new(code::MEDIA_UPLOAD_FAILED, "the upload broke off; retry"))
             }
+            Failure::TooSlow => (
+                StatusCode::REQUEST_TIMEOUT,
+                ApiError::new(code::MEDIA_UPLOAD_FAILED, "the upload arrived too slowly and was cut off; retry"),
+            ),
             Failure::Internal(detail) => {
                 tracing::error!(error = %detail, "media request failed");
                 (
@@ -275,6 +281,7 @@ fn blob_failure(e: BlobError) -> Failure {
     match e {
         BlobError::TooLarge(limit) => Failure::TooLarge(limit),
         BlobError::Empty => Failure::Empty,
+        BlobError::Source(e) if crate::http::body::is_too_slow(&e) => Failure::TooSlow,
         BlobError::Source(e) => {
             tracing::debug!(error = %e, "upload body broke off");
             Failure::Aborted

@@ -145,8 +145,11 @@ fn authenticate(core: &Core, service: Service, query: &str) -> Result<String, Ap
 }
 
 fn too_large(service: Service, e: &BytesRejection) -> ApiError {
-    let code = if service == Service::OpenIm { code::MSG_TOO_LONG } else { code::BAD_REQUEST };
     tracing::debug!(error = %e, "request body refused");
+    if crate::http::body::is_too_slow(e) {
+        return ApiError::new(code::BAD_REQUEST, "the request body was not received in time");
+    }
+    let code = if service == Service::OpenIm { code::MSG_TOO_LONG } else { code::BAD_REQUEST };
     ApiError::new(code, format!("the request body could not be read; the limit is {MAX_BODY} bytes"))
 }
 
