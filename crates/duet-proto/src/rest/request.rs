@@ -450,16 +450,16 @@ impl ImportMsg {
                 ));
             }
         };
-        let time = f.stored_time(&["MsgTimeStamp"], code::MSG_TIMESTAMP_INVALID)?;
-        limits::check_not_ahead(time, now)
-            .map_err(|why| ApiError::new(code::MSG_TIMESTAMP_INVALID, format!("MsgTimeStamp: {why}")))?;
         let msg = ImportMsg {
             counts_unread,
             from: f.account(&["From_Account"], code::MSG_FROM_ACCOUNT_INVALID)?,
             to: f.account(&["To_Account"], code::MSG_TO_ACCOUNT_INVALID)?,
             seq: f.opt_u32("MsgSeq", code::MSG_SEQ_INVALID)?,
             random: f.u32("MsgRandom", code::MSG_RANDOM_INVALID)?,
-            time,
+            time: f.stored_time(&["MsgTimeStamp"], code::MSG_TIMESTAMP_INVALID).and_then(|t| {
+                limits::check_not_ahead(t, now)
+                    .map_err(|why| ApiError::new(code::MSG_TIMESTAMP_INVALID, format!("MsgTimeStamp: {why}")))
+            })?,
             body: parse_msg_body(f.get(&["MsgBody"]))?,
             // "" is empty content, as for sendmsg.
             cloud_custom_data: f.opt_content("CloudCustomData", code::MSG_JSON_PARSE)?,
