@@ -307,3 +307,23 @@ async fn usersigs_dated_ahead_of_the_clock_are_refused_so_none_outlives_a_kick()
     assert_eq!(r["op"], "logged_in", "{r}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn upload_names_with_invisible_characters_are_refused() {
+    let s = TestServer::spawn().await;
+    // "invoice\u{202E}fdp.exe" shows as "invoiceexe.pdf".
+    for name in ["invoice\u{202E}fdp.exe", "a\u{200B}.txt", "a\u{0}.txt", "a/b.txt"] {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v1/media", s.base_url()))
+            .query(&[("type", "file"), ("filename", name), ("identifier", "alice"), ("usersig", &s.usersig("alice"))])
+            .body("hello")
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let r: Value = resp.json().await.unwrap();
+        assert_eq!((status, &r["ErrorCode"]), (400, &json!(60008)), "{name:?}: {r}");
+    }
+    assert_eq!(stored_files(&s.config.media.dir), 0);
+    s.stop().await;
+}
