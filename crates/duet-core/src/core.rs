@@ -360,7 +360,7 @@ impl Core {
 
     /// Imports a historical message with its original time.
     pub async fn import(&self, msg: Import) -> Result<(), Error> {
-        let offline_until = msg.time + self.config.offline_retention_secs;
+        let offline_until = msg.time.saturating_add(self.config.offline_retention_secs);
         self.store.import(msg, offline_until, self.config.recent_contacts_max).await?;
         Ok(())
     }
@@ -387,10 +387,12 @@ impl Core {
     }
 
     /// Marks what `owner` received from `peer` up to `time` (default: now) as read, on every device.
+    /// A time ahead of the clock reads as now: nothing sent later has been read yet, and a read time
+    /// never moves back, so a future one would keep every later message from counting as unread.
     pub async fn set_read(&self, owner: &str, peer: &str, time: Option<i64>) -> Result<(), Error> {
         self.require_pair(owner, peer).await?;
         let now = self.clock.now_secs();
-        let time = time.unwrap_or(now);
+        let time = time.map_or(now, |t| t.min(now));
         let expire = now + self.config.offline_retention_secs;
         self.store.set_read(owner.to_owned(), peer.to_owned(), time, expire).await?;
         Ok(())

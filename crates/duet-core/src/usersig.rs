@@ -39,6 +39,10 @@ const MAX_DOCUMENT_LEN: usize = 16 * 1024;
 /// document fits comfortably).
 const MAX_USERSIG_LEN: usize = 32 * 1024;
 
+/// How far ahead of the server's clock a UserSig's `TLS.time` may be: clocks drift, but a sig dated
+/// further ahead would pass a later kick's "issued before" test (`Core::kick`) until its date came.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+
 /// Standard alphabet; padding optional on input (some generators and URL handling drop it).
 const LENIENT_STANDARD: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
@@ -78,6 +82,9 @@ pub enum UserSigError {
     /// Signed correctly, but `now > time + expire`.
     #[error("usersig has expired")]
     Expired,
+    /// Signed correctly, but dated more than [`MAX_CLOCK_SKEW_SECS`] ahead of the server's clock.
+    #[error("usersig is dated ahead of the server's clock")]
+    IssuedAhead,
     /// Issued to another identifier.
     #[error("usersig was issued to a different identifier")]
     IdentifierMismatch,
@@ -142,8 +149,9 @@ pub fn generate(
 /// `TLS.userbuf:<b64>\n` line in the signed content). Returns the claims.
 ///
 /// Checks run in this order, so the first failure decides the error: empty, decoding ([`UserSigError::Malformed`]),
-/// required fields ([`UserSigError::MissingField`]), sdkappid, identifier, signature, expiry. The signature is
-/// checked before expiry so that a forged sig is never reported as merely expired.
+/// required fields ([`UserSigError::MissingField`]), sdkappid, identifier, signature, a `TLS.time` more than
+/// [`MAX_CLOCK_SKEW_SECS`] after `now` ([`UserSigError::IssuedAhead`]; Tencent's libraries do not check
+/// this), expiry. The signature is checked first so that a forged sig is never reported as merely expired.
 pub fn verify(
     secret_key: &str,
     sdkappid: u64,
@@ -193,6 +201,9 @@ pub fn verify(
         .verify_slice(&tag)
         .map_err(|_| UserSigError::BadSignature)?;
 
+    if i128::from(time) > i128::from(now) + i128::from(MAX_CLOCK_SKEW_SECS) {
+        return Err(UserSigError::IssuedAhead);
+    }
     if i128::from(now) > i128::from(time) + i128::from(expire) {
         return Err(UserSigError::Expired);
     }

@@ -6,7 +6,7 @@ use std::io::{Read as _, Write as _};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use duet_core::usersig::{Claims, UserSigError, generate, verify};
+use duet_core::usersig::{Claims, MAX_CLOCK_SKEW_SECS, UserSigError, generate, verify};
 use flate2::Compression;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -83,8 +83,12 @@ fn reference_vector_verifies_through_its_last_second() {
     let expected = claims("xiaojun", TIME, EXPIRE, None);
     assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, TIME), Ok(expected.clone()));
     assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, TIME + EXPIRE), Ok(expected.clone()));
-    // No lower bound on TLS.time, as in the official verifiers.
-    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, 0), Ok(expected));
+    // Unlike the official verifiers, a sig dated more than the allowed clock skew ahead is refused: it
+    // would outlive a kick made before its date.
+    let earliest = TIME - MAX_CLOCK_SKEW_SECS;
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, earliest), Ok(expected));
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, earliest - 1), Err(UserSigError::IssuedAhead));
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, 0), Err(UserSigError::IssuedAhead));
     assert_eq!(verify(KEY, SDKAPPID, "xiaojun", REF_USERSIG, TIME + EXPIRE + 1), Err(UserSigError::Expired));
     assert_eq!(document_of(REF_USERSIG), REF_DOCUMENT);
 }
@@ -432,6 +436,22 @@ fn expired_is_refused() {
 }
 
 #[test]
+fn dated_ahead_is_refused_after_the_signature_and_before_expiry() {
+    let ahead = generate(KEY, SDKAPPID, "xiaojun", TIME + MAX_CLOCK_SKEW_SECS + 1, EXPIRE, None);
+    assert_eq!(check(&ahead), Err(UserSigError::IssuedAhead));
+    let at_the_skew = generate(KEY, SDKAPPID, "xiaojun", TIME + MAX_CLOCK_SKEW_SECS, EXPIRE, None);
+    assert_eq!(check(&at_the_skew), Ok(claims("xiaojun", TIME + MAX_CLOCK_SKEW_SECS, EXPIRE, None)));
+    // A forged sig is reported as forged, whatever its date; one dated far ahead never overflows.
+    let wrong_key = "0000000000000000000000000000000000000000000000000000000000000000";
+    assert_eq!(
+        check(&generate(wrong_key, SDKAPPID, "xiaojun", i64::MAX, EXPIRE, None)),
+        Err(UserSigError::BadSignature)
+    );
+    assert_eq!(check(&generate(KEY, SDKAPPID, "xiaojun", i64::MAX, -1, None)), Err(UserSigError::IssuedAhead));
+    assert_eq!(verify(KEY, SDKAPPID, "xiaojun", &ahead, i64::MIN), Err(UserSigError::IssuedAhead));
+}
+
+#[test]
 fn forged_is_refused() {
     let wrong_key = "0000000000000000000000000000000000000000000000000000000000000000";
     let forged = generate(wrong_key, SDKAPPID, "xiaojun", TIME, EXPIRE, None);
@@ -585,6 +605,7 @@ fn error_messages_are_lowercase_without_trailing_period() {
         UserSigError::MissingField,
         UserSigError::BadSignature,
         UserSigError::Expired,
+        UserSigError::IssuedAhead,
         UserSigError::IdentifierMismatch,
         UserSigError::SdkAppIdMismatch,
     ] {

@@ -10,6 +10,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::elem::MsgElem;
+use crate::limits;
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -101,7 +102,9 @@ pub enum ClientFrame {
         user: String,
         usersig: String,
         platform: Platform,
-        /// A stable id of this device (an installation), chosen by the client.
+        /// A stable id of this device (an installation), chosen by the client: 1 to
+        /// [`MAX_DEVICE_ID_BYTES`](crate::limits::MAX_DEVICE_ID_BYTES) bytes of visible text.
+        #[serde(deserialize_with = "device_id")]
         device: String,
         /// A transient session (a one-shot tool beside the user's devices): it takes no slot of the
         /// multi-device policy, kicks no one and is not kicked by another login, and leaves the user's
@@ -149,11 +152,12 @@ pub enum ClientFrame {
     },
     /// The user's recent contacts, latest first.
     Conversations { id: u64 },
-    /// Everything received from `peer` up to `time` (default: now) is read.
+    /// Everything received from `peer` up to `time` (default: now; a time within
+    /// `[0, 2^53 − 1]`, and one ahead of the server's clock reads as now) is read.
     MarkRead {
         id: u64,
         peer: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "read_time")]
         time: Option<i64>,
     },
     /// Heartbeat.
@@ -206,6 +210,18 @@ pub enum ClientFrame {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// A login's `device`, refused unless [`limits::check_device_id`] accepts it.
+fn device_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let device = String::deserialize(d)?;
+    limits::check_device_id(&device).map_err(serde::de::Error::custom)?;
+    Ok(device)
+}
+
+/// `mark_read`'s `time`, refused unless [`limits::check_time`] accepts it.
+fn read_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Option::<i64>::deserialize(d)?.map(|t| limits::check_time(t).map_err(serde::de::Error::custom)).transpose()
 }
 
 /// A frame from server to client.

@@ -2,6 +2,7 @@
 //!
 //! * [`code`]: Tencent IM's numeric error codes, the one vocabulary of failure shared by REST and clients.
 //! * [`elem`]: message elements (`TIMTextElem`, `TIMImageElem`, ...) with Tencent's field names and validation.
+//! * [`limits`]: the bounds of values (identifiers, times, device ids, message sizes), one validator each.
 //! * [`media`]: the upload and download endpoints' shapes (`/v1/media`).
 //! * [`rest`]: the `/v4/...` REST API: request parsing (lenient where real clients differ) and response shapes.
 //!
@@ -10,6 +11,7 @@
 pub mod client;
 pub mod code;
 pub mod elem;
+pub mod limits;
 pub mod media;
 pub mod rest;
 

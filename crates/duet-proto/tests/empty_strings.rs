@@ -5,6 +5,9 @@ use duet_proto::ApiError;
 use duet_proto::rest::{request as req, sns};
 use serde_json::{Value, json};
 
+/// The server's clock for `importmsg`, which refuses message times ahead of it.
+const NOW: i64 = 1_700_000_000;
+
 type Parse = fn(&Value) -> Result<String, ApiError>;
 
 fn debug<T: std::fmt::Debug>(r: Result<T, ApiError>) -> Result<String, ApiError> {
@@ -74,7 +77,7 @@ fn cases() -> Vec<(&'static str, Parse, Value, Vec<&'static str>)> {
         ("batchsendmsg", |b| debug(req::BatchSendMsg::parse(b)), batch, send_fields),
         (
             "importmsg",
-            |b| debug(req::ImportMsg::parse(b)),
+            |b| debug(req::ImportMsg::parse(b, NOW)),
             json!({"SyncFromOldSystem": 2, "From_Account": "alice", "To_Account": "bob", "MsgSeq": 1, "MsgRandom": 2,
                    "MsgTimeStamp": 3, "MsgBody": text}),
             vec!["/MsgSeq"],
@@ -202,7 +205,7 @@ fn cloud_custom_data_keeps_an_empty_string_as_empty_content() {
     import.as_object_mut().unwrap().extend(
         json!({"SyncFromOldSystem": 2, "From_Account": "alice", "MsgTimeStamp": 1}).as_object().unwrap().clone(),
     );
-    assert_eq!(req::ImportMsg::parse(&import).unwrap().cloud_custom_data.as_deref(), Some(""));
+    assert_eq!(req::ImportMsg::parse(&import, NOW).unwrap().cloud_custom_data.as_deref(), Some(""));
 }
 
 #[test]

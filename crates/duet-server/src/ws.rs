@@ -162,7 +162,7 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Result<(Session, Clai
             return Err(end);
         }
     };
-    let (id, user, usersig, platform, device, kind) = match serde_json::from_str::<ClientFrame>(&text) {
+    let (id, user, usersig, platform, device, kind) = match parse_request(&text) {
         Ok(ClientFrame::Login { id, protocol, user, usersig, platform, device, transient, live }) => {
             if protocol != PROTOCOL_VERSION {
                 let info = format!("protocol {protocol} is not supported; this server speaks {PROTOCOL_VERSION}");
@@ -177,13 +177,10 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Result<(Session, Clai
                 .await;
             return Err(End::Refused);
         }
-        Err(e) => {
-            send(
-                socket,
-                &error(0, client::code::INVALID_PARAMS, format!("not a valid login frame: {e}")),
-                state.timeouts.write,
-            )
-            .await;
+        Err((id, why)) => {
+            // Under the frame's id when it has one: a login refused for a field (a device id over its
+            // limit) is answered like any other refused login.
+            send(socket, &error(id, client::code::INVALID_PARAMS, why), state.timeouts.write).await;
             return Err(End::Refused);
         }
     };

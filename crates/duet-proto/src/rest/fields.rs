@@ -126,6 +126,20 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional time the server keeps (unix seconds): within `[0, 2^53 − 1]`
+    /// ([`limits::check_time`](crate::limits::check_time)); `""` is none.
+    pub fn opt_stored_time(&self, names: &[&str], code: u32) -> Result<Option<i64>, ApiError> {
+        self.given(names).map(|v| stored_time_value(v, names[0], code)).transpose()
+    }
+
+    /// A required time the server keeps, as [`Fields::opt_stored_time`].
+    pub fn stored_time(&self, names: &[&str], code: u32) -> Result<i64, ApiError> {
+        match self.get(names) {
+            None => Err(ApiError::new(code, format!("{} is required", names[0]))),
+            Some(v) => stored_time_value(v, names[0], code),
+        }
+    }
+
     /// An optional array of strings; `""` is none (an empty array).
     pub fn opt_strings(&self, name: &str, code: u32) -> Result<Vec<String>, ApiError> {
         match self.given(&[name]) {
@@ -161,6 +175,11 @@ fn time_value(v: &Value, name: &str, code: u32) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::new(code, format!("{name} must be a non-negative integer")))
 }
 
+fn stored_time_value(v: &Value, name: &str, code: u32) -> Result<i64, ApiError> {
+    let t = lenient::as_i64(v).ok_or_else(|| ApiError::new(code, format!("{name} must be a non-negative integer")))?;
+    crate::limits::check_time(t).map_err(|why| ApiError::new(code, format!("{name}: {why}")))
+}
+
 fn account_value(v: &Value, name: &str, code: u32) -> Result<String, ApiError> {
     match v {
         Value::String(s) => {
@@ -170,7 +189,10 @@ fn account_value(v: &Value, name: &str, code: u32) -> Result<String, ApiError> {
     }
 }
 
-/// Checks a UserID as Tencent does: 1 to 32 bytes, printable, no leading/trailing spaces.
+/// Checks a UserID, on every door (REST, the client protocol, media): 1 to 32 bytes (Tencent's limit), no
+/// invisible character (control, format, line or paragraph separator, noncharacter: see
+/// [`limits::is_invisible`](crate::limits::is_invisible)), no leading or trailing whitespace. UserIDs are
+/// then compared byte for byte: case-sensitive, without Unicode normalization.
 pub fn validate_user_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err("a UserID must not be empty".into());
@@ -178,10 +200,7 @@ pub fn validate_user_id(id: &str) -> Result<(), String> {
     if id.len() > MAX_USER_ID_BYTES {
         return Err(format!("UserID {id:?} is {} bytes, more than {MAX_USER_ID_BYTES}", id.len()));
     }
-    if id.chars().any(char::is_control) || id.trim() != id {
-        return Err(format!("UserID {id:?} holds control characters or surrounding spaces"));
-    }
-    Ok(())
+    crate::limits::check_visible("UserID", id)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub mod sns;
 
 mod fields;
 
-pub use fields::validate_user_id;
+pub use fields::{MAX_USER_ID_BYTES, validate_user_id};
 
 use crate::code;
 

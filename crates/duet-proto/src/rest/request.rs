@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::fields::{Fields, validate_user_id};
 use crate::elem::{MsgElem, parse_msg_body};
-use crate::{ApiError, code, lenient};
+use crate::{ApiError, code, lenient, limits};
 
 /// Most accounts one account or profile call may name.
 pub const MAX_ACCOUNT_BATCH: usize = 100;
@@ -31,10 +31,19 @@ pub struct AccountImport {
 impl AccountImport {
     pub fn parse(body: &Value) -> Result<AccountImport, ApiError> {
         let f = Fields::of(body, code::ACCOUNT_INVALID_PARAMS)?;
+        // Stored as the profile's Tag_Profile_IM_Nick and Tag_Profile_IM_Image, with their limit (Tencent
+        // answers 40601 here too).
+        let profile_text = |name: &str| -> Result<Option<String>, ApiError> {
+            let v = f.opt_string(name, code::ACCOUNT_INVALID_PARAMS)?;
+            if let Some(v) = &v {
+                check_profile_text(name, v, MAX_PROFILE_VALUE_BYTES)?;
+            }
+            Ok(v)
+        };
         Ok(AccountImport {
             user_id: f.account(&["UserID", "Identifier"], code::ACCOUNT_INVALID_PARAMS)?,
-            nick: f.opt_string("Nick", code::ACCOUNT_INVALID_PARAMS)?,
-            face_url: f.opt_string("FaceUrl", code::ACCOUNT_INVALID_PARAMS)?,
+            nick: profile_text("Nick")?,
+            face_url: profile_text("FaceUrl")?,
         })
     }
 }
@@ -213,12 +222,7 @@ fn profile_value(tag: &str, v: &Value) -> Result<ProfileValue, ApiError> {
     match kind {
         TagKind::Text(max) => {
             let s = text(v)?;
-            if s.len() > max {
-                return Err(ApiError::new(
-                    code::PROFILE_VALUE_TOO_LONG,
-                    format!("{tag} is {} bytes, more than {max}", s.len()),
-                ));
-            }
+            check_profile_text(tag, &s, max)?;
             Ok(ProfileValue::Text(s))
         }
         TagKind::Choice(choices) => {
@@ -237,6 +241,17 @@ fn profile_value(tag: &str, v: &Value) -> Result<ProfileValue, ApiError> {
             })
         }
     }
+}
+
+/// Checks the length of a text profile value (Tencent: 500 bytes; 40601 beyond).
+fn check_profile_text(name: &str, s: &str, max: usize) -> Result<(), ApiError> {
+    if s.len() > max {
+        return Err(ApiError::new(
+            code::PROFILE_VALUE_TOO_LONG,
+            format!("{name} is {} bytes, more than {max}", s.len()),
+        ));
+    }
+    Ok(())
 }
 
 /// `portrait_set`: `{"From_Account": ..., "ProfileItem": [{"Tag": ..., "Value": ...}]}`.
@@ -349,7 +364,7 @@ impl OutgoingMessage {
                 return Err(ApiError::new(code::MSG_OFFLINE_PUSH_INFO, "OfflinePushInfo must be an object"));
             }
         };
-        Ok(OutgoingMessage {
+        let msg = OutgoingMessage {
             from: f.opt_account(&["From_Account"], code::MSG_FROM_ACCOUNT_INVALID)?,
             sync_other_machine,
             lifetime: if online_only { 0 } else { lifetime },
@@ -362,7 +377,17 @@ impl OutgoingMessage {
             no_last_msg: controls.iter().any(|c| c == "NoLastMsg"),
             offline_push_info,
             need_read_receipt: f.opt_u32("IsNeedReadReceipt", code::MSG_JSON_PARSE)? == Some(1),
-        })
+        };
+        msg.check()?;
+        Ok(msg)
+    }
+
+    /// Checks the whole message against its limits ([`limits::check_message`]: 12 KB of `MsgBody`,
+    /// `CloudCustomData` and `OfflinePushInfo` together); returns the compact JSON of `MsgBody`. Parsing
+    /// checks it; check again after changing the body (the server's description of uploads).
+    pub fn check(&self) -> Result<String, ApiError> {
+        let ccd = self.cloud_custom_data.as_deref().unwrap_or_default();
+        limits::check_message(&self.body, ccd, self.offline_push_info.as_ref())
     }
 }
 
@@ -410,7 +435,10 @@ pub struct ImportMsg {
 }
 
 impl ImportMsg {
-    pub fn parse(body: &Value) -> Result<ImportMsg, ApiError> {
+    /// Parses an import at `now` (the server's clock, unix seconds): `MsgTimeStamp` is a time the server
+    /// keeps ([`limits::check_time`]) no more than [`limits::MAX_CLOCK_SKEW_SECS`] ahead of `now`, since
+    /// history sorts by it: a message dated in the far future would stay the newest, and unread, forever.
+    pub fn parse(body: &Value, now: i64) -> Result<ImportMsg, ApiError> {
         let f = Fields::of(body, code::MSG_JSON_PARSE)?;
         let counts_unread = match f.u32("SyncFromOldSystem", code::MSG_SYNC_FROM_OLD_SYSTEM)? {
             2 => false,
@@ -422,17 +450,27 @@ impl ImportMsg {
                 ));
             }
         };
-        Ok(ImportMsg {
+        let msg = ImportMsg {
             counts_unread,
             from: f.account(&["From_Account"], code::MSG_FROM_ACCOUNT_INVALID)?,
             to: f.account(&["To_Account"], code::MSG_TO_ACCOUNT_INVALID)?,
             seq: f.opt_u32("MsgSeq", code::MSG_SEQ_INVALID)?,
             random: f.u32("MsgRandom", code::MSG_RANDOM_INVALID)?,
-            time: f.time(&["MsgTimeStamp"], code::MSG_TIMESTAMP_INVALID)?,
+            time: f.stored_time(&["MsgTimeStamp"], code::MSG_TIMESTAMP_INVALID).and_then(|t| {
+                limits::check_not_ahead(t, now)
+                    .map_err(|why| ApiError::new(code::MSG_TIMESTAMP_INVALID, format!("MsgTimeStamp: {why}")))
+            })?,
             body: parse_msg_body(f.get(&["MsgBody"]))?,
             // "" is empty content, as for sendmsg.
             cloud_custom_data: f.opt_content("CloudCustomData", code::MSG_JSON_PARSE)?,
-        })
+        };
+        msg.check()?;
+        Ok(msg)
+    }
+
+    /// Checks the whole message against its limits, as [`OutgoingMessage::check`] does.
+    pub fn check(&self) -> Result<String, ApiError> {
+        limits::check_message(&self.body, self.cloud_custom_data.as_deref().unwrap_or_default(), None)
     }
 }
 
@@ -505,7 +543,7 @@ impl SetMsgRead {
         Ok(SetMsgRead {
             report: f.account(&["Report_Account"], code::MSG_FROM_ACCOUNT_INVALID)?,
             peer: f.account(&["Peer_Account"], code::MSG_TO_ACCOUNT_INVALID)?,
-            read_time: f.opt_time(&["MsgReadTime"], code::MSG_JSON_PARSE)?,
+            read_time: f.opt_stored_time(&["MsgReadTime"], code::MSG_JSON_PARSE)?,
         })
     }
 }

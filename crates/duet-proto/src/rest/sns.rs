@@ -78,8 +78,10 @@ fn limited(name: &str, v: Option<String>, max: usize) -> Result<String, ApiError
 }
 
 fn group_name(g: &str) -> Result<String, ApiError> {
-    if g.is_empty() || g.len() > MAX_GROUP_NAME_BYTES || g.chars().any(char::is_control) {
-        return Err(bad(format!("group name {g:?} must be 1 to {MAX_GROUP_NAME_BYTES} bytes, no control characters")));
+    if g.is_empty() || g.len() > MAX_GROUP_NAME_BYTES || g.chars().any(crate::limits::is_invisible) {
+        return Err(bad(format!(
+            "group name {g:?} must be 1 to {MAX_GROUP_NAME_BYTES} bytes, no invisible characters"
+        )));
     }
     Ok(g.to_owned())
 }
@@ -232,7 +234,7 @@ impl FriendImport {
                     groups: i.given(&["GroupName"]).map(groups).transpose()?.unwrap_or_default(),
                     source: add_source(i.string("AddSource", BAD)?)?,
                     wording: limited("AddWording", i.opt_string("AddWording", BAD)?, MAX_WORDING_BYTES)?,
-                    add_time: i.opt_time(&["AddTime"], BAD)?,
+                    add_time: i.opt_stored_time(&["AddTime"], BAD)?,
                     custom: match i.given(&["CustomItem"]) {
                         None => Vec::new(),
                         Some(Value::Array(tags)) => tags.iter().map(custom_item).collect::<Result<_, _>>()?,

@@ -94,6 +94,8 @@ pub(crate) fn router(
 #[derive(Debug)]
 enum Failure {
     NoCredentials,
+    /// The identifier is not a valid UserID (`rest::validate_user_id`), whatever the sig says.
+    BadIdentifier(String),
     Auth(AuthError, String, u64),
     BadRequest(String),
     Forbidden,
@@ -116,6 +118,10 @@ impl IntoResponse for Failure {
             Failure::NoCredentials => (
                 StatusCode::UNAUTHORIZED,
                 ApiError::new(code::USERSIG_EMPTY, "identifier and usersig are required (query or Basic auth)"),
+            ),
+            Failure::BadIdentifier(why) => (
+                StatusCode::UNAUTHORIZED,
+                ApiError::new(code::USERSIG_IDENTIFIER_MISMATCH, format!("identifier: {why}")),
             ),
             Failure::Auth(e, id, sdkappid) => (StatusCode::UNAUTHORIZED, crate::rest::error::auth(e, &id, sdkappid)),
             Failure::BadRequest(why) => (StatusCode::BAD_REQUEST, ApiError::new(code::BAD_REQUEST, why)),
@@ -250,6 +256,8 @@ fn authenticate(core: &Core, q: &MediaQuery, headers: &HeaderMap) -> Result<(Str
     if id.is_empty() || sig.is_empty() {
         return Err(Failure::NoCredentials);
     }
+    // The same UserID rule as the REST API's and the client protocol's, before the sig is looked at.
+    duet_proto::rest::validate_user_id(&id).map_err(Failure::BadIdentifier)?;
     core.authenticate(&id, &sig).map_err(|e| Failure::Auth(e, id.clone(), core.config().sdkappid))?;
     let admin = core.is_admin(&id);
     Ok((id, admin))
@@ -305,7 +313,10 @@ async fn upload(
         .map(kind_of)
         .ok_or_else(|| Failure::BadRequest("type must be image, sound, file or video".into()))?;
     let file_name = q.filename.clone().unwrap_or_default();
-    if file_name.len() > 255 || file_name.contains(['/', '\\', '\0']) || file_name.chars().any(char::is_control) {
+    if file_name.len() > 255
+        || file_name.contains(['/', '\\'])
+        || file_name.chars().any(duet_proto::limits::is_invisible)
+    {
         return Err(Failure::BadRequest("filename must be a plain name of at most 255 bytes".into()));
     }
     let limit = s.media.limits().of(kind);
@@ -561,13 +572,19 @@ fn mime_of_name(name: &str) -> &'static str {
 }
 
 /// [`attach_elems`] for a client `send` frame of `user` (other frames are left alone), under the
-/// permission policy: a send it refuses or drops grants nothing.
+/// permission policy: a send it refuses or drops grants nothing. So does a message over its limits
+/// (`limits::check_message`: 12 KB of body, `cloud_custom_data` and `push` together), checked here
+/// before anything is granted, and again after the server's description of the uploads, which may be
+/// longer than the sender's, so that what is stored keeps them.
 pub(crate) async fn attach_frame(core: &Core, base: &str, user: &str, frame: &mut ClientFrame) -> Result<(), ApiError> {
-    if let ClientFrame::Send { to, body, .. } = frame {
+    if let ClientFrame::Send { to, body, cloud_custom_data, push, .. } = frame {
         // An invalid recipient is refused by the send itself; grant nothing to it.
         if duet_proto::rest::validate_user_id(to).is_ok() {
+            duet_proto::limits::check_message(body, cloud_custom_data, push.as_ref())?;
             let recipients = [to.clone()];
-            attach_elems(core, base, user, user, &recipients, Policy::Client, body).await?;
+            if attach_elems(core, base, user, user, &recipients, Policy::Client, body).await? {
+                duet_proto::limits::check_message(body, cloud_custom_data, push.as_ref())?;
+            }
         }
     }
     Ok(())

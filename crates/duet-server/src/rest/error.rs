@@ -32,6 +32,14 @@ pub(crate) fn auth(e: AuthError, identifier: &str, sdkappid: u64) -> ApiError {
             UserSigError::Expired => {
                 ApiError::new(code::USERSIG_EXPIRED, "The UserSig in use is expired. Please regenerate it.")
             }
+            UserSigError::IssuedAhead => ApiError::new(
+                code::USERSIG_INVALID,
+                format!(
+                    "The UserSig in use is illegal: it is dated more than {} seconds ahead of the server's \
+                     clock. Please regenerate it.",
+                    duet_core::usersig::MAX_CLOCK_SKEW_SECS
+                ),
+            ),
             UserSigError::IdentifierMismatch => ApiError::new(
                 code::USERSIG_IDENTIFIER_MISMATCH,
                 format!("The requested UserID({identifier}) does not match the Usersig."),

@@ -113,17 +113,20 @@ pub(crate) async fn handle(
             Ok(Json::with_status(status, BatchSendMsgReply { msg_key, error_list }, service))
         }
         ImportMsg => {
-            let mut r = req::ImportMsg::parse(body)?;
+            let mut r = req::ImportMsg::parse(body, core.clock().now_secs())?;
             let recipients = [r.to.clone()];
             let admin = crate::media::Policy::Admin;
             crate::media::attach_elems(core, media_base, caller, &r.from, &recipients, admin, &mut r.body).await?;
+            // The server's description of uploads may be longer than the sender's: the limits hold for
+            // what is stored.
+            let body = r.check()?;
             let import = model::Import {
                 from: r.from,
                 to: r.to,
                 seq: r.seq,
                 random: r.random,
                 time: r.time,
-                body: body_json(&r.body),
+                body,
                 cloud_custom_data: r.cloud_custom_data.unwrap_or_default(),
                 counts_unread: r.counts_unread,
             };
@@ -254,7 +257,8 @@ fn to_json(v: model::ProfileValue) -> Value {
 }
 
 /// Lets the sender and the recipients read the uploads the message refers to, and puts the server's own
-/// description of each in its element (`media::attach_elems`).
+/// description of each in its element (`media::attach_elems`). That description may be longer than the
+/// sender's, so the message's limits are checked again for what is stored.
 async fn attach_media(
     core: &Core,
     media_base: &str,
@@ -265,7 +269,7 @@ async fn attach_media(
     let from = m.from.clone().unwrap_or_else(|| caller.to_owned());
     let admin = crate::media::Policy::Admin;
     if crate::media::attach_elems(core, media_base, caller, &from, to, admin, &mut m.body).await? {
-        duet_proto::elem::validate_elems(&m.body)?;
+        m.check()?;
     }
     Ok(())
 }

@@ -133,6 +133,9 @@ fn authenticate(core: &Core, service: Service, query: &str) -> Result<String, Ap
     if identifier.is_empty() {
         return Err(ApiError::new(code::USERSIG_IDENTIFIER_MISMATCH, "identifier is missing from the URL"));
     }
+    if let Err(why) = duet_proto::rest::validate_user_id(&identifier) {
+        return Err(ApiError::new(code::USERSIG_IDENTIFIER_MISMATCH, format!("identifier: {why}")));
+    }
     let usersig = params.usersig.unwrap_or_default();
     core.authenticate(&identifier, &usersig).map_err(|e| error::auth(e, &identifier, ours))?;
     if !core.is_admin(&identifier) {
