@@ -287,7 +287,9 @@ impl OwnServer {
             .env("DUET_SECRET_KEY", key)
             .env("DUET_SDKAPPID", args.sdkappid.to_string())
             .env("DUET_DURABILITY", args.durability.name())
-            // Every simulated client connects from this host's one address.
+            // Every simulated client connects from this host's one address, and `idle` opens as many as the
+            // open-file limit allows: the server's caps must not stand in the way.
+            .env("DUET_MAX_CONNECTIONS", "1000000")
             .env("DUET_MAX_CONNECTIONS_PER_IP", "1000000")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")

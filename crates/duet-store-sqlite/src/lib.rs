@@ -523,6 +523,27 @@ mod tests {
         drop(taken);
     }
 
+    /// Two sends racing across a second boundary can reach the writer in the other order: the one stored
+    /// second is dated no earlier than the first, so history's order (time, MsgSeq) is the storing order,
+    /// and the conversation's MsgSeqs the store picks keep growing.
+    #[tokio::test]
+    async fn a_send_stored_after_a_later_dated_one_takes_its_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("duet.db"), Durability::Fsync).unwrap();
+        let accounts = ["a", "b"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None }).to_vec();
+        store.import_accounts(accounts, 1).await.unwrap();
+        let t = 1_700_000_001;
+        let mut later = plan(1, t * 1000);
+        later.msg.seq = None;
+        let mut earlier = plan(2, t * 1000 - 1);
+        earlier.msg.seq = None;
+        let first = store.send(later).await.unwrap();
+        let second = store.send(earlier).await.unwrap();
+        assert_eq!((first.key.time, second.key.time), (t, t));
+        assert_eq!((first.key.seq, second.key.seq), (1, 2));
+        assert_eq!((first.conv_seq, second.conv_seq), (1, 2));
+    }
+
     fn plan(seq: u32, now_ms: i64) -> duet_core::store::SendPlan {
         use duet_core::model::{Outgoing, SenderCopy};
         let mut dedup_key = [0u8; 16];

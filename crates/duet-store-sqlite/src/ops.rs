@@ -258,6 +258,8 @@ struct Thread {
     conv_seq: u64,
     /// The last `MsgSeq` the store picked for a message that had none.
     key_seq: u32,
+    /// The latest time of a message in the conversation (a send is never dated before it).
+    last_time: i64,
     /// Whether the row exists.
     stored: bool,
 }
@@ -277,9 +279,10 @@ fn thread(c: &Connection, a: i64, b: i64) -> Result<Thread> {
         return Ok(t);
     }
     let t = c
-        .prepare_cached("SELECT seq, key_seq FROM threads WHERE lo = ?1 AND hi = ?2")?
+        .prepare_cached("SELECT seq, key_seq, last_time FROM threads WHERE lo = ?1 AND hi = ?2")?
         .query_row(pair_params(pair), |r| {
-            Ok(Thread { conv_seq: r.get::<_, i64>(0)? as u64, key_seq: r.get::<_, i64>(1)? as u32, stored: true })
+            let (conv_seq, key_seq) = (r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u32);
+            Ok(Thread { conv_seq, key_seq, last_time: r.get(2)?, stored: true })
         })
         .optional()?
         .unwrap_or_default();
@@ -287,16 +290,23 @@ fn thread(c: &Connection, a: i64, b: i64) -> Result<Thread> {
     Ok(t)
 }
 
-/// Records that the conversation between `a` and `b` took its next position for a message stored under
-/// `key_seq` (a `MsgSeq` the store picked, or `None` when the sender gave one).
-fn advance_thread(c: &Connection, a: i64, b: i64, before: Thread, picked: Option<u32>) -> Result<()> {
+/// Records that the conversation between `a` and `b` took its next position for a message of `time`
+/// stored under `picked` (a `MsgSeq` the store picked, or `None` when the sender gave one).
+fn advance_thread(c: &Connection, a: i64, b: i64, before: Thread, picked: Option<u32>, time: i64) -> Result<()> {
     let pair = (a.min(b), a.max(b));
-    let after = Thread { conv_seq: before.conv_seq + 1, key_seq: picked.unwrap_or(before.key_seq), stored: true };
-    let values = params![pair.0, pair.1, after.conv_seq as i64, i64::from(after.key_seq)];
+    let after = Thread {
+        conv_seq: before.conv_seq + 1,
+        key_seq: picked.unwrap_or(before.key_seq),
+        last_time: before.last_time.max(time),
+        stored: true,
+    };
+    let values = params![pair.0, pair.1, after.conv_seq as i64, i64::from(after.key_seq), after.last_time];
     if before.stored {
-        c.prepare_cached("UPDATE threads SET seq = ?3, key_seq = ?4 WHERE lo = ?1 AND hi = ?2")?.execute(values)?;
+        c.prepare_cached("UPDATE threads SET seq = ?3, key_seq = ?4, last_time = ?5 WHERE lo = ?1 AND hi = ?2")?
+            .execute(values)?;
     } else {
-        c.prepare_cached("INSERT INTO threads (lo, hi, seq, key_seq) VALUES (?1, ?2, ?3, ?4)")?.execute(values)?;
+        c.prepare_cached("INSERT INTO threads (lo, hi, seq, key_seq, last_time) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(values)?;
     }
     THREADS.with(|m| remember(&mut m.borrow_mut(), pair, after));
     Ok(())
@@ -469,22 +479,20 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
         for to in &msg.to {
             receivers.push((to, uid(c, to)?));
         }
-        // One MsgSeq for every recipient: the sender's, or else one above what the store picked before in
-        // each of the conversations.
-        let picked = match msg.seq {
-            Some(_) => None,
-            None => {
-                let mut next = None;
-                for &(_, receiver) in &receivers {
-                    if let Some(receiver) = receiver {
-                        let seq = thread(c, sender, receiver)?.next_key_seq();
-                        next = Some(next.map_or(seq, |n: u32| n.max(seq)));
-                    }
-                }
-                Some(next.unwrap_or(1))
+        // One key for every recipient. Its MsgSeq: the sender's, or else one above what the store picked
+        // before in each of the conversations. Its time: the send's, unless a conversation already holds a
+        // later message (a send that raced this one across a second boundary and was stored first).
+        let (mut next, mut time) = (None, plan.time);
+        for &(_, receiver) in &receivers {
+            if let Some(receiver) = receiver {
+                let t = thread(c, sender, receiver)?;
+                time = time.max(t.last_time);
+                let seq = t.next_key_seq();
+                next = Some(next.map_or(seq, |n: u32| n.max(seq)));
             }
-        };
-        let key = MsgKey { seq: msg.seq.or(picked).unwrap_or(1), random: msg.random, time: plan.time };
+        }
+        let picked = msg.seq.is_none().then(|| next.unwrap_or(1));
+        let key = MsgKey { seq: msg.seq.or(picked).unwrap_or(1), random: msg.random, time };
         let mut sent = Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 };
         let mut deliveries = Vec::with_capacity(2 * msg.to.len());
         let info = sender_info(c, sender)?;
@@ -521,7 +529,7 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
                 // same second): Tencent's MsgRandom dedup. Keys stay unique per conversation.
                 continue;
             };
-            advance_thread(c, sender, receiver, before, picked)?;
+            advance_thread(c, sender, receiver, before, picked, key.time)?;
             let stored =
                 Arc::new(StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info));
             let seq = append_log(c, receiver, KIND_MSG, Some(id), None, Some(key.time), plan.offline_until)?;
@@ -609,7 +617,7 @@ pub(crate) fn import(
         else {
             return Ok(Ok((Imported::Duplicate, Vec::new())));
         };
-        advance_thread(c, sender, receiver, before, picked)?;
+        advance_thread(c, sender, receiver, before, picked, key.time)?;
         let mut deliveries = Vec::new();
         if msg.counts_unread {
             let seq = append_log(c, receiver, KIND_MSG, Some(id), None, Some(key.time), offline_until)?;
