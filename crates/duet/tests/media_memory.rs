@@ -21,17 +21,6 @@ fn start(data: &std::path::Path) -> (Child, String) {
     common::start(data, SDKAPPID, KEY)
 }
 
-/// The resident set size of `pid`, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading /proc/<pid>/status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status");
-    kb * 1024
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_mb_upload_keeps_the_server_memory_flat() {
     let data = tempfile::tempdir().unwrap();
@@ -45,14 +34,14 @@ async fn a_100_mb_upload_keeps_the_server_memory_flat() {
     // Warm up the paths an upload takes (connection, blocking threads, the index), then measure.
     let r: Value = http.post(&url).body(vec![1u8; 1024 * 1024]).send().await.unwrap().json().await.unwrap();
     assert_eq!(r["ErrorCode"], 0, "{r}");
-    let before = rss(pid);
+    let before = common::rss(pid);
     let peak = Arc::new(Mutex::new(before));
     let total = 100 * MB;
     let chunks = total / CHUNK.len() as u64;
     let seen = peak.clone();
     let body = futures_util::stream::iter((0..chunks).map(move |i| {
         if i % 32 == 0 {
-            let now = rss(pid);
+            let now = common::rss(pid);
             let mut p = seen.lock().unwrap();
             *p = (*p).max(now);
         }
@@ -62,7 +51,7 @@ async fn a_100_mb_upload_keeps_the_server_memory_flat() {
     assert_eq!(resp.status(), 200);
     let r: Value = resp.json().await.unwrap();
     assert_eq!(r["Size"], total, "{r}");
-    let after = rss(pid);
+    let after = common::rss(pid);
     let peak = (*peak.lock().unwrap()).max(after);
     eprintln!(
         "duet serve RSS: before {:.1} MiB, peak during a 100 MiB upload {:.1} MiB, after {:.1} MiB (growth {:.1} MiB)",

@@ -34,16 +34,6 @@ fn sockets(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading /proc/<pid>/status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kb * 1024
-}
-
 async fn rest(http: &reqwest::Client, addr: &str, path: &str, body: Value) -> Value {
     let q = format!(
         "sdkappid={SDKAPPID}&identifier=administrator&usersig={}&random=1&contenttype=json",
@@ -102,7 +92,7 @@ async fn clients_that_never_read_are_cut_off_and_their_memory_freed() {
     }
     // An honest client, served throughout.
     let mut carol = login(&addr, "carol", "carol-phone").await;
-    let baseline = rss(pid);
+    let baseline = common::rss(pid);
     let sockets_before = sockets(pid);
 
     // The attack, twice: ten logins of alice in a row (each kicks the one before), each asking for
@@ -118,7 +108,7 @@ async fn clients_that_never_read_are_cut_off_and_their_memory_freed() {
             }
             ws.flush().await.unwrap();
             attackers.push(ws);
-            peak = peak.max(rss(pid));
+            peak = peak.max(common::rss(pid));
             // The honest client still gets answers at once.
             let t = Instant::now();
             carol.send(Ws::Text(json!({"op": "ping", "id": 1000 + round}).to_string().into())).await.unwrap();
@@ -133,10 +123,10 @@ async fn clients_that_never_read_are_cut_off_and_their_memory_freed() {
         // Past the write timeout every attacker's connection is cut off.
         let until = Instant::now() + Duration::from_secs(20);
         while sockets(pid) > sockets_before && Instant::now() < until {
-            peak = peak.max(rss(pid));
+            peak = peak.max(common::rss(pid));
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let now = rss(pid);
+        let now = common::rss(pid);
         println!(
             "attack {attack}: RSS baseline {} MB, peak {} MB, after {} MB; {} sockets ({sockets_before} before)",
             baseline / MB,

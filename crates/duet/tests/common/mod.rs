@@ -38,3 +38,15 @@ pub fn start_with(data: &std::path::Path, sdkappid: u64, key: &str, args: &[&str
     let addr = rx.recv_timeout(Duration::from_secs(20)).expect("duet did not report its address");
     (child, addr)
 }
+
+/// The resident set size of `pid`, in bytes (`VmRSS` of `/proc/<pid>/status`).
+#[allow(dead_code, reason = "not every test binary measures memory")]
+pub fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading /proc/<pid>/status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status");
+    kb * 1024
+}
