@@ -291,6 +291,9 @@ impl OwnServer {
             // open-file limit allows: the server's caps must not stand in the way.
             .env("DUET_MAX_CONNECTIONS", "1000000")
             .env("DUET_MAX_CONNECTIONS_PER_IP", "1000000")
+            // The closed loop sends as fast as the server answers: far above the per-user rate an app's
+            // users reach. The limit stays on (so its cost is measured), far away.
+            .env("DUET_SENDS_PER_SEC", "1000000")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

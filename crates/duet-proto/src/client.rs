@@ -38,6 +38,8 @@ pub mod code {
     pub const INVALID_USER_ID: u32 = 7003;
     /// The protocol version is not supported.
     pub const UNSUPPORTED_PROTOCOL: u32 = 6022;
+    /// Too many requests of this kind: a send over the user's rate (Tencent's "API call frequency limit").
+    pub const TOO_FREQUENT: u32 = 7008;
 }
 
 /// The platform a device runs on, with Tencent's names.

@@ -25,6 +25,8 @@ pub const USERSIG_KEY_MISMATCH: u32 = 70009;
 pub const USERSIG_IDENTIFIER_MISMATCH: u32 = 70013;
 pub const USERSIG_SDKAPPID_MISMATCH: u32 = 70014;
 pub const USERSIG_REVOKED: u32 = 70052;
+/// Too many failed UserSig checks (from the caller's address, or for its account); retry later.
+pub const TOO_MANY_FAILED_LOGINS: u32 = 70050;
 pub const ACCOUNT_NOT_FOUND: u32 = 70107;
 pub const ACCOUNT_INVALID_PARAMS: u32 = 70402;
 pub const ACCOUNT_ADMIN_REQUIRED: u32 = 70403;

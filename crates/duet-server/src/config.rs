@@ -54,6 +54,39 @@ pub struct FileConfig {
     pub websocket: Option<WebSocketFileConfig>,
     /// HTTP deadlines and connection caps (`[http]`).
     pub http: Option<HttpFileConfig>,
+    /// Sends per user and failed logins (`[rate_limits]`).
+    pub rate_limits: Option<RateLimitsFileConfig>,
+}
+
+/// The `[rate_limits]` table ([`RateLimits`] says what each means; 0 turns a limit off).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsFileConfig {
+    pub sends_per_sec: Option<u32>,
+    pub send_burst: Option<u32>,
+    pub failed_logins_per_ip: Option<u32>,
+    pub failed_logins_per_account: Option<u32>,
+}
+
+impl RateLimits {
+    /// The defaults, with what `file` sets.
+    pub fn from_file(file: &RateLimitsFileConfig) -> Result<RateLimits, String> {
+        let mut limits = RateLimits::default();
+        for (value, slot) in [
+            (file.sends_per_sec, &mut limits.sends_per_sec),
+            (file.send_burst, &mut limits.send_burst),
+            (file.failed_logins_per_ip, &mut limits.failed_logins_per_ip),
+            (file.failed_logins_per_account, &mut limits.failed_logins_per_account),
+        ] {
+            if let Some(n) = value {
+                *slot = n;
+            }
+        }
+        if limits.sends_per_sec > 0 && limits.send_burst == 0 {
+            return Err("rate_limits.send_burst must be at least 1 (0 would refuse every send)".into());
+        }
+        Ok(limits)
+    }
 }
 
 /// The `[http]` table: deadlines and connection caps ([`HttpLimits`] says what each means).
@@ -198,6 +231,33 @@ pub struct Config {
     pub ws: WsTimeouts,
     /// HTTP deadlines and connection caps.
     pub http: HttpLimits,
+    /// Sends per user and failed logins.
+    pub rate_limits: RateLimits,
+}
+
+/// What one user or one address may do in a given time, against floods and guessing
+/// (`docs/security.md`, *Floods and guessing*). Each is a sustained rate with a burst above it; 0
+/// turns a limit off. The defaults are far above what a person, or an honest app, does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Messages a user may send a second from clients, over all their devices (default 20). Over it a
+    /// send is refused with 7008 and its connection is not read until the rate allows one again. REST
+    /// sends (the app's own backend) are not limited.
+    pub sends_per_sec: u32,
+    /// Sends a user may make at once above the rate (default 100: forwarding a selection of messages).
+    pub send_burst: u32,
+    /// Failed logins (a UserSig that does not verify, on a WebSocket or the REST API) a minute from one
+    /// IPv4 address or IPv6 /64, all at once at most (default 60). Over it, logins from the address are
+    /// refused with 70050 without being checked, until the rate allows one again.
+    pub failed_logins_per_ip: u32,
+    /// Failed logins a minute for one account, all at once at most (default 20); the same.
+    pub failed_logins_per_account: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> RateLimits {
+        RateLimits { sends_per_sec: 20, send_burst: 100, failed_logins_per_ip: 60, failed_logins_per_account: 20 }
+    }
 }
 
 /// HTTP deadlines and connection caps, against clients that hold connections without using them
@@ -315,6 +375,7 @@ impl Config {
             tls: None,
             ws: WsTimeouts::default(),
             http: HttpLimits::default(),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -374,5 +435,21 @@ mod tests {
         assert_eq!(default_max_connections_per_ip(806), 403);
         assert_eq!(default_max_connections_per_ip(943_603), 1000);
         assert_eq!(default_max_connections_per_ip(1), 1);
+    }
+
+    #[test]
+    fn rate_limits_default_and_parse_and_a_zero_burst_is_refused() {
+        assert_eq!(
+            RateLimits::default(),
+            RateLimits { sends_per_sec: 20, send_burst: 100, failed_logins_per_ip: 60, failed_logins_per_account: 20 }
+        );
+        let f = FileConfig::parse("[rate_limits]\nsends_per_sec = 5\nfailed_logins_per_ip = 0\n").unwrap();
+        let limits = RateLimits::from_file(&f.rate_limits.unwrap()).unwrap();
+        assert_eq!((limits.sends_per_sec, limits.send_burst, limits.failed_logins_per_ip), (5, 100, 0));
+        let f = FileConfig::parse("[rate_limits]\nsend_burst = 0\n").unwrap();
+        assert!(RateLimits::from_file(&f.rate_limits.unwrap()).is_err());
+        let f = FileConfig::parse("[rate_limits]\nsends_per_sec = 0\nsend_burst = 0\n").unwrap();
+        assert_eq!(RateLimits::from_file(&f.rate_limits.unwrap()).unwrap().sends_per_sec, 0);
+        assert!(FileConfig::parse("[rate_limits]\nsends_per_minute = 5\n").is_err());
     }
 }

@@ -7,6 +7,7 @@
 //! * `ws`: the client protocol at `/v1/connect` (`docs/protocol.md`).
 //! * [`media`]: uploads and downloads at `/v1/media`, the local blob store, image renditions.
 //! * [`tls`]: the server's own TLS (`https://`, `wss://`), when configured; plain HTTP otherwise.
+//! * `throttle`: rate limits on sends per user and failed logins per address and per account.
 //! * `http`: the accept loop for both, with deadlines and connection caps; [`open_files`], the
 //!   process's open-file limit.
 
@@ -14,6 +15,7 @@ pub mod config;
 mod http;
 pub mod media;
 pub mod rest;
+mod throttle;
 pub mod tls;
 mod ws;
 
@@ -93,20 +95,22 @@ pub async fn run(
 
     let public_url = config.media.public_url.as_deref();
     let tls = config.tls.is_some();
+    let throttle = Arc::new(throttle::Throttle::new(config.rate_limits));
     let ws_state = ws::WsState {
         core: core.clone(),
+        throttle: throttle.clone(),
         tracker: tracker.clone(),
         shutdown: token.clone(),
         urls: media::Urls::new(public_url, tls),
         timeouts: config.ws,
     };
     let limits = config.http;
-    let uploads = media::router(core.clone(), media, &config.media, tls, tracker.clone());
+    let uploads = media::router(core.clone(), throttle.clone(), media, &config.media, tls, tracker.clone());
     let app = axum::Router::new()
         .route(duet_proto::client::CONNECT_PATH, axum::routing::get(ws::connect))
         .with_state(ws_state)
         .merge(http::body::min_rate(uploads, limits.upload_min_bytes, limits.upload_window))
-        .merge(http::body::deadline(rest::router(core.clone(), public_url, tls), limits.body_timeout));
+        .merge(http::body::deadline(rest::router(core.clone(), throttle, public_url, tls), limits.body_timeout));
     let addr = listener.local_addr()?;
     let (max_connections, max_connections_per_ip) = http::caps(&limits);
     tracing::info!(%addr, sdkappid = config.core.sdkappid, tls, max_connections, max_connections_per_ip, "duet is serving");

@@ -11,11 +11,12 @@
 
 mod relations;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use duet_core::hub::{KickReason, Outbound, Session, SessionKind};
 use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, Outgoing, SenderCopy, StoredMessage};
@@ -32,6 +33,8 @@ use futures_util::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::throttle::Throttle;
 
 /// The largest frame a client may send.
 const MAX_FRAME: usize = 64 * 1024;
@@ -55,6 +58,8 @@ struct Answer {
     end: Option<End>,
     page: bool,
 }
+/// The longest a connection is not read after a send over its user's rate.
+const MAX_SEND_PAUSE: Duration = Duration::from_secs(1);
 /// How often a connection checks its idle time and its UserSig's expiry, at most.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// At shutdown, how long a connection may take to answer the requests it has read (the server waits 10 s
@@ -70,10 +75,13 @@ pub(crate) struct WsState {
     /// Where the download URLs put in this connection's messages point.
     pub urls: crate::media::Urls,
     pub timeouts: crate::config::WsTimeouts,
+    /// Sends per user and failed logins.
+    pub throttle: Arc<Throttle>,
 }
 
 pub(crate) async fn connect(
     State(state): State<WsState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
     ws: WebSocketUpgrade,
@@ -87,14 +95,14 @@ pub(crate) async fn connect(
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| {
             let tracker = state.tracker.clone();
-            tracker.track_future(run(state, socket, media_base))
+            tracker.track_future(run(state, socket, peer.ip(), media_base))
         })
 }
 
-async fn run(state: WsState, mut socket: WebSocket, media_base: String) {
+async fn run(state: WsState, mut socket: WebSocket, ip: IpAddr, media_base: String) {
     // The login's and each frame's handling are boxed: a future holds room for its largest state, and
     // these, inline, made every idle connection's task ~1 KB larger (6.9 KB per connection against 7.9).
-    let (logged_in, claims) = match Box::pin(login(&state, &mut socket)).await {
+    let (logged_in, claims) = match Box::pin(login(&state, &mut socket, ip)).await {
         Ok(logged_in) => logged_in,
         Err(end) => {
             close(&mut socket, end, state.timeouts.write).await;
@@ -102,7 +110,16 @@ async fn run(state: WsState, mut socket: WebSocket, media_base: String) {
         }
     };
     let deadline = state.timeouts.write;
-    let mut conn = Connection { core: state.core.clone(), socket, deadline, session: logged_in, claims, media_base };
+    let mut conn = Connection {
+        core: state.core.clone(),
+        throttle: state.throttle.clone(),
+        socket,
+        deadline,
+        session: logged_in,
+        claims,
+        media_base,
+        resume_at: None,
+    };
     let end = conn.serve(&state.shutdown, state.timeouts.idle).await;
     match end {
         End::Logout => conn.core.logout(&conn.session),
@@ -149,8 +166,9 @@ async fn unreadable(
     }
 }
 
-/// Waits for the `login` frame and answers it; says how the connection ends when the login fails.
-async fn login(state: &WsState, socket: &mut WebSocket) -> Result<(Session, Claims), End> {
+/// Waits for the `login` frame and answers it; says how the connection ends when the login fails. A
+/// UserSig that does not verify counts as a failed login of `ip` and the account ([`Throttle`]).
+async fn login(state: &WsState, socket: &mut WebSocket, ip: IpAddr) -> Result<(Session, Claims), End> {
     let inbound = tokio::select! {
         () = state.shutdown.cancelled() => return Err(End::Shutdown),
         r = tokio::time::timeout(state.timeouts.login, socket.recv()) => r.map_err(|_| End::NoLogin)?,
@@ -188,6 +206,10 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Result<(Session, Clai
         send(socket, &error(id, client::code::INVALID_USER_ID, why), state.timeouts.write).await;
         return Err(End::Refused);
     }
+    if let Err(t) = state.throttle.login_allowed(ip, &user) {
+        send(socket, &error(id, code::TOO_MANY_FAILED_LOGINS, t.info()), state.timeouts.write).await;
+        return Err(End::Refused);
+    }
     match state.core.login(&user, &usersig, platform_to_model(platform), &device, kind).await {
         Ok(ok) => {
             let reply = ServerFrame::LoggedIn { id, user, server_time: state.core.clock().now_ms(), latest: ok.latest };
@@ -199,6 +221,9 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Result<(Session, Clai
             }
         }
         Err(LoginError::Auth(e)) => {
+            if crate::rest::error::is_failed_login(&e) {
+                state.throttle.failed_login(ip, &user);
+            }
             let e = crate::rest::error::auth(e, &user, state.core.config().sdkappid);
             send(socket, &error(id, e.code, e.info), state.timeouts.write).await;
             Err(End::Refused)
@@ -273,6 +298,7 @@ impl End {
 
 struct Connection {
     core: Arc<Core>,
+    throttle: Arc<Throttle>,
     socket: WebSocket,
     /// How long a write to the client may wait ([`bounded`]).
     deadline: Duration,
@@ -280,6 +306,9 @@ struct Connection {
     claims: Claims,
     /// `scheme://authority` of the download URLs this connection's sends carry (`media::Urls`).
     media_base: String,
+    /// After a send over the user's rate: the connection is not read until then (at most
+    /// [`MAX_SEND_PAUSE`] away), so a flooding client is held back by its own socket.
+    resume_at: Option<tokio::time::Instant>,
 }
 
 impl Connection {
@@ -312,7 +341,13 @@ impl Connection {
                     pages -= usize::from(page);
                     self.put(&reply).await.or(end)
                 }
-                inbound = self.socket.recv(), if pending.len() < MAX_IN_FLIGHT && pages < MAX_PAGES_IN_FLIGHT => {
+                () = tokio::time::sleep_until(self.resume_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if self.resume_at.is_some() => {
+                    self.resume_at = None;
+                    None
+                }
+                inbound = self.socket.recv(),
+                    if pending.len() < MAX_IN_FLIGHT && pages < MAX_PAGES_IN_FLIGHT && self.resume_at.is_none() => {
                     last_heard = tokio::time::Instant::now();
                     // Boxed, see `run`.
                     Box::pin(self.inbound(inbound, &mut pending, &mut pages)).await
@@ -355,6 +390,13 @@ impl Connection {
                 }
                 match parse_request(&text) {
                     Ok(mut frame) => {
+                        if let ClientFrame::Send { id, .. } = &frame
+                            && let Err(t) = self.throttle.send(&self.session.user)
+                        {
+                            let pause = t.retry_after().min(MAX_SEND_PAUSE);
+                            self.resume_at = Some(tokio::time::Instant::now() + pause);
+                            return self.put(&error(*id, client::code::TOO_FREQUENT, t.info())).await;
+                        }
                         // A send referring to uploads looks them up (and checks the recipient and the permission
                         // policy, so that a refused send grants nothing) before the next frame is read, so that
                         // it still queues its write in frame order.

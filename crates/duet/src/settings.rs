@@ -59,6 +59,10 @@ pub struct AppArgs {
     /// it to --max-connections) [default: 1000, or half of --max-connections if less]
     #[arg(long, env = "DUET_MAX_CONNECTIONS_PER_IP", value_name = "N")]
     max_connections_per_ip: Option<usize>,
+    /// Messages a user may send a second from clients, over all their devices; 0 for no limit (REST sends
+    /// are not limited) [default: 20, bursts of 100]
+    #[arg(long, env = "DUET_SENDS_PER_SEC", value_name = "N")]
+    sends_per_sec: Option<u32>,
 }
 
 pub struct Settings {
@@ -227,6 +231,9 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
         config.ws = config::WsTimeouts::from_file(ws).map_err(anyhow::Error::msg)?;
     }
     apply_http(&mut config.http, args, &file.http.clone().unwrap_or_default())?;
+    let mut rate_limits = file.rate_limits.clone().unwrap_or_default();
+    rate_limits.sends_per_sec = args.sends_per_sec.or(rate_limits.sends_per_sec);
+    config.rate_limits = config::RateLimits::from_file(&rate_limits).map_err(anyhow::Error::msg)?;
     let tls = match (args.tls_cert.clone().or(file.tls_cert), args.tls_key.clone().or(file.tls_key)) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         (None, None) => None,

@@ -78,7 +78,7 @@ impl Drop for Slot {
 
 /// What one client is, for the per-address cap: an IPv4 address (IPv4-mapped IPv6 included), or an
 /// IPv6 /64, the block one subscriber gets.
-fn address_of(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_of(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
         v4 => v4,

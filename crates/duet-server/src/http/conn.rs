@@ -49,6 +49,10 @@ pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// stream (a WebSocket over HTTP/2).
 const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Requests one HTTP/2 connection may have in progress at once (hyper's default is 200). Each may hold an
+/// upload's temporary file: the connection caps count connections, this bounds what one of them holds.
+const MAX_H2_STREAMS: u32 = 100;
+
 /// "Never" in the millisecond fields of [`Activity`].
 const NONE: u64 = u64::MAX;
 
@@ -248,10 +252,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     }
 }
 
-/// The app, noting each request in the connection's [`Activity`].
+/// The app, noting each request in the connection's [`Activity`], and telling each its client's address
+/// (`ConnectInfo<SocketAddr>`).
 struct Tracked {
     app: TowerToHyperService<Router>,
     activity: Arc<Activity>,
+    peer: SocketAddr,
 }
 
 type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<Counted>, Infallible>> + Send>>;
@@ -261,7 +267,8 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
     type Error = Infallible;
     type Future = ResponseFuture;
 
-    fn call(&self, request: Request<Incoming>) -> ResponseFuture {
+    fn call(&self, mut request: Request<Incoming>) -> ResponseFuture {
+        request.extensions_mut().insert(axum::extract::ConnectInfo(self.peer));
         let mut in_flight = self.activity.begin(request.version());
         let connect = request.method() == Method::CONNECT;
         let response = self.app.call(request);
@@ -321,10 +328,15 @@ pub(crate) async fn serve<S>(
 {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched { inner: io, activity: activity.clone(), _slot: slot });
-    let service = Tracked { app: TowerToHyperService::new(app), activity: activity.clone() };
+    let service = Tracked { app: TowerToHyperService::new(app), activity: activity.clone(), peer };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // WebSockets over HTTP/2 (RFC 8441), as `axum::serve` allows.
-    builder.http2().enable_connect_protocol().timer(TokioTimer::new()).keep_alive_interval(H2_PING_INTERVAL);
+    builder
+        .http2()
+        .enable_connect_protocol()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .max_concurrent_streams(MAX_H2_STREAMS);
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     let mut closing = false;

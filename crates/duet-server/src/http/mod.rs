@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub(crate) use self::caps::address_of;
 use self::caps::{Caps, Refused, Slot};
 use crate::config::{self, HttpLimits, TlsConfig};
 

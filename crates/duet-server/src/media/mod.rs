@@ -20,11 +20,12 @@
 mod fs;
 mod image;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -43,10 +44,13 @@ use tokio_util::task::TaskTracker;
 
 pub use self::fs::LocalBlobStore;
 use crate::config::MediaConfig;
+use crate::throttle::{Throttle, Throttled};
 
 #[derive(Clone)]
 pub(crate) struct MediaState {
     core: Arc<Core>,
+    /// Failed logins per address and per account.
+    throttle: Arc<Throttle>,
     media: Arc<Media>,
     urls: Urls,
     /// What all renderings together may hold in memory.
@@ -68,6 +72,7 @@ pub(crate) fn render_permits() -> usize {
 /// clean-up tasks of uploads dropped midway.
 pub(crate) fn router(
     core: Arc<Core>,
+    throttle: Arc<Throttle>,
     media: Arc<Media>,
     config: &MediaConfig,
     tls: bool,
@@ -76,6 +81,7 @@ pub(crate) fn router(
     let budget = image::Budget::new(config.max_image_pixels, config.limits.image);
     let state = MediaState {
         core,
+        throttle,
         media,
         urls: Urls::new(config.public_url.as_deref(), tls),
         budget,
@@ -97,6 +103,8 @@ enum Failure {
     /// The identifier is not a valid UserID (`rest::validate_user_id`), whatever the sig says.
     BadIdentifier(String),
     Auth(AuthError, String, u64),
+    /// Too many failed logins from the caller's address or for its account.
+    Throttled(Throttled),
     BadRequest(String),
     Forbidden,
     NotFound,
@@ -124,6 +132,7 @@ impl IntoResponse for Failure {
                 ApiError::new(code::USERSIG_IDENTIFIER_MISMATCH, format!("identifier: {why}")),
             ),
             Failure::Auth(e, id, sdkappid) => (StatusCode::UNAUTHORIZED, crate::rest::error::auth(e, &id, sdkappid)),
+            Failure::Throttled(t) => (StatusCode::TOO_MANY_REQUESTS, crate::rest::error::throttled(t)),
             Failure::BadRequest(why) => (StatusCode::BAD_REQUEST, ApiError::new(code::BAD_REQUEST, why)),
             Failure::Forbidden => (
                 StatusCode::FORBIDDEN,
@@ -247,8 +256,10 @@ impl Drop for Abandoned {
     }
 }
 
-/// The caller, authenticated: `(identifier, is_admin)`.
-fn authenticate(core: &Core, q: &MediaQuery, headers: &HeaderMap) -> Result<(String, bool), Failure> {
+/// The caller, authenticated: `(identifier, is_admin)`. A UserSig that does not verify counts as a failed
+/// login of `ip` and the identifier (`throttle`).
+fn authenticate(s: &MediaState, ip: IpAddr, q: &MediaQuery, headers: &HeaderMap) -> Result<(String, bool), Failure> {
+    let core = &s.core;
     let (id, sig) = match (&q.identifier, &q.usersig) {
         (Some(id), Some(sig)) => (id.clone(), sig.clone()),
         _ => basic_auth(headers).ok_or(Failure::NoCredentials)?,
@@ -258,7 +269,13 @@ fn authenticate(core: &Core, q: &MediaQuery, headers: &HeaderMap) -> Result<(Str
     }
     // The same UserID rule as the REST API's and the client protocol's, before the sig is looked at.
     duet_proto::rest::validate_user_id(&id).map_err(Failure::BadIdentifier)?;
-    core.authenticate(&id, &sig).map_err(|e| Failure::Auth(e, id.clone(), core.config().sdkappid))?;
+    s.throttle.login_allowed(ip, &id).map_err(Failure::Throttled)?;
+    core.authenticate(&id, &sig).map_err(|e| {
+        if crate::rest::error::is_failed_login(&e) {
+            s.throttle.failed_login(ip, &id);
+        }
+        Failure::Auth(e, id.clone(), core.config().sdkappid)
+    })?;
     let admin = core.is_admin(&id);
     Ok((id, admin))
 }
@@ -300,12 +317,13 @@ fn blob_failure(e: BlobError) -> Failure {
 
 async fn upload(
     State(s): State<MediaState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<MediaQuery>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Failure> {
-    let (caller, _) = authenticate(&s.core, &q, &headers)?;
+    let (caller, _) = authenticate(&s, peer.ip(), &q, &headers)?;
     let kind = q
         .kind
         .as_deref()
@@ -466,31 +484,34 @@ fn image_infos(base: &str, item: &MediaItem) -> Vec<ImageInfo> {
 
 async fn download_original(
     State(s): State<MediaState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(uuid): Path<String>,
     Query(q): Query<MediaQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
-    download(s, uuid, RenditionName::Original, q, headers).await
+    download(s, peer.ip(), uuid, RenditionName::Original, q, headers).await
 }
 
 async fn download_rendition(
     State(s): State<MediaState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((uuid, rendition)): Path<(String, String)>,
     Query(q): Query<MediaQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
     let rendition = RenditionName::from_segment(&rendition).ok_or(Failure::NotFound)?;
-    download(s, uuid, rendition, q, headers).await
+    download(s, peer.ip(), uuid, rendition, q, headers).await
 }
 
 async fn download(
     s: MediaState,
+    ip: IpAddr,
     uuid: String,
     rendition: RenditionName,
     q: MediaQuery,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
-    let (caller, admin) = authenticate(&s.core, &q, &headers)?;
+    let (caller, admin) = authenticate(&s, ip, &q, &headers)?;
     if !duet_core::media::is_uuid(&uuid) {
         return Err(Failure::NotFound);
     }

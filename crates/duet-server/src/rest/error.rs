@@ -8,6 +8,8 @@ use duet_core::usersig::UserSigError;
 use duet_proto::rest::{Command, Service};
 use duet_proto::{ApiError, code};
 
+use crate::throttle::Throttled;
+
 /// A refused UserSig, with Tencent's code and (where known) Tencent's wording.
 pub(crate) fn auth(e: AuthError, identifier: &str, sdkappid: u64) -> ApiError {
     match e {
@@ -50,6 +52,21 @@ pub(crate) fn auth(e: AuthError, identifier: &str, sdkappid: u64) -> ApiError {
             ),
         },
     }
+}
+
+/// Whether a refused UserSig counts as a failed login (`throttle`): one that does not verify, or is not
+/// the caller's. An expired or revoked sig was genuine: the client only needs a new one.
+pub(crate) fn is_failed_login(e: &AuthError) -> bool {
+    !matches!(e, AuthError::Revoked | AuthError::Sig(UserSigError::Expired))
+}
+
+/// A request refused by a rate limit.
+pub(crate) fn throttled(t: Throttled) -> ApiError {
+    let code = match t {
+        Throttled::Sends { .. } => duet_proto::client::code::TOO_FREQUENT,
+        Throttled::Address { .. } | Throttled::Account { .. } => code::TOO_MANY_FAILED_LOGINS,
+    };
+    ApiError::new(code, t.info())
 }
 
 /// A domain error from `command`, as that command's wire code.

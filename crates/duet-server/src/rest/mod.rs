@@ -9,12 +9,13 @@ pub(crate) mod error;
 mod handlers;
 mod sns;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use duet_core::Core;
@@ -24,12 +25,15 @@ use duet_proto::{ApiError, code};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::throttle::Throttle;
+
 /// The largest request body read; bigger ones are refused before parsing.
 const MAX_BODY: usize = 1024 * 1024;
 
 #[derive(Clone)]
 struct RestState {
     core: Arc<Core>,
+    throttle: Arc<Throttle>,
     /// Where the download URLs put in sent messages point.
     urls: crate::media::Urls,
 }
@@ -37,8 +41,8 @@ struct RestState {
 /// The REST router: every path lands in [`dispatch`], so unknown paths get Tencent's error body.
 /// `media_public_url` is `[media] public_url`, the base of the download URLs put in messages; without
 /// it they are built from the request's `Host`, with `https://` when `tls` (the server serves TLS).
-pub fn router(core: Arc<Core>, media_public_url: Option<&str>, tls: bool) -> Router {
-    let state = RestState { core, urls: crate::media::Urls::new(media_public_url, tls) };
+pub(crate) fn router(core: Arc<Core>, throttle: Arc<Throttle>, media_public_url: Option<&str>, tls: bool) -> Router {
+    let state = RestState { core, throttle, urls: crate::media::Urls::new(media_public_url, tls) };
     Router::new().fallback(dispatch).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)).with_state(state)
 }
 
@@ -78,7 +82,8 @@ impl IntoResponse for Json {
 }
 
 async fn dispatch(
-    State(RestState { core, urls }): State<RestState>,
+    State(RestState { core, throttle, urls }): State<RestState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -87,7 +92,7 @@ async fn dispatch(
     let result = async {
         let (svc, command) = resolve(uri.path())?;
         service = Some(svc);
-        let caller = authenticate(&core, svc, uri.query().unwrap_or(""))?;
+        let caller = authenticate(&core, &throttle, peer.ip(), svc, uri.query().unwrap_or(""))?;
         let body = body.map_err(|e| too_large(svc, &e))?;
         let body = parse_body(svc, &body)?;
         let media_base = urls.base(&headers, &uri);
@@ -114,7 +119,15 @@ fn resolve(path: &str) -> Result<(Service, Command), ApiError> {
 }
 
 /// Checks the app id and the caller's UserSig, and that the caller is an app admin; returns the caller.
-fn authenticate(core: &Core, service: Service, query: &str) -> Result<String, ApiError> {
+/// A UserSig that does not verify counts as a failed login of the caller's address and identifier
+/// ([`Throttle`]); after too many, the caller is refused with 70050 without being checked.
+fn authenticate(
+    core: &Core,
+    throttle: &Throttle,
+    ip: IpAddr,
+    service: Service,
+    query: &str,
+) -> Result<String, ApiError> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     let params = AuthParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let sdkappid =
@@ -136,8 +149,14 @@ fn authenticate(core: &Core, service: Service, query: &str) -> Result<String, Ap
     if let Err(why) = duet_proto::rest::validate_user_id(&identifier) {
         return Err(ApiError::new(code::USERSIG_IDENTIFIER_MISMATCH, format!("identifier: {why}")));
     }
+    throttle.login_allowed(ip, &identifier).map_err(error::throttled)?;
     let usersig = params.usersig.unwrap_or_default();
-    core.authenticate(&identifier, &usersig).map_err(|e| error::auth(e, &identifier, ours))?;
+    core.authenticate(&identifier, &usersig).map_err(|e| {
+        if error::is_failed_login(&e) {
+            throttle.failed_login(ip, &identifier);
+        }
+        error::auth(e, &identifier, ours)
+    })?;
     if !core.is_admin(&identifier) {
         return Err(ApiError::new(
             service.admin_required_code(),
