@@ -7,8 +7,9 @@
 //!
 //! The multi-device policy ([`MultiLogin`]) decides which sessions may coexist; a login beyond it kicks
 //! the earliest session of the same group. A [`SessionKind::Transient`] session (a one-shot tool beside
-//! the user's devices) stands outside the policy: it takes no slot, kicks no one, is kicked only by the
-//! admin (or the account's deletion), leaves the user's presence alone, and gets pushes only when `live`.
+//! the user's devices) stands outside the policy: it takes no slot, kicks no device, is kicked only by the
+//! admin (or the account's deletion) or replaced by the user's [`MAX_TRANSIENT_SESSIONS`]th next one,
+//! leaves the user's presence alone, and gets pushes only when `live`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,9 @@ use crate::model::{LogEntry, Platform};
 
 /// Events a session's queue holds at most before the session counts as lagging and is dropped.
 pub const SESSION_QUEUE: usize = 1024;
+/// Transient sessions one user may have at once; another replaces the oldest. A tool's session that was
+/// never closed (a killed script) goes that way, and a user cannot hold sessions without limit.
+pub const MAX_TRANSIENT_SESSIONS: usize = 16;
 /// How long a mobile device stays `PushOnline` after its connection dropped (Tencent: 7 days).
 const PUSH_ONLINE_SECS: i64 = 7 * 86_400;
 
@@ -113,7 +117,8 @@ pub enum KickReason {
     OtherDevice,
     /// The admin kicked the user.
     Admin,
-    /// The same device logged in again (a reconnect that overtook the old connection).
+    /// The same device logged in again (a reconnect that overtook the old connection), or, for a transient
+    /// session, the user's [`MAX_TRANSIENT_SESSIONS`] later ones did.
     Replaced,
 }
 
@@ -170,6 +175,16 @@ impl Hub {
         let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let slots = all.entry(user.to_owned()).or_default();
         if !kind.is_device() {
+            let transient: Vec<u64> = slots.iter().filter(|s| !s.kind.is_device()).map(|s| s.id).collect();
+            let excess = (transient.len() + 1).saturating_sub(MAX_TRANSIENT_SESSIONS);
+            let replaced = &transient[..excess];
+            slots.retain(|s| {
+                let replace = replaced.contains(&s.id);
+                if replace {
+                    let _ = s.tx.try_send(Outbound::Kicked(KickReason::Replaced));
+                }
+                !replace
+            });
             slots.push(Slot { id, platform, device: device.to_owned(), kind, tx });
             return Session { id, user: user.to_owned(), platform, kind, events };
         }

@@ -289,7 +289,7 @@ impl End {
             End::Idle => (4000, "idle: no frame within the idle timeout"),
             End::NoLogin => (4000, "idle: no login frame within the login timeout"),
             End::Kicked => (4001, "kicked"),
-            End::Replaced => (4001, "replaced by a newer connection of this device"),
+            End::Replaced => (4001, "replaced by a newer connection"),
             End::Expired => (4002, "usersig expired"),
             End::TooSlow => (4003, "too slow: the connection could not keep up; resync from the cursor"),
         })

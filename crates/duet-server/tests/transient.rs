@@ -1,6 +1,7 @@
 //! Transient sessions (`"transient": true` at login): one-shot tools beside the user's devices. They take no
 //! slot of the multi-device policy, kick no one and are not kicked by another login, leave the user's
-//! online status alone, get pushes only when `live`, and are still closed by the admin's kick.
+//! online status alone, get pushes only when `live`, and are still closed by the admin's kick. A user has
+//! at most 16 at once: another replaces the oldest.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -171,4 +172,29 @@ async fn a_transient_session_leaves_presence_alone_and_the_admin_kick_closes_it(
     let e = tool.event().await;
     assert_eq!((e["op"].as_str(), e["code"].as_u64()), (Some("kicked"), Some(6208)), "{e}");
     assert!(tool.closed().await);
+}
+
+#[tokio::test]
+async fn a_user_holds_at_most_16_transient_sessions_and_a_new_one_replaces_the_oldest() {
+    let server = TestServer::spawn().await;
+    let mut phone = Raw::device(&server, "bob", "iPhone", "p1").await;
+    let mut tools = Vec::new();
+    for i in 0..duet_core::hub::MAX_TRANSIENT_SESSIONS {
+        tools.push(Raw::transient(&server, "bob", "Linux", &format!("cli{i}"), false).await);
+    }
+    for tool in &mut tools {
+        tool.alone_and_alive().await;
+    }
+    // One more: the oldest goes, closed as replaced (4001), without a `kicked` event.
+    let mut newest = Raw::transient(&server, "bob", "Linux", "cli-new", false).await;
+    match tokio::time::timeout(WAIT, tools[0].ws.next()).await.expect("the oldest is closed") {
+        Some(Ok(Ws::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 4001, "{frame:?}"),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    for tool in &mut tools[1..] {
+        tool.alone_and_alive().await;
+    }
+    newest.alone_and_alive().await;
+    // Devices are not counted, nor touched.
+    phone.alone_and_alive().await;
 }
