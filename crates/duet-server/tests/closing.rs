@@ -161,3 +161,100 @@ async fn shutdown_answers_what_was_read_then_closes_1001() {
     assert_eq!(code, 1001, "{frames:?} {reason}");
     stopping.await.unwrap();
 }
+
+#[tokio::test]
+async fn shutdown_answers_every_send_it_read_and_stores_only_those() {
+    let s = TestServer::spawn().await;
+    s.import(&["alice", "bob"]).await;
+    let ws = login(&s, "alice", "d1").await;
+    let (mut tx, mut rx) = ws.split();
+    // A send every millisecond, and the shutdown asked for while they arrive.
+    let writer = tokio::spawn(async move {
+        for i in 0..100u32 {
+            let frame =
+                json!({"op": "send", "id": 10 + i, "to": "bob", "random": i, "body": duet_test_support::text("x")});
+            if tx.send(Ws::Text(frame.to_string().into())).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let restarting = tokio::spawn(s.restart());
+    let mut answers = Vec::new();
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx.next()).await.expect("the server closes within 10 s") {
+            Some(Ok(Ws::Text(t))) => answers.push(serde_json::from_str::<Value>(&t).unwrap()),
+            Some(Ok(Ws::Close(Some(close)))) => break u16::from(close.code),
+            Some(Ok(_)) => {}
+            other => panic!("the connection ended without a close frame: {other:?}"),
+        }
+    };
+    writer.await.unwrap();
+    assert_eq!(code, 1001);
+    answers.retain(|f| f["op"] != "entry");
+    assert!(answers.iter().all(|f| f["op"] == "sent"), "every answer is a success: {answers:?}");
+    assert!(answers.len() > 1, "sends were answered before the shutdown: {answers:?}");
+    let s = restarting.await.unwrap();
+    // What was answered is stored, and nothing else: no send was read and dropped, or stored unanswered.
+    let r = s
+        .rest(
+            "openim/admin_getroammsg",
+            json!({"Operator_Account": "bob", "Peer_Account": "alice", "MaxCnt": 100, "MinTime": 0,
+                   "MaxTime": 4_000_000_000u64}),
+        )
+        .await;
+    assert_eq!(r["MsgCnt"].as_u64(), Some(answers.len() as u64), "{r}");
+}
+
+/// A raw connection upgraded to a WebSocket by hand, for frames no WebSocket library writes.
+async fn raw_upgrade(s: &TestServer) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let request = format!(
+        "GET /v1/connect HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        s.addr
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    tcp
+}
+
+/// Writes `frame` and reads the server's frames up to its close frame: the close code.
+async fn close_code_after(s: &TestServer, frame: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = raw_upgrade(s).await;
+    tcp.write_all(frame).await.unwrap();
+    let mut bytes = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut bytes)).await.expect("closed in 10 s");
+    // Server frames are unmasked; skip text frames (an `error`) to the close frame (opcode 8).
+    let mut at = 0;
+    while at + 2 <= bytes.len() {
+        let (opcode, mut len, mut start) = (bytes[at] & 0x0f, usize::from(bytes[at + 1] & 0x7f), at + 2);
+        if len == 126 {
+            len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+            start += 2;
+        }
+        if opcode == 8 {
+            return u16::from_be_bytes([bytes[start], bytes[start + 1]]);
+        }
+        at = start + len;
+    }
+    panic!("no close frame in {bytes:?}");
+}
+
+#[tokio::test]
+async fn an_unmasked_frame_closes_1002_and_a_text_frame_that_is_not_utf8_closes_1007() {
+    let s = TestServer::spawn().await;
+    // A client must mask its frames (RFC 6455 §5.1).
+    assert_eq!(close_code_after(&s, b"\x81\x02hi").await, 1002);
+    // A masked text frame (mask 0) carrying bytes that are not UTF-8.
+    assert_eq!(close_code_after(&s, b"\x81\x82\x00\x00\x00\x00\xff\xfe").await, 1007);
+}
