@@ -5,18 +5,15 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use sha2::{Digest, Sha256};
-
 use crate::Error;
 use crate::clock::Clock;
 use crate::hub::{Hub, KickReason, LoginPolicy, Presence, Push, Session, SessionKind};
 use crate::media::Media;
 use crate::model::{
-    ConversationView, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount, Outgoing,
-    Platform, ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
+    ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, Platform, ProfileValue, Purged,
 };
 use crate::relations::{Permissions, Relations};
-use crate::store::{Cutoffs, SendPlan, Store, Withdrawn};
+use crate::store::{Cutoffs, Store, Withdrawn};
 use crate::usersig::{self, Claims, UserSigError};
 
 /// The app's identity, the retention rules and the session policy.
@@ -183,14 +180,6 @@ impl Core {
         Ok(existed)
     }
 
-    /// Whether the permission policy (friends-only, blacklists) lets a user's send from `from` to `to`
-    /// through: `Ok(false)` when the blacklist check would drop it silently, an error when it would
-    /// refuse it. Changes nothing; [`Core::client_send`] applies the same check. Check first that `to`
-    /// exists: the check caches what it reads about `to`.
-    pub async fn send_permitted(&self, from: &str, to: &str) -> Result<bool, Error> {
-        Ok(matches!(self.permit(from, to).await?, crate::relations::Verdict::Allow))
-    }
-
     pub async fn accounts_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, Error> {
         Ok(self.store.accounts_exist(ids).await?)
     }
@@ -296,68 +285,6 @@ impl Core {
 
     // ---- messages ----------------------------------------------------------------------------------
 
-    /// Sends a message to one or more recipients; acknowledged once committed, then pushed to the live
-    /// devices of the recipients (and of the sender, with [`SenderCopy::Sync`]).
-    ///
-    /// A retry (same sender, recipients, `MsgSeq`, `MsgRandom` and content) within the dedup window is
-    /// answered with the first send's result and stores nothing new. An online-only message
-    /// (`lifetime_secs` 0) is pushed to live devices and never stored.
-    pub async fn send(&self, msg: Outgoing) -> Result<Sent, Error> {
-        let now_ms = self.clock.now_ms();
-        let time = now_ms.div_euclid(1000);
-        if msg.lifetime_secs == 0 {
-            // Never stored, so never ordered against stored messages: any MsgSeq will do.
-            let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time };
-            return self.send_online_only(msg, key).await;
-        }
-        let dedup_key = dedup_key(&msg);
-        let offline_until = time + i64::from(msg.lifetime_secs).min(self.config.offline_retention_secs);
-        let plan = SendPlan {
-            msg,
-            time,
-            dedup_key,
-            dedup_since_ms: now_ms - self.config.dedup_window_secs * 1000,
-            now_ms,
-            offline_until,
-            max_conversations: self.config.recent_contacts_max,
-        };
-        self.store.send(plan).await
-    }
-
-    async fn send_online_only(&self, msg: Outgoing, key: MsgKey) -> Result<Sent, Error> {
-        let mut ids = vec![msg.from.clone()];
-        ids.extend(msg.to.iter().cloned());
-        let exist = self.store.accounts_exist(ids).await?;
-        if !exist[0] {
-            return Err(Error::NoSuchSender(msg.from));
-        }
-        let tags = vec![TAG_NICK.to_owned(), TAG_IMAGE.to_owned()];
-        let profile = self.store.profiles(vec![msg.from.clone()], tags).await?.pop().flatten().unwrap_or_default();
-        let text = |tag: &str| {
-            profile.iter().find(|(t, _)| t == tag).and_then(|(_, v)| match v {
-                ProfileValue::Text(s) if !s.is_empty() => Some(s.clone()),
-                _ => None,
-            })
-        };
-        let sender = SenderInfo { nick: text(TAG_NICK), face_url: text(TAG_IMAGE) };
-        let mut failed = Vec::new();
-        for (to, exists) in msg.to.iter().zip(&exist[1..]) {
-            if !exists {
-                failed.push(to.clone());
-                continue;
-            }
-            let stored =
-                Arc::new(StoredMessage::fresh(&msg.from, to, key, 0, &msg.body, &msg.cloud_custom_data, &sender));
-            let entry = LogEntry { seq: 0, event: LogEvent::Message(stored) };
-            let push = Arc::new(Push { entry, encoded: OnceLock::new() });
-            self.hub.deliver(to, push.clone());
-            if msg.sender_copy == SenderCopy::Sync && *to != msg.from {
-                self.hub.deliver(&msg.from, push);
-            }
-        }
-        Ok(Sent { key, failed, duplicate: false, conv_seq: 0, sender_log_seq: 0 })
-    }
-
     /// Imports a historical message with its original time.
     pub async fn import(&self, msg: Import) -> Result<(), Error> {
         let offline_until = msg.time.saturating_add(self.config.offline_retention_secs);
@@ -441,28 +368,4 @@ impl Core {
             _ => Ok(()),
         }
     }
-}
-
-/// Identifies retries of one message: sender, recipients, `MsgSeq` (or its absence), `MsgRandom`, content.
-fn dedup_key(msg: &Outgoing) -> [u8; 16] {
-    let mut h = Sha256::new();
-    let mut field = |bytes: &[u8]| {
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    };
-    field(msg.from.as_bytes());
-    for to in &msg.to {
-        field(to.as_bytes());
-    }
-    match msg.seq {
-        Some(seq) => field(&seq.to_le_bytes()),
-        None => field(b""),
-    }
-    field(&msg.random.to_le_bytes());
-    field(msg.body.as_bytes());
-    field(msg.cloud_custom_data.as_bytes());
-    let digest = h.finalize();
-    let mut key = [0; 16];
-    key.copy_from_slice(&digest[..16]);
-    key
 }

@@ -19,6 +19,9 @@ pub enum Error {
     /// A relationship operation on one peer failed (friends, requests, blacklists).
     #[error(transparent)]
     Relation(#[from] crate::relations::RelationError),
+    /// A message names an upload its sender may not read.
+    #[error("the message refers to media {0}, which the sender may not read")]
+    MediaForbidden(String),
     /// The permission policy refused a client send.
     #[error(transparent)]
     Refused(#[from] crate::relations::SendRefusal),

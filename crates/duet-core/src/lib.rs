@@ -3,6 +3,7 @@
 //! * [`Core`] is the service the transports call: accounts, profiles, sending, history, read state,
 //!   unread counts, retention. It owns the rules (dedup, sender sync, offline lifetime) and talks to a
 //!   [`Store`](store::Store) for durable state.
+//! * [`send`] is a send's pipeline: validate, permit, media grants, store, fan-out.
 //! * [`relations`] holds the relationship chain (friends, requests, blacklists) and the send permission policy.
 //! * [`store`] declares the domain-level storage traits every backend implements.
 //! * [`usersig`] makes and verifies Tencent's UserSig v2 tickets.
@@ -15,6 +16,7 @@ pub mod media;
 pub mod model;
 pub mod relations;
 pub mod retention;
+pub mod send;
 pub mod store;
 pub mod usersig;
 

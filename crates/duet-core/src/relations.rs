@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use crate::core::Core;
-use crate::model::{MsgKey, Outgoing, ProfileValue, Sent};
+use crate::model::ProfileValue;
 use crate::store::StoreError;
 use crate::{Error, hub::Outbound};
 
@@ -295,10 +295,6 @@ impl Relation {
     }
 }
 
-/// A client send's permission, decided before the send ([`Core::permit_client_send`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Permit(Verdict);
-
 /// The outcome of a client send's permission check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -465,42 +461,13 @@ pub enum Direction {
 impl Core {
     // ---- the send check ---------------------------------------------------------------------------
 
-    /// Sends a message a user's device sent (the client protocol): the permission policy is applied first.
-    /// A message the blacklist check drops silently is answered like a sent one (a fresh `MsgKey`, the
-    /// current time) but stored and delivered nowhere, so `conv_seq` and `sender_log_seq` are 0.
-    pub async fn client_send(&self, msg: Outgoing) -> Result<Sent, Error> {
-        let permit = self.permit_client_send(&msg.from, &msg.to).await?;
-        self.send_with_permit(msg, permit).await
-    }
-
-    /// The permission stage of a client send from `from` to `to`, on its own (it may read the store when
-    /// the relation cache is cold). Its [`Permit`] then goes to [`Core::send_with_permit`].
-    pub async fn permit_client_send(&self, from: &str, to: &[String]) -> Result<Permit, Error> {
-        Ok(Permit(match to {
-            [to] => self.permit(from, to).await?,
-            _ => Verdict::Allow,
-        }))
-    }
-
-    /// Sends a client's message that [`Core::permit_client_send`] checked. Nothing is awaited before the
-    /// message enters the store's queue, so sends started in some order (a connection's frames) are stored
-    /// in that order.
-    pub async fn send_with_permit(&self, msg: Outgoing, permit: Permit) -> Result<Sent, Error> {
-        match permit.0 {
-            Verdict::Allow => self.send(msg).await,
-            Verdict::Drop => {
-                let time = self.clock.now_secs();
-                let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time };
-                Ok(Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 })
-            }
-        }
-    }
-
-    /// Applies the permission policy to a client send from `from` to `to`. Admin senders pass. A user with
-    /// no account has no relations (and is not cached).
-    pub(crate) async fn permit(&self, from: &str, to: &str) -> Result<Verdict, Error> {
+    /// Applies the permission policy to a client send from `from` to `to` (the permit stage of
+    /// [`Core::prepare_send`]); also says whether `to` exists, when that was learnt on the way (`None`
+    /// for an admin sender or a message to oneself, which pass unchecked). Admin senders pass. A user
+    /// with no account has no relations (and is not cached).
+    pub(crate) async fn permit(&self, from: &str, to: &str) -> Result<(Verdict, Option<bool>), Error> {
         if self.is_admin(from) || from == to {
-            return Ok(Verdict::Allow);
+            return Ok((Verdict::Allow, None));
         }
         let policy = self.config.permissions;
         {
@@ -508,16 +475,17 @@ impl Core {
             if let Some(recipient) = cache.users.get(to) {
                 let sender = if policy.friends_only { cache.users.get(from) } else { None };
                 if !policy.friends_only || sender.is_some() {
-                    return decide(policy, from, to, recipient, sender.map(|s| &**s));
+                    return Ok((decide(policy, from, to, recipient, sender.map(|s| &**s))?, Some(true)));
                 }
             }
         }
         let users: &[&str] = if policy.friends_only { &[to, from] } else { &[to] };
         let found = self.lookup(users).await?;
         let empty = UserRelations::default();
+        let exists = found[0].is_some();
         let recipient = found[0].as_deref().unwrap_or(&empty);
         let sender = policy.friends_only.then(|| found[1].as_deref().unwrap_or(&empty));
-        decide(policy, from, to, recipient, sender)
+        Ok((decide(policy, from, to, recipient, sender)?, Some(exists)))
     }
 
     /// Each of `users`' relations: from the cache, or else read from the store and cached. `None` for a

@@ -12,6 +12,7 @@
 //!   process's open-file limit.
 
 pub mod config;
+mod content;
 mod http;
 pub mod media;
 pub mod rest;

@@ -19,8 +19,8 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, 
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use duet_core::hub::{KickReason, Outbound, Session, SessionKind};
-use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, Outgoing, SenderCopy, StoredMessage};
-use duet_core::relations::Permit;
+use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, SenderCopy, StoredMessage};
+use duet_core::send::{Draft, Origin, Prepared, SendError};
 use duet_core::usersig::Claims;
 use duet_core::{Core, LoginError};
 use duet_proto::client::{
@@ -34,6 +34,7 @@ use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::content::WireContent;
 use crate::throttle::Throttle;
 
 /// The largest frame a client may send.
@@ -389,7 +390,7 @@ impl Connection {
                     return Some(self.expire().await);
                 }
                 match parse_request(&text) {
-                    Ok(mut frame) => {
+                    Ok(frame) => {
                         if let ClientFrame::Send { id, .. } = &frame
                             && let Err(t) = self.throttle.send(&self.session.user)
                         {
@@ -397,35 +398,25 @@ impl Connection {
                             self.resume_at = Some(tokio::time::Instant::now() + pause);
                             return self.put(&error(*id, client::code::TOO_FREQUENT, t.info())).await;
                         }
-                        // A send referring to uploads looks them up (and checks the recipient and the permission
-                        // policy, so that a refused send grants nothing) before the next frame is read, so that
-                        // it still queues its write in frame order.
-                        let user = &self.session.user;
-                        let base = &self.media_base;
-                        if let Err(e) = crate::media::attach_frame(&self.core, base, user, &mut frame).await {
-                            let refused = error(request_id(&frame), e.code, e.info);
-                            return self.put(&refused).await;
-                        }
-                        // A send's permission check may read the store (a cold relation cache): it runs here,
-                        // before the next frame is read, and the send itself then enters the store's queue when
-                        // first polled below. So a connection's sends commit in frame order.
-                        let permit = match &frame {
-                            ClientFrame::Send { id, to, .. } if duet_proto::rest::validate_user_id(to).is_ok() => {
-                                let to = std::slice::from_ref(to);
-                                match self.core.permit_client_send(user, to).await {
-                                    Ok(permit) => Some(permit),
-                                    Err(e) => {
-                                        let e = send_error(e);
-                                        let refused = error(*id, e.code, e.info);
-                                        return self.put(&refused).await;
-                                    }
+                        // A send is prepared (validated, permitted, its uploads granted: stages that may read the
+                        // store) before the next frame is read, and its commit then enters the store's queue
+                        // when first polled below. So a connection's sends are stored in frame order.
+                        if let ClientFrame::Send { .. } = frame {
+                            let user = self.session.user.clone();
+                            let mut work: Work = match prepare(&self.core, &self.media_base, user, frame).await {
+                                Ok((id, prepared)) => Box::pin(commit(self.core.clone(), id, prepared)),
+                                Err((id, e)) => return self.put(&error(id, e.code, e.info)).await,
+                            };
+                            return match futures_util::poll!(work.as_mut()) {
+                                std::task::Poll::Ready(Answer { frame, end, .. }) => self.put(&frame).await.or(end),
+                                std::task::Poll::Pending => {
+                                    pending.push(work);
+                                    None
                                 }
-                            }
-                            _ => None,
-                        };
+                            };
+                        }
                         let is_page = is_page(&frame);
-                        let mut work: Work =
-                            Box::pin(answer(self.core.clone(), self.session.user.clone(), frame, permit));
+                        let mut work: Work = Box::pin(answer(self.core.clone(), self.session.user.clone(), frame));
                         // Start it now, so that it queues its writes before the next frame's.
                         match futures_util::poll!(work.as_mut()) {
                             std::task::Poll::Ready(Answer { frame, end, .. }) => self.put(&frame).await.or(end),
@@ -548,11 +539,11 @@ fn parse_request(text: &str) -> Result<ClientFrame, (u64, String)> {
     })
 }
 
-/// Answers one request of `user`'s session; `Some(End)` ends the connection after the answer. A send
-/// comes with its permission decided (see [`Connection::inbound`]).
-async fn answer(core: Arc<Core>, user: String, frame: ClientFrame, permit: Option<Permit>) -> Answer {
+/// Answers one request of `user`'s session (a send is [`prepare`]d and [`commit`]ted instead); `Some(End)`
+/// ends the connection after the answer.
+async fn answer(core: Arc<Core>, user: String, frame: ClientFrame) -> Answer {
     let (id, page) = (request_id(&frame), is_page(&frame));
-    let (frame, end) = match work(&core, user, frame, permit).await {
+    let (frame, end) = match work(&core, user, frame).await {
         Ok(answer) => answer,
         Err(e) => (error(id, e.code, e.info), None),
     };
@@ -572,18 +563,65 @@ fn is_page(frame: &ClientFrame) -> bool {
     )
 }
 
-/// The wire error for a domain error of a client request.
-fn send_error(e: duet_core::Error) -> ApiError {
-    crate::rest::error::core(duet_proto::rest::Command::SendMsg, duet_proto::rest::Service::OpenIm, e)
-}
-
-async fn work(
+/// Stages 1–3 of a client `send` (`duet_core::send`): the frame's id and the prepared send, or the
+/// frame's id and why it was refused.
+async fn prepare(
     core: &Core,
+    media_base: &str,
     user: String,
     frame: ClientFrame,
-    permit: Option<Permit>,
-) -> Result<(ServerFrame, Option<End>), ApiError> {
-    let fail = send_error;
+) -> Result<(u64, Prepared), (u64, ApiError)> {
+    let ClientFrame::Send { id, to, seq, random, body, cloud_custom_data, online_only, push } = frame else {
+        unreachable!("only sends are prepared")
+    };
+    if let Err(why) = duet_proto::rest::validate_user_id(&to) {
+        return Err((id, ApiError::new(client::code::INVALID_USER_ID, why)));
+    }
+    let draft = Draft {
+        from: user,
+        to: vec![to],
+        seq,
+        random,
+        content: WireContent::new(media_base, body, cloud_custom_data, push),
+        lifetime_secs: if online_only { 0 } else { duet_proto::rest::request::MAX_MSG_LIFETIME },
+        sender_copy: SenderCopy::Sync,
+        no_unread: false,
+        no_last_msg: false,
+        need_read_receipt: false,
+    };
+    match core.prepare_send(Origin::Client, draft).await {
+        Ok(prepared) => Ok((id, prepared)),
+        Err(SendError::Content(e)) => Err((id, e)),
+        Err(SendError::Domain(e)) => Err((id, crate::rest::error::client(e))),
+    }
+}
+
+/// Stages 4 and 5 of a client `send`: commits it and answers `sent`.
+async fn commit(core: Arc<Core>, id: u64, prepared: Prepared) -> Answer {
+    let to = prepared.message().to.first().cloned().unwrap_or_default();
+    let frame = match prepared.commit(&core).await {
+        Ok(sent) if sent.failed.is_empty() => ServerFrame::Sent {
+            id,
+            msg_key: sent.key.to_string(),
+            seq: sent.key.seq,
+            random: sent.key.random,
+            time: sent.key.time,
+            conv_seq: sent.conv_seq,
+            log_seq: sent.sender_log_seq,
+        },
+        Ok(_) => domain_error(id, duet_core::Error::NoSuchAccount(to)),
+        Err(e) => domain_error(id, e),
+    };
+    Answer { frame, end: None, page: false }
+}
+
+fn domain_error(id: u64, e: duet_core::Error) -> ServerFrame {
+    let e = crate::rest::error::client(e);
+    error(id, e.code, e.info)
+}
+
+async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFrame, Option<End>), ApiError> {
+    let fail = crate::rest::error::client;
     Ok(match frame {
         ClientFrame::Login { id, .. } => (error(id, client::code::INVALID_PARAMS, "already logged in"), None),
         ClientFrame::Sync { id, after, limit } => {
@@ -593,49 +631,8 @@ async fn work(
             let cut = fit_page(&mut entries);
             (ServerFrame::Synced { id, entries, latest: page.latest, more: page.more || cut }, None)
         }
-        ClientFrame::Send { id, to, seq, random, body, cloud_custom_data, online_only, push } => {
-            if let Err(why) = duet_proto::rest::validate_user_id(&to) {
-                return Err(ApiError::new(client::code::INVALID_USER_ID, why));
-            }
-            let body = duet_proto::elem::validate_elems(&body)?;
-            // A user's send passes the permission policy (friends-only, blacklists); the admin's do not.
-            let permit = match permit {
-                Some(permit) => permit,
-                None => core.permit_client_send(&user, std::slice::from_ref(&to)).await.map_err(fail)?,
-            };
-            let sent = core
-                .send_with_permit(
-                    Outgoing {
-                        from: user,
-                        to: vec![to.clone()],
-                        seq,
-                        random,
-                        body,
-                        cloud_custom_data,
-                        push_info: push.map(|p| p.to_string()),
-                        lifetime_secs: if online_only { 0 } else { duet_proto::rest::request::MAX_MSG_LIFETIME },
-                        sender_copy: SenderCopy::Sync,
-                        no_unread: false,
-                        no_last_msg: false,
-                        need_read_receipt: false,
-                    },
-                    permit,
-                )
-                .await
-                .map_err(fail)?;
-            if !sent.failed.is_empty() {
-                return Err(fail(duet_core::Error::NoSuchAccount(to)));
-            }
-            let frame = ServerFrame::Sent {
-                id,
-                msg_key: sent.key.to_string(),
-                seq: sent.key.seq,
-                random: sent.key.random,
-                time: sent.key.time,
-                conv_seq: sent.conv_seq,
-                log_seq: sent.sender_log_seq,
-            };
-            (frame, None)
+        ClientFrame::Send { id, .. } => {
+            (error(id, client::code::INVALID_PARAMS, "a send is answered by `commit`"), None)
         }
         ClientFrame::History { id, peer, count, before } => {
             let before = match before.as_deref() {

@@ -8,8 +8,9 @@
 use std::sync::Arc;
 
 use duet_core::clock::ManualClock;
-use duet_core::model::{NewAccount, Outgoing, SenderCopy};
+use duet_core::model::{NewAccount, SenderCopy, Sent};
 use duet_core::relations::{AddFriend, Direction, Friend, Permissions};
+use duet_core::send::{Draft, Encoded, Origin, SendError};
 use duet_core::{Core, Error};
 use duet_test_support::{SDKAPPID, SECRET_KEY, T0_MS};
 
@@ -24,15 +25,16 @@ async fn core(friends_only: bool) -> (Core, tempfile::TempDir) {
     (core, dir)
 }
 
-fn text(from: &str, to: &str) -> Outgoing {
-    Outgoing {
+fn text(from: &str, to: &str) -> Draft<Encoded> {
+    Draft {
         from: from.into(),
         to: vec![to.into()],
         seq: None,
         random: 1,
-        body: r#"[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]"#.into(),
-        cloud_custom_data: String::new(),
-        push_info: None,
+        content: Encoded {
+            body: r#"[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]"#.into(),
+            ..Default::default()
+        },
         lifetime_secs: 604_800,
         sender_copy: SenderCopy::History,
         no_unread: false,
@@ -41,25 +43,33 @@ fn text(from: &str, to: &str) -> Outgoing {
     }
 }
 
+/// A user's own send (the permission policy applies).
+async fn client_send(core: &Core, draft: Draft<Encoded>) -> Result<Sent, Error> {
+    core.send(Origin::Client, draft).await.map_err(|e| match e {
+        SendError::Domain(e) => e,
+        SendError::Content(never) => match never {},
+    })
+}
+
 async fn made_up_ids_leave_no_cache_entry(friends_only: bool) {
     let (core, _dir) = core(friends_only).await;
     core.add_friends("alice", vec![AddFriend { to: "bob".into(), ..Default::default() }], Direction::Both, true)
         .await
         .expect("alice and bob become friends");
-    core.client_send(text("alice", "bob")).await.expect("friends may talk");
+    client_send(&core, text("alice", "bob")).await.expect("friends may talk");
     let before = core.cached_relation_users();
     assert!(before >= 2, "alice and bob are cached: {before}");
 
     for i in 0..50 {
         let ghost = format!("ghost{i}");
-        let sent = core.client_send(text("alice", &ghost)).await;
+        let sent = client_send(&core, text("alice", &ghost)).await;
         match (friends_only, sent) {
             (true, Err(Error::Refused(_))) => {}
             (false, Ok(sent)) => assert_eq!(sent.failed, std::slice::from_ref(&ghost)),
             (_, other) => panic!("a send to {ghost}: {other:?}"),
         }
         // A send from an account that does not exist (the check reads the sender's relations too).
-        let _ = core.client_send(text(&ghost, "alice")).await;
+        let _ = client_send(&core, text(&ghost, "alice")).await;
 
         let r = core.delete_friends("alice", vec![ghost.clone()], Direction::Both).await.expect("delete");
         assert!(r[0].is_err());
@@ -97,13 +107,13 @@ async fn a_deleted_account_leaves_the_cache_and_a_re_created_one_starts_afresh()
     let (core, _dir) = core(true).await;
     let bob = AddFriend { to: "bob".into(), ..Default::default() };
     core.add_friends("alice", vec![bob], Direction::Both, true).await.expect("friends");
-    core.client_send(text("alice", "bob")).await.expect("friends may talk");
+    client_send(&core, text("alice", "bob")).await.expect("friends may talk");
     assert_eq!(core.delete_accounts(vec!["bob".into()]).await.expect("deleting"), [true]);
     let bob = NewAccount { id: "bob".into(), nick: None, face_url: None };
     core.import_accounts(vec![bob]).await.expect("re-creating bob");
     assert!(core.friends("bob").await.expect("bob's friends").is_empty());
     assert!(core.friends("alice").await.expect("alice's friends").is_empty());
-    assert!(matches!(core.client_send(text("bob", "alice")).await, Err(Error::Refused(_))));
+    assert!(matches!(client_send(&core, text("bob", "alice")).await, Err(Error::Refused(_))));
 }
 
 /// Relation writes racing an account deletion: whichever comes first, no relation of the deleted account

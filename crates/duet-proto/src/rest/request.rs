@@ -338,6 +338,8 @@ pub struct OutgoingMessage {
     /// `OfflinePushInfo`, kept verbatim for offline push.
     pub offline_push_info: Option<Value>,
     pub need_read_receipt: bool,
+    /// `body` as the compact JSON [`OutgoingMessage::check`] measured when the request was read.
+    pub body_json: String,
 }
 
 impl OutgoingMessage {
@@ -364,7 +366,7 @@ impl OutgoingMessage {
                 return Err(ApiError::new(code::MSG_OFFLINE_PUSH_INFO, "OfflinePushInfo must be an object"));
             }
         };
-        let msg = OutgoingMessage {
+        let mut msg = OutgoingMessage {
             from: f.opt_account(&["From_Account"], code::MSG_FROM_ACCOUNT_INVALID)?,
             sync_other_machine,
             lifetime: if online_only { 0 } else { lifetime },
@@ -377,8 +379,9 @@ impl OutgoingMessage {
             no_last_msg: controls.iter().any(|c| c == "NoLastMsg"),
             offline_push_info,
             need_read_receipt: f.opt_u32("IsNeedReadReceipt", code::MSG_JSON_PARSE)? == Some(1),
+            body_json: String::new(),
         };
-        msg.check()?;
+        msg.body_json = msg.check()?;
         Ok(msg)
     }
 
@@ -432,6 +435,8 @@ pub struct ImportMsg {
     pub time: i64,
     pub body: Vec<MsgElem>,
     pub cloud_custom_data: Option<String>,
+    /// `body` as the compact JSON [`ImportMsg::check`] measured when the request was read.
+    pub body_json: String,
 }
 
 impl ImportMsg {
@@ -450,7 +455,7 @@ impl ImportMsg {
                 ));
             }
         };
-        let msg = ImportMsg {
+        let mut msg = ImportMsg {
             counts_unread,
             from: f.account(&["From_Account"], code::MSG_FROM_ACCOUNT_INVALID)?,
             to: f.account(&["To_Account"], code::MSG_TO_ACCOUNT_INVALID)?,
@@ -463,8 +468,9 @@ impl ImportMsg {
             body: parse_msg_body(f.get(&["MsgBody"]))?,
             // "" is empty content, as for sendmsg.
             cloud_custom_data: f.opt_content("CloudCustomData", code::MSG_JSON_PARSE)?,
+            body_json: String::new(),
         };
-        msg.check()?;
+        msg.body_json = msg.check()?;
         Ok(msg)
     }
 

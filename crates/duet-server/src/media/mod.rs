@@ -13,7 +13,7 @@
 //! stored: [`Urls`] builds them when answering.
 //!
 //! Both authenticate with a UserSig: `identifier` and `usersig` in the query, as the REST API does, or
-//! `Authorization: Basic base64(identifier:usersig)`. [`attach_elems`] is the send-time half: it replaces
+//! `Authorization: Basic base64(identifier:usersig)`. [`describe`] is the send-time half (the send pipeline's media grants): it replaces
 //! what a message says about a Duet-held upload with what the server measured, and grants the message's
 //! two sides access. Failures become HTTP statuses and Tencent codes in one place, [`Failure`].
 
@@ -31,7 +31,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use duet_core::media::{BlobError, ImageMeta, Media, MediaItem, MediaKind, Rendition, RenditionKind, new_uuid};
 use duet_core::{AuthError, Core};
-use duet_proto::client::ClientFrame;
 use duet_proto::elem::{ImageInfo, MsgElem};
 use duet_proto::media::{MEDIA_PATH, MediaQuery, MediaType, RenditionName, Uploaded};
 use duet_proto::rest::response::Reply;
@@ -592,57 +591,12 @@ fn mime_of_name(name: &str) -> &'static str {
     }
 }
 
-/// [`attach_elems`] for a client `send` frame of `user` (other frames are left alone), under the
-/// permission policy: a send it refuses or drops grants nothing. So does a message over its limits
-/// (`limits::check_message`: 12 KB of body, `cloud_custom_data` and `push` together), checked here
-/// before anything is granted, and again after the server's description of the uploads, which may be
-/// longer than the sender's, so that what is stored keeps them.
-pub(crate) async fn attach_frame(core: &Core, base: &str, user: &str, frame: &mut ClientFrame) -> Result<(), ApiError> {
-    if let ClientFrame::Send { to, body, cloud_custom_data, push, .. } = frame {
-        // An invalid recipient is refused by the send itself; grant nothing to it.
-        if duet_proto::rest::validate_user_id(to).is_ok() {
-            duet_proto::limits::check_message(body, cloud_custom_data, push.as_ref())?;
-            let recipients = [to.clone()];
-            if attach_elems(core, base, user, user, &recipients, Policy::Client, body).await? {
-                duet_proto::limits::check_message(body, cloud_custom_data, push.as_ref())?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whose rules a send follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Policy {
-    /// A user's device: the permission policy (friends-only, blacklists) applies.
-    Client,
-    /// The admin (REST): no permission policy.
-    Admin,
-}
-
-/// Before a message from `sender` to `recipients` is stored (`caller` is who asks: the sender, or the
-/// admin sending for it): for each element referring to an upload Duet holds (by `UUID`, or
-/// `VideoUUID`/`ThumbUUID`), replaces what the client said about the file (URL, size, image format
-/// and renditions) with what the server measured, URLs starting with `base`, and lets the sender and
-/// the recipients read it. Elements with ids Duet does not know (an app migrating with external URLs)
-/// are kept as sent. Returns whether anything changed. Fails with 90010 when the caller may not read an
-/// upload it refers to.
-///
-/// Only recipients the send will reach are granted, checked first: accounts that exist and, under
-/// [`Policy::Client`], that the permission policy lets the message through to. When none is left (or
-/// the sender does not exist) nothing is granted or rewritten, and the send itself gives its answer.
-pub(crate) async fn attach_elems(
-    core: &Core,
-    base: &str,
-    caller: &str,
-    sender: &str,
-    recipients: &[String],
-    policy: Policy,
-    elems: &mut [MsgElem],
-) -> Result<bool, ApiError> {
-    let Some(media) = core.media() else { return Ok(false) };
+/// The upload ids `elems` name, in order (`UUID`, or `VideoUUID` then `ThumbUUID`), for the send
+/// pipeline's media grants; empty when none looks like an id Duet gives (an app migrating with external
+/// URLs), so that such a send reads nothing.
+pub(crate) fn uploads(elems: &[MsgElem]) -> Vec<String> {
     let mut uuids = Vec::new();
-    for e in elems.iter() {
+    for e in elems {
         match e {
             MsgElem::Image(i) => uuids.push(i.uuid.clone()),
             MsgElem::Sound(s) => uuids.push(s.uuid.clone()),
@@ -655,20 +609,15 @@ pub(crate) async fn attach_elems(
         }
     }
     if !uuids.iter().any(|u| duet_core::media::is_uuid(u)) {
-        return Ok(false);
+        uuids.clear();
     }
-    let Some(participants) = reached(core, sender, recipients, policy).await? else { return Ok(false) };
-    let admin = core.is_admin(caller);
-    let items = media.attach(caller, admin, &participants, uuids).await.map_err(|e| match e {
-        duet_core::media::AttachError::Forbidden(uuid) => ApiError::new(
-            code::MSG_ELEM_MALFORMED,
-            format!("MsgBody refers to media {uuid}, which the sender may not read"),
-        ),
-        duet_core::media::AttachError::Store(e) => {
-            tracing::error!(error = %e, "media index failure");
-            ApiError::new(code::MSG_SERVER_INTERNAL, "internal server error, please retry")
-        }
-    })?;
+    uuids
+}
+
+/// Replaces what the sender said about each upload Duet holds (URL, size, image format and renditions)
+/// with what the server measured, URLs starting with `base`; `items` has one entry per id of
+/// [`uploads`] (`None`: not held, kept as sent). Returns whether anything changed.
+pub(crate) fn describe(base: &str, elems: &mut [MsgElem], items: Vec<Option<MediaItem>>) -> bool {
     let mut items = items.into_iter();
     let mut changed = false;
     for e in elems.iter_mut() {
@@ -726,43 +675,5 @@ pub(crate) async fn attach_elems(
             _ => {}
         }
     }
-    Ok(changed)
-}
-
-/// The sender and the recipients a send will reach, to grant: `None` if the sender does not exist or no
-/// recipient is left. Recipients that do not exist (yet) are left out, so that registering a UserID
-/// later gives no access to what was sent to it before; under [`Policy::Client`], so are those the
-/// permission policy refuses or silently drops the message for.
-async fn reached(
-    core: &Core,
-    sender: &str,
-    recipients: &[String],
-    policy: Policy,
-) -> Result<Option<Vec<String>>, ApiError> {
-    let failed = |e: duet_core::Error| {
-        tracing::error!(error = %e, "checking the accounts of a send with media");
-        ApiError::new(code::MSG_SERVER_INTERNAL, "internal server error, please retry")
-    };
-    let mut ids = vec![sender.to_owned()];
-    ids.extend(recipients.iter().cloned());
-    let exist = core.accounts_exist(ids).await.map_err(failed)?;
-    if !exist[0] {
-        return Ok(None);
-    }
-    let mut participants = vec![sender.to_owned()];
-    for (to, exists) in recipients.iter().zip(&exist[1..]) {
-        if !exists || participants.contains(to) {
-            continue;
-        }
-        if policy == Policy::Client {
-            match core.send_permitted(sender, to).await {
-                Ok(true) => {}
-                // Dropped silently, or refused: the send answers for itself.
-                Ok(false) | Err(duet_core::Error::Refused(_)) => continue,
-                Err(e) => return Err(failed(e)),
-            }
-        }
-        participants.push(to.clone());
-    }
-    Ok((participants.len() > 1 || recipients.iter().any(|r| r == sender)).then_some(participants))
+    changed
 }

@@ -91,12 +91,35 @@ pub(crate) fn core(command: Command, service: Service, e: Error) -> ApiError {
             };
             ApiError::new(code, format!("account {id:?} does not exist; import it first"))
         }
+        other => shared(other, service),
+    }
+}
+
+/// A domain error of a client-protocol request (`docs/protocol.md`): the message service's codes, as a
+/// user's device sees them through Tencent's SDK.
+pub(crate) fn client(e: Error) -> ApiError {
+    shared(e, Service::OpenIm)
+}
+
+/// The codes every caller shares (the message service's, for accounts).
+fn shared(e: Error, service: Service) -> ApiError {
+    match e {
+        Error::NoSuchAccount(id) => {
+            ApiError::new(code::MSG_TO_ACCOUNT_NOT_FOUND, format!("account {id:?} does not exist; import it first"))
+        }
+        Error::NoSuchSender(id) => {
+            ApiError::new(code::MSG_FROM_ACCOUNT_INVALID, format!("account {id:?} does not exist; import it first"))
+        }
         Error::NoSuchMessage => ApiError::new(code::MSG_NOT_FOUND, "the message to recall does not exist"),
         Error::AlreadyRecalled => ApiError::new(code::MSG_ALREADY_RECALLED, "the message was recalled already"),
+        Error::MediaForbidden(uuid) => ApiError::new(
+            code::MSG_ELEM_MALFORMED,
+            format!("MsgBody refers to media {uuid}, which the sender may not read"),
+        ),
         Error::Relation(e) => ApiError::new(relation(e).0, e.to_string()),
         Error::Refused(r) => refusal(r),
         Error::Store(e) => {
-            tracing::error!(error = %e, ?command, "storage failure");
+            tracing::error!(error = %e, ?service, "storage failure");
             internal(service)
         }
     }

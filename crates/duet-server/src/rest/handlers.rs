@@ -2,8 +2,8 @@
 
 use duet_core::Core;
 use duet_core::hub::Presence;
-use duet_core::model::{self, HistoryQuery, MsgKey, NewAccount, Outgoing, Platform, SenderCopy};
-use duet_proto::elem::MsgElem;
+use duet_core::model::{self, HistoryQuery, MsgKey, NewAccount, Platform, SenderCopy};
+use duet_core::send::{Content, Draft, Encoded, Origin, SendError};
 use duet_proto::rest::request::{self as req, ProfileValue, SyncOtherMachine, default_profile_value};
 use duet_proto::rest::response::*;
 use duet_proto::rest::{Command, Service};
@@ -12,6 +12,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{Json, error};
+use crate::content::WireContent;
 
 /// Most messages one `admin_getroammsg` page returns, whatever `MaxCnt` asks.
 const MAX_ROAM_PAGE: usize = 100;
@@ -87,19 +88,17 @@ pub(crate) async fn handle(
         }
         PortraitGet => portrait_get(core, req::PortraitGet::parse(body)?, service).await.map_err(fail),
         SendMsg => {
-            let mut r = req::SendMsg::parse(body)?;
-            attach_media(core, media_base, caller, std::slice::from_ref(&r.to), &mut r.msg).await?;
-            let sent = core.send(outgoing(caller, vec![r.to.clone()], r.msg)).await.map_err(fail)?;
+            let r = req::SendMsg::parse(body)?;
+            let sent = send(core, caller, draft(media_base, caller, vec![r.to.clone()], r.msg), fail).await?;
             if !sent.failed.is_empty() {
                 return Err(error::core(command, service, duet_core::Error::NoSuchAccount(r.to)));
             }
             Ok(Json::ok(SendMsgReply { msg_time: sent.key.time, msg_key: sent.key.to_string() }, service))
         }
         BatchSendMsg => {
-            let mut r = req::BatchSendMsg::parse(body)?;
-            attach_media(core, media_base, caller, &r.to, &mut r.msg).await?;
+            let r = req::BatchSendMsg::parse(body)?;
             let count = r.to.len();
-            let sent = core.send(outgoing(caller, r.to, r.msg)).await.map_err(fail)?;
+            let sent = send(core, caller, draft(media_base, caller, r.to, r.msg), fail).await?;
             let msg_key = sent.key.to_string();
             if sent.failed.len() == count {
                 return Err(ApiError::new(code::MSG_TO_ACCOUNT_NOT_FOUND, "invalid To_Account"));
@@ -113,13 +112,11 @@ pub(crate) async fn handle(
             Ok(Json::with_status(status, BatchSendMsgReply { msg_key, error_list }, service))
         }
         ImportMsg => {
-            let mut r = req::ImportMsg::parse(body, core.clock().now_secs())?;
-            let recipients = [r.to.clone()];
-            let admin = crate::media::Policy::Admin;
-            crate::media::attach_elems(core, media_base, caller, &r.from, &recipients, admin, &mut r.body).await?;
-            // The server's description of uploads may be longer than the sender's: the limits hold for
-            // what is stored.
-            let body = r.check()?;
+            let r = req::ImportMsg::parse(body, core.clock().now_secs())?;
+            let ccd = r.cloud_custom_data.unwrap_or_default();
+            let mut content = WireContent::checked(media_base, r.body, r.body_json, ccd, None);
+            core.grant_import_media(caller, &r.from, &r.to, &mut content).await.map_err(|e| send_error(e, fail))?;
+            let Encoded { body, cloud_custom_data, .. } = content.encode();
             let import = model::Import {
                 from: r.from,
                 to: r.to,
@@ -127,7 +124,7 @@ pub(crate) async fn handle(
                 random: r.random,
                 time: r.time,
                 body,
-                cloud_custom_data: r.cloud_custom_data.unwrap_or_default(),
+                cloud_custom_data,
                 counts_unread: r.counts_unread,
             };
             core.import(import).await.map_err(fail)?;
@@ -256,38 +253,33 @@ fn to_json(v: model::ProfileValue) -> Value {
     }
 }
 
-/// Lets the sender and the recipients read the uploads the message refers to, and puts the server's own
-/// description of each in its element (`media::attach_elems`). That description may be longer than the
-/// sender's, so the message's limits are checked again for what is stored.
-async fn attach_media(
+/// A send of the admin's, through the domain's pipeline (`duet_core::send`).
+async fn send(
     core: &Core,
-    media_base: &str,
     caller: &str,
-    to: &[String],
-    m: &mut req::OutgoingMessage,
-) -> Result<(), ApiError> {
-    let from = m.from.clone().unwrap_or_else(|| caller.to_owned());
-    let admin = crate::media::Policy::Admin;
-    if crate::media::attach_elems(core, media_base, caller, &from, to, admin, &mut m.body).await? {
-        m.check()?;
+    draft: Draft<WireContent>,
+    fail: impl Fn(duet_core::Error) -> ApiError,
+) -> Result<model::Sent, ApiError> {
+    let prepared = core.prepare_send(Origin::Admin(caller), draft).await.map_err(|e| send_error(e, &fail))?;
+    prepared.commit(core).await.map_err(fail)
+}
+
+fn send_error(e: SendError<ApiError>, fail: impl Fn(duet_core::Error) -> ApiError) -> ApiError {
+    match e {
+        SendError::Content(e) => e,
+        SendError::Domain(e) => fail(e),
     }
-    Ok(())
 }
 
-/// `MsgBody` as the compact JSON that is stored and served as is.
-fn body_json(body: &[MsgElem]) -> String {
-    serde_json::to_string(body).unwrap_or_else(|_| "[]".into())
-}
-
-fn outgoing(caller: &str, to: Vec<String>, m: req::OutgoingMessage) -> Outgoing {
-    Outgoing {
+/// The send a REST message asks for: `From_Account`, or the admin itself.
+fn draft(media_base: &str, caller: &str, to: Vec<String>, m: req::OutgoingMessage) -> Draft<WireContent> {
+    let ccd = m.cloud_custom_data.unwrap_or_default();
+    Draft {
         from: m.from.unwrap_or_else(|| caller.to_owned()),
         to,
         seq: m.seq,
         random: m.random,
-        body: body_json(&m.body),
-        cloud_custom_data: m.cloud_custom_data.unwrap_or_default(),
-        push_info: m.offline_push_info.map(|v| v.to_string()),
+        content: WireContent::checked(media_base, m.body, m.body_json, ccd, m.offline_push_info),
         lifetime_secs: m.lifetime,
         sender_copy: match m.sync_other_machine {
             None => SenderCopy::History,

@@ -1,0 +1,368 @@
+//! One send, as one domain operation in named stages, each run once, in this order:
+//!
+//! 1. **validate**: the content checks its limits and encodes itself ([`Content::validate`]);
+//! 2. **permit**: for a user's send, the permission policy (friends-only, blacklists), which may refuse
+//!    the message or drop it silently; the admin's sends pass;
+//! 3. **media grants**: the uploads the message names are granted to the sender and to the recipients
+//!    it reaches, and the content takes the server's description of them ([`Content::describe`]);
+//! 4. **store**: the commit ([`Prepared::commit`]); a retry within the dedup window is answered with
+//!    the first send's result;
+//! 5. **fan-out**: the entries the commit appended go to the store's delivery subscribers (the hub,
+//!    which pushes them to live devices), in commit order. An online-only message skips the store and
+//!    goes straight to them.
+//!
+//! Stages 1–3 are [`Core::prepare_send`], which may read the store (a cold relation cache, the accounts
+//! a grant needs); stage 4 enters the store's queue before it awaits anything. A transport that answers
+//! requests out of order (a WebSocket) awaits each send's preparation in frame order and then starts
+//! its commit, so that a connection's sends are stored in frame order.
+//!
+//! The content stays the transport's own type (the wire's message elements): the domain only asks it
+//! which uploads it names, hands it the server's description of them, and takes its encoded form.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::Error;
+use crate::core::Core;
+use crate::hub::Push;
+use crate::media::{AttachError, MediaItem};
+use crate::model::{LogEntry, LogEvent, MsgKey, ProfileValue, SenderCopy, SenderInfo, Sent, StoredMessage};
+use crate::model::{Outgoing, TAG_IMAGE, TAG_NICK};
+use crate::relations::Verdict;
+use crate::store::SendPlan;
+
+/// Who asks for a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin<'a> {
+    /// The sender's own device: the permission policy applies.
+    Client,
+    /// An app admin (the REST API), sending as itself or as any user: no permission policy.
+    Admin(&'a str),
+}
+
+/// A message's content as the transport holds it.
+pub trait Content: Send {
+    /// Why the content was refused (the transport's own error, with its codes).
+    type Error;
+    /// Checks the content's limits and encodes it; called once, first.
+    fn validate(&mut self) -> Result<(), Self::Error>;
+    /// The upload ids the content names, in order.
+    fn uploads(&self) -> Vec<String>;
+    /// Takes the server's description of the uploads (one per id of [`Content::uploads`]; `None` for an
+    /// id Duet does not hold) and checks its limits again if that changed it: they hold for what is stored.
+    fn describe(&mut self, items: Vec<Option<MediaItem>>) -> Result<(), Self::Error>;
+    /// The stored form, as validated.
+    fn encode(self) -> Encoded;
+}
+
+/// The stored form of a message's content.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encoded {
+    /// `MsgBody` as compact JSON.
+    pub body: String,
+    pub cloud_custom_data: String,
+    /// `OfflinePushInfo` as JSON.
+    pub push_info: Option<String>,
+}
+
+/// Content already in its stored form that names no uploads, for callers that build messages themselves
+/// (tools, the domain's own tests).
+impl Content for Encoded {
+    type Error = std::convert::Infallible;
+
+    fn validate(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn uploads(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn describe(&mut self, _: Vec<Option<MediaItem>>) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn encode(self) -> Encoded {
+        self
+    }
+}
+
+/// A send as the transport read it: everything but the content, which the stages finish.
+#[derive(Debug, Clone)]
+pub struct Draft<C> {
+    pub from: String,
+    /// One recipient, or several for a batch send (all share one `MsgKey`).
+    pub to: Vec<String>,
+    pub seq: Option<u32>,
+    pub random: u32,
+    pub content: C,
+    /// Seconds the message waits for an offline recipient; `0` = online only, never stored.
+    pub lifetime_secs: u32,
+    pub sender_copy: SenderCopy,
+    pub no_unread: bool,
+    pub no_last_msg: bool,
+    pub need_read_receipt: bool,
+}
+
+/// Why a send was refused before it was stored.
+#[derive(Debug)]
+pub enum SendError<E> {
+    /// The content (its limits, its elements).
+    Content(E),
+    /// The domain: the permission policy, an upload the sender may not read, the store.
+    Domain(Error),
+}
+
+impl<E> From<Error> for SendError<E> {
+    fn from(e: Error) -> SendError<E> {
+        SendError::Domain(e)
+    }
+}
+
+/// A send that passed validation, the permission policy and the media grants: what is left is the
+/// commit.
+#[must_use = "a prepared send does nothing until committed"]
+#[derive(Debug)]
+pub struct Prepared {
+    msg: Outgoing,
+    /// The permission policy drops the message silently: answered as sent, stored nowhere.
+    dropped: bool,
+}
+
+impl Core {
+    /// A whole send, stages 1 to 5, for callers that do not pipeline sends.
+    pub async fn send<C: Content>(&self, origin: Origin<'_>, draft: Draft<C>) -> Result<Sent, SendError<C::Error>> {
+        Ok(self.prepare_send(origin, draft).await?.commit(self).await?)
+    }
+
+    /// Stages 1–3 of a send (see the module's documentation).
+    pub async fn prepare_send<C: Content>(
+        &self,
+        origin: Origin<'_>,
+        draft: Draft<C>,
+    ) -> Result<Prepared, SendError<C::Error>> {
+        let Draft {
+            from,
+            to,
+            seq,
+            random,
+            mut content,
+            lifetime_secs,
+            sender_copy,
+            no_unread,
+            no_last_msg,
+            need_read_receipt,
+        } = draft;
+        // 1. Validate.
+        content.validate().map_err(SendError::Content)?;
+        // 2. Permit. What it reads about the recipient (its account, its relations) is what the grants use.
+        let mut known = Known::default();
+        let mut dropped = false;
+        if origin == Origin::Client
+            && let [one] = &to[..]
+        {
+            let (verdict, exists) = self.permit(&from, one).await?;
+            known.recipient = exists;
+            dropped = verdict == Verdict::Drop;
+        }
+        // 3. Media grants: only to the participants the message reaches.
+        if !dropped {
+            let (caller, admin) = match origin {
+                Origin::Client => (from.as_str(), self.is_admin(&from)),
+                Origin::Admin(caller) => (caller, true),
+            };
+            self.grant(caller, admin, &from, &to, known, &mut content).await?;
+        }
+        let Encoded { body, cloud_custom_data, push_info } = content.encode();
+        let msg = Outgoing {
+            from,
+            to,
+            seq,
+            random,
+            body,
+            cloud_custom_data,
+            push_info,
+            lifetime_secs,
+            sender_copy,
+            no_unread,
+            no_last_msg,
+            need_read_receipt,
+        };
+        Ok(Prepared { msg, dropped })
+    }
+
+    /// The sender and the recipients a send reaches, to grant its uploads to: `None` if the sender does
+    /// not exist or no recipient is left. Recipients that do not exist (yet) are left out, so that
+    /// registering a UserID later gives no access to what was sent to it before; so are those the
+    /// permission policy refuses or drops the message for (a refusal ends the send before this).
+    async fn reached(&self, from: &str, to: &[String], known: Known) -> Result<Option<Vec<String>>, Error> {
+        // What the permit stage did not learn is read here, once.
+        let mut ids = vec![from.to_owned()];
+        let recipients_known = known.recipient.is_some();
+        if !recipients_known {
+            ids.extend(to.iter().cloned());
+        }
+        let exist = self.store.accounts_exist(ids).await?;
+        if !exist[0] {
+            return Ok(None);
+        }
+        let recipient_exists = |i: usize| if recipients_known { known.recipient == Some(true) } else { exist[1 + i] };
+        let mut participants = vec![from.to_owned()];
+        for (i, to) in to.iter().enumerate() {
+            if recipient_exists(i) && !participants.contains(to) {
+                participants.push(to.clone());
+            }
+        }
+        Ok((participants.len() > 1 || to.iter().any(|r| r == from)).then_some(participants))
+    }
+}
+
+/// What the permit stage learnt of the accounts involved.
+#[derive(Debug, Clone, Copy, Default)]
+struct Known {
+    /// Whether the one recipient exists.
+    recipient: Option<bool>,
+}
+
+impl Prepared {
+    /// Stage 4 and 5: commits the send (nothing is awaited before it enters the store's queue) and
+    /// answers once it is durable; the commit's entries then reach the delivery subscribers. A message
+    /// the permission policy drops is answered like a sent one (a fresh `MsgKey`, the current time) but
+    /// stored and delivered nowhere, so `conv_seq` and `sender_log_seq` are 0.
+    pub async fn commit(self, core: &Core) -> Result<Sent, Error> {
+        if self.dropped {
+            let time = core.clock.now_secs();
+            let key = MsgKey { seq: self.msg.seq.unwrap_or_else(rand::random), random: self.msg.random, time };
+            return Ok(Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 });
+        }
+        core.commit_send(self.msg).await
+    }
+
+    /// The message as it will be stored.
+    pub fn message(&self) -> &Outgoing {
+        &self.msg
+    }
+}
+
+impl Core {
+    /// Stage 4 of a send: the store's commit (or, online only, the live devices at once).
+    ///
+    /// A retry (same sender, recipients, `MsgSeq`, `MsgRandom` and content) within the dedup window is
+    /// answered with the first send's result and stores nothing new. An online-only message
+    /// (`lifetime_secs` 0) is pushed to live devices and never stored.
+    async fn commit_send(&self, msg: Outgoing) -> Result<Sent, Error> {
+        let now_ms = self.clock.now_ms();
+        let time = now_ms.div_euclid(1000);
+        if msg.lifetime_secs == 0 {
+            // Never stored, so never ordered against stored messages: any MsgSeq will do.
+            let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time };
+            return self.send_online_only(msg, key).await;
+        }
+        let dedup_key = dedup_key(&msg);
+        let offline_until = time + i64::from(msg.lifetime_secs).min(self.config.offline_retention_secs);
+        let plan = SendPlan {
+            msg,
+            time,
+            dedup_key,
+            dedup_since_ms: now_ms - self.config.dedup_window_secs * 1000,
+            now_ms,
+            offline_until,
+            max_conversations: self.config.recent_contacts_max,
+        };
+        self.store.send(plan).await
+    }
+
+    async fn send_online_only(&self, msg: Outgoing, key: MsgKey) -> Result<Sent, Error> {
+        let mut ids = vec![msg.from.clone()];
+        ids.extend(msg.to.iter().cloned());
+        let exist = self.store.accounts_exist(ids).await?;
+        if !exist[0] {
+            return Err(Error::NoSuchSender(msg.from));
+        }
+        let tags = vec![TAG_NICK.to_owned(), TAG_IMAGE.to_owned()];
+        let profile = self.store.profiles(vec![msg.from.clone()], tags).await?.pop().flatten().unwrap_or_default();
+        let text = |tag: &str| {
+            profile.iter().find(|(t, _)| t == tag).and_then(|(_, v)| match v {
+                ProfileValue::Text(s) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            })
+        };
+        let sender = SenderInfo { nick: text(TAG_NICK), face_url: text(TAG_IMAGE) };
+        let mut failed = Vec::new();
+        for (to, exists) in msg.to.iter().zip(&exist[1..]) {
+            if !exists {
+                failed.push(to.clone());
+                continue;
+            }
+            let stored =
+                Arc::new(StoredMessage::fresh(&msg.from, to, key, 0, &msg.body, &msg.cloud_custom_data, &sender));
+            let entry = LogEntry { seq: 0, event: LogEvent::Message(stored) };
+            let push = Arc::new(Push { entry, encoded: OnceLock::new() });
+            self.hub.deliver(to, push.clone());
+            if msg.sender_copy == SenderCopy::Sync && *to != msg.from {
+                self.hub.deliver(&msg.from, push);
+            }
+        }
+        Ok(Sent { key, failed, duplicate: false, conv_seq: 0, sender_log_seq: 0 })
+    }
+
+    /// The media grants of an import (the admin's): the uploads `content` names are granted to `from` and
+    /// `to`, when both exist, and `content` takes the server's description of them.
+    pub async fn grant_import_media<C: Content>(
+        &self,
+        caller: &str,
+        from: &str,
+        to: &str,
+        content: &mut C,
+    ) -> Result<(), SendError<C::Error>> {
+        self.grant(caller, true, from, &[to.to_owned()], Known::default(), content).await
+    }
+
+    /// Grants the uploads `content` names to the participants a message from `from` to `to` reaches (see
+    /// [`Core::reached`]), as `caller` asks, and gives `content` the server's description of them.
+    async fn grant<C: Content>(
+        &self,
+        caller: &str,
+        admin: bool,
+        from: &str,
+        to: &[String],
+        known: Known,
+        content: &mut C,
+    ) -> Result<(), SendError<C::Error>> {
+        let uploads = content.uploads();
+        let Some(media) = self.media() else { return Ok(()) };
+        if uploads.is_empty() {
+            return Ok(());
+        }
+        let Some(participants) = self.reached(from, to, known).await? else { return Ok(()) };
+        let items = media.attach(caller, admin, &participants, uploads).await.map_err(|e| match e {
+            AttachError::Forbidden(uuid) => Error::MediaForbidden(uuid),
+            AttachError::Store(e) => Error::Store(e),
+        })?;
+        content.describe(items).map_err(SendError::Content)
+    }
+}
+
+/// Identifies retries of one message: sender, recipients, `MsgSeq` (or its absence), `MsgRandom`, content.
+fn dedup_key(msg: &Outgoing) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(msg.from.as_bytes());
+    for to in &msg.to {
+        field(to.as_bytes());
+    }
+    match msg.seq {
+        Some(seq) => field(&seq.to_le_bytes()),
+        None => field(b""),
+    }
+    field(&msg.random.to_le_bytes());
+    field(msg.body.as_bytes());
+    field(msg.cloud_custom_data.as_bytes());
+    let digest = h.finalize();
+    let mut key = [0; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
