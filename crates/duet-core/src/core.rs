@@ -3,11 +3,12 @@
 //! is committed first, then its sync-log entries are pushed to the live devices concerned.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use crate::Error;
 use crate::clock::Clock;
-use crate::hub::{Hub, KickReason, LoginPolicy, Presence, Push, Session, SessionKind};
+use crate::fanout::{Fanout, Subscriber};
+use crate::hub::{Hub, KickReason, LoginPolicy, Presence, Session, SessionKind};
 use crate::media::Media;
 use crate::model::{
     ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, Platform, ProfileValue, Purged,
@@ -89,6 +90,8 @@ pub struct Core {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hub: Arc<Hub>,
+    /// Where committed sync-log entries go (the hub first).
+    pub(crate) fanout: Fanout,
     /// The relationship cache the send check reads (see [`crate::relations`]).
     pub(crate) relations: Relations,
     /// Account -> unix seconds before which its UserSigs are refused (set by kick). Kept in memory so
@@ -105,17 +108,16 @@ impl Core {
         let admins = config.admins.iter().map(|id| NewAccount { id: id.clone(), nick: None, face_url: None }).collect();
         store.import_accounts(admins, clock.now_secs()).await?;
         let hub = Arc::new(Hub::default());
-        let pushes = hub.clone();
-        store.set_delivery_hook(Arc::new(move |deliveries| {
-            for d in deliveries {
-                pushes.deliver(&d.user, Arc::new(Push { entry: d.entry, encoded: OnceLock::new() }));
-            }
-        }));
+        let fanout = Fanout::default();
+        fanout.subscribe(hub.clone());
+        let subscribers = fanout.clone();
+        store.set_delivery_hook(Arc::new(move |deliveries| subscribers.deliver(&deliveries)));
         Ok(Core {
             config,
             store,
             clock,
             hub,
+            fanout,
             relations: Relations::default(),
             revoked: RwLock::new(revoked),
             media: None,
@@ -142,6 +144,11 @@ impl Core {
 
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// Adds a subscriber of committed sync-log entries (see [`crate::fanout`]), after the hub.
+    pub fn subscribe(&self, subscriber: Arc<dyn Subscriber>) {
+        self.fanout.subscribe(subscriber);
     }
 
     pub fn is_admin(&self, id: &str) -> bool {

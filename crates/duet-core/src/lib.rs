@@ -3,7 +3,8 @@
 //! * [`Core`] is the service the transports call: accounts, profiles, sending, history, read state,
 //!   unread counts, retention. It owns the rules (dedup, sender sync, offline lifetime) and talks to a
 //!   [`Store`](store::Store) for durable state.
-//! * [`send`] is a send's pipeline: validate, permit, media grants, store, fan-out.
+//! * [`send`] is a send's pipeline: validate, permit, media grants, store, fan-out ([`fanout`]: the
+//!   subscribers of committed sync-log entries, the [`hub`] of live sessions first).
 //! * [`relations`] holds the relationship chain (friends, requests, blacklists) and the send permission policy.
 //! * [`store`] declares the domain-level storage traits every backend implements.
 //! * [`usersig`] makes and verifies Tencent's UserSig v2 tickets.
@@ -11,6 +12,7 @@
 //! * [`clock`] gives time, so tests can move it.
 
 pub mod clock;
+pub mod fanout;
 pub mod hub;
 pub mod media;
 pub mod model;

@@ -19,14 +19,13 @@
 //! The content stays the transport's own type (the wire's message elements): the domain only asks it
 //! which uploads it names, hands it the server's description of them, and takes its encoded form.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::Error;
 use crate::core::Core;
-use crate::hub::Push;
 use crate::media::{AttachError, MediaItem};
+use crate::model::{Delivery, Outgoing, TAG_IMAGE, TAG_NICK};
 use crate::model::{LogEntry, LogEvent, MsgKey, ProfileValue, SenderCopy, SenderInfo, Sent, StoredMessage};
-use crate::model::{Outgoing, TAG_IMAGE, TAG_NICK};
 use crate::relations::Verdict;
 use crate::store::SendPlan;
 
@@ -288,6 +287,7 @@ impl Core {
         };
         let sender = SenderInfo { nick: text(TAG_NICK), face_url: text(TAG_IMAGE) };
         let mut failed = Vec::new();
+        let mut deliveries = Vec::new();
         for (to, exists) in msg.to.iter().zip(&exist[1..]) {
             if !exists {
                 failed.push(to.clone());
@@ -296,12 +296,13 @@ impl Core {
             let stored =
                 Arc::new(StoredMessage::fresh(&msg.from, to, key, 0, &msg.body, &msg.cloud_custom_data, &sender));
             let entry = LogEntry { seq: 0, event: LogEvent::Message(stored) };
-            let push = Arc::new(Push { entry, encoded: OnceLock::new() });
-            self.hub.deliver(to, push.clone());
-            if msg.sender_copy == SenderCopy::Sync && *to != msg.from {
-                self.hub.deliver(&msg.from, push);
+            let copy = (msg.sender_copy == SenderCopy::Sync && *to != msg.from).then(|| entry.clone());
+            deliveries.push(Delivery { user: to.clone(), entry });
+            if let Some(entry) = copy {
+                deliveries.push(Delivery { user: msg.from.clone(), entry });
             }
         }
+        self.fanout.deliver(&deliveries);
         Ok(Sent { key, failed, duplicate: false, conv_seq: 0, sender_log_seq: 0 })
     }
 
