@@ -162,7 +162,7 @@ async fn login(state: &WsState, socket: &mut WebSocket) -> Result<(Session, Clai
             return Err(end);
         }
     };
-    let (id, user, usersig, platform, device, kind) = match parse_request(&text) {
+    let (id, user, usersig, platform, device, kind) = match ClientFrame::parse(&text) {
         Ok(ClientFrame::Login { id, protocol, user, usersig, platform, device, transient, live }) => {
             if protocol != PROTOCOL_VERSION {
                 let info = format!("protocol {protocol} is not supported; this server speaks {PROTOCOL_VERSION}");
@@ -353,7 +353,7 @@ impl Connection {
                 if self.sig_expired() {
                     return Some(self.expire().await);
                 }
-                match parse_request(&text) {
+                match ClientFrame::parse(&text) {
                     Ok(mut frame) => {
                         // A send referring to uploads looks them up (and checks the recipient and the permission
                         // policy, so that a refused send grants nothing) before the next frame is read, so that
@@ -491,19 +491,6 @@ impl Connection {
         let now = self.core.clock().now_secs();
         i128::from(now) > i128::from(self.claims.time) + i128::from(self.claims.expire)
     }
-}
-
-/// Reads a request frame, or says why not: the request's id (0 if unknown) and the reason.
-fn parse_request(text: &str) -> Result<ClientFrame, (u64, String)> {
-    serde_json::from_str::<ClientFrame>(text).map_err(|e| {
-        // Answer under the request's id when the frame has one, so the client's request fails fast.
-        #[derive(serde::Deserialize)]
-        struct IdOnly {
-            id: Option<u64>,
-        }
-        let id = serde_json::from_str::<IdOnly>(text).ok().and_then(|f| f.id).unwrap_or(0);
-        (id, format!("not a valid frame: {e}"))
-    })
 }
 
 /// Answers one request of `user`'s session; `Some(End)` ends the connection after the answer. A send

@@ -1,6 +1,8 @@
 //! Reading uploaded images: the real format from the bytes (never the name or Content-Type), the
-//! dimensions, and the large (720 px) and thumbnail (198 px) renditions. CPU-heavy: callers run
-//! [`probe`] and [`process`] on a blocking thread.
+//! dimensions, and the large (720 px) and thumbnail (198 px) renditions. CPU-heavy: callers (the
+//! server's media endpoint) run [`probe`] and [`process`] on a blocking thread. A crate of its own, with
+//! no I/O but the reader it is given, so that its fuzz target (`fuzz/fuzz_targets/media_probe.rs`)
+//! builds without the server.
 //!
 //! Rendering is the one step that holds an upload in memory, and it has a budget (`docs/security.md`,
 //! "Media: image rendering"). [`probe`] reads only the header, streamed from the stored file, and
