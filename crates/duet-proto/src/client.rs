@@ -210,6 +210,21 @@ pub enum ClientFrame {
     BlackList { id: u64 },
 }
 
+impl ClientFrame {
+    /// Reads a frame from the text of a WebSocket message, as the server does with every one; when it
+    /// cannot, says why, with the frame's `id` (0 when it has none) so that the request fails fast.
+    pub fn parse(text: &str) -> Result<ClientFrame, (u64, String)> {
+        serde_json::from_str::<ClientFrame>(text).map_err(|e| {
+            #[derive(Deserialize)]
+            struct IdOnly {
+                id: Option<u64>,
+            }
+            let id = serde_json::from_str::<IdOnly>(text).ok().and_then(|f| f.id).unwrap_or(0);
+            (id, format!("not a valid frame: {e}"))
+        })
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }

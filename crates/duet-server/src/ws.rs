@@ -181,7 +181,7 @@ async fn login(state: &WsState, socket: &mut WebSocket, ip: IpAddr) -> Result<(S
             return Err(end);
         }
     };
-    let (id, user, usersig, platform, device, kind) = match parse_request(&text) {
+    let (id, user, usersig, platform, device, kind) = match ClientFrame::parse(&text) {
         Ok(ClientFrame::Login { id, protocol, user, usersig, platform, device, transient, live }) => {
             if protocol != PROTOCOL_VERSION {
                 let info = format!("protocol {protocol} is not supported; this server speaks {PROTOCOL_VERSION}");
@@ -389,7 +389,7 @@ impl Connection {
                 if self.sig_expired() {
                     return Some(self.expire().await);
                 }
-                match parse_request(&text) {
+                match ClientFrame::parse(&text) {
                     Ok(frame) => {
                         if let ClientFrame::Send { id, .. } = &frame
                             && let Err(t) = self.throttle.send(&self.session.user)
@@ -524,19 +524,6 @@ impl Connection {
         let now = self.core.clock().now_secs();
         i128::from(now) > i128::from(self.claims.time) + i128::from(self.claims.expire)
     }
-}
-
-/// Reads a request frame, or says why not: the request's id (0 if unknown) and the reason.
-fn parse_request(text: &str) -> Result<ClientFrame, (u64, String)> {
-    serde_json::from_str::<ClientFrame>(text).map_err(|e| {
-        // Answer under the request's id when the frame has one, so the client's request fails fast.
-        #[derive(serde::Deserialize)]
-        struct IdOnly {
-            id: Option<u64>,
-        }
-        let id = serde_json::from_str::<IdOnly>(text).ok().and_then(|f| f.id).unwrap_or(0);
-        (id, format!("not a valid frame: {e}"))
-    })
 }
 
 /// Answers one request of `user`'s session (a send is [`prepare`]d and [`commit`]ted instead); `Some(End)`

@@ -1,6 +1,7 @@
 //! The Tencent-compatible REST API: `POST /v4/<service>/<command>?sdkappid=&identifier=&usersig=&random=&contenttype=json`.
 //!
 //! * [`Command`] names every endpoint Duet serves, from its `(service, command)` path.
+//! * [`parse_body`] reads a request body as JSON, with the service's code when it is not.
 //! * [`request`] parses request bodies into typed requests, leniently (old and new field names, numbers
 //!   as strings) but with Tencent's error code for each thing that is wrong.
 //! * [`sns`] holds the relationship chain's requests and replies (`sns/friend_*`, `sns/black_list_*`).
@@ -14,7 +15,9 @@ mod fields;
 
 pub use fields::{MAX_USER_ID_BYTES, validate_user_id};
 
-use crate::code;
+use serde_json::Value;
+
+use crate::{ApiError, code};
 
 /// The REST services Duet knows, each with its own codes for "admin required" and "bad JSON".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +167,18 @@ impl AuthParams {
         }
         p
     }
+}
+
+/// A request body as JSON, whatever the Content-Type says; an empty (or all-whitespace) body reads as
+/// `{}`. Not JSON: the service's [`Service::json_parse_code`]. The typed requests ([`request`], [`sns`])
+/// are then parsed from the value.
+pub fn parse_body(service: Service, body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(service.json_parse_code(), format!("Fail to Parse json data of body, Please check it: {e}"))
+    })
 }
 
 /// Parses a `MsgKey` of Tencent's `<MsgSeq>_<MsgRandom>_<MsgTime>` form.

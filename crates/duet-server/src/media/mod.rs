@@ -2,7 +2,7 @@
 //!
 //! * `POST /v1/media?type=image|sound|file|video[&filename=…]` with the file as the raw body, streamed
 //!   to the [`BlobStore`] (never held in memory) and cut off at the type's limit + 1 byte; images are
-//!   read and rendered ([`image`]) on a blocking thread, within a memory budget.
+//!   read and rendered (the `duet-image` crate) on a blocking thread, within a memory budget.
 //! * `GET /v1/media/<UUID>[/large|/thumb]`, streamed from the store to whoever may read it.
 //!
 //! An upload is noted in the index as begun before its first byte is stored; if it never completes (the
@@ -18,7 +18,6 @@
 //! two sides access. Failures become HTTP statuses and Tencent codes in one place, [`Failure`].
 
 mod fs;
-mod image;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -31,6 +30,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use duet_core::media::{BlobError, ImageMeta, Media, MediaItem, MediaKind, Rendition, RenditionKind, new_uuid};
 use duet_core::{AuthError, Core};
+use duet_image as image;
 use duet_proto::elem::{ImageInfo, MsgElem};
 use duet_proto::media::{MEDIA_PATH, MediaQuery, MediaType, RenditionName, Uploaded};
 use duet_proto::rest::response::Reply;

@@ -23,7 +23,6 @@ use duet_proto::rest::response::Reply;
 use duet_proto::rest::{AuthParams, Command, Service};
 use duet_proto::{ApiError, code};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::throttle::Throttle;
 
@@ -94,7 +93,7 @@ async fn dispatch(
         service = Some(svc);
         let caller = authenticate(&core, &throttle, peer.ip(), svc, uri.query().unwrap_or(""))?;
         let body = body.map_err(|e| too_large(svc, &e))?;
-        let body = parse_body(svc, &body)?;
+        let body = duet_proto::rest::parse_body(svc, &body)?;
         let media_base = urls.base(&headers, &uri);
         handlers::handle(&core, &media_base, &caller, svc, command, &body).await
     }
@@ -173,14 +172,4 @@ fn too_large(service: Service, e: &BytesRejection) -> ApiError {
     }
     let code = if service == Service::OpenIm { code::MSG_TOO_LONG } else { code::BAD_REQUEST };
     ApiError::new(code, format!("the request body could not be read; the limit is {MAX_BODY} bytes"))
-}
-
-/// The body as JSON, whatever the Content-Type says; an empty body reads as `{}`.
-fn parse_body(service: Service, body: &[u8]) -> Result<Value, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Object(Default::default()));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(service.json_parse_code(), format!("Fail to Parse json data of body, Please check it: {e}"))
-    })
 }

@@ -1,6 +1,8 @@
 //! Reading uploaded images: the real format from the bytes (never the name or Content-Type), the
-//! dimensions, and the large (720 px) and thumbnail (198 px) renditions. CPU-heavy: callers run
-//! [`probe`] and [`process`] on a blocking thread.
+//! dimensions, and the large (720 px) and thumbnail (198 px) renditions. CPU-heavy: callers (the
+//! server's media endpoint) run [`probe`] and [`process`] on a blocking thread. A crate of its own, with
+//! no I/O but the reader it is given, so that its fuzz target (`fuzz/fuzz_targets/media_probe.rs`)
+//! builds without the server.
 //!
 //! Rendering is the one step that holds an upload in memory, and it has a budget (`docs/security.md`,
 //! "Media: image rendering"). [`probe`] reads only the header, streamed from the stored file, and
@@ -172,8 +174,9 @@ pub fn probe(r: impl Read, max_pixels: u64) -> Result<Header, ImageError> {
         let width = u32::from_be_bytes([ihdr[10], ihdr[11], ihdr[12], ihdr[13]]);
         let height = u32::from_be_bytes([ihdr[14], ihdr[15], ihdr[16], ihdr[17]]);
         let pixels = u64::from(width) * u64::from(height);
-        // Decoded as 8-bit RGBA at most.
-        let decoding = pixels * 4 + rows(width);
+        // Decoded as 8-bit RGBA at most. Saturating: the dimensions are not checked yet, and 2^32 − 1
+        // squared is over a quarter of u64 (such a header is refused below).
+        let decoding = pixels.saturating_mul(4).saturating_add(rows(width));
         Header { format: ImageFormat::Png, width, height, decoding, file_copies: 1 }
     } else if magic == *b"GIF87a" || magic == *b"GIF89a" {
         let screen: [u8; 4] = read_array(&mut r)?;
