@@ -16,7 +16,7 @@ use crate::model::{
     Platform, ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use crate::relations::{Permissions, Relations};
-use crate::store::{Cutoffs, SendPlan, Store, Withdrawn};
+use crate::store::{Cutoffs, Imported, SendOutcome, SendPlan, Store, Withdrawn};
 use crate::usersig::{self, Claims, UserSigError};
 
 /// The app's identity, the retention rules and the session policy.
@@ -321,7 +321,10 @@ impl Core {
             offline_until,
             max_conversations: self.config.recent_contacts_max,
         };
-        self.store.send(plan).await
+        match self.store.send(plan).await? {
+            SendOutcome::Sent(sent) | SendOutcome::Duplicate(sent) => Ok(sent),
+            SendOutcome::NoSuchSender(from) => Err(Error::NoSuchSender(from)),
+        }
     }
 
     async fn send_online_only(&self, msg: Outgoing, key: MsgKey) -> Result<Sent, Error> {
@@ -361,8 +364,11 @@ impl Core {
     /// Imports a historical message with its original time.
     pub async fn import(&self, msg: Import) -> Result<(), Error> {
         let offline_until = msg.time.saturating_add(self.config.offline_retention_secs);
-        self.store.import(msg, offline_until, self.config.recent_contacts_max).await?;
-        Ok(())
+        match self.store.import(msg, offline_until, self.config.recent_contacts_max).await? {
+            Imported::Stored | Imported::Duplicate => Ok(()),
+            Imported::NoSuchSender(from) => Err(Error::NoSuchSender(from)),
+            Imported::NoSuchRecipient(to) => Err(Error::NoSuchAccount(to)),
+        }
     }
 
     /// A page of one side's history, within the roaming retention.
