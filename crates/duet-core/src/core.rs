@@ -14,7 +14,7 @@ use crate::model::{
     ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, Platform, ProfileValue, Purged,
 };
 use crate::relations::{Permissions, Relations};
-use crate::store::{Cutoffs, Store, Withdrawn};
+use crate::store::{Cutoffs, Imported, Store, Withdrawn};
 use crate::usersig::{self, Claims, UserSigError};
 
 /// The app's identity, the retention rules and the session policy.
@@ -295,8 +295,11 @@ impl Core {
     /// Imports a historical message with its original time.
     pub async fn import(&self, msg: Import) -> Result<(), Error> {
         let offline_until = msg.time.saturating_add(self.config.offline_retention_secs);
-        self.store.import(msg, offline_until, self.config.recent_contacts_max).await?;
-        Ok(())
+        match self.store.import(msg, offline_until, self.config.recent_contacts_max).await? {
+            Imported::Stored | Imported::Duplicate => Ok(()),
+            Imported::NoSuchSender(from) => Err(Error::NoSuchSender(from)),
+            Imported::NoSuchRecipient(to) => Err(Error::NoSuchAccount(to)),
+        }
     }
 
     /// A page of one side's history, within the roaming retention.

@@ -27,7 +27,7 @@ use crate::media::{AttachError, MediaItem};
 use crate::model::{Delivery, Outgoing, TAG_IMAGE, TAG_NICK};
 use crate::model::{LogEntry, LogEvent, MsgKey, ProfileValue, SenderCopy, SenderInfo, Sent, StoredMessage};
 use crate::relations::Verdict;
-use crate::store::SendPlan;
+use crate::store::{SendOutcome, SendPlan};
 
 /// Who asks for a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,7 +267,10 @@ impl Core {
             offline_until,
             max_conversations: self.config.recent_contacts_max,
         };
-        self.store.send(plan).await
+        match self.store.send(plan).await? {
+            SendOutcome::Sent(sent) | SendOutcome::Duplicate(sent) => Ok(sent),
+            SendOutcome::NoSuchSender(from) => Err(Error::NoSuchSender(from)),
+        }
     }
 
     async fn send_online_only(&self, msg: Outgoing, key: MsgKey) -> Result<Sent, Error> {

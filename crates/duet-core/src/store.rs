@@ -14,14 +14,39 @@ use crate::model::{
     Purged, Sent,
 };
 
+/// Any error a backend reports as the cause of a [`StoreError::Backend`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A store operation that failed. What it did when it did not fail is its outcome type ([`SendOutcome`],
+/// [`Imported`], ...), not an error.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The backend failed; the text is for logs, never for clients.
-    #[error("storage backend: {0}")]
-    Backend(String),
+    /// The backend failed, for logs, never for clients: the cause is its source. Its text repeats the
+    /// whole chain too, so that a log line written with `%error` says why.
+    #[error("storage backend: {}", chain(.0))]
+    Backend(#[source] BoxError),
     /// The store is shutting down or its writer is gone.
     #[error("storage is closed")]
     Closed,
+}
+
+/// Writes an error and its sources, joined by `: `.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+fn chain(e: &BoxError) -> Chain<'_> {
+    Chain(&**e)
+}
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
 }
 
 /// A send, as the domain planned it: the store commits it or reports a duplicate.
@@ -42,12 +67,28 @@ pub struct SendPlan {
     pub max_conversations: usize,
 }
 
+/// What a send did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Committed, for every recipient that exists (the others are listed in [`Sent::failed`]).
+    Sent(Sent),
+    /// A retry within the dedup window: the first send's result (with [`Sent::duplicate`] set); nothing
+    /// was written.
+    Duplicate(Sent),
+    /// The sender (named) does not exist: nothing was written.
+    NoSuchSender(String),
+}
+
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Imported {
     Stored,
     /// A message with the same `MsgSeq`, `MsgRandom` and time is in the conversation already.
     Duplicate,
+    /// The sender (named) does not exist: nothing was written.
+    NoSuchSender(String),
+    /// The recipient (named) does not exist: nothing was written.
+    NoSuchRecipient(String),
 }
 
 /// What a recall found.
@@ -101,18 +142,17 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Without a hook they are dropped (nothing is live).
     fn set_delivery_hook(&self, hook: DeliveryHook);
     /// Commits a send: the message, both sides' sync-log entries and conversations, and the dedup entry.
-    /// A duplicate returns the first send's result and writes nothing. Fails with no write when the
-    /// sender does not exist; recipients that do not exist are listed in [`Sent::failed`].
+    /// A duplicate returns the first send's result and writes nothing, and so does a send whose sender
+    /// does not exist; recipients that do not exist are listed in [`Sent::failed`].
     ///
     /// A message without a `MsgSeq` gets one the store picks: one number for all its recipients, greater
     /// than every `MsgSeq` the store picked before in each of its conversations. History orders by
     /// (time, `MsgSeq`, `MsgRandom`), so same-second messages keep the order in which they were stored.
-    async fn send(&self, plan: SendPlan) -> Result<Sent, crate::Error>;
+    async fn send(&self, plan: SendPlan) -> Result<SendOutcome, StoreError>;
     /// Imports a historical message under its key (with the conversation's next `MsgSeq` when it has
-    /// none), unless the conversation has a message with the same key already (either direction). Fails
-    /// with no write when either account does not exist.
-    async fn import(&self, msg: Import, offline_until: i64, max_conversations: usize)
-    -> Result<Imported, crate::Error>;
+    /// none), unless the conversation has a message with the same key already (either direction). Writes
+    /// nothing when either account does not exist.
+    async fn import(&self, msg: Import, offline_until: i64, max_conversations: usize) -> Result<Imported, StoreError>;
     /// A page of one side's view of a conversation, newest first.
     async fn history(&self, q: HistoryQuery) -> Result<HistoryPage, StoreError>;
     /// Recalls the message `from` sent `to` with `key`: flagged in history, and a recall entry (expiring at

@@ -26,7 +26,7 @@ async fn main() {
 
     let body = format!(r#"[{{"MsgType":"TIMTextElem","MsgContent":{{"Text":"{}"}}}}]"#, "x".repeat(100));
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::<Result<_, duet_core::Error>>::new();
+    let mut tasks = tokio::task::JoinSet::<Result<_, duet_core::store::StoreError>>::new();
     for i in 0..n {
         if tasks.len() >= in_flight {
             tasks.join_next().await.expect("a task").expect("send task").expect("send");

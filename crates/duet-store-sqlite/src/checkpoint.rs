@@ -20,16 +20,16 @@ use std::time::Duration;
 use duet_core::store::StoreError;
 use rusqlite::Connection;
 
-use crate::backend;
 use crate::writer::Durable;
+use crate::{Failure, backend};
 
 /// How often the WAL is copied back.
 const EVERY: Duration = Duration::from_millis(20);
 /// WAL frames (pages) beyond which the next checkpoint restarts the WAL (~256 MiB of 4 KiB pages). Under
 /// light load the WAL restarts by itself (a `PASSIVE` pass catches up between writes); under sustained
-/// load it grows to this, and each restart stalls the writer for 1-5 ms (it syncs the database file under
-/// the write lock): at 5 000 msg/s ~64 MiB meant one every ~1.5 s, and p99 3.1-7.3 ms against 2.9-3.4 ms
-/// for this size, p99.9 7.8-22.6 ms against 5.5-8.5 ms (4 alternating runs each).
+/// load it grows to this, and each restart stalls the writer (it syncs the database file under the write
+/// lock), so the bound is large enough to make restarts rare (64 against 256 MiB: docs/benchmarks.md,
+/// session 3).
 const RESTART_AT: i64 = 65_536;
 
 pub(crate) struct Checkpointer {
@@ -49,7 +49,7 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("duet-sqlite-checkpoint".into())
             .spawn(move || run(&conn, &stopped, &durable))
-            .map_err(|e| StoreError::Backend(format!("spawning the checkpoint thread: {e}")))?;
+            .map_err(|e| Failure::Io("spawning the checkpoint thread", e))?;
         Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
     }
 }
@@ -89,8 +89,8 @@ fn pass(conn: &Connection, durable: &Durable) -> bool {
             return Ok(());
         }
         // A second PASSIVE pass first copies what was committed during the first (without holding the
-        // writer), so the RESTART has only ~1 ms of commits left to copy under the lock: the writer's
-        // waits for it fell from 2-12 ms to mostly ~1 ms (3 runs each at 5 000 msg/s, relaxed).
+        // writer), so the RESTART has only the commits of that pass's few milliseconds left to copy under the
+        // lock (the writer's waits: docs/benchmarks.md, "Against the bar of issue 4").
         checkpoint(conn, "PASSIVE")?;
         checkpoint(conn, "RESTART").map(drop)
     });
@@ -102,9 +102,8 @@ fn pass(conn: &Connection, durable: &Durable) -> bool {
             // writeback once: the next checkpoint would sync without error, mark everything copied and let
             // the WAL restart over the only durable copy of those pages. So the first I/O error stops the
             // store, as a failed sync of the WAL does.
-            let why = format!("a checkpoint of the database failed ({e}); the store takes no more writes");
-            tracing::error!(error = %e, "sqlite: {why}");
-            durable.fail(why);
+            tracing::error!(error = %e, "sqlite: a checkpoint of the database failed; the store takes no more writes");
+            durable.fail(Arc::new(Failure::Checkpoint(e)));
             false
         }
         Err(e) => {

@@ -10,6 +10,7 @@ mod checkpoint;
 mod media;
 mod ops;
 mod relations;
+mod state;
 mod writer;
 
 pub use crate::media::SqliteMediaIndex;
@@ -18,11 +19,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use duet_core::Error;
 use duet_core::model::{
-    ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, ProfileValue, Purged, Sent,
+    ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, ProfileValue, Purged,
 };
-use duet_core::store::{AccountStore, Cutoffs, DeliveryHook, Imported, MessageStore, SendPlan, StoreError, Withdrawn};
+use duet_core::store::{
+    AccountStore, Cutoffs, DeliveryHook, Imported, MessageStore, SendOutcome, SendPlan, StoreError, Withdrawn,
+};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::writer::Writer;
@@ -78,7 +80,35 @@ pub(crate) fn wait_briefly(retries: i32) -> bool {
 }
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::Backend(Box::new(e))
+}
+
+/// The store's own failures (SQLite's are `rusqlite::Error`s), as the source of a [`StoreError::Backend`].
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    /// A step of the store's own that needs the operating system.
+    #[error("{0}")]
+    Io(&'static str, #[source] std::io::Error),
+    #[error("the database has schema version {found}, newer than this build knows ({known})")]
+    NewerSchema { found: usize, known: usize },
+    #[error("syncing the write-ahead log failed; the store takes no more writes")]
+    Sync(#[source] std::io::Error),
+    #[error("a checkpoint of the database failed; the store takes no more writes")]
+    Checkpoint(#[source] rusqlite::Error),
+    #[error("the group commit was rolled back after a storage error")]
+    RolledBack,
+    #[error("the group commit failed")]
+    Commit(#[source] rusqlite::Error),
+    #[error("the store's answering thread stopped; the store takes no more writes")]
+    AnswersStopped,
+    #[error("the media index task failed")]
+    MediaTask(#[source] tokio::task::JoinError),
+}
+
+impl From<Failure> for StoreError {
+    fn from(f: Failure) -> StoreError {
+        StoreError::Backend(Box::new(f))
+    }
 }
 
 impl SqliteStore {
@@ -91,18 +121,13 @@ impl SqliteStore {
         // before it copies frames, and the database file once it has copied the whole WAL.)
         // The writer's page cache is 4 MiB, not more: SQLite (3.50) moves B-tree pages it rebalances through
         // the page number of its lock page (at 1 GiB), and at the end of such a commit it then drops the
-        // cache's pages past the database's end by walking the whole cache (`pcache1TruncateUnsafe`): ~6 % of
-        // the server's CPU with 64 MiB at 10 000 msg/s, and still 17 % of the writer's with 16 MiB at 5 000
-        // msg/s, where most commits are small. 64 -> 16 MiB: p99 21-27 ms against 33-36 at 10 000 msg/s;
-        // 16 -> 4 MiB: 121-129 µs per message against 123-141 and p99 4.3-5.2 ms against 5.0-7.6 at 5 000
-        // msg/s, the same closed-loop throughput (3 and 2 runs each, alternating, session 5). Pages past the
-        // cache are read again from the operating system's page cache.
+        // cache's pages past the database's end by walking the whole cache (`pcache1TruncateUnsafe`), which
+        // costs in proportion to the cache. Pages past the cache are read again from the operating system's
+        // page cache. (Measurements: docs/benchmarks.md, sessions 4 and 5.)
         // temp_store = MEMORY keeps statement journals off the disk. The writer never checkpoints: a thread of
-        // its own does ([`checkpoint`]), in both durabilities. With fsync durability, SQLite's automatic
-        // checkpoints (inline on the writer, syncing the database file under the write lock) stalled a commit
-        // every few dozen milliseconds: at 5 000 msg/s p99 7.1-10.5 ms against 3.4-5.4 ms with the thread, at
-        // 15 000 msg/s 132 ms against 33 ms (session 5; session 3 had measured the thread worse, when commits
-        // synced themselves on the writer and its syncs of the database file stalled theirs).
+        // its own does ([`checkpoint`]), in both durabilities, since SQLite's automatic checkpoints run inline
+        // on the writer and sync the database file under the write lock, stalling commits (docs/benchmarks.md,
+        // session 5).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
              PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4096; PRAGMA wal_autocheckpoint = 0;",
@@ -121,7 +146,7 @@ impl SqliteStore {
             // The path SQLite resolved (symbolic links followed), where it keeps the WAL.
             Durability::Fsync => Some(
                 writer::WalSync::open(conn.path().filter(|p| !p.is_empty()).map_or(path, Path::new))
-                    .map_err(|e| StoreError::Backend(format!("opening the write-ahead log to sync it: {e}")))?,
+                    .map_err(|e| Failure::Io("opening the write-ahead log to sync it", e))?,
             ),
             Durability::Relaxed => None,
         };
@@ -273,10 +298,7 @@ impl Readers {
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
     if version > MIGRATIONS.len() {
-        return Err(StoreError::Backend(format!(
-            "the database has schema version {version}, newer than this build knows ({})",
-            MIGRATIONS.len()
-        )));
+        return Err(Failure::NewerSchema { found: version, known: MIGRATIONS.len() }.into());
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = format!("BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1);
@@ -289,11 +311,11 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn import_accounts(&self, accounts: Vec<NewAccount>, now: i64) -> Result<(), StoreError> {
-        self.writer.write(move |c| ops::import_accounts(c, &accounts, now).map_err(backend)).await
+        self.writer.write(move |c, w| ops::import_accounts(c, w, &accounts, now).map_err(backend)).await
     }
 
     async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
-        self.writer.write(move |c| ops::delete_accounts(c, &ids).map_err(backend)).await
+        self.writer.write(move |c, w| ops::delete_accounts(c, w, &ids).map_err(backend)).await
     }
 
     async fn accounts_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
@@ -302,7 +324,7 @@ impl AccountStore for SqliteStore {
 
     async fn revoke_sigs(&self, id: String, before: i64) -> Result<bool, StoreError> {
         self.writer
-            .write(move |c| {
+            .write(move |c, _| {
                 c.prepare_cached("UPDATE accounts SET revoked_before = ?2 WHERE user_id = ?1")
                     .and_then(|mut s| s.execute((&id, before)))
                     .map(|n| n > 0)
@@ -320,7 +342,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn set_profile(&self, id: String, items: Vec<(String, ProfileValue)>) -> Result<bool, StoreError> {
-        self.writer.write(move |c| ops::set_profile(c, &id, &items).map_err(backend)).await
+        self.writer.write(move |c, w| ops::set_profile(c, w, &id, &items).map_err(backend)).await
     }
 
     async fn profiles(
@@ -338,12 +360,14 @@ impl MessageStore for SqliteStore {
         self.writer.set_hook(hook);
     }
 
-    async fn send(&self, plan: SendPlan) -> Result<Sent, Error> {
-        self.writer.write_delivering(move |c| ops::send(c, &plan)).await
+    async fn send(&self, plan: SendPlan) -> Result<SendOutcome, StoreError> {
+        self.writer.write_delivering(move |c, w| ops::send(c, w, &plan).map_err(backend)).await
     }
 
-    async fn import(&self, msg: Import, offline_until: i64, max_conversations: usize) -> Result<Imported, Error> {
-        self.writer.write_delivering(move |c| ops::import(c, &msg, offline_until, max_conversations)).await
+    async fn import(&self, msg: Import, offline_until: i64, max_conversations: usize) -> Result<Imported, StoreError> {
+        self.writer
+            .write_delivering(move |c, w| ops::import(c, w, &msg, offline_until, max_conversations).map_err(backend))
+            .await
     }
 
     async fn history(&self, q: HistoryQuery) -> Result<HistoryPage, StoreError> {
@@ -357,12 +381,14 @@ impl MessageStore for SqliteStore {
         key: MsgKey,
         log_expire_at: i64,
     ) -> Result<Withdrawn, StoreError> {
-        self.writer.write_delivering(move |c| ops::withdraw(c, &from, &to, key, log_expire_at).map_err(backend)).await
+        self.writer
+            .write_delivering(move |c, w| ops::withdraw(c, w, &from, &to, key, log_expire_at).map_err(backend))
+            .await
     }
 
     async fn set_read(&self, owner: String, peer: String, time: i64, log_expire_at: i64) -> Result<bool, StoreError> {
         self.writer
-            .write_delivering(move |c| ops::set_read(c, &owner, &peer, time, log_expire_at).map_err(backend))
+            .write_delivering(move |c, w| ops::set_read(c, w, &owner, &peer, time, log_expire_at).map_err(backend))
             .await
     }
 
@@ -401,11 +427,13 @@ impl MessageStore for SqliteStore {
     }
 
     async fn delete_conversation(&self, owner: String, peer: String, clear_history: bool) -> Result<bool, StoreError> {
-        self.writer.write(move |c| ops::delete_conversation(c, &owner, &peer, clear_history).map_err(backend)).await
+        self.writer
+            .write(move |c, w| ops::delete_conversation(c, w, &owner, &peer, clear_history).map_err(backend))
+            .await
     }
 
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError> {
-        self.writer.write(move |c| ops::purge(c, cutoffs).map_err(backend)).await
+        self.writer.write(move |c, w| ops::purge(c, w, cutoffs).map_err(backend)).await
     }
 }
 
@@ -413,8 +441,8 @@ impl MessageStore for SqliteStore {
 mod tests {
     use std::sync::Arc;
 
-    use duet_core::model::NewAccount;
-    use duet_core::store::{AccountStore, MessageStore};
+    use duet_core::model::{LogEvent, NewAccount, ProfileValue, TAG_NICK};
+    use duet_core::store::{AccountStore, MessageStore, SendOutcome};
 
     use super::{Durability, SqliteStore};
 
@@ -441,7 +469,8 @@ mod tests {
     /// A batch whose job fails after writing is rolled back whole, and the writer's memory follows: the
     /// sync-log and conversation counters start again from what was committed, and the dedup index is put
     /// back, including the entry of an earlier send that the rolled-back one had taken over (same first 8
-    /// bytes of key), so a retry of that earlier send is still recognised.
+    /// bytes of key), so a retry of that earlier send is still recognised. Neither the uid of an account
+    /// the batch created (its uid goes to the next account created) nor a profile it wrote is remembered.
     #[tokio::test]
     async fn a_rolled_back_send_leaves_no_trace_in_the_writers_memory() {
         let dir = tempfile::tempdir().unwrap();
@@ -449,31 +478,52 @@ mod tests {
         let accounts = ["a", "b"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None }).to_vec();
         store.import_accounts(accounts, 1).await.unwrap();
         let t0 = 1_700_000_000_000;
-        let first = store.send(plan(1, t0)).await.unwrap();
+        let first = sent(store.send(plan(1, t0)).await);
         assert_eq!((first.conv_seq, first.sender_log_seq), (1, 1));
 
         let mut colliding = plan(2, t0 + 500);
         colliding.dedup_key = plan(1, t0).dedup_key;
         colliding.dedup_key[15] = 9; // another key, same first 8 bytes: it takes the index entry over
+        colliding.msg.to.push("c".into());
         let failed = store
             .writer
-            .write(move |c| -> Result<(), super::StoreError> {
-                super::ops::send(c, &colliding).map_err(|e| super::StoreError::Backend(e.to_string()))?;
-                Err(super::StoreError::Backend("a failure after writing".into()))
+            .write(move |c, w| -> Result<(), super::StoreError> {
+                let c_account = NewAccount { id: "c".into(), nick: None, face_url: None };
+                super::ops::import_accounts(c, w, &[c_account], 1).map_err(super::backend)?;
+                let nick = vec![(TAG_NICK.to_owned(), ProfileValue::Text("Ann".into()))];
+                super::ops::set_profile(c, w, "a", &nick).map_err(super::backend)?;
+                super::ops::send(c, w, &colliding).map_err(super::backend)?;
+                Err(super::backend(rusqlite::Error::InvalidQuery))
             })
             .await;
         assert!(failed.is_err());
         assert_eq!(store.latest_seq("b".into()).await.unwrap(), Some(1), "nothing of the failed send was committed");
 
-        let retry = store.send(plan(1, t0 + 1_000)).await.unwrap();
+        let retry = sent(store.send(plan(1, t0 + 1_000)).await);
         assert!(retry.duplicate, "the earlier send's index entry is back");
         assert_eq!(retry.key, first.key);
 
-        let next = store.send(plan(3, t0 + 2_000)).await.unwrap();
+        store.import_accounts(vec![NewAccount { id: "d".into(), nick: None, face_url: None }], 2).await.unwrap();
+        let mut next = plan(3, t0 + 2_000);
+        next.msg.to.extend(["c".into(), "d".into()]);
+        let next = sent(store.send(next).await);
         assert!(!next.duplicate);
         assert_eq!((next.conv_seq, next.sender_log_seq), (2, 2), "counters go on from what was committed");
+        assert_eq!(next.failed, ["c"], "the rolled-back account is unknown");
         let log = store.log_after("b".into(), 0, 10, usize::MAX).await.unwrap();
         assert_eq!((log.entries.len(), log.latest), (2, 2));
+        let log = store.log_after("d".into(), 0, 10, usize::MAX).await.unwrap();
+        assert_eq!((log.entries.len(), log.latest), (1, 1), "d has its own uid, not c's");
+        let LogEvent::Message(m) = &log.entries[0].event else { panic!("{log:?}") };
+        assert_eq!((m.to.as_str(), m.sender.nick.as_deref()), ("d", None), "a's nickname was rolled back");
+    }
+
+    /// The result of a send that was stored or was a retry.
+    fn sent(outcome: Result<SendOutcome, super::StoreError>) -> duet_core::model::Sent {
+        match outcome.unwrap() {
+            SendOutcome::Sent(sent) | SendOutcome::Duplicate(sent) => sent,
+            other => panic!("not sent: {other:?}"),
+        }
     }
 
     /// A write waits for a write lock another connection holds (as a checkpoint does) instead of failing
@@ -513,7 +563,7 @@ mod tests {
 
         let t0 = 1_700_000_000_000;
         for seq in 1..=3 {
-            store.send(plan(seq, t0 + i64::from(seq))).await.unwrap();
+            sent(store.send(plan(seq, t0 + i64::from(seq))).await);
             assert_eq!(store.latest_seq("b".into()).await.unwrap(), Some(u64::from(seq)), "after send {seq}");
         }
 
@@ -537,8 +587,8 @@ mod tests {
         later.msg.seq = None;
         let mut earlier = plan(2, t * 1000 - 1);
         earlier.msg.seq = None;
-        let first = store.send(later).await.unwrap();
-        let second = store.send(earlier).await.unwrap();
+        let first = sent(store.send(later).await);
+        let second = sent(store.send(earlier).await);
         assert_eq!((first.key.time, second.key.time), (t, t));
         assert_eq!((first.key.seq, second.key.seq), (1, 2));
         assert_eq!((first.conv_seq, second.conv_seq), (1, 2));
@@ -583,21 +633,21 @@ mod tests {
         let accounts = ["a", "b"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None }).to_vec();
         store.import_accounts(accounts, 1).await.unwrap();
         let t0 = 1_700_000_000_000;
-        assert!(!store.send(plan(1, t0)).await.unwrap().duplicate);
-        assert!(!store.send(plan(2, t0 + 700_000)).await.unwrap().duplicate);
-        assert!(store.send(plan(2, t0 + 701_000)).await.unwrap().duplicate, "a retry within the window");
+        assert!(!sent(store.send(plan(1, t0)).await).duplicate);
+        assert!(!sent(store.send(plan(2, t0 + 700_000)).await).duplicate);
+        assert!(sent(store.send(plan(2, t0 + 701_000)).await).duplicate, "a retry within the window");
 
         // The first send's row is past the window and goes; the second's stays.
         let cut = Cutoffs { roaming_before: 0, offline_before: 0, dedup_before_ms: t0 + 100_000 };
         assert_eq!(store.purge(cut).await.unwrap().dedup, 1);
-        assert!(store.send(plan(2, t0 + 701_500)).await.unwrap().duplicate, "the purge kept what is in the window");
+        assert!(sent(store.send(plan(2, t0 + 701_500)).await).duplicate, "the purge kept what is in the window");
         let mut old = plan(1, t0 + 702_000);
         old.dedup_since_ms = 0; // even a window reaching back that far finds nothing: the row is gone
-        assert!(!store.send(old).await.unwrap().duplicate);
+        assert!(!sent(store.send(old).await).duplicate);
 
         drop(store);
         let store = SqliteStore::open(&path, Durability::Fsync).unwrap();
-        let retry = store.send(plan(2, t0 + 703_000)).await.unwrap();
+        let retry = sent(store.send(plan(2, t0 + 703_000)).await);
         assert!(retry.duplicate, "recognised after reopening");
         assert_eq!(retry.key.time, (t0 + 700_000) / 1000, "with the first send's key");
     }

@@ -44,7 +44,7 @@ impl SqliteMediaIndex {
             f(&mut conn).map_err(backend)
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("media index task: {e}")))?
+        .map_err(|e| StoreError::from(crate::Failure::MediaTask(e)))?
     }
 }
 

@@ -1,17 +1,17 @@
-//! The SQL of each store operation. Write operations run on the writer thread inside a savepoint of the
-//! current group commit; read operations run on a pooled read connection.
+//! The SQL of each store operation. Write operations run on the writer thread inside the transaction of
+//! the current group commit, with the writer's memory ([`WriterState`]); read operations run on a pooled
+//! read connection, without it.
 
 use std::sync::Arc;
 
-use duet_core::Error;
 use duet_core::model::{
     ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount,
     ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
-use duet_core::store::{Cutoffs, Imported, SendPlan, Withdrawn};
+use duet_core::store::{Cutoffs, Imported, SendOutcome, SendPlan, Withdrawn};
 use rusqlite::{Connection, OptionalExtension, Result, params};
 
-use crate::backend;
+use crate::state::{Thread, WriterState, dedup_short, remember};
 
 const RECALLED: i64 = 1;
 const HIDDEN_FROM_SENDER: i64 = 2;
@@ -20,147 +20,59 @@ const NO_UNREAD: i64 = 8;
 /// Rows deleted per statement by a purge, so one purge never holds the writer for long.
 const PURGE_CHUNK: i64 = 10_000;
 
-thread_local! {
-    /// UserID -> uid, on the writer thread only (see [`cache_uids`]). Uids never change while an account
-    /// exists; the cache is dropped whenever a write that could have created or removed one is undone,
-    /// and entries go with their account.
-    static UIDS: std::cell::RefCell<Option<std::collections::HashMap<String, i64>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Turns on the uid cache for this thread (the writer's).
-pub(crate) fn cache_uids() {
-    UIDS.with(|c| *c.borrow_mut() = Some(Default::default()));
-    SENDERS.with(|c| *c.borrow_mut() = Some(Default::default()));
-}
-
-/// After a rollback: empties this thread's caches and puts the dedup index back as it was before the batch.
-pub(crate) fn forget_uids() {
-    UIDS.with(|c| {
-        if let Some(map) = c.borrow_mut().as_mut() {
-            map.clear();
-        }
-    });
-    SENDERS.with(|c| {
-        if let Some(map) = c.borrow_mut().as_mut() {
-            map.clear();
-        }
-    });
-    LOG_SEQS.with(|m| m.borrow_mut().clear());
-    THREADS.with(|m| m.borrow_mut().clear());
-    // The dedup index is not a cache: it is put back as it was before the batch.
-    DEDUP.with(|d| {
-        let mut d = d.borrow_mut();
-        while let Some((key, before)) = d.undo.pop() {
-            match before {
-                Some(id) => d.rows.insert(key, id),
-                None => d.rows.remove(&key),
-            };
-        }
-    });
-}
-
-/// The batch committed: its dedup entries stay.
-pub(crate) fn committed() {
-    DEDUP.with(|d| d.borrow_mut().undo.clear());
-}
-
-thread_local! {
-    /// The dedup table's index, on the writer thread: the first 8 bytes of each key -> the row with the
-    /// first result. Complete (not a cache): loaded at start ([`load_dedup`]), extended by every send,
-    /// pruned by the purge, and restored after a rollback from `undo`.
-    static DEDUP: std::cell::RefCell<DedupIndex> = Default::default();
-}
-
-#[derive(Default)]
-struct DedupIndex {
-    rows: std::collections::HashMap<u64, i64>,
-    /// This batch's changes to `rows`: the key and the row it pointed to before.
-    undo: Vec<(u64, Option<i64>)>,
-}
-
-fn dedup_short(key: &[u8; 16]) -> u64 {
-    u64::from_le_bytes([key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7]])
-}
-
-/// Loads the dedup index from the table (the writer thread calls this before its first job).
-pub(crate) fn load_dedup(c: &Connection) -> Result<()> {
-    let mut rows = std::collections::HashMap::new();
-    let mut stmt = c.prepare("SELECT id, key FROM dedup ORDER BY id")?;
-    let mut found = stmt.query([])?;
-    while let Some(r) = found.next()? {
-        let key: Vec<u8> = r.get(1)?;
-        if let Ok(key) = <[u8; 16]>::try_from(key.as_slice()) {
-            rows.insert(dedup_short(&key), r.get(0)?);
-        }
-    }
-    DEDUP.with(|d| *d.borrow_mut() = DedupIndex { rows, undo: Vec::new() });
-    Ok(())
-}
-
-/// Entries each writer-thread cache holds at most; a full cache starts over (every entry can be read back
-/// from the database), so memory stays bounded however many users and conversations there are.
-const CACHE_MAX: usize = 1 << 18;
-
-fn remember<K: std::hash::Hash + Eq, V>(map: &mut std::collections::HashMap<K, V>, key: K, value: V) {
-    if map.len() >= CACHE_MAX {
-        map.clear();
-    }
-    map.insert(key, value);
-}
-
+/// A user's uid, read from the table (on a read connection: see [`cached_uid`] for the writer).
 pub(crate) fn uid(c: &Connection, user_id: &str) -> Result<Option<i64>> {
-    if let Some(uid) = UIDS.with(|cache| cache.borrow().as_ref().and_then(|m| m.get(user_id).copied())) {
+    c.prepare_cached("SELECT uid FROM accounts WHERE user_id = ?1")?.query_row([user_id], |r| r.get(0)).optional()
+}
+
+/// A user's uid, on the writer: from its memory, else from the table.
+pub(crate) fn cached_uid(c: &Connection, w: &mut WriterState, user_id: &str) -> Result<Option<i64>> {
+    if let Some(&uid) = w.uids.get(user_id) {
         return Ok(Some(uid));
     }
-    let found = c
-        .prepare_cached("SELECT uid FROM accounts WHERE user_id = ?1")?
-        .query_row([user_id], |r| r.get(0))
-        .optional()?;
+    let found = uid(c, user_id)?;
     if let Some(uid) = found {
-        UIDS.with(|cache| {
-            if let Some(map) = cache.borrow_mut().as_mut() {
-                remember(map, user_id.to_owned(), uid);
-            }
-        });
+        remember(&mut w.uids, user_id.to_owned(), uid);
     }
     Ok(found)
 }
 
-pub(crate) fn import_accounts(c: &Connection, accounts: &[NewAccount], now: i64) -> Result<()> {
+pub(crate) fn import_accounts(c: &Connection, w: &mut WriterState, accounts: &[NewAccount], now: i64) -> Result<()> {
     for a in accounts {
         c.prepare_cached("INSERT INTO accounts (user_id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
             .execute((&a.id, now))?;
-        let uid = uid(c, &a.id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        let uid = cached_uid(c, w, &a.id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
         for (tag, value) in [(TAG_NICK, &a.nick), (TAG_IMAGE, &a.face_url)] {
             if let Some(v) = value {
-                put_profile(c, uid, tag, &ProfileValue::Text(v.clone()))?;
+                put_profile(c, w, uid, tag, &ProfileValue::Text(v.clone()))?;
             }
         }
     }
     Ok(())
 }
 
-pub(crate) fn delete_accounts(c: &Connection, ids: &[String]) -> Result<Vec<bool>> {
+pub(crate) fn delete_accounts(c: &Connection, w: &mut WriterState, ids: &[String]) -> Result<Vec<bool>> {
     ids.iter()
         .map(|id| {
             crate::relations::drop_user(c, id)?;
-            let Some(uid) = uid(c, id)? else {
+            let Some(uid) = cached_uid(c, w, id)? else {
                 return Ok(false);
             };
             c.prepare_cached("DELETE FROM profiles WHERE uid = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM inbox WHERE uid = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM conversations WHERE owner = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM accounts WHERE uid = ?1")?.execute([uid])?;
-            UIDS.with(|cache| cache.borrow_mut().as_mut().map(|m| m.remove(id.as_str())));
-            LOG_SEQS.with(|m| m.borrow_mut().remove(&uid));
-            forget_sender(uid);
+            w.uids.remove(id.as_str());
+            w.log_seqs.remove(&uid);
+            w.senders.remove(&uid);
             Ok(true)
         })
         .collect()
 }
 
-fn put_profile(c: &Connection, uid: i64, tag: &str, value: &ProfileValue) -> Result<()> {
-    forget_sender(uid);
+fn put_profile(c: &Connection, w: &mut WriterState, uid: i64, tag: &str, value: &ProfileValue) -> Result<()> {
+    // The sender's profile kept with new messages is read again.
+    w.senders.remove(&uid);
     let (text, num) = match value {
         ProfileValue::Text(s) => (Some(s.as_str()), None),
         ProfileValue::Number(n) => (None, Some(*n as i64)),
@@ -173,12 +85,17 @@ fn put_profile(c: &Connection, uid: i64, tag: &str, value: &ProfileValue) -> Res
     Ok(())
 }
 
-pub(crate) fn set_profile(c: &Connection, id: &str, items: &[(String, ProfileValue)]) -> Result<bool> {
-    let Some(uid) = uid(c, id)? else {
+pub(crate) fn set_profile(
+    c: &Connection,
+    w: &mut WriterState,
+    id: &str,
+    items: &[(String, ProfileValue)],
+) -> Result<bool> {
+    let Some(uid) = cached_uid(c, w, id)? else {
         return Ok(false);
     };
     for (tag, value) in items {
-        put_profile(c, uid, tag, value)?;
+        put_profile(c, w, uid, tag, value)?;
     }
     Ok(true)
 }
@@ -213,15 +130,11 @@ const KIND_RECALL: i64 = 2;
 /// account (kept before a purge removes entries, see [`purge`]) and the log's last entry.
 pub(crate) const LATEST_SEQ: &str = "max(a.log_seq, coalesce((SELECT max(i.seq) FROM inbox i WHERE i.uid = a.uid), 0))";
 
-thread_local! {
-    /// uid -> the last sequence number of the user's sync log, on the writer thread, so an append is one
-    /// insert. Loaded on first use from [`LATEST_SEQ`]; emptied with the uid cache after a rollback.
-    static LOG_SEQS: std::cell::RefCell<std::collections::HashMap<i64, i64>> = Default::default();
-}
-
 /// Appends an entry to a user's sync log; returns its sequence number.
+#[expect(clippy::too_many_arguments, reason = "the columns of an entry")]
 fn append_log(
     c: &Connection,
+    w: &mut WriterState,
     uid: i64,
     kind: i64,
     msg_id: Option<i64>,
@@ -229,53 +142,25 @@ fn append_log(
     time: Option<i64>,
     expire_at: i64,
 ) -> Result<u64> {
-    let cached = LOG_SEQS.with(|m| m.borrow().get(&uid).copied());
-    let last = match cached {
-        Some(last) => last,
+    let last = match w.log_seqs.get(&uid) {
+        Some(&last) => last,
         None => c
             .prepare_cached(&format!("SELECT {LATEST_SEQ} FROM accounts a WHERE a.uid = ?1"))?
             .query_row([uid], |r| r.get(0))?,
     };
     let seq = last + 1;
-    LOG_SEQS.with(|m| remember(&mut m.borrow_mut(), uid, seq));
     c.prepare_cached(
         "INSERT INTO inbox (uid, seq, kind, msg_id, peer, time, expire_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![uid, seq, kind, msg_id, peer, time, expire_at])?;
+    remember(&mut w.log_seqs, uid, seq);
     Ok(seq as u64)
 }
 
-thread_local! {
-    /// (lo, hi) -> the conversation's counters, on the writer thread (which makes every change to
-    /// `threads`), so taking the next position is a plain update. Emptied with the uid cache.
-    static THREADS: std::cell::RefCell<std::collections::HashMap<(i64, i64), Thread>> = Default::default();
-}
-
-/// A conversation's counters (a row of `threads`).
-#[derive(Debug, Clone, Copy, Default)]
-struct Thread {
-    /// The last position taken (`conv_seq`).
-    conv_seq: u64,
-    /// The last `MsgSeq` the store picked for a message that had none.
-    key_seq: u32,
-    /// The latest time of a message in the conversation (a send is never dated before it).
-    last_time: i64,
-    /// Whether the row exists.
-    stored: bool,
-}
-
-impl Thread {
-    /// The `MsgSeq` the next message without one gets. (Wrapping: only same-second order at the wrap,
-    /// four billion messages into a conversation, would suffer.)
-    fn next_key_seq(&self) -> u32 {
-        self.key_seq.wrapping_add(1)
-    }
-}
-
 /// The counters of the conversation between `a` and `b`.
-fn thread(c: &Connection, a: i64, b: i64) -> Result<Thread> {
+fn thread(c: &Connection, w: &mut WriterState, a: i64, b: i64) -> Result<Thread> {
     let pair = (a.min(b), a.max(b));
-    if let Some(t) = THREADS.with(|m| m.borrow().get(&pair).copied()) {
+    if let Some(&t) = w.threads.get(&pair) {
         return Ok(t);
     }
     let t = c
@@ -286,13 +171,21 @@ fn thread(c: &Connection, a: i64, b: i64) -> Result<Thread> {
         })
         .optional()?
         .unwrap_or_default();
-    THREADS.with(|m| remember(&mut m.borrow_mut(), pair, t));
+    remember(&mut w.threads, pair, t);
     Ok(t)
 }
 
 /// Records that the conversation between `a` and `b` took its next position for a message of `time`
 /// stored under `picked` (a `MsgSeq` the store picked, or `None` when the sender gave one).
-fn advance_thread(c: &Connection, a: i64, b: i64, before: Thread, picked: Option<u32>, time: i64) -> Result<()> {
+fn advance_thread(
+    c: &Connection,
+    w: &mut WriterState,
+    a: i64,
+    b: i64,
+    before: Thread,
+    picked: Option<u32>,
+    time: i64,
+) -> Result<()> {
     let pair = (a.min(b), a.max(b));
     let after = Thread {
         conv_seq: before.conv_seq + 1,
@@ -308,7 +201,7 @@ fn advance_thread(c: &Connection, a: i64, b: i64, before: Thread, picked: Option
         c.prepare_cached("INSERT INTO threads (lo, hi, seq, key_seq, last_time) VALUES (?1, ?2, ?3, ?4, ?5)")?
             .execute(values)?;
     }
-    THREADS.with(|m| remember(&mut m.borrow_mut(), pair, after));
+    remember(&mut w.threads, pair, after);
     Ok(())
 }
 
@@ -341,9 +234,9 @@ fn touch_conversation(
     unread: bool,
     max_conversations: usize,
 ) -> Result<()> {
-    // An update of the existing row, else an insert. (One upsert with RETURNING measured ~2x the
-    // instructions: its conflict handling needs a statement journal.) `last`: the message becomes the
-    // conversation's last one (unless it is an older import).
+    // An update of the existing row, else an insert, not an upsert: an upsert's conflict handling needs a
+    // statement journal (docs/benchmarks.md, session 2). `last`: the message becomes the conversation's
+    // last one (unless it is an older import).
     let updated = c
         .prepare_cached(
             "UPDATE conversations SET \
@@ -404,16 +297,10 @@ fn insert_message(c: &Connection, m: &NewRow<'_>) -> Result<Option<i64>> {
     Ok((c.changes() > 0).then(|| c.last_insert_rowid()))
 }
 
-thread_local! {
-    /// uid -> nickname and avatar, on the writer thread (which also makes every profile change, and
-    /// forgets the entry then). Turned on and emptied with the uid cache.
-    static SENDERS: std::cell::RefCell<Option<std::collections::HashMap<i64, SenderInfo>>> = const { std::cell::RefCell::new(None) };
-}
-
 /// The sender's current nickname and avatar, to keep with a message.
-fn sender_info(c: &Connection, uid: i64) -> Result<SenderInfo> {
-    if let Some(info) = SENDERS.with(|cache| cache.borrow().as_ref().and_then(|m| m.get(&uid).cloned())) {
-        return Ok(info);
+fn sender_info(c: &Connection, w: &mut WriterState, uid: i64) -> Result<SenderInfo> {
+    if let Some(info) = w.senders.get(&uid) {
+        return Ok(info.clone());
     }
     let mut info = SenderInfo::default();
     let mut stmt = c.prepare_cached("SELECT tag, text FROM profiles WHERE uid = ?1 AND tag IN (?2, ?3)")?;
@@ -427,22 +314,17 @@ fn sender_info(c: &Connection, uid: i64) -> Result<SenderInfo> {
             info.face_url = text;
         }
     }
-    SENDERS.with(|cache| cache.borrow_mut().as_mut().map(|m| remember(m, uid, info.clone())));
+    remember(&mut w.senders, uid, info.clone());
     Ok(info)
-}
-
-/// Forgets a user's cached nickname and avatar (their profile changed).
-fn forget_sender(uid: i64) {
-    SENDERS.with(|cache| cache.borrow_mut().as_mut().map(|m| m.remove(&uid)));
 }
 
 fn msg_entry(seq: u64, msg: &Arc<StoredMessage>, user: &str) -> Delivery {
     Delivery { user: user.to_owned(), entry: LogEntry { seq, event: LogEvent::Message(msg.clone()) } }
 }
 
-pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent, Vec<Delivery>), Error> {
+pub(crate) fn send(c: &Connection, w: &mut WriterState, plan: &SendPlan) -> Result<(SendOutcome, Vec<Delivery>)> {
     let short = dedup_short(&plan.dedup_key);
-    if let Some(id) = DEDUP.with(|d| d.borrow().rows.get(&short).copied()) {
+    if let Some(id) = w.dedup.get(short) {
         let first = c
             .prepare_cached(
                 "SELECT seq, random, time, failed, conv_seq, log_seq, key, created_ms FROM dedup WHERE id = ?1",
@@ -459,146 +341,54 @@ pub(crate) fn send(c: &Connection, plan: &SendPlan) -> std::result::Result<(Sent
                     Ok((sent, r.get::<_, Vec<u8>>(6)?, r.get::<_, i64>(7)?))
                 })
                 .optional()
-            })
-            .map_err(backend)?;
+            })?;
         // The same full key, within the window: a retry. (A different key sharing the first 8 bytes, or
         // an expired entry, is a new send, and takes the index entry over.)
         if let Some((sent, key, created_ms)) = first
             && key == plan.dedup_key
             && created_ms >= plan.dedup_since_ms
         {
-            return Ok((sent, Vec::new()));
+            return Ok((SendOutcome::Duplicate(sent), Vec::new()));
         }
     }
-    let run = || -> Result<std::result::Result<(Sent, Vec<Delivery>), Error>> {
-        let msg = &plan.msg;
-        let Some(sender) = uid(c, &msg.from)? else {
-            return Ok(Err(Error::NoSuchSender(msg.from.clone())));
-        };
-        let mut receivers = Vec::with_capacity(msg.to.len());
-        for to in &msg.to {
-            receivers.push((to, uid(c, to)?));
-        }
-        // One key for every recipient. Its MsgSeq: the sender's, or else one above what the store picked
-        // before in each of the conversations. Its time: the send's, unless a conversation already holds a
-        // later message (a send that raced this one across a second boundary and was stored first).
-        let (mut next, mut time) = (None, plan.time);
-        for &(_, receiver) in &receivers {
-            if let Some(receiver) = receiver {
-                let t = thread(c, sender, receiver)?;
-                time = time.max(t.last_time);
-                let seq = t.next_key_seq();
-                next = Some(next.map_or(seq, |n: u32| n.max(seq)));
-            }
-        }
-        let picked = msg.seq.is_none().then(|| next.unwrap_or(1));
-        let key = MsgKey { seq: msg.seq.or(picked).unwrap_or(1), random: msg.random, time };
-        let mut sent = Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 };
-        let mut deliveries = Vec::with_capacity(2 * msg.to.len());
-        let info = sender_info(c, sender)?;
-        for (to, receiver) in receivers {
-            let Some(receiver) = receiver else {
-                sent.failed.push(to.clone());
-                continue;
-            };
-            let mut flags = 0;
-            if msg.sender_copy == SenderCopy::Nothing {
-                flags |= HIDDEN_FROM_SENDER;
-            }
-            if msg.no_unread {
-                flags |= NO_UNREAD;
-            }
-            let before = thread(c, sender, receiver)?;
-            let conv_seq = before.conv_seq + 1;
-            let Some(id) = insert_message(
-                c,
-                &NewRow {
-                    sender_info: &info,
-                    sender,
-                    receiver,
-                    key,
-                    conv_seq,
-                    body: &msg.body,
-                    cloud_custom_data: &msg.cloud_custom_data,
-                    push_info: msg.push_info.as_deref(),
-                    flags,
-                },
-            )?
-            else {
-                // Another message already has this MsgKey in this conversation (same MsgSeq and MsgRandom in the
-                // same second): Tencent's MsgRandom dedup. Keys stay unique per conversation.
-                continue;
-            };
-            advance_thread(c, sender, receiver, before, picked, key.time)?;
-            let stored =
-                Arc::new(StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info));
-            let seq = append_log(c, receiver, KIND_MSG, Some(id), None, Some(key.time), plan.offline_until)?;
-            deliveries.push(msg_entry(seq, &stored, to));
-            if sent.conv_seq == 0 {
-                sent.conv_seq = conv_seq;
-            }
-            let last = (!msg.no_last_msg).then_some(id);
-            let time = key.time;
-            touch_conversation(c, receiver, sender, time, last, !msg.no_unread, plan.max_conversations)?;
-            if sender == receiver {
-                continue;
-            }
-            if msg.sender_copy == SenderCopy::Sync {
-                let seq = append_log(c, sender, KIND_MSG, Some(id), None, Some(time), plan.offline_until)?;
-                deliveries.push(msg_entry(seq, &stored, &msg.from));
-                if sent.sender_log_seq == 0 {
-                    sent.sender_log_seq = seq;
-                }
-            }
-            if msg.sender_copy != SenderCopy::Nothing {
-                touch_conversation(c, sender, receiver, time, last, false, plan.max_conversations)?;
-            }
-        }
-        if sent.failed.len() < msg.to.len() {
-            c.prepare_cached(
-                "INSERT INTO dedup (key, created_ms, seq, random, time, failed, conv_seq, log_seq) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                &plan.dedup_key[..],
-                plan.now_ms,
-                key.seq,
-                key.random,
-                key.time,
-                sent.failed.join("\n"),
-                sent.conv_seq as i64,
-                sent.sender_log_seq as i64
-            ])?;
-            let id = c.last_insert_rowid();
-            DEDUP.with(|d| {
-                let mut d = d.borrow_mut();
-                let before = d.rows.insert(short, id);
-                d.undo.push((short, before));
-            });
-        }
-        Ok(Ok((sent, deliveries)))
+    let msg = &plan.msg;
+    let Some(sender) = cached_uid(c, w, &msg.from)? else {
+        return Ok((SendOutcome::NoSuchSender(msg.from.clone()), Vec::new()));
     };
-    run().map_err(|e| Error::Store(backend(e)))?
-}
-
-pub(crate) fn import(
-    c: &Connection,
-    msg: &Import,
-    offline_until: i64,
-    max_conversations: usize,
-) -> std::result::Result<(Imported, Vec<Delivery>), Error> {
-    let run = || -> Result<std::result::Result<(Imported, Vec<Delivery>), Error>> {
-        let Some(sender) = uid(c, &msg.from)? else {
-            return Ok(Err(Error::NoSuchSender(msg.from.clone())));
+    let mut receivers = Vec::with_capacity(msg.to.len());
+    for to in &msg.to {
+        receivers.push((to, cached_uid(c, w, to)?));
+    }
+    // One key for every recipient. Its MsgSeq: the sender's, or else one above what the store picked
+    // before in each of the conversations. Its time: the send's, unless a conversation already holds a
+    // later message (a send that raced this one across a second boundary and was stored first).
+    let (mut next, mut time) = (None, plan.time);
+    for &(_, receiver) in &receivers {
+        if let Some(receiver) = receiver {
+            let t = thread(c, w, sender, receiver)?;
+            time = time.max(t.last_time);
+            let seq = t.next_key_seq();
+            next = Some(next.map_or(seq, |n: u32| n.max(seq)));
+        }
+    }
+    let picked = msg.seq.is_none().then(|| next.unwrap_or(1));
+    let key = MsgKey { seq: msg.seq.or(picked).unwrap_or(1), random: msg.random, time };
+    let mut sent = Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 };
+    let mut deliveries = Vec::with_capacity(2 * msg.to.len());
+    let info = sender_info(c, w, sender)?;
+    for (to, receiver) in receivers {
+        let Some(receiver) = receiver else {
+            sent.failed.push(to.clone());
+            continue;
         };
-        let Some(receiver) = uid(c, &msg.to)? else {
-            return Ok(Err(Error::NoSuchAccount(msg.to.clone())));
-        };
-        let flags = if msg.counts_unread { 0 } else { NO_UNREAD };
-        let info = sender_info(c, sender)?;
-        let before = thread(c, sender, receiver)?;
-        let picked = msg.seq.is_none().then(|| before.next_key_seq());
-        let key = MsgKey { seq: msg.seq.or(picked).unwrap_or(1), random: msg.random, time: msg.time };
+        let mut flags = 0;
+        if msg.sender_copy == SenderCopy::Nothing {
+            flags |= HIDDEN_FROM_SENDER;
+        }
+        if msg.no_unread {
+            flags |= NO_UNREAD;
+        }
+        let before = thread(c, w, sender, receiver)?;
         let conv_seq = before.conv_seq + 1;
         let Some(id) = insert_message(
             c,
@@ -610,35 +400,110 @@ pub(crate) fn import(
                 conv_seq,
                 body: &msg.body,
                 cloud_custom_data: &msg.cloud_custom_data,
-                push_info: None,
+                push_info: msg.push_info.as_deref(),
                 flags,
             },
         )?
         else {
-            return Ok(Ok((Imported::Duplicate, Vec::new())));
+            // Another message already has this MsgKey in this conversation (same MsgSeq and MsgRandom in the
+            // same second): Tencent's MsgRandom dedup. Keys stay unique per conversation.
+            continue;
         };
-        advance_thread(c, sender, receiver, before, picked, key.time)?;
-        let mut deliveries = Vec::new();
-        if msg.counts_unread {
-            let seq = append_log(c, receiver, KIND_MSG, Some(id), None, Some(key.time), offline_until)?;
-            let stored = Arc::new(StoredMessage::fresh(
-                &msg.from,
-                &msg.to,
-                key,
-                conv_seq,
-                &msg.body,
-                &msg.cloud_custom_data,
-                &info,
-            ));
-            deliveries.push(msg_entry(seq, &stored, &msg.to));
+        advance_thread(c, w, sender, receiver, before, picked, key.time)?;
+        let stored =
+            Arc::new(StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info));
+        let seq = append_log(c, w, receiver, KIND_MSG, Some(id), None, Some(key.time), plan.offline_until)?;
+        deliveries.push(msg_entry(seq, &stored, to));
+        if sent.conv_seq == 0 {
+            sent.conv_seq = conv_seq;
         }
-        touch_conversation(c, receiver, sender, key.time, Some(id), msg.counts_unread, max_conversations)?;
-        if sender != receiver {
-            touch_conversation(c, sender, receiver, key.time, Some(id), false, max_conversations)?;
+        let last = (!msg.no_last_msg).then_some(id);
+        let time = key.time;
+        touch_conversation(c, receiver, sender, time, last, !msg.no_unread, plan.max_conversations)?;
+        if sender == receiver {
+            continue;
         }
-        Ok(Ok((Imported::Stored, deliveries)))
+        if msg.sender_copy == SenderCopy::Sync {
+            let seq = append_log(c, w, sender, KIND_MSG, Some(id), None, Some(time), plan.offline_until)?;
+            deliveries.push(msg_entry(seq, &stored, &msg.from));
+            if sent.sender_log_seq == 0 {
+                sent.sender_log_seq = seq;
+            }
+        }
+        if msg.sender_copy != SenderCopy::Nothing {
+            touch_conversation(c, sender, receiver, time, last, false, plan.max_conversations)?;
+        }
+    }
+    if sent.failed.len() < msg.to.len() {
+        c.prepare_cached(
+            "INSERT INTO dedup (key, created_ms, seq, random, time, failed, conv_seq, log_seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            &plan.dedup_key[..],
+            plan.now_ms,
+            key.seq,
+            key.random,
+            key.time,
+            sent.failed.join("\n"),
+            sent.conv_seq as i64,
+            sent.sender_log_seq as i64
+        ])?;
+        let id = c.last_insert_rowid();
+        w.dedup.insert(short, id);
+    }
+    Ok((SendOutcome::Sent(sent), deliveries))
+}
+
+pub(crate) fn import(
+    c: &Connection,
+    w: &mut WriterState,
+    msg: &Import,
+    offline_until: i64,
+    max_conversations: usize,
+) -> Result<(Imported, Vec<Delivery>)> {
+    let Some(sender) = cached_uid(c, w, &msg.from)? else {
+        return Ok((Imported::NoSuchSender(msg.from.clone()), Vec::new()));
     };
-    run().map_err(|e| Error::Store(backend(e)))?
+    let Some(receiver) = cached_uid(c, w, &msg.to)? else {
+        return Ok((Imported::NoSuchRecipient(msg.to.clone()), Vec::new()));
+    };
+    let flags = if msg.counts_unread { 0 } else { NO_UNREAD };
+    let info = sender_info(c, w, sender)?;
+    let before = thread(c, w, sender, receiver)?;
+    let picked = msg.seq.is_none().then(|| before.next_key_seq());
+    let key = MsgKey { seq: msg.seq.or(picked).unwrap_or(1), random: msg.random, time: msg.time };
+    let conv_seq = before.conv_seq + 1;
+    let Some(id) = insert_message(
+        c,
+        &NewRow {
+            sender_info: &info,
+            sender,
+            receiver,
+            key,
+            conv_seq,
+            body: &msg.body,
+            cloud_custom_data: &msg.cloud_custom_data,
+            push_info: None,
+            flags,
+        },
+    )?
+    else {
+        return Ok((Imported::Duplicate, Vec::new()));
+    };
+    advance_thread(c, w, sender, receiver, before, picked, key.time)?;
+    let mut deliveries = Vec::new();
+    if msg.counts_unread {
+        let seq = append_log(c, w, receiver, KIND_MSG, Some(id), None, Some(key.time), offline_until)?;
+        let stored =
+            Arc::new(StoredMessage::fresh(&msg.from, &msg.to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info));
+        deliveries.push(msg_entry(seq, &stored, &msg.to));
+    }
+    touch_conversation(c, receiver, sender, key.time, Some(id), msg.counts_unread, max_conversations)?;
+    if sender != receiver {
+        touch_conversation(c, sender, receiver, key.time, Some(id), false, max_conversations)?;
+    }
+    Ok((Imported::Stored, deliveries))
 }
 
 /// Reads a message row selected as `sender, receiver, time, seq, random, conv_seq, body, cloud_custom_data,
@@ -780,8 +645,14 @@ pub(crate) fn conversations(c: &Connection, user: &str, limit: usize) -> Result<
     rows.collect()
 }
 
-pub(crate) fn delete_conversation(c: &Connection, owner: &str, peer: &str, clear_history: bool) -> Result<bool> {
-    let (Some(owner), Some(peer)) = (uid(c, owner)?, uid(c, peer)?) else {
+pub(crate) fn delete_conversation(
+    c: &Connection,
+    w: &mut WriterState,
+    owner: &str,
+    peer: &str,
+    clear_history: bool,
+) -> Result<bool> {
+    let (Some(owner), Some(peer)) = (cached_uid(c, w, owner)?, cached_uid(c, w, peer)?) else {
         return Ok(false);
     };
     c.prepare_cached("DELETE FROM conversations WHERE owner = ?1 AND peer = ?2")?.execute([owner, peer])?;
@@ -797,12 +668,13 @@ pub(crate) fn delete_conversation(c: &Connection, owner: &str, peer: &str, clear
 
 pub(crate) fn withdraw(
     c: &Connection,
+    w: &mut WriterState,
     from: &str,
     to: &str,
     key: MsgKey,
     expire_at: i64,
 ) -> Result<(Withdrawn, Vec<Delivery>)> {
-    let (Some(sender), Some(receiver)) = (uid(c, from)?, uid(c, to)?) else {
+    let (Some(sender), Some(receiver)) = (cached_uid(c, w, from)?, cached_uid(c, w, to)?) else {
         return Ok((Withdrawn::NotFound, Vec::new()));
     };
     let found: Option<(i64, i64)> = c
@@ -831,7 +703,7 @@ pub(crate) fn withdraw(
         sides.push((sender, from, to));
     }
     for (owner, name, peer) in sides {
-        let seq = append_log(c, owner, KIND_RECALL, Some(id), None, Some(key.time), expire_at)?;
+        let seq = append_log(c, w, owner, KIND_RECALL, Some(id), None, Some(key.time), expire_at)?;
         deliveries.push(Delivery {
             user: name.to_owned(),
             entry: LogEntry { seq, event: LogEvent::Recall { peer: peer.to_owned(), key } },
@@ -842,12 +714,13 @@ pub(crate) fn withdraw(
 
 pub(crate) fn set_read(
     c: &Connection,
+    w: &mut WriterState,
     owner: &str,
     peer: &str,
     time: i64,
     expire_at: i64,
 ) -> Result<(bool, Vec<Delivery>)> {
-    let (Some(owner_uid), Some(peer_uid)) = (uid(c, owner)?, uid(c, peer)?) else {
+    let (Some(owner_uid), Some(peer_uid)) = (cached_uid(c, w, owner)?, cached_uid(c, w, peer)?) else {
         return Ok((false, Vec::new()));
     };
     c.prepare_cached(
@@ -862,7 +735,7 @@ pub(crate) fn set_read(
          WHERE owner = ?1 AND peer = ?2",
     )?
     .execute(params![owner_uid, peer_uid])?;
-    let seq = append_log(c, owner_uid, KIND_READ, None, Some(peer_uid), Some(time), expire_at)?;
+    let seq = append_log(c, w, owner_uid, KIND_READ, None, Some(peer_uid), Some(time), expire_at)?;
     let read = Delivery {
         user: owner.to_owned(),
         entry: LogEntry { seq, event: LogEvent::Read { peer: peer.to_owned(), time } },
@@ -883,7 +756,7 @@ pub(crate) fn unread(c: &Connection, owner: &str, peers: &[String]) -> Result<Ve
         .collect()
 }
 
-pub(crate) fn purge(c: &Connection, cut: Cutoffs) -> Result<Purged> {
+pub(crate) fn purge(c: &Connection, w: &mut WriterState, cut: Cutoffs) -> Result<Purged> {
     let chunked = |sql: &str, arg: i64| -> Result<u64> {
         let mut total = 0;
         loop {
@@ -927,7 +800,7 @@ pub(crate) fn purge(c: &Connection, cut: Cutoffs) -> Result<Purged> {
     let boundary = boundary.unwrap_or(i64::MAX);
     let dedup = c.prepare_cached("DELETE FROM dedup WHERE id < ?1")?.execute([boundary])? as u64;
     if dedup > 0 {
-        DEDUP.with(|d| d.borrow_mut().rows.retain(|_, id| *id >= boundary));
+        w.dedup.forget_before(boundary);
     }
     Ok(Purged { messages, offline, conversations, dedup })
 }

@@ -20,7 +20,7 @@ impl RelationStore for SqliteStore {
     }
 
     async fn apply_relations(&self, changes: Vec<RelationChange>) -> Result<(), StoreError> {
-        self.writer.write(move |c| changes.iter().try_for_each(|ch| apply(c, ch)).map_err(backend)).await
+        self.writer.write(move |c, _| changes.iter().try_for_each(|ch| apply(c, ch)).map_err(backend)).await
     }
 }
 

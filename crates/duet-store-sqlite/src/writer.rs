@@ -5,6 +5,9 @@
 //! to the delivery hook) happens on a second thread that takes the committed batches in commit order, so
 //! the writer starts the next batch meanwhile.
 //!
+//! The writer thread owns the writer's memory ([`WriterState`]: caches, counters, the dedup index) and
+//! lends it to each job; after each batch it commits or rolls that memory back with the transaction.
+//!
 //! With fsync durability the commit itself does not sync (`synchronous = NORMAL`): the answering thread
 //! syncs the WAL file ([`WalSync`]) before it answers, once for every batch committed since its last
 //! sync. So the writer runs batch N+1 while batch N's sync is in the disk, instead of waiting for it, and
@@ -25,6 +28,9 @@ use duet_core::store::{DeliveryHook, StoreError};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::Failure;
+use crate::state::WriterState;
+
 /// Most jobs one transaction takes, so one commit's latency stays bounded under load.
 const MAX_BATCH: usize = 512;
 /// Jobs waiting beyond this make writers wait (backpressure) instead of growing memory.
@@ -32,8 +38,11 @@ const QUEUE: usize = 4096;
 
 /// Runs after the batch's commit with its outcome, to answer the caller.
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// A write: runs on the writer thread inside a savepoint, returns how to answer.
-type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+/// A write: runs on the writer thread inside the batch's transaction, with the writer's memory; returns
+/// how to answer.
+type Job = Box<dyn FnOnce(&Connection, &mut WriterState) -> Reply + Send>;
+/// How a batch ended (or why the store stopped), shared by every caller who hears of it.
+type Outcome = Result<(), Arc<Failure>>;
 
 pub(crate) struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
@@ -55,7 +64,7 @@ pub(crate) struct Durable {
     /// The last batch number synced.
     synced: watch::Sender<u64>,
     /// Set at the first failed sync or checkpoint; the store takes no more writes and answers no more reads.
-    failed: OnceLock<String>,
+    failed: OnceLock<Arc<Failure>>,
 }
 
 impl Durable {
@@ -78,7 +87,7 @@ impl Durable {
         let mut synced = self.synced.subscribe();
         let _ = synced.wait_for(|&s| s >= upto || self.failed.get().is_some()).await;
         match self.failed.get() {
-            Some(e) => Err(StoreError::Backend(e.clone())),
+            Some(e) => Err(StoreError::Backend(Box::new(e.clone()))),
             None => Ok(()),
         }
     }
@@ -89,7 +98,7 @@ impl Durable {
     }
 
     /// Stops the store: no more writes, and reads fail (fsync durability). The first reason stays.
-    pub(crate) fn fail(&self, why: String) {
+    pub(crate) fn fail(&self, why: Arc<Failure>) {
         let _ = self.failed.set(why);
         // Wakes the reads waiting in `settled`.
         self.synced.send_modify(|_| {});
@@ -107,12 +116,12 @@ impl Writer {
         let dispatcher = std::thread::Builder::new()
             .name("duet-sqlite-answers".into())
             .spawn(move || answer(&done_rx, sync, &answering))
-            .map_err(|e| StoreError::Backend(format!("spawning the dispatcher thread: {e}")))?;
+            .map_err(|e| Failure::Io("spawning the dispatcher thread", e))?;
         let writing = durable.clone();
         let thread = std::thread::Builder::new()
             .name("duet-sqlite-writer".into())
             .spawn(move || run(conn, rx, done_tx, &writing))
-            .map_err(|e| StoreError::Backend(format!("spawning the writer thread: {e}")))?;
+            .map_err(|e| Failure::Io("spawning the writer thread", e))?;
         Ok(Writer {
             jobs: Some(tx),
             thread: Some(thread),
@@ -140,15 +149,14 @@ impl Writer {
     /// Like [`Writer::write`] for operations that append sync-log entries: after the commit, and before
     /// any later job of the same batch is answered, the entries go to the delivery hook. So entries reach
     /// the hook in commit order, and a caller hears "done" only after its entries were handed over.
-    pub async fn write_delivering<R, E, F>(&self, f: F) -> Result<R, E>
+    pub async fn write_delivering<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<(R, Vec<Delivery>), E> + Send + 'static,
+        F: FnOnce(&Connection, &mut WriterState) -> Result<(R, Vec<Delivery>), StoreError> + Send + 'static,
     {
         let hook = self.hook.clone();
-        self.submit(move |conn| {
-            let result = run_job(conn, f);
+        self.submit(move |conn, state| {
+            let result = run_job(conn, state, f);
             Box::new(move |committed: Result<(), StoreError>| match (committed, result) {
                 (Ok(()), Ok((r, deliveries))) => {
                     if let Some(hook) = hook.get()
@@ -158,8 +166,7 @@ impl Writer {
                     }
                     Ok(r)
                 }
-                (Ok(()), Err(e)) => Err(e),
-                (Err(e), _) => Err(e.into()),
+                (Ok(()), Err(e)) | (Err(e), _) => Err(e),
             })
         })
         .await
@@ -168,35 +175,35 @@ impl Writer {
     /// Runs `f` in the next group commit and returns its result once that commit is durable.
     /// If `f` fails without having written, the rest of the batch is unaffected; if it fails after writing,
     /// the whole batch is rolled back and every caller in it gets an error.
-    pub async fn write<R, E, F>(&self, f: F) -> Result<R, E>
+    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
+        F: FnOnce(&Connection, &mut WriterState) -> Result<R, StoreError> + Send + 'static,
     {
-        self.submit(move |conn| {
-            let result = run_job(conn, f);
-            Box::new(move |committed: Result<(), StoreError>| match committed {
-                Ok(()) => result,
-                Err(e) => Err(e.into()),
-            })
+        self.submit(move |conn, state| {
+            let result = run_job(conn, state, f);
+            Box::new(move |committed: Result<(), StoreError>| committed.and(result))
         })
         .await
     }
 
     /// Queues a job that runs on the writer thread and returns the function that, given the commit's
     /// outcome, makes the caller's answer (run on the answering thread, in commit order).
-    async fn submit<R, E>(
+    async fn submit<R>(
         &self,
-        job: impl FnOnce(&Connection) -> Box<dyn FnOnce(Result<(), StoreError>) -> Result<R, E> + Send> + Send + 'static,
-    ) -> Result<R, E>
+        job: impl FnOnce(
+            &Connection,
+            &mut WriterState,
+        ) -> Box<dyn FnOnce(Result<(), StoreError>) -> Result<R, StoreError> + Send>
+        + Send
+        + 'static,
+    ) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        E: From<StoreError> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel::<Result<R, E>>();
-        let job: Job = Box::new(move |conn| {
-            let answer = job(conn);
+        let (tx, rx) = oneshot::channel::<Result<R, StoreError>>();
+        let job: Job = Box::new(move |conn, state| {
+            let answer = job(conn, state);
             Box::new(move |committed| {
                 let _ = tx.send(answer(committed));
             })
@@ -222,26 +229,25 @@ impl Drop for Writer {
     }
 }
 
-thread_local! {
-    /// Set on the writer thread when a job failed after writing: its batch must be rolled back whole.
-    static POISONED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 /// Runs one job inside the batch's transaction. Jobs check before they write (a refused send writes
 /// nothing), so a failed job normally leaves the batch untouched; one that fails after writing (a storage
 /// error) poisons the batch, which is then rolled back whole and every job in it answered with an error.
 /// No per-job savepoint is needed, which keeps statement journals out of the common path.
-fn run_job<R, E: From<StoreError>>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R, E>) -> Result<R, E> {
+fn run_job<R>(
+    conn: &Connection,
+    state: &mut WriterState,
+    f: impl FnOnce(&Connection, &mut WriterState) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
     let before = conn.total_changes();
-    let result = f(conn);
+    let result = f(conn, state);
     if result.is_err() && conn.total_changes() != before {
-        POISONED.with(|p| p.set(true));
+        state.poison();
     }
     result
 }
 
 /// A committed (or rolled back) batch's answers, with the outcome and the batch's number.
-type Answers = (Vec<Reply>, Result<(), String>, u64);
+type Answers = (Vec<Reply>, Outcome, u64);
 
 /// The answering thread: batches arrive in commit order and are answered in that order. With `sync`, every
 /// batch committed so far is made durable by one sync of the WAL before any of them is answered.
@@ -251,11 +257,15 @@ fn answer(done: &std::sync::mpsc::Receiver<Answers>, mut sync: Option<WalSync>, 
         ready.push(first);
         ready.extend(done.try_iter());
         let upto = ready.iter().map(|(_, _, n)| *n).max().unwrap_or(0);
-        let synced = match (&mut sync, durable.failed.get()) {
+        let synced: Outcome = match (&mut sync, durable.failed.get()) {
             (_, Some(failed)) => Err(failed.clone()),
             (Some(wal), None) => wal.sync().map_err(|e| {
-                let why = format!("syncing the write-ahead log failed ({e}); the store takes no more writes");
-                tracing::error!(error = %e, path = %wal.path.display(), "sqlite: {why}");
+                tracing::error!(
+                    error = %e,
+                    path = %wal.path.display(),
+                    "sqlite: syncing the write-ahead log failed; the store takes no more writes"
+                );
+                let why = Arc::new(Failure::Sync(e));
                 durable.fail(why.clone());
                 why
             }),
@@ -267,7 +277,7 @@ fn answer(done: &std::sync::mpsc::Receiver<Answers>, mut sync: Option<WalSync>, 
         for (replies, committed, _) in ready.drain(..) {
             let outcome = committed.and(synced.clone());
             for reply in replies {
-                reply(outcome.clone().map_err(StoreError::Backend));
+                reply(outcome.clone().map_err(|why| StoreError::Backend(Box::new(why))));
             }
         }
     }
@@ -308,12 +318,14 @@ fn run(
     done: std::sync::mpsc::Sender<Answers>,
     durable: &Durable,
 ) -> Connection {
-    crate::ops::cache_uids();
-    if let Err(e) = crate::ops::load_dedup(&conn) {
-        // Without its index, dedup cannot be trusted: refuse every write rather than store duplicates.
-        tracing::error!(error = %e, "sqlite: loading the dedup index; the store takes no writes");
-        return conn;
-    }
+    let mut state = match WriterState::load(&conn) {
+        Ok(state) => state,
+        Err(e) => {
+            // Without its index, dedup cannot be trusted: refuse every write rather than store duplicates.
+            tracing::error!(error = %e, "sqlite: loading the dedup index; the store takes no writes");
+            return conn;
+        }
+    };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -339,31 +351,37 @@ fn run(
             continue;
         }
         for job in batch.drain(..) {
-            replies.push(job(&conn));
+            replies.push(job(&conn, &mut state));
         }
         // Numbered before the commit shows the batch to readers, so a read that sees it waits for its sync.
         let number = durable.numbered.fetch_add(1, Ordering::SeqCst) + 1;
-        let committed = if POISONED.with(|p| p.replace(false)) {
+        let outcome = if state.poisoned() {
             tracing::error!(jobs = replies.len(), "sqlite: a job failed after writing; rolling the batch back");
             let _ = conn.execute_batch("ROLLBACK");
-            crate::ops::forget_uids();
-            Err(StoreError::Backend("the group commit was rolled back after a storage error".into()))
+            state.rollback();
+            Err(Arc::new(Failure::RolledBack))
         } else {
-            conn.execute_batch("COMMIT").map(|()| crate::ops::committed()).map_err(|e| {
-                tracing::error!(error = %e, jobs = replies.len(), "sqlite: group commit failed");
-                let _ = conn.execute_batch("ROLLBACK");
-                crate::ops::forget_uids();
-                crate::backend(e)
-            })
+            match conn.execute_batch("COMMIT") {
+                Ok(()) => {
+                    state.commit();
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, jobs = replies.len(), "sqlite: group commit failed");
+                    let _ = conn.execute_batch("ROLLBACK");
+                    state.rollback();
+                    Err(Arc::new(Failure::Commit(e)))
+                }
+            }
         };
-        let outcome = committed.as_ref().map(|_| ()).map_err(|e| e.to_string());
         let answers = std::mem::replace(&mut replies, Vec::with_capacity(MAX_BATCH));
         if let Err(std::sync::mpsc::SendError((answers, _, _))) = done.send((answers, outcome, number)) {
             // The answering thread is gone (it never exits first unless it panicked): nothing syncs these
             // commits, so no caller may hear "ok".
-            durable.fail("the store's answering thread stopped; the store takes no more writes".into());
+            let why = Arc::new(Failure::AnswersStopped);
+            durable.fail(why.clone());
             for reply in answers {
-                reply(Err(StoreError::Backend("the store's answering thread stopped".into())));
+                reply(Err(StoreError::Backend(Box::new(why.clone()))));
             }
         }
     }
@@ -394,7 +412,7 @@ mod tests {
             crate::migrate(&conn).unwrap();
             Writer::start(conn, Some(WalSync::open(&db).unwrap())).unwrap()
         };
-        let insert = |c: &Connection| {
+        let insert = |c: &Connection, _: &mut _| {
             c.execute("INSERT INTO accounts (user_id, created_at) VALUES ('u', 0)", []).map_err(crate::backend)
         };
 
@@ -406,7 +424,7 @@ mod tests {
         let broken = start("b.db");
         std::fs::remove_file(dir.path().join("b.db-wal")).unwrap();
         match broken.write(insert).await {
-            Err(StoreError::Backend(e)) => assert!(e.contains("syncing the write-ahead log"), "{e}"),
+            Err(StoreError::Backend(e)) => assert!(e.to_string().contains("syncing the write-ahead log"), "{e}"),
             other => panic!("answered {other:?} without a sync"),
         }
         assert!(broken.write(insert).await.is_err(), "a write after a failed sync was taken");
