@@ -236,7 +236,12 @@ async fn sends_of_one_connection_commit_in_frame_order_with_a_cold_relation_cach
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message as Ws;
 
-    let s = TestServer::spawn_with(|c| c.core.permissions.friends_only = false).await;
+    // alice sends 101 messages at once, over the default burst of the per-user send rate (100).
+    let s = TestServer::spawn_with(|c| {
+        c.core.permissions.friends_only = false;
+        c.rate_limits.sends_per_sec = 0;
+    })
+    .await;
     let recipients: Vec<String> = (0..N).map(|k| format!("cold{k}")).collect();
     let names: Vec<&str> = recipients.iter().map(String::as_str).collect();
     s.import(&names).await;
