@@ -277,9 +277,12 @@ impl OwnServer {
             None => tempfile::Builder::new().prefix("duet-bench-").tempdir(),
         }
         .map_err(|e| BenchError::Setup(format!("creating the data directory: {e}")))?;
-        let mut child = Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data.path())
+        let mut command = Command::new(exe);
+        command.args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(data.path());
+        if let Some(config) = &args.server_config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
             .env_remove("DUET_CONFIG")
             .env_remove("DUET_ADMINS")
             .env_remove("DUET_LISTEN")
