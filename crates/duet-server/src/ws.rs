@@ -336,11 +336,13 @@ impl Connection {
                 }
             };
             let step = match step {
-                // The socket takes nothing: a flush would wait the deadline again.
-                Some(End::Stuck) => return End::Stuck,
                 Some(end) => Some(end),
                 None => self.drain_ready(&mut pending, &mut pages).await,
             };
+            // The socket takes nothing: a flush would wait the deadline again.
+            if step == Some(End::Stuck) {
+                return End::Stuck;
+            }
             let flushed = self.flush().await;
             match (step, flushed) {
                 (Some(end), _) | (None, Some(end)) => return end,

@@ -164,10 +164,10 @@ async fn shutdown_answers_what_was_read_then_closes_1001() {
 
 /// A client that asks for pages and stops reading is cut off once a write to it has waited the write
 /// timeout (`docs/security.md`: "at the latest when that write has waited"), not after waiting again to
-/// flush and again to send a close frame it would never read (three timeouts in all, before).
+/// flush and again to send a close frame it would never read (two or three timeouts in all, before).
 #[tokio::test]
 async fn a_client_that_stops_reading_is_cut_off_one_write_timeout_after_its_writes_block() {
-    let s = TestServer::spawn_with(|c| c.ws.write = Duration::from_secs(1)).await;
+    let s = TestServer::spawn_with(|c| c.ws.write = Duration::from_secs(2)).await;
     s.import(&["alice", "bob"]).await;
     // alice's log: 100 messages of 10 KB, so each page asked is ~1 MB.
     let text = "x".repeat(10_000);
@@ -206,5 +206,6 @@ async fn a_client_that_stops_reading_is_cut_off_one_write_timeout_after_its_writ
         assert!(asked.elapsed() < Duration::from_secs(10), "still connected after 10 s");
     }
     let took = asked.elapsed();
-    assert!(took < Duration::from_millis(2500), "cut off {took:?} after its requests, with a 1 s write timeout");
+    // One timeout and the time to read a page and fill the buffers: well under two timeouts.
+    assert!(took < Duration::from_millis(3500), "cut off {took:?} after its requests, with a 2 s write timeout");
 }
