@@ -46,6 +46,13 @@ pub enum Scenario {
     History(HistoryArgs),
     /// Admin `openim/sendmsg` over HTTP/1.1 keep-alive from C concurrent clients: req/s and latency
     Rest(RestArgs),
+    /// F users each send texts to a peer as fast as the server lets them (W sends in flight): sends
+    /// attempted, accepted, refused by code. Run it with --server beside `pairs --server` to see what a
+    /// flood does to other users
+    Flood(FloodArgs),
+    /// C users in pairs at a steady open-loop rate for minutes, with non-readers, slow uploaders and
+    /// flooders mixed in: per-interval delivered msg/s, latency and server RSS; memory growth and p99 drift
+    Soak(SoakArgs),
 }
 
 impl Scenario {
@@ -56,6 +63,8 @@ impl Scenario {
             Scenario::Offline(_) => "offline",
             Scenario::History(_) => "history",
             Scenario::Rest(_) => "rest",
+            Scenario::Flood(_) => "flood",
+            Scenario::Soak(_) => "soak",
         }
     }
 
@@ -66,6 +75,8 @@ impl Scenario {
             Scenario::Offline(a) => &a.target,
             Scenario::History(a) => &a.target,
             Scenario::Rest(a) => &a.target,
+            Scenario::Flood(a) => &a.target,
+            Scenario::Soak(a) => &a.target,
         }
     }
 }
@@ -96,6 +107,11 @@ pub struct TargetArgs {
     /// temporary directory]; put it on the disk you want to measure
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// A TOML configuration file for the server the bench starts (`duet serve --config`), e.g. shorter
+    /// `[websocket]` or `[http]` deadlines; the bench's own settings (key, listen address, connection
+    /// caps, durability) still apply
+    #[arg(long, value_name = "FILE", conflicts_with = "server")]
+    pub server_config: Option<PathBuf>,
     /// Connections logging in at the same time
     #[arg(long, default_value_t = 200)]
     pub login_concurrency: usize,
@@ -234,6 +250,77 @@ pub struct RestArgs {
     pub target: TargetArgs,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct FloodArgs {
+    /// Flooding users, each on one WebSocket, each sending to a peer of its own (a reader online)
+    #[arg(long, default_value_t = 1)]
+    pub flooders: usize,
+    /// Sends each flooder keeps in flight (a new one as each is answered, `sent` or `error`)
+    #[arg(long, default_value_t = 1000)]
+    pub window: u32,
+    /// Seconds of flooding
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Most seconds to wait afterwards for the answers to sends in flight and their arrival at the peers
+    #[arg(long, default_value_t = 5.0)]
+    pub drain: f64,
+    /// Bytes of message text
+    #[arg(long, default_value_t = 100)]
+    pub body_bytes: usize,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SoakArgs {
+    /// Users online, in fixed pairs (u0↔u1, ...), sending to their partner
+    #[arg(long, default_value_t = 10_000)]
+    pub connections: usize,
+    /// Total offered rate in msg/s, open loop, spread round-robin over the users in 2 ms ticks
+    #[arg(long, default_value_t = 2000)]
+    pub rate: u64,
+    /// Seconds of load
+    #[arg(long, default_value_t = 600.0)]
+    pub duration: f64,
+    /// Seconds per reported interval
+    #[arg(long, default_value_t = 60.0)]
+    pub interval: f64,
+    /// Most seconds to wait after the load for messages still in flight
+    #[arg(long, default_value_t = 20.0)]
+    pub drain: f64,
+    /// Bytes of message text
+    #[arg(long, default_value_t = 100)]
+    pub body_bytes: usize,
+    /// Hostile: users that log in, ask for big `sync` and `history` pages (about 16 MiB in all) on a
+    /// 4 KiB receive buffer and never read; each logs in again when the server cuts it off
+    #[arg(long, default_value_t = 2)]
+    pub non_readers: usize,
+    /// Hostile: clients that upload (`POST /v1/media`, 1 MiB announced) at --slow-upload-rate, below the
+    /// server's minimum; each starts again when the server cuts it off
+    #[arg(long, default_value_t = 2)]
+    pub slow_uploaders: usize,
+    /// Bytes per second the slow uploaders send (the server's default minimum is 64 KiB per 30 s, ~2.2 KB/s)
+    #[arg(long, default_value_t = 1024)]
+    pub slow_upload_rate: u64,
+    /// Hostile: users that flood a peer as `flood` does, with --flood-window sends in flight. Without per-user
+    /// rate limits in the server a flooder takes all the capacity it can, so the default is none
+    #[arg(long, default_value_t = 0)]
+    pub flooders: usize,
+    /// Sends each flooder keeps in flight
+    #[arg(long, default_value_t = 1000)]
+    pub flood_window: u32,
+    /// The verdict's bound on the server's RSS growth from the end of the first interval to the end of
+    /// the last, MiB
+    #[arg(long, default_value_t = 64)]
+    pub rss_budget_mib: u64,
+    /// The verdict's bound on p99 drift: the last two intervals' p99 against the first two's, as a ratio
+    /// (an increase under 5 ms is never drift)
+    #[arg(long, default_value_t = 2.0)]
+    pub max_p99_drift: f64,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +335,13 @@ mod tests {
         let Scenario::Offline(o) = a.scenario else { panic!() };
         assert_eq!(o.cases, vec![(1, 100), (1000, 10)]);
         assert!(BenchArgs::try_parse_from(["pairs", "--rate", "5", "--closed", "1"]).is_err());
+        let a = BenchArgs::try_parse_from(["soak"]).unwrap();
+        let Scenario::Soak(s) = a.scenario else { panic!() };
+        assert_eq!((s.connections, s.rate, s.duration), (10_000, 2000, 600.0));
+        assert!(s.non_readers > 0 && s.slow_uploaders > 0);
+        let a = BenchArgs::try_parse_from(["flood", "--server", "http://127.0.0.1:1", "--secret-key", "k"]).unwrap();
+        let Scenario::Flood(f) = a.scenario else { panic!() };
+        assert_eq!((f.flooders, f.window), (1, 1000));
+        assert!(BenchArgs::try_parse_from(["flood", "--server", "http://x", "--server-config", "a.toml"]).is_err());
     }
 }

@@ -15,14 +15,19 @@
 //! * `target`: starting or reaching the server; the admin's REST calls.
 //! * `ws`: the light client-protocol side (marks, cursor rule, ledger).
 //! * `stats`: HDR histograms and the progress bar. `sys`: `/proc` sampling.
-//! * `pairs`, `idle`, `offline`, `history`, `rest`: the scenarios.
+//! * `pairs`, `idle`, `offline`, `history`, `rest`, `flood`, `soak`: the scenarios. `pairs::Fleet` (users
+//!   in pairs at an offered rate, checked exactly once) is shared by `pairs` and `soak`, `flood::Flood` by
+//!   `flood` and `soak`; `hostile` holds `soak`'s non-readers and slow uploaders.
 
 mod args;
+pub mod flood;
 pub mod history;
+mod hostile;
 pub mod idle;
 pub mod offline;
 pub mod pairs;
 pub mod rest;
+pub mod soak;
 mod stats;
 mod sys;
 mod target;
@@ -34,8 +39,10 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 pub use crate::args::{
-    BenchArgs, Durability, HistoryArgs, IdleArgs, OfflineArgs, PairsArgs, RestArgs, Scenario, TargetArgs,
+    BenchArgs, Durability, FloodArgs, HistoryArgs, IdleArgs, OfflineArgs, PairsArgs, RestArgs, Scenario, SoakArgs,
+    TargetArgs,
 };
+pub use crate::hostile::{Attack, NonReaderReport, SlowUploaderReport};
 pub use crate::stats::Latency;
 pub use crate::sys::CpuUsage;
 pub use crate::target::ServerLog;
@@ -112,6 +119,8 @@ pub enum Details {
     Offline(offline::OfflineReport),
     History(history::HistoryReport),
     Rest(rest::RestReport),
+    Flood(flood::FloodReport),
+    Soak(soak::SoakReport),
 }
 
 impl Report {
@@ -143,6 +152,8 @@ impl Report {
             Details::Offline(r) => summary::offline(&mut out, r),
             Details::History(r) => summary::history(&mut out, r),
             Details::Rest(r) => summary::rest(&mut out, r),
+            Details::Flood(r) => summary::flood(&mut out, r),
+            Details::Soak(r) => summary::soak(&mut out, r),
         }
         if let Some(log) = &self.server_log
             && log.warnings + log.errors + log.dropped_sessions > 0
@@ -180,7 +191,8 @@ pub async fn run(args: &BenchArgs, duet_exe: &Path) -> Result<Report, BenchError
     // Before the server starts, so it inherits the raised limit.
     sys::raise_nofile();
     let started = Instant::now();
-    let target = target::Target::open(targs, duet_exe).await?;
+    let send_limit = matches!(scenario, Scenario::Flood(_) | Scenario::Soak(_));
+    let target = target::Target::open(targs, duet_exe, send_limit).await?;
     let server = ServerInfo {
         url: target.base.clone(),
         started_by_bench: targs.server.is_none(),
@@ -193,6 +205,8 @@ pub async fn run(args: &BenchArgs, duet_exe: &Path) -> Result<Report, BenchError
         Scenario::Offline(a) => offline::run(a, &target, &progress).await.map(|o| o.map(Details::Offline)),
         Scenario::History(a) => history::run(a, &target, &progress).await.map(|o| o.map(Details::History)),
         Scenario::Rest(a) => rest::run(a, &target, &progress).await.map(|o| o.map(Details::Rest)),
+        Scenario::Flood(a) => flood::run(a, &target, &progress).await.map(|o| o.map(Details::Flood)),
+        Scenario::Soak(a) => soak::run(a, &target, &progress).await.map(|o| o.map(Details::Soak)),
     };
     let server_log = target.shutdown().await;
     let outcome = result?;
@@ -241,7 +255,7 @@ mod summary {
 
     use crate::stats::fmt_ms;
     use crate::sys::CpuUsage;
-    use crate::{history, idle, offline, pairs, rest};
+    use crate::{flood, history, idle, offline, pairs, rest, soak};
 
     fn opt(v: Option<f64>, unit: &str) -> String {
         v.map_or("n/a".into(), |v| format!("{v:.0}{unit}"))
@@ -440,6 +454,176 @@ mod summary {
             r.missing,
             r.duplicates,
             r.stored_without_ack
+        );
+    }
+
+    fn codes(by_code: &std::collections::BTreeMap<u32, u64>) -> String {
+        if by_code.is_empty() {
+            return "none".into();
+        }
+        by_code.iter().map(|(code, n)| format!("{n} × {code}")).collect::<Vec<_>>().join(", ")
+    }
+
+    pub fn flood(out: &mut String, r: &flood::FloodReport) {
+        let t = &r.totals;
+        let _ = writeln!(
+            out,
+            "{} flooder(s), {} sends in flight each, {}-byte texts, {:.1} s: {} attempted ({:.0}/s), {} accepted \
+             ({:.0}/s), {} refused ({}), {} unanswered",
+            r.flooders,
+            r.window,
+            r.body_bytes,
+            r.duration_s,
+            t.attempted,
+            t.attempted_per_s,
+            t.accepted,
+            t.accepted_per_s,
+            t.refused,
+            codes(&t.refused_by_code),
+            t.unanswered
+        );
+        let _ = writeln!(
+            out,
+            "delivered to the peers: {}; ack latency {}; {}; server RSS {} → {}",
+            t.delivered,
+            t.ack_latency.short(),
+            cpu(&r.cpu),
+            mib(r.server_rss_bytes_start),
+            mib(r.server_rss_bytes_end)
+        );
+        if r.per_flooder.len() > 1 {
+            for f in &r.per_flooder {
+                let _ = writeln!(
+                    out,
+                    "  {}: {} attempted, {} accepted, {} refused ({}), {} unanswered, {} delivered",
+                    f.user,
+                    f.attempted,
+                    f.accepted,
+                    f.refused,
+                    codes(&f.refused_by_code),
+                    f.unanswered,
+                    f.delivered
+                );
+            }
+        }
+    }
+
+    pub fn soak(out: &mut String, r: &soak::SoakReport) {
+        let _ = writeln!(
+            out,
+            "{} users in pairs, {} msg/s offered for {:.0} s ({}-byte texts), intervals of {:.0} s; logins {:.2} s \
+             ({:.0}/s); server RSS {} → {} after login",
+            r.connections,
+            r.rate_per_s,
+            r.duration_s,
+            r.body_bytes,
+            r.interval_s,
+            r.login_s,
+            r.logins_per_s,
+            mib(r.server_rss_bytes_before_login),
+            mib(r.server_rss_bytes_after_login)
+        );
+        let _ = writeln!(
+            out,
+            "{:>4} {:>7} {:>11} {:>7} {:>7} {:>7} {:>8} {:>8} {:>10} {:>7} {:>6} {:>9} {:>11} {:>10} {:>11}",
+            "int",
+            "end s",
+            "delivered/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "srv CPU%",
+            "machine%",
+            "RSS MiB",
+            "fds",
+            "open",
+            "disk max",
+            "nonread cut",
+            "upload cut",
+            "flood ok/no"
+        );
+        for i in &r.intervals {
+            let _ = writeln!(
+                out,
+                "{:>4} {:>7.0} {:>11.0} {:>7} {:>7} {:>7} {:>8} {:>8} {:>10} {:>7} {:>6} {:>9} {:>11} {:>10} {:>11}",
+                i.index,
+                i.end_s,
+                i.delivered_per_s,
+                fmt_ms(i.latency.p50_ms),
+                fmt_ms(i.latency.p99_ms),
+                fmt_ms(i.latency.max_ms),
+                opt(i.cpu.server_cpu_pct, ""),
+                opt(i.cpu.machine_busy_pct, ""),
+                i.server_rss_bytes.map_or("n/a".into(), |b| format!("{:.1}", b as f64 / 1048576.0)),
+                i.server_open_files.map_or("n/a".into(), |n| n.to_string()),
+                i.connections_open,
+                i.disk.map_or("n/a".into(), |d| format!("{} ms", fmt_ms(d.disk_fsync_max_ms))),
+                format!("{}/{}", i.non_reader_cuts, i.non_reader_attacks),
+                format!("{}/{}", i.uploads_cut, i.uploads),
+                format!("{}/{}", i.flood_accepted, i.flood_refused)
+            );
+        }
+        let v = &r.verdict;
+        let _ = writeln!(
+            out,
+            "verdict: {}. RSS {} → {} ({}; budget {}): {}; p99 {} ms (first two intervals) → {} ms (last two), \
+             ×{:.2}: {}; hostile clients cut off: {}; exactly once: {}",
+            if v.passed { "PASS" } else { "FAIL" },
+            mib(v.rss_first_bytes),
+            mib(v.rss_last_bytes),
+            v.rss_growth_bytes.map_or("n/a".into(), |g| format!("{:+.1} MiB", g as f64 / 1048576.0)),
+            mib(Some(v.rss_budget_bytes)),
+            match v.rss_within_budget {
+                Some(true) => "within",
+                Some(false) => "OVER",
+                None => "unknown (no server PID)",
+            },
+            fmt_ms(v.p99_first_ms),
+            fmt_ms(v.p99_last_ms),
+            v.p99_drift_ratio,
+            if v.p99_steady { "steady" } else { "DRIFT" },
+            if v.hostile_cut_off { "yes" } else { "NO" },
+            if v.exactly_once { "yes" } else { "NO" }
+        );
+        let attacks: Vec<_> = r.non_readers.iter().flat_map(|n| n.attacks.iter().cloned()).collect();
+        if !attacks.is_empty() {
+            let _ = writeln!(out, "non-readers ({}): {} attacks", r.non_readers.len(), attacks.len());
+            for (outcome, n, lo, hi) in soak::by_outcome(&attacks) {
+                let _ = writeln!(out, "  {n} × {outcome}, {lo:.1}–{hi:.1} s after their requests");
+            }
+        }
+        let uploads: Vec<_> = r.slow_uploaders.iter().flat_map(|u| u.uploads.iter().cloned()).collect();
+        if !uploads.is_empty() {
+            let _ = writeln!(out, "slow uploaders ({}): {} uploads", r.slow_uploaders.len(), uploads.len());
+            for (outcome, n, lo, hi) in soak::by_outcome(&uploads) {
+                let _ = writeln!(out, "  {n} × {outcome}, {lo:.1}–{hi:.1} s after their first byte");
+            }
+        }
+        if let Some(t) = &r.flood {
+            let _ = writeln!(
+                out,
+                "flooders ({}): {} attempted, {} accepted ({:.0}/s), {} refused ({}), {} unanswered",
+                r.flooders.len(),
+                t.attempted,
+                t.accepted,
+                t.accepted_per_s,
+                t.refused,
+                codes(&t.refused_by_code),
+                t.unanswered
+            );
+            for f in r.flooders.iter().filter(|f| f.closed_by_server.is_some()) {
+                let _ =
+                    writeln!(out, "  {} closed by the server: {}", f.user, f.closed_by_server.as_deref().unwrap_or(""));
+            }
+        }
+        if let Some(n) = r.media_tmp_files_at_end {
+            let _ = writeln!(out, "files left in the server's media/tmp: {n}");
+        }
+        let _ = writeln!(
+            out,
+            "messages: {} sent, {} delivered, {} undelivered, {} duplicates, {} refused; {} gaps, {} pair connections \
+             closed by the server",
+            r.sent, r.delivered, r.undelivered, r.duplicates, r.send_errors, r.gaps, r.disconnects
         );
     }
 }

@@ -37,6 +37,8 @@ const BATCH: usize = 64;
 const SHARDS: usize = 16;
 /// How long the connections get to close after logging out.
 const LOGOUT_GRACE: Duration = Duration::from_secs(60);
+/// The open loop's tick: each tick offers the sends due since the last.
+pub(crate) const TICK: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PairsReport {
@@ -114,7 +116,7 @@ enum Cmd {
 }
 
 /// Counters every task of the run shares.
-struct Shared {
+pub(crate) struct Shared {
     epoch: Instant,
     /// The step stamped on messages sent now ([`ws::WARMUP`] outside measured windows).
     phase: AtomicU8,
@@ -131,13 +133,19 @@ struct Shared {
     /// Messages each connection sent.
     sent_by_conn: Vec<AtomicU64>,
     first_error: std::sync::Mutex<Option<String>>,
-    e2e: Recorder,
+    /// Send → arrival, by step.
+    pub e2e: Recorder,
     ack: Recorder,
 }
 
 impl Shared {
     fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Messages sent stamped with `step`.
+    pub fn sent_in(&self, step: u8) -> u64 {
+        self.sent_by_step[usize::from(step)].load(Relaxed)
     }
 }
 
@@ -228,70 +236,16 @@ pub(crate) async fn run(
         target.make_friends(&users).await?;
     }
     let rss_before = sys::rss(target.pid);
-
-    let sigs = target.usersigs(&users);
-    let bar = progress.bar(u as u64, "login");
-    let t0 = Instant::now();
-    let (conns, _) = ws::login_all(target, &users, &sigs, args.target.login_concurrency, Buffers::Large, &bar).await?;
-    let login_s = t0.elapsed().as_secs_f64();
-    bar.finish_and_clear();
+    let mut fleet = Fleet::start(target, users, args.body_bytes, args.target.login_concurrency, progress).await?;
+    let login_s = fleet.login_s;
     progress.line(&format!("pairs: {u} users logged in in {login_s:.2} s"));
     let rss_after_login = sys::rss(target.pid);
-
-    let shared = Arc::new(Shared {
-        epoch: Instant::now(),
-        phase: AtomicU8::new(ws::WARMUP),
-        closed_loop: AtomicBool::new(false),
-        closing: AtomicBool::new(false),
-        requested: AtomicU64::new(0),
-        sent: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-        duplicates: AtomicU64::new(0),
-        send_errors: AtomicU64::new(0),
-        disconnects: AtomicU64::new(0),
-        sent_by_step: (0..256).map(|_| AtomicU64::new(0)).collect(),
-        delivered_by_step: (0..256).map(|_| AtomicU64::new(0)).collect(),
-        sent_by_conn: (0..u).map(|_| AtomicU64::new(0)).collect(),
-        first_error: std::sync::Mutex::new(None),
-        e2e: Recorder::new(SHARDS),
-        ack: Recorder::new(SHARDS),
-    });
-
-    // Channels first: a reader needs its partner's writer (closed loop) and its own (sync).
-    let stop = CancellationToken::new();
-    let (txs, rxs): (Vec<_>, Vec<_>) = (0..u).map(|_| mpsc::unbounded_channel::<Cmd>()).unzip();
-    let mut writers = Vec::with_capacity(u);
-    let mut readers = Vec::with_capacity(u);
-    for (i, ((conn, latest), rx)) in conns.into_iter().zip(rxs).enumerate() {
-        let partner = i ^ 1;
-        let (sink, stream) = conn.split();
-        writers.push(tokio::spawn(writer(sink, rx, i as u32, users[partner].clone(), args.body_bytes, shared.clone())));
-        let state = ConnState {
-            me: i as u32,
-            partner: partner as u32,
-            user: users[i].clone(),
-            inbox: Inbox::new(latest),
-            ledger: Ledger::default(),
-            own_copies: 0,
-            foreign: 0,
-            lost: false,
-            closed: false,
-        };
-        readers.push(tokio::spawn(reader(
-            stream,
-            state,
-            txs[i].clone(),
-            txs[partner].clone(),
-            shared.clone(),
-            stop.clone(),
-        )));
-    }
 
     let mut metas = Vec::new();
     for (n, plan) in steps.iter().enumerate() {
         let meta = match *plan {
-            StepPlan::Open(rate) => open_step(n as u8, rate, args, &txs, &shared, target, progress).await,
-            StepPlan::Closed(w) => closed_step(n as u8, w, args, &txs, &shared, target, progress).await,
+            StepPlan::Open(rate) => open_step(n as u8, rate, args, &mut fleet, target, progress).await,
+            StepPlan::Closed(w) => closed_step(n as u8, w, args, &mut fleet, target, progress).await,
         };
         let drained = meta.drained;
         progress.line(&format!(
@@ -307,99 +261,13 @@ pub(crate) async fn run(
         }
     }
 
-    // Log everyone out. The server answers a logout after every request before it, so a closed connection
-    // has had all its sends handled; after a grace period the readers stop waiting anyway.
-    shared.closing.store(true, Relaxed);
-    for tx in &txs {
-        let _ = tx.send(Cmd::Logout);
-    }
-    drop(txs);
-    let grace = tokio::time::sleep(LOGOUT_GRACE);
-    tokio::pin!(grace);
-    let mut states = Vec::with_capacity(u);
-    let mut unclosed = 0;
-    for mut r in readers {
-        let st = tokio::select! {
-            st = &mut r => st,
-            () = &mut grace, if !stop.is_cancelled() => {
-                stop.cancel();
-                r.await
-            }
-        };
-        let st = st.map_err(|e| BenchError::Protocol(format!("a reader task failed: {e}")))?;
-        unclosed += u64::from(!st.closed);
-        states.push(st);
-    }
-    for w in writers {
-        w.abort();
-    }
-    // Connections the server dropped, and any still short of messages (a step that did not drain): pull
-    // what they missed, as a reconnecting client would. What is not in the log then is lost.
-    let shared_ref = &*shared;
-    let pulls = states
-        .iter_mut()
-        .filter(|st| st.lost || shared_ref.sent_by_conn[st.partner as usize].load(Relaxed) > st.ledger.unique)
-        .map(|st| resync(target, st, shared_ref));
-    let pulled: Vec<Result<u64, BenchError>> =
-        futures_util::stream::iter(pulls).buffer_unordered(args.target.login_concurrency.max(1)).collect().await;
-    let mut recovered = 0;
-    for p in pulled {
-        recovered += p?;
-    }
-
+    let shared = fleet.shared.clone();
+    let tally = fleet.finish(target, args.target.login_concurrency).await?;
     let steps: Vec<StepReport> = metas
         .into_iter()
         .enumerate()
         .map(|(n, (plan, meta))| step_report(n as u8, plan, meta, args, &shared))
         .collect();
-    let sent = shared.sent.load(Relaxed);
-    let delivered: u64 = states.iter().map(|s| s.ledger.unique).sum();
-    let send_errors = shared.send_errors.load(Relaxed);
-    let duplicates: u64 = states.iter().map(|s| s.ledger.duplicates).sum();
-    let foreign: u64 = states.iter().map(|s| s.foreign).sum();
-    let mut failures = Vec::new();
-    // Per pair: what the sender sent against what its partner received.
-    let mut undelivered = 0;
-    for st in &states {
-        let sent_to_me = shared.sent_by_conn[st.partner as usize].load(Relaxed);
-        undelivered += sent_to_me.saturating_sub(st.ledger.unique);
-    }
-    let undelivered = undelivered.saturating_sub(send_errors);
-    if undelivered > 0 {
-        failures.push(format!("{undelivered} of {sent} messages never arrived"));
-    }
-    if duplicates > 0 {
-        failures.push(format!("{duplicates} messages arrived twice (under different log seqs)"));
-    }
-    if send_errors > 0 {
-        let first = shared.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        failures.push(format!("{send_errors} sends were refused, first: {}", first.unwrap_or_default()));
-    }
-    if foreign > 0 {
-        failures.push(format!("{foreign} messages arrived at a user they were not sent to"));
-    }
-    let mut notes = Vec::new();
-    let disconnects = shared.disconnects.load(Relaxed);
-    if disconnects > 0 {
-        notes.push(format!("the server closed {disconnects} connections during the run"));
-    }
-    if recovered > 0 {
-        notes
-            .push(format!("{recovered} messages had not arrived live by the end and were pulled with sync afterwards"));
-    }
-    if unclosed > 0 {
-        notes.push(format!(
-            "{unclosed} connections were still busy {} s after logging out (a server backlog); sends still \
-             queued in the server then count as undelivered",
-            LOGOUT_GRACE.as_secs()
-        ));
-    }
-    let gaps: u64 = states.iter().map(|s| s.inbox.gaps).sum();
-    if gaps > 0 {
-        notes.push(format!(
-            "{gaps} times a live entry arrived ahead of the cursor (pushes out of seq order, or lost); each was buffered and a sync pull started, as the protocol asks"
-        ));
-    }
     let report = PairsReport {
         users: u,
         pairs: u / 2,
@@ -407,21 +275,283 @@ pub(crate) async fn run(
         login_s: round3(login_s),
         logins_per_s: round1(u as f64 / login_s.max(1e-9)),
         steps,
-        sent,
-        delivered,
-        undelivered,
-        duplicates,
-        send_errors,
-        gaps,
-        redelivered: states.iter().map(|s| s.inbox.redelivered).sum(),
-        own_copies: states.iter().map(|s| s.own_copies).sum(),
-        disconnects,
-        recovered_by_resync: recovered,
+        sent: tally.sent,
+        delivered: tally.delivered,
+        undelivered: tally.undelivered,
+        duplicates: tally.duplicates,
+        send_errors: tally.send_errors,
+        gaps: tally.gaps,
+        redelivered: tally.redelivered,
+        own_copies: tally.own_copies,
+        disconnects: tally.disconnects,
+        recovered_by_resync: tally.recovered,
         server_rss_bytes_before_login: rss_before,
         server_rss_bytes_after_login: rss_after_login,
         server_rss_bytes_end: sys::rss(target.pid),
     };
-    Ok(Outcome { report, failures, notes })
+    Ok(Outcome { report, failures: tally.failures, notes: tally.notes })
+}
+
+/// U logged-in users in fixed pairs (0↔1, 2↔3, ...), each connection a writer and a reader task, with the
+/// counters they share: the machinery of `pairs`, which `soak` drives too. The driver offers sends
+/// ([`Fleet::offer`] open loop, [`Fleet::fill`] closed loop) and stamps them with a step ([`Fleet::set_phase`]);
+/// [`Fleet::finish`] logs everyone out, resyncs what is missing and checks that every message arrived
+/// exactly once.
+pub(crate) struct Fleet {
+    pub shared: Arc<Shared>,
+    pub login_s: f64,
+    txs: Vec<mpsc::UnboundedSender<Cmd>>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+    readers: Vec<tokio::task::JoinHandle<ConnState>>,
+    stop: CancellationToken,
+    /// The next user to send, open loop (round-robin).
+    next: usize,
+    /// Sends offered so far, open loop.
+    offered: u64,
+}
+
+/// What [`Fleet::finish`] found over the whole run.
+pub(crate) struct Tally {
+    pub sent: u64,
+    pub delivered: u64,
+    pub undelivered: u64,
+    pub duplicates: u64,
+    pub send_errors: u64,
+    pub gaps: u64,
+    pub redelivered: u64,
+    pub own_copies: u64,
+    pub disconnects: u64,
+    pub recovered: u64,
+    /// Failed exactly-once checks.
+    pub failures: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Fleet {
+    /// Logs `users` in (an even number; connection `i` uses source address index `i`) and starts their tasks.
+    pub async fn start(
+        target: &Target,
+        users: Vec<String>,
+        body_bytes: usize,
+        login_concurrency: usize,
+        progress: &Progress,
+    ) -> Result<Fleet, BenchError> {
+        let u = users.len();
+        let sigs = target.usersigs(&users);
+        let bar = progress.bar(u as u64, "login");
+        let t0 = Instant::now();
+        let (conns, _) = ws::login_all(target, &users, &sigs, login_concurrency, Buffers::Large, &bar).await?;
+        let login_s = t0.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+
+        let shared = Arc::new(Shared {
+            epoch: Instant::now(),
+            phase: AtomicU8::new(ws::WARMUP),
+            closed_loop: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            requested: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            send_errors: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
+            sent_by_step: (0..256).map(|_| AtomicU64::new(0)).collect(),
+            delivered_by_step: (0..256).map(|_| AtomicU64::new(0)).collect(),
+            sent_by_conn: (0..u).map(|_| AtomicU64::new(0)).collect(),
+            first_error: std::sync::Mutex::new(None),
+            e2e: Recorder::new(SHARDS),
+            ack: Recorder::new(SHARDS),
+        });
+
+        // Channels first: a reader needs its partner's writer (closed loop) and its own (sync).
+        let stop = CancellationToken::new();
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..u).map(|_| mpsc::unbounded_channel::<Cmd>()).unzip();
+        let mut writers = Vec::with_capacity(u);
+        let mut readers = Vec::with_capacity(u);
+        for (i, ((conn, latest), rx)) in conns.into_iter().zip(rxs).enumerate() {
+            let partner = i ^ 1;
+            let (sink, stream) = conn.split();
+            writers.push(tokio::spawn(writer(sink, rx, i as u32, users[partner].clone(), body_bytes, shared.clone())));
+            let state = ConnState {
+                me: i as u32,
+                partner: partner as u32,
+                user: users[i].clone(),
+                inbox: Inbox::new(latest),
+                ledger: Ledger::default(),
+                own_copies: 0,
+                foreign: 0,
+                lost: false,
+                closed: false,
+            };
+            readers.push(tokio::spawn(reader(
+                stream,
+                state,
+                txs[i].clone(),
+                txs[partner].clone(),
+                shared.clone(),
+                stop.clone(),
+            )));
+        }
+        Ok(Fleet { shared, login_s, txs, writers, readers, stop, next: 0, offered: 0 })
+    }
+
+    /// Stamps messages sent from now on with `step` ([`ws::WARMUP`]: not measured).
+    pub fn set_phase(&self, step: u8) {
+        self.shared.phase.store(step, Relaxed);
+    }
+
+    /// Open loop: offers sends round-robin over the users until `due` have been offered in all.
+    pub fn offer(&mut self, due: u64) {
+        while self.offered < due {
+            let _ = self.txs[self.next].send(Cmd::Send);
+            self.next = (self.next + 1) % self.txs.len();
+            self.offered += 1;
+            self.shared.requested.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Closed loop: each user sends `w` messages, then one more each time its partner receives one, until
+    /// [`Fleet::stop_closed_loop`].
+    pub fn fill(&self, w: u32) {
+        self.shared.closed_loop.store(true, Relaxed);
+        for tx in &self.txs {
+            for _ in 0..w {
+                self.shared.requested.fetch_add(1, Relaxed);
+                let _ = tx.send(Cmd::Send);
+            }
+        }
+    }
+
+    pub fn stop_closed_loop(&self) {
+        self.shared.closed_loop.store(false, Relaxed);
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.shared.sent.load(Relaxed)
+    }
+
+    pub fn delivered(&self) -> u64 {
+        self.shared.delivered.load(Relaxed)
+    }
+
+    /// Connections the server has not closed.
+    pub fn open_conns(&self) -> u64 {
+        (self.txs.len() as u64).saturating_sub(self.shared.disconnects.load(Relaxed))
+    }
+
+    /// Waits until every requested message was sent and every sent one arrived or was refused.
+    pub async fn drain(&self, limit: Duration) -> bool {
+        drain(&self.shared, limit).await
+    }
+
+    /// Logs everyone out, pulls what dropped connections missed, and checks that every message sent
+    /// arrived exactly once.
+    pub async fn finish(self, target: &Target, login_concurrency: usize) -> Result<Tally, BenchError> {
+        let Fleet { shared, txs, writers, readers, stop, .. } = self;
+        let u = txs.len();
+        // The server answers a logout after every request before it, so a closed connection has had all
+        // its sends handled; after a grace period the readers stop waiting anyway.
+        shared.closing.store(true, Relaxed);
+        for tx in &txs {
+            let _ = tx.send(Cmd::Logout);
+        }
+        drop(txs);
+        let grace = tokio::time::sleep(LOGOUT_GRACE);
+        tokio::pin!(grace);
+        let mut states = Vec::with_capacity(u);
+        let mut unclosed = 0;
+        for mut r in readers {
+            let st = tokio::select! {
+                st = &mut r => st,
+                () = &mut grace, if !stop.is_cancelled() => {
+                    stop.cancel();
+                    r.await
+                }
+            };
+            let st = st.map_err(|e| BenchError::Protocol(format!("a reader task failed: {e}")))?;
+            unclosed += u64::from(!st.closed);
+            states.push(st);
+        }
+        for w in writers {
+            w.abort();
+        }
+        // Connections the server dropped, and any still short of messages (a step that did not drain): pull
+        // what they missed, as a reconnecting client would. What is not in the log then is lost.
+        let shared_ref = &*shared;
+        let pulls = states
+            .iter_mut()
+            .filter(|st| st.lost || shared_ref.sent_by_conn[st.partner as usize].load(Relaxed) > st.ledger.unique)
+            .map(|st| resync(target, st, shared_ref));
+        let pulled: Vec<Result<u64, BenchError>> =
+            futures_util::stream::iter(pulls).buffer_unordered(login_concurrency.max(1)).collect().await;
+        let mut recovered = 0;
+        for p in pulled {
+            recovered += p?;
+        }
+
+        let sent = shared.sent.load(Relaxed);
+        let send_errors = shared.send_errors.load(Relaxed);
+        let duplicates: u64 = states.iter().map(|s| s.ledger.duplicates).sum();
+        let foreign: u64 = states.iter().map(|s| s.foreign).sum();
+        let mut failures = Vec::new();
+        // Per pair: what the sender sent against what its partner received.
+        let mut undelivered = 0;
+        for st in &states {
+            let sent_to_me = shared.sent_by_conn[st.partner as usize].load(Relaxed);
+            undelivered += sent_to_me.saturating_sub(st.ledger.unique);
+        }
+        let undelivered = undelivered.saturating_sub(send_errors);
+        if undelivered > 0 {
+            failures.push(format!("{undelivered} of {sent} messages never arrived"));
+        }
+        if duplicates > 0 {
+            failures.push(format!("{duplicates} messages arrived twice (under different log seqs)"));
+        }
+        if send_errors > 0 {
+            let first = shared.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            failures.push(format!("{send_errors} sends were refused, first: {}", first.unwrap_or_default()));
+        }
+        if foreign > 0 {
+            failures.push(format!("{foreign} messages arrived at a user they were not sent to"));
+        }
+        let mut notes = Vec::new();
+        let disconnects = shared.disconnects.load(Relaxed);
+        if disconnects > 0 {
+            notes.push(format!("the server closed {disconnects} connections during the run"));
+        }
+        if recovered > 0 {
+            notes.push(format!(
+                "{recovered} messages had not arrived live by the end and were pulled with sync afterwards"
+            ));
+        }
+        if unclosed > 0 {
+            notes.push(format!(
+                "{unclosed} connections were still busy {} s after logging out (a server backlog); sends still \
+                 queued in the server then count as undelivered",
+                LOGOUT_GRACE.as_secs()
+            ));
+        }
+        let gaps: u64 = states.iter().map(|s| s.inbox.gaps).sum();
+        if gaps > 0 {
+            notes.push(format!(
+                "{gaps} times a live entry arrived ahead of the cursor (pushes out of seq order, or lost); each was buffered and a sync pull started, as the protocol asks"
+            ));
+        }
+        Ok(Tally {
+            sent,
+            delivered: states.iter().map(|s| s.ledger.unique).sum(),
+            undelivered,
+            duplicates,
+            send_errors,
+            gaps,
+            redelivered: states.iter().map(|s| s.inbox.redelivered).sum(),
+            own_copies: states.iter().map(|s| s.own_copies).sum(),
+            disconnects,
+            recovered,
+            failures,
+            notes,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -439,20 +569,20 @@ impl StepPlan {
     }
 }
 
-/// What the driver measured during a step.
-struct StepMeta {
-    window_s: f64,
-    delivered_per_s: f64,
-    cpu: CpuUsage,
-    disk: Option<DiskStats>,
-    delivered_in_window: u64,
-    rss_start: Option<u64>,
-    rss_end: Option<u64>,
-    drained: bool,
+/// What the driver measured during a step (or a soak's interval).
+pub(crate) struct StepMeta {
+    pub window_s: f64,
+    pub delivered_per_s: f64,
+    pub cpu: CpuUsage,
+    pub disk: Option<DiskStats>,
+    pub delivered_in_window: u64,
+    pub rss_start: Option<u64>,
+    pub rss_end: Option<u64>,
+    pub drained: bool,
 }
 
 /// The window's counters at its start.
-struct Window {
+pub(crate) struct Window {
     at: Instant,
     cpu: CpuWindow,
     disk: Option<DiskProbe>,
@@ -461,20 +591,20 @@ struct Window {
 }
 
 impl Window {
-    fn open(shared: &Shared, target: &Target) -> Window {
+    pub fn open(fleet: &Fleet, target: &Target) -> Window {
         Window {
             at: Instant::now(),
             cpu: CpuWindow::start(target.pid),
             disk: target.data_dir().and_then(DiskProbe::start),
-            delivered: shared.delivered.load(Relaxed),
+            delivered: fleet.delivered(),
             rss: sys::rss(target.pid),
         }
     }
 
-    fn close(self, shared: &Shared, target: &Target) -> StepMeta {
+    pub fn close(self, fleet: &Fleet, target: &Target) -> StepMeta {
         let window_s = self.at.elapsed().as_secs_f64();
         let cpu = self.cpu.finish();
-        let delivered = shared.delivered.load(Relaxed) - self.delivered;
+        let delivered = fleet.delivered() - self.delivered;
         let disk = self.disk.and_then(DiskProbe::finish);
         StepMeta {
             window_s,
@@ -493,20 +623,18 @@ async fn open_step(
     step: u8,
     rate: u64,
     args: &PairsArgs,
-    txs: &[mpsc::UnboundedSender<Cmd>],
-    shared: &Shared,
+    fleet: &mut Fleet,
     target: &Target,
     progress: &Progress,
 ) -> StepMeta {
     let duration = Duration::from_secs_f64(args.duration);
     let warmup = Duration::from_secs_f64(args.warmup);
     let bar = progress.timed(duration, &format!("{rate}/s"));
-    shared.phase.store(ws::WARMUP, Relaxed);
+    fleet.set_phase(ws::WARMUP);
     let start = Instant::now();
-    let mut offered = 0u64;
-    let mut next = 0usize;
+    let base = fleet.offered;
     let mut window = None;
-    let mut tick = tokio::time::interval(Duration::from_millis(2));
+    let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
@@ -515,22 +643,16 @@ async fn open_step(
             break;
         }
         if elapsed >= warmup && window.is_none() {
-            shared.phase.store(step, Relaxed);
-            window = Some(Window::open(shared, target));
+            fleet.set_phase(step);
+            window = Some(Window::open(fleet, target));
         }
-        let due = (rate as f64 * elapsed.as_secs_f64()) as u64;
-        while offered < due {
-            let _ = txs[next].send(Cmd::Send);
-            next = (next + 1) % txs.len();
-            offered += 1;
-            shared.requested.fetch_add(1, Relaxed);
-        }
+        fleet.offer(base + (rate as f64 * elapsed.as_secs_f64()) as u64);
         bar.set_position(elapsed.as_millis() as u64);
-        bar.set_message(format!("sent {} delivered {}", shared.sent.load(Relaxed), shared.delivered.load(Relaxed)));
+        bar.set_message(format!("sent {} delivered {}", fleet.sent(), fleet.delivered()));
     }
-    let window = window.unwrap_or_else(|| Window::open(shared, target));
-    let mut meta = window.close(shared, target);
-    meta.drained = drain(shared, Duration::from_secs_f64(args.drain)).await;
+    let window = window.unwrap_or_else(|| Window::open(fleet, target));
+    let mut meta = window.close(fleet, target);
+    meta.drained = fleet.drain(Duration::from_secs_f64(args.drain)).await;
     bar.finish_and_clear();
     meta
 }
@@ -539,22 +661,15 @@ async fn closed_step(
     step: u8,
     w: u32,
     args: &PairsArgs,
-    txs: &[mpsc::UnboundedSender<Cmd>],
-    shared: &Shared,
+    fleet: &mut Fleet,
     target: &Target,
     progress: &Progress,
 ) -> StepMeta {
     let duration = Duration::from_secs_f64(args.duration);
     let warmup = Duration::from_secs_f64(args.warmup);
     let bar = progress.timed(duration, &format!("W={w}"));
-    shared.phase.store(ws::WARMUP, Relaxed);
-    shared.closed_loop.store(true, Relaxed);
-    for tx in txs {
-        for _ in 0..w {
-            shared.requested.fetch_add(1, Relaxed);
-            let _ = tx.send(Cmd::Send);
-        }
-    }
+    fleet.set_phase(ws::WARMUP);
+    fleet.fill(w);
     let start = Instant::now();
     let mut window = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -565,16 +680,16 @@ async fn closed_step(
             break;
         }
         if elapsed >= warmup && window.is_none() {
-            shared.phase.store(step, Relaxed);
-            window = Some(Window::open(shared, target));
+            fleet.set_phase(step);
+            window = Some(Window::open(fleet, target));
         }
         bar.set_position(elapsed.as_millis() as u64);
-        bar.set_message(format!("delivered {}", shared.delivered.load(Relaxed)));
+        bar.set_message(format!("delivered {}", fleet.delivered()));
     }
-    let window = window.unwrap_or_else(|| Window::open(shared, target));
-    let mut meta = window.close(shared, target);
-    shared.closed_loop.store(false, Relaxed);
-    meta.drained = drain(shared, Duration::from_secs_f64(args.drain)).await;
+    let window = window.unwrap_or_else(|| Window::open(fleet, target));
+    let mut meta = window.close(fleet, target);
+    fleet.stop_closed_loop();
+    meta.drained = fleet.drain(Duration::from_secs_f64(args.drain)).await;
     bar.finish_and_clear();
     meta
 }

@@ -65,7 +65,9 @@ impl Target {
     }
 
     /// Starts a server or checks the given one answers.
-    pub async fn open(args: &TargetArgs, duet_exe: &Path) -> Result<Target, BenchError> {
+    /// `send_limit`: the server the bench starts keeps its per-user send rate (the hostile scenarios);
+    /// otherwise it is lifted far away, as the closed loop sends faster than any user does.
+    pub async fn open(args: &TargetArgs, duet_exe: &Path, send_limit: bool) -> Result<Target, BenchError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -79,7 +81,7 @@ impl Target {
             }
             None => {
                 let key: String = rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect();
-                let (own, addr) = OwnServer::start(duet_exe, args, &key)?;
+                let (own, addr) = OwnServer::start(duet_exe, args, &key, send_limit)?;
                 let pid = own.child.id();
                 (format!("http://{addr}"), key, Some(pid), Some(args.durability), Some(own))
             }
@@ -271,15 +273,23 @@ pub fn unix_now() -> i64 {
 }
 
 impl OwnServer {
-    fn start(exe: &Path, args: &TargetArgs, key: &str) -> Result<(OwnServer, SocketAddr), BenchError> {
+    fn start(
+        exe: &Path,
+        args: &TargetArgs,
+        key: &str,
+        send_limit: bool,
+    ) -> Result<(OwnServer, SocketAddr), BenchError> {
         let data = match &args.data_dir {
             Some(dir) => tempfile::Builder::new().prefix("duet-bench-").tempdir_in(dir),
             None => tempfile::Builder::new().prefix("duet-bench-").tempdir(),
         }
         .map_err(|e| BenchError::Setup(format!("creating the data directory: {e}")))?;
-        let mut child = Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data.path())
+        let mut command = Command::new(exe);
+        command.args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(data.path());
+        if let Some(config) = &args.server_config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
             .env_remove("DUET_CONFIG")
             .env_remove("DUET_ADMINS")
             .env_remove("DUET_LISTEN")
@@ -292,8 +302,10 @@ impl OwnServer {
             .env("DUET_MAX_CONNECTIONS", "1000000")
             .env("DUET_MAX_CONNECTIONS_PER_IP", "1000000")
             // The closed loop sends as fast as the server answers: far above the per-user rate an app's
-            // users reach. The limit stays on (so its cost is measured), far away.
-            .env("DUET_SENDS_PER_SEC", "1000000")
+            // users reach. The limit stays on (so its cost is measured), far away, except for the
+            // scenarios that measure it.
+            .env_remove("DUET_SENDS_PER_SEC")
+            .envs((!send_limit).then_some(("DUET_SENDS_PER_SEC", "1000000")))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -20,7 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 use crate::BenchError;
 use crate::target::Target;
@@ -41,17 +41,24 @@ const T_MASK: u64 = (1 << 56) - 1;
 pub enum Buffers {
     Small,
     Large,
+    /// Small, and a kernel receive buffer of [`STARVED_RCVBUF`] too: a client that means not to read
+    /// (`soak`'s non-readers) makes the server's writes wait after a few KiB rather than after the
+    /// megabytes loopback's autotuned buffers would take.
+    Starved,
 }
+
+/// The kernel receive buffer of a [`Buffers::Starved`] connection (the kernel doubles it, and has a floor).
+pub const STARVED_RCVBUF: u32 = 4096;
 
 /// Opens a WebSocket to a server (`addr`, `ws_url`). `src` spreads loopback connections over source addresses
 /// 127.0.x.y, so tens of thousands of connections don't run out of ephemeral ports.
 async fn connect(addr: SocketAddr, ws_url: &str, src: usize, buffers: Buffers) -> Result<Ws, BenchError> {
-    let stream = tcp(addr, src).await?;
+    let stream = tcp(addr, src, matches!(buffers, Buffers::Starved).then_some(STARVED_RCVBUF)).await?;
     let _ = stream.set_nodelay(true);
     // tungstenite zero-fills the free part of its read buffer before every read, so a big one costs a
     // memset per frame received; frames here are a few hundred bytes (a `synced` page reads in pieces).
     let config = match buffers {
-        Buffers::Small => WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0),
+        Buffers::Small | Buffers::Starved => WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0),
         Buffers::Large => WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(16 * 1024),
     };
     let (ws, _) = tokio_tungstenite::client_async_with_config(ws_url, stream, Some(config))
@@ -60,18 +67,27 @@ async fn connect(addr: SocketAddr, ws_url: &str, src: usize, buffers: Buffers) -
     Ok(ws)
 }
 
-async fn tcp(addr: SocketAddr, src: usize) -> Result<TcpStream, BenchError> {
+/// A TCP connection to `addr`, from loopback source address `src` when `addr` is on loopback, with a
+/// kernel receive buffer of `rcvbuf` bytes when given.
+pub async fn tcp(addr: SocketAddr, src: usize, rcvbuf: Option<u32>) -> Result<TcpStream, BenchError> {
     let connect_err = |e: std::io::Error| BenchError::Connect(format!("{addr}: {e}"));
+    let socket = || {
+        let s = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(connect_err)?;
+        if let Some(size) = rcvbuf {
+            s.set_recv_buffer_size(size).map_err(connect_err)?;
+        }
+        Ok::<_, BenchError>(s)
+    };
     if let IpAddr::V4(ip) = addr.ip()
         && ip.is_loopback()
     {
         let local = Ipv4Addr::new(127, 0, 1 + ((src / 250) % 250) as u8, 1 + (src % 250) as u8);
-        let socket = TcpSocket::new_v4().map_err(connect_err)?;
-        if socket.bind(SocketAddr::new(IpAddr::V4(local), 0)).is_ok() {
-            return socket.connect(addr).await.map_err(connect_err);
+        let s = socket()?;
+        if s.bind(SocketAddr::new(IpAddr::V4(local), 0)).is_ok() {
+            return s.connect(addr).await.map_err(connect_err);
         }
     }
-    TcpStream::connect(addr).await.map_err(connect_err)
+    socket()?.connect(addr).await.map_err(connect_err)
 }
 
 /// Sends `login` and waits for `logged_in`; returns the user's latest log seq.
@@ -123,8 +139,8 @@ pub async fn open_signed(
     open_signed_to(target.addr, &target.ws_url, user, usersig, src, buffers).await
 }
 
-/// [`open_signed`] to a server's address and WebSocket URL.
-async fn open_signed_to(
+/// [`open_signed`] to a server's address and WebSocket URL (for tasks that do not borrow the [`Target`]).
+pub async fn open_signed_to(
     addr: SocketAddr,
     ws_url: &str,
     user: &str,
@@ -233,6 +249,15 @@ pub async fn pull_all(target: &Target, user: &str, src: usize) -> Result<Vec<Mar
     }
     let _ = conn.close(None).await;
     Ok(marks)
+}
+
+/// How a connection was closed, for a report: `close 4003 (too slow: …) at 61.2 s` (seconds since `epoch`).
+pub fn describe_close(frame: Option<&CloseFrame>, epoch: std::time::Instant) -> String {
+    let at = epoch.elapsed().as_secs_f64();
+    match frame {
+        Some(f) => format!("close {} ({}) at {at:.1} s", u16::from(f.code), f.reason),
+        None => format!("close without a code at {at:.1} s"),
+    }
 }
 
 pub fn encode(frame: &ClientFrame) -> String {

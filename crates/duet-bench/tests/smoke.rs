@@ -1,5 +1,5 @@
-//! A short run of each scenario against a `duet serve` the bench starts itself: correctness only (every
-//! message sent arrives exactly once), no timing assertions.
+//! A short run of each scenario against a `duet serve` the bench starts itself: correctness (every
+//! message sent arrives exactly once) and what the server did to hostile clients, no latency assertions.
 //!
 //! The server is the workspace's `duet` binary, found next to this test's executable
 //! (`target/<profile>/duet`; `cargo test --workspace` builds it for the `duet` crate's own tests), or at
@@ -113,4 +113,92 @@ async fn rest_sends_are_all_stored_once() {
     let Details::Rest(x) = &r.details else { panic!("not a rest report") };
     assert!(x.requests_ok > 0);
     assert_eq!((x.requests_failed, x.missing, x.duplicates), (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_counts_what_the_server_accepts_and_delivers() {
+    let r = bench(&[
+        "flood",
+        "--flooders",
+        "2",
+        "--window",
+        "200",
+        "--duration",
+        "1.5",
+        "--drain",
+        "20",
+        "--durability",
+        "relaxed",
+    ])
+    .await;
+    let Details::Flood(f) = &r.details else { panic!("not a flood report") };
+    let t = &f.totals;
+    assert!(t.accepted > 0, "{t:?}");
+    // Every send written is answered, one way or the other, and each refusal has its code.
+    assert_eq!(t.attempted, t.accepted + t.refused + t.unanswered);
+    assert_eq!(t.unanswered, 0, "the drain waits for every answer");
+    assert_eq!(t.refused_by_code.values().sum::<u64>(), t.refused);
+    assert_eq!(t.ack_latency.count, t.accepted);
+    // The peers are online: every accepted message reaches its peer.
+    assert_eq!(t.delivered, t.accepted);
+    assert_eq!(f.per_flooder.len(), 2);
+    assert!(f.per_flooder.iter().all(|p| p.accepted > 0 && p.closed_by_server.is_none()), "{:?}", f.per_flooder);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_delivers_everything_while_the_server_cuts_off_the_hostile_clients() {
+    // Short deadlines, so that the hostile clients meet them within the run.
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("short.toml");
+    std::fs::write(&conf, "[websocket]\nwrite_timeout_secs = 1\n\n[http]\nupload_window_secs = 1\n").unwrap();
+    let r = bench(&[
+        "soak",
+        "--connections",
+        "40",
+        "--rate",
+        "200",
+        "--duration",
+        "6",
+        "--interval",
+        "2",
+        "--non-readers",
+        "1",
+        "--slow-uploaders",
+        "1",
+        "--flooders",
+        "1",
+        "--flood-window",
+        "50",
+        "--durability",
+        "relaxed",
+        "--server-config",
+        conf.to_str().unwrap(),
+    ])
+    .await;
+    let Details::Soak(s) = &r.details else { panic!("not a soak report") };
+    // The pairs: every message once, every interval measured, no pair connection lost.
+    assert!(s.sent > 0);
+    assert_eq!((s.delivered, s.undelivered, s.duplicates, s.disconnects), (s.sent, 0, 0, 0));
+    assert_eq!(s.intervals.len(), 3);
+    for i in &s.intervals {
+        assert!(i.latency.count > 0 && i.sent > 0, "{i:?}");
+        assert_eq!(i.connections_open, 40);
+        assert!(i.server_rss_bytes.is_some() && i.server_open_files.is_some());
+    }
+    // The non-reader is cut off by the server, one write timeout after its writes block (plus a ping).
+    let nr = &s.non_readers[0];
+    let cut: Vec<_> = nr.attacks.iter().filter(|a| a.cut).collect();
+    assert!(!cut.is_empty(), "{nr:?}");
+    assert!(cut.iter().all(|a| a.held_s < 4.0), "{nr:?}");
+    // The slow upload is cut off with 408 / 6008 after the first window, and leaves no file behind.
+    let up = &s.slow_uploaders[0];
+    assert!(up.uploads.iter().any(|a| a.cut && a.outcome == "HTTP 408, error 6008" && a.held_s < 4.0), "{up:?}");
+    assert!(up.uploads.iter().all(|a| a.outcome != "completed: HTTP 200"), "{up:?}");
+    assert_eq!(s.media_tmp_files_at_end, Some(0));
+    // The flooder's sends are answered.
+    let flood = s.flood.as_ref().expect("a flooder ran");
+    assert!(flood.accepted > 0, "{flood:?}");
+    assert_eq!(flood.attempted, flood.accepted + flood.refused + flood.unanswered);
+    assert!(s.verdict.hostile_cut_off && s.verdict.exactly_once, "{:?}", s.verdict);
+    assert!(r.summary().contains("verdict:"));
 }

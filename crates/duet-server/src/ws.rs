@@ -130,9 +130,12 @@ async fn run(state: WsState, mut socket: WebSocket, ip: IpAddr, media_base: Stri
 }
 
 /// Closes the connection with `end`'s close code and reason (`docs/protocol.md`, *Closing*).
+/// After [`End::Stuck`] the close frame goes only if the socket takes it at once: the client is not
+/// reading, and waiting would hold the connection another deadline.
 async fn close(socket: &mut WebSocket, end: End, deadline: Duration) {
     let Some((code, reason)) = end.close() else { return };
     let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+    let deadline = if end == End::Stuck { Duration::ZERO } else { deadline };
     let _ = bounded(deadline, async { socket.send(WsMessage::Close(Some(frame))).await.is_ok() }).await;
 }
 
@@ -263,6 +266,10 @@ enum End {
     Expired,
     /// The session's queue overflowed: the client read too slowly. It resyncs when it comes back.
     TooSlow,
+    /// A write to the client waited the write deadline ([`bounded`]): the client is not reading. Closed as
+    /// [`End::TooSlow`] is, without waiting again for the close frame, which would queue behind what the
+    /// client did not read.
+    Stuck,
     /// A binary frame (an `error` frame said so).
     Binary,
     /// A frame over [`MAX_FRAME`] (an `error` frame said so).
@@ -292,7 +299,7 @@ impl End {
             End::Kicked => (4001, "kicked"),
             End::Replaced => (4001, "replaced by a newer connection"),
             End::Expired => (4002, "usersig expired"),
-            End::TooSlow => (4003, "too slow: the connection could not keep up; resync from the cursor"),
+            End::TooSlow | End::Stuck => (4003, "too slow: the connection could not keep up; resync from the cursor"),
         })
     }
 }
@@ -368,6 +375,10 @@ impl Connection {
                 Some(end) => Some(end),
                 None => self.drain_ready(&mut pending, &mut pages).await,
             };
+            // The socket takes nothing: a flush would wait the deadline again.
+            if step == Some(End::Stuck) {
+                return End::Stuck;
+            }
             let flushed = self.flush().await;
             match (step, flushed) {
                 (Some(end), _) | (None, Some(end)) => return end,
@@ -716,13 +727,13 @@ async fn send(socket: &mut WebSocket, frame: &ServerFrame, deadline: Duration) -
 
 /// Runs a write to the client (`true`: done) within `deadline`: a client that stops reading blocks its
 /// writes, and would hold its connection and everything queued for it. It is cut off instead
-/// ([`End::TooSlow`]) and resyncs from its cursor when it comes back. The timer starts only when the
+/// ([`End::Stuck`]) and resyncs from its cursor when it comes back. The timer starts only when the
 /// write has to wait.
 async fn bounded(deadline: Duration, write: impl std::future::Future<Output = bool>) -> Result<(), End> {
     let mut write = std::pin::pin!(write);
     let done = match futures_util::FutureExt::now_or_never(write.as_mut()) {
         Some(done) => done,
-        None => tokio::time::timeout(deadline, write).await.map_err(|_| End::TooSlow)?,
+        None => tokio::time::timeout(deadline, write).await.map_err(|_| End::Stuck)?,
     };
     if done { Ok(()) } else { Err(End::Gone) }
 }

@@ -258,3 +258,51 @@ async fn an_unmasked_frame_closes_1002_and_a_text_frame_that_is_not_utf8_closes_
     // A masked text frame (mask 0) carrying bytes that are not UTF-8.
     assert_eq!(close_code_after(&s, b"\x81\x82\x00\x00\x00\x00\xff\xfe").await, 1007);
 }
+
+/// A client that asks for pages and stops reading is cut off once a write to it has waited the write
+/// timeout (`docs/security.md`: "at the latest when that write has waited"), not after waiting again to
+/// flush and again to send a close frame it would never read (two or three timeouts in all, before).
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_one_write_timeout_after_its_writes_block() {
+    let s = TestServer::spawn_with(|c| c.ws.write = Duration::from_secs(2)).await;
+    s.import(&["alice", "bob"]).await;
+    // alice's log: 100 messages of 10 KB, so each page asked is ~1 MB.
+    let text = "x".repeat(10_000);
+    for k in 0..100 {
+        let body = json!({"From_Account": "bob", "To_Account": "alice", "MsgRandom": k,
+                          "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]});
+        assert_eq!(s.rest("openim/sendmsg", body).await["ErrorCode"], 0);
+    }
+    // A 4 KiB receive buffer: the server's writes wait after a few KiB.
+    let addr: std::net::SocketAddr = s.base_url().trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let url = format!("ws://{addr}/v1/connect");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.unwrap();
+    send(
+        &mut ws,
+        json!({"op": "login", "id": 1, "protocol": 1, "user": "alice", "usersig": s.usersig("alice"),
+               "platform": "Android", "device": "phone"}),
+    )
+    .await;
+    assert_eq!(next_text(&mut ws).await["op"], "logged_in");
+    for id in 2..18 {
+        let frame = json!({"op": "sync", "id": id, "after": 0, "limit": 500});
+        ws.feed(Ws::Text(frame.to_string().into())).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    let asked = std::time::Instant::now();
+    // Pings the server does not read while it waits to write: once it lets go of the socket with them
+    // unread, the kernel resets the connection, and the next ping fails.
+    for id in 100.. {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if ws.send(Ws::Text(json!({"op": "ping", "id": id}).to_string().into())).await.is_err() {
+            break;
+        }
+        assert!(asked.elapsed() < Duration::from_secs(10), "still connected after 10 s");
+    }
+    let took = asked.elapsed();
+    // One timeout and the time to read a page and fill the buffers: well under two timeouts.
+    assert!(took < Duration::from_millis(3500), "cut off {took:?} after its requests, with a 2 s write timeout");
+}
