@@ -154,13 +154,13 @@ impl Core {
         // 1. Validate.
         content.validate().map_err(SendError::Content)?;
         // 2. Permit. What it reads about the recipient (its account, its relations) is what the grants use.
-        let mut known = Known::default();
+        let mut recipient_exists = None;
         let mut dropped = false;
         if origin == Origin::Client
             && let [one] = &to[..]
         {
             let (verdict, exists) = self.permit(&from, one).await?;
-            known.recipient = exists;
+            recipient_exists = exists;
             dropped = verdict == Verdict::Drop;
         }
         // 3. Media grants: only to the participants the message reaches.
@@ -169,7 +169,7 @@ impl Core {
                 Origin::Client => (from.as_str(), self.is_admin(&from)),
                 Origin::Admin(caller) => (caller, true),
             };
-            self.grant(caller, admin, &from, &to, known, &mut content).await?;
+            self.grant(caller, admin, &from, &to, recipient_exists, &mut content).await?;
         }
         let Encoded { body, cloud_custom_data, push_info } = content.encode();
         let msg = Outgoing {
@@ -193,18 +193,23 @@ impl Core {
     /// not exist or no recipient is left. Recipients that do not exist (yet) are left out, so that
     /// registering a UserID later gives no access to what was sent to it before; so are those the
     /// permission policy refuses or drops the message for (a refusal ends the send before this).
-    async fn reached(&self, from: &str, to: &[String], known: Known) -> Result<Option<Vec<String>>, Error> {
+    /// `recipient_exists`: what the permit stage learnt of the one recipient, if anything.
+    async fn reached(
+        &self,
+        from: &str,
+        to: &[String],
+        recipient_exists: Option<bool>,
+    ) -> Result<Option<Vec<String>>, Error> {
         // What the permit stage did not learn is read here, once.
         let mut ids = vec![from.to_owned()];
-        let recipients_known = known.recipient.is_some();
-        if !recipients_known {
+        if recipient_exists.is_none() {
             ids.extend(to.iter().cloned());
         }
         let exist = self.store.accounts_exist(ids).await?;
         if !exist[0] {
             return Ok(None);
         }
-        let recipient_exists = |i: usize| if recipients_known { known.recipient == Some(true) } else { exist[1 + i] };
+        let recipient_exists = |i: usize| recipient_exists.unwrap_or_else(|| exist[1 + i]);
         let mut participants = vec![from.to_owned()];
         for (i, to) in to.iter().enumerate() {
             if recipient_exists(i) && !participants.contains(to) {
@@ -213,13 +218,6 @@ impl Core {
         }
         Ok((participants.len() > 1 || to.iter().any(|r| r == from)).then_some(participants))
     }
-}
-
-/// What the permit stage learnt of the accounts involved.
-#[derive(Debug, Clone, Copy, Default)]
-struct Known {
-    /// Whether the one recipient exists.
-    recipient: Option<bool>,
 }
 
 impl Prepared {
@@ -318,7 +316,7 @@ impl Core {
         to: &str,
         content: &mut C,
     ) -> Result<(), SendError<C::Error>> {
-        self.grant(caller, true, from, &[to.to_owned()], Known::default(), content).await
+        self.grant(caller, true, from, &[to.to_owned()], None, content).await
     }
 
     /// Grants the uploads `content` names to the participants a message from `from` to `to` reaches (see
@@ -329,7 +327,7 @@ impl Core {
         admin: bool,
         from: &str,
         to: &[String],
-        known: Known,
+        recipient_exists: Option<bool>,
         content: &mut C,
     ) -> Result<(), SendError<C::Error>> {
         let uploads = content.uploads();
@@ -337,7 +335,7 @@ impl Core {
         if uploads.is_empty() {
             return Ok(());
         }
-        let Some(participants) = self.reached(from, to, known).await? else { return Ok(()) };
+        let Some(participants) = self.reached(from, to, recipient_exists).await? else { return Ok(()) };
         let items = media.attach(caller, admin, &participants, uploads).await.map_err(|e| match e {
             AttachError::Forbidden(uuid) => Error::MediaForbidden(uuid),
             AttachError::Store(e) => Error::Store(e),

@@ -9,9 +9,9 @@ use duet_proto::ApiError;
 use duet_proto::elem::MsgElem;
 use serde_json::Value;
 
-pub(crate) struct WireContent {
+pub(crate) struct WireContent<'a> {
     /// `scheme://authority` of the download URLs put in the elements.
-    media_base: String,
+    media_base: &'a str,
     body: Vec<MsgElem>,
     cloud_custom_data: String,
     push: Option<Value>,
@@ -19,14 +19,14 @@ pub(crate) struct WireContent {
     encoded: Option<String>,
 }
 
-impl WireContent {
-    pub(crate) fn new(media_base: &str, body: Vec<MsgElem>, cloud_custom_data: String, push: Option<Value>) -> Self {
-        WireContent { media_base: media_base.to_owned(), body, cloud_custom_data, push, encoded: None }
+impl<'a> WireContent<'a> {
+    pub(crate) fn new(media_base: &'a str, body: Vec<MsgElem>, cloud_custom_data: String, push: Option<Value>) -> Self {
+        WireContent { media_base, body, cloud_custom_data, push, encoded: None }
     }
 
     /// Content whose limits were checked as it was read, `encoded` being the compact JSON of `body`.
     pub(crate) fn checked(
-        media_base: &str,
+        media_base: &'a str,
         body: Vec<MsgElem>,
         encoded: String,
         cloud_custom_data: String,
@@ -42,7 +42,7 @@ impl WireContent {
     }
 }
 
-impl Content for WireContent {
+impl Content for WireContent<'_> {
     type Error = ApiError;
 
     fn validate(&mut self) -> Result<(), ApiError> {
@@ -54,7 +54,7 @@ impl Content for WireContent {
     }
 
     fn describe(&mut self, items: Vec<Option<MediaItem>>) -> Result<(), ApiError> {
-        if crate::media::describe(&self.media_base, &mut self.body, items) { self.check() } else { Ok(()) }
+        if crate::media::describe(self.media_base, &mut self.body, items) { self.check() } else { Ok(()) }
     }
 
     fn encode(self) -> Encoded {

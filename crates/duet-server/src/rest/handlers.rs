@@ -257,7 +257,7 @@ fn to_json(v: model::ProfileValue) -> Value {
 async fn send(
     core: &Core,
     caller: &str,
-    draft: Draft<WireContent>,
+    draft: Draft<WireContent<'_>>,
     fail: impl Fn(duet_core::Error) -> ApiError,
 ) -> Result<model::Sent, ApiError> {
     let prepared = core.prepare_send(Origin::Admin(caller), draft).await.map_err(|e| send_error(e, &fail))?;
@@ -272,7 +272,7 @@ fn send_error(e: SendError<ApiError>, fail: impl Fn(duet_core::Error) -> ApiErro
 }
 
 /// The send a REST message asks for: `From_Account`, or the admin itself.
-fn draft(media_base: &str, caller: &str, to: Vec<String>, m: req::OutgoingMessage) -> Draft<WireContent> {
+fn draft<'a>(media_base: &'a str, caller: &str, to: Vec<String>, m: req::OutgoingMessage) -> Draft<WireContent<'a>> {
     let ccd = m.cloud_custom_data.unwrap_or_default();
     Draft {
         from: m.from.unwrap_or_else(|| caller.to_owned()),
