@@ -1,29 +1,38 @@
 //! Duet's domain: what a one-to-one chat server does, without sockets, SQL or HTTP.
 //!
-//! * [`Core`] is the service the transports call: accounts, profiles, sending, history, read state,
-//!   unread counts, retention. It owns the rules (dedup, sender sync, offline lifetime) and talks to a
-//!   [`Store`](store::Store) for durable state.
-//! * [`send`] is a send's pipeline: validate, permit, media grants, store, fan-out ([`fanout`]: the
-//!   subscribers of committed sync-log entries, the [`hub`] of live sessions first).
-//! * [`relations`] holds the relationship chain (friends, requests, blacklists) and the send permission policy.
-//! * [`store`] declares the domain-level storage traits every backend implements.
-//! * [`usersig`] makes and verifies Tencent's UserSig v2 tickets.
-//! * [`media`] holds the rules of uploaded files (limits, who may read, expiry) and their storage traits.
-//! * [`clock`] gives time, so tests can move it.
+//! [`Core`] holds one of each service; a transport calls the service a request is about. The services,
+//! each in its own module, and what they use (every arrow points one way; `tests/module_graph.rs`
+//! fails on a cycle):
+//!
+//! * [`messages`]: sending ([`messages::send`], the pipeline: validate, permit, media grants, store,
+//!   fan-out), the sync log, history, recall, read state, unread counts, recent contacts, retention.
+//!   Uses accounts, relations, media, the store and the [`hub`] (through [`messages::fanout`]).
+//! * [`sessions`]: logins under the multi-device policy, logouts, presence. Uses accounts and the hub.
+//! * [`accounts`]: accounts, profiles, UserSig checks, kicks. Uses relations (a deletion takes the
+//!   user's relations with it), media (and the user's access to uploads) and the hub (its devices go).
+//! * [`relations`]: friends, friend requests, blacklists, and the permission policy
+//!   ([`relations::policy`]) a client send passes. Uses the store and the hub (devices hear of changes).
+//! * [`media`]: the rules of uploaded files (limits, who may read, expiry) and their storage traits.
+//!
+//! Below them: [`hub`] (this node's live sessions), [`store`] (the storage traits every backend
+//! implements), [`error`], [`model`] (plain data), [`usersig`] (Tencent's UserSig v2), [`clock`].
 
+pub mod accounts;
 pub mod clock;
-pub mod fanout;
+pub mod error;
 pub mod hub;
 pub mod media;
+pub mod messages;
 pub mod model;
 pub mod relations;
 pub mod retention;
-pub mod send;
+pub mod sessions;
 pub mod store;
 pub mod usersig;
 
 mod core;
-mod error;
 
-pub use crate::core::{AuthError, Core, CoreConfig, LoggedIn, LoginError};
+pub use crate::accounts::AuthError;
+pub use crate::core::{Core, CoreConfig};
 pub use crate::error::Error;
+pub use crate::sessions::{LoggedIn, LoginError};

@@ -300,3 +300,95 @@ pub struct Purged {
     pub conversations: u64,
     pub dedup: u64,
 }
+
+// ---- the relationship chain ----------------------------------------------------------------------
+
+/// One entry of a user's friend list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Friend {
+    pub peer: String,
+    /// `Tag_SNS_IM_Remark`.
+    pub remark: String,
+    /// `Tag_SNS_IM_Group`.
+    pub groups: Vec<String>,
+    /// `Tag_SNS_IM_AddSource`.
+    pub add_source: String,
+    /// `Tag_SNS_IM_AddWording`.
+    pub add_wording: String,
+    /// `Tag_SNS_IM_AddTime`, unix seconds.
+    pub add_time: i64,
+    /// `Tag_SNS_Custom_*` values.
+    pub custom: Vec<(String, ProfileValue)>,
+}
+
+impl Friend {
+    pub fn new(peer: &str, add_time: i64) -> Friend {
+        Friend {
+            peer: peer.to_owned(),
+            remark: String::new(),
+            groups: Vec::new(),
+            add_source: String::new(),
+            add_wording: String::new(),
+            add_time,
+            custom: Vec::new(),
+        }
+    }
+}
+
+/// A friend request waiting for its target to accept or decline it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FriendRequest {
+    pub from: String,
+    pub to: String,
+    pub wording: String,
+    pub source: String,
+    /// The remark and group the requester gives the target once accepted.
+    pub remark: String,
+    pub group: String,
+    pub time: i64,
+}
+
+/// One blacklist entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    pub peer: String,
+    /// When it was added, unix seconds.
+    pub time: i64,
+}
+
+/// Why a pending request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestEnd {
+    Accepted,
+    Declined,
+    /// Removed by a blacklist, a deletion of the account, or a new request the other way.
+    Cancelled,
+}
+
+/// What a user's devices are told when the user's relations change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelationEvent {
+    /// `peer` was added to the user's friend list.
+    FriendAdded(Friend),
+    /// `peer` was removed from the user's friend list.
+    FriendRemoved {
+        peer: String,
+    },
+    /// Someone asks the user to be friends.
+    RequestReceived(FriendRequest),
+    /// The user asked someone (told to the user's devices).
+    RequestSent(FriendRequest),
+    /// A pending request between the user and someone is gone.
+    RequestDeleted {
+        from: String,
+        to: String,
+        why: RequestEnd,
+    },
+    BlacklistAdded(Blocked),
+    BlacklistRemoved {
+        peer: String,
+    },
+    /// Many of the user's relations changed at once (more than `relations::MAX_EVENTS_PER_USER` events in one
+    /// operation, e.g. `friend_delete_all`): the devices re-list instead of getting each change.
+    Changed,
+}

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Core;
+use crate::core::Core;
 
 /// Runs a purge every `every` until `shutdown` completes.
 pub async fn run(core: Arc<Core>, every: Duration, shutdown: impl Future<Output = ()>) {
@@ -18,7 +18,7 @@ pub async fn run(core: Arc<Core>, every: Duration, shutdown: impl Future<Output 
             () = &mut shutdown => return,
             _ = tick.tick() => {}
         }
-        match core.purge_expired().await {
+        match core.messages().purge_expired().await {
             Ok(p) if p == Default::default() => {}
             Ok(p) => tracing::info!(
                 messages = p.messages,

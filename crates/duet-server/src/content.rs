@@ -1,10 +1,10 @@
 //! A message's content as the wire carries it ([`WireContent`]): what the domain's send pipeline
-//! (`duet_core::send`) validates, grants uploads for and stores. The limits are Tencent's
+//! (`duet_core::messages::send`) validates, grants uploads for and stores. The limits are Tencent's
 //! (`duet_proto::limits::check_message`), checked when the content is read and again only if the
 //! server's description of its uploads changed it; the compact JSON they measure is the one stored.
 
 use duet_core::media::MediaItem;
-use duet_core::send::{Content, Encoded};
+use duet_core::messages::{Content, Encoded};
 use duet_proto::ApiError;
 use duet_proto::elem::MsgElem;
 use serde_json::Value;

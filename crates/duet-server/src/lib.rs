@@ -88,7 +88,7 @@ pub async fn run(
             .await
             .map_err(|e| ServerError::Io(std::io::Error::other(e)))??
     };
-    let core = Arc::new(Core::open(config.core.clone(), store, clock).await?.with_media(media.clone()));
+    let core = Arc::new(Core::open(config.core.clone(), store, clock, Some(media.clone())).await?);
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
 

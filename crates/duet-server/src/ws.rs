@@ -20,7 +20,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use duet_core::hub::{KickReason, Outbound, Session, SessionKind};
 use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, SenderCopy, StoredMessage};
-use duet_core::send::{Draft, Origin, Prepared, SendError};
+use duet_core::messages::{Draft, Origin, Prepared, SendError};
 use duet_core::usersig::Claims;
 use duet_core::{Core, LoginError};
 use duet_proto::client::{
@@ -123,8 +123,8 @@ async fn run(state: WsState, mut socket: WebSocket, ip: IpAddr, media_base: Stri
     };
     let end = conn.serve(&state.shutdown, state.timeouts.idle).await;
     match end {
-        End::Logout => conn.core.logout(&conn.session),
-        _ => conn.core.disconnect(&conn.session),
+        End::Logout => conn.core.sessions().logout(&conn.session),
+        _ => conn.core.sessions().disconnect(&conn.session),
     }
     close(&mut conn.socket, end, deadline).await;
 }
@@ -214,13 +214,13 @@ async fn login(state: &WsState, socket: &mut WebSocket, ip: IpAddr) -> Result<(S
         send(socket, &error(id, code::TOO_MANY_FAILED_LOGINS, t.info()), state.timeouts.write).await;
         return Err(End::Refused);
     }
-    match state.core.login(&user, &usersig, platform_to_model(platform), &device, kind).await {
+    match state.core.sessions().login(&user, &usersig, platform_to_model(platform), &device, kind).await {
         Ok(ok) => {
             let reply = ServerFrame::LoggedIn { id, user, server_time: state.core.clock().now_ms(), latest: ok.latest };
             if send(socket, &reply, state.timeouts.write).await {
                 Ok((ok.session, ok.claims))
             } else {
-                state.core.disconnect(&ok.session);
+                state.core.sessions().disconnect(&ok.session);
                 Err(End::Gone)
             }
         }
@@ -561,7 +561,7 @@ fn is_page(frame: &ClientFrame) -> bool {
     )
 }
 
-/// Stages 1–3 of a client `send` (`duet_core::send`): the frame's id and the prepared send, or the
+/// Stages 1–3 of a client `send` (`duet_core::messages::send`): the frame's id and the prepared send, or the
 /// frame's id and why it was refused.
 async fn prepare(
     core: &Core,
@@ -587,7 +587,7 @@ async fn prepare(
         no_last_msg: false,
         need_read_receipt: false,
     };
-    match core.prepare_send(Origin::Client, draft).await {
+    match core.messages().prepare_send(Origin::Client, draft).await {
         Ok(prepared) => Ok((id, prepared)),
         Err(SendError::Content(e)) => Err((id, e)),
         Err(SendError::Domain(e)) => Err((id, crate::rest::error::client(e))),
@@ -597,7 +597,7 @@ async fn prepare(
 /// Stages 4 and 5 of a client `send`: commits it and answers `sent`.
 async fn commit(core: Arc<Core>, id: u64, prepared: Prepared) -> Answer {
     let to = prepared.message().to.first().cloned().unwrap_or_default();
-    let frame = match prepared.commit(&core).await {
+    let frame = match prepared.commit(core.messages()).await {
         Ok(sent) if sent.failed.is_empty() => ServerFrame::Sent {
             id,
             msg_key: sent.key.to_string(),
@@ -624,7 +624,7 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
         ClientFrame::Login { id, .. } => (error(id, client::code::INVALID_PARAMS, "already logged in"), None),
         ClientFrame::Sync { id, after, limit } => {
             let limit = limit.unwrap_or(MAX_SYNC_BATCH).clamp(1, MAX_SYNC_BATCH) as usize;
-            let page = core.sync(&user, after, limit, client::MAX_PAGE_BYTES).await.map_err(fail)?;
+            let page = core.messages().sync(&user, after, limit, client::MAX_PAGE_BYTES).await.map_err(fail)?;
             let mut entries: Vec<Entry> = page.entries.iter().map(|e| entry_to_wire(core, e)).collect();
             let cut = fit_page(&mut entries);
             (ServerFrame::Synced { id, entries, latest: page.latest, more: page.more || cut }, None)
@@ -649,13 +649,14 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
                 before,
                 limit: count.clamp(1, MAX_HISTORY_PAGE) as usize,
             };
-            let page = core.history(q).await.map_err(fail)?;
+            let page = core.messages().history(q).await.map_err(fail)?;
             let mut messages: Vec<Message> = page.messages.iter().map(|m| message_to_wire(core, m)).collect();
             let cut = fit_page(&mut messages);
             (ServerFrame::History { id, messages, complete: !page.more && !cut, conv_seq: page.conv_seq }, None)
         }
         ClientFrame::Conversations { id } => {
             let items = core
+                .messages()
                 .conversations(&user)
                 .await
                 .map_err(fail)?
@@ -671,11 +672,11 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
             (ServerFrame::Conversations { id, items }, None)
         }
         ClientFrame::MarkRead { id, peer, time } => {
-            core.set_read(&user, &peer, time).await.map_err(fail)?;
+            core.messages().set_read(&user, &peer, time).await.map_err(fail)?;
             (ServerFrame::Ok { id }, None)
         }
         ClientFrame::Ping { id } => {
-            let latest = core.latest_seq(&user).await.map_err(fail)?;
+            let latest = core.messages().latest_seq(&user).await.map_err(fail)?;
             (ServerFrame::Pong { id, server_time: core.clock().now_ms(), latest }, None)
         }
         ClientFrame::Logout { id } => (ServerFrame::Ok { id }, Some(End::Logout)),
@@ -825,7 +826,7 @@ fn message_to_wire(core: &Core, m: &StoredMessage) -> Message {
         recalled: m.recalled,
         nick: m.sender.nick.clone().unwrap_or_default(),
         face_url: m.sender.face_url.clone().unwrap_or_default(),
-        system: core.is_admin(&m.from),
+        system: core.accounts().is_admin(&m.from),
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use duet_core::clock::ManualClock;
 use duet_core::model::{NewAccount, SenderCopy, Sent};
 use duet_core::relations::{AddFriend, Direction, Friend, Permissions};
-use duet_core::send::{Draft, Encoded, Origin, SendError};
+use duet_core::messages::{Draft, Encoded, Origin, SendError};
 use duet_core::{Core, Error};
 use duet_test_support::{SDKAPPID, SECRET_KEY, T0_MS};
 
@@ -19,9 +19,9 @@ async fn core(friends_only: bool) -> (Core, tempfile::TempDir) {
     let mut config = duet_server::Config::new(SDKAPPID, SECRET_KEY, dir.path());
     config.core.permissions = Permissions { friends_only, ..Permissions::default() };
     let store = duet_server::open_store(&config).expect("opening the store");
-    let core = Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS))).await.expect("opening");
+    let core = Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), None).await.expect("opening");
     let accounts = ["alice", "bob"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None });
-    core.import_accounts(accounts.into()).await.expect("importing");
+    core.accounts().import(accounts.into()).await.expect("importing");
     (core, dir)
 }
 
@@ -45,7 +45,7 @@ fn text(from: &str, to: &str) -> Draft<Encoded> {
 
 /// A user's own send (the permission policy applies).
 async fn client_send(core: &Core, draft: Draft<Encoded>) -> Result<Sent, Error> {
-    core.send(Origin::Client, draft).await.map_err(|e| match e {
+    core.messages().send(Origin::Client, draft).await.map_err(|e| match e {
         SendError::Domain(e) => e,
         SendError::Content(never) => match never {},
     })
@@ -53,11 +53,11 @@ async fn client_send(core: &Core, draft: Draft<Encoded>) -> Result<Sent, Error> 
 
 async fn made_up_ids_leave_no_cache_entry(friends_only: bool) {
     let (core, _dir) = core(friends_only).await;
-    core.add_friends("alice", vec![AddFriend { to: "bob".into(), ..Default::default() }], Direction::Both, true)
+    core.relations().add_friends("alice", vec![AddFriend { to: "bob".into(), ..Default::default() }], Direction::Both, true)
         .await
         .expect("alice and bob become friends");
     client_send(&core, text("alice", "bob")).await.expect("friends may talk");
-    let before = core.cached_relation_users();
+    let before = core.relations().cached_relation_users();
     assert!(before >= 2, "alice and bob are cached: {before}");
 
     for i in 0..50 {
@@ -71,25 +71,25 @@ async fn made_up_ids_leave_no_cache_entry(friends_only: bool) {
         // A send from an account that does not exist (the check reads the sender's relations too).
         let _ = client_send(&core, text(&ghost, "alice")).await;
 
-        let r = core.delete_friends("alice", vec![ghost.clone()], Direction::Both).await.expect("delete");
+        let r = core.relations().delete_friends("alice", vec![ghost.clone()], Direction::Both).await.expect("delete");
         assert!(r[0].is_err());
-        assert!(core.accept_friend("alice", &ghost, Direction::Both).await.is_err());
-        assert!(core.decline_friend("alice", &ghost).await.is_err());
-        assert!(core.accept_friend(&ghost, "alice", Direction::Both).await.is_err());
-        let r = core.add_to_blacklist("alice", vec![ghost.clone()]).await.expect("black add");
+        assert!(core.relations().accept_friend("alice", &ghost, Direction::Both).await.is_err());
+        assert!(core.relations().decline_friend("alice", &ghost).await.is_err());
+        assert!(core.relations().accept_friend(&ghost, "alice", Direction::Both).await.is_err());
+        let r = core.relations().add_to_blacklist("alice", vec![ghost.clone()]).await.expect("black add");
         assert!(r[0].is_err());
-        let r = core.remove_from_blacklist("alice", vec![ghost.clone()]).await.expect("black delete");
+        let r = core.relations().remove_from_blacklist("alice", vec![ghost.clone()]).await.expect("black delete");
         assert!(r[0].is_err());
         let item = AddFriend { to: ghost.clone(), ..Default::default() };
-        let r = core.add_friends("alice", vec![item], Direction::Both, false).await.expect("add");
+        let r = core.relations().add_friends("alice", vec![item], Direction::Both, false).await.expect("add");
         assert!(r[0].is_err());
-        let r = core.import_friends("alice", vec![Friend::new(&ghost, 0)]).await.expect("import");
+        let r = core.relations().import_friends("alice", vec![Friend::new(&ghost, 0)]).await.expect("import");
         assert!(r[0].is_err());
-        assert_eq!(core.check_friends("alice", vec![ghost.clone()]).await.expect("check"), [None]);
-        assert_eq!(core.check_blacklists("alice", vec![ghost.clone()]).await.expect("check"), [None]);
-        assert!(core.friends(&ghost).await.is_err());
+        assert_eq!(core.relations().check_friends("alice", vec![ghost.clone()]).await.expect("check"), [None]);
+        assert_eq!(core.relations().check_blacklists("alice", vec![ghost.clone()]).await.expect("check"), [None]);
+        assert!(core.relations().friends(&ghost).await.is_err());
     }
-    assert_eq!(core.cached_relation_users(), before, "made-up UserIDs grew the relation cache");
+    assert_eq!(core.relations().cached_relation_users(), before, "made-up UserIDs grew the relation cache");
 }
 
 #[tokio::test]
@@ -106,13 +106,13 @@ async fn made_up_ids_leave_no_cache_entry_in_friends_only_mode() {
 async fn a_deleted_account_leaves_the_cache_and_a_re_created_one_starts_afresh() {
     let (core, _dir) = core(true).await;
     let bob = AddFriend { to: "bob".into(), ..Default::default() };
-    core.add_friends("alice", vec![bob], Direction::Both, true).await.expect("friends");
+    core.relations().add_friends("alice", vec![bob], Direction::Both, true).await.expect("friends");
     client_send(&core, text("alice", "bob")).await.expect("friends may talk");
-    assert_eq!(core.delete_accounts(vec!["bob".into()]).await.expect("deleting"), [true]);
+    assert_eq!(core.accounts().delete(vec!["bob".into()]).await.expect("deleting"), [true]);
     let bob = NewAccount { id: "bob".into(), nick: None, face_url: None };
-    core.import_accounts(vec![bob]).await.expect("re-creating bob");
-    assert!(core.friends("bob").await.expect("bob's friends").is_empty());
-    assert!(core.friends("alice").await.expect("alice's friends").is_empty());
+    core.accounts().import(vec![bob]).await.expect("re-creating bob");
+    assert!(core.relations().friends("bob").await.expect("bob's friends").is_empty());
+    assert!(core.relations().friends("alice").await.expect("alice's friends").is_empty());
     assert!(matches!(client_send(&core, text("bob", "alice")).await, Err(Error::Refused(_))));
 }
 
@@ -125,38 +125,38 @@ async fn relation_writes_racing_an_account_deletion_leave_nothing_behind() {
     for i in 0..30 {
         let id = format!("victim{i}");
         let account = || vec![NewAccount { id: id.clone(), nick: None, face_url: None }];
-        core.import_accounts(account()).await.expect("importing");
+        core.accounts().import(account()).await.expect("importing");
         let (c1, c2, c3, c4) = (core.clone(), core.clone(), core.clone(), core.clone());
         let (v1, v2, v3, v4) = (id.clone(), id.clone(), id.clone(), id.clone());
-        let delete = tokio::spawn(async move { c1.delete_accounts(vec![v1]).await });
-        let import = tokio::spawn(async move { c2.import_friends("alice", vec![Friend::new(&v2, 0)]).await });
-        let block = tokio::spawn(async move { c3.add_to_blacklist("bob", vec![v3]).await });
+        let delete = tokio::spawn(async move { c1.accounts().delete(vec![v1]).await });
+        let import = tokio::spawn(async move { c2.relations().import_friends("alice", vec![Friend::new(&v2, 0)]).await });
+        let block = tokio::spawn(async move { c3.relations().add_to_blacklist("bob", vec![v3]).await });
         let add = tokio::spawn(async move {
             let item = AddFriend { to: v4, ..Default::default() };
-            c4.add_friends("bob", vec![item], Direction::Both, false).await
+            c4.relations().add_friends("bob", vec![item], Direction::Both, false).await
         });
         assert_eq!(delete.await.unwrap().expect("deleting"), [true]);
         for r in [import.await.unwrap(), block.await.unwrap()] {
             r.expect("the write fails per item, not as a whole");
         }
         add.await.unwrap().expect("the request fails per item, not as a whole");
-        core.import_accounts(account()).await.expect("re-creating");
-        assert!(core.friends(&id).await.unwrap().is_empty(), "{id} inherited friends");
-        assert!(core.blacklist(&id).await.unwrap().is_empty(), "{id} inherited a blacklist");
-        assert_eq!(core.friend_requests(&id).await.unwrap(), (vec![], vec![]), "{id} inherited requests");
-        let checked = core.check_friends("alice", vec![id.clone()]).await.unwrap();
+        core.accounts().import(account()).await.expect("re-creating");
+        assert!(core.relations().friends(&id).await.unwrap().is_empty(), "{id} inherited friends");
+        assert!(core.relations().blacklist(&id).await.unwrap().is_empty(), "{id} inherited a blacklist");
+        assert_eq!(core.relations().friend_requests(&id).await.unwrap(), (vec![], vec![]), "{id} inherited requests");
+        let checked = core.relations().check_friends("alice", vec![id.clone()]).await.unwrap();
         assert_eq!(checked, [Some(duet_core::relations::Relation::None)], "alice still has {id}");
-        let checked = core.check_blacklists("bob", vec![id.clone()]).await.unwrap();
+        let checked = core.relations().check_blacklists("bob", vec![id.clone()]).await.unwrap();
         assert_eq!(checked, [Some(duet_core::relations::Relation::None)], "bob still blocks {id}");
-        let (_, outgoing) = core.friend_requests("bob").await.unwrap();
+        let (_, outgoing) = core.relations().friend_requests("bob").await.unwrap();
         assert!(outgoing.is_empty(), "bob still asks {id}: {outgoing:?}");
     }
     // The store agrees with the cache: a fresh domain over the same data sees nothing of the victims.
     drop(core);
     let config = duet_server::Config::new(SDKAPPID, SECRET_KEY, dir.path());
     let store = duet_server::open_store(&config).expect("reopening the store");
-    let fresh = Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS))).await.expect("opening");
-    assert!(fresh.friends("alice").await.unwrap().iter().all(|f| f.peer == "bob"));
-    assert!(fresh.blacklist("bob").await.unwrap().is_empty());
-    assert!(fresh.friend_requests("bob").await.unwrap().1.is_empty());
+    let fresh = Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), None).await.expect("opening");
+    assert!(fresh.relations().friends("alice").await.unwrap().iter().all(|f| f.peer == "bob"));
+    assert!(fresh.relations().blacklist("bob").await.unwrap().is_empty());
+    assert!(fresh.relations().friend_requests("bob").await.unwrap().1.is_empty());
 }

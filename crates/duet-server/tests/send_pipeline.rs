@@ -1,14 +1,14 @@
-//! The domain's send pipeline (`duet_core::send`), driven directly over the real SQLite store: each
+//! The domain's send pipeline (`duet_core::messages::send`), driven directly over the real SQLite store: each
 //! stage runs once and in order, a refused send stops before the store, and what a commit appended
-//! reaches the subscribers of committed entries (`duet_core::fanout`) in commit order.
+//! reaches the subscribers of committed entries (`duet_core::messages::fanout`) in commit order.
 
 use std::sync::{Arc, Mutex};
 
 use duet_core::clock::ManualClock;
-use duet_core::fanout::Subscriber;
+use duet_core::messages::Subscriber;
 use duet_core::media::MediaItem;
 use duet_core::model::{Delivery, LogEvent, NewAccount, SenderCopy};
-use duet_core::send::{Content, Draft, Encoded, Origin, SendError};
+use duet_core::messages::{Content, Draft, Encoded, Origin, SendError};
 use duet_core::{Core, Error};
 use duet_test_support::{SDKAPPID, SECRET_KEY, T0_MS};
 
@@ -16,9 +16,9 @@ async fn core() -> (Core, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let config = duet_server::Config::new(SDKAPPID, SECRET_KEY, dir.path());
     let store = duet_server::open_store(&config).expect("opening the store");
-    let core = Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS))).await.expect("opening");
+    let core = Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), None).await.expect("opening");
     let accounts = ["alice", "bob", "carol"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None });
-    core.import_accounts(accounts.into()).await.expect("importing");
+    core.accounts().import(accounts.into()).await.expect("importing");
     (core, dir)
 }
 
@@ -94,7 +94,7 @@ async fn each_stage_runs_once_in_order_and_subscribers_see_commits_in_order() {
     let calls = Arc::new(Mutex::new(Vec::new()));
     for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
         let content = Recorded { text: text.into(), calls: calls.clone(), refuse: false };
-        let sent = core.send(Origin::Client, draft("alice", "bob", i as u32, content, 600)).await.expect("sent");
+        let sent = core.messages().send(Origin::Client, draft("alice", "bob", i as u32, content, 600)).await.expect("sent");
         assert!(sent.failed.is_empty() && sent.conv_seq == i as u64 + 1, "{sent:?}");
     }
     // Validate, then the uploads it names for the grants (none: no describe), then the stored form.
@@ -115,7 +115,7 @@ async fn online_only_messages_reach_subscribers_unlogged_and_refused_ones_reach_
     let calls = Arc::new(Mutex::new(Vec::new()));
     // Online only: delivered with seq 0, stored nowhere.
     let live = Recorded { text: "typing".into(), calls: calls.clone(), refuse: false };
-    let sent = core.send(Origin::Client, draft("alice", "bob", 1, live, 0)).await.expect("sent");
+    let sent = core.messages().send(Origin::Client, draft("alice", "bob", 1, live, 0)).await.expect("sent");
     assert_eq!((sent.conv_seq, sent.sender_log_seq), (0, 0));
     assert_eq!(
         *seen.0.lock().unwrap(),
@@ -126,26 +126,26 @@ async fn online_only_messages_reach_subscribers_unlogged_and_refused_ones_reach_
     // Refused by its content: no later stage runs.
     calls.lock().unwrap().clear();
     let long = Recorded { text: "x".into(), calls: calls.clone(), refuse: true };
-    let refused = core.send(Origin::Client, draft("alice", "bob", 2, long, 600)).await;
+    let refused = core.messages().send(Origin::Client, draft("alice", "bob", 2, long, 600)).await;
     assert!(matches!(refused, Err(SendError::Content("too long"))), "{refused:?}");
     assert_eq!(*calls.lock().unwrap(), ["validate"]);
 
     // Silently dropped by bob's blacklist: answered as sent, stored and delivered nowhere.
-    core.add_to_blacklist("bob", vec!["carol".into()]).await.expect("blacklisting");
+    core.relations().add_to_blacklist("bob", vec!["carol".into()]).await.expect("blacklisting");
     let dropped = Encoded { body: "[]".into(), ..Default::default() };
-    let sent = core.send(Origin::Client, draft("carol", "bob", 3, dropped, 600)).await.expect("looks sent");
+    let sent = core.messages().send(Origin::Client, draft("carol", "bob", 3, dropped, 600)).await.expect("looks sent");
     assert_eq!((sent.conv_seq, sent.sender_log_seq), (0, 0));
     // The admin's sends pass the policy.
     let admin =
         Encoded { body: r#"[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]"#.into(), ..Default::default() };
-    let sent = core.send(Origin::Admin("administrator"), draft("carol", "bob", 4, admin, 600)).await.expect("sent");
+    let sent = core.messages().send(Origin::Admin("administrator"), draft("carol", "bob", 4, admin, 600)).await.expect("sent");
     assert_eq!(sent.conv_seq, 1);
     let seen = seen.0.lock().unwrap().clone();
     assert_eq!(seen.iter().filter(|(u, ..)| u == "bob").count(), 1, "{seen:?}");
     // Unknown recipients are the store's to report.
     let ghost = Encoded { body: "[]".into(), ..Default::default() };
-    let sent = core.send(Origin::Client, draft("alice", "ghost", 5, ghost, 600)).await.expect("answered");
+    let sent = core.messages().send(Origin::Client, draft("alice", "ghost", 5, ghost, 600)).await.expect("answered");
     assert_eq!(sent.failed, ["ghost"]);
-    let unknown = core.send(Origin::Client, draft("nobody", "bob", 6, Encoded::default(), 600)).await;
+    let unknown = core.messages().send(Origin::Client, draft("nobody", "bob", 6, Encoded::default(), 600)).await;
     assert!(matches!(unknown, Err(SendError::Domain(Error::NoSuchSender(_)))), "{unknown:?}");
 }

@@ -269,13 +269,13 @@ fn authenticate(s: &MediaState, ip: IpAddr, q: &MediaQuery, headers: &HeaderMap)
     // The same UserID rule as the REST API's and the client protocol's, before the sig is looked at.
     duet_proto::rest::validate_user_id(&id).map_err(Failure::BadIdentifier)?;
     s.throttle.login_allowed(ip, &id).map_err(Failure::Throttled)?;
-    core.authenticate(&id, &sig).map_err(|e| {
+    core.accounts().authenticate(&id, &sig).map_err(|e| {
         if crate::rest::error::is_failed_login(&e) {
             s.throttle.failed_login(ip, &id);
         }
         Failure::Auth(e, id.clone(), core.config().sdkappid)
     })?;
-    let admin = core.is_admin(&id);
+    let admin = core.accounts().is_admin(&id);
     Ok((id, admin))
 }
 

@@ -3,7 +3,7 @@
 use duet_core::Core;
 use duet_core::hub::Presence;
 use duet_core::model::{self, HistoryQuery, MsgKey, NewAccount, Platform, SenderCopy};
-use duet_core::send::{Content, Draft, Encoded, Origin, SendError};
+use duet_core::messages::{Content, Draft, Encoded, Origin, SendError};
 use duet_proto::rest::request::{self as req, ProfileValue, SyncOtherMachine, default_profile_value};
 use duet_proto::rest::response::*;
 use duet_proto::rest::{Command, Service};
@@ -36,17 +36,17 @@ pub(crate) async fn handle(
     match command {
         AccountImport => {
             let r = req::AccountImport::parse(body)?;
-            core.import_accounts(vec![new_account(r)]).await.map_err(fail)?;
+            core.accounts().import(vec![new_account(r)]).await.map_err(fail)?;
             ok(Empty {})
         }
         MultiAccountImport => {
             let r = req::MultiAccountImport::parse(body)?;
-            core.import_accounts(r.accounts.into_iter().map(new_account).collect()).await.map_err(fail)?;
+            core.accounts().import(r.accounts.into_iter().map(new_account).collect()).await.map_err(fail)?;
             Ok(Json::ok(MultiAccountImportReply { fail_accounts: r.invalid }, service))
         }
         AccountDelete => {
             let r = req::AccountList::parse(body, "DeleteItem")?;
-            let existed = core.delete_accounts(r.user_ids.clone()).await.map_err(fail)?;
+            let existed = core.accounts().delete(r.user_ids.clone()).await.map_err(fail)?;
             let result_item = r
                 .user_ids
                 .into_iter()
@@ -61,7 +61,7 @@ pub(crate) async fn handle(
         }
         AccountCheck => {
             let r = req::AccountList::parse(body, "CheckItem")?;
-            let exist = core.accounts_exist(r.user_ids.clone()).await.map_err(fail)?;
+            let exist = core.accounts().exist(r.user_ids.clone()).await.map_err(fail)?;
             let result_item = r
                 .user_ids
                 .into_iter()
@@ -77,13 +77,13 @@ pub(crate) async fn handle(
         }
         Kick => {
             let r = req::Kick::parse(body)?;
-            core.kick(&r.user_id).await.map_err(fail)?;
+            core.accounts().kick(&r.user_id).await.map_err(fail)?;
             ok(Empty {})
         }
         PortraitSet => {
             let r = req::PortraitSet::parse(body)?;
             let items = r.items.into_iter().map(|(tag, v)| (tag, to_model(v))).collect();
-            core.set_profile(&r.from, items).await.map_err(fail)?;
+            core.accounts().set_profile(&r.from, items).await.map_err(fail)?;
             ok(Empty {})
         }
         PortraitGet => portrait_get(core, req::PortraitGet::parse(body)?, service).await.map_err(fail),
@@ -115,7 +115,7 @@ pub(crate) async fn handle(
             let r = req::ImportMsg::parse(body, core.clock().now_secs())?;
             let ccd = r.cloud_custom_data.unwrap_or_default();
             let mut content = WireContent::checked(media_base, r.body, r.body_json, ccd, None);
-            core.grant_import_media(caller, &r.from, &r.to, &mut content).await.map_err(|e| send_error(e, fail))?;
+            core.messages().grant_import_media(caller, &r.from, &r.to, &mut content).await.map_err(|e| send_error(e, fail))?;
             let Encoded { body, cloud_custom_data, .. } = content.encode();
             let import = model::Import {
                 from: r.from,
@@ -127,7 +127,7 @@ pub(crate) async fn handle(
                 cloud_custom_data,
                 counts_unread: r.counts_unread,
             };
-            core.import(import).await.map_err(fail)?;
+            core.messages().import(import).await.map_err(fail)?;
             ok(Empty {})
         }
         AdminGetRoamMsg => {
@@ -140,29 +140,29 @@ pub(crate) async fn handle(
                 before: r.last_msg_key.map(|(seq, random, time)| MsgKey { seq, random, time }),
                 limit: (r.max_cnt as usize).min(MAX_ROAM_PAGE),
             };
-            let page = core.history(q).await.map_err(fail)?;
+            let page = core.messages().history(q).await.map_err(fail)?;
             roam_reply(page, service)
         }
         AdminMsgWithdraw => {
             let r = req::MsgWithdraw::parse(body)?;
             let (seq, random, time) = r.key;
-            core.withdraw(&r.from, &r.to, MsgKey { seq, random, time }).await.map_err(fail)?;
+            core.messages().withdraw(&r.from, &r.to, MsgKey { seq, random, time }).await.map_err(fail)?;
             ok(Empty {})
         }
         AdminSetMsgRead => {
             let r = req::SetMsgRead::parse(body)?;
-            core.set_read(&r.report, &r.peer, r.read_time).await.map_err(fail)?;
+            core.messages().set_read(&r.report, &r.peer, r.read_time).await.map_err(fail)?;
             ok(Empty {})
         }
         GetC2cUnreadMsgNum => {
             let r = req::UnreadNum::parse(body)?;
             match r.peers {
                 None => {
-                    let n = core.unread_total(&r.to).await.map_err(fail)?;
+                    let n = core.messages().unread_total(&r.to).await.map_err(fail)?;
                     Ok(Json::ok(AllUnreadReply { all_c2c_unread_msg_num: n }, service))
                 }
                 Some(peers) => {
-                    let counts = core.unread(&r.to, peers.clone()).await.map_err(fail)?;
+                    let counts = core.messages().unread(&r.to, peers.clone()).await.map_err(fail)?;
                     let mut reply = PeerUnreadReply { list: Vec::new(), error_list: Vec::new() };
                     for (peer_account, n) in peers.into_iter().zip(counts) {
                         match n {
@@ -178,14 +178,14 @@ pub(crate) async fn handle(
         }
         QueryOnlineStatus => {
             let r = req::QueryOnlineStatus::parse(body)?;
-            let exist = core.accounts_exist(r.to.clone()).await.map_err(fail)?;
+            let exist = core.accounts().exist(r.to.clone()).await.map_err(fail)?;
             let mut reply = QueryOnlineStatusReply { query_result: Vec::new(), error_list: Vec::new() };
             for (to_account, exists) in r.to.into_iter().zip(exist) {
                 if !exists {
                     reply.error_list.push(AccountError { to_account, error_code: code::ACCOUNT_NOT_FOUND });
                     continue;
                 }
-                let (status, platforms) = match core.presence(&to_account) {
+                let (status, platforms) = match core.sessions().presence(&to_account) {
                     Presence::Online(platforms) => ("Online", platforms.into_iter().map(|p| (p, "Online")).collect()),
                     Presence::PushOnline(platform) => ("PushOnline", vec![(platform, "PushOnline")]),
                     Presence::Offline => ("Offline", Vec::new()),
@@ -206,7 +206,7 @@ pub(crate) async fn handle(
         }
         RecentContactGetList => {
             let r = req::RecentContactGetList::parse(body)?;
-            let items = core.conversations(&r.from).await.map_err(fail)?;
+            let items = core.messages().conversations(&r.from).await.map_err(fail)?;
             let total = items.len();
             let session_item: Vec<SessionItem> = items
                 .into_iter()
@@ -227,7 +227,7 @@ pub(crate) async fn handle(
         }
         RecentContactDelete => {
             let r = req::RecentContactDelete::parse(body)?;
-            core.delete_conversation(&r.from, &r.to, r.clear_ramble).await.map_err(fail)?;
+            core.messages().delete_conversation(&r.from, &r.to, r.clear_ramble).await.map_err(fail)?;
             ok(Empty {})
         }
         // The relationship chain is served by `sns::handle`, above.
@@ -253,15 +253,15 @@ fn to_json(v: model::ProfileValue) -> Value {
     }
 }
 
-/// A send of the admin's, through the domain's pipeline (`duet_core::send`).
+/// A send of the admin's, through the domain's pipeline (`duet_core::messages::send`).
 async fn send(
     core: &Core,
     caller: &str,
     draft: Draft<WireContent<'_>>,
     fail: impl Fn(duet_core::Error) -> ApiError,
 ) -> Result<model::Sent, ApiError> {
-    let prepared = core.prepare_send(Origin::Admin(caller), draft).await.map_err(|e| send_error(e, &fail))?;
-    prepared.commit(core).await.map_err(fail)
+    let prepared = core.messages().prepare_send(Origin::Admin(caller), draft).await.map_err(|e| send_error(e, &fail))?;
+    prepared.commit(core.messages()).await.map_err(fail)
 }
 
 fn send_error(e: SendError<ApiError>, fail: impl Fn(duet_core::Error) -> ApiError) -> ApiError {
@@ -293,7 +293,7 @@ fn draft<'a>(media_base: &'a str, caller: &str, to: Vec<String>, m: req::Outgoin
 }
 
 async fn portrait_get(core: &Core, r: req::PortraitGet, service: Service) -> Result<Json, duet_core::Error> {
-    let profiles = core.profiles(r.to.clone(), r.tags.clone()).await?;
+    let profiles = core.accounts().profiles(r.to.clone(), r.tags.clone()).await?;
     let mut reply = PortraitGetReply { user_profile_item: Vec::new(), fail_account: Vec::new() };
     for (to_account, profile) in r.to.into_iter().zip(profiles) {
         let Some(stored) = profile else {

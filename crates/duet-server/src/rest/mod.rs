@@ -150,13 +150,13 @@ fn authenticate(
     }
     throttle.login_allowed(ip, &identifier).map_err(error::throttled)?;
     let usersig = params.usersig.unwrap_or_default();
-    core.authenticate(&identifier, &usersig).map_err(|e| {
+    core.accounts().authenticate(&identifier, &usersig).map_err(|e| {
         if error::is_failed_login(&e) {
             throttle.failed_login(ip, &identifier);
         }
         error::auth(e, &identifier, ours)
     })?;
-    if !core.is_admin(&identifier) {
+    if !core.accounts().is_admin(&identifier) {
         return Err(ApiError::new(
             service.admin_required_code(),
             format!("identifier {identifier:?} is not an app admin; the REST API is for app admins only"),

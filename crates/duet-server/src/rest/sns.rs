@@ -33,7 +33,7 @@ pub(crate) async fn handle(core: &Core, command: Command, body: &Value) -> Resul
                 AddType::Both => Direction::Both,
                 AddType::Single => Direction::Single,
             };
-            let results = core.add_friends(&r.from, items, direction, r.force).await.map_err(fail)?;
+            let results = core.relations().add_friends(&r.from, items, direction, r.force).await.map_err(fail)?;
             let results = results.into_iter().map(|r| match r {
                 Ok(Added::Done) => Ok(()),
                 Ok(Added::Pending) => Err((code::SNS_NEED_CONFIRM, "Err_SNS_FriendAdd_Need_Confirm")),
@@ -58,7 +58,7 @@ pub(crate) async fn handle(core: &Core, command: Command, body: &Value) -> Resul
                     custom: i.custom.into_iter().map(|(t, v)| (t, to_model(v))).collect(),
                 })
                 .collect();
-            let results = core.import_friends(&r.from, friends).await.map_err(fail)?;
+            let results = core.relations().import_friends(&r.from, friends).await.map_err(fail)?;
             ok(result_items(to, results.into_iter().map(|r| r.map_err(error::relation))))
         }
         FriendUpdate => {
@@ -84,34 +84,34 @@ pub(crate) async fn handle(core: &Core, command: Command, body: &Value) -> Resul
                     (peer, update)
                 })
                 .collect();
-            let results = core.update_friends(&r.from, updates).await.map_err(fail)?;
+            let results = core.relations().update_friends(&r.from, updates).await.map_err(fail)?;
             ok(result_items(to, results.into_iter().map(|r| r.map_err(error::relation))))
         }
         FriendDelete => {
             let r = duet_proto::rest::sns::FriendDelete::parse(body)?;
-            let results = core.delete_friends(&r.from, r.to.clone(), direction(r.delete_type)).await.map_err(fail)?;
+            let results = core.relations().delete_friends(&r.from, r.to.clone(), direction(r.delete_type)).await.map_err(fail)?;
             ok(result_items(r.to, results.into_iter().map(|r| r.map_err(error::relation))))
         }
         FriendDeleteAll => {
             let r = duet_proto::rest::sns::FriendDeleteAll::parse(body)?;
-            core.delete_all_friends(&r.from, direction(r.delete_type)).await.map_err(fail)?;
+            core.relations().delete_all_friends(&r.from, direction(r.delete_type)).await.map_err(fail)?;
             ok(duet_proto::rest::response::Empty {})
         }
         FriendCheck => {
             let r = RelationCheck::parse(body, "CheckResult_Type")?;
-            let relations = core.check_friends(&r.from, r.to.clone()).await.map_err(fail)?;
+            let relations = core.relations().check_friends(&r.from, r.to.clone()).await.map_err(fail)?;
             let (items, fail_account) = check_items(r.to, relations, r.both, "CheckResult_Type", "NoRelation");
             ok(FriendCheckReply { info_item: items, fail_account })
         }
         BlackListCheck => {
             let r = RelationCheck::parse(body, "BlackCheckResult_Type")?;
-            let relations = core.check_blacklists(&r.from, r.to.clone()).await.map_err(fail)?;
+            let relations = core.relations().check_blacklists(&r.from, r.to.clone()).await.map_err(fail)?;
             let (items, fail_account) = check_items(r.to, relations, r.both, "BlackCheckResult_Type", "NO");
             ok(BlackListCheckReply { items, fail_account })
         }
         FriendGet => {
             let r = duet_proto::rest::sns::FriendGet::parse(body)?;
-            let friends = core.friends(&r.from).await.map_err(fail)?;
+            let friends = core.relations().friends(&r.from).await.map_err(fail)?;
             let total = friends.len();
             let user_data_item: Vec<UserDataItem> = friends
                 .into_iter()
@@ -132,12 +132,12 @@ pub(crate) async fn handle(core: &Core, command: Command, body: &Value) -> Resul
         }
         FriendGetList => {
             let r = duet_proto::rest::sns::FriendGetList::parse(body)?;
-            let friends = core.friends(&r.from).await.map_err(fail)?;
+            let friends = core.relations().friends(&r.from).await.map_err(fail)?;
             let profile_tags: Vec<String> = r.tags.iter().filter(|t| !is_sns_tag(t)).cloned().collect();
             let profiles = if profile_tags.is_empty() {
                 vec![None; r.to.len()]
             } else {
-                core.profiles(r.to.clone(), profile_tags).await.map_err(fail)?
+                core.accounts().profiles(r.to.clone(), profile_tags).await.map_err(fail)?
             };
             let mut reply = FriendGetListReply { info_item: Vec::new(), fail_account: Vec::new() };
             for (to, profile) in r.to.into_iter().zip(profiles) {
@@ -182,17 +182,17 @@ pub(crate) async fn handle(core: &Core, command: Command, body: &Value) -> Resul
         }
         BlackListAdd => {
             let r = BlackListChange::parse(body)?;
-            let results = core.add_to_blacklist(&r.from, r.to.clone()).await.map_err(fail)?;
+            let results = core.relations().add_to_blacklist(&r.from, r.to.clone()).await.map_err(fail)?;
             ok(result_items(r.to, results.into_iter().map(|r| r.map_err(error::relation))))
         }
         BlackListDelete => {
             let r = BlackListChange::parse(body)?;
-            let results = core.remove_from_blacklist(&r.from, r.to.clone()).await.map_err(fail)?;
+            let results = core.relations().remove_from_blacklist(&r.from, r.to.clone()).await.map_err(fail)?;
             ok(result_items(r.to, results.into_iter().map(|r| r.map_err(error::relation))))
         }
         BlackListGet => {
             let r = duet_proto::rest::sns::BlackListGet::parse(body)?;
-            let list = core.blacklist(&r.from).await.map_err(fail)?;
+            let list = core.relations().blacklist(&r.from).await.map_err(fail)?;
             let total = list.len();
             let black_list_item: Vec<BlackListItem> = list
                 .into_iter()

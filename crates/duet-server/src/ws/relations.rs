@@ -23,7 +23,7 @@ pub(super) async fn answer(core: &Core, user: &str, frame: ClientFrame) -> Resul
             valid(&to)?;
             duet_proto::rest::sns::check_request_fields(&source, &wording, &remark)?;
             let item = AddFriend { to, remark, group: String::new(), source, wording };
-            let r = core.add_friends(user, vec![item], direction(single), false).await.map_err(fail)?;
+            let r = core.relations().add_friends(user, vec![item], direction(single), false).await.map_err(fail)?;
             match r.into_iter().next() {
                 Some(Ok(added)) => ServerFrame::FriendAddResult { id, pending: added == Added::Pending },
                 Some(Err(e)) => return Err(relation_error(e)),
@@ -32,25 +32,25 @@ pub(super) async fn answer(core: &Core, user: &str, frame: ClientFrame) -> Resul
         }
         ClientFrame::FriendDelete { id, peer, single } => {
             valid(&peer)?;
-            one(core.delete_friends(user, vec![peer], direction(single)).await.map_err(fail)?)?;
+            one(core.relations().delete_friends(user, vec![peer], direction(single)).await.map_err(fail)?)?;
             ServerFrame::Ok { id }
         }
         ClientFrame::FriendAccept { id, peer, single } => {
             valid(&peer)?;
-            core.accept_friend(user, &peer, direction(single)).await.map_err(fail)?;
+            core.relations().accept_friend(user, &peer, direction(single)).await.map_err(fail)?;
             ServerFrame::Ok { id }
         }
         ClientFrame::FriendDecline { id, peer } => {
             valid(&peer)?;
-            core.decline_friend(user, &peer).await.map_err(fail)?;
+            core.relations().decline_friend(user, &peer).await.map_err(fail)?;
             ServerFrame::Ok { id }
         }
         ClientFrame::FriendList { id } => {
-            let friends = core.friends(user).await.map_err(fail)?.iter().map(friend).collect();
+            let friends = core.relations().friends(user).await.map_err(fail)?.iter().map(friend).collect();
             ServerFrame::FriendList { id, friends }
         }
         ClientFrame::FriendRequests { id } => {
-            let (incoming, outgoing) = core.friend_requests(user).await.map_err(fail)?;
+            let (incoming, outgoing) = core.relations().friend_requests(user).await.map_err(fail)?;
             ServerFrame::FriendRequests {
                 id,
                 incoming: incoming.iter().map(request).collect(),
@@ -59,16 +59,16 @@ pub(super) async fn answer(core: &Core, user: &str, frame: ClientFrame) -> Resul
         }
         ClientFrame::BlackAdd { id, peer } => {
             valid(&peer)?;
-            one(core.add_to_blacklist(user, vec![peer]).await.map_err(fail)?)?;
+            one(core.relations().add_to_blacklist(user, vec![peer]).await.map_err(fail)?)?;
             ServerFrame::Ok { id }
         }
         ClientFrame::BlackDelete { id, peer } => {
             valid(&peer)?;
-            one(core.remove_from_blacklist(user, vec![peer]).await.map_err(fail)?)?;
+            one(core.relations().remove_from_blacklist(user, vec![peer]).await.map_err(fail)?)?;
             ServerFrame::Ok { id }
         }
         ClientFrame::BlackList { id } => {
-            let items = core.blacklist(user).await.map_err(fail)?;
+            let items = core.relations().blacklist(user).await.map_err(fail)?;
             ServerFrame::BlackList {
                 id,
                 items: items.into_iter().map(|b| Blocked { peer: b.peer, time: b.time }).collect(),

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use tokio::io::AsyncRead;
 
 use crate::clock::Clock;
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// What an upload is; it decides the size limit and whether the server reads it as an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

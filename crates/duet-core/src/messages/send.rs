@@ -11,7 +11,7 @@
 //!    which pushes them to live devices), in commit order. An online-only message skips the store and
 //!    goes straight to them.
 //!
-//! Stages 1–3 are [`Core::prepare_send`], which may read the store (a cold relation cache, the accounts
+//! Stages 1–3 are [`Messages::prepare_send`], which may read the store (a cold relation cache, the accounts
 //! a grant needs); stage 4 enters the store's queue before it awaits anything. A transport that answers
 //! requests out of order (a WebSocket) awaits each send's preparation in frame order and then starts
 //! its commit, so that a connection's sends are stored in frame order.
@@ -21,8 +21,8 @@
 
 use std::sync::Arc;
 
-use crate::Error;
-use crate::core::Core;
+use super::Messages;
+use crate::error::Error;
 use crate::media::{AttachError, MediaItem};
 use crate::model::{Delivery, Outgoing, TAG_IMAGE, TAG_NICK};
 use crate::model::{LogEntry, LogEvent, MsgKey, ProfileValue, SenderCopy, SenderInfo, Sent, StoredMessage};
@@ -127,7 +127,7 @@ pub struct Prepared {
     dropped: bool,
 }
 
-impl Core {
+impl Messages {
     /// A whole send, stages 1 to 5, for callers that do not pipeline sends.
     pub async fn send<C: Content>(&self, origin: Origin<'_>, draft: Draft<C>) -> Result<Sent, SendError<C::Error>> {
         Ok(self.prepare_send(origin, draft).await?.commit(self).await?)
@@ -157,16 +157,17 @@ impl Core {
         let mut recipient_exists = None;
         let mut dropped = false;
         if origin == Origin::Client
+            && !self.accounts.is_admin(&from)
             && let [one] = &to[..]
         {
-            let (verdict, exists) = self.permit(&from, one).await?;
+            let (verdict, exists) = self.relations.permit(&from, one).await?;
             recipient_exists = exists;
             dropped = verdict == Verdict::Drop;
         }
         // 3. Media grants: only to the participants the message reaches.
         if !dropped {
             let (caller, admin) = match origin {
-                Origin::Client => (from.as_str(), self.is_admin(&from)),
+                Origin::Client => (from.as_str(), self.accounts.is_admin(&from)),
                 Origin::Admin(caller) => (caller, true),
             };
             self.grant(caller, admin, &from, &to, recipient_exists, &mut content).await?;
@@ -225,13 +226,13 @@ impl Prepared {
     /// answers once it is durable; the commit's entries then reach the delivery subscribers. A message
     /// the permission policy drops is answered like a sent one (a fresh `MsgKey`, the current time) but
     /// stored and delivered nowhere, so `conv_seq` and `sender_log_seq` are 0.
-    pub async fn commit(self, core: &Core) -> Result<Sent, Error> {
+    pub async fn commit(self, messages: &Messages) -> Result<Sent, Error> {
         if self.dropped {
-            let time = core.clock.now_secs();
+            let time = messages.clock.now_secs();
             let key = MsgKey { seq: self.msg.seq.unwrap_or_else(rand::random), random: self.msg.random, time };
             return Ok(Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 });
         }
-        core.commit_send(self.msg).await
+        messages.commit_send(self.msg).await
     }
 
     /// The message as it will be stored.
@@ -240,7 +241,7 @@ impl Prepared {
     }
 }
 
-impl Core {
+impl Messages {
     /// Stage 4 of a send: the store's commit (or, online only, the live devices at once).
     ///
     /// A retry (same sender, recipients, `MsgSeq`, `MsgRandom` and content) within the dedup window is
@@ -255,15 +256,15 @@ impl Core {
             return self.send_online_only(msg, key).await;
         }
         let dedup_key = dedup_key(&msg);
-        let offline_until = time + i64::from(msg.lifetime_secs).min(self.config.offline_retention_secs);
+        let offline_until = time + i64::from(msg.lifetime_secs).min(self.retention.offline_secs);
         let plan = SendPlan {
             msg,
             time,
             dedup_key,
-            dedup_since_ms: now_ms - self.config.dedup_window_secs * 1000,
+            dedup_since_ms: now_ms - self.retention.dedup_window_secs * 1000,
             now_ms,
             offline_until,
-            max_conversations: self.config.recent_contacts_max,
+            max_conversations: self.retention.recent_contacts_max,
         };
         match self.store.send(plan).await? {
             SendOutcome::Sent(sent) | SendOutcome::Duplicate(sent) => Ok(sent),
@@ -320,7 +321,7 @@ impl Core {
     }
 
     /// Grants the uploads `content` names to the participants a message from `from` to `to` reaches (see
-    /// [`Core::reached`]), as `caller` asks, and gives `content` the server's description of them.
+    /// [`Messages::reached`]), as `caller` asks, and gives `content` the server's description of them.
     async fn grant<C: Content>(
         &self,
         caller: &str,
@@ -331,7 +332,7 @@ impl Core {
         content: &mut C,
     ) -> Result<(), SendError<C::Error>> {
         let uploads = content.uploads();
-        let Some(media) = self.media() else { return Ok(()) };
+        let Some(media) = &self.media else { return Ok(()) };
         if uploads.is_empty() {
             return Ok(());
         }

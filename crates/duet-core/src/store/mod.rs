@@ -4,50 +4,19 @@
 //!
 //! The rules that need a consistent view (dedup, "does the recipient exist", unread counters) live
 //! inside these operations, so that a backend can run each one as a single transaction.
+//!
+//! The media index ([`crate::media::MediaIndex`]) is a store of its own, beside these.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use crate::error::{BoxError, StoreError};
+use crate::error::Error;
 use crate::model::{
-    ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, Outgoing, ProfileValue,
-    Purged, Sent,
+    Blocked, ConversationView, Delivery, Friend, FriendRequest, HistoryPage, HistoryQuery, Import, LogPage, MsgKey,
+    NewAccount, Outgoing, ProfileValue, Purged, Sent,
 };
-
-/// Any error a backend reports as the cause of a [`StoreError::Backend`].
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// A store operation that failed. What it did when it did not fail is its outcome type ([`SendOutcome`],
-/// [`Imported`], ...), not an error.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The backend failed, for logs, never for clients: the cause is its source. Its text repeats the
-    /// whole chain too, so that a log line written with `%error` says why.
-    #[error("storage backend: {}", chain(.0))]
-    Backend(#[source] BoxError),
-    /// The store is shutting down or its writer is gone.
-    #[error("storage is closed")]
-    Closed,
-}
-
-/// Writes an error and its sources, joined by `: `.
-struct Chain<'a>(&'a (dyn std::error::Error + 'static));
-
-fn chain(e: &BoxError) -> Chain<'_> {
-    Chain(&**e)
-}
-
-impl std::fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut next = self.0.source();
-        while let Some(e) = next {
-            write!(f, ": {e}")?;
-            next = e.source();
-        }
-        Ok(())
-    }
-}
 
 /// A send, as the domain planned it: the store commits it or reports a duplicate.
 #[derive(Debug, Clone)]
@@ -112,7 +81,7 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Creates the accounts that do not exist; sets the given nick/avatar of all.
     async fn import_accounts(&self, accounts: Vec<NewAccount>, now: i64) -> Result<(), StoreError>;
     /// Deletes accounts, their profiles and every relation row that names them on either side (friends,
-    /// friend tags, blacklists, friend requests: see [`crate::relations::RelationStore`]), all in one
+    /// friend tags, blacklists, friend requests: see [`RelationStore`]), all in one
     /// transaction; `false` for each that did not exist. Relation rows naming an ID are deleted even when
     /// its account is already gone.
     async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError>;
@@ -187,7 +156,76 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError>;
 }
 
-/// A complete backend.
-pub trait Store: AccountStore + MessageStore + crate::relations::RelationStore {}
+/// Everything stored about one user's relations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelationData {
+    pub friends: Vec<Friend>,
+    pub blacklist: Vec<Blocked>,
+    /// Requests others sent this user.
+    pub incoming: Vec<FriendRequest>,
+    /// Requests this user sent.
+    pub outgoing: Vec<FriendRequest>,
+}
 
-impl<T: AccountStore + MessageStore + crate::relations::RelationStore> Store for T {}
+/// One write to the relationship tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelationChange {
+    /// Inserts or replaces `friend` in `owner`'s list.
+    PutFriend {
+        owner: String,
+        friend: Friend,
+    },
+    DeleteFriend {
+        owner: String,
+        peer: String,
+    },
+    PutBlocked {
+        owner: String,
+        entry: Blocked,
+    },
+    DeleteBlocked {
+        owner: String,
+        peer: String,
+    },
+    /// Inserts or replaces the request from `from` to `to`.
+    PutRequest(FriendRequest),
+    DeleteRequest {
+        from: String,
+        to: String,
+    },
+}
+
+/// The relationship chain's storage. Every backend implements it with the same meaning.
+///
+/// Rows name users by UserID. Deleting an account ([`crate::store::AccountStore::delete_accounts`]) deletes
+/// every relation row that names it, on either side, in the same transaction as the account: a re-created
+/// account with the same UserID starts with no relations.
+#[async_trait]
+pub trait RelationStore: Send + Sync + 'static {
+    /// Everything stored about `user`'s relations (empty for an unknown user).
+    async fn load_relations(&self, user: String) -> Result<RelationData, StoreError>;
+    /// Applies the changes in order, atomically: all or none.
+    async fn apply_relations(&self, changes: Vec<RelationChange>) -> Result<(), StoreError>;
+}
+
+/// A complete backend.
+pub trait Store: AccountStore + MessageStore + RelationStore {}
+
+impl<T: AccountStore + MessageStore + RelationStore> Store for T {}
+
+/// `id`'s account must exist.
+pub(crate) async fn require(store: &dyn Store, id: &str) -> Result<(), Error> {
+    match store.accounts_exist(vec![id.to_owned()]).await?[..] {
+        [true] => Ok(()),
+        _ => Err(Error::NoSuchAccount(id.to_owned())),
+    }
+}
+
+/// Both accounts must exist: the first is reported as the sender, the second as the recipient.
+pub(crate) async fn require_pair(store: &dyn Store, first: &str, second: &str) -> Result<(), Error> {
+    match store.accounts_exist(vec![first.to_owned(), second.to_owned()]).await?[..] {
+        [false, _] => Err(Error::NoSuchSender(first.to_owned())),
+        [_, false] => Err(Error::NoSuchAccount(second.to_owned())),
+        _ => Ok(()),
+    }
+}

@@ -1,4 +1,4 @@
-//! Stage 5 of a send, and of every write that appends to sync logs: the entries a commit appended go
+//! Stage 5 of a send ([`super::send`]), and of every write that appends to sync logs: the entries a commit appended go
 //! to each [`Subscriber`], in commit order, on the store's writer thread before the writers are
 //! answered. The hub (live devices) is the first subscriber; offline push, the app's callbacks and the
 //! bus to other nodes subscribe the same way, rather than being code inside a send.

@@ -108,7 +108,7 @@ pub enum Outbound {
     /// The session was logged out; the handler tells the client and closes.
     Kicked(KickReason),
     /// The user's friends, friend requests or blacklist changed.
-    Relation(Arc<crate::relations::RelationEvent>),
+    Relation(Arc<crate::model::RelationEvent>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

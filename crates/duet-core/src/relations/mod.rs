@@ -1,31 +1,37 @@
-//! The relationship chain and the permission policy: friend lists, friend requests, blacklists, and the
-//! check every client send passes.
+//! The relationship chain's service: friend lists, friend requests, blacklists, and what the permission
+//! policy ([`policy`]) of every client send reads.
 //!
 //! * [`RelationStore`] is the storage trait: load one user's relations, and apply a batch of
 //!   [`RelationChange`]s atomically.
-//! * `Relations` is the in-memory cache the send path reads: per user that exists, the friend list, the
-//!   blacklist and the pending requests, loaded on first use and kept coherent by every relation write (all
-//!   of which go through [`Core`] and are serialised by one async mutex, which account deletion takes too).
-//!   A write copies each user it touches and replaces the cached entries after its commit. A client send
-//!   costs one or two hash lookups under a read lock; a user's first send or receipt after start costs two
-//!   store reads (does the account exist, its relations), made without the write lock: a load only inserts
-//!   an entry that is still absent, and only if no account was deleted meanwhile (see `Cache::evictions`).
-//!   UserIDs that name no account are never cached, so made-up IDs cannot grow the cache.
-//! * The `impl Core` block holds the operations the REST API and the client protocol call.
+//! * [`Relations`] keeps the in-memory cache the send path reads: per user that exists, the friend list,
+//!   the blacklist and the pending requests, loaded on first use and kept coherent by every relation write
+//!   (all of which go through [`Relations`] and are serialised by one async mutex, which account deletion
+//!   takes too). A write copies each user it touches and replaces the cached entries after its commit. A
+//!   client send costs one or two hash lookups under a read lock; a user's first send or receipt after
+//!   start costs two store reads (does the account exist, its relations), made without the write lock: a
+//!   load only inserts an entry that is still absent, and only if no account was deleted meanwhile (see
+//!   `Cache::evictions`). UserIDs that name no account are never cached, so made-up IDs cannot grow the
+//!   cache.
 //!
 //! Relationships are directional, as in Tencent IM: "A has B as a friend" means B is in A's friend list.
 //! `Add_Type_Both` writes both directions. Adding someone to a blacklist removes the friendship both ways and
 //! any pending request between the two.
 
+pub mod policy;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use async_trait::async_trait;
-
-use crate::core::Core;
+use crate::clock::Clock;
+use crate::error::Error;
+pub use crate::error::{RelationError, SendRefusal};
+use crate::hub::{Hub, Outbound};
+pub use crate::model::{Blocked, Friend, FriendRequest, RelationEvent, RequestEnd};
 use crate::model::ProfileValue;
-use crate::store::StoreError;
-use crate::{Error, hub::Outbound};
+use crate::store::{self, Store};
+pub use crate::store::{RelationChange, RelationData, RelationStore};
+pub use policy::{BlacklistCheck, Permissions, Verdict};
+use policy::Ties;
 
 /// Most friends per user (Tencent: 3 000).
 pub const MAX_FRIENDS: usize = 3_000;
@@ -59,219 +65,9 @@ impl AllowType {
     }
 }
 
-/// What the blacklist check does with a message from a blacklisted sender.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BlacklistCheck {
-    /// Tencent's default: the sender sees a normal success; the message is dropped.
-    #[default]
-    Silent,
-    /// The sender is told (20007).
-    Report,
-}
-
-/// Who may message whom on the client send path. Admin sends (REST, or an admin logged in as a client)
-/// are never checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Permissions {
-    /// Tencent's "relationship check": only two-way friends may message each other.
-    pub friends_only: bool,
-    pub blacklist: BlacklistCheck,
-}
-
-/// One entry of a user's friend list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Friend {
-    pub peer: String,
-    /// `Tag_SNS_IM_Remark`.
-    pub remark: String,
-    /// `Tag_SNS_IM_Group`.
-    pub groups: Vec<String>,
-    /// `Tag_SNS_IM_AddSource`.
-    pub add_source: String,
-    /// `Tag_SNS_IM_AddWording`.
-    pub add_wording: String,
-    /// `Tag_SNS_IM_AddTime`, unix seconds.
-    pub add_time: i64,
-    /// `Tag_SNS_Custom_*` values.
-    pub custom: Vec<(String, ProfileValue)>,
-}
-
-impl Friend {
-    pub fn new(peer: &str, add_time: i64) -> Friend {
-        Friend {
-            peer: peer.to_owned(),
-            remark: String::new(),
-            groups: Vec::new(),
-            add_source: String::new(),
-            add_wording: String::new(),
-            add_time,
-            custom: Vec::new(),
-        }
-    }
-}
-
-/// A friend request waiting for its target to accept or decline it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FriendRequest {
-    pub from: String,
-    pub to: String,
-    pub wording: String,
-    pub source: String,
-    /// The remark and group the requester gives the target once accepted.
-    pub remark: String,
-    pub group: String,
-    pub time: i64,
-}
-
-/// One blacklist entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Blocked {
-    pub peer: String,
-    /// When it was added, unix seconds.
-    pub time: i64,
-}
-
-/// Everything stored about one user's relations.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RelationData {
-    pub friends: Vec<Friend>,
-    pub blacklist: Vec<Blocked>,
-    /// Requests others sent this user.
-    pub incoming: Vec<FriendRequest>,
-    /// Requests this user sent.
-    pub outgoing: Vec<FriendRequest>,
-}
-
-/// One write to the relationship tables.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RelationChange {
-    /// Inserts or replaces `friend` in `owner`'s list.
-    PutFriend {
-        owner: String,
-        friend: Friend,
-    },
-    DeleteFriend {
-        owner: String,
-        peer: String,
-    },
-    PutBlocked {
-        owner: String,
-        entry: Blocked,
-    },
-    DeleteBlocked {
-        owner: String,
-        peer: String,
-    },
-    /// Inserts or replaces the request from `from` to `to`.
-    PutRequest(FriendRequest),
-    DeleteRequest {
-        from: String,
-        to: String,
-    },
-}
-
-/// The relationship chain's storage. Every backend implements it with the same meaning.
-///
-/// Rows name users by UserID. Deleting an account ([`crate::store::AccountStore::delete_accounts`]) deletes
-/// every relation row that names it, on either side, in the same transaction as the account: a re-created
-/// account with the same UserID starts with no relations.
-#[async_trait]
-pub trait RelationStore: Send + Sync + 'static {
-    /// Everything stored about `user`'s relations (empty for an unknown user).
-    async fn load_relations(&self, user: String) -> Result<RelationData, StoreError>;
-    /// Applies the changes in order, atomically: all or none.
-    async fn apply_relations(&self, changes: Vec<RelationChange>) -> Result<(), StoreError>;
-}
-
-/// Why a pending request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestEnd {
-    Accepted,
-    Declined,
-    /// Removed by a blacklist, a deletion of the account, or a new request the other way.
-    Cancelled,
-}
-
-/// What a user's devices are told when the user's relations change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RelationEvent {
-    /// `peer` was added to the user's friend list.
-    FriendAdded(Friend),
-    /// `peer` was removed from the user's friend list.
-    FriendRemoved {
-        peer: String,
-    },
-    /// Someone asks the user to be friends.
-    RequestReceived(FriendRequest),
-    /// The user asked someone (told to the user's devices).
-    RequestSent(FriendRequest),
-    /// A pending request between the user and someone is gone.
-    RequestDeleted {
-        from: String,
-        to: String,
-        why: RequestEnd,
-    },
-    BlacklistAdded(Blocked),
-    BlacklistRemoved {
-        peer: String,
-    },
-    /// Many of the user's relations changed at once (more than [`MAX_EVENTS_PER_USER`] events in one
-    /// operation, e.g. `friend_delete_all`): the devices re-list instead of getting each change.
-    Changed,
-}
-
 /// Most relation events one operation sends one user; beyond, the user gets one [`RelationEvent::Changed`]
 /// instead, so that a bulk change cannot overflow a session's queue.
 pub const MAX_EVENTS_PER_USER: usize = 16;
-
-/// Why a relationship operation on one target failed. Each has Tencent's code (see the server's error
-/// mapping).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RelationError {
-    #[error("the account does not exist")]
-    NoSuchAccount,
-    #[error("a user cannot be their own friend or blacklist entry")]
-    IsSelf,
-    #[error("the peer is in the user's blacklist")]
-    InOwnBlacklist,
-    #[error("the user is in the peer's blacklist")]
-    InPeerBlacklist,
-    #[error("the peer accepts no friend requests")]
-    PeerDeniesAll,
-    #[error("the user has the most friends allowed")]
-    OwnFriendLimit,
-    #[error("the peer has the most friends allowed")]
-    PeerFriendLimit,
-    #[error("the peer has the most pending requests allowed")]
-    PendingLimit,
-    #[error("the blacklist is full")]
-    BlacklistLimit,
-    #[error("the peer is not a friend")]
-    NotFriend,
-    #[error("no pending request from the peer")]
-    NoRequest,
-    #[error("the peer is in the blacklist already")]
-    AlreadyBlocked,
-    #[error("the peer is not in the blacklist")]
-    NotBlocked,
-}
-
-/// Why a client send was refused by the permission policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SendRefusal {
-    /// The sender is in the recipient's blacklist (reported only with [`BlacklistCheck::Report`]).
-    #[error("the sender is in the recipient's blacklist")]
-    Blacklisted,
-    /// Friends-only: neither has the other as a friend.
-    #[error("the two users are not friends")]
-    NotFriends,
-    /// Friends-only: the recipient does not have the sender as a friend.
-    #[error("the sender is not the recipient's friend")]
-    NotRecipientsFriend,
-    /// Friends-only: the sender does not have the recipient as a friend.
-    #[error("the recipient is not the sender's friend")]
-    NotSendersFriend,
-}
 
 /// How two users relate, from the first one's point of view (`friend_check`, `black_list_check`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,14 +89,6 @@ impl Relation {
             (false, false) => Relation::None,
         }
     }
-}
-
-/// The outcome of a client send's permission check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    Allow,
-    /// Answer as if sent; store and deliver nothing.
-    Drop,
 }
 
 /// A friend request to make (`friend_add`).
@@ -342,11 +130,15 @@ impl UserRelations {
     }
 }
 
-/// The cache of relations, and the lock that serialises relation writes (and account deletions).
-#[derive(Default)]
-pub(crate) struct Relations {
+/// The relationship chain's service: the cache of relations, and the lock that serialises relation
+/// writes (and account deletions).
+pub struct Relations {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    hub: Arc<Hub>,
+    permissions: Permissions,
     cache: RwLock<Cache>,
-    pub(crate) writes: tokio::sync::Mutex<()>,
+    writes: tokio::sync::Mutex<()>,
 }
 
 /// The cached relations of users that exist.
@@ -458,24 +250,37 @@ pub enum Direction {
     Both,
 }
 
-impl Core {
+impl Relations {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, hub: Arc<Hub>, permissions: Permissions) -> Relations {
+        Relations { store, clock, hub, permissions, cache: RwLock::default(), writes: tokio::sync::Mutex::default() }
+    }
+
+    pub fn permissions(&self) -> Permissions {
+        self.permissions
+    }
+
     // ---- the send check ---------------------------------------------------------------------------
 
-    /// Applies the permission policy to a client send from `from` to `to` (the permit stage of
-    /// [`Core::prepare_send`]); also says whether `to` exists, when that was learnt on the way (`None`
-    /// for an admin sender or a message to oneself, which pass unchecked). Admin senders pass. A user
-    /// with no account has no relations (and is not cached).
-    pub(crate) async fn permit(&self, from: &str, to: &str) -> Result<(Verdict, Option<bool>), Error> {
-        if self.is_admin(from) || from == to {
+    /// Applies the permission policy to a client send from `from` to `to` (the permit stage of a send,
+    /// `messages::Messages::prepare_send`, which leaves the app's admins out); also says whether `to`
+    /// exists, when that was learnt on the way (`None` for a message to oneself, which passes unchecked).
+    /// A user with no account has no relations (and is not cached).
+    pub async fn permit(&self, from: &str, to: &str) -> Result<(Verdict, Option<bool>), Error> {
+        if from == to {
             return Ok((Verdict::Allow, None));
         }
-        let policy = self.config.permissions;
+        let policy = self.permissions;
+        let ties = |recipient: &UserRelations, sender: Option<&UserRelations>| Ties {
+            blocked: recipient.blacklist.contains_key(from),
+            sender_has: sender.is_some_and(|s| s.friends.contains_key(to)),
+            recipient_has: recipient.friends.contains_key(from),
+        };
         {
-            let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
+            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
             if let Some(recipient) = cache.users.get(to) {
                 let sender = if policy.friends_only { cache.users.get(from) } else { None };
                 if !policy.friends_only || sender.is_some() {
-                    return Ok((decide(policy, from, to, recipient, sender.map(|s| &**s))?, Some(true)));
+                    return Ok((policy::decide(policy, ties(recipient, sender.map(|s| &**s)))?, Some(true)));
                 }
             }
         }
@@ -485,7 +290,7 @@ impl Core {
         let exists = found[0].is_some();
         let recipient = found[0].as_deref().unwrap_or(&empty);
         let sender = policy.friends_only.then(|| found[1].as_deref().unwrap_or(&empty));
-        Ok((decide(policy, from, to, recipient, sender)?, Some(exists)))
+        Ok((policy::decide(policy, ties(recipient, sender))?, Some(exists)))
     }
 
     /// Each of `users`' relations: from the cache, or else read from the store and cached. `None` for a
@@ -495,7 +300,7 @@ impl Core {
         let mut found: Vec<Option<Arc<UserRelations>>> = vec![None; users.len()];
         let mut missing: Vec<usize> = Vec::new();
         let mut evictions = {
-            let cache = self.relations.cache.read().unwrap_or_else(|e| e.into_inner());
+            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
             for (i, user) in users.iter().enumerate() {
                 match cache.users.get(*user) {
                     Some(u) => found[i] = Some(u.clone()),
@@ -514,7 +319,7 @@ impl Core {
                     loaded.push((i, Arc::new(UserRelations::from_data(data))));
                 }
             }
-            let mut cache = self.relations.cache.write().unwrap_or_else(|e| e.into_inner());
+            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
             if cache.evictions != evictions {
                 // An account was deleted while we read: what we read may predate it. Read again.
                 evictions = cache.evictions;
@@ -562,7 +367,7 @@ impl Core {
         Ok(txn)
     }
 
-    /// [`Core::begin`] for an operation of `owner`, whose account must exist.
+    /// [`Relations::begin`] for an operation of `owner`, whose account must exist.
     async fn begin_for(&self, owner: &str, others: &[&str]) -> Result<Txn, Error> {
         let mut users = Vec::with_capacity(others.len() + 1);
         users.push(owner);
@@ -582,7 +387,7 @@ impl Core {
         }
         self.store.apply_relations(txn.changes).await?;
         {
-            let mut cache = self.relations.cache.write().unwrap_or_else(|e| e.into_inner());
+            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
             for (id, user) in txn.users {
                 if !txn.ghosts.contains(&id) {
                     cache.users.insert(id, Arc::new(user));
@@ -622,7 +427,7 @@ impl Core {
     /// How many users' relations are cached (for tests of the cache's bounds).
     #[doc(hidden)]
     pub fn cached_relation_users(&self) -> usize {
-        self.relations.cache.read().unwrap_or_else(|e| e.into_inner()).users.len()
+        self.cache.read().unwrap_or_else(|e| e.into_inner()).users.len()
     }
 
     // ---- friends ----------------------------------------------------------------------------------
@@ -636,7 +441,7 @@ impl Core {
         direction: Direction,
         force: bool,
     ) -> Result<Vec<Result<Added, RelationError>>, Error> {
-        self.require(from).await?;
+        store::require(&*self.store, from).await?;
         let ids: Vec<String> = items.iter().map(|i| i.to.clone()).collect();
         let exist = self.existing(&ids).await?;
         let mut allow = Vec::with_capacity(items.len());
@@ -644,7 +449,7 @@ impl Core {
             allow.push(if *exists && !force { self.allow_type(&item.to).await? } else { AllowType::AllowAny });
         }
         let now = self.clock.now_secs();
-        let _guard = self.relations.writes.lock().await;
+        let _guard = self.writes.lock().await;
         let others: Vec<&str> = ids.iter().zip(&exist).filter(|(_, e)| **e).map(|(id, _)| id.as_str()).collect();
         // Existence is known again under the lock: an account deleted meanwhile gets no rows.
         let mut txn = self.begin_for(from, &others).await?;
@@ -663,8 +468,8 @@ impl Core {
         owner: &str,
         friends: Vec<Friend>,
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
-        self.require(owner).await?;
-        let _guard = self.relations.writes.lock().await;
+        store::require(&*self.store, owner).await?;
+        let _guard = self.writes.lock().await;
         let peers: Vec<&str> = friends.iter().map(|f| f.peer.as_str()).collect();
         let mut txn = self.begin_for(owner, &peers).await?;
         let mut results = Vec::with_capacity(friends.len());
@@ -697,8 +502,8 @@ impl Core {
         owner: &str,
         updates: Vec<(String, FriendEdit)>,
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
-        self.require(owner).await?;
-        let _guard = self.relations.writes.lock().await;
+        store::require(&*self.store, owner).await?;
+        let _guard = self.writes.lock().await;
         let mut txn = self.begin_for(owner, &[]).await?;
         let mut results = Vec::with_capacity(updates.len());
         for (peer, update) in updates {
@@ -724,8 +529,8 @@ impl Core {
         peers: Vec<String>,
         direction: Direction,
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
-        self.require(owner).await?;
-        let _guard = self.relations.writes.lock().await;
+        store::require(&*self.store, owner).await?;
+        let _guard = self.writes.lock().await;
         let others: Vec<&str> = peers.iter().map(String::as_str).collect();
         let mut txn = self.begin_for(owner, &others).await?;
         let results = peers
@@ -746,8 +551,8 @@ impl Core {
 
     /// Empties `owner`'s friend list (and, with [`Direction::Both`], removes `owner` from every friend's).
     pub async fn delete_all_friends(&self, owner: &str, direction: Direction) -> Result<(), Error> {
-        self.require(owner).await?;
-        let _guard = self.relations.writes.lock().await;
+        store::require(&*self.store, owner).await?;
+        let _guard = self.writes.lock().await;
         let mut txn = self.begin_for(owner, &[]).await?;
         let peers: Vec<String> = txn.user(owner).friends.keys().cloned().collect();
         if direction == Direction::Both {
@@ -768,7 +573,7 @@ impl Core {
     /// `target` accepts the pending request from `from`: `target` joins `from`'s list (unless there
     /// already, whose entry is kept as it is), and with [`Direction::Both`] `from` joins `target`'s.
     pub async fn accept_friend(&self, target: &str, from: &str, direction: Direction) -> Result<(), Error> {
-        let _guard = self.relations.writes.lock().await;
+        let _guard = self.writes.lock().await;
         let mut txn = self.begin_for(target, &[from]).await?;
         if !txn.exists(from) {
             return Err(Error::Relation(RelationError::NoRequest));
@@ -800,7 +605,7 @@ impl Core {
 
     /// `target` declines the pending request from `from`.
     pub async fn decline_friend(&self, target: &str, from: &str) -> Result<(), Error> {
-        let _guard = self.relations.writes.lock().await;
+        let _guard = self.writes.lock().await;
         let mut txn = self.begin_for(target, &[from]).await?;
         if !txn.exists(from) || txn.remove_request(from, target, RequestEnd::Declined).is_none() {
             return Err(Error::Relation(RelationError::NoRequest));
@@ -810,7 +615,7 @@ impl Core {
 
     /// `owner`'s friend list, oldest first.
     pub async fn friends(&self, owner: &str) -> Result<Vec<Friend>, Error> {
-        self.require(owner).await?;
+        store::require(&*self.store, owner).await?;
         let mut list = self.read_user(owner, |u| u.friends.values().cloned().collect::<Vec<_>>()).await?;
         list.sort_by(|a, b| a.add_time.cmp(&b.add_time).then_with(|| a.peer.cmp(&b.peer)));
         Ok(list)
@@ -818,7 +623,7 @@ impl Core {
 
     /// The requests `owner` received and sent that wait, oldest first.
     pub async fn friend_requests(&self, owner: &str) -> Result<(Vec<FriendRequest>, Vec<FriendRequest>), Error> {
-        self.require(owner).await?;
+        store::require(&*self.store, owner).await?;
         let (mut incoming, mut outgoing) = self
             .read_user(owner, |u| {
                 (u.incoming.values().cloned().collect::<Vec<_>>(), u.outgoing.values().cloned().collect::<Vec<_>>())
@@ -845,7 +650,7 @@ impl Core {
         peers: Vec<String>,
         has: impl Fn(&UserRelations, &str) -> bool,
     ) -> Result<Vec<Option<Relation>>, Error> {
-        self.require(owner).await?;
+        store::require(&*self.store, owner).await?;
         let mut users: Vec<&str> = vec![owner];
         users.extend(peers.iter().map(String::as_str));
         let found = self.lookup(&users).await?;
@@ -871,9 +676,9 @@ impl Core {
         owner: &str,
         peers: Vec<String>,
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
-        self.require(owner).await?;
+        store::require(&*self.store, owner).await?;
         let now = self.clock.now_secs();
-        let _guard = self.relations.writes.lock().await;
+        let _guard = self.writes.lock().await;
         let others: Vec<&str> = peers.iter().map(String::as_str).collect();
         let mut txn = self.begin_for(owner, &others).await?;
         let mut results = Vec::with_capacity(peers.len());
@@ -906,8 +711,8 @@ impl Core {
         owner: &str,
         peers: Vec<String>,
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
-        self.require(owner).await?;
-        let _guard = self.relations.writes.lock().await;
+        store::require(&*self.store, owner).await?;
+        let _guard = self.writes.lock().await;
         let mut txn = self.begin_for(owner, &[]).await?;
         let results = peers
             .iter()
@@ -919,7 +724,7 @@ impl Core {
 
     /// `owner`'s blacklist, oldest first.
     pub async fn blacklist(&self, owner: &str) -> Result<Vec<Blocked>, Error> {
-        self.require(owner).await?;
+        store::require(&*self.store, owner).await?;
         let mut list = self
             .read_user(owner, |u| {
                 u.blacklist.iter().map(|(peer, time)| Blocked { peer: peer.clone(), time: *time }).collect::<Vec<_>>()
@@ -936,14 +741,14 @@ impl Core {
     /// begins after and finds the account gone. Then forgets them in the cache. `false` for each account
     /// that did not exist.
     pub(crate) async fn delete_accounts_and_relations(&self, ids: Vec<String>) -> Result<Vec<bool>, Error> {
-        let _guard = self.relations.writes.lock().await;
+        let _guard = self.writes.lock().await;
         let existed = self.store.delete_accounts(ids.clone()).await?;
         let deleted: std::collections::HashSet<&str> =
             ids.iter().zip(&existed).filter(|(_, e)| **e).map(|(id, _)| id.as_str()).collect();
         if deleted.is_empty() {
             return Ok(existed);
         }
-        let mut cache = self.relations.cache.write().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
         cache.evictions += 1;
         for id in &deleted {
             cache.users.remove(*id);
@@ -1048,31 +853,4 @@ fn add_one(
 
 fn group_list(group: String) -> Vec<String> {
     if group.is_empty() { Vec::new() } else { vec![group] }
-}
-
-/// The policy applied to cached relations.
-fn decide(
-    policy: Permissions,
-    from: &str,
-    to: &str,
-    recipient: &UserRelations,
-    sender: Option<&UserRelations>,
-) -> Result<Verdict, Error> {
-    if recipient.blacklist.contains_key(from) {
-        return match policy.blacklist {
-            BlacklistCheck::Silent => Ok(Verdict::Drop),
-            BlacklistCheck::Report => Err(Error::Refused(SendRefusal::Blacklisted)),
-        };
-    }
-    if let (true, Some(sender)) = (policy.friends_only, sender) {
-        let sender_has = sender.friends.contains_key(to);
-        let recipient_has = recipient.friends.contains_key(from);
-        return match (sender_has, recipient_has) {
-            (true, true) => Ok(Verdict::Allow),
-            (false, false) => Err(Error::Refused(SendRefusal::NotFriends)),
-            (true, false) => Err(Error::Refused(SendRefusal::NotRecipientsFriend)),
-            (false, true) => Err(Error::Refused(SendRefusal::NotSendersFriend)),
-        };
-    }
-    Ok(Verdict::Allow)
 }

@@ -1,0 +1,153 @@
+//! The messages service: sending ([`send`], the pipeline), and what follows a message: the sync log
+//! devices read, history, recall, read state, unread counts, recent contacts, imports and retention.
+//! Every write commits first; the sync-log entries it appended then go to the [`fanout`]'s subscribers.
+
+pub mod fanout;
+pub mod send;
+
+use std::sync::Arc;
+
+use crate::accounts::Accounts;
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::media::Media;
+use crate::model::{ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, Purged};
+use crate::relations::Relations;
+use crate::store::{self, Cutoffs, Imported, Store, Withdrawn};
+pub use fanout::{Fanout, Subscriber};
+pub use send::{Content, Draft, Encoded, Origin, Prepared, SendError};
+
+/// How long messages and their traces are kept, and how many conversations.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// How long a message waits in the sync log for offline devices, at most (Tencent: 7 days).
+    pub offline_secs: i64,
+    /// How long history is kept (Tencent: 7 days).
+    pub roaming_secs: i64,
+    /// How long a retry of the same message is recognised (Tencent: "within the same second"; Duet: longer).
+    pub dedup_window_secs: i64,
+    /// Recent contacts kept per user (Tencent: 100).
+    pub recent_contacts_max: usize,
+}
+
+pub struct Messages {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    accounts: Arc<Accounts>,
+    relations: Arc<Relations>,
+    media: Option<Arc<Media>>,
+    fanout: Fanout,
+    retention: Retention,
+}
+
+impl Messages {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        accounts: Arc<Accounts>,
+        relations: Arc<Relations>,
+        media: Option<Arc<Media>>,
+        fanout: Fanout,
+        retention: Retention,
+    ) -> Messages {
+        Messages { store, clock, accounts, relations, media, fanout, retention }
+    }
+
+    /// The last sequence number of `user`'s sync log.
+    pub async fn latest_seq(&self, user: &str) -> Result<u64, Error> {
+        self.store.latest_seq(user.to_owned()).await?.ok_or_else(|| Error::NoSuchAccount(user.to_owned()))
+    }
+
+    /// `user`'s sync log after `after`: at most `limit` entries, and fewer once their messages' text passes
+    /// `max_bytes` (see [`crate::store::MessageStore::log_after`]).
+    pub async fn sync(&self, user: &str, after: u64, limit: usize, max_bytes: usize) -> Result<LogPage, Error> {
+        Ok(self.store.log_after(user.to_owned(), after, limit, max_bytes).await?)
+    }
+
+    /// `user`'s recent contacts, latest first.
+    pub async fn conversations(&self, user: &str) -> Result<Vec<ConversationView>, Error> {
+        store::require(&*self.store, user).await?;
+        let mut items = self.store.conversations(user.to_owned(), self.retention.recent_contacts_max).await?;
+        let cutoff = self.roaming_cutoff();
+        items.retain(|c| c.time >= cutoff);
+        Ok(items)
+    }
+
+    /// Removes `owner`'s conversation with `peer` (and with `clear_history`, hides its messages from `owner`).
+    pub async fn delete_conversation(&self, owner: &str, peer: &str, clear_history: bool) -> Result<(), Error> {
+        store::require_pair(&*self.store, owner, peer).await?;
+        self.store.delete_conversation(owner.to_owned(), peer.to_owned(), clear_history).await?;
+        Ok(())
+    }
+
+    /// Imports a historical message with its original time.
+    pub async fn import(&self, msg: Import) -> Result<(), Error> {
+        let offline_until = msg.time.saturating_add(self.retention.offline_secs);
+        match self.store.import(msg, offline_until, self.retention.recent_contacts_max).await? {
+            Imported::Stored | Imported::Duplicate => Ok(()),
+            Imported::NoSuchSender(from) => Err(Error::NoSuchSender(from)),
+            Imported::NoSuchRecipient(to) => Err(Error::NoSuchAccount(to)),
+        }
+    }
+
+    /// A page of one side's history, within the roaming retention.
+    pub async fn history(&self, mut q: HistoryQuery) -> Result<HistoryPage, Error> {
+        store::require_pair(&*self.store, &q.operator, &q.peer).await?;
+        q.min_time = q.min_time.max(self.roaming_cutoff());
+        if q.min_time > q.max_time || q.limit == 0 {
+            return Ok(HistoryPage { messages: Vec::new(), more: false, conv_seq: 0 });
+        }
+        Ok(self.store.history(q).await?)
+    }
+
+    /// Recalls a message; it stays in history flagged as recalled, and both sides' devices are told.
+    pub async fn withdraw(&self, from: &str, to: &str, key: MsgKey) -> Result<(), Error> {
+        store::require_pair(&*self.store, from, to).await?;
+        let expire = self.clock.now_secs() + self.retention.offline_secs;
+        match self.store.withdraw(from.to_owned(), to.to_owned(), key, expire).await? {
+            Withdrawn::Done => Ok(()),
+            Withdrawn::NotFound => Err(Error::NoSuchMessage),
+            Withdrawn::AlreadyRecalled => Err(Error::AlreadyRecalled),
+        }
+    }
+
+    /// Marks what `owner` received from `peer` up to `time` (default: now) as read, on every device.
+    /// A time ahead of the clock reads as now: nothing sent later has been read yet, and a read time
+    /// never moves back, so a future one would keep every later message from counting as unread.
+    pub async fn set_read(&self, owner: &str, peer: &str, time: Option<i64>) -> Result<(), Error> {
+        store::require_pair(&*self.store, owner, peer).await?;
+        let now = self.clock.now_secs();
+        let time = time.map_or(now, |t| t.min(now));
+        let expire = now + self.retention.offline_secs;
+        self.store.set_read(owner.to_owned(), peer.to_owned(), time, expire).await?;
+        Ok(())
+    }
+
+    /// `owner`'s unread count from each peer; `None` for a peer that does not exist.
+    pub async fn unread(&self, owner: &str, peers: Vec<String>) -> Result<Vec<Option<u64>>, Error> {
+        store::require(&*self.store, owner).await?;
+        let exist = self.store.accounts_exist(peers.clone()).await?;
+        let counts = self.store.unread(owner.to_owned(), peers).await?;
+        Ok(exist.into_iter().zip(counts).map(|(e, n)| e.then_some(n)).collect())
+    }
+
+    pub async fn unread_total(&self, owner: &str) -> Result<u64, Error> {
+        store::require(&*self.store, owner).await?;
+        Ok(self.store.unread_total(owner.to_owned()).await?)
+    }
+
+    /// Deletes expired history, sync-log entries, conversations and dedup entries.
+    pub async fn purge_expired(&self) -> Result<Purged, Error> {
+        let now_ms = self.clock.now_ms();
+        let cutoffs = Cutoffs {
+            roaming_before: self.roaming_cutoff(),
+            offline_before: now_ms.div_euclid(1000),
+            dedup_before_ms: now_ms - self.retention.dedup_window_secs * 1000,
+        };
+        Ok(self.store.purge(cutoffs).await?)
+    }
+
+    fn roaming_cutoff(&self) -> i64 {
+        self.clock.now_secs() - self.retention.roaming_secs
+    }
+}
