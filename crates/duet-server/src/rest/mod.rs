@@ -3,10 +3,18 @@
 //! Every request, whatever its path, method or body, is answered with HTTP 200 and a JSON body carrying
 //! `ActionStatus`, `ErrorCode` and `ErrorInfo`, as Tencent's gateway does. The pipeline:
 //! resolve the command → check `sdkappid` → verify the admin's UserSig → parse the body as JSON
-//! (whatever the Content-Type) → run the command ([`handlers`]).
+//! (whatever the Content-Type) → run the command ([`run`]).
+//!
+//! One module per Tencent service, named after its path, with one `async fn` per command (parse the
+//! typed request, call the domain, shape Tencent's reply): [`login`] (`im_open_login_svc`), [`profile`],
+//! [`openim`], [`recentcontact`], [`sns`]. [`error`] maps domain and authentication errors to Tencent's
+//! codes, in one place.
 
 pub(crate) mod error;
-mod handlers;
+mod login;
+mod openim;
+mod profile;
+mod recentcontact;
 mod sns;
 
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +31,7 @@ use duet_proto::rest::response::Reply;
 use duet_proto::rest::{AuthParams, Command, Service};
 use duet_proto::{ApiError, code};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::throttle::Throttle;
 
@@ -95,7 +104,7 @@ async fn dispatch(
         let body = body.map_err(|e| too_large(svc, &e))?;
         let body = duet_proto::rest::parse_body(svc, &body)?;
         let media_base = urls.base(&headers, &uri);
-        handlers::handle(&core, &media_base, &caller, svc, command, &body).await
+        run(Ctx { core: &core, media_base: &media_base, caller: &caller, service: svc, command }, &body).await
     }
     .await;
     match result {
@@ -104,6 +113,67 @@ async fn dispatch(
             tracing::debug!(path = uri.path(), code = err.code, info = %err.info, "rest request refused");
             Json::fail(&err, service)
         }
+    }
+}
+
+/// What a command's handler is given besides its body.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    core: &'a Core,
+    /// The base of the download URLs put in sent messages.
+    media_base: &'a str,
+    /// The app admin making the call (the URL's `identifier`).
+    caller: &'a str,
+    service: Service,
+    command: Command,
+}
+
+impl Ctx<'_> {
+    /// Maps a domain error to this command's wire code ([`error::core`]).
+    fn fail(self) -> impl Fn(duet_core::Error) -> ApiError + Copy + use<> {
+        let Ctx { command, service, .. } = self;
+        move |e| error::core(command, service, e)
+    }
+
+    /// A successful reply of this command's service.
+    fn ok<T: Serialize>(self, body: T) -> Result<Json, ApiError> {
+        Ok(Json::ok(body, self.service))
+    }
+}
+
+/// Runs a command with its handler. The match has no catch-all arm: a new [`Command`] does not compile
+/// until it has a handler here.
+async fn run(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
+    match ctx.command {
+        Command::AccountImport => login::account_import(ctx, body).await,
+        Command::MultiAccountImport => login::multiaccount_import(ctx, body).await,
+        Command::AccountDelete => login::account_delete(ctx, body).await,
+        Command::AccountCheck => login::account_check(ctx, body).await,
+        Command::Kick => login::kick(ctx, body).await,
+        Command::PortraitSet => profile::portrait_set(ctx, body).await,
+        Command::PortraitGet => profile::portrait_get(ctx, body).await,
+        Command::SendMsg => openim::sendmsg(ctx, body).await,
+        Command::BatchSendMsg => openim::batchsendmsg(ctx, body).await,
+        Command::ImportMsg => openim::importmsg(ctx, body).await,
+        Command::AdminGetRoamMsg => openim::admin_getroammsg(ctx, body).await,
+        Command::AdminMsgWithdraw => openim::admin_msgwithdraw(ctx, body).await,
+        Command::AdminSetMsgRead => openim::admin_set_msg_read(ctx, body).await,
+        Command::GetC2cUnreadMsgNum => openim::get_c2c_unread_msg_num(ctx, body).await,
+        Command::QueryOnlineStatus => openim::query_online_status(ctx, body).await,
+        Command::RecentContactGetList => recentcontact::get_list(ctx, body).await,
+        Command::RecentContactDelete => recentcontact::delete(ctx, body).await,
+        Command::FriendAdd => sns::friend_add(ctx, body).await,
+        Command::FriendImport => sns::friend_import(ctx, body).await,
+        Command::FriendUpdate => sns::friend_update(ctx, body).await,
+        Command::FriendDelete => sns::friend_delete(ctx, body).await,
+        Command::FriendDeleteAll => sns::friend_delete_all(ctx, body).await,
+        Command::FriendCheck => sns::friend_check(ctx, body).await,
+        Command::FriendGet => sns::friend_get(ctx, body).await,
+        Command::FriendGetList => sns::friend_get_list(ctx, body).await,
+        Command::BlackListAdd => sns::black_list_add(ctx, body).await,
+        Command::BlackListDelete => sns::black_list_delete(ctx, body).await,
+        Command::BlackListGet => sns::black_list_get(ctx, body).await,
+        Command::BlackListCheck => sns::black_list_check(ctx, body).await,
     }
 }
 
