@@ -9,6 +9,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+#[cfg(any(test, feature = "testsuite"))]
+pub mod conformance;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod memory;
+
 use crate::model::{
     ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, Outgoing, ProfileValue,
     Purged, Sent,
