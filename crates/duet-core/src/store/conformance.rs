@@ -63,6 +63,7 @@ macro_rules! store_conformance_suite {
             set_profile_writes_only_to_an_existing_account,
             delete_accounts_removes_the_account_its_data_and_its_relation_rows,
             revoke_sigs_and_revocations,
+            a_new_account_inherits_nothing_of_a_deleted_one,
             send_reports_its_key_positions_and_failures,
             a_store_picked_msg_seq_grows_per_conversation,
             a_later_send_is_never_dated_before_its_conversation,
@@ -344,6 +345,30 @@ pub async fn revoke_sigs_and_revocations<S: Store, M>(b: Backend<S, M>) {
 
     s.delete_accounts(strings(&["a"])).await.unwrap();
     assert_eq!(s.revocations().await.unwrap(), [("b".to_owned(), T + 5)]);
+}
+
+pub async fn a_new_account_inherits_nothing_of_a_deleted_one<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    send(s, plan(1, "a", &["b"], T)).await;
+    send(s, plan(2, "b", &["a"], T)).await;
+    assert!(s.set_read("a".into(), "b".into(), T, T + WEEK).await.unwrap());
+    // b is the account created last: whatever numbers a backend gives accounts, it does not give b's again.
+    assert_eq!(s.delete_accounts(strings(&["b"])).await.unwrap(), [true]);
+    create(s, &["m"]).await;
+    assert_eq!(numbers(s, "m", "a").await, Vec::<u32>::new());
+    assert_eq!(s.history(query("a", "m", 10)).await.unwrap().conv_seq, 0);
+    assert_eq!(contacts(s, "a").await, Vec::<String>::new());
+    assert_eq!(unread(s, "a", &["m"]).await, [0]);
+    let sent = send(s, plan(3, "a", &["m"], T + 1)).await;
+    assert_eq!((sent.key.seq, sent.conv_seq), (1, 1), "a conversation of its own");
+
+    // The same UserID created again starts with nothing either.
+    assert_eq!(s.delete_accounts(strings(&["m"])).await.unwrap(), [true]);
+    create(s, &["b"]).await;
+    assert_eq!(numbers(s, "b", "a").await, Vec::<u32>::new());
+    assert_eq!(contacts(s, "a").await, Vec::<String>::new());
+    assert_eq!(log(s, "b").await, Vec::<String>::new());
 }
 
 // ---- send ----------------------------------------------------------------------------------------------
