@@ -111,4 +111,3 @@ impl std::fmt::Display for Chain<'_> {
         Ok(())
     }
 }
-

@@ -39,9 +39,15 @@ fn the_check_finds_cycles() {
         g
     };
     assert_eq!(find_cycle(&graph(&[("a", "b"), ("b", "c"), ("a", "c")])), None);
-    assert_eq!(find_cycle(&graph(&[("a", "b"), ("b", "c"), ("c", "a")])), Some(vec!["a", "b", "c", "a"].iter().map(|s| s.to_string()).collect()));
+    assert_eq!(
+        find_cycle(&graph(&[("a", "b"), ("b", "c"), ("c", "a")])),
+        Some(vec!["a", "b", "c", "a"].iter().map(|s| s.to_string()).collect())
+    );
     assert!(find_cycle(&graph(&[("x", "y"), ("y", "z"), ("z", "y")])).is_some());
-    let refs = references("use crate::{a::B, b, c::{D, e::F}};\nlet x = crate::d::f(); // crate::z\nsuper::g::h();", &["m".into()]);
+    let refs = references(
+        "use crate::{a::B, b, c::{D, e::F}};\nlet x = crate::d::f(); // crate::z\nsuper::g::h();",
+        &["m".into()],
+    );
     assert_eq!(refs, ["a", "b", "c", "d", "g"].iter().map(|s| s.to_string()).collect::<BTreeSet<_>>());
     assert_eq!(references("use super::inner::X;", &["m".into(), "n".into()]), BTreeSet::new());
 }
@@ -167,7 +173,12 @@ fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
         Open,
         Done,
     }
-    fn visit(node: &str, graph: &Graph, marks: &mut BTreeMap<String, Mark>, stack: &mut Vec<String>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &Graph,
+        marks: &mut BTreeMap<String, Mark>,
+        stack: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
         marks.insert(node.to_owned(), Mark::Open);
         stack.push(node.to_owned());
         for next in graph.get(node).into_iter().flat_map(|d| d.keys()) {

@@ -19,8 +19,8 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, 
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use duet_core::hub::{KickReason, Outbound, Session, SessionKind};
-use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, SenderCopy, StoredMessage};
 use duet_core::messages::{Draft, Origin, Prepared, SendError};
+use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, SenderCopy, StoredMessage};
 use duet_core::usersig::Claims;
 use duet_core::{Core, LoginError};
 use duet_proto::client::{

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 
 use duet_core::clock::ManualClock;
+use duet_core::messages::{Draft, Encoded, Origin, SendError};
 use duet_core::model::{NewAccount, SenderCopy, Sent};
 use duet_core::relations::{AddFriend, Direction, Friend, Permissions};
-use duet_core::messages::{Draft, Encoded, Origin, SendError};
 use duet_core::{Core, Error};
 use duet_test_support::{SDKAPPID, SECRET_KEY, T0_MS};
 
@@ -53,7 +53,8 @@ async fn client_send(core: &Core, draft: Draft<Encoded>) -> Result<Sent, Error> 
 
 async fn made_up_ids_leave_no_cache_entry(friends_only: bool) {
     let (core, _dir) = core(friends_only).await;
-    core.relations().add_friends("alice", vec![AddFriend { to: "bob".into(), ..Default::default() }], Direction::Both, true)
+    core.relations()
+        .add_friends("alice", vec![AddFriend { to: "bob".into(), ..Default::default() }], Direction::Both, true)
         .await
         .expect("alice and bob become friends");
     client_send(&core, text("alice", "bob")).await.expect("friends may talk");
@@ -129,7 +130,8 @@ async fn relation_writes_racing_an_account_deletion_leave_nothing_behind() {
         let (c1, c2, c3, c4) = (core.clone(), core.clone(), core.clone(), core.clone());
         let (v1, v2, v3, v4) = (id.clone(), id.clone(), id.clone(), id.clone());
         let delete = tokio::spawn(async move { c1.accounts().delete(vec![v1]).await });
-        let import = tokio::spawn(async move { c2.relations().import_friends("alice", vec![Friend::new(&v2, 0)]).await });
+        let import =
+            tokio::spawn(async move { c2.relations().import_friends("alice", vec![Friend::new(&v2, 0)]).await });
         let block = tokio::spawn(async move { c3.relations().add_to_blacklist("bob", vec![v3]).await });
         let add = tokio::spawn(async move {
             let item = AddFriend { to: v4, ..Default::default() };

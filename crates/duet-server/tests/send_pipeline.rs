@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex};
 
 use duet_core::clock::ManualClock;
-use duet_core::messages::Subscriber;
 use duet_core::media::MediaItem;
-use duet_core::model::{Delivery, LogEvent, NewAccount, SenderCopy};
+use duet_core::messages::Subscriber;
 use duet_core::messages::{Content, Draft, Encoded, Origin, SendError};
+use duet_core::model::{Delivery, LogEvent, NewAccount, SenderCopy};
 use duet_core::{Core, Error};
 use duet_test_support::{SDKAPPID, SECRET_KEY, T0_MS};
 
@@ -94,7 +94,8 @@ async fn each_stage_runs_once_in_order_and_subscribers_see_commits_in_order() {
     let calls = Arc::new(Mutex::new(Vec::new()));
     for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
         let content = Recorded { text: text.into(), calls: calls.clone(), refuse: false };
-        let sent = core.messages().send(Origin::Client, draft("alice", "bob", i as u32, content, 600)).await.expect("sent");
+        let sent =
+            core.messages().send(Origin::Client, draft("alice", "bob", i as u32, content, 600)).await.expect("sent");
         assert!(sent.failed.is_empty() && sent.conv_seq == i as u64 + 1, "{sent:?}");
     }
     // Validate, then the uploads it names for the grants (none: no describe), then the stored form.
@@ -138,7 +139,8 @@ async fn online_only_messages_reach_subscribers_unlogged_and_refused_ones_reach_
     // The admin's sends pass the policy.
     let admin =
         Encoded { body: r#"[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]"#.into(), ..Default::default() };
-    let sent = core.messages().send(Origin::Admin("administrator"), draft("carol", "bob", 4, admin, 600)).await.expect("sent");
+    let sent =
+        core.messages().send(Origin::Admin("administrator"), draft("carol", "bob", 4, admin, 600)).await.expect("sent");
     assert_eq!(sent.conv_seq, 1);
     let seen = seen.0.lock().unwrap().clone();
     assert_eq!(seen.iter().filter(|(u, ..)| u == "bob").count(), 1, "{seen:?}");

@@ -39,7 +39,7 @@ pub enum Durability {
     Relaxed,
 }
 
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql"), include_str!("schema_3.sql")];
 /// Read connections, and so reads running at once (see [`SqliteStore::read`]). Reads beyond wait in the
 /// queue rather than open new connections (that costs far more than a read) or pile up blocking threads.
 const READERS: usize = 8;
@@ -650,6 +650,40 @@ mod tests {
         let retry = sent(store.send(plan(2, t0 + 703_000)).await);
         assert!(retry.duplicate, "recognised after reopening");
         assert_eq!(retry.key.time, (t0 + 700_000) / 1000, "with the first send's key");
+    }
+
+    /// A database of version 2 in which a deleted account's uid (the largest) is still named by messages:
+    /// migrated, it gives that uid to no new account, which would inherit those messages.
+    #[tokio::test]
+    async fn migrating_counts_the_uids_of_deleted_accounts_as_given() {
+        use duet_core::model::HistoryQuery;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("duet.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for (i, sql) in super::MIGRATIONS[..2].iter().enumerate() {
+            conn.execute_batch(&format!("BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1)).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO accounts (uid, user_id, created_at) VALUES (1, 'a', 0); \
+             INSERT INTO messages (sender, receiver, lo, hi, time, seq, random, conv_seq, body, cloud_custom_data, flags) \
+               VALUES (2, 1, 1, 2, 1000, 1, 1, 1, 'from the deleted account', '', 0); \
+             INSERT INTO threads (lo, hi, seq, key_seq, last_time) VALUES (1, 2, 1, 1, 1000);",
+        )
+        .unwrap();
+        drop(conn);
+
+        let store = SqliteStore::open(&path, Durability::Fsync).unwrap();
+        store.import_accounts(vec![NewAccount { id: "m".into(), nick: None, face_url: None }], 1).await.unwrap();
+        let q = HistoryQuery {
+            operator: "m".into(),
+            peer: "a".into(),
+            min_time: 0,
+            max_time: i64::MAX,
+            before: None,
+            limit: 10,
+        };
+        let page = store.history(q).await.unwrap();
+        assert_eq!((page.messages.len(), page.conv_seq), (0, 0), "m inherited uid 2: {page:?}");
     }
 
     async fn join_all<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {

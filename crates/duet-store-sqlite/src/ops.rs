@@ -39,8 +39,16 @@ pub(crate) fn cached_uid(c: &Connection, w: &mut WriterState, user_id: &str) -> 
 
 pub(crate) fn import_accounts(c: &Connection, w: &mut WriterState, accounts: &[NewAccount], now: i64) -> Result<()> {
     for a in accounts {
-        c.prepare_cached("INSERT INTO accounts (user_id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
+        // The next uid of `uid_seq`, never one a deleted account had (schema_3.sql).
+        let created = c
+            .prepare_cached(
+                "INSERT INTO accounts (uid, user_id, created_at) VALUES ((SELECT last + 1 FROM uid_seq), ?1, ?2) \
+                 ON CONFLICT DO NOTHING",
+            )?
             .execute((&a.id, now))?;
+        if created > 0 {
+            c.prepare_cached("UPDATE uid_seq SET last = last + 1")?.execute([])?;
+        }
         let uid = cached_uid(c, w, &a.id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
         for (tag, value) in [(TAG_NICK, &a.nick), (TAG_IMAGE, &a.face_url)] {
             if let Some(v) = value {

@@ -26,12 +26,12 @@ use crate::clock::Clock;
 use crate::error::Error;
 pub use crate::error::{RelationError, SendRefusal};
 use crate::hub::{Hub, Outbound};
-pub use crate::model::{Blocked, Friend, FriendRequest, RelationEvent, RequestEnd};
 use crate::model::ProfileValue;
+pub use crate::model::{Blocked, Friend, FriendRequest, RelationEvent, RequestEnd};
 use crate::store::{self, Store};
 pub use crate::store::{RelationChange, RelationData, RelationStore};
-pub use policy::{BlacklistCheck, Permissions, Verdict};
 use policy::Ties;
+pub use policy::{BlacklistCheck, Permissions, Verdict};
 
 /// Most friends per user (Tencent: 3 000).
 pub const MAX_FRIENDS: usize = 3_000;

@@ -11,8 +11,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use crate::error::{BoxError, StoreError};
+#[cfg(any(test, feature = "testsuite"))]
+pub mod conformance;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod memory;
+
 use crate::error::Error;
+pub use crate::error::{BoxError, StoreError};
 use crate::model::{
     Blocked, ConversationView, Delivery, Friend, FriendRequest, HistoryPage, HistoryQuery, Import, LogPage, MsgKey,
     NewAccount, Outgoing, ProfileValue, Purged, Sent,

@@ -2,8 +2,8 @@
 //! (`duet_core::messages::send`), history, recall, read marks, unread counts and online status.
 
 use duet_core::hub::Presence;
-use duet_core::model::{self, HistoryQuery, MsgKey, Platform, SenderCopy};
 use duet_core::messages::{Content, Draft, Encoded, Origin, SendError};
+use duet_core::model::{self, HistoryQuery, MsgKey, Platform, SenderCopy};
 use duet_proto::rest::request::{self as req, SyncOtherMachine};
 use duet_proto::rest::response::*;
 use duet_proto::{ApiError, code};
@@ -52,7 +52,10 @@ pub(super) async fn importmsg(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiErr
     let r = req::ImportMsg::parse(body, core.clock().now_secs())?;
     let ccd = r.cloud_custom_data.unwrap_or_default();
     let mut content = WireContent::checked(ctx.media_base, r.body, r.body_json, ccd, None);
-    core.messages().grant_import_media(ctx.caller, &r.from, &r.to, &mut content).await.map_err(|e| send_error(e, fail))?;
+    core.messages()
+        .grant_import_media(ctx.caller, &r.from, &r.to, &mut content)
+        .await
+        .map_err(|e| send_error(e, fail))?;
     let Encoded { body, cloud_custom_data, .. } = content.encode();
     let import = model::Import {
         from: r.from,
@@ -178,7 +181,8 @@ pub(super) async fn query_online_status(ctx: Ctx<'_>, body: &Value) -> Result<Js
 /// A send of the admin's, through the domain's pipeline (`duet_core::messages::send`).
 async fn send(ctx: Ctx<'_>, draft: Draft<WireContent<'_>>) -> Result<model::Sent, ApiError> {
     let fail = ctx.fail();
-    let prepared = ctx.core.messages().prepare_send(Origin::Admin(ctx.caller), draft).await.map_err(|e| send_error(e, fail))?;
+    let prepared =
+        ctx.core.messages().prepare_send(Origin::Admin(ctx.caller), draft).await.map_err(|e| send_error(e, fail))?;
     prepared.commit(ctx.core.messages()).await.map_err(fail)
 }
 

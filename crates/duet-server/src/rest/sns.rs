@@ -90,7 +90,12 @@ pub(super) async fn friend_update(ctx: Ctx<'_>, body: &Value) -> Result<Json, Ap
 /// `friend_delete`: ends friendships, one way or both.
 pub(super) async fn friend_delete(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
     let r = FriendDelete::parse(body)?;
-    let results = ctx.core.relations().delete_friends(&r.from, r.to.clone(), direction(r.delete_type)).await.map_err(ctx.fail())?;
+    let results = ctx
+        .core
+        .relations()
+        .delete_friends(&r.from, r.to.clone(), direction(r.delete_type))
+        .await
+        .map_err(ctx.fail())?;
     ctx.ok(result_items(r.to, results.into_iter().map(|r| r.map_err(error::relation))))
 }
 

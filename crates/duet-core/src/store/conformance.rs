@@ -1,0 +1,1154 @@
+//! The store conformance suite: what every backend of the storage traits ([`Store`], [`MediaIndex`]) does,
+//! as tests each backend runs against a fresh instance of itself. [`store_conformance_suite!`] expands one
+//! `#[tokio::test]` per test of this module, so a backend's crate runs them all with one line:
+//!
+//! ```text
+//! duet_core::store_conformance_suite!(fresh_backend());
+//! ```
+//!
+//! where `fresh_backend()` (any expression, `.await` allowed) makes a [`Backend`]. The in-memory store runs
+//! it in duet-core, SQLite in `duet-store-sqlite/tests/conformance.rs`; a new backend passes it before
+//! it is used. A rule the traits' docs state belongs here, checked on what the operations return.
+//!
+//! [`store_conformance_suite!`]: crate::store_conformance_suite
+
+use std::any::Any;
+use std::sync::{Arc, Mutex};
+
+use crate::media::{ImageMeta, MediaIndex, MediaItem, MediaKind, Rendition, RenditionKind};
+use crate::model::{Blocked, Friend, FriendRequest};
+use crate::model::{
+    Delivery, HistoryQuery, Import, LogEntry, LogEvent, MsgKey, NewAccount, Outgoing, ProfileValue, Purged, SenderCopy,
+    SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
+};
+use crate::store::{Cutoffs, Imported, SendOutcome, SendPlan, Store, Withdrawn};
+use crate::store::{RelationChange, RelationData};
+
+/// A fresh backend for one test: its store, its media index, and what must outlive both (a temporary
+/// directory, say).
+pub struct Backend<S, M> {
+    pub store: Arc<S>,
+    pub media: Arc<M>,
+    /// Declared last: dropped after the store and the index.
+    _keep: Option<Box<dyn Any + Send>>,
+}
+
+impl<S, M> Backend<S, M> {
+    pub fn new(store: S, media: M) -> Backend<S, M> {
+        Backend { store: Arc::new(store), media: Arc::new(media), _keep: None }
+    }
+
+    /// Keeps `guard` until the test ends, after the store and the index are dropped.
+    pub fn keeping(mut self, guard: impl Any + Send) -> Backend<S, M> {
+        self._keep = Some(Box::new(guard));
+        self
+    }
+}
+
+/// Expands one `#[tokio::test]` per conformance test, each given a fresh [`Backend`] made by `$backend`
+/// (evaluated in each test's async body). The calling crate needs `tokio` with its `macros` and `rt`
+/// features.
+#[macro_export]
+macro_rules! store_conformance_suite {
+    (@tests $backend:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                $crate::store::conformance::$test($backend).await;
+            }
+        )*
+    };
+    ($backend:expr) => {
+        $crate::store_conformance_suite!(@tests $backend;
+            accounts_are_created_once_and_updated_by_import,
+            set_profile_writes_only_to_an_existing_account,
+            delete_accounts_removes_the_account_its_data_and_its_relation_rows,
+            revoke_sigs_and_revocations,
+            a_new_account_inherits_nothing_of_a_deleted_one,
+            send_reports_its_key_positions_and_failures,
+            a_store_picked_msg_seq_grows_per_conversation,
+            a_later_send_is_never_dated_before_its_conversation,
+            a_retry_within_the_window_returns_the_first_result,
+            a_send_whose_msg_key_is_taken_stores_nothing,
+            a_send_from_a_missing_sender_writes_nothing,
+            a_send_to_missing_recipients_only_writes_nothing,
+            the_sender_copy_decides_the_senders_side,
+            a_message_to_oneself_is_stored_once,
+            no_unread_and_no_last_msg,
+            the_delivery_hook_gets_each_commits_entries_in_commit_order,
+            history_pages_newest_first_in_storing_order,
+            history_says_what_the_recipient_has_read,
+            import_stores_once_per_key_and_needs_both_accounts,
+            withdraw_recalls_once_and_tells_both_sides,
+            set_read_recounts_unread,
+            log_after_pages_by_count,
+            log_after_ends_a_page_after_the_entry_that_passes_max_bytes,
+            conversations_list_the_latest_first_and_the_cap_keeps_the_newest,
+            delete_conversation_removes_one_side_and_can_hide_its_history,
+            purge_removes_what_each_cutoff_covers,
+            purging_offline_copies_keeps_history_and_log_positions,
+            a_log_entry_whose_message_expired_is_skipped,
+            relations_are_stored_and_changed_in_order,
+            media_items_and_grants,
+            media_expire_forgets_unused_items_and_dooms_their_blobs,
+            media_uploads_begun_and_never_recorded_are_doomed,
+            media_forget_users_drops_their_grants_and_ownership,
+        );
+    };
+}
+
+/// The suite's clock: every time is this second or near it.
+const T: i64 = 1_700_000_000;
+const WEEK: i64 = 604_800;
+
+fn account(id: &str) -> NewAccount {
+    NewAccount { id: id.to_owned(), nick: None, face_url: None }
+}
+
+async fn create<S: Store>(s: &S, ids: &[&str]) {
+    s.import_accounts(ids.iter().map(|&id| account(id)).collect(), T).await.unwrap();
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|&s| s.to_owned()).collect()
+}
+
+fn body(n: u32) -> String {
+    format!(r#"[{{"MsgType":"TIMTextElem","MsgContent":{{"Text":"m{n}"}}}}]"#)
+}
+
+/// Message `n` (its `MsgRandom`, and the start of its dedup key) sent at second `time`: the store picks its
+/// `MsgSeq`, the sender's devices get a copy, the dedup window is ten minutes.
+fn plan(n: u32, from: &str, to: &[&str], time: i64) -> SendPlan {
+    let mut dedup_key = [0; 16];
+    dedup_key[..4].copy_from_slice(&n.to_le_bytes());
+    SendPlan {
+        msg: Outgoing {
+            from: from.to_owned(),
+            to: strings(to),
+            seq: None,
+            random: n,
+            body: body(n),
+            cloud_custom_data: String::new(),
+            push_info: None,
+            lifetime_secs: WEEK as u32,
+            sender_copy: SenderCopy::Sync,
+            no_unread: false,
+            no_last_msg: false,
+            need_read_receipt: false,
+        },
+        time,
+        dedup_key,
+        dedup_since_ms: time * 1000 - 600_000,
+        now_ms: time * 1000,
+        offline_until: time + WEEK,
+        max_conversations: 100,
+    }
+}
+
+/// Sends, expecting the send to be stored (not a duplicate).
+async fn send<S: Store>(s: &S, plan: SendPlan) -> Sent {
+    match s.send(plan).await.unwrap() {
+        SendOutcome::Sent(sent) => sent,
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
+/// Message `n` to import, with the conversation's next `MsgSeq`.
+fn import(n: u32, from: &str, to: &str, time: i64, counts_unread: bool) -> Import {
+    Import {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        seq: None,
+        random: n,
+        time,
+        body: body(n),
+        cloud_custom_data: String::new(),
+        counts_unread,
+    }
+}
+
+fn query(operator: &str, peer: &str, limit: usize) -> HistoryQuery {
+    HistoryQuery {
+        operator: operator.to_owned(),
+        peer: peer.to_owned(),
+        min_time: 0,
+        max_time: i64::MAX,
+        before: None,
+        limit,
+    }
+}
+
+/// `operator`'s whole view of the conversation, newest first.
+async fn history<S: Store>(s: &S, operator: &str, peer: &str) -> Vec<StoredMessage> {
+    let page = s.history(query(operator, peer, 1000)).await.unwrap();
+    assert!(!page.more);
+    page.messages
+}
+
+/// The `MsgRandom`s (the suite's message numbers) of `operator`'s view, newest first.
+async fn numbers<S: Store>(s: &S, operator: &str, peer: &str) -> Vec<u32> {
+    history(s, operator, peer).await.iter().map(|m| m.key.random).collect()
+}
+
+/// An entry as `<seq> msg <from>><to> #<n>`, `<seq> read <peer> <time - T>` or `<seq> recall <peer> #<n>`.
+fn describe(e: &LogEntry) -> String {
+    match &e.event {
+        LogEvent::Message(m) => format!("{} msg {}>{} #{}", e.seq, m.from, m.to, m.key.random),
+        LogEvent::Read { peer, time } => format!("{} read {peer} {}", e.seq, time - T),
+        LogEvent::Recall { peer, key } => format!("{} recall {peer} #{}", e.seq, key.random),
+    }
+}
+
+/// `user`'s whole sync log, described.
+async fn log<S: Store>(s: &S, user: &str) -> Vec<String> {
+    let page = s.log_after(user.to_owned(), 0, 1000, usize::MAX).await.unwrap();
+    assert!(!page.more);
+    page.entries.iter().map(describe).collect()
+}
+
+async fn latest<S: Store>(s: &S, user: &str) -> Option<u64> {
+    s.latest_seq(user.to_owned()).await.unwrap()
+}
+
+async fn unread<S: Store>(s: &S, owner: &str, peers: &[&str]) -> Vec<u64> {
+    s.unread(owner.to_owned(), strings(peers)).await.unwrap()
+}
+
+/// The peers of `user`'s recent contacts, latest first.
+async fn contacts<S: Store>(s: &S, user: &str) -> Vec<String> {
+    s.conversations(user.to_owned(), 100).await.unwrap().into_iter().map(|c| c.peer).collect()
+}
+
+fn text(s: &str) -> ProfileValue {
+    ProfileValue::Text(s.to_owned())
+}
+
+fn tagged(tag: &str, value: ProfileValue) -> (String, ProfileValue) {
+    (tag.to_owned(), value)
+}
+
+const LEVEL: &str = "Tag_Profile_IM_Level";
+
+// ---- accounts ------------------------------------------------------------------------------------------
+
+pub async fn accounts_are_created_once_and_updated_by_import<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    let ann = NewAccount { id: "a".into(), nick: Some("Ann".into()), face_url: None };
+    s.import_accounts(vec![ann, account("b")], T).await.unwrap();
+    assert_eq!(s.accounts_exist(strings(&["a", "b", "nobody"])).await.unwrap(), [true, true, false]);
+
+    // Importing an existing account sets what is given and leaves the rest.
+    let face = NewAccount { id: "a".into(), nick: None, face_url: Some("https://a/face.png".into()) };
+    s.import_accounts(vec![face], T + 1).await.unwrap();
+    let tags = strings(&[TAG_NICK, TAG_IMAGE, LEVEL]);
+    let profiles = s.profiles(strings(&["a", "b", "nobody"]), tags).await.unwrap();
+    let a = vec![tagged(TAG_NICK, text("Ann")), tagged(TAG_IMAGE, text("https://a/face.png"))];
+    assert_eq!(profiles, [Some(a), Some(vec![]), None]);
+
+    assert_eq!(latest(s, "a").await, Some(0), "an account starts with an empty log");
+    assert_eq!(latest(s, "nobody").await, None);
+}
+
+pub async fn set_profile_writes_only_to_an_existing_account<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a"]).await;
+    let items = vec![tagged(LEVEL, ProfileValue::Number(7)), tagged(TAG_NICK, text("Ann"))];
+    assert!(s.set_profile("a".into(), items).await.unwrap());
+    assert!(s.set_profile("a".into(), vec![tagged(LEVEL, ProfileValue::Number(8))]).await.unwrap());
+    let profiles = s.profiles(strings(&["a"]), strings(&[TAG_NICK, LEVEL])).await.unwrap();
+    assert_eq!(profiles, [Some(vec![tagged(TAG_NICK, text("Ann")), tagged(LEVEL, ProfileValue::Number(8))])]);
+
+    assert!(!s.set_profile("nobody".into(), vec![tagged(LEVEL, ProfileValue::Number(1))]).await.unwrap());
+    assert_eq!(s.profiles(strings(&["nobody"]), strings(&[LEVEL])).await.unwrap(), [None]);
+    create(s, &["nobody"]).await;
+    let profiles = s.profiles(strings(&["nobody"]), strings(&[LEVEL])).await.unwrap();
+    assert_eq!(profiles, [Some(vec![])], "nothing was written for the missing account");
+}
+
+fn request(from: &str, to: &str) -> FriendRequest {
+    FriendRequest {
+        from: from.into(),
+        to: to.into(),
+        wording: "hi".into(),
+        source: "AddSource_Type_Web".into(),
+        remark: String::new(),
+        group: String::new(),
+        time: T,
+    }
+}
+
+fn names(d: &RelationData, id: &str) -> bool {
+    d.friends.iter().any(|f| f.peer == id)
+        || d.blacklist.iter().any(|b| b.peer == id)
+        || d.incoming.iter().any(|r| r.from == id)
+        || d.outgoing.iter().any(|r| r.to == id)
+}
+
+pub async fn delete_accounts_removes_the_account_its_data_and_its_relation_rows<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c"]).await;
+    s.set_profile("b".into(), vec![tagged(TAG_NICK, text("Bee"))]).await.unwrap();
+    send(s, plan(1, "a", &["b"], T)).await;
+    send(s, plan(2, "b", &["c"], T)).await;
+    let mut tagged_friend = Friend::new("b", T);
+    tagged_friend.custom = vec![tagged("Tag_SNS_Custom_X", text("x"))];
+    let changes = vec![
+        RelationChange::PutFriend { owner: "a".into(), friend: tagged_friend },
+        RelationChange::PutFriend { owner: "b".into(), friend: Friend::new("a", T) },
+        RelationChange::PutBlocked { owner: "c".into(), entry: Blocked { peer: "b".into(), time: T } },
+        RelationChange::PutBlocked { owner: "b".into(), entry: Blocked { peer: "c".into(), time: T } },
+        RelationChange::PutRequest(request("b", "c")),
+        RelationChange::PutRequest(request("a", "b")),
+        RelationChange::PutFriend { owner: "a".into(), friend: Friend::new("c", T) },
+        // Rows may name an ID with no account (left by an earlier version): they go too.
+        RelationChange::PutFriend { owner: "a".into(), friend: Friend::new("gone", T) },
+        RelationChange::PutRequest(request("gone", "c")),
+    ];
+    s.apply_relations(changes).await.unwrap();
+
+    assert_eq!(s.delete_accounts(strings(&["b", "gone", "nobody"])).await.unwrap(), [true, false, false]);
+    assert_eq!(s.accounts_exist(strings(&["a", "b", "c"])).await.unwrap(), [true, false, true]);
+    for user in ["a", "c"] {
+        let d = s.load_relations(user.into()).await.unwrap();
+        assert!(!names(&d, "b") && !names(&d, "gone"), "{user}: {d:?}");
+    }
+    let a = s.load_relations("a".into()).await.unwrap();
+    assert_eq!(a.friends, [Friend::new("c", T)], "rows not naming b stay");
+    assert_eq!(s.load_relations("b".into()).await.unwrap(), RelationData::default());
+    assert_eq!(latest(s, "b").await, None);
+    assert!(s.log_after("b".into(), 0, 10, usize::MAX).await.unwrap().entries.is_empty());
+    assert_eq!(contacts(s, "b").await, Vec::<String>::new());
+    assert_eq!(contacts(s, "a").await, Vec::<String>::new(), "a deleted peer is no recent contact");
+    assert_eq!(contacts(s, "c").await, Vec::<String>::new());
+
+    // Created again, the ID starts with nothing of the deleted account.
+    create(s, &["b"]).await;
+    assert_eq!(s.profiles(strings(&["b"]), strings(&[TAG_NICK])).await.unwrap(), [Some(vec![])]);
+    assert_eq!(s.load_relations("b".into()).await.unwrap(), RelationData::default());
+    assert_eq!(latest(s, "b").await, Some(0));
+    assert_eq!(contacts(s, "b").await, Vec::<String>::new());
+}
+
+pub async fn revoke_sigs_and_revocations<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    assert!(s.revocations().await.unwrap().is_empty());
+    assert!(s.revoke_sigs("a".into(), T + 10).await.unwrap());
+    assert!(!s.revoke_sigs("nobody".into(), T).await.unwrap());
+    assert_eq!(s.revocations().await.unwrap(), [("a".to_owned(), T + 10)]);
+
+    assert!(s.revoke_sigs("a".into(), T + 20).await.unwrap());
+    assert!(s.revoke_sigs("b".into(), T + 5).await.unwrap());
+    let mut all = s.revocations().await.unwrap();
+    all.sort();
+    assert_eq!(all, [("a".to_owned(), T + 20), ("b".to_owned(), T + 5)]);
+
+    s.delete_accounts(strings(&["a"])).await.unwrap();
+    assert_eq!(s.revocations().await.unwrap(), [("b".to_owned(), T + 5)]);
+}
+
+pub async fn a_new_account_inherits_nothing_of_a_deleted_one<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    send(s, plan(1, "a", &["b"], T)).await;
+    send(s, plan(2, "b", &["a"], T)).await;
+    assert!(s.set_read("a".into(), "b".into(), T, T + WEEK).await.unwrap());
+    // b is the account created last: whatever numbers a backend gives accounts, it does not give b's again.
+    assert_eq!(s.delete_accounts(strings(&["b"])).await.unwrap(), [true]);
+    create(s, &["m"]).await;
+    assert_eq!(numbers(s, "m", "a").await, Vec::<u32>::new());
+    assert_eq!(s.history(query("a", "m", 10)).await.unwrap().conv_seq, 0);
+    assert_eq!(contacts(s, "a").await, Vec::<String>::new());
+    assert_eq!(unread(s, "a", &["m"]).await, [0]);
+    let sent = send(s, plan(3, "a", &["m"], T + 1)).await;
+    assert_eq!((sent.key.seq, sent.conv_seq), (1, 1), "a conversation of its own");
+
+    // The same UserID created again starts with nothing either.
+    assert_eq!(s.delete_accounts(strings(&["m"])).await.unwrap(), [true]);
+    create(s, &["b"]).await;
+    assert_eq!(numbers(s, "b", "a").await, Vec::<u32>::new());
+    assert_eq!(contacts(s, "a").await, Vec::<String>::new());
+    assert_eq!(log(s, "b").await, Vec::<String>::new());
+}
+
+// ---- send ----------------------------------------------------------------------------------------------
+
+pub async fn send_reports_its_key_positions_and_failures<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c"]).await;
+    // An empty value is no avatar.
+    s.set_profile("a".into(), vec![tagged(TAG_NICK, text("Ann")), tagged(TAG_IMAGE, text(""))]).await.unwrap();
+    let mut p = plan(1, "a", &["b", "nobody", "c"], T);
+    p.msg.seq = Some(7);
+    p.msg.cloud_custom_data = "cd".into();
+    let sent = send(s, p).await;
+    let key = MsgKey { seq: 7, random: 1, time: T };
+    let expected = Sent { key, failed: strings(&["nobody"]), duplicate: false, conv_seq: 1, sender_log_seq: 1 };
+    assert_eq!(sent, expected);
+
+    // Each recipient's log has the message, and the sender's has a copy for each (SenderCopy::Sync).
+    assert_eq!(log(s, "b").await, ["1 msg a>b #1"]);
+    assert_eq!(log(s, "c").await, ["1 msg a>c #1"]);
+    assert_eq!(log(s, "a").await, ["1 msg a>b #1", "2 msg a>c #1"]);
+    assert_eq!(latest(s, "a").await, Some(2));
+
+    let ann = SenderInfo { nick: Some("Ann".into()), face_url: None };
+    let stored = StoredMessage::fresh("a", "b", key, 1, &body(1), "cd", &ann);
+    let page = s.log_after("b".into(), 0, 10, usize::MAX).await.unwrap();
+    let LogEvent::Message(m) = &page.entries[0].event else { panic!("{page:?}") };
+    assert_eq!(**m, stored);
+    assert_eq!(history(s, "b", "a").await, std::slice::from_ref(&stored));
+    assert_eq!(history(s, "a", "b").await, [stored]);
+}
+
+pub async fn a_store_picked_msg_seq_grows_per_conversation<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c"]).await;
+    assert_eq!(send(s, plan(1, "a", &["b"], T)).await.key.seq, 1);
+    assert_eq!(send(s, plan(2, "a", &["b"], T)).await.key.seq, 2);
+    // The sender's MsgSeq is kept, and the store's count goes on without it.
+    let mut given = plan(3, "a", &["b"], T);
+    given.msg.seq = Some(100);
+    assert_eq!(send(s, given).await.key.seq, 100);
+    assert_eq!(send(s, plan(4, "b", &["a"], T)).await.key.seq, 3, "both directions share the count");
+    // Each conversation counts on its own; a batch takes one number above each recipient's.
+    assert_eq!(send(s, plan(5, "a", &["c"], T)).await.key.seq, 1);
+    let batch = send(s, plan(6, "a", &["c", "b"], T)).await;
+    assert_eq!((batch.key.seq, batch.conv_seq), (4, 2), "conv_seq is the first recipient's");
+    assert_eq!(send(s, plan(7, "a", &["c"], T)).await.key.seq, 5);
+
+    // History is by (time, MsgSeq, MsgRandom): the store's numbers keep the storing order.
+    assert_eq!(numbers(s, "a", "b").await, [3, 6, 4, 2, 1]);
+    let conv_seqs: Vec<u64> = history(s, "a", "b").await.iter().map(|m| m.conv_seq).collect();
+    assert_eq!(conv_seqs, [3, 5, 4, 2, 1]);
+    assert_eq!(numbers(s, "c", "a").await, [7, 6, 5]);
+}
+
+pub async fn a_later_send_is_never_dated_before_its_conversation<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    // Two sends that raced across a second boundary reach the store in the other order.
+    let first = send(s, plan(1, "a", &["b"], T + 1)).await;
+    let second = send(s, plan(2, "b", &["a"], T)).await;
+    assert_eq!((first.key.time, second.key.time), (T + 1, T + 1));
+    assert_eq!((first.key.seq, second.key.seq), (1, 2));
+    assert_eq!(numbers(s, "a", "b").await, [2, 1]);
+}
+
+pub async fn a_retry_within_the_window_returns_the_first_result<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    let p = plan(1, "a", &["b", "nobody"], T);
+    let first = send(s, p.clone()).await;
+    assert_eq!((first.failed.clone(), first.duplicate), (strings(&["nobody"]), false));
+
+    // Five seconds later, with the window starting right at the first send: a retry.
+    let mut retry = p.clone();
+    retry.time += 5;
+    retry.now_ms += 5_000;
+    retry.dedup_since_ms = p.now_ms;
+    let outcome = s.send(retry).await.unwrap();
+    assert_eq!(outcome, SendOutcome::Duplicate(Sent { duplicate: true, ..first.clone() }));
+    assert_eq!((latest(s, "a").await, latest(s, "b").await), (Some(1), Some(1)), "nothing was written");
+    assert_eq!(numbers(s, "a", "b").await, [1]);
+
+    // Once the first send is before the window, the same dedup key is a new send...
+    let mut late = p.clone();
+    late.time = T + 700;
+    late.now_ms = (T + 700) * 1000;
+    late.dedup_since_ms = p.now_ms + 1;
+    let again = send(s, late.clone()).await;
+    assert_eq!((again.key.time, again.conv_seq, again.duplicate), (T + 700, 2, false));
+    // ...whose retries get its result.
+    late.now_ms += 1_000;
+    assert_eq!(s.send(late).await.unwrap(), SendOutcome::Duplicate(Sent { duplicate: true, ..again }));
+    assert_eq!(numbers(s, "b", "a").await, [1, 1]);
+}
+
+pub async fn a_send_whose_msg_key_is_taken_stores_nothing<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    let mut first = plan(1, "a", &["b"], T);
+    first.msg.seq = Some(5);
+    send(s, first).await;
+    // Another send (another dedup key), the other way, with the same MsgSeq, MsgRandom and second.
+    let mut same_key = plan(2, "b", &["a"], T);
+    same_key.msg.seq = Some(5);
+    same_key.msg.random = 1;
+    let sent = send(s, same_key).await;
+    assert_eq!((sent.key, sent.conv_seq, sent.sender_log_seq), (MsgKey { seq: 5, random: 1, time: T }, 0, 0));
+    assert_eq!(history(s, "a", "b").await.len(), 1);
+    assert_eq!(log(s, "a").await, ["1 msg a>b #1"]);
+    assert_eq!(log(s, "b").await, ["1 msg a>b #1"]);
+}
+
+pub async fn a_send_from_a_missing_sender_writes_nothing<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["b"]).await;
+    let p = plan(1, "nobody", &["b"], T);
+    assert_eq!(s.send(p.clone()).await.unwrap(), SendOutcome::NoSuchSender("nobody".into()));
+    assert_eq!(latest(s, "b").await, Some(0));
+    assert_eq!(contacts(s, "b").await, Vec::<String>::new());
+    // Not even its dedup entry: once the sender exists, the same send is new.
+    create(s, &["nobody"]).await;
+    let sent = send(s, p).await;
+    assert_eq!((sent.conv_seq, sent.duplicate), (1, false));
+}
+
+pub async fn a_send_to_missing_recipients_only_writes_nothing<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a"]).await;
+    let p = plan(1, "a", &["nobody", "ghost"], T);
+    let sent = send(s, p.clone()).await;
+    assert_eq!((sent.failed, sent.conv_seq, sent.sender_log_seq), (strings(&["nobody", "ghost"]), 0, 0));
+    assert_eq!(latest(s, "a").await, Some(0));
+    assert_eq!(contacts(s, "a").await, Vec::<String>::new());
+    // No dedup entry either: the retry is answered the same way, not as a duplicate.
+    assert!(!send(s, p).await.duplicate);
+}
+
+pub async fn the_sender_copy_decides_the_senders_side<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c", "d"]).await;
+    let modes = [(1, "b", SenderCopy::Sync), (2, "c", SenderCopy::History), (3, "d", SenderCopy::Nothing)];
+    let mut sender_log_seqs = Vec::new();
+    for (n, to, mode) in modes {
+        let mut p = plan(n, "a", &[to], T);
+        p.msg.sender_copy = mode;
+        sender_log_seqs.push(send(s, p).await.sender_log_seq);
+    }
+    assert_eq!(sender_log_seqs, [1, 0, 0]);
+    assert_eq!(log(s, "a").await, ["1 msg a>b #1"], "only Sync reaches the sender's devices");
+    assert_eq!(log(s, "b").await, ["1 msg a>b #1"]);
+    assert_eq!(log(s, "c").await, ["1 msg a>c #2"]);
+    assert_eq!(log(s, "d").await, ["1 msg a>d #3"]);
+    assert_eq!(numbers(s, "a", "b").await, [1]);
+    assert_eq!(numbers(s, "a", "c").await, [2]);
+    assert_eq!(numbers(s, "a", "d").await, Vec::<u32>::new(), "Nothing: not in the sender's history");
+    assert_eq!(numbers(s, "d", "a").await, [3]);
+    assert_eq!(contacts(s, "a").await, ["c", "b"], "Nothing: no recent contact on the sender's side");
+    assert_eq!(contacts(s, "d").await, ["a"]);
+}
+
+pub async fn a_message_to_oneself_is_stored_once<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a"]).await;
+    let sent = send(s, plan(1, "a", &["a"], T)).await;
+    assert_eq!((sent.conv_seq, sent.sender_log_seq), (1, 0), "the recipient's entry is the only one");
+    assert_eq!(log(s, "a").await, ["1 msg a>a #1"]);
+    assert_eq!(numbers(s, "a", "a").await, [1]);
+    assert_eq!(contacts(s, "a").await, ["a"]);
+}
+
+pub async fn no_unread_and_no_last_msg<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c"]).await;
+    send(s, plan(1, "a", &["b"], T)).await;
+    let mut p = plan(2, "a", &["b"], T + 1);
+    p.msg.no_unread = true;
+    send(s, p).await;
+    assert_eq!(unread(s, "b", &["a"]).await, [1], "NoUnread is not counted");
+    let mut p = plan(3, "a", &["b"], T + 2);
+    p.msg.no_last_msg = true;
+    send(s, p).await;
+    assert_eq!(unread(s, "b", &["a"]).await, [2]);
+
+    let b_side = s.conversations("b".into(), 10).await.unwrap();
+    assert_eq!(b_side.len(), 1);
+    let c = &b_side[0];
+    assert_eq!((c.peer.as_str(), c.unread, c.time, c.conv_seq), ("a", 2, T + 1, 3));
+    assert_eq!(c.last.as_ref().map(|m| m.key.random), Some(2), "NoLastMsg leaves the last message");
+    let a_side = s.conversations("a".into(), 10).await.unwrap();
+    assert_eq!(a_side.iter().map(|c| (c.peer.as_str(), c.unread, c.time)).collect::<Vec<_>>(), [("b", 0, T + 1)]);
+    assert_eq!(a_side[0].last.as_ref().map(|m| m.key.random), Some(2));
+
+    // A conversation whose only message is NoLastMsg is no recent contact, but it counts as unread.
+    let mut p = plan(4, "a", &["c"], T + 3);
+    p.msg.no_last_msg = true;
+    send(s, p).await;
+    assert_eq!(contacts(s, "c").await, Vec::<String>::new());
+    assert_eq!(unread(s, "c", &["a"]).await, [1]);
+    assert_eq!(numbers(s, "c", "a").await, [4]);
+}
+
+pub async fn the_delivery_hook_gets_each_commits_entries_in_commit_order<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    let got = Arc::new(Mutex::new(Vec::<Vec<String>>::new()));
+    let sink = got.clone();
+    s.set_delivery_hook(Arc::new(move |batch: Vec<Delivery>| {
+        let batch: Vec<String> = batch.iter().map(|d| format!("{}: {}", d.user, describe(&d.entry))).collect();
+        sink.lock().unwrap().push(batch);
+    }));
+
+    let first = send(s, plan(1, "a", &["b"], T)).await;
+    assert!(s.set_read("b".into(), "a".into(), T, T + WEEK).await.unwrap());
+    assert_eq!(s.withdraw("a".into(), "b".into(), first.key, T + WEEK).await.unwrap(), Withdrawn::Done);
+    assert_eq!(s.import(import(2, "a", "b", T - 10, true), T + WEEK, 100).await.unwrap(), Imported::Stored);
+    // What appends nothing calls nothing.
+    assert_eq!(s.import(import(3, "a", "b", T - 9, false), T + WEEK, 100).await.unwrap(), Imported::Stored);
+    send(s, plan(4, "a", &["nobody"], T)).await;
+    assert!(s.delete_conversation("b".into(), "a".into(), false).await.unwrap());
+
+    let expected = [
+        vec!["b: 1 msg a>b #1", "a: 1 msg a>b #1"],
+        vec!["b: 2 read a 0"],
+        vec!["b: 3 recall a #1", "a: 2 recall b #1"],
+        vec!["b: 4 msg a>b #2"],
+    ];
+    assert_eq!(*got.lock().unwrap(), expected);
+    assert_eq!(log(s, "b").await, ["1 msg a>b #1", "2 read a 0", "3 recall a #1", "4 msg a>b #2"]);
+}
+
+// ---- history -------------------------------------------------------------------------------------------
+
+/// A page of a's view of the conversation with b: its message numbers and whether more remain.
+async fn page<S: Store>(s: &S, range: (i64, i64), before: Option<MsgKey>, limit: usize) -> (Vec<u32>, bool) {
+    let q = HistoryQuery { min_time: range.0, max_time: range.1, before, ..query("a", "b", limit) };
+    let page = s.history(q).await.unwrap();
+    (page.messages.iter().map(|m| m.key.random).collect(), page.more)
+}
+
+pub async fn history_pages_newest_first_in_storing_order<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    let mut keys = std::collections::HashMap::new();
+    for n in 1..=5 {
+        let (from, to) = if n % 2 == 1 { ("a", "b") } else { ("b", "a") };
+        keys.insert(n, send(s, plan(n, from, &[to], T)).await.key);
+    }
+    send(s, plan(6, "a", &["b"], T + 1)).await;
+    assert_eq!(s.import(import(7, "a", "b", T - 5, false), T + WEEK, 100).await.unwrap(), Imported::Stored);
+    // The same second and MsgSeq: MsgRandom orders them.
+    for n in [8, 9] {
+        let mut p = plan(n, "a", &["b"], T + 2);
+        p.msg.seq = Some(50);
+        send(s, p).await;
+    }
+
+    assert_eq!(numbers(s, "a", "b").await, [9, 8, 6, 5, 4, 3, 2, 1, 7]);
+    assert_eq!(numbers(s, "b", "a").await, [9, 8, 6, 5, 4, 3, 2, 1, 7]);
+    let all = (0, i64::MAX);
+    assert_eq!(page(s, all, None, 4).await, (vec![9, 8, 6, 5], true));
+    assert_eq!(page(s, all, Some(keys[&5]), 4).await, (vec![4, 3, 2, 1], true));
+    assert_eq!(page(s, all, Some(keys[&1]), 4).await, (vec![7], false));
+    // The time range is inclusive at both ends.
+    assert_eq!(page(s, (T, T), None, 10).await, (vec![5, 4, 3, 2, 1], false));
+    assert_eq!(page(s, (T, T), None, 5).await, (vec![5, 4, 3, 2, 1], false));
+    assert_eq!(page(s, (T, T), None, 4).await, (vec![5, 4, 3, 2], true));
+    assert_eq!(page(s, (T - 5, T + 1), Some(keys[&2]), 10).await, (vec![1, 7], false));
+
+    let full = s.history(query("a", "b", 2)).await.unwrap();
+    assert_eq!(full.conv_seq, 9, "the conversation's highest position");
+    let unknown = s.history(query("a", "nobody", 10)).await.unwrap();
+    assert_eq!((unknown.messages.len(), unknown.more, unknown.conv_seq), (0, false, 0));
+}
+
+pub async fn history_says_what_the_recipient_has_read<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    send(s, plan(1, "a", &["b"], T)).await;
+    send(s, plan(2, "a", &["b"], T + 2)).await;
+    send(s, plan(3, "b", &["a"], T + 2)).await;
+    let read = |op: &'static str| async move {
+        history(s, op, if op == "a" { "b" } else { "a" })
+            .await
+            .iter()
+            .map(|m| (m.key.random, m.peer_read))
+            .collect::<Vec<_>>()
+    };
+    assert!(s.set_read("b".into(), "a".into(), T + 1, T + WEEK).await.unwrap());
+    // Both sides see whether each message's recipient has read it.
+    assert_eq!(read("a").await, [(3, false), (2, false), (1, true)]);
+    assert_eq!(read("b").await, [(3, false), (2, false), (1, true)]);
+    assert!(s.set_read("a".into(), "b".into(), T + 2, T + WEEK).await.unwrap());
+    assert_eq!(read("a").await, [(3, true), (2, false), (1, true)]);
+    assert_eq!(read("b").await, [(3, true), (2, false), (1, true)]);
+}
+
+// ---- import --------------------------------------------------------------------------------------------
+
+pub async fn import_stores_once_per_key_and_needs_both_accounts<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    send(s, plan(1, "a", &["b"], T)).await;
+    let mut old = import(2, "a", "b", T - 100, true);
+    old.seq = Some(40);
+    assert_eq!(s.import(old.clone(), T + WEEK, 100).await.unwrap(), Imported::Stored);
+    assert_eq!(s.import(old.clone(), T + WEEK, 100).await.unwrap(), Imported::Duplicate);
+    let reversed = Import { from: "b".into(), to: "a".into(), ..old };
+    assert_eq!(s.import(reversed, T + WEEK, 100).await.unwrap(), Imported::Duplicate, "either direction");
+    assert_eq!(s.import(import(3, "b", "a", T - 50, false), T + WEEK, 100).await.unwrap(), Imported::Stored);
+
+    let missing = [
+        (import(4, "nobody", "b", T, true), Imported::NoSuchSender("nobody".into())),
+        (import(5, "a", "nobody", T, true), Imported::NoSuchRecipient("nobody".into())),
+        (import(6, "nobody", "ghost", T, true), Imported::NoSuchSender("nobody".into())),
+    ];
+    for (msg, outcome) in missing {
+        assert_eq!(s.import(msg, T + WEEK, 100).await.unwrap(), outcome);
+    }
+
+    let stored: Vec<(u32, MsgKey, u64)> =
+        history(s, "b", "a").await.iter().map(|m| (m.key.random, m.key, m.conv_seq)).collect();
+    let key = |seq, random, time| MsgKey { seq, random, time };
+    let expected = [(1, key(1, 1, T), 1), (3, key(2, 3, T - 50), 3), (2, key(40, 2, T - 100), 2)];
+    assert_eq!(stored, expected, "an import without MsgSeq gets the conversation's next");
+    // Real time (counts_unread) is counted and logged; history is neither.
+    assert_eq!(log(s, "b").await, ["1 msg a>b #1", "2 msg a>b #2"]);
+    assert_eq!(log(s, "a").await, ["1 msg a>b #1"]);
+    assert_eq!(unread(s, "b", &["a"]).await, [2]);
+    assert_eq!(unread(s, "a", &["b"]).await, [0]);
+    // An import into the past leaves the conversation's last message.
+    let c = &s.conversations("b".into(), 10).await.unwrap()[0];
+    assert_eq!((c.last.as_ref().map(|m| m.key.random), c.time, c.conv_seq), (Some(1), T, 3));
+}
+
+// ---- withdraw ------------------------------------------------------------------------------------------
+
+pub async fn withdraw_recalls_once_and_tells_both_sides<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    let key = send(s, plan(1, "a", &["b"], T)).await.key;
+    let mut p = plan(2, "a", &["b"], T);
+    p.msg.sender_copy = SenderCopy::Nothing;
+    let hidden = send(s, p).await.key;
+    assert_eq!(unread(s, "b", &["a"]).await, [2]);
+    let withdraw = |from: &str, to: &str, key| s.withdraw(from.into(), to.into(), key, T + WEEK);
+
+    assert_eq!(withdraw("b", "a", key).await.unwrap(), Withdrawn::NotFound, "only its sender recalls it");
+    assert_eq!(withdraw("a", "b", MsgKey { random: 99, ..key }).await.unwrap(), Withdrawn::NotFound);
+    assert_eq!(withdraw("a", "nobody", key).await.unwrap(), Withdrawn::NotFound);
+    assert_eq!(withdraw("a", "b", key).await.unwrap(), Withdrawn::Done);
+    assert_eq!(withdraw("a", "b", key).await.unwrap(), Withdrawn::AlreadyRecalled);
+
+    assert_eq!(unread(s, "b", &["a"]).await, [1]);
+    let recalled = |ms: Vec<StoredMessage>| ms.iter().map(|m| (m.key.random, m.recalled)).collect::<Vec<_>>();
+    assert_eq!(recalled(history(s, "b", "a").await), [(2, false), (1, true)]);
+    assert_eq!(recalled(history(s, "a", "b").await), [(1, true)]);
+    assert_eq!(log(s, "b").await, ["1 msg a>b #1", "2 msg a>b #2", "3 recall a #1"]);
+    assert_eq!(log(s, "a").await, ["1 msg a>b #1", "2 recall b #1"]);
+
+    // A message the sender kept nothing of: only the recipient is told.
+    assert_eq!(withdraw("a", "b", hidden).await.unwrap(), Withdrawn::Done);
+    assert_eq!(log(s, "b").await[3..], ["4 recall a #2"]);
+    assert_eq!(latest(s, "a").await, Some(2));
+    assert_eq!(unread(s, "b", &["a"]).await, [0]);
+}
+
+// ---- read state ----------------------------------------------------------------------------------------
+
+pub async fn set_read_recounts_unread<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c"]).await;
+    for (n, time) in [(1, T), (2, T + 1), (3, T + 2)] {
+        send(s, plan(n, "a", &["b"], time)).await;
+    }
+    send(s, plan(4, "c", &["b"], T + 2)).await;
+    assert_eq!(unread(s, "b", &["a", "c", "nobody"]).await, [3, 1, 0]);
+    assert_eq!(s.unread_total("b".into()).await.unwrap(), 4);
+    assert_eq!(s.unread_total("nobody".into()).await.unwrap(), 0);
+    assert_eq!(unread(s, "nobody", &["a"]).await, [0]);
+
+    assert!(s.set_read("b".into(), "a".into(), T + 1, T + WEEK).await.unwrap());
+    assert_eq!(unread(s, "b", &["a"]).await, [1], "read up to and including T + 1");
+    assert_eq!(s.unread_total("b".into()).await.unwrap(), 2);
+    let page = s.log_after("b".into(), 4, 10, usize::MAX).await.unwrap();
+    assert_eq!(page.entries.iter().map(describe).collect::<Vec<_>>(), ["5 read a 1"]);
+    assert_eq!(unread(s, "a", &["b"]).await, [0], "the other side is its own");
+
+    assert!(s.set_read("b".into(), "a".into(), T, T + WEEK).await.unwrap());
+    assert_eq!(unread(s, "b", &["a"]).await, [1], "a read time never moves back");
+    // What arrives dated at or before the read time is not counted.
+    assert!(s.set_read("b".into(), "a".into(), T + 5, T + WEEK).await.unwrap());
+    assert_eq!(unread(s, "b", &["a"]).await, [0]);
+    send(s, plan(5, "a", &["b"], T + 3)).await;
+    assert_eq!(unread(s, "b", &["a"]).await, [0]);
+    send(s, plan(6, "a", &["b"], T + 6)).await;
+    assert_eq!(unread(s, "b", &["a"]).await, [1]);
+
+    assert!(!s.set_read("nobody".into(), "a".into(), T, T + WEEK).await.unwrap());
+    assert!(!s.set_read("b".into(), "nobody".into(), T, T + WEEK).await.unwrap());
+    // Reading a conversation never written counts nothing and makes no recent contact.
+    assert!(s.set_read("c".into(), "a".into(), T, T + WEEK).await.unwrap());
+    assert_eq!(unread(s, "c", &["a"]).await, [0]);
+    assert_eq!(contacts(s, "c").await, ["b"]);
+}
+
+// ---- sync log ------------------------------------------------------------------------------------------
+
+/// A page of `user`'s log: its entries' sequence numbers, whether more remain, and the log's latest.
+async fn log_page<S: Store>(s: &S, user: &str, after: u64, limit: usize, max_bytes: usize) -> (Vec<u64>, bool, u64) {
+    let page = s.log_after(user.into(), after, limit, max_bytes).await.unwrap();
+    (page.entries.iter().map(|e| e.seq).collect(), page.more, page.latest)
+}
+
+pub async fn log_after_pages_by_count<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    for n in 1..=5 {
+        send(s, plan(n, "a", &["b"], T)).await;
+    }
+    let max = usize::MAX;
+    assert_eq!(log_page(s, "b", 0, 2, max).await, (vec![1, 2], true, 5));
+    assert_eq!(log_page(s, "b", 2, 2, max).await, (vec![3, 4], true, 5));
+    assert_eq!(log_page(s, "b", 4, 2, max).await, (vec![5], false, 5));
+    assert_eq!(log_page(s, "b", 5, 2, max).await, (vec![], false, 5));
+    assert_eq!(log_page(s, "b", 0, 5, max).await, (vec![1, 2, 3, 4, 5], false, 5));
+    assert_eq!(log_page(s, "a", 3, 10, max).await, (vec![4, 5], false, 5));
+    assert_eq!(log_page(s, "nobody", 0, 10, max).await, (vec![], false, 0));
+}
+
+pub async fn log_after_ends_a_page_after_the_entry_that_passes_max_bytes<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    // Each message counts body + custom data + the sender's nickname and avatar: 10 + 0 + 3 + 5 = 18 bytes.
+    let profile = vec![tagged(TAG_NICK, text("Ann")), tagged(TAG_IMAGE, text("f.png"))];
+    s.set_profile("a".into(), profile).await.unwrap();
+    for n in 1..=5 {
+        let mut p = plan(n, "a", &["b"], T);
+        p.msg.body = "0123456789".into();
+        if n == 4 {
+            p.msg.cloud_custom_data = "0123456789".into(); // 28 bytes
+        }
+        send(s, p).await;
+    }
+    assert!(s.set_read("b".into(), "a".into(), T, T + WEEK).await.unwrap()); // entry 6, no text
+    send(s, plan(7, "a", &["b"], T)).await;
+
+    assert_eq!(log_page(s, "b", 0, 10, 30).await, (vec![1, 2], true, 7), "18, then 36 passes 30");
+    assert_eq!(log_page(s, "b", 0, 10, 17).await, (vec![1], true, 7), "the sender's profile counts");
+    assert_eq!(log_page(s, "b", 0, 10, 0).await, (vec![1], true, 7), "a page holds one entry at least");
+    assert_eq!(log_page(s, "b", 3, 10, 27).await, (vec![4], true, 7), "custom data counts");
+    assert_eq!(log_page(s, "b", 5, 10, 1).await, (vec![6, 7], false, 7), "a read entry has no text");
+    assert_eq!(log_page(s, "b", 6, 10, 1).await, (vec![7], false, 7));
+    assert_eq!(log_page(s, "b", 0, 1, usize::MAX).await, (vec![1], true, 7));
+}
+
+// ---- conversations -------------------------------------------------------------------------------------
+
+pub async fn conversations_list_the_latest_first_and_the_cap_keeps_the_newest<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c", "d", "e"]).await;
+    let capped = |n, from: &str, time| SendPlan { max_conversations: 3, ..plan(n, from, &["a"], time) };
+    for (n, from) in [(1, "b"), (2, "c"), (3, "d")] {
+        send(s, capped(n, from, T)).await;
+    }
+    assert_eq!(contacts(s, "a").await, ["d", "c", "b"], "of the same second, the latest stored first");
+    send(s, capped(4, "b", T + 1)).await;
+    assert_eq!(contacts(s, "a").await, ["b", "d", "c"]);
+    // A fourth conversation evicts the least recent.
+    send(s, capped(5, "e", T + 1)).await;
+    assert_eq!(contacts(s, "a").await, ["e", "b", "d"]);
+    assert_eq!(unread(s, "a", &["c"]).await, [0], "its unread count went with it");
+    let listed = s.conversations("a".into(), 2).await.unwrap();
+    assert_eq!(listed.iter().map(|c| c.peer.as_str()).collect::<Vec<_>>(), ["e", "b"]);
+
+    let b_side = &listed[1];
+    assert_eq!((b_side.unread, b_side.time, b_side.conv_seq), (2, T + 1, 2));
+    let last = b_side.last.as_ref().unwrap();
+    assert_eq!((last.from.as_str(), last.to.as_str(), last.key.random, last.conv_seq), ("b", "a", 4, 2));
+    assert_eq!(last.body, body(4));
+    let senders = s.conversations("b".into(), 10).await.unwrap();
+    assert_eq!(senders.iter().map(|c| (c.peer.as_str(), c.unread)).collect::<Vec<_>>(), [("a", 0)]);
+}
+
+pub async fn delete_conversation_removes_one_side_and_can_hide_its_history<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c"]).await;
+    send(s, plan(1, "a", &["b"], T)).await;
+    send(s, plan(2, "b", &["a"], T)).await;
+    assert_eq!(unread(s, "a", &["b"]).await, [1]);
+
+    assert!(s.delete_conversation("a".into(), "b".into(), false).await.unwrap());
+    assert_eq!(contacts(s, "a").await, Vec::<String>::new());
+    assert_eq!(unread(s, "a", &["b"]).await, [0]);
+    assert_eq!(numbers(s, "a", "b").await, [2, 1], "history stays without clear_history");
+    assert_eq!(contacts(s, "b").await, ["a"], "the peer's side stays");
+
+    assert!(s.delete_conversation("a".into(), "b".into(), true).await.unwrap());
+    assert_eq!(numbers(s, "a", "b").await, Vec::<u32>::new());
+    assert_eq!(numbers(s, "b", "a").await, [2, 1], "hidden from the owner only");
+    // What comes later is shown and listed again.
+    send(s, plan(3, "b", &["a"], T + 1)).await;
+    assert_eq!(numbers(s, "a", "b").await, [3]);
+    assert_eq!(contacts(s, "a").await, ["b"]);
+
+    assert!(s.delete_conversation("a".into(), "c".into(), true).await.unwrap(), "no conversation: nothing to do");
+    assert!(!s.delete_conversation("a".into(), "nobody".into(), false).await.unwrap());
+    assert!(!s.delete_conversation("nobody".into(), "a".into(), true).await.unwrap());
+}
+
+// ---- retention -----------------------------------------------------------------------------------------
+
+pub async fn purge_removes_what_each_cutoff_covers<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c"]).await;
+    let old = SendPlan { offline_until: T + 10, ..plan(1, "a", &["b"], T) };
+    let new = SendPlan { offline_until: T + 200, ..plan(2, "a", &["c"], T + 100) };
+    send(s, old.clone()).await;
+    send(s, new.clone()).await;
+
+    let cut = Cutoffs { roaming_before: T + 50, offline_before: T + 50, dedup_before_ms: (T + 50) * 1000 };
+    let purged = s.purge(cut).await.unwrap();
+    // The old message; both sides of its conversation; its two log entries; its dedup entry.
+    assert_eq!(purged, Purged { messages: 1, offline: 2, conversations: 2, dedup: 1 });
+    assert_eq!(s.purge(cut).await.unwrap(), Purged::default(), "nothing left to purge");
+
+    assert_eq!(numbers(s, "a", "b").await, Vec::<u32>::new());
+    assert_eq!(numbers(s, "a", "c").await, [2]);
+    assert_eq!(contacts(s, "a").await, ["c"]);
+    assert_eq!(contacts(s, "b").await, Vec::<String>::new());
+    assert_eq!(log(s, "a").await, ["2 msg a>c #2"]);
+    assert_eq!(log(s, "b").await, Vec::<String>::new());
+    assert_eq!((latest(s, "a").await, latest(s, "b").await), (Some(2), Some(1)), "log positions stay");
+
+    // The kept send's retries are still recognised; the purged one's is a new send.
+    let retry = SendPlan { now_ms: new.now_ms + 1_000, dedup_since_ms: 0, ..new };
+    assert!(matches!(s.send(retry).await.unwrap(), SendOutcome::Duplicate(_)));
+    let again = send(s, SendPlan { dedup_since_ms: 0, ..old }).await;
+    assert!(!again.duplicate);
+    assert_eq!(log(s, "b").await, ["2 msg a>b #1"], "the log goes on from its position");
+}
+
+pub async fn purging_offline_copies_keeps_history_and_log_positions<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    send(s, SendPlan { offline_until: T + 10, ..plan(1, "a", &["b"], T) }).await;
+    send(s, SendPlan { offline_until: T + 30, ..plan(2, "a", &["b"], T) }).await;
+    let cut = Cutoffs { roaming_before: 0, offline_before: T + 20, dedup_before_ms: 0 };
+    assert_eq!(s.purge(cut).await.unwrap(), Purged { offline: 2, ..Purged::default() });
+    assert_eq!(log(s, "b").await, ["2 msg a>b #2"]);
+    assert_eq!(log(s, "a").await, ["2 msg a>b #2"]);
+    assert_eq!(numbers(s, "b", "a").await, [2, 1], "history is the roaming retention's");
+    assert_eq!(contacts(s, "b").await, ["a"]);
+    send(s, plan(3, "a", &["b"], T + 1)).await;
+    assert_eq!(log(s, "b").await, ["2 msg a>b #2", "3 msg a>b #3"]);
+}
+
+pub async fn a_log_entry_whose_message_expired_is_skipped<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    send(s, plan(1, "a", &["b"], T)).await;
+    send(s, plan(2, "a", &["b"], T + 100)).await;
+    let cut = Cutoffs { roaming_before: T + 50, offline_before: 0, dedup_before_ms: 0 };
+    // The conversation's last message is the newer one: the conversation stays.
+    assert_eq!(s.purge(cut).await.unwrap(), Purged { messages: 1, ..Purged::default() });
+    assert_eq!(log(s, "b").await, ["2 msg a>b #2"]);
+    assert_eq!(log_page(s, "b", 0, 10, usize::MAX).await, (vec![2], false, 2));
+    assert_eq!(contacts(s, "b").await, ["a"]);
+    assert_eq!(numbers(s, "b", "a").await, [2]);
+}
+
+// ---- relations -----------------------------------------------------------------------------------------
+
+pub async fn relations_are_stored_and_changed_in_order<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    let mut friend = Friend::new("b", T);
+    friend.remark = "Bee".into();
+    friend.groups = strings(&["work", "gym"]);
+    friend.add_source = "AddSource_Type_Web".into();
+    friend.add_wording = "hello".into();
+    friend.custom = vec![tagged("Tag_SNS_Custom_A", text("x")), tagged("Tag_SNS_Custom_B", ProfileValue::Number(2))];
+    let blocked = Blocked { peer: "c".into(), time: T + 1 };
+    s.apply_relations(vec![
+        RelationChange::PutFriend { owner: "a".into(), friend: friend.clone() },
+        RelationChange::PutFriend { owner: "b".into(), friend: Friend::new("a", T) },
+        RelationChange::PutBlocked { owner: "a".into(), entry: blocked.clone() },
+        RelationChange::PutRequest(request("a", "d")),
+        RelationChange::PutRequest(request("e", "a")),
+    ])
+    .await
+    .unwrap();
+    let a = s.load_relations("a".into()).await.unwrap();
+    let expected = RelationData {
+        friends: vec![friend],
+        blacklist: vec![blocked],
+        incoming: vec![request("e", "a")],
+        outgoing: vec![request("a", "d")],
+    };
+    assert_eq!(a, expected, "stored whole, whether or not the accounts exist");
+    assert_eq!(s.load_relations("d".into()).await.unwrap().incoming, [request("a", "d")]);
+    assert_eq!(s.load_relations("b".into()).await.unwrap().friends, [Friend::new("a", T)]);
+    assert_eq!(s.load_relations("nobody".into()).await.unwrap(), RelationData::default());
+
+    // A put replaces the entry whole, custom values included.
+    let mut replaced = Friend::new("b", T + 2);
+    replaced.custom = vec![tagged("Tag_SNS_Custom_C", text("y"))];
+    let put = RelationChange::PutFriend { owner: "a".into(), friend: replaced.clone() };
+    s.apply_relations(vec![put]).await.unwrap();
+    assert_eq!(s.load_relations("a".into()).await.unwrap().friends, [replaced]);
+
+    // In order: a delete after a put in the same batch leaves nothing.
+    s.apply_relations(vec![
+        RelationChange::PutFriend { owner: "a".into(), friend: Friend::new("c", T) },
+        RelationChange::DeleteFriend { owner: "a".into(), peer: "c".into() },
+        RelationChange::DeleteFriend { owner: "a".into(), peer: "b".into() },
+        RelationChange::DeleteBlocked { owner: "a".into(), peer: "c".into() },
+        RelationChange::DeleteRequest { from: "a".into(), to: "d".into() },
+        RelationChange::DeleteRequest { from: "e".into(), to: "a".into() },
+        RelationChange::PutBlocked { owner: "a".into(), entry: Blocked { peer: "f".into(), time: T } },
+        RelationChange::PutFriend { owner: "a".into(), friend: Friend::new("b", T + 3) },
+    ])
+    .await
+    .unwrap();
+    let a = s.load_relations("a".into()).await.unwrap();
+    let expected = RelationData {
+        friends: vec![Friend::new("b", T + 3)],
+        blacklist: vec![Blocked { peer: "f".into(), time: T }],
+        ..RelationData::default()
+    };
+    assert_eq!(a, expected, "a deleted friend put back has none of its old values");
+    assert_eq!(s.load_relations("b".into()).await.unwrap().friends, [Friend::new("a", T)]);
+    assert_eq!(s.load_relations("d".into()).await.unwrap(), RelationData::default());
+}
+
+// ---- media ---------------------------------------------------------------------------------------------
+
+/// An image uploaded by alice: its large rendition is the original's blob, its thumbnail a blob of its own.
+fn image(uuid: &str, last_used: i64) -> MediaItem {
+    let rendition = |kind, width, height, size, blob: String| Rendition { kind, width, height, size, blob };
+    MediaItem {
+        uuid: uuid.into(),
+        kind: MediaKind::Image,
+        owner: "alice".into(),
+        size: 10,
+        file_name: "a.png".into(),
+        image: Some(ImageMeta {
+            format: 3,
+            renditions: vec![
+                rendition(RenditionKind::Original, 4, 2, 10, uuid.into()),
+                rendition(RenditionKind::Large, 4, 2, 10, uuid.into()),
+                rendition(RenditionKind::Thumb, 2, 1, 5, format!("{uuid}.thumb")),
+            ],
+        }),
+        created: last_used,
+        last_used,
+    }
+}
+
+fn file(uuid: &str, owner: &str, last_used: i64) -> MediaItem {
+    MediaItem {
+        uuid: uuid.into(),
+        kind: MediaKind::File,
+        owner: owner.into(),
+        size: 1234,
+        file_name: "notes.txt".into(),
+        image: None,
+        created: last_used,
+        last_used,
+    }
+}
+
+async fn doomed<M: MediaIndex>(m: &M) -> Vec<String> {
+    let mut keys = m.doomed(1000).await.unwrap();
+    keys.sort();
+    keys
+}
+
+async fn last_used<M: MediaIndex>(m: &M, uuid: &str) -> Option<i64> {
+    m.get(strings(&[uuid])).await.unwrap()[0].as_ref().map(|i| i.last_used)
+}
+
+pub async fn media_items_and_grants<S, M: MediaIndex>(b: Backend<S, M>) {
+    let m = &*b.media;
+    m.insert(image("a", 100)).await.unwrap();
+    m.insert(file("f", "bob", 200)).await.unwrap();
+    let got = m.get(strings(&["a", "zz", "f"])).await.unwrap();
+    assert_eq!(got, [Some(image("a", 100)), None, Some(file("f", "bob", 200))]);
+
+    assert!(!m.granted("a".into(), "bob".into()).await.unwrap());
+    let granted = m.grant(strings(&["a", "zz"]), strings(&["alice", "bob"]), 300).await.unwrap();
+    assert_eq!(granted, ["a"], "an unknown item is left out");
+    assert!(m.granted("a".into(), "bob".into()).await.unwrap());
+    assert!(m.granted("a".into(), "alice".into()).await.unwrap());
+    assert!(!m.granted("f".into(), "alice".into()).await.unwrap());
+    assert!(!m.granted("zz".into(), "bob".into()).await.unwrap());
+    assert_eq!(last_used(m, "a").await, Some(300));
+    assert_eq!(m.grant(strings(&["a"]), strings(&["carol"]), 250).await.unwrap(), ["a"]);
+    assert_eq!(last_used(m, "a").await, Some(300), "the last use never moves back");
+    assert!(m.granted("a".into(), "carol".into()).await.unwrap());
+}
+
+pub async fn media_expire_forgets_unused_items_and_dooms_their_blobs<S, M: MediaIndex>(b: Backend<S, M>) {
+    let m = &*b.media;
+    m.insert(image("a", 100)).await.unwrap();
+    m.insert(image("b", 200)).await.unwrap();
+    m.insert(file("c", "bob", 150)).await.unwrap();
+    m.grant(strings(&["a"]), strings(&["bob"]), 100).await.unwrap();
+
+    assert_eq!(m.expire(250, 1).await.unwrap(), 1, "at most the limit");
+    assert_eq!(m.get(strings(&["a", "b", "c"])).await.unwrap().iter().filter(|i| i.is_some()).count(), 2);
+    assert_eq!(last_used(m, "a").await, None, "the least recently used first");
+    assert_eq!(m.expire(250, 10).await.unwrap(), 2);
+    assert_eq!(m.expire(250, 10).await.unwrap(), 0);
+    assert_eq!(m.get(strings(&["a", "b", "c"])).await.unwrap(), [None, None, None]);
+    assert_eq!(doomed(m).await, ["a", "a.thumb", "b", "b.thumb", "c"]);
+    assert_eq!(m.doomed(2).await.unwrap().len(), 2);
+
+    // A doomed key stays until its blob is deleted and it is forgotten.
+    m.forget_doomed(strings(&["a", "b"])).await.unwrap();
+    assert_eq!(doomed(m).await, ["a.thumb", "b.thumb", "c"]);
+    // The grants went with the item: an item stored again under the id has none of them.
+    m.insert(image("a", 300)).await.unwrap();
+    assert!(!m.granted("a".into(), "bob".into()).await.unwrap());
+
+    // A use after the cutoff keeps the item.
+    m.insert(image("d", 100)).await.unwrap();
+    assert_eq!(m.grant(strings(&["d"]), strings(&["bob"]), 400).await.unwrap(), ["d"]);
+    assert_eq!(m.expire(350, 10).await.unwrap(), 1, "only a (300) is before 350");
+    assert_eq!(last_used(m, "d").await, Some(400));
+    // An expired item is granted to nobody, and nothing is written for it.
+    assert_eq!(m.grant(strings(&["a", "d"]), strings(&["carol"]), 500).await.unwrap(), ["d"]);
+    assert!(!m.granted("a".into(), "carol".into()).await.unwrap());
+}
+
+pub async fn media_uploads_begun_and_never_recorded_are_doomed<S, M: MediaIndex>(b: Backend<S, M>) {
+    let m = &*b.media;
+    m.begin("c".into(), 100).await.unwrap();
+    m.begin("d".into(), 100).await.unwrap();
+    m.insert(image("d", 100)).await.unwrap();
+    m.begin("e".into(), 300).await.unwrap();
+    assert_eq!(m.expire(200, 10).await.unwrap(), 2, "c never recorded, d unused");
+    assert_eq!(doomed(m).await, ["c", "c.large", "c.thumb", "d", "d.thumb"]);
+
+    m.abandon("e".into()).await.unwrap();
+    assert_eq!(doomed(m).await.len(), 8, "e's possible blobs");
+    m.abandon("e".into()).await.unwrap();
+    m.abandon("never".into()).await.unwrap();
+    assert_eq!(doomed(m).await.len(), 8, "nothing more: neither is begun");
+    assert_eq!(m.expire(1000, 10).await.unwrap(), 0, "nothing left begun");
+
+    // A recorded upload is no longer begun.
+    m.begin("g".into(), 100).await.unwrap();
+    m.insert(image("g", 2000)).await.unwrap();
+    assert_eq!(m.expire(1000, 10).await.unwrap(), 0);
+    // The limit covers items and uploads together, items first.
+    m.forget_doomed(doomed(m).await).await.unwrap();
+    m.begin("h".into(), 100).await.unwrap();
+    m.begin("i".into(), 100).await.unwrap();
+    m.insert(file("j", "bob", 100)).await.unwrap();
+    assert_eq!(m.expire(1000, 2).await.unwrap(), 2);
+    assert_eq!(m.get(strings(&["j"])).await.unwrap(), [None]);
+    assert_eq!(m.expire(1000, 2).await.unwrap(), 1);
+    assert_eq!(doomed(m).await.len(), 7, "j, and three keys for each of h and i");
+}
+
+pub async fn media_forget_users_drops_their_grants_and_ownership<S, M: MediaIndex>(b: Backend<S, M>) {
+    let m = &*b.media;
+    m.insert(image("a", 100)).await.unwrap();
+    m.insert(file("b", "bob", 100)).await.unwrap();
+    m.grant(strings(&["a"]), strings(&["alice", "bob", "carol"]), 100).await.unwrap();
+    m.grant(strings(&["b"]), strings(&["bob", "alice"]), 100).await.unwrap();
+
+    m.forget_users(strings(&["bob"])).await.unwrap();
+    assert!(!m.granted("a".into(), "bob".into()).await.unwrap());
+    assert!(!m.granted("b".into(), "bob".into()).await.unwrap());
+    for (uuid, user) in [("a", "alice"), ("a", "carol"), ("b", "alice")] {
+        assert!(m.granted(uuid.into(), user.into()).await.unwrap(), "{user}'s grant of {uuid} stays");
+    }
+    let owners: Vec<String> =
+        m.get(strings(&["a", "b"])).await.unwrap().into_iter().flatten().map(|i| i.owner).collect();
+    assert_eq!(owners, ["alice", ""], "bob's upload is nobody's");
+}

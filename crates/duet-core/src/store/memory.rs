@@ -1,0 +1,1002 @@
+//! [`MemoryStore`]: every storage trait of the domain ([`AccountStore`], [`MessageStore`],
+//! [`RelationStore`], [`MediaIndex`]) held in memory, with the meaning the traits' docs give and the SQLite
+//! backend implements. For tests: it passes the conformance suite ([`super::conformance`]) that every
+//! backend passes, and lets domain tests run without a database. Nothing is durable.
+//!
+//! One mutex over one `State`: each operation runs whole under it, so each is atomic, and each checks
+//! before it writes. Users are interned as uids that are never reused: what still names a deleted account
+//! (its messages, its peers' conversation rows) stays, as in SQLite, and reaches no account created later.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use async_trait::async_trait;
+
+use crate::media::{MediaIndex, MediaItem, RenditionKind, possible_blobs};
+use crate::model::{Blocked, FriendRequest};
+use crate::model::{
+    ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount,
+    ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
+};
+use crate::store::{
+    AccountStore, Cutoffs, DeliveryHook, Imported, MessageStore, SendOutcome, SendPlan, StoreError, Withdrawn,
+};
+use crate::store::{RelationChange, RelationData, RelationStore};
+
+type Uid = u64;
+type MsgId = u64;
+/// A message's key as history orders it: (time, `MsgSeq`, `MsgRandom`).
+type Order = (i64, u32, u32);
+
+/// The in-memory backend: a [`crate::store::Store`] and a [`MediaIndex`].
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    /// Set once; later calls are ignored (as in SQLite).
+    hook: OnceLock<DeliveryHook>,
+    /// Taken before the state's lock is released and held while the hook runs, so that the hook gets the
+    /// entries of each operation in the order the operations ran.
+    delivering: Mutex<()>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A test that panicked holding the lock loses the store anyway; the others may still read it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a write that appends sync-log entries, then hands them to the hook, in commit order.
+    fn deliver<R>(&self, f: impl FnOnce(&mut State) -> (R, Vec<Delivery>)) -> R {
+        let mut state = self.state();
+        let (result, deliveries) = f(&mut state);
+        if deliveries.is_empty() {
+            return result;
+        }
+        let order = self.delivering.lock().unwrap_or_else(|e| e.into_inner());
+        drop(state);
+        if let Some(hook) = self.hook.get() {
+            hook(deliveries);
+        }
+        drop(order);
+        result
+    }
+}
+
+#[derive(Default)]
+struct State {
+    uids: HashMap<String, Uid>,
+    accounts: BTreeMap<Uid, Account>,
+    last_uid: Uid,
+    messages: BTreeMap<MsgId, Message>,
+    last_msg: MsgId,
+    /// (lo, hi) -> the conversation's messages by key, in history order.
+    keys: HashMap<(Uid, Uid), BTreeMap<Order, MsgId>>,
+    /// (lo, hi) -> the conversation's counters.
+    threads: HashMap<(Uid, Uid), Thread>,
+    logs: HashMap<Uid, Log>,
+    /// owner -> peer -> the owner's side of the conversation.
+    conversations: HashMap<Uid, HashMap<Uid, Conversation>>,
+    /// Dedup rows in send order.
+    dedup: BTreeMap<u64, DedupRow>,
+    /// Dedup key -> the latest row with it.
+    dedup_keys: HashMap<[u8; 16], u64>,
+    last_dedup: u64,
+    relations: Relations,
+    media: Media,
+}
+
+struct Account {
+    id: String,
+    revoked_before: i64,
+    profile: HashMap<String, ProfileValue>,
+}
+
+struct Message {
+    sender: Uid,
+    receiver: Uid,
+    key: MsgKey,
+    conv_seq: u64,
+    body: String,
+    cloud_custom_data: String,
+    sender_info: SenderInfo,
+    recalled: bool,
+    hidden_from_sender: bool,
+    hidden_from_receiver: bool,
+    no_unread: bool,
+}
+
+/// A conversation's counters.
+#[derive(Debug, Clone, Copy, Default)]
+struct Thread {
+    /// The last position taken.
+    conv_seq: u64,
+    /// The last `MsgSeq` the store picked.
+    key_seq: u32,
+    /// The latest time of a message in it: a send is never dated before it.
+    last_time: i64,
+}
+
+#[derive(Default)]
+struct Log {
+    /// The last sequence number given, whether or not its entry is left.
+    last: u64,
+    entries: BTreeMap<u64, LogRow>,
+}
+
+struct LogRow {
+    kind: LogKind,
+    expire_at: i64,
+}
+
+#[derive(Clone, Copy)]
+enum LogKind {
+    Message(MsgId),
+    Read { peer: Uid, time: i64 },
+    Recall(MsgId),
+}
+
+#[derive(Default)]
+struct Conversation {
+    /// `None`: no message made it the last (a read of a conversation never written, `NoLastMsg`): not listed.
+    last_msg: Option<MsgId>,
+    last_time: i64,
+    unread: u64,
+    read_time: i64,
+}
+
+struct DedupRow {
+    created_ms: i64,
+    sent: Sent,
+}
+
+#[derive(Default)]
+struct Relations {
+    /// (owner, peer) -> the entry of `peer` in `owner`'s list.
+    friends: BTreeMap<(String, String), crate::model::Friend>,
+    /// (owner, peer) -> when `peer` was added to `owner`'s blacklist.
+    blacklist: BTreeMap<(String, String), i64>,
+    /// (from, to) -> the pending request.
+    requests: BTreeMap<(String, String), FriendRequest>,
+}
+
+#[derive(Default)]
+struct Media {
+    items: BTreeMap<String, MediaItem>,
+    /// (uuid, user).
+    grants: BTreeSet<(String, String)>,
+    /// uuid -> when the upload began.
+    uploads: BTreeMap<String, i64>,
+    doomed: BTreeSet<String>,
+}
+
+fn pair(a: Uid, b: Uid) -> (Uid, Uid) {
+    (a.min(b), a.max(b))
+}
+
+fn msg_entry(user: &str, seq: u64, msg: &Arc<StoredMessage>) -> Delivery {
+    Delivery { user: user.to_owned(), entry: LogEntry { seq, event: LogEvent::Message(msg.clone()) } }
+}
+
+impl Message {
+    fn view(&self, from: String, to: String, peer_read: bool) -> StoredMessage {
+        StoredMessage {
+            from,
+            to,
+            key: self.key,
+            conv_seq: self.conv_seq,
+            body: self.body.clone(),
+            cloud_custom_data: self.cloud_custom_data.clone(),
+            recalled: self.recalled,
+            peer_read,
+            sender: self.sender_info.clone(),
+            encoded: Default::default(),
+        }
+    }
+
+    /// What a sync-log page counts of it against `max_bytes`.
+    fn text_len(&self) -> usize {
+        let info = &self.sender_info;
+        self.body.len()
+            + self.cloud_custom_data.len()
+            + info.nick.as_ref().map_or(0, String::len)
+            + info.face_url.as_ref().map_or(0, String::len)
+    }
+}
+
+impl State {
+    fn uid(&self, id: &str) -> Option<Uid> {
+        self.uids.get(id).copied()
+    }
+
+    fn name(&self, uid: Uid) -> Option<&str> {
+        self.accounts.get(&uid).map(|a| a.id.as_str())
+    }
+
+    fn import_accounts(&mut self, accounts: Vec<NewAccount>) {
+        for a in accounts {
+            let uid = match self.uid(&a.id) {
+                Some(uid) => uid,
+                None => {
+                    self.last_uid += 1;
+                    self.uids.insert(a.id.clone(), self.last_uid);
+                    let account = Account { id: a.id.clone(), revoked_before: 0, profile: HashMap::new() };
+                    self.accounts.insert(self.last_uid, account);
+                    self.last_uid
+                }
+            };
+            if let Some(account) = self.accounts.get_mut(&uid) {
+                for (tag, value) in [(TAG_NICK, a.nick), (TAG_IMAGE, a.face_url)] {
+                    if let Some(v) = value {
+                        account.profile.insert(tag.to_owned(), ProfileValue::Text(v));
+                    }
+                }
+            }
+        }
+    }
+
+    fn delete_account(&mut self, id: &str) -> bool {
+        self.relations.drop_user(id);
+        let Some(uid) = self.uids.remove(id) else {
+            return false;
+        };
+        self.accounts.remove(&uid);
+        self.logs.remove(&uid);
+        self.conversations.remove(&uid);
+        true
+    }
+
+    /// The sender's current nickname and avatar, to keep with a message (empty and numeric values are none).
+    fn sender_info(&self, uid: Uid) -> SenderInfo {
+        let text = |tag: &str| match self.accounts.get(&uid).and_then(|a| a.profile.get(tag)) {
+            Some(ProfileValue::Text(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        };
+        SenderInfo { nick: text(TAG_NICK), face_url: text(TAG_IMAGE) }
+    }
+
+    fn append_log(&mut self, uid: Uid, kind: LogKind, expire_at: i64) -> u64 {
+        let log = self.logs.entry(uid).or_default();
+        log.last += 1;
+        log.entries.insert(log.last, LogRow { kind, expire_at });
+        log.last
+    }
+
+    fn thread(&self, a: Uid, b: Uid) -> Thread {
+        self.threads.get(&pair(a, b)).copied().unwrap_or_default()
+    }
+
+    /// Records that the conversation took its next position for a message of `time` under `picked` (a
+    /// `MsgSeq` the store picked, or `None` when the sender gave one).
+    fn advance_thread(&mut self, a: Uid, b: Uid, before: Thread, picked: Option<u32>, time: i64) {
+        let after = Thread {
+            conv_seq: before.conv_seq + 1,
+            key_seq: picked.unwrap_or(before.key_seq),
+            last_time: before.last_time.max(time),
+        };
+        self.threads.insert(pair(a, b), after);
+    }
+
+    /// Stores a message; `None` if its conversation has one with the same key already (either direction).
+    fn insert_message(&mut self, m: Message) -> Option<MsgId> {
+        let keys = self.keys.entry(pair(m.sender, m.receiver)).or_default();
+        let key = (m.key.time, m.key.seq, m.key.random);
+        if keys.contains_key(&key) {
+            return None;
+        }
+        self.last_msg += 1;
+        keys.insert(key, self.last_msg);
+        self.messages.insert(self.last_msg, m);
+        Some(self.last_msg)
+    }
+
+    fn conversation(&self, owner: Uid, peer: Uid) -> Option<&Conversation> {
+        self.conversations.get(&owner).and_then(|rows| rows.get(&peer))
+    }
+
+    /// Updates `owner`'s side of the conversation with `peer` for a message of `time` (`last`: it becomes
+    /// the last message, unless older than the last one), keeping at most `max` conversations per owner: a
+    /// new one evicts the least recent.
+    fn touch_conversation(&mut self, owner: Uid, peer: Uid, time: i64, last: Option<MsgId>, unread: bool, max: usize) {
+        let rows = self.conversations.entry(owner).or_default();
+        if let Some(c) = rows.get_mut(&peer) {
+            if last.is_some() && time >= c.last_time {
+                c.last_msg = last;
+                c.last_time = time;
+            }
+            if unread && time > c.read_time {
+                c.unread += 1;
+            }
+            return;
+        }
+        let last_time = if last.is_some() { time } else { 0 };
+        let unread = u64::from(unread && time > 0);
+        rows.insert(peer, Conversation { last_msg: last, last_time, unread, read_time: 0 });
+        if rows.len() > max {
+            let mut order: Vec<_> = rows.iter().map(|(&p, c)| (Reverse(c.last_time), Reverse(c.last_msg), p)).collect();
+            order.sort_unstable();
+            for (.., p) in order.into_iter().skip(max) {
+                rows.remove(&p);
+            }
+        }
+    }
+
+    fn send(&mut self, plan: &SendPlan) -> (SendOutcome, Vec<Delivery>) {
+        if let Some(row) = self.dedup_keys.get(&plan.dedup_key).and_then(|id| self.dedup.get(id))
+            && row.created_ms >= plan.dedup_since_ms
+        {
+            return (SendOutcome::Duplicate(Sent { duplicate: true, ..row.sent.clone() }), Vec::new());
+        }
+        let msg = &plan.msg;
+        let Some(sender) = self.uid(&msg.from) else {
+            return (SendOutcome::NoSuchSender(msg.from.clone()), Vec::new());
+        };
+        let receivers: Vec<(&String, Option<Uid>)> = msg.to.iter().map(|to| (to, self.uid(to))).collect();
+        // One key for every recipient: the sender's MsgSeq or one above what the store picked in each
+        // conversation; the send's time unless a conversation holds a later message.
+        let (mut next, mut time) = (None, plan.time);
+        for &(_, receiver) in &receivers {
+            if let Some(receiver) = receiver {
+                let t = self.thread(sender, receiver);
+                time = time.max(t.last_time);
+                let seq = t.key_seq.wrapping_add(1);
+                next = Some(next.map_or(seq, |n: u32| n.max(seq)));
+            }
+        }
+        let picked = msg.seq.is_none().then(|| next.unwrap_or(1));
+        let key = MsgKey { seq: msg.seq.or(picked).unwrap_or(1), random: msg.random, time };
+        let mut sent = Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 };
+        let mut deliveries = Vec::new();
+        let info = self.sender_info(sender);
+        for (to, receiver) in receivers {
+            let Some(receiver) = receiver else {
+                sent.failed.push(to.clone());
+                continue;
+            };
+            let before = self.thread(sender, receiver);
+            let conv_seq = before.conv_seq + 1;
+            let stored = Message {
+                sender,
+                receiver,
+                key,
+                conv_seq,
+                body: msg.body.clone(),
+                cloud_custom_data: msg.cloud_custom_data.clone(),
+                sender_info: info.clone(),
+                recalled: false,
+                hidden_from_sender: msg.sender_copy == SenderCopy::Nothing,
+                hidden_from_receiver: false,
+                no_unread: msg.no_unread,
+            };
+            // A taken key (same MsgSeq and MsgRandom in the same second): Tencent's MsgRandom dedup.
+            let Some(id) = self.insert_message(stored) else {
+                continue;
+            };
+            self.advance_thread(sender, receiver, before, picked, time);
+            let view =
+                Arc::new(StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info));
+            let seq = self.append_log(receiver, LogKind::Message(id), plan.offline_until);
+            deliveries.push(msg_entry(to, seq, &view));
+            if sent.conv_seq == 0 {
+                sent.conv_seq = conv_seq;
+            }
+            let last = (!msg.no_last_msg).then_some(id);
+            self.touch_conversation(receiver, sender, time, last, !msg.no_unread, plan.max_conversations);
+            if sender == receiver {
+                continue;
+            }
+            if msg.sender_copy == SenderCopy::Sync {
+                let seq = self.append_log(sender, LogKind::Message(id), plan.offline_until);
+                deliveries.push(msg_entry(&msg.from, seq, &view));
+                if sent.sender_log_seq == 0 {
+                    sent.sender_log_seq = seq;
+                }
+            }
+            if msg.sender_copy != SenderCopy::Nothing {
+                self.touch_conversation(sender, receiver, time, last, false, plan.max_conversations);
+            }
+        }
+        if sent.failed.len() < msg.to.len() {
+            self.last_dedup += 1;
+            let row = DedupRow { created_ms: plan.now_ms, sent: sent.clone() };
+            self.dedup.insert(self.last_dedup, row);
+            self.dedup_keys.insert(plan.dedup_key, self.last_dedup);
+        }
+        (SendOutcome::Sent(sent), deliveries)
+    }
+
+    fn import(&mut self, msg: &Import, offline_until: i64, max: usize) -> (Imported, Vec<Delivery>) {
+        let Some(sender) = self.uid(&msg.from) else {
+            return (Imported::NoSuchSender(msg.from.clone()), Vec::new());
+        };
+        let Some(receiver) = self.uid(&msg.to) else {
+            return (Imported::NoSuchRecipient(msg.to.clone()), Vec::new());
+        };
+        let info = self.sender_info(sender);
+        let before = self.thread(sender, receiver);
+        let picked = msg.seq.is_none().then(|| before.key_seq.wrapping_add(1));
+        let key = MsgKey { seq: msg.seq.or(picked).unwrap_or(1), random: msg.random, time: msg.time };
+        let conv_seq = before.conv_seq + 1;
+        let stored = Message {
+            sender,
+            receiver,
+            key,
+            conv_seq,
+            body: msg.body.clone(),
+            cloud_custom_data: msg.cloud_custom_data.clone(),
+            sender_info: info.clone(),
+            recalled: false,
+            hidden_from_sender: false,
+            hidden_from_receiver: false,
+            no_unread: !msg.counts_unread,
+        };
+        let Some(id) = self.insert_message(stored) else {
+            return (Imported::Duplicate, Vec::new());
+        };
+        self.advance_thread(sender, receiver, before, picked, key.time);
+        let mut deliveries = Vec::new();
+        if msg.counts_unread {
+            let seq = self.append_log(receiver, LogKind::Message(id), offline_until);
+            let view =
+                StoredMessage::fresh(&msg.from, &msg.to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info);
+            deliveries.push(msg_entry(&msg.to, seq, &Arc::new(view)));
+        }
+        self.touch_conversation(receiver, sender, key.time, Some(id), msg.counts_unread, max);
+        if sender != receiver {
+            self.touch_conversation(sender, receiver, key.time, Some(id), false, max);
+        }
+        (Imported::Stored, deliveries)
+    }
+
+    fn history(&self, q: &HistoryQuery) -> HistoryPage {
+        let (Some(op), Some(peer)) = (self.uid(&q.operator), self.uid(&q.peer)) else {
+            return HistoryPage { messages: Vec::new(), more: false, conv_seq: 0 };
+        };
+        let conv_seq = self.thread(op, peer).conv_seq;
+        let read_time = |owner, other| self.conversation(owner, other).map_or(0, |c| c.read_time);
+        let (op_read, peer_read) = (read_time(op, peer), read_time(peer, op));
+        let upper = match q.before {
+            None => Bound::Unbounded,
+            Some(k) => Bound::Excluded((k.time, k.seq, k.random)),
+        };
+        let name = |uid| if uid == op { q.operator.clone() } else { q.peer.clone() };
+        let (mut messages, mut more) = (Vec::new(), false);
+        let keys = self.keys.get(&pair(op, peer));
+        for (&(time, ..), id) in keys.into_iter().flat_map(|k| k.range((Bound::Unbounded, upper)).rev()) {
+            if time > q.max_time {
+                continue;
+            }
+            if time < q.min_time {
+                break;
+            }
+            let m = &self.messages[id];
+            if (m.sender == op && m.hidden_from_sender) || (m.receiver == op && m.hidden_from_receiver) {
+                continue;
+            }
+            if messages.len() == q.limit {
+                more = true;
+                break;
+            }
+            let read = m.key.time <= if m.sender == op { peer_read } else { op_read };
+            messages.push(m.view(name(m.sender), name(m.receiver), read));
+        }
+        HistoryPage { messages, more, conv_seq }
+    }
+
+    fn withdraw(&mut self, from: &str, to: &str, key: MsgKey, expire_at: i64) -> (Withdrawn, Vec<Delivery>) {
+        let (Some(sender), Some(receiver)) = (self.uid(from), self.uid(to)) else {
+            return (Withdrawn::NotFound, Vec::new());
+        };
+        let found = self.keys.get(&pair(sender, receiver)).and_then(|k| k.get(&(key.time, key.seq, key.random)));
+        let Some(&id) = found else {
+            return (Withdrawn::NotFound, Vec::new());
+        };
+        let Some(m) = self.messages.get_mut(&id).filter(|m| m.sender == sender) else {
+            return (Withdrawn::NotFound, Vec::new());
+        };
+        if m.recalled {
+            return (Withdrawn::AlreadyRecalled, Vec::new());
+        }
+        m.recalled = true;
+        let (no_unread, hidden_from_sender) = (m.no_unread, m.hidden_from_sender);
+        if !no_unread
+            && let Some(c) = self.conversations.get_mut(&receiver).and_then(|rows| rows.get_mut(&sender))
+            && c.read_time < key.time
+        {
+            c.unread = c.unread.saturating_sub(1);
+        }
+        let mut sides = vec![(receiver, to, from)];
+        if sender != receiver && !hidden_from_sender {
+            sides.push((sender, from, to));
+        }
+        let mut deliveries = Vec::with_capacity(sides.len());
+        for (owner, name, peer) in sides {
+            let seq = self.append_log(owner, LogKind::Recall(id), expire_at);
+            let event = LogEvent::Recall { peer: peer.to_owned(), key };
+            deliveries.push(Delivery { user: name.to_owned(), entry: LogEntry { seq, event } });
+        }
+        (Withdrawn::Done, deliveries)
+    }
+
+    fn set_read(&mut self, owner: &str, peer: &str, time: i64, expire_at: i64) -> (bool, Vec<Delivery>) {
+        let (Some(o), Some(p)) = (self.uid(owner), self.uid(peer)) else {
+            return (false, Vec::new());
+        };
+        let rows = self.conversations.entry(o).or_default();
+        let c = rows.entry(p).or_insert_with(|| Conversation { read_time: time, ..Conversation::default() });
+        c.read_time = c.read_time.max(time);
+        let read_time = c.read_time;
+        let unread = self.keys.get(&pair(o, p)).map_or(0, |keys| {
+            keys.values()
+                .map(|id| &self.messages[id])
+                .filter(|m| m.sender == p && m.receiver == o && m.key.time > read_time)
+                .filter(|m| !m.recalled && !m.hidden_from_receiver && !m.no_unread)
+                .count() as u64
+        });
+        if let Some(c) = self.conversations.get_mut(&o).and_then(|rows| rows.get_mut(&p)) {
+            c.unread = unread;
+        }
+        let seq = self.append_log(o, LogKind::Read { peer: p, time }, expire_at);
+        let read = LogEntry { seq, event: LogEvent::Read { peer: peer.to_owned(), time } };
+        (true, vec![Delivery { user: owner.to_owned(), entry: read }])
+    }
+
+    fn log_after(&self, user: &str, after: u64, limit: usize, max_bytes: usize) -> LogPage {
+        let Some(log) = self.uid(user).and_then(|uid| self.logs.get(&uid)) else {
+            return LogPage { entries: Vec::new(), latest: 0, more: false };
+        };
+        let (mut count, mut bytes, mut full, mut more) = (0, 0, false, false);
+        let mut entries = Vec::new();
+        for (&seq, row) in log.entries.range((Bound::Excluded(after), Bound::Unbounded)) {
+            count += 1;
+            if count > limit || full {
+                more = true;
+                break;
+            }
+            let event = match row.kind {
+                LogKind::Read { peer, time } => match self.name(peer) {
+                    Some(peer) => LogEvent::Read { peer: peer.to_owned(), time },
+                    None => continue,
+                },
+                LogKind::Message(id) | LogKind::Recall(id) => {
+                    // The message or one of its accounts is gone: nothing left to deliver.
+                    let Some(m) = self.messages.get(&id) else { continue };
+                    let (Some(s), Some(r)) = (self.name(m.sender), self.name(m.receiver)) else { continue };
+                    bytes += m.text_len();
+                    full = bytes >= max_bytes;
+                    match row.kind {
+                        LogKind::Message(_) => LogEvent::Message(Arc::new(m.view(s.to_owned(), r.to_owned(), false))),
+                        _ => {
+                            let peer = if s == user { r } else { s };
+                            LogEvent::Recall { peer: peer.to_owned(), key: m.key }
+                        }
+                    }
+                }
+            };
+            entries.push(LogEntry { seq, event });
+        }
+        LogPage { entries, latest: log.last, more }
+    }
+
+    fn conversations(&self, user: &str, limit: usize) -> Vec<ConversationView> {
+        let Some((owner, rows)) = self.uid(user).and_then(|o| Some((o, self.conversations.get(&o)?))) else {
+            return Vec::new();
+        };
+        let mut listed: Vec<_> = rows
+            .iter()
+            .filter(|(_, c)| c.last_msg.is_some())
+            .filter_map(|(&p, c)| Some((p, self.name(p)?, c)))
+            .collect();
+        listed.sort_unstable_by_key(|&(p, _, c)| (Reverse(c.last_time), Reverse(c.last_msg), p));
+        listed
+            .into_iter()
+            .take(limit)
+            .map(|(p, peer, c)| {
+                let name = |uid| if uid == p { peer.to_owned() } else { user.to_owned() };
+                let last = c.last_msg.and_then(|id| self.messages.get(&id));
+                ConversationView {
+                    peer: peer.to_owned(),
+                    last: last.map(|m| m.view(name(m.sender), name(m.receiver), false)),
+                    unread: c.unread,
+                    time: c.last_time,
+                    conv_seq: self.thread(owner, p).conv_seq,
+                }
+            })
+            .collect()
+    }
+
+    fn delete_conversation(&mut self, owner: &str, peer: &str, clear_history: bool) -> bool {
+        let (Some(o), Some(p)) = (self.uid(owner), self.uid(peer)) else {
+            return false;
+        };
+        if let Some(rows) = self.conversations.get_mut(&o) {
+            rows.remove(&p);
+        }
+        if clear_history {
+            for id in self.keys.get(&pair(o, p)).into_iter().flat_map(|k| k.values()) {
+                if let Some(m) = self.messages.get_mut(id) {
+                    if m.sender == o {
+                        m.hidden_from_sender = true;
+                    } else {
+                        m.hidden_from_receiver = true;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn purge(&mut self, cut: Cutoffs) -> Purged {
+        // A conversation expires with its last message.
+        let expiring: HashSet<(Uid, Uid)> = self
+            .messages
+            .values()
+            .filter(|m| m.key.time < cut.roaming_before)
+            .flat_map(|m| [(m.receiver, m.sender), (m.sender, m.receiver)])
+            .collect();
+        let mut conversations = 0;
+        for (&owner, rows) in &mut self.conversations {
+            rows.retain(|&peer, c| {
+                let gone =
+                    c.last_msg.is_some() && c.last_time < cut.roaming_before && expiring.contains(&(owner, peer));
+                conversations += u64::from(gone);
+                !gone
+            });
+        }
+        let old: Vec<MsgId> =
+            self.messages.iter().filter(|(_, m)| m.key.time < cut.roaming_before).map(|(&id, _)| id).collect();
+        for id in &old {
+            if let Some(m) = self.messages.remove(id)
+                && let Some(keys) = self.keys.get_mut(&pair(m.sender, m.receiver))
+            {
+                keys.remove(&(m.key.time, m.key.seq, m.key.random));
+            }
+        }
+        // Log positions stay (`Log::last`) when their entries go.
+        let mut offline = 0;
+        for log in self.logs.values_mut() {
+            let before = log.entries.len();
+            log.entries.retain(|_, e| e.expire_at >= cut.offline_before);
+            offline += (before - log.entries.len()) as u64;
+        }
+        // Rows are in send order: everything before the first row still in the window goes.
+        let boundary = self.dedup.iter().find(|(_, r)| r.created_ms >= cut.dedup_before_ms).map(|(&id, _)| id);
+        let kept = match boundary {
+            Some(b) => self.dedup.split_off(&b),
+            None => BTreeMap::new(),
+        };
+        let dedup = self.dedup.len() as u64;
+        self.dedup = kept;
+        let rows = &self.dedup;
+        self.dedup_keys.retain(|_, id| rows.contains_key(id));
+        Purged { messages: old.len() as u64, offline, conversations, dedup }
+    }
+}
+
+impl Relations {
+    fn load(&self, user: &str) -> RelationData {
+        let own = |(owner, _): &(String, String)| owner == user;
+        RelationData {
+            friends: self.friends.iter().filter(|(k, _)| own(k)).map(|(_, f)| f.clone()).collect(),
+            blacklist: self
+                .blacklist
+                .iter()
+                .filter(|(k, _)| own(k))
+                .map(|((_, peer), &time)| Blocked { peer: peer.clone(), time })
+                .collect(),
+            incoming: self.requests.iter().filter(|((_, to), _)| to == user).map(|(_, r)| r.clone()).collect(),
+            outgoing: self.requests.iter().filter(|((from, _), _)| from == user).map(|(_, r)| r.clone()).collect(),
+        }
+    }
+
+    fn apply(&mut self, change: RelationChange) {
+        match change {
+            RelationChange::PutFriend { owner, mut friend } => {
+                // As stored in SQLite: no empty group names; custom tags by name, the last value of each.
+                friend.groups.retain(|g| !g.is_empty());
+                let custom: BTreeMap<_, _> = friend.custom.drain(..).collect();
+                friend.custom = custom.into_iter().collect();
+                self.friends.insert((owner, friend.peer.clone()), friend);
+            }
+            RelationChange::DeleteFriend { owner, peer } => {
+                self.friends.remove(&(owner, peer));
+            }
+            RelationChange::PutBlocked { owner, entry } => {
+                self.blacklist.insert((owner, entry.peer), entry.time);
+            }
+            RelationChange::DeleteBlocked { owner, peer } => {
+                self.blacklist.remove(&(owner, peer));
+            }
+            RelationChange::PutRequest(r) => {
+                self.requests.insert((r.from.clone(), r.to.clone()), r);
+            }
+            RelationChange::DeleteRequest { from, to } => {
+                self.requests.remove(&(from, to));
+            }
+        }
+    }
+
+    /// Deletes every row that names `user`, on either side.
+    fn drop_user(&mut self, user: &str) {
+        let names = |(a, b): &(String, String)| a == user || b == user;
+        self.friends.retain(|k, _| !names(k));
+        self.blacklist.retain(|k, _| !names(k));
+        self.requests.retain(|k, _| !names(k));
+    }
+}
+
+/// Renditions in the order the index returns them: original, large, thumbnail.
+fn rendition_rank(kind: RenditionKind) -> u8 {
+    match kind {
+        RenditionKind::Original => 1,
+        RenditionKind::Large => 2,
+        RenditionKind::Thumb => 3,
+    }
+}
+
+impl Media {
+    fn expire(&mut self, before: i64, limit: usize) -> usize {
+        let mut old: Vec<(i64, String)> =
+            self.items.values().filter(|i| i.last_used < before).map(|i| (i.last_used, i.uuid.clone())).collect();
+        old.sort_unstable();
+        old.truncate(limit);
+        let mut gone = 0;
+        for (_, uuid) in old {
+            if let Some(item) = self.items.remove(&uuid) {
+                self.grants.retain(|(u, _)| *u != uuid);
+                self.doomed.extend(item.blobs());
+                gone += 1;
+            }
+        }
+        let mut abandoned: Vec<(i64, String)> =
+            self.uploads.iter().filter(|&(_, &started)| started < before).map(|(u, &s)| (s, u.clone())).collect();
+        abandoned.sort_unstable();
+        abandoned.truncate(limit.saturating_sub(gone));
+        for (_, uuid) in abandoned {
+            self.uploads.remove(&uuid);
+            self.doomed.extend(possible_blobs(&uuid));
+            gone += 1;
+        }
+        gone
+    }
+}
+
+#[async_trait]
+impl AccountStore for MemoryStore {
+    async fn import_accounts(&self, accounts: Vec<NewAccount>, _now: i64) -> Result<(), StoreError> {
+        self.state().import_accounts(accounts);
+        Ok(())
+    }
+
+    async fn delete_accounts(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
+        let mut state = self.state();
+        Ok(ids.iter().map(|id| state.delete_account(id)).collect())
+    }
+
+    async fn accounts_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
+        let state = self.state();
+        Ok(ids.iter().map(|id| state.uids.contains_key(id)).collect())
+    }
+
+    async fn revoke_sigs(&self, id: String, before: i64) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(uid) = state.uid(&id) else {
+            return Ok(false);
+        };
+        if let Some(account) = state.accounts.get_mut(&uid) {
+            account.revoked_before = before;
+        }
+        Ok(true)
+    }
+
+    async fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let state = self.state();
+        Ok(state.accounts.values().filter(|a| a.revoked_before > 0).map(|a| (a.id.clone(), a.revoked_before)).collect())
+    }
+
+    async fn set_profile(&self, id: String, items: Vec<(String, ProfileValue)>) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let uid = state.uid(&id);
+        let Some(account) = uid.and_then(|uid| state.accounts.get_mut(&uid)) else {
+            return Ok(false);
+        };
+        account.profile.extend(items);
+        Ok(true)
+    }
+
+    async fn profiles(
+        &self,
+        ids: Vec<String>,
+        tags: Vec<String>,
+    ) -> Result<Vec<Option<Vec<(String, ProfileValue)>>>, StoreError> {
+        let state = self.state();
+        let profile = |id: &String| -> Option<Vec<(String, ProfileValue)>> {
+            let account = state.accounts.get(&state.uid(id)?)?;
+            Some(tags.iter().filter_map(|t| Some((t.clone(), account.profile.get(t)?.clone()))).collect())
+        };
+        Ok(ids.iter().map(profile).collect())
+    }
+}
+
+#[async_trait]
+impl MessageStore for MemoryStore {
+    fn set_delivery_hook(&self, hook: DeliveryHook) {
+        let _ = self.hook.set(hook);
+    }
+
+    async fn send(&self, plan: SendPlan) -> Result<SendOutcome, StoreError> {
+        Ok(self.deliver(|s| s.send(&plan)))
+    }
+
+    async fn import(&self, msg: Import, offline_until: i64, max_conversations: usize) -> Result<Imported, StoreError> {
+        Ok(self.deliver(|s| s.import(&msg, offline_until, max_conversations)))
+    }
+
+    async fn history(&self, q: HistoryQuery) -> Result<HistoryPage, StoreError> {
+        Ok(self.state().history(&q))
+    }
+
+    async fn withdraw(
+        &self,
+        from: String,
+        to: String,
+        key: MsgKey,
+        log_expire_at: i64,
+    ) -> Result<Withdrawn, StoreError> {
+        Ok(self.deliver(|s| s.withdraw(&from, &to, key, log_expire_at)))
+    }
+
+    async fn set_read(&self, owner: String, peer: String, time: i64, log_expire_at: i64) -> Result<bool, StoreError> {
+        Ok(self.deliver(|s| s.set_read(&owner, &peer, time, log_expire_at)))
+    }
+
+    async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError> {
+        let state = self.state();
+        let Some(o) = state.uid(&owner) else {
+            return Ok(vec![0; peers.len()]);
+        };
+        let count = |p: &String| state.uid(p).and_then(|p| state.conversation(o, p)).map_or(0, |c| c.unread);
+        Ok(peers.iter().map(count).collect())
+    }
+
+    async fn unread_total(&self, owner: String) -> Result<u64, StoreError> {
+        let state = self.state();
+        let rows = state.uid(&owner).and_then(|o| state.conversations.get(&o));
+        Ok(rows.map_or(0, |rows| rows.values().map(|c| c.unread).sum()))
+    }
+
+    async fn latest_seq(&self, user: String) -> Result<Option<u64>, StoreError> {
+        let state = self.state();
+        Ok(state.uid(&user).map(|uid| state.logs.get(&uid).map_or(0, |l| l.last)))
+    }
+
+    async fn log_after(&self, user: String, after: u64, limit: usize, max_bytes: usize) -> Result<LogPage, StoreError> {
+        Ok(self.state().log_after(&user, after, limit, max_bytes))
+    }
+
+    async fn conversations(&self, user: String, limit: usize) -> Result<Vec<ConversationView>, StoreError> {
+        Ok(self.state().conversations(&user, limit))
+    }
+
+    async fn delete_conversation(&self, owner: String, peer: String, clear_history: bool) -> Result<bool, StoreError> {
+        Ok(self.state().delete_conversation(&owner, &peer, clear_history))
+    }
+
+    async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError> {
+        Ok(self.state().purge(cutoffs))
+    }
+}
+
+#[async_trait]
+impl RelationStore for MemoryStore {
+    async fn load_relations(&self, user: String) -> Result<RelationData, StoreError> {
+        Ok(self.state().relations.load(&user))
+    }
+
+    async fn apply_relations(&self, changes: Vec<RelationChange>) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for change in changes {
+            state.relations.apply(change);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MediaIndex for MemoryStore {
+    async fn begin(&self, uuid: String, now: i64) -> Result<(), StoreError> {
+        self.state().media.uploads.insert(uuid, now);
+        Ok(())
+    }
+
+    async fn insert(&self, mut item: MediaItem) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let media = &mut state.media;
+        if media.items.contains_key(&item.uuid) {
+            return Err(StoreError::Backend(format!("media item {} exists already", item.uuid).into()));
+        }
+        media.uploads.remove(&item.uuid);
+        if let Some(image) = &mut item.image {
+            image.renditions.sort_by_key(|r| rendition_rank(r.kind));
+        }
+        media.items.insert(item.uuid.clone(), item);
+        Ok(())
+    }
+
+    async fn abandon(&self, uuid: String) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let media = &mut state.media;
+        if media.uploads.remove(&uuid).is_some() {
+            media.doomed.extend(possible_blobs(&uuid));
+        }
+        Ok(())
+    }
+
+    async fn get(&self, uuids: Vec<String>) -> Result<Vec<Option<MediaItem>>, StoreError> {
+        let state = self.state();
+        let media = &state.media;
+        Ok(uuids.iter().map(|u| media.items.get(u).cloned()).collect())
+    }
+
+    async fn granted(&self, uuid: String, user: String) -> Result<bool, StoreError> {
+        Ok(self.state().media.grants.contains(&(uuid, user)))
+    }
+
+    async fn grant(&self, uuids: Vec<String>, users: Vec<String>, now: i64) -> Result<Vec<String>, StoreError> {
+        let mut state = self.state();
+        let media = &mut state.media;
+        let mut granted = Vec::with_capacity(uuids.len());
+        for uuid in uuids {
+            let Some(item) = media.items.get_mut(&uuid) else { continue };
+            item.last_used = item.last_used.max(now);
+            media.grants.extend(users.iter().map(|user| (uuid.clone(), user.clone())));
+            granted.push(uuid);
+        }
+        Ok(granted)
+    }
+
+    async fn expire(&self, before: i64, limit: usize) -> Result<usize, StoreError> {
+        Ok(self.state().media.expire(before, limit))
+    }
+
+    async fn doomed(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        Ok(self.state().media.doomed.iter().take(limit).cloned().collect())
+    }
+
+    async fn forget_doomed(&self, keys: Vec<String>) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let media = &mut state.media;
+        for key in &keys {
+            media.doomed.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn forget_users(&self, users: Vec<String>) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let media = &mut state.media;
+        media.grants.retain(|(_, user)| !users.contains(user));
+        for item in media.items.values_mut().filter(|i| users.contains(&i.owner)) {
+            item.owner.clear();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryStore;
+    use crate::store::conformance::Backend;
+
+    fn backend() -> Backend<MemoryStore, MemoryStore> {
+        Backend::new(MemoryStore::new(), MemoryStore::new())
+    }
+
+    crate::store_conformance_suite!(backend());
+}
