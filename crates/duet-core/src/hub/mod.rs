@@ -123,7 +123,7 @@ pub enum KickReason {
 }
 
 /// A live session, owned by its connection handler. Dropping it does not unregister it; call
-/// [`crate::Core::disconnect`] or [`crate::Core::logout`].
+/// [`crate::sessions::Sessions::disconnect`] or [`crate::sessions::Sessions::logout`].
 #[derive(Debug)]
 pub struct Session {
     pub id: u64,
@@ -310,3 +310,6 @@ impl Hub {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner()).values().map(Vec::len).sum()
     }
 }
+
+#[cfg(test)]
+mod tests;
