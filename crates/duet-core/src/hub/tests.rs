@@ -64,11 +64,11 @@ fn transient_sessions_stand_outside_the_policy_and_are_bounded() {
     let policy = LoginPolicy { mode: MultiLogin::Single, instances: 1 };
     let mut device = hub.register(policy, "u", Platform::IPhone, "phone", SessionKind::Device);
     let mut tools: Vec<Session> = (0..MAX_TRANSIENT_SESSIONS)
-        .map(|i| hub.register(policy, "u", Platform::Pc, &format!("tool-{i}"), SessionKind::Transient))
+        .map(|i| hub.register(policy, "u", Platform::Pc, &format!("tool-{i}"), SessionKind::Transient { live: false }))
         .collect();
     assert_eq!(kicked(&mut device), None, "a transient session kicks no device");
     assert_eq!(hub.presence("u", 0), Presence::Online(vec![Platform::IPhone]), "nor shows in presence");
-    let mut newest = hub.register(policy, "u", Platform::Pc, "tool-new", SessionKind::Transient);
+    let mut newest = hub.register(policy, "u", Platform::Pc, "tool-new", SessionKind::Transient { live: false });
     assert_eq!(kicked(&mut tools[0]), Some(KickReason::Replaced), "the oldest goes past the bound");
     for tool in &mut tools[1..] {
         assert_eq!(kicked(tool), None);
