@@ -41,7 +41,7 @@ fn the_check_finds_cycles() {
     assert_eq!(find_cycle(&graph(&[("a", "b"), ("b", "c"), ("a", "c")])), None);
     assert_eq!(
         find_cycle(&graph(&[("a", "b"), ("b", "c"), ("c", "a")])),
-        Some(vec!["a", "b", "c", "a"].iter().map(|s| s.to_string()).collect())
+        Some(["a", "b", "c", "a"].iter().map(|s| s.to_string()).collect())
     );
     assert!(find_cycle(&graph(&[("x", "y"), ("y", "z"), ("z", "y")])).is_some());
     let refs = references(
@@ -203,10 +203,10 @@ fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
     }
     let mut marks = BTreeMap::new();
     for node in graph.keys() {
-        if marks.get(node).copied().unwrap_or(Mark::New) == Mark::New {
-            if let Some(c) = visit(node, graph, &mut marks, &mut Vec::new()) {
-                return Some(c);
-            }
+        if marks.get(node).copied().unwrap_or(Mark::New) == Mark::New
+            && let Some(c) = visit(node, graph, &mut marks, &mut Vec::new())
+        {
+            return Some(c);
         }
     }
     None
