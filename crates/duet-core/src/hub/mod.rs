@@ -239,26 +239,11 @@ impl Hub {
 
     /// Pushes an entry to every live session of `user`; drops sessions that cannot keep up.
     pub fn deliver(&self, user: &str, push: Arc<Push>) {
-        let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(slots) = all.get_mut(user) else { return };
-        slots.retain(|s| {
-            !s.kind.pushed()
-                || match s.tx.try_send(Outbound::Entry(push.clone())) {
-                    Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        tracing::info!(user, session = s.id, "session cannot keep up; dropping it, it will resync");
-                        false
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => false,
-                }
-        });
-        if slots.is_empty() {
-            all.remove(user);
-        }
+        self.notify(user, Outbound::Entry(push));
     }
 
-    /// Sends an event (not a sync-log entry) to every live session of `user`; drops sessions that cannot
-    /// keep up, as [`Hub::deliver`] does.
+    /// Sends an event (a sync-log entry, or another event) to every live session of `user` that takes
+    /// pushes; drops sessions that cannot keep up (they resync when they come back).
     pub fn notify(&self, user: &str, event: Outbound) {
         let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let Some(slots) = all.get_mut(user) else { return };

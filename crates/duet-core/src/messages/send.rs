@@ -156,20 +156,18 @@ impl Messages {
         // 2. Permit. What it reads about the recipient (its account, its relations) is what the grants use.
         let mut recipient_exists = None;
         let mut dropped = false;
-        if origin == Origin::Client
-            && !self.accounts.is_admin(&from)
-            && let [one] = &to[..]
-        {
+        let (caller, admin) = match origin {
+            Origin::Client => (None, self.accounts.is_admin(&from)),
+            Origin::Admin(caller) => (Some(caller), true),
+        };
+        if !admin && let [one] = &to[..] {
             let (verdict, exists) = self.relations.permit(&from, one).await?;
             recipient_exists = exists;
             dropped = verdict == Verdict::Drop;
         }
         // 3. Media grants: only to the participants the message reaches.
         if !dropped {
-            let (caller, admin) = match origin {
-                Origin::Client => (from.as_str(), self.accounts.is_admin(&from)),
-                Origin::Admin(caller) => (caller, true),
-            };
+            let caller = caller.unwrap_or(&from);
             self.grant(caller, admin, &from, &to, recipient_exists, &mut content).await?;
         }
         let Encoded { body, cloud_custom_data, push_info } = content.encode();
