@@ -24,6 +24,7 @@ pub mod hub;
 pub mod media;
 pub mod messages;
 pub mod model;
+pub mod push;
 pub mod relations;
 pub mod retention;
 pub mod sessions;
