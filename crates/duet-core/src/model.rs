@@ -392,3 +392,118 @@ pub enum RelationEvent {
     /// operation, e.g. `friend_delete_all`): the devices re-list instead of getting each change.
     Changed,
 }
+
+/// The push services Duet sends through, by the names the client protocol and the configuration use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProviderKind {
+    Apns,
+    Fcm,
+    Huawei,
+    Honor,
+    Xiaomi,
+    Oppo,
+    Vivo,
+    Meizu,
+    /// The app's own gateway: a signed JSON POST.
+    Webhook,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 9] = [
+        ProviderKind::Apns,
+        ProviderKind::Fcm,
+        ProviderKind::Huawei,
+        ProviderKind::Honor,
+        ProviderKind::Xiaomi,
+        ProviderKind::Oppo,
+        ProviderKind::Vivo,
+        ProviderKind::Meizu,
+        ProviderKind::Webhook,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Apns => "apns",
+            ProviderKind::Fcm => "fcm",
+            ProviderKind::Huawei => "huawei",
+            ProviderKind::Honor => "honor",
+            ProviderKind::Xiaomi => "xiaomi",
+            ProviderKind::Oppo => "oppo",
+            ProviderKind::Vivo => "vivo",
+            ProviderKind::Meizu => "meizu",
+            ProviderKind::Webhook => "webhook",
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Not one of [`ProviderKind::ALL`]'s names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown push provider {0:?} (apns, fcm, huawei, honor, xiaomi, oppo, vivo, meizu or webhook)")]
+pub struct UnknownProvider(pub String);
+
+impl std::str::FromStr for ProviderKind {
+    type Err = UnknownProvider;
+
+    fn from_str(s: &str) -> Result<ProviderKind, UnknownProvider> {
+        ProviderKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| UnknownProvider(s.to_owned()))
+    }
+}
+
+
+/// A device's push registration: where its pushes go while it is not connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushDevice {
+    pub user: String,
+    /// The device id its login gave.
+    pub device: String,
+    pub platform: Platform,
+    pub provider: ProviderKind,
+    pub token: String,
+    /// The app's id at the provider, where one app has several (Tencent's business id).
+    pub app_id: Option<String>,
+    /// The language its notifications' default texts are in (`en`, `zh`, …); `None`: the server's default.
+    pub lang: Option<String>,
+    /// When the device was last connected (unix seconds): set at registration and at each disconnect.
+    pub seen_at: i64,
+}
+
+/// A message a queued push announces, as the outbox holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushMessage {
+    pub from: String,
+    pub to: String,
+    pub key: MsgKey,
+    /// `MsgBody` as compact JSON.
+    pub body: String,
+    /// `OfflinePushInfo` as JSON.
+    pub push_info: Option<String>,
+    /// The sender's nickname when it was sent.
+    pub sender_nick: Option<String>,
+}
+
+/// One push in the outbox, claimed by a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedPush {
+    pub id: u64,
+    pub device: PushDevice,
+    pub message: PushMessage,
+    /// Earlier attempts that failed transiently.
+    pub attempts: u32,
+    /// When the message was committed (unix seconds).
+    pub queued_at: i64,
+}
+
+/// What a worker did with a claimed push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushSettle {
+    /// Sent, or not needed any more: removed from the outbox.
+    Done,
+    /// A transient failure: due again at this time (unix seconds), its attempts counted.
+    Retry { at: i64 },
+}

@@ -57,6 +57,7 @@ async fn main() {
             now_ms,
             offline_until: now_ms / 1000 + 604_800,
             max_conversations: 100,
+            push: false,
         };
         let store = store.clone();
         tasks.spawn(async move { store.send(plan).await });

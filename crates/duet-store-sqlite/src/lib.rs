@@ -9,6 +9,7 @@
 mod checkpoint;
 mod media;
 mod ops;
+mod push;
 mod relations;
 mod state;
 mod writer;
@@ -39,7 +40,7 @@ pub enum Durability {
     Relaxed,
 }
 
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql"), include_str!("schema_3.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql"), include_str!("schema_3.sql"), include_str!("schema_4.sql")];
 /// Read connections, and so reads running at once (see [`SqliteStore::read`]). Reads beyond wait in the
 /// queue rather than open new connections (that costs far more than a read) or pile up blocking threads.
 const READERS: usize = 8;
@@ -619,6 +620,7 @@ mod tests {
             now_ms,
             offline_until: now_ms / 1000 + 604_800,
             max_conversations: 100,
+                push: false,
         }
     }
 

@@ -69,6 +69,7 @@ pub(crate) fn delete_accounts(c: &Connection, w: &mut WriterState, ids: &[String
             c.prepare_cached("DELETE FROM profiles WHERE uid = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM inbox WHERE uid = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM conversations WHERE owner = ?1")?.execute([uid])?;
+            crate::push::drop_user(c, uid)?;
             c.prepare_cached("DELETE FROM accounts WHERE uid = ?1")?.execute([uid])?;
             w.uids.remove(id.as_str());
             w.log_seqs.remove(&uid);
@@ -422,6 +423,9 @@ pub(crate) fn send(c: &Connection, w: &mut WriterState, plan: &SendPlan) -> Resu
             Arc::new(StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info));
         let seq = append_log(c, w, receiver, KIND_MSG, Some(id), None, Some(key.time), plan.offline_until)?;
         deliveries.push(msg_entry(seq, &stored, to));
+        if plan.push && sender != receiver {
+            crate::push::queue_pushes(c, receiver, id, key.time, plan.now_ms.div_euclid(1000))?;
+        }
         if sent.conv_seq == 0 {
             sent.conv_seq = conv_seq;
         }

@@ -220,6 +220,7 @@ mod tests {
             now_ms,
             offline_until: now_ms / 1000 + 604_800,
             max_conversations: 100,
+            push: false,
         }
     }
 

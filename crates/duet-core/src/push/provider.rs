@@ -2,73 +2,11 @@
 //! [`Notification`] to one device token and says what became of it. The HTTP clients live in the
 //! `duet-push` crate; the outbox worker ([`super::Pusher`]) only sees this trait.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-/// The push services Duet sends through, by the names the client protocol and the configuration use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ProviderKind {
-    Apns,
-    Fcm,
-    Huawei,
-    Honor,
-    Xiaomi,
-    Oppo,
-    Vivo,
-    Meizu,
-    /// The app's own gateway: a signed JSON POST.
-    Webhook,
-}
-
-impl ProviderKind {
-    pub const ALL: [ProviderKind; 9] = [
-        ProviderKind::Apns,
-        ProviderKind::Fcm,
-        ProviderKind::Huawei,
-        ProviderKind::Honor,
-        ProviderKind::Xiaomi,
-        ProviderKind::Oppo,
-        ProviderKind::Vivo,
-        ProviderKind::Meizu,
-        ProviderKind::Webhook,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Apns => "apns",
-            ProviderKind::Fcm => "fcm",
-            ProviderKind::Huawei => "huawei",
-            ProviderKind::Honor => "honor",
-            ProviderKind::Xiaomi => "xiaomi",
-            ProviderKind::Oppo => "oppo",
-            ProviderKind::Vivo => "vivo",
-            ProviderKind::Meizu => "meizu",
-            ProviderKind::Webhook => "webhook",
-        }
-    }
-}
-
-impl fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Not one of [`ProviderKind::ALL`]'s names.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown push provider {0:?} (apns, fcm, huawei, honor, xiaomi, oppo, vivo, meizu or webhook)")]
-pub struct UnknownProvider(pub String);
-
-impl FromStr for ProviderKind {
-    type Err = UnknownProvider;
-
-    fn from_str(s: &str) -> Result<ProviderKind, UnknownProvider> {
-        ProviderKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| UnknownProvider(s.to_owned()))
-    }
-}
+pub use crate::model::{ProviderKind, UnknownProvider};
 
 /// The device a push goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]

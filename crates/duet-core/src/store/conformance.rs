@@ -143,6 +143,7 @@ fn plan(n: u32, from: &str, to: &[&str], time: i64) -> SendPlan {
         now_ms: time * 1000,
         offline_until: time + WEEK,
         max_conversations: 100,
+        push: false,
     }
 }
 

@@ -18,12 +18,13 @@ use crate::media::{MediaIndex, MediaItem, RenditionKind, possible_blobs};
 use crate::model::{Blocked, FriendRequest};
 use crate::model::{
     ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount,
-    ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
+    ProfileValue, ProviderKind, Purged, PushDevice, PushMessage, PushSettle, QueuedPush, SenderCopy, SenderInfo, Sent,
+    StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use crate::store::{
     AccountStore, Cutoffs, DeliveryHook, Imported, MessageStore, SendOutcome, SendPlan, StoreError, Withdrawn,
 };
-use crate::store::{RelationChange, RelationData, RelationStore};
+use crate::store::{PushStore, RelationChange, RelationData, RelationStore};
 
 type Uid = u64;
 type MsgId = u64;
@@ -90,6 +91,21 @@ struct State {
     last_dedup: u64,
     relations: Relations,
     media: Media,
+    /// (uid, device) -> the device's push registration.
+    push_devices: BTreeMap<(Uid, String), PushDevice>,
+    /// The push outbox by id.
+    outbox: BTreeMap<u64, OutboxRow>,
+    last_push: u64,
+}
+
+struct OutboxRow {
+    uid: Uid,
+    device: String,
+    msg: MsgId,
+    queued_at: i64,
+    next_at: i64,
+    attempts: u32,
+    lease_until: i64,
 }
 
 struct Account {
@@ -106,6 +122,7 @@ struct Message {
     body: String,
     cloud_custom_data: String,
     sender_info: SenderInfo,
+    push_info: Option<String>,
     recalled: bool,
     hidden_from_sender: bool,
     hidden_from_receiver: bool,
@@ -211,6 +228,28 @@ impl Message {
 }
 
 impl State {
+    /// Queues a push of message `msg` to each registered device of `uid`.
+    fn queue_pushes(&mut self, uid: Uid, msg: MsgId, now: i64) {
+        let devices: Vec<String> =
+            self.push_devices.range((uid, String::new())..).take_while(|((u, _), _)| *u == uid).map(|((_, d), _)| d.clone()).collect();
+        for device in devices {
+            self.last_push += 1;
+            let row = OutboxRow { uid, device, msg, queued_at: now, next_at: now, attempts: 0, lease_until: 0 };
+            self.outbox.insert(self.last_push, row);
+        }
+    }
+
+    /// Removes the registrations `remove` selects and the pushes queued for them.
+    fn remove_devices(&mut self, remove: impl Fn(&(Uid, String), &PushDevice) -> bool) -> u64 {
+        let gone: Vec<(Uid, String)> =
+            self.push_devices.iter().filter(|(k, d)| remove(k, d)).map(|(k, _)| k.clone()).collect();
+        for key in &gone {
+            self.push_devices.remove(key);
+        }
+        self.outbox.retain(|_, row| !gone.iter().any(|(uid, device)| row.uid == *uid && row.device == *device));
+        gone.len() as u64
+    }
+
     fn uid(&self, id: &str) -> Option<Uid> {
         self.uids.get(id).copied()
     }
@@ -249,6 +288,7 @@ impl State {
         self.accounts.remove(&uid);
         self.logs.remove(&uid);
         self.conversations.remove(&uid);
+        self.remove_devices(|(u, _), _| *u == uid);
         true
     }
 
@@ -369,6 +409,7 @@ impl State {
                 body: msg.body.clone(),
                 cloud_custom_data: msg.cloud_custom_data.clone(),
                 sender_info: info.clone(),
+                push_info: msg.push_info.clone(),
                 recalled: false,
                 hidden_from_sender: msg.sender_copy == SenderCopy::Nothing,
                 hidden_from_receiver: false,
@@ -383,6 +424,9 @@ impl State {
                 Arc::new(StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info));
             let seq = self.append_log(receiver, LogKind::Message(id), plan.offline_until);
             deliveries.push(msg_entry(to, seq, &view));
+            if plan.push && sender != receiver {
+                self.queue_pushes(receiver, id, plan.now_ms.div_euclid(1000));
+            }
             if sent.conv_seq == 0 {
                 sent.conv_seq = conv_seq;
             }
@@ -431,6 +475,7 @@ impl State {
             body: msg.body.clone(),
             cloud_custom_data: msg.cloud_custom_data.clone(),
             sender_info: info.clone(),
+            push_info: None,
             recalled: false,
             hidden_from_sender: false,
             hidden_from_receiver: false,
@@ -890,6 +935,115 @@ impl MessageStore for MemoryStore {
 
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError> {
         Ok(self.state().purge(cutoffs))
+    }
+}
+
+#[async_trait]
+impl PushStore for MemoryStore {
+    async fn register_device(&self, device: PushDevice) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(uid) = state.uid(&device.user) else {
+            return Ok(false);
+        };
+        let key = (uid, device.device.clone());
+        state.remove_devices(|k, d| *k != key && d.provider == device.provider && d.token == device.token);
+        // Pushes queued for the device stay: they go to its new token.
+        state.push_devices.insert(key, device);
+        Ok(true)
+    }
+
+    async fn unregister_devices(&self, user: String, device: Option<String>) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let Some(uid) = state.uid(&user) else {
+            return Ok(());
+        };
+        state.remove_devices(|(u, d), _| *u == uid && device.as_ref().is_none_or(|device| d == device));
+        Ok(())
+    }
+
+    async fn remove_push_token(&self, provider: ProviderKind, token: String) -> Result<u64, StoreError> {
+        Ok(self.state().remove_devices(|_, d| d.provider == provider && d.token == token))
+    }
+
+    async fn device_seen(&self, user: String, device: String, at: i64) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if let Some(uid) = state.uid(&user)
+            && let Some(d) = state.push_devices.get_mut(&(uid, device))
+        {
+            d.seen_at = d.seen_at.max(at);
+        }
+        Ok(())
+    }
+
+    async fn push_devices(&self) -> Result<Vec<PushDevice>, StoreError> {
+        Ok(self.state().push_devices.values().cloned().collect())
+    }
+
+    async fn claim_pushes(
+        &self,
+        _owner: String,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedPush>, StoreError> {
+        let mut state = self.state();
+        let mut due: Vec<(i64, u64)> = state
+            .outbox
+            .iter()
+            .filter(|(_, row)| row.next_at <= now && row.lease_until <= now)
+            .map(|(id, row)| (row.next_at, *id))
+            .collect();
+        due.sort_unstable();
+        let mut claimed = Vec::new();
+        for (_, id) in due {
+            if claimed.len() == limit {
+                break;
+            }
+            let row = &state.outbox[&id];
+            let device = state.push_devices.get(&(row.uid, row.device.clone())).cloned();
+            let message = state.messages.get(&row.msg).and_then(|m| {
+                Some(PushMessage {
+                    from: state.name(m.sender)?.to_owned(),
+                    to: state.name(m.receiver)?.to_owned(),
+                    key: m.key,
+                    body: m.body.clone(),
+                    push_info: m.push_info.clone(),
+                    sender_nick: m.sender_info.nick.clone(),
+                })
+            });
+            let (Some(device), Some(message)) = (device, message) else {
+                state.outbox.remove(&id);
+                continue;
+            };
+            let row = state.outbox.get_mut(&id).expect("the row is there");
+            row.lease_until = lease_until;
+            claimed.push(QueuedPush { id, device, message, attempts: row.attempts, queued_at: row.queued_at });
+        }
+        Ok(claimed)
+    }
+
+    async fn settle_pushes(&self, settled: Vec<(u64, PushSettle)>) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for (id, settle) in settled {
+            match settle {
+                PushSettle::Done => {
+                    state.outbox.remove(&id);
+                }
+                PushSettle::Retry { at } => {
+                    if let Some(row) = state.outbox.get_mut(&id) {
+                        row.attempts += 1;
+                        row.next_at = at;
+                        row.lease_until = 0;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn push_backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
+        let state = self.state();
+        Ok((state.outbox.len() as u64, state.outbox.values().map(|r| r.queued_at).min()))
     }
 }
 

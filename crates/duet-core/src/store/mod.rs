@@ -20,7 +20,7 @@ use crate::error::Error;
 pub use crate::error::{BoxError, StoreError};
 use crate::model::{
     Blocked, ConversationView, Delivery, Friend, FriendRequest, HistoryPage, HistoryQuery, Import, LogPage, MsgKey,
-    NewAccount, Outgoing, ProfileValue, Purged, Sent,
+    NewAccount, Outgoing, ProfileValue, ProviderKind, Purged, PushDevice, PushSettle, QueuedPush, Sent,
 };
 
 /// A send, as the domain planned it: the store commits it or reports a duplicate.
@@ -39,6 +39,10 @@ pub struct SendPlan {
     pub offline_until: i64,
     /// Recent contacts kept per user; the least recent beyond go.
     pub max_conversations: usize,
+    /// Queue a push to every registered device of each recipient (not the sender), in the outbox, in
+    /// the same commit as the message. `false`: the message is never pushed (no provider configured,
+    /// `PushFlag` 1).
+    pub push: bool,
 }
 
 /// What a send did.
@@ -213,10 +217,49 @@ pub trait RelationStore: Send + Sync + 'static {
     async fn apply_relations(&self, changes: Vec<RelationChange>) -> Result<(), StoreError>;
 }
 
-/// A complete backend.
-pub trait Store: AccountStore + MessageStore + RelationStore {}
+/// Devices' push registrations and the push outbox. A push is queued by [`MessageStore::send`] (see
+/// [`SendPlan::push`]) in the message's own commit, so neither exists without the other.
+///
+/// The outbox is claimed with a lease: a claimed push is invisible to other claims until its lease ends,
+/// so with several nodes each push is held by one worker at a time, and a worker that dies leaves its
+/// pushes to be claimed again when their leases end.
+#[async_trait]
+pub trait PushStore: Send + Sync + 'static {
+    /// Registers `device` (replacing what that device of that user registered before). A token belongs
+    /// to one device: the same provider and token registered by another device or user before is
+    /// removed, with the pushes queued for it. `false` if the account does not exist (nothing written).
+    async fn register_device(&self, device: PushDevice) -> Result<bool, StoreError>;
+    /// Removes `user`'s registration of `device` (every device of the user with `None`) and the pushes
+    /// queued for them.
+    async fn unregister_devices(&self, user: String, device: Option<String>) -> Result<(), StoreError>;
+    /// Forgets every registration of `token` with `provider` (the provider said it is invalid) and the
+    /// pushes queued for it; how many registrations went.
+    async fn remove_push_token(&self, provider: ProviderKind, token: String) -> Result<u64, StoreError>;
+    /// The device was connected until `at` (unix seconds).
+    async fn device_seen(&self, user: String, device: String, at: i64) -> Result<(), StoreError>;
+    /// Every registration.
+    async fn push_devices(&self) -> Result<Vec<PushDevice>, StoreError>;
+    /// Claims up to `limit` queued pushes that are due at `now` and not held (never claimed, or their
+    /// lease ended), oldest due first, for `owner` until `lease_until`. A push whose message is gone
+    /// (expired) is removed instead of returned.
+    async fn claim_pushes(
+        &self,
+        owner: String,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedPush>, StoreError>;
+    /// Settles claimed pushes: removed, or due again later with one more attempt counted. A push no
+    /// longer in the outbox (its device unregistered meanwhile) is skipped.
+    async fn settle_pushes(&self, settled: Vec<(u64, PushSettle)>) -> Result<(), StoreError>;
+    /// How many pushes are queued, and when the oldest was (unix seconds), for the operator.
+    async fn push_backlog(&self) -> Result<(u64, Option<i64>), StoreError>;
+}
 
-impl<T: AccountStore + MessageStore + RelationStore> Store for T {}
+/// A complete backend.
+pub trait Store: AccountStore + MessageStore + RelationStore + PushStore {}
+
+impl<T: AccountStore + MessageStore + RelationStore + PushStore> Store for T {}
 
 /// `id`'s account must exist.
 pub(crate) async fn require(store: &dyn Store, id: &str) -> Result<(), Error> {
