@@ -253,8 +253,9 @@ fn decode_outer(usersig: &str) -> Result<Vec<u8>, UserSigError> {
 
 thread_local! {
     /// One inflater per thread, reset for each UserSig. flate2's `Decompress` allocates (or, reset, zeroes)
-    /// a 32 KiB window besides the decoder: callgrind counted it at ~40 % of a login's server instructions.
-    /// The whole document fits one output buffer, so the decoder alone does, without a window.
+    /// a 32 KiB window besides the decoder, a large part of a login's cost (docs/benchmarks.md, "UserSig is
+    /// inflated without a window"). The whole document fits one output buffer, so the decoder alone does,
+    /// without a window.
     static INFLATER: std::cell::RefCell<DecompressorOxide> = std::cell::RefCell::new(DecompressorOxide::new());
 }
 

@@ -102,7 +102,8 @@ pub(crate) async fn connect(
 
 async fn run(state: WsState, mut socket: WebSocket, ip: IpAddr, media_base: String) {
     // The login's and each frame's handling are boxed: a future holds room for its largest state, and
-    // these, inline, made every idle connection's task ~1 KB larger (6.9 KB per connection against 7.9).
+    // these, inline, made every idle connection's task larger (docs/benchmarks.md, "A connection's login
+    // and frame handling are boxed").
     let (logged_in, claims) = match Box::pin(login(&state, &mut socket, ip)).await {
         Ok(logged_in) => logged_in,
         Err(end) => {

@@ -1,6 +1,7 @@
 //! Drives the store's send path alone, for repeatable comparisons of its cost:
 //! `valgrind --tool=callgrind target/release/examples/send_load 20000` counts the instructions
-//! (see docs/benchmarks.md). Without valgrind it prints the wall-clock rate too.
+//! (docs/benchmarks.md: the log entry "2026-11-26, `d003d11`: the write path slimmed" counts each step,
+//! and the rules cite its counts). Without valgrind it prints the wall-clock rate too.
 //!
 //! 1 000 accounts in 500 pairs; `N` one-to-one sends with ~100-byte bodies, 512 in flight so group
 //! commit batches them as under load (a second argument sets how many: 8 gives batches like those of a

@@ -29,7 +29,7 @@ const EVERY: Duration = Duration::from_millis(20);
 /// light load the WAL restarts by itself (a `PASSIVE` pass catches up between writes); under sustained
 /// load it grows to this, and each restart stalls the writer (it syncs the database file under the write
 /// lock), so the bound is large enough to make restarts rare (64 against 256 MiB: docs/benchmarks.md,
-/// session 3).
+/// "The WAL restarts past 256 MiB").
 const RESTART_AT: i64 = 65_536;
 
 pub(crate) struct Checkpointer {
@@ -90,7 +90,7 @@ fn pass(conn: &Connection, durable: &Durable) -> bool {
         }
         // A second PASSIVE pass first copies what was committed during the first (without holding the
         // writer), so the RESTART has only the commits of that pass's few milliseconds left to copy under the
-        // lock (the writer's waits: docs/benchmarks.md, "Against the bar of issue 4").
+        // lock (the writer's waits: docs/benchmarks.md, "A second PASSIVE pass comes before each RESTART").
         checkpoint(conn, "PASSIVE")?;
         checkpoint(conn, "RESTART").map(drop)
     });

@@ -73,8 +73,8 @@ struct ReadState {
 
 /// The busy handler of the connections that take the write lock (the writer, the checkpointer): retry
 /// every 100 µs (in practice ~150 µs with the sleep's overshoot), 50 000 times: 5 to 10 s in all. SQLite's
-/// own (`busy_timeout`) sleeps 1, 2, 5, 10 ms... between tries, so a lock held 3 ms by a checkpoint cost the
-/// writer 8 ms, and one held 9 ms cost it 18.
+/// own (`busy_timeout`) sleeps 1, 2, 5, 10 ms... between tries, so the writer waited well past the end of a
+/// checkpoint's hold on the lock (docs/benchmarks.md, "Lock waits are retried every 100 µs").
 pub(crate) fn wait_briefly(retries: i32) -> bool {
     std::thread::sleep(std::time::Duration::from_micros(100));
     retries < 50_000
@@ -124,11 +124,11 @@ impl SqliteStore {
         // the page number of its lock page (at 1 GiB), and at the end of such a commit it then drops the
         // cache's pages past the database's end by walking the whole cache (`pcache1TruncateUnsafe`), which
         // costs in proportion to the cache. Pages past the cache are read again from the operating system's
-        // page cache. (Measurements: docs/benchmarks.md, sessions 4 and 5.)
+        // page cache. (Measurements: docs/benchmarks.md, "The writer's page cache is 4 MiB".)
         // temp_store = MEMORY keeps statement journals off the disk. The writer never checkpoints: a thread of
         // its own does ([`checkpoint`]), in both durabilities, since SQLite's automatic checkpoints run inline
         // on the writer and sync the database file under the write lock, stalling commits (docs/benchmarks.md,
-        // session 5).
+        // "Checkpoints run on their own thread, in both durabilities").
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
              PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4096; PRAGMA wal_autocheckpoint = 0;",

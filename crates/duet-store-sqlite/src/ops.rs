@@ -244,8 +244,8 @@ fn touch_conversation(
     max_conversations: usize,
 ) -> Result<()> {
     // An update of the existing row, else an insert, not an upsert: an upsert's conflict handling needs a
-    // statement journal (docs/benchmarks.md, session 2). `last`: the message becomes the conversation's
-    // last one (unless it is an older import).
+    // statement journal (docs/benchmarks.md, "Conversation rows are updated, then inserted, not upserted").
+    // `last`: the message becomes the conversation's last one (unless it is an older import).
     let updated = c
         .prepare_cached(
             "UPDATE conversations SET \

@@ -18,8 +18,9 @@ use crate::settings::{AppArgs, KeyArgs};
 /// mimalloc rather than glibc's malloc: the server allocates and frees small buffers on every thread
 /// (frames, futures, statements), and glibc's arenas showed in profiles as lock waits and `_int_free`.
 /// Built without transparent huge pages (feature `no_thp`): with them, memory mimalloc took back from the
-/// OS came back as 2 MiB pages zeroed at first touch, and one user's sync of 1 000 offline messages took
-/// 50-75 ms instead of ~11.
+/// OS came back as 2 MiB pages zeroed at first touch, which slowed one user's sync of 1 000 offline
+/// messages several times over (docs/benchmarks.md, "The allocator is mimalloc, without transparent huge
+/// pages").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
