@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::hub::{Hub, LoginPolicy};
 use crate::media::Media;
 use crate::messages::{Fanout, Messages, Retention, Subscriber};
+use crate::push::{Provider, PushConfig, Pusher};
 use crate::relations::{Permissions, Relations};
 use crate::sessions::Sessions;
 use crate::store::Store;
@@ -32,6 +33,8 @@ pub struct CoreConfig {
     pub login_policy: LoginPolicy,
     /// Who may message whom on the client send path (Tencent's defaults: anyone; blacklists drop silently).
     pub permissions: Permissions,
+    /// How offline pushes are sent (the providers themselves are given to [`Core::open`]).
+    pub push: PushConfig,
 }
 
 impl CoreConfig {
@@ -49,6 +52,7 @@ impl CoreConfig {
             recent_contacts_max: 100,
             login_policy: LoginPolicy::default(),
             permissions: Permissions::default(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -65,6 +69,7 @@ pub struct Core {
     relations: Arc<Relations>,
     messages: Messages,
     media: Option<Arc<Media>>,
+    push: Arc<Pusher>,
 }
 
 impl Core {
@@ -75,10 +80,15 @@ impl Core {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         media: Option<Arc<Media>>,
+        push_providers: Vec<Arc<dyn Provider>>,
     ) -> Result<Core, Error> {
         let hub = Arc::new(Hub::default());
         let fanout = Fanout::default();
         fanout.subscribe(hub.clone());
+        let push = Arc::new(
+            Pusher::open(store.clone(), hub.clone(), clock.clone(), config.push.clone(), push_providers).await?,
+        );
+        fanout.subscribe(push.clone());
         let subscribers = fanout.clone();
         store.set_delivery_hook(Arc::new(move |deliveries| subscribers.deliver(&deliveries)));
         let relations = Arc::new(Relations::new(store.clone(), clock.clone(), hub.clone(), config.permissions));
@@ -88,9 +98,25 @@ impl Core {
             admins: config.admins.clone(),
         };
         let accounts = Arc::new(
-            Accounts::open(app, store.clone(), clock.clone(), hub.clone(), relations.clone(), media.clone()).await?,
+            Accounts::open(
+                app,
+                store.clone(),
+                clock.clone(),
+                hub.clone(),
+                relations.clone(),
+                media.clone(),
+                push.clone(),
+            )
+            .await?,
         );
-        let sessions = Sessions::new(accounts.clone(), store.clone(), clock.clone(), hub.clone(), config.login_policy);
+        let sessions = Sessions::new(
+            accounts.clone(),
+            store.clone(),
+            clock.clone(),
+            hub.clone(),
+            push.clone(),
+            config.login_policy,
+        );
         let retention = Retention {
             offline_secs: config.offline_retention_secs,
             roaming_secs: config.roaming_retention_secs,
@@ -103,10 +129,11 @@ impl Core {
             accounts.clone(),
             relations.clone(),
             media.clone(),
+            push.clone(),
             fanout.clone(),
             retention,
         );
-        Ok(Core { config, clock, hub, fanout, accounts, sessions, relations, messages, media })
+        Ok(Core { config, clock, hub, fanout, accounts, sessions, relations, messages, media, push })
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -145,6 +172,11 @@ impl Core {
     /// Uploaded files, when the server serves them.
     pub fn media(&self) -> Option<&Arc<Media>> {
         self.media.as_ref()
+    }
+
+    /// Offline push: registrations and the outbox's worker ([`Pusher::run`]).
+    pub fn push(&self) -> &Arc<Pusher> {
+        &self.push
     }
 
     /// Adds a subscriber of committed sync-log entries (see [`crate::messages::fanout`]), after the hub.

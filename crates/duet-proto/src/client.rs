@@ -208,6 +208,36 @@ pub enum ClientFrame {
     BlackDelete { id: u64, peer: String },
     /// The blacklist (answered with `black_list`).
     BlackList { id: u64 },
+    /// Register this device for offline push (Tencent's `setOfflinePushConfig`), replacing what it
+    /// registered before. Answered `ok`; an unknown provider, one the server has not configured, or a
+    /// token, app id or language out of bounds ([`limits::check_push_registration`]) gets
+    /// [`code::INVALID_PARAMS`].
+    PushRegister {
+        id: u64,
+        /// `apns`, `fcm`, `huawei`, `honor`, `xiaomi`, `oppo`, `vivo`, `meizu` or `webhook`.
+        provider: String,
+        /// The token the maker's push service gave the app (at most
+        /// [`MAX_PUSH_TOKEN_BYTES`](crate::limits::MAX_PUSH_TOKEN_BYTES)).
+        token: String,
+        /// The app's id at the provider, where one app has several (Tencent's business id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app_id: Option<String>,
+        /// The language of the notifications' default texts (`en`, `zh`, …).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lang: Option<String>,
+    },
+    /// End this device's push registration (Tencent's `setOfflinePushConfig` with an empty config).
+    /// Answered `ok`.
+    PushUnregister { id: u64 },
+    /// The app went to the background (Tencent's `doBackground`): messages reach this device as pushes
+    /// as well as over the connection. `unread` is the app's badge count. Answered `ok`.
+    Background {
+        id: u64,
+        #[serde(default)]
+        unread: u64,
+    },
+    /// The app is back in the foreground (`doForeground`): no more pushes while connected. Answered `ok`.
+    Foreground { id: u64 },
 }
 
 impl ClientFrame {

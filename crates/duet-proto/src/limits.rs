@@ -25,6 +25,12 @@ pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
 
 /// The longest device id of a client login, in bytes.
 pub const MAX_DEVICE_ID_BYTES: usize = 128;
+/// The longest push token a device may register (APNs tokens are 64 hex digits, FCM's ~160 bytes,
+/// the Android makers' under 256).
+pub const MAX_PUSH_TOKEN_BYTES: usize = 4096;
+/// The longest push app id, and the longest language tag.
+pub const MAX_PUSH_APP_ID_BYTES: usize = 128;
+pub const MAX_LANG_BYTES: usize = 35;
 
 /// The largest message, as Tencent counts it ("a one-to-one message must be no longer than 12 KB"): the
 /// compact JSON of `MsgBody` and of `OfflinePushInfo`, plus `CloudCustomData` as written inside a JSON
@@ -90,6 +96,24 @@ pub fn check_device_id(device: &str) -> Result<(), String> {
         return Err(format!("a device id is 1 to {MAX_DEVICE_ID_BYTES} bytes, not {}", device.len()));
     }
     check_visible("device id", device)
+}
+
+/// Checks a push registration's token (1 to [`MAX_PUSH_TOKEN_BYTES`] bytes of visible text), app id
+/// and language (visible text, at most [`MAX_PUSH_APP_ID_BYTES`] and [`MAX_LANG_BYTES`] bytes).
+pub fn check_push_registration(token: &str, app_id: Option<&str>, lang: Option<&str>) -> Result<(), String> {
+    if token.is_empty() || token.len() > MAX_PUSH_TOKEN_BYTES {
+        return Err(format!("a push token is 1 to {MAX_PUSH_TOKEN_BYTES} bytes, not {}", token.len()));
+    }
+    check_visible("push token", token)?;
+    for (what, value, max) in [("app id", app_id, MAX_PUSH_APP_ID_BYTES), ("language", lang, MAX_LANG_BYTES)] {
+        if let Some(v) = value {
+            if v.is_empty() || v.len() > max {
+                return Err(format!("a push {what} is 1 to {max} bytes, not {}", v.len()));
+            }
+            check_visible(what, v)?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks a time the server keeps (unix seconds): within `[0, 2^53 − 1]`.

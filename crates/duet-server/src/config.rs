@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use duet_core::CoreConfig;
 use duet_core::media::MediaLimits;
+use duet_core::push::{PushConfig, Texts};
+use duet_push::ProvidersConfig;
 use duet_store_sqlite::Durability;
 use serde::Deserialize;
 
@@ -56,6 +58,106 @@ pub struct FileConfig {
     pub http: Option<HttpFileConfig>,
     /// Sends per user and failed logins (`[rate_limits]`).
     pub rate_limits: Option<RateLimitsFileConfig>,
+    /// Offline push (`[push]`, and each provider's `[push.<provider>]`: `docs/push.md`).
+    pub push: Option<PushFileConfig>,
+}
+
+/// The `[push]` table: how pushes are sent, and each provider's section, whose presence turns it on.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushFileConfig {
+    /// A device away longer than this gets no more pushes (default 7, Tencent's).
+    pub stale_after_days: Option<u32>,
+    /// A push not sent this long after its message is dropped (default 24).
+    pub max_age_hours: Option<u32>,
+    /// Pushes in flight at once per provider (default 32).
+    pub concurrency: Option<usize>,
+    /// Transient failures tried again at most this many times (default 10).
+    pub max_attempts: Option<u32>,
+    /// The language of devices that name none (default `en`).
+    pub default_lang: Option<String>,
+    /// Default texts per language (`[push.texts.<lang>]`), over the built-in English and Chinese.
+    pub texts: Option<std::collections::HashMap<String, PushTextsFileConfig>>,
+    /// Extra PEM root certificates to trust (a private gateway's CA).
+    pub ca_file: Option<PathBuf>,
+    pub apns: Option<duet_push::apns::ApnsConfig>,
+    pub fcm: Option<duet_push::fcm::FcmConfig>,
+    pub huawei: Option<duet_push::huawei::HuaweiConfig>,
+    pub honor: Option<duet_push::honor::HonorConfig>,
+    pub xiaomi: Option<duet_push::xiaomi::XiaomiConfig>,
+    pub oppo: Option<duet_push::oppo::OppoConfig>,
+    pub vivo: Option<duet_push::vivo::VivoConfig>,
+    pub meizu: Option<duet_push::meizu::MeizuConfig>,
+    pub webhook: Option<duet_push::webhook::WebhookConfig>,
+}
+
+/// `[push.texts.<lang>]`: what a notification says for an element without text of its own; each key
+/// optional (English's text where absent).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushTextsFileConfig {
+    pub image: Option<String>,
+    pub sound: Option<String>,
+    pub file: Option<String>,
+    pub video: Option<String>,
+    pub face: Option<String>,
+    pub location: Option<String>,
+    pub other: Option<String>,
+}
+
+impl PushFileConfig {
+    /// The domain's push settings, over `defaults`.
+    pub fn apply(&self, push: &mut PushConfig) -> Result<(), String> {
+        if let Some(days) = self.stale_after_days {
+            push.stale_after_secs = i64::from(days) * 86_400;
+        }
+        if let Some(hours) = self.max_age_hours {
+            push.max_age_secs = i64::from(hours) * 3_600;
+        }
+        if let Some(n) = self.concurrency {
+            if n == 0 {
+                return Err("push.concurrency must be at least 1".into());
+            }
+            push.concurrency = n;
+        }
+        if let Some(n) = self.max_attempts {
+            push.max_attempts = n.max(1);
+        }
+        if let Some(lang) = &self.default_lang {
+            push.languages.default = lang.clone();
+        }
+        for (lang, t) in self.texts.iter().flatten() {
+            let base = push.languages.texts.get(lang).cloned().unwrap_or_else(Texts::english);
+            let pick = |v: &Option<String>, d: String| v.clone().unwrap_or(d);
+            let texts = Texts {
+                image: pick(&t.image, base.image),
+                sound: pick(&t.sound, base.sound),
+                file: pick(&t.file, base.file),
+                video: pick(&t.video, base.video),
+                face: pick(&t.face, base.face),
+                location: pick(&t.location, base.location),
+                other: pick(&t.other, base.other),
+            };
+            push.languages.texts.insert(lang.clone(), texts);
+        }
+        Ok(())
+    }
+
+    /// The providers' sections.
+    pub fn providers(&self) -> ProvidersConfig {
+        ProvidersConfig {
+            apns: self.apns.clone(),
+            fcm: self.fcm.clone(),
+            huawei: self.huawei.clone(),
+            honor: self.honor.clone(),
+            xiaomi: self.xiaomi.clone(),
+            oppo: self.oppo.clone(),
+            vivo: self.vivo.clone(),
+            meizu: self.meizu.clone(),
+            webhook: self.webhook.clone(),
+            ca_file: self.ca_file.clone(),
+        }
+    }
 }
 
 /// The `[rate_limits]` table ([`RateLimits`] says what each means; 0 turns a limit off).
@@ -233,6 +335,8 @@ pub struct Config {
     pub http: HttpLimits,
     /// Sends per user and failed logins.
     pub rate_limits: RateLimits,
+    /// The push providers to start (none by default: nothing is pushed).
+    pub push_providers: ProvidersConfig,
 }
 
 /// What one user or one address may do in a given time, against floods and guessing
@@ -376,6 +480,7 @@ impl Config {
             ws: WsTimeouts::default(),
             http: HttpLimits::default(),
             rate_limits: RateLimits::default(),
+            push_providers: ProvidersConfig::default(),
         }
     }
 }

@@ -47,6 +47,8 @@ pub enum ServerError {
     Core(#[from] duet_core::Error),
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
+    #[error("push: {0}")]
+    Push(#[from] duet_push::ConfigError),
 }
 
 /// Binds a listener for [`run`] with a deep accept queue (4096), so login bursts are not dropped.
@@ -88,9 +90,19 @@ pub async fn run(
             .await
             .map_err(|e| ServerError::Io(std::io::Error::other(e)))??
     };
-    let core = Arc::new(Core::open(config.core.clone(), store, clock, Some(media.clone())).await?);
+    let providers = config.push_providers.providers()?;
+    let core = Arc::new(Core::open(config.core.clone(), store, clock, Some(media.clone()), providers).await?);
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
+
+    let (push, stop) = (core.push().clone(), token.clone());
+    tracker.spawn(async move {
+        // Stopped mid-send, a push stays in the outbox, released at the next start.
+        tokio::select! {
+            () = push.run() => {}
+            () = stop.cancelled() => {}
+        }
+    });
 
     tracker.spawn(retention::run(core.clone(), config.purge_interval, token.clone().cancelled_owned()));
 

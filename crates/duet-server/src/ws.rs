@@ -21,6 +21,7 @@ use axum::response::Response;
 use duet_core::hub::{KickReason, Outbound, Session, SessionKind};
 use duet_core::messages::{Draft, Origin, Prepared, SendError};
 use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, SenderCopy, StoredMessage};
+use duet_core::push::{RegisterError, Registration};
 use duet_core::usersig::Claims;
 use duet_core::{Core, LoginError};
 use duet_proto::client::{
@@ -124,8 +125,8 @@ async fn run(state: WsState, mut socket: WebSocket, ip: IpAddr, media_base: Stri
     };
     let end = conn.serve(&state.shutdown, state.timeouts.idle).await;
     match end {
-        End::Logout => conn.core.sessions().logout(&conn.session),
-        _ => conn.core.sessions().disconnect(&conn.session),
+        End::Logout => conn.core.sessions().logout(&conn.session).await,
+        _ => conn.core.sessions().disconnect(&conn.session).await,
     }
     close(&mut conn.socket, end, deadline).await;
 }
@@ -221,7 +222,7 @@ async fn login(state: &WsState, socket: &mut WebSocket, ip: IpAddr) -> Result<(S
             if send(socket, &reply, state.timeouts.write).await {
                 Ok((ok.session, ok.claims))
             } else {
-                state.core.sessions().disconnect(&ok.session);
+                state.core.sessions().disconnect(&ok.session).await;
                 Err(End::Gone)
             }
         }
@@ -427,6 +428,9 @@ impl Connection {
                                 }
                             };
                         }
+                        if let Some(answer) = device_frame(&self.core, &self.session, &frame).await {
+                            return self.put(&answer).await;
+                        }
                         let is_page = is_page(&frame);
                         let mut work: Work = Box::pin(answer(self.core.clone(), self.session.user.clone(), frame));
                         // Start it now, so that it queues its writes before the next frame's.
@@ -538,6 +542,43 @@ impl Connection {
     }
 }
 
+/// Answers a frame about this device itself (its push registration, its app's state), which needs the
+/// session; `None` for any other frame.
+async fn device_frame(core: &Core, session: &Session, frame: &ClientFrame) -> Option<ServerFrame> {
+    let push = core.push();
+    Some(match frame {
+        ClientFrame::PushRegister { id, provider, token, app_id, lang } => {
+            let id = *id;
+            if let Err(why) = duet_proto::limits::check_push_registration(token, app_id.as_deref(), lang.as_deref()) {
+                return Some(error(id, client::code::INVALID_PARAMS, why));
+            }
+            let provider = match provider.parse() {
+                Ok(p) => p,
+                Err(e) => return Some(error(id, client::code::INVALID_PARAMS, format!("{e}"))),
+            };
+            let reg = Registration { provider, token: token.clone(), app_id: app_id.clone(), lang: lang.clone() };
+            match push.register(session, reg).await {
+                Ok(()) => ServerFrame::Ok { id },
+                Err(RegisterError::Domain(e)) => domain_error(id, e),
+                Err(e) => error(id, client::code::INVALID_PARAMS, e.to_string()),
+            }
+        }
+        ClientFrame::PushUnregister { id } => match push.unregister(&session.user, Some(&session.device)).await {
+            Ok(()) => ServerFrame::Ok { id: *id },
+            Err(e) => domain_error(*id, e),
+        },
+        ClientFrame::Background { id, .. } => {
+            core.hub().set_background(session, true);
+            ServerFrame::Ok { id: *id }
+        }
+        ClientFrame::Foreground { id } => {
+            core.hub().set_background(session, false);
+            ServerFrame::Ok { id: *id }
+        }
+        _ => return None,
+    })
+}
+
 /// Answers one request of `user`'s session (a send is [`prepare`]d and [`commit`]ted instead); `Some(End)`
 /// ends the connection after the answer.
 async fn answer(core: Arc<Core>, user: String, frame: ClientFrame) -> Answer {
@@ -633,6 +674,12 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
         ClientFrame::Send { id, .. } => {
             (error(id, client::code::INVALID_PARAMS, "a send is answered by `commit`"), None)
         }
+        ClientFrame::PushRegister { id, .. }
+        | ClientFrame::PushUnregister { id }
+        | ClientFrame::Background { id, .. }
+        | ClientFrame::Foreground { id } => {
+            (error(id, client::code::INVALID_PARAMS, "a device frame is answered by the connection"), None)
+        }
         ClientFrame::History { id, peer, count, before } => {
             let before = match before.as_deref() {
                 None | Some("") => None,
@@ -711,7 +758,11 @@ fn request_id(frame: &ClientFrame) -> u64 {
         | ClientFrame::FriendRequests { id }
         | ClientFrame::BlackAdd { id, .. }
         | ClientFrame::BlackDelete { id, .. }
-        | ClientFrame::BlackList { id } => *id,
+        | ClientFrame::BlackList { id }
+        | ClientFrame::PushRegister { id, .. }
+        | ClientFrame::PushUnregister { id }
+        | ClientFrame::Background { id, .. }
+        | ClientFrame::Foreground { id } => *id,
     }
 }
 

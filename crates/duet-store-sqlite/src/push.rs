@@ -180,6 +180,17 @@ impl PushStore for SqliteStore {
         self.writer.write(move |c, _| settle(c, &settled).map_err(backend)).await
     }
 
+    async fn release_pushes(&self, owner: String) -> Result<(), StoreError> {
+        self.writer
+            .write(move |c, _| {
+                c.prepare_cached("UPDATE push_outbox SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ?1")
+                    .and_then(|mut s| s.execute([&owner]))
+                    .map(drop)
+                    .map_err(backend)
+            })
+            .await
+    }
+
     async fn push_backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
         self.read(|c| {
             c.query_row("SELECT count(*), min(queued_at) FROM push_outbox", [], |r| {

@@ -234,6 +234,10 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     let mut rate_limits = file.rate_limits.clone().unwrap_or_default();
     rate_limits.sends_per_sec = args.sends_per_sec.or(rate_limits.sends_per_sec);
     config.rate_limits = config::RateLimits::from_file(&rate_limits).map_err(anyhow::Error::msg)?;
+    if let Some(push) = &file.push {
+        push.apply(&mut config.core.push).map_err(anyhow::Error::msg)?;
+        config.push_providers = push.providers();
+    }
     let tls = match (args.tls_cert.clone().or(file.tls_cert), args.tls_key.clone().or(file.tls_key)) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         (None, None) => None,

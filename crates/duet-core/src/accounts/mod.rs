@@ -9,6 +9,7 @@ use crate::error::{Error, StoreError};
 use crate::hub::{Hub, KickReason};
 use crate::media::Media;
 use crate::model::{NewAccount, ProfileValue};
+use crate::push::Pusher;
 use crate::relations::Relations;
 use crate::store::{self, Store};
 use crate::usersig::{self, Claims, UserSigError};
@@ -39,6 +40,7 @@ pub struct Accounts {
     hub: Arc<Hub>,
     relations: Arc<Relations>,
     media: Option<Arc<Media>>,
+    push: Arc<Pusher>,
     /// Account -> unix seconds before which its UserSigs are refused (set by kick). Kept in memory so
     /// that authenticating costs no storage read; loaded at start, written through on each kick.
     revoked: RwLock<HashMap<String, i64>>,
@@ -53,11 +55,12 @@ impl Accounts {
         hub: Arc<Hub>,
         relations: Arc<Relations>,
         media: Option<Arc<Media>>,
+        push: Arc<Pusher>,
     ) -> Result<Accounts, StoreError> {
         let revoked = store.revocations().await?.into_iter().collect();
         let admins = app.admins.iter().map(|id| NewAccount { id: id.clone(), nick: None, face_url: None }).collect();
         store.import_accounts(admins, clock.now_secs()).await?;
-        Ok(Accounts { app, store, clock, hub, relations, media, revoked: RwLock::new(revoked) })
+        Ok(Accounts { app, store, clock, hub, relations, media, push, revoked: RwLock::new(revoked) })
     }
 
     pub fn is_admin(&self, id: &str) -> bool {
@@ -115,6 +118,8 @@ impl Accounts {
         }
         self.revoked.write().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), now);
         self.hub.kick_all(id, KickReason::Admin);
+        // Kicked devices get no more pushes.
+        self.push.unregister(id, None).await?;
         Ok(())
     }
 

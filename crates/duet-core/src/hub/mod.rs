@@ -129,8 +129,13 @@ pub struct Session {
     pub id: u64,
     pub user: String,
     pub platform: Platform,
+    /// The device id its login gave.
+    pub device: String,
     pub kind: SessionKind,
     pub events: mpsc::Receiver<Outbound>,
+    /// The other devices of the user this login logged out (beyond the multi-device policy): their
+    /// push registrations end with them.
+    pub displaced: Vec<String>,
 }
 
 struct Slot {
@@ -139,6 +144,19 @@ struct Slot {
     device: String,
     kind: SessionKind,
     tx: mpsc::Sender<Outbound>,
+    /// The app said it went to the background (`background` frame): pushes reach it too.
+    background: bool,
+}
+
+/// Whether a device is connected, as offline push sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceState {
+    /// Connected, with the app in the foreground: it gets its messages over the connection only.
+    Foreground,
+    /// Connected, with the app in the background: it gets pushes too.
+    Background,
+    /// Not connected on this node.
+    Away,
 }
 
 /// A user's status as Tencent defines it.
@@ -185,8 +203,9 @@ impl Hub {
                 }
                 !replace
             });
-            slots.push(Slot { id, platform, device: device.to_owned(), kind, tx });
-            return Session { id, user: user.to_owned(), platform, kind, events };
+            slots.push(Slot { id, platform, device: device.to_owned(), kind, tx, background: false });
+            let device = device.to_owned();
+            return Session { id, user: user.to_owned(), platform, device, kind, events, displaced: Vec::new() };
         }
         let group = policy.group(platform);
         // The same device again: the old connection is stale.
@@ -202,17 +221,19 @@ impl Hub {
             slots.iter().filter(|s| s.kind.is_device() && policy.group(s.platform) == group).map(|s| s.id).collect();
         let excess = (in_group.len() + 1).saturating_sub(policy.instances.max(1));
         let kicked: Vec<u64> = in_group.into_iter().take(excess).collect();
+        let mut displaced = Vec::new();
         slots.retain(|s| {
             let kick = kicked.contains(&s.id);
             if kick {
                 let _ = s.tx.try_send(Outbound::Kicked(KickReason::OtherDevice));
+                displaced.push(s.device.clone());
             }
             !kick
         });
-        slots.push(Slot { id, platform, device: device.to_owned(), kind, tx });
+        slots.push(Slot { id, platform, device: device.to_owned(), kind, tx, background: false });
         drop(all);
         self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
-        Session { id, user: user.to_owned(), platform, kind, events }
+        Session { id, user: user.to_owned(), platform, device: device.to_owned(), kind, events, displaced }
     }
 
     /// Removes a session. `push_online_at`: the connection dropped without a logout at this time (a mobile
@@ -272,6 +293,19 @@ impl Hub {
         self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
     }
 
+    /// Makes `user` `PushOnline` on `platform` since `at` unless connected (at start, from the durable
+    /// push registrations: a restart does not forget who is `PushOnline`).
+    pub fn restore_push_online(&self, user: &str, platform: Platform, at: i64) {
+        if self.sessions.lock().unwrap_or_else(|e| e.into_inner()).contains_key(user) {
+            return;
+        }
+        let mut push_online = self.push_online.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = push_online.entry(user.to_owned()).or_insert((platform, at));
+        if entry.1 < at {
+            *entry = (platform, at);
+        }
+    }
+
     /// Forgets a `PushOnline` state (after a device's logout).
     pub fn clear_push_online(&self, user: &str) {
         self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
@@ -287,6 +321,25 @@ impl Hub {
         match self.push_online.lock().unwrap_or_else(|e| e.into_inner()).get(user) {
             Some((platform, at)) if now - at < PUSH_ONLINE_SECS => Presence::PushOnline(*platform),
             _ => Presence::Offline,
+        }
+    }
+
+    /// Marks the session's app as in the background (or back in the foreground).
+    pub fn set_background(&self, session: &Session, background: bool) {
+        let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = all.get_mut(&session.user).and_then(|s| s.iter_mut().find(|s| s.id == session.id)) {
+            slot.background = background;
+        }
+    }
+
+    /// Whether `user`'s `device` is connected here, and with its app in the foreground.
+    pub fn device_state(&self, user: &str, device: &str) -> DeviceState {
+        let all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = all.get(user).and_then(|s| s.iter().find(|s| s.kind.is_device() && s.device == device));
+        match slot {
+            Some(s) if s.background => DeviceState::Background,
+            Some(_) => DeviceState::Foreground,
+            None => DeviceState::Away,
         }
     }
 

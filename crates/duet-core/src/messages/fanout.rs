@@ -1,12 +1,14 @@
 //! Stage 5 of a send ([`super::send`]), and of every write that appends to sync logs: the entries a commit appended go
 //! to each [`Subscriber`], in commit order, on the store's writer thread before the writers are
-//! answered. The hub (live devices) is the first subscriber; offline push, the app's callbacks and the
-//! bus to other nodes subscribe the same way, rather than being code inside a send.
+//! answered. The hub (live devices) is the first subscriber, offline push ([`Pusher`], which wakes its
+//! worker) the second; the app's callbacks and the bus to other nodes will subscribe the same way, rather
+//! than being code inside a send.
 
 use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::hub::{Hub, Push};
 use crate::model::Delivery;
+use crate::push::Pusher;
 
 /// Receives what commits appended to users' sync logs.
 pub trait Subscriber: Send + Sync + 'static {
@@ -39,5 +41,11 @@ impl Subscriber for Hub {
         for d in deliveries {
             self.deliver(&d.user, Arc::new(Push { entry: d.entry.clone(), encoded: OnceLock::new() }));
         }
+    }
+}
+
+impl Subscriber for Pusher {
+    fn committed(&self, deliveries: &[Delivery]) {
+        Pusher::committed(self, deliveries);
     }
 }

@@ -7,6 +7,7 @@ pub mod send;
 
 use std::sync::Arc;
 
+use crate::push::Pusher;
 use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::error::Error;
@@ -36,6 +37,7 @@ pub struct Messages {
     accounts: Arc<Accounts>,
     relations: Arc<Relations>,
     media: Option<Arc<Media>>,
+    push: Arc<Pusher>,
     fanout: Fanout,
     retention: Retention,
 }
@@ -47,10 +49,11 @@ impl Messages {
         accounts: Arc<Accounts>,
         relations: Arc<Relations>,
         media: Option<Arc<Media>>,
+        push: Arc<Pusher>,
         fanout: Fanout,
         retention: Retention,
     ) -> Messages {
-        Messages { store, clock, accounts, relations, media, fanout, retention }
+        Messages { store, clock, accounts, relations, media, push, fanout, retention }
     }
 
     /// The last sequence number of `user`'s sync log.

@@ -254,6 +254,7 @@ impl Messages {
             return self.send_online_only(msg, key).await;
         }
         let dedup_key = dedup_key(&msg);
+        let push = self.push.queues(&msg);
         let offline_until = time + i64::from(msg.lifetime_secs).min(self.retention.offline_secs);
         let plan = SendPlan {
             msg,
@@ -263,6 +264,7 @@ impl Messages {
             now_ms,
             offline_until,
             max_conversations: self.retention.recent_contacts_max,
+            push,
         };
         match self.store.send(plan).await? {
             SendOutcome::Sent(sent) | SendOutcome::Duplicate(sent) => Ok(sent),

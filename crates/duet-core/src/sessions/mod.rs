@@ -9,6 +9,7 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::hub::{Hub, LoginPolicy, Presence, Session, SessionKind};
 use crate::model::{NewAccount, Platform};
+use crate::push::Pusher;
 use crate::store::Store;
 use crate::usersig::Claims;
 
@@ -35,6 +36,7 @@ pub struct Sessions {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     hub: Arc<Hub>,
+    push: Arc<Pusher>,
     policy: LoginPolicy,
 }
 
@@ -44,9 +46,10 @@ impl Sessions {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         hub: Arc<Hub>,
+        push: Arc<Pusher>,
         policy: LoginPolicy,
     ) -> Sessions {
-        Sessions { accounts, store, clock, hub, policy }
+        Sessions { accounts, store, clock, hub, push, policy }
     }
 
     /// Logs a session in: checks the UserSig, registers the user on first login, and, for a device,
@@ -69,17 +72,35 @@ impl Sessions {
             }
         };
         let session = self.hub.register(self.policy, user, platform, device, kind);
+        // The devices this login logged out lose their push registrations, as a logout would.
+        for displaced in &session.displaced {
+            if let Err(e) = self.push.unregister(user, Some(displaced)).await {
+                tracing::warn!(error = %e, user, "ending a displaced device's push registration failed");
+            }
+        }
         Ok(LoggedIn { session, claims, latest })
     }
 
-    /// The device's connection ended without a logout: a mobile device stays `PushOnline`.
-    pub fn disconnect(&self, session: &Session) {
+    /// The device's connection ended without a logout: a mobile device stays `PushOnline`, and a device
+    /// registered for push gets pushes from now on.
+    pub async fn disconnect(&self, session: &Session) {
         self.hub.unregister(session, Some(self.clock.now_secs()));
+        if session.kind == SessionKind::Device
+            && let Err(e) = self.push.disconnected(session).await
+        {
+            tracing::warn!(error = %e, user = session.user, "recording a device's disconnect for push failed");
+        }
     }
 
-    /// The session logged out; a device's logout ends the user's `PushOnline` state.
-    pub fn logout(&self, session: &Session) {
+    /// The session logged out; a device's logout ends the user's `PushOnline` state and its push
+    /// registration.
+    pub async fn logout(&self, session: &Session) {
         self.hub.unregister(session, None);
+        if session.kind == SessionKind::Device
+            && let Err(e) = self.push.unregister(&session.user, Some(&session.device)).await
+        {
+            tracing::warn!(error = %e, user = session.user, "ending a device's push registration failed");
+        }
         if session.kind == SessionKind::Device
             && !matches!(self.hub.presence(&session.user, self.clock.now_secs()), Presence::Online(_))
         {

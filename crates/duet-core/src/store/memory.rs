@@ -105,6 +105,7 @@ struct OutboxRow {
     queued_at: i64,
     next_at: i64,
     attempts: u32,
+    lease_owner: Option<String>,
     lease_until: i64,
 }
 
@@ -234,7 +235,16 @@ impl State {
             self.push_devices.range((uid, String::new())..).take_while(|((u, _), _)| *u == uid).map(|((_, d), _)| d.clone()).collect();
         for device in devices {
             self.last_push += 1;
-            let row = OutboxRow { uid, device, msg, queued_at: now, next_at: now, attempts: 0, lease_until: 0 };
+            let row = OutboxRow {
+                uid,
+                device,
+                msg,
+                queued_at: now,
+                next_at: now,
+                attempts: 0,
+                lease_owner: None,
+                lease_until: 0,
+            };
             self.outbox.insert(self.last_push, row);
         }
     }
@@ -981,7 +991,7 @@ impl PushStore for MemoryStore {
 
     async fn claim_pushes(
         &self,
-        _owner: String,
+        owner: String,
         now: i64,
         lease_until: i64,
         limit: usize,
@@ -1017,6 +1027,7 @@ impl PushStore for MemoryStore {
             };
             let row = state.outbox.get_mut(&id).expect("the row is there");
             row.lease_until = lease_until;
+            row.lease_owner = Some(owner.clone());
             claimed.push(QueuedPush { id, device, message, attempts: row.attempts, queued_at: row.queued_at });
         }
         Ok(claimed)
@@ -1033,10 +1044,20 @@ impl PushStore for MemoryStore {
                     if let Some(row) = state.outbox.get_mut(&id) {
                         row.attempts += 1;
                         row.next_at = at;
+                        row.lease_owner = None;
                         row.lease_until = 0;
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    async fn release_pushes(&self, owner: String) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for row in state.outbox.values_mut().filter(|r| r.lease_owner.as_deref() == Some(owner.as_str())) {
+            row.lease_owner = None;
+            row.lease_until = 0;
         }
         Ok(())
     }

@@ -252,6 +252,8 @@ pub trait PushStore: Send + Sync + 'static {
     /// Settles claimed pushes: removed, or due again later with one more attempt counted. A push no
     /// longer in the outbox (its device unregistered meanwhile) is skipped.
     async fn settle_pushes(&self, settled: Vec<(u64, PushSettle)>) -> Result<(), StoreError>;
+    /// Releases the leases `owner` holds (at start: what a stopped process had claimed is due again).
+    async fn release_pushes(&self, owner: String) -> Result<(), StoreError>;
     /// How many pushes are queued, and when the oldest was (unix seconds), for the operator.
     async fn push_backlog(&self) -> Result<(u64, Option<i64>), StoreError>;
 }
