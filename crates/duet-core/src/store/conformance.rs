@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::media::{ImageMeta, MediaIndex, MediaItem, MediaKind, Rendition, RenditionKind};
 use crate::model::{Blocked, Friend, FriendRequest};
+use crate::model::{Platform, ProviderKind, PushDevice, PushSettle};
 use crate::model::{
     Delivery, HistoryQuery, Import, LogEntry, LogEvent, MsgKey, NewAccount, Outgoing, ProfileValue, Purged, SenderCopy,
     SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
@@ -89,6 +90,11 @@ macro_rules! store_conformance_suite {
             purging_offline_copies_keeps_history_and_log_positions,
             a_log_entry_whose_message_expired_is_skipped,
             relations_are_stored_and_changed_in_order,
+            push_devices_register_replace_and_a_token_has_one_holder,
+            a_send_queues_one_push_per_device_of_each_recipient_in_its_commit,
+            pushes_are_claimed_once_under_a_lease_and_settled,
+            unregistering_a_device_drops_its_queued_pushes,
+            a_push_whose_message_expired_is_dropped_at_claim,
             media_items_and_grants,
             media_expire_forgets_unused_items_and_dooms_their_blobs,
             media_uploads_begun_and_never_recorded_are_doomed,
@@ -1152,4 +1158,162 @@ pub async fn media_forget_users_drops_their_grants_and_ownership<S, M: MediaInde
     let owners: Vec<String> =
         m.get(strings(&["a", "b"])).await.unwrap().into_iter().flatten().map(|i| i.owner).collect();
     assert_eq!(owners, ["alice", ""], "bob's upload is nobody's");
+}
+
+fn device(user: &str, device: &str, provider: ProviderKind, token: &str) -> PushDevice {
+    PushDevice {
+        user: user.to_owned(),
+        device: device.to_owned(),
+        platform: Platform::IPhone,
+        provider,
+        token: token.to_owned(),
+        app_id: None,
+        lang: None,
+        seen_at: T,
+    }
+}
+
+async fn devices<S: Store>(s: &S) -> Vec<String> {
+    let mut all: Vec<String> = s
+        .push_devices()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| format!("{}/{} {}:{}", d.user, d.device, d.provider, d.token))
+        .collect();
+    all.sort();
+    all
+}
+
+/// What `claim_pushes` returns, as "user/device #random".
+async fn claim<S: Store>(s: &S, now: i64) -> Vec<(u64, String)> {
+    let claimed = s.claim_pushes("node".into(), now, now + 60, 100).await.unwrap();
+    claimed.into_iter().map(|p| (p.id, format!("{}/{} #{}", p.device.user, p.device.device, p.message.key.random))).collect()
+}
+
+fn pushed(n: u32, from: &str, to: &[&str], time: i64) -> SendPlan {
+    SendPlan { push: true, ..plan(n, from, to, time) }
+}
+
+pub async fn push_devices_register_replace_and_a_token_has_one_holder<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    assert!(!s.register_device(device("nobody", "d", ProviderKind::Apns, "t0")).await.unwrap());
+    assert!(s.register_device(device("a", "phone", ProviderKind::Apns, "t1")).await.unwrap());
+    assert!(s.register_device(device("a", "pad", ProviderKind::Fcm, "t2")).await.unwrap());
+    assert_eq!(devices(s).await, ["a/pad fcm:t2", "a/phone apns:t1"]);
+    // The same device again: replaced.
+    s.register_device(device("a", "phone", ProviderKind::Xiaomi, "t3")).await.unwrap();
+    assert_eq!(devices(s).await, ["a/pad fcm:t2", "a/phone xiaomi:t3"]);
+    // The same token from another user's device (the phone changed hands): the old holder loses it.
+    s.register_device(device("b", "phone", ProviderKind::Fcm, "t2")).await.unwrap();
+    assert_eq!(devices(s).await, ["a/phone xiaomi:t3", "b/phone fcm:t2"]);
+    // The same token with another provider is another token.
+    s.register_device(device("a", "pad", ProviderKind::Apns, "t2")).await.unwrap();
+    assert_eq!(devices(s).await, ["a/pad apns:t2", "a/phone xiaomi:t3", "b/phone fcm:t2"]);
+    assert_eq!(s.remove_push_token(ProviderKind::Fcm, "t2".into()).await.unwrap(), 1);
+    assert_eq!(devices(s).await, ["a/pad apns:t2", "a/phone xiaomi:t3"]);
+    s.device_seen("a".into(), "pad".into(), T + 50).await.unwrap();
+    s.device_seen("a".into(), "pad".into(), T + 10).await.unwrap();
+    let pad = s.push_devices().await.unwrap().into_iter().find(|d| d.device == "pad").unwrap();
+    assert_eq!(pad.seen_at, T + 50, "seen_at never goes back");
+    s.unregister_devices("a".into(), Some("pad".into())).await.unwrap();
+    assert_eq!(devices(s).await, ["a/phone xiaomi:t3"]);
+    s.unregister_devices("a".into(), None).await.unwrap();
+    assert_eq!(devices(s).await, Vec::<String>::new());
+    // A deleted account takes its registrations with it.
+    s.register_device(device("b", "phone", ProviderKind::Fcm, "t4")).await.unwrap();
+    s.delete_accounts(vec!["b".into()]).await.unwrap();
+    assert_eq!(devices(s).await, Vec::<String>::new());
+}
+
+pub async fn a_send_queues_one_push_per_device_of_each_recipient_in_its_commit<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c"]).await;
+    s.register_device(device("b", "phone", ProviderKind::Apns, "tb1")).await.unwrap();
+    s.register_device(device("b", "pad", ProviderKind::Xiaomi, "tb2")).await.unwrap();
+    s.register_device(device("a", "phone", ProviderKind::Apns, "ta")).await.unwrap();
+    // Not queued: a send that asks for no push.
+    send(s, plan(1, "a", &["b"], T)).await;
+    // Queued for each device of each recipient, never for the sender, never for a message to oneself.
+    send(s, pushed(2, "a", &["b", "c"], T)).await;
+    send(s, pushed(3, "a", &["a"], T)).await;
+    assert_eq!(s.push_backlog().await.unwrap(), (2, Some(T)));
+    let mut got: Vec<String> = claim(s, T).await.into_iter().map(|(_, p)| p).collect();
+    got.sort();
+    assert_eq!(got, ["b/pad #2", "b/phone #2"]);
+    // A retry of the send queues nothing more.
+    let retry = SendPlan { now_ms: (T + 1) * 1000, ..pushed(2, "a", &["b", "c"], T) };
+    assert!(matches!(s.send(retry).await.unwrap(), SendOutcome::Duplicate(_)));
+    assert_eq!(s.push_backlog().await.unwrap().0, 2);
+    // What the outbox holds of the message.
+    let info = SendPlan {
+        msg: Outgoing { push_info: Some(r#"{"Desc":"x"}"#.into()), ..plan(4, "a", &["b"], T).msg },
+        ..pushed(4, "a", &["b"], T)
+    };
+    send(s, info).await;
+    let p = s.claim_pushes("node".into(), T, T + 60, 100).await.unwrap();
+    let p = p.iter().find(|p| p.message.key.random == 4).expect("the push of message 4");
+    assert_eq!((p.message.from.as_str(), p.message.to.as_str()), ("a", "b"));
+    assert_eq!(p.message.body, body(4));
+    assert_eq!(p.message.push_info.as_deref(), Some(r#"{"Desc":"x"}"#));
+    assert_eq!((p.attempts, p.queued_at), (0, T));
+}
+
+pub async fn pushes_are_claimed_once_under_a_lease_and_settled<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    s.register_device(device("b", "phone", ProviderKind::Apns, "t")).await.unwrap();
+    for n in 1..=3 {
+        send(s, pushed(n, "a", &["b"], T)).await;
+    }
+    let first = claim(s, T).await;
+    assert_eq!(first.len(), 3);
+    assert_eq!(claim(s, T + 10).await, [], "held by their lease");
+    let ids: Vec<u64> = first.iter().map(|(id, _)| *id).collect();
+    s.settle_pushes(vec![(ids[0], PushSettle::Done), (ids[1], PushSettle::Retry { at: T + 100 })]).await.unwrap();
+    // The third's lease runs out: claimed again; the second is due at T + 100, with one attempt counted.
+    let again = claim(s, T + 61).await;
+    assert_eq!(again.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [ids[2]]);
+    assert_eq!(claim(s, T + 99).await, []);
+    let retried = s.claim_pushes("node".into(), T + 200, T + 260, 100).await.unwrap();
+    assert_eq!(retried.iter().map(|p| (p.id, p.attempts)).collect::<Vec<_>>(), [(ids[2], 0), (ids[1], 1)], "oldest due first");
+    // A stopped node's leases are released at its next start.
+    s.release_pushes("node".into()).await.unwrap();
+    assert_eq!(claim(s, T + 201).await.len(), 2);
+    s.settle_pushes(vec![(ids[1], PushSettle::Done), (ids[2], PushSettle::Done), (999, PushSettle::Done)])
+        .await
+        .unwrap();
+    assert_eq!(s.push_backlog().await.unwrap(), (0, None));
+}
+
+pub async fn unregistering_a_device_drops_its_queued_pushes<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    s.register_device(device("b", "phone", ProviderKind::Apns, "t1")).await.unwrap();
+    s.register_device(device("b", "pad", ProviderKind::Apns, "t2")).await.unwrap();
+    send(s, pushed(1, "a", &["b"], T)).await;
+    s.unregister_devices("b".into(), Some("phone".into())).await.unwrap();
+    assert_eq!(claim(s, T).await.into_iter().map(|(_, p)| p).collect::<Vec<_>>(), ["b/pad #1"]);
+    send(s, pushed(2, "a", &["b"], T)).await;
+    // A token the provider called invalid takes its pushes with it.
+    s.remove_push_token(ProviderKind::Apns, "t2".into()).await.unwrap();
+    assert_eq!(s.push_backlog().await.unwrap().0, 0);
+    // A device registered again with a new token keeps its queue.
+    s.register_device(device("b", "pad", ProviderKind::Apns, "t3")).await.unwrap();
+    send(s, pushed(3, "a", &["b"], T)).await;
+    s.register_device(device("b", "pad", ProviderKind::Apns, "t4")).await.unwrap();
+    let p = s.claim_pushes("node".into(), T, T + 60, 100).await.unwrap();
+    assert_eq!(p.iter().map(|p| p.device.token.as_str()).collect::<Vec<_>>(), ["t4"]);
+}
+
+pub async fn a_push_whose_message_expired_is_dropped_at_claim<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    s.register_device(device("b", "phone", ProviderKind::Apns, "t")).await.unwrap();
+    send(s, pushed(1, "a", &["b"], T)).await;
+    let cut = Cutoffs { roaming_before: T + 50, offline_before: T + 50, dedup_before_ms: 0 };
+    s.purge(cut).await.unwrap();
+    assert_eq!(claim(s, T + 60).await, []);
+    assert_eq!(s.push_backlog().await.unwrap(), (0, None), "dropped, not left behind");
 }
