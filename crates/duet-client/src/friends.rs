@@ -44,9 +44,14 @@ pub struct FriendRequests {
     pub outgoing: Vec<FriendRequest>,
 }
 
-/// A relationship request, before it gets its id.
+/// A relationship request, or a request about this device's push registration and app state (all answered
+/// `ok` or with relation data), before it gets its id.
 #[derive(Debug, Clone)]
 pub(crate) enum RelationRequest {
+    PushRegister { provider: String, token: String, app_id: Option<String>, lang: Option<String> },
+    PushUnregister,
+    Background { unread: u64 },
+    Foreground,
     Add { to: String, opts: AddFriendOptions },
     Delete { peer: String, single: bool },
     Accept { peer: String, single: bool },
@@ -77,6 +82,12 @@ impl RelationRequest {
             RelationRequest::BlackAdd { peer } => ClientFrame::BlackAdd { id, peer },
             RelationRequest::BlackDelete { peer } => ClientFrame::BlackDelete { id, peer },
             RelationRequest::BlackList => ClientFrame::BlackList { id },
+            RelationRequest::PushRegister { provider, token, app_id, lang } => {
+                ClientFrame::PushRegister { id, provider, token, app_id, lang }
+            }
+            RelationRequest::PushUnregister => ClientFrame::PushUnregister { id },
+            RelationRequest::Background { unread } => ClientFrame::Background { id, unread },
+            RelationRequest::Foreground => ClientFrame::Foreground { id },
         }
     }
 }
@@ -107,7 +118,7 @@ impl Client {
         self.request(|deadline, reply| Command::Relation { req, deadline, reply }).await
     }
 
-    async fn relation_ok(&self, req: RelationRequest) -> Result<(), Error> {
+    pub(crate) async fn relation_ok(&self, req: RelationRequest) -> Result<(), Error> {
         match self.relation(req).await? {
             RelationAnswer::Ok => Ok(()),
             other => Err(unexpected(other)),

@@ -46,6 +46,7 @@ pub mod friends;
 mod history;
 pub mod media;
 pub mod model;
+pub mod push;
 mod sequencer;
 pub mod store;
 mod tls;
@@ -68,6 +69,7 @@ pub use crate::friends::{
     AddFriendOptions, Blocked, Friend, FriendAddResult, FriendRequest, FriendRequests, RelationEvent,
 };
 pub use crate::model::{Conversation, Message, SendOptions, Sender, SentMessage};
+pub use crate::push::PushConfig;
 use crate::store::{LocalStore, MemoryStore, SqliteStore, StoreHandle};
 
 /// A handle to a logged-in client. Clones share one connection; the client stops when `logout` is

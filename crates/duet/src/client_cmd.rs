@@ -13,7 +13,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use duet_client::{
     Client, ClientConfig, ConnectionState, Conversation, Event, Events, LocalStoreConfig, Message, MsgElem, Platform,
-    SendOptions, SessionKind, elems,
+    PushConfig, SendOptions, SessionKind, elems,
 };
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -71,6 +71,25 @@ enum ClientCommand {
         #[arg(long)]
         peer: String,
     },
+    /// Register this device (give --device) for offline push, then disconnect without logging out, as a
+    /// phone whose app was swiped away: messages to the user reach the token until the device logs out.
+    /// Logs in as a device of the user
+    PushRegister {
+        /// apns, fcm, huawei, honor, xiaomi, oppo, vivo, meizu or webhook
+        #[arg(long)]
+        provider: String,
+        /// The token the maker's push service gave the app
+        #[arg(long)]
+        token: String,
+        /// The app's id at the provider, where one app has several
+        #[arg(long)]
+        app_id: Option<String>,
+        /// The language of the notifications' default texts (en, zh, ...)
+        #[arg(long)]
+        lang: Option<String>,
+    },
+    /// End this device's (give --device) push registration, and log it out
+    PushUnregister,
     /// Download a message's media (its URL, or an upload's UUID, optionally with /large or /thumb) to a file.
     /// Plain HTTP: no login
     Fetch {
@@ -145,7 +164,9 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
         })
         .map_err(usage)?;
     let session = match &args.command {
-        ClientCommand::Listen => SessionKind::Device,
+        ClientCommand::Listen | ClientCommand::PushRegister { .. } | ClientCommand::PushUnregister => {
+            SessionKind::Device
+        }
         ClientCommand::Chat { .. } => SessionKind::Transient { live: true },
         _ => SessionKind::Transient { live: false },
     };
@@ -199,6 +220,23 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
             Ok(())
         }
         ClientCommand::Chat { peer } => chat(&client, events, &peer).await,
+        ClientCommand::PushRegister { provider, token, app_id, lang } => {
+            if args.device.is_none() {
+                return Err(usage(anyhow!("push-register needs --device: the registration belongs to that device")));
+            }
+            let config = PushConfig { provider, token, app_id, lang };
+            client.set_offline_push_config(config).await.context("registering for push")?;
+            println!("{}", json!({"registered": true}));
+            // Away without logging out: a logout would end the registration.
+            drop(client);
+            return Ok(());
+        }
+        ClientCommand::PushUnregister => {
+            if args.device.is_none() {
+                return Err(usage(anyhow!("push-unregister needs --device: the registration belongs to that device")));
+            }
+            client.clear_offline_push_config().await.context("ending the push registration")
+        }
         ClientCommand::Fetch { .. } => unreachable!("fetch returned above, without logging in"),
     };
     let _ = client.logout().await;
