@@ -455,7 +455,6 @@ impl std::str::FromStr for ProviderKind {
     }
 }
 
-
 /// A device's push registration: where its pushes go while it is not connected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushDevice {

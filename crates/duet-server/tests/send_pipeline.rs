@@ -16,7 +16,9 @@ async fn core() -> (Core, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let config = duet_server::Config::new(SDKAPPID, SECRET_KEY, dir.path());
     let store = duet_server::open_store(&config).expect("opening the store");
-    let core = Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), None, Vec::new()).await.expect("opening");
+    let core = Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), None, Vec::new())
+        .await
+        .expect("opening");
     let accounts = ["alice", "bob", "carol"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None });
     core.accounts().import(accounts.into()).await.expect("importing");
     (core, dir)

@@ -40,7 +40,12 @@ pub enum Durability {
     Relaxed,
 }
 
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql"), include_str!("schema_3.sql"), include_str!("schema_4.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_2.sql"),
+    include_str!("schema_3.sql"),
+    include_str!("schema_4.sql"),
+];
 /// Read connections, and so reads running at once (see [`SqliteStore::read`]). Reads beyond wait in the
 /// queue rather than open new connections (that costs far more than a read) or pile up blocking threads.
 const READERS: usize = 8;
@@ -620,7 +625,7 @@ mod tests {
             now_ms,
             offline_until: now_ms / 1000 + 604_800,
             max_conversations: 100,
-                push: false,
+            push: false,
         }
     }
 

@@ -90,7 +90,16 @@ fn register(c: &Connection, w: &mut WriterState, d: &PushDevice) -> Result<bool>
          ON CONFLICT (uid, device) DO UPDATE SET platform = excluded.platform, provider = excluded.provider, \
          token = excluded.token, app_id = excluded.app_id, lang = excluded.lang, seen_at = excluded.seen_at",
     )?
-    .execute(params![uid, d.device, d.platform.name(), d.provider.as_str(), d.token, d.app_id, d.lang, d.seen_at])?;
+    .execute(params![
+        uid,
+        d.device,
+        d.platform.name(),
+        d.provider.as_str(),
+        d.token,
+        d.app_id,
+        d.lang,
+        d.seen_at
+    ])?;
     Ok(true)
 }
 
@@ -202,21 +211,21 @@ impl PushStore for SqliteStore {
 }
 
 fn settle(c: &Connection, settled: &[(u64, PushSettle)]) -> Result<()> {
-                for (id, settle) in settled {
-                    match settle {
-                        PushSettle::Done => {
-                            c.prepare_cached("DELETE FROM push_outbox WHERE id = ?1")?.execute([*id as i64])?;
-                        }
-                        PushSettle::Retry { at } => {
-                            c.prepare_cached(
-                                "UPDATE push_outbox SET attempts = attempts + 1, next_at = ?2, lease_owner = NULL, \
+    for (id, settle) in settled {
+        match settle {
+            PushSettle::Done => {
+                c.prepare_cached("DELETE FROM push_outbox WHERE id = ?1")?.execute([*id as i64])?;
+            }
+            PushSettle::Retry { at } => {
+                c.prepare_cached(
+                    "UPDATE push_outbox SET attempts = attempts + 1, next_at = ?2, lease_owner = NULL, \
                                  lease_until = 0 WHERE id = ?1",
-                            )?
-                            .execute(params![*id as i64, at])?;
-                        }
-                    }
-                }
-                Ok(())
+                )?
+                .execute(params![*id as i64, at])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn unregister(c: &Connection, w: &mut WriterState, user: &str, device: Option<&str>) -> Result<()> {

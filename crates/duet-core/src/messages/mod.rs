@@ -7,12 +7,12 @@ pub mod send;
 
 use std::sync::Arc;
 
-use crate::push::Pusher;
 use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::media::Media;
 use crate::model::{ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, Purged};
+use crate::push::Pusher;
 use crate::relations::Relations;
 use crate::store::{self, Cutoffs, Imported, Store, Withdrawn};
 pub use fanout::{Fanout, Subscriber};

@@ -66,9 +66,8 @@ impl Default for Languages {
 impl Languages {
     /// The texts for `lang` (`zh-CN` finds `zh`), else the default language's, else English.
     pub fn texts(&self, lang: Option<&str>) -> Texts {
-        let find = |l: &str| {
-            self.texts.get(l).or_else(|| l.split(['-', '_']).next().and_then(|base| self.texts.get(base)))
-        };
+        let find =
+            |l: &str| self.texts.get(l).or_else(|| l.split(['-', '_']).next().and_then(|base| self.texts.get(base)));
         lang.and_then(find).or_else(|| find(&self.default)).cloned().unwrap_or_else(Texts::english)
     }
 }

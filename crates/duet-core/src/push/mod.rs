@@ -383,7 +383,9 @@ enum Settled {
     /// Given up on.
     Failed,
     /// Try again; `attempts` before this one.
-    Retry { attempts: u32 },
+    Retry {
+        attempts: u32,
+    },
 }
 
 /// Seconds before attempt `attempts + 1` is tried again: 2, 4, 8, … up to an hour.
@@ -392,13 +394,11 @@ fn backoff(attempts: u32) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    #[test]
-    fn backoff_doubles_up_to_an_hour() {
-        assert_eq!((0..5).map(backoff).collect::<Vec<_>>(), [2, 4, 8, 16, 32]);
-        assert_eq!(backoff(11), 3600);
-        assert_eq!(backoff(u32::MAX), 3600);
-    }
+#[test]
+fn backoff_doubles_up_to_an_hour() {
+    assert_eq!((0..5).map(backoff).collect::<Vec<_>>(), [2, 4, 8, 16, 32]);
+    assert_eq!(backoff(11), 3600);
+    assert_eq!(backoff(u32::MAX), 3600);
 }

@@ -17,11 +17,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::media::{ImageMeta, MediaIndex, MediaItem, MediaKind, Rendition, RenditionKind};
 use crate::model::{Blocked, Friend, FriendRequest};
-use crate::model::{Platform, ProviderKind, PushDevice, PushSettle};
 use crate::model::{
     Delivery, HistoryQuery, Import, LogEntry, LogEvent, MsgKey, NewAccount, Outgoing, ProfileValue, Purged, SenderCopy,
     SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
+use crate::model::{Platform, ProviderKind, PushDevice, PushSettle};
 use crate::store::{Cutoffs, Imported, SendOutcome, SendPlan, Store, Withdrawn};
 use crate::store::{RelationChange, RelationData};
 
@@ -1188,7 +1188,10 @@ async fn devices<S: Store>(s: &S) -> Vec<String> {
 /// What `claim_pushes` returns, as "user/device #random".
 async fn claim<S: Store>(s: &S, now: i64) -> Vec<(u64, String)> {
     let claimed = s.claim_pushes("node".into(), now, now + 60, 100).await.unwrap();
-    claimed.into_iter().map(|p| (p.id, format!("{}/{} #{}", p.device.user, p.device.device, p.message.key.random))).collect()
+    claimed
+        .into_iter()
+        .map(|p| (p.id, format!("{}/{} #{}", p.device.user, p.device.device, p.message.key.random)))
+        .collect()
 }
 
 fn pushed(n: u32, from: &str, to: &[&str], time: i64) -> SendPlan {
@@ -1277,7 +1280,11 @@ pub async fn pushes_are_claimed_once_under_a_lease_and_settled<S: Store, M>(b: B
     assert_eq!(again.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [ids[2]]);
     assert_eq!(claim(s, T + 99).await, []);
     let retried = s.claim_pushes("node".into(), T + 200, T + 260, 100).await.unwrap();
-    assert_eq!(retried.iter().map(|p| (p.id, p.attempts)).collect::<Vec<_>>(), [(ids[2], 0), (ids[1], 1)], "oldest due first");
+    assert_eq!(
+        retried.iter().map(|p| (p.id, p.attempts)).collect::<Vec<_>>(),
+        [(ids[2], 0), (ids[1], 1)],
+        "oldest due first"
+    );
     // A stopped node's leases are released at its next start.
     s.release_pushes("node".into()).await.unwrap();
     assert_eq!(claim(s, T + 201).await.len(), 2);

@@ -231,8 +231,12 @@ impl Message {
 impl State {
     /// Queues a push of message `msg` to each registered device of `uid`.
     fn queue_pushes(&mut self, uid: Uid, msg: MsgId, now: i64) {
-        let devices: Vec<String> =
-            self.push_devices.range((uid, String::new())..).take_while(|((u, _), _)| *u == uid).map(|((_, d), _)| d.clone()).collect();
+        let devices: Vec<String> = self
+            .push_devices
+            .range((uid, String::new())..)
+            .take_while(|((u, _), _)| *u == uid)
+            .map(|((_, d), _)| d.clone())
+            .collect();
         for device in devices {
             self.last_push += 1;
             let row = OutboxRow {
