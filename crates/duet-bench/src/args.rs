@@ -167,6 +167,11 @@ pub struct PairsArgs {
     /// server's friends-only mode (`DUET_FRIENDS_ONLY=true`)
     #[arg(long)]
     pub friends: bool,
+    /// Offline push on: the server the bench starts gets a webhook push provider pointed at an endpoint the
+    /// bench serves, and every user's device registers for push with its app in the background, so that
+    /// every message is pushed as well as delivered (the cost of push per message)
+    #[arg(long)]
+    pub push: bool,
     #[command(flatten)]
     pub target: TargetArgs,
 }

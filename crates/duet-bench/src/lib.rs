@@ -26,6 +26,7 @@ mod hostile;
 pub mod idle;
 pub mod offline;
 pub mod pairs;
+mod push_sink;
 pub mod rest;
 pub mod soak;
 mod stats;
@@ -192,6 +193,26 @@ pub async fn run(args: &BenchArgs, duet_exe: &Path) -> Result<Report, BenchError
     sys::raise_nofile();
     let started = Instant::now();
     let send_limit = matches!(scenario, Scenario::Flood(_) | Scenario::Soak(_));
+    // `pairs --push`: the server the bench starts pushes every message to a webhook the bench serves.
+    let (sink, _push_config, targs) = match scenario {
+        Scenario::Pairs(a) if a.push => {
+            if targs.server.is_some() || targs.server_config.is_some() {
+                return Err(BenchError::Args(
+                    "--push configures the server the bench starts: not with --server or --server-config".into(),
+                ));
+            }
+            let sink = push_sink::Sink::start().await?;
+            let mut file = tempfile::NamedTempFile::new()
+                .map_err(|e| BenchError::Setup(format!("writing the push configuration: {e}")))?;
+            std::io::Write::write_all(&mut file, sink.server_config().as_bytes())
+                .map_err(|e| BenchError::Setup(format!("writing the push configuration: {e}")))?;
+            let mut targs = targs.clone();
+            targs.server_config = Some(file.path().to_owned());
+            (Some(sink), Some(file), std::borrow::Cow::Owned(targs))
+        }
+        _ => (None, None, std::borrow::Cow::Borrowed(targs)),
+    };
+    let targs = &*targs;
     let target = target::Target::open(targs, duet_exe, send_limit).await?;
     let server = ServerInfo {
         url: target.base.clone(),
@@ -200,7 +221,7 @@ pub async fn run(args: &BenchArgs, duet_exe: &Path) -> Result<Report, BenchError
         pid: target.pid,
     };
     let result = match scenario {
-        Scenario::Pairs(a) => pairs::run(a, &target, &progress).await.map(|o| o.map(Details::Pairs)),
+        Scenario::Pairs(a) => pairs::run(a, &target, sink.as_ref(), &progress).await.map(|o| o.map(Details::Pairs)),
         Scenario::Idle(a) => idle::run(a, &target, &progress).await.map(|o| o.map(Details::Idle)),
         Scenario::Offline(a) => offline::run(a, &target, &progress).await.map(|o| o.map(Details::Offline)),
         Scenario::History(a) => history::run(a, &target, &progress).await.map(|o| o.map(Details::History)),
@@ -343,6 +364,9 @@ mod summary {
             r.disconnects,
             mib(r.server_rss_bytes_end)
         );
+        if let Some(n) = r.pushes_received {
+            let _ = writeln!(out, "push: {n} pushes reached the webhook (every device in the background)");
+        }
     }
 
     pub fn idle(out: &mut String, r: &idle::IdleReport) {

@@ -71,6 +71,8 @@ pub struct PairsReport {
     pub server_rss_bytes_before_login: Option<u64>,
     pub server_rss_bytes_after_login: Option<u64>,
     pub server_rss_bytes_end: Option<u64>,
+    /// With `--push`: the pushes the bench's webhook received (one per message sent).
+    pub pushes_received: Option<u64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -214,6 +216,7 @@ impl ConnState {
 pub(crate) async fn run(
     args: &PairsArgs,
     target: &Target,
+    push: Option<&crate::push_sink::Sink>,
     progress: &Progress,
 ) -> Result<Outcome<PairsReport>, BenchError> {
     if args.users < 2 || !args.users.is_multiple_of(2) {
@@ -236,7 +239,8 @@ pub(crate) async fn run(
         target.make_friends(&users).await?;
     }
     let rss_before = sys::rss(target.pid);
-    let mut fleet = Fleet::start(target, users, args.body_bytes, args.target.login_concurrency, progress).await?;
+    let mut fleet =
+        Fleet::start(target, users, args.body_bytes, args.target.login_concurrency, push.is_some(), progress).await?;
     let login_s = fleet.login_s;
     progress.line(&format!("pairs: {u} users logged in in {login_s:.2} s"));
     let rss_after_login = sys::rss(target.pid);
@@ -262,7 +266,24 @@ pub(crate) async fn run(
     }
 
     let shared = fleet.shared.clone();
-    let tally = fleet.finish(target, args.target.login_concurrency).await?;
+    // Every stored message is pushed: wait for the pushes before the logouts end the registrations.
+    let pushes = match push {
+        Some(sink) => {
+            let stored = shared.sent.load(Relaxed);
+            let deadline = Instant::now() + std::time::Duration::from_secs_f64(args.drain.max(1.0));
+            while sink.received() < stored && Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Some((sink.received(), stored))
+        }
+        None => None,
+    };
+    let mut tally = fleet.finish(target, args.target.login_concurrency).await?;
+    if let Some((received, stored)) = pushes
+        && received != stored
+    {
+        tally.failures.push(format!("{received} pushes reached the webhook for {stored} messages sent"));
+    }
     let steps: Vec<StepReport> = metas
         .into_iter()
         .enumerate()
@@ -288,6 +309,7 @@ pub(crate) async fn run(
         server_rss_bytes_before_login: rss_before,
         server_rss_bytes_after_login: rss_after_login,
         server_rss_bytes_end: sys::rss(target.pid),
+        pushes_received: pushes.map(|(received, _)| received),
     };
     Ok(Outcome { report, failures: tally.failures, notes: tally.notes })
 }
@@ -334,15 +356,26 @@ impl Fleet {
         users: Vec<String>,
         body_bytes: usize,
         login_concurrency: usize,
+        push: bool,
         progress: &Progress,
     ) -> Result<Fleet, BenchError> {
         let u = users.len();
         let sigs = target.usersigs(&users);
         let bar = progress.bar(u as u64, "login");
         let t0 = Instant::now();
-        let (conns, _) = ws::login_all(target, &users, &sigs, login_concurrency, Buffers::Large, &bar).await?;
+        let (mut conns, _) = ws::login_all(target, &users, &sigs, login_concurrency, Buffers::Large, &bar).await?;
         let login_s = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        if push {
+            let registrations =
+                conns.iter_mut().zip(&users).map(|((ws, _), user)| crate::push_sink::register(ws, user));
+            futures_util::stream::iter(registrations)
+                .buffer_unordered(login_concurrency.max(1))
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<()>, BenchError>>()?;
+        }
 
         let shared = Arc::new(Shared {
             epoch: Instant::now(),

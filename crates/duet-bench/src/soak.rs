@@ -181,7 +181,8 @@ pub(crate) async fn run(
     }
 
     let rss_before = sys::rss(target.pid);
-    let mut fleet = Fleet::start(target, users, args.body_bytes, args.target.login_concurrency, progress).await?;
+    let mut fleet =
+        Fleet::start(target, users, args.body_bytes, args.target.login_concurrency, false, progress).await?;
     let login_s = fleet.login_s;
     progress.line(&format!("soak: {c} users logged in in {login_s:.2} s"));
     let rss_after_login = sys::rss(target.pid);
