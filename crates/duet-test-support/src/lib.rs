@@ -8,6 +8,7 @@
 
 mod certs;
 pub mod crafted;
+pub mod endpoint;
 mod proxy;
 mod ws;
 
