@@ -50,7 +50,7 @@ impl Sink {
 
     /// The server's configuration that points its webhook provider here.
     pub fn server_config(&self) -> String {
-        format!("[push.webhook]\nurl = \"{}\"\n", self.url)
+        format!("[push.webhook]\nurl = \"{}\"\nsecret = \"duet-bench\"\n", self.url)
     }
 }
 
