@@ -228,12 +228,18 @@ impl Pusher {
         if !self.enabled() {
             return;
         }
+        let mut report = tokio::time::Instant::now() + REPORT_EVERY;
+        let mut reported = Vec::new();
         let limits: HashMap<ProviderKind, Arc<tokio::sync::Semaphore>> = self
             .providers
             .keys()
             .map(|k| (*k, Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)))))
             .collect();
         loop {
+            if tokio::time::Instant::now() >= report {
+                report = tokio::time::Instant::now() + REPORT_EVERY;
+                self.report(&mut reported).await;
+            }
             let now = self.clock.now_secs();
             let lease_until = now + self.config.lease_secs;
             let claimed =
@@ -289,6 +295,26 @@ impl Pusher {
                 let _ = tokio::time::timeout(Duration::from_millis(50), self.wake.notified()).await;
             }
         }
+    }
+
+    /// Logs each provider's totals, and the outbox's depth, when they changed since the last report.
+    async fn report(&self, last: &mut Vec<[u64; 5]>) {
+        let mut now = Vec::new();
+        for kind in self.providers() {
+            let s = &self.stats[&kind];
+            let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            now.push([load(&s.sent), load(&s.retried), load(&s.failed), load(&s.skipped), load(&s.tokens_removed)]);
+        }
+        if now == *last {
+            return;
+        }
+        let (queued, oldest) = self.store.push_backlog().await.unwrap_or((0, None));
+        let oldest_age_secs = oldest.map(|t| self.clock.now_secs() - t);
+        for (kind, [sent, retried, failed, skipped, tokens_removed]) in self.providers().into_iter().zip(&now) {
+            tracing::info!(provider = %kind, sent, retried, failed, skipped, tokens_removed, "push: totals since start");
+        }
+        tracing::info!(queued, oldest_age_secs, "push: outbox");
+        *last = now;
     }
 
     /// Sends one claimed push and says how to settle it.
@@ -373,6 +399,9 @@ impl Pusher {
         }
     }
 }
+
+/// How often the worker logs the providers' totals (when they changed).
+const REPORT_EVERY: Duration = Duration::from_secs(60);
 
 /// What became of one claimed push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
