@@ -9,6 +9,11 @@ use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 
+/// Seconds since the Unix epoch, as JWTs count time (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// A private key that signs JWTs.
 pub(crate) enum Signer {
     /// P-256 with SHA-256; the JWS signature is R‖S (64 bytes), not DER.

@@ -9,8 +9,8 @@
 //! * [`meizu`]: every request signed (MD5 of the sorted parameters and the secret), a form;
 //! * [`webhook`]: the app's own gateway, a JSON POST signed with HMAC-SHA256.
 //!
-//! Every endpoint URL can be overridden (tests, private gateways). [`PushConfig`] is the `[push.*]`
-//! part of the TOML file; [`PushConfig::providers`] builds the configured ones.
+//! Every endpoint URL can be overridden (tests, private gateways). [`ProvidersConfig`] is the `[push.*]`
+//! part of the TOML file; [`ProvidersConfig::providers`] builds the configured ones.
 
 pub mod apns;
 pub mod fcm;
@@ -25,6 +25,7 @@ pub mod xiaomi;
 mod http;
 #[allow(dead_code, reason = "for the APNs and FCM providers, placeholders on this branch")]
 mod jwt;
+mod reply;
 mod token;
 
 use std::path::PathBuf;

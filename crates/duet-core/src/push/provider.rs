@@ -100,7 +100,7 @@ pub trait Provider: Send + Sync + 'static {
 pub fn redact(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
     if chars.len() <= 12 {
-        return "…".to_string();
+        return "…".to_owned();
     }
     let head: String = chars[..4].iter().collect();
     let tail: String = chars[chars.len() - 4..].iter().collect();
