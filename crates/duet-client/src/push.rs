@@ -10,6 +10,7 @@ use crate::{Client, Error};
 pub struct PushConfig {
     /// `apns`, `fcm`, `huawei`, `honor`, `xiaomi`, `oppo`, `vivo`, `meizu` or `webhook`.
     pub provider: String,
+    /// The token the maker's push service gave the app on this device.
     pub token: String,
     /// The app's id at the provider, where one app has several (Tencent's business id).
     pub app_id: Option<String>,

@@ -18,7 +18,6 @@ pub struct Clients {
     /// HTTP/1.1 or HTTP/2, by ALPN.
     pub(crate) any: reqwest::Client,
     /// HTTP/2 only.
-    #[allow(dead_code, reason = "for the APNs provider, a placeholder on this branch")]
     pub(crate) h2: reqwest::Client,
 }
 

@@ -23,7 +23,6 @@ pub mod webhook;
 pub mod xiaomi;
 
 mod http;
-#[allow(dead_code, reason = "for the APNs and FCM providers, placeholders on this branch")]
 mod jwt;
 mod reply;
 mod token;

@@ -50,13 +50,20 @@ pub const SIGNATURE_HEADER: &str = "x-duet-signature";
 pub const TIMESTAMP_HEADER: &str = "x-duet-timestamp";
 
 /// `[push.webhook]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// The gateway's URL (`http` or `https`).
     pub url: String,
     /// The HMAC key the gateway shares.
     pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("WebhookConfig").field("url", &self.url).finish_non_exhaustive()
+    }
 }
 
 /// The webhook client.

@@ -39,7 +39,7 @@ const AUTH_CODES: [i64; 4] = [21301, 21302, 22006, 22007];
 const NO_VALID_TARGET: i64 = 20301;
 
 /// `[push.xiaomi]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct XiaomiConfig {
     /// The app's AppSecret from Xiaomi's developer console.
@@ -52,6 +52,17 @@ pub struct XiaomiConfig {
     /// The API's base URL; default `https://api.xmpush.xiaomi.com` (mainland China). Global apps use
     /// their region's host, such as `https://sgp-api.xmpush.global.xiaomi.com`.
     pub url: Option<String>,
+}
+
+impl std::fmt::Debug for XiaomiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the app secret.
+        f.debug_struct("XiaomiConfig")
+            .field("package_name", &self.package_name)
+            .field("channel_id", &self.channel_id)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The Xiaomi client.

@@ -1,8 +1,6 @@
 //! APNs against a local HTTP/2 endpoint: the request Apple documents, a provider token that verifies
 //! with the key's public half, and each kind of answer mapped to its outcome.
 
-mod support;
-
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,12 +10,12 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use duet_core::push::{ApnsOptions, Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::apns::{Apns, ApnsConfig};
+use duet_test_support::endpoint::{Answer, Endpoint};
 use ring::rand::SystemRandom;
 use ring::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, UnparsedPublicKey,
 };
 use serde_json::{Value, json};
-use support::{Answer, Endpoint};
 use tempfile::NamedTempFile;
 
 const KEY_ID: &str = "ABC123DEFG";

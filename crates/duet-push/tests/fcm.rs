@@ -2,8 +2,6 @@
 //! (verified with the test key's public half), the token's reuse and renewal, the message, and each
 //! kind of answer mapped to its outcome.
 
-mod support;
-
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,9 +13,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use duet_core::push::{AndroidOptions, ApnsOptions, Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::fcm::{Fcm, FcmConfig};
+use duet_test_support::endpoint::{Answer, Endpoint, Recorded};
 use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use serde_json::{Value, json};
-use support::{Answer, Endpoint, Recorded};
 use tempfile::NamedTempFile;
 
 /// A key made for these tests only (tests/data/README.md).

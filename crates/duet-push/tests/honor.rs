@@ -1,7 +1,5 @@
 //! The Honor provider against a local endpoint that plays both Honor's IAM token server and Honor Push.
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use duet_core::push::{Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::honor::{Honor, HonorConfig};
+use duet_test_support::endpoint::{Answer, Endpoint, Recorded};
 use serde_json::{Value, json};
-use support::{Answer, Endpoint, Recorded};
 
 const TOKEN_PATH: &str = "/auth/token";
 const SEND_PATH: &str = "/api/v1/104400000/sendMessage";

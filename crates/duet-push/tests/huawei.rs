@@ -1,15 +1,13 @@
 //! The Huawei provider against a local endpoint that plays both the OAuth server and Push Kit.
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use duet_core::push::{AndroidOptions, Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::huawei::{Huawei, HuaweiConfig};
+use duet_test_support::endpoint::{Answer, Endpoint, Recorded};
 use serde_json::{Value, json};
-use support::{Answer, Endpoint, Recorded};
 
 const TOKEN_PATH: &str = "/oauth2/v3/token";
 const TOKEN: &str = "IQAAAACy0kYnAADG1GQ2dJpeTcRpeNl4sVn0tY8Z";

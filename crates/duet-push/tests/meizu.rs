@@ -1,16 +1,14 @@
 //! The Meizu provider against a local endpoint that plays Meizu's pushByPushId API. Meizu has no token
 //! call: every request is signed.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
 use duet_core::push::{Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::meizu::{Meizu, MeizuConfig};
+use duet_test_support::endpoint::{Answer, Endpoint, Recorded};
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
-use support::{Answer, Endpoint, Recorded};
 
 const PATH: &str = "/garcia/api/server/push/varnished/pushByPushId";
 const TOKEN: &str = "ULY6c596e6b7f4a4d63615c5b43497f0577727f5a4260";

@@ -1,7 +1,5 @@
 //! The OPPO provider against a local endpoint that plays both OPPO's auth call and its unicast API.
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,9 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use duet_core::push::{Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::oppo::{Oppo, OppoConfig};
+use duet_test_support::endpoint::{Answer, Endpoint, Recorded};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use support::{Answer, Endpoint, Recorded};
 
 const AUTH_PATH: &str = "/server/v1/auth";
 const SEND_PATH: &str = "/server/v1/message/notification/unicast";

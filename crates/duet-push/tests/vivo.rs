@@ -1,7 +1,5 @@
 //! The vivo provider against a local endpoint that plays both vivo's auth call and its send API.
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,9 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use duet_core::push::{Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::vivo::{Vivo, VivoConfig};
+use duet_test_support::endpoint::{Answer, Endpoint, Recorded};
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
-use support::{Answer, Endpoint, Recorded};
 
 const AUTH_PATH: &str = "/message/auth";
 const SEND_PATH: &str = "/message/send";

@@ -1,18 +1,16 @@
 //! The webhook against a local endpoint: the signed JSON request its module documents, and each answer
 //! mapped to its outcome.
 
-mod support;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::Method;
 use duet_core::push::{AndroidOptions, ApnsOptions, Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::webhook::{Webhook, WebhookConfig};
+use duet_test_support::endpoint::{Answer, Endpoint};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
-use support::{Answer, Endpoint};
 
 const SECRET: &str = "a shared secret";
 

@@ -1,16 +1,14 @@
 //! Xiaomi against a local endpoint: the form and the `Authorization: key=` header its API documents, and
 //! each answer code mapped to its outcome.
 
-mod support;
-
 use std::time::Duration;
 
 use axum::http::Method;
 use duet_core::push::{AndroidOptions, Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::xiaomi::{Xiaomi, XiaomiConfig};
+use duet_test_support::endpoint::{Answer, Endpoint};
 use serde_json::json;
-use support::{Answer, Endpoint};
 
 const SECRET: &str = "xiaomi-app-secret==";
 const PATH: &str = "/v3/message/regid";

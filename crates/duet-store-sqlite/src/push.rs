@@ -170,7 +170,7 @@ impl PushStore for SqliteStore {
             let sql = format!("SELECT {DEVICE_COLUMNS} FROM push_devices d JOIN accounts a ON a.uid = d.uid");
             let mut stmt = c.prepare(&sql)?;
             let rows = stmt.query_map([], |r| device_at(r, 0))?;
-            Ok(rows.filter_map(|r| r.transpose()).collect::<Result<_>>()?)
+            rows.filter_map(|r| r.transpose()).collect::<Result<_>>()
         })
         .await
     }

@@ -43,6 +43,7 @@ pub struct Messages {
 }
 
 impl Messages {
+    #[expect(clippy::too_many_arguments, reason = "the services a send uses, wired once by `Core::open`")]
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,

@@ -422,9 +422,6 @@ fn backoff(attempts: u32) -> i64 {
     2i64.saturating_pow(attempts.saturating_add(1)).min(3600)
 }
 
-#[cfg(test)]
-mod tests;
-
 #[test]
 fn backoff_doubles_up_to_an_hour() {
     assert_eq!((0..5).map(backoff).collect::<Vec<_>>(), [2, 4, 8, 16, 32]);

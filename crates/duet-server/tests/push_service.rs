@@ -1,22 +1,21 @@
-//! The push service over the in-memory store, with a provider that records what it is given: which
-//! devices get a push, what it says, and what each provider answer does to the outbox and the token.
+//! The push service (`duet_core::push`) driven directly over the real SQLite store, with a provider that
+//! records what it is given (a stand-in for a maker's service; the real clients are tested against local
+//! endpoints in `duet-push`): which devices get a push, what it says, and what each provider answer does
+//! to the outbox and the token.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-
-use super::*;
-use crate::clock::ManualClock;
-use crate::core::{Core, CoreConfig};
-use crate::hub::SessionKind;
-use crate::messages::Encoded;
-use crate::messages::{Draft, Origin};
-use crate::model::{NewAccount, Platform, SenderCopy};
-use crate::store::memory::MemoryStore;
-use crate::store::{AccountStore, PushStore};
-
-const T0_MS: i64 = 1_700_000_000_000;
+use duet_core::Core;
+use duet_core::clock::ManualClock;
+use duet_core::hub::SessionKind;
+use duet_core::messages::{Draft, Encoded, Origin};
+use duet_core::model::{NewAccount, Platform, ProfileValue, SenderCopy, TAG_NICK};
+use duet_core::push::{Notification, Outcome, Provider, ProviderKind, RegisterError, Registration, Target};
+use duet_core::store::Store;
+use duet_test_support::{SDKAPPID, SECRET_KEY, T0_MS};
 
 /// Records every push and answers from a script (then `Sent`).
 struct Recorder {
@@ -41,32 +40,32 @@ impl Provider for Recorder {
 struct World {
     core: Arc<Core>,
     clock: Arc<ManualClock>,
-    store: Arc<MemoryStore>,
+    store: Arc<dyn Store>,
     apns: Arc<Recorder>,
+    _dir: tempfile::TempDir,
 }
 
 impl World {
     async fn new(script: Vec<Outcome>) -> World {
-        let store = Arc::new(MemoryStore::new());
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config = duet_server::Config::new(SDKAPPID, SECRET_KEY, dir.path());
+        let store = duet_server::open_store(&config).expect("opening the store");
         let clock = Arc::new(ManualClock::new(T0_MS));
         let apns = Arc::new(Recorder { kind: ProviderKind::Apns, got: Mutex::default(), script: Mutex::new(script) });
-        let config = CoreConfig::new(1_400_000_000, "key");
-        let core = Core::open(config, store.clone(), clock.clone(), None, vec![apns.clone()]).await.unwrap();
+        let core =
+            Core::open(config.core.clone(), store.clone(), clock.clone(), None, vec![apns.clone()]).await.unwrap();
         let accounts = ["alice", "bob"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None });
-        store.import_accounts(accounts.to_vec(), 0).await.unwrap();
-        store
-            .set_profile(
-                "alice".into(),
-                vec![(crate::model::TAG_NICK.into(), crate::model::ProfileValue::Text("Alice".into()))],
-            )
+        core.accounts().import(accounts.into()).await.unwrap();
+        core.accounts()
+            .set_profile("alice", vec![(TAG_NICK.into(), ProfileValue::Text("Alice".into()))])
             .await
             .unwrap();
         let core = Arc::new(core);
         tokio::spawn(core.push().clone().run());
-        World { core, clock, store, apns }
+        World { core, clock, store, apns, _dir: dir }
     }
 
-    fn session(&self, user: &str, device: &str) -> crate::hub::Session {
+    fn session(&self, user: &str, device: &str) -> duet_core::hub::Session {
         self.core.hub().register(self.core.config().login_policy, user, Platform::IPhone, device, SessionKind::Device)
     }
 
