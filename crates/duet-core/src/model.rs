@@ -496,6 +496,8 @@ pub struct QueuedPush {
     pub attempts: u32,
     /// When the message was committed (unix seconds).
     pub queued_at: i64,
+    /// The recipient's total unread count when the push was claimed: its badge.
+    pub unread: u64,
 }
 
 /// What a worker did with a claimed push.

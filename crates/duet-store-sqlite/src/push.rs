@@ -107,7 +107,7 @@ fn claim(c: &Connection, owner: &str, now: i64, lease_until: i64, limit: usize) 
     let sql = format!(
         "SELECT o.id, o.attempts, o.queued_at, o.msg_time, m.id, m.time, \
          (SELECT user_id FROM accounts WHERE uid = m.sender), m.seq, m.random, m.body, m.push_info, m.sender_nick, \
-         {DEVICE_COLUMNS} \
+         {DEVICE_COLUMNS}, (SELECT coalesce(sum(unread), 0) FROM conversations WHERE owner = o.uid) \
          FROM push_outbox o \
          JOIN accounts a ON a.uid = o.uid \
          LEFT JOIN push_devices d ON d.uid = o.uid AND d.device = o.device \
@@ -134,7 +134,8 @@ fn claim(c: &Connection, owner: &str, now: i64, lease_until: i64, limit: usize) 
             push_info: r.get(10)?,
             sender_nick: r.get(11)?,
         };
-        claimed.push(QueuedPush { id: id as u64, device, message, attempts: r.get(1)?, queued_at: r.get(2)? });
+        let unread = r.get::<_, i64>(20)?.max(0) as u64;
+        claimed.push(QueuedPush { id: id as u64, device, message, attempts: r.get(1)?, queued_at: r.get(2)?, unread });
     }
     drop(rows);
     for id in gone {

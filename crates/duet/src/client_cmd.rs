@@ -186,6 +186,10 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
         ClientCommand::Fetch { what, output } => return Ok(fetch(&config, what, output).await?),
         _ => Vec::new(),
     };
+    let registers = matches!(args.command, ClientCommand::PushRegister { .. } | ClientCommand::PushUnregister);
+    if registers && args.device.is_none() {
+        return Err(usage(anyhow!("push-register and push-unregister need --device: a registration is a device's")));
+    }
     let (client, events) = Client::connect(config).await.context("connecting")?;
     let result = match args.command {
         ClientCommand::Listen => listen(events).await,
@@ -221,9 +225,6 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
         }
         ClientCommand::Chat { peer } => chat(&client, events, &peer).await,
         ClientCommand::PushRegister { provider, token, app_id, lang } => {
-            if args.device.is_none() {
-                return Err(usage(anyhow!("push-register needs --device: the registration belongs to that device")));
-            }
             let config = PushConfig { provider, token, app_id, lang };
             client.set_offline_push_config(config).await.context("registering for push")?;
             println!("{}", json!({"registered": true}));
@@ -232,9 +233,6 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
             return Ok(());
         }
         ClientCommand::PushUnregister => {
-            if args.device.is_none() {
-                return Err(usage(anyhow!("push-unregister needs --device: the registration belongs to that device")));
-            }
             client.clear_offline_push_config().await.context("ending the push registration")
         }
         ClientCommand::Fetch { .. } => unreachable!("fetch returned above, without logging in"),

@@ -360,3 +360,80 @@ async fn chat_tells_a_lost_connection_at_once_and_carries_on_after_it() {
     sendmsg(&server, 1, "after the break").await;
     assert!(next_line(&mut screen).await.ends_with("alice: after the break"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_register_leaves_the_device_registered_and_away_and_push_unregister_ends_it() {
+    use duet_test_support::endpoint::{Answer, Endpoint};
+    let gateway = Endpoint::start(|_| Answer::json(200, json!({}))).await;
+    let toml = format!("[push.webhook]\nurl = \"{}/push\"\nsecret = \"s\"\n", gateway.url);
+    let providers = duet_server::config::FileConfig::parse(&toml).unwrap().push.unwrap().providers();
+    let server = TestServer::spawn_with(|c| c.push_providers = providers).await;
+    server.import(&["alice", "bob"]).await;
+
+    let register = ["--platform", "Android", "push-register", "--provider", "webhook", "--token", "bob-token"];
+    let no_device = client(&server, "bob", &register).output().await.unwrap();
+    assert!(!no_device.status.success(), "a registration belongs to a device: --device is required");
+    let args = [&["--device", "bob-phone"][..], &register[..]].concat();
+    let out = client(&server, "bob", &args).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!({"registered": true}));
+    let unknown = ["--device", "bob-phone", "push-register", "--provider", "apns", "--token", "t"];
+    let out = client(&server, "bob", &unknown).output().await.unwrap();
+    assert!(!out.status.success(), "apns is not configured on this server");
+
+    push_online(&server, "bob").await;
+    sendmsg(&server, 1, "are you there?").await;
+    let pushes = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let pushes = gateway.requests();
+            if !pushes.is_empty() {
+                return pushes;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a push within 10 s");
+    assert_eq!(pushes[0].json()["token"], "bob-token");
+    assert_eq!(pushes[0].json()["body"], "are you there?");
+
+    let out = client(&server, "bob", &["--device", "bob-phone", "--platform", "Android", "push-unregister"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    sendmsg(&server, 2, "gone?").await;
+    // The device logged out: the message is not even queued (the next one's push, to a device registered
+    // again, is the barrier).
+    let out = client(&server, "bob", &args).output().await.unwrap();
+    assert!(out.status.success());
+    push_online(&server, "bob").await;
+    sendmsg(&server, 3, "back").await;
+    let bodies = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let bodies: Vec<Value> = gateway.requests().iter().map(|r| r.json()["body"].clone()).collect();
+            if bodies.len() >= 2 {
+                return bodies;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the second push within 10 s");
+    assert_eq!(bodies, ["are you there?", "back"]);
+}
+
+/// Waits until the server has seen `user`'s last device connection end (the user is `PushOnline`).
+async fn push_online(server: &TestServer, user: &str) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let r = server.rest("openim/query_online_status", json!({"To_Account": [user]})).await;
+            if r["QueryResult"][0]["Status"] == "PushOnline" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("PushOnline within 10 s");
+}

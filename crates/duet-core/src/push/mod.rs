@@ -336,14 +336,7 @@ impl Pusher {
             return Settled::Failed;
         }
         let texts = self.config.languages.texts(d.lang.as_deref());
-        let badge = match self.store.unread_total(d.user.clone()).await {
-            Ok(n) => Some(n),
-            Err(e) => {
-                tracing::warn!(error = %e, "push: reading the badge's unread count failed");
-                return Settled::Retry { attempts: push.attempts };
-            }
-        };
-        let Some(notification) = content::notification(&push.message, &texts, badge) else {
+        let Some(notification) = content::notification(&push.message, &texts, Some(push.unread)) else {
             stats.skipped.fetch_add(1, Ordering::Relaxed);
             return Settled::Skip;
         };

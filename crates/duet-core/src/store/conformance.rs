@@ -1261,6 +1261,7 @@ pub async fn a_send_queues_one_push_per_device_of_each_recipient_in_its_commit<S
     assert_eq!(p.message.body, body(4));
     assert_eq!(p.message.push_info.as_deref(), Some(r#"{"Desc":"x"}"#));
     assert_eq!((p.attempts, p.queued_at), (0, T));
+    assert_eq!(p.unread, 3, "b's unread count when claimed: messages 1, 2 and 4 (1 was not pushed, but counts)");
 }
 
 pub async fn pushes_are_claimed_once_under_a_lease_and_settled<S: Store, M>(b: Backend<S, M>) {

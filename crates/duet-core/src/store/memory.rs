@@ -1029,10 +1029,12 @@ impl PushStore for MemoryStore {
                 state.outbox.remove(&id);
                 continue;
             };
+            let uid = state.outbox[&id].uid;
+            let unread = state.conversations.get(&uid).map_or(0, |rows| rows.values().map(|c| c.unread).sum());
             let row = state.outbox.get_mut(&id).expect("the row is there");
             row.lease_until = lease_until;
             row.lease_owner = Some(owner.clone());
-            claimed.push(QueuedPush { id, device, message, attempts: row.attempts, queued_at: row.queued_at });
+            claimed.push(QueuedPush { id, device, message, attempts: row.attempts, queued_at: row.queued_at, unread });
         }
         Ok(claimed)
     }

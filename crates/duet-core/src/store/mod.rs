@@ -240,8 +240,8 @@ pub trait PushStore: Send + Sync + 'static {
     /// Every registration.
     async fn push_devices(&self) -> Result<Vec<PushDevice>, StoreError>;
     /// Claims up to `limit` queued pushes that are due at `now` and not held (never claimed, or their
-    /// lease ended), oldest due first, for `owner` until `lease_until`. A push whose message is gone
-    /// (expired) is removed instead of returned.
+    /// lease ended), oldest due first, for `owner` until `lease_until`, each with its recipient's total
+    /// unread count. A push whose message is gone (expired) is removed instead of returned.
     async fn claim_pushes(
         &self,
         owner: String,
