@@ -377,7 +377,8 @@ async fn push_register_leaves_the_device_registered_and_away_and_push_unregister
     let out = client(&server, "bob", &args).output().await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!({"registered": true}));
-    let unknown = ["--device", "bob-phone", "push-register", "--provider", "apns", "--token", "t"];
+    let unknown =
+        ["--device", "bob-phone", "--platform", "Android", "push-register", "--provider", "apns", "--token", "t"];
     let out = client(&server, "bob", &unknown).output().await.unwrap();
     assert!(!out.status.success(), "apns is not configured on this server");
 
