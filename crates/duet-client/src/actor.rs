@@ -154,6 +154,8 @@ enum Pending {
     /// The conversation list that ends the sync after a login.
     SyncConversations,
     Ping,
+    /// `background` said again after a reconnect (the app is still in the background).
+    Background,
     Logout(Reply<()>),
     User(Request),
 }
@@ -230,6 +232,8 @@ pub(crate) struct Actor {
     queue: VecDeque<Request>,
     next_id: u64,
     backoff: Backoff,
+    /// The app said it is in the background (with its badge count), and not back in the foreground since.
+    background: Option<u64>,
 }
 
 /// A time far enough away to stand for "never" in a `select!`.
@@ -275,6 +279,7 @@ impl Actor {
             queue: VecDeque::new(),
             next_id: 0,
             backoff,
+            background: None,
         }
     }
 
@@ -425,7 +430,7 @@ impl Actor {
                     let _ = reply.send(Ok(()));
                     logged_out = true;
                 }
-                Pending::Login | Pending::Sync | Pending::SyncConversations | Pending::Ping => {}
+                Pending::Login | Pending::Sync | Pending::SyncConversations | Pending::Ping | Pending::Background => {}
             }
         }
         requeue.sort_by_key(|(id, _)| *id);
@@ -476,6 +481,7 @@ impl Actor {
                 Pending::Sync | Pending::SyncConversations | Pending::Ping => {
                     end.get_or_insert(End::Dropped(Error::Timeout(timeout)));
                 }
+                Pending::Background => {}
             }
         }
         end.map_or(Ok(()), Err)
@@ -537,6 +543,12 @@ impl Actor {
                 self.submit(s, Request { op, deadline }).await
             }
             Command::Relation { req, deadline, reply } => {
+                // The app's state outlives a connection: a new one is told again (see `on_logged_in`).
+                match req {
+                    RelationRequest::Background { unread } => self.background = Some(unread),
+                    RelationRequest::Foreground => self.background = None,
+                    _ => {}
+                }
                 let op = Op::Relation { req, reply };
                 self.submit(s, Request { op, deadline }).await
             }
@@ -651,7 +663,7 @@ impl Actor {
                 req.op.fail(error);
                 Ok(())
             }
-            Pending::Ping => Ok(()),
+            Pending::Ping | Pending::Background => Ok(()),
             Pending::Logout(reply) => {
                 let _ = reply.send(Ok(()));
                 Err(End::Stop(Stop::logged_out()))
@@ -760,6 +772,7 @@ impl Actor {
                     let _ = reply.send(Ok(RelationAnswer::Ok));
                     Ok(())
                 }
+                Some(InFlight { what: Pending::Background, .. }) => Ok(()),
                 other => self.unexpected(id, other, "ok"),
             },
             ServerFrame::FriendAddResult { id, pending } => {
@@ -849,6 +862,10 @@ impl Actor {
                 tracing::warn!(code, %info, "ping refused");
                 Ok(())
             }
+            Pending::Background => {
+                tracing::warn!(code, %info, "background refused");
+                Ok(())
+            }
             Pending::Logout(reply) => {
                 tracing::warn!(code, %info, "logout refused; stopping anyway");
                 let _ = reply.send(Ok(()));
@@ -914,6 +931,14 @@ impl Actor {
             self.request_sync(s).await?;
         } else {
             self.request_conversations(s).await?;
+        }
+        // The app is still in the background: a new connection starts in the foreground, so say it again
+        // (before the queued requests, which may change it once more).
+        if let Some(unread) = self.background {
+            let id = self.id();
+            let deadline = Instant::now() + self.settings.request_timeout;
+            s.inflight.insert(id, InFlight { what: Pending::Background, deadline });
+            send_frame(&mut s.ws, &ClientFrame::Background { id, unread }).await.map_err(End::Dropped)?;
         }
         while let Some(req) = self.queue.pop_front() {
             self.send_request(s, req).await?;

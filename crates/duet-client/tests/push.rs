@@ -203,3 +203,35 @@ async fn pushes_queued_while_the_endpoint_is_down_go_out_once_after_a_restart() 
     assert_eq!(sent, ["one", "two"], "each queued push went out exactly once");
     assert!(endpoint.requests().iter().all(|r| r.path() == format!("/3/device/{IPHONE_TOKEN}")));
 }
+
+#[tokio::test]
+async fn a_device_in_the_background_is_pushed_while_connected_and_says_so_again_after_a_reconnect() {
+    let endpoint = Endpoint::start(accept).await;
+    let key = apns_key();
+    let server = server(&endpoint, &key).await;
+    let proxy = duet_test_support::Proxy::start(server.addr).await;
+    let bob_cfg = config(&proxy.base_url(), "bob", &server.usersig("bob"), Platform::IPhone).device("bob-iphone");
+    let (bob, mut bob_events, _) = connect_synced(bob_cfg).await;
+    let apns = PushConfig { provider: "apns".into(), token: IPHONE_TOKEN.into(), ..PushConfig::default() };
+    bob.set_offline_push_config(apns).await.expect("registering");
+    bob.do_background(0).await.expect("going to the background");
+    let alice = device(&server, "alice", Platform::Pc, "alice-pc").await;
+
+    send(&alice, "bob", "one").await;
+    assert_eq!(common::next_message(&mut bob_events).await.text(), "one", "over the connection");
+    assert_eq!(received(&endpoint, 1, to_apns).await[0].json()["aps"]["alert"]["body"], "one", "and as a push");
+
+    // A new connection starts in the foreground: the SDK tells the server again that the app is not.
+    proxy.sever();
+    common::until_sync_complete(&mut bob_events).await;
+    send(&alice, "bob", "two").await;
+    assert_eq!(common::next_message(&mut bob_events).await.text(), "two");
+    assert_eq!(received(&endpoint, 2, to_apns).await[1].json()["aps"]["alert"]["body"], "two");
+
+    // Back in the foreground: the connection only.
+    bob.do_foreground().await.expect("coming back");
+    send(&alice, "bob", "three").await;
+    assert_eq!(common::next_message(&mut bob_events).await.text(), "three");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(endpoint.requests().iter().filter(|r| to_apns(r)).count(), 2, "no push in the foreground");
+}
