@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::accounts::{Accounts, AppIdentity};
+use crate::callbacks::BeforeSendHook;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::hub::{Hub, LoginPolicy};
@@ -57,6 +58,18 @@ impl CoreConfig {
     }
 }
 
+/// What the domain reaches outside itself through, each optional: uploaded files, push providers, the
+/// app backend's before-send callback.
+#[derive(Default)]
+pub struct Adapters {
+    /// Uploaded files, when the server serves them.
+    pub media: Option<Arc<Media>>,
+    /// The push providers configured (none: nothing is pushed).
+    pub push: Vec<Arc<dyn Provider>>,
+    /// The app backend's `C2C.CallbackBeforeSendMsg`, when configured.
+    pub before_send: Option<Arc<dyn BeforeSendHook>>,
+}
+
 /// The domain: one of each service, and the hub of live sessions they share.
 pub struct Core {
     config: CoreConfig,
@@ -73,15 +86,15 @@ pub struct Core {
 }
 
 impl Core {
-    /// Opens the domain over `store` (and `media`, when the server serves uploaded files): loads
+    /// Opens the domain over `store` and its `adapters` (media, push providers, callbacks): loads
     /// revocations, makes sure every admin account exists, and sends what the store commits to the hub.
     pub async fn open(
         config: CoreConfig,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        media: Option<Arc<Media>>,
-        push_providers: Vec<Arc<dyn Provider>>,
+        adapters: Adapters,
     ) -> Result<Core, Error> {
+        let Adapters { media, push: push_providers, before_send } = adapters;
         let hub = Arc::new(Hub::default());
         let fanout = Fanout::default();
         fanout.subscribe(hub.clone());
@@ -130,6 +143,7 @@ impl Core {
             relations.clone(),
             media.clone(),
             push.clone(),
+            before_send,
             fanout.clone(),
             retention,
         );

@@ -24,6 +24,10 @@ pub enum Error {
     /// The permission policy refused a client send.
     #[error(transparent)]
     Refused(#[from] SendRefusal),
+    /// The app's before-send callback refused the send, with this code (Tencent's 20006, the backend's
+    /// own, or 80003 when the backend failed and the server refuses then).
+    #[error("refused by the app's backend ({code}): {info}")]
+    CallbackRefused { code: u32, info: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -18,6 +18,7 @@
 //! implements), [`error`], [`model`] (plain data), [`usersig`] (Tencent's UserSig v2), [`clock`].
 
 pub mod accounts;
+pub mod callbacks;
 pub mod clock;
 pub mod error;
 pub mod hub;
@@ -34,6 +35,6 @@ pub mod usersig;
 mod core;
 
 pub use crate::accounts::AuthError;
-pub use crate::core::{Core, CoreConfig};
+pub use crate::core::{Adapters, Core, CoreConfig};
 pub use crate::error::Error;
 pub use crate::sessions::{LoggedIn, LoginError};

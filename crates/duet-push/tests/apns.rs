@@ -206,8 +206,10 @@ async fn each_answer_maps_to_its_outcome() {
                 a
             }
             "aa07" => reason(413, "PayloadTooLarge"),
-            "aa08" => Answer { status: 500, headers: Vec::new(), body: "<html>oops</html>".into() },
-            "aa09" => Answer { status: 400, headers: Vec::new(), body: "not json".into() },
+            "aa08" => Answer { body: "<html>oops</html>".into(), ..Answer::empty(500) },
+            "aa09" => {
+                Answer { status: 400, headers: Vec::new(), body: "not json".into(), delay: std::time::Duration::ZERO }
+            }
             "aa0a" => reason(403, "InvalidProviderToken"),
             "aa0b" => reason(403, "ExpiredProviderToken"),
             _ => reason(400, "BadPath"),

@@ -288,8 +288,18 @@ async fn each_answer_maps_to_its_outcome() {
         }
         "quota" => error(429, "QUOTA_EXCEEDED", "Quota exceeded."),
         "internal" => error(500, "INTERNAL", "Internal error."),
-        "html-502" => Answer { status: 502, headers: Vec::new(), body: "<html>Bad Gateway</html>".into() },
-        "html-400" => Answer { status: 400, headers: Vec::new(), body: "<html>Bad Request</html>".into() },
+        "html-502" => Answer {
+            status: 502,
+            headers: Vec::new(),
+            body: "<html>Bad Gateway</html>".into(),
+            delay: std::time::Duration::ZERO,
+        },
+        "html-400" => Answer {
+            status: 400,
+            headers: Vec::new(),
+            body: "<html>Bad Request</html>".into(),
+            delay: std::time::Duration::ZERO,
+        },
         _ => Answer::empty(500),
     })
     .await;

@@ -169,7 +169,12 @@ async fn each_answer_maps_to_its_outcome() {
     let answer = next.clone();
     let endpoint = start(move |_| {
         let (status, body) = answer.lock().unwrap().clone();
-        Answer { status, headers: vec![("content-type", "application/json".into())], body }
+        Answer {
+            status,
+            headers: vec![("content-type", "application/json".into())],
+            body,
+            delay: std::time::Duration::ZERO,
+        }
     })
     .await;
     let p = provider(&config(&endpoint, json!({})));

@@ -107,9 +107,19 @@ async fn each_answer_maps_to_its_outcome() {
     let endpoint = Endpoint::start(|r| match r.json()["token"].as_str().unwrap() {
         "ok" => Answer::empty(200),
         "gone" => Answer::json(410, json!({"error": "unknown token"})),
-        "busy" => Answer { status: 503, headers: vec![("retry-after", "7".into())], body: String::new() },
+        "busy" => Answer {
+            status: 503,
+            headers: vec![("retry-after", "7".into())],
+            body: String::new(),
+            delay: std::time::Duration::ZERO,
+        },
         "limited" => Answer::empty(429),
-        "broken" => Answer { status: 500, headers: Vec::new(), body: "<html>oops</html>".into() },
+        "broken" => Answer {
+            status: 500,
+            headers: Vec::new(),
+            body: "<html>oops</html>".into(),
+            delay: std::time::Duration::ZERO,
+        },
         "rejected" => Answer::json(400, json!({"error": "bad request"})),
         _ => Answer::empty(404),
     })

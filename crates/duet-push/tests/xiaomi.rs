@@ -119,10 +119,10 @@ async fn each_answer_maps_to_its_outcome() {
         "none-valid" => code(20301, "No valid targets!"),
         "busy" => code(10002, "system busy"),
         "too-often" => code(10027, "API called too often"),
-        "down" => Answer { status: 503, headers: vec![("retry-after", "60".into())], body: String::new() },
+        "down" => Answer { status: 503, headers: vec![("retry-after", "60".into())], body: String::new(), delay: std::time::Duration::ZERO },
         "quota" => code(10034, "too many messages today"),
         "auth" => code(21301, "authentication failed"),
-        "html" => Answer { status: 200, headers: Vec::new(), body: "<html>maintenance</html>".into() },
+        "html" => Answer { status: 200, headers: Vec::new(), body: "<html>maintenance</html>".into(), delay: std::time::Duration::ZERO },
         _ => code(99999, "something else"),
     })
     .await;

@@ -60,6 +60,8 @@ pub struct FileConfig {
     pub rate_limits: Option<RateLimitsFileConfig>,
     /// Offline push (`[push]`, and each provider's `[push.<provider>]`: `docs/push.md`).
     pub push: Option<PushFileConfig>,
+    /// The app backend's callbacks (`[callbacks]`: `docs/callbacks.md`).
+    pub callbacks: Option<duet_callback::CallbacksConfig>,
 }
 
 /// The `[push]` table: how pushes are sent, and each provider's section, whose presence turns it on.
@@ -337,6 +339,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// The push providers to start (none by default: nothing is pushed).
     pub push_providers: ProvidersConfig,
+    /// Where the app backend's callbacks go (none by default).
+    pub callbacks: Option<duet_callback::CallbacksConfig>,
 }
 
 /// What one user or one address may do in a given time, against floods and guessing
@@ -481,6 +485,7 @@ impl Config {
             http: HttpLimits::default(),
             rate_limits: RateLimits::default(),
             push_providers: ProvidersConfig::default(),
+            callbacks: None,
         }
     }
 }

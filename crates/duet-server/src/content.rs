@@ -57,6 +57,20 @@ impl Content for WireContent<'_> {
         if crate::media::describe(self.media_base, &mut self.body, items) { self.check() } else { Ok(()) }
     }
 
+    fn shown(&self) -> (String, String) {
+        (self.encoded.clone().unwrap_or_else(|| "[]".into()), self.cloud_custom_data.clone())
+    }
+
+    fn rewrite(&mut self, body: Option<Value>, cloud_custom_data: Option<String>) -> Result<(), ApiError> {
+        if let Some(body) = body {
+            self.body = duet_proto::elem::parse_msg_body(Some(&body))?;
+        }
+        if let Some(data) = cloud_custom_data {
+            self.cloud_custom_data = data;
+        }
+        self.check()
+    }
+
     fn encode(self) -> Encoded {
         Encoded {
             body: self.encoded.unwrap_or_else(|| "[]".into()),

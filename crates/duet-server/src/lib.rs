@@ -49,6 +49,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("push: {0}")]
     Push(#[from] duet_push::ConfigError),
+    #[error("callbacks: {0}")]
+    Callbacks(#[from] duet_callback::ConfigError),
 }
 
 /// Binds a listener for [`run`] with a deep accept queue (4096), so login bursts are not dropped.
@@ -91,7 +93,17 @@ pub async fn run(
             .map_err(|e| ServerError::Io(std::io::Error::other(e)))??
     };
     let providers = config.push_providers.providers()?;
-    let core = Arc::new(Core::open(config.core.clone(), store, clock, Some(media.clone()), providers).await?);
+    let before_send = match &config.callbacks {
+        Some(c) => {
+            let callbacks = duet_callback::Callbacks::new(c.clone(), config.core.sdkappid)?;
+            callbacks
+                .before_send_enabled()
+                .then(|| Arc::new(callbacks) as Arc<dyn duet_core::callbacks::BeforeSendHook>)
+        }
+        None => None,
+    };
+    let adapters = duet_core::Adapters { media: Some(media.clone()), push: providers, before_send };
+    let core = Arc::new(Core::open(config.core.clone(), store, clock, adapters).await?);
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
 

@@ -19,7 +19,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, 
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use duet_core::hub::{KickReason, Outbound, Session, SessionKind};
-use duet_core::messages::{Draft, Origin, Prepared, SendError};
+use duet_core::messages::{CallbackSource, Draft, Origin, Prepared, SendError};
 use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, SenderCopy, StoredMessage};
 use duet_core::push::{RegisterError, Registration};
 use duet_core::usersig::Claims;
@@ -120,6 +120,7 @@ async fn run(state: WsState, mut socket: WebSocket, ip: IpAddr, media_base: Stri
         deadline,
         session: logged_in,
         claims,
+        ip,
         media_base,
         resume_at: None,
     };
@@ -314,6 +315,8 @@ struct Connection {
     deadline: Duration,
     session: Session,
     claims: Claims,
+    /// The client's address (`ClientIP` of the app's callbacks).
+    ip: IpAddr,
     /// `scheme://authority` of the download URLs this connection's sends carry (`media::Urls`).
     media_base: String,
     /// After a send over the user's rate: the connection is not read until then (at most
@@ -416,7 +419,12 @@ impl Connection {
                         // when first polled below. So a connection's sends are stored in frame order.
                         if let ClientFrame::Send { .. } = frame {
                             let user = self.session.user.clone();
-                            let mut work: Work = match prepare(&self.core, &self.media_base, user, frame).await {
+                            let source = CallbackSource {
+                                platform: duet_core::callbacks::opt_platform(self.session.platform),
+                                client_ip: Some(self.ip.to_string()),
+                            };
+                            let prepared = prepare(&self.core, &self.media_base, user, source, frame).await;
+                            let mut work: Work = match prepared {
                                 Ok((id, prepared)) => Box::pin(commit(self.core.clone(), id, prepared)),
                                 Err((id, e)) => return self.put(&error(id, e.code, e.info)).await,
                             };
@@ -609,6 +617,7 @@ async fn prepare(
     core: &Core,
     media_base: &str,
     user: String,
+    source: CallbackSource,
     frame: ClientFrame,
 ) -> Result<(u64, Prepared), (u64, ApiError)> {
     let ClientFrame::Send { id, to, seq, random, body, cloud_custom_data, online_only, push } = frame else {
@@ -628,6 +637,7 @@ async fn prepare(
         no_unread: false,
         no_last_msg: false,
         need_read_receipt: false,
+        callback: Some(source),
     };
     match core.messages().prepare_send(Origin::Client, draft).await {
         Ok(prepared) => Ok((id, prepared)),

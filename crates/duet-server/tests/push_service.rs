@@ -52,8 +52,14 @@ impl World {
         let store = duet_server::open_store(&config).expect("opening the store");
         let clock = Arc::new(ManualClock::new(T0_MS));
         let apns = Arc::new(Recorder { kind: ProviderKind::Apns, got: Mutex::default(), script: Mutex::new(script) });
-        let core =
-            Core::open(config.core.clone(), store.clone(), clock.clone(), None, vec![apns.clone()]).await.unwrap();
+        let core = Core::open(
+            config.core.clone(),
+            store.clone(),
+            clock.clone(),
+            duet_core::Adapters { push: vec![apns.clone()], ..Default::default() },
+        )
+        .await
+        .unwrap();
         let accounts = ["alice", "bob"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None });
         core.accounts().import(accounts.into()).await.unwrap();
         core.accounts()
@@ -82,6 +88,7 @@ impl World {
             no_unread: false,
             no_last_msg: false,
             need_read_receipt: false,
+            callback: None,
         };
         self.core.messages().send(Origin::Client, draft).await.unwrap();
     }

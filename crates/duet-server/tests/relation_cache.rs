@@ -19,9 +19,10 @@ async fn core(friends_only: bool) -> (Core, tempfile::TempDir) {
     let mut config = duet_server::Config::new(SDKAPPID, SECRET_KEY, dir.path());
     config.core.permissions = Permissions { friends_only, ..Permissions::default() };
     let store = duet_server::open_store(&config).expect("opening the store");
-    let core = Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), None, Vec::new())
-        .await
-        .expect("opening");
+    let core =
+        Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), duet_core::Adapters::default())
+            .await
+            .expect("opening");
     let accounts = ["alice", "bob"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None });
     core.accounts().import(accounts.into()).await.expect("importing");
     (core, dir)
@@ -42,6 +43,7 @@ fn text(from: &str, to: &str) -> Draft<Encoded> {
         no_unread: false,
         no_last_msg: false,
         need_read_receipt: false,
+        callback: None,
     }
 }
 
@@ -159,9 +161,10 @@ async fn relation_writes_racing_an_account_deletion_leave_nothing_behind() {
     drop(core);
     let config = duet_server::Config::new(SDKAPPID, SECRET_KEY, dir.path());
     let store = duet_server::open_store(&config).expect("reopening the store");
-    let fresh = Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), None, Vec::new())
-        .await
-        .expect("opening");
+    let fresh =
+        Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), duet_core::Adapters::default())
+            .await
+            .expect("opening");
     assert!(fresh.relations().friends("alice").await.unwrap().iter().all(|f| f.peer == "bob"));
     assert!(fresh.relations().blacklist("bob").await.unwrap().is_empty());
     assert!(fresh.relations().friend_requests("bob").await.unwrap().1.is_empty());

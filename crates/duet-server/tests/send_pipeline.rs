@@ -16,9 +16,10 @@ async fn core() -> (Core, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let config = duet_server::Config::new(SDKAPPID, SECRET_KEY, dir.path());
     let store = duet_server::open_store(&config).expect("opening the store");
-    let core = Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), None, Vec::new())
-        .await
-        .expect("opening");
+    let core =
+        Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), duet_core::Adapters::default())
+            .await
+            .expect("opening");
     let accounts = ["alice", "bob", "carol"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None });
     core.accounts().import(accounts.into()).await.expect("importing");
     (core, dir)
@@ -49,6 +50,16 @@ impl Content for Recorded {
         Ok(())
     }
 
+    fn shown(&self) -> (String, String) {
+        self.calls.lock().unwrap().push("shown");
+        (String::new(), String::new())
+    }
+
+    fn rewrite(&mut self, _: Option<serde_json::Value>, _: Option<String>) -> Result<(), &'static str> {
+        self.calls.lock().unwrap().push("rewrite");
+        Ok(())
+    }
+
     fn encode(self) -> Encoded {
         self.calls.lock().unwrap().push("encode");
         Encoded {
@@ -70,6 +81,7 @@ fn draft<C>(from: &str, to: &str, random: u32, content: C, lifetime_secs: u32) -
         no_unread: false,
         no_last_msg: false,
         need_read_receipt: false,
+        callback: None,
     }
 }
 

@@ -47,15 +47,23 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
+    /// How long the endpoint waits before answering (a slow backend).
+    pub delay: std::time::Duration,
 }
 
 impl Answer {
+    /// The same answer, `delay` later.
+    pub fn after(self, delay: std::time::Duration) -> Answer {
+        Answer { delay, ..self }
+    }
+
     pub fn json(status: u16, body: serde_json::Value) -> Answer {
-        Answer { status, headers: vec![("content-type", "application/json".into())], body: body.to_string() }
+        let headers = vec![("content-type", "application/json".into())];
+        Answer { status, headers, body: body.to_string(), delay: std::time::Duration::ZERO }
     }
 
     pub fn empty(status: u16) -> Answer {
-        Answer { status, headers: Vec::new(), body: String::new() }
+        Answer { status, headers: Vec::new(), body: String::new(), delay: std::time::Duration::ZERO }
     }
 }
 
@@ -81,6 +89,7 @@ impl Endpoint {
                     let req = Recorded { method, version, uri, headers, body };
                     let a = answer(&req);
                     log.lock().unwrap().push(req);
+                    tokio::time::sleep(a.delay).await;
                     let mut res: Response = a.body.into_response();
                     *res.status_mut() = StatusCode::from_u16(a.status).unwrap();
                     for (k, v) in a.headers {

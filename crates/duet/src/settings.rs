@@ -63,6 +63,9 @@ pub struct AppArgs {
     /// are not limited) [default: 20, bursts of 100]
     #[arg(long, env = "DUET_SENDS_PER_SEC", value_name = "N")]
     sends_per_sec: Option<u32>,
+    /// Where the app backend's callbacks go (`[callbacks] url`; with only this, every callback is on)
+    #[arg(long, env = "DUET_CALLBACK_URL", value_name = "URL")]
+    callback_url: Option<String>,
 }
 
 pub struct Settings {
@@ -234,6 +237,16 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     let mut rate_limits = file.rate_limits.clone().unwrap_or_default();
     rate_limits.sends_per_sec = args.sends_per_sec.or(rate_limits.sends_per_sec);
     config.rate_limits = config::RateLimits::from_file(&rate_limits).map_err(anyhow::Error::msg)?;
+    let callback_url = args.callback_url.clone().filter(|u| !u.is_empty());
+    config.callbacks = match (file.callbacks.clone(), callback_url) {
+        (Some(mut c), Some(url)) => {
+            c.url = url;
+            Some(c)
+        }
+        (Some(c), None) => Some(c),
+        (None, Some(url)) => Some(duet_callback::CallbacksConfig::new(url)),
+        (None, None) => None,
+    };
     if let Some(push) = &file.push {
         push.apply(&mut config.core.push).map_err(anyhow::Error::msg)?;
         config.push_providers = push.providers();

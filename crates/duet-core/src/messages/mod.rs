@@ -8,6 +8,7 @@ pub mod send;
 use std::sync::Arc;
 
 use crate::accounts::Accounts;
+use crate::callbacks::BeforeSendHook;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::media::Media;
@@ -16,7 +17,7 @@ use crate::push::Pusher;
 use crate::relations::Relations;
 use crate::store::{self, Cutoffs, Imported, Store, Withdrawn};
 pub use fanout::{Fanout, Subscriber};
-pub use send::{Content, Draft, Encoded, Origin, Prepared, SendError};
+pub use send::{CallbackSource, Content, Draft, Encoded, Origin, Prepared, SendError};
 
 /// How long messages and their traces are kept, and how many conversations.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +39,8 @@ pub struct Messages {
     relations: Arc<Relations>,
     media: Option<Arc<Media>>,
     push: Arc<Pusher>,
+    /// The app's before-send callback, when configured.
+    before_send: Option<Arc<dyn BeforeSendHook>>,
     fanout: Fanout,
     retention: Retention,
 }
@@ -51,10 +54,11 @@ impl Messages {
         relations: Arc<Relations>,
         media: Option<Arc<Media>>,
         push: Arc<Pusher>,
+        before_send: Option<Arc<dyn BeforeSendHook>>,
         fanout: Fanout,
         retention: Retention,
     ) -> Messages {
-        Messages { store, clock, accounts, relations, media, push, fanout, retention }
+        Messages { store, clock, accounts, relations, media, push, before_send, fanout, retention }
     }
 
     /// The last sequence number of `user`'s sync log.

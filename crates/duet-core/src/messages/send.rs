@@ -2,7 +2,9 @@
 //!
 //! 1. **validate**: the content checks its limits and encodes itself ([`Content::validate`]);
 //! 2. **permit**: for a user's send, the permission policy (friends-only, blacklists), which may refuse
-//!    the message or drop it silently; the admin's sends pass;
+//!    the message or drop it silently; the admin's sends pass; then the app's before-send callback
+//!    ([`crate::callbacks`], for a send that names its [`CallbackSource`]), which may refuse, drop or
+//!    rewrite it (a rewritten content is checked again);
 //! 3. **media grants**: the uploads the message names are granted to the sender and to the recipients
 //!    it reaches, and the content takes the server's description of them ([`Content::describe`]);
 //! 4. **store**: the commit ([`Prepared::commit`]); a retry within the dedup window is answered with
@@ -22,6 +24,7 @@
 use std::sync::Arc;
 
 use super::Messages;
+use crate::callbacks::{BeforeSendMsg, BeforeSendVerdict};
 use crate::error::Error;
 use crate::media::{AttachError, MediaItem};
 use crate::model::{Delivery, Outgoing, TAG_IMAGE, TAG_NICK};
@@ -49,6 +52,16 @@ pub trait Content: Send {
     /// Takes the server's description of the uploads (one per id of [`Content::uploads`]; `None` for an
     /// id Duet does not hold) and checks its limits again if that changed it: they hold for what is stored.
     fn describe(&mut self, items: Vec<Option<MediaItem>>) -> Result<(), Self::Error>;
+    /// What the app's before-send callback is shown: `MsgBody` as compact JSON, and `CloudCustomData`.
+    /// Called after [`Content::validate`].
+    fn shown(&self) -> (String, String);
+    /// Takes the `MsgBody` (a JSON array) and `CloudCustomData` the app's backend returned in place of the
+    /// message's (either may be absent), checked as a client's content is.
+    fn rewrite(
+        &mut self,
+        body: Option<serde_json::Value>,
+        cloud_custom_data: Option<String>,
+    ) -> Result<(), Self::Error>;
     /// The stored form, as validated.
     fn encode(self) -> Encoded;
 }
@@ -80,6 +93,24 @@ impl Content for Encoded {
         Ok(())
     }
 
+    fn shown(&self) -> (String, String) {
+        (self.body.clone(), self.cloud_custom_data.clone())
+    }
+
+    fn rewrite(
+        &mut self,
+        body: Option<serde_json::Value>,
+        cloud_custom_data: Option<String>,
+    ) -> Result<(), Self::Error> {
+        if let Some(body) = body {
+            self.body = body.to_string();
+        }
+        if let Some(data) = cloud_custom_data {
+            self.cloud_custom_data = data;
+        }
+        Ok(())
+    }
+
     fn encode(self) -> Encoded {
         self
     }
@@ -100,6 +131,17 @@ pub struct Draft<C> {
     pub no_unread: bool,
     pub no_last_msg: bool,
     pub need_read_receipt: bool,
+    /// Where the send came from, for the app's before-send callback; `None`: no callback (a batch send, a
+    /// message marked `ForbidBeforeSendMsgCallback`, a tool's).
+    pub callback: Option<CallbackSource>,
+}
+
+/// Where a send came from, as the before-send callback tells the app's backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackSource {
+    /// Tencent's `OptPlatform` (see [`crate::callbacks::opt_platform`]); `RESTAPI` for the admin API.
+    pub platform: &'static str,
+    pub client_ip: Option<String>,
 }
 
 /// Why a send was refused before it was stored.
@@ -150,6 +192,7 @@ impl Messages {
             no_unread,
             no_last_msg,
             need_read_receipt,
+            callback,
         } = draft;
         // 1. Validate.
         content.validate().map_err(SendError::Content)?;
@@ -164,6 +207,30 @@ impl Messages {
             let (verdict, exists) = self.relations.permit(&from, one).await?;
             recipient_exists = exists;
             dropped = verdict == Verdict::Drop;
+        }
+        // The app's before-send callback, which may refuse, drop or rewrite what the policy let through.
+        if let (false, Some(hook), Some(source), [one]) = (dropped, &self.before_send, callback, &to[..]) {
+            let (body, cloud_custom_data) = content.shown();
+            let msg = BeforeSendMsg {
+                from: from.clone(),
+                to: one.clone(),
+                seq: seq.unwrap_or(0),
+                random,
+                time: self.clock.now_secs(),
+                online_only: lifetime_secs == 0,
+                body,
+                cloud_custom_data,
+                platform: source.platform,
+                client_ip: source.client_ip,
+            };
+            match hook.before_send(msg).await {
+                BeforeSendVerdict::Allow { body: None, cloud_custom_data: None } => {}
+                BeforeSendVerdict::Allow { body, cloud_custom_data } => {
+                    content.rewrite(body, cloud_custom_data).map_err(SendError::Content)?;
+                }
+                BeforeSendVerdict::Refuse { code, info } => return Err(Error::CallbackRefused { code, info }.into()),
+                BeforeSendVerdict::Drop => dropped = true,
+            }
         }
         // 3. Media grants: only to the participants the message reaches.
         if !dropped {

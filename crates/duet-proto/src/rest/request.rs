@@ -338,6 +338,8 @@ pub struct OutgoingMessage {
     /// `OfflinePushInfo`, kept verbatim for offline push.
     pub offline_push_info: Option<Value>,
     pub need_read_receipt: bool,
+    /// `ForbidCallbackControl` holds `ForbidBeforeSendMsgCallback`: no before-send callback for this one.
+    pub forbid_before_send: bool,
     /// `body` as the compact JSON [`OutgoingMessage::check`] measured when the request was read.
     pub body_json: String,
 }
@@ -359,6 +361,7 @@ impl OutgoingMessage {
             f.opt_u32("MsgLifeTime", code::MSG_LIFETIME_INVALID)?.unwrap_or(MAX_MSG_LIFETIME).min(MAX_MSG_LIFETIME);
         let online_only = f.opt_u32("OnlineOnlyFlag", code::MSG_JSON_PARSE)? == Some(1);
         let controls = f.opt_strings("SendMsgControl", code::MSG_JSON_PARSE)?;
+        let forbid_callbacks = f.opt_strings("ForbidCallbackControl", code::MSG_JSON_PARSE)?;
         let offline_push_info = match f.given(&["OfflinePushInfo"]) {
             None => None,
             Some(v @ Value::Object(_)) => Some(v.clone()),
@@ -379,6 +382,7 @@ impl OutgoingMessage {
             no_last_msg: controls.iter().any(|c| c == "NoLastMsg"),
             offline_push_info,
             need_read_receipt: f.opt_u32("IsNeedReadReceipt", code::MSG_JSON_PARSE)? == Some(1),
+            forbid_before_send: forbid_callbacks.iter().any(|c| c == "ForbidBeforeSendMsgCallback"),
             body_json: String::new(),
         };
         msg.body_json = msg.check()?;

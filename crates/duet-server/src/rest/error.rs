@@ -118,6 +118,7 @@ fn shared(e: Error, service: Service) -> ApiError {
         ),
         Error::Relation(e) => ApiError::new(relation(e).0, e.to_string()),
         Error::Refused(r) => refusal(r),
+        Error::CallbackRefused { code, info } => ApiError::new(code, info),
         Error::Store(e) => {
             tracing::error!(error = %e, ?service, "storage failure");
             internal(service)

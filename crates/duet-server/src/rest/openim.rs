@@ -2,7 +2,7 @@
 //! (`duet_core::messages::send`), history, recall, read marks, unread counts and online status.
 
 use duet_core::hub::Presence;
-use duet_core::messages::{Content, Draft, Encoded, Origin, SendError};
+use duet_core::messages::{CallbackSource, Content, Draft, Encoded, Origin, SendError};
 use duet_core::model::{self, HistoryQuery, MsgKey, Platform, SenderCopy};
 use duet_proto::rest::request::{self as req, SyncOtherMachine};
 use duet_proto::rest::response::*;
@@ -19,7 +19,13 @@ const MAX_ROAM_PAGE: usize = 100;
 /// `sendmsg`: a message to one account.
 pub(super) async fn sendmsg(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
     let r = req::SendMsg::parse(body)?;
-    let sent = send(ctx, draft(ctx, vec![r.to.clone()], r.msg)).await?;
+    let forbid_before_send = r.msg.forbid_before_send;
+    let mut draft = draft(ctx, vec![r.to.clone()], r.msg);
+    // `sendmsg` passes the app's before-send callback, unless the message forbids it; `batchsendmsg` never.
+    if !forbid_before_send {
+        draft.callback = Some(CallbackSource { platform: "RESTAPI", client_ip: None });
+    }
+    let sent = send(ctx, draft).await?;
     if !sent.failed.is_empty() {
         return Err(error::core(ctx.command, ctx.service, duet_core::Error::NoSuchAccount(r.to)));
     }
@@ -211,5 +217,6 @@ fn draft<'a>(ctx: Ctx<'a>, to: Vec<String>, m: req::OutgoingMessage) -> Draft<Wi
         no_unread: m.no_unread,
         no_last_msg: m.no_last_msg,
         need_read_receipt: m.need_read_receipt,
+        callback: None,
     }
 }
