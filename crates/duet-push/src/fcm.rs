@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 
 use crate::jwt::{Signer, unix_now};
 use crate::reply::{self, Reply};
-use crate::token::CachedToken;
+use crate::token::{Attempt, CachedToken};
 use crate::{Clients, ConfigError};
 
 const SEND_URL: &str = "https://fcm.googleapis.com";
@@ -104,7 +104,7 @@ impl Fcm {
             client_email: account.client_email,
             key_id: account.private_key_id.filter(|k| !k.is_empty()),
             signer,
-            token: CachedToken::default(),
+            token: CachedToken::new(ProviderKind::Fcm, "access token"),
         })
     }
 
@@ -151,33 +151,33 @@ impl Fcm {
         }
     }
 
-    async fn deliver(&self, target: &Target, n: &Notification) -> Outcome {
-        let body = message(target, n).to_string();
-        let mut renewed = false;
-        loop {
-            let token = match self.token.get(|| self.fetch_token()).await {
-                Ok(token) => token,
-                Err(outcome) => return outcome,
-            };
-            let request = self
-                .client
-                .post(&self.send_url)
-                .bearer_auth(&token)
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone());
-            let reply = match reply::send(request).await {
-                Ok(reply) => reply,
-                Err(outcome) => return outcome,
-            };
-            let error = reply.json::<ErrorBody>().map(|b| b.error);
-            let code = error.as_ref().and_then(FcmError::code);
-            if reply.status == 401 && !renewed && code != Some("THIRD_PARTY_AUTH_ERROR") {
-                self.token.invalidate(&token).await;
-                renewed = true;
-                continue;
-            }
-            return outcome(&reply, error.as_ref());
+    async fn attempt(&self, token: &str, body: &str) -> Attempt {
+        let request = self
+            .client
+            .post(&self.send_url)
+            .bearer_auth(token)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_owned());
+        let reply = match reply::send(request).await {
+            Ok(reply) => reply,
+            Err(outcome) => return Attempt::Done(outcome),
+        };
+        let error = reply.json::<ErrorBody>().map(|b| b.error);
+        let code = error.as_ref().and_then(FcmError::code);
+        let outcome = outcome(&reply, error.as_ref());
+        // A 401 refuses the access token, but for THIRD_PARTY_AUTH_ERROR: the app's APNs credential.
+        if reply.status == 401 && code != Some("THIRD_PARTY_AUTH_ERROR") {
+            return Attempt::Renew(match outcome {
+                Outcome::Retry { reason, .. } | Outcome::InvalidToken { reason } | Outcome::Failed { reason } => reason,
+                Outcome::Sent => "FCM answered 401".into(),
+            });
         }
+        Attempt::Done(outcome)
+    }
+
+    async fn deliver(&self, target: &Target, n: &Notification) -> Outcome {
+        let body = &message(target, n).to_string();
+        self.token.renewing_once(|| self.fetch_token(), |token| async move { self.attempt(&token, body).await }).await
     }
 }
 
@@ -248,7 +248,7 @@ impl FcmError {
     }
 }
 
-/// What an answer other than a first 401 means.
+/// What an answer means (but for the 401 that `attempt` takes as a refused access token).
 fn outcome(reply: &Reply, error: Option<&FcmError>) -> Outcome {
     if reply.status.is_success() {
         return Outcome::Sent;

@@ -9,14 +9,15 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use duet_core::push::{Notification, Outcome, Provider, ProviderKind, Target, redact};
+use duet_core::push::{Notification, Outcome, Provider, ProviderKind, Target};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::token::CachedToken;
-use crate::{Clients, ConfigError};
+use crate::reply::{self, Reply, retry};
+use crate::token::{self, Attempt, CachedToken};
+use crate::{Clients, ConfigError, check_url};
 
 const URL: &str = "https://push-api.cloud.huawei.com";
 const TOKEN_URL: &str = "https://oauth-login.cloud.huawei.com/oauth2/v3/token";
@@ -100,14 +101,6 @@ fn invalid(message: String) -> ConfigError {
     ConfigError::Provider { provider: "huawei", message }
 }
 
-fn check_url(field: &str, url: &str) -> Result<(), ConfigError> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-        Ok(_) => Err(invalid(format!("{field} {url:?} is not an http(s) URL"))),
-        Err(e) => Err(invalid(format!("{field} {url:?}: {e}"))),
-    }
-}
-
 impl Huawei {
     pub fn new(config: &HuaweiConfig, clients: &Clients) -> Result<Huawei, ConfigError> {
         if config.app_id.trim().is_empty() {
@@ -126,9 +119,10 @@ impl Huawei {
         if config.badge_class.as_deref().is_some_and(|c| c.trim().is_empty()) {
             return Err(invalid("badge_class is empty (leave it out to set no badge)".into()));
         }
-        check_url("url", &config.url)?;
-        check_url("token_url", &config.token_url)?;
-        Ok(Huawei { http: clients.any.clone(), config: config.clone(), client_id, token: CachedToken::default() })
+        check_url("huawei", "url", &config.url)?;
+        check_url("huawei", "token_url", &config.token_url)?;
+        let token = CachedToken::new(ProviderKind::Huawei, "access token");
+        Ok(Huawei { http: clients.any.clone(), config: config.clone(), client_id, token })
     }
 
     /// The request body for one device.
@@ -169,104 +163,45 @@ impl Huawei {
     }
 
     async fn fetch_token(&self) -> Result<(String, Duration), Outcome> {
-        let form = form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "client_credentials")
-            .append_pair("client_id", &self.client_id)
-            .append_pair("client_secret", &self.config.client_secret)
-            .finish();
-        let response = self
-            .http
-            .post(&self.config.token_url)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| retry(format!("token request: {e}")))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| retry(format!("token answer: {e}")))?;
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(retry(format!("token request: HTTP {status}")));
-        }
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        match body.get("access_token").and_then(Value::as_str) {
-            Some(token) if !token.is_empty() && status.is_success() => {
-                let lifetime = body.get("expires_in").and_then(Value::as_u64).unwrap_or(3600);
-                Ok((token.to_owned(), Duration::from_secs(lifetime)))
-            }
-            _ if status.is_success() => Err(retry("token answer without access_token".into())),
-            _ => {
-                let detail = body.get("error_description").or_else(|| body.get("error")).map(Value::to_string);
-                let reason = format!("token request rejected: HTTP {status} {}", detail.unwrap_or_default());
-                Err(Outcome::Failed { reason })
-            }
-        }
+        token::client_credentials(&self.http, &self.config.token_url, &self.client_id, &self.config.client_secret).await
     }
 
-    async fn attempt(&self, access_token: &str, app_id: &str, body: &Value, target: &Target) -> Attempt {
+    async fn attempt(&self, access_token: &str, app_id: &str, body: &str, target: &Target) -> Attempt {
         let url = format!("{}/v1/{app_id}/messages:send", self.config.url.trim_end_matches('/'));
-        let sent = self
+        let request = self
             .http
             .post(url)
             .header(AUTHORIZATION, format!("Bearer {access_token}"))
             .header(CONTENT_TYPE, "application/json; charset=UTF-8")
-            .body(body.to_string())
-            .send()
-            .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => return Attempt::Done(retry(format!("request: {e}"))),
-        };
-        let status = response.status();
-        match response.text().await {
-            Ok(text) => classify(status, &text, &target.token),
-            Err(e) => Attempt::Done(retry(format!("answer: {e}"))),
+            .body(body.to_owned());
+        match reply::send(request).await {
+            Ok(reply) => classify(&reply, &target.token),
+            Err(outcome) => Attempt::Done(outcome),
         }
     }
 
     async fn deliver(&self, target: &Target, n: &Notification) -> Outcome {
-        let body = self.message(target, n);
+        let body = &self.message(target, n).to_string();
         let app_id = target.app_id.as_deref().filter(|a| !a.is_empty()).unwrap_or(&self.config.app_id);
-        let mut renewed = false;
-        loop {
-            let access_token = match self.token.get(|| self.fetch_token()).await {
-                Ok(t) => t,
-                Err(outcome) => return outcome,
-            };
-            match self.attempt(&access_token, app_id, &body, target).await {
-                Attempt::Done(outcome) => return outcome,
-                Attempt::Renew(reason) if !renewed => {
-                    tracing::debug!(provider = "huawei", %reason, "renewing the access token");
-                    self.token.invalidate(&access_token).await;
-                    renewed = true;
-                }
-                Attempt::Renew(reason) => {
-                    return Outcome::Failed { reason: format!("access token refused after renewal: {reason}") };
-                }
-            }
-        }
+        self.token
+            .renewing_once(
+                || self.fetch_token(),
+                |access_token| async move { self.attempt(&access_token, app_id, body, target).await },
+            )
+            .await
     }
-}
-
-/// What one send request came to.
-enum Attempt {
-    Done(Outcome),
-    /// The access token expired or was refused: renew it and send again.
-    Renew(String),
-}
-
-fn retry(reason: String) -> Outcome {
-    Outcome::Retry { after: None, reason }
 }
 
 /// Maps Huawei's answer to an outcome. `code` is a string in Huawei's answers; a number is read too.
-fn classify(status: StatusCode, text: &str, token: &str) -> Attempt {
+fn classify(reply: &Reply, token: &str) -> Attempt {
+    let status = reply.status;
     if status == StatusCode::UNAUTHORIZED {
-        return Attempt::Renew(format!("HTTP 401 {}", text.chars().take(200).collect::<String>()));
+        return Attempt::Renew(format!("HTTP 401 {}", reply.snippet()));
     }
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+    if reply.is_transient() {
         return Attempt::Done(retry(format!("HTTP {status}")));
     }
-    let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let body: Value = reply.json().unwrap_or(Value::Null);
     let code = match body.get("code") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -306,16 +241,6 @@ fn lists_token(msg: &str, token: &str) -> bool {
     }
 }
 
-fn log(outcome: &Outcome, target: &Target) {
-    let (what, reason) = match outcome {
-        Outcome::Sent => return,
-        Outcome::Retry { reason, .. } => ("retry", reason),
-        Outcome::InvalidToken { reason } => ("invalid token", reason),
-        Outcome::Failed { reason } => ("failed", reason),
-    };
-    tracing::warn!(provider = "huawei", token = %redact(&target.token), outcome = what, %reason, "push not delivered");
-}
-
 #[async_trait]
 impl Provider for Huawei {
     fn kind(&self) -> ProviderKind {
@@ -323,8 +248,6 @@ impl Provider for Huawei {
     }
 
     async fn send(&self, target: &Target, notification: &Notification) -> Outcome {
-        let outcome = self.deliver(target, notification).await;
-        log(&outcome, target);
-        outcome
+        reply::logged(ProviderKind::Huawei, &target.token, self.deliver(target, notification).await)
     }
 }

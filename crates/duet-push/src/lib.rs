@@ -25,6 +25,7 @@ pub mod xiaomi;
 mod http;
 mod jwt;
 mod reply;
+mod text;
 mod token;
 
 use std::path::PathBuf;
@@ -62,6 +63,16 @@ pub enum ConfigError {
     CaFile { path: PathBuf, message: String },
     #[error("push HTTP client: {0}")]
     Client(String),
+}
+
+/// Checks that `[push.<provider>]`'s `field` is an `http` or `https` URL.
+pub(crate) fn check_url(provider: &'static str, field: &str, url: &str) -> Result<(), ConfigError> {
+    let message = match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => return Ok(()),
+        Ok(_) => format!("{field} {url:?} is not an http(s) URL"),
+        Err(e) => format!("{field} {url:?}: {e}"),
+    };
+    Err(ConfigError::Provider { provider, message })
 }
 
 impl ProvidersConfig {

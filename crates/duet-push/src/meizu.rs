@@ -9,14 +9,15 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use duet_core::push::{Notification, Outcome, Provider, ProviderKind, Target, redact};
+use duet_core::push::{Notification, Outcome, Provider, ProviderKind, Target};
 use md5::{Digest, Md5};
-use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{Clients, ConfigError};
+use crate::reply::{self, Reply, retry};
+use crate::text::clip;
+use crate::{Clients, ConfigError, check_url};
 
 const URL: &str = "https://server-api-push.meizu.com/garcia/api/server/push/varnished/pushByPushId";
 /// Hours Meizu keeps an offline message (1–72).
@@ -64,16 +65,6 @@ fn invalid(message: String) -> ConfigError {
     ConfigError::Provider { provider: "meizu", message }
 }
 
-/// At most `max` characters of `s`, ending with `…` when cut.
-fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
-}
-
 /// Meizu's signature of `params` (every parameter but `sign`, raw values).
 fn sign(params: &[(&str, &str)], secret: &str) -> String {
     let mut sorted = params.to_vec();
@@ -99,11 +90,7 @@ impl Meizu {
         if config.activity.as_deref().is_some_and(|a| a.trim().is_empty()) {
             return Err(invalid("activity is empty (leave it out to open the app)".into()));
         }
-        match reqwest::Url::parse(&config.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            Ok(_) => return Err(invalid(format!("url {:?} is not an http(s) URL", config.url))),
-            Err(e) => return Err(invalid(format!("url {:?}: {e}", config.url))),
-        }
+        check_url("meizu", "url", &config.url)?;
         Ok(Meizu { http: clients.any.clone(), config: config.clone() })
     }
 
@@ -143,35 +130,15 @@ impl Meizu {
             .extend_pairs(params)
             .append_pair("sign", &signature)
             .finish();
-        let sent = self
+        let request = self
             .http
             .post(&self.config.url)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded;charset=UTF-8")
-            .body(form)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => return retry(format!("request: {e}")),
-        };
-        let status = response.status();
-        match response.text().await {
-            Ok(text) => classify(status, &text, &target.token),
-            Err(e) => retry(format!("answer: {e}")),
+            .body(form);
+        match reply::send(request).await {
+            Ok(reply) => classify(&reply, &target.token),
+            Err(outcome) => outcome,
         }
-    }
-}
-
-fn retry(reason: String) -> Outcome {
-    Outcome::Retry { after: None, reason }
-}
-
-/// A code as a number, whether Meizu sent `"200"` or `200`.
-fn code_of(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
     }
 }
 
@@ -194,16 +161,10 @@ fn target_code(value: Option<&Value>, token: &str) -> Option<i64> {
 }
 
 /// Maps Meizu's answer to an outcome.
-fn classify(status: StatusCode, text: &str, token: &str) -> Outcome {
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        return retry(format!("HTTP {status}"));
-    }
-    let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    let Some(code) = body.get("code").and_then(code_of) else {
-        if status.is_success() {
-            return retry("answer without a code".into());
-        }
-        return Outcome::Failed { reason: format!("HTTP {status}") };
+fn classify(reply: &Reply, token: &str) -> Outcome {
+    let (code, body) = match reply.coded("code") {
+        Ok(coded) => coded,
+        Err(outcome) => return outcome,
     };
     let message = body.get("message").and_then(Value::as_str).unwrap_or_default();
     match code {
@@ -220,16 +181,6 @@ fn classify(status: StatusCode, text: &str, token: &str) -> Outcome {
     }
 }
 
-fn log(outcome: &Outcome, target: &Target) {
-    let (what, reason) = match outcome {
-        Outcome::Sent => return,
-        Outcome::Retry { reason, .. } => ("retry", reason),
-        Outcome::InvalidToken { reason } => ("invalid token", reason),
-        Outcome::Failed { reason } => ("failed", reason),
-    };
-    tracing::warn!(provider = "meizu", token = %redact(&target.token), outcome = what, %reason, "push not delivered");
-}
-
 #[async_trait]
 impl Provider for Meizu {
     fn kind(&self) -> ProviderKind {
@@ -237,9 +188,7 @@ impl Provider for Meizu {
     }
 
     async fn send(&self, target: &Target, notification: &Notification) -> Outcome {
-        let outcome = self.deliver(target, notification).await;
-        log(&outcome, target);
-        outcome
+        reply::logged(ProviderKind::Meizu, &target.token, self.deliver(target, notification).await)
     }
 }
 

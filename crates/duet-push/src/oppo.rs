@@ -10,15 +10,16 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use duet_core::push::{Notification, Outcome, Provider, ProviderKind, Target, redact};
-use reqwest::StatusCode;
+use duet_core::push::{Notification, Outcome, Provider, ProviderKind, Target};
 use reqwest::header::CONTENT_TYPE;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::token::CachedToken;
-use crate::{Clients, ConfigError};
+use crate::reply::{self, Reply, retry};
+use crate::text::clip;
+use crate::token::{Attempt, CachedToken};
+use crate::{Clients, ConfigError, check_url};
 
 const URL: &str = "https://api.push.oppomobile.com/server/v1/message/notification/unicast";
 const AUTH_URL: &str = "https://api.push.oppomobile.com/server/v1/auth";
@@ -97,26 +98,8 @@ fn invalid(message: String) -> ConfigError {
     ConfigError::Provider { provider: "oppo", message }
 }
 
-fn check_url(field: &str, url: &str) -> Result<(), ConfigError> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-        Ok(_) => Err(invalid(format!("{field} {url:?} is not an http(s) URL"))),
-        Err(e) => Err(invalid(format!("{field} {url:?}: {e}"))),
-    }
-}
-
 fn now_ms() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
-}
-
-/// At most `max` characters of `s`, ending with `…` when cut.
-fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
 }
 
 impl Oppo {
@@ -133,9 +116,10 @@ impl Oppo {
         if config.notify_level <= 0 {
             return Err(invalid(format!("notify_level {} is not a positive number (1, 2 or 16)", config.notify_level)));
         }
-        check_url("url", &config.url)?;
-        check_url("auth_url", &config.auth_url)?;
-        Ok(Oppo { http: clients.any.clone(), config: config.clone(), token: CachedToken::default() })
+        check_url("oppo", "url", &config.url)?;
+        check_url("oppo", "auth_url", &config.auth_url)?;
+        let token = CachedToken::new(ProviderKind::Oppo, "auth token");
+        Ok(Oppo { http: clients.any.clone(), config: config.clone(), token })
     }
 
     /// The `message` form field's JSON for one device.
@@ -175,27 +159,10 @@ impl Oppo {
             .append_pair("timestamp", &timestamp)
             .append_pair("sign", &sign)
             .finish();
-        let response = self
-            .http
-            .post(&self.config.auth_url)
-            .header(CONTENT_TYPE, FORM)
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| retry(format!("auth request: {e}")))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| retry(format!("auth answer: {e}")))?;
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(retry(format!("auth request: HTTP {status}")));
-        }
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let Some(code) = body.get("code").and_then(code_of) else {
-            return Err(if status.is_success() {
-                retry("auth answer without a code".into())
-            } else {
-                Outcome::Failed { reason: format!("auth request: HTTP {status}") }
-            });
-        };
+        let request = self.http.post(&self.config.auth_url).header(CONTENT_TYPE, FORM).body(form);
+        let in_auth = |outcome| reply::context("auth request", outcome);
+        let reply = reply::send(request).await.map_err(in_auth)?;
+        let (code, body) = reply.coded("code").map_err(in_auth)?;
         let message = body.get("message").and_then(Value::as_str).unwrap_or_default();
         let data = body.get("data");
         match (code, data.and_then(|d| d.get("auth_token")).and_then(Value::as_str)) {
@@ -210,47 +177,25 @@ impl Oppo {
         }
     }
 
-    async fn attempt(&self, auth_token: &str, message: &str) -> Attempt {
-        let form = form_urlencoded::Serializer::new(String::new()).append_pair("message", message).finish();
-        let sent = self
+    async fn attempt(&self, auth_token: &str, form: &str) -> Attempt {
+        let request = self
             .http
             .post(&self.config.url)
             .header("auth_token", auth_token)
             .header(CONTENT_TYPE, FORM)
-            .body(form)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => return Attempt::Done(retry(format!("request: {e}"))),
-        };
-        let status = response.status();
-        match response.text().await {
-            Ok(text) => classify(status, &text),
-            Err(e) => Attempt::Done(retry(format!("answer: {e}"))),
+            .body(form.to_owned());
+        match reply::send(request).await {
+            Ok(reply) => classify(&reply),
+            Err(outcome) => Attempt::Done(outcome),
         }
     }
 
     async fn deliver(&self, target: &Target, n: &Notification) -> Outcome {
         let message = self.message(target, n);
-        let mut renewed = false;
-        loop {
-            let auth_token = match self.token.get(|| self.fetch_token()).await {
-                Ok(t) => t,
-                Err(outcome) => return outcome,
-            };
-            match self.attempt(&auth_token, &message).await {
-                Attempt::Done(outcome) => return outcome,
-                Attempt::Renew(reason) if !renewed => {
-                    tracing::debug!(provider = "oppo", %reason, "renewing the auth token");
-                    self.token.invalidate(&auth_token).await;
-                    renewed = true;
-                }
-                Attempt::Renew(reason) => {
-                    return Outcome::Failed { reason: format!("auth token refused after renewal: {reason}") };
-                }
-            }
-        }
+        let form = &form_urlencoded::Serializer::new(String::new()).append_pair("message", &message).finish();
+        self.token
+            .renewing_once(|| self.fetch_token(), |auth_token| async move { self.attempt(&auth_token, form).await })
+            .await
     }
 }
 
@@ -265,37 +210,11 @@ fn lifetime(created_ms: Option<u64>, now_ms: u128) -> Duration {
     }
 }
 
-/// A code as a number, whether OPPO sent `0` or `"0"`.
-fn code_of(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// What one send request came to.
-enum Attempt {
-    Done(Outcome),
-    /// The auth token expired or was refused: renew it and send again.
-    Renew(String),
-}
-
-fn retry(reason: String) -> Outcome {
-    Outcome::Retry { after: None, reason }
-}
-
 /// Maps OPPO's answer to an outcome.
-fn classify(status: StatusCode, text: &str) -> Attempt {
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        return Attempt::Done(retry(format!("HTTP {status}")));
-    }
-    let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    let Some(code) = body.get("code").and_then(code_of) else {
-        if status.is_success() {
-            return Attempt::Done(retry("answer without a code".into()));
-        }
-        return Attempt::Done(Outcome::Failed { reason: format!("HTTP {status}") });
+fn classify(reply: &Reply) -> Attempt {
+    let (code, body) = match reply.coded("code") {
+        Ok(coded) => coded,
+        Err(outcome) => return Attempt::Done(outcome),
     };
     let message = body.get("message").and_then(Value::as_str).unwrap_or_default();
     let reason = format!("{code} {message}");
@@ -310,16 +229,6 @@ fn classify(status: StatusCode, text: &str) -> Attempt {
     })
 }
 
-fn log(outcome: &Outcome, target: &Target) {
-    let (what, reason) = match outcome {
-        Outcome::Sent => return,
-        Outcome::Retry { reason, .. } => ("retry", reason),
-        Outcome::InvalidToken { reason } => ("invalid token", reason),
-        Outcome::Failed { reason } => ("failed", reason),
-    };
-    tracing::warn!(provider = "oppo", token = %redact(&target.token), outcome = what, %reason, "push not delivered");
-}
-
 #[async_trait]
 impl Provider for Oppo {
     fn kind(&self) -> ProviderKind {
@@ -327,9 +236,7 @@ impl Provider for Oppo {
     }
 
     async fn send(&self, target: &Target, notification: &Notification) -> Outcome {
-        let outcome = self.deliver(target, notification).await;
-        log(&outcome, target);
-        outcome
+        reply::logged(ProviderKind::Oppo, &target.token, self.deliver(target, notification).await)
     }
 }
 
@@ -348,11 +255,5 @@ mod tests {
         // Created in our future (clock skew), or already past its day: a full day, renewed on code 11.
         assert_eq!(lifetime(Some(10 * hour), 9 * hour as u128), TOKEN_LIFETIME);
         assert_eq!(lifetime(Some(0), 30 * hour as u128), TOKEN_LIFETIME);
-    }
-
-    #[test]
-    fn clip_counts_characters() {
-        assert_eq!(clip("héllo", 5), "héllo");
-        assert_eq!(clip("héllo!", 5), "héll…");
     }
 }

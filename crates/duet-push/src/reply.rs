@@ -1,6 +1,7 @@
 //! What every provider reads the same way in a push service's answer: transport failures, the status,
-//! `Retry-After` and the body (read whole, up to a bound), and the one log line for a push that did not go
-//! out. Each provider maps its maker's codes to an [`Outcome`] itself.
+//! `Retry-After`, the body (read whole, up to a bound) and a numeric code in it; the outcomes built the
+//! same way (a retry with no time said, a reason naming the call it came from); and the one log line for
+//! a push that did not go out. Each provider maps its maker's codes to an [`Outcome`] itself.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use duet_core::push::{Outcome, ProviderKind, redact};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// The most of an answer's body that is kept: the makers' answers are small JSON; a proxy's error page
 /// need not be read to its end.
@@ -52,7 +54,31 @@ fn transport(error: reqwest::Error) -> Outcome {
         reason.push_str(&e.to_string());
         source = e.source();
     }
-    if error.is_builder() { Outcome::Failed { reason } } else { Outcome::Retry { after: None, reason } }
+    if error.is_builder() { Outcome::Failed { reason } } else { retry(reason) }
+}
+
+/// A retry for `reason`, with no time said.
+pub(crate) fn retry(reason: String) -> Outcome {
+    Outcome::Retry { after: None, reason }
+}
+
+/// `outcome` with its reason prefixed by `what` (`"token request"`): which call did not get an answer.
+pub(crate) fn context(what: &str, outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Sent => Outcome::Sent,
+        Outcome::Retry { after, reason } => Outcome::Retry { after, reason: format!("{what}: {reason}") },
+        Outcome::InvalidToken { reason } => Outcome::InvalidToken { reason: format!("{what}: {reason}") },
+        Outcome::Failed { reason } => Outcome::Failed { reason: format!("{what}: {reason}") },
+    }
+}
+
+/// A code as a number, whether the service sent `0` or `"0"`.
+pub(crate) fn code(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is not used by the push services and is ignored).
@@ -62,9 +88,27 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 impl Reply {
-    /// The body as `T`, or `None` when it is not that JSON.
+    /// The body as `T`, or `None` when it is not that JSON. The body is read as `reqwest`'s `text()`
+    /// reads UTF-8: a byte-order mark dropped, a bad byte replaced.
     pub(crate) fn json<T: DeserializeOwned>(&self) -> Option<T> {
-        serde_json::from_slice(&self.body).ok()
+        let text = String::from_utf8_lossy(&self.body);
+        serde_json::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text)).ok()
+    }
+
+    /// The JSON body of a service that answers with a numeric code in `field` (`code`, `result`), and
+    /// that code. 429 and 5xx are a retry, whatever the body; so is a success without a code, which
+    /// is not an answer; another status without a code fails.
+    pub(crate) fn coded(&self, field: &str) -> Result<(i64, Value), Outcome> {
+        let status = self.status;
+        if self.is_transient() {
+            return Err(retry(format!("HTTP {status}")));
+        }
+        let body: Value = self.json().unwrap_or(Value::Null);
+        match body.get(field).and_then(code) {
+            Some(code) => Ok((code, body)),
+            None if status.is_success() => Err(retry(format!("answer without a {field}"))),
+            None => Err(Outcome::Failed { reason: format!("HTTP {status}") }),
+        }
     }
 
     /// Whether the status says "later": 429 or a 5xx.
@@ -138,5 +182,36 @@ mod tests {
         assert!(matches!(empty.by_status("x"), Outcome::Retry { .. }));
         let bad = Reply { status: StatusCode::BAD_REQUEST, retry_after: None, body: Vec::new() };
         assert!(matches!(bad.by_status("x"), Outcome::Failed { .. }));
+    }
+
+    fn reply(status: u16, body: &[u8]) -> Reply {
+        Reply { status: StatusCode::from_u16(status).unwrap(), retry_after: None, body: body.to_vec() }
+    }
+
+    #[test]
+    fn json_reads_utf8_as_text_does() {
+        let with_bom = reply(200, "\u{feff}{\"code\": 0}".as_bytes());
+        assert_eq!(with_bom.json::<Value>(), Some(serde_json::json!({"code": 0})));
+        let bad_byte = reply(200, b"{\"desc\": \"\xff\"}");
+        assert_eq!(bad_byte.json::<Value>(), Some(serde_json::json!({"desc": "\u{fffd}"})));
+        assert_eq!(reply(200, b"<html>").json::<Value>(), None);
+    }
+
+    #[test]
+    fn a_code_is_a_number_or_a_string_of_digits() {
+        let (code, body) = reply(200, br#"{"code": "200", "value": {}}"#).coded("code").unwrap();
+        assert_eq!((code, &body["value"]), (200, &serde_json::json!({})));
+        assert_eq!(reply(400, br#"{"result": -1}"#).coded("result").unwrap().0, -1);
+        let retry = |r: Result<(i64, Value), Outcome>| matches!(r, Err(Outcome::Retry { after: None, .. }));
+        assert!(retry(reply(503, br#"{"code": 0}"#).coded("code")));
+        assert!(retry(reply(200, b"not json").coded("code")));
+        assert!(retry(reply(200, br#"{"result": 0}"#).coded("code")));
+        assert_eq!(reply(404, b"").coded("code").unwrap_err(), Outcome::Failed { reason: "HTTP 404 Not Found".into() });
+    }
+
+    #[test]
+    fn context_names_the_call() {
+        let outcome = context("auth request", retry("HTTP 503 Service Unavailable".into()));
+        assert_eq!(outcome, retry("auth request: HTTP 503 Service Unavailable".into()));
     }
 }

@@ -11,15 +11,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use duet_core::push::{Notification, Outcome, Provider, ProviderKind, Target, redact};
+use duet_core::push::{Notification, Outcome, Provider, ProviderKind, Target};
 use md5::{Digest, Md5};
-use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::token::CachedToken;
-use crate::{Clients, ConfigError};
+use crate::reply::{self, Reply, retry};
+use crate::text;
+use crate::token::{Attempt, CachedToken};
+use crate::{Clients, ConfigError, check_url};
 
 const URL: &str = "https://api-push.vivo.com.cn/message/send";
 const AUTH_URL: &str = "https://api-push.vivo.com.cn/message/auth";
@@ -94,35 +95,13 @@ fn invalid(message: String) -> ConfigError {
     ConfigError::Provider { provider: "vivo", message }
 }
 
-fn check_url(field: &str, url: &str) -> Result<(), ConfigError> {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-        Ok(_) => Err(invalid(format!("{field} {url:?} is not an http(s) URL"))),
-        Err(e) => Err(invalid(format!("{field} {url:?}: {e}"))),
-    }
-}
-
 fn now() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 /// At most `max` of vivo's units of `s` (ASCII 1, others 2), ending with `…` when cut.
 fn clip(s: &str, max: usize) -> String {
-    let width = |c: char| if c.is_ascii() { 1 } else { 2 };
-    if s.chars().map(width).sum::<usize>() <= max {
-        return s.to_owned();
-    }
-    let mut out = String::new();
-    let mut used = width('…');
-    for c in s.chars() {
-        if used + width(c) > max {
-            break;
-        }
-        used += width(c);
-        out.push(c);
-    }
-    out.push('…');
-    out
+    text::clip_by(s, max, |c| if c.is_ascii() { 1 } else { 2 })
 }
 
 impl Vivo {
@@ -145,10 +124,10 @@ impl Vivo {
         if config.category.as_deref().is_some_and(|c| c.trim().is_empty()) {
             return Err(invalid("category is empty (leave it out to send none)".into()));
         }
-        check_url("url", &config.url)?;
-        check_url("auth_url", &config.auth_url)?;
-        let sequence = AtomicU64::new(0);
-        Ok(Vivo { http: clients.any.clone(), config: config.clone(), token: CachedToken::default(), sequence })
+        check_url("vivo", "url", &config.url)?;
+        check_url("vivo", "auth_url", &config.auth_url)?;
+        let token = CachedToken::new(ProviderKind::Vivo, "auth token");
+        Ok(Vivo { http: clients.any.clone(), config: config.clone(), token, sequence: AtomicU64::new(0) })
     }
 
     /// The request body for one device.
@@ -194,27 +173,10 @@ impl Vivo {
         let signed = format!("{}{}{timestamp}{}", c.app_id, c.app_key, c.app_secret);
         let sign = format!("{:x}", Md5::digest(signed.trim()));
         let body = json!({"appId": c.app_id, "appKey": c.app_key, "timestamp": timestamp, "sign": sign});
-        let response = self
-            .http
-            .post(&c.auth_url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| retry(format!("auth request: {e}")))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| retry(format!("auth answer: {e}")))?;
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(retry(format!("auth request: HTTP {status}")));
-        }
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let Some(result) = body.get("result").and_then(code_of) else {
-            return Err(if status.is_success() {
-                retry("auth answer without a result".into())
-            } else {
-                Outcome::Failed { reason: format!("auth request: HTTP {status}") }
-            });
-        };
+        let request = self.http.post(&c.auth_url).header(CONTENT_TYPE, "application/json").body(body.to_string());
+        let in_auth = |outcome| reply::context("auth request", outcome);
+        let reply = reply::send(request).await.map_err(in_auth)?;
+        let (result, body) = reply.coded("result").map_err(in_auth)?;
         let desc = body.get("desc").and_then(Value::as_str).unwrap_or_default();
         match (result, body.get("authToken").and_then(Value::as_str)) {
             (0, Some(token)) if !token.is_empty() => Ok((token.to_owned(), TOKEN_LIFETIME)),
@@ -225,23 +187,16 @@ impl Vivo {
         }
     }
 
-    async fn attempt(&self, auth_token: &str, body: &Value) -> Attempt {
-        let sent = self
+    async fn attempt(&self, auth_token: &str, body: &str) -> Attempt {
+        let request = self
             .http
             .post(&self.config.url)
             .header("authToken", auth_token)
             .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => return Attempt::Done(retry(format!("request: {e}"))),
-        };
-        let status = response.status();
-        match response.text().await {
-            Ok(text) => classify(status, &text),
-            Err(e) => Attempt::Done(retry(format!("answer: {e}"))),
+            .body(body.to_owned());
+        match reply::send(request).await {
+            Ok(reply) => classify(&reply),
+            Err(outcome) => Attempt::Done(outcome),
         }
     }
 
@@ -252,65 +207,24 @@ impl Vivo {
         {
             return Outcome::Failed { reason: format!("the target's app id {app_id} is not the configured one") };
         }
-        let body = self.message(target, n);
-        let mut renewed = false;
-        loop {
-            let auth_token = match self.token.get(|| self.fetch_token()).await {
-                Ok(t) => t,
-                Err(outcome) => return outcome,
-            };
-            match self.attempt(&auth_token, &body).await {
-                Attempt::Done(outcome) => return outcome,
-                Attempt::Renew(reason) if !renewed => {
-                    tracing::debug!(provider = "vivo", %reason, "renewing the auth token");
-                    self.token.invalidate(&auth_token).await;
-                    renewed = true;
-                }
-                Attempt::Renew(reason) => {
-                    return Outcome::Failed { reason: format!("auth token refused after renewal: {reason}") };
-                }
-            }
-        }
+        let body = &self.message(target, n).to_string();
+        self.token
+            .renewing_once(|| self.fetch_token(), |auth_token| async move { self.attempt(&auth_token, body).await })
+            .await
     }
-}
-
-/// A code as a number, whether vivo sent `0` or `"0"`.
-fn code_of(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// What one send request came to.
-enum Attempt {
-    Done(Outcome),
-    /// The auth token expired or was refused: renew it and send again.
-    Renew(String),
-}
-
-fn retry(reason: String) -> Outcome {
-    Outcome::Retry { after: None, reason }
 }
 
 /// Maps vivo's answer to an outcome.
-fn classify(status: StatusCode, text: &str) -> Attempt {
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        return Attempt::Done(retry(format!("HTTP {status}")));
-    }
-    let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    let Some(result) = body.get("result").and_then(code_of) else {
-        if status.is_success() {
-            return Attempt::Done(retry("answer without a result".into()));
-        }
-        return Attempt::Done(Outcome::Failed { reason: format!("HTTP {status}") });
+fn classify(reply: &Reply) -> Attempt {
+    let (result, body) = match reply.coded("result") {
+        Ok(coded) => coded,
+        Err(outcome) => return Attempt::Done(outcome),
     };
     let desc = body.get("desc").and_then(Value::as_str).unwrap_or_default();
     let reason = format!("{result} {desc}");
     Attempt::Done(match result {
         // One regId per request: an `invalidUser` is this one.
-        0 => match body.get("invalidUser").and_then(|u| u.get("status")).and_then(code_of) {
+        0 => match body.get("invalidUser").and_then(|u| u.get("status")).and_then(reply::code) {
             Some(s @ 1..=3) => Outcome::InvalidToken { reason: format!("invalidUser status {s}") },
             Some(s @ 4) => Outcome::Failed { reason: format!("invalidUser status {s}: not a test device") },
             _ => Outcome::Sent,
@@ -323,16 +237,6 @@ fn classify(status: StatusCode, text: &str) -> Attempt {
     })
 }
 
-fn log(outcome: &Outcome, target: &Target) {
-    let (what, reason) = match outcome {
-        Outcome::Sent => return,
-        Outcome::Retry { reason, .. } => ("retry", reason),
-        Outcome::InvalidToken { reason } => ("invalid token", reason),
-        Outcome::Failed { reason } => ("failed", reason),
-    };
-    tracing::warn!(provider = "vivo", token = %redact(&target.token), outcome = what, %reason, "push not delivered");
-}
-
 #[async_trait]
 impl Provider for Vivo {
     fn kind(&self) -> ProviderKind {
@@ -340,9 +244,7 @@ impl Provider for Vivo {
     }
 
     async fn send(&self, target: &Target, notification: &Notification) -> Outcome {
-        let outcome = self.deliver(target, notification).await;
-        log(&outcome, target);
-        outcome
+        reply::logged(ProviderKind::Vivo, &target.token, self.deliver(target, notification).await)
     }
 }
 

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::reply::{self, Reply};
+use crate::text::clip;
 use crate::{Clients, ConfigError};
 
 const URL: &str = "https://api.xmpush.xiaomi.com";
@@ -127,8 +128,8 @@ fn form(token: &str, package: &str, channel: &str, n: &Notification) -> String {
     let mut form = form_urlencoded::Serializer::new(String::new());
     form.append_pair("registration_id", token)
         .append_pair("restricted_package_name", package)
-        .append_pair("title", &shorten(&n.title, MAX_TITLE))
-        .append_pair("description", &shorten(&n.body, MAX_DESCRIPTION))
+        .append_pair("title", &clip(&n.title, MAX_TITLE))
+        .append_pair("description", &clip(&n.body, MAX_DESCRIPTION))
         .append_pair("payload", &n.ext)
         .append_pair("notify_type", "-1")
         .append_pair("pass_through", "0")
@@ -161,8 +162,7 @@ fn outcome(reply: &Reply, token: &str) -> Outcome {
         return reply.by_status("Xiaomi");
     };
     // The code is a number; accept it as a string too.
-    let code = answer.code.as_i64().or_else(|| answer.code.as_str().and_then(|c| c.trim().parse().ok()));
-    let Some(code) = code else {
+    let Some(code) = reply::code(&answer.code) else {
         return reply.by_status("Xiaomi");
     };
     let reason = format!("Xiaomi answered code {code}: {} {}", answer.description, answer.reason);
@@ -190,31 +190,9 @@ fn bad_regids(data: &Value) -> Box<dyn Iterator<Item = &str> + '_> {
     }
 }
 
-/// `text` cut to `max` characters, ending in `…` when cut.
-fn shorten(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_owned(),
-        Some(_) => {
-            let end = text.char_indices().nth(max - 1).map_or(text.len(), |(i, _)| i);
-            format!("{}…", &text[..end])
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shorten_counts_characters() {
-        assert_eq!(shorten("short", 49), "short");
-        let exact = "字".repeat(49);
-        assert_eq!(shorten(&exact, 49), exact);
-        let long = "字".repeat(60);
-        let cut = shorten(&long, 49);
-        assert_eq!(cut.chars().count(), 49);
-        assert!(cut.ends_with("字…"));
-    }
 
     #[test]
     fn bad_regids_reads_a_list_or_an_array() {

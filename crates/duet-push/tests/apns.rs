@@ -1,20 +1,21 @@
 //! APNs against a local HTTP/2 endpoint: the request Apple documents, a provider token that verifies
 //! with the key's public half, and each kind of answer mapped to its outcome.
 
+mod common;
+
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::http::{Method, Version};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use common::{now, target};
 use duet_core::push::{ApnsOptions, Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::apns::{Apns, ApnsConfig};
 use duet_test_support::endpoint::{Answer, Endpoint};
 use ring::rand::SystemRandom;
-use ring::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, UnparsedPublicKey,
-};
+use ring::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use tempfile::NamedTempFile;
 
@@ -64,18 +65,9 @@ fn apns(key: &P8, endpoint: &Endpoint) -> Apns {
     Apns::new(&config(key, &endpoint.url), &Clients::new(None).unwrap()).unwrap()
 }
 
-fn target(token: &str) -> Target {
-    Target { token: token.into(), app_id: None }
-}
-
 fn notification() -> Notification {
     Notification {
-        title: "Alice".into(),
         body: "are you coming tonight?".into(),
-        ext: r#"{"conv":"c2c_alice"}"#.into(),
-        badge: Some(3),
-        from: "alice".into(),
-        to: "bob".into(),
         msg_key: "1700000000_42_7".into(),
         apns: ApnsOptions {
             sound: "ping.caf".into(),
@@ -84,26 +76,17 @@ fn notification() -> Notification {
             interruption_level: "time-sensitive".into(),
             ..ApnsOptions::default()
         },
-        ..Notification::default()
+        ..common::notification()
     }
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-/// Checks the provider token's signature with `public` and returns its header and claims.
+/// Checks the provider token's ES256 signature (R‖S, 64 bytes) with `public`; returns its header and
+/// claims.
 fn verify_jwt(jwt: &str, public: &[u8]) -> (Value, Value) {
-    let parts: Vec<&str> = jwt.split('.').collect();
-    assert_eq!(parts.len(), 3, "a compact JWS: {jwt}");
-    let signed = format!("{}.{}", parts[0], parts[1]);
-    let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    let (header, claims) = common::verify_jws(jwt, &ECDSA_P256_SHA256_FIXED, public);
+    let signature = URL_SAFE_NO_PAD.decode(jwt.rsplit('.').next().unwrap()).unwrap();
     assert_eq!(signature.len(), 64, "ES256 signs R||S, not DER");
-    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, public)
-        .verify(signed.as_bytes(), &signature)
-        .expect("the JWT's signature verifies with the key's public half");
-    let decode = |part: &str| serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap();
-    (decode(parts[0]), decode(parts[1]))
+    (header, claims)
 }
 
 #[tokio::test]
@@ -259,9 +242,7 @@ async fn what_cannot_be_sent_is_not_sent() {
 
 #[tokio::test]
 async fn an_unreachable_service_is_a_retry() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let url = common::unreachable_url();
     let key = p8();
     let apns = Apns::new(&config(&key, &url), &Clients::new(None).unwrap()).unwrap();
     let outcome = apns.send(&target(DEVICE), &notification()).await;

@@ -2,19 +2,20 @@
 //! (verified with the test key's public half), the token's reuse and renewal, the message, and each
 //! kind of answer mapped to its outcome.
 
+mod common;
+
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::http::Method;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use duet_core::push::{AndroidOptions, ApnsOptions, Notification, Outcome, Provider, Target};
+use common::{now, target};
+use duet_core::push::{AndroidOptions, ApnsOptions, Notification, Outcome, Provider};
 use duet_push::Clients;
 use duet_push::fcm::{Fcm, FcmConfig};
 use duet_test_support::endpoint::{Answer, Endpoint, Recorded};
-use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+use ring::signature::RSA_PKCS1_2048_8192_SHA256;
 use serde_json::{Value, json};
 use tempfile::NamedTempFile;
 
@@ -78,21 +79,8 @@ fn fcm(endpoint: &Endpoint, account: &NamedTempFile) -> Fcm {
     Fcm::new(&config(account, &endpoint.url), &Clients::new(None).unwrap()).unwrap()
 }
 
-fn target(token: &str) -> Target {
-    Target { token: token.into(), app_id: None }
-}
-
 fn notification() -> Notification {
-    Notification {
-        title: "Alice".into(),
-        body: "are you coming tonight?".into(),
-        ext: r#"{"conv":"c2c_alice"}"#.into(),
-        badge: Some(3),
-        from: "alice".into(),
-        to: "bob".into(),
-        msg_key: "1700000000_42_7".into(),
-        ..Notification::default()
-    }
+    Notification { body: "are you coming tonight?".into(), msg_key: "1700000000_42_7".into(), ..common::notification() }
 }
 
 fn error(status: u16, code: &str, message: &str) -> Answer {
@@ -117,21 +105,9 @@ fn sent() -> Answer {
     Answer::json(200, json!({"name": "projects/duet-test/messages/0:1700000000000000%abc"}))
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 /// Checks the assertion's RS256 signature with the test key's public half; returns header and claims.
 fn verify_assertion(jwt: &str) -> (Value, Value) {
-    let parts: Vec<&str> = jwt.split('.').collect();
-    assert_eq!(parts.len(), 3, "a compact JWS: {jwt}");
-    let signed = format!("{}.{}", parts[0], parts[1]);
-    let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
-    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, PUBLIC_KEY)
-        .verify(signed.as_bytes(), &signature)
-        .expect("the assertion's signature verifies with the service account's public key");
-    let decode = |part: &str| serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap();
-    (decode(parts[0]), decode(parts[1]))
+    common::verify_jws(jwt, &RSA_PKCS1_2048_8192_SHA256, PUBLIC_KEY)
 }
 
 #[tokio::test]

@@ -1,9 +1,8 @@
 //! The Honor provider against a local endpoint that plays both Honor's IAM token server and Honor Push.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+mod common;
 
+use common::{NextAnswer, kind, now_ms};
 use duet_core::push::{Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::honor::{Honor, HonorConfig};
@@ -15,17 +14,14 @@ const SEND_PATH: &str = "/api/v1/104400000/sendMessage";
 const TOKEN: &str = "BQAAAADq9oK7AAAByWx2c2cQk3d1oZs9lfXy";
 
 fn config(endpoint: &Endpoint, extra: Value) -> HonorConfig {
-    let mut c = json!({
+    let base = json!({
         "app_id": "104400000",
         "client_id": "honor-client",
         "client_secret": "s3cr+t/with=",
         "url": endpoint.url,
         "token_url": format!("{}{TOKEN_PATH}", endpoint.url),
     });
-    for (k, v) in extra.as_object().unwrap() {
-        c[k] = v.clone();
-    }
-    serde_json::from_value(c).unwrap()
+    common::config(base, extra)
 }
 
 fn provider(config: &HonorConfig) -> Honor {
@@ -33,42 +29,23 @@ fn provider(config: &HonorConfig) -> Honor {
 }
 
 fn target() -> Target {
-    Target { token: TOKEN.into(), app_id: None }
+    common::target(TOKEN)
 }
 
+/// The shared push with a badge over Honor's 99.
 fn notification() -> Notification {
-    Notification {
-        title: "Alice".into(),
-        body: "See you at 8?".into(),
-        ext: r#"{"conv":"c2c_alice"}"#.into(),
-        badge: Some(120),
-        from: "alice".into(),
-        to: "bob".into(),
-        msg_key: "1_2_3".into(),
-        ..Notification::default()
-    }
+    Notification { badge: Some(120), ..common::notification() }
 }
 
 /// A token endpoint that hands out `AT-1`, `AT-2`, … and a send endpoint that answers `send(request)`.
 async fn start(send: impl Fn(&Recorded) -> Answer + Send + Sync + 'static) -> Endpoint {
-    let issued = AtomicUsize::new(0);
-    Endpoint::start(move |r| {
-        if r.path() == TOKEN_PATH {
-            let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
-            Answer::json(200, json!({"access_token": format!("AT-{n}"), "expires_in": 3600, "token_type": "Bearer"}))
-        } else {
-            send(r)
-        }
-    })
-    .await
+    let issue =
+        |token: &str| Answer::json(200, json!({"access_token": token, "expires_in": 3600, "token_type": "Bearer"}));
+    common::start_with_auth(TOKEN_PATH, issue, send).await
 }
 
 fn ok() -> Answer {
     Answer::json(200, json!({"code": 200, "message": "success", "data": {"sendResult": true, "requestId": "r1"}}))
-}
-
-fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
 }
 
 #[tokio::test]
@@ -140,29 +117,10 @@ async fn the_target_names_the_app_and_no_badge_class_means_no_badge() {
     assert_eq!(endpoint.requests_to(TOKEN_PATH).len(), 1);
 }
 
-fn kind(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Sent => "sent",
-        Outcome::Retry { .. } => "retry",
-        Outcome::InvalidToken { .. } => "invalid",
-        Outcome::Failed { .. } => "failed",
-    }
-}
-
 #[tokio::test]
 async fn each_answer_maps_to_its_outcome() {
-    let next: Arc<Mutex<(u16, String)>> = Arc::new(Mutex::new((200, String::new())));
-    let answer = next.clone();
-    let endpoint = start(move |_| {
-        let (status, body) = answer.lock().unwrap().clone();
-        Answer {
-            status,
-            headers: vec![("content-type", "application/json".into())],
-            body,
-            delay: std::time::Duration::ZERO,
-        }
-    })
-    .await;
+    let next = NextAnswer::default();
+    let endpoint = start(next.responder()).await;
     let p = provider(&config(&endpoint, json!({})));
     let with_data = |code: Value, data: Value| json!({"code": code, "message": "m", "data": data}).to_string();
     let cases = [
@@ -181,7 +139,7 @@ async fn each_answer_maps_to_its_outcome() {
         (404, String::new(), "failed"),
     ];
     for (status, body, expected) in cases {
-        *next.lock().unwrap() = (status, body.clone());
+        next.set(status, &body);
         let outcome = p.send(&target(), &notification()).await;
         assert_eq!(kind(&outcome), expected, "HTTP {status} {body}: {outcome:?}");
     }
@@ -190,9 +148,7 @@ async fn each_answer_maps_to_its_outcome() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_retry() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let url = common::unreachable_url();
     let c: HonorConfig = serde_json::from_value(json!({
         "app_id": "1", "client_id": "c", "client_secret": "s", "url": url, "token_url": format!("{url}{TOKEN_PATH}"),
     }))

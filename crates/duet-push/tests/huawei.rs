@@ -1,9 +1,9 @@
 //! The Huawei provider against a local endpoint that plays both the OAuth server and Push Kit.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+mod common;
 
-use duet_core::push::{AndroidOptions, Notification, Outcome, Provider, Target};
+use common::{NextAnswer, kind, notification};
+use duet_core::push::{AndroidOptions, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::huawei::{Huawei, HuaweiConfig};
 use duet_test_support::endpoint::{Answer, Endpoint, Recorded};
@@ -13,16 +13,13 @@ const TOKEN_PATH: &str = "/oauth2/v3/token";
 const TOKEN: &str = "IQAAAACy0kYnAADG1GQ2dJpeTcRpeNl4sVn0tY8Z";
 
 fn config(endpoint: &Endpoint, extra: Value) -> HuaweiConfig {
-    let mut c = json!({
+    let base = json!({
         "app_id": "101234567",
         "client_secret": "s3cr+t/with=",
         "url": endpoint.url,
         "token_url": format!("{}{TOKEN_PATH}", endpoint.url),
     });
-    for (k, v) in extra.as_object().unwrap() {
-        c[k] = v.clone();
-    }
-    serde_json::from_value(c).unwrap()
+    common::config(base, extra)
 }
 
 fn provider(config: &HuaweiConfig) -> Huawei {
@@ -30,34 +27,14 @@ fn provider(config: &HuaweiConfig) -> Huawei {
 }
 
 fn target() -> Target {
-    Target { token: TOKEN.into(), app_id: None }
-}
-
-fn notification() -> Notification {
-    Notification {
-        title: "Alice".into(),
-        body: "See you at 8?".into(),
-        ext: r#"{"conv":"c2c_alice"}"#.into(),
-        badge: Some(3),
-        from: "alice".into(),
-        to: "bob".into(),
-        msg_key: "1_2_3".into(),
-        ..Notification::default()
-    }
+    common::target(TOKEN)
 }
 
 /// A token endpoint that hands out `AT-1`, `AT-2`, … and a send endpoint that answers `send(request)`.
 async fn start(send: impl Fn(&Recorded) -> Answer + Send + Sync + 'static) -> Endpoint {
-    let issued = AtomicUsize::new(0);
-    Endpoint::start(move |r| {
-        if r.path() == TOKEN_PATH {
-            let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
-            Answer::json(200, json!({"access_token": format!("AT-{n}"), "expires_in": 3600, "token_type": "Bearer"}))
-        } else {
-            send(r)
-        }
-    })
-    .await
+    let issue =
+        |token: &str| Answer::json(200, json!({"access_token": token, "expires_in": 3600, "token_type": "Bearer"}));
+    common::start_with_auth(TOKEN_PATH, issue, send).await
 }
 
 fn ok() -> Answer {
@@ -154,29 +131,10 @@ async fn the_access_token_is_fetched_once_and_reused() {
     assert_eq!(sends.len(), 2);
 }
 
-fn kind(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Sent => "sent",
-        Outcome::Retry { .. } => "retry",
-        Outcome::InvalidToken { .. } => "invalid",
-        Outcome::Failed { .. } => "failed",
-    }
-}
-
 #[tokio::test]
 async fn each_answer_maps_to_its_outcome() {
-    let next: Arc<Mutex<(u16, String)>> = Arc::new(Mutex::new((200, String::new())));
-    let answer = next.clone();
-    let endpoint = start(move |_| {
-        let (status, body) = answer.lock().unwrap().clone();
-        Answer {
-            status,
-            headers: vec![("content-type", "application/json".into())],
-            body,
-            delay: std::time::Duration::ZERO,
-        }
-    })
-    .await;
+    let next = NextAnswer::default();
+    let endpoint = start(next.responder()).await;
     let p = provider(&config(&endpoint, json!({})));
     let partial = json!({"success": 0, "failure": 1, "illegal_tokens": [TOKEN]}).to_string();
     let other = json!({"success": 1, "failure": 1, "illegal_tokens": ["another"]}).to_string();
@@ -197,7 +155,7 @@ async fn each_answer_maps_to_its_outcome() {
         (404, String::new(), "failed"),
     ];
     for (status, body, expected) in cases {
-        *next.lock().unwrap() = (status, body.clone());
+        next.set(status, &body);
         let outcome = p.send(&target(), &notification()).await;
         assert_eq!(kind(&outcome), expected, "HTTP {status} {body}: {outcome:?}");
         assert!(!format!("{outcome:?}").contains(TOKEN), "the reason holds the whole token: {outcome:?}");
@@ -207,9 +165,7 @@ async fn each_answer_maps_to_its_outcome() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_retry() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let url = common::unreachable_url();
     let c: HuaweiConfig = serde_json::from_value(json!({
         "app_id": "1", "client_secret": "s", "url": url, "token_url": format!("{url}{TOKEN_PATH}"),
     }))

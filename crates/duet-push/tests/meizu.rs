@@ -1,12 +1,13 @@
 //! The Meizu provider against a local endpoint that plays Meizu's pushByPushId API. Meizu has no token
 //! call: every request is signed.
 
-use std::sync::{Arc, Mutex};
+mod common;
 
+use common::{NextAnswer, kind};
 use duet_core::push::{Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::meizu::{Meizu, MeizuConfig};
-use duet_test_support::endpoint::{Answer, Endpoint, Recorded};
+use duet_test_support::endpoint::{Answer, Endpoint};
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
@@ -38,11 +39,8 @@ fn the_tests_signature_reproduces_meizus_example() {
 }
 
 fn config(endpoint: &Endpoint, extra: Value) -> MeizuConfig {
-    let mut c = json!({"app_id": APP_ID, "app_secret": APP_SECRET, "url": format!("{}{PATH}", endpoint.url)});
-    for (k, v) in extra.as_object().unwrap() {
-        c[k] = v.clone();
-    }
-    serde_json::from_value(c).unwrap()
+    let base = json!({"app_id": APP_ID, "app_secret": APP_SECRET, "url": format!("{}{PATH}", endpoint.url)});
+    common::config(base, extra)
 }
 
 fn provider(config: &MeizuConfig) -> Meizu {
@@ -50,20 +48,12 @@ fn provider(config: &MeizuConfig) -> Meizu {
 }
 
 fn target() -> Target {
-    Target { token: TOKEN.into(), app_id: None }
+    common::target(TOKEN)
 }
 
+/// The shared push with a body that urlencoding changes.
 fn notification() -> Notification {
-    Notification {
-        title: "Alice".into(),
-        body: "See you at 8? & bring 100% of the cake = yes".into(),
-        ext: r#"{"conv":"c2c_alice"}"#.into(),
-        badge: Some(3),
-        from: "alice".into(),
-        to: "bob".into(),
-        msg_key: "1_2_3".into(),
-        ..Notification::default()
-    }
+    Notification { body: "See you at 8? & bring 100% of the cake = yes".into(), ..common::notification() }
 }
 
 fn ok() -> Answer {
@@ -135,29 +125,10 @@ async fn a_target_of_another_app_is_not_sent() {
     assert_eq!(p.send(&same, &notification()).await, Outcome::Sent);
 }
 
-fn kind(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Sent => "sent",
-        Outcome::Retry { .. } => "retry",
-        Outcome::InvalidToken { .. } => "invalid",
-        Outcome::Failed { .. } => "failed",
-    }
-}
-
 #[tokio::test]
 async fn each_answer_maps_to_its_outcome() {
-    let next: Arc<Mutex<(u16, String)>> = Arc::new(Mutex::new((200, String::new())));
-    let answer = next.clone();
-    let endpoint = Endpoint::start(move |_: &Recorded| {
-        let (status, body) = answer.lock().unwrap().clone();
-        Answer {
-            status,
-            headers: vec![("content-type", "application/json".into())],
-            body,
-            delay: std::time::Duration::ZERO,
-        }
-    })
-    .await;
+    let next = NextAnswer::default();
+    let endpoint = Endpoint::start(next.responder()).await;
     let p = provider(&config(&endpoint, json!({})));
     let processed = |value: Value| json!({"code": "200", "message": "", "msgId": "m", "value": value}).to_string();
     let top = |code: &str| json!({"code": code, "message": "m", "value": "", "redirect": ""}).to_string();
@@ -181,7 +152,7 @@ async fn each_answer_maps_to_its_outcome() {
         (403, String::new(), "failed"),
     ];
     for (status, body, expected) in cases {
-        *next.lock().unwrap() = (status, body.clone());
+        next.set(status, &body);
         let outcome = p.send(&target(), &notification()).await;
         assert_eq!(kind(&outcome), expected, "HTTP {status} {body}: {outcome:?}");
     }
@@ -189,9 +160,7 @@ async fn each_answer_maps_to_its_outcome() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_retry() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}{PATH}", listener.local_addr().unwrap());
-    drop(listener);
+    let url = format!("{}{PATH}", common::unreachable_url());
     let c: MeizuConfig = serde_json::from_value(json!({"app_id": "1", "app_secret": "s", "url": url})).unwrap();
     assert!(matches!(provider(&c).send(&target(), &notification()).await, Outcome::Retry { .. }));
 }

@@ -1,10 +1,9 @@
 //! The OPPO provider against a local endpoint that plays both OPPO's auth call and its unicast API.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+mod common;
 
-use duet_core::push::{Notification, Outcome, Provider, Target};
+use common::{NextAnswer, kind, notification, now_ms};
+use duet_core::push::{Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::oppo::{Oppo, OppoConfig};
 use duet_test_support::endpoint::{Answer, Endpoint, Recorded};
@@ -18,16 +17,13 @@ const APP_KEY: &str = "3f1a2b9c8d";
 const MASTER_SECRET: &str = "9e8d7c6b5a4f3e2d1c0b";
 
 fn config(endpoint: &Endpoint, extra: Value) -> OppoConfig {
-    let mut c = json!({
+    let base = json!({
         "app_key": APP_KEY,
         "master_secret": MASTER_SECRET,
         "url": format!("{}{SEND_PATH}", endpoint.url),
         "auth_url": format!("{}{AUTH_PATH}", endpoint.url),
     });
-    for (k, v) in extra.as_object().unwrap() {
-        c[k] = v.clone();
-    }
-    serde_json::from_value(c).unwrap()
+    common::config(base, extra)
 }
 
 fn provider(config: &OppoConfig) -> Oppo {
@@ -35,40 +31,17 @@ fn provider(config: &OppoConfig) -> Oppo {
 }
 
 fn target() -> Target {
-    Target { token: TOKEN.into(), app_id: None }
-}
-
-fn notification() -> Notification {
-    Notification {
-        title: "Alice".into(),
-        body: "See you at 8?".into(),
-        ext: r#"{"conv":"c2c_alice"}"#.into(),
-        badge: Some(3),
-        from: "alice".into(),
-        to: "bob".into(),
-        msg_key: "1_2_3".into(),
-        ..Notification::default()
-    }
-}
-
-fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+    common::target(TOKEN)
 }
 
 /// An auth endpoint that hands out `AT-1`, `AT-2`, … (created now) and a send endpoint that answers
 /// `send(request)`.
 async fn start(send: impl Fn(&Recorded) -> Answer + Send + Sync + 'static) -> Endpoint {
-    let issued = AtomicUsize::new(0);
-    Endpoint::start(move |r| {
-        if r.path() == AUTH_PATH {
-            let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
-            let data = json!({"auth_token": format!("AT-{n}"), "create_time": now_ms() as u64});
-            Answer::json(200, json!({"code": 0, "message": "Success", "data": data}))
-        } else {
-            send(r)
-        }
-    })
-    .await
+    let issue = |token: &str| {
+        let data = json!({"auth_token": token, "create_time": now_ms() as u64});
+        Answer::json(200, json!({"code": 0, "message": "Success", "data": data}))
+    };
+    common::start_with_auth(AUTH_PATH, issue, send).await
 }
 
 fn ok() -> Answer {
@@ -156,24 +129,10 @@ async fn the_push_options_override_the_configuration_and_the_token_is_reused() {
     assert_eq!(sends[1].header("auth_token"), Some("AT-1"));
 }
 
-fn kind(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Sent => "sent",
-        Outcome::Retry { .. } => "retry",
-        Outcome::InvalidToken { .. } => "invalid",
-        Outcome::Failed { .. } => "failed",
-    }
-}
-
 #[tokio::test]
 async fn each_answer_maps_to_its_outcome() {
-    let next: Arc<Mutex<(u16, String)>> = Arc::new(Mutex::new((200, String::new())));
-    let answer = next.clone();
-    let endpoint = start(move |_| {
-        let (status, body) = answer.lock().unwrap().clone();
-        Answer { body, ..Answer::json(status, serde_json::Value::Null) }
-    })
-    .await;
+    let next = NextAnswer::default();
+    let endpoint = start(next.responder()).await;
     let p = provider(&config(&endpoint, json!({})));
     let code = |code: i64, message: &str| json!({"code": code, "message": message}).to_string();
     let cases = [
@@ -189,7 +148,7 @@ async fn each_answer_maps_to_its_outcome() {
         (400, String::new(), "failed"),
     ];
     for (status, body, expected) in cases {
-        *next.lock().unwrap() = (status, body.clone());
+        next.set(status, &body);
         let outcome = p.send(&target(), &notification()).await;
         assert_eq!(kind(&outcome), expected, "HTTP {status} {body}: {outcome:?}");
     }
@@ -198,9 +157,7 @@ async fn each_answer_maps_to_its_outcome() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_retry() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let url = common::unreachable_url();
     let c: OppoConfig = serde_json::from_value(json!({
         "app_key": "k", "master_secret": "s", "url": url, "auth_url": format!("{url}{AUTH_PATH}"),
     }))

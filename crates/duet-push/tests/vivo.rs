@@ -1,10 +1,9 @@
 //! The vivo provider against a local endpoint that plays both vivo's auth call and its send API.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+mod common;
 
-use duet_core::push::{Notification, Outcome, Provider, Target};
+use common::{NextAnswer, kind, notification, now_ms};
+use duet_core::push::{Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::vivo::{Vivo, VivoConfig};
 use duet_test_support::endpoint::{Answer, Endpoint, Recorded};
@@ -19,17 +18,14 @@ const APP_KEY: &str = "25509283-3767-4b9e-83fe-b6e55ac6243e";
 const APP_SECRET: &str = "21dd8d0c-0a7f-4d8e-bd6a-9e3f2b2c1a00";
 
 fn config(endpoint: &Endpoint, extra: Value) -> VivoConfig {
-    let mut c = json!({
+    let base = json!({
         "app_id": APP_ID,
         "app_key": APP_KEY,
         "app_secret": APP_SECRET,
         "url": format!("{}{SEND_PATH}", endpoint.url),
         "auth_url": format!("{}{AUTH_PATH}", endpoint.url),
     });
-    for (k, v) in extra.as_object().unwrap() {
-        c[k] = v.clone();
-    }
-    serde_json::from_value(c).unwrap()
+    common::config(base, extra)
 }
 
 fn provider(config: &VivoConfig) -> Vivo {
@@ -37,38 +33,13 @@ fn provider(config: &VivoConfig) -> Vivo {
 }
 
 fn target() -> Target {
-    Target { token: TOKEN.into(), app_id: None }
-}
-
-fn notification() -> Notification {
-    Notification {
-        title: "Alice".into(),
-        body: "See you at 8?".into(),
-        ext: r#"{"conv":"c2c_alice"}"#.into(),
-        badge: Some(3),
-        from: "alice".into(),
-        to: "bob".into(),
-        msg_key: "1_2_3".into(),
-        ..Notification::default()
-    }
-}
-
-fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+    common::target(TOKEN)
 }
 
 /// An auth endpoint that hands out `AT-1`, `AT-2`, … and a send endpoint that answers `send(request)`.
 async fn start(send: impl Fn(&Recorded) -> Answer + Send + Sync + 'static) -> Endpoint {
-    let issued = AtomicUsize::new(0);
-    Endpoint::start(move |r| {
-        if r.path() == AUTH_PATH {
-            let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
-            Answer::json(200, json!({"result": 0, "desc": "请求成功", "authToken": format!("AT-{n}")}))
-        } else {
-            send(r)
-        }
-    })
-    .await
+    let issue = |token: &str| Answer::json(200, json!({"result": 0, "desc": "请求成功", "authToken": token}));
+    common::start_with_auth(AUTH_PATH, issue, send).await
 }
 
 fn ok() -> Answer {
@@ -154,29 +125,10 @@ async fn a_target_of_another_app_is_not_sent() {
     assert_eq!(p.send(&same, &notification()).await, Outcome::Sent);
 }
 
-fn kind(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Sent => "sent",
-        Outcome::Retry { .. } => "retry",
-        Outcome::InvalidToken { .. } => "invalid",
-        Outcome::Failed { .. } => "failed",
-    }
-}
-
 #[tokio::test]
 async fn each_answer_maps_to_its_outcome() {
-    let next: Arc<Mutex<(u16, String)>> = Arc::new(Mutex::new((200, String::new())));
-    let answer = next.clone();
-    let endpoint = start(move |_| {
-        let (status, body) = answer.lock().unwrap().clone();
-        Answer {
-            status,
-            headers: vec![("content-type", "application/json".into())],
-            body,
-            delay: std::time::Duration::ZERO,
-        }
-    })
-    .await;
+    let next = NextAnswer::default();
+    let endpoint = start(next.responder()).await;
     let p = provider(&config(&endpoint, json!({})));
     let result = |result: i64| json!({"result": result, "desc": "d"}).to_string();
     let invalid_user = |status: Value| {
@@ -198,7 +150,7 @@ async fn each_answer_maps_to_its_outcome() {
         (404, String::new(), "failed"),
     ];
     for (status, body, expected) in cases {
-        *next.lock().unwrap() = (status, body.clone());
+        next.set(status, &body);
         let outcome = p.send(&target(), &notification()).await;
         assert_eq!(kind(&outcome), expected, "HTTP {status} {body}: {outcome:?}");
     }
@@ -207,9 +159,7 @@ async fn each_answer_maps_to_its_outcome() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_retry() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let url = common::unreachable_url();
     let c: VivoConfig = serde_json::from_value(json!({
         "app_id": 1, "app_key": "k", "app_secret": "s", "url": url, "auth_url": format!("{url}{AUTH_PATH}"),
     }))

@@ -1,9 +1,12 @@
 //! The webhook against a local endpoint: the signed JSON request its module documents, and each answer
 //! mapped to its outcome.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod common;
+
+use std::time::Duration;
 
 use axum::http::Method;
+use common::now;
 use duet_core::push::{AndroidOptions, ApnsOptions, Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::webhook::{Webhook, WebhookConfig};
@@ -21,12 +24,7 @@ fn webhook(url: &str) -> Webhook {
 
 fn notification() -> Notification {
     Notification {
-        title: "Alice".into(),
         body: "are you coming tonight?".into(),
-        ext: r#"{"conv":"c2c_alice"}"#.into(),
-        badge: Some(3),
-        from: "alice".into(),
-        to: "bob".into(),
         msg_key: "1700000000_42_7".into(),
         apns: ApnsOptions { sound: "ping.caf".into(), voip: true, ..ApnsOptions::default() },
         android: AndroidOptions {
@@ -34,11 +32,8 @@ fn notification() -> Notification {
             vivo_classification: Some(1),
             ..AndroidOptions::default()
         },
+        ..common::notification()
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 #[tokio::test]
@@ -141,9 +136,7 @@ async fn each_answer_maps_to_its_outcome() {
 
 #[tokio::test]
 async fn an_unreachable_gateway_is_a_retry() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/push", listener.local_addr().unwrap());
-    drop(listener);
+    let url = format!("{}/push", common::unreachable_url());
     let outcome = webhook(&url).send(&Target { token: "t".into(), app_id: None }, &notification()).await;
     assert!(matches!(outcome, Outcome::Retry { after: None, .. }), "{outcome:?}");
 }

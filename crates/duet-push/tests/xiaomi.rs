@@ -1,9 +1,12 @@
 //! Xiaomi against a local endpoint: the form and the `Authorization: key=` header its API documents, and
 //! each answer code mapped to its outcome.
 
+mod common;
+
 use std::time::Duration;
 
 use axum::http::Method;
+use common::target;
 use duet_core::push::{AndroidOptions, Notification, Outcome, Provider, Target};
 use duet_push::Clients;
 use duet_push::xiaomi::{Xiaomi, XiaomiConfig};
@@ -26,21 +29,8 @@ fn xiaomi(url: &str) -> Xiaomi {
     Xiaomi::new(&config(url), &Clients::new(None).unwrap()).unwrap()
 }
 
-fn target(token: &str) -> Target {
-    Target { token: token.into(), app_id: None }
-}
-
 fn notification() -> Notification {
-    Notification {
-        title: "Alice".into(),
-        body: "are you coming tonight?".into(),
-        ext: r#"{"conv":"c2c_alice"}"#.into(),
-        badge: Some(3),
-        from: "alice".into(),
-        to: "bob".into(),
-        msg_key: "1700000000_42_7".into(),
-        ..Notification::default()
-    }
+    Notification { body: "are you coming tonight?".into(), msg_key: "1700000000_42_7".into(), ..common::notification() }
 }
 
 fn ok() -> Answer {
