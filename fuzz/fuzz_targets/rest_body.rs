@@ -13,8 +13,8 @@
 use duet_proto::elem::{MsgElem, parse_msg_body};
 use duet_proto::limits::{self, MAX_MESSAGE_CONTENT_BYTES};
 use duet_proto::rest::request::{self as req, OutgoingMessage};
-use duet_proto::rest::sns;
 use duet_proto::rest::{Command, Service, format_msg_key, parse_body, parse_msg_key, validate_user_id};
+use duet_proto::rest::{msglog, sns};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -49,6 +49,7 @@ const PATHS: &[(&str, &str)] = &[
     ("sns", "black_list_delete"),
     ("sns", "black_list_get"),
     ("sns", "black_list_check"),
+    ("open_msg_svc", "get_history"),
 ];
 
 /// The server's clock for `importmsg` (an instant of 2026).
@@ -248,6 +249,13 @@ fn decode(command: Command, body: &Value) {
             if let Ok(r) = sns::BlackListGet::parse(body) {
                 user(&r.from);
                 assert!((1..=sns::MAX_BLACKLIST_PAGE).contains(&r.max_limited));
+            }
+        }
+        GetHistory => {
+            if let Ok(r) = msglog::GetHistory::parse(body) {
+                // The hour is the caller's to check; parsing only keeps what was sent, as text.
+                assert!(matches!(r.chat_type.name(), "C2C" | "Group"));
+                assert!(r.msg_time.len() <= body.to_string().len());
             }
         }
     }

@@ -172,6 +172,14 @@ pub struct PairsArgs {
     /// every message is pushed as well as delivered (the cost of push per message)
     #[arg(long)]
     pub push: bool,
+    /// Before-send callback on: the server the bench starts calls `C2C.CallbackBeforeSendMsg` before every
+    /// send on an endpoint the bench serves, which answers at once. With MS > 0 one more user sends for the
+    /// whole run (REST `openim/sendmsg`, 32 calls in flight, to an offline peer) and the endpoint answers
+    /// its messages after MS milliseconds: a slow backend should slow only that user (past the server's
+    /// 2 s callback timeout its sends are delivered at the timeout). 0: the fast callback alone, no slow
+    /// user (the cost of a before-send call per message)
+    #[arg(long, value_name = "MS")]
+    pub slow_callback_ms: Option<u64>,
     #[command(flatten)]
     pub target: TargetArgs,
 }
@@ -340,6 +348,10 @@ mod tests {
         let Scenario::Offline(o) = a.scenario else { panic!() };
         assert_eq!(o.cases, vec![(1, 100), (1000, 10)]);
         assert!(BenchArgs::try_parse_from(["pairs", "--rate", "5", "--closed", "1"]).is_err());
+        assert_eq!(p.slow_callback_ms, None);
+        let a = BenchArgs::try_parse_from(["pairs", "--slow-callback-ms", "1500"]).unwrap();
+        let Scenario::Pairs(p) = a.scenario else { panic!() };
+        assert_eq!(p.slow_callback_ms, Some(1500));
         let a = BenchArgs::try_parse_from(["soak"]).unwrap();
         let Scenario::Soak(s) = a.scenario else { panic!() };
         assert_eq!((s.connections, s.rate, s.duration), (10_000, 2000, 600.0));

@@ -343,6 +343,7 @@ async fn writer(
                 cloud_custom_data: String::new(),
                 online_only: false,
                 push: None,
+                need_read_receipt: false,
             };
             k += 1;
             let fed_one = tokio::select! {

@@ -17,9 +17,12 @@
 //! * `stats`: HDR histograms and the progress bar. `sys`: `/proc` sampling.
 //! * `pairs`, `idle`, `offline`, `history`, `rest`, `flood`, `soak`: the scenarios. `pairs::Fleet` (users
 //!   in pairs at an offered rate, checked exactly once) is shared by `pairs` and `soak`, `flood::Flood` by
-//!   `flood` and `soak`; `hostile` holds `soak`'s non-readers and slow uploaders.
+//!   `flood` and `soak`; `hostile` holds `soak`'s non-readers and slow uploaders. `push_sink` and
+//!   `callback_sink` are the app's push gateway and callback backend that `pairs --push` and
+//!   `pairs --slow-callback-ms` serve to the server they start.
 
 mod args;
+mod callback_sink;
 pub mod flood;
 pub mod history;
 mod hostile;
@@ -43,6 +46,7 @@ pub use crate::args::{
     BenchArgs, Durability, FloodArgs, HistoryArgs, IdleArgs, OfflineArgs, PairsArgs, RestArgs, Scenario, SoakArgs,
     TargetArgs,
 };
+pub use crate::callback_sink::{CallbackReport, SlowSenderReport};
 pub use crate::hostile::{Attack, NonReaderReport, SlowUploaderReport};
 pub use crate::stats::Latency;
 pub use crate::sys::CpuUsage;
@@ -193,24 +197,43 @@ pub async fn run(args: &BenchArgs, duet_exe: &Path) -> Result<Report, BenchError
     sys::raise_nofile();
     let started = Instant::now();
     let send_limit = matches!(scenario, Scenario::Flood(_) | Scenario::Soak(_));
-    // `pairs --push`: the server the bench starts pushes every message to a webhook the bench serves.
-    let (sink, _push_config, targs) = match scenario {
-        Scenario::Pairs(a) if a.push => {
-            if targs.server.is_some() || targs.server_config.is_some() {
-                return Err(BenchError::Args(
-                    "--push configures the server the bench starts: not with --server or --server-config".into(),
-                ));
-            }
-            let sink = push_sink::Sink::start().await?;
-            let mut file = tempfile::NamedTempFile::new()
-                .map_err(|e| BenchError::Setup(format!("writing the push configuration: {e}")))?;
-            std::io::Write::write_all(&mut file, sink.server_config().as_bytes())
-                .map_err(|e| BenchError::Setup(format!("writing the push configuration: {e}")))?;
-            let mut targs = targs.clone();
-            targs.server_config = Some(file.path().to_owned());
-            (Some(sink), Some(file), std::borrow::Cow::Owned(targs))
+    // `pairs --push` and `pairs --slow-callback-ms`: the server the bench starts pushes every message to a
+    // webhook the bench serves, and calls a before-send callback the bench serves.
+    let (push, callback) = match scenario {
+        Scenario::Pairs(a) => {
+            let push = if a.push { Some(push_sink::Sink::start().await?) } else { None };
+            let callback = match a.slow_callback_ms {
+                Some(ms) => Some(
+                    callback_sink::Sink::start(format!("{}slow", run_prefix()), std::time::Duration::from_millis(ms))
+                        .await?,
+                ),
+                None => None,
+            };
+            (push, callback)
         }
-        _ => (None, None, std::borrow::Cow::Borrowed(targs)),
+        _ => (None, None),
+    };
+    let extra_config: String = push
+        .iter()
+        .map(push_sink::Sink::server_config)
+        .chain(callback.iter().map(callback_sink::Sink::server_config))
+        .collect();
+    let (_extra_config_file, targs) = if extra_config.is_empty() {
+        (None, std::borrow::Cow::Borrowed(targs))
+    } else {
+        if targs.server.is_some() || targs.server_config.is_some() {
+            return Err(BenchError::Args(
+                "--push and --slow-callback-ms configure the server the bench starts: not with --server or \
+                 --server-config"
+                    .into(),
+            ));
+        }
+        let write = |e: std::io::Error| BenchError::Setup(format!("writing the server's configuration: {e}"));
+        let mut file = tempfile::NamedTempFile::new().map_err(write)?;
+        std::io::Write::write_all(&mut file, extra_config.as_bytes()).map_err(write)?;
+        let mut targs = targs.clone();
+        targs.server_config = Some(file.path().to_owned());
+        (Some(file), std::borrow::Cow::Owned(targs))
     };
     let targs = &*targs;
     let target = target::Target::open(targs, duet_exe, send_limit).await?;
@@ -221,7 +244,9 @@ pub async fn run(args: &BenchArgs, duet_exe: &Path) -> Result<Report, BenchError
         pid: target.pid,
     };
     let result = match scenario {
-        Scenario::Pairs(a) => pairs::run(a, &target, sink.as_ref(), &progress).await.map(|o| o.map(Details::Pairs)),
+        Scenario::Pairs(a) => {
+            pairs::run(a, &target, push.as_ref(), callback.as_ref(), &progress).await.map(|o| o.map(Details::Pairs))
+        }
         Scenario::Idle(a) => idle::run(a, &target, &progress).await.map(|o| o.map(Details::Idle)),
         Scenario::Offline(a) => offline::run(a, &target, &progress).await.map(|o| o.map(Details::Offline)),
         Scenario::History(a) => history::run(a, &target, &progress).await.map(|o| o.map(Details::History)),
@@ -366,6 +391,25 @@ mod summary {
         );
         if let Some(n) = r.pushes_received {
             let _ = writeln!(out, "push: {n} pushes reached the webhook (every device in the background)");
+        }
+        if let Some(c) = &r.callbacks {
+            let _ = writeln!(
+                out,
+                "before-send callback: {} calls answered at once, {} answered after {} ms (the slow user's)",
+                c.before_send_fast_calls, c.before_send_slow_calls, c.slow_callback_ms
+            );
+            if let Some(s) = &c.slow_sender {
+                let _ = writeln!(
+                    out,
+                    "slow user {} ({} sendmsg in flight, {:.1} s): {} sent, {} failed; latency {}",
+                    s.user,
+                    s.in_flight,
+                    s.duration_s,
+                    s.sends_ok,
+                    s.sends_failed,
+                    s.latency.short()
+                );
+            }
         }
     }
 

@@ -73,6 +73,10 @@ pub struct PairsReport {
     pub server_rss_bytes_end: Option<u64>,
     /// With `--push`: the pushes the bench's webhook received (one per message sent).
     pub pushes_received: Option<u64>,
+    /// With `--slow-callback-ms`: the before-send calls the bench's endpoint answered, and the slow user's
+    /// sends (absent from the document without the flag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callbacks: Option<crate::callback_sink::CallbackReport>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -217,6 +221,7 @@ pub(crate) async fn run(
     args: &PairsArgs,
     target: &Target,
     push: Option<&crate::push_sink::Sink>,
+    callback: Option<&crate::callback_sink::Sink>,
     progress: &Progress,
 ) -> Result<Outcome<PairsReport>, BenchError> {
     if args.users < 2 || !args.users.is_multiple_of(2) {
@@ -244,6 +249,21 @@ pub(crate) async fn run(
     let login_s = fleet.login_s;
     progress.line(&format!("pairs: {u} users logged in in {login_s:.2} s"));
     let rss_after_login = sys::rss(target.pid);
+    // The slow user sends through every step; its peer's connection comes after the pairs' addresses.
+    let slow = match callback.filter(|c| !c.delay.is_zero()) {
+        Some(c) => Some(
+            crate::callback_sink::SlowSender::start(
+                target,
+                c.slow_user.clone(),
+                format!("{}slowpeer", crate::run_prefix()),
+                args.friends,
+                args.body_bytes,
+                crate::callback_sink::SLOW_IN_FLIGHT,
+            )
+            .await?,
+        ),
+        None => None,
+    };
 
     let mut metas = Vec::new();
     for (n, plan) in steps.iter().enumerate() {
@@ -265,6 +285,10 @@ pub(crate) async fn run(
         }
     }
 
+    let slow = match slow {
+        Some(s) => Some(s.finish(target, u).await?),
+        None => None,
+    };
     let shared = fleet.shared.clone();
     // Every stored message is pushed: wait for the pushes before the logouts end the registrations.
     let pushes = match push {
@@ -284,6 +308,25 @@ pub(crate) async fn run(
     {
         tally.failures.push(format!("{received} pushes reached the webhook for {stored} messages sent"));
     }
+    let callbacks = callback.map(|c| {
+        let (fast, sent) = (c.fast_calls(), shared.sent.load(Relaxed));
+        if fast != sent {
+            tally.notes.push(format!(
+                "the before-send endpoint was called for {fast} of {sent} pairs sends (the others failed in the \
+                 server: see its log)"
+            ));
+        }
+        let slow_sender = slow.map(|(report, failures)| {
+            tally.failures.extend(failures);
+            report
+        });
+        crate::callback_sink::CallbackReport {
+            slow_callback_ms: c.delay.as_millis() as u64,
+            before_send_fast_calls: fast,
+            before_send_slow_calls: c.slow_calls(),
+            slow_sender,
+        }
+    });
     let steps: Vec<StepReport> = metas
         .into_iter()
         .enumerate()
@@ -310,6 +353,7 @@ pub(crate) async fn run(
         server_rss_bytes_after_login: rss_after_login,
         server_rss_bytes_end: sys::rss(target.pid),
         pushes_received: pushes.map(|(received, _)| received),
+        callbacks,
     };
     Ok(Outcome { report, failures: tally.failures, notes: tally.notes })
 }
@@ -826,6 +870,7 @@ async fn writer(
                         cloud_custom_data: String::new(),
                         online_only: false,
                         push: None,
+                        need_read_receipt: false,
                     };
                     k += 1;
                     frame

@@ -66,6 +66,68 @@ async fn pairs_open_loop_delivers_every_message_once() {
     assert!(p.own_copies > 0);
     assert!(p.steps.iter().all(|s| s.drained && s.latency.count > 0 && s.ack_latency.count > 0));
     assert!(p.steps[0].cpu.server_cpu_us.is_some(), "the started server's CPU is sampled");
+    // Without --slow-callback-ms the document is as before.
+    assert!(p.callbacks.is_none());
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert!(json["pairs"].get("callbacks").is_none(), "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairs_with_a_slow_before_send_backend() {
+    let r = bench(&[
+        "pairs",
+        "--users",
+        "10",
+        "--rate",
+        "100",
+        "--duration",
+        "1.5",
+        "--warmup",
+        "0.3",
+        "--drain",
+        "20",
+        "--durability",
+        "relaxed",
+        "--slow-callback-ms",
+        "300",
+    ])
+    .await;
+    let Details::Pairs(p) = &r.details else { panic!("not a pairs report") };
+    assert!(p.sent > 0);
+    assert_eq!((p.delivered, p.undelivered, p.send_errors), (p.sent, 0, 0));
+    let c = p.callbacks.as_ref().expect("the callback figures");
+    // Every pairs send asked the backend, which answered at once; the slow user's sends waited for it.
+    assert_eq!(c.before_send_fast_calls, p.sent, "{c:?}");
+    let s = c.slow_sender.as_ref().expect("a slow user ran");
+    assert!(s.sends_ok > 0, "{s:?}");
+    assert_eq!(c.before_send_slow_calls, s.sends_ok + s.sends_failed, "{c:?}");
+    assert_eq!((s.sends_failed, s.missing, s.duplicates), (0, 0, 0));
+    assert!(s.latency.p50_ms >= 300.0, "{s:?}");
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["pairs"]["callbacks"]["slow_callback_ms"], 300);
+    assert!(r.summary().contains("slow user"));
+    let log = r.server_log.as_ref().expect("the bench started the server");
+    assert_eq!(log.warnings, 0, "no callback failed: {log:?}");
+
+    // 0: the fast backend alone, no slow user.
+    let r = bench(&[
+        "pairs",
+        "--users",
+        "4",
+        "--rate",
+        "50",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--slow-callback-ms",
+        "0",
+    ])
+    .await;
+    let Details::Pairs(p) = &r.details else { panic!("not a pairs report") };
+    let c = p.callbacks.as_ref().expect("the callback figures");
+    assert_eq!((c.before_send_fast_calls, c.before_send_slow_calls), (p.sent, 0));
+    assert!(c.slow_sender.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

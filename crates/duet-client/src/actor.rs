@@ -49,6 +49,33 @@ pub(crate) enum Command {
     MarkRead { peer: String, deadline: Instant, reply: Reply<()> },
     Logout { reply: Reply<()> },
     Relation { req: RelationRequest, deadline: Instant, reply: Reply<RelationAnswer> },
+    Message { req: MessageRequest, deadline: Instant, reply: Reply<MessageAnswer> },
+}
+
+/// A request about messages already sent.
+#[derive(Debug, Clone)]
+pub(crate) enum MessageRequest {
+    Recall { peer: String, msg_key: String },
+    ReadReceipt { peer: String, msg_keys: Vec<String> },
+    Find { peer: String, msg_keys: Vec<String> },
+}
+
+impl MessageRequest {
+    fn frame(&self, id: u64) -> ClientFrame {
+        match self.clone() {
+            MessageRequest::Recall { peer, msg_key } => ClientFrame::Recall { id, peer, msg_key },
+            MessageRequest::ReadReceipt { peer, msg_keys } => ClientFrame::ReadReceipt { id, peer, msg_keys },
+            MessageRequest::Find { peer, msg_keys } => ClientFrame::Find { id, peer, msg_keys },
+        }
+    }
+}
+
+/// The answer to a [`MessageRequest`].
+#[derive(Debug)]
+pub(crate) enum MessageAnswer {
+    Ok,
+    Acknowledged(Vec<String>),
+    Found(Vec<Option<Message>>),
 }
 
 impl Command {
@@ -59,6 +86,7 @@ impl Command {
             Command::Conversations { reply, .. } | Command::LocalConversations { reply } => drop(reply.send(Err(e))),
             Command::MarkRead { reply, .. } | Command::Logout { reply } => drop(reply.send(Err(e))),
             Command::Relation { reply, .. } => drop(reply.send(Err(e))),
+            Command::Message { reply, .. } => drop(reply.send(Err(e))),
         }
     }
 }
@@ -90,6 +118,7 @@ enum Op {
     Conversations { reply: Reply<Vec<Conversation>> },
     MarkRead { peer: String, reply: Reply<()> },
     Relation { req: RelationRequest, reply: Reply<RelationAnswer> },
+    Message { req: MessageRequest, reply: Reply<MessageAnswer> },
 }
 
 impl Op {
@@ -104,6 +133,7 @@ impl Op {
                 cloud_custom_data: opts.cloud_custom_data.clone(),
                 online_only: opts.online_only,
                 push: opts.push.clone(),
+                need_read_receipt: opts.need_read_receipt,
             },
             Op::History { peer, count, before, .. } => {
                 ClientFrame::History { id, peer: peer.clone(), count: *count, before: before.clone() }
@@ -111,6 +141,7 @@ impl Op {
             Op::Conversations { .. } => ClientFrame::Conversations { id },
             Op::MarkRead { peer, .. } => ClientFrame::MarkRead { id, peer: peer.clone(), time: None },
             Op::Relation { req, .. } => req.frame(id),
+            Op::Message { req, .. } => req.frame(id),
         }
     }
 
@@ -122,6 +153,7 @@ impl Op {
             Op::Conversations { reply } => reply.is_closed(),
             Op::MarkRead { reply, .. } => reply.is_closed(),
             Op::Relation { reply, .. } => reply.is_closed(),
+            Op::Message { reply, .. } => reply.is_closed(),
         }
     }
 
@@ -132,6 +164,9 @@ impl Op {
             Op::Conversations { .. } => "conversations",
             Op::MarkRead { .. } => "mark_read",
             Op::Relation { .. } => "relation",
+            Op::Message { req: MessageRequest::Recall { .. }, .. } => "recall",
+            Op::Message { req: MessageRequest::ReadReceipt { .. }, .. } => "read_receipt",
+            Op::Message { req: MessageRequest::Find { .. }, .. } => "find",
         }
     }
 
@@ -142,6 +177,7 @@ impl Op {
             Op::Conversations { reply } => drop(reply.send(Err(e))),
             Op::MarkRead { reply, .. } => drop(reply.send(Err(e))),
             Op::Relation { reply, .. } => drop(reply.send(Err(e))),
+            Op::Message { reply, .. } => drop(reply.send(Err(e))),
         }
     }
 }
@@ -518,6 +554,8 @@ impl Actor {
                 match local {
                     Ok(Some(page)) => {
                         tracing::debug!(%peer, count, n = page.len(), "history answered locally");
+                        let me = self.settings.user.clone();
+                        let page = page.into_iter().map(|m| self.with_peer_read(&me, m)).collect();
                         let _ = reply.send(Ok(page));
                         Ok(())
                     }
@@ -550,6 +588,10 @@ impl Actor {
                     _ => {}
                 }
                 let op = Op::Relation { req, reply };
+                self.submit(s, Request { op, deadline }).await
+            }
+            Command::Message { req, deadline, reply } => {
+                let op = Op::Message { req, reply };
                 self.submit(s, Request { op, deadline }).await
             }
             Command::Logout { reply } => match s {
@@ -738,6 +780,8 @@ impl Actor {
                 }
                 self.cover(&mut batch).await;
                 self.commit(batch).await;
+                let me = self.settings.user.clone();
+                let messages = messages.into_iter().map(|m| self.with_peer_read(&me, m)).collect();
                 let _ = reply.send(Ok(messages));
                 Ok(())
             }
@@ -772,6 +816,10 @@ impl Actor {
                     let _ = reply.send(Ok(RelationAnswer::Ok));
                     Ok(())
                 }
+                Some(InFlight { what: Pending::User(Request { op: Op::Message { reply, .. }, .. }), .. }) => {
+                    let _ = reply.send(Ok(MessageAnswer::Ok));
+                    Ok(())
+                }
                 Some(InFlight { what: Pending::Background, .. }) => Ok(()),
                 other => self.unexpected(id, other, "ok"),
             },
@@ -791,6 +839,17 @@ impl Actor {
             ServerFrame::Relation { event } => {
                 self.emit(Event::Relation(event));
                 Ok(())
+            }
+            ServerFrame::Receipts { id, acknowledged } => {
+                self.message_answer(s, id, MessageAnswer::Acknowledged(acknowledged), "receipts")
+            }
+            ServerFrame::Found { id, messages } => {
+                let me = self.settings.user.clone();
+                let found = messages
+                    .into_iter()
+                    .map(|m| m.map(|m| self.with_peer_read(&me, Message::from_wire(m, None))))
+                    .collect();
+                self.message_answer(s, id, MessageAnswer::Found(found), "found")
             }
             ServerFrame::Pong { id, latest, .. } => match s.inflight.remove(&id) {
                 // The log has entries this device never got (a lost push of the newest entry): pull them.
@@ -826,6 +885,27 @@ impl Actor {
             }
             other => self.unexpected(id, other, op),
         }
+    }
+
+    /// The answer to a request about sent messages.
+    fn message_answer(&mut self, s: &mut Session, id: u64, answer: MessageAnswer, op: &str) -> Result<(), End> {
+        match s.inflight.remove(&id) {
+            Some(InFlight { what: Pending::User(Request { op: Op::Message { reply, .. }, .. }), .. }) => {
+                let _ = reply.send(Ok(answer));
+                Ok(())
+            }
+            other => self.unexpected(id, other, op),
+        }
+    }
+
+    /// `m` with `peer_read` set when it is this user's and the conversation's read receipt covers it.
+    fn with_peer_read(&self, me: &str, mut m: Message) -> Message {
+        if m.from == me
+            && let Some(c) = self.conversations.get(&m.to)
+        {
+            m.peer_read = c.is_peer_read(&m);
+        }
+        m
     }
 
     /// An answer whose id is unknown (late, after a timeout) or that answers another kind of request.
@@ -1088,9 +1168,21 @@ impl Actor {
                         push_unique(&mut changed, &peer);
                     }
                 }
-                Entry::Recall { peer, msg_key, .. } => {
+                Entry::Recall { peer, msg_key, by, .. } => {
+                    let recall = |m: &mut Message| {
+                        m.recalled = true;
+                        m.revoker = by.clone();
+                        m.elems.clear();
+                        m.cloud_custom_data.clear();
+                    };
+                    if self.recalled_unread(&batch, &peer, &msg_key).await
+                        && let Some(conv) = self.conversations.get_mut(&peer)
+                    {
+                        conv.unread -= 1;
+                        push_unique(&mut changed, &peer);
+                    }
                     for r in batch.messages.iter_mut().filter(|r| r.peer == peer && r.message.msg_key == msg_key) {
-                        r.message.recalled = true;
+                        recall(&mut r.message);
                     }
                     if let Some(last) = self
                         .conversations
@@ -1098,11 +1190,26 @@ impl Actor {
                         .and_then(|c| c.last.as_mut())
                         .filter(|l| l.msg_key == msg_key && !l.recalled)
                     {
-                        last.recalled = true;
+                        recall(last);
                         push_unique(&mut changed, &peer);
                     }
-                    batch.recalls.push((peer.clone(), msg_key.clone()));
-                    events.push(Event::MessageRecalled { peer, msg_key });
+                    batch.recalls.push((peer.clone(), msg_key.clone(), by.clone()));
+                    events.push(Event::MessageRecalled { peer, msg_key, by });
+                }
+                Entry::PeerRead { peer, time, .. } => {
+                    let conv = self.conversations.entry(peer.clone()).or_insert_with(|| Conversation::empty(&peer));
+                    if time > conv.peer_read_time {
+                        conv.peer_read_time = time;
+                        push_unique(&mut changed, &peer);
+                    }
+                    events.push(Event::PeerRead { peer, time });
+                }
+                Entry::Receipt { peer, msg_key, time, .. } => {
+                    for r in batch.messages.iter_mut().filter(|r| r.peer == peer && r.message.msg_key == msg_key) {
+                        r.message.receipt_time = r.message.receipt_time.or(Some(time));
+                    }
+                    batch.receipts.push((peer.clone(), msg_key.clone(), time));
+                    events.push(Event::ReadReceipt { peer, msg_key, time });
                 }
             }
         }
@@ -1123,6 +1230,30 @@ impl Actor {
                 }
             }
         }
+    }
+
+    /// Whether the message `msg_key` that `peer` sent, about to be recalled, counts in the conversation's
+    /// unread count: it is one of the newest `unread` messages received from `peer` not recalled (the
+    /// unread ones are the newest, since a read covers everything up to a time), in `batch` (applied
+    /// before it in this batch) or else in the local store.
+    async fn recalled_unread(&self, batch: &Batch, peer: &str, msg_key: &str) -> bool {
+        let unread = self.conversations.get(peer).map_or(0, |c| c.unread) as usize;
+        if unread == 0 {
+            return false;
+        }
+        let received = |m: &Message| m.from == peer && !m.recalled && m.conv_seq > 0;
+        let mut newest: Vec<Message> = batch
+            .messages
+            .iter()
+            .filter(|r| r.peer == peer && received(&r.message))
+            .map(|r| r.message.clone())
+            .collect();
+        let (p, limit) = (peer.to_owned(), unread + 64);
+        let stored = self.store.call(move |st| st.messages_before(&p, None, limit)).await.unwrap_or_default();
+        newest.extend(stored.into_iter().filter(received));
+        newest.sort_by_key(|m| std::cmp::Reverse(m.position()));
+        newest.dedup_by(|a, b| a.msg_key == b.msg_key);
+        newest.iter().take(unread).any(|m| m.msg_key == msg_key)
     }
 
     async fn sent_here(&self, peer: &str, msg_key: &str) -> bool {
@@ -1152,6 +1283,10 @@ impl Actor {
             elems,
             cloud_custom_data: opts.cloud_custom_data,
             recalled: false,
+            revoker: String::new(),
+            peer_read: false,
+            need_read_receipt: opts.need_read_receipt,
+            receipt_time: None,
             log_seq: sent.log_seq,
             sender: Default::default(),
         };

@@ -45,6 +45,26 @@ pub enum Event {
         peer: String,
         /// The recalled message.
         msg_key: String,
+        /// Who recalled it: its sender, or an app admin.
+        by: String,
+    },
+    /// `peer` read what this user sent up to `time` (the conversation's read receipt, Tencent's
+    /// `onRecvC2CReadReceipt`): this user's messages to `peer` dated at or before it are read.
+    PeerRead {
+        /// The reader.
+        peer: String,
+        /// Unix seconds.
+        time: i64,
+    },
+    /// `peer` acknowledged this user's message `msg_key` (sent with `need_read_receipt`) with a read
+    /// receipt (Tencent's `onRecvMessageReadReceipts`).
+    ReadReceipt {
+        /// The reader.
+        peer: String,
+        /// The acknowledged message.
+        msg_key: String,
+        /// Unix seconds.
+        time: i64,
     },
     /// Logged out by a login on another device or by the admin; the client stopped. Log in again with
     /// a new `Client` (and, after an admin kick, a new UserSig).

@@ -60,7 +60,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::actor::{Actor, Command, Reply, Settings};
+use crate::actor::{Actor, Command, MessageAnswer, MessageRequest, Reply, Settings};
 use crate::backoff::Backoff;
 pub use crate::config::{ClientConfig, LocalStoreConfig, SessionKind};
 pub use crate::error::Error;
@@ -258,6 +258,44 @@ impl Client {
         self.request(|deadline, reply| Command::MarkRead { peer, deadline, reply }).await
     }
 
+    /// Recalls (takes back) a message this user sent `peer`, within the server's recall window (2 minutes
+    /// by default; after it the server answers 20016). Every device of both users gets
+    /// [`Event::MessageRecalled`], and history keeps the message flagged, without its content.
+    pub async fn recall(&self, peer: &str, msg_key: &str) -> Result<(), Error> {
+        let (peer, msg_key) = (non_empty(peer, "peer")?, non_empty(msg_key, "msg_key")?);
+        match self.message_request(MessageRequest::Recall { peer, msg_key }).await? {
+            MessageAnswer::Ok => Ok(()),
+            other => Err(Error::Protocol(format!("recall answered with {other:?}"))),
+        }
+    }
+
+    /// Acknowledges messages `peer` sent with `need_read_receipt` (at most 100 keys): the sender's devices
+    /// get [`Event::ReadReceipt`]. Unread counts do not change (that is [`Client::mark_read`]). Returns
+    /// the keys that carry a receipt now; keys of other messages are left out.
+    pub async fn send_read_receipts(&self, peer: &str, msg_keys: &[&str]) -> Result<Vec<String>, Error> {
+        let peer = non_empty(peer, "peer")?;
+        let msg_keys = msg_keys.iter().map(|k| (*k).to_owned()).collect();
+        match self.message_request(MessageRequest::ReadReceipt { peer, msg_keys }).await? {
+            MessageAnswer::Acknowledged(keys) => Ok(keys),
+            other => Err(Error::Protocol(format!("read_receipt answered with {other:?}"))),
+        }
+    }
+
+    /// The messages of the conversation with `peer` named by `msg_keys` (at most 100), as the server holds
+    /// them now: their recall, `peer_read` and `receipt_time` included; `None` for a key that names none.
+    pub async fn find_messages(&self, peer: &str, msg_keys: &[&str]) -> Result<Vec<Option<Message>>, Error> {
+        let peer = non_empty(peer, "peer")?;
+        let msg_keys = msg_keys.iter().map(|k| (*k).to_owned()).collect();
+        match self.message_request(MessageRequest::Find { peer, msg_keys }).await? {
+            MessageAnswer::Found(messages) => Ok(messages),
+            other => Err(Error::Protocol(format!("find answered with {other:?}"))),
+        }
+    }
+
+    async fn message_request(&self, req: MessageRequest) -> Result<MessageAnswer, Error> {
+        self.request(|deadline, reply| Command::Message { req, deadline, reply }).await
+    }
+
     /// Logs out: tells the server (when connected), stops reconnecting, and waits for the client's task
     /// to end. Requests still waiting fail with [`Error::Closed`]. Logging out twice is harmless.
     pub async fn logout(&self) -> Result<(), Error> {
@@ -274,6 +312,14 @@ impl Client {
             other => other,
         }
     }
+}
+
+/// `value`, owned, unless it is empty.
+fn non_empty(value: &str, what: &str) -> Result<String, Error> {
+    if value.is_empty() {
+        return Err(Error::InvalidArgument(format!("the {what} must not be empty")));
+    }
+    Ok(value.to_owned())
 }
 
 #[cfg(test)]

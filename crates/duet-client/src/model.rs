@@ -30,8 +30,17 @@ pub struct Message {
     pub elems: Vec<MsgElem>,
     /// `CloudCustomData`.
     pub cloud_custom_data: String,
-    /// Whether the message was recalled (it stays in history, flagged).
+    /// Whether the message was recalled (it stays in history, flagged, with no elements).
     pub recalled: bool,
+    /// Who recalled it (its sender, or an app admin); empty while not recalled.
+    pub revoker: String,
+    /// For a message this user sent: the peer has read it (by the conversation's read receipt, as
+    /// known when the message was handed over; [`Conversation::peer_read_time`] is the live value).
+    pub peer_read: bool,
+    /// The sender asked for a message-level read receipt ([`SendOptions::need_read_receipt`]).
+    pub need_read_receipt: bool,
+    /// When the recipient acknowledged it with a read receipt (unix seconds).
+    pub receipt_time: Option<i64>,
     /// The position of the entry that brought this message in this user's sync log: `None` for a
     /// message that came from history, a conversation list, or online only.
     pub log_seq: Option<u64>,
@@ -87,6 +96,10 @@ impl Message {
             elems,
             cloud_custom_data: m.cloud_custom_data,
             recalled: m.recalled,
+            revoker: m.revoker,
+            peer_read: m.peer_read,
+            need_read_receipt: m.need_read_receipt,
+            receipt_time: Some(m.receipt_time).filter(|&t| t > 0),
             log_seq: log_seq.filter(|&s| s > 0),
             sender: Sender { nick: m.nick, face_url: m.face_url, system: m.system },
         }
@@ -126,6 +139,9 @@ pub struct Conversation {
     pub unread: u64,
     /// Time of the last message, unix seconds.
     pub time: i64,
+    /// Up to when `peer` has read what this user sent (the conversation's read receipt; unix seconds, 0:
+    /// nothing yet). This user's messages dated at or before it are read.
+    pub peer_read_time: i64,
 }
 
 impl Conversation {
@@ -135,11 +151,22 @@ impl Conversation {
     }
 
     pub(crate) fn empty(peer: &str) -> Conversation {
-        Conversation { peer: peer.to_owned(), last: None, unread: 0, time: 0 }
+        Conversation { peer: peer.to_owned(), last: None, unread: 0, time: 0, peer_read_time: 0 }
     }
 
     pub(crate) fn from_wire(c: wire::Conversation) -> Conversation {
-        Conversation { peer: c.peer, last: c.last.map(|m| Message::from_wire(m, None)), unread: c.unread, time: c.time }
+        Conversation {
+            peer: c.peer,
+            last: c.last.map(|m| Message::from_wire(m, None)),
+            unread: c.unread,
+            time: c.time,
+            peer_read_time: c.peer_read_time,
+        }
+    }
+
+    /// Whether `peer` has read `m`, a message this user sent in this conversation.
+    pub fn is_peer_read(&self, m: &Message) -> bool {
+        m.to == self.peer && (m.peer_read || m.time <= self.peer_read_time)
     }
 }
 
@@ -154,6 +181,10 @@ pub struct SendOptions {
     pub seq: Option<u32>,
     /// Tencent's `OfflinePushInfo`, used for offline push.
     pub push: Option<Value>,
+    /// Ask the recipient for a message-level read receipt (Tencent's `needReadReceipt`): the recipient's
+    /// [`Client::send_read_receipts`](crate::Client::send_read_receipts) raises
+    /// [`Event::ReadReceipt`](crate::Event::ReadReceipt) here.
+    pub need_read_receipt: bool,
 }
 
 /// What the server assigned to a sent message.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::accounts::{Accounts, AppIdentity};
-use crate::callbacks::BeforeSendHook;
+use crate::callbacks::{BeforeSendHook, EventSink, Notifier, NotifyConfig};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::hub::{Hub, LoginPolicy};
@@ -30,12 +30,16 @@ pub struct CoreConfig {
     pub dedup_window_secs: i64,
     /// Recent contacts kept per user (Tencent: 100).
     pub recent_contacts_max: usize,
+    /// How long after sending the sender may recall a message (Tencent: 2 minutes); admins have no limit.
+    pub recall_window_secs: i64,
     /// Which devices of a user may be online together.
     pub login_policy: LoginPolicy,
     /// Who may message whom on the client send path (Tencent's defaults: anyone; blacklists drop silently).
     pub permissions: Permissions,
     /// How offline pushes are sent (the providers themselves are given to [`Core::open`]).
     pub push: PushConfig,
+    /// How after-event callbacks are sent (the backend itself is given to [`Core::open`]).
+    pub notify: NotifyConfig,
 }
 
 impl CoreConfig {
@@ -51,9 +55,11 @@ impl CoreConfig {
             roaming_retention_secs: 7 * Self::DAY,
             dedup_window_secs: 600,
             recent_contacts_max: 100,
+            recall_window_secs: 120,
             login_policy: LoginPolicy::default(),
             permissions: Permissions::default(),
             push: PushConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -68,6 +74,8 @@ pub struct Adapters {
     pub push: Vec<Arc<dyn Provider>>,
     /// The app backend's `C2C.CallbackBeforeSendMsg`, when configured.
     pub before_send: Option<Arc<dyn BeforeSendHook>>,
+    /// Where the after-event callbacks go, when configured.
+    pub after_events: Option<Arc<dyn EventSink>>,
 }
 
 /// The domain: one of each service, and the hub of live sessions they share.
@@ -83,6 +91,7 @@ pub struct Core {
     messages: Messages,
     media: Option<Arc<Media>>,
     push: Arc<Pusher>,
+    notifier: Arc<Notifier>,
 }
 
 impl Core {
@@ -94,7 +103,8 @@ impl Core {
         clock: Arc<dyn Clock>,
         adapters: Adapters,
     ) -> Result<Core, Error> {
-        let Adapters { media, push: push_providers, before_send } = adapters;
+        let Adapters { media, push: push_providers, before_send, after_events } = adapters;
+        let notifier = Arc::new(Notifier::new(store.clone(), clock.clone(), after_events, config.notify.clone()));
         let hub = Arc::new(Hub::default());
         let fanout = Fanout::default();
         fanout.subscribe(hub.clone());
@@ -104,7 +114,8 @@ impl Core {
         fanout.subscribe(push.clone());
         let subscribers = fanout.clone();
         store.set_delivery_hook(Arc::new(move |deliveries| subscribers.deliver(&deliveries)));
-        let relations = Arc::new(Relations::new(store.clone(), clock.clone(), hub.clone(), config.permissions));
+        let relations =
+            Arc::new(Relations::new(store.clone(), clock.clone(), hub.clone(), notifier.clone(), config.permissions));
         let app = AppIdentity {
             sdkappid: config.sdkappid,
             secret_key: config.secret_key.clone(),
@@ -119,6 +130,7 @@ impl Core {
                 relations.clone(),
                 media.clone(),
                 push.clone(),
+                notifier.clone(),
             )
             .await?,
         );
@@ -128,6 +140,7 @@ impl Core {
             clock.clone(),
             hub.clone(),
             push.clone(),
+            notifier.clone(),
             config.login_policy,
         );
         let retention = Retention {
@@ -135,6 +148,7 @@ impl Core {
             roaming_secs: config.roaming_retention_secs,
             dedup_window_secs: config.dedup_window_secs,
             recent_contacts_max: config.recent_contacts_max,
+            recall_window_secs: config.recall_window_secs,
         };
         let messages = Messages::new(
             store,
@@ -144,10 +158,11 @@ impl Core {
             media.clone(),
             push.clone(),
             before_send,
+            notifier.clone(),
             fanout.clone(),
             retention,
         );
-        Ok(Core { config, clock, hub, fanout, accounts, sessions, relations, messages, media, push })
+        Ok(Core { config, clock, hub, fanout, accounts, sessions, relations, messages, media, push, notifier })
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -191,6 +206,11 @@ impl Core {
     /// Offline push: registrations and the outbox's worker ([`Pusher::run`]).
     pub fn push(&self) -> &Arc<Pusher> {
         &self.push
+    }
+
+    /// The after-event callbacks: which are wanted, their counts, the outbox's worker ([`Notifier::run`]).
+    pub fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
     }
 
     /// Adds a subscriber of committed sync-log entries (see [`crate::messages::fanout`]), after the hub.

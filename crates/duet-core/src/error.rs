@@ -15,6 +15,9 @@ pub enum Error {
     /// The message was recalled already.
     #[error("message already recalled")]
     AlreadyRecalled,
+    /// The sender's recall came after the recall window (the seconds given).
+    #[error("the message was sent more than {0} seconds ago and can no longer be recalled")]
+    RecallTooLate(i64),
     /// A relationship operation on one peer failed (friends, requests, blacklists).
     #[error(transparent)]
     Relation(#[from] RelationError),
@@ -79,6 +82,18 @@ pub enum SendRefusal {
     /// Friends-only: the sender does not have the recipient as a friend.
     #[error("the recipient is not the sender's friend")]
     NotSendersFriend,
+}
+
+impl SendRefusal {
+    /// Tencent's code for the refusal (what the sender gets, and the after-send callback's `SendMsgResult`).
+    pub fn code(self) -> u32 {
+        match self {
+            SendRefusal::Blacklisted => 20007,
+            SendRefusal::NotFriends => 20009,
+            SendRefusal::NotRecipientsFriend => 20010,
+            SendRefusal::NotSendersFriend => 20011,
+        }
+    }
 }
 
 /// Any error a backend reports as the cause of a [`StoreError::Backend`].

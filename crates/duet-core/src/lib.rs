@@ -15,7 +15,8 @@
 //! * [`media`]: the rules of uploaded files (limits, who may read, expiry) and their storage traits.
 //!
 //! Below them: [`hub`] (this node's live sessions), [`store`] (the storage traits every backend
-//! implements), [`error`], [`model`] (plain data), [`usersig`] (Tencent's UserSig v2), [`clock`].
+//! implements), [`error`], [`model`] (plain data), [`msglog`] (the message log's hours and time zone),
+//! [`usersig`] (Tencent's UserSig v2), [`clock`].
 
 pub mod accounts;
 pub mod callbacks;
@@ -25,6 +26,7 @@ pub mod hub;
 pub mod media;
 pub mod messages;
 pub mod model;
+pub mod msglog;
 pub mod push;
 pub mod relations;
 pub mod retention;

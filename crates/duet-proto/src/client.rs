@@ -23,6 +23,8 @@ pub const MAX_HISTORY_PAGE: u32 = 100;
 /// Most bytes of entries (or messages) one `synced` (or `history`) answer carries, encoded: a page holds
 /// fewer than asked for (and says there is more) rather than grow past it. One entry always fits.
 pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
+/// Message keys one `read_receipt` or `find` may name.
+pub const MAX_KEYS_PER_REQUEST: usize = 100;
 
 /// Client error codes, as Tencent's SDKs number them.
 pub mod code {
@@ -143,7 +145,17 @@ pub enum ClientFrame {
         /// Tencent's `OfflinePushInfo`, kept for offline push.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         push: Option<Value>,
+        /// Ask the recipient for a message-level read receipt (`read_receipt`).
+        #[serde(default, skip_serializing_if = "is_false")]
+        need_read_receipt: bool,
     },
+    /// Recall (take back) a message the user sent `peer`, within the recall window.
+    Recall { id: u64, peer: String, msg_key: String },
+    /// Acknowledge messages `peer` sent with `need_read_receipt`: read receipts (unread counts stay).
+    ReadReceipt { id: u64, peer: String, msg_keys: Vec<String> },
+    /// The messages of the conversation with `peer` named by `msg_keys`, as history shows them (with
+    /// their read and receipt state).
+    Find { id: u64, peer: String, msg_keys: Vec<String> },
     /// A page of the conversation with `peer`, newest first, older than `before` (a `MsgKey`).
     History {
         id: u64,
@@ -255,6 +267,10 @@ impl ClientFrame {
     }
 }
 
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -323,6 +339,16 @@ pub enum ServerFrame {
     Conversations {
         id: u64,
         items: Vec<Conversation>,
+    },
+    /// The answer to `read_receipt`: the keys that now carry a receipt (sent now or before).
+    Receipts {
+        id: u64,
+        acknowledged: Vec<String>,
+    },
+    /// The answer to `find`: one item per key asked, `null` where no message of the user's view has it.
+    Found {
+        id: u64,
+        messages: Vec<Option<Message>>,
     },
     Ok {
         id: u64,
@@ -456,8 +482,18 @@ pub enum Entry {
     Msg { seq: u64, msg: Message },
     /// The user read what `peer` sent up to `time` (on some device).
     Read { seq: u64, peer: String, time: i64 },
-    /// A message of the conversation with `peer` was recalled.
-    Recall { seq: u64, peer: String, msg_key: String },
+    /// A message of the conversation with `peer` was recalled, by `by` (its sender, or an app admin).
+    Recall {
+        seq: u64,
+        peer: String,
+        msg_key: String,
+        #[serde(default)]
+        by: String,
+    },
+    /// `peer` read what the user sent up to `time` (the conversation's read receipt).
+    PeerRead { seq: u64, peer: String, time: i64 },
+    /// `peer` acknowledged the user's message `msg_key` with a read receipt at `time`.
+    Receipt { seq: u64, peer: String, msg_key: String, time: i64 },
 }
 
 /// Text a JSON string of `s` takes at most (every character escaped as `\u00XX`).
@@ -470,14 +506,21 @@ impl Entry {
     pub fn size_bound(&self) -> usize {
         match self {
             Entry::Msg { msg, .. } => msg.size_bound() + 64,
-            Entry::Read { peer, .. } => escaped_bound(peer) + 96,
-            Entry::Recall { peer, msg_key, .. } => escaped_bound(peer) + escaped_bound(msg_key) + 96,
+            Entry::Read { peer, .. } | Entry::PeerRead { peer, .. } => escaped_bound(peer) + 96,
+            Entry::Recall { peer, msg_key, by, .. } => {
+                escaped_bound(peer) + escaped_bound(msg_key) + escaped_bound(by) + 96
+            }
+            Entry::Receipt { peer, msg_key, .. } => escaped_bound(peer) + escaped_bound(msg_key) + 96,
         }
     }
 
     pub fn seq(&self) -> u64 {
         match self {
-            Entry::Msg { seq, .. } | Entry::Read { seq, .. } | Entry::Recall { seq, .. } => *seq,
+            Entry::Msg { seq, .. }
+            | Entry::Read { seq, .. }
+            | Entry::Recall { seq, .. }
+            | Entry::PeerRead { seq, .. }
+            | Entry::Receipt { seq, .. } => *seq,
         }
     }
 }
@@ -500,8 +543,20 @@ pub struct Message {
     pub body: Box<RawValue>,
     #[serde(default)]
     pub cloud_custom_data: String,
+    /// Recalled: `body` is empty and `cloud_custom_data` too; `revoker` says who recalled it.
     #[serde(default)]
     pub recalled: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revoker: String,
+    /// The recipient has read it (its read time is at or after the message's); in `history` and `find`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub peer_read: bool,
+    /// The sender asked for a read receipt.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub need_read_receipt: bool,
+    /// When the recipient acknowledged it with a read receipt (unix seconds; 0: not yet).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub receipt_time: i64,
     /// The sender's nickname (`Tag_Profile_IM_Nick`) when the message was sent; empty if none was set.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub nick: String,
@@ -524,8 +579,9 @@ impl Message {
     /// An upper bound of the message's encoded size, computed without encoding it (the body is JSON text
     /// already, written as is).
     pub fn size_bound(&self) -> usize {
-        let texts = [&self.from, &self.to, &self.msg_key, &self.cloud_custom_data, &self.nick, &self.face_url];
-        self.body.get().len() + texts.iter().map(|t| escaped_bound(t)).sum::<usize>() + 256
+        let texts =
+            [&self.from, &self.to, &self.msg_key, &self.cloud_custom_data, &self.nick, &self.face_url, &self.revoker];
+        self.body.get().len() + texts.iter().map(|t| escaped_bound(t)).sum::<usize>() + 320
     }
 
     /// The body's elements.
@@ -547,6 +603,10 @@ pub struct Conversation {
     /// its past: a client holding fewer has not seen them all.
     #[serde(default)]
     pub conv_seq: u64,
+    /// Up to when the peer has read what the user sent (unix seconds; 0: nothing yet): the user's
+    /// messages dated at or before it show as read.
+    #[serde(default)]
+    pub peer_read_time: i64,
 }
 
 #[cfg(test)]

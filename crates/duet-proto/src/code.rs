@@ -44,6 +44,8 @@ pub const PROFILE_BAD_VALUE_TYPE: u32 = 40610;
 
 // C2C messages (openim).
 pub const MSG_INTERNAL: u32 = 20005;
+/// A C2C recall after the recall window (Tencent's default: 2 minutes).
+pub const MSG_RECALL_TIME_LIMIT: u32 = 20016;
 pub const MSG_NOT_FOUND: u32 = 20022;
 pub const MSG_ALREADY_RECALLED: u32 = 20023;
 pub const MSG_JSON_PARSE: u32 = 90001;
@@ -126,3 +128,10 @@ pub const MEDIA_NOT_FOUND: u32 = 7004;
 pub const MEDIA_TOO_LARGE: u32 = 7005;
 /// The file is empty.
 pub const MEDIA_EMPTY: u32 = 7006;
+
+// ---- open_msg_svc/get_history ----------------------------------------------------------------------------
+/// The hour's message-log file is not there: not written yet, or the hour had no messages
+/// (`Err_File_Not_Ready`, as Tencent answers).
+pub const HISTORY_FILE_NOT_READY: u32 = 1004;
+/// The hour is past the files' retention (`Err_File_Expired`).
+pub const HISTORY_FILE_EXPIRED: u32 = 1005;

@@ -1,6 +1,7 @@
 //! Everything that crosses Duet's wire, and nothing else.
 //!
 //! * [`code`]: Tencent IM's numeric error codes, the one vocabulary of failure shared by REST and clients.
+//! * [`demo`]: the demo page's UserSig request (`/demo/usersig`, demo mode only).
 //! * [`elem`]: message elements (`TIMTextElem`, `TIMImageElem`, ...) with Tencent's field names and validation.
 //! * [`limits`]: the bounds of values (identifiers, times, device ids, message sizes), one validator each.
 //! * [`media`]: the upload and download endpoints' shapes (`/v1/media`).
@@ -10,6 +11,7 @@
 
 pub mod client;
 pub mod code;
+pub mod demo;
 pub mod elem;
 pub mod limits;
 pub mod media;

@@ -280,7 +280,7 @@ mod tests {
         let id = "\"".repeat(crate::rest::MAX_USER_ID_BYTES);
         let msg = Message {
             from: id.clone(),
-            to: id,
+            to: id.clone(),
             msg_key: format!("{}_{}_{}", u32::MAX, u32::MAX, MAX_SAFE_INTEGER),
             seq: u32::MAX,
             random: u32::MAX,
@@ -289,6 +289,10 @@ mod tests {
             body: RawValue::from_string(body).unwrap(),
             cloud_custom_data: ccd,
             recalled: true,
+            revoker: id.clone(),
+            peer_read: true,
+            need_read_receipt: true,
+            receipt_time: MAX_SAFE_INTEGER,
             nick: profile.clone(),
             face_url: profile,
             system: true,

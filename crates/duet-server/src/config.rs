@@ -12,6 +12,7 @@ use duet_push::ProvidersConfig;
 use duet_store_sqlite::Durability;
 use serde::Deserialize;
 
+pub use crate::msglog::MessageLogConfig;
 pub use crate::tls::TlsConfig;
 
 /// The default listen address: all interfaces, a port clear of the usual services'.
@@ -36,6 +37,8 @@ pub struct FileConfig {
     pub roaming_retention_days: Option<u32>,
     /// Recent contacts kept per user (default 100).
     pub recent_contacts_max: Option<usize>,
+    /// How long after sending a sender may recall a message (default 120, Tencent's 2 minutes).
+    pub recall_window_secs: Option<u32>,
     /// Which devices may be online together: `"multi"` (default), `"triple"`, `"dual"` or `"single"`.
     pub multi_login: Option<MultiLoginName>,
     /// Devices allowed per platform group (default 1).
@@ -62,6 +65,24 @@ pub struct FileConfig {
     pub push: Option<PushFileConfig>,
     /// The app backend's callbacks (`[callbacks]`: `docs/callbacks.md`).
     pub callbacks: Option<duet_callback::CallbacksConfig>,
+    /// The hourly message-log files (`[message_log]`).
+    pub message_log: Option<MessageLogFileConfig>,
+    /// Demo mode: the chat page at `/demo`, which hands a UserSig to anyone who asks (default: on only
+    /// for a server started with no configuration at all).
+    pub demo: Option<bool>,
+}
+
+/// The `[message_log]` table: Tencent's hourly message-log download (`open_msg_svc/get_history`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageLogFileConfig {
+    /// The clock the hours are read in, a fixed offset from UTC such as `"+08:00"` (default: Beijing
+    /// time, `"+08:00"`, as Tencent).
+    pub utc_offset: Option<String>,
+    /// Days a file is kept after its hour (default 7, as Tencent).
+    pub retention_days: Option<u32>,
+    /// Seconds a download URL stays valid (default 3600).
+    pub url_ttl_secs: Option<u64>,
 }
 
 /// The `[push]` table: how pushes are sent, and each provider's section, whose presence turns it on.
@@ -314,6 +335,29 @@ impl From<DurabilityName> for Durability {
     }
 }
 
+impl MessageLogFileConfig {
+    /// Applies what the table says to `config`; an offset that is not `±HH:MM` is refused.
+    pub fn apply(&self, config: &mut MessageLogConfig) -> Result<(), String> {
+        if let Some(offset) = &self.utc_offset {
+            config.utc_offset = duet_core::msglog::UtcOffset::parse(offset)
+                .ok_or_else(|| format!("message_log.utc_offset {offset:?} is not an offset such as \"+08:00\""))?;
+        }
+        if let Some(days) = self.retention_days {
+            if days == 0 {
+                return Err("message_log.retention_days must be at least 1".into());
+            }
+            config.retention = Duration::from_secs(u64::from(days) * 86_400);
+        }
+        if let Some(secs) = self.url_ttl_secs {
+            if secs == 0 {
+                return Err("message_log.url_ttl_secs must be at least 1".into());
+            }
+            config.url_ttl = Duration::from_secs(secs);
+        }
+        Ok(())
+    }
+}
+
 impl FileConfig {
     pub fn parse(text: &str) -> Result<FileConfig, toml::de::Error> {
         toml::from_str(text)
@@ -341,6 +385,11 @@ pub struct Config {
     pub push_providers: ProvidersConfig,
     /// Where the app backend's callbacks go (none by default).
     pub callbacks: Option<duet_callback::CallbacksConfig>,
+    /// The hourly message-log files.
+    pub message_log: MessageLogConfig,
+    /// Demo mode: serve the chat page at `/demo` and a UserSig for any user but the admins at
+    /// `/demo/usersig` (default false: everything under `/demo` is 404).
+    pub demo: bool,
 }
 
 /// What one user or one address may do in a given time, against floods and guessing
@@ -486,6 +535,8 @@ impl Config {
             rate_limits: RateLimits::default(),
             push_providers: ProvidersConfig::default(),
             callbacks: None,
+            message_log: MessageLogConfig::default(),
+            demo: false,
         }
     }
 }
@@ -506,6 +557,21 @@ mod tests {
         let core = Config::new(1, "k", "/tmp").core;
         assert!(!core.permissions.friends_only);
         assert_eq!(core.permissions.blacklist, duet_core::relations::BlacklistCheck::Silent);
+    }
+
+    #[test]
+    fn the_message_log_table_parses_and_bad_values_are_refused() {
+        let f = FileConfig::parse("[message_log]\nutc_offset = \"-05:30\"\nretention_days = 3\n").unwrap();
+        let mut c = MessageLogConfig::default();
+        assert_eq!(c.utc_offset, duet_core::msglog::UtcOffset::BEIJING);
+        assert_eq!(c.retention, Duration::from_secs(7 * 86_400));
+        f.message_log.unwrap().apply(&mut c).unwrap();
+        assert_eq!((c.utc_offset.to_string(), c.retention), ("-05:30".into(), Duration::from_secs(3 * 86_400)));
+        for bad in ["utc_offset = \"Asia/Shanghai\"", "retention_days = 0", "url_ttl_secs = 0"] {
+            let f = FileConfig::parse(&format!("[message_log]\n{bad}\n")).unwrap();
+            assert!(f.message_log.unwrap().apply(&mut c).is_err(), "{bad}");
+        }
+        assert!(FileConfig::parse("[message_log]\ntimezone = \"+08:00\"\n").is_err());
     }
 
     #[test]

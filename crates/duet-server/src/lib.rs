@@ -6,15 +6,20 @@
 //! * [`rest`]: the Tencent-compatible `/v4/...` REST API.
 //! * `ws`: the client protocol at `/v1/connect` (`docs/protocol.md`).
 //! * [`media`]: uploads and downloads at `/v1/media`, the local blob store, image renditions.
+//! * [`msglog`]: the hourly message-log files (`open_msg_svc/get_history`), their signed download URLs
+//!   at `/v1/msglog`, and the records `duet export` writes.
 //! * [`tls`]: the server's own TLS (`https://`, `wss://`), when configured; plain HTTP otherwise.
+//! * `demo`: demo mode's chat page at `/demo` and its UserSigs for anyone (`Config::demo`).
 //! * `throttle`: rate limits on sends per user and failed logins per address and per account.
 //! * `http`: the accept loop for both, with deadlines and connection caps; [`open_files`], the
 //!   process's open-file limit.
 
 pub mod config;
 mod content;
+mod demo;
 mod http;
 pub mod media;
+pub mod msglog;
 pub mod rest;
 mod throttle;
 pub mod tls;
@@ -67,6 +72,12 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
     Ok(Arc::new(SqliteStore::open(&config.data_dir.join("duet.db"), config.durability)?))
 }
 
+/// Opens the store under `data_dir` read-only, for `duet export` beside a running server: no migration,
+/// no writer. Fails if the database does not exist.
+pub fn open_reader(data_dir: &std::path::Path) -> Result<duet_store_sqlite::SqliteReader, ServerError> {
+    Ok(duet_store_sqlite::SqliteReader::open(&data_dir.join("duet.db"))?)
+}
+
 /// Opens the media service over `config.media.dir`: blobs as files, metadata in `media.db` beside them.
 /// Blocking (SQLite, clearing the temporary directory): run on a blocking thread.
 fn open_media(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Media>, ServerError> {
@@ -93,17 +104,22 @@ pub async fn run(
             .map_err(|e| ServerError::Io(std::io::Error::other(e)))??
     };
     let providers = config.push_providers.providers()?;
-    let before_send = match &config.callbacks {
+    let mut core_config = config.core.clone();
+    let (before_send, after_events) = match &config.callbacks {
         Some(c) => {
-            let callbacks = duet_callback::Callbacks::new(c.clone(), config.core.sdkappid)?;
-            callbacks
+            let callbacks = Arc::new(duet_callback::Callbacks::new(c.clone(), config.core.sdkappid)?);
+            core_config.notify = c.notify_config(&core_config.push.node);
+            let before_send = callbacks
                 .before_send_enabled()
-                .then(|| Arc::new(callbacks) as Arc<dyn duet_core::callbacks::BeforeSendHook>)
+                .then(|| callbacks.clone() as Arc<dyn duet_core::callbacks::BeforeSendHook>);
+            (before_send, Some(callbacks as Arc<dyn duet_core::callbacks::EventSink>))
         }
-        None => None,
+        None => (None, None),
     };
-    let adapters = duet_core::Adapters { media: Some(media.clone()), push: providers, before_send };
-    let core = Arc::new(Core::open(config.core.clone(), store, clock, adapters).await?);
+    let adapters = duet_core::Adapters { media: Some(media.clone()), push: providers, before_send, after_events };
+    // The message log reads the store apart from the domain: every message of an hour, for its file.
+    let export_store = store.clone();
+    let core = Arc::new(Core::open(core_config, store, clock.clone(), adapters).await?);
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -116,7 +132,20 @@ pub async fn run(
         }
     });
 
+    let (notifier, stop) = (core.notifier().clone(), token.clone());
+    tracker.spawn(async move {
+        // Stopped mid-call, an event stays in the outbox, released at the next start and sent again.
+        tokio::select! {
+            () = notifier.run() => {}
+            () = stop.cancelled() => {}
+        }
+    });
+
     tracker.spawn(retention::run(core.clone(), config.purge_interval, token.clone().cancelled_owned()));
+
+    let msglog =
+        Arc::new(msglog::MsgLog::new(&config.data_dir, config.message_log, &config.core.secret_key, clock.clone()));
+    tracker.spawn(msglog.clone().run(export_store, token.clone().cancelled_owned()));
 
     let public_url = config.media.public_url.as_deref();
     let tls = config.tls.is_some();
@@ -130,15 +159,26 @@ pub async fn run(
         timeouts: config.ws,
     };
     let limits = config.http;
+    let demo = if config.demo {
+        let router = demo::router(core.clone(), throttle.clone(), config.core.sdkappid, &config.core.secret_key);
+        http::body::deadline(router, limits.body_timeout)
+    } else {
+        demo::closed()
+    };
     let uploads = media::router(core.clone(), throttle.clone(), media, &config.media, tls, tracker.clone());
     let app = axum::Router::new()
         .route(duet_proto::client::CONNECT_PATH, axum::routing::get(ws::connect))
         .with_state(ws_state)
         .merge(http::body::min_rate(uploads, limits.upload_min_bytes, limits.upload_window))
-        .merge(http::body::deadline(rest::router(core.clone(), throttle, public_url, tls), limits.body_timeout));
+        .merge(msglog::router(msglog.clone()))
+        .merge(demo)
+        .merge(http::body::deadline(
+            rest::router(core.clone(), throttle, msglog, public_url, tls),
+            limits.body_timeout,
+        ));
     let addr = listener.local_addr()?;
     let (max_connections, max_connections_per_ip) = http::caps(&limits);
-    tracing::info!(%addr, sdkappid = config.core.sdkappid, tls, max_connections, max_connections_per_ip, "duet is serving");
+    tracing::info!(%addr, sdkappid = config.core.sdkappid, tls, demo = config.demo, max_connections, max_connections_per_ip, "duet is serving");
     let caps = (max_connections, max_connections_per_ip);
     let server = tracker.spawn(http::serve(listener, config.tls, app, limits, caps, tracker.clone(), token.clone()));
     tracker.close();

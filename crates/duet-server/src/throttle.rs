@@ -149,6 +149,8 @@ pub(crate) struct Throttle {
     sends: Limiter<String>,
     failed_by_address: Limiter<IpAddr>,
     failed_by_account: Limiter<String>,
+    /// UserSigs handed out by demo mode, per address, at the rate of failed logins.
+    demo_sigs: Limiter<IpAddr>,
 }
 
 impl Throttle {
@@ -160,6 +162,7 @@ impl Throttle {
             sends: Limiter::new(Rule::new(limits.sends_per_sec, Duration::from_secs(1), limits.send_burst)),
             failed_by_address: Limiter::new(failed(limits.failed_logins_per_ip)),
             failed_by_account: Limiter::new(failed(limits.failed_logins_per_account)),
+            demo_sigs: Limiter::new(failed(limits.failed_logins_per_ip)),
         }
     }
 
@@ -183,6 +186,13 @@ impl Throttle {
             return Err(Throttled::Account { retry_after });
         }
         Ok(())
+    }
+
+    /// Counts one UserSig handed out by demo mode to `ip`; refused, with how long to wait, past
+    /// `failed_logins_per_ip` a minute: demo mode may hand out sigs, but not let an address mint them
+    /// faster than it may guess them.
+    pub(crate) fn demo_usersig(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.demo_sigs.take(&address_of(ip), Instant::now())
     }
 
     /// Counts a failed login (a UserSig that did not verify) against `ip` and `account`.

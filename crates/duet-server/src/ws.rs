@@ -18,10 +18,12 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
+use duet_core::callbacks::Source;
 use duet_core::hub::{KickReason, Outbound, Session, SessionKind};
 use duet_core::messages::{CallbackSource, Draft, Origin, Prepared, SendError};
 use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, SenderCopy, StoredMessage};
 use duet_core::push::{RegisterError, Registration};
+use duet_core::sessions::Gone;
 use duet_core::usersig::Claims;
 use duet_core::{Core, LoginError};
 use duet_proto::client::{
@@ -127,7 +129,9 @@ async fn run(state: WsState, mut socket: WebSocket, ip: IpAddr, media_base: Stri
     let end = conn.serve(&state.shutdown, state.timeouts.idle).await;
     match end {
         End::Logout => conn.core.sessions().logout(&conn.session).await,
-        _ => conn.core.sessions().disconnect(&conn.session).await,
+        End::Idle => conn.core.sessions().disconnect(&conn.session, Gone::TimedOut).await,
+        End::Replaced => conn.core.sessions().disconnect(&conn.session, Gone::Replaced).await,
+        _ => conn.core.sessions().disconnect(&conn.session, Gone::Closed).await,
     }
     close(&mut conn.socket, end, deadline).await;
 }
@@ -217,13 +221,14 @@ async fn login(state: &WsState, socket: &mut WebSocket, ip: IpAddr) -> Result<(S
         send(socket, &error(id, code::TOO_MANY_FAILED_LOGINS, t.info()), state.timeouts.write).await;
         return Err(End::Refused);
     }
-    match state.core.sessions().login(&user, &usersig, platform_to_model(platform), &device, kind).await {
+    let client_ip = Some(ip.to_string());
+    match state.core.sessions().login(&user, &usersig, platform_to_model(platform), &device, kind, client_ip).await {
         Ok(ok) => {
             let reply = ServerFrame::LoggedIn { id, user, server_time: state.core.clock().now_ms(), latest: ok.latest };
             if send(socket, &reply, state.timeouts.write).await {
                 Ok((ok.session, ok.claims))
             } else {
-                state.core.sessions().disconnect(&ok.session).await;
+                state.core.sessions().disconnect(&ok.session, Gone::Closed).await;
                 Err(End::Gone)
             }
         }
@@ -325,6 +330,11 @@ struct Connection {
 }
 
 impl Connection {
+    /// The session's device, as the app's callbacks name it.
+    fn source(&self) -> Source {
+        Source::device(self.session.platform, self.ip)
+    }
+
     /// Queues a frame for the next flush; `Some` when the connection ends instead (see [`bounded`]).
     async fn put(&mut self, frame: &ServerFrame) -> Option<End> {
         bounded(self.deadline, feed(&mut self.socket, frame)).await.err()
@@ -419,10 +429,7 @@ impl Connection {
                         // when first polled below. So a connection's sends are stored in frame order.
                         if let ClientFrame::Send { .. } = frame {
                             let user = self.session.user.clone();
-                            let source = CallbackSource {
-                                platform: duet_core::callbacks::opt_platform(self.session.platform),
-                                client_ip: Some(self.ip.to_string()),
-                            };
+                            let source = CallbackSource::both(self.source());
                             let prepared = prepare(&self.core, &self.media_base, user, source, frame).await;
                             let mut work: Work = match prepared {
                                 Ok((id, prepared)) => Box::pin(commit(self.core.clone(), id, prepared)),
@@ -440,7 +447,8 @@ impl Connection {
                             return self.put(&answer).await;
                         }
                         let is_page = is_page(&frame);
-                        let mut work: Work = Box::pin(answer(self.core.clone(), self.session.user.clone(), frame));
+                        let mut work: Work =
+                            Box::pin(answer(self.core.clone(), self.session.user.clone(), self.source(), frame));
                         // Start it now, so that it queues its writes before the next frame's.
                         match futures_util::poll!(work.as_mut()) {
                             std::task::Poll::Ready(Answer { frame, end, .. }) => self.put(&frame).await.or(end),
@@ -589,9 +597,9 @@ async fn device_frame(core: &Core, session: &Session, frame: &ClientFrame) -> Op
 
 /// Answers one request of `user`'s session (a send is [`prepare`]d and [`commit`]ted instead); `Some(End)`
 /// ends the connection after the answer.
-async fn answer(core: Arc<Core>, user: String, frame: ClientFrame) -> Answer {
+async fn answer(core: Arc<Core>, user: String, source: Source, frame: ClientFrame) -> Answer {
     let (id, page) = (request_id(&frame), is_page(&frame));
-    let (frame, end) = match work(&core, user, frame).await {
+    let (frame, end) = match work(&core, user, &source, frame).await {
         Ok(answer) => answer,
         Err(e) => (error(id, e.code, e.info), None),
     };
@@ -620,7 +628,9 @@ async fn prepare(
     source: CallbackSource,
     frame: ClientFrame,
 ) -> Result<(u64, Prepared), (u64, ApiError)> {
-    let ClientFrame::Send { id, to, seq, random, body, cloud_custom_data, online_only, push } = frame else {
+    let ClientFrame::Send { id, to, seq, random, body, cloud_custom_data, online_only, push, need_read_receipt } =
+        frame
+    else {
         unreachable!("only sends are prepared")
     };
     if let Err(why) = duet_proto::rest::validate_user_id(&to) {
@@ -636,7 +646,7 @@ async fn prepare(
         sender_copy: SenderCopy::Sync,
         no_unread: false,
         no_last_msg: false,
-        need_read_receipt: false,
+        need_read_receipt,
         callback: Some(source),
     };
     match core.messages().prepare_send(Origin::Client, draft).await {
@@ -670,7 +680,12 @@ fn domain_error(id: u64, e: duet_core::Error) -> ServerFrame {
     error(id, e.code, e.info)
 }
 
-async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFrame, Option<End>), ApiError> {
+async fn work(
+    core: &Core,
+    user: String,
+    source: &Source,
+    frame: ClientFrame,
+) -> Result<(ServerFrame, Option<End>), ApiError> {
     let fail = crate::rest::error::client;
     Ok(match frame {
         ClientFrame::Login { id, .. } => (error(id, client::code::INVALID_PARAMS, "already logged in"), None),
@@ -693,11 +708,7 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
         ClientFrame::History { id, peer, count, before } => {
             let before = match before.as_deref() {
                 None | Some("") => None,
-                Some(k) => {
-                    let (seq, random, time) = duet_proto::rest::parse_msg_key(k)
-                        .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("{k:?} is not a MsgKey")))?;
-                    Some(MsgKey { seq, random, time })
-                }
+                Some(k) => Some(msg_key(k)?),
             };
             let q = HistoryQuery {
                 operator: user,
@@ -725,13 +736,29 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
                     unread: c.unread,
                     time: c.time,
                     conv_seq: c.conv_seq,
+                    peer_read_time: c.peer_read_time,
                 })
                 .collect();
             (ServerFrame::Conversations { id, items }, None)
         }
         ClientFrame::MarkRead { id, peer, time } => {
-            core.messages().set_read(&user, &peer, time).await.map_err(fail)?;
+            core.messages().set_read(&user, &peer, time, source).await.map_err(fail)?;
             (ServerFrame::Ok { id }, None)
+        }
+        ClientFrame::Recall { id, peer, msg_key: key } => {
+            core.messages().recall(&user, &peer, msg_key(&key)?, source).await.map_err(fail)?;
+            (ServerFrame::Ok { id }, None)
+        }
+        ClientFrame::ReadReceipt { id, peer, msg_keys } => {
+            let keys = msg_keys_of(&msg_keys)?;
+            let times = core.messages().send_receipts(&user, &peer, keys).await.map_err(fail)?;
+            let acknowledged = msg_keys.into_iter().zip(times).filter(|(_, t)| t.is_some()).map(|(k, _)| k).collect();
+            (ServerFrame::Receipts { id, acknowledged }, None)
+        }
+        ClientFrame::Find { id, peer, msg_keys } => {
+            let found = core.messages().find(&user, &peer, msg_keys_of(&msg_keys)?).await.map_err(fail)?;
+            let messages = found.iter().map(|m| m.as_ref().map(|m| message_to_wire(core, m))).collect();
+            (ServerFrame::Found { id, messages }, None)
         }
         ClientFrame::Ping { id } => {
             let latest = core.messages().latest_seq(&user).await.map_err(fail)?;
@@ -746,8 +773,24 @@ async fn work(core: &Core, user: String, frame: ClientFrame) -> Result<(ServerFr
         | ClientFrame::FriendRequests { .. }
         | ClientFrame::BlackAdd { .. }
         | ClientFrame::BlackDelete { .. }
-        | ClientFrame::BlackList { .. }) => (relations::answer(core, &user, frame).await?, None),
+        | ClientFrame::BlackList { .. }) => (relations::answer(core, &user, source, frame).await?, None),
     })
+}
+
+/// A `MsgKey` a client names (Tencent's `<MsgSeq>_<MsgRandom>_<MsgTime>`).
+fn msg_key(k: &str) -> Result<MsgKey, ApiError> {
+    let (seq, random, time) = duet_proto::rest::parse_msg_key(k)
+        .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("{k:?} is not a MsgKey")))?;
+    Ok(MsgKey { seq, random, time })
+}
+
+/// The keys of a `read_receipt` or `find`: 1 to [`client::MAX_KEYS_PER_REQUEST`].
+fn msg_keys_of(keys: &[String]) -> Result<Vec<MsgKey>, ApiError> {
+    if keys.is_empty() || keys.len() > client::MAX_KEYS_PER_REQUEST {
+        let why = format!("msg_keys must name 1 to {} messages", client::MAX_KEYS_PER_REQUEST);
+        return Err(ApiError::new(client::code::INVALID_PARAMS, why));
+    }
+    keys.iter().map(|k| msg_key(k)).collect()
 }
 
 fn request_id(frame: &ClientFrame) -> u64 {
@@ -758,6 +801,9 @@ fn request_id(frame: &ClientFrame) -> u64 {
         | ClientFrame::History { id, .. }
         | ClientFrame::Conversations { id }
         | ClientFrame::MarkRead { id, .. }
+        | ClientFrame::Recall { id, .. }
+        | ClientFrame::ReadReceipt { id, .. }
+        | ClientFrame::Find { id, .. }
         | ClientFrame::Ping { id }
         | ClientFrame::Logout { id }
         | ClientFrame::FriendAdd { id, .. }
@@ -869,12 +915,24 @@ fn entry_to_wire(core: &Core, e: &LogEntry) -> Entry {
     match &e.event {
         LogEvent::Message(m) => Entry::Msg { seq: e.seq, msg: message_to_wire(core, m) },
         LogEvent::Read { peer, time } => Entry::Read { seq: e.seq, peer: peer.clone(), time: *time },
-        LogEvent::Recall { peer, key } => Entry::Recall { seq: e.seq, peer: peer.clone(), msg_key: key.to_string() },
+        LogEvent::Recall { peer, key, by } => {
+            Entry::Recall { seq: e.seq, peer: peer.clone(), msg_key: key.to_string(), by: by.clone() }
+        }
+        LogEvent::PeerRead { peer, time } => Entry::PeerRead { seq: e.seq, peer: peer.clone(), time: *time },
+        LogEvent::Receipt { peer, key, time } => {
+            Entry::Receipt { seq: e.seq, peer: peer.clone(), msg_key: key.to_string(), time: *time }
+        }
     }
 }
 
-/// A stored message as clients see it; one from an app admin is marked as a system notification.
+/// A stored message as clients see it; one from an app admin is marked as a system notification, and a
+/// recalled one has no content.
 fn message_to_wire(core: &Core, m: &StoredMessage) -> Message {
+    let (body, cloud_custom_data) = if m.recalled {
+        (empty_body(), String::new())
+    } else {
+        (RawValue::from_string(m.body.clone()).unwrap_or_else(|_| empty_body()), m.cloud_custom_data.clone())
+    };
     Message {
         from: m.from.clone(),
         to: m.to.clone(),
@@ -883,9 +941,13 @@ fn message_to_wire(core: &Core, m: &StoredMessage) -> Message {
         random: m.key.random,
         time: m.key.time,
         conv_seq: m.conv_seq,
-        body: RawValue::from_string(m.body.clone()).unwrap_or_else(|_| empty_body()),
-        cloud_custom_data: m.cloud_custom_data.clone(),
+        body,
+        cloud_custom_data,
         recalled: m.recalled,
+        revoker: m.revoker.clone().unwrap_or_default(),
+        peer_read: m.peer_read,
+        need_read_receipt: m.need_receipt,
+        receipt_time: m.receipt_time.unwrap_or_default(),
         nick: m.sender.nick.clone().unwrap_or_default(),
         face_url: m.sender.face_url.clone().unwrap_or_default(),
         system: core.accounts().is_admin(&m.from),
@@ -927,6 +989,10 @@ mod tests {
             body: RawValue::from_string(r#"[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi\n"}}]"#.into()).unwrap(),
             cloud_custom_data: "c".into(),
             recalled: false,
+            revoker: String::new(),
+            peer_read: false,
+            need_read_receipt: false,
+            receipt_time: 0,
             nick: "Al".into(),
             face_url: String::new(),
             system: true,

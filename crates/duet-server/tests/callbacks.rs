@@ -14,6 +14,8 @@ const TOKEN: &str = "callback-token";
 async fn server(backend: &Endpoint, tweak: impl FnOnce(&mut CallbacksConfig)) -> TestServer {
     let mut callbacks = CallbacksConfig::new(format!("{}/im", backend.url));
     callbacks.token = Some(TOKEN.into());
+    // Only the before-send callback: the after-event ones have their tests in `after_events.rs`.
+    callbacks.commands = Some(vec!["C2C.CallbackBeforeSendMsg".into()]);
     tweak(&mut callbacks);
     let server = TestServer::spawn_with(|c| c.callbacks = Some(callbacks)).await;
     server.import(&["alice", "bob"]).await;

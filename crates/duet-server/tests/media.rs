@@ -582,3 +582,42 @@ async fn an_image_upload_dropped_while_rendering_leaves_nothing_on_disk() {
     wait_until(|| async { stored_files(&dir).is_empty() }).await;
     s.stop().await;
 }
+
+/// A web app on another origin may upload and download: the credentials are in the query, never in
+/// cookies, so every media answer allows any origin, and a preflight names the methods and the header.
+#[tokio::test]
+async fn media_answers_allow_a_web_app_on_another_origin() {
+    let s = TestServer::spawn().await;
+    s.import(&["alice"]).await;
+    let client = reqwest::Client::new();
+    for path in ["/v1/media", "/v1/media/some-uuid", "/v1/media/some-uuid/thumb"] {
+        let preflight = client
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", s.base_url()))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.status(), 204, "{path}");
+        let h = |name: &str| preflight.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(h("access-control-allow-origin").as_deref(), Some("*"), "{path}");
+        assert!(h("access-control-allow-methods").is_some_and(|m| m.contains("POST") && m.contains("GET")));
+        assert!(
+            h("access-control-allow-headers")
+                .is_some_and(|m| m.contains("Content-Type") && m.contains("Authorization"))
+        );
+    }
+    let url = format!("{}/v1/media?type=file&filename=f.bin&{}", s.base_url(), auth(&s, "alice"));
+    let up = client.post(url).header("origin", "https://app.example").body("hello").send().await.unwrap();
+    assert_eq!(up.status(), 200);
+    assert_eq!(up.headers()["access-control-allow-origin"], "*");
+    let answer: Value = up.json().await.unwrap();
+    let file = answer["URL"].as_str().expect("the upload's URL").to_owned();
+    let down = client.get(format!("{file}?{}", auth(&s, "alice"))).send().await.unwrap();
+    assert_eq!(down.status(), 200);
+    assert_eq!(down.headers()["access-control-allow-origin"], "*");
+    // A refusal too, so the app can read why.
+    let refused = client.get(&file).send().await.unwrap();
+    assert_eq!(refused.headers()["access-control-allow-origin"], "*");
+}

@@ -63,7 +63,11 @@ impl World {
         let accounts = ["alice", "bob"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None });
         core.accounts().import(accounts.into()).await.unwrap();
         core.accounts()
-            .set_profile("alice", vec![(TAG_NICK.into(), ProfileValue::Text("Alice".into()))])
+            .set_profile(
+                "alice",
+                vec![(TAG_NICK.into(), ProfileValue::Text("Alice".into()))],
+                &duet_core::callbacks::Source::rest("administrator"),
+            )
             .await
             .unwrap();
         let core = Arc::new(core);
@@ -129,7 +133,7 @@ async fn an_away_device_gets_one_push_with_title_body_and_badge() {
     let w = World::new(Vec::new()).await;
     let phone = w.session("bob", "phone");
     w.core.push().register(&phone, registration("tok")).await.unwrap();
-    w.core.sessions().disconnect(&phone).await;
+    w.core.sessions().disconnect(&phone, duet_core::sessions::Gone::Closed).await;
     w.send("hello").await;
     w.send("again").await;
     let got = w.pushes(2).await;
@@ -172,14 +176,14 @@ async fn logout_kick_and_staleness_end_pushes() {
     // Registered again, away, then kicked by the admin.
     let phone = w.session("bob", "phone");
     w.core.push().register(&phone, registration("tok")).await.unwrap();
-    w.core.sessions().disconnect(&phone).await;
+    w.core.sessions().disconnect(&phone, duet_core::sessions::Gone::Closed).await;
     w.core.accounts().kick("bob").await.unwrap();
     w.send("after kick").await;
     assert_eq!(w.backlog().await, 0);
     // Registered again, away for more than 7 days.
     let phone = w.session("bob", "phone");
     w.core.push().register(&phone, registration("tok")).await.unwrap();
-    w.core.sessions().disconnect(&phone).await;
+    w.core.sessions().disconnect(&phone, duet_core::sessions::Gone::Closed).await;
     w.clock.advance_secs(7 * 86_400 + 1);
     w.send("stale").await;
     w.backlog_is(0).await;
@@ -193,7 +197,7 @@ async fn a_transient_failure_is_tried_again_and_an_invalid_token_is_forgotten() 
     let w = World::new(vec![retry, Outcome::InvalidToken { reason: "Unregistered".into() }]).await;
     let phone = w.session("bob", "phone");
     w.core.push().register(&phone, registration("tok")).await.unwrap();
-    w.core.sessions().disconnect(&phone).await;
+    w.core.sessions().disconnect(&phone, duet_core::sessions::Gone::Closed).await;
     w.send("one").await;
     assert_eq!(w.pushes(1).await.len(), 1);
     w.backlog_is(1).await;

@@ -58,7 +58,13 @@ async fn client_send(core: &Core, draft: Draft<Encoded>) -> Result<Sent, Error> 
 async fn made_up_ids_leave_no_cache_entry(friends_only: bool) {
     let (core, _dir) = core(friends_only).await;
     core.relations()
-        .add_friends("alice", vec![AddFriend { to: "bob".into(), ..Default::default() }], Direction::Both, true)
+        .add_friends(
+            "alice",
+            vec![AddFriend { to: "bob".into(), ..Default::default() }],
+            Direction::Both,
+            true,
+            &admin(),
+        )
         .await
         .expect("alice and bob become friends");
     client_send(&core, text("alice", "bob")).await.expect("friends may talk");
@@ -76,19 +82,24 @@ async fn made_up_ids_leave_no_cache_entry(friends_only: bool) {
         // A send from an account that does not exist (the check reads the sender's relations too).
         let _ = client_send(&core, text(&ghost, "alice")).await;
 
-        let r = core.relations().delete_friends("alice", vec![ghost.clone()], Direction::Both).await.expect("delete");
+        let r = core
+            .relations()
+            .delete_friends("alice", vec![ghost.clone()], Direction::Both, &admin())
+            .await
+            .expect("delete");
         assert!(r[0].is_err());
-        assert!(core.relations().accept_friend("alice", &ghost, Direction::Both).await.is_err());
+        assert!(core.relations().accept_friend("alice", &ghost, Direction::Both, &admin()).await.is_err());
         assert!(core.relations().decline_friend("alice", &ghost).await.is_err());
-        assert!(core.relations().accept_friend(&ghost, "alice", Direction::Both).await.is_err());
-        let r = core.relations().add_to_blacklist("alice", vec![ghost.clone()]).await.expect("black add");
+        assert!(core.relations().accept_friend(&ghost, "alice", Direction::Both, &admin()).await.is_err());
+        let r = core.relations().add_to_blacklist("alice", vec![ghost.clone()], &admin()).await.expect("black add");
         assert!(r[0].is_err());
-        let r = core.relations().remove_from_blacklist("alice", vec![ghost.clone()]).await.expect("black delete");
+        let r =
+            core.relations().remove_from_blacklist("alice", vec![ghost.clone()], &admin()).await.expect("black delete");
         assert!(r[0].is_err());
         let item = AddFriend { to: ghost.clone(), ..Default::default() };
-        let r = core.relations().add_friends("alice", vec![item], Direction::Both, false).await.expect("add");
+        let r = core.relations().add_friends("alice", vec![item], Direction::Both, false, &admin()).await.expect("add");
         assert!(r[0].is_err());
-        let r = core.relations().import_friends("alice", vec![Friend::new(&ghost, 0)]).await.expect("import");
+        let r = core.relations().import_friends("alice", vec![Friend::new(&ghost, 0)], &admin()).await.expect("import");
         assert!(r[0].is_err());
         assert_eq!(core.relations().check_friends("alice", vec![ghost.clone()]).await.expect("check"), [None]);
         assert_eq!(core.relations().check_blacklists("alice", vec![ghost.clone()]).await.expect("check"), [None]);
@@ -111,7 +122,7 @@ async fn made_up_ids_leave_no_cache_entry_in_friends_only_mode() {
 async fn a_deleted_account_leaves_the_cache_and_a_re_created_one_starts_afresh() {
     let (core, _dir) = core(true).await;
     let bob = AddFriend { to: "bob".into(), ..Default::default() };
-    core.relations().add_friends("alice", vec![bob], Direction::Both, true).await.expect("friends");
+    core.relations().add_friends("alice", vec![bob], Direction::Both, true, &admin()).await.expect("friends");
     client_send(&core, text("alice", "bob")).await.expect("friends may talk");
     assert_eq!(core.accounts().delete(vec!["bob".into()]).await.expect("deleting"), [true]);
     let bob = NewAccount { id: "bob".into(), nick: None, face_url: None };
@@ -135,11 +146,13 @@ async fn relation_writes_racing_an_account_deletion_leave_nothing_behind() {
         let (v1, v2, v3, v4) = (id.clone(), id.clone(), id.clone(), id.clone());
         let delete = tokio::spawn(async move { c1.accounts().delete(vec![v1]).await });
         let import =
-            tokio::spawn(async move { c2.relations().import_friends("alice", vec![Friend::new(&v2, 0)]).await });
-        let block = tokio::spawn(async move { c3.relations().add_to_blacklist("bob", vec![v3]).await });
+            tokio::spawn(
+                async move { c2.relations().import_friends("alice", vec![Friend::new(&v2, 0)], &admin()).await },
+            );
+        let block = tokio::spawn(async move { c3.relations().add_to_blacklist("bob", vec![v3], &admin()).await });
         let add = tokio::spawn(async move {
             let item = AddFriend { to: v4, ..Default::default() };
-            c4.relations().add_friends("bob", vec![item], Direction::Both, false).await
+            c4.relations().add_friends("bob", vec![item], Direction::Both, false, &admin()).await
         });
         assert_eq!(delete.await.unwrap().expect("deleting"), [true]);
         for r in [import.await.unwrap(), block.await.unwrap()] {
@@ -168,4 +181,9 @@ async fn relation_writes_racing_an_account_deletion_leave_nothing_behind() {
     assert!(fresh.relations().friends("alice").await.unwrap().iter().all(|f| f.peer == "bob"));
     assert!(fresh.relations().blacklist("bob").await.unwrap().is_empty());
     assert!(fresh.relations().friend_requests("bob").await.unwrap().1.is_empty());
+}
+
+/// The admin API, as the source of the relation writes these tests make.
+fn admin() -> duet_core::callbacks::Source {
+    duet_core::callbacks::Source::rest("administrator")
 }

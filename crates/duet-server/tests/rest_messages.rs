@@ -855,6 +855,63 @@ async fn getroammsg_refuses_bad_requests_with_tencent_codes() {
 }
 
 #[tokio::test]
+async fn c2c_msg_read_receipt_acknowledges_what_asked_and_tells_the_sender() {
+    let s = server(&["alice", "bob", "carol"]).await;
+    let asked =
+        send_ok(&s, with(msg(Some("alice"), "bob", 1, 1, text("ack me")), json!({"IsNeedReadReceipt": 1}))).await;
+    let asked = asked["MsgKey"].as_str().unwrap().to_owned();
+    let plain =
+        send_ok(&s, msg(Some("alice"), "bob", 2, 2, text("plain"))).await["MsgKey"].as_str().unwrap().to_owned();
+    let info = |key: &str| json!({"From_Account": "alice", "To_Account": "bob", "MsgKey": key});
+    let body = |infos: Vec<Value>| json!({"Operator_Account": "bob", "Peer_Account": "alice", "C2CMsgInfo": infos});
+    s.clock.advance_secs(4);
+    // A message that asked for no receipt is passed over; the call succeeds.
+    let r = s.rest("openim/c2c_msg_read_receipt", body(vec![info(&asked), info(&plain)])).await;
+    assert_eq!((r["ErrorCode"].as_u64(), r["ActionStatus"].as_str()), (Some(0), Some("OK")), "{r}");
+    assert_eq!(unread_from(&s, "bob", "alice").await, 2, "a receipt is not a read");
+    // alice's devices learn it from her sync log.
+    let mut alice = duet_test_support::WsClient::login(&s, "alice").await;
+    let synced = alice.request(json!({"op": "sync", "after": 0})).await;
+    let receipts: Vec<&Value> =
+        synced["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "receipt").collect();
+    assert_eq!(receipts, [&json!({"kind": "receipt", "seq": 1, "peer": "bob", "msg_key": asked, "time": T0 + 4})]);
+    let found = alice.request(json!({"op": "find", "peer": "bob", "msg_keys": [asked, plain]})).await;
+    let times: Vec<&Value> = found["messages"].as_array().unwrap().iter().map(|m| &m["receipt_time"]).collect();
+    assert_eq!(times, [&json!(T0 + 4), &Value::Null], "{found}");
+
+    let cases = [
+        ("no operator", json!({"Peer_Account": "alice", "C2CMsgInfo": [info(&asked)]}), 90008),
+        (
+            "unknown operator",
+            json!({"Operator_Account": "nobody", "Peer_Account": "alice", "C2CMsgInfo": [
+                {"From_Account": "alice", "To_Account": "nobody", "MsgKey": asked}
+            ]}),
+            90008,
+        ),
+        ("no peer", json!({"Operator_Account": "bob", "C2CMsgInfo": [info(&asked)]}), 90003),
+        ("no messages", body(vec![]), 90001),
+        (
+            "messages not an array",
+            json!({"Operator_Account": "bob", "Peer_Account": "alice", "C2CMsgInfo": "x"}),
+            90001,
+        ),
+        ("another sender", body(vec![json!({"From_Account": "carol", "To_Account": "bob", "MsgKey": asked})]), 90001),
+        (
+            "another recipient",
+            body(vec![json!({"From_Account": "alice", "To_Account": "carol", "MsgKey": asked})]),
+            90001,
+        ),
+        ("a malformed key", body(vec![info("nope")]), 90054),
+        ("too many", body((0..101).map(|n| info(&format!("{n}_1_1"))).collect()), 90001),
+    ];
+    for (name, body, code) in cases {
+        let r = s.rest("openim/c2c_msg_read_receipt", body).await;
+        assert_eq!(r["ErrorCode"], code, "{name}: {r}");
+        assert_eq!(r["ActionStatus"], "FAIL", "{name}: {r}");
+    }
+}
+
+#[tokio::test]
 async fn getroammsg_is_peer_read_follows_admin_set_msg_read() {
     let s = server(&["alice", "bob"]).await;
     send_ok(&s, msg(Some("alice"), "bob", 1, 1, text("a1 at T0"))).await;
@@ -1137,13 +1194,14 @@ async fn query_online_status_refuses_bad_requests_with_tencent_codes() {
 // Bodies that are not a JSON object
 // ---------------------------------------------------------------------------------------------------
 
-const OPENIM_COMMANDS: [&str; 9] = [
+const OPENIM_COMMANDS: [&str; 10] = [
     "sendmsg",
     "batchsendmsg",
     "importmsg",
     "admin_getroammsg",
     "admin_msgwithdraw",
     "admin_set_msg_read",
+    "c2c_msg_read_receipt",
     "get_c2c_unread_msg_num",
     "query_online_status",
     "querystate",

@@ -146,7 +146,7 @@ async fn online_only_messages_reach_subscribers_unlogged_and_refused_ones_reach_
     assert_eq!(*calls.lock().unwrap(), ["validate"]);
 
     // Silently dropped by bob's blacklist: answered as sent, stored and delivered nowhere.
-    core.relations().add_to_blacklist("bob", vec!["carol".into()]).await.expect("blacklisting");
+    core.relations().add_to_blacklist("bob", vec!["carol".into()], &admin()).await.expect("blacklisting");
     let dropped = Encoded { body: "[]".into(), ..Default::default() };
     let sent = core.messages().send(Origin::Client, draft("carol", "bob", 3, dropped, 600)).await.expect("looks sent");
     assert_eq!((sent.conv_seq, sent.sender_log_seq), (0, 0));
@@ -164,4 +164,9 @@ async fn online_only_messages_reach_subscribers_unlogged_and_refused_ones_reach_
     assert_eq!(sent.failed, ["ghost"]);
     let unknown = core.messages().send(Origin::Client, draft("nobody", "bob", 6, Encoded::default(), 600)).await;
     assert!(matches!(unknown, Err(SendError::Domain(Error::NoSuchSender(_)))), "{unknown:?}");
+}
+
+/// The admin API, as the source of the relation writes these tests make.
+fn admin() -> duet_core::callbacks::Source {
+    duet_core::callbacks::Source::rest("administrator")
 }

@@ -59,6 +59,7 @@ async fn main() {
             offline_until: now_ms / 1000 + 604_800,
             max_conversations: 100,
             push: false,
+            after_send: None,
         };
         let store = store.clone();
         tasks.spawn(async move { store.send(plan).await });

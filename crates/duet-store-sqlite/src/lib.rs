@@ -6,6 +6,7 @@
 //! or seen message survives power loss; [`Durability::Relaxed`] leaves syncing to checkpoints and
 //! survives a process crash but not an OS crash.
 
+mod callbacks;
 mod checkpoint;
 mod media;
 mod ops;
@@ -20,11 +21,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use duet_core::model::event::AfterEvent;
 use duet_core::model::{
-    ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, ProfileValue, Purged,
+    ConversationView, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount,
+    ProfileValue, Purged, StoredMessage,
 };
 use duet_core::store::{
-    AccountStore, Cutoffs, DeliveryHook, Imported, MessageStore, SendOutcome, SendPlan, StoreError, Withdrawn,
+    AccountStore, Cutoffs, DeliveryHook, Imported, MessageExport, MessageStore, SendOutcome, SendPlan, StoreError,
+    Withdrawn,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
@@ -45,6 +49,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_2.sql"),
     include_str!("schema_3.sql"),
     include_str!("schema_4.sql"),
+    include_str!("schema_5.sql"),
+    include_str!("schema_6.sql"),
 ];
 /// Read connections, and so reads running at once (see [`SqliteStore::read`]). Reads beyond wait in the
 /// queue rather than open new connections (that costs far more than a read) or pile up blocking threads.
@@ -347,8 +353,13 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn set_profile(&self, id: String, items: Vec<(String, ProfileValue)>) -> Result<bool, StoreError> {
-        self.writer.write(move |c, w| ops::set_profile(c, w, &id, &items).map_err(backend)).await
+    async fn set_profile(
+        &self,
+        id: String,
+        items: Vec<(String, ProfileValue)>,
+        event: Option<AfterEvent>,
+    ) -> Result<bool, StoreError> {
+        self.writer.write(move |c, w| ops::set_profile(c, w, &id, &items, event).map_err(backend)).await
     }
 
     async fn profiles(
@@ -385,17 +396,54 @@ impl MessageStore for SqliteStore {
         from: String,
         to: String,
         key: MsgKey,
+        by: String,
         log_expire_at: i64,
+        event: Option<AfterEvent>,
     ) -> Result<Withdrawn, StoreError> {
         self.writer
-            .write_delivering(move |c, w| ops::withdraw(c, w, &from, &to, key, log_expire_at).map_err(backend))
+            .write_delivering(move |c, w| {
+                ops::withdraw(c, w, &from, &to, key, &by, log_expire_at, event).map_err(backend)
+            })
             .await
     }
 
-    async fn set_read(&self, owner: String, peer: String, time: i64, log_expire_at: i64) -> Result<bool, StoreError> {
+    async fn set_read(
+        &self,
+        owner: String,
+        peer: String,
+        time: i64,
+        log_expire_at: i64,
+        event: Option<AfterEvent>,
+    ) -> Result<bool, StoreError> {
         self.writer
-            .write_delivering(move |c, w| ops::set_read(c, w, &owner, &peer, time, log_expire_at).map_err(backend))
+            .write_delivering(move |c, w| {
+                ops::set_read(c, w, &owner, &peer, time, log_expire_at, event).map_err(backend)
+            })
             .await
+    }
+
+    async fn ack_receipts(
+        &self,
+        reader: String,
+        sender: String,
+        keys: Vec<MsgKey>,
+        time: i64,
+        log_expire_at: i64,
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        self.writer
+            .write_delivering(move |c, w| {
+                ops::ack_receipts(c, w, &reader, &sender, &keys, time, log_expire_at).map_err(backend)
+            })
+            .await
+    }
+
+    async fn find_messages(
+        &self,
+        owner: String,
+        peer: String,
+        keys: Vec<MsgKey>,
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
+        self.read(move |c| ops::find_messages(c, &owner, &peer, &keys)).await
     }
 
     async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError> {
@@ -440,6 +488,61 @@ impl MessageStore for SqliteStore {
 
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError> {
         self.writer.write(move |c, w| ops::purge(c, w, cutoffs).map_err(backend)).await
+    }
+}
+
+#[async_trait]
+impl MessageExport for SqliteStore {
+    async fn export_messages(
+        &self,
+        start: i64,
+        end: i64,
+        after: Option<ExportCursor>,
+        limit: usize,
+    ) -> Result<ExportPage, StoreError> {
+        self.read(move |c| ops::export_messages(c, start, end, after, limit)).await
+    }
+}
+
+/// A read-only opening of a database that a running server (another process) may be writing: for
+/// `duet export`. It never migrates, never writes and starts no writer; SQLite's WAL mode lets it read
+/// beside the server's writer. Reads run on blocking threads.
+pub struct SqliteReader {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteReader {
+    /// Opens the database at `path` read-only. Fails if it does not exist, or if its schema is newer
+    /// than this build knows.
+    pub fn open(path: &Path) -> Result<SqliteReader, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(backend)?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(backend)?;
+        let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
+        if version > MIGRATIONS.len() {
+            return Err(Failure::NewerSchema { found: version, known: MIGRATIONS.len() }.into());
+        }
+        Ok(SqliteReader { conn: Arc::new(Mutex::new(conn)) })
+    }
+}
+
+#[async_trait]
+impl MessageExport for SqliteReader {
+    async fn export_messages(
+        &self,
+        start: i64,
+        end: i64,
+        after: Option<ExportCursor>,
+        limit: usize,
+    ) -> Result<ExportPage, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            ops::export_messages(&conn, start, end, after, limit).map_err(backend)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -497,7 +600,7 @@ mod tests {
                 let c_account = NewAccount { id: "c".into(), nick: None, face_url: None };
                 super::ops::import_accounts(c, w, &[c_account], 1).map_err(super::backend)?;
                 let nick = vec![(TAG_NICK.to_owned(), ProfileValue::Text("Ann".into()))];
-                super::ops::set_profile(c, w, "a", &nick).map_err(super::backend)?;
+                super::ops::set_profile(c, w, "a", &nick, None).map_err(super::backend)?;
                 super::ops::send(c, w, &colliding).map_err(super::backend)?;
                 Err(super::backend(rusqlite::Error::InvalidQuery))
             })
@@ -626,6 +729,7 @@ mod tests {
             offline_until: now_ms / 1000 + 604_800,
             max_conversations: 100,
             push: false,
+            after_send: None,
         }
     }
 

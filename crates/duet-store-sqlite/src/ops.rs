@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
+use duet_core::model::event::AfterEvent;
 use duet_core::model::{
-    ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount,
-    ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
+    ConversationView, Delivery, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent,
+    LogPage, MsgKey, NewAccount, ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE,
+    TAG_NICK,
 };
 use duet_core::store::{Cutoffs, Imported, SendOutcome, SendPlan, Withdrawn};
 use rusqlite::{Connection, OptionalExtension, Result, params};
@@ -16,6 +18,7 @@ use crate::state::{Thread, WriterState, dedup_short, remember};
 const RECALLED: i64 = 1;
 const HIDDEN_FROM_SENDER: i64 = 2;
 const NO_UNREAD: i64 = 8;
+const NEED_RECEIPT: i64 = 16;
 
 /// Rows deleted per statement by a purge, so one purge never holds the writer for long.
 const PURGE_CHUNK: i64 = 10_000;
@@ -99,12 +102,16 @@ pub(crate) fn set_profile(
     w: &mut WriterState,
     id: &str,
     items: &[(String, ProfileValue)],
+    event: Option<AfterEvent>,
 ) -> Result<bool> {
     let Some(uid) = cached_uid(c, w, id)? else {
         return Ok(false);
     };
     for (tag, value) in items {
         put_profile(c, w, uid, tag, value)?;
+    }
+    if let Some(event) = event {
+        crate::callbacks::queue_event(c, event, None)?;
     }
     Ok(true)
 }
@@ -134,6 +141,10 @@ pub(crate) fn profile(c: &Connection, id: &str, tags: &[String]) -> Result<Optio
 const KIND_MSG: i64 = 0;
 const KIND_READ: i64 = 1;
 const KIND_RECALL: i64 = 2;
+/// The peer read what the user sent up to `time` (`peer` the reader).
+const KIND_PEER_READ: i64 = 3;
+/// The peer acknowledged message `msg_id` (whose time is `time`) with a read receipt.
+const KIND_RECEIPT: i64 = 4;
 
 /// The last sequence number of a user's sync log, as readers see it: the larger of the one recorded on the
 /// account (kept before a purge removes entries, see [`purge`]) and the log's last entry.
@@ -397,6 +408,9 @@ pub(crate) fn send(c: &Connection, w: &mut WriterState, plan: &SendPlan) -> Resu
         if msg.no_unread {
             flags |= NO_UNREAD;
         }
+        if msg.need_read_receipt {
+            flags |= NEED_RECEIPT;
+        }
         let before = thread(c, w, sender, receiver)?;
         let conv_seq = before.conv_seq + 1;
         let Some(id) = insert_message(
@@ -419,8 +433,9 @@ pub(crate) fn send(c: &Connection, w: &mut WriterState, plan: &SendPlan) -> Resu
             continue;
         };
         advance_thread(c, w, sender, receiver, before, picked, key.time)?;
-        let stored =
-            Arc::new(StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info));
+        let mut stored = StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info);
+        stored.need_receipt = msg.need_read_receipt;
+        let stored = Arc::new(stored);
         let seq = append_log(c, w, receiver, KIND_MSG, Some(id), None, Some(key.time), plan.offline_until)?;
         deliveries.push(msg_entry(seq, &stored, to));
         if plan.push && sender != receiver {
@@ -445,6 +460,11 @@ pub(crate) fn send(c: &Connection, w: &mut WriterState, plan: &SendPlan) -> Resu
         if msg.sender_copy != SenderCopy::Nothing {
             touch_conversation(c, sender, receiver, time, last, false, plan.max_conversations)?;
         }
+    }
+    if let Some(event) = &plan.after_send
+        && sent.conv_seq > 0
+    {
+        crate::callbacks::queue_event(c, event.clone(), Some(key))?;
     }
     if sent.failed.len() < msg.to.len() {
         c.prepare_cached(
@@ -518,26 +538,34 @@ pub(crate) fn import(
     Ok((Imported::Stored, deliveries))
 }
 
-/// Reads a message row selected as `sender, receiver, time, seq, random, conv_seq, body, cloud_custom_data,
-/// flags` starting at column `at`, naming the two parties.
+/// Reads a message row selected as [`MESSAGE_COLUMNS`] starting at column `at`, naming the two parties.
 fn read_message(r: &rusqlite::Row<'_>, at: usize, names: impl Fn(i64) -> String) -> Result<StoredMessage> {
     let flags: i64 = r.get(at + 8)?;
+    let from = names(r.get(at)?);
     Ok(StoredMessage {
-        from: names(r.get(at)?),
+        from: from.clone(),
         to: names(r.get(at + 1)?),
         key: MsgKey { time: r.get(at + 2)?, seq: r.get(at + 3)?, random: r.get(at + 4)? },
         conv_seq: r.get::<_, i64>(at + 5)? as u64,
         body: r.get(at + 6)?,
         cloud_custom_data: r.get(at + 7)?,
         recalled: flags & RECALLED != 0,
+        // Recalled before the revoker was kept (schema 6): by its sender then.
+        revoker: if flags & RECALLED != 0 {
+            Some(r.get::<_, Option<String>>(at + 11)?.unwrap_or_else(|| from.clone()))
+        } else {
+            None
+        },
         peer_read: false,
+        need_receipt: flags & NEED_RECEIPT != 0,
+        receipt_time: r.get(at + 12)?,
         sender: SenderInfo { nick: r.get(at + 9)?, face_url: r.get(at + 10)? },
         encoded: Default::default(),
     })
 }
 
 const MESSAGE_COLUMNS: &str = "m.sender, m.receiver, m.time, m.seq, m.random, m.conv_seq, m.body, m.cloud_custom_data, \
-                               m.flags, m.sender_nick, m.sender_face";
+                               m.flags, m.sender_nick, m.sender_face, m.revoker, m.receipt_time";
 
 pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
     let (Some(op), Some(peer)) = (uid(c, &q.operator)?, uid(c, &q.peer)?) else {
@@ -578,6 +606,48 @@ pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
     Ok(HistoryPage { messages, more, conv_seq })
 }
 
+/// Every message with its time in [`start`, `end`) after `after`, in (time, id) order: one range of the
+/// `messages_time` index (whose entries end with the rowid). Rows naming a deleted account are skipped,
+/// though they count toward the page and move the cursor.
+pub(crate) fn export_messages(
+    c: &Connection,
+    start: i64,
+    end: i64,
+    after: Option<ExportCursor>,
+    limit: usize,
+) -> Result<ExportPage> {
+    let limit = limit.clamp(1, i64::MAX as usize - 1);
+    let (after_time, after_id) = match after {
+        Some(a) => (a.time, a.id.min(i64::MAX as u64) as i64),
+        None => (i64::MIN, i64::MIN),
+    };
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT m.id, su.user_id, ru.user_id, {MESSAGE_COLUMNS} FROM messages m \
+         LEFT JOIN accounts su ON su.uid = m.sender \
+         LEFT JOIN accounts ru ON ru.uid = m.receiver \
+         WHERE m.time >= ?1 AND m.time < ?2 AND (m.time, m.id) > (?3, ?4) \
+         ORDER BY m.time, m.id LIMIT ?5"
+    ))?;
+    let mut rows = stmt.query(params![start, end, after_time, after_id, limit as i64 + 1])?;
+    let (mut messages, mut last, mut count, mut more) = (Vec::new(), None, 0, false);
+    while let Some(r) = rows.next()? {
+        count += 1;
+        if count > limit {
+            more = true;
+            break;
+        }
+        let id: i64 = r.get(0)?;
+        let time: i64 = r.get(5)?;
+        last = Some(ExportCursor { time, id: id as u64 });
+        let (Some(s), Some(rc)): (Option<String>, Option<String>) = (r.get(1)?, r.get(2)?) else {
+            continue;
+        };
+        let sender_uid: i64 = r.get(3)?;
+        messages.push(read_message(r, 3, |uid| if uid == sender_uid { s.clone() } else { rc.clone() })?);
+    }
+    Ok(ExportPage { messages, next: if more { last } else { None } })
+}
+
 pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize, max_bytes: usize) -> Result<LogPage> {
     let Some(owner) = uid(c, user)? else {
         return Ok(LogPage { entries: Vec::new(), latest: 0, more: false });
@@ -608,22 +678,25 @@ pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize, ma
         let kind: i64 = r.get(1)?;
         let (sender_name, receiver_name): (Option<String>, Option<String>) = (r.get(4)?, r.get(5)?);
         let event = match (kind, sender_name, receiver_name) {
-            (KIND_READ, _, _) => match r.get::<_, Option<String>>(3)? {
-                Some(peer) => LogEvent::Read { peer, time: r.get::<_, Option<i64>>(2)?.unwrap_or(0) },
+            (KIND_READ | KIND_PEER_READ, _, _) => match r.get::<_, Option<String>>(3)? {
+                Some(peer) => {
+                    let time = r.get::<_, Option<i64>>(2)?.unwrap_or(0);
+                    if kind == KIND_READ { LogEvent::Read { peer, time } } else { LogEvent::PeerRead { peer, time } }
+                }
                 None => continue,
             },
-            (KIND_MSG | KIND_RECALL, Some(s), Some(rc)) => {
+            (KIND_MSG | KIND_RECALL | KIND_RECEIPT, Some(s), Some(rc)) => {
                 let sender_uid: i64 = r.get(6)?;
                 let m = read_message(r, 6, |uid| if uid == sender_uid { s.clone() } else { rc.clone() })?;
                 bytes += m.body.len() + m.cloud_custom_data.len();
                 bytes +=
                     m.sender.nick.as_ref().map_or(0, String::len) + m.sender.face_url.as_ref().map_or(0, String::len);
                 full = bytes >= max_bytes;
-                if kind == KIND_MSG {
-                    LogEvent::Message(Arc::new(m))
-                } else {
-                    let peer = if s == user { rc } else { s };
-                    LogEvent::Recall { peer, key: m.key }
+                let peer = if s == user { rc } else { s };
+                match kind {
+                    KIND_MSG => LogEvent::Message(Arc::new(m)),
+                    KIND_RECEIPT => LogEvent::Receipt { peer, key: m.key, time: m.receipt_time.unwrap_or_default() },
+                    _ => LogEvent::Recall { by: m.revoker.unwrap_or_else(|| m.from.clone()), peer, key: m.key },
                 }
             }
             // The message or an account expired or was deleted: nothing left to deliver.
@@ -639,20 +712,22 @@ pub(crate) fn conversations(c: &Connection, user: &str, limit: usize) -> Result<
         return Ok(Vec::new());
     };
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT p.user_id, c.unread, c.last_time, c.peer, coalesce(t.seq, 0), {MESSAGE_COLUMNS} \
+        "SELECT p.user_id, c.unread, c.last_time, c.peer, coalesce(t.seq, 0), coalesce(o.read_time, 0), \
+         {MESSAGE_COLUMNS} \
          FROM conversations c JOIN accounts p ON p.uid = c.peer LEFT JOIN messages m ON m.id = c.last_msg_id \
          LEFT JOIN threads t ON t.lo = min(c.owner, c.peer) AND t.hi = max(c.owner, c.peer) \
+         LEFT JOIN conversations o ON o.owner = c.peer AND o.peer = c.owner \
          WHERE c.owner = ?1 AND c.last_msg_id IS NOT NULL {RECENT_FIRST} LIMIT ?2"
     ))?;
     let rows = stmt.query_map(params![owner, limit as i64], |r| {
         let peer: String = r.get(0)?;
         let peer_uid: i64 = r.get(3)?;
-        let last = match r.get::<_, Option<i64>>(5)? {
-            Some(_) => Some(read_message(r, 5, |uid| if uid == peer_uid { peer.clone() } else { user.to_owned() })?),
+        let last = match r.get::<_, Option<i64>>(6)? {
+            Some(_) => Some(read_message(r, 6, |uid| if uid == peer_uid { peer.clone() } else { user.to_owned() })?),
             None => None,
         };
         let (unread, time, conv_seq) = (r.get::<_, i64>(1)?.max(0) as u64, r.get(2)?, r.get::<_, i64>(4)? as u64);
-        Ok(ConversationView { peer, last, unread, time, conv_seq })
+        Ok(ConversationView { peer, last, unread, time, conv_seq, peer_read_time: r.get(5)? })
     })?;
     rows.collect()
 }
@@ -678,13 +753,16 @@ pub(crate) fn delete_conversation(
     Ok(true)
 }
 
+#[expect(clippy::too_many_arguments, reason = "the store method's arguments")]
 pub(crate) fn withdraw(
     c: &Connection,
     w: &mut WriterState,
     from: &str,
     to: &str,
     key: MsgKey,
+    by: &str,
     expire_at: i64,
+    event: Option<AfterEvent>,
 ) -> Result<(Withdrawn, Vec<Delivery>)> {
     let (Some(sender), Some(receiver)) = (cached_uid(c, w, from)?, cached_uid(c, w, to)?) else {
         return Ok((Withdrawn::NotFound, Vec::new()));
@@ -702,7 +780,7 @@ pub(crate) fn withdraw(
     if flags & RECALLED != 0 {
         return Ok((Withdrawn::AlreadyRecalled, Vec::new()));
     }
-    c.prepare_cached("UPDATE messages SET flags = flags | 1 WHERE id = ?1")?.execute([id])?;
+    c.prepare_cached("UPDATE messages SET flags = flags | 1, revoker = ?2 WHERE id = ?1")?.execute(params![id, by])?;
     if flags & NO_UNREAD == 0 {
         c.prepare_cached(
             "UPDATE conversations SET unread = max(unread - 1, 0) WHERE owner = ?1 AND peer = ?2 AND read_time < ?3",
@@ -718,8 +796,11 @@ pub(crate) fn withdraw(
         let seq = append_log(c, w, owner, KIND_RECALL, Some(id), None, Some(key.time), expire_at)?;
         deliveries.push(Delivery {
             user: name.to_owned(),
-            entry: LogEntry { seq, event: LogEvent::Recall { peer: peer.to_owned(), key } },
+            entry: LogEntry { seq, event: LogEvent::Recall { peer: peer.to_owned(), key, by: by.to_owned() } },
         });
+    }
+    if let Some(event) = event {
+        crate::callbacks::queue_event(c, event, None)?;
     }
     Ok((Withdrawn::Done, deliveries))
 }
@@ -731,10 +812,16 @@ pub(crate) fn set_read(
     peer: &str,
     time: i64,
     expire_at: i64,
+    event: Option<AfterEvent>,
 ) -> Result<(bool, Vec<Delivery>)> {
     let (Some(owner_uid), Some(peer_uid)) = (cached_uid(c, w, owner)?, cached_uid(c, w, peer)?) else {
         return Ok((false, Vec::new()));
     };
+    let before: i64 = c
+        .prepare_cached("SELECT read_time FROM conversations WHERE owner = ?1 AND peer = ?2")?
+        .query_row([owner_uid, peer_uid], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
     c.prepare_cached(
         "INSERT INTO conversations (owner, peer, read_time) VALUES (?1, ?2, ?3) \
          ON CONFLICT (owner, peer) DO UPDATE SET read_time = max(read_time, ?3)",
@@ -748,11 +835,99 @@ pub(crate) fn set_read(
     )?
     .execute(params![owner_uid, peer_uid])?;
     let seq = append_log(c, w, owner_uid, KIND_READ, None, Some(peer_uid), Some(time), expire_at)?;
-    let read = Delivery {
+    let mut deliveries = vec![Delivery {
         user: owner.to_owned(),
         entry: LogEntry { seq, event: LogEvent::Read { peer: peer.to_owned(), time } },
+    }];
+    // The read receipt, when the read time moved.
+    if time > before && owner_uid != peer_uid {
+        let seq = append_log(c, w, peer_uid, KIND_PEER_READ, None, Some(owner_uid), Some(time), expire_at)?;
+        deliveries.push(Delivery {
+            user: peer.to_owned(),
+            entry: LogEntry { seq, event: LogEvent::PeerRead { peer: owner.to_owned(), time } },
+        });
+    }
+    if let Some(event) = event {
+        crate::callbacks::queue_event(c, event, None)?;
+    }
+    Ok((true, deliveries))
+}
+
+pub(crate) fn ack_receipts(
+    c: &Connection,
+    w: &mut WriterState,
+    reader: &str,
+    sender: &str,
+    keys: &[MsgKey],
+    time: i64,
+    expire_at: i64,
+) -> Result<(Vec<Option<i64>>, Vec<Delivery>)> {
+    let (Some(r), Some(s)) = (cached_uid(c, w, reader)?, cached_uid(c, w, sender)?) else {
+        return Ok((vec![None; keys.len()], Vec::new()));
     };
-    Ok((true, vec![read]))
+    let mut deliveries = Vec::new();
+    let mut times = Vec::with_capacity(keys.len());
+    for key in keys {
+        let found: Option<(i64, i64, Option<i64>)> = c
+            .prepare_cached(
+                "SELECT id, flags, receipt_time FROM messages WHERE lo = min(?1, ?2) AND hi = max(?1, ?2) \
+                 AND time = ?3 AND seq = ?4 AND random = ?5 AND sender = ?2 AND receiver = ?1",
+            )?
+            .query_row(params![r, s, key.time, key.seq, key.random], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()?;
+        // Asked for, neither recalled nor hidden from the reader.
+        let wanted = |(_, flags, _): &(i64, i64, Option<i64>)| flags & (NEED_RECEIPT | RECALLED | 4) == NEED_RECEIPT;
+        let Some((id, _, receipt)) = found.filter(wanted) else {
+            times.push(None);
+            continue;
+        };
+        if receipt.is_some() {
+            times.push(receipt);
+            continue;
+        }
+        c.prepare_cached("UPDATE messages SET receipt_time = ?2 WHERE id = ?1")?.execute(params![id, time])?;
+        times.push(Some(time));
+        let seq = append_log(c, w, s, KIND_RECEIPT, Some(id), None, Some(key.time), expire_at)?;
+        deliveries.push(Delivery {
+            user: sender.to_owned(),
+            entry: LogEntry { seq, event: LogEvent::Receipt { peer: reader.to_owned(), key: *key, time } },
+        });
+    }
+    Ok((times, deliveries))
+}
+
+pub(crate) fn find_messages(
+    c: &Connection,
+    owner: &str,
+    peer: &str,
+    keys: &[MsgKey],
+) -> Result<Vec<Option<StoredMessage>>> {
+    let (Some(op), Some(p)) = (uid(c, owner)?, uid(c, peer)?) else {
+        return Ok(vec![None; keys.len()]);
+    };
+    let read_time = |o: i64, other: i64| -> Result<i64> {
+        c.prepare_cached("SELECT read_time FROM conversations WHERE owner = ?1 AND peer = ?2")?
+            .query_row([o, other], |r| r.get(0))
+            .optional()
+            .map(Option::unwrap_or_default)
+    };
+    let (op_read, peer_read) = (read_time(op, p)?, read_time(p, op)?);
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m \
+         WHERE m.lo = min(?1, ?2) AND m.hi = max(?1, ?2) AND m.time = ?3 AND m.seq = ?4 AND m.random = ?5 \
+           AND NOT (m.sender = ?1 AND m.flags & 2) AND NOT (m.receiver = ?1 AND m.flags & 4)"
+    ))?;
+    let names = |uid: i64| if uid == op { owner.to_owned() } else { peer.to_owned() };
+    keys.iter()
+        .map(|k| {
+            stmt.query_row(params![op, p, k.time, k.seq, k.random], |r| {
+                let mut m = read_message(r, 0, names)?;
+                m.peer_read = m.key.time <= if m.from == owner { peer_read } else { op_read };
+                Ok(m)
+            })
+            .optional()
+        })
+        .collect()
 }
 
 pub(crate) fn unread(c: &Connection, owner: &str, peers: &[String]) -> Result<Vec<u64>> {

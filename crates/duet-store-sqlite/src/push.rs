@@ -2,7 +2,7 @@
 //! ([`queue_pushes`], called by `ops::send`); workers claim them with a lease and settle them.
 
 use async_trait::async_trait;
-use duet_core::model::{MsgKey, Platform, ProviderKind, PushDevice, PushMessage, PushSettle, QueuedPush};
+use duet_core::model::{MsgKey, Platform, ProviderKind, PushDevice, PushMessage, QueuedPush, Settle};
 use duet_core::store::{PushStore, StoreError};
 use rusqlite::{Connection, Result, Row, params};
 
@@ -186,7 +186,7 @@ impl PushStore for SqliteStore {
         self.writer.write(move |c, _| claim(c, &owner, now, lease_until, limit).map_err(backend)).await
     }
 
-    async fn settle_pushes(&self, settled: Vec<(u64, PushSettle)>) -> Result<(), StoreError> {
+    async fn settle_pushes(&self, settled: Vec<(u64, Settle)>) -> Result<(), StoreError> {
         self.writer.write(move |c, _| settle(c, &settled).map_err(backend)).await
     }
 
@@ -211,18 +211,22 @@ impl PushStore for SqliteStore {
     }
 }
 
-fn settle(c: &Connection, settled: &[(u64, PushSettle)]) -> Result<()> {
+fn settle(c: &Connection, settled: &[(u64, Settle)]) -> Result<()> {
     for (id, settle) in settled {
         match settle {
-            PushSettle::Done => {
+            Settle::Done => {
                 c.prepare_cached("DELETE FROM push_outbox WHERE id = ?1")?.execute([*id as i64])?;
             }
-            PushSettle::Retry { at } => {
+            Settle::Retry { at } => {
                 c.prepare_cached(
                     "UPDATE push_outbox SET attempts = attempts + 1, next_at = ?2, lease_owner = NULL, \
                                  lease_until = 0 WHERE id = ?1",
                 )?
                 .execute(params![*id as i64, at])?;
+            }
+            Settle::Release => {
+                c.prepare_cached("UPDATE push_outbox SET lease_owner = NULL, lease_until = 0 WHERE id = ?1")?
+                    .execute([*id as i64])?;
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use duet_core::model::ProfileValue;
+use duet_core::model::event::AfterEvent;
 use duet_core::relations::{Blocked, Friend, FriendRequest, RelationChange, RelationData, RelationStore};
 use duet_core::store::StoreError;
 use rusqlite::{Connection, Result, params};
@@ -19,9 +20,15 @@ impl RelationStore for SqliteStore {
         self.read(move |c| load(c, &user)).await
     }
 
-    async fn apply_relations(&self, changes: Vec<RelationChange>) -> Result<(), StoreError> {
-        self.writer.write(move |c, _| changes.iter().try_for_each(|ch| apply(c, ch)).map_err(backend)).await
+    async fn apply_relations(&self, changes: Vec<RelationChange>, events: Vec<AfterEvent>) -> Result<(), StoreError> {
+        self.writer.write(move |c, _| apply_all(c, &changes, events).map_err(backend)).await
     }
+}
+
+/// The changes in order, then the callback events: one job, so all or none.
+fn apply_all(c: &Connection, changes: &[RelationChange], events: Vec<AfterEvent>) -> Result<()> {
+    changes.iter().try_for_each(|ch| apply(c, ch))?;
+    events.into_iter().try_for_each(|e| crate::callbacks::queue_event(c, e, None))
 }
 
 fn load(c: &Connection, user: &str) -> Result<RelationData> {
@@ -194,17 +201,26 @@ mod tests {
         let mut tagged = Friend::new("bob", 1);
         tagged.custom = vec![("Tag_SNS_Custom_X".into(), ProfileValue::Text("x".into()))];
         store
-            .apply_relations(vec![
-                RelationChange::PutFriend { owner: "alice".into(), friend: tagged },
-                RelationChange::PutFriend { owner: "bob".into(), friend: Friend::new("alice", 1) },
-                RelationChange::PutBlocked { owner: "carol".into(), entry: Blocked { peer: "bob".into(), time: 1 } },
-                RelationChange::PutBlocked { owner: "bob".into(), entry: Blocked { peer: "carol".into(), time: 1 } },
-                RelationChange::PutRequest(request("bob", "carol")),
-                RelationChange::PutRequest(request("alice", "bob")),
-                RelationChange::PutFriend { owner: "alice".into(), friend: Friend::new("carol", 1) },
-                // A row left by an earlier version for an account deleted since.
-                RelationChange::PutFriend { owner: "alice".into(), friend: Friend::new("gone", 1) },
-            ])
+            .apply_relations(
+                vec![
+                    RelationChange::PutFriend { owner: "alice".into(), friend: tagged },
+                    RelationChange::PutFriend { owner: "bob".into(), friend: Friend::new("alice", 1) },
+                    RelationChange::PutBlocked {
+                        owner: "carol".into(),
+                        entry: Blocked { peer: "bob".into(), time: 1 },
+                    },
+                    RelationChange::PutBlocked {
+                        owner: "bob".into(),
+                        entry: Blocked { peer: "carol".into(), time: 1 },
+                    },
+                    RelationChange::PutRequest(request("bob", "carol")),
+                    RelationChange::PutRequest(request("alice", "bob")),
+                    RelationChange::PutFriend { owner: "alice".into(), friend: Friend::new("carol", 1) },
+                    // A row left by an earlier version for an account deleted since.
+                    RelationChange::PutFriend { owner: "alice".into(), friend: Friend::new("gone", 1) },
+                ],
+                Vec::new(),
+            )
             .await
             .unwrap();
 

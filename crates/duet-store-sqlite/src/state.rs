@@ -221,6 +221,7 @@ mod tests {
             offline_until: now_ms / 1000 + 604_800,
             max_conversations: 100,
             push: false,
+            after_send: None,
         }
     }
 
@@ -265,13 +266,13 @@ mod tests {
             if fail_a_batch {
                 batch(&c, &mut w, false, |c, w| {
                     ops::import_accounts(c, w, &[account("c")], 1)?;
-                    ops::set_profile(c, w, "a", &[(TAG_NICK.to_owned(), ProfileValue::Text("Ann".into()))])?;
+                    ops::set_profile(c, w, "a", &[(TAG_NICK.to_owned(), ProfileValue::Text("Ann".into()))], None)?;
                     // Another dedup key with the same first 8 bytes: it takes the first send's entry over.
                     let mut colliding = plan(1, &["b", "c"], T0 + 1_000);
                     colliding.dedup_key[15] = 9;
                     let (outcome, deliveries) = ops::send(c, w, &colliding)?;
                     assert!(matches!(outcome, SendOutcome::Sent(_)) && deliveries.len() == 4, "{outcome:?}");
-                    ops::set_read(c, w, "b", "a", T0 / 1000, T0 / 1000 + 604_800)?;
+                    ops::set_read(c, w, "b", "a", T0 / 1000, T0 / 1000 + 604_800, None)?;
                     Ok(())
                 });
                 assert!(w.dedup.undo.is_empty() && !w.poisoned());

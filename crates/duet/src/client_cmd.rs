@@ -66,6 +66,36 @@ enum ClientCommand {
     },
     /// Print the recent contacts, latest first, one JSON line each
     Conversations,
+    /// Mark what a peer sent so far as read, on every device (the peer's devices get a read receipt)
+    MarkRead {
+        #[arg(long)]
+        peer: String,
+    },
+    /// Recall a message you sent (within the server's recall window: 2 minutes by default)
+    Recall {
+        #[arg(long)]
+        peer: String,
+        /// The message's MsgKey
+        #[arg(long)]
+        key: String,
+    },
+    /// Acknowledge messages a peer sent with --need-receipt (read receipts); prints the keys acknowledged
+    Receipt {
+        #[arg(long)]
+        peer: String,
+        /// A MsgKey (repeatable, at most 100)
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+    },
+    /// Print messages of the conversation with a peer by MsgKey, as the server holds them now (recalled,
+    /// read, receipt), one JSON line each (`null` for a key that names none)
+    Find {
+        #[arg(long)]
+        peer: String,
+        /// A MsgKey (repeatable, at most 100)
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+    },
     /// Chat with a peer in the terminal: type a line to send it, Ctrl-D to quit. What is shown is marked read
     Chat {
         #[arg(long)]
@@ -131,6 +161,9 @@ struct SendArgs {
     /// Deliver only to live devices; store nothing
     #[arg(long)]
     online_only: bool,
+    /// Ask the recipient for a read receipt of this message (`duet client receipt`)
+    #[arg(long)]
+    need_receipt: bool,
     /// An image to upload and send (JPEG, PNG or GIF; the server measures it and makes the renditions)
     #[arg(long)]
     image: Option<PathBuf>,
@@ -201,6 +234,7 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
             let opts = SendOptions {
                 cloud_custom_data: send.cloud_custom_data,
                 online_only: send.online_only,
+                need_read_receipt: send.need_receipt,
                 ..SendOptions::default()
             };
             let sent = client.send_message(&send.to, elems, opts).await.context("sending")?;
@@ -220,6 +254,21 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
         ClientCommand::Conversations => {
             for c in client.conversations().await.context("fetching conversations")? {
                 println!("{}", conversation_json(&c));
+            }
+            Ok(())
+        }
+        ClientCommand::MarkRead { peer } => client.mark_read(&peer).await.context("marking read"),
+        ClientCommand::Recall { peer, key } => client.recall(&peer, &key).await.context("recalling"),
+        ClientCommand::Receipt { peer, keys } => {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let acknowledged = client.send_read_receipts(&peer, &keys).await.context("sending read receipts")?;
+            println!("{}", json!({"acknowledged": acknowledged}));
+            Ok(())
+        }
+        ClientCommand::Find { peer, keys } => {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            for m in client.find_messages(&peer, &keys).await.context("finding messages")? {
+                println!("{}", m.as_ref().map_or(Value::Null, message_json));
             }
             Ok(())
         }
@@ -512,6 +561,10 @@ fn message_json(m: &Message) -> Value {
         "body": serde_json::to_value(&m.elems).unwrap_or(Value::Null),
         "cloud_custom_data": m.cloud_custom_data,
         "recalled": m.recalled,
+        "revoker": m.revoker,
+        "peer_read": m.peer_read,
+        "need_read_receipt": m.need_read_receipt,
+        "receipt_time": m.receipt_time,
         "nick": m.sender.nick,
         "face_url": m.sender.face_url,
         "system": m.sender.system,
@@ -519,7 +572,13 @@ fn message_json(m: &Message) -> Value {
 }
 
 fn conversation_json(c: &Conversation) -> Value {
-    json!({"peer": c.peer, "unread": c.unread, "time": c.time, "last": c.last.as_ref().map(message_json)})
+    json!({
+        "peer": c.peer,
+        "unread": c.unread,
+        "time": c.time,
+        "peer_read_time": c.peer_read_time,
+        "last": c.last.as_ref().map(message_json),
+    })
 }
 
 /// One event as a JSON line: `{"event": "<name>", ...}`.
@@ -530,8 +589,12 @@ pub fn event_json(e: &Event) -> Value {
         Event::NewMessage(m) => json!({"event": "new_message", "message": message_json(m)}),
         Event::SyncComplete => json!({"event": "sync_complete"}),
         Event::ConversationChanged(c) => json!({"event": "conversation_changed", "conversation": conversation_json(c)}),
-        Event::MessageRecalled { peer, msg_key } => {
-            json!({"event": "message_recalled", "peer": peer, "msg_key": msg_key})
+        Event::MessageRecalled { peer, msg_key, by } => {
+            json!({"event": "message_recalled", "peer": peer, "msg_key": msg_key, "by": by})
+        }
+        Event::PeerRead { peer, time } => json!({"event": "peer_read", "peer": peer, "time": time}),
+        Event::ReadReceipt { peer, msg_key, time } => {
+            json!({"event": "read_receipt", "peer": peer, "msg_key": msg_key, "time": time})
         }
         Event::Kicked { code, info } => json!({"event": "kicked", "code": code, "info": info}),
         Event::SigExpired => json!({"event": "sig_expired"}),

@@ -3,6 +3,7 @@
 //! joined by `: `, never a backtrace) and status 2 for bad usage or configuration, 1 otherwise.
 
 mod client_cmd;
+mod export;
 mod settings;
 
 use std::io::IsTerminal;
@@ -45,6 +46,9 @@ enum Cmd {
     Client(client_cmd::ClientArgs),
     /// Load-test a server (one it starts, or a running one): pairs, idle, offline, history, rest.
     Bench(duet_bench::BenchArgs),
+    /// Write every message of a time range as message-log records (the hourly files' format) to a file
+    /// or stdout, beside a running server (read-only).
+    Export(export::ExportArgs),
     /// Print a UserSig for a user of the server's app (its key: --secret-key, or the one `serve` generated
     /// into its data directory)
     Usersig {
@@ -125,6 +129,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
             result
         }
+        Cmd::Export(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(export::run(args))
+        }
         Cmd::Usersig { key, user, expire } => {
             let (sdkappid, secret_key) = settings::app_key(&key).map_err(usage)?;
             let sig = duet_core::usersig::generate(&secret_key, sdkappid, &user, SystemClock.now_secs(), expire, None);
@@ -185,9 +193,30 @@ async fn serve(mut settings: settings::Settings) -> anyhow::Result<()> {
         .next()
         .with_context(|| format!("{} resolves to no address", settings.listen))?;
     let listener = duet_server::bind(addr).with_context(|| format!("listening on {addr}"))?;
+    if settings.config.demo {
+        let bound = listener.local_addr().context("reading the listening address")?;
+        eprintln!("{}", demo_line(bound, settings.config.tls.is_some(), settings.demo_asked));
+    }
     let store = duet_server::open_store(&settings.config).context("opening the store")?;
     duet_server::run(settings.config, listener, store, Arc::new(SystemClock), shutdown_signal()).await?;
     Ok(())
+}
+
+/// What `serve` says when demo mode is on: where the page is, what it allows, how to turn it off.
+fn demo_line(addr: std::net::SocketAddr, tls: bool, asked: bool) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let host = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let url = format!("{}://{}/demo", if tls { "https" } else { "http" }, std::net::SocketAddr::new(host, addr.port()));
+    let off =
+        if asked { "turn it off with --no-demo" } else { "turn it off with --no-demo or by configuring a secret key" };
+    format!(
+        "duet: demo on: {url} — anyone who can reach this server can get a UserSig for any user (except admins) \
+         and chat as them; {off}"
+    )
 }
 
 /// Every connection is a descriptor: `serve` takes as many as the hard limit allows (the connection caps

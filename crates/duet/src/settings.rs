@@ -66,10 +66,22 @@ pub struct AppArgs {
     /// Where the app backend's callbacks go (`[callbacks] url`; with only this, every callback is on)
     #[arg(long, env = "DUET_CALLBACK_URL", value_name = "URL")]
     callback_url: Option<String>,
+    /// Demo mode: serve a chat page at /demo that hands a UserSig for any user but the admins to anyone
+    /// who can reach the server: 1, 0, true or false; the flag alone means true [default: on only when
+    /// started with no config file and no configured secret key]
+    #[arg(long, env = "DUET_DEMO", value_name = "BOOL", value_parser = parse_bool, num_args = 0..=1,
+          default_missing_value = "true")]
+    demo: Option<bool>,
+    /// Demo mode off (the same as --demo=false; wins over --demo and DUET_DEMO)
+    #[arg(long)]
+    no_demo: bool,
 }
 
 pub struct Settings {
     pub listen: String,
+    /// Demo mode (`config.demo`) was asked for rather than on by default.
+    pub demo_asked: bool,
+
     pub config: Config,
     /// The certificate and key to serve TLS with, read by `serve` only.
     pub tls: Option<TlsFiles>,
@@ -168,15 +180,30 @@ pub fn app_key(args: &KeyArgs) -> anyhow::Result<(u64, String)> {
     Ok((sdkappid(args, &file), key))
 }
 
+/// What `export` reads: the server's data directory and the clock of its message log (`[message_log]`
+/// of the TOML file, else Beijing time), as `serve` would resolve them.
+pub fn export_source(args: &KeyArgs) -> anyhow::Result<(PathBuf, config::MessageLogConfig)> {
+    let file = read_file(args)?;
+    let mut message_log = config::MessageLogConfig::default();
+    if let Some(m) = &file.message_log {
+        m.apply(&mut message_log).map_err(anyhow::Error::msg)?;
+    }
+    Ok((data_dir(args, &file), message_log))
+}
+
 pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Settings> {
     let file = read_file(&args.key)?;
     let data = data_dir(&args.key, &file);
     let sdkappid = sdkappid(&args.key, &file);
-    let secret_key = match configured_key(&args.key, &file)? {
+    let configured = configured_key(&args.key, &file)?;
+    let demo_choice = if args.no_demo { Some(false) } else { args.demo.or(file.demo) };
+    let demo = demo_on(demo_choice, args.key.config.is_some(), configured.is_some());
+    let secret_key = match configured {
         Some(key) => key,
         None => stored_or_new_key(&data)?,
     };
     let mut config = Config::new(sdkappid, secret_key, data);
+    config.demo = demo;
     if let Some(admins) = args.admins.clone().or(file.admins.clone()) {
         let admins: Vec<String> = admins.into_iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
         if admins.is_empty() {
@@ -203,6 +230,9 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
             bail!("recent_contacts_max must be at least 1");
         }
         config.core.recent_contacts_max = n;
+    }
+    if let Some(secs) = file.recall_window_secs {
+        config.core.recall_window_secs = i64::from(secs);
     }
     if let Some(mode) = file.multi_login {
         config.core.login_policy.mode = mode.into();
@@ -247,6 +277,9 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
         (None, Some(url)) => Some(duet_callback::CallbacksConfig::new(url)),
         (None, None) => None,
     };
+    if let Some(message_log) = &file.message_log {
+        message_log.apply(&mut config.message_log).map_err(anyhow::Error::msg)?;
+    }
     if let Some(push) = &file.push {
         push.apply(&mut config.core.push).map_err(anyhow::Error::msg)?;
         config.push_providers = push.providers();
@@ -258,7 +291,15 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
         (None, Some(_)) => bail!("--tls-key needs --tls-cert (tls_cert in the config file): the certificate chain"),
     };
     let listen = listen.or(file.listen).unwrap_or_else(|| config::DEFAULT_LISTEN.into());
-    Ok(Settings { listen, config, tls })
+    Ok(Settings { listen, demo_asked: demo_choice.is_some(), config, tls })
+}
+
+/// Whether demo mode is on: as asked (`--demo`/`--no-demo`, `DUET_DEMO`, `demo` in the file, in that
+/// order), else on only for a server started with no configuration, that is no config file and no
+/// configured secret key (a key `serve` generated into the data directory counts as none). Demo mode
+/// hands out UserSigs to anyone, so a configured key turns it off unless it is asked for.
+pub fn demo_on(asked: Option<bool>, config_file: bool, key_configured: bool) -> bool {
+    asked.unwrap_or(!config_file && !key_configured)
 }
 
 fn apply_media(config: &mut config::MediaConfig, file: &config::MediaFileConfig) -> anyhow::Result<()> {
@@ -369,4 +410,48 @@ fn write_private(path: &Path, key: &str) -> std::io::Result<()> {
     f.write_all(key.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{AppArgs, demo_on, resolve};
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        app: AppArgs,
+    }
+
+    #[test]
+    fn the_recall_window_comes_from_the_toml_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("duet.toml");
+        let args = |file: &std::path::Path| {
+            Serve::parse_from(["serve", "--secret-key", "k", "--config", file.to_str().unwrap()]).app
+        };
+        std::fs::write(&file, "recall_window_secs = 30\n").unwrap();
+        assert_eq!(resolve(&args(&file), None).unwrap().config.core.recall_window_secs, 30);
+        std::fs::write(&file, "\n").unwrap();
+        assert_eq!(resolve(&args(&file), None).unwrap().config.core.recall_window_secs, 120, "Tencent's default");
+    }
+
+    #[test]
+    fn demo_mode_is_on_by_default_only_without_any_configuration_and_asking_always_wins() {
+        // (asked, config file, configured key) -> on
+        let table = [
+            (None, false, false, true),
+            (None, true, false, false),
+            (None, false, true, false),
+            (None, true, true, false),
+            (Some(true), false, true, true),
+            (Some(true), true, true, true),
+            (Some(false), false, false, false),
+            (Some(false), true, false, false),
+        ];
+        for (asked, file, key, on) in table {
+            assert_eq!(demo_on(asked, file, key), on, "asked {asked:?}, config file {file}, configured key {key}");
+        }
+    }
 }

@@ -24,8 +24,8 @@ struct State {
     /// peer -> position -> msg_key.
     by_position: HashMap<String, BTreeMap<Position, String>>,
     coverage: HashMap<String, Coverage>,
-    /// peer -> (unread, time, last msg_key).
-    conversations: HashMap<String, (u64, i64, Option<String>)>,
+    /// peer -> (unread, time, last msg_key, peer read time).
+    conversations: HashMap<String, (u64, i64, Option<String>, i64)>,
 }
 
 impl MemoryStore {
@@ -71,7 +71,13 @@ impl State {
 pub(super) fn merge(old: &MessageRecord, new: &MessageRecord) -> MessageRecord {
     let mut m = new.clone();
     m.sent_here |= old.sent_here;
-    m.message.recalled |= old.message.recalled;
+    if old.message.recalled && !m.message.recalled {
+        m.message.recalled = true;
+        m.message.revoker = old.message.revoker.clone();
+        m.message.elems.clear();
+        m.message.cloud_custom_data.clear();
+    }
+    m.message.receipt_time = m.message.receipt_time.or(old.message.receipt_time);
     m.message.log_seq = m.message.log_seq.or(old.message.log_seq);
     m
 }
@@ -86,13 +92,14 @@ impl LocalStore for MemoryStore {
         let conversations = st
             .conversations
             .iter()
-            .map(|(peer, (unread, time, last))| Conversation {
+            .map(|(peer, (unread, time, last, peer_read_time))| Conversation {
                 peer: peer.clone(),
                 last: last
                     .as_ref()
                     .and_then(|k| st.messages.get(peer).and_then(|m| m.get(k)).map(|r| r.message.clone())),
                 unread: *unread,
                 time: *time,
+                peer_read_time: *peer_read_time,
             })
             .collect();
         let coverage = st.coverage.iter().map(|(peer, c)| (peer.clone(), *c)).collect();
@@ -109,9 +116,17 @@ impl LocalStore for MemoryStore {
         for rec in &batch.messages {
             st.upsert(rec);
         }
-        for (peer, key) in &batch.recalls {
+        for (peer, key, by) in &batch.recalls {
             if let Some(r) = st.messages.get_mut(peer).and_then(|m| m.get_mut(key)) {
                 r.message.recalled = true;
+                r.message.revoker = by.clone();
+                r.message.elems.clear();
+                r.message.cloud_custom_data.clear();
+            }
+        }
+        for (peer, key, time) in &batch.receipts {
+            if let Some(r) = st.messages.get_mut(peer).and_then(|m| m.get_mut(key)) {
+                r.message.receipt_time = r.message.receipt_time.or(Some(*time));
             }
         }
         if batch.replace_conversations {
@@ -121,7 +136,8 @@ impl LocalStore for MemoryStore {
             if let Some(last) = &c.last {
                 st.upsert(&MessageRecord { peer: c.peer.clone(), message: last.clone(), sent_here: false });
             }
-            st.conversations.insert(c.peer.clone(), (c.unread, c.time, c.last.as_ref().map(|m| m.msg_key.clone())));
+            let last = c.last.as_ref().map(|m| m.msg_key.clone());
+            st.conversations.insert(c.peer.clone(), (c.unread, c.time, last, c.peer_read_time));
         }
         if let Some(cursor) = batch.cursor {
             st.cursor = cursor;

@@ -62,11 +62,13 @@ pub struct Snapshot {
 /// Changes applied together, atomically.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
-    /// Messages to insert or update (by peer and `msg_key`). An update keeps `recalled`, `sent_here`
-    /// and `log_seq` once set.
+    /// Messages to insert or update (by peer and `msg_key`). An update keeps `recalled` (with its
+    /// `revoker` and no elements), `sent_here`, `log_seq` and `receipt_time` once set.
     pub messages: Vec<MessageRecord>,
-    /// Messages to flag as recalled: `(peer, msg_key)`.
-    pub recalls: Vec<(String, String)>,
+    /// Messages to flag as recalled, their elements and custom data dropped: `(peer, msg_key, by)`.
+    pub recalls: Vec<(String, String, String)>,
+    /// Read receipts of messages: `(peer, msg_key, time)`.
+    pub receipts: Vec<(String, String, i64)>,
     /// Drop every stored conversation before writing `conversations` (a full list from the server).
     pub replace_conversations: bool,
     /// Conversations to insert or replace. Their last messages are stored as messages too.
@@ -82,6 +84,7 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
             && self.recalls.is_empty()
+            && self.receipts.is_empty()
             && !self.replace_conversations
             && self.conversations.is_empty()
             && self.cursor.is_none()
@@ -156,6 +159,10 @@ pub(crate) mod conformance {
             elems: vec![elems::text(format!("m{conv_seq}"))],
             cloud_custom_data: String::new(),
             recalled: false,
+            revoker: String::new(),
+            peer_read: false,
+            need_read_receipt: false,
+            receipt_time: None,
             log_seq: None,
             sender: crate::model::Sender { nick: format!("nick of {from}"), face_url: String::new(), system: false },
         }
@@ -175,7 +182,8 @@ pub(crate) mod conformance {
         let m2 = msg("bob", "alice", 2, 101);
         let m3 = msg("alice", "bob", 3, 102);
         let m5 = msg("alice", "bob", 5, 104);
-        let conv = Conversation { peer: "alice".into(), last: Some(m5.clone()), unread: 2, time: 104 };
+        let conv =
+            Conversation { peer: "alice".into(), last: Some(m5.clone()), unread: 2, time: 104, peer_read_time: 103 };
         store
             .commit(&Batch {
                 messages: vec![rec(m1.clone(), false), rec(m2.clone(), true), rec(m3.clone(), false)],
@@ -231,7 +239,8 @@ pub(crate) mod conformance {
         store
             .commit(&Batch {
                 messages: vec![rec(m1_again, false), rec(m2_again, false)],
-                recalls: vec![("alice".into(), m3.msg_key.clone())],
+                recalls: vec![("alice".into(), m3.msg_key.clone(), "alice".into())],
+                receipts: vec![("alice".into(), m2.msg_key.clone(), 150)],
                 ..Batch::default()
             })
             .unwrap();
@@ -240,14 +249,24 @@ pub(crate) mod conformance {
         let got2 = store.message("alice", &m2.msg_key).unwrap().unwrap();
         assert!(got2.sent_here);
         assert_eq!(got2.message.log_seq, Some(6));
-        assert!(store.message("alice", &m3.msg_key).unwrap().unwrap().message.recalled);
+        assert_eq!(got2.message.receipt_time, Some(150));
+        // A recall keeps who recalled it and drops the content, also when the message is stored again.
+        let recalled = |store: &dyn LocalStore| store.message("alice", &m3.msg_key).unwrap().unwrap().message;
+        let got3 = recalled(store);
+        assert!(got3.recalled && got3.elems.is_empty() && got3.revoker == "alice", "{got3:?}");
+        store.commit(&Batch { messages: vec![rec(m3.clone(), false)], ..Batch::default() }).unwrap();
+        let got3 = recalled(store);
+        assert!(got3.recalled && got3.elems.is_empty() && got3.revoker == "alice", "{got3:?}");
+        // A receipt stays once known.
+        store.commit(&Batch { messages: vec![rec(m2.clone(), false)], ..Batch::default() }).unwrap();
+        assert_eq!(store.message("alice", &m2.msg_key).unwrap().unwrap().message.receipt_time, Some(150));
         assert!(store.message("carol", &m3.msg_key).unwrap().is_none());
 
         // Received from alice after 100: the one at 101, m3 (102) and m5 (104); m2 is bob's own.
         assert_eq!(store.count_from_after("alice", 100).unwrap(), 3);
 
         // A full list from the server replaces the old one.
-        let carol = Conversation { peer: "carol".into(), last: None, unread: 0, time: 50 };
+        let carol = Conversation { peer: "carol".into(), last: None, unread: 0, time: 50, peer_read_time: 0 };
         store
             .commit(&Batch {
                 replace_conversations: true,

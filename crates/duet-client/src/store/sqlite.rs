@@ -14,8 +14,17 @@ use crate::model::{Conversation, Message, parse_elems};
 
 /// Version 2 orders history by position and keeps each conversation's coverage; a version 1 file is
 /// upgraded in place (it gains the index and the table; its coverage starts empty, so its conversations'
-/// history is asked of the server once).
-const SCHEMA_VERSION: i64 = 2;
+/// history is asked of the server once). Version 3 adds recalls' revokers, read receipts and the peer's
+/// read time ([`UPGRADE_3`]).
+const SCHEMA_VERSION: i64 = 3;
+
+/// From version 2 (or a file [`SCHEMA`] just created) to 3.
+const UPGRADE_3: &str = "
+ALTER TABLE messages ADD COLUMN revoker TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN need_receipt INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN receipt_time INTEGER;
+ALTER TABLE conversations ADD COLUMN peer_read_time INTEGER NOT NULL DEFAULT 0;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -63,7 +72,8 @@ CREATE TABLE IF NOT EXISTS conversations (
 ";
 
 const MESSAGE_COLUMNS: &str = "from_user, to_user, msg_key, seq, random, time, conv_seq, body, \
-                               cloud_custom_data, recalled, log_seq, nick, face_url, system";
+                               cloud_custom_data, recalled, log_seq, nick, face_url, system, revoker, \
+                               need_receipt, receipt_time";
 
 /// A [`LocalStore`] in one SQLite file.
 pub struct SqliteStore {
@@ -104,15 +114,18 @@ impl SqliteStore {
             conn.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0)).optional()?;
         match version {
             None => {
+                conn.execute_batch(&format!("BEGIN; {UPGRADE_3} COMMIT;"))?;
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema', ?1), ('user', ?2)",
                     params![SCHEMA_VERSION.to_string(), user],
                 )?;
             }
             Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            // Version 1 lacked what SCHEMA just created.
-            Some(v) if v == "1" => {
-                conn.execute("UPDATE meta SET value = ?1 WHERE key = 'schema'", params![SCHEMA_VERSION.to_string()])?;
+            // Version 1 lacked what SCHEMA just created; 1 and 2 lack version 3's columns.
+            Some(v) if v == "1" || v == "2" => {
+                conn.execute_batch(&format!(
+                    "BEGIN; {UPGRADE_3} UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema'; COMMIT;"
+                ))?;
             }
             Some(v) => {
                 return Err(StoreError::Invalid(format!(
@@ -165,6 +178,10 @@ fn message_of(r: &Row<'_>, offset: usize) -> rusqlite::Result<Message> {
         elems,
         cloud_custom_data: r.get(offset + 8)?,
         recalled: r.get(offset + 9)?,
+        revoker: r.get(offset + 14)?,
+        peer_read: false,
+        need_read_receipt: r.get(offset + 15)?,
+        receipt_time: r.get(offset + 16)?,
         log_seq: r.get::<_, Option<i64>>(offset + 10)?.map(u64_of),
         sender: crate::model::Sender {
             nick: r.get(offset + 11)?,
@@ -179,13 +196,18 @@ fn upsert(tx: &rusqlite::Transaction<'_>, rec: &MessageRecord) -> Result<(), Sto
     let log_seq = m.log_seq.map(i64_of).transpose()?;
     tx.execute(
         "INSERT INTO messages (peer, msg_key, from_user, to_user, seq, random, time, conv_seq, body,
-                               cloud_custom_data, recalled, log_seq, sent_here, nick, face_url, system)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                               cloud_custom_data, recalled, log_seq, sent_here, nick, face_url, system,
+                               revoker, need_receipt, receipt_time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
          ON CONFLICT (peer, msg_key) DO UPDATE SET
              from_user = excluded.from_user, to_user = excluded.to_user, seq = excluded.seq,
              random = excluded.random, time = excluded.time, conv_seq = excluded.conv_seq,
-             body = excluded.body, cloud_custom_data = excluded.cloud_custom_data,
+             body = CASE WHEN recalled THEN body ELSE excluded.body END,
+             cloud_custom_data = CASE WHEN recalled THEN cloud_custom_data ELSE excluded.cloud_custom_data END,
+             revoker = CASE WHEN recalled THEN revoker ELSE excluded.revoker END,
              recalled = recalled OR excluded.recalled,
+             need_receipt = need_receipt OR excluded.need_receipt,
+             receipt_time = COALESCE(receipt_time, excluded.receipt_time),
              log_seq = COALESCE(excluded.log_seq, log_seq),
              sent_here = sent_here OR excluded.sent_here,
              nick = CASE WHEN excluded.nick = '' THEN nick ELSE excluded.nick END,
@@ -208,6 +230,9 @@ fn upsert(tx: &rusqlite::Transaction<'_>, rec: &MessageRecord) -> Result<(), Sto
             m.sender.nick,
             m.sender.face_url,
             m.sender.system,
+            m.revoker,
+            m.need_read_receipt,
+            m.receipt_time,
         ],
     )?;
     Ok(())
@@ -227,7 +252,7 @@ impl LocalStore for SqliteStore {
         let device: Option<String> =
             conn.query_row("SELECT value FROM meta WHERE key = 'device'", [], |r| r.get(0)).optional()?;
         let mut stmt = conn.prepare(&format!(
-            "SELECT c.peer, c.unread, c.time, m.msg_key IS NOT NULL, {}
+            "SELECT c.peer, c.unread, c.time, m.msg_key IS NOT NULL, c.peer_read_time, {}
              FROM conversations c LEFT JOIN messages m ON m.peer = c.peer AND m.msg_key = c.last_key",
             MESSAGE_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ")
         ))?;
@@ -238,7 +263,8 @@ impl LocalStore for SqliteStore {
                     peer: r.get(0)?,
                     unread: u64_of(r.get(1)?),
                     time: r.get(2)?,
-                    last: if has_last { Some(message_of(r, 4)?) } else { None },
+                    peer_read_time: r.get(4)?,
+                    last: if has_last { Some(message_of(r, 5)?) } else { None },
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -272,8 +298,18 @@ impl LocalStore for SqliteStore {
         for rec in &batch.messages {
             upsert(&tx, rec)?;
         }
-        for (peer, key) in &batch.recalls {
-            tx.execute("UPDATE messages SET recalled = 1 WHERE peer = ?1 AND msg_key = ?2", params![peer, key])?;
+        for (peer, key, by) in &batch.recalls {
+            tx.execute(
+                "UPDATE messages SET recalled = 1, revoker = ?3, body = '[]', cloud_custom_data = ''
+                 WHERE peer = ?1 AND msg_key = ?2",
+                params![peer, key, by],
+            )?;
+        }
+        for (peer, key, time) in &batch.receipts {
+            tx.execute(
+                "UPDATE messages SET receipt_time = COALESCE(receipt_time, ?3) WHERE peer = ?1 AND msg_key = ?2",
+                params![peer, key, time],
+            )?;
         }
         if batch.replace_conversations {
             tx.execute("DELETE FROM conversations", [])?;
@@ -283,8 +319,9 @@ impl LocalStore for SqliteStore {
                 upsert(&tx, &MessageRecord { peer: c.peer.clone(), message: last.clone(), sent_here: false })?;
             }
             tx.execute(
-                "INSERT OR REPLACE INTO conversations (peer, unread, time, last_key) VALUES (?1, ?2, ?3, ?4)",
-                params![c.peer, i64_of(c.unread)?, c.time, c.last.as_ref().map(|m| &m.msg_key)],
+                "INSERT OR REPLACE INTO conversations (peer, unread, time, last_key, peer_read_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![c.peer, i64_of(c.unread)?, c.time, c.last.as_ref().map(|m| &m.msg_key), c.peer_read_time],
             )?;
         }
         if let Some(cursor) = batch.cursor {

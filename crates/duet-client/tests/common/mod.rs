@@ -114,7 +114,12 @@ pub fn describe(e: &Event) -> String {
         Event::NewMessage(m) => format!("msg {}->{}: {}", m.from, m.to, m.text()),
         Event::SyncComplete => "sync-complete".into(),
         Event::ConversationChanged(c) => format!("conv {} unread {}", c.peer, c.unread),
-        Event::MessageRecalled { peer, msg_key } => format!("recalled {peer} {msg_key}"),
+        Event::MessageRecalled { peer, msg_key, by } if by == peer || by.is_empty() => {
+            format!("recalled {peer} {msg_key}")
+        }
+        Event::MessageRecalled { peer, msg_key, by } => format!("recalled {peer} {msg_key} by {by}"),
+        Event::PeerRead { peer, time } => format!("peer-read {peer} {time}"),
+        Event::ReadReceipt { peer, msg_key, .. } => format!("receipt {peer} {msg_key}"),
         Event::Kicked { code, .. } => format!("kicked {code}"),
         Event::SigExpired => "sig-expired".into(),
         Event::Relation(r) => format!("relation {r:?}"),

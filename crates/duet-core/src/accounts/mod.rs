@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::callbacks::{EventKind, Notifier, Source};
 use crate::clock::Clock;
 use crate::error::{Error, StoreError};
 use crate::hub::{Hub, KickReason};
@@ -41,6 +42,7 @@ pub struct Accounts {
     relations: Arc<Relations>,
     media: Option<Arc<Media>>,
     push: Arc<Pusher>,
+    notifier: Arc<Notifier>,
     /// Account -> unix seconds before which its UserSigs are refused (set by kick). Kept in memory so
     /// that authenticating costs no storage read; loaded at start, written through on each kick.
     revoked: RwLock<HashMap<String, i64>>,
@@ -48,6 +50,7 @@ pub struct Accounts {
 
 impl Accounts {
     /// Loads the revocations and makes sure every admin account exists.
+    #[expect(clippy::too_many_arguments, reason = "the services accounts reach, wired once by `Core::open`")]
     pub async fn open(
         app: AppIdentity,
         store: Arc<dyn Store>,
@@ -56,11 +59,12 @@ impl Accounts {
         relations: Arc<Relations>,
         media: Option<Arc<Media>>,
         push: Arc<Pusher>,
+        notifier: Arc<Notifier>,
     ) -> Result<Accounts, StoreError> {
         let revoked = store.revocations().await?.into_iter().collect();
         let admins = app.admins.iter().map(|id| NewAccount { id: id.clone(), nick: None, face_url: None }).collect();
         store.import_accounts(admins, clock.now_secs()).await?;
-        Ok(Accounts { app, store, clock, hub, relations, media, push, revoked: RwLock::new(revoked) })
+        Ok(Accounts { app, store, clock, hub, relations, media, push, notifier, revoked: RwLock::new(revoked) })
     }
 
     pub fn is_admin(&self, id: &str) -> bool {
@@ -123,8 +127,32 @@ impl Accounts {
         Ok(())
     }
 
-    pub async fn set_profile(&self, id: &str, items: Vec<(String, ProfileValue)>) -> Result<(), Error> {
-        if self.store.set_profile(id.to_owned(), items).await? {
+    /// Sets profile values of `id`, as `source` asks; the app's backend is told
+    /// (`Profile.CallbackPortraitSet`).
+    pub async fn set_profile(
+        &self,
+        id: &str,
+        items: Vec<(String, ProfileValue)>,
+        source: &Source,
+    ) -> Result<(), Error> {
+        let shown = items
+            .iter()
+            .map(|(tag, value)| {
+                let value = match value {
+                    ProfileValue::Text(t) => serde_json::Value::from(t.as_str()),
+                    ProfileValue::Number(n) => serde_json::Value::from(*n),
+                };
+                (tag.clone(), value)
+            })
+            .collect();
+        let operator = source.admin.clone().unwrap_or_else(|| id.to_owned());
+        let kind = EventKind::PortraitSet { operator, items: shown };
+        let event = self.notifier.event(id, source.platform, source.client_ip.as_deref(), kind);
+        let queued = event.is_some();
+        if self.store.set_profile(id.to_owned(), items, event).await? {
+            if queued {
+                self.notifier.wake();
+            }
             Ok(())
         } else {
             Err(Error::NoSuchAccount(id.to_owned()))

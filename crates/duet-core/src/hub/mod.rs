@@ -136,6 +136,8 @@ pub struct Session {
     /// The other devices of the user this login logged out (beyond the multi-device policy): their
     /// push registrations end with them.
     pub displaced: Vec<String>,
+    /// Where the device connects from, when the transport knows (for the app's callbacks).
+    pub client_ip: Option<String>,
 }
 
 struct Slot {
@@ -205,7 +207,16 @@ impl Hub {
             });
             slots.push(Slot { id, platform, device: device.to_owned(), kind, tx, background: false });
             let device = device.to_owned();
-            return Session { id, user: user.to_owned(), platform, device, kind, events, displaced: Vec::new() };
+            return Session {
+                id,
+                user: user.to_owned(),
+                platform,
+                device,
+                kind,
+                events,
+                displaced: Vec::new(),
+                client_ip: None,
+            };
         }
         let group = policy.group(platform);
         // The same device again: the old connection is stale.
@@ -233,7 +244,16 @@ impl Hub {
         slots.push(Slot { id, platform, device: device.to_owned(), kind, tx, background: false });
         drop(all);
         self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
-        Session { id, user: user.to_owned(), platform, device: device.to_owned(), kind, events, displaced }
+        Session {
+            id,
+            user: user.to_owned(),
+            platform,
+            device: device.to_owned(),
+            kind,
+            events,
+            displaced,
+            client_ip: None,
+        }
     }
 
     /// Removes a session. `push_online_at`: the connection dropped without a logout at this time (a mobile

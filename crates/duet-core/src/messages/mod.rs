@@ -8,18 +8,19 @@ pub mod send;
 use std::sync::Arc;
 
 use crate::accounts::Accounts;
-use crate::callbacks::BeforeSendHook;
+use crate::callbacks::{BeforeSendHook, EventKind, Notifier, Source};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::media::Media;
-use crate::model::{ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, Purged};
+use crate::model::{ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, Purged, StoredMessage};
 use crate::push::Pusher;
 use crate::relations::Relations;
 use crate::store::{self, Cutoffs, Imported, Store, Withdrawn};
 pub use fanout::{Fanout, Subscriber};
 pub use send::{CallbackSource, Content, Draft, Encoded, Origin, Prepared, SendError};
 
-/// How long messages and their traces are kept, and how many conversations.
+/// How long messages and their traces are kept, and how many conversations; how long a sender may take
+/// one back.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
     /// How long a message waits in the sync log for offline devices, at most (Tencent: 7 days).
@@ -30,6 +31,8 @@ pub struct Retention {
     pub dedup_window_secs: i64,
     /// Recent contacts kept per user (Tencent: 100).
     pub recent_contacts_max: usize,
+    /// How long after sending the sender may recall a message (Tencent: 2 minutes).
+    pub recall_window_secs: i64,
 }
 
 pub struct Messages {
@@ -41,6 +44,8 @@ pub struct Messages {
     push: Arc<Pusher>,
     /// The app's before-send callback, when configured.
     before_send: Option<Arc<dyn BeforeSendHook>>,
+    /// The after-event callbacks.
+    notifier: Arc<Notifier>,
     fanout: Fanout,
     retention: Retention,
 }
@@ -55,10 +60,11 @@ impl Messages {
         media: Option<Arc<Media>>,
         push: Arc<Pusher>,
         before_send: Option<Arc<dyn BeforeSendHook>>,
+        notifier: Arc<Notifier>,
         fanout: Fanout,
         retention: Retention,
     ) -> Messages {
-        Messages { store, clock, accounts, relations, media, push, before_send, fanout, retention }
+        Messages { store, clock, accounts, relations, media, push, before_send, notifier, fanout, retention }
     }
 
     /// The last sequence number of `user`'s sync log.
@@ -108,12 +114,34 @@ impl Messages {
         Ok(self.store.history(q).await?)
     }
 
-    /// Recalls a message; it stays in history flagged as recalled, and both sides' devices are told.
-    pub async fn withdraw(&self, from: &str, to: &str, key: MsgKey) -> Result<(), Error> {
+    /// The sender's own recall of a message it sent `peer` (else [`Error::NoSuchMessage`]), within the
+    /// recall window (else [`Error::RecallTooLate`]); then as [`Messages::withdraw`], by the sender.
+    pub async fn recall(&self, user: &str, peer: &str, key: MsgKey, source: &Source) -> Result<(), Error> {
+        let found = self.store.find_messages(user.to_owned(), peer.to_owned(), vec![key]).await?;
+        match found.into_iter().next().flatten() {
+            Some(m) if m.from == user => {}
+            _ => return Err(Error::NoSuchMessage),
+        }
+        let window = self.retention.recall_window_secs;
+        if self.clock.now_secs().saturating_sub(key.time) > window {
+            return Err(Error::RecallTooLate(window));
+        }
+        self.withdraw(user, peer, key, user, source).await
+    }
+
+    /// Recalls a message on behalf of `by` (its sender, or an admin: no time limit); it stays in history
+    /// flagged as recalled (clients see no body), and both sides' devices are told who recalled it (and
+    /// the app's backend, asked by `source`).
+    pub async fn withdraw(&self, from: &str, to: &str, key: MsgKey, by: &str, source: &Source) -> Result<(), Error> {
         store::require_pair(&*self.store, from, to).await?;
         let expire = self.clock.now_secs() + self.retention.offline_secs;
-        match self.store.withdraw(from.to_owned(), to.to_owned(), key, expire).await? {
-            Withdrawn::Done => Ok(()),
+        let kind = EventKind::MsgWithdraw { from: from.to_owned(), to: to.to_owned(), key: key.to_string(), unread: 0 };
+        let event = self.notifier.event(from, source.platform, source.client_ip.as_deref(), kind);
+        match self.store.withdraw(from.to_owned(), to.to_owned(), key, by.to_owned(), expire, event).await? {
+            Withdrawn::Done => {
+                self.notifier.wake();
+                Ok(())
+            }
             Withdrawn::NotFound => Err(Error::NoSuchMessage),
             Withdrawn::AlreadyRecalled => Err(Error::AlreadyRecalled),
         }
@@ -122,13 +150,46 @@ impl Messages {
     /// Marks what `owner` received from `peer` up to `time` (default: now) as read, on every device.
     /// A time ahead of the clock reads as now: nothing sent later has been read yet, and a read time
     /// never moves back, so a future one would keep every later message from counting as unread.
-    pub async fn set_read(&self, owner: &str, peer: &str, time: Option<i64>) -> Result<(), Error> {
+    ///
+    /// The app's backend is told (`C2C.CallbackAfterMsgReport`), as from `source`.
+    pub async fn set_read(&self, owner: &str, peer: &str, time: Option<i64>, source: &Source) -> Result<(), Error> {
         store::require_pair(&*self.store, owner, peer).await?;
         let now = self.clock.now_secs();
         let time = time.map_or(now, |t| t.min(now));
         let expire = now + self.retention.offline_secs;
-        self.store.set_read(owner.to_owned(), peer.to_owned(), time, expire).await?;
+        let kind =
+            EventKind::MsgReport { reporter: owner.to_owned(), peer: peer.to_owned(), last_read_time: time, unread: 0 };
+        let event = self.notifier.event(owner, source.platform, source.client_ip.as_deref(), kind);
+        let queued = event.is_some();
+        self.store.set_read(owner.to_owned(), peer.to_owned(), time, expire, event).await?;
+        if queued {
+            self.notifier.wake();
+        }
         Ok(())
+    }
+
+    /// `reader` acknowledges messages `sender` sent it (those sent with `need_read_receipt`) with read
+    /// receipts; the sender's devices are told. Unread counts stay. For each key, the receipt's time, or
+    /// `None` when no such message wants one.
+    pub async fn send_receipts(
+        &self,
+        reader: &str,
+        sender: &str,
+        keys: Vec<MsgKey>,
+    ) -> Result<Vec<Option<i64>>, Error> {
+        store::require_pair(&*self.store, reader, sender).await?;
+        let now = self.clock.now_secs();
+        let expire = now + self.retention.offline_secs;
+        Ok(self.store.ack_receipts(reader.to_owned(), sender.to_owned(), keys, now, expire).await?)
+    }
+
+    /// The messages of `keys` in `owner`'s view of the conversation with `peer` (within the roaming
+    /// retention); `None` for a key that names none.
+    pub async fn find(&self, owner: &str, peer: &str, keys: Vec<MsgKey>) -> Result<Vec<Option<StoredMessage>>, Error> {
+        store::require_pair(&*self.store, owner, peer).await?;
+        let cutoff = self.roaming_cutoff();
+        let found = self.store.find_messages(owner.to_owned(), peer.to_owned(), keys).await?;
+        Ok(found.into_iter().map(|m| m.filter(|m| m.key.time >= cutoff)).collect())
     }
 
     /// `owner`'s unread count from each peer; `None` for a peer that does not exist.

@@ -24,7 +24,7 @@
 use std::sync::Arc;
 
 use super::Messages;
-use crate::callbacks::{BeforeSendMsg, BeforeSendVerdict};
+use crate::callbacks::{self, AfterEvent, BeforeSendMsg, BeforeSendVerdict, Command, Source};
 use crate::error::Error;
 use crate::media::{AttachError, MediaItem};
 use crate::model::{Delivery, Outgoing, TAG_IMAGE, TAG_NICK};
@@ -131,17 +131,27 @@ pub struct Draft<C> {
     pub no_unread: bool,
     pub no_last_msg: bool,
     pub need_read_receipt: bool,
-    /// Where the send came from, for the app's before-send callback; `None`: no callback (a batch send, a
-    /// message marked `ForbidBeforeSendMsgCallback`, a tool's).
+    /// Where the send came from, for the app's callbacks; `None`: no callback (a batch send, an import, a
+    /// tool's).
     pub callback: Option<CallbackSource>,
 }
 
-/// Where a send came from, as the before-send callback tells the app's backend.
+/// Where a send came from, and which of the app's callbacks it passes (`ForbidCallbackControl` may forbid
+/// either).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackSource {
-    /// Tencent's `OptPlatform` (see [`crate::callbacks::opt_platform`]); `RESTAPI` for the admin API.
-    pub platform: &'static str,
-    pub client_ip: Option<String>,
+    pub source: Source,
+    /// `C2C.CallbackBeforeSendMsg`.
+    pub before_send: bool,
+    /// `C2C.CallbackAfterSendMsg`.
+    pub after_send: bool,
+}
+
+impl CallbackSource {
+    /// Both callbacks, from `source`.
+    pub fn both(source: Source) -> CallbackSource {
+        CallbackSource { source, before_send: true, after_send: true }
+    }
 }
 
 /// Why a send was refused before it was stored.
@@ -167,6 +177,9 @@ pub struct Prepared {
     msg: Outgoing,
     /// The permission policy drops the message silently: answered as sent, stored nowhere.
     dropped: bool,
+    /// The after-send callback's event, to be committed with the message (its key, time and unread count
+    /// filled in then).
+    after_send: Option<AfterEvent>,
 }
 
 impl Messages {
@@ -196,22 +209,11 @@ impl Messages {
         } = draft;
         // 1. Validate.
         content.validate().map_err(SendError::Content)?;
-        // 2. Permit. What it reads about the recipient (its account, its relations) is what the grants use.
-        let mut recipient_exists = None;
-        let mut dropped = false;
-        let (caller, admin) = match origin {
-            Origin::Client => (None, self.accounts.is_admin(&from)),
-            Origin::Admin(caller) => (Some(caller), true),
-        };
-        if !admin && let [one] = &to[..] {
-            let (verdict, exists) = self.relations.permit(&from, one).await?;
-            recipient_exists = exists;
-            dropped = verdict == Verdict::Drop;
-        }
-        // The app's before-send callback, which may refuse, drop or rewrite what the policy let through.
-        if let (false, Some(hook), Some(source), [one]) = (dropped, &self.before_send, callback, &to[..]) {
+        // What the app's callbacks are shown of the message as it stands (`None`: no callback).
+        let shown = |content: &C| {
+            let (Some(c), [one]) = (&callback, &to[..]) else { return None };
             let (body, cloud_custom_data) = content.shown();
-            let msg = BeforeSendMsg {
+            Some(BeforeSendMsg {
                 from: from.clone(),
                 to: one.clone(),
                 seq: seq.unwrap_or(0),
@@ -220,9 +222,38 @@ impl Messages {
                 online_only: lifetime_secs == 0,
                 body,
                 cloud_custom_data,
-                platform: source.platform,
-                client_ip: source.client_ip,
+                platform: c.source.platform,
+                client_ip: c.source.client_ip.clone(),
+            })
+        };
+        let after_send = callback.as_ref().is_some_and(|c| c.after_send);
+        // 2. Permit. What it reads about the recipient (its account, its relations) is what the grants use.
+        let mut recipient_exists = None;
+        let mut dropped = false;
+        let (caller, admin) = match origin {
+            Origin::Client => (None, self.accounts.is_admin(&from)),
+            Origin::Admin(caller) => (Some(caller), true),
+        };
+        if !admin && let [one] = &to[..] {
+            let (verdict, exists) = match self.relations.permit(&from, one).await {
+                Err(Error::Refused(why)) => {
+                    // The after-send callback tells of refused sends too (Tencent's `SendMsgResult`).
+                    if let Some(msg) = shown(&content).filter(|_| after_send) {
+                        let kind = callbacks::after_send(&msg, why.code(), &why.to_string(), -1);
+                        let event = self.notifier.event(&from, msg.platform, msg.client_ip.as_deref(), kind);
+                        self.notifier.queue(event.into_iter().collect()).await?;
+                    }
+                    return Err(Error::Refused(why).into());
+                }
+                verdict => verdict?,
             };
+            recipient_exists = exists;
+            dropped = verdict == Verdict::Drop;
+        }
+        // The app's before-send callback, which may refuse, drop or rewrite what the policy let through.
+        if let (false, Some(hook), Some(msg)) =
+            (dropped, &self.before_send, shown(&content).filter(|_| callback.as_ref().is_some_and(|c| c.before_send)))
+        {
             match hook.before_send(msg).await {
                 BeforeSendVerdict::Allow { body: None, cloud_custom_data: None } => {}
                 BeforeSendVerdict::Allow { body, cloud_custom_data } => {
@@ -237,6 +268,13 @@ impl Messages {
             let caller = caller.unwrap_or(&from);
             self.grant(caller, admin, &from, &to, recipient_exists, &mut content).await?;
         }
+        // The after-send callback's event, of the message as it will be stored (its key, time and unread
+        // count are the commit's).
+        let wanted = after_send && !dropped && self.notifier.wants(Command::AfterSendMsg);
+        let after_send = wanted.then(|| shown(&content)).flatten().and_then(|msg| {
+            let kind = callbacks::after_send(&msg, 0, "send msg succeed", 0);
+            self.notifier.event(&from, msg.platform, msg.client_ip.as_deref(), kind)
+        });
         let Encoded { body, cloud_custom_data, push_info } = content.encode();
         let msg = Outgoing {
             from,
@@ -252,7 +290,7 @@ impl Messages {
             no_last_msg,
             need_read_receipt,
         };
-        Ok(Prepared { msg, dropped })
+        Ok(Prepared { msg, dropped, after_send })
     }
 
     /// The sender and the recipients a send reaches, to grant its uploads to: `None` if the sender does
@@ -297,7 +335,7 @@ impl Prepared {
             let key = MsgKey { seq: self.msg.seq.unwrap_or_else(rand::random), random: self.msg.random, time };
             return Ok(Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 });
         }
-        messages.commit_send(self.msg).await
+        messages.commit_send(self.msg, self.after_send).await
     }
 
     /// The message as it will be stored.
@@ -312,13 +350,22 @@ impl Messages {
     /// A retry (same sender, recipients, `MsgSeq`, `MsgRandom` and content) within the dedup window is
     /// answered with the first send's result and stores nothing new. An online-only message
     /// (`lifetime_secs` 0) is pushed to live devices and never stored.
-    async fn commit_send(&self, msg: Outgoing) -> Result<Sent, Error> {
+    async fn commit_send(&self, msg: Outgoing, mut after_send: Option<AfterEvent>) -> Result<Sent, Error> {
         let now_ms = self.clock.now_ms();
         let time = now_ms.div_euclid(1000);
         if msg.lifetime_secs == 0 {
             // Never stored, so never ordered against stored messages: any MsgSeq will do.
             let key = MsgKey { seq: msg.seq.unwrap_or_else(rand::random), random: msg.random, time };
-            return self.send_online_only(msg, key).await;
+            let sent = self.send_online_only(msg, key).await?;
+            // Nothing is committed: its callback is, on its own, once the message went out.
+            if let Some(mut event) = after_send.filter(|_| sent.failed.is_empty()) {
+                event.fill(Some(key), None);
+                self.notifier.queue(vec![event]).await?;
+            }
+            return Ok(sent);
+        }
+        if let Some(event) = &mut after_send {
+            event.fill(Some(MsgKey { seq: msg.seq.unwrap_or(0), random: msg.random, time }), None);
         }
         let dedup_key = dedup_key(&msg);
         let push = self.push.queues(&msg);
@@ -332,9 +379,14 @@ impl Messages {
             offline_until,
             max_conversations: self.retention.recent_contacts_max,
             push,
+            after_send,
         };
         match self.store.send(plan).await? {
-            SendOutcome::Sent(sent) | SendOutcome::Duplicate(sent) => Ok(sent),
+            SendOutcome::Sent(sent) => {
+                self.notifier.wake();
+                Ok(sent)
+            }
+            SendOutcome::Duplicate(sent) => Ok(sent),
             SendOutcome::NoSuchSender(from) => Err(Error::NoSuchSender(from)),
         }
     }

@@ -29,10 +29,10 @@ pub use provider::{
 };
 
 use crate::clock::Clock;
-use crate::error::{Error, StoreError};
+use crate::error::Error;
 use crate::hub::{DeviceState, Hub, Session, SessionKind};
-use crate::model::{Delivery, LogEvent, Outgoing, PushDevice, PushSettle, QueuedPush};
-use crate::store::Store;
+use crate::model::{Delivery, LogEvent, Outgoing, PushDevice, QueuedPush, Settle};
+use crate::store::{self, Claimed, Store};
 
 /// How pushes are sent.
 #[derive(Debug, Clone)]
@@ -242,23 +242,12 @@ impl Pusher {
             }
             let now = self.clock.now_secs();
             let lease_until = now + self.config.lease_secs;
-            let claimed =
-                match self.store.claim_pushes(self.config.node.clone(), now, lease_until, self.config.batch).await {
-                    Ok(claimed) => claimed,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "push: claiming queued pushes failed");
-                        if matches!(e, StoreError::Closed) {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
-            if claimed.is_empty() {
-                // Woken by a commit, or once a second for retries that fell due.
-                let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.notified()).await;
-                continue;
-            }
+            let claim = self.store.claim_pushes(self.config.node.clone(), now, lease_until, self.config.batch).await;
+            let claimed = match store::claimed(claim, &self.wake, "pushes").await {
+                Claimed::Some(claimed) => claimed,
+                Claimed::Nothing => continue,
+                Claimed::Closed => return,
+            };
             let full = claimed.len() == self.config.batch;
             let mut tasks = tokio::task::JoinSet::new();
             for push in claimed {
@@ -284,8 +273,8 @@ impl Pusher {
             let settle = settled
                 .iter()
                 .map(|(id, s)| match s {
-                    Settled::Retry { attempts } => (*id, PushSettle::Retry { at: now + backoff(*attempts) }),
-                    _ => (*id, PushSettle::Done),
+                    Settled::Retry { attempts } => (*id, Settle::Retry { at: now + backoff(*attempts) }),
+                    _ => (*id, Settle::Done),
                 })
                 .collect();
             if let Err(e) = self.store.settle_pushes(settle).await {

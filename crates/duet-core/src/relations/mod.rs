@@ -22,6 +22,7 @@ pub mod policy;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::callbacks::{AfterEvent, EventKind, Notifier, Pair, Source};
 use crate::clock::Clock;
 use crate::error::Error;
 pub use crate::error::{RelationError, SendRefusal};
@@ -136,6 +137,8 @@ pub struct Relations {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     hub: Arc<Hub>,
+    /// The after-event callbacks (`Sns.*`).
+    notifier: Arc<Notifier>,
     permissions: Permissions,
     cache: RwLock<Cache>,
     writes: tokio::sync::Mutex<()>,
@@ -238,6 +241,26 @@ impl Txn {
     }
 }
 
+/// What the app's backend is told of a relation write, and as whose.
+struct Announce<'a> {
+    source: &'a Source,
+    /// Whose events they are (the operation's owner).
+    user: &'a str,
+    /// Who asked for the friendships it adds (Tencent's `Initiator_Account`).
+    initiator: &'a str,
+    /// Tencent's `ClientCmd` of the friendships it adds.
+    client_cmd: &'static str,
+    /// `ForceAddFlags`.
+    force: bool,
+}
+
+impl<'a> Announce<'a> {
+    /// A write of `user`'s that adds no friendship.
+    fn by(source: &'a Source, user: &'a str) -> Announce<'a> {
+        Announce { source, user, initiator: user, client_cmd: "", force: false }
+    }
+}
+
 /// A change to one friend entry (`friend_update`): gets the current entry, returns the new one.
 pub type FriendEdit = Box<dyn FnOnce(Friend) -> Friend + Send>;
 
@@ -251,8 +274,22 @@ pub enum Direction {
 }
 
 impl Relations {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, hub: Arc<Hub>, permissions: Permissions) -> Relations {
-        Relations { store, clock, hub, permissions, cache: RwLock::default(), writes: tokio::sync::Mutex::default() }
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        hub: Arc<Hub>,
+        notifier: Arc<Notifier>,
+        permissions: Permissions,
+    ) -> Relations {
+        Relations {
+            store,
+            clock,
+            hub,
+            notifier,
+            permissions,
+            cache: RwLock::default(),
+            writes: tokio::sync::Mutex::default(),
+        }
     }
 
     pub fn permissions(&self) -> Permissions {
@@ -381,11 +418,17 @@ impl Relations {
 
     /// Stores the transaction's changes; then makes its copies the cached state and tells the devices (a
     /// user with more than [`MAX_EVENTS_PER_USER`] events gets one [`RelationEvent::Changed`] instead).
-    async fn commit(&self, txn: Txn) -> Result<(), Error> {
+    /// The app's backend is told what `announce` names (`Sns.CallbackFriendAdd`, …), in the same commit.
+    async fn commit(&self, txn: Txn, announce: Option<Announce<'_>>) -> Result<(), Error> {
         if txn.changes.is_empty() {
             return Ok(());
         }
-        self.store.apply_relations(txn.changes).await?;
+        let events = announce.map(|a| self.callback_events(&txn, a)).unwrap_or_default();
+        let queued = !events.is_empty();
+        self.store.apply_relations(txn.changes, events).await?;
+        if queued {
+            self.notifier.wake();
+        }
         {
             let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
             for (id, user) in txn.users {
@@ -409,6 +452,39 @@ impl Relations {
             self.hub.notify(user, Outbound::Relation(Arc::new(event.clone())));
         }
         Ok(())
+    }
+
+    /// The callback events of a transaction's changes: one per command, with every pair it changed.
+    fn callback_events(&self, txn: &Txn, a: Announce<'_>) -> Vec<AfterEvent> {
+        let (mut added, mut deleted, mut blocked, mut unblocked) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let pair = |from: &str, to: &str, initiator: Option<&str>| Pair {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            initiator: initiator.map(str::to_owned),
+        };
+        for (user, event) in &txn.events {
+            match event {
+                RelationEvent::FriendAdded(f) => added.push(pair(user, &f.peer, Some(a.initiator))),
+                RelationEvent::FriendRemoved { peer } => deleted.push(pair(user, peer, None)),
+                RelationEvent::BlacklistAdded(b) => blocked.push(pair(user, &b.peer, None)),
+                RelationEvent::BlacklistRemoved { peer } => unblocked.push(pair(user, peer, None)),
+                _ => {}
+            }
+        }
+        let admin = a.source.admin.clone();
+        let kinds = [
+            (!added.is_empty()).then(|| EventKind::FriendAdd {
+                pairs: added,
+                client_cmd: a.client_cmd.to_owned(),
+                admin,
+                force: a.force,
+            }),
+            (!deleted.is_empty()).then_some(EventKind::FriendDelete { pairs: deleted }),
+            (!blocked.is_empty()).then_some(EventKind::BlackListAdd { pairs: blocked }),
+            (!unblocked.is_empty()).then_some(EventKind::BlackListDelete { pairs: unblocked }),
+        ];
+        let (platform, ip) = (a.source.platform, a.source.client_ip.as_deref());
+        kinds.into_iter().flatten().filter_map(|kind| self.notifier.event(a.user, platform, ip, kind)).collect()
     }
 
     /// Which of `ids` exist.
@@ -440,6 +516,7 @@ impl Relations {
         items: Vec<AddFriend>,
         direction: Direction,
         force: bool,
+        source: &Source,
     ) -> Result<Vec<Result<Added, RelationError>>, Error> {
         store::require(&*self.store, from).await?;
         let ids: Vec<String> = items.iter().map(|i| i.to.clone()).collect();
@@ -458,7 +535,8 @@ impl Relations {
             let exists = existed && txn.exists(&item.to);
             results.push(add_one(&mut txn, from, item, exists, allow, direction, now));
         }
-        self.commit(txn).await?;
+        self.commit(txn, Some(Announce { source, user: from, initiator: from, client_cmd: "friend_add", force }))
+            .await?;
         Ok(results)
     }
 
@@ -467,6 +545,7 @@ impl Relations {
         &self,
         owner: &str,
         friends: Vec<Friend>,
+        source: &Source,
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
         store::require(&*self.store, owner).await?;
         let _guard = self.writes.lock().await;
@@ -491,7 +570,11 @@ impl Relations {
             };
             results.push(r);
         }
-        self.commit(txn).await?;
+        self.commit(
+            txn,
+            Some(Announce { source, user: owner, initiator: owner, client_cmd: "friend_import", force: false }),
+        )
+        .await?;
         Ok(results)
     }
 
@@ -517,7 +600,7 @@ impl Relations {
                 }
             }
         }
-        self.commit(txn).await?;
+        self.commit(txn, None).await?;
         Ok(results)
     }
 
@@ -528,6 +611,7 @@ impl Relations {
         owner: &str,
         peers: Vec<String>,
         direction: Direction,
+        source: &Source,
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
         store::require(&*self.store, owner).await?;
         let _guard = self.writes.lock().await;
@@ -545,12 +629,12 @@ impl Relations {
                 Ok(())
             })
             .collect();
-        self.commit(txn).await?;
+        self.commit(txn, Some(Announce::by(source, owner))).await?;
         Ok(results)
     }
 
     /// Empties `owner`'s friend list (and, with [`Direction::Both`], removes `owner` from every friend's).
-    pub async fn delete_all_friends(&self, owner: &str, direction: Direction) -> Result<(), Error> {
+    pub async fn delete_all_friends(&self, owner: &str, direction: Direction, source: &Source) -> Result<(), Error> {
         store::require(&*self.store, owner).await?;
         let _guard = self.writes.lock().await;
         let mut txn = self.begin_for(owner, &[]).await?;
@@ -567,12 +651,18 @@ impl Relations {
                 txn.remove_friend(peer, owner);
             }
         }
-        self.commit(txn).await
+        self.commit(txn, Some(Announce::by(source, owner))).await
     }
 
     /// `target` accepts the pending request from `from`: `target` joins `from`'s list (unless there
     /// already, whose entry is kept as it is), and with [`Direction::Both`] `from` joins `target`'s.
-    pub async fn accept_friend(&self, target: &str, from: &str, direction: Direction) -> Result<(), Error> {
+    pub async fn accept_friend(
+        &self,
+        target: &str,
+        from: &str,
+        direction: Direction,
+        source: &Source,
+    ) -> Result<(), Error> {
         let _guard = self.writes.lock().await;
         let mut txn = self.begin_for(target, &[from]).await?;
         if !txn.exists(from) {
@@ -600,7 +690,11 @@ impl Relations {
             (mine.add_source, mine.add_wording) = (r.source, r.wording);
             txn.put_friend(target, mine);
         }
-        self.commit(txn).await
+        self.commit(
+            txn,
+            Some(Announce { source, user: target, initiator: from, client_cmd: "friend_response", force: false }),
+        )
+        .await
     }
 
     /// `target` declines the pending request from `from`.
@@ -610,7 +704,7 @@ impl Relations {
         if !txn.exists(from) || txn.remove_request(from, target, RequestEnd::Declined).is_none() {
             return Err(Error::Relation(RelationError::NoRequest));
         }
-        self.commit(txn).await
+        self.commit(txn, None).await
     }
 
     /// `owner`'s friend list, oldest first.
@@ -675,6 +769,7 @@ impl Relations {
         &self,
         owner: &str,
         peers: Vec<String>,
+        source: &Source,
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
         store::require(&*self.store, owner).await?;
         let now = self.clock.now_secs();
@@ -701,7 +796,7 @@ impl Relations {
             };
             results.push(r);
         }
-        self.commit(txn).await?;
+        self.commit(txn, Some(Announce::by(source, owner))).await?;
         Ok(results)
     }
 
@@ -710,6 +805,7 @@ impl Relations {
         &self,
         owner: &str,
         peers: Vec<String>,
+        source: &Source,
     ) -> Result<Vec<Result<(), RelationError>>, Error> {
         store::require(&*self.store, owner).await?;
         let _guard = self.writes.lock().await;
@@ -718,7 +814,7 @@ impl Relations {
             .iter()
             .map(|peer| if txn.remove_blocked(owner, peer) { Ok(()) } else { Err(RelationError::NotBlocked) })
             .collect();
-        self.commit(txn).await?;
+        self.commit(txn, Some(Announce::by(source, owner))).await?;
         Ok(results)
     }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::accounts::{Accounts, AuthError};
+use crate::callbacks::{EventKind, Notifier, opt_platform};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::hub::{Hub, LoginPolicy, Presence, Session, SessionKind};
@@ -37,7 +38,19 @@ pub struct Sessions {
     clock: Arc<dyn Clock>,
     hub: Arc<Hub>,
     push: Arc<Pusher>,
+    notifier: Arc<Notifier>,
     policy: LoginPolicy,
+}
+
+/// How a device's connection ended without a logout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gone {
+    /// Closed by the client, the network, or the server (a kick, a slow reader, shutdown).
+    Closed,
+    /// Nothing heard for the idle timeout.
+    TimedOut,
+    /// The same device connected again, and this connection is stale: the device is still online.
+    Replaced,
 }
 
 impl Sessions {
@@ -47,13 +60,31 @@ impl Sessions {
         clock: Arc<dyn Clock>,
         hub: Arc<Hub>,
         push: Arc<Pusher>,
+        notifier: Arc<Notifier>,
         policy: LoginPolicy,
     ) -> Sessions {
-        Sessions { accounts, store, clock, hub, push, policy }
+        Sessions { accounts, store, clock, hub, push, notifier, policy }
+    }
+
+    /// Tells the app's backend that a device's state changed (`State.StateChange`): `action` `Login`,
+    /// `Logout` or `Disconnect`, for Tencent's `reason`. A tool's transient session tells nothing.
+    async fn state_changed(&self, session: &Session, action: &str, reason: &str) {
+        if session.kind != SessionKind::Device {
+            return;
+        }
+        let kind = EventKind::StateChange { action: action.to_owned(), reason: reason.to_owned() };
+        let platform = opt_platform(session.platform);
+        let Some(event) = self.notifier.event(&session.user, platform, session.client_ip.as_deref(), kind) else {
+            return;
+        };
+        if let Err(e) = self.notifier.queue(vec![event]).await {
+            tracing::warn!(error = %e, user = session.user, action, "queueing the state-change callback failed");
+        }
     }
 
     /// Logs a session in: checks the UserSig, registers the user on first login, and, for a device,
-    /// applies the multi-device policy (kicking what it no longer allows; see [`SessionKind`]).
+    /// applies the multi-device policy (kicking what it no longer allows; see [`SessionKind`]). `client_ip`:
+    /// where the device connects from, for the app's callbacks.
     pub async fn login(
         &self,
         user: &str,
@@ -61,6 +92,7 @@ impl Sessions {
         platform: Platform,
         device: &str,
         kind: SessionKind,
+        client_ip: Option<String>,
     ) -> Result<LoggedIn, LoginError> {
         let claims = self.accounts.authenticate(user, usersig)?;
         let latest = match self.store.latest_seq(user.to_owned()).await.map_err(Error::from)? {
@@ -71,7 +103,9 @@ impl Sessions {
                 0
             }
         };
-        let session = self.hub.register(self.policy, user, platform, device, kind);
+        let mut session = self.hub.register(self.policy, user, platform, device, kind);
+        session.client_ip = client_ip;
+        self.state_changed(&session, "Login", "Register").await;
         // The devices this login logged out lose their push registrations, as a logout would.
         for displaced in &session.displaced {
             if let Err(e) = self.push.unregister(user, Some(displaced)).await {
@@ -83,8 +117,13 @@ impl Sessions {
 
     /// The device's connection ended without a logout: a mobile device stays `PushOnline`, and a device
     /// registered for push gets pushes from now on.
-    pub async fn disconnect(&self, session: &Session) {
+    pub async fn disconnect(&self, session: &Session, gone: Gone) {
         self.hub.unregister(session, Some(self.clock.now_secs()));
+        match gone {
+            Gone::Closed => self.state_changed(session, "Disconnect", "LinkClose").await,
+            Gone::TimedOut => self.state_changed(session, "Disconnect", "TimeOut").await,
+            Gone::Replaced => {}
+        }
         if session.kind == SessionKind::Device
             && let Err(e) = self.push.disconnected(session).await
         {
@@ -96,6 +135,7 @@ impl Sessions {
     /// registration.
     pub async fn logout(&self, session: &Session) {
         self.hub.unregister(session, None);
+        self.state_changed(session, "Logout", "Unregister").await;
         if session.kind == SessionKind::Device
             && let Err(e) = self.push.unregister(&session.user, Some(&session.device)).await
         {

@@ -16,12 +16,13 @@ use std::any::Any;
 use std::sync::{Arc, Mutex};
 
 use crate::media::{ImageMeta, MediaIndex, MediaItem, MediaKind, Rendition, RenditionKind};
+use crate::model::event::{AfterEvent, EventKind, Pair, QueuedEvent};
 use crate::model::{Blocked, Friend, FriendRequest};
 use crate::model::{
     Delivery, HistoryQuery, Import, LogEntry, LogEvent, MsgKey, NewAccount, Outgoing, ProfileValue, Purged, SenderCopy,
     SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
-use crate::model::{Platform, ProviderKind, PushDevice, PushSettle};
+use crate::model::{Platform, ProviderKind, PushDevice, Settle};
 use crate::store::{Cutoffs, Imported, SendOutcome, SendPlan, Store, Withdrawn};
 use crate::store::{RelationChange, RelationData};
 
@@ -82,6 +83,7 @@ macro_rules! store_conformance_suite {
             import_stores_once_per_key_and_needs_both_accounts,
             withdraw_recalls_once_and_tells_both_sides,
             set_read_recounts_unread,
+            read_receipts_mark_messages_that_ask_once_and_tell_the_sender,
             log_after_pages_by_count,
             log_after_ends_a_page_after_the_entry_that_passes_max_bytes,
             conversations_list_the_latest_first_and_the_cap_keeps_the_newest,
@@ -89,12 +91,15 @@ macro_rules! store_conformance_suite {
             purge_removes_what_each_cutoff_covers,
             purging_offline_copies_keeps_history_and_log_positions,
             a_log_entry_whose_message_expired_is_skipped,
+            export_reads_every_stored_message_of_a_range_in_pages,
             relations_are_stored_and_changed_in_order,
             push_devices_register_replace_and_a_token_has_one_holder,
             a_send_queues_one_push_per_device_of_each_recipient_in_its_commit,
             pushes_are_claimed_once_under_a_lease_and_settled,
             unregistering_a_device_drops_its_queued_pushes,
             a_push_whose_message_expired_is_dropped_at_claim,
+            callback_events_are_written_in_their_commits_with_its_facts,
+            callback_events_are_claimed_in_order_per_user_under_a_lease,
             media_items_and_grants,
             media_expire_forgets_unused_items_and_dooms_their_blobs,
             media_uploads_begun_and_never_recorded_are_doomed,
@@ -150,6 +155,7 @@ fn plan(n: u32, from: &str, to: &[&str], time: i64) -> SendPlan {
         offline_until: time + WEEK,
         max_conversations: 100,
         push: false,
+        after_send: None,
     }
 }
 
@@ -198,12 +204,16 @@ async fn numbers<S: Store>(s: &S, operator: &str, peer: &str) -> Vec<u32> {
     history(s, operator, peer).await.iter().map(|m| m.key.random).collect()
 }
 
-/// An entry as `<seq> msg <from>><to> #<n>`, `<seq> read <peer> <time - T>` or `<seq> recall <peer> #<n>`.
+/// An entry as `<seq> msg <from>><to> #<n>`, `<seq> read <peer> <time - T>`, `<seq> recall <peer> #<n>`
+/// (with ` by <by>` when someone else than its sender recalled it), `<seq> peer_read <peer> <time - T>` or
+/// `<seq> receipt <peer> #<n> <time - T>`.
 fn describe(e: &LogEntry) -> String {
     match &e.event {
         LogEvent::Message(m) => format!("{} msg {}>{} #{}", e.seq, m.from, m.to, m.key.random),
         LogEvent::Read { peer, time } => format!("{} read {peer} {}", e.seq, time - T),
-        LogEvent::Recall { peer, key } => format!("{} recall {peer} #{}", e.seq, key.random),
+        LogEvent::Recall { peer, key, by } => format!("{} recall {peer} #{} by {by}", e.seq, key.random),
+        LogEvent::PeerRead { peer, time } => format!("{} peer_read {peer} {}", e.seq, time - T),
+        LogEvent::Receipt { peer, key, time } => format!("{} receipt {peer} #{} {}", e.seq, key.random, time - T),
     }
 }
 
@@ -261,12 +271,12 @@ pub async fn set_profile_writes_only_to_an_existing_account<S: Store, M>(b: Back
     let s = &*b.store;
     create(s, &["a"]).await;
     let items = vec![tagged(LEVEL, ProfileValue::Number(7)), tagged(TAG_NICK, text("Ann"))];
-    assert!(s.set_profile("a".into(), items).await.unwrap());
-    assert!(s.set_profile("a".into(), vec![tagged(LEVEL, ProfileValue::Number(8))]).await.unwrap());
+    assert!(s.set_profile("a".into(), items, None).await.unwrap());
+    assert!(s.set_profile("a".into(), vec![tagged(LEVEL, ProfileValue::Number(8))], None).await.unwrap());
     let profiles = s.profiles(strings(&["a"]), strings(&[TAG_NICK, LEVEL])).await.unwrap();
     assert_eq!(profiles, [Some(vec![tagged(TAG_NICK, text("Ann")), tagged(LEVEL, ProfileValue::Number(8))])]);
 
-    assert!(!s.set_profile("nobody".into(), vec![tagged(LEVEL, ProfileValue::Number(1))]).await.unwrap());
+    assert!(!s.set_profile("nobody".into(), vec![tagged(LEVEL, ProfileValue::Number(1))], None).await.unwrap());
     assert_eq!(s.profiles(strings(&["nobody"]), strings(&[LEVEL])).await.unwrap(), [None]);
     create(s, &["nobody"]).await;
     let profiles = s.profiles(strings(&["nobody"]), strings(&[LEVEL])).await.unwrap();
@@ -295,7 +305,7 @@ fn names(d: &RelationData, id: &str) -> bool {
 pub async fn delete_accounts_removes_the_account_its_data_and_its_relation_rows<S: Store, M>(b: Backend<S, M>) {
     let s = &*b.store;
     create(s, &["a", "b", "c"]).await;
-    s.set_profile("b".into(), vec![tagged(TAG_NICK, text("Bee"))]).await.unwrap();
+    s.set_profile("b".into(), vec![tagged(TAG_NICK, text("Bee"))], None).await.unwrap();
     send(s, plan(1, "a", &["b"], T)).await;
     send(s, plan(2, "b", &["c"], T)).await;
     let mut tagged_friend = Friend::new("b", T);
@@ -312,7 +322,7 @@ pub async fn delete_accounts_removes_the_account_its_data_and_its_relation_rows<
         RelationChange::PutFriend { owner: "a".into(), friend: Friend::new("gone", T) },
         RelationChange::PutRequest(request("gone", "c")),
     ];
-    s.apply_relations(changes).await.unwrap();
+    s.apply_relations(changes, Vec::new()).await.unwrap();
 
     assert_eq!(s.delete_accounts(strings(&["b", "gone", "nobody"])).await.unwrap(), [true, false, false]);
     assert_eq!(s.accounts_exist(strings(&["a", "b", "c"])).await.unwrap(), [true, false, true]);
@@ -360,7 +370,7 @@ pub async fn a_new_account_inherits_nothing_of_a_deleted_one<S: Store, M>(b: Bac
     create(s, &["a", "b"]).await;
     send(s, plan(1, "a", &["b"], T)).await;
     send(s, plan(2, "b", &["a"], T)).await;
-    assert!(s.set_read("a".into(), "b".into(), T, T + WEEK).await.unwrap());
+    assert!(s.set_read("a".into(), "b".into(), T, T + WEEK, None).await.unwrap());
     // b is the account created last: whatever numbers a backend gives accounts, it does not give b's again.
     assert_eq!(s.delete_accounts(strings(&["b"])).await.unwrap(), [true]);
     create(s, &["m"]).await;
@@ -385,7 +395,7 @@ pub async fn send_reports_its_key_positions_and_failures<S: Store, M>(b: Backend
     let s = &*b.store;
     create(s, &["a", "b", "c"]).await;
     // An empty value is no avatar.
-    s.set_profile("a".into(), vec![tagged(TAG_NICK, text("Ann")), tagged(TAG_IMAGE, text(""))]).await.unwrap();
+    s.set_profile("a".into(), vec![tagged(TAG_NICK, text("Ann")), tagged(TAG_IMAGE, text(""))], None).await.unwrap();
     let mut p = plan(1, "a", &["b", "nobody", "c"], T);
     p.msg.seq = Some(7);
     p.msg.cloud_custom_data = "cd".into();
@@ -590,8 +600,11 @@ pub async fn the_delivery_hook_gets_each_commits_entries_in_commit_order<S: Stor
     }));
 
     let first = send(s, plan(1, "a", &["b"], T)).await;
-    assert!(s.set_read("b".into(), "a".into(), T, T + WEEK).await.unwrap());
-    assert_eq!(s.withdraw("a".into(), "b".into(), first.key, T + WEEK).await.unwrap(), Withdrawn::Done);
+    assert!(s.set_read("b".into(), "a".into(), T, T + WEEK, None).await.unwrap());
+    assert_eq!(
+        s.withdraw("a".into(), "b".into(), first.key, "a".into(), T + WEEK, None).await.unwrap(),
+        Withdrawn::Done
+    );
     assert_eq!(s.import(import(2, "a", "b", T - 10, true), T + WEEK, 100).await.unwrap(), Imported::Stored);
     // What appends nothing calls nothing.
     assert_eq!(s.import(import(3, "a", "b", T - 9, false), T + WEEK, 100).await.unwrap(), Imported::Stored);
@@ -600,12 +613,12 @@ pub async fn the_delivery_hook_gets_each_commits_entries_in_commit_order<S: Stor
 
     let expected = [
         vec!["b: 1 msg a>b #1", "a: 1 msg a>b #1"],
-        vec!["b: 2 read a 0"],
-        vec!["b: 3 recall a #1", "a: 2 recall b #1"],
+        vec!["b: 2 read a 0", "a: 2 peer_read b 0"],
+        vec!["b: 3 recall a #1 by a", "a: 3 recall b #1 by a"],
         vec!["b: 4 msg a>b #2"],
     ];
     assert_eq!(*got.lock().unwrap(), expected);
-    assert_eq!(log(s, "b").await, ["1 msg a>b #1", "2 read a 0", "3 recall a #1", "4 msg a>b #2"]);
+    assert_eq!(log(s, "b").await, ["1 msg a>b #1", "2 read a 0", "3 recall a #1 by a", "4 msg a>b #2"]);
 }
 
 // ---- history -------------------------------------------------------------------------------------------
@@ -665,11 +678,11 @@ pub async fn history_says_what_the_recipient_has_read<S: Store, M>(b: Backend<S,
             .map(|m| (m.key.random, m.peer_read))
             .collect::<Vec<_>>()
     };
-    assert!(s.set_read("b".into(), "a".into(), T + 1, T + WEEK).await.unwrap());
+    assert!(s.set_read("b".into(), "a".into(), T + 1, T + WEEK, None).await.unwrap());
     // Both sides see whether each message's recipient has read it.
     assert_eq!(read("a").await, [(3, false), (2, false), (1, true)]);
     assert_eq!(read("b").await, [(3, false), (2, false), (1, true)]);
-    assert!(s.set_read("a".into(), "b".into(), T + 2, T + WEEK).await.unwrap());
+    assert!(s.set_read("a".into(), "b".into(), T + 2, T + WEEK, None).await.unwrap());
     assert_eq!(read("a").await, [(3, true), (2, false), (1, true)]);
     assert_eq!(read("b").await, [(3, true), (2, false), (1, true)]);
 }
@@ -722,7 +735,7 @@ pub async fn withdraw_recalls_once_and_tells_both_sides<S: Store, M>(b: Backend<
     p.msg.sender_copy = SenderCopy::Nothing;
     let hidden = send(s, p).await.key;
     assert_eq!(unread(s, "b", &["a"]).await, [2]);
-    let withdraw = |from: &str, to: &str, key| s.withdraw(from.into(), to.into(), key, T + WEEK);
+    let withdraw = |from: &str, to: &str, key| s.withdraw(from.into(), to.into(), key, from.into(), T + WEEK, None);
 
     assert_eq!(withdraw("b", "a", key).await.unwrap(), Withdrawn::NotFound, "only its sender recalls it");
     assert_eq!(withdraw("a", "b", MsgKey { random: 99, ..key }).await.unwrap(), Withdrawn::NotFound);
@@ -734,14 +747,23 @@ pub async fn withdraw_recalls_once_and_tells_both_sides<S: Store, M>(b: Backend<
     let recalled = |ms: Vec<StoredMessage>| ms.iter().map(|m| (m.key.random, m.recalled)).collect::<Vec<_>>();
     assert_eq!(recalled(history(s, "b", "a").await), [(2, false), (1, true)]);
     assert_eq!(recalled(history(s, "a", "b").await), [(1, true)]);
-    assert_eq!(log(s, "b").await, ["1 msg a>b #1", "2 msg a>b #2", "3 recall a #1"]);
-    assert_eq!(log(s, "a").await, ["1 msg a>b #1", "2 recall b #1"]);
+    assert_eq!(log(s, "b").await, ["1 msg a>b #1", "2 msg a>b #2", "3 recall a #1 by a"]);
+    assert_eq!(log(s, "a").await, ["1 msg a>b #1", "2 recall b #1 by a"]);
+    let revokers = |ms: Vec<StoredMessage>| ms.iter().map(|m| m.revoker.clone()).collect::<Vec<_>>();
+    assert_eq!(revokers(history(s, "b", "a").await), [None, Some("a".to_owned())]);
 
-    // A message the sender kept nothing of: only the recipient is told.
-    assert_eq!(withdraw("a", "b", hidden).await.unwrap(), Withdrawn::Done);
-    assert_eq!(log(s, "b").await[3..], ["4 recall a #2"]);
+    // A message the sender kept nothing of: only the recipient is told. An admin's recall names the admin.
+    assert_eq!(
+        s.withdraw("a".into(), "b".into(), hidden, "admin".into(), T + WEEK, None).await.unwrap(),
+        Withdrawn::Done
+    );
+    assert_eq!(log(s, "b").await[3..], ["4 recall a #2 by admin"]);
+    assert_eq!(revokers(history(s, "b", "a").await), [Some("admin".to_owned()), Some("a".to_owned())]);
     assert_eq!(latest(s, "a").await, Some(2));
     assert_eq!(unread(s, "b", &["a"]).await, [0]);
+    // The conversation's last message shows the recall.
+    let last = s.conversations("b".into(), 10).await.unwrap()[0].last.clone().unwrap();
+    assert_eq!((last.key.random, last.recalled), (2, true));
 }
 
 // ---- read state ----------------------------------------------------------------------------------------
@@ -758,29 +780,94 @@ pub async fn set_read_recounts_unread<S: Store, M>(b: Backend<S, M>) {
     assert_eq!(s.unread_total("nobody".into()).await.unwrap(), 0);
     assert_eq!(unread(s, "nobody", &["a"]).await, [0]);
 
-    assert!(s.set_read("b".into(), "a".into(), T + 1, T + WEEK).await.unwrap());
+    assert!(s.set_read("b".into(), "a".into(), T + 1, T + WEEK, None).await.unwrap());
     assert_eq!(unread(s, "b", &["a"]).await, [1], "read up to and including T + 1");
     assert_eq!(s.unread_total("b".into()).await.unwrap(), 2);
     let page = s.log_after("b".into(), 4, 10, usize::MAX).await.unwrap();
     assert_eq!(page.entries.iter().map(describe).collect::<Vec<_>>(), ["5 read a 1"]);
     assert_eq!(unread(s, "a", &["b"]).await, [0], "the other side is its own");
+    // The sender gets the read receipt, and sees it in its conversation and history.
+    assert_eq!(log(s, "a").await[3..], ["4 peer_read b 1"]);
+    let peer_read_time = |owner: &'static str| async move {
+        let list = s.conversations(owner.into(), 10).await.unwrap();
+        list.iter().map(|c| (c.peer.clone(), c.peer_read_time)).collect::<Vec<_>>()
+    };
+    assert_eq!(peer_read_time("a").await, [("b".to_owned(), T + 1)]);
+    assert_eq!(peer_read_time("b").await, [("c".to_owned(), 0), ("a".to_owned(), 0)]);
+    let read = |ms: Vec<StoredMessage>| ms.iter().map(|m| (m.key.random, m.peer_read)).collect::<Vec<_>>();
+    assert_eq!(read(history(s, "a", "b").await), [(3, false), (2, true), (1, true)]);
 
-    assert!(s.set_read("b".into(), "a".into(), T, T + WEEK).await.unwrap());
+    assert!(s.set_read("b".into(), "a".into(), T, T + WEEK, None).await.unwrap());
     assert_eq!(unread(s, "b", &["a"]).await, [1], "a read time never moves back");
+    assert_eq!(log(s, "a").await.len(), 4, "a read that moves nothing sends no receipt");
     // What arrives dated at or before the read time is not counted.
-    assert!(s.set_read("b".into(), "a".into(), T + 5, T + WEEK).await.unwrap());
+    assert!(s.set_read("b".into(), "a".into(), T + 5, T + WEEK, None).await.unwrap());
     assert_eq!(unread(s, "b", &["a"]).await, [0]);
+    assert_eq!(log(s, "a").await[4..], ["5 peer_read b 5"]);
     send(s, plan(5, "a", &["b"], T + 3)).await;
     assert_eq!(unread(s, "b", &["a"]).await, [0]);
     send(s, plan(6, "a", &["b"], T + 6)).await;
     assert_eq!(unread(s, "b", &["a"]).await, [1]);
 
-    assert!(!s.set_read("nobody".into(), "a".into(), T, T + WEEK).await.unwrap());
-    assert!(!s.set_read("b".into(), "nobody".into(), T, T + WEEK).await.unwrap());
+    assert!(!s.set_read("nobody".into(), "a".into(), T, T + WEEK, None).await.unwrap());
+    assert!(!s.set_read("b".into(), "nobody".into(), T, T + WEEK, None).await.unwrap());
     // Reading a conversation never written counts nothing and makes no recent contact.
-    assert!(s.set_read("c".into(), "a".into(), T, T + WEEK).await.unwrap());
+    assert!(s.set_read("c".into(), "a".into(), T, T + WEEK, None).await.unwrap());
     assert_eq!(unread(s, "c", &["a"]).await, [0]);
     assert_eq!(contacts(s, "c").await, ["b"]);
+}
+
+// ---- message read receipts -----------------------------------------------------------------------------
+
+pub async fn read_receipts_mark_messages_that_ask_once_and_tell_the_sender<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c"]).await;
+    let mut asks = plan(1, "a", &["b"], T);
+    asks.msg.need_read_receipt = true;
+    let asks = send(s, asks).await.key;
+    let plain = send(s, plan(2, "a", &["b"], T)).await.key;
+    let mut recalled = plan(3, "a", &["b"], T);
+    recalled.msg.need_read_receipt = true;
+    let recalled = send(s, recalled).await.key;
+    s.withdraw("a".into(), "b".into(), recalled, "a".into(), T + WEEK, None).await.unwrap();
+    let mut other = plan(4, "c", &["b"], T);
+    other.msg.need_read_receipt = true;
+    let other = send(s, other).await.key;
+    let missing = MsgKey { seq: 99, random: 99, time: T };
+    // The recipient's log carries the request.
+    let page = s.log_after("b".into(), 0, 1, usize::MAX).await.unwrap();
+    assert!(matches!(&page.entries[0].event, LogEvent::Message(m) if m.need_receipt && m.key == asks));
+    let ack = |reader: &str, sender: &str, keys: Vec<MsgKey>, time| {
+        s.ack_receipts(reader.into(), sender.into(), keys, time, T + WEEK)
+    };
+
+    // Only b's messages from a that ask for a receipt and were not recalled.
+    let got = ack("b", "a", vec![asks, plain, recalled, other, missing], T + 10).await.unwrap();
+    assert_eq!(got, [Some(T + 10), None, None, None, None]);
+    assert_eq!(log(s, "a").await[4..], ["5 receipt b #1 10"]);
+    assert_eq!(unread(s, "b", &["a"]).await, [2], "a receipt is not a read");
+    // Once: a second receipt keeps the first time and tells no one.
+    assert_eq!(ack("b", "a", vec![asks], T + 20).await.unwrap(), [Some(T + 10)]);
+    assert_eq!(log(s, "a").await.len(), 5);
+    // The sender cannot acknowledge its own message; unknown accounts find nothing.
+    assert_eq!(ack("a", "b", vec![asks], T + 20).await.unwrap(), [None]);
+    assert_eq!(ack("nobody", "a", vec![asks], T + 20).await.unwrap(), [None]);
+
+    // Both sides find the message with its receipt; a key that names nothing finds nothing.
+    let found = s.find_messages("a".into(), "b".into(), vec![asks, plain, missing]).await.unwrap();
+    let view = |m: &Option<StoredMessage>| m.as_ref().map(|m| (m.key.random, m.need_receipt, m.receipt_time));
+    assert_eq!(
+        found.iter().map(view).collect::<Vec<_>>(),
+        [Some((1, true, Some(T + 10))), Some((2, false, None)), None]
+    );
+    let found = s.find_messages("b".into(), "a".into(), vec![recalled]).await.unwrap();
+    assert_eq!(found[0].as_ref().map(|m| (m.recalled, m.revoker.clone())), Some((true, Some("a".to_owned()))));
+    assert_eq!(s.find_messages("c".into(), "a".into(), vec![asks]).await.unwrap(), [None], "another conversation");
+    let history = history(s, "a", "b").await;
+    assert_eq!(history.iter().find(|m| m.key == asks).and_then(|m| m.receipt_time), Some(T + 10));
+    // Hidden from the owner (its history cleared): not found.
+    assert!(s.delete_conversation("a".into(), "b".into(), true).await.unwrap());
+    assert_eq!(s.find_messages("a".into(), "b".into(), vec![asks]).await.unwrap(), [None]);
 }
 
 // ---- sync log ------------------------------------------------------------------------------------------
@@ -812,7 +899,7 @@ pub async fn log_after_ends_a_page_after_the_entry_that_passes_max_bytes<S: Stor
     create(s, &["a", "b"]).await;
     // Each message counts body + custom data + the sender's nickname and avatar: 10 + 0 + 3 + 5 = 18 bytes.
     let profile = vec![tagged(TAG_NICK, text("Ann")), tagged(TAG_IMAGE, text("f.png"))];
-    s.set_profile("a".into(), profile).await.unwrap();
+    s.set_profile("a".into(), profile, None).await.unwrap();
     for n in 1..=5 {
         let mut p = plan(n, "a", &["b"], T);
         p.msg.body = "0123456789".into();
@@ -821,7 +908,7 @@ pub async fn log_after_ends_a_page_after_the_entry_that_passes_max_bytes<S: Stor
         }
         send(s, p).await;
     }
-    assert!(s.set_read("b".into(), "a".into(), T, T + WEEK).await.unwrap()); // entry 6, no text
+    assert!(s.set_read("b".into(), "a".into(), T, T + WEEK, None).await.unwrap()); // entry 6, no text
     send(s, plan(7, "a", &["b"], T)).await;
 
     assert_eq!(log_page(s, "b", 0, 10, 30).await, (vec![1, 2], true, 7), "18, then 36 passes 30");
@@ -950,6 +1037,61 @@ pub async fn a_log_entry_whose_message_expired_is_skipped<S: Store, M>(b: Backen
 
 // ---- relations -----------------------------------------------------------------------------------------
 
+/// Every message of the range whole, in pages of `limit`, as `<from>><to> #<n>` (with ` recalled`).
+async fn exported<S: Store>(s: &S, start: i64, end: i64, limit: usize) -> Vec<String> {
+    let (mut out, mut after) = (Vec::new(), None);
+    for _ in 0..100 {
+        let page = s.export_messages(start, end, after, limit).await.unwrap();
+        assert!(page.messages.len() <= limit.max(1));
+        for m in &page.messages {
+            let recalled = if m.recalled { " recalled" } else { "" };
+            out.push(format!("{}>{} #{}{recalled}", m.from, m.to, m.key.random));
+        }
+        match page.next {
+            Some(next) => {
+                assert!(after.is_none_or(|a| next > a), "the cursor moves on");
+                after = Some(next);
+            }
+            None => return out,
+        }
+    }
+    panic!("the export does not end");
+}
+
+pub async fn export_reads_every_stored_message_of_a_range_in_pages<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c"]).await;
+    s.import(import(9, "c", "a", T - 1, false), T + WEEK, 100).await.unwrap();
+    let first = send(s, plan(1, "a", &["b"], T)).await.key;
+    send(s, plan(2, "b", &["a"], T)).await;
+    send(s, plan(3, "a", &["b", "c"], T + 1)).await;
+    let mut hidden = plan(4, "a", &["b"], T + 2);
+    hidden.msg.sender_copy = SenderCopy::Nothing;
+    send(s, hidden).await;
+    send(s, plan(5, "b", &["b"], T + 3)).await;
+    send(s, plan(6, "a", &["b"], T + 3600)).await;
+    // Recalled, and hidden from one side: each is still stored, and exported.
+    assert_eq!(s.withdraw("a".into(), "b".into(), first, "a".into(), T + WEEK, None).await.unwrap(), Withdrawn::Done);
+    assert!(s.delete_conversation("b".into(), "a".into(), true).await.unwrap());
+
+    let hour = ["a>b #1 recalled", "b>a #2", "a>b #3", "a>c #3", "a>b #4", "b>b #5"];
+    for limit in [0, 1, 2, 5, 6, 100] {
+        assert_eq!(exported(s, T, T + 3600, limit).await, hour, "pages of {limit}");
+    }
+    assert_eq!(exported(s, T - 1, T, 10).await, ["c>a #9"], "the start is in the range");
+    assert_eq!(exported(s, T + 3600, T + 7200, 10).await, ["a>b #6"], "the end is not");
+    assert_eq!(exported(s, T + 7200, T + 10_800, 10).await, Vec::<String>::new());
+    let page = s.export_messages(T, T + 3600, None, 2).await.unwrap();
+    assert_eq!(page.messages[0].body, body(1), "the body as stored");
+    assert!(page.next.is_some());
+
+    // Purged by retention: gone. A deleted account's messages: no UserID left to name them by.
+    let cut = Cutoffs { roaming_before: T + 1, offline_before: 0, dedup_before_ms: 0 };
+    s.purge(cut).await.unwrap();
+    assert_eq!(s.delete_accounts(strings(&["c"])).await.unwrap(), [true]);
+    assert_eq!(exported(s, T - 1, T + 3600, 1).await, ["a>b #3", "a>b #4", "b>b #5"]);
+}
+
 pub async fn relations_are_stored_and_changed_in_order<S: Store, M>(b: Backend<S, M>) {
     let s = &*b.store;
     let mut friend = Friend::new("b", T);
@@ -959,13 +1101,16 @@ pub async fn relations_are_stored_and_changed_in_order<S: Store, M>(b: Backend<S
     friend.add_wording = "hello".into();
     friend.custom = vec![tagged("Tag_SNS_Custom_A", text("x")), tagged("Tag_SNS_Custom_B", ProfileValue::Number(2))];
     let blocked = Blocked { peer: "c".into(), time: T + 1 };
-    s.apply_relations(vec![
-        RelationChange::PutFriend { owner: "a".into(), friend: friend.clone() },
-        RelationChange::PutFriend { owner: "b".into(), friend: Friend::new("a", T) },
-        RelationChange::PutBlocked { owner: "a".into(), entry: blocked.clone() },
-        RelationChange::PutRequest(request("a", "d")),
-        RelationChange::PutRequest(request("e", "a")),
-    ])
+    s.apply_relations(
+        vec![
+            RelationChange::PutFriend { owner: "a".into(), friend: friend.clone() },
+            RelationChange::PutFriend { owner: "b".into(), friend: Friend::new("a", T) },
+            RelationChange::PutBlocked { owner: "a".into(), entry: blocked.clone() },
+            RelationChange::PutRequest(request("a", "d")),
+            RelationChange::PutRequest(request("e", "a")),
+        ],
+        Vec::new(),
+    )
     .await
     .unwrap();
     let a = s.load_relations("a".into()).await.unwrap();
@@ -984,20 +1129,23 @@ pub async fn relations_are_stored_and_changed_in_order<S: Store, M>(b: Backend<S
     let mut replaced = Friend::new("b", T + 2);
     replaced.custom = vec![tagged("Tag_SNS_Custom_C", text("y"))];
     let put = RelationChange::PutFriend { owner: "a".into(), friend: replaced.clone() };
-    s.apply_relations(vec![put]).await.unwrap();
+    s.apply_relations(vec![put], Vec::new()).await.unwrap();
     assert_eq!(s.load_relations("a".into()).await.unwrap().friends, [replaced]);
 
     // In order: a delete after a put in the same batch leaves nothing.
-    s.apply_relations(vec![
-        RelationChange::PutFriend { owner: "a".into(), friend: Friend::new("c", T) },
-        RelationChange::DeleteFriend { owner: "a".into(), peer: "c".into() },
-        RelationChange::DeleteFriend { owner: "a".into(), peer: "b".into() },
-        RelationChange::DeleteBlocked { owner: "a".into(), peer: "c".into() },
-        RelationChange::DeleteRequest { from: "a".into(), to: "d".into() },
-        RelationChange::DeleteRequest { from: "e".into(), to: "a".into() },
-        RelationChange::PutBlocked { owner: "a".into(), entry: Blocked { peer: "f".into(), time: T } },
-        RelationChange::PutFriend { owner: "a".into(), friend: Friend::new("b", T + 3) },
-    ])
+    s.apply_relations(
+        vec![
+            RelationChange::PutFriend { owner: "a".into(), friend: Friend::new("c", T) },
+            RelationChange::DeleteFriend { owner: "a".into(), peer: "c".into() },
+            RelationChange::DeleteFriend { owner: "a".into(), peer: "b".into() },
+            RelationChange::DeleteBlocked { owner: "a".into(), peer: "c".into() },
+            RelationChange::DeleteRequest { from: "a".into(), to: "d".into() },
+            RelationChange::DeleteRequest { from: "e".into(), to: "a".into() },
+            RelationChange::PutBlocked { owner: "a".into(), entry: Blocked { peer: "f".into(), time: T } },
+            RelationChange::PutFriend { owner: "a".into(), friend: Friend::new("b", T + 3) },
+        ],
+        Vec::new(),
+    )
     .await
     .unwrap();
     let a = s.load_relations("a".into()).await.unwrap();
@@ -1275,7 +1423,7 @@ pub async fn pushes_are_claimed_once_under_a_lease_and_settled<S: Store, M>(b: B
     assert_eq!(first.len(), 3);
     assert_eq!(claim(s, T + 10).await, [], "held by their lease");
     let ids: Vec<u64> = first.iter().map(|(id, _)| *id).collect();
-    s.settle_pushes(vec![(ids[0], PushSettle::Done), (ids[1], PushSettle::Retry { at: T + 100 })]).await.unwrap();
+    s.settle_pushes(vec![(ids[0], Settle::Done), (ids[1], Settle::Retry { at: T + 100 })]).await.unwrap();
     // The third's lease runs out: claimed again; the second is due at T + 100, with one attempt counted.
     let again = claim(s, T + 61).await;
     assert_eq!(again.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [ids[2]]);
@@ -1289,9 +1437,7 @@ pub async fn pushes_are_claimed_once_under_a_lease_and_settled<S: Store, M>(b: B
     // A stopped node's leases are released at its next start.
     s.release_pushes("node".into()).await.unwrap();
     assert_eq!(claim(s, T + 201).await.len(), 2);
-    s.settle_pushes(vec![(ids[1], PushSettle::Done), (ids[2], PushSettle::Done), (999, PushSettle::Done)])
-        .await
-        .unwrap();
+    s.settle_pushes(vec![(ids[1], Settle::Done), (ids[2], Settle::Done), (999, Settle::Done)]).await.unwrap();
     assert_eq!(s.push_backlog().await.unwrap(), (0, None));
 }
 
@@ -1324,4 +1470,134 @@ pub async fn a_push_whose_message_expired_is_dropped_at_claim<S: Store, M>(b: Ba
     s.purge(cut).await.unwrap();
     assert_eq!(claim(s, T + 60).await, []);
     assert_eq!(s.push_backlog().await.unwrap(), (0, None), "dropped, not left behind");
+}
+
+/// An event of `user` at second `time`.
+fn event(user: &str, time: i64, kind: EventKind) -> AfterEvent {
+    AfterEvent { user: user.to_owned(), time_ms: time * 1000, platform: "RESTAPI".into(), client_ip: None, kind }
+}
+
+fn state_change(user: &str, time: i64, action: &str) -> AfterEvent {
+    event(user, time, EventKind::StateChange { action: action.into(), reason: "Register".into() })
+}
+
+async fn claim_events<S: Store>(s: &S, now: i64) -> Vec<QueuedEvent> {
+    s.claim_events("node".into(), now, now + 60, 100).await.unwrap()
+}
+
+pub async fn callback_events_are_written_in_their_commits_with_its_facts<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    send(s, plan(1, "a", &["b"], T)).await;
+    let sent_event = |n: u32| {
+        event(
+            "a",
+            T,
+            EventKind::SendMsg {
+                from: "a".into(),
+                to: "b".into(),
+                seq: 0,
+                random: n,
+                time: T,
+                online_only: false,
+                body: body(n),
+                cloud_custom_data: String::new(),
+                result: 0,
+                error_info: String::new(),
+                unread: 0,
+            },
+        )
+    };
+    let sent = send(s, SendPlan { after_send: Some(sent_event(2)), ..plan(2, "a", &["b"], T) }).await;
+    // A retry writes nothing, its event neither; nor does a send whose key is taken.
+    let retry = s.send(SendPlan { after_send: Some(sent_event(2)), ..plan(2, "a", &["b"], T) }).await.unwrap();
+    assert!(matches!(retry, SendOutcome::Duplicate(_)));
+    let recall = EventKind::MsgWithdraw { from: "a".into(), to: "b".into(), key: sent.key.to_string(), unread: 9 };
+    assert_eq!(
+        s.withdraw("a".into(), "b".into(), sent.key, "a".into(), T + WEEK, Some(event("a", T, recall.clone())))
+            .await
+            .unwrap(),
+        Withdrawn::Done
+    );
+    // A recall that finds nothing announces nothing.
+    let missing = MsgKey { seq: 99, random: 99, time: T };
+    assert_eq!(
+        s.withdraw("a".into(), "b".into(), missing, "a".into(), T + WEEK, Some(event("a", T, recall))).await.unwrap(),
+        Withdrawn::NotFound
+    );
+    let report = EventKind::MsgReport { reporter: "a".into(), peer: "b".into(), last_read_time: T, unread: 9 };
+    assert!(s.set_read("a".into(), "b".into(), T, T + WEEK, Some(event("a", T, report.clone()))).await.unwrap());
+    assert!(!s.set_read("a".into(), "nobody".into(), T, T + WEEK, Some(event("a", T, report))).await.unwrap());
+    let portrait =
+        EventKind::PortraitSet { operator: "admin".into(), items: vec![("Tag_Profile_IM_Nick".into(), "A".into())] };
+    let nick = vec![(TAG_NICK.to_owned(), ProfileValue::Text("A".into()))];
+    assert!(s.set_profile("b".into(), nick.clone(), Some(event("b", T, portrait.clone()))).await.unwrap());
+    assert!(!s.set_profile("nobody".into(), nick, Some(event("nobody", T, portrait))).await.unwrap());
+    let pair = Pair { from: "a".into(), to: "b".into(), initiator: None };
+    let blocked = event("a", T, EventKind::BlackListAdd { pairs: vec![pair] });
+    let change = RelationChange::PutBlocked { owner: "a".into(), entry: Blocked { peer: "b".into(), time: T } };
+    s.apply_relations(vec![change], vec![blocked.clone()]).await.unwrap();
+
+    let claimed = claim_events(s, T).await;
+    let kinds: Vec<EventKind> = claimed.iter().map(|e| e.event.kind.clone()).collect();
+    assert_eq!(kinds.len(), 5, "one event per operation that took place: {kinds:#?}");
+    let EventKind::SendMsg { seq, time, unread, .. } = &kinds[0] else { panic!("{:?}", kinds[0]) };
+    assert_eq!((*seq, *time), (sent.key.seq, sent.key.time), "the store's MsgSeq filled in");
+    assert_eq!(*unread, 2, "b's total unread after the send: messages 1 and 2");
+    assert!(
+        matches!(kinds[1], EventKind::MsgWithdraw { unread: 1, .. }),
+        "b's unread after the recall: {:?}",
+        kinds[1]
+    );
+    assert!(matches!(kinds[2], EventKind::MsgReport { unread: 0, .. }), "a's own unread: {:?}", kinds[2]);
+    assert!(matches!(kinds[3], EventKind::PortraitSet { .. }));
+    assert_eq!(claimed[4].event, blocked);
+    assert!(claimed.windows(2).all(|w| w[0].id < w[1].id), "in commit order");
+    assert!(claimed.iter().all(|e| e.attempts == 0 && e.queued_at == T));
+    assert_eq!(s.event_backlog().await.unwrap(), (5, Some(T)));
+}
+
+pub async fn callback_events_are_claimed_in_order_per_user_under_a_lease<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    let queued = vec![
+        state_change("a", T, "Login"),
+        state_change("b", T, "Login"),
+        state_change("a", T, "Logout"),
+        state_change("a", T + 1, "Login"),
+    ];
+    s.queue_events(queued.clone(), T).await.unwrap();
+    let first = claim_events(s, T + 1).await;
+    assert_eq!(first.iter().map(|e| e.event.clone()).collect::<Vec<_>>(), queued, "in the order written");
+    let ids: Vec<u64> = first.iter().map(|e| e.id).collect();
+    assert_eq!(claim_events(s, T + 10).await, [], "held by their lease");
+    // a's first failed: its later ones are released untried and wait behind it; b's went through.
+    s.settle_events(vec![
+        (ids[0], Settle::Retry { at: T + 100 }),
+        (ids[1], Settle::Done),
+        (ids[2], Settle::Release),
+        (ids[3], Settle::Release),
+    ])
+    .await
+    .unwrap();
+    s.queue_events(vec![state_change("b", T + 20, "Logout")], T + 20).await.unwrap();
+    let b_only = claim_events(s, T + 20).await;
+    assert_eq!(b_only.len(), 1, "a's events wait for its first one: {b_only:?}");
+    assert_eq!(b_only[0].event.user, "b");
+    assert!(b_only[0].id > ids[3], "ids are never reused");
+    s.settle_events(vec![(b_only[0].id, Settle::Done)]).await.unwrap();
+    let retried = claim_events(s, T + 100).await;
+    assert_eq!(
+        retried.iter().map(|e| (e.id, e.attempts)).collect::<Vec<_>>(),
+        [(ids[0], 1), (ids[2], 0), (ids[3], 0)],
+        "the retry first, then the rest of a's, in order"
+    );
+    // A stopped node's leases are released at its next start.
+    s.release_events("node".into()).await.unwrap();
+    assert_eq!(claim_events(s, T + 101).await.len(), 3);
+    assert_eq!(s.event_backlog().await.unwrap(), (3, Some(T)));
+    s.settle_events(ids.iter().map(|id| (*id, Settle::Done)).chain([(999, Settle::Done)]).collect()).await.unwrap();
+    assert_eq!(s.event_backlog().await.unwrap(), (0, None));
+    s.queue_events(vec![state_change("a", T + 200, "Login")], T + 200).await.unwrap();
+    let last = claim_events(s, T + 200).await;
+    assert!(last[0].id > b_only[0].id, "ids are never reused, even when the outbox was empty");
 }

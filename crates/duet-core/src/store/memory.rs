@@ -15,16 +15,17 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use async_trait::async_trait;
 
 use crate::media::{MediaIndex, MediaItem, RenditionKind, possible_blobs};
+use crate::model::event::{AfterEvent, QueuedEvent};
 use crate::model::{Blocked, FriendRequest};
 use crate::model::{
-    ConversationView, Delivery, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent, LogPage, MsgKey, NewAccount,
-    ProfileValue, ProviderKind, Purged, PushDevice, PushMessage, PushSettle, QueuedPush, SenderCopy, SenderInfo, Sent,
-    StoredMessage, TAG_IMAGE, TAG_NICK,
+    ConversationView, Delivery, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent,
+    LogPage, MsgKey, NewAccount, ProfileValue, ProviderKind, Purged, PushDevice, PushMessage, QueuedPush, SenderCopy,
+    SenderInfo, Sent, Settle, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use crate::store::{
     AccountStore, Cutoffs, DeliveryHook, Imported, MessageStore, SendOutcome, SendPlan, StoreError, Withdrawn,
 };
-use crate::store::{PushStore, RelationChange, RelationData, RelationStore};
+use crate::store::{CallbackStore, MessageExport, PushStore, RelationChange, RelationData, RelationStore};
 
 type Uid = u64;
 type MsgId = u64;
@@ -96,6 +97,18 @@ struct State {
     /// The push outbox by id.
     outbox: BTreeMap<u64, OutboxRow>,
     last_push: u64,
+    /// The callback outbox by id (ids never reused).
+    events: BTreeMap<u64, EventRow>,
+    last_event: u64,
+}
+
+struct EventRow {
+    event: AfterEvent,
+    queued_at: i64,
+    next_at: i64,
+    attempts: u32,
+    lease_owner: Option<String>,
+    lease_until: i64,
 }
 
 struct OutboxRow {
@@ -125,6 +138,9 @@ struct Message {
     sender_info: SenderInfo,
     push_info: Option<String>,
     recalled: bool,
+    revoker: Option<String>,
+    need_receipt: bool,
+    receipt_time: Option<i64>,
     hidden_from_sender: bool,
     hidden_from_receiver: bool,
     no_unread: bool,
@@ -158,6 +174,8 @@ enum LogKind {
     Message(MsgId),
     Read { peer: Uid, time: i64 },
     Recall(MsgId),
+    PeerRead { peer: Uid, time: i64 },
+    Receipt(MsgId),
 }
 
 #[derive(Default)]
@@ -212,7 +230,10 @@ impl Message {
             body: self.body.clone(),
             cloud_custom_data: self.cloud_custom_data.clone(),
             recalled: self.recalled,
+            revoker: self.revoker.clone(),
             peer_read,
+            need_receipt: self.need_receipt,
+            receipt_time: self.receipt_time,
             sender: self.sender_info.clone(),
             encoded: Default::default(),
         }
@@ -262,6 +283,19 @@ impl State {
         }
         self.outbox.retain(|_, row| !gone.iter().any(|(uid, device)| row.uid == *uid && row.device == *device));
         gone.len() as u64
+    }
+
+    /// Queues a callback event, with the facts of its commit filled in (see [`AfterEvent::fill`]).
+    fn queue_event(&mut self, mut event: AfterEvent, key: Option<MsgKey>) {
+        let unread = event.unread_of().map(|user| {
+            let rows = self.uid(user).and_then(|o| self.conversations.get(&o));
+            rows.map_or(0, |rows| rows.values().map(|c| c.unread).sum())
+        });
+        event.fill(key, unread);
+        let queued_at = event.time_ms.div_euclid(1000);
+        self.last_event += 1;
+        let row = EventRow { event, queued_at, next_at: queued_at, attempts: 0, lease_owner: None, lease_until: 0 };
+        self.events.insert(self.last_event, row);
     }
 
     fn uid(&self, id: &str) -> Option<Uid> {
@@ -425,6 +459,9 @@ impl State {
                 sender_info: info.clone(),
                 push_info: msg.push_info.clone(),
                 recalled: false,
+                revoker: None,
+                need_receipt: msg.need_read_receipt,
+                receipt_time: None,
                 hidden_from_sender: msg.sender_copy == SenderCopy::Nothing,
                 hidden_from_receiver: false,
                 no_unread: msg.no_unread,
@@ -434,8 +471,9 @@ impl State {
                 continue;
             };
             self.advance_thread(sender, receiver, before, picked, time);
-            let view =
-                Arc::new(StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info));
+            let mut view = StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info);
+            view.need_receipt = msg.need_read_receipt;
+            let view = Arc::new(view);
             let seq = self.append_log(receiver, LogKind::Message(id), plan.offline_until);
             deliveries.push(msg_entry(to, seq, &view));
             if plan.push && sender != receiver {
@@ -459,6 +497,11 @@ impl State {
             if msg.sender_copy != SenderCopy::Nothing {
                 self.touch_conversation(sender, receiver, time, last, false, plan.max_conversations);
             }
+        }
+        if let Some(event) = &plan.after_send
+            && sent.conv_seq > 0
+        {
+            self.queue_event(event.clone(), Some(key));
         }
         if sent.failed.len() < msg.to.len() {
             self.last_dedup += 1;
@@ -491,6 +534,9 @@ impl State {
             sender_info: info.clone(),
             push_info: None,
             recalled: false,
+            revoker: None,
+            need_receipt: false,
+            receipt_time: None,
             hidden_from_sender: false,
             hidden_from_receiver: false,
             no_unread: !msg.counts_unread,
@@ -548,7 +594,37 @@ impl State {
         HistoryPage { messages, more, conv_seq }
     }
 
-    fn withdraw(&mut self, from: &str, to: &str, key: MsgKey, expire_at: i64) -> (Withdrawn, Vec<Delivery>) {
+    fn export_messages(&self, start: i64, end: i64, after: Option<ExportCursor>, limit: usize) -> ExportPage {
+        let limit = limit.max(1);
+        let mut found: Vec<(ExportCursor, &Message)> = self
+            .messages
+            .iter()
+            .map(|(&id, m)| (ExportCursor { time: m.key.time, id }, m))
+            .filter(|(at, _)| at.time >= start && at.time < end && after.is_none_or(|after| *at > after))
+            .collect();
+        found.sort_by_key(|(at, _)| *at);
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let next = if more { found.last().map(|(at, _)| *at) } else { None };
+        let messages = found
+            .into_iter()
+            .filter_map(|(_, m)| {
+                let (from, to) = (self.name(m.sender)?, self.name(m.receiver)?);
+                Some(m.view(from.to_owned(), to.to_owned(), false))
+            })
+            .collect();
+        ExportPage { messages, next }
+    }
+
+    fn withdraw(
+        &mut self,
+        from: &str,
+        to: &str,
+        key: MsgKey,
+        by: &str,
+        expire_at: i64,
+        event: Option<AfterEvent>,
+    ) -> (Withdrawn, Vec<Delivery>) {
         let (Some(sender), Some(receiver)) = (self.uid(from), self.uid(to)) else {
             return (Withdrawn::NotFound, Vec::new());
         };
@@ -563,6 +639,7 @@ impl State {
             return (Withdrawn::AlreadyRecalled, Vec::new());
         }
         m.recalled = true;
+        m.revoker = Some(by.to_owned());
         let (no_unread, hidden_from_sender) = (m.no_unread, m.hidden_from_sender);
         if !no_unread
             && let Some(c) = self.conversations.get_mut(&receiver).and_then(|rows| rows.get_mut(&sender))
@@ -577,18 +654,29 @@ impl State {
         let mut deliveries = Vec::with_capacity(sides.len());
         for (owner, name, peer) in sides {
             let seq = self.append_log(owner, LogKind::Recall(id), expire_at);
-            let event = LogEvent::Recall { peer: peer.to_owned(), key };
+            let event = LogEvent::Recall { peer: peer.to_owned(), key, by: by.to_owned() };
             deliveries.push(Delivery { user: name.to_owned(), entry: LogEntry { seq, event } });
+        }
+        if let Some(event) = event {
+            self.queue_event(event, None);
         }
         (Withdrawn::Done, deliveries)
     }
 
-    fn set_read(&mut self, owner: &str, peer: &str, time: i64, expire_at: i64) -> (bool, Vec<Delivery>) {
+    fn set_read(
+        &mut self,
+        owner: &str,
+        peer: &str,
+        time: i64,
+        expire_at: i64,
+        event: Option<AfterEvent>,
+    ) -> (bool, Vec<Delivery>) {
         let (Some(o), Some(p)) = (self.uid(owner), self.uid(peer)) else {
             return (false, Vec::new());
         };
         let rows = self.conversations.entry(o).or_default();
-        let c = rows.entry(p).or_insert_with(|| Conversation { read_time: time, ..Conversation::default() });
+        let c = rows.entry(p).or_default();
+        let advanced = time > c.read_time;
         c.read_time = c.read_time.max(time);
         let read_time = c.read_time;
         let unread = self.keys.get(&pair(o, p)).map_or(0, |keys| {
@@ -603,7 +691,72 @@ impl State {
         }
         let seq = self.append_log(o, LogKind::Read { peer: p, time }, expire_at);
         let read = LogEntry { seq, event: LogEvent::Read { peer: peer.to_owned(), time } };
-        (true, vec![Delivery { user: owner.to_owned(), entry: read }])
+        let mut deliveries = vec![Delivery { user: owner.to_owned(), entry: read }];
+        if advanced && o != p {
+            let seq = self.append_log(p, LogKind::PeerRead { peer: o, time: read_time }, expire_at);
+            let event = LogEvent::PeerRead { peer: owner.to_owned(), time: read_time };
+            deliveries.push(Delivery { user: peer.to_owned(), entry: LogEntry { seq, event } });
+        }
+        if let Some(event) = event {
+            self.queue_event(event, None);
+        }
+        (true, deliveries)
+    }
+
+    fn ack_receipts(
+        &mut self,
+        reader: &str,
+        sender: &str,
+        keys: &[MsgKey],
+        time: i64,
+        expire_at: i64,
+    ) -> (Vec<Option<i64>>, Vec<Delivery>) {
+        let (Some(r), Some(s)) = (self.uid(reader), self.uid(sender)) else {
+            return (vec![None; keys.len()], Vec::new());
+        };
+        let mut deliveries = Vec::new();
+        let mut times = Vec::with_capacity(keys.len());
+        for key in keys {
+            let found = self.keys.get(&pair(r, s)).and_then(|k| k.get(&(key.time, key.seq, key.random))).copied();
+            let Some((id, m)) = found.and_then(|id| Some((id, self.messages.get_mut(&id)?))) else {
+                times.push(None);
+                continue;
+            };
+            if m.sender != s || m.receiver != r || !m.need_receipt || m.recalled || m.hidden_from_receiver {
+                times.push(None);
+                continue;
+            }
+            if let Some(t) = m.receipt_time {
+                times.push(Some(t));
+                continue;
+            }
+            m.receipt_time = Some(time);
+            times.push(Some(time));
+            let seq = self.append_log(s, LogKind::Receipt(id), expire_at);
+            let event = LogEvent::Receipt { peer: reader.to_owned(), key: *key, time };
+            deliveries.push(Delivery { user: sender.to_owned(), entry: LogEntry { seq, event } });
+        }
+        (times, deliveries)
+    }
+
+    fn find_messages(&self, owner: &str, peer: &str, keys: &[MsgKey]) -> Vec<Option<StoredMessage>> {
+        let (Some(op), Some(p)) = (self.uid(owner), self.uid(peer)) else {
+            return vec![None; keys.len()];
+        };
+        let read_time = |o, other| self.conversation(o, other).map_or(0, |c| c.read_time);
+        let (op_read, peer_read) = (read_time(op, p), read_time(p, op));
+        let name = |uid| if uid == op { owner.to_owned() } else { peer.to_owned() };
+        keys.iter()
+            .map(|key| {
+                let id = self.keys.get(&pair(op, p))?.get(&(key.time, key.seq, key.random))?;
+                let m = &self.messages[id];
+                if (m.sender == op && m.hidden_from_sender) || (m.receiver == op && m.hidden_from_receiver) {
+                    return None;
+                }
+                let read = m.key.time <= if m.sender == op { peer_read } else { op_read };
+                Some(m.view(name(m.sender), name(m.receiver), read))
+            })
+            .collect()
     }
 
     fn log_after(&self, user: &str, after: u64, limit: usize, max_bytes: usize) -> LogPage {
@@ -623,18 +776,29 @@ impl State {
                     Some(peer) => LogEvent::Read { peer: peer.to_owned(), time },
                     None => continue,
                 },
-                LogKind::Message(id) | LogKind::Recall(id) => {
+                LogKind::PeerRead { peer, time } => match self.name(peer) {
+                    Some(peer) => LogEvent::PeerRead { peer: peer.to_owned(), time },
+                    None => continue,
+                },
+                LogKind::Message(id) | LogKind::Recall(id) | LogKind::Receipt(id) => {
                     // The message or one of its accounts is gone: nothing left to deliver.
                     let Some(m) = self.messages.get(&id) else { continue };
                     let (Some(s), Some(r)) = (self.name(m.sender), self.name(m.receiver)) else { continue };
                     bytes += m.text_len();
                     full = bytes >= max_bytes;
+                    let peer = if s == user { r } else { s };
                     match row.kind {
                         LogKind::Message(_) => LogEvent::Message(Arc::new(m.view(s.to_owned(), r.to_owned(), false))),
-                        _ => {
-                            let peer = if s == user { r } else { s };
-                            LogEvent::Recall { peer: peer.to_owned(), key: m.key }
-                        }
+                        LogKind::Receipt(_) => LogEvent::Receipt {
+                            peer: peer.to_owned(),
+                            key: m.key,
+                            time: m.receipt_time.unwrap_or_default(),
+                        },
+                        _ => LogEvent::Recall {
+                            peer: peer.to_owned(),
+                            key: m.key,
+                            by: m.revoker.clone().unwrap_or_else(|| s.to_owned()),
+                        },
                     }
                 }
             };
@@ -665,6 +829,7 @@ impl State {
                     unread: c.unread,
                     time: c.last_time,
                     conv_seq: self.thread(owner, p).conv_seq,
+                    peer_read_time: self.conversation(p, owner).map_or(0, |c| c.read_time),
                 }
             })
             .collect()
@@ -859,13 +1024,21 @@ impl AccountStore for MemoryStore {
         Ok(state.accounts.values().filter(|a| a.revoked_before > 0).map(|a| (a.id.clone(), a.revoked_before)).collect())
     }
 
-    async fn set_profile(&self, id: String, items: Vec<(String, ProfileValue)>) -> Result<bool, StoreError> {
+    async fn set_profile(
+        &self,
+        id: String,
+        items: Vec<(String, ProfileValue)>,
+        event: Option<AfterEvent>,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
         let uid = state.uid(&id);
         let Some(account) = uid.and_then(|uid| state.accounts.get_mut(&uid)) else {
             return Ok(false);
         };
         account.profile.extend(items);
+        if let Some(event) = event {
+            state.queue_event(event, None);
+        }
         Ok(true)
     }
 
@@ -906,13 +1079,42 @@ impl MessageStore for MemoryStore {
         from: String,
         to: String,
         key: MsgKey,
+        by: String,
         log_expire_at: i64,
+        event: Option<AfterEvent>,
     ) -> Result<Withdrawn, StoreError> {
-        Ok(self.deliver(|s| s.withdraw(&from, &to, key, log_expire_at)))
+        Ok(self.deliver(|s| s.withdraw(&from, &to, key, &by, log_expire_at, event)))
     }
 
-    async fn set_read(&self, owner: String, peer: String, time: i64, log_expire_at: i64) -> Result<bool, StoreError> {
-        Ok(self.deliver(|s| s.set_read(&owner, &peer, time, log_expire_at)))
+    async fn set_read(
+        &self,
+        owner: String,
+        peer: String,
+        time: i64,
+        log_expire_at: i64,
+        event: Option<AfterEvent>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.deliver(|s| s.set_read(&owner, &peer, time, log_expire_at, event)))
+    }
+
+    async fn ack_receipts(
+        &self,
+        reader: String,
+        sender: String,
+        keys: Vec<MsgKey>,
+        time: i64,
+        log_expire_at: i64,
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        Ok(self.deliver(|s| s.ack_receipts(&reader, &sender, &keys, time, log_expire_at)))
+    }
+
+    async fn find_messages(
+        &self,
+        owner: String,
+        peer: String,
+        keys: Vec<MsgKey>,
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
+        Ok(self.state().find_messages(&owner, &peer, &keys))
     }
 
     async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError> {
@@ -949,6 +1151,19 @@ impl MessageStore for MemoryStore {
 
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError> {
         Ok(self.state().purge(cutoffs))
+    }
+}
+
+#[async_trait]
+impl MessageExport for MemoryStore {
+    async fn export_messages(
+        &self,
+        start: i64,
+        end: i64,
+        after: Option<ExportCursor>,
+        limit: usize,
+    ) -> Result<ExportPage, StoreError> {
+        Ok(self.state().export_messages(start, end, after, limit))
     }
 }
 
@@ -1039,17 +1254,23 @@ impl PushStore for MemoryStore {
         Ok(claimed)
     }
 
-    async fn settle_pushes(&self, settled: Vec<(u64, PushSettle)>) -> Result<(), StoreError> {
+    async fn settle_pushes(&self, settled: Vec<(u64, Settle)>) -> Result<(), StoreError> {
         let mut state = self.state();
         for (id, settle) in settled {
             match settle {
-                PushSettle::Done => {
+                Settle::Done => {
                     state.outbox.remove(&id);
                 }
-                PushSettle::Retry { at } => {
+                Settle::Retry { at } => {
                     if let Some(row) = state.outbox.get_mut(&id) {
                         row.attempts += 1;
                         row.next_at = at;
+                        row.lease_owner = None;
+                        row.lease_until = 0;
+                    }
+                }
+                Settle::Release => {
+                    if let Some(row) = state.outbox.get_mut(&id) {
                         row.lease_owner = None;
                         row.lease_until = 0;
                     }
@@ -1080,12 +1301,86 @@ impl RelationStore for MemoryStore {
         Ok(self.state().relations.load(&user))
     }
 
-    async fn apply_relations(&self, changes: Vec<RelationChange>) -> Result<(), StoreError> {
+    async fn apply_relations(&self, changes: Vec<RelationChange>, events: Vec<AfterEvent>) -> Result<(), StoreError> {
         let mut state = self.state();
         for change in changes {
             state.relations.apply(change);
         }
+        for event in events {
+            state.queue_event(event, None);
+        }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl CallbackStore for MemoryStore {
+    async fn queue_events(&self, events: Vec<AfterEvent>, _now: i64) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for event in events {
+            state.queue_event(event, None);
+        }
+        Ok(())
+    }
+
+    async fn claim_events(
+        &self,
+        owner: String,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedEvent>, StoreError> {
+        let mut state = self.state();
+        // Users with an earlier event held or waiting: their later events wait too.
+        let mut blocked = std::collections::HashSet::new();
+        let mut claimed = Vec::new();
+        for (id, row) in state.events.iter_mut() {
+            if claimed.len() == limit {
+                break;
+            }
+            if blocked.contains(&row.event.user) {
+                continue;
+            }
+            if row.next_at > now || row.lease_until > now {
+                blocked.insert(row.event.user.clone());
+                continue;
+            }
+            row.lease_owner = Some(owner.clone());
+            row.lease_until = lease_until;
+            let event = row.event.clone();
+            claimed.push(QueuedEvent { id: *id, event, attempts: row.attempts, queued_at: row.queued_at });
+        }
+        Ok(claimed)
+    }
+
+    async fn settle_events(&self, settled: Vec<(u64, Settle)>) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for (id, settle) in settled {
+            let Some(row) = state.events.get_mut(&id) else { continue };
+            match settle {
+                Settle::Done => {
+                    state.events.remove(&id);
+                }
+                Settle::Retry { at } => {
+                    (row.attempts, row.next_at, row.lease_owner, row.lease_until) = (row.attempts + 1, at, None, 0);
+                }
+                Settle::Release => (row.lease_owner, row.lease_until) = (None, 0),
+            }
+        }
+        Ok(())
+    }
+
+    async fn release_events(&self, owner: String) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for row in state.events.values_mut().filter(|r| r.lease_owner.as_deref() == Some(owner.as_str())) {
+            (row.lease_owner, row.lease_until) = (None, 0);
+        }
+        Ok(())
+    }
+
+    async fn event_backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
+        let state = self.state();
+        Ok((state.events.len() as u64, state.events.values().map(|r| r.queued_at).min()))
     }
 }
 

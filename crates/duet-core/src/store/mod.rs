@@ -18,9 +18,11 @@ pub mod memory;
 
 use crate::error::Error;
 pub use crate::error::{BoxError, StoreError};
+use crate::model::event::{AfterEvent, QueuedEvent};
 use crate::model::{
-    Blocked, ConversationView, Delivery, Friend, FriendRequest, HistoryPage, HistoryQuery, Import, LogPage, MsgKey,
-    NewAccount, Outgoing, ProfileValue, ProviderKind, Purged, PushDevice, PushSettle, QueuedPush, Sent,
+    Blocked, ConversationView, Delivery, ExportCursor, ExportPage, Friend, FriendRequest, HistoryPage, HistoryQuery,
+    Import, LogPage, MsgKey, NewAccount, Outgoing, ProfileValue, ProviderKind, Purged, PushDevice, QueuedPush, Sent,
+    Settle, StoredMessage,
 };
 
 /// A send, as the domain planned it: the store commits it or reports a duplicate.
@@ -43,6 +45,9 @@ pub struct SendPlan {
     /// the same commit as the message. `false`: the message is never pushed (no provider configured,
     /// `PushFlag` 1).
     pub push: bool,
+    /// The after-send callback's event, written in the same commit (once per recipient that exists, with
+    /// the key and the recipient's unread count filled in: [`AfterEvent::fill`]); `None`: no callback.
+    pub after_send: Option<AfterEvent>,
 }
 
 /// What a send did.
@@ -100,8 +105,14 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn revoke_sigs(&self, id: String, before: i64) -> Result<bool, StoreError>;
     /// Every account with revoked UserSigs, and the time before which its sigs are refused.
     async fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError>;
-    /// Sets profile values; `false` if the account does not exist (nothing is written then).
-    async fn set_profile(&self, id: String, items: Vec<(String, ProfileValue)>) -> Result<bool, StoreError>;
+    /// Sets profile values, and queues `event` (the profile callback) in the same commit; `false` if the
+    /// account does not exist (nothing is written then).
+    async fn set_profile(
+        &self,
+        id: String,
+        items: Vec<(String, ProfileValue)>,
+        event: Option<AfterEvent>,
+    ) -> Result<bool, StoreError>;
     /// The stored values of `tags` for each of `ids`; `None` for an account that does not exist.
     async fn profiles(
         &self,
@@ -133,18 +144,52 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn import(&self, msg: Import, offline_until: i64, max_conversations: usize) -> Result<Imported, StoreError>;
     /// A page of one side's view of a conversation, newest first.
     async fn history(&self, q: HistoryQuery) -> Result<HistoryPage, StoreError>;
-    /// Recalls the message `from` sent `to` with `key`: flagged in history, and a recall entry (expiring at
-    /// `log_expire_at`) appended to both sides' logs.
+    /// Recalls the message `from` sent `to` with `key`, on behalf of `by` (the sender, or an admin):
+    /// flagged in history with its revoker, no longer counted as unread, and a recall entry (expiring at
+    /// `log_expire_at`) appended to both sides' logs; `event` (the recall callback, with the recipient's
+    /// unread count filled in) is queued in the same commit when the recall is done.
     async fn withdraw(
         &self,
         from: String,
         to: String,
         key: MsgKey,
+        by: String,
         log_expire_at: i64,
+        event: Option<AfterEvent>,
     ) -> Result<Withdrawn, StoreError>;
     /// Marks what `owner` received from `peer` at or before `time` as read, and appends a read entry to
-    /// `owner`'s log. `false` if either account does not exist.
-    async fn set_read(&self, owner: String, peer: String, time: i64, log_expire_at: i64) -> Result<bool, StoreError>;
+    /// `owner`'s log and, when `owner`'s read time moved forward, a peer-read entry (the read receipt) to
+    /// `peer`'s; `event` (the read-report callback, with `owner`'s unread count filled in) is queued in
+    /// the same commit. `false` if either account does not exist.
+    async fn set_read(
+        &self,
+        owner: String,
+        peer: String,
+        time: i64,
+        log_expire_at: i64,
+        event: Option<AfterEvent>,
+    ) -> Result<bool, StoreError>;
+    /// `reader` acknowledges messages `sender` sent it with read receipts at `time`: each message of `keys`
+    /// that `sender` sent `reader`, asked a receipt for and has not recalled gets its receipt time, and the
+    /// first receipt of each appends a receipt entry to `sender`'s log. Unread counts do not change. For
+    /// each key, the message's receipt time (an earlier receipt's when it had one), or `None` when no
+    /// such message wants a receipt.
+    async fn ack_receipts(
+        &self,
+        reader: String,
+        sender: String,
+        keys: Vec<MsgKey>,
+        time: i64,
+        log_expire_at: i64,
+    ) -> Result<Vec<Option<i64>>, StoreError>;
+    /// The messages of `keys` in `owner`'s view of the conversation with `peer` (not those `owner` hid),
+    /// `None` for a key that names none.
+    async fn find_messages(
+        &self,
+        owner: String,
+        peer: String,
+        keys: Vec<MsgKey>,
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError>;
     /// `owner`'s unread count from each of `peers` (a peer with no conversation has 0).
     async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError>;
     /// `owner`'s unread count over all conversations.
@@ -163,6 +208,25 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn delete_conversation(&self, owner: String, peer: String, clear_history: bool) -> Result<bool, StoreError>;
     /// Deletes what has expired.
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError>;
+}
+
+/// Every stored message of a time range, for the hourly message log and `duet export`: a read of its own,
+/// apart from [`MessageStore`], so that a read-only opening of a database (beside a running server) can
+/// serve it without a writer.
+#[async_trait]
+pub trait MessageExport: Send + Sync + 'static {
+    /// Every stored message whose time is in [`start`, `end`) (unix seconds), after `after`, at most
+    /// `limit` (at least 1 is read when `limit` is 0), in (time, id) order. Messages recalled or hidden
+    /// from one side are in it (each is still stored); messages the retention purged are not, and neither
+    /// is a message whose sender or recipient account was deleted (the store keeps no UserID for it).
+    /// A batch send is one message per recipient.
+    async fn export_messages(
+        &self,
+        start: i64,
+        end: i64,
+        after: Option<ExportCursor>,
+        limit: usize,
+    ) -> Result<ExportPage, StoreError>;
 }
 
 /// Everything stored about one user's relations.
@@ -213,8 +277,8 @@ pub enum RelationChange {
 pub trait RelationStore: Send + Sync + 'static {
     /// Everything stored about `user`'s relations (empty for an unknown user).
     async fn load_relations(&self, user: String) -> Result<RelationData, StoreError>;
-    /// Applies the changes in order, atomically: all or none.
-    async fn apply_relations(&self, changes: Vec<RelationChange>) -> Result<(), StoreError>;
+    /// Applies the changes in order, and queues `events` (the relation callbacks), atomically: all or none.
+    async fn apply_relations(&self, changes: Vec<RelationChange>, events: Vec<AfterEvent>) -> Result<(), StoreError>;
 }
 
 /// Devices' push registrations and the push outbox. A push is queued by [`MessageStore::send`] (see
@@ -251,17 +315,80 @@ pub trait PushStore: Send + Sync + 'static {
     ) -> Result<Vec<QueuedPush>, StoreError>;
     /// Settles claimed pushes: removed, or due again later with one more attempt counted. A push no
     /// longer in the outbox (its device unregistered meanwhile) is skipped.
-    async fn settle_pushes(&self, settled: Vec<(u64, PushSettle)>) -> Result<(), StoreError>;
+    async fn settle_pushes(&self, settled: Vec<(u64, Settle)>) -> Result<(), StoreError>;
     /// Releases the leases `owner` holds (at start: what a stopped process had claimed is due again).
     async fn release_pushes(&self, owner: String) -> Result<(), StoreError>;
     /// How many pushes are queued, and when the oldest was (unix seconds), for the operator.
     async fn push_backlog(&self) -> Result<(u64, Option<i64>), StoreError>;
 }
 
-/// A complete backend.
-pub trait Store: AccountStore + MessageStore + RelationStore + PushStore {}
+/// The outbox of the after-event callbacks ([`crate::callbacks`]). An event is written in the commit of
+/// what it announces (by [`MessageStore::send`], [`MessageStore::withdraw`], [`MessageStore::set_read`],
+/// [`RelationStore::apply_relations`], [`AccountStore::set_profile`]), or by [`CallbackStore::queue_events`]
+/// for what has no other commit.
+///
+/// Claimed with a lease, as pushes are; and one user's events are claimed in the order they were written:
+/// an event is not claimed while an earlier one of the same user is held or waits for a retry.
+#[async_trait]
+pub trait CallbackStore: Send + Sync + 'static {
+    /// Commits `events` (queued at `now`, unix seconds).
+    async fn queue_events(&self, events: Vec<AfterEvent>, now: i64) -> Result<(), StoreError>;
+    /// Claims up to `limit` events due at `now` and not held, in the order they were written, for `owner`
+    /// until `lease_until`; never one with an earlier event of the same user held or waiting for a retry.
+    /// An event this version cannot read is removed instead of returned.
+    async fn claim_events(
+        &self,
+        owner: String,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedEvent>, StoreError>;
+    /// Settles claimed events: removed, due again later with one more attempt counted, or released as
+    /// they were.
+    async fn settle_events(&self, settled: Vec<(u64, Settle)>) -> Result<(), StoreError>;
+    /// Releases the leases `owner` holds (at start: what a stopped process had claimed is due again).
+    async fn release_events(&self, owner: String) -> Result<(), StoreError>;
+    /// How many events are queued, and when the oldest was (unix seconds), for the operator.
+    async fn event_backlog(&self) -> Result<(u64, Option<i64>), StoreError>;
+}
 
-impl<T: AccountStore + MessageStore + RelationStore + PushStore> Store for T {}
+/// A complete backend.
+pub trait Store: AccountStore + MessageStore + MessageExport + RelationStore + PushStore + CallbackStore {}
+
+impl<T: AccountStore + MessageStore + MessageExport + RelationStore + PushStore + CallbackStore> Store for T {}
+
+/// What one claim of an outbox's worker (push, callbacks) gave.
+pub(crate) enum Claimed<T> {
+    /// Rows to send.
+    Some(Vec<T>),
+    /// Nothing due, or the claim failed: the worker waited (for a wake-up, at most a second) and claims
+    /// again.
+    Nothing,
+    /// The store is closed: the worker stops.
+    Closed,
+}
+
+/// Reads a worker's claim of `what`: a failure is logged and waited out a second, an empty claim waits
+/// for `wake` (a commit that queued rows) or a second (retries that fell due).
+pub(crate) async fn claimed<T>(
+    claim: Result<Vec<T>, StoreError>,
+    wake: &tokio::sync::Notify,
+    what: &'static str,
+) -> Claimed<T> {
+    match claim {
+        Ok(rows) if !rows.is_empty() => Claimed::Some(rows),
+        Ok(_) => {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified()).await;
+            Claimed::Nothing
+        }
+        Err(StoreError::Closed) => Claimed::Closed,
+        Err(e) => {
+            tracing::warn!(error = %e, what, "claiming an outbox's rows failed");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            Claimed::Nothing
+        }
+    }
+}
 
 /// `id`'s account must exist.
 pub(crate) async fn require(store: &dyn Store, id: &str) -> Result<(), Error> {

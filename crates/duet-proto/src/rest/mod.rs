@@ -5,8 +5,10 @@
 //! * [`request`] parses request bodies into typed requests, leniently (old and new field names, numbers
 //!   as strings) but with Tencent's error code for each thing that is wrong.
 //! * [`sns`] holds the relationship chain's requests and replies (`sns/friend_*`, `sns/black_list_*`).
+//! * [`msglog`] holds `open_msg_svc/get_history` and the records of the message-log files.
 //! * [`response`] holds the response shapes and the `ActionStatus`/`ErrorCode`/`ErrorInfo` envelope.
 
+pub mod msglog;
 pub mod request;
 pub mod response;
 pub mod sns;
@@ -27,6 +29,8 @@ pub enum Service {
     OpenIm,
     RecentContact,
     Sns,
+    /// `open_msg_svc`: the message-log download.
+    MsgSvc,
 }
 
 impl Service {
@@ -37,6 +41,7 @@ impl Service {
             "openim" => Service::OpenIm,
             "recentcontact" => Service::RecentContact,
             "sns" => Service::Sns,
+            "open_msg_svc" => Service::MsgSvc,
             _ => return None,
         })
     }
@@ -49,6 +54,7 @@ impl Service {
             Service::OpenIm => code::MSG_ADMIN_REQUIRED,
             Service::RecentContact => code::CONTACT_ADMIN_REQUIRED,
             Service::Sns => code::SNS_ADMIN_REQUIRED,
+            Service::MsgSvc => code::ADMIN_REQUIRED,
         }
     }
 
@@ -60,6 +66,7 @@ impl Service {
             Service::OpenIm => code::MSG_JSON_PARSE,
             Service::RecentContact => code::CONTACT_JSON_PARSE,
             Service::Sns => code::SNS_JSON_PARSE,
+            Service::MsgSvc => code::JSON_PARSE,
         }
     }
 
@@ -85,6 +92,7 @@ pub enum Command {
     AdminGetRoamMsg,
     AdminMsgWithdraw,
     AdminSetMsgRead,
+    C2cMsgReadReceipt,
     GetC2cUnreadMsgNum,
     QueryOnlineStatus,
     RecentContactGetList,
@@ -101,6 +109,7 @@ pub enum Command {
     BlackListDelete,
     BlackListGet,
     BlackListCheck,
+    GetHistory,
 }
 
 impl Command {
@@ -121,6 +130,7 @@ impl Command {
             (Service::OpenIm, "admin_getroammsg") => AdminGetRoamMsg,
             (Service::OpenIm, "admin_msgwithdraw") => AdminMsgWithdraw,
             (Service::OpenIm, "admin_set_msg_read") => AdminSetMsgRead,
+            (Service::OpenIm, "c2c_msg_read_receipt") => C2cMsgReadReceipt,
             (Service::OpenIm, "get_c2c_unread_msg_num") => GetC2cUnreadMsgNum,
             (Service::OpenIm, "query_online_status" | "querystate") => QueryOnlineStatus,
             (Service::RecentContact, "get_list") => RecentContactGetList,
@@ -137,6 +147,7 @@ impl Command {
             (Service::Sns, "black_list_delete") => BlackListDelete,
             (Service::Sns, "black_list_get") => BlackListGet,
             (Service::Sns, "black_list_check") => BlackListCheck,
+            (Service::MsgSvc, "get_history") => GetHistory,
             _ => return None,
         })
     }

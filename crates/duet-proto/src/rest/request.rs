@@ -340,6 +340,8 @@ pub struct OutgoingMessage {
     pub need_read_receipt: bool,
     /// `ForbidCallbackControl` holds `ForbidBeforeSendMsgCallback`: no before-send callback for this one.
     pub forbid_before_send: bool,
+    /// `ForbidCallbackControl` holds `ForbidAfterSendMsgCallback`: no after-send callback for this one.
+    pub forbid_after_send: bool,
     /// `body` as the compact JSON [`OutgoingMessage::check`] measured when the request was read.
     pub body_json: String,
 }
@@ -383,6 +385,7 @@ impl OutgoingMessage {
             offline_push_info,
             need_read_receipt: f.opt_u32("IsNeedReadReceipt", code::MSG_JSON_PARSE)? == Some(1),
             forbid_before_send: forbid_callbacks.iter().any(|c| c == "ForbidBeforeSendMsgCallback"),
+            forbid_after_send: forbid_callbacks.iter().any(|c| c == "ForbidAfterSendMsgCallback"),
             body_json: String::new(),
         };
         msg.body_json = msg.check()?;
@@ -555,6 +558,52 @@ impl SetMsgRead {
             peer: f.account(&["Peer_Account"], code::MSG_TO_ACCOUNT_INVALID)?,
             read_time: f.opt_stored_time(&["MsgReadTime"], code::MSG_JSON_PARSE)?,
         })
+    }
+}
+
+/// `c2c_msg_read_receipt`: `operator` acknowledges messages `peer` sent it with read receipts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MsgReadReceipt {
+    pub operator: String,
+    pub peer: String,
+    /// The messages' `MsgKey`s, as (`MsgSeq`, `MsgRandom`, time).
+    pub keys: Vec<(u32, u32, i64)>,
+}
+
+impl MsgReadReceipt {
+    /// Messages one call may acknowledge.
+    pub const MAX_MESSAGES: usize = 100;
+
+    pub fn parse(body: &Value) -> Result<MsgReadReceipt, ApiError> {
+        let f = Fields::of(body, code::MSG_JSON_PARSE)?;
+        let operator = f.account(&["Operator_Account"], code::MSG_FROM_ACCOUNT_INVALID)?;
+        let peer = f.account(&["Peer_Account"], code::MSG_TO_ACCOUNT_INVALID)?;
+        let infos = match f.get(&["C2CMsgInfo"]) {
+            Some(Value::Array(items)) if !items.is_empty() && items.len() <= Self::MAX_MESSAGES => items,
+            _ => {
+                let why = format!("C2CMsgInfo must be an array of 1 to {} messages", Self::MAX_MESSAGES);
+                return Err(ApiError::new(code::MSG_JSON_PARSE, why));
+            }
+        };
+        let mut keys = Vec::with_capacity(infos.len());
+        for info in infos {
+            let m = Fields::of(info, code::MSG_JSON_PARSE)?;
+            // Each message is one `peer` sent `operator` (Tencent: From_Account matches Peer_Account,
+            // To_Account matches Operator_Account).
+            if m.account(&["From_Account"], code::MSG_FROM_ACCOUNT_INVALID)? != peer {
+                return Err(ApiError::new(code::MSG_JSON_PARSE, "each C2CMsgInfo's From_Account must be Peer_Account"));
+            }
+            if m.account(&["To_Account"], code::MSG_TO_ACCOUNT_INVALID)? != operator {
+                let why = "each C2CMsgInfo's To_Account must be Operator_Account";
+                return Err(ApiError::new(code::MSG_JSON_PARSE, why));
+            }
+            let key = m.string("MsgKey", code::MSG_KEY_INVALID)?;
+            keys.push(
+                super::parse_msg_key(&key)
+                    .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("MsgKey {key:?} is not a MsgKey")))?,
+            );
+        }
+        Ok(MsgReadReceipt { operator, peer, keys })
     }
 }
 

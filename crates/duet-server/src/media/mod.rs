@@ -88,11 +88,38 @@ pub(crate) fn router(
         tracker,
     };
     Router::new()
-        .route(MEDIA_PATH, axum::routing::post(upload))
-        .route(&format!("{MEDIA_PATH}/{{uuid}}"), axum::routing::get(download_original))
-        .route(&format!("{MEDIA_PATH}/{{uuid}}/{{rendition}}"), axum::routing::get(download_rendition))
+        .route(MEDIA_PATH, axum::routing::post(upload).options(preflight))
+        .route(&format!("{MEDIA_PATH}/{{uuid}}"), axum::routing::get(download_original).options(preflight))
+        .route(
+            &format!("{MEDIA_PATH}/{{uuid}}/{{rendition}}"),
+            axum::routing::get(download_rendition).options(preflight),
+        )
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::map_response(allow_any_origin))
         .with_state(state)
+}
+
+/// Uploads and downloads are authenticated by the credentials in their query, never by cookies, so a web
+/// app served from another origin may call them: every answer allows any origin (CORS).
+async fn allow_any_origin(mut response: axum::response::Response) -> axum::response::Response {
+    response
+        .headers_mut()
+        .insert(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, axum::http::HeaderValue::from_static("*"));
+    response
+}
+
+/// A browser's CORS preflight: the methods and the headers (`Authorization`, `Content-Type`) an upload
+/// or a download sends; cached for a day.
+async fn preflight() -> impl axum::response::IntoResponse {
+    use axum::http::{HeaderValue, StatusCode, header};
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS")),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type")),
+            (header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400")),
+        ],
+    )
 }
 
 /// Why a media request failed; the one place these become an HTTP status and a Tencent code.

@@ -112,6 +112,7 @@ fn shared(e: Error, service: Service) -> ApiError {
         }
         Error::NoSuchMessage => ApiError::new(code::MSG_NOT_FOUND, "the message to recall does not exist"),
         Error::AlreadyRecalled => ApiError::new(code::MSG_ALREADY_RECALLED, "the message was recalled already"),
+        e @ Error::RecallTooLate(_) => ApiError::new(code::MSG_RECALL_TIME_LIMIT, e.to_string()),
         Error::MediaForbidden(uuid) => ApiError::new(
             code::MSG_ELEM_MALFORMED,
             format!("MsgBody refers to media {uuid}, which the sender may not read"),
@@ -134,6 +135,7 @@ pub(crate) fn internal(service: Service) -> ApiError {
         Service::RecentContact => code::CONTACT_INTERNAL,
         Service::Sns => code::SNS_INTERNAL,
         Service::OpenIm => code::MSG_SERVER_INTERNAL,
+        Service::MsgSvc => code::BAD_REQUEST,
     };
     ApiError::new(code, "internal server error, please retry")
 }
@@ -159,11 +161,5 @@ pub(crate) fn relation(e: RelationError) -> (u32, &'static str) {
 
 /// A client send the permission policy refused, with Tencent's code.
 pub(crate) fn refusal(r: SendRefusal) -> ApiError {
-    let code = match r {
-        SendRefusal::Blacklisted => code::MSG_IN_BLACKLIST,
-        SendRefusal::NotFriends => code::MSG_NOT_FRIENDS,
-        SendRefusal::NotRecipientsFriend => code::MSG_NOT_RECIPIENTS_FRIEND,
-        SendRefusal::NotSendersFriend => code::MSG_NOT_SENDERS_FRIEND,
-    };
-    ApiError::new(code, r.to_string())
+    ApiError::new(r.code(), r.to_string())
 }

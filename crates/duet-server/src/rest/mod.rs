@@ -7,11 +7,12 @@
 //!
 //! One module per Tencent service, named after its path, with one `async fn` per command (parse the
 //! typed request, call the domain, shape Tencent's reply): [`login`] (`im_open_login_svc`), [`profile`],
-//! [`openim`], [`recentcontact`], [`sns`]. [`error`] maps domain and authentication errors to Tencent's
+//! [`openim`], [`recentcontact`], [`sns`], [`msgsvc`] (`open_msg_svc`). [`error`] maps domain and authentication errors to Tencent's
 //! codes, in one place.
 
 pub(crate) mod error;
 mod login;
+mod msgsvc;
 mod openim;
 mod profile;
 mod recentcontact;
@@ -44,13 +45,21 @@ struct RestState {
     throttle: Arc<Throttle>,
     /// Where the download URLs put in sent messages point.
     urls: crate::media::Urls,
+    /// The hourly message-log files.
+    msglog: Arc<crate::msglog::MsgLog>,
 }
 
 /// The REST router: every path lands in [`dispatch`], so unknown paths get Tencent's error body.
 /// `media_public_url` is `[media] public_url`, the base of the download URLs put in messages; without
 /// it they are built from the request's `Host`, with `https://` when `tls` (the server serves TLS).
-pub(crate) fn router(core: Arc<Core>, throttle: Arc<Throttle>, media_public_url: Option<&str>, tls: bool) -> Router {
-    let state = RestState { core, throttle, urls: crate::media::Urls::new(media_public_url, tls) };
+pub(crate) fn router(
+    core: Arc<Core>,
+    throttle: Arc<Throttle>,
+    msglog: Arc<crate::msglog::MsgLog>,
+    media_public_url: Option<&str>,
+    tls: bool,
+) -> Router {
+    let state = RestState { core, throttle, urls: crate::media::Urls::new(media_public_url, tls), msglog };
     Router::new().fallback(dispatch).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)).with_state(state)
 }
 
@@ -90,7 +99,7 @@ impl IntoResponse for Json {
 }
 
 async fn dispatch(
-    State(RestState { core, throttle, urls }): State<RestState>,
+    State(RestState { core, throttle, urls, msglog }): State<RestState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
     headers: HeaderMap,
@@ -104,7 +113,8 @@ async fn dispatch(
         let body = body.map_err(|e| too_large(svc, &e))?;
         let body = duet_proto::rest::parse_body(svc, &body)?;
         let media_base = urls.base(&headers, &uri);
-        run(Ctx { core: &core, media_base: &media_base, caller: &caller, service: svc, command }, &body).await
+        let ctx = Ctx { core: &core, msglog: &msglog, media_base: &media_base, caller: &caller, service: svc, command };
+        run(ctx, &body).await
     }
     .await;
     match result {
@@ -120,7 +130,8 @@ async fn dispatch(
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
     core: &'a Core,
-    /// The base of the download URLs put in sent messages.
+    msglog: &'a crate::msglog::MsgLog,
+    /// The base of the download URLs put in sent messages (and of the message log's).
     media_base: &'a str,
     /// The app admin making the call (the URL's `identifier`).
     caller: &'a str,
@@ -158,6 +169,7 @@ async fn run(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
         Command::AdminGetRoamMsg => openim::admin_getroammsg(ctx, body).await,
         Command::AdminMsgWithdraw => openim::admin_msgwithdraw(ctx, body).await,
         Command::AdminSetMsgRead => openim::admin_set_msg_read(ctx, body).await,
+        Command::C2cMsgReadReceipt => openim::c2c_msg_read_receipt(ctx, body).await,
         Command::GetC2cUnreadMsgNum => openim::get_c2c_unread_msg_num(ctx, body).await,
         Command::QueryOnlineStatus => openim::query_online_status(ctx, body).await,
         Command::RecentContactGetList => recentcontact::get_list(ctx, body).await,
@@ -174,6 +186,7 @@ async fn run(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
         Command::BlackListDelete => sns::black_list_delete(ctx, body).await,
         Command::BlackListGet => sns::black_list_get(ctx, body).await,
         Command::BlackListCheck => sns::black_list_check(ctx, body).await,
+        Command::GetHistory => msgsvc::get_history(ctx, body).await,
     }
 }
 

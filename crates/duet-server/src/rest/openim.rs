@@ -1,6 +1,7 @@
 //! The one-to-one message commands (`openim/*`): sends and imports through the domain's send pipeline
 //! (`duet_core::messages::send`), history, recall, read marks, unread counts and online status.
 
+use duet_core::callbacks::Source;
 use duet_core::hub::Presence;
 use duet_core::messages::{CallbackSource, Content, Draft, Encoded, Origin, SendError};
 use duet_core::model::{self, HistoryQuery, MsgKey, Platform, SenderCopy};
@@ -19,12 +20,10 @@ const MAX_ROAM_PAGE: usize = 100;
 /// `sendmsg`: a message to one account.
 pub(super) async fn sendmsg(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
     let r = req::SendMsg::parse(body)?;
-    let forbid_before_send = r.msg.forbid_before_send;
+    let (before_send, after_send) = (!r.msg.forbid_before_send, !r.msg.forbid_after_send);
     let mut draft = draft(ctx, vec![r.to.clone()], r.msg);
-    // `sendmsg` passes the app's before-send callback, unless the message forbids it; `batchsendmsg` never.
-    if !forbid_before_send {
-        draft.callback = Some(CallbackSource { platform: "RESTAPI", client_ip: None });
-    }
+    // `sendmsg` passes the app's callbacks, unless the message forbids them; `batchsendmsg` never.
+    draft.callback = Some(CallbackSource { source: Source::rest(ctx.caller), before_send, after_send });
     let sent = send(ctx, draft).await?;
     if !sent.failed.is_empty() {
         return Err(error::core(ctx.command, ctx.service, duet_core::Error::NoSuchAccount(r.to)));
@@ -124,14 +123,26 @@ pub(super) async fn admin_getroammsg(ctx: Ctx<'_>, body: &Value) -> Result<Json,
 pub(super) async fn admin_msgwithdraw(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
     let r = req::MsgWithdraw::parse(body)?;
     let (seq, random, time) = r.key;
-    ctx.core.messages().withdraw(&r.from, &r.to, MsgKey { seq, random, time }).await.map_err(ctx.fail())?;
+    let key = MsgKey { seq, random, time };
+    let source = Source::rest(ctx.caller);
+    ctx.core.messages().withdraw(&r.from, &r.to, key, ctx.caller, &source).await.map_err(ctx.fail())?;
     ctx.ok(Empty {})
 }
 
 /// `admin_set_msg_read`: marks what one account received from another as read.
 pub(super) async fn admin_set_msg_read(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
     let r = req::SetMsgRead::parse(body)?;
-    ctx.core.messages().set_read(&r.report, &r.peer, r.read_time).await.map_err(ctx.fail())?;
+    let source = Source::rest(ctx.caller);
+    ctx.core.messages().set_read(&r.report, &r.peer, r.read_time, &source).await.map_err(ctx.fail())?;
+    ctx.ok(Empty {})
+}
+
+/// `c2c_msg_read_receipt`: one account's read receipts of messages another sent it; the sender's devices
+/// are told. Keys of messages that asked for no receipt are passed over, as the client protocol does.
+pub(super) async fn c2c_msg_read_receipt(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
+    let r = req::MsgReadReceipt::parse(body)?;
+    let keys = r.keys.into_iter().map(|(seq, random, time)| MsgKey { seq, random, time }).collect();
+    ctx.core.messages().send_receipts(&r.operator, &r.peer, keys).await.map_err(ctx.fail())?;
     ctx.ok(Empty {})
 }
 

@@ -13,7 +13,8 @@ use super::{Ctx, Json};
 pub(super) async fn portrait_set(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
     let r = req::PortraitSet::parse(body)?;
     let items = r.items.into_iter().map(|(tag, v)| (tag, to_model(v))).collect();
-    ctx.core.accounts().set_profile(&r.from, items).await.map_err(ctx.fail())?;
+    let source = duet_core::callbacks::Source::rest(ctx.caller);
+    ctx.core.accounts().set_profile(&r.from, items, &source).await.map_err(ctx.fail())?;
     ctx.ok(Empty {})
 }
 

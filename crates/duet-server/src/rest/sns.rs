@@ -2,6 +2,7 @@
 //! Tencent's replies. Batch commands answer per account (`ResultItem`, `Fail_Account`) with a top-level
 //! `ErrorCode` 0; only a bad body, an unknown `From_Account` or a storage failure fail the whole call.
 
+use duet_core::callbacks::Source;
 use duet_core::relations::{AddFriend, Added, Direction, Friend, FriendEdit, Relation, RelationError};
 use duet_proto::rest::request::default_profile_value;
 use duet_proto::rest::sns::*;
@@ -28,7 +29,9 @@ pub(super) async fn friend_add(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiEr
         AddType::Both => Direction::Both,
         AddType::Single => Direction::Single,
     };
-    let results = ctx.core.relations().add_friends(&r.from, items, direction, r.force).await.map_err(ctx.fail())?;
+    let source = Source::rest(ctx.caller);
+    let results =
+        ctx.core.relations().add_friends(&r.from, items, direction, r.force, &source).await.map_err(ctx.fail())?;
     let results = results.into_iter().map(|r| match r {
         Ok(Added::Done) => Ok(()),
         Ok(Added::Pending) => Err((code::SNS_NEED_CONFIRM, "Err_SNS_FriendAdd_Need_Confirm")),
@@ -55,7 +58,8 @@ pub(super) async fn friend_import(ctx: Ctx<'_>, body: &Value) -> Result<Json, Ap
             custom: i.custom.into_iter().map(|(t, v)| (t, to_model(v))).collect(),
         })
         .collect();
-    let results = ctx.core.relations().import_friends(&r.from, friends).await.map_err(ctx.fail())?;
+    let source = Source::rest(ctx.caller);
+    let results = ctx.core.relations().import_friends(&r.from, friends, &source).await.map_err(ctx.fail())?;
     ctx.ok(result_items(to, results.into_iter().map(|r| r.map_err(error::relation))))
 }
 
@@ -93,7 +97,7 @@ pub(super) async fn friend_delete(ctx: Ctx<'_>, body: &Value) -> Result<Json, Ap
     let results = ctx
         .core
         .relations()
-        .delete_friends(&r.from, r.to.clone(), direction(r.delete_type))
+        .delete_friends(&r.from, r.to.clone(), direction(r.delete_type), &Source::rest(ctx.caller))
         .await
         .map_err(ctx.fail())?;
     ctx.ok(result_items(r.to, results.into_iter().map(|r| r.map_err(error::relation))))
@@ -102,7 +106,8 @@ pub(super) async fn friend_delete(ctx: Ctx<'_>, body: &Value) -> Result<Json, Ap
 /// `friend_delete_all`: ends every friendship of an account, one way or both.
 pub(super) async fn friend_delete_all(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
     let r = FriendDeleteAll::parse(body)?;
-    ctx.core.relations().delete_all_friends(&r.from, direction(r.delete_type)).await.map_err(ctx.fail())?;
+    let source = Source::rest(ctx.caller);
+    ctx.core.relations().delete_all_friends(&r.from, direction(r.delete_type), &source).await.map_err(ctx.fail())?;
     ctx.ok(duet_proto::rest::response::Empty {})
 }
 
@@ -192,14 +197,17 @@ pub(super) async fn friend_get_list(ctx: Ctx<'_>, body: &Value) -> Result<Json, 
 /// `black_list_add`: puts peers on an account's blacklist.
 pub(super) async fn black_list_add(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
     let r = BlackListChange::parse(body)?;
-    let results = ctx.core.relations().add_to_blacklist(&r.from, r.to.clone()).await.map_err(ctx.fail())?;
+    let source = Source::rest(ctx.caller);
+    let results = ctx.core.relations().add_to_blacklist(&r.from, r.to.clone(), &source).await.map_err(ctx.fail())?;
     ctx.ok(result_items(r.to, results.into_iter().map(|r| r.map_err(error::relation))))
 }
 
 /// `black_list_delete`: takes peers off an account's blacklist.
 pub(super) async fn black_list_delete(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
     let r = BlackListChange::parse(body)?;
-    let results = ctx.core.relations().remove_from_blacklist(&r.from, r.to.clone()).await.map_err(ctx.fail())?;
+    let source = Source::rest(ctx.caller);
+    let results =
+        ctx.core.relations().remove_from_blacklist(&r.from, r.to.clone(), &source).await.map_err(ctx.fail())?;
     ctx.ok(result_items(r.to, results.into_iter().map(|r| r.map_err(error::relation))))
 }
 

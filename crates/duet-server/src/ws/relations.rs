@@ -3,6 +3,7 @@
 //! 31704, ...) of the REST API.
 
 use duet_core::Core;
+use duet_core::callbacks::Source;
 use duet_core::relations::{self as rel, AddFriend, Added, Direction};
 use duet_proto::ApiError;
 use duet_proto::client::{self, Blocked, ClientFrame, Friend, FriendRequest, RelationEvent, RequestEnd, ServerFrame};
@@ -11,7 +12,12 @@ use duet_proto::rest::{Command, Service};
 use crate::rest::error;
 
 /// Answers a relationship request of `user`.
-pub(super) async fn answer(core: &Core, user: &str, frame: ClientFrame) -> Result<ServerFrame, ApiError> {
+pub(super) async fn answer(
+    core: &Core,
+    user: &str,
+    caller: &Source,
+    frame: ClientFrame,
+) -> Result<ServerFrame, ApiError> {
     let fail = |e| error::core(Command::FriendAdd, Service::Sns, e);
     let one = |r: Vec<Result<(), rel::RelationError>>| match r.into_iter().next() {
         Some(Err(e)) => Err(relation_error(e)),
@@ -23,7 +29,8 @@ pub(super) async fn answer(core: &Core, user: &str, frame: ClientFrame) -> Resul
             valid(&to)?;
             duet_proto::rest::sns::check_request_fields(&source, &wording, &remark)?;
             let item = AddFriend { to, remark, group: String::new(), source, wording };
-            let r = core.relations().add_friends(user, vec![item], direction(single), false).await.map_err(fail)?;
+            let r =
+                core.relations().add_friends(user, vec![item], direction(single), false, caller).await.map_err(fail)?;
             match r.into_iter().next() {
                 Some(Ok(added)) => ServerFrame::FriendAddResult { id, pending: added == Added::Pending },
                 Some(Err(e)) => return Err(relation_error(e)),
@@ -32,12 +39,12 @@ pub(super) async fn answer(core: &Core, user: &str, frame: ClientFrame) -> Resul
         }
         ClientFrame::FriendDelete { id, peer, single } => {
             valid(&peer)?;
-            one(core.relations().delete_friends(user, vec![peer], direction(single)).await.map_err(fail)?)?;
+            one(core.relations().delete_friends(user, vec![peer], direction(single), caller).await.map_err(fail)?)?;
             ServerFrame::Ok { id }
         }
         ClientFrame::FriendAccept { id, peer, single } => {
             valid(&peer)?;
-            core.relations().accept_friend(user, &peer, direction(single)).await.map_err(fail)?;
+            core.relations().accept_friend(user, &peer, direction(single), caller).await.map_err(fail)?;
             ServerFrame::Ok { id }
         }
         ClientFrame::FriendDecline { id, peer } => {
@@ -59,12 +66,12 @@ pub(super) async fn answer(core: &Core, user: &str, frame: ClientFrame) -> Resul
         }
         ClientFrame::BlackAdd { id, peer } => {
             valid(&peer)?;
-            one(core.relations().add_to_blacklist(user, vec![peer]).await.map_err(fail)?)?;
+            one(core.relations().add_to_blacklist(user, vec![peer], caller).await.map_err(fail)?)?;
             ServerFrame::Ok { id }
         }
         ClientFrame::BlackDelete { id, peer } => {
             valid(&peer)?;
-            one(core.relations().remove_from_blacklist(user, vec![peer]).await.map_err(fail)?)?;
+            one(core.relations().remove_from_blacklist(user, vec![peer], caller).await.map_err(fail)?)?;
             ServerFrame::Ok { id }
         }
         ClientFrame::BlackList { id } => {

@@ -1,7 +1,11 @@
 //! The domain's data: accounts, profile values, messages as sent and as stored, history queries.
 //!
+//! `event` holds the after-event callbacks' events, as the outbox keeps them.
+//!
 //! These are plain Rust types. Message bodies travel as the compact JSON text the wire layer validated,
 //! so they are serialized once, at send time, and stored and served without being parsed again.
+
+pub mod event;
 
 /// The profile tag that holds a user's nickname.
 pub const TAG_NICK: &str = "Tag_Profile_IM_Nick";
@@ -109,8 +113,12 @@ pub enum LogEvent {
     Message(std::sync::Arc<StoredMessage>),
     /// The user read what `peer` sent up to `time`.
     Read { peer: String, time: i64 },
-    /// The message `key` of the conversation with `peer` was recalled.
-    Recall { peer: String, key: MsgKey },
+    /// The message `key` of the conversation with `peer` was recalled, by `by` (its sender or an admin).
+    Recall { peer: String, key: MsgKey, by: String },
+    /// `peer` read what the user sent up to `time` (the conversation-level read receipt).
+    PeerRead { peer: String, time: i64 },
+    /// `peer` acknowledged the user's message `key` with a read receipt at `time`.
+    Receipt { peer: String, key: MsgKey, time: i64 },
 }
 
 /// A page of a user's sync log.
@@ -134,6 +142,8 @@ pub struct ConversationView {
     /// The conversation's highest `conv_seq`: its messages are numbered from 1 to this in the order they
     /// were stored. It exceeds the last message's when a message was imported into the past.
     pub conv_seq: u64,
+    /// Up to when the peer has read what the owner sent (unix seconds; 0: nothing yet).
+    pub peer_read_time: i64,
 }
 
 /// The platforms a device may log in from (Tencent's names).
@@ -194,8 +204,14 @@ pub struct StoredMessage {
     pub body: String,
     pub cloud_custom_data: String,
     pub recalled: bool,
+    /// Who recalled it (the sender, or the app admin named by the REST call); `None` while not recalled.
+    pub revoker: Option<String>,
     /// Whether the recipient has read it (its read time is at or after the message's).
     pub peer_read: bool,
+    /// The sender asked for a message-level read receipt (`need_read_receipt`, REST `IsNeedReadReceipt`).
+    pub need_receipt: bool,
+    /// When the recipient acknowledged it with a read receipt (unix seconds).
+    pub receipt_time: Option<i64>,
     /// The sender's nickname and avatar URL as they were when the message was sent.
     pub sender: SenderInfo,
     /// The transport's encoding of the message, made by the first connection that pushes it: a message
@@ -253,7 +269,10 @@ impl StoredMessage {
             body: body.to_owned(),
             cloud_custom_data: cloud_custom_data.to_owned(),
             recalled: false,
+            revoker: None,
             peer_read: false,
+            need_receipt: false,
+            receipt_time: None,
             sender: sender.clone(),
             encoded: Encoded::default(),
         }
@@ -290,6 +309,27 @@ pub struct HistoryPage {
     /// The conversation's highest `conv_seq` when the page was read (read before the messages, so every
     /// message numbered up to it that belongs in the page is in it).
     pub conv_seq: u64,
+}
+
+/// Where a read of every stored message ([`crate::store::MessageExport::export_messages`]) goes on: after
+/// the message at this position. Messages are read in (time, id) order, `id` being the store's own number
+/// of the message (one per recipient of a batch), so a position is stable while messages are added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExportCursor {
+    /// The message's time, unix seconds.
+    pub time: i64,
+    /// The store's number of the message.
+    pub id: u64,
+}
+
+/// A page of every stored message in a time range, in (time, id) order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportPage {
+    /// The messages, as their sender and recipient name them (`peer_read` is always `false`: an export
+    /// carries no read state).
+    pub messages: Vec<StoredMessage>,
+    /// Where the next page starts; `None` when the range holds no more.
+    pub next: Option<ExportCursor>,
 }
 
 /// What a retention pass removed.
@@ -500,11 +540,13 @@ pub struct QueuedPush {
     pub unread: u64,
 }
 
-/// What a worker did with a claimed push.
+/// What a worker did with something it claimed from an outbox (a push, a callback event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushSettle {
+pub enum Settle {
     /// Sent, or not needed any more: removed from the outbox.
     Done,
     /// A transient failure: due again at this time (unix seconds), its attempts counted.
     Retry { at: i64 },
+    /// Not tried (an earlier one of the same user failed): its lease ends, nothing else changes.
+    Release,
 }

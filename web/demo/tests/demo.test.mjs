@@ -1,0 +1,218 @@
+// Browser tests of the demo page: a real `duet serve --demo` (DUET_BIN, default
+// target/debug/duet) on a free port over a temporary data directory, driven by Debian's
+// Chromium (headless, through playwright-core: no browser download). Screenshots of each step go to
+// test-artifacts/.
+//
+//   npm test                                  # from web/demo, after `cargo build` and `npm run build`
+//   DUET_BIN=target/release/duet CHROMIUM=/usr/bin/chromium npm test
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
+import { chromium } from 'playwright-core';
+
+const here = new URL('..', import.meta.url).pathname;
+const artifacts = join(here, 'test-artifacts');
+const DUET_BIN = process.env.DUET_BIN || join(here, '../../target/debug/duet');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WAIT = 15_000;
+
+
+/** Starts `duet serve --demo` on 127.0.0.1:0; resolves with its base URL once it logs its address. */
+function startServer(data) {
+  const child = spawn(DUET_BIN, ['serve', '--demo', '--listen', '127.0.0.1:0', '--data', data], {
+    cwd: data,
+    env: { PATH: process.env.PATH, RUST_LOG: 'info', NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`duet did not start: ${stderr}`)), 20_000);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/addr=(\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, base: `http://${m[1]}`, stderr: () => stderr });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`duet exited (${code}): ${stderr}`)));
+  });
+}
+
+/** A small valid PNG (an RGB gradient), made here so the test needs no fixture file. */
+function png(width, height) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc(body));
+    return Buffer.concat([len, body, sum]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  const rows = [];
+  for (let y = 0; y < height; y++) {
+    const row = Buffer.alloc(1 + width * 3);
+    for (let x = 0; x < width; x++) row.set([(x * 255) / width, (y * 255) / height, 160], 1 + x * 3);
+    rows.push(row);
+  }
+  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.concat(rows))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+describe('the demo page in Chromium', () => {
+  let server, browser, data;
+  const problems = []; // console errors and CSP violations, from every page
+
+  before(async () => {
+    mkdirSync(artifacts, { recursive: true });
+    data = mkdtempSync(join(tmpdir(), 'duet-demo-'));
+    server = await startServer(data);
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+  });
+
+  after(async () => {
+    await browser?.close();
+    server?.child.kill();
+    if (data) rmSync(data, { recursive: true, force: true });
+  });
+
+  /** A new browser context (a person) with a phone- or desktop-sized page. */
+  async function person(viewport = { width: 1000, height: 700 }) {
+    const context = await browser.newContext({ viewport });
+    const page = await context.newPage();
+    page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+    page.on('pageerror', (e) => problems.push(String(e)));
+    return { context, page };
+  }
+
+  async function logIn(page, user, nick) {
+    await page.goto(`${server.base}/demo`);
+    await page.fill('#login-user', user);
+    if (nick) await page.fill('#login-nick', nick);
+    await page.click('#login-button');
+    await page.waitForSelector('#app:not([hidden])', { timeout: WAIT });
+  }
+
+  const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`) });
+  const texts = (page) => page.$$eval('#messages .msg .text', (els) => els.map((e) => e.textContent));
+
+  test('the server says demo mode is on and where', () => {
+    assert.match(server.stderr(), /duet: demo on: http:\/\/127\.0\.0\.1:\d+\/demo — anyone who can reach this server/);
+  });
+
+  test('the login page says that demo mode hands out UserSigs, on a phone-sized screen too', async () => {
+    const { context, page } = await person({ width: 375, height: 667 });
+    await page.goto(`${server.base}/demo`);
+    await page.waitForSelector('#login:not([hidden])');
+    const warning = await page.textContent('[data-testid=demo-warning]');
+    assert.match(warning, /hands a UserSig/);
+    assert.ok(await page.isVisible('#login-user'));
+    await shot(page, '01-login-phone');
+    // Asking the server for a UserSig from the page, under its CSP, works.
+    const answer = await page.evaluate(async () => {
+      const r = await fetch('/demo/usersig', { method: 'POST', body: JSON.stringify({ userID: 'carol' }) });
+      return r.json();
+    });
+    assert.equal(answer.userID, 'carol');
+    assert.ok(answer.userSig.length > 20);
+    await context.close();
+    assert.deepEqual(problems, []);
+  });
+
+  describe('two people chat', () => {
+    let alice, bob;
+
+    before(async () => {
+      alice = await person();
+      bob = await person({ width: 390, height: 760 });
+    });
+    after(async () => {
+      await alice?.context.close();
+      await bob?.context.close();
+    });
+
+    test('both log in', async () => {
+      await logIn(alice.page, 'alice', 'Alice');
+      await logIn(bob.page, 'bob', 'Bob');
+      await shot(alice.page, '10-alice-logged-in');
+      await shot(bob.page, '11-bob-logged-in');
+    });
+
+    test('alice sends text; bob sees an unread badge, opens the conversation and reads it', async () => {
+      await alice.page.fill('#new-peer', 'bob');
+      await alice.page.click('#new-chat button');
+      await alice.page.fill('#text', 'hello bob');
+      await alice.page.click('#send');
+      await bob.page.waitForSelector('[data-peer=alice] [data-testid=unread]', { timeout: WAIT });
+      await shot(bob.page, '12-bob-unread');
+      await bob.page.click('[data-peer=alice]');
+      await bob.page.waitForSelector('#messages .msg.in .text', { timeout: WAIT });
+      assert.deepEqual(await texts(bob.page), ['hello bob']);
+      await shot(bob.page, '13-bob-reads');
+      // Reading clears bob's badge (his read mark reached the server and came back in the conversation list).
+      // Alice's "read" tick waits for read receipts in the protocol: the SDK's isPeerRead is false until then.
+      await bob.page.waitForSelector('[data-peer=alice] [data-testid=unread]', { state: 'detached', timeout: WAIT });
+      await shot(alice.page, '14-alice-sent');
+    });
+
+    test('bob sends an image; alice sees the thumbnail and opens the full size', async () => {
+      await bob.page.setInputFiles('#image-input', { name: 'gradient.png', mimeType: 'image/png', buffer: png(640, 480) });
+      const img = await alice.page.waitForSelector('#messages .msg.in img[data-testid=image]', { timeout: WAIT });
+      await alice.page.waitForFunction((el) => el.complete && el.naturalWidth > 0, img, { timeout: WAIT });
+      await shot(alice.page, '15-alice-image-thumbnail');
+      await img.click();
+      await alice.page.waitForSelector('#viewer:not([hidden])');
+      await alice.page.waitForFunction(() => document.querySelector('#viewer-img').naturalWidth >= 640, null, { timeout: WAIT });
+      await shot(alice.page, '16-alice-image-full');
+      await alice.page.click('#viewer');
+    });
+
+    test('bob goes offline, gets messages while away, comes back and sees them in order', async () => {
+      await bob.context.setOffline(true);
+      await bob.page.waitForSelector('#net:not([hidden])', { timeout: WAIT });
+      await shot(bob.page, '17-bob-offline');
+      for (const k of [1, 2, 3]) {
+        await alice.page.fill('#text', `while you were away ${k}`);
+        await alice.page.click('#send');
+        await alice.page.waitForSelector(`#messages .msg.out:last-child [data-testid=state]:not(:has-text("…"))`, { timeout: WAIT });
+      }
+      await bob.context.setOffline(false);
+      await bob.page.waitForFunction(() => document.querySelectorAll('#messages .msg.in .text').length >= 4, null, { timeout: 30_000 });
+      await bob.page.waitForSelector('#net', { state: 'hidden', timeout: 30_000 });
+      const inbound = await bob.page.$$eval('#messages .msg.in .text', (els) => els.map((e) => e.textContent));
+      assert.deepEqual(inbound, ['hello bob', 'while you were away 1', 'while you were away 2', 'while you were away 3']);
+      await shot(bob.page, '18-bob-back-online');
+    });
+
+    test('a reload keeps the history', async () => {
+      await bob.page.reload();
+      await bob.page.waitForSelector('#app:not([hidden])', { timeout: WAIT });
+      await bob.page.waitForFunction(() => document.querySelectorAll('#messages .msg.in .text').length >= 4, null, { timeout: WAIT });
+      const inbound = await bob.page.$$eval('#messages .msg.in .text', (els) => els.map((e) => e.textContent));
+      assert.deepEqual(inbound, ['hello bob', 'while you were away 1', 'while you were away 2', 'while you were away 3']);
+      assert.equal(await bob.page.$$eval('#messages .msg.out img[data-testid=image]', (els) => els.length), 1);
+      await shot(bob.page, '19-bob-after-reload');
+      assert.deepEqual(problems, []);
+    });
+  });
+});

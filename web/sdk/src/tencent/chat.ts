@@ -1,0 +1,705 @@
+/**
+ * The chat instance of the Tencent-compatible facade: Tencent Cloud Chat's web method names, argument
+ * shapes, `{code, data}` results and `{name, data}` events, for one-to-one (C2C) chat, over
+ * {@link DuetClient}. Methods Duet does not serve reject with {@link TencentError} naming the method
+ * (code {@link LocalCode.UNSUPPORTED}).
+ */
+
+import { type ClientOptions, DuetClient, type Friend as DuetFriend } from '../client.js';
+import * as elems from '../elems.js';
+import { DuetError, LocalCode } from '../errors.js';
+import type { Conversation as DuetConversation, Message as DuetMessage } from '../model.js';
+import type { MediaType, MsgElem } from '../protocol.js';
+import { EVENT, TYPES } from './constants.js';
+import {
+  type Conversation, conversationOf, Message, messageID, msgKeyOfID, type Profile, profileOf,
+} from './message.js';
+
+export interface CreateOptions {
+  /** The app's SDKAppID (checked by the server through the UserSig). */
+  SDKAppID: number;
+  /** Duet's base URL, as for the REST API: `https://chat.example.com`. Required: Duet has no default cloud. */
+  server: string;
+  /** Passed to {@link DuetClient}: platform, device, store, heartbeat, backoff, WebSocket, … */
+  client?: Omit<ClientOptions, 'server' | 'user' | 'usersig'>;
+}
+
+/** What `on` handlers receive: Tencent's `{name, data}`. */
+export interface ChatEvent<T = unknown> {
+  name: EVENT;
+  data: T;
+}
+
+/** Tencent's promise results. */
+export interface Response<T> {
+  code: number;
+  data: T;
+}
+
+/** Tencent's rejection: `{code, message, data?}`. */
+export class TencentError extends Error {
+  constructor(readonly code: number, message: string, readonly data?: unknown) {
+    super(message);
+    this.name = 'TencentError';
+  }
+}
+
+/** A file to upload: a `File`/`Blob`, an `<input type="file">` (its first file), or bytes (Node). */
+export type FileSource = Blob | Uint8Array | ArrayBuffer | { files: ArrayLike<Blob> | null };
+
+export interface MessageOptions<P> {
+  to: string;
+  conversationType: TYPES;
+  payload: P;
+  cloudCustomData?: string;
+  priority?: TYPES;
+  needReadReceipt?: boolean;
+  /** Upload progress, 0 to 1 (media messages). */
+  onProgress?: (percent: number) => void;
+}
+
+export interface SendMessageOptions {
+  /** Delivered to online devices only, never stored (Duet's `online_only`). */
+  onlineUserOnly?: boolean;
+  /** Tencent's `offlinePushInfo` (`title`, `description`, `extension`, …). */
+  offlinePushInfo?: Record<string, unknown>;
+}
+
+/**
+ * An event handler. `data` is `any` for it, so that handlers typed by the app for each event, as code
+ * written against Tencent's types (whose handlers are `Function`s) has them, are accepted.
+ */
+type Handler = (event: ChatEvent<any>) => void;
+
+interface PendingFile {
+  kind: MediaType;
+  file: FileSource;
+  name: string;
+  seconds: number;
+  onProgress?: (percent: number) => void;
+}
+
+function fail(code: number, message: string, data?: unknown): never {
+  throw new TencentError(code, message, data);
+}
+
+function asTencentError(e: unknown, data?: unknown): TencentError {
+  if (e instanceof TencentError) return e;
+  if (e instanceof DuetError) return new TencentError(e.code, e.message, data);
+  return new TencentError(LocalCode.DISCONNECTED, (e as Error)?.message ?? String(e), data);
+}
+
+function peerOfConversation(conversationID: string, method: string): string {
+  if (!conversationID.startsWith(TYPES.CONV_C2C)) {
+    fail(LocalCode.UNSUPPORTED, `${method}: only C2C conversations are served by Duet (got ${conversationID})`);
+  }
+  return conversationID.slice(TYPES.CONV_C2C.length);
+}
+
+function fileOf(source: FileSource): Blob | Uint8Array | ArrayBuffer {
+  if (typeof source === 'object' && source !== null && 'files' in source) {
+    const f = source.files?.[0];
+    if (f === undefined) fail(LocalCode.INVALID_ARGUMENT, 'no file was chosen');
+    return f;
+  }
+  return source;
+}
+
+function nameOf(source: FileSource, fallback: string): string {
+  const f = typeof source === 'object' && source !== null && 'files' in source ? source.files?.[0] : source;
+  const name = (f as { name?: unknown } | undefined)?.name;
+  return typeof name === 'string' && name ? name : fallback;
+}
+
+export class Chat {
+  readonly #opts: CreateOptions;
+  #client: DuetClient | undefined;
+  #ready = false;
+  readonly #handlers = new Map<string, Array<{ fn: Handler; ctx: unknown }>>();
+  readonly #messages = new Map<string, Message>();
+  readonly #pending = new WeakMap<Message, PendingFile>();
+  #received: Message[] = [];
+  #conversationsDirty = false;
+  #lastUnread = -1;
+
+  constructor(opts: CreateOptions) {
+    if (!opts.server) fail(LocalCode.INVALID_ARGUMENT, 'TencentCloudChat.create: `server` (Duet\'s URL) is required');
+    this.#opts = opts;
+  }
+
+  // ---- events ------------------------------------------------------------------------------------
+
+  on(eventName: string, handler: Handler, context?: unknown): void {
+    const list = this.#handlers.get(eventName) ?? [];
+    list.push({ fn: handler, ctx: context });
+    this.#handlers.set(eventName, list);
+  }
+
+  off(eventName: string, handler: Handler, context?: unknown): void {
+    const list = this.#handlers.get(eventName);
+    if (!list) return;
+    this.#handlers.set(eventName, list.filter((h) => !(h.fn === handler && (context === undefined || h.ctx === context))));
+  }
+
+  #emit(name: EVENT, data: unknown): void {
+    for (const h of [...(this.#handlers.get(name) ?? [])]) {
+      try {
+        h.fn.call(h.ctx, { name, data });
+      } catch (e) {
+        console.error(`duet: a '${name}' handler threw`, e);
+      }
+    }
+  }
+
+  // ---- login -------------------------------------------------------------------------------------
+
+  async login(options: { userID: string; userSig: string }): Promise<Response<{ repeatLogin: boolean }>> {
+    if (this.#client && !this.#client.stopped) {
+      if (this.#client.user === options.userID) return { code: 0, data: { repeatLogin: true } };
+      fail(LocalCode.INVALID_ARGUMENT, `login: already logged in as ${this.#client.user}; logout first`);
+    }
+    const client = new DuetClient({
+      ...this.#opts.client, server: this.#opts.server, user: options.userID, usersig: options.userSig,
+    });
+    this.#client = client;
+    this.#ready = false;
+    this.#wire(client);
+    try {
+      await client.login();
+    } catch (e) {
+      this.#client = undefined;
+      throw asTencentError(e);
+    }
+    return { code: 0, data: { repeatLogin: false } };
+  }
+
+  #wire(c: DuetClient): void {
+    const url = (u: string) => c.authorizedUrl(u);
+    c.on('connection', (s) => {
+      const state = s.state === 'connected' ? TYPES.NET_STATE_CONNECTED
+        : s.state === 'connecting' ? TYPES.NET_STATE_CONNECTING : TYPES.NET_STATE_DISCONNECTED;
+      this.#emit(EVENT.NET_STATE_CHANGE, { state });
+    });
+    c.on('message', (m) => {
+      const msg = this.#remember(Message.fromDuet(m, c.user, url));
+      this.#received.push(msg);
+      if (this.#received.length === 1) {
+        queueMicrotask(() => {
+          const batch = this.#received;
+          this.#received = [];
+          this.#emit(EVENT.MESSAGE_RECEIVED, batch);
+        });
+      }
+    });
+    c.on('conversation', () => this.#conversationsChanged());
+    c.on('syncComplete', () => {
+      if (!this.#ready) {
+        this.#ready = true;
+        this.#emit(EVENT.SDK_READY, undefined);
+      }
+    });
+    c.on('recalled', ({ peer, msgKey }) => {
+      const known = [...this.#messages.values()].find((m) => m.msgKey === msgKey && m.conversationID === `C2C${peer}`);
+      if (known) known.isRevoked = true;
+      this.#emit(EVENT.MESSAGE_REVOKED, known ? [known] : []);
+    });
+    c.on('kicked', ({ code, info }) => {
+      const type = code === 4001 ? TYPES.KICKED_OUT_MULT_ACCOUNT
+        : /admin/i.test(info) || code === 70052 ? TYPES.KICKED_OUT_REST_API : TYPES.KICKED_OUT_MULT_DEVICE;
+      this.#emit(EVENT.KICKED_OUT, { type });
+    });
+    c.on('sigExpired', () => this.#emit(EVENT.KICKED_OUT, { type: TYPES.KICKED_OUT_USERSIG_EXPIRED }));
+    c.on('relation', (ev) => {
+      const friends = ['friend_added', 'friend_removed', 'relations_changed'].includes(ev.kind);
+      const black = ['black_added', 'black_removed', 'relations_changed'].includes(ev.kind);
+      const requests = ev.kind.startsWith('request_') || ev.kind === 'relations_changed';
+      if (friends) void this.getFriendList().then((r) => this.#emit(EVENT.FRIEND_LIST_UPDATED, r.data), () => undefined);
+      if (black) void this.getBlacklist().then((r) => this.#emit(EVENT.BLACKLIST_UPDATED, r.data), () => undefined);
+      if (requests) {
+        void this.getFriendApplicationList()
+          .then((r) => this.#emit(EVENT.FRIEND_APPLICATION_LIST_UPDATED, r.data), () => undefined);
+      }
+    });
+    c.on('stopped', () => {
+      if (this.#ready) this.#emit(EVENT.SDK_NOT_READY, undefined);
+      this.#ready = false;
+    });
+  }
+
+  #conversationsChanged(): void {
+    if (this.#conversationsDirty) return;
+    this.#conversationsDirty = true;
+    queueMicrotask(() => {
+      this.#conversationsDirty = false;
+      const c = this.#client;
+      if (!c) return;
+      const list = c.conversationList().map((x) => this.#conversation(x));
+      this.#emit(EVENT.CONVERSATION_LIST_UPDATED, list);
+      const unread = list.reduce((n, x) => n + x.unreadCount, 0);
+      if (unread !== this.#lastUnread) {
+        this.#lastUnread = unread;
+        this.#emit(EVENT.TOTAL_UNREAD_MESSAGE_COUNT_UPDATED, unread);
+      }
+    });
+  }
+
+  #conversation(c: DuetConversation): Conversation {
+    const client = this.#need('getConversationList');
+    return conversationOf(c, client.user, (u) => client.authorizedUrl(u));
+  }
+
+  #remember(m: Message): Message {
+    const known = this.#messages.get(m.ID);
+    if (known) {
+      known.isRevoked = m.isRevoked;
+      return known;
+    }
+    this.#messages.set(m.ID, m);
+    return m;
+  }
+
+  #need(method: string): DuetClient {
+    const c = this.#client;
+    if (!c || c.stopped) fail(LocalCode.STOPPED, `${method}: not logged in`);
+    return c;
+  }
+
+  async logout(): Promise<void> {
+    const c = this.#client;
+    this.#client = undefined;
+    await c?.logout();
+  }
+
+  async destroy(): Promise<void> {
+    await this.logout();
+    this.#handlers.clear();
+  }
+
+  getLoginUser(): string {
+    return this.#client?.user ?? '';
+  }
+
+  /** The server's time, unix seconds. */
+  getServerTime(): number {
+    return Math.floor((this.#client?.serverTime() ?? Date.now()) / 1000);
+  }
+
+  isReady(): boolean {
+    return this.#ready;
+  }
+
+  /** Accepted and ignored: Duet uploads media itself (no upload plugin is needed). */
+  registerPlugin(_options: Record<string, unknown>): void {}
+
+  /** Accepted and ignored. */
+  setLogLevel(_level: number): void {}
+
+  // ---- creating messages -------------------------------------------------------------------------
+
+  #create(options: MessageOptions<unknown>, body: MsgElem[], method: string): Message {
+    if (options.conversationType !== TYPES.CONV_C2C) {
+      fail(LocalCode.UNSUPPORTED, `${method}: only conversationType TYPES.CONV_C2C is served by Duet`);
+    }
+    if (!options.to) fail(LocalCode.INVALID_ARGUMENT, `${method}: \`to\` is required`);
+    const me = this.#need(method).user;
+    const random = crypto.getRandomValues(new Uint32Array(1))[0] as number;
+    const m = new Message({
+      from: me, to: options.to, me, body, time: this.getServerTime(), random, url: (u) => u, status: 'unSend',
+    });
+    m.cloudCustomData = options.cloudCustomData ?? '';
+    return m;
+  }
+
+  createTextMessage(options: MessageOptions<{ text: string }>): Message {
+    return this.#create(options, [elems.text(options.payload.text)], 'createTextMessage');
+  }
+
+  createFaceMessage(options: MessageOptions<{ index: number; data: string }>): Message {
+    return this.#create(options, [elems.face(options.payload.index, options.payload.data)], 'createFaceMessage');
+  }
+
+  createLocationMessage(
+    options: MessageOptions<{ description: string; longitude: number; latitude: number }>,
+  ): Message {
+    const p = options.payload;
+    return this.#create(options, [elems.location(p.description, p.latitude, p.longitude)], 'createLocationMessage');
+  }
+
+  createCustomMessage(options: MessageOptions<{ data?: string; description?: string; extension?: string }>): Message {
+    const p = options.payload;
+    return this.#create(options, [elems.custom(p.data ?? '', p.description ?? '', p.extension ?? '')], 'createCustomMessage');
+  }
+
+  #createMedia(
+    options: MessageOptions<{ file: FileSource; fileName?: string; second?: number }>, kind: MediaType,
+    method: string,
+  ): Message {
+    const file = options.payload?.file;
+    if (file === undefined || file === null) fail(LocalCode.INVALID_ARGUMENT, `${method}: payload.file is required`);
+    const placeholder: Record<MediaType, MsgElem> = {
+      image: elems.image({ UUID: '', URL: '', Size: 0, FileName: '' }),
+      sound: elems.sound({ UUID: '', URL: '', Size: 0, FileName: '' }, options.payload.second ?? 0),
+      file: elems.file({ UUID: '', URL: '', Size: 0, FileName: options.payload.fileName ?? nameOf(file, 'file') }),
+      video: elems.video({ UUID: '', URL: '', Size: 0, FileName: '' }, options.payload.second ?? 0, ''),
+    };
+    const m = this.#create(options, [placeholder[kind]], method);
+    this.#pending.set(m, {
+      kind, file, name: options.payload.fileName ?? nameOf(file, kind), seconds: options.payload.second ?? 0,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+    return m;
+  }
+
+  createImageMessage(options: MessageOptions<{ file: FileSource; fileName?: string }>): Message {
+    return this.#createMedia(options, 'image', 'createImageMessage');
+  }
+
+  createFileMessage(options: MessageOptions<{ file: FileSource; fileName?: string }>): Message {
+    return this.#createMedia(options, 'file', 'createFileMessage');
+  }
+
+  /** A voice message from an audio file (`payload.second`: its duration, a Duet addition; default 0). */
+  createAudioMessage(options: MessageOptions<{ file: FileSource; fileName?: string; second?: number }>): Message {
+    return this.#createMedia(options, 'sound', 'createAudioMessage');
+  }
+
+  /** A video message from a video file (no thumbnail is made; `payload.second`: its duration). */
+  createVideoMessage(options: MessageOptions<{ file: FileSource; fileName?: string; second?: number }>): Message {
+    return this.#createMedia(options, 'video', 'createVideoMessage');
+  }
+
+  // ---- sending -----------------------------------------------------------------------------------
+
+  async sendMessage(message: Message, options?: SendMessageOptions): Promise<Response<{ message: Message }>> {
+    const c = this.#need('sendMessage');
+    if (message.status === 'success') fail(LocalCode.INVALID_ARGUMENT, 'sendMessage: the message was sent already');
+    message.status = 'unSend';
+    try {
+      let body: MsgElem[];
+      const pending = this.#pending.get(message);
+      if (pending) {
+        const up = await c.upload(pending.kind, fileOf(pending.file), {
+          filename: pending.name,
+          onProgress: (p) => pending.onProgress?.(p.total > 0 ? p.loaded / p.total : 1),
+        });
+        body = [
+          pending.kind === 'image' ? elems.image(up)
+            : pending.kind === 'sound' ? elems.sound(up, pending.seconds)
+              : pending.kind === 'video' ? elems.video(up, pending.seconds, pending.name.split('.').pop() ?? '')
+                : elems.file(up, pending.name),
+        ];
+        this.#pending.delete(message);
+      } else {
+        body = message.elements.map((e) => bodyOf(e.type, e.payload));
+      }
+      const push = options?.offlinePushInfo ? offlinePush(options.offlinePushInfo) : undefined;
+      const sent = await c.send(message.to, body, {
+        random: message.random,
+        ...(message.cloudCustomData ? { cloudCustomData: message.cloudCustomData } : {}),
+        ...(options?.onlineUserOnly ? { onlineOnly: true } : {}),
+        ...(push ? { push } : {}),
+      });
+      message.update(sent.message, (u) => c.authorizedUrl(u));
+      this.#remember(message);
+      return { code: 0, data: { message } };
+    } catch (e) {
+      message.status = 'fail';
+      throw asTencentError(e, { message });
+    }
+  }
+
+  /** Sends a message whose send failed again (same `random`, so a retry the server saw is not stored twice). */
+  async resendMessage(message: Message): Promise<Response<{ message: Message }>> {
+    if (message.status !== 'fail') fail(LocalCode.INVALID_ARGUMENT, 'resendMessage: only a failed message is resent');
+    return this.sendMessage(message);
+  }
+
+  // ---- history and conversations ------------------------------------------------------------------
+
+  /** A page of 15 messages (Tencent's page; `count` up to 100 is a Duet addition), oldest first. */
+  async getMessageList(options: { conversationID: string; nextReqMessageID?: string; count?: number }): Promise<
+    Response<{ messageList: Message[]; nextReqMessageID: string; isCompleted: boolean }>
+  > {
+    const c = this.#need('getMessageList');
+    const peer = peerOfConversation(options.conversationID, 'getMessageList');
+    try {
+      const page = await c.history(peer, {
+        count: options.count ?? 15,
+        ...(options.nextReqMessageID ? { before: msgKeyOfID(options.nextReqMessageID) } : {}),
+      });
+      const url = (u: string) => c.authorizedUrl(u);
+      const list = page.messages.map((m) => this.#remember(Message.fromDuet(m, c.user, url))).reverse();
+      return {
+        code: 0,
+        data: { messageList: list, nextReqMessageID: list[0]?.ID ?? '', isCompleted: page.complete },
+      };
+    } catch (e) {
+      throw asTencentError(e);
+    }
+  }
+
+  findMessage(messageID: string): Message | null {
+    return this.#messages.get(messageID) ?? null;
+  }
+
+  async getConversationList(
+    options?: string[] | { type?: unknown },
+  ): Promise<Response<{ conversationList: Conversation[]; isSyncCompleted: boolean }>> {
+    const c = this.#need('getConversationList');
+    try {
+      let list = (await c.conversations()).map((x) => this.#conversation(x));
+      if (Array.isArray(options)) list = list.filter((x) => options.includes(x.conversationID));
+      return { code: 0, data: { conversationList: list, isSyncCompleted: this.#ready } };
+    } catch (e) {
+      throw asTencentError(e);
+    }
+  }
+
+  async getConversationProfile(conversationID: string): Promise<Response<{ conversation: Conversation }>> {
+    const c = this.#need('getConversationProfile');
+    const peer = peerOfConversation(conversationID, 'getConversationProfile');
+    const known = c.conversationList().find((x) => x.peer === peer);
+    const conv: DuetConversation = known ?? { peer, last: null, unread: 0, time: 0, convSeq: 0 };
+    return { code: 0, data: { conversation: this.#conversation(conv) } };
+  }
+
+  async setMessageRead(options: { conversationID: string }): Promise<Response<Record<string, never>>> {
+    const c = this.#need('setMessageRead');
+    const peer = peerOfConversation(options.conversationID, 'setMessageRead');
+    try {
+      await c.markRead(peer);
+    } catch (e) {
+      throw asTencentError(e);
+    }
+    return { code: 0, data: {} };
+  }
+
+  /** Marks every C2C conversation with unread messages as read (`scope` C2C or all). */
+  async setAllMessageRead(options?: { scope?: TYPES | string }): Promise<Response<Record<string, never>>> {
+    const c = this.#need('setAllMessageRead');
+    if (options?.scope === TYPES.READ_ALL_GROUP_MSG) return { code: 0, data: {} };
+    try {
+      await Promise.all(c.conversationList().filter((x) => x.unread > 0).map((x) => c.markRead(x.peer)));
+    } catch (e) {
+      throw asTencentError(e);
+    }
+    return { code: 0, data: {} };
+  }
+
+  getTotalUnreadMessageCount(): number {
+    return this.#client?.conversationList().reduce((n, x) => n + x.unread, 0) ?? 0;
+  }
+
+  // ---- relationship chain -------------------------------------------------------------------------
+
+  async getFriendList(): Promise<Response<FriendInfo[]>> {
+    const c = this.#need('getFriendList');
+    try {
+      return { code: 0, data: (await c.friendList()).map(friendOf) };
+    } catch (e) {
+      throw asTencentError(e);
+    }
+  }
+
+  async addFriend(options: {
+    to: string; source: string; wording?: string; type?: TYPES | string; remark?: string; groupName?: string;
+  }): Promise<Response<{ userID: string; code: number; message: string }>> {
+    const c = this.#need('addFriend');
+    try {
+      const { pending } = await c.addFriend(options.to, {
+        source: options.source,
+        ...(options.wording !== undefined ? { wording: options.wording } : {}),
+        ...(options.remark !== undefined ? { remark: options.remark } : {}),
+        single: options.type === TYPES.SNS_ADD_TYPE_SINGLE,
+      });
+      return { code: 0, data: { userID: options.to, code: pending ? 30539 : 0, message: pending ? 'pending' : '' } };
+    } catch (e) {
+      throw asTencentError(e);
+    }
+  }
+
+  async deleteFriend(options: { userIDList: string[]; type?: TYPES | string }): Promise<
+    Response<{ successUserIDList: Array<{ userID: string }>; failureUserIDList: Array<{ userID: string; code: number; message: string }> }>
+  > {
+    const c = this.#need('deleteFriend');
+    const ok: Array<{ userID: string }> = [];
+    const bad: Array<{ userID: string; code: number; message: string }> = [];
+    for (const userID of options.userIDList) {
+      try {
+        await c.deleteFriend(userID, options.type === TYPES.SNS_DELETE_TYPE_SINGLE);
+        ok.push({ userID });
+      } catch (e) {
+        const err = asTencentError(e);
+        bad.push({ userID, code: err.code, message: err.message });
+      }
+    }
+    return { code: 0, data: { successUserIDList: ok, failureUserIDList: bad } };
+  }
+
+  async getFriendApplicationList(): Promise<
+    Response<{ friendApplicationList: FriendApplication[]; unreadCount: number }>
+  > {
+    const c = this.#need('getFriendApplicationList');
+    try {
+      const { incoming, outgoing } = await c.friendRequests();
+      const list = [
+        ...incoming.map((r) => applicationOf(r.from, r, TYPES.SNS_APPLICATION_SENT_TO_ME)),
+        ...outgoing.map((r) => applicationOf(r.to, r, TYPES.SNS_APPLICATION_SENT_BY_ME)),
+      ];
+      return { code: 0, data: { friendApplicationList: list, unreadCount: incoming.length } };
+    } catch (e) {
+      throw asTencentError(e);
+    }
+  }
+
+  async acceptFriendApplication(options: { userID: string; remark?: string; type?: TYPES | string }): Promise<Response<Record<string, never>>> {
+    const c = this.#need('acceptFriendApplication');
+    try {
+      await c.acceptFriend(options.userID, options.type === TYPES.SNS_APPLICATION_AGREE);
+    } catch (e) {
+      throw asTencentError(e);
+    }
+    return { code: 0, data: {} };
+  }
+
+  async refuseFriendApplication(options: { userID: string }): Promise<Response<Record<string, never>>> {
+    const c = this.#need('refuseFriendApplication');
+    try {
+      await c.declineFriend(options.userID);
+    } catch (e) {
+      throw asTencentError(e);
+    }
+    return { code: 0, data: {} };
+  }
+
+  async getBlacklist(): Promise<Response<string[]>> {
+    const c = this.#need('getBlacklist');
+    try {
+      return { code: 0, data: (await c.blacklist()).map((b) => b.peer) };
+    } catch (e) {
+      throw asTencentError(e);
+    }
+  }
+
+  /** Adds each user; resolves with those added, rejects when none could be. */
+  async addToBlacklist(options: { userIDList: string[] }): Promise<Response<string[]>> {
+    const c = this.#need('addToBlacklist');
+    return this.#each(options.userIDList, (u) => c.addToBlacklist(u));
+  }
+
+  async removeFromBlacklist(options: { userIDList: string[] }): Promise<Response<string[]>> {
+    const c = this.#need('removeFromBlacklist');
+    return this.#each(options.userIDList, (u) => c.removeFromBlacklist(u));
+  }
+
+  async #each(users: string[], op: (u: string) => Promise<void>): Promise<Response<string[]>> {
+    const done: string[] = [];
+    let first: unknown;
+    for (const u of users) {
+      try {
+        await op(u);
+        done.push(u);
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    if (done.length === 0 && first !== undefined) throw asTencentError(first);
+    return { code: 0, data: done };
+  }
+
+  // ---- not served yet ----------------------------------------------------------------------------
+
+  #notYet(method: string): Promise<never> {
+    return Promise.reject(new TencentError(LocalCode.UNSUPPORTED, `${method} is not supported by Duet yet`));
+  }
+
+  revokeMessage(_message: Message): Promise<never> { return this.#notYet('revokeMessage'); }
+  deleteMessage(_messageList: Message[]): Promise<never> { return this.#notYet('deleteMessage'); }
+  modifyMessage(_message: Message): Promise<never> { return this.#notYet('modifyMessage'); }
+  getMessageListHopping(_options: unknown): Promise<never> { return this.#notYet('getMessageListHopping'); }
+  sendMessageReadReceipt(_messageList: Message[]): Promise<never> { return this.#notYet('sendMessageReadReceipt'); }
+  getMessageReadReceiptList(_messageList: Message[]): Promise<never> { return this.#notYet('getMessageReadReceiptList'); }
+  deleteConversation(_options: unknown): Promise<never> { return this.#notYet('deleteConversation'); }
+  clearHistoryMessage(_conversationID: string): Promise<never> { return this.#notYet('clearHistoryMessage'); }
+  pinConversation(_options: unknown): Promise<never> { return this.#notYet('pinConversation'); }
+  setConversationDraft(_options: unknown): Promise<never> { return this.#notYet('setConversationDraft'); }
+  setConversationCustomData(_options: unknown): Promise<never> { return this.#notYet('setConversationCustomData'); }
+  markConversation(_options: unknown): Promise<never> { return this.#notYet('markConversation'); }
+  getMyProfile(): Promise<never> { return this.#notYet('getMyProfile'); }
+  getUserProfile(_options: unknown): Promise<never> { return this.#notYet('getUserProfile'); }
+  updateMyProfile(_options: unknown): Promise<never> { return this.#notYet('updateMyProfile'); }
+  getUserStatus(_options: unknown): Promise<never> { return this.#notYet('getUserStatus'); }
+  setSelfStatus(_options: unknown): Promise<never> { return this.#notYet('setSelfStatus'); }
+  subscribeUserStatus(_options: unknown): Promise<never> { return this.#notYet('subscribeUserStatus'); }
+  unsubscribeUserStatus(_options: unknown): Promise<never> { return this.#notYet('unsubscribeUserStatus'); }
+  checkFriend(_options: unknown): Promise<never> { return this.#notYet('checkFriend'); }
+  getFriendProfile(_options: unknown): Promise<never> { return this.#notYet('getFriendProfile'); }
+  updateFriend(_options: unknown): Promise<never> { return this.#notYet('updateFriend'); }
+  deleteFriendApplication(_options: unknown): Promise<never> { return this.#notYet('deleteFriendApplication'); }
+  setFriendApplicationRead(): Promise<never> { return this.#notYet('setFriendApplicationRead'); }
+  translateText(_options: unknown): Promise<never> { return this.#notYet('translateText'); }
+  searchCloudMessages(_options: unknown): Promise<never> { return this.#notYet('searchCloudMessages'); }
+}
+
+/** Tencent's `Friend`. */
+export interface FriendInfo {
+  userID: string;
+  remark: string;
+  groupList: string[];
+  source: string;
+  wording: string;
+  profile: Profile;
+  friendCustomField: unknown[];
+}
+
+/** Tencent's `FriendApplication`. */
+export interface FriendApplication {
+  userID: string;
+  avatar: string;
+  nick: string;
+  time: number;
+  source: string;
+  wording: string;
+  type: TYPES;
+}
+
+function friendOf(f: DuetFriend): FriendInfo {
+  return {
+    userID: f.peer, remark: f.remark, groupList: f.groups, source: f.source, wording: f.wording,
+    profile: profileOf(f.peer), friendCustomField: [],
+  };
+}
+
+function applicationOf(
+  userID: string, r: { time: number; source: string; wording: string }, type: TYPES,
+): FriendApplication {
+  return { userID, avatar: '', nick: '', time: r.time, source: r.source, wording: r.wording, type };
+}
+
+/** Tencent's `offlinePushInfo` (camelCase) as the protocol's `OfflinePushInfo`. */
+function offlinePush(info: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (typeof info.title === 'string') out.Title = info.title;
+  if (typeof info.description === 'string') out.Desc = info.description;
+  if (typeof info.extension === 'string') out.Ext = info.extension;
+  if (info.disablePush === true) out.PushFlag = 1;
+  return out;
+}
+
+/** The element of a payload made by a `create…Message` (text, face, location, custom). */
+function bodyOf(type: TYPES, p: unknown): MsgElem {
+  const x = p as Record<string, unknown>;
+  const s = (k: string) => (typeof x[k] === 'string' ? (x[k] as string) : '');
+  const n = (k: string) => (typeof x[k] === 'number' ? (x[k] as number) : 0);
+  switch (type) {
+    case TYPES.MSG_TEXT: return elems.text(s('text'));
+    case TYPES.MSG_FACE: return elems.face(n('index'), s('data'));
+    case TYPES.MSG_LOCATION: return elems.location(s('description'), n('latitude'), n('longitude'));
+    case TYPES.MSG_CUSTOM: return elems.custom(s('data'), s('description'), s('extension'));
+    default:
+      throw new TencentError(LocalCode.INVALID_ARGUMENT, `sendMessage: a ${type} message needs its file: create it again`);
+  }
+}
+
+export { messageID };
+export type { DuetMessage };

@@ -1,0 +1,322 @@
+/**
+ * Tencent's `Message` and `Conversation` objects (field names of `@tencentcloud/chat`), made from Duet's,
+ * and the conversion between Tencent's web payloads and the protocol's elements.
+ */
+
+import type { Conversation as DuetConversation, Message as DuetMessage } from '../model.js';
+import type { MsgElem } from '../protocol.js';
+import { TYPES } from './constants.js';
+
+/** Turns a media URL of the server into one the browser can load (credentials added). */
+export type UrlMapper = (url: string) => string;
+
+export interface ImageInfo {
+  /** 0 original, 1 large, 2 thumbnail (Tencent web's order of `imageInfoArray`). */
+  type: number;
+  /** 1 original, 2 large, 3 thumbnail (the protocol's `Type`). */
+  sizeType: number;
+  size: number;
+  width: number;
+  height: number;
+  url: string;
+  imageUrl: string;
+}
+
+export type Payload =
+  | { text: string }
+  | { index: number; data: string }
+  | { description: string; longitude: number; latitude: number }
+  | { data: string; description: string; extension: string }
+  | { uuid: string; imageFormat: number; imageInfoArray: ImageInfo[] }
+  | { uuid: string; url: string; remoteAudioUrl: string; size: number; second: number; downloadFlag: number }
+  | {
+      uuid: string; fileName: string; fileUrl: string; remoteFileUrl: string; fileSize: number;
+      downloadFlag: number;
+    }
+  | {
+      videoUUID: string; videoUrl: string; remoteVideoUrl: string; videoSize: number; videoSecond: number;
+      videoFormat: string; videoDownloadFlag: number; thumbUUID: string; thumbUrl: string; thumbSize: number;
+      thumbWidth: number; thumbHeight: number; thumbDownloadFlag: number;
+    };
+
+/** Tencent's payload of one element. */
+export function payloadOf(e: MsgElem, url: UrlMapper): Payload {
+  switch (e.MsgType) {
+    case 'TIMTextElem':
+      return { text: e.MsgContent.Text };
+    case 'TIMFaceElem':
+      return { index: e.MsgContent.Index, data: e.MsgContent.Data };
+    case 'TIMLocationElem':
+      return { description: e.MsgContent.Desc, longitude: e.MsgContent.Longitude, latitude: e.MsgContent.Latitude };
+    case 'TIMCustomElem':
+      return { data: e.MsgContent.Data, description: e.MsgContent.Desc, extension: e.MsgContent.Ext };
+    case 'TIMImageElem':
+      return {
+        uuid: e.MsgContent.UUID,
+        imageFormat: e.MsgContent.ImageFormat,
+        imageInfoArray: e.MsgContent.ImageInfoArray.map((i, n) => ({
+          type: n, sizeType: i.Type, size: i.Size, width: i.Width, height: i.Height, url: url(i.URL),
+          imageUrl: url(i.URL),
+        })),
+      };
+    case 'TIMSoundElem':
+      return {
+        uuid: e.MsgContent.UUID, url: url(e.MsgContent.Url), remoteAudioUrl: e.MsgContent.Url,
+        size: e.MsgContent.Size, second: e.MsgContent.Second, downloadFlag: e.MsgContent.Download_Flag,
+      };
+    case 'TIMFileElem':
+      return {
+        uuid: e.MsgContent.UUID, fileName: e.MsgContent.FileName, fileUrl: url(e.MsgContent.Url),
+        remoteFileUrl: e.MsgContent.Url, fileSize: e.MsgContent.FileSize, downloadFlag: e.MsgContent.Download_Flag,
+      };
+    case 'TIMVideoFileElem': {
+      const v = e.MsgContent;
+      return {
+        videoUUID: v.VideoUUID, videoUrl: url(v.VideoUrl), remoteVideoUrl: v.VideoUrl, videoSize: v.VideoSize,
+        videoSecond: v.VideoSecond, videoFormat: v.VideoFormat, videoDownloadFlag: v.VideoDownloadFlag,
+        thumbUUID: v.ThumbUUID, thumbUrl: url(v.ThumbUrl), thumbSize: v.ThumbSize, thumbWidth: v.ThumbWidth,
+        thumbHeight: v.ThumbHeight, thumbDownloadFlag: v.ThumbDownloadFlag,
+      };
+    }
+  }
+}
+
+const ELEM_TYPES: Record<MsgElem['MsgType'], TYPES> = {
+  TIMTextElem: TYPES.MSG_TEXT,
+  TIMFaceElem: TYPES.MSG_FACE,
+  TIMLocationElem: TYPES.MSG_LOCATION,
+  TIMCustomElem: TYPES.MSG_CUSTOM,
+  TIMImageElem: TYPES.MSG_IMAGE,
+  TIMSoundElem: TYPES.MSG_AUDIO,
+  TIMFileElem: TYPES.MSG_FILE,
+  TIMVideoFileElem: TYPES.MSG_VIDEO,
+};
+
+export interface UserInfo {
+  userID: string;
+  nick: string;
+  avatar: string;
+}
+
+/** Tencent's `Profile`, with what Duet knows of a user (its UserID, and nick and avatar from messages). */
+export interface Profile {
+  userID: string;
+  nick: string;
+  gender: TYPES;
+  birthday: number;
+  location: string;
+  selfSignature: string;
+  allowType: TYPES;
+  language: number;
+  avatar: string;
+  messageSettings: number;
+  adminForbidType: TYPES;
+  level: number;
+  role: number;
+  lastUpdatedNumber: number;
+  profileCustomField: unknown[];
+}
+
+export function profileOf(userID: string, nick = '', avatar = ''): Profile {
+  return {
+    userID, nick, avatar, gender: TYPES.GENDER_UNKNOWN, birthday: 0, location: '', selfSignature: '',
+    allowType: TYPES.ALLOW_TYPE_NEED_CONFIRM, language: 0, messageSettings: 0, adminForbidType: TYPES.FORBID_TYPE_NONE,
+    level: 0, role: 0, lastUpdatedNumber: 0, profileCustomField: [],
+  };
+}
+
+/** The message ID: `<from>-<msgKey>` (Tencent's is `<sender>-<clientTime>-<random>`); stable across devices. */
+export function messageID(from: string, msgKey: string): string {
+  return `${from}-${msgKey}`;
+}
+
+/** The `msgKey` in a message ID (after its last `-`). */
+export function msgKeyOfID(id: string): string {
+  return id.slice(id.lastIndexOf('-') + 1);
+}
+
+/** A message with Tencent's field names. */
+export class Message {
+  ID: string;
+  type: TYPES;
+  /**
+   * The content, one of the {@link Payload} shapes by `type`. Typed `any`, as in Tencent's types, so that
+   * code written against them (`message.payload.text` after checking `type`) compiles unchanged.
+   */
+  payload: any;
+  conversationID: string;
+  conversationType: TYPES = TYPES.CONV_C2C;
+  to: string;
+  from: string;
+  flow: 'in' | 'out';
+  /** Unix seconds. */
+  time: number;
+  /** `unSend`, `success` or `fail`. */
+  status: 'unSend' | 'success' | 'fail';
+  isRevoked = false;
+  priority: TYPES = TYPES.MSG_PRIORITY_NORMAL;
+  nick = '';
+  avatar = '';
+  /** Read receipts are not served by Duet yet: always `false`. */
+  isPeerRead = false;
+  nameCard = '';
+  atUserList: string[] = [];
+  cloudCustomData = '';
+  isDeleted = false;
+  isModified = false;
+  needReadReceipt = false;
+  readReceiptInfo: Record<string, unknown> = {};
+  isBroadcastMessage = false;
+  isSupportExtension = false;
+  revoker = '';
+  revokerInfo: UserInfo = { userID: '', nick: '', avatar: '' };
+  revokeReason = '';
+  /** Tencent's `MsgSeq`. */
+  sequence = 0;
+  /** Tencent's `MsgRandom`. */
+  random: number;
+  clientSequence = 0;
+  clientTime: number;
+  isSystemMessage = false;
+  protocol = 'JSON';
+  hasRiskContent = false;
+  /** Every element of the message (Tencent's web SDK shows the first as `type` and `payload`). */
+  elements: Array<{ type: TYPES; payload: Payload }> = [];
+  /** Duet: the message's key in its conversation, `<MsgSeq>_<MsgRandom>_<MsgTime>` ('' until sent). */
+  msgKey = '';
+
+  constructor(init: {
+    from: string; to: string; me: string; body: MsgElem[]; time: number; random: number; url: UrlMapper;
+    status: Message['status'];
+  }) {
+    const first = init.body[0];
+    this.from = init.from;
+    this.to = init.to;
+    this.flow = init.from === init.me ? 'out' : 'in';
+    this.conversationID = `C2C${init.from === init.me ? init.to : init.from}`;
+    this.time = init.time;
+    this.clientTime = init.time;
+    this.random = init.random;
+    this.status = init.status;
+    this.type = first ? ELEM_TYPES[first.MsgType] : TYPES.MSG_CUSTOM;
+    this.payload = first ? payloadOf(first, init.url) : { data: '', description: '', extension: '' };
+    this.elements = init.body.map((e) => ({ type: ELEM_TYPES[e.MsgType], payload: payloadOf(e, init.url) }));
+    this.ID = `${init.from}-local-${init.random}`;
+  }
+
+  /** Fills in what the server said about the message. */
+  update(m: DuetMessage, url: UrlMapper): void {
+    this.msgKey = m.msgKey;
+    this.ID = messageID(m.from, m.msgKey);
+    this.time = m.time;
+    this.sequence = m.seq;
+    this.clientSequence = m.seq;
+    this.random = m.random;
+    this.isRevoked = m.recalled;
+    this.nick = m.nick;
+    this.avatar = m.faceUrl ? url(m.faceUrl) : '';
+    this.cloudCustomData = m.cloudCustomData;
+    this.isSystemMessage = m.system;
+    const first = m.body[0];
+    if (first) {
+      this.type = ELEM_TYPES[first.MsgType];
+      this.payload = payloadOf(first, url);
+    }
+    this.elements = m.body.map((e) => ({ type: ELEM_TYPES[e.MsgType], payload: payloadOf(e, url) }));
+    this.status = 'success';
+  }
+
+  static fromDuet(m: DuetMessage, me: string, url: UrlMapper): Message {
+    const msg = new Message({
+      from: m.from, to: m.to, me, body: m.body, time: m.time, random: m.random, url, status: 'success',
+    });
+    msg.update(m, url);
+    return msg;
+  }
+}
+
+/** Tencent's `lastMessage` of a conversation. */
+export interface LastMessage {
+  lastTime: number;
+  lastSequence: number;
+  fromAccount: string;
+  type: TYPES;
+  /** One of the {@link Payload} shapes by `type`; `any` as for {@link Message.payload}. */
+  payload: any;
+  messageForShow: string;
+  isRevoked: boolean;
+  isPeerRead: boolean;
+  nick: string;
+  nameCard: string;
+  cloudCustomData: string;
+}
+
+/** A text to show for a message in a list, as Tencent's `messageForShow`. */
+export function messageForShow(m: DuetMessage | null): string {
+  const e = m?.body[0];
+  if (!e) return '';
+  if (m?.recalled) return '[Recalled]';
+  switch (e.MsgType) {
+    case 'TIMTextElem': return e.MsgContent.Text;
+    case 'TIMFaceElem': return '[Emoji]';
+    case 'TIMLocationElem': return '[Location]';
+    case 'TIMCustomElem': return e.MsgContent.Desc || '[Custom Message]';
+    case 'TIMImageElem': return '[Image]';
+    case 'TIMSoundElem': return '[Voice]';
+    case 'TIMFileElem': return '[File]';
+    case 'TIMVideoFileElem': return '[Video]';
+  }
+}
+
+/** A conversation with Tencent's field names (C2C only). */
+export interface Conversation {
+  conversationID: string;
+  type: TYPES;
+  unreadCount: number;
+  lastMessage: LastMessage;
+  userProfile: Profile;
+  groupProfile: null;
+  groupAtInfoList: unknown[];
+  remark: string;
+  isPinned: boolean;
+  messageRemindType: string;
+  markList: number[];
+  customData: string;
+  conversationGroupList: string[];
+  draftText: string;
+}
+
+export function conversationOf(c: DuetConversation, me: string, url: UrlMapper): Conversation {
+  const last = c.last;
+  const first = last?.body[0];
+  // The peer's nick and avatar, as of their last message here.
+  const fromPeer = last && last.from !== me ? last : null;
+  return {
+    conversationID: `C2C${c.peer}`,
+    type: TYPES.CONV_C2C,
+    unreadCount: c.unread,
+    lastMessage: {
+      lastTime: last?.time ?? c.time,
+      lastSequence: last?.seq ?? 0,
+      fromAccount: last?.from ?? '',
+      type: first ? ELEM_TYPES[first.MsgType] : TYPES.MSG_TEXT,
+      payload: first ? payloadOf(first, url) : { text: '' },
+      messageForShow: messageForShow(last),
+      isRevoked: last?.recalled ?? false,
+      isPeerRead: false,
+      nick: last?.nick ?? '',
+      nameCard: '',
+      cloudCustomData: last?.cloudCustomData ?? '',
+    },
+    userProfile: profileOf(c.peer, fromPeer?.nick ?? '', fromPeer?.faceUrl ? url(fromPeer.faceUrl) : ''),
+    groupProfile: null,
+    groupAtInfoList: [],
+    remark: '',
+    isPinned: false,
+    messageRemindType: '',
+    markList: [],
+    customData: '',
+    conversationGroupList: [],
+    draftText: '',
+  };
+}

@@ -1,0 +1,258 @@
+/** The Tencent-compatible facade against a real server: Tencent's names, shapes and events. */
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { MemoryStore } from '../src/index.js';
+import TencentCloudChat, {
+  type Chat, type ChatEvent, type Conversation, type Message, TencentError,
+} from '../src/tencent/index.js';
+import { newUser, png, rest, type Server, startServer, usersig } from './helpers.js';
+
+let server: Server;
+const chats: Chat[] = [];
+before(async () => {
+  server = await startServer();
+});
+after(async () => {
+  await Promise.all(chats.map((c) => c.destroy()));
+  await server.stop();
+});
+
+function create(): Chat {
+  const chat = TencentCloudChat.create({
+    SDKAppID: 1400000000, server: server.url,
+    client: { store: new MemoryStore(), backoff: { minMs: 100, maxMs: 1000 }, heartbeatMs: 5000 },
+  });
+  chats.push(chat);
+  return chat;
+}
+
+/** Resolves with the data of the next `name` event that `pred` accepts. */
+function next<T>(chat: Chat, name: string, pred: (data: T) => boolean = () => true, ms = 10_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${name} in ${ms} ms`)), ms);
+    const h = (e: ChatEvent) => {
+      assert.equal(e.name, name, 'handlers get {name, data} with the event name');
+      if (!pred(e.data as T)) return;
+      clearTimeout(timer);
+      chat.off(name, h);
+      resolve(e.data as T);
+    };
+    chat.on(name, h);
+  });
+}
+
+test('TYPES and EVENT have Tencent’s names and values', () => {
+  assert.equal(TencentCloudChat.TYPES.CONV_C2C, 'C2C');
+  assert.equal(TencentCloudChat.TYPES.MSG_TEXT, 'TIMTextElem');
+  assert.equal(TencentCloudChat.TYPES.MSG_AUDIO, 'TIMSoundElem');
+  assert.equal(TencentCloudChat.TYPES.KICKED_OUT_USERSIG_EXPIRED, 'userSigExpired');
+  assert.equal(TencentCloudChat.EVENT.SDK_READY, 'sdkStateReady');
+  assert.equal(TencentCloudChat.EVENT.MESSAGE_RECEIVED, 'onMessageReceived');
+  assert.equal(TencentCloudChat.EVENT.CONVERSATION_LIST_UPDATED, 'onConversationListUpdated');
+  assert.equal(TencentCloudChat.EVENT.KICKED_OUT, 'kickedOut');
+});
+
+test('a Tencent-style app chats: messages, conversations, history and read state in Tencent’s shapes', async () => {
+  const [a, b] = [newUser('alice'), newUser('bob')];
+  const alice = create();
+  const bob = create();
+  const bobReady = next(bob, TencentCloudChat.EVENT.SDK_READY);
+  const loginA = await alice.login({ userID: a, userSig: usersig(a) });
+  assert.deepEqual(loginA, { code: 0, data: { repeatLogin: false } });
+  await bob.login({ userID: b, userSig: usersig(b) });
+  await bobReady;
+  assert.equal(bob.isReady(), true);
+  assert.equal(bob.getLoginUser(), b);
+
+  const all: Message[] = [];
+  bob.on(TencentCloudChat.EVENT.MESSAGE_RECEIVED, (e: ChatEvent) => all.push(...(e.data as Message[])));
+  const received = next<Message[]>(bob, TencentCloudChat.EVENT.MESSAGE_RECEIVED);
+  const convUpdated = next<Conversation[]>(bob, TencentCloudChat.EVENT.CONVERSATION_LIST_UPDATED,
+    (list) => list.some((c) => c.unreadCount === 1));
+  const msg = alice.createTextMessage({ to: b, conversationType: TencentCloudChat.TYPES.CONV_C2C, payload: { text: 'hi bob' } });
+  assert.equal(msg.status, 'unSend');
+  assert.equal(msg.flow, 'out');
+  const res = await alice.sendMessage(msg);
+  assert.equal(res.code, 0);
+  assert.equal(res.data.message, msg);
+  assert.equal(msg.status, 'success');
+  assert.equal(msg.conversationID, `C2C${b}`);
+  assert.ok(msg.sequence > 0 && msg.time > 0);
+
+  const [got] = await received;
+  assert.ok(got);
+  assert.equal(got.ID, msg.ID, 'the same message has the same ID on both sides');
+  assert.equal(got.conversationID, `C2C${a}`);
+  assert.equal(got.conversationType, 'C2C');
+  assert.equal(got.type, 'TIMTextElem');
+  assert.deepEqual(got.payload, { text: 'hi bob' });
+  assert.equal(got.flow, 'in');
+  assert.equal(got.from, a);
+  assert.equal(got.to, b);
+  assert.equal(got.isRevoked, false);
+  assert.equal(got.isPeerRead, false);
+  assert.equal(got.status, 'success');
+
+  const [conv] = await convUpdated;
+  assert.equal(conv?.conversationID, `C2C${a}`);
+  assert.equal(conv?.type, 'C2C');
+  assert.equal(conv?.unreadCount, 1);
+  assert.equal(conv?.lastMessage.messageForShow, 'hi bob');
+  assert.equal(conv?.lastMessage.fromAccount, a);
+  assert.equal(conv?.userProfile.userID, a);
+  assert.equal(bob.getTotalUnreadMessageCount(), 1);
+
+  // Every other element kind.
+  const C2C = TencentCloudChat.TYPES.CONV_C2C;
+  const more = [
+    alice.createFaceMessage({ to: b, conversationType: C2C, payload: { index: 1, data: 'smile' } }),
+    alice.createLocationMessage({ to: b, conversationType: C2C, payload: { description: 'here', longitude: 113.9, latitude: 22.5 } }),
+    alice.createCustomMessage({ to: b, conversationType: C2C, payload: { data: 'd', description: 'desc', extension: 'ext' } }),
+  ];
+  for (const m of more) await alice.sendMessage(m);
+  const percents: number[] = [];
+  const image = alice.createImageMessage({
+    to: b, conversationType: C2C, payload: { file: new Blob([png(300, 200) as Uint8Array<ArrayBuffer>]), fileName: 'pic.png' },
+    onProgress: (p) => percents.push(p),
+  });
+  assert.equal(image.type, 'TIMImageElem');
+  await alice.sendMessage(image);
+  assert.equal(percents.at(-1), 1);
+  const imgPayload = image.payload as { imageInfoArray: Array<{ url: string; width: number; sizeType: number; type: number }> };
+  assert.deepEqual(imgPayload.imageInfoArray.map((i) => [i.type, i.sizeType]), [[0, 1], [1, 2], [2, 3]]);
+  assert.equal(imgPayload.imageInfoArray[0]?.width, 300);
+  const thumb = imgPayload.imageInfoArray[2]?.url ?? '';
+  assert.equal((await fetch(thumb)).status, 200, 'payload URLs load as they are (credentials included)');
+  const file = alice.createFileMessage({
+    to: b, conversationType: C2C, payload: { file: new Blob(['%PDF-1.4 hello']), fileName: 'doc.pdf' },
+  });
+  await alice.sendMessage(file);
+  assert.deepEqual(
+    [(file.payload as { fileName: string }).fileName, (file.payload as { fileSize: number }).fileSize], ['doc.pdf', 14]);
+
+  // History: oldest first, paged by nextReqMessageID (once bob has all six, so that the cache has them).
+  for (let i = 0; all.length < 6 && i < 100; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(all.length, 6);
+  const p1 = await bob.getMessageList({ conversationID: `C2C${a}`, count: 3 });
+  assert.equal(p1.code, 0);
+  assert.deepEqual(p1.data.messageList.map((m) => m.type), ['TIMCustomElem', 'TIMImageElem', 'TIMFileElem']);
+  assert.equal(p1.data.isCompleted, false);
+  assert.equal(p1.data.nextReqMessageID, p1.data.messageList[0]?.ID);
+  const p2 = await bob.getMessageList({ conversationID: `C2C${a}`, nextReqMessageID: p1.data.nextReqMessageID });
+  assert.deepEqual(p2.data.messageList.map((m) => m.type), ['TIMTextElem', 'TIMFaceElem', 'TIMLocationElem']);
+  assert.deepEqual(p2.data.messageList[2]?.payload, { description: 'here', longitude: 113.9, latitude: 22.5 });
+  assert.equal(p2.data.isCompleted, true);
+  assert.equal(bob.findMessage(got.ID)?.ID, got.ID);
+
+  // Conversations and read state.
+  const list = await bob.getConversationList();
+  assert.equal(list.data.conversationList[0]?.unreadCount, 6);
+  assert.equal(list.data.conversationList[0]?.lastMessage.messageForShow, '[File]');
+  const cleared = next<Conversation[]>(bob, TencentCloudChat.EVENT.CONVERSATION_LIST_UPDATED, (l) => l[0]?.unreadCount === 0);
+  const unread = next<number>(bob, TencentCloudChat.EVENT.TOTAL_UNREAD_MESSAGE_COUNT_UPDATED, (n) => n === 0);
+  assert.equal((await bob.setMessageRead({ conversationID: `C2C${a}` })).code, 0);
+  await cleared;
+  await unread;
+  const profile = await bob.getConversationProfile(`C2C${a}`);
+  assert.equal(profile.data.conversation.unreadCount, 0);
+
+  // Blacklist and friends.
+  assert.deepEqual((await bob.addToBlacklist({ userIDList: [a] })).data, [a]);
+  assert.deepEqual((await bob.getBlacklist()).data, [a]);
+  assert.deepEqual((await bob.removeFromBlacklist({ userIDList: [a] })).data, [a]);
+  const friends = next<unknown[]>(alice, TencentCloudChat.EVENT.FRIEND_LIST_UPDATED, (l) => l.length === 1);
+  await alice.addFriend({ to: b, source: 'AddSource_Type_Web', wording: 'hi' });
+  const apps = await bob.getFriendApplicationList();
+  assert.equal(apps.data.friendApplicationList[0]?.userID, a);
+  await bob.acceptFriendApplication({ userID: a, type: TencentCloudChat.TYPES.SNS_APPLICATION_AGREE_AND_ADD });
+  await friends;
+  assert.deepEqual((await alice.getFriendList()).data.map((f) => f.userID), [b]);
+});
+
+test('an <input type="file"> as payload.file, read as code written against Tencent\'s types reads it', async () => {
+  const [a, b] = [newUser('alice'), newUser('bob')];
+  const alice = create();
+  const bob = create();
+  await alice.login({ userID: a, userSig: usersig(a) });
+  await bob.login({ userID: b, userSig: usersig(b) });
+  const C2C = TencentCloudChat.TYPES.CONV_C2C;
+  // What the facade reads of an input element: `files`, a FileList, or null when there is none.
+  const input: { files: Blob[] | null } = { files: null };
+  const none = alice.createImageMessage({ to: b, conversationType: C2C, payload: { file: input } });
+  await assert.rejects(alice.sendMessage(none), (e: unknown) => e instanceof TencentError && /no file was chosen/.test(e.message));
+  assert.equal(none.status, 'fail');
+
+  input.files = [new File([png(40, 30) as Uint8Array<ArrayBuffer>], 'chosen.png', { type: 'image/png' })];
+  const received = next<Message[]>(bob, TencentCloudChat.EVENT.MESSAGE_RECEIVED);
+  await alice.sendMessage(alice.createImageMessage({ to: b, conversationType: C2C, payload: { file: input } }));
+  const [got] = await received;
+  assert.equal(got?.type, TencentCloudChat.TYPES.MSG_IMAGE);
+  // No casts: `payload` is `any`, as in Tencent's types.
+  assert.equal(got?.payload.imageInfoArray[0].width, 40);
+  assert.equal((await fetch(got?.payload.imageInfoArray[0].url)).status, 200);
+});
+
+test('methods Duet does not serve reject naming the method; groups are refused', async () => {
+  const u = newUser('carol');
+  const chat = create();
+  await chat.login({ userID: u, userSig: usersig(u) });
+  await assert.rejects(chat.revokeMessage({} as Message), /revokeMessage is not supported by Duet yet/);
+  await assert.rejects(chat.getUserProfile({ userIDList: [u] }), /getUserProfile is not supported/);
+  await assert.rejects(chat.getMessageList({ conversationID: 'GROUPabc' }), /only C2C conversations/);
+  assert.throws(
+    () => chat.createTextMessage({ to: 'g', conversationType: TencentCloudChat.TYPES.CONV_GROUP, payload: { text: 'x' } }),
+    /only conversationType TYPES.CONV_C2C/);
+});
+
+test('a kick and an expired UserSig raise KICKED_OUT with Tencent’s types', async () => {
+  const u = newUser('dave');
+  const first = create();
+  // SDK_NOT_READY marks leaving the ready state, so wait until `first` is in it.
+  const ready = next(first, TencentCloudChat.EVENT.SDK_READY);
+  await first.login({ userID: u, userSig: usersig(u) });
+  await ready;
+  const kicked = next<{ type: string }>(first, TencentCloudChat.EVENT.KICKED_OUT);
+  const notReady = next(first, TencentCloudChat.EVENT.SDK_NOT_READY);
+  // The same platform and another device: the newer login logs the older out.
+  const second = TencentCloudChat.create({
+    SDKAppID: 1400000000, server: server.url, client: { store: new MemoryStore(), device: 'another' },
+  });
+  chats.push(second);
+  await second.login({ userID: u, userSig: usersig(u) });
+  assert.equal((await kicked).type, TencentCloudChat.TYPES.KICKED_OUT_MULT_DEVICE);
+  await notReady;
+  // The same device again (another tab sharing its device id): the older connection is replaced.
+  const replaced = next<{ type: string }>(second, TencentCloudChat.EVENT.KICKED_OUT);
+  const third = TencentCloudChat.create({
+    SDKAppID: 1400000000, server: server.url, client: { store: new MemoryStore(), device: 'another' },
+  });
+  chats.push(third);
+  await third.login({ userID: u, userSig: usersig(u) });
+  assert.equal((await replaced).type, TencentCloudChat.TYPES.KICKED_OUT_MULT_ACCOUNT);
+
+  const e = newUser('erin');
+  const short = create();
+  const expired = next<{ type: string }>(short, TencentCloudChat.EVENT.KICKED_OUT, () => true, 8_000);
+  await short.login({ userID: e, userSig: usersig(e, 2) });
+  assert.equal((await expired).type, TencentCloudChat.TYPES.KICKED_OUT_USERSIG_EXPIRED);
+});
+
+test('a recall through the REST API raises MESSAGE_REVOKED with the message marked revoked', async () => {
+  const [a, b] = [newUser('alice'), newUser('bob')];
+  const alice = create();
+  const bob = create();
+  await alice.login({ userID: a, userSig: usersig(a) });
+  await bob.login({ userID: b, userSig: usersig(b) });
+  const received = next<Message[]>(bob, TencentCloudChat.EVENT.MESSAGE_RECEIVED);
+  const m = alice.createTextMessage({ to: b, conversationType: TencentCloudChat.TYPES.CONV_C2C, payload: { text: 'oops' } });
+  await alice.sendMessage(m);
+  const [got] = await received;
+  const revoked = next<Message[]>(bob, TencentCloudChat.EVENT.MESSAGE_REVOKED);
+  const r = await rest(server, 'openim/admin_msgwithdraw', { From_Account: a, To_Account: b, MsgKey: m.msgKey });
+  assert.equal(r.ActionStatus, 'OK');
+  const [gone] = await revoked;
+  assert.equal(gone, got, 'the same object the app holds');
+  assert.equal(gone?.isRevoked, true);
+});
