@@ -58,6 +58,10 @@ pub(crate) enum MessageRequest {
     Recall { peer: String, msg_key: String },
     ReadReceipt { peer: String, msg_keys: Vec<String> },
     Find { peer: String, msg_keys: Vec<String> },
+    Modify { peer: String, msg_key: String, body: Option<Vec<MsgElem>>, data: Option<String>, version: Option<u32> },
+    Delete { peer: String, msg_keys: Vec<String> },
+    ClearHistory { peer: String },
+    DeleteConversation { peer: String, clear_history: bool },
 }
 
 impl MessageRequest {
@@ -66,6 +70,14 @@ impl MessageRequest {
             MessageRequest::Recall { peer, msg_key } => ClientFrame::Recall { id, peer, msg_key },
             MessageRequest::ReadReceipt { peer, msg_keys } => ClientFrame::ReadReceipt { id, peer, msg_keys },
             MessageRequest::Find { peer, msg_keys } => ClientFrame::Find { id, peer, msg_keys },
+            MessageRequest::Modify { peer, msg_key, body, data, version } => {
+                ClientFrame::Modify { id, peer, msg_key, body, cloud_custom_data: data, version }
+            }
+            MessageRequest::Delete { peer, msg_keys } => ClientFrame::Delete { id, peer, msg_keys },
+            MessageRequest::ClearHistory { peer } => ClientFrame::ClearHistory { id, peer },
+            MessageRequest::DeleteConversation { peer, clear_history } => {
+                ClientFrame::DeleteConversation { id, peer, clear_history }
+            }
         }
     }
 }
@@ -76,6 +88,8 @@ pub(crate) enum MessageAnswer {
     Ok,
     Acknowledged(Vec<String>),
     Found(Vec<Option<Message>>),
+    Modified(Box<Message>),
+    Deleted(Vec<String>),
 }
 
 impl Command {
@@ -167,6 +181,10 @@ impl Op {
             Op::Message { req: MessageRequest::Recall { .. }, .. } => "recall",
             Op::Message { req: MessageRequest::ReadReceipt { .. }, .. } => "read_receipt",
             Op::Message { req: MessageRequest::Find { .. }, .. } => "find",
+            Op::Message { req: MessageRequest::Modify { .. }, .. } => "modify",
+            Op::Message { req: MessageRequest::Delete { .. }, .. } => "delete",
+            Op::Message { req: MessageRequest::ClearHistory { .. }, .. } => "clear_history",
+            Op::Message { req: MessageRequest::DeleteConversation { .. }, .. } => "delete_conversation",
         }
     }
 
@@ -851,6 +869,14 @@ impl Actor {
                     .collect();
                 self.message_answer(s, id, MessageAnswer::Found(found), "found")
             }
+            ServerFrame::Modified { id, msg } => {
+                let me = self.settings.user.clone();
+                let msg = self.with_peer_read(&me, Message::from_wire(msg, None));
+                self.message_answer(s, id, MessageAnswer::Modified(Box::new(msg)), "modified")
+            }
+            ServerFrame::Deleted { id, deleted } => {
+                self.message_answer(s, id, MessageAnswer::Deleted(deleted), "deleted")
+            }
             ServerFrame::Pong { id, latest, .. } => match s.inflight.remove(&id) {
                 // The log has entries this device never got (a lost push of the newest entry): pull them.
                 Some(InFlight { what: Pending::Ping, .. }) if latest > self.seq.cursor() && !s.pulling => {
@@ -1211,6 +1237,73 @@ impl Actor {
                     batch.receipts.push((peer.clone(), msg_key.clone(), time));
                     events.push(Event::ReadReceipt { peer, msg_key, time });
                 }
+                Entry::Modified { msg, .. } => {
+                    let m = Message::from_wire(msg, None);
+                    let peer = m.peer(&me).to_owned();
+                    let in_batch = batch.messages.iter().any(|r| r.peer == peer && r.message.msg_key == m.msg_key);
+                    // Only a message held here is updated: one never seen stays for history to bring.
+                    let held = in_batch || self.held(&peer, &m.msg_key).await;
+                    if held {
+                        batch.messages.push(MessageRecord { peer: peer.clone(), message: m.clone(), sent_here: false });
+                    }
+                    if let Some(last) = self
+                        .conversations
+                        .get_mut(&peer)
+                        .and_then(|c| c.last.as_mut())
+                        .filter(|l| l.msg_key == m.msg_key && l.version <= m.version)
+                    {
+                        last.elems = m.elems.clone();
+                        last.cloud_custom_data = m.cloud_custom_data.clone();
+                        last.version = m.version;
+                        push_unique(&mut changed, &peer);
+                    }
+                    events.push(Event::MessageModified(m));
+                }
+                Entry::Deleted { peer, msg_key, .. } => {
+                    if self.recalled_unread(&batch, &peer, &msg_key).await
+                        && let Some(conv) = self.conversations.get_mut(&peer)
+                    {
+                        conv.unread -= 1;
+                        push_unique(&mut changed, &peer);
+                    }
+                    batch.messages.retain(|r| !(r.peer == peer && r.message.msg_key == msg_key));
+                    batch.deletions.push((peer.clone(), msg_key.clone()));
+                    if self.conversations.get(&peer).and_then(|c| c.last.as_ref()).is_some_and(|l| l.msg_key == msg_key)
+                    {
+                        let last = self.latest_left(&batch, &peer).await;
+                        if let Some(conv) = self.conversations.get_mut(&peer) {
+                            conv.last = last;
+                        }
+                        push_unique(&mut changed, &peer);
+                    }
+                    events.push(Event::MessageDeleted { peer, msg_key });
+                }
+                Entry::Cleared { peer, upto, conversation, .. } => {
+                    if upto > 0 {
+                        batch.messages.retain(|r| !(r.peer == peer && r.message.conv_seq <= upto));
+                        batch.clears.push((peer.clone(), upto));
+                        if let Some(conv) = self.conversations.get_mut(&peer) {
+                            conv.unread = 0;
+                            if conv.last.as_ref().is_some_and(|l| l.conv_seq <= upto) {
+                                conv.last = None;
+                            }
+                            push_unique(&mut changed, &peer);
+                        }
+                    }
+                    if conversation {
+                        self.conversations.remove(&peer);
+                        self.recency.remove(&peer);
+                        changed.retain(|p| *p != peer);
+                        batch.removed_conversations.push(peer.clone());
+                        events.push(Event::ConversationDeleted { peer: peer.clone() });
+                    }
+                    if upto > 0 {
+                        events.push(Event::HistoryCleared { peer });
+                    }
+                }
+                Entry::Unknown { seq } => {
+                    tracing::debug!(seq, "skipping a sync-log entry of a kind this SDK does not know");
+                }
             }
         }
         if logged {
@@ -1256,6 +1349,22 @@ impl Actor {
         newest.iter().take(unread).any(|m| m.msg_key == msg_key)
     }
 
+    /// Whether the local store holds the message `msg_key` of the conversation with `peer`.
+    async fn held(&self, peer: &str, msg_key: &str) -> bool {
+        let (peer, key) = (peer.to_owned(), msg_key.to_owned());
+        self.store.call(move |st| st.message(&peer, &key)).await.is_ok_and(|found| found.is_some())
+    }
+
+    /// The newest message of the conversation with `peer` left once `batch`'s deletions are applied: the
+    /// conversation's last message after its last one was deleted (`None` when none is held here).
+    async fn latest_left(&self, batch: &Batch, peer: &str) -> Option<Message> {
+        let gone = |m: &Message| batch.deletions.iter().any(|(p, k)| p == peer && *k == m.msg_key);
+        let (p, limit) = (peer.to_owned(), batch.deletions.len() + 1);
+        let stored = self.store.call(move |st| st.messages_before(&p, None, limit)).await.unwrap_or_default();
+        let in_batch = batch.messages.iter().filter(|r| r.peer == peer).map(|r| r.message.clone());
+        stored.into_iter().chain(in_batch).filter(|m| !gone(m)).max_by_key(Message::position)
+    }
+
     async fn sent_here(&self, peer: &str, msg_key: &str) -> bool {
         let (peer, key) = (peer.to_owned(), msg_key.to_owned());
         match self.store.call(move |st| st.message(&peer, &key)).await {
@@ -1287,6 +1396,7 @@ impl Actor {
             peer_read: false,
             need_read_receipt: opts.need_read_receipt,
             receipt_time: None,
+            version: 0,
             log_seq: sent.log_seq,
             sender: Default::default(),
         };

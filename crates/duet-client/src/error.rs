@@ -26,6 +26,15 @@ pub enum Error {
         /// The server's explanation.
         info: String,
     },
+    /// An edit named a version of the message that someone else edited since (the server's 20028):
+    /// `latest` is the message as it is now, when the server still has it.
+    #[error("the message was edited since: {info} (20028)")]
+    EditConflict {
+        /// The server's explanation.
+        info: String,
+        /// The message as it is now.
+        latest: Option<Box<crate::Message>>,
+    },
     /// The server did not answer within the request timeout.
     #[error("no answer from the server within {0:?}")]
     Timeout(Duration),
@@ -60,6 +69,7 @@ impl Error {
     pub fn code(&self) -> Option<u32> {
         match self {
             Error::Server { code, .. } => Some(*code),
+            Error::EditConflict { .. } => Some(duet_proto::code::MSG_MODIFY_CONFLICT),
             Error::Timeout(_) => Some(CODE_TIMEOUT),
             Error::NotConnected(_) | Error::Connect(_) => Some(CODE_DISCONNECTED),
             Error::Closed => Some(code::NOT_LOGGED_IN),

@@ -66,6 +66,27 @@ pub enum Event {
         /// Unix seconds.
         time: i64,
     },
+    /// A message was edited (by its sender, or an app admin): the message as it is now (Tencent's
+    /// `onRecvMessageModified`).
+    MessageModified(Message),
+    /// This user deleted the message `msg_key` of the conversation with `peer` from its side (on this
+    /// device or another); the peer keeps it.
+    MessageDeleted {
+        /// The conversation.
+        peer: String,
+        /// The deleted message.
+        msg_key: String,
+    },
+    /// This user cleared its history of the conversation with `peer` (on this device or another).
+    HistoryCleared {
+        /// The conversation.
+        peer: String,
+    },
+    /// This user deleted the conversation with `peer` from its list (on this device or another).
+    ConversationDeleted {
+        /// The conversation.
+        peer: String,
+    },
     /// Logged out by a login on another device or by the admin; the client stopped. Log in again with
     /// a new `Client` (and, after an admin kick, a new UserSig).
     Kicked {

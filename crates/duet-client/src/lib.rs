@@ -292,6 +292,64 @@ impl Client {
         }
     }
 
+    /// Edits a message this user sent `peer`: `elems` (text and custom elements only) and/or
+    /// `cloud_custom_data` replace the message's. `version` is the version the app showed
+    /// ([`Message::version`]); when someone edited it since, the server refuses with 20028 and this
+    /// returns [`Error::EditConflict`] with the message as it is now. `None` edits whatever is stored.
+    /// Both sides' devices get [`Event::MessageModified`]. Returns the message as edited.
+    pub async fn modify(
+        &self,
+        peer: &str,
+        msg_key: &str,
+        elems: Option<Vec<MsgElem>>,
+        cloud_custom_data: Option<&str>,
+        version: Option<u32>,
+    ) -> Result<Message, Error> {
+        let (peer, msg_key) = (non_empty(peer, "peer")?, non_empty(msg_key, "msg_key")?);
+        let data = cloud_custom_data.map(str::to_owned);
+        let req = MessageRequest::Modify { peer: peer.clone(), msg_key: msg_key.clone(), body: elems, data, version };
+        match self.message_request(req).await {
+            Ok(MessageAnswer::Modified(m)) => Ok(*m),
+            Err(Error::Server { code: duet_proto::code::MSG_MODIFY_CONFLICT, info }) => {
+                let latest = self.find_messages(&peer, &[msg_key.as_str()]).await?.into_iter().next().flatten();
+                Err(Error::EditConflict { info, latest: latest.map(Box::new) })
+            }
+            Err(e) => Err(e),
+            Ok(other) => Err(Error::Protocol(format!("modify answered with {other:?}"))),
+        }
+    }
+
+    /// Deletes messages of the conversation with `peer` (at most 50) from this user's side, on every
+    /// device of this user ([`Event::MessageDeleted`]); the peer keeps them. Returns the keys deleted now.
+    pub async fn delete_messages(&self, peer: &str, msg_keys: &[&str]) -> Result<Vec<String>, Error> {
+        let peer = non_empty(peer, "peer")?;
+        let msg_keys = msg_keys.iter().map(|k| (*k).to_owned()).collect();
+        match self.message_request(MessageRequest::Delete { peer, msg_keys }).await? {
+            MessageAnswer::Deleted(keys) => Ok(keys),
+            other => Err(Error::Protocol(format!("delete answered with {other:?}"))),
+        }
+    }
+
+    /// Clears this user's history of the conversation with `peer` on every device of this user
+    /// ([`Event::HistoryCleared`]); the conversation stays, the peer keeps its history.
+    pub async fn clear_history(&self, peer: &str) -> Result<(), Error> {
+        let peer = non_empty(peer, "peer")?;
+        match self.message_request(MessageRequest::ClearHistory { peer }).await? {
+            MessageAnswer::Ok => Ok(()),
+            other => Err(Error::Protocol(format!("clear_history answered with {other:?}"))),
+        }
+    }
+
+    /// Deletes the conversation with `peer` from this user's list, and with `clear_history` its history,
+    /// on every device of this user ([`Event::ConversationDeleted`]).
+    pub async fn delete_conversation(&self, peer: &str, clear_history: bool) -> Result<(), Error> {
+        let peer = non_empty(peer, "peer")?;
+        match self.message_request(MessageRequest::DeleteConversation { peer, clear_history }).await? {
+            MessageAnswer::Ok => Ok(()),
+            other => Err(Error::Protocol(format!("delete_conversation answered with {other:?}"))),
+        }
+    }
+
     async fn message_request(&self, req: MessageRequest) -> Result<MessageAnswer, Error> {
         self.request(|deadline, reply| Command::Message { req, deadline, reply }).await
     }

@@ -41,6 +41,8 @@ pub struct Message {
     pub need_read_receipt: bool,
     /// When the recipient acknowledged it with a read receipt (unix seconds).
     pub receipt_time: Option<i64>,
+    /// How many times it was edited (0: as sent); [`crate::Client::modify`] names the version it saw.
+    pub version: u32,
     /// The position of the entry that brought this message in this user's sync log: `None` for a
     /// message that came from history, a conversation list, or online only.
     pub log_seq: Option<u64>,
@@ -100,6 +102,7 @@ impl Message {
             peer_read: m.peer_read,
             need_read_receipt: m.need_read_receipt,
             receipt_time: Some(m.receipt_time).filter(|&t| t > 0),
+            version: m.version,
             log_seq: log_seq.filter(|&s| s > 0),
             sender: Sender { nick: m.nick, face_url: m.face_url, system: m.system },
         }

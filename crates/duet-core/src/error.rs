@@ -15,6 +15,9 @@ pub enum Error {
     /// The message was recalled already.
     #[error("message already recalled")]
     AlreadyRecalled,
+    /// The edit named a version of the message that is no longer the stored one: the message as it is now.
+    #[error("the message was edited since (it is at version {}): edit its latest version", .0.version)]
+    EditConflict(Box<crate::model::StoredMessage>),
     /// The sender's recall came after the recall window (the seconds given).
     #[error("the message was sent more than {0} seconds ago and can no longer be recalled")]
     RecallTooLate(i64),

@@ -25,6 +25,8 @@ pub const MAX_HISTORY_PAGE: u32 = 100;
 pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
 /// Message keys one `read_receipt` or `find` may name.
 pub const MAX_KEYS_PER_REQUEST: usize = 100;
+/// Messages one `delete` may name.
+pub const MAX_DELETE_PER_REQUEST: usize = 50;
 
 /// Client error codes, as Tencent's SDKs number them.
 pub mod code {
@@ -151,6 +153,32 @@ pub enum ClientFrame {
     },
     /// Recall (take back) a message the user sent `peer`, within the recall window.
     Recall { id: u64, peer: String, msg_key: String },
+    /// Edit a message the user sent `peer`: whichever of `body` (text and custom elements only) and
+    /// `cloud_custom_data` is given replaces the message's. `version`: the version the user saw (an edit
+    /// since is a conflict, 20028); without it the latest is edited. Answered with `modified`.
+    Modify {
+        id: u64,
+        peer: String,
+        msg_key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<Vec<MsgElem>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cloud_custom_data: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<u32>,
+    },
+    /// Delete messages of the conversation with `peer` from the user's side (the peer keeps them); at most
+    /// [`MAX_DELETE_PER_REQUEST`]. Answered with `deleted`.
+    Delete { id: u64, peer: String, msg_keys: Vec<String> },
+    /// Clear the user's history of the conversation with `peer` (the peer keeps it); the conversation stays.
+    ClearHistory { id: u64, peer: String },
+    /// Delete the conversation with `peer` from the user's list and, with `clear_history`, its history.
+    DeleteConversation {
+        id: u64,
+        peer: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        clear_history: bool,
+    },
     /// Acknowledge messages `peer` sent with `need_read_receipt`: read receipts (unread counts stay).
     ReadReceipt { id: u64, peer: String, msg_keys: Vec<String> },
     /// The messages of the conversation with `peer` named by `msg_keys`, as history shows them (with
@@ -271,6 +299,10 @@ fn is_zero(n: &i64) -> bool {
     *n == 0
 }
 
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -349,6 +381,16 @@ pub enum ServerFrame {
     Found {
         id: u64,
         messages: Vec<Option<Message>>,
+    },
+    /// The answer to `modify`: the message as it is now.
+    Modified {
+        id: u64,
+        msg: Message,
+    },
+    /// The answer to `delete`: the keys deleted now (a key of a message the user no longer had is left out).
+    Deleted {
+        id: u64,
+        deleted: Vec<String>,
     },
     Ok {
         id: u64,
@@ -475,8 +517,11 @@ pub enum RelationEvent {
 }
 
 /// One entry of a user's sync log. `seq` numbers the user's log from 1, without gaps.
+///
+/// New kinds may be added within protocol version 1: one this crate does not know reads as
+/// [`Entry::Unknown`], which a client skips (counting its `seq`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", remote = "Self")]
 pub enum Entry {
     /// A message the user received or sent.
     Msg { seq: u64, msg: Message },
@@ -494,6 +539,42 @@ pub enum Entry {
     PeerRead { seq: u64, peer: String, time: i64 },
     /// `peer` acknowledged the user's message `msg_key` with a read receipt at `time`.
     Receipt { seq: u64, peer: String, msg_key: String, time: i64 },
+    /// A message of a conversation of the user's was edited: the message as it is now.
+    Modified { seq: u64, msg: Message },
+    /// The user deleted the message `msg_key` of the conversation with `peer` from its side (on some device).
+    Deleted { seq: u64, peer: String, msg_key: String },
+    /// The user cleared its history with `peer` up to position `upto` (its messages with `conv_seq` up to
+    /// it are gone from the user's side; 0: none); with `conversation`, the conversation was deleted too.
+    Cleared {
+        seq: u64,
+        peer: String,
+        upto: u64,
+        #[serde(default)]
+        conversation: bool,
+    },
+    /// An entry of a kind this crate does not know (a newer server's): skipped, its `seq` counted.
+    #[serde(skip)]
+    Unknown { seq: u64 },
+}
+
+impl Serialize for Entry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Entry::serialize(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Entry, D::Error> {
+        const KNOWN: &[&str] = &["msg", "read", "recall", "peer_read", "receipt", "modified", "deleted", "cleared"];
+        let v = Value::deserialize(d)?;
+        if v.get("kind").and_then(Value::as_str).is_some_and(|k| KNOWN.contains(&k)) {
+            return Entry::deserialize(v).map_err(serde::de::Error::custom);
+        }
+        match v.get("seq").and_then(Value::as_u64) {
+            Some(seq) => Ok(Entry::Unknown { seq }),
+            None => Err(serde::de::Error::custom("an entry without a kind or a seq")),
+        }
+    }
 }
 
 /// Text a JSON string of `s` takes at most (every character escaped as `\u00XX`).
@@ -510,7 +591,12 @@ impl Entry {
             Entry::Recall { peer, msg_key, by, .. } => {
                 escaped_bound(peer) + escaped_bound(msg_key) + escaped_bound(by) + 96
             }
-            Entry::Receipt { peer, msg_key, .. } => escaped_bound(peer) + escaped_bound(msg_key) + 96,
+            Entry::Receipt { peer, msg_key, .. } | Entry::Deleted { peer, msg_key, .. } => {
+                escaped_bound(peer) + escaped_bound(msg_key) + 96
+            }
+            Entry::Modified { msg, .. } => msg.size_bound() + 64,
+            Entry::Cleared { peer, .. } => escaped_bound(peer) + 128,
+            Entry::Unknown { .. } => 64,
         }
     }
 
@@ -520,7 +606,11 @@ impl Entry {
             | Entry::Read { seq, .. }
             | Entry::Recall { seq, .. }
             | Entry::PeerRead { seq, .. }
-            | Entry::Receipt { seq, .. } => *seq,
+            | Entry::Receipt { seq, .. }
+            | Entry::Modified { seq, .. }
+            | Entry::Deleted { seq, .. }
+            | Entry::Cleared { seq, .. }
+            | Entry::Unknown { seq } => *seq,
         }
     }
 }
@@ -557,6 +647,9 @@ pub struct Message {
     /// When the recipient acknowledged it with a read receipt (unix seconds; 0: not yet).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub receipt_time: i64,
+    /// How many times the message was edited (0: as sent); a `modify` names the version it saw.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub version: u32,
     /// The sender's nickname (`Tag_Profile_IM_Nick`) when the message was sent; empty if none was set.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub nick: String,

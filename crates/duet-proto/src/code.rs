@@ -48,6 +48,8 @@ pub const MSG_INTERNAL: u32 = 20005;
 pub const MSG_RECALL_TIME_LIMIT: u32 = 20016;
 pub const MSG_NOT_FOUND: u32 = 20022;
 pub const MSG_ALREADY_RECALLED: u32 = 20023;
+/// The message was edited by someone else since the version the edit names.
+pub const MSG_MODIFY_CONFLICT: u32 = 20028;
 pub const MSG_JSON_PARSE: u32 = 90001;
 pub const MSG_BODY_MALFORMED: u32 = 90002;
 pub const MSG_TO_ACCOUNT_INVALID: u32 = 90003;

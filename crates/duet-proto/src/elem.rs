@@ -37,6 +37,22 @@ pub enum MsgElem {
     Custom(CustomElem),
 }
 
+impl MsgElem {
+    /// The element's `MsgType`.
+    pub fn msg_type(&self) -> &'static str {
+        match self {
+            MsgElem::Text(_) => "TIMTextElem",
+            MsgElem::Face(_) => "TIMFaceElem",
+            MsgElem::Location(_) => "TIMLocationElem",
+            MsgElem::Image(_) => "TIMImageElem",
+            MsgElem::Sound(_) => "TIMSoundElem",
+            MsgElem::File(_) => "TIMFileElem",
+            MsgElem::Video(_) => "TIMVideoFileElem",
+            MsgElem::Custom(_) => "TIMCustomElem",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TextElem {

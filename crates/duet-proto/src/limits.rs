@@ -165,6 +165,16 @@ pub fn check_message(body: &[MsgElem], cloud_custom_data: &str, push: Option<&Va
     Ok(body_json)
 }
 
+/// Checks `CloudCustomData` alone against the message's limit: the edit of a message that keeps its body.
+pub fn check_message_without_body(cloud_custom_data: &str) -> Result<(), ApiError> {
+    let total = json_string_len(cloud_custom_data);
+    if total > MAX_MESSAGE_CONTENT_BYTES {
+        let why = format!("CloudCustomData is {total} bytes, more than the limit of {MAX_MESSAGE_CONTENT_BYTES}");
+        return Err(ApiError::new(code::MSG_TOO_LONG, why));
+    }
+    Ok(())
+}
+
 /// The length of `s` written inside a JSON string, without the quotes: `"`, `\` and control characters
 /// are escaped.
 fn json_string_len(s: &str) -> usize {
@@ -293,6 +303,7 @@ mod tests {
             peer_read: true,
             need_read_receipt: true,
             receipt_time: MAX_SAFE_INTEGER,
+            version: u32::MAX,
             nick: profile.clone(),
             face_url: profile,
             system: true,

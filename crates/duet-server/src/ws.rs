@@ -30,6 +30,7 @@ use duet_proto::client::{
     self, ClientFrame, Conversation, Entry, MAX_HISTORY_PAGE, MAX_SYNC_BATCH, Message, PROTOCOL_VERSION, Platform,
     ServerFrame,
 };
+use duet_proto::elem::MsgElem;
 use duet_proto::{ApiError, code};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
@@ -749,6 +750,39 @@ async fn work(
             core.messages().recall(&user, &peer, msg_key(&key)?, source).await.map_err(fail)?;
             (ServerFrame::Ok { id }, None)
         }
+        ClientFrame::Modify { id, peer, msg_key: key, body, cloud_custom_data, version } => {
+            let key = msg_key(&key)?;
+            let body = match body {
+                None => None,
+                Some(elems) => Some(editable_body(&elems, cloud_custom_data.as_deref().unwrap_or_default())?),
+            };
+            if let (None, Some(data)) = (&body, &cloud_custom_data) {
+                duet_proto::limits::check_message_without_body(data)?;
+            }
+            if body.is_none() && cloud_custom_data.is_none() {
+                return Err(ApiError::new(client::code::INVALID_PARAMS, "give body or cloud_custom_data to change"));
+            }
+            let m = core.messages().edit(&user, &peer, key, body, cloud_custom_data, version).await.map_err(fail)?;
+            (ServerFrame::Modified { id, msg: message_to_wire(core, &m) }, None)
+        }
+        ClientFrame::Delete { id, peer, msg_keys } => {
+            if msg_keys.is_empty() || msg_keys.len() > client::MAX_DELETE_PER_REQUEST {
+                let why = format!("msg_keys must name 1 to {} messages", client::MAX_DELETE_PER_REQUEST);
+                return Err(ApiError::new(client::code::INVALID_PARAMS, why));
+            }
+            let keys = msg_keys.iter().map(|k| msg_key(k)).collect::<Result<Vec<_>, _>>()?;
+            let done = core.messages().delete(&user, &peer, keys).await.map_err(fail)?;
+            let deleted = msg_keys.into_iter().zip(done).filter(|(_, d)| *d).map(|(k, _)| k).collect();
+            (ServerFrame::Deleted { id, deleted }, None)
+        }
+        ClientFrame::ClearHistory { id, peer } => {
+            core.messages().clear_history(&user, &peer).await.map_err(fail)?;
+            (ServerFrame::Ok { id }, None)
+        }
+        ClientFrame::DeleteConversation { id, peer, clear_history } => {
+            core.messages().delete_conversation(&user, &peer, clear_history).await.map_err(fail)?;
+            (ServerFrame::Ok { id }, None)
+        }
         ClientFrame::ReadReceipt { id, peer, msg_keys } => {
             let keys = msg_keys_of(&msg_keys)?;
             let times = core.messages().send_receipts(&user, &peer, keys).await.map_err(fail)?;
@@ -784,6 +818,16 @@ fn msg_key(k: &str) -> Result<MsgKey, ApiError> {
     Ok(MsgKey { seq, random, time })
 }
 
+/// The body of a client's edit, as compact JSON: text and custom elements only (Tencent's modifiable
+/// content), within the message's limits.
+fn editable_body(elems: &[MsgElem], cloud_custom_data: &str) -> Result<String, ApiError> {
+    if let Some(other) = elems.iter().find(|e| !matches!(e, MsgElem::Text(_) | MsgElem::Custom(_))) {
+        let why = format!("only text and custom elements can be edited, not {}", other.msg_type());
+        return Err(ApiError::new(client::code::INVALID_PARAMS, why));
+    }
+    duet_proto::limits::check_message(elems, cloud_custom_data, None)
+}
+
 /// The keys of a `read_receipt` or `find`: 1 to [`client::MAX_KEYS_PER_REQUEST`].
 fn msg_keys_of(keys: &[String]) -> Result<Vec<MsgKey>, ApiError> {
     if keys.is_empty() || keys.len() > client::MAX_KEYS_PER_REQUEST {
@@ -802,6 +846,10 @@ fn request_id(frame: &ClientFrame) -> u64 {
         | ClientFrame::Conversations { id }
         | ClientFrame::MarkRead { id, .. }
         | ClientFrame::Recall { id, .. }
+        | ClientFrame::Modify { id, .. }
+        | ClientFrame::Delete { id, .. }
+        | ClientFrame::ClearHistory { id, .. }
+        | ClientFrame::DeleteConversation { id, .. }
         | ClientFrame::ReadReceipt { id, .. }
         | ClientFrame::Find { id, .. }
         | ClientFrame::Ping { id }
@@ -922,6 +970,11 @@ fn entry_to_wire(core: &Core, e: &LogEntry) -> Entry {
         LogEvent::Receipt { peer, key, time } => {
             Entry::Receipt { seq: e.seq, peer: peer.clone(), msg_key: key.to_string(), time: *time }
         }
+        LogEvent::Modified(m) => Entry::Modified { seq: e.seq, msg: message_to_wire(core, m) },
+        LogEvent::Deleted { peer, key } => Entry::Deleted { seq: e.seq, peer: peer.clone(), msg_key: key.to_string() },
+        LogEvent::Cleared { peer, upto, conversation } => {
+            Entry::Cleared { seq: e.seq, peer: peer.clone(), upto: *upto, conversation: *conversation }
+        }
     }
 }
 
@@ -948,6 +1001,7 @@ fn message_to_wire(core: &Core, m: &StoredMessage) -> Message {
         peer_read: m.peer_read,
         need_read_receipt: m.need_receipt,
         receipt_time: m.receipt_time.unwrap_or_default(),
+        version: m.version,
         nick: m.sender.nick.clone().unwrap_or_default(),
         face_url: m.sender.face_url.clone().unwrap_or_default(),
         system: core.accounts().is_admin(&m.from),
@@ -993,6 +1047,7 @@ mod tests {
             peer_read: false,
             need_read_receipt: false,
             receipt_time: 0,
+            version: 0,
             nick: "Al".into(),
             face_url: String::new(),
             system: true,

@@ -1236,3 +1236,126 @@ async fn a_body_that_is_not_an_object_is_90001() {
     let r = s.rest_raw(&format!("/v4/openim/sendmsg?{}", s.admin_query()), "[{\"To_Account\": \"bob\"}]").await;
     insta::assert_json_snapshot!("json_array_body", r);
 }
+
+/// The texts of `op`'s view of the conversation with `peer`, oldest first (`getroammsg`'s order).
+async fn roam_texts(s: &TestServer, op: &str, peer: &str) -> Vec<String> {
+    let r = roam(s, op, peer).await;
+    r["MsgList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["MsgBody"][0]["MsgContent"]["Text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn modify_c2c_msg_edits_the_body_or_the_custom_data_for_both_sides() {
+    let s = server(&["alice", "bob", "carol"]).await;
+    let key = send_ok(&s, with(msg(Some("alice"), "bob", 1, 1, text("teh typo")), json!({"CloudCustomData": "v0"})))
+        .await["MsgKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let edit = |extra: Value| with(json!({"From_Account": "alice", "To_Account": "bob", "MsgKey": key}), extra);
+
+    // Tencent's shape: the body only; an unset CloudCustomData sent as "" keeps the stored one.
+    let r = s.rest("openim/modify_c2c_msg", edit(json!({"MsgBody": text("the typo"), "CloudCustomData": ""}))).await;
+    assert_eq!((r["ActionStatus"].as_str(), r["ErrorCode"].as_u64()), (Some("OK"), Some(0)), "{r}");
+    for side in [("alice", "bob"), ("bob", "alice")] {
+        assert_eq!(roam_texts(&s, side.0, side.1).await, ["the typo"], "{side:?}");
+        assert_eq!(roam(&s, side.0, side.1).await["MsgList"][0]["CloudCustomData"], "v0");
+    }
+    // The custom data only: the body stays.
+    let r = s.rest("openim/modify_c2c_msg", edit(json!({"CloudCustomData": "v1"}))).await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+    let m = roam(&s, "bob", "alice").await["MsgList"][0].clone();
+    assert_eq!(
+        (m["MsgBody"][0]["MsgContent"]["Text"].as_str(), m["CloudCustomData"].as_str()),
+        (Some("the typo"), Some("v1"))
+    );
+    // Both sides' devices hear of it through their sync logs.
+    for user in ["alice", "bob"] {
+        let mut ws = duet_test_support::WsClient::login(&s, user).await;
+        let synced = ws.request(json!({"op": "sync", "after": 0})).await;
+        let edits: Vec<&Value> =
+            synced["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "modified").collect();
+        assert_eq!(edits.len(), 2, "{user}: {synced}");
+        assert_eq!(edits[1]["msg"]["version"], 2, "{user}: {synced}");
+        assert_eq!(edits[1]["msg"]["cloud_custom_data"], "v1");
+    }
+
+    let cases = [
+        ("nothing to change", edit(json!({})), 90001),
+        ("only empty custom data", edit(json!({"CloudCustomData": ""})), 90001),
+        ("no sender", json!({"To_Account": "bob", "MsgKey": key, "MsgBody": text("x")}), 90008),
+        ("no recipient", json!({"From_Account": "alice", "MsgKey": key, "MsgBody": text("x")}), 90003),
+        ("no key", json!({"From_Account": "alice", "To_Account": "bob", "MsgBody": text("x")}), 90054),
+        ("a malformed key", edit(json!({"MsgKey": "nope", "MsgBody": text("x")})), 90054),
+        ("a body that is not an array", edit(json!({"MsgBody": {"MsgType": "TIMTextElem"}})), 90007),
+        ("an unknown sender", edit(json!({"From_Account": "nobody", "MsgBody": text("x")})), 90008),
+        ("another conversation", edit(json!({"To_Account": "carol", "MsgBody": text("x")})), 20022),
+        (
+            "the other direction",
+            edit(json!({"From_Account": "bob", "To_Account": "alice", "MsgBody": text("x")})),
+            20022,
+        ),
+        ("too long", edit(json!({"MsgBody": text(&"x".repeat(13_000))})), 93000),
+    ];
+    for (name, body, code) in cases {
+        let r = s.rest("openim/modify_c2c_msg", body).await;
+        assert_eq!((r["ActionStatus"].as_str(), r["ErrorCode"].as_u64()), (Some("FAIL"), Some(code)), "{name}: {r}");
+    }
+    // A recalled message is not edited.
+    let r =
+        s.rest("openim/admin_msgwithdraw", json!({"From_Account": "alice", "To_Account": "bob", "MsgKey": key})).await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+    let r = s.rest("openim/modify_c2c_msg", edit(json!({"MsgBody": text("again")}))).await;
+    assert_eq!(r["ErrorCode"], 20023, "{r}");
+}
+
+#[tokio::test]
+async fn delete_c2c_msg_ramble_deletes_from_the_operators_side_only() {
+    let s = server(&["alice", "bob"]).await;
+    let mut keys = Vec::new();
+    for n in 1..=3 {
+        let r = send_ok(&s, msg(Some("alice"), "bob", n, n, text(&format!("m{n}")))).await;
+        keys.push(r["MsgKey"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(unread_from(&s, "bob", "alice").await, 3);
+    let body = |keys: Vec<String>| json!({"Operator_Account": "bob", "Peer_Account": "alice", "MsgKeyList": keys});
+
+    let r = s.rest("openim/delete_c2c_msg_ramble", body(vec![keys[2].clone(), "1_2_3".into()])).await;
+    assert_eq!((r["ActionStatus"].as_str(), r["ErrorCode"].as_u64()), (Some("OK"), Some(0)), "{r}");
+    assert_eq!(r["InvalidMsgKeyList"], json!(["1_2_3"]), "a key that names no message of bob's: {r}");
+    assert_eq!(roam_texts(&s, "bob", "alice").await, ["m1", "m2"]);
+    assert_eq!(roam_texts(&s, "alice", "bob").await, ["m1", "m2", "m3"], "the peer keeps it");
+    assert_eq!(unread_from(&s, "bob", "alice").await, 2, "a deleted unread message no longer counts");
+    // Deleted already: invalid now. bob's devices hear of it; alice's do not.
+    let r = s.rest("openim/delete_c2c_msg_ramble", body(vec![keys[2].clone()])).await;
+    assert_eq!(r["InvalidMsgKeyList"], json!([keys[2]]), "{r}");
+    let mut ws = duet_test_support::WsClient::login(&s, "bob").await;
+    let synced = ws.request(json!({"op": "sync", "after": 3})).await;
+    assert_eq!(synced["entries"], json!([{"kind": "deleted", "seq": 4, "peer": "alice", "msg_key": keys[2]}]));
+    let mut ws = duet_test_support::WsClient::login(&s, "alice").await;
+    let synced = ws.request(json!({"op": "sync", "after": 3})).await;
+    assert_eq!(synced["entries"], json!([]), "{synced}");
+
+    let cases = [
+        ("no operator", json!({"Peer_Account": "alice", "MsgKeyList": [keys[0]]}), 90008),
+        (
+            "an unknown operator",
+            json!({"Operator_Account": "nobody", "Peer_Account": "alice", "MsgKeyList": [keys[0]]}),
+            90008,
+        ),
+        ("no peer", json!({"Operator_Account": "bob", "MsgKeyList": [keys[0]]}), 90003),
+        ("no keys", json!({"Operator_Account": "bob", "Peer_Account": "alice"}), 90001),
+        ("an empty list", body(vec![]), 90001),
+        ("a malformed key", body(vec!["nope".into()]), 90054),
+        ("more than 30", body((0..31).map(|n| format!("{n}_1_1")).collect()), 90001),
+    ];
+    for (name, body, code) in cases {
+        let r = s.rest("openim/delete_c2c_msg_ramble", body).await;
+        assert_eq!((r["ActionStatus"].as_str(), r["ErrorCode"].as_u64()), (Some("FAIL"), Some(code)), "{name}: {r}");
+    }
+    assert_eq!(roam_texts(&s, "bob", "alice").await, ["m1", "m2"], "failed calls deleted nothing");
+}

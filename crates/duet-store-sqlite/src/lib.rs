@@ -27,8 +27,8 @@ use duet_core::model::{
     ProfileValue, Purged, StoredMessage,
 };
 use duet_core::store::{
-    AccountStore, Cutoffs, DeliveryHook, Imported, MessageExport, MessageStore, SendOutcome, SendPlan, StoreError,
-    Withdrawn,
+    AccountStore, Cutoffs, DeliveryHook, Edit, Imported, MessageExport, MessageStore, Modified, SendOutcome, SendPlan,
+    StoreError, Withdrawn,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
@@ -51,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_4.sql"),
     include_str!("schema_5.sql"),
     include_str!("schema_6.sql"),
+    include_str!("schema_7.sql"),
 ];
 /// Read connections, and so reads running at once (see [`SqliteStore::read`]). Reads beyond wait in the
 /// queue rather than open new connections (that costs far more than a read) or pile up blocking threads.
@@ -480,9 +481,37 @@ impl MessageStore for SqliteStore {
         self.read(move |c| ops::conversations(c, &user, limit)).await
     }
 
-    async fn delete_conversation(&self, owner: String, peer: String, clear_history: bool) -> Result<bool, StoreError> {
+    async fn modify(&self, edit: Edit, log_expire_at: i64) -> Result<Modified, StoreError> {
+        self.writer.write_delivering(move |c, w| ops::modify(c, w, &edit, log_expire_at).map_err(backend)).await
+    }
+
+    async fn delete_messages(
+        &self,
+        owner: String,
+        peer: String,
+        keys: Vec<MsgKey>,
+        log_expire_at: i64,
+    ) -> Result<Vec<bool>, StoreError> {
         self.writer
-            .write(move |c, w| ops::delete_conversation(c, w, &owner, &peer, clear_history).map_err(backend))
+            .write_delivering(move |c, w| {
+                ops::delete_messages(c, w, &owner, &peer, &keys, log_expire_at).map_err(backend)
+            })
+            .await
+    }
+
+    async fn clear_conversation(
+        &self,
+        owner: String,
+        peer: String,
+        clear_history: bool,
+        delete_conversation: bool,
+        log_expire_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .write_delivering(move |c, w| {
+                ops::clear_conversation(c, w, &owner, &peer, clear_history, delete_conversation, log_expire_at)
+                    .map_err(backend)
+            })
             .await
     }
 

@@ -10,13 +10,14 @@ use duet_core::model::{
     LogPage, MsgKey, NewAccount, ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE,
     TAG_NICK,
 };
-use duet_core::store::{Cutoffs, Imported, SendOutcome, SendPlan, Withdrawn};
+use duet_core::store::{Cutoffs, Edit, Imported, Modified, SendOutcome, SendPlan, Withdrawn};
 use rusqlite::{Connection, OptionalExtension, Result, params};
 
 use crate::state::{Thread, WriterState, dedup_short, remember};
 
 const RECALLED: i64 = 1;
 const HIDDEN_FROM_SENDER: i64 = 2;
+const HIDDEN_FROM_RECEIVER: i64 = 4;
 const NO_UNREAD: i64 = 8;
 const NEED_RECEIPT: i64 = 16;
 
@@ -145,6 +146,14 @@ const KIND_RECALL: i64 = 2;
 const KIND_PEER_READ: i64 = 3;
 /// The peer acknowledged message `msg_id` (whose time is `time`) with a read receipt.
 const KIND_RECEIPT: i64 = 4;
+/// Message `msg_id` (whose time is `time`) was edited.
+const KIND_MODIFY: i64 = 5;
+/// The user deleted message `msg_id` (whose time is `time`) from its side.
+const KIND_DELETE: i64 = 6;
+/// The user cleared its history with `peer` up to position `time` (a `conv_seq`; 0: nothing cleared).
+const KIND_CLEAR: i64 = 7;
+/// As [`KIND_CLEAR`], and the user deleted the conversation.
+const KIND_CLEAR_CONVERSATION: i64 = 8;
 
 /// The last sequence number of a user's sync log, as readers see it: the larger of the one recorded on the
 /// account (kept before a purge removes entries, see [`purge`]) and the log's last entry.
@@ -560,12 +569,13 @@ fn read_message(r: &rusqlite::Row<'_>, at: usize, names: impl Fn(i64) -> String)
         need_receipt: flags & NEED_RECEIPT != 0,
         receipt_time: r.get(at + 12)?,
         sender: SenderInfo { nick: r.get(at + 9)?, face_url: r.get(at + 10)? },
+        version: r.get::<_, i64>(at + 13)? as u32,
         encoded: Default::default(),
     })
 }
 
 const MESSAGE_COLUMNS: &str = "m.sender, m.receiver, m.time, m.seq, m.random, m.conv_seq, m.body, m.cloud_custom_data, \
-                               m.flags, m.sender_nick, m.sender_face, m.revoker, m.receipt_time";
+                               m.flags, m.sender_nick, m.sender_face, m.revoker, m.receipt_time, m.version";
 
 pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
     let (Some(op), Some(peer)) = (uid(c, &q.operator)?, uid(c, &q.peer)?) else {
@@ -678,14 +688,24 @@ pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize, ma
         let kind: i64 = r.get(1)?;
         let (sender_name, receiver_name): (Option<String>, Option<String>) = (r.get(4)?, r.get(5)?);
         let event = match (kind, sender_name, receiver_name) {
-            (KIND_READ | KIND_PEER_READ, _, _) => match r.get::<_, Option<String>>(3)? {
-                Some(peer) => {
-                    let time = r.get::<_, Option<i64>>(2)?.unwrap_or(0);
-                    if kind == KIND_READ { LogEvent::Read { peer, time } } else { LogEvent::PeerRead { peer, time } }
+            (KIND_READ | KIND_PEER_READ | KIND_CLEAR | KIND_CLEAR_CONVERSATION, _, _) => {
+                match r.get::<_, Option<String>>(3)? {
+                    Some(peer) => {
+                        let time = r.get::<_, Option<i64>>(2)?.unwrap_or(0);
+                        match kind {
+                            KIND_READ => LogEvent::Read { peer, time },
+                            KIND_PEER_READ => LogEvent::PeerRead { peer, time },
+                            _ => LogEvent::Cleared {
+                                peer,
+                                upto: time.max(0) as u64,
+                                conversation: kind == KIND_CLEAR_CONVERSATION,
+                            },
+                        }
+                    }
+                    None => continue,
                 }
-                None => continue,
-            },
-            (KIND_MSG | KIND_RECALL | KIND_RECEIPT, Some(s), Some(rc)) => {
+            }
+            (KIND_MSG | KIND_RECALL | KIND_RECEIPT | KIND_MODIFY | KIND_DELETE, Some(s), Some(rc)) => {
                 let sender_uid: i64 = r.get(6)?;
                 let m = read_message(r, 6, |uid| if uid == sender_uid { s.clone() } else { rc.clone() })?;
                 bytes += m.body.len() + m.cloud_custom_data.len();
@@ -695,6 +715,8 @@ pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize, ma
                 let peer = if s == user { rc } else { s };
                 match kind {
                     KIND_MSG => LogEvent::Message(Arc::new(m)),
+                    KIND_MODIFY => LogEvent::Modified(Arc::new(m)),
+                    KIND_DELETE => LogEvent::Deleted { peer, key: m.key },
                     KIND_RECEIPT => LogEvent::Receipt { peer, key: m.key, time: m.receipt_time.unwrap_or_default() },
                     _ => LogEvent::Recall { by: m.revoker.unwrap_or_else(|| m.from.clone()), peer, key: m.key },
                 }
@@ -717,7 +739,7 @@ pub(crate) fn conversations(c: &Connection, user: &str, limit: usize) -> Result<
          FROM conversations c JOIN accounts p ON p.uid = c.peer LEFT JOIN messages m ON m.id = c.last_msg_id \
          LEFT JOIN threads t ON t.lo = min(c.owner, c.peer) AND t.hi = max(c.owner, c.peer) \
          LEFT JOIN conversations o ON o.owner = c.peer AND o.peer = c.owner \
-         WHERE c.owner = ?1 AND c.last_msg_id IS NOT NULL {RECENT_FIRST} LIMIT ?2"
+         WHERE c.owner = ?1 AND c.last_time > 0 {RECENT_FIRST} LIMIT ?2"
     ))?;
     let rows = stmt.query_map(params![owner, limit as i64], |r| {
         let peer: String = r.get(0)?;
@@ -732,25 +754,152 @@ pub(crate) fn conversations(c: &Connection, user: &str, limit: usize) -> Result<
     rows.collect()
 }
 
-pub(crate) fn delete_conversation(
+/// The flag that hides a message from `owner`'s side: the sender's or the receiver's (both for a message to
+/// oneself).
+const fn hidden_from(owner: i64, sender: i64, receiver: i64) -> i64 {
+    (if sender == owner { HIDDEN_FROM_SENDER } else { 0 }) | (if receiver == owner { HIDDEN_FROM_RECEIVER } else { 0 })
+}
+
+/// SQL that is true of a message `m` shown on the side of the user `?1`.
+const SHOWN_TO_OWNER: &str = "NOT (m.sender = ?1 AND m.flags & 2) AND NOT (m.receiver = ?1 AND m.flags & 4)";
+
+pub(crate) fn clear_conversation(
     c: &Connection,
     w: &mut WriterState,
     owner: &str,
     peer: &str,
     clear_history: bool,
-) -> Result<bool> {
-    let (Some(owner), Some(peer)) = (cached_uid(c, w, owner)?, cached_uid(c, w, peer)?) else {
-        return Ok(false);
+    delete_conversation: bool,
+    expire_at: i64,
+) -> Result<(bool, Vec<Delivery>)> {
+    let (Some(o), Some(p)) = (cached_uid(c, w, owner)?, cached_uid(c, w, peer)?) else {
+        return Ok((false, Vec::new()));
     };
-    c.prepare_cached("DELETE FROM conversations WHERE owner = ?1 AND peer = ?2")?.execute([owner, peer])?;
+    let upto = if clear_history { thread(c, w, o, p)?.conv_seq } else { 0 };
     if clear_history {
         c.prepare_cached(
-            "UPDATE messages SET flags = flags | CASE WHEN sender = ?1 THEN 2 ELSE 4 END \
+            "UPDATE messages SET flags = flags | CASE WHEN sender = ?1 THEN 2 ELSE 0 END | CASE WHEN receiver = ?1 THEN 4 ELSE 0 END \
              WHERE lo = min(?1, ?2) AND hi = max(?1, ?2) AND (sender = ?1 OR receiver = ?1)",
         )?
-        .execute([owner, peer])?;
+        .execute([o, p])?;
+        c.prepare_cached("UPDATE conversations SET unread = 0, last_msg_id = NULL WHERE owner = ?1 AND peer = ?2")?
+            .execute([o, p])?;
     }
-    Ok(true)
+    if delete_conversation {
+        c.prepare_cached("DELETE FROM conversations WHERE owner = ?1 AND peer = ?2")?.execute([o, p])?;
+    }
+    let kind = if delete_conversation { KIND_CLEAR_CONVERSATION } else { KIND_CLEAR };
+    let seq = append_log(c, w, o, kind, None, Some(p), Some(upto as i64), expire_at)?;
+    let event = LogEvent::Cleared { peer: peer.to_owned(), upto, conversation: delete_conversation };
+    Ok((true, vec![Delivery { user: owner.to_owned(), entry: LogEntry { seq, event } }]))
+}
+
+pub(crate) fn delete_messages(
+    c: &Connection,
+    w: &mut WriterState,
+    owner: &str,
+    peer: &str,
+    keys: &[MsgKey],
+    expire_at: i64,
+) -> Result<(Vec<bool>, Vec<Delivery>)> {
+    let (Some(o), Some(p)) = (cached_uid(c, w, owner)?, cached_uid(c, w, peer)?) else {
+        return Ok((vec![false; keys.len()], Vec::new()));
+    };
+    let mut deleted = Vec::with_capacity(keys.len());
+    let mut deliveries = Vec::new();
+    for key in keys {
+        let found: Option<(i64, i64, i64, i64)> = c
+            .prepare_cached(
+                "SELECT id, sender, receiver, flags FROM messages WHERE lo = min(?1, ?2) AND hi = max(?1, ?2) \
+                 AND time = ?3 AND seq = ?4 AND random = ?5",
+            )?
+            .query_row(params![o, p, key.time, key.seq, key.random], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        let Some((id, sender, receiver, flags)) = found else {
+            deleted.push(false);
+            continue;
+        };
+        let hide = hidden_from(o, sender, receiver);
+        if flags & hide == hide {
+            deleted.push(false);
+            continue;
+        }
+        c.prepare_cached("UPDATE messages SET flags = flags | ?2 WHERE id = ?1")?.execute([id, hide])?;
+        if receiver == o && sender != o && flags & (RECALLED | NO_UNREAD | HIDDEN_FROM_RECEIVER) == 0 {
+            c.prepare_cached(
+                "UPDATE conversations SET unread = max(unread - 1, 0) WHERE owner = ?1 AND peer = ?2 AND read_time < ?3",
+            )?
+            .execute(params![o, p, key.time])?;
+        }
+        // The latest message left becomes the conversation's last when this one was.
+        c.prepare_cached(&format!(
+            "UPDATE conversations SET last_msg_id = (SELECT m.id FROM messages m \
+               WHERE m.lo = min(?1, ?2) AND m.hi = max(?1, ?2) AND {SHOWN_TO_OWNER} \
+               ORDER BY m.time DESC, m.seq DESC, m.random DESC LIMIT 1) \
+             WHERE owner = ?1 AND peer = ?2 AND last_msg_id = ?3"
+        ))?
+        .execute([o, p, id])?;
+        let seq = append_log(c, w, o, KIND_DELETE, Some(id), None, Some(key.time), expire_at)?;
+        let event = LogEvent::Deleted { peer: peer.to_owned(), key: *key };
+        deliveries.push(Delivery { user: owner.to_owned(), entry: LogEntry { seq, event } });
+        deleted.push(true);
+    }
+    Ok((deleted, deliveries))
+}
+
+pub(crate) fn modify(
+    c: &Connection,
+    w: &mut WriterState,
+    e: &Edit,
+    expire_at: i64,
+) -> Result<(Modified, Vec<Delivery>)> {
+    let (Some(sender), Some(receiver)) = (cached_uid(c, w, &e.from)?, cached_uid(c, w, &e.to)?) else {
+        return Ok((Modified::NotFound, Vec::new()));
+    };
+    let found: Option<(i64, i64, i64)> = c
+        .prepare_cached(
+            "SELECT id, flags, version FROM messages WHERE lo = min(?1, ?2) AND hi = max(?1, ?2) AND time = ?3 \
+             AND seq = ?4 AND random = ?5 AND sender = ?1 AND receiver = ?2",
+        )?
+        .query_row(params![sender, receiver, e.key.time, e.key.seq, e.key.random], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((id, flags, version)) = found else {
+        return Ok((Modified::NotFound, Vec::new()));
+    };
+    let read = |c: &Connection| -> Result<StoredMessage> {
+        c.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?1"))?
+            .query_row([id], |r| read_message(r, 0, |uid| if uid == sender { e.from.clone() } else { e.to.clone() }))
+    };
+    if flags & RECALLED != 0 {
+        return Ok((Modified::Recalled, Vec::new()));
+    }
+    if e.base_version.is_some_and(|v| i64::from(v) != version) {
+        return Ok((Modified::Conflict(read(c)?), Vec::new()));
+    }
+    c.prepare_cached(
+        "UPDATE messages SET body = coalesce(?2, body), cloud_custom_data = coalesce(?3, cloud_custom_data), \
+         version = version + 1 WHERE id = ?1",
+    )?
+    .execute(params![id, e.body, e.cloud_custom_data])?;
+    let msg = Arc::new(read(c)?);
+    let mut sides = Vec::with_capacity(2);
+    if flags & HIDDEN_FROM_RECEIVER == 0 {
+        sides.push((receiver, &e.to));
+    }
+    if sender != receiver && flags & HIDDEN_FROM_SENDER == 0 {
+        sides.push((sender, &e.from));
+    }
+    let mut deliveries = Vec::with_capacity(sides.len());
+    for (owner, name) in sides {
+        let seq = append_log(c, w, owner, KIND_MODIFY, Some(id), None, Some(e.key.time), expire_at)?;
+        deliveries
+            .push(Delivery { user: name.clone(), entry: LogEntry { seq, event: LogEvent::Modified(msg.clone()) } });
+    }
+    Ok((Modified::Done((*msg).clone()), deliveries))
 }
 
 #[expect(clippy::too_many_arguments, reason = "the store method's arguments")]

@@ -79,6 +79,45 @@ enum ClientCommand {
         #[arg(long)]
         key: String,
     },
+    /// Edit a message you sent (its text, or its custom data, or both); prints the message as edited.
+    /// Both sides' devices are told
+    Edit {
+        #[arg(long)]
+        peer: String,
+        /// The message's MsgKey
+        #[arg(long)]
+        key: String,
+        /// The new text (the message becomes one text element)
+        #[arg(long)]
+        text: Option<String>,
+        /// The new CloudCustomData
+        #[arg(long)]
+        custom_data: Option<String>,
+        /// The version you saw (from `history` or `find`): someone else's edit since is refused (20028)
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Delete messages from your side of a conversation (the peer keeps them), on all your devices;
+    /// prints the keys deleted
+    Delete {
+        #[arg(long)]
+        peer: String,
+        /// A MsgKey (repeatable, at most 50)
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+    },
+    /// Clear your history of a conversation (the peer keeps it); the conversation stays, on all your devices
+    ClearHistory {
+        #[arg(long)]
+        peer: String,
+    },
+    /// Delete a conversation from your list, on all your devices (with --clear-history, its history too)
+    DeleteConversation {
+        #[arg(long)]
+        peer: String,
+        #[arg(long)]
+        clear_history: bool,
+    },
     /// Acknowledge messages a peer sent with --need-receipt (read receipts); prints the keys acknowledged
     Receipt {
         #[arg(long)]
@@ -220,6 +259,9 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
         _ => Vec::new(),
     };
     let registers = matches!(args.command, ClientCommand::PushRegister { .. } | ClientCommand::PushUnregister);
+    if matches!(&args.command, ClientCommand::Edit { text: None, custom_data: None, .. }) {
+        return Err(usage(anyhow!("edit needs --text or --custom-data (or both): what the message becomes")));
+    }
     if registers && args.device.is_none() {
         return Err(usage(anyhow!("push-register and push-unregister need --device: a registration is a device's")));
     }
@@ -259,6 +301,22 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
         }
         ClientCommand::MarkRead { peer } => client.mark_read(&peer).await.context("marking read"),
         ClientCommand::Recall { peer, key } => client.recall(&peer, &key).await.context("recalling"),
+        ClientCommand::Edit { peer, key, text, custom_data, version } => {
+            let elems = text.map(|t| vec![duet_client::elems::text(t)]);
+            let m = client.modify(&peer, &key, elems, custom_data.as_deref(), version).await.context("editing")?;
+            println!("{}", message_json(&m));
+            Ok(())
+        }
+        ClientCommand::Delete { peer, keys } => {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let deleted = client.delete_messages(&peer, &keys).await.context("deleting messages")?;
+            println!("{}", json!({"deleted": deleted}));
+            Ok(())
+        }
+        ClientCommand::ClearHistory { peer } => client.clear_history(&peer).await.context("clearing history"),
+        ClientCommand::DeleteConversation { peer, clear_history } => {
+            client.delete_conversation(&peer, clear_history).await.context("deleting the conversation")
+        }
         ClientCommand::Receipt { peer, keys } => {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             let acknowledged = client.send_read_receipts(&peer, &keys).await.context("sending read receipts")?;
@@ -565,6 +623,7 @@ fn message_json(m: &Message) -> Value {
         "peer_read": m.peer_read,
         "need_read_receipt": m.need_read_receipt,
         "receipt_time": m.receipt_time,
+        "version": m.version,
         "nick": m.sender.nick,
         "face_url": m.sender.face_url,
         "system": m.sender.system,
@@ -596,6 +655,12 @@ pub fn event_json(e: &Event) -> Value {
         Event::ReadReceipt { peer, msg_key, time } => {
             json!({"event": "read_receipt", "peer": peer, "msg_key": msg_key, "time": time})
         }
+        Event::MessageModified(m) => json!({"event": "message_modified", "message": message_json(m)}),
+        Event::MessageDeleted { peer, msg_key } => {
+            json!({"event": "message_deleted", "peer": peer, "msg_key": msg_key})
+        }
+        Event::HistoryCleared { peer } => json!({"event": "history_cleared", "peer": peer}),
+        Event::ConversationDeleted { peer } => json!({"event": "conversation_deleted", "peer": peer}),
         Event::Kicked { code, info } => json!({"event": "kicked", "code": code, "info": info}),
         Event::SigExpired => json!({"event": "sig_expired"}),
         Event::Relation(r) => json!({"event": "relation", "change": r}),

@@ -67,6 +67,23 @@ impl State {
     }
 }
 
+impl State {
+    /// Removes the messages of `peer` that `gone` picks, with their index entries.
+    fn remove(&mut self, peer: &str, gone: impl Fn(&Message) -> bool) {
+        let Some(msgs) = self.messages.get_mut(peer) else { return };
+        let doomed: Vec<MessageRecord> = msgs.values().filter(|r| gone(&r.message)).cloned().collect();
+        for r in doomed {
+            msgs.remove(&r.message.msg_key);
+            if let Some(index) = self.by_conv_seq.get_mut(peer) {
+                index.remove(&r.message.conv_seq);
+            }
+            if let Some(index) = self.by_position.get_mut(peer) {
+                index.remove(&r.message.position());
+            }
+        }
+    }
+}
+
 /// An update of a stored message: the new content, with flags and the log seq kept once set.
 pub(super) fn merge(old: &MessageRecord, new: &MessageRecord) -> MessageRecord {
     let mut m = new.clone();
@@ -76,6 +93,11 @@ pub(super) fn merge(old: &MessageRecord, new: &MessageRecord) -> MessageRecord {
         m.message.revoker = old.message.revoker.clone();
         m.message.elems.clear();
         m.message.cloud_custom_data.clear();
+    }
+    if old.message.version > m.message.version {
+        m.message.version = old.message.version;
+        m.message.elems = old.message.elems.clone();
+        m.message.cloud_custom_data = old.message.cloud_custom_data.clone();
     }
     m.message.receipt_time = m.message.receipt_time.or(old.message.receipt_time);
     m.message.log_seq = m.message.log_seq.or(old.message.log_seq);
@@ -113,6 +135,15 @@ impl LocalStore for MemoryStore {
 
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut st = self.state();
+        for (peer, key) in &batch.deletions {
+            st.remove(peer, |m| m.msg_key == *key);
+        }
+        for (peer, upto) in &batch.clears {
+            st.remove(peer, |m| m.conv_seq <= *upto);
+        }
+        for peer in &batch.removed_conversations {
+            st.conversations.remove(peer);
+        }
         for rec in &batch.messages {
             st.upsert(rec);
         }

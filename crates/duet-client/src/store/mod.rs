@@ -63,12 +63,19 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
     /// Messages to insert or update (by peer and `msg_key`). An update keeps `recalled` (with its
-    /// `revoker` and no elements), `sent_here`, `log_seq` and `receipt_time` once set.
+    /// `revoker` and no elements), `sent_here`, `log_seq` and `receipt_time` once set, and the content
+    /// of a later `version` than its own. Applied after `deletions` and `clears`.
     pub messages: Vec<MessageRecord>,
     /// Messages to flag as recalled, their elements and custom data dropped: `(peer, msg_key, by)`.
     pub recalls: Vec<(String, String, String)>,
     /// Read receipts of messages: `(peer, msg_key, time)`.
     pub receipts: Vec<(String, String, i64)>,
+    /// Messages to remove (deleted from this user's side): `(peer, msg_key)`.
+    pub deletions: Vec<(String, String)>,
+    /// Conversations whose history was cleared: every message of `peer` numbered up to `conv_seq` goes.
+    pub clears: Vec<(String, u64)>,
+    /// Conversations to remove from the list (their messages stay unless cleared too).
+    pub removed_conversations: Vec<String>,
     /// Drop every stored conversation before writing `conversations` (a full list from the server).
     pub replace_conversations: bool,
     /// Conversations to insert or replace. Their last messages are stored as messages too.
@@ -85,6 +92,9 @@ impl Batch {
         self.messages.is_empty()
             && self.recalls.is_empty()
             && self.receipts.is_empty()
+            && self.deletions.is_empty()
+            && self.clears.is_empty()
+            && self.removed_conversations.is_empty()
             && !self.replace_conversations
             && self.conversations.is_empty()
             && self.cursor.is_none()
@@ -163,6 +173,7 @@ pub(crate) mod conformance {
             peer_read: false,
             need_read_receipt: false,
             receipt_time: None,
+            version: 0,
             log_seq: None,
             sender: crate::model::Sender { nick: format!("nick of {from}"), face_url: String::new(), system: false },
         }

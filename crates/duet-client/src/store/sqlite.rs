@@ -16,7 +16,13 @@ use crate::model::{Conversation, Message, parse_elems};
 /// upgraded in place (it gains the index and the table; its coverage starts empty, so its conversations'
 /// history is asked of the server once). Version 3 adds recalls' revokers, read receipts and the peer's
 /// read time ([`UPGRADE_3`]).
-const SCHEMA_VERSION: i64 = 3;
+/// Version 4 adds each message's edit version ([`UPGRADE_4`]).
+const SCHEMA_VERSION: i64 = 4;
+
+/// From version 3 to 4.
+const UPGRADE_4: &str = "
+ALTER TABLE messages ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+";
 
 /// From version 2 (or a file [`SCHEMA`] just created) to 3.
 const UPGRADE_3: &str = "
@@ -73,7 +79,7 @@ CREATE TABLE IF NOT EXISTS conversations (
 
 const MESSAGE_COLUMNS: &str = "from_user, to_user, msg_key, seq, random, time, conv_seq, body, \
                                cloud_custom_data, recalled, log_seq, nick, face_url, system, revoker, \
-                               need_receipt, receipt_time";
+                               need_receipt, receipt_time, version";
 
 /// A [`LocalStore`] in one SQLite file.
 pub struct SqliteStore {
@@ -114,17 +120,18 @@ impl SqliteStore {
             conn.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0)).optional()?;
         match version {
             None => {
-                conn.execute_batch(&format!("BEGIN; {UPGRADE_3} COMMIT;"))?;
+                conn.execute_batch(&format!("BEGIN; {UPGRADE_3} {UPGRADE_4} COMMIT;"))?;
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema', ?1), ('user', ?2)",
                     params![SCHEMA_VERSION.to_string(), user],
                 )?;
             }
             Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            // Version 1 lacked what SCHEMA just created; 1 and 2 lack version 3's columns.
-            Some(v) if v == "1" || v == "2" => {
+            // Version 1 lacked what SCHEMA just created; 1 and 2 lack version 3's columns; 3 lacks 4's.
+            Some(v) if v == "1" || v == "2" || v == "3" => {
+                let upgrades = if v == "3" { UPGRADE_4.to_owned() } else { format!("{UPGRADE_3} {UPGRADE_4}") };
                 conn.execute_batch(&format!(
-                    "BEGIN; {UPGRADE_3} UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema'; COMMIT;"
+                    "BEGIN; {upgrades} UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema'; COMMIT;"
                 ))?;
             }
             Some(v) => {
@@ -182,6 +189,7 @@ fn message_of(r: &Row<'_>, offset: usize) -> rusqlite::Result<Message> {
         peer_read: false,
         need_read_receipt: r.get(offset + 15)?,
         receipt_time: r.get(offset + 16)?,
+        version: u32::try_from(r.get::<_, i64>(offset + 17)?).unwrap_or(0),
         log_seq: r.get::<_, Option<i64>>(offset + 10)?.map(u64_of),
         sender: crate::model::Sender {
             nick: r.get(offset + 11)?,
@@ -197,13 +205,15 @@ fn upsert(tx: &rusqlite::Transaction<'_>, rec: &MessageRecord) -> Result<(), Sto
     tx.execute(
         "INSERT INTO messages (peer, msg_key, from_user, to_user, seq, random, time, conv_seq, body,
                                cloud_custom_data, recalled, log_seq, sent_here, nick, face_url, system,
-                               revoker, need_receipt, receipt_time)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                               revoker, need_receipt, receipt_time, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
          ON CONFLICT (peer, msg_key) DO UPDATE SET
              from_user = excluded.from_user, to_user = excluded.to_user, seq = excluded.seq,
              random = excluded.random, time = excluded.time, conv_seq = excluded.conv_seq,
-             body = CASE WHEN recalled THEN body ELSE excluded.body END,
-             cloud_custom_data = CASE WHEN recalled THEN cloud_custom_data ELSE excluded.cloud_custom_data END,
+             body = CASE WHEN recalled OR version > excluded.version THEN body ELSE excluded.body END,
+             cloud_custom_data = CASE WHEN recalled OR version > excluded.version THEN cloud_custom_data
+                                      ELSE excluded.cloud_custom_data END,
+             version = max(version, excluded.version),
              revoker = CASE WHEN recalled THEN revoker ELSE excluded.revoker END,
              recalled = recalled OR excluded.recalled,
              need_receipt = need_receipt OR excluded.need_receipt,
@@ -233,6 +243,7 @@ fn upsert(tx: &rusqlite::Transaction<'_>, rec: &MessageRecord) -> Result<(), Sto
             m.revoker,
             m.need_read_receipt,
             m.receipt_time,
+            i64::from(m.version),
         ],
     )?;
     Ok(())
@@ -295,6 +306,15 @@ impl LocalStore for SqliteStore {
         }
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        for (peer, key) in &batch.deletions {
+            tx.execute("DELETE FROM messages WHERE peer = ?1 AND msg_key = ?2", params![peer, key])?;
+        }
+        for (peer, upto) in &batch.clears {
+            tx.execute("DELETE FROM messages WHERE peer = ?1 AND conv_seq <= ?2", params![peer, i64_of(*upto)?])?;
+        }
+        for peer in &batch.removed_conversations {
+            tx.execute("DELETE FROM conversations WHERE peer = ?1", params![peer])?;
+        }
         for rec in &batch.messages {
             upsert(&tx, rec)?;
         }

@@ -15,7 +15,7 @@ use crate::media::Media;
 use crate::model::{ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, Purged, StoredMessage};
 use crate::push::Pusher;
 use crate::relations::Relations;
-use crate::store::{self, Cutoffs, Imported, Store, Withdrawn};
+use crate::store::{self, Cutoffs, Edit, Imported, Modified, Store, Withdrawn};
 pub use fanout::{Fanout, Subscriber};
 pub use send::{CallbackSource, Content, Draft, Encoded, Origin, Prepared, SendError};
 
@@ -87,11 +87,62 @@ impl Messages {
         Ok(items)
     }
 
-    /// Removes `owner`'s conversation with `peer` (and with `clear_history`, hides its messages from `owner`).
+    /// Removes `owner`'s conversation with `peer` (and with `clear_history`, hides its messages from `owner`),
+    /// on every device of `owner`.
     pub async fn delete_conversation(&self, owner: &str, peer: &str, clear_history: bool) -> Result<(), Error> {
         store::require_pair(&*self.store, owner, peer).await?;
-        self.store.delete_conversation(owner.to_owned(), peer.to_owned(), clear_history).await?;
+        let expire = self.log_expire_at();
+        self.store.clear_conversation(owner.to_owned(), peer.to_owned(), clear_history, true, expire).await?;
         Ok(())
+    }
+
+    /// Clears `owner`'s history of the conversation with `peer` (the peer keeps it); the conversation stays,
+    /// without a last message or unread ones.
+    pub async fn clear_history(&self, owner: &str, peer: &str) -> Result<(), Error> {
+        store::require_pair(&*self.store, owner, peer).await?;
+        let expire = self.log_expire_at();
+        self.store.clear_conversation(owner.to_owned(), peer.to_owned(), true, false, expire).await?;
+        Ok(())
+    }
+
+    /// Deletes messages from `owner`'s side of the conversation with `peer`, on every device of `owner`;
+    /// the peer keeps them. For each key, whether it named a message `owner` still had.
+    pub async fn delete(&self, owner: &str, peer: &str, keys: Vec<MsgKey>) -> Result<Vec<bool>, Error> {
+        store::require_pair(&*self.store, owner, peer).await?;
+        let expire = self.log_expire_at();
+        Ok(self.store.delete_messages(owner.to_owned(), peer.to_owned(), keys, expire).await?)
+    }
+
+    /// Edits a message `edit.from` sent `edit.to` (an app admin's REST edit, or through [`Messages::edit`]
+    /// the sender's own): both sides' devices get the message as it is now, which is returned.
+    pub async fn modify(&self, edit: Edit) -> Result<StoredMessage, Error> {
+        store::require_pair(&*self.store, &edit.from, &edit.to).await?;
+        let expire = self.log_expire_at();
+        match self.store.modify(edit, expire).await? {
+            Modified::Done(m) => Ok(m),
+            Modified::NotFound => Err(Error::NoSuchMessage),
+            Modified::Recalled => Err(Error::AlreadyRecalled),
+            Modified::Conflict(m) => Err(Error::EditConflict(Box::new(m))),
+        }
+    }
+
+    /// The sender's own edit of a message it sent `peer` (see [`Messages::modify`]); `base_version` is the
+    /// version the sender saw (else [`Error::EditConflict`]).
+    pub async fn edit(
+        &self,
+        user: &str,
+        peer: &str,
+        key: MsgKey,
+        body: Option<String>,
+        cloud_custom_data: Option<String>,
+        base_version: Option<u32>,
+    ) -> Result<StoredMessage, Error> {
+        let edit = Edit { from: user.to_owned(), to: peer.to_owned(), key, body, cloud_custom_data, base_version };
+        self.modify(edit).await
+    }
+
+    fn log_expire_at(&self) -> i64 {
+        self.clock.now_secs() + self.retention.offline_secs
     }
 
     /// Imports a historical message with its original time.

@@ -119,6 +119,13 @@ pub enum LogEvent {
     PeerRead { peer: String, time: i64 },
     /// `peer` acknowledged the user's message `key` with a read receipt at `time`.
     Receipt { peer: String, key: MsgKey, time: i64 },
+    /// A message of the conversation was edited: the message as it is now (both sides get it).
+    Modified(std::sync::Arc<StoredMessage>),
+    /// The user deleted the message `key` of the conversation with `peer` from its own history.
+    Deleted { peer: String, key: MsgKey },
+    /// The user cleared its history of the conversation with `peer`: its messages up to position `upto`
+    /// (`conv_seq`) are gone from the user's side; with `conversation`, the conversation itself too.
+    Cleared { peer: String, upto: u64, conversation: bool },
 }
 
 /// A page of a user's sync log.
@@ -214,6 +221,8 @@ pub struct StoredMessage {
     pub receipt_time: Option<i64>,
     /// The sender's nickname and avatar URL as they were when the message was sent.
     pub sender: SenderInfo,
+    /// How many times it was edited (0: as sent); an edit naming an older version is a conflict.
+    pub version: u32,
     /// The transport's encoding of the message, made by the first connection that pushes it: a message
     /// goes to its recipient's and its sender's devices under two log entries, one `Arc` of it.
     pub encoded: Encoded,
@@ -274,6 +283,7 @@ impl StoredMessage {
             need_receipt: false,
             receipt_time: None,
             sender: sender.clone(),
+            version: 0,
             encoded: Encoded::default(),
         }
     }

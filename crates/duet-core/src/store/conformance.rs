@@ -23,7 +23,7 @@ use crate::model::{
     SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use crate::model::{Platform, ProviderKind, PushDevice, Settle};
-use crate::store::{Cutoffs, Imported, SendOutcome, SendPlan, Store, Withdrawn};
+use crate::store::{Cutoffs, Edit, Imported, Modified, SendOutcome, SendPlan, Store, Withdrawn};
 use crate::store::{RelationChange, RelationData};
 
 /// A fresh backend for one test: its store, its media index, and what must outlive both (a temporary
@@ -88,6 +88,9 @@ macro_rules! store_conformance_suite {
             log_after_ends_a_page_after_the_entry_that_passes_max_bytes,
             conversations_list_the_latest_first_and_the_cap_keeps_the_newest,
             delete_conversation_removes_one_side_and_can_hide_its_history,
+            modify_edits_the_latest_version_and_tells_both_sides,
+            delete_messages_hides_them_from_one_side_on_its_devices,
+            clear_history_keeps_the_conversation_without_its_messages,
             purge_removes_what_each_cutoff_covers,
             purging_offline_copies_keeps_history_and_log_positions,
             a_log_entry_whose_message_expired_is_skipped,
@@ -205,8 +208,9 @@ async fn numbers<S: Store>(s: &S, operator: &str, peer: &str) -> Vec<u32> {
 }
 
 /// An entry as `<seq> msg <from>><to> #<n>`, `<seq> read <peer> <time - T>`, `<seq> recall <peer> #<n>`
-/// (with ` by <by>` when someone else than its sender recalled it), `<seq> peer_read <peer> <time - T>` or
-/// `<seq> receipt <peer> #<n> <time - T>`.
+/// (with ` by <by>` when someone else than its sender recalled it), `<seq> peer_read <peer> <time - T>`,
+/// `<seq> receipt <peer> #<n> <time - T>`, `<seq> modified <from>><to> #<n> v<version>`,
+/// `<seq> deleted <peer> #<n>` or `<seq> cleared <peer> <upto>` (with ` conversation` when it went too).
 fn describe(e: &LogEntry) -> String {
     match &e.event {
         LogEvent::Message(m) => format!("{} msg {}>{} #{}", e.seq, m.from, m.to, m.key.random),
@@ -214,6 +218,11 @@ fn describe(e: &LogEntry) -> String {
         LogEvent::Recall { peer, key, by } => format!("{} recall {peer} #{} by {by}", e.seq, key.random),
         LogEvent::PeerRead { peer, time } => format!("{} peer_read {peer} {}", e.seq, time - T),
         LogEvent::Receipt { peer, key, time } => format!("{} receipt {peer} #{} {}", e.seq, key.random, time - T),
+        LogEvent::Modified(m) => format!("{} modified {}>{} #{} v{}", e.seq, m.from, m.to, m.key.random, m.version),
+        LogEvent::Deleted { peer, key } => format!("{} deleted {peer} #{}", e.seq, key.random),
+        LogEvent::Cleared { peer, upto, conversation } => {
+            format!("{} cleared {peer} {upto}{}", e.seq, if *conversation { " conversation" } else { "" })
+        }
     }
 }
 
@@ -609,16 +618,20 @@ pub async fn the_delivery_hook_gets_each_commits_entries_in_commit_order<S: Stor
     // What appends nothing calls nothing.
     assert_eq!(s.import(import(3, "a", "b", T - 9, false), T + WEEK, 100).await.unwrap(), Imported::Stored);
     send(s, plan(4, "a", &["nobody"], T)).await;
-    assert!(s.delete_conversation("b".into(), "a".into(), false).await.unwrap());
+    assert!(s.clear_conversation("b".into(), "a".into(), false, true, T + WEEK).await.unwrap());
 
     let expected = [
         vec!["b: 1 msg a>b #1", "a: 1 msg a>b #1"],
         vec!["b: 2 read a 0", "a: 2 peer_read b 0"],
         vec!["b: 3 recall a #1 by a", "a: 3 recall b #1 by a"],
         vec!["b: 4 msg a>b #2"],
+        vec!["b: 5 cleared a 0 conversation"],
     ];
     assert_eq!(*got.lock().unwrap(), expected);
-    assert_eq!(log(s, "b").await, ["1 msg a>b #1", "2 read a 0", "3 recall a #1 by a", "4 msg a>b #2"]);
+    assert_eq!(
+        log(s, "b").await,
+        ["1 msg a>b #1", "2 read a 0", "3 recall a #1 by a", "4 msg a>b #2", "5 cleared a 0 conversation"]
+    );
 }
 
 // ---- history -------------------------------------------------------------------------------------------
@@ -866,7 +879,7 @@ pub async fn read_receipts_mark_messages_that_ask_once_and_tell_the_sender<S: St
     let history = history(s, "a", "b").await;
     assert_eq!(history.iter().find(|m| m.key == asks).and_then(|m| m.receipt_time), Some(T + 10));
     // Hidden from the owner (its history cleared): not found.
-    assert!(s.delete_conversation("a".into(), "b".into(), true).await.unwrap());
+    assert!(s.clear_conversation("a".into(), "b".into(), true, true, T + WEEK).await.unwrap());
     assert_eq!(s.find_messages("a".into(), "b".into(), vec![asks]).await.unwrap(), [None]);
 }
 
@@ -955,13 +968,13 @@ pub async fn delete_conversation_removes_one_side_and_can_hide_its_history<S: St
     send(s, plan(2, "b", &["a"], T)).await;
     assert_eq!(unread(s, "a", &["b"]).await, [1]);
 
-    assert!(s.delete_conversation("a".into(), "b".into(), false).await.unwrap());
+    assert!(s.clear_conversation("a".into(), "b".into(), false, true, T + WEEK).await.unwrap());
     assert_eq!(contacts(s, "a").await, Vec::<String>::new());
     assert_eq!(unread(s, "a", &["b"]).await, [0]);
     assert_eq!(numbers(s, "a", "b").await, [2, 1], "history stays without clear_history");
     assert_eq!(contacts(s, "b").await, ["a"], "the peer's side stays");
 
-    assert!(s.delete_conversation("a".into(), "b".into(), true).await.unwrap());
+    assert!(s.clear_conversation("a".into(), "b".into(), true, true, T + WEEK).await.unwrap());
     assert_eq!(numbers(s, "a", "b").await, Vec::<u32>::new());
     assert_eq!(numbers(s, "b", "a").await, [2, 1], "hidden from the owner only");
     // What comes later is shown and listed again.
@@ -969,9 +982,129 @@ pub async fn delete_conversation_removes_one_side_and_can_hide_its_history<S: St
     assert_eq!(numbers(s, "a", "b").await, [3]);
     assert_eq!(contacts(s, "a").await, ["b"]);
 
-    assert!(s.delete_conversation("a".into(), "c".into(), true).await.unwrap(), "no conversation: nothing to do");
-    assert!(!s.delete_conversation("a".into(), "nobody".into(), false).await.unwrap());
-    assert!(!s.delete_conversation("nobody".into(), "a".into(), true).await.unwrap());
+    assert!(
+        s.clear_conversation("a".into(), "c".into(), true, true, T + WEEK).await.unwrap(),
+        "no conversation: nothing to do"
+    );
+    assert!(!s.clear_conversation("a".into(), "nobody".into(), false, true, T + WEEK).await.unwrap());
+    assert!(!s.clear_conversation("nobody".into(), "a".into(), true, true, T + WEEK).await.unwrap());
+}
+
+// ---- edit and delete -----------------------------------------------------------------------------------
+
+fn edit(key: MsgKey, body: Option<String>, data: Option<&str>, base_version: Option<u32>) -> Edit {
+    Edit { from: "a".into(), to: "b".into(), key, body, cloud_custom_data: data.map(str::to_owned), base_version }
+}
+
+pub async fn modify_edits_the_latest_version_and_tells_both_sides<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    let key = send(s, plan(1, "a", &["b"], T)).await.key;
+    let modify = |e: Edit| s.modify(e, T + WEEK);
+
+    let Modified::Done(m) = modify(edit(key, Some(body(10)), None, Some(0))).await.unwrap() else {
+        panic!("the first edit of version 0 is done");
+    };
+    assert_eq!((m.body.clone(), m.cloud_custom_data.clone(), m.version), (body(10), String::new(), 1));
+    // Only the custom data: the body stays.
+    let Modified::Done(m) = modify(edit(key, None, Some("cd"), None)).await.unwrap() else {
+        panic!("an edit without a version edits the latest");
+    };
+    assert_eq!((m.body.clone(), m.cloud_custom_data.as_str(), m.version), (body(10), "cd", 2));
+    // A stale version: refused, with the message as it is.
+    match modify(edit(key, Some(body(11)), None, Some(1))).await.unwrap() {
+        Modified::Conflict(m) => assert_eq!((m.body, m.version), (body(10), 2)),
+        other => panic!("a stale version conflicts, not {other:?}"),
+    }
+    // Only the sender's message to the recipient, by its key.
+    let wrong_way = Edit { from: "b".into(), to: "a".into(), ..edit(key, Some(body(12)), None, None) };
+    assert_eq!(modify(wrong_way).await.unwrap(), Modified::NotFound);
+    assert_eq!(
+        modify(edit(MsgKey { random: 99, ..key }, Some(body(12)), None, None)).await.unwrap(),
+        Modified::NotFound
+    );
+
+    assert_eq!(log(s, "b").await, ["1 msg a>b #1", "2 modified a>b #1 v2", "3 modified a>b #1 v2"]);
+    assert_eq!(log(s, "a").await, ["1 msg a>b #1", "2 modified a>b #1 v2", "3 modified a>b #1 v2"]);
+    let shown = |ms: Vec<StoredMessage>| ms.iter().map(|m| (m.body.clone(), m.version)).collect::<Vec<_>>();
+    assert_eq!(shown(history(s, "b", "a").await), [(body(10), 2)]);
+    let last = s.conversations("b".into(), 10).await.unwrap()[0].last.clone().unwrap();
+    assert_eq!((last.body, last.cloud_custom_data.as_str()), (body(10), "cd"), "the conversation shows the edit");
+
+    // Recalled: no more edits. Hidden from the sender: only the recipient is told.
+    assert_eq!(s.withdraw("a".into(), "b".into(), key, "a".into(), T + WEEK, None).await.unwrap(), Withdrawn::Done);
+    assert_eq!(modify(edit(key, Some(body(13)), None, None)).await.unwrap(), Modified::Recalled);
+    let mut p = plan(2, "a", &["b"], T);
+    p.msg.sender_copy = SenderCopy::Nothing;
+    let hidden = send(s, p).await.key;
+    assert!(matches!(modify(edit(hidden, Some(body(14)), None, None)).await.unwrap(), Modified::Done(_)));
+    assert_eq!(log(s, "b").await[4..], ["5 msg a>b #2", "6 modified a>b #2 v1"]);
+    assert_eq!(log(s, "a").await.len(), 4, "the sender kept nothing of #2");
+}
+
+pub async fn delete_messages_hides_them_from_one_side_on_its_devices<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    let mut keys = Vec::new();
+    for (n, time) in [(1, T), (2, T + 1), (3, T + 2)] {
+        keys.push(send(s, plan(n, "a", &["b"], time)).await.key);
+    }
+    assert_eq!(unread(s, "b", &["a"]).await, [3]);
+    let delete =
+        |owner: &str, peer: &str, keys: Vec<MsgKey>| s.delete_messages(owner.into(), peer.into(), keys, T + WEEK);
+
+    // The recipient deletes the newest and an unknown key: one done, the unread count and last message follow.
+    let unknown = MsgKey { random: 99, ..keys[0] };
+    assert_eq!(delete("b", "a", vec![keys[2], unknown]).await.unwrap(), [true, false]);
+    assert_eq!(numbers(s, "b", "a").await, [2, 1]);
+    assert_eq!(numbers(s, "a", "b").await, [3, 2, 1], "the peer keeps it");
+    assert_eq!(unread(s, "b", &["a"]).await, [2]);
+    let last = |owner: &str| {
+        let owner = owner.to_owned();
+        async move { s.conversations(owner, 10).await.unwrap()[0].last.as_ref().map(|m| m.key.random) }
+    };
+    assert_eq!(last("b").await, Some(2));
+    assert_eq!(last("a").await, Some(3));
+    // Twice: nothing more. The sender deletes its copy: the recipient keeps it.
+    assert_eq!(delete("b", "a", vec![keys[2]]).await.unwrap(), [false]);
+    assert_eq!(delete("a", "b", vec![keys[0]]).await.unwrap(), [true]);
+    assert_eq!(numbers(s, "a", "b").await, [3, 2]);
+    assert_eq!(numbers(s, "b", "a").await, [2, 1]);
+    assert_eq!(s.find_messages("a".into(), "b".into(), vec![keys[0]]).await.unwrap(), [None]);
+    assert_eq!(unread(s, "b", &["a"]).await, [2], "the sender's delete leaves the recipient's count");
+
+    assert_eq!(log(s, "b").await[3..], ["4 deleted a #3"]);
+    assert_eq!(log(s, "a").await[3..], ["4 deleted b #1"]);
+    // A read message deleted leaves the count; deleting every message empties the conversation's last.
+    assert!(s.set_read("b".into(), "a".into(), T + 1, T + WEEK, None).await.unwrap());
+    assert_eq!(unread(s, "b", &["a"]).await, [0]);
+    assert_eq!(delete("b", "a", vec![keys[0], keys[1]]).await.unwrap(), [true, true]);
+    assert_eq!(unread(s, "b", &["a"]).await, [0]);
+    assert_eq!(numbers(s, "b", "a").await, Vec::<u32>::new());
+    assert_eq!(delete("nobody", "a", vec![keys[0]]).await.unwrap(), [false]);
+}
+
+pub async fn clear_history_keeps_the_conversation_without_its_messages<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    send(s, plan(1, "a", &["b"], T)).await;
+    send(s, plan(2, "b", &["a"], T)).await;
+    send(s, plan(3, "a", &["b"], T + 1)).await;
+    assert_eq!(unread(s, "b", &["a"]).await, [2]);
+
+    assert!(s.clear_conversation("b".into(), "a".into(), true, false, T + WEEK).await.unwrap());
+    assert_eq!(numbers(s, "b", "a").await, Vec::<u32>::new());
+    assert_eq!(numbers(s, "a", "b").await, [3, 2, 1], "the peer keeps its history");
+    assert_eq!(unread(s, "b", &["a"]).await, [0]);
+    let listed = s.conversations("b".into(), 10).await.unwrap();
+    assert_eq!(listed.iter().map(|c| (c.peer.as_str(), c.last.is_some())).collect::<Vec<_>>(), [("a", false)]);
+    assert_eq!(log(s, "b").await[3..], ["4 cleared a 3"]);
+    // What comes later is history again, and the conversation's last.
+    send(s, plan(4, "a", &["b"], T + 2)).await;
+    assert_eq!(numbers(s, "b", "a").await, [4]);
+    assert_eq!(unread(s, "b", &["a"]).await, [1]);
+    assert_eq!(s.conversations("b".into(), 10).await.unwrap()[0].last.as_ref().map(|m| m.key.random), Some(4));
+    assert!(!s.clear_conversation("b".into(), "nobody".into(), true, false, T + WEEK).await.unwrap());
 }
 
 // ---- retention -----------------------------------------------------------------------------------------
@@ -1072,7 +1205,7 @@ pub async fn export_reads_every_stored_message_of_a_range_in_pages<S: Store, M>(
     send(s, plan(6, "a", &["b"], T + 3600)).await;
     // Recalled, and hidden from one side: each is still stored, and exported.
     assert_eq!(s.withdraw("a".into(), "b".into(), first, "a".into(), T + WEEK, None).await.unwrap(), Withdrawn::Done);
-    assert!(s.delete_conversation("b".into(), "a".into(), true).await.unwrap());
+    assert!(s.clear_conversation("b".into(), "a".into(), true, true, T + WEEK).await.unwrap());
 
     let hour = ["a>b #1 recalled", "b>a #2", "a>b #3", "a>c #3", "a>b #4", "b>b #5"];
     for limit in [0, 1, 2, 5, 6, 100] {

@@ -23,7 +23,8 @@ use crate::model::{
     SenderInfo, Sent, Settle, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use crate::store::{
-    AccountStore, Cutoffs, DeliveryHook, Imported, MessageStore, SendOutcome, SendPlan, StoreError, Withdrawn,
+    AccountStore, Cutoffs, DeliveryHook, Edit, Imported, MessageStore, Modified, SendOutcome, SendPlan, StoreError,
+    Withdrawn,
 };
 use crate::store::{CallbackStore, MessageExport, PushStore, RelationChange, RelationData, RelationStore};
 
@@ -144,6 +145,7 @@ struct Message {
     hidden_from_sender: bool,
     hidden_from_receiver: bool,
     no_unread: bool,
+    version: u32,
 }
 
 /// A conversation's counters.
@@ -176,6 +178,9 @@ enum LogKind {
     Recall(MsgId),
     PeerRead { peer: Uid, time: i64 },
     Receipt(MsgId),
+    Modified(MsgId),
+    Deleted(MsgId),
+    Cleared { peer: Uid, upto: u64, conversation: bool },
 }
 
 #[derive(Default)]
@@ -235,6 +240,7 @@ impl Message {
             need_receipt: self.need_receipt,
             receipt_time: self.receipt_time,
             sender: self.sender_info.clone(),
+            version: self.version,
             encoded: Default::default(),
         }
     }
@@ -465,6 +471,7 @@ impl State {
                 hidden_from_sender: msg.sender_copy == SenderCopy::Nothing,
                 hidden_from_receiver: false,
                 no_unread: msg.no_unread,
+                version: 0,
             };
             // A taken key (same MsgSeq and MsgRandom in the same second): Tencent's MsgRandom dedup.
             let Some(id) = self.insert_message(stored) else {
@@ -540,6 +547,7 @@ impl State {
             hidden_from_sender: false,
             hidden_from_receiver: false,
             no_unread: !msg.counts_unread,
+            version: 0,
         };
         let Some(id) = self.insert_message(stored) else {
             return (Imported::Duplicate, Vec::new());
@@ -780,7 +788,15 @@ impl State {
                     Some(peer) => LogEvent::PeerRead { peer: peer.to_owned(), time },
                     None => continue,
                 },
-                LogKind::Message(id) | LogKind::Recall(id) | LogKind::Receipt(id) => {
+                LogKind::Cleared { peer, upto, conversation } => match self.name(peer) {
+                    Some(peer) => LogEvent::Cleared { peer: peer.to_owned(), upto, conversation },
+                    None => continue,
+                },
+                LogKind::Message(id)
+                | LogKind::Recall(id)
+                | LogKind::Receipt(id)
+                | LogKind::Modified(id)
+                | LogKind::Deleted(id) => {
                     // The message or one of its accounts is gone: nothing left to deliver.
                     let Some(m) = self.messages.get(&id) else { continue };
                     let (Some(s), Some(r)) = (self.name(m.sender), self.name(m.receiver)) else { continue };
@@ -789,6 +805,8 @@ impl State {
                     let peer = if s == user { r } else { s };
                     match row.kind {
                         LogKind::Message(_) => LogEvent::Message(Arc::new(m.view(s.to_owned(), r.to_owned(), false))),
+                        LogKind::Modified(_) => LogEvent::Modified(Arc::new(m.view(s.to_owned(), r.to_owned(), false))),
+                        LogKind::Deleted(_) => LogEvent::Deleted { peer: peer.to_owned(), key: m.key },
                         LogKind::Receipt(_) => LogEvent::Receipt {
                             peer: peer.to_owned(),
                             key: m.key,
@@ -811,11 +829,8 @@ impl State {
         let Some((owner, rows)) = self.uid(user).and_then(|o| Some((o, self.conversations.get(&o)?))) else {
             return Vec::new();
         };
-        let mut listed: Vec<_> = rows
-            .iter()
-            .filter(|(_, c)| c.last_msg.is_some())
-            .filter_map(|(&p, c)| Some((p, self.name(p)?, c)))
-            .collect();
+        let mut listed: Vec<_> =
+            rows.iter().filter(|(_, c)| c.last_time > 0).filter_map(|(&p, c)| Some((p, self.name(p)?, c))).collect();
         listed.sort_unstable_by_key(|&(p, _, c)| (Reverse(c.last_time), Reverse(c.last_msg), p));
         listed
             .into_iter()
@@ -835,25 +850,127 @@ impl State {
             .collect()
     }
 
-    fn delete_conversation(&mut self, owner: &str, peer: &str, clear_history: bool) -> bool {
+    fn clear_conversation(
+        &mut self,
+        owner: &str,
+        peer: &str,
+        clear_history: bool,
+        delete_conversation: bool,
+        expire_at: i64,
+    ) -> (bool, Vec<Delivery>) {
         let (Some(o), Some(p)) = (self.uid(owner), self.uid(peer)) else {
-            return false;
+            return (false, Vec::new());
         };
-        if let Some(rows) = self.conversations.get_mut(&o) {
-            rows.remove(&p);
-        }
+        let upto = if clear_history { self.thread(o, p).conv_seq } else { 0 };
         if clear_history {
             for id in self.keys.get(&pair(o, p)).into_iter().flat_map(|k| k.values()) {
                 if let Some(m) = self.messages.get_mut(id) {
-                    if m.sender == o {
-                        m.hidden_from_sender = true;
-                    } else {
-                        m.hidden_from_receiver = true;
-                    }
+                    m.hidden_from_sender |= m.sender == o;
+                    m.hidden_from_receiver |= m.receiver == o;
                 }
             }
+            if let Some(c) = self.conversations.get_mut(&o).and_then(|rows| rows.get_mut(&p)) {
+                c.unread = 0;
+                c.last_msg = None;
+            }
         }
-        true
+        if delete_conversation && let Some(rows) = self.conversations.get_mut(&o) {
+            rows.remove(&p);
+        }
+        let seq = self.append_log(o, LogKind::Cleared { peer: p, upto, conversation: delete_conversation }, expire_at);
+        let event = LogEvent::Cleared { peer: peer.to_owned(), upto, conversation: delete_conversation };
+        (true, vec![Delivery { user: owner.to_owned(), entry: LogEntry { seq, event } }])
+    }
+
+    fn delete_messages(
+        &mut self,
+        owner: &str,
+        peer: &str,
+        keys: &[MsgKey],
+        expire_at: i64,
+    ) -> (Vec<bool>, Vec<Delivery>) {
+        let (Some(o), Some(p)) = (self.uid(owner), self.uid(peer)) else {
+            return (vec![false; keys.len()], Vec::new());
+        };
+        let mut deleted = Vec::with_capacity(keys.len());
+        let mut deliveries = Vec::new();
+        for key in keys {
+            let id = self.keys.get(&pair(o, p)).and_then(|k| k.get(&(key.time, key.seq, key.random))).copied();
+            let Some(m) = id.and_then(|id| self.messages.get_mut(&id)) else {
+                deleted.push(false);
+                continue;
+            };
+            let (as_sender, as_receiver) = (m.sender == o, m.receiver == o);
+            if (!as_sender || m.hidden_from_sender) && (!as_receiver || m.hidden_from_receiver) {
+                deleted.push(false);
+                continue;
+            }
+            let counted = as_receiver && !as_sender && !m.recalled && !m.no_unread && !m.hidden_from_receiver;
+            m.hidden_from_sender |= as_sender;
+            m.hidden_from_receiver |= as_receiver;
+            let Some(id) = id else { continue };
+            let shown =
+                |m: &Message| !((m.sender == o && m.hidden_from_sender) || (m.receiver == o && m.hidden_from_receiver));
+            let latest = self
+                .keys
+                .get(&pair(o, p))
+                .and_then(|k| k.values().rev().map(|id| (*id, &self.messages[id])).find(|(_, m)| shown(m)))
+                .map(|(id, _)| id);
+            if let Some(c) = self.conversations.get_mut(&o).and_then(|rows| rows.get_mut(&p)) {
+                if counted && c.read_time < key.time {
+                    c.unread = c.unread.saturating_sub(1);
+                }
+                if c.last_msg == Some(id) {
+                    c.last_msg = latest;
+                }
+            }
+            let seq = self.append_log(o, LogKind::Deleted(id), expire_at);
+            let event = LogEvent::Deleted { peer: peer.to_owned(), key: *key };
+            deliveries.push(Delivery { user: owner.to_owned(), entry: LogEntry { seq, event } });
+            deleted.push(true);
+        }
+        (deleted, deliveries)
+    }
+
+    fn modify(&mut self, e: &Edit, expire_at: i64) -> (Modified, Vec<Delivery>) {
+        let (Some(sender), Some(receiver)) = (self.uid(&e.from), self.uid(&e.to)) else {
+            return (Modified::NotFound, Vec::new());
+        };
+        let id = self.keys.get(&pair(sender, receiver)).and_then(|k| k.get(&(e.key.time, e.key.seq, e.key.random)));
+        let Some(&id) = id else {
+            return (Modified::NotFound, Vec::new());
+        };
+        let Some(m) = self.messages.get_mut(&id).filter(|m| m.sender == sender && m.receiver == receiver) else {
+            return (Modified::NotFound, Vec::new());
+        };
+        if m.recalled {
+            return (Modified::Recalled, Vec::new());
+        }
+        if e.base_version.is_some_and(|v| v != m.version) {
+            return (Modified::Conflict(m.view(e.from.clone(), e.to.clone(), false)), Vec::new());
+        }
+        if let Some(body) = &e.body {
+            m.body = body.clone();
+        }
+        if let Some(data) = &e.cloud_custom_data {
+            m.cloud_custom_data = data.clone();
+        }
+        m.version += 1;
+        let msg = Arc::new(m.view(e.from.clone(), e.to.clone(), false));
+        let mut sides = Vec::with_capacity(2);
+        if !m.hidden_from_receiver {
+            sides.push((receiver, &e.to));
+        }
+        if sender != receiver && !m.hidden_from_sender {
+            sides.push((sender, &e.from));
+        }
+        let mut deliveries = Vec::with_capacity(sides.len());
+        for (owner, name) in sides {
+            let seq = self.append_log(owner, LogKind::Modified(id), expire_at);
+            deliveries
+                .push(Delivery { user: name.clone(), entry: LogEntry { seq, event: LogEvent::Modified(msg.clone()) } });
+        }
+        (Modified::Done((*msg).clone()), deliveries)
     }
 
     fn purge(&mut self, cut: Cutoffs) -> Purged {
@@ -1145,8 +1262,29 @@ impl MessageStore for MemoryStore {
         Ok(self.state().conversations(&user, limit))
     }
 
-    async fn delete_conversation(&self, owner: String, peer: String, clear_history: bool) -> Result<bool, StoreError> {
-        Ok(self.state().delete_conversation(&owner, &peer, clear_history))
+    async fn modify(&self, edit: Edit, log_expire_at: i64) -> Result<Modified, StoreError> {
+        Ok(self.deliver(|s| s.modify(&edit, log_expire_at)))
+    }
+
+    async fn delete_messages(
+        &self,
+        owner: String,
+        peer: String,
+        keys: Vec<MsgKey>,
+        log_expire_at: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        Ok(self.deliver(|s| s.delete_messages(&owner, &peer, &keys, log_expire_at)))
+    }
+
+    async fn clear_conversation(
+        &self,
+        owner: String,
+        peer: String,
+        clear_history: bool,
+        delete_conversation: bool,
+        log_expire_at: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.deliver(|s| s.clear_conversation(&owner, &peer, clear_history, delete_conversation, log_expire_at)))
     }
 
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError> {

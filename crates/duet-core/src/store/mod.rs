@@ -82,6 +82,32 @@ pub enum Withdrawn {
     AlreadyRecalled,
 }
 
+/// An edit of a stored message: whichever of `body` (`MsgBody` as compact JSON) and `cloud_custom_data`
+/// is given replaces the message's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    /// The message's sender and recipient.
+    pub from: String,
+    pub to: String,
+    pub key: MsgKey,
+    pub body: Option<String>,
+    pub cloud_custom_data: Option<String>,
+    /// The version the editor saw; another one stored is a conflict. `None`: whatever is stored.
+    pub base_version: Option<u32>,
+}
+
+/// What an edit found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modified {
+    /// Edited: the message as it is now (its version one more).
+    Done(StoredMessage),
+    NotFound,
+    /// Recalled messages are not edited.
+    Recalled,
+    /// Edited by someone else since `base_version`: the message as it is now, unchanged.
+    Conflict(StoredMessage),
+}
+
 /// Times before which stored data has expired, in unix seconds (ms for dedup entries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cutoffs {
@@ -203,9 +229,33 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn log_after(&self, user: String, after: u64, limit: usize, max_bytes: usize) -> Result<LogPage, StoreError>;
     /// `user`'s recent contacts with a last message, latest first.
     async fn conversations(&self, user: String, limit: usize) -> Result<Vec<ConversationView>, StoreError>;
-    /// Removes `owner`'s side of the conversation with `peer`; with `clear_history`, also hides its messages
-    /// from `owner`'s history. `false` if either account does not exist.
-    async fn delete_conversation(&self, owner: String, peer: String, clear_history: bool) -> Result<bool, StoreError>;
+    /// Edits a message (see [`Edit`]): the sides that show it get a modified entry (expiring at
+    /// `log_expire_at`) with the message as it is now.
+    async fn modify(&self, edit: Edit, log_expire_at: i64) -> Result<Modified, StoreError>;
+    /// Deletes messages of `keys` from `owner`'s side of the conversation with `peer` (the peer keeps
+    /// them): hidden from `owner`'s history, no longer unread, no longer the conversation's last message
+    /// (the latest one left is), and a deleted entry per message appended to `owner`'s log. For each key,
+    /// whether it named a message `owner` still had.
+    async fn delete_messages(
+        &self,
+        owner: String,
+        peer: String,
+        keys: Vec<MsgKey>,
+        log_expire_at: i64,
+    ) -> Result<Vec<bool>, StoreError>;
+    /// Clears `owner`'s history of the conversation with `peer` (every message stored so far is hidden from
+    /// `owner`, none is unread) and, with `delete_conversation`, removes `owner`'s side of the conversation
+    /// too (else it stays, without a last message); a cleared entry goes to `owner`'s log. Without
+    /// `clear_history` only the conversation goes (its messages stay in history), with the same entry.
+    /// `false` if either account does not exist.
+    async fn clear_conversation(
+        &self,
+        owner: String,
+        peer: String,
+        clear_history: bool,
+        delete_conversation: bool,
+        log_expire_at: i64,
+    ) -> Result<bool, StoreError>;
     /// Deletes what has expired.
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError>;
 }

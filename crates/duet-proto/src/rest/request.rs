@@ -607,6 +607,78 @@ impl MsgReadReceipt {
     }
 }
 
+/// `modify_c2c_msg`: edit a message `from` sent `to`; whichever of `MsgBody` and `CloudCustomData` is given
+/// replaces the stored one (`""` is not given: a client that sends it for an unset field keeps the data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModifyC2cMsg {
+    pub from: String,
+    pub to: String,
+    pub key: (u32, u32, i64),
+    /// The new `MsgBody`, and its compact JSON as checked.
+    pub body: Option<(Vec<MsgElem>, String)>,
+    pub cloud_custom_data: Option<String>,
+}
+
+impl ModifyC2cMsg {
+    pub fn parse(body: &Value) -> Result<ModifyC2cMsg, ApiError> {
+        let f = Fields::of(body, code::MSG_JSON_PARSE)?;
+        let from = f.account(&["From_Account"], code::MSG_FROM_ACCOUNT_INVALID)?;
+        let to = f.account(&["To_Account"], code::MSG_TO_ACCOUNT_INVALID)?;
+        let key = f.string("MsgKey", code::MSG_KEY_INVALID)?;
+        let key = super::parse_msg_key(&key)
+            .ok_or_else(|| ApiError::new(code::MSG_KEY_INVALID, format!("MsgKey {key:?} is not a MsgKey")))?;
+        let cloud_custom_data = f.opt_string("CloudCustomData", code::MSG_JSON_PARSE)?;
+        let body = match f.given(&["MsgBody"]) {
+            None => None,
+            Some(v) => {
+                let elems = parse_msg_body(Some(v))?;
+                let json = limits::check_message(&elems, cloud_custom_data.as_deref().unwrap_or_default(), None)?;
+                Some((elems, json))
+            }
+        };
+        if body.is_none() && cloud_custom_data.is_none() {
+            return Err(ApiError::new(code::MSG_JSON_PARSE, "give MsgBody or CloudCustomData (or both) to change"));
+        }
+        if let (None, Some(data)) = (&body, &cloud_custom_data) {
+            limits::check_message_without_body(data)?;
+        }
+        Ok(ModifyC2cMsg { from, to, key, body, cloud_custom_data })
+    }
+}
+
+/// `delete_c2c_msg_ramble`: `operator` deletes messages of its conversation with `peer` from its own side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteC2cMsgRamble {
+    pub operator: String,
+    pub peer: String,
+    /// The keys as given, each with its parsed (`MsgSeq`, `MsgRandom`, time).
+    pub keys: Vec<(String, (u32, u32, i64))>,
+}
+
+impl DeleteC2cMsgRamble {
+    /// Messages one call may delete (Tencent's limit).
+    pub const MAX_MESSAGES: usize = 30;
+
+    pub fn parse(body: &Value) -> Result<DeleteC2cMsgRamble, ApiError> {
+        let f = Fields::of(body, code::MSG_JSON_PARSE)?;
+        let operator = f.account(&["Operator_Account"], code::MSG_FROM_ACCOUNT_INVALID)?;
+        let peer = f.account(&["Peer_Account"], code::MSG_TO_ACCOUNT_INVALID)?;
+        let list = f.opt_strings("MsgKeyList", code::MSG_JSON_PARSE)?;
+        if list.is_empty() || list.len() > Self::MAX_MESSAGES {
+            let why = format!("MsgKeyList must hold 1 to {} MsgKeys", Self::MAX_MESSAGES);
+            return Err(ApiError::new(code::MSG_JSON_PARSE, why));
+        }
+        let keys = list
+            .into_iter()
+            .map(|k| match super::parse_msg_key(&k) {
+                Some(key) => Ok((k, key)),
+                None => Err(ApiError::new(code::MSG_KEY_INVALID, format!("MsgKey {k:?} is not a MsgKey"))),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(DeleteC2cMsgRamble { operator, peer, keys })
+    }
+}
+
 /// `get_c2c_unread_msg_num`: a user's unread count, in all or for up to 10 peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnreadNum {

@@ -189,6 +189,13 @@ pub struct GetRoamMsgReply {
     pub msg_list: Vec<RoamMsg>,
 }
 
+/// `delete_c2c_msg_ramble`: the keys that named no message the operator still had.
+#[derive(Debug, Serialize)]
+pub struct DeleteMsgRambleReply {
+    #[serde(rename = "InvalidMsgKeyList")]
+    pub invalid_msg_key_list: Vec<String>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct AllUnreadReply {
     #[serde(rename = "AllC2CUnreadMsgNum")]

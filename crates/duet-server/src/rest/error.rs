@@ -110,7 +110,8 @@ fn shared(e: Error, service: Service) -> ApiError {
         Error::NoSuchSender(id) => {
             ApiError::new(code::MSG_FROM_ACCOUNT_INVALID, format!("account {id:?} does not exist; import it first"))
         }
-        Error::NoSuchMessage => ApiError::new(code::MSG_NOT_FOUND, "the message to recall does not exist"),
+        Error::NoSuchMessage => ApiError::new(code::MSG_NOT_FOUND, "the message does not exist"),
+        e @ Error::EditConflict(_) => ApiError::new(code::MSG_MODIFY_CONFLICT, e.to_string()),
         Error::AlreadyRecalled => ApiError::new(code::MSG_ALREADY_RECALLED, "the message was recalled already"),
         e @ Error::RecallTooLate(_) => ApiError::new(code::MSG_RECALL_TIME_LIMIT, e.to_string()),
         Error::MediaForbidden(uuid) => ApiError::new(

@@ -170,6 +170,8 @@ async fn run(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
         Command::AdminMsgWithdraw => openim::admin_msgwithdraw(ctx, body).await,
         Command::AdminSetMsgRead => openim::admin_set_msg_read(ctx, body).await,
         Command::C2cMsgReadReceipt => openim::c2c_msg_read_receipt(ctx, body).await,
+        Command::ModifyC2cMsg => openim::modify_c2c_msg(ctx, body).await,
+        Command::DeleteC2cMsgRamble => openim::delete_c2c_msg_ramble(ctx, body).await,
         Command::GetC2cUnreadMsgNum => openim::get_c2c_unread_msg_num(ctx, body).await,
         Command::QueryOnlineStatus => openim::query_online_status(ctx, body).await,
         Command::RecentContactGetList => recentcontact::get_list(ctx, body).await,

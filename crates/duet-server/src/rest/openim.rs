@@ -5,6 +5,7 @@ use duet_core::callbacks::Source;
 use duet_core::hub::Presence;
 use duet_core::messages::{CallbackSource, Content, Draft, Encoded, Origin, SendError};
 use duet_core::model::{self, HistoryQuery, MsgKey, Platform, SenderCopy};
+use duet_core::store::Edit;
 use duet_proto::rest::request::{self as req, SyncOtherMachine};
 use duet_proto::rest::response::*;
 use duet_proto::{ApiError, code};
@@ -144,6 +145,33 @@ pub(super) async fn c2c_msg_read_receipt(ctx: Ctx<'_>, body: &Value) -> Result<J
     let keys = r.keys.into_iter().map(|(seq, random, time)| MsgKey { seq, random, time }).collect();
     ctx.core.messages().send_receipts(&r.operator, &r.peer, keys).await.map_err(ctx.fail())?;
     ctx.ok(Empty {})
+}
+
+/// `modify_c2c_msg`: edits a message (its `MsgBody`, its `CloudCustomData`, or both); both sides' devices
+/// get the message as it is now.
+pub(super) async fn modify_c2c_msg(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
+    let r = req::ModifyC2cMsg::parse(body)?;
+    let (seq, random, time) = r.key;
+    let edit = Edit {
+        from: r.from,
+        to: r.to,
+        key: MsgKey { seq, random, time },
+        body: r.body.map(|(_, json)| json),
+        cloud_custom_data: r.cloud_custom_data,
+        base_version: None,
+    };
+    ctx.core.messages().modify(edit).await.map_err(ctx.fail())?;
+    ctx.ok(Empty {})
+}
+
+/// `delete_c2c_msg_ramble`: deletes messages from one side of a conversation; the other side keeps them.
+/// Keys that name no message the operator still has are listed in `InvalidMsgKeyList`.
+pub(super) async fn delete_c2c_msg_ramble(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
+    let r = req::DeleteC2cMsgRamble::parse(body)?;
+    let keys = r.keys.iter().map(|(_, (seq, random, time))| MsgKey { seq: *seq, random: *random, time: *time });
+    let deleted = ctx.core.messages().delete(&r.operator, &r.peer, keys.collect()).await.map_err(ctx.fail())?;
+    let invalid = r.keys.into_iter().zip(deleted).filter(|(_, done)| !done).map(|((k, _), _)| k).collect();
+    ctx.ok(DeleteMsgRambleReply { invalid_msg_key_list: invalid })
 }
 
 /// `get_c2c_unread_msg_num`: an account's unread count, in all or per peer.

@@ -1,0 +1,235 @@
+//! Edit, one-sided delete, clearing a conversation's history and deleting a conversation, through the SDK
+//! against the real server. Each reaches two devices of one user (one away during the change, catching up
+//! when it logs in again) and, for an edit, the peer's device.
+
+mod common;
+
+use common::*;
+use duet_client::{Client, ClientConfig, Error, Event, Events, LocalStoreConfig, Message, Platform, elems};
+use duet_test_support::TestServer;
+use serde_json::json;
+
+fn user_config(server: &TestServer, user: &str, platform: Platform) -> ClientConfig {
+    config(&server.base_url(), user, &server.usersig(user), platform)
+}
+
+/// A device of `user` that keeps its store in `dir`, so that it can go away and come back as itself.
+fn device_in(server: &TestServer, user: &str, dir: &std::path::Path) -> ClientConfig {
+    user_config(server, user, Platform::Pc).device("pc").store(LocalStoreConfig::Sqlite(dir.to_owned()))
+}
+
+/// The next event that `pick` accepts, skipping the others.
+async fn next_matching<T>(events: &mut Events, what: &str, mut pick: impl FnMut(Event) -> Option<T>) -> T {
+    within(what, async {
+        loop {
+            if let Some(t) = pick(events.recv().await.expect("the event stream ended")) {
+                return t;
+            }
+        }
+    })
+    .await
+}
+
+async fn modified(events: &mut Events) -> Message {
+    next_matching(events, "an edit", |e| match e {
+        Event::MessageModified(m) => Some(m),
+        _ => None,
+    })
+    .await
+}
+
+fn server_code(e: Error) -> u32 {
+    match e {
+        Error::Server { code, .. } => code,
+        other => panic!("expected the server's refusal, got {other:?}"),
+    }
+}
+
+fn texts(ms: &[Message]) -> Vec<String> {
+    ms.iter().map(Message::text).collect()
+}
+
+#[tokio::test]
+async fn an_edit_reaches_both_sides_and_a_device_away_catches_up() {
+    let server = TestServer::spawn().await;
+    server.import(&["alice", "bob"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, mut phone_events, _) = connect_synced(user_config(&server, "alice", Platform::IPhone)).await;
+    let (pc, mut pc_events, _) = connect_synced(device_in(&server, "alice", dir.path())).await;
+    let (bob, mut bob_events, _) = connect_synced(user_config(&server, "bob", Platform::Android)).await;
+
+    let sent = phone.send_text("bob", "teh").await.unwrap();
+    assert_eq!(next_message(&mut bob_events).await.text(), "teh");
+    assert_eq!(next_message(&mut pc_events).await.text(), "teh");
+    pc.logout().await.unwrap();
+
+    let edited = phone.modify("bob", &sent.msg_key, Some(vec![elems::text("the")]), Some("fixed"), Some(0)).await;
+    let edited = edited.expect("an edit of the version seen");
+    assert_eq!((edited.text(), edited.cloud_custom_data.as_str(), edited.version), ("the".into(), "fixed", 1));
+    for events in [&mut bob_events, &mut phone_events] {
+        let m = modified(events).await;
+        assert_eq!((m.msg_key.as_str(), m.text(), m.version), (sent.msg_key.as_str(), "the".to_owned(), 1));
+    }
+    // History and the conversation list show the new content, on the server and in the local store.
+    assert_eq!(texts(&bob.get_messages("alice", 10, None).await.unwrap()), ["the"]);
+    let on_server = bob.conversations().await.unwrap();
+    assert_eq!(on_server[0].last.as_ref().map(Message::text), Some("the".into()));
+    let local = bob.local_conversations().await.unwrap();
+    assert_eq!(local[0].last.as_ref().map(|m| (m.text(), m.version)), Some(("the".into(), 1)));
+
+    // Someone edited it since version 0: a conflict, with the latest version.
+    match phone.modify("bob", &sent.msg_key, Some(vec![elems::text("teh!")]), None, Some(0)).await {
+        Err(Error::EditConflict { latest: Some(latest), .. }) => {
+            assert_eq!((latest.text(), latest.version), ("the".into(), 1));
+        }
+        other => panic!("a stale version conflicts, got {other:?}"),
+    }
+    // Only text and custom elements; only one's own message; only a message that exists.
+    let image = elems::image("u1", 1, vec![]);
+    let e = phone.modify("bob", &sent.msg_key, Some(vec![image]), None, None).await.unwrap_err();
+    assert_eq!(e.code(), Some(6017), "{e:?}");
+    assert_eq!(
+        server_code(bob.modify("alice", &sent.msg_key, Some(vec![elems::text("x")]), None, None).await.unwrap_err()),
+        20022
+    );
+    assert_eq!(server_code(phone.modify("bob", "1_2_3", None, Some("x"), None).await.unwrap_err()), 20022);
+    // The app admin edits it too (REST): everyone hears of it.
+    let r = server
+        .rest(
+            "openim/modify_c2c_msg",
+            json!({"From_Account": "alice", "To_Account": "bob", "MsgKey": sent.msg_key, "MsgBody": [
+                {"MsgType": "TIMCustomElem", "MsgContent": {"Data": "card", "Desc": "", "Ext": ""}}
+            ]}),
+        )
+        .await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+    assert_eq!(modified(&mut bob_events).await.version, 2);
+
+    // The PC comes back: the sync brings both edits, and its local copy is the latest.
+    let (pc, mut pc_events) = Client::connect(device_in(&server, "alice", dir.path())).await.unwrap();
+    let sync = until_sync_complete(&mut pc_events).await;
+    let edits: Vec<u32> = sync
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageModified(m) => Some(m.version),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(edits, [2, 2], "each edit's entry carries the message as it is now: {sync:?}");
+    let local = pc.get_messages("bob", 10, None).await.unwrap();
+    assert_eq!((local[0].version, local[0].elems.len(), local[0].cloud_custom_data.as_str()), (2, 1, "fixed"));
+    assert!(matches!(local[0].elems[0], duet_client::MsgElem::Custom(_)), "{:?}", local[0]);
+}
+
+#[tokio::test]
+async fn a_delete_reaches_the_users_devices_and_the_peer_keeps_the_message() {
+    let server = TestServer::spawn().await;
+    server.import(&["alice", "bob"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, mut phone_events, _) = connect_synced(user_config(&server, "alice", Platform::IPhone)).await;
+    let (pc, mut pc_events, _) = connect_synced(device_in(&server, "alice", dir.path())).await;
+    let (bob, _bob_events, _) = connect_synced(user_config(&server, "bob", Platform::Android)).await;
+
+    let mut keys = Vec::new();
+    for n in 1..=3 {
+        keys.push(bob.send_text("alice", &format!("m{n}")).await.unwrap().msg_key);
+        assert_eq!(next_message(&mut phone_events).await.text(), format!("m{n}"));
+        assert_eq!(next_message(&mut pc_events).await.text(), format!("m{n}"));
+    }
+    pc.logout().await.unwrap();
+    assert_eq!(phone.local_conversations().await.unwrap()[0].unread, 3);
+
+    // The newest (and unread) one, and a key that names nothing: one is deleted.
+    let deleted = phone.delete_messages("bob", &[&keys[2], "1_2_3"]).await.unwrap();
+    assert_eq!(deleted, [keys[2].clone()]);
+    let gone = next_matching(&mut phone_events, "a delete", |e| match e {
+        Event::MessageDeleted { peer, msg_key } => Some((peer, msg_key)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(gone, ("bob".to_owned(), keys[2].clone()));
+    assert_eq!(texts(&phone.get_messages("bob", 10, None).await.unwrap()), ["m2", "m1"]);
+    assert_eq!(texts(&bob.get_messages("alice", 10, None).await.unwrap()), ["m3", "m2", "m1"], "the peer keeps it");
+    let conv = &phone.local_conversations().await.unwrap()[0];
+    assert_eq!((conv.unread, conv.last.as_ref().map(Message::text)), (2, Some("m2".into())));
+    let on_server = &phone.conversations().await.unwrap()[0];
+    assert_eq!((on_server.unread, on_server.last.as_ref().map(Message::text)), (2, Some("m2".into())));
+
+    // At most 50 at once; nothing is sent for an invalid call.
+    let many: Vec<String> = (0..51).map(|n| format!("{n}_1_1")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(phone.delete_messages("bob", &many).await.unwrap_err().code(), Some(6017));
+
+    // The PC comes back: the delete reaches it, and its local history loses the message.
+    let (pc, mut pc_events) = Client::connect(device_in(&server, "alice", dir.path())).await.unwrap();
+    let sync = until_sync_complete(&mut pc_events).await;
+    assert!(describe_all(&sync).contains(&format!("deleted bob {}", keys[2])), "{sync:?}");
+    assert_eq!(texts(&pc.get_messages("bob", 10, None).await.unwrap()), ["m2", "m1"]);
+    let conv = &pc.local_conversations().await.unwrap()[0];
+    assert_eq!((conv.unread, conv.last.as_ref().map(Message::text)), (2, Some("m2".into())));
+}
+
+#[tokio::test]
+async fn clearing_history_and_deleting_a_conversation_reach_the_users_devices() {
+    let server = TestServer::spawn().await;
+    server.import(&["alice", "bob", "carol"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, mut phone_events, _) = connect_synced(user_config(&server, "alice", Platform::IPhone)).await;
+    let (pc, mut pc_events, _) = connect_synced(device_in(&server, "alice", dir.path())).await;
+    let (bob, _bob_events, _) = connect_synced(user_config(&server, "bob", Platform::Android)).await;
+    for n in 1..=2 {
+        bob.send_text("alice", &format!("b{n}")).await.unwrap();
+        next_message(&mut phone_events).await;
+        next_message(&mut pc_events).await;
+    }
+    rest_send(&server, "carol", "alice", 1, "from carol").await;
+    next_message(&mut phone_events).await;
+    next_message(&mut pc_events).await;
+    pc.logout().await.unwrap();
+
+    // Clear bob's history: the conversation stays, empty and read; bob keeps his.
+    phone.clear_history("bob").await.unwrap();
+    next_matching(&mut phone_events, "a clear", |e| {
+        matches!(e, Event::HistoryCleared { ref peer } if peer == "bob").then_some(())
+    })
+    .await;
+    assert!(phone.get_messages("bob", 10, None).await.unwrap().is_empty());
+    assert_eq!(texts(&bob.get_messages("alice", 10, None).await.unwrap()), ["b2", "b1"]);
+    let listed = phone.conversations().await.unwrap();
+    let bob_conv = listed.iter().find(|c| c.peer == "bob").expect("the cleared conversation is still listed");
+    assert_eq!((bob_conv.unread, bob_conv.last.is_none()), (0, true));
+    // A message after the clear is history again.
+    bob.send_text("alice", "b3").await.unwrap();
+    next_message(&mut phone_events).await;
+    assert_eq!(texts(&phone.get_messages("bob", 10, None).await.unwrap()), ["b3"]);
+
+    // Delete carol's conversation (its messages stay); then bob's with its history, through REST.
+    phone.delete_conversation("carol", false).await.unwrap();
+    let r = server
+        .rest(
+            "recentcontact/delete",
+            json!({"From_Account": "alice", "Type": 1, "To_Account": "bob", "ClearRamble": 1}),
+        )
+        .await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+    for peer in ["carol", "bob"] {
+        next_matching(&mut phone_events, "a deleted conversation", |e| {
+            matches!(e, Event::ConversationDeleted { peer: ref p } if p == peer).then_some(())
+        })
+        .await;
+    }
+    assert!(phone.conversations().await.unwrap().is_empty());
+    assert!(phone.local_conversations().await.unwrap().is_empty());
+    assert_eq!(texts(&phone.get_messages("carol", 10, None).await.unwrap()), ["from carol"]);
+    assert!(phone.get_messages("bob", 10, None).await.unwrap().is_empty());
+
+    // The PC catches up on all of it.
+    let (pc, mut pc_events) = Client::connect(device_in(&server, "alice", dir.path())).await.unwrap();
+    let sync = describe_all(&until_sync_complete(&mut pc_events).await);
+    for expected in ["cleared bob", "conversation-deleted carol", "conversation-deleted bob"] {
+        assert!(sync.iter().any(|e| e == expected), "{expected}: {sync:?}");
+    }
+    assert!(pc.local_conversations().await.unwrap().is_empty());
+    assert!(pc.get_messages("bob", 10, None).await.unwrap().is_empty());
+    assert_eq!(texts(&pc.get_messages("carol", 10, None).await.unwrap()), ["from carol"]);
+}
