@@ -8,7 +8,7 @@
 import { type ClientOptions, DuetClient, type Friend as DuetFriend } from '../client.js';
 import * as elems from '../elems.js';
 import { DuetError, LocalCode } from '../errors.js';
-import type { Conversation as DuetConversation, Message as DuetMessage } from '../model.js';
+import { type Conversation as DuetConversation, emptyConversation, type Message as DuetMessage } from '../model.js';
 import type { MediaType, MsgElem } from '../protocol.js';
 import { EVENT, TYPES } from './constants.js';
 import {
@@ -459,7 +459,7 @@ export class Chat {
     const c = this.#need('getConversationProfile');
     const peer = peerOfConversation(conversationID, 'getConversationProfile');
     const known = c.conversationList().find((x) => x.peer === peer);
-    const conv: DuetConversation = known ?? { peer, last: null, unread: 0, time: 0, convSeq: 0 };
+    const conv: DuetConversation = known ?? emptyConversation(peer);
     return { code: 0, data: { conversation: this.#conversation(conv) } };
   }
 
