@@ -9,6 +9,9 @@ import type { Conversation, Message } from './view';
 const TYPES = TencentCloudChat.TYPES;
 const EVENT = TencentCloudChat.EVENT;
 const USER_KEY = 'duet-demo-user';
+/// How long after sending a message the page offers to recall it: the server's default recall window
+/// (Tencent's 2 minutes). A server configured otherwise answers 20016, which the page shows.
+const RECALL_WINDOW_SECS = 120;
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -61,6 +64,7 @@ async function logIn(userID: string, nick: string) {
   c.on(EVENT.MESSAGE_RECEIVED, (e: { data: Message[] }) => received(e.data));
   c.on(EVENT.CONVERSATION_LIST_UPDATED, (e: { data: Conversation[] }) => renderConversations(e.data));
   c.on(EVENT.MESSAGE_READ_BY_PEER, (e: { data: Message[] }) => readByPeer(e.data));
+  c.on(EVENT.MESSAGE_REVOKED, (e: { data: Message[] }) => revoked(e.data));
   c.on(EVENT.NET_STATE_CHANGE, (e: { data: { state: string } }) => {
     netState = e.data.state;
     showNet(netState);
@@ -174,8 +178,41 @@ function renderMessages(toBottom: boolean) {
     more.addEventListener('click', loadEarlier);
     box.append(more);
   }
-  for (const m of shown) box.append(chatMessage(m, openViewer));
+  const actions = { view: openViewer, canRecall, recall };
+  for (const m of shown) box.append(chatMessage(m, actions));
   if (toBottom || nearBottom) box.scrollTop = box.scrollHeight;
+}
+
+function canRecall(m: Message): boolean {
+  return !!chat && m.flow === 'out' && m.status === 'success' && !m.isRevoked
+    && chat.getServerTime() - m.time < RECALL_WINDOW_SECS;
+}
+
+async function recall(m: Message) {
+  if (!chat) return;
+  try {
+    await chat.revokeMessage(m);
+    m.isRevoked = true;
+  } catch (e) {
+    const err = e as { code?: number; message?: string };
+    alert(err?.code === 20016 ? 'Too late: a message can be recalled within 2 minutes of sending it.'
+      : `Could not recall the message: ${err?.message ?? e}`);
+  }
+  renderMessages(false);
+}
+
+/// Messages recalled, by their sender here or elsewhere, or by the peer: shown as "message recalled".
+function revoked(messages: Message[]) {
+  let changed = false;
+  for (const r of messages) {
+    const m = shown.find((s) => s.ID === r.ID);
+    if (m) {
+      m.isRevoked = true;
+      m.revoker = r.revoker;
+      changed = true;
+    }
+  }
+  if (changed) renderMessages(false);
 }
 
 function received(messages: Message[]) {

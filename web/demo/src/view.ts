@@ -15,6 +15,8 @@ export interface Message {
   sequence?: number;
   status: string;
   isPeerRead?: boolean;
+  isRevoked?: boolean;
+  revoker?: string;
   nick?: string;
   avatar?: string;
   progress?: number;
@@ -135,23 +137,48 @@ function size(n: number): string {
   return n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KB` : `${(n / (1 << 20)).toFixed(1)} MB`;
 }
 
-/// One message: avatar and nickname for the peer's, the content, the time and, for one's own, its state.
-export function chatMessage(m: Message, view: (url: string) => void): HTMLElement {
+/// What a message row can do: open an image full size, and recall one's own message while that is
+/// still possible (`canRecall`).
+export interface Actions {
+  view: (url: string) => void;
+  canRecall: (m: Message) => boolean;
+  recall: (m: Message) => void;
+}
+
+/// One message: avatar and nickname for the peer's, the content (or "message recalled"), the time and,
+/// for one's own, its state ("read" once the peer read it) and a Recall action while it can be recalled.
+export function chatMessage(m: Message, actions: Actions): HTMLElement {
   const row = el('div', `msg ${m.flow === 'out' ? 'out' : 'in'}`);
   row.dataset.id = m.ID;
   row.dataset.testid = 'message';
   if (m.flow !== 'out') row.append(initials(m.nick || m.from, m.avatar));
   const bubble = el('div', 'bubble');
   if (m.flow !== 'out') bubble.append(el('span', 'nick', m.nick || m.from));
-  bubble.append(body(m, view));
+  if (m.isRevoked) {
+    // Recalled by its sender, or by an app admin (REST admin_msgwithdraw), who is named.
+    const by = m.revoker && m.revoker !== m.from ? ` by ${m.revoker}` : '';
+    const gone = el('p', 'recalled', `Message recalled${by}`);
+    gone.dataset.testid = 'recalled';
+    bubble.append(gone);
+  } else {
+    bubble.append(body(m, actions.view));
+  }
   const meta = el('span', 'meta', new Date(m.time * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }));
-  if (m.flow === 'out') {
+  if (m.flow === 'out' && !m.isRevoked) {
     const state =
-      m.status === 'fail' ? ' ⚠ not sent' : m.status === 'unSend' ? ' …' : m.isPeerRead ? ' ✓✓ read' : ' ✓';
-    const s = el('span', m.status === 'fail' ? 'state fail' : 'state', state);
+      m.status === 'fail' ? ' ⚠ not sent' : m.status === 'unSend' ? ' …' : m.isPeerRead ? ' ✓✓ Read' : ' ✓';
+    const s = el('span', m.status === 'fail' ? 'state fail' : m.isPeerRead ? 'state read' : 'state', state);
     s.dataset.testid = 'state';
     meta.append(s);
     if (m.status === 'unSend' && m.type !== 'TIMTextElem') meta.append(el('span', 'progress', ''));
+    if (actions.canRecall(m)) {
+      const recall = el('button', 'link recall', 'Recall');
+      recall.type = 'button';
+      recall.dataset.testid = 'recall';
+      recall.title = 'Take this message back (for both of you)';
+      recall.addEventListener('click', () => actions.recall(m));
+      meta.append(recall);
+    }
   }
   bubble.append(meta);
   row.append(bubble);

@@ -5,10 +5,17 @@
 //
 //   npm test                                  # from web/demo, after `cargo build` and `npm run build`
 //   DUET_BIN=target/release/duet CHROMIUM=/usr/bin/chromium npm test
+//
+// The binary serves the page it embedded when it was compiled. DUET_DEMO_DIST=1 (or a directory) puts a
+// small proxy in front of it that serves the page's files from web/demo/dist (or that directory) instead,
+// with the server's own headers (its CSP), and passes everything else through (the UserSig request, the
+// WebSocket): it tests a freshly built page with a binary built before it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
@@ -19,6 +26,9 @@ const artifacts = join(here, 'test-artifacts');
 const DUET_BIN = process.env.DUET_BIN || join(here, '../../target/debug/duet');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = 15_000;
+const DEMO_DIST = process.env.DUET_DEMO_DIST
+  ? (process.env.DUET_DEMO_DIST === '1' ? join(here, 'dist') : process.env.DUET_DEMO_DIST)
+  : null;
 
 
 /** Starts `duet serve --demo` on 127.0.0.1:0; resolves with its base URL once it logs its address. */
@@ -42,6 +52,64 @@ function startServer(data) {
       }
     });
     child.on('exit', (code) => reject(new Error(`duet exited (${code}): ${stderr}`)));
+  });
+}
+
+/** The page's files as the server names them, and which file of dist/ each is. */
+const PAGE_FILES = { '/demo': 'index.html', '/demo/': 'index.html', '/demo/index.html': 'index.html', '/demo/app.js': 'app.js', '/demo/app.css': 'app.css' };
+
+/**
+ * A proxy in front of the server at `upstream` (`http://host:port`) that answers the page's files from
+ * `dist` with the server's headers for them, and passes every other request and the WebSocket upgrade
+ * through. Resolves with its base URL and a `close`.
+ */
+function distProxy(upstream, dist) {
+  const target = new URL(upstream);
+  const proxy = createServer((req, res) => {
+    const file = req.method === 'GET' ? PAGE_FILES[req.url.split('?')[0]] : undefined;
+    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+      if (file && upRes.statusCode === 200) {
+        upRes.resume();
+        const body = readFileSync(join(dist, file));
+        const headers = { ...upRes.headers, 'content-length': String(body.length) };
+        delete headers['transfer-encoding'];
+        delete headers.etag;
+        res.writeHead(200, headers);
+        res.end(body);
+        return;
+      }
+      res.writeHead(upRes.statusCode, upRes.headers);
+      upRes.pipe(res);
+    });
+    up.on('error', (e) => res.destroy(e));
+    req.pipe(up);
+  });
+  proxy.on('upgrade', (req, socket, head) => {
+    const up = connect(Number(target.port), target.hostname, () => {
+      const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      up.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head?.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    const end = () => {
+      up.destroy();
+      socket.destroy();
+    };
+    up.on('error', end);
+    socket.on('error', end);
+  });
+  return new Promise((resolve) => {
+    proxy.listen(0, '127.0.0.1', () => {
+      resolve({
+        base: `http://127.0.0.1:${proxy.address().port}`,
+        close: () => {
+          proxy.closeAllConnections?.();
+          proxy.close();
+        },
+      });
+    });
   });
 }
 
@@ -80,18 +148,23 @@ function png(width, height) {
 }
 
 describe('the demo page in Chromium', () => {
-  let server, browser, data;
+  let server, browser, data, proxy;
   const problems = []; // console errors and CSP violations, from every page
 
   before(async () => {
     mkdirSync(artifacts, { recursive: true });
     data = mkdtempSync(join(tmpdir(), 'duet-demo-'));
     server = await startServer(data);
+    if (DEMO_DIST) {
+      proxy = await distProxy(server.base, DEMO_DIST);
+      server = { ...server, base: proxy.base };
+    }
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   });
 
   after(async () => {
     await browser?.close();
+    proxy?.close();
     server?.child.kill();
     if (data) rmSync(data, { recursive: true, force: true });
   });
@@ -169,10 +242,12 @@ describe('the demo page in Chromium', () => {
       await bob.page.waitForSelector('#messages .msg.in .text', { timeout: WAIT });
       assert.deepEqual(await texts(bob.page), ['hello bob']);
       await shot(bob.page, '13-bob-reads');
-      // Reading clears bob's badge (his read mark reached the server and came back in the conversation list).
-      // Alice's "read" tick waits for read receipts in the protocol: the SDK's isPeerRead is false until then.
+      // Reading clears bob's badge (his read mark reached the server and came back in the conversation list),
+      // and alice's message gets its read tick (the read receipt: MESSAGE_READ_BY_PEER).
       await bob.page.waitForSelector('[data-peer=alice] [data-testid=unread]', { state: 'detached', timeout: WAIT });
-      await shot(alice.page, '14-alice-sent');
+      const tick = await alice.page.waitForSelector('#messages .msg.out [data-testid=state].read', { timeout: WAIT });
+      assert.match(await tick.textContent(), /Read/);
+      await shot(alice.page, '14-alice-sent-and-read');
     });
 
     test('bob sends an image; alice sees the thumbnail and opens the full size', async () => {
@@ -212,6 +287,41 @@ describe('the demo page in Chromium', () => {
       assert.deepEqual(inbound, ['hello bob', 'while you were away 1', 'while you were away 2', 'while you were away 3']);
       assert.equal(await bob.page.$$eval('#messages .msg.out img[data-testid=image]', (els) => els.length), 1);
       await shot(bob.page, '19-bob-after-reload');
+      assert.deepEqual(problems, []);
+    });
+
+    test('alice recalls a message: both see "Message recalled", and so does a reload', async () => {
+      const recalledTexts = (page) => page.$$eval('#messages [data-testid=recalled]', (els) => els.map((e) => e.textContent));
+      await alice.page.fill('#text', 'take this back');
+      await alice.page.click('#send');
+      await bob.page.waitForFunction(
+        () => [...document.querySelectorAll('#messages .msg.in .text')].some((e) => e.textContent === 'take this back'),
+        null, { timeout: WAIT });
+      // Bob has the conversation open: he reads it, and alice sees her message read.
+      const last = '#messages .msg.out:last-child';
+      await alice.page.waitForSelector(`${last} [data-testid=state].read`, { timeout: WAIT });
+      await shot(alice.page, '20-alice-read-tick');
+      // Only one's own messages can be recalled.
+      assert.equal(await bob.page.$$eval('#messages .msg.in [data-testid=recall]', (els) => els.length), 0);
+      await alice.page.click(`${last} [data-testid=recall]`);
+      await alice.page.waitForSelector(`${last} [data-testid=recalled]`, { timeout: WAIT });
+      await bob.page.waitForSelector('#messages .msg.in [data-testid=recalled]', { timeout: WAIT });
+      assert.deepEqual(await recalledTexts(alice.page), ['Message recalled']);
+      assert.deepEqual(await recalledTexts(bob.page), ['Message recalled']);
+      assert.ok(!(await texts(bob.page)).includes('take this back'), 'its text is gone from bob’s page');
+      assert.equal(await alice.page.$$eval(`${last} [data-testid=recall]`, (els) => els.length), 0);
+      await shot(alice.page, '21-alice-recalled');
+      await shot(bob.page, '22-bob-sees-recalled');
+
+      for (const p of [alice.page, bob.page]) {
+        await p.reload();
+        await p.waitForSelector('#messages [data-testid=recalled]', { timeout: WAIT });
+        assert.deepEqual(await recalledTexts(p), ['Message recalled']);
+      }
+      assert.ok(!(await texts(bob.page)).includes('take this back'));
+      // Alice's read ticks are still there after her reload (from the conversation's read time).
+      await alice.page.waitForSelector('#messages .msg.out [data-testid=state].read', { timeout: WAIT });
+      await shot(alice.page, '23-alice-after-reload');
       assert.deepEqual(problems, []);
     });
   });

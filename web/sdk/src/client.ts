@@ -9,6 +9,8 @@
  *   produces: a gap (an entry beyond `cursor + 1`, or a `pong` whose `latest` is past the cursor) makes it
  *   pull `sync` from the cursor before applying anything newer ({@link Sequencer});
  * - messages sent from this client are not raised back as `message`;
+ * - recalls, the peer's reading of a conversation and message read receipts update the stored messages
+ *   and conversations before they are raised (`recalled`, `peerRead`, `readReceipt`);
  * - it pings, reconnects with backoff after a dropped connection (and after close codes 1001, 4000,
  *   4003), and stops on logout, `kicked`, `sigExpired` or a refused login;
  * - a local store ({@link LocalStore}) answers history when it holds the whole page ({@link localPage}).
@@ -25,12 +27,13 @@ import {
 import { DuetError, LocalCode } from './errors.js';
 import { authorizedUrl, type UploadBody, type UploadOptions, upload } from './media.js';
 import {
-  type Conversation, conversationFromWire, type Message, messageFromWire, peerOf,
+  type Conversation, conversationFromWire, emptyConversation, isPeerRead, type Message, messageFromWire, peerOf,
+  recall,
 } from './model.js';
 import {
-  Code, type ClientFrame, type Entry, type MediaType, type MsgElem, type Platform, PROTOCOL_VERSION,
-  type RelationEvent, type Request, type ServerFrame, type Uploaded, type WireBlocked, type WireFriend,
-  type WireFriendRequest,
+  Code, type ClientFrame, type Entry, MAX_KEYS_PER_REQUEST, type MediaType, type MsgElem, type Platform,
+  PROTOCOL_VERSION, type RelationEvent, type Request, type ServerFrame, type Uploaded, type WireBlocked,
+  type WireFriend, type WireFriendRequest,
 } from './protocol.js';
 import { Sequencer } from './sequencer.js';
 import { type Batch, emptyBatch, IndexedDbStore, type LocalStore, MemoryStore } from './store.js';
@@ -51,8 +54,22 @@ export interface ClientEvents {
   syncComplete: undefined;
   /** A conversation's last message, unread count or time changed (and, after each sync, every one). */
   conversation: Conversation;
-  /** A message of the conversation with `peer` was recalled. */
-  recalled: { peer: string; msgKey: string };
+  /**
+   * A message of the conversation with `peer` was recalled, by `by` (its sender, or an app admin). It
+   * stays in history, flagged `recalled`, without content; an unread count it was part of went down.
+   */
+  recalled: { peer: string; msgKey: string; by: string };
+  /**
+   * `peer` read what this user sent up to `time` (unix seconds): the conversation's read receipt
+   * (Tencent's `onRecvC2CReadReceipt`). This user's messages to `peer` dated at or before it are read
+   * ({@link DuetClient.isPeerRead}); the conversation's `peerReadTime` follows.
+   */
+  peerRead: { peer: string; time: number };
+  /**
+   * `peer` acknowledged this user's message `msgKey` (sent with `needReadReceipt`) with a read receipt
+   * at `time` (Tencent's `onRecvMessageReadReceipts`); the stored message's `receiptTime` follows.
+   */
+  readReceipt: { peer: string; msgKey: string; time: number };
   /**
    * Logged out: by another device or the admin (code 6208), by a kick that invalidated the UserSig
    * (70052, at a reconnect), or replaced by a newer connection of the same device (4001, no frame but
@@ -105,6 +122,11 @@ export interface SendOptions {
   push?: Record<string, unknown>;
   /** Tencent's `MsgRandom`; default random. */
   random?: number;
+  /**
+   * Ask the recipient for a message-level read receipt (Tencent's `needReadReceipt`): the recipient's
+   * {@link DuetClient.sendReadReceipts} raises `readReceipt` here.
+   */
+  needReadReceipt?: boolean;
 }
 
 export interface SentMessage {
@@ -668,11 +690,7 @@ export class DuetClient {
   async #onAnswer(req: Request, frame: ServerFrame, resolve: (f: ServerFrame) => void): Promise<void> {
     if (req.op === 'send' && frame.op === 'sent') {
       // Stored as sent here before anything else is handled, so its copy in the log is not raised.
-      await this.#onSent({
-        from: this.user, to: req.to, msgKey: frame.msg_key, seq: frame.seq, random: frame.random, time: frame.time,
-        convSeq: frame.conv_seq, body: req.body, cloudCustomData: req.cloud_custom_data ?? '', recalled: false,
-        nick: '', faceUrl: '', system: false,
-      });
+      await this.#onSent(this.#sentMessage(req, frame));
     } else if (req.op === 'history' && frame.op === 'history') {
       await this.#onHistory(req.peer, req.before, frame.messages.map(messageFromWire), frame.complete, frame.conv_seq);
     } else if (req.op === 'conversations' && frame.op === 'conversations') {
@@ -709,7 +727,7 @@ export class DuetClient {
   #conversation(peer: string): Conversation {
     let c = this.#conversations.get(peer);
     if (c === undefined) {
-      c = { peer, last: null, unread: 0, time: 0, convSeq: 0 };
+      c = emptyConversation(peer);
       this.#conversations.set(peer, c);
     }
     return c;
@@ -726,8 +744,8 @@ export class DuetClient {
   }
 
   /**
-   * Applies entries in order: stores messages, read marks and recalls with the new cursor in one batch,
-   * then raises the events. `live`: also report conversation changes (during the catch-up the full list
+   * Applies entries in order: stores messages, read marks, recalls and read receipts with the new cursor
+   * in one batch, then raises the events. `live`: also report conversation changes (during the catch-up the full list
    * follows instead).
    */
   async #apply(s: Session, entries: Entry[], live: boolean): Promise<void> {
@@ -764,7 +782,8 @@ export class DuetClient {
         if (!allRead && old > 0) {
           const storedCount = await store.countFromAfter(entry.peer, entry.time);
           const inBatch = batch.messages.filter(
-            (r) => r.peer === entry.peer && r.message.from === entry.peer && r.message.time > entry.time,
+            (r) => r.peer === entry.peer && r.message.from === entry.peer && r.message.time > entry.time
+              && !r.message.recalled,
           ).length;
           unread = Math.min(old, storedCount + inBatch);
         }
@@ -774,14 +793,35 @@ export class DuetClient {
         }
       } else if (entry.kind === 'recall') {
         const { peer, msg_key: msgKey } = entry;
-        for (const r of batch.messages) if (r.peer === peer && r.message.msgKey === msgKey) r.message.recalled = true;
-        const last = this.#conversations.get(peer)?.last;
-        if (last && last.msgKey === msgKey && !last.recalled) {
-          last.recalled = true;
+        const by = entry.by ?? '';
+        const c = this.#conversations.get(peer);
+        if (c && (await this.#recalledUnread(batch, peer, msgKey))) {
+          c.unread--;
           changed.add(peer);
         }
-        batch.recalls.push({ peer, msgKey });
-        events.push(() => this.#emit('recalled', { peer, msgKey }));
+        for (const r of batch.messages) if (r.peer === peer && r.message.msgKey === msgKey) recall(r.message, by);
+        const last = c?.last;
+        if (last && last.msgKey === msgKey && !last.recalled) {
+          recall(last, by);
+          changed.add(peer);
+        }
+        batch.recalls.push({ peer, msgKey, by });
+        events.push(() => this.#emit('recalled', { peer, msgKey, by }));
+      } else if (entry.kind === 'peer_read') {
+        const { peer, time } = entry;
+        const c = this.#conversation(peer);
+        if (time > c.peerReadTime) {
+          c.peerReadTime = time;
+          changed.add(peer);
+        }
+        events.push(() => this.#emit('peerRead', { peer, time }));
+      } else if (entry.kind === 'receipt') {
+        const { peer, msg_key: msgKey, time } = entry;
+        for (const r of batch.messages) {
+          if (r.peer === peer && r.message.msgKey === msgKey) r.message.receiptTime ||= time;
+        }
+        batch.receipts.push({ peer, msgKey, time });
+        events.push(() => this.#emit('readReceipt', { peer, msgKey, time }));
       }
       // Any other kind is one this build does not know (docs/protocol.md: skip it, its seq still counts).
     }
@@ -795,6 +835,25 @@ export class DuetClient {
     await store.commit(batch);
     for (const e of events) e();
     if (live) for (const p of changed) this.#emitConversation(p);
+  }
+
+  /**
+   * Whether the message `msgKey` that `peer` sent, about to be recalled, counts in the conversation's
+   * unread count: it is one of the newest `unread` messages received from `peer` not recalled (the unread
+   * ones are the newest, since a read covers everything up to a time), in `batch` (applied before it in
+   * this batch) or else in the local store.
+   */
+  async #recalledUnread(batch: Batch, peer: string, msgKey: string): Promise<boolean> {
+    const unread = this.#conversations.get(peer)?.unread ?? 0;
+    if (unread === 0) return false;
+    const received = (m: Message) => m.from === peer && !m.recalled && m.convSeq > 0;
+    const newest = batch.messages.filter((r) => r.peer === peer && received(r.message)).map((r) => r.message);
+    const stored = await (this.#store as LocalStore).messagesBefore(peer, null, unread + 64);
+    newest.push(...stored.filter(received));
+    newest.sort((a, b) => comparePos(positionOf(b), positionOf(a)));
+    const keys: string[] = [];
+    for (const m of newest) if (keys.at(-1) !== m.msgKey) keys.push(m.msgKey);
+    return keys.slice(0, unread).includes(msgKey);
   }
 
   #emitConversation(peer: string): void {
@@ -892,16 +951,26 @@ export class DuetClient {
       ...(opts.cloudCustomData ? { cloud_custom_data: opts.cloudCustomData } : {}),
       ...(opts.onlineOnly ? { online_only: true } : {}),
       ...(opts.push ? { push: opts.push } : {}),
+      ...(opts.needReadReceipt ? { need_read_receipt: true } : {}),
     };
     const f = await this.#request(req);
-    if (f.op !== 'sent') throw new DuetError(LocalCode.DISCONNECTED, `'${f.op}' answered send`);
-    const message: Message = {
-      from: this.user, to, msgKey: f.msg_key, seq: f.seq, random: f.random, time: f.time, convSeq: f.conv_seq,
-      body, cloudCustomData: opts.cloudCustomData ?? '', recalled: false, nick: '', faceUrl: '', system: false,
-    };
+    if (f.op !== 'sent' || req.op !== 'send') throw new DuetError(LocalCode.DISCONNECTED, `'${f.op}' answered send`);
+    const message = this.#sentMessage(req, f);
     return {
       msgKey: f.msg_key, seq: f.seq, random: f.random, time: f.time, convSeq: f.conv_seq, logSeq: f.log_seq,
       message,
+    };
+  }
+
+  /** The message a `send` stored, as the server answered it. */
+  #sentMessage(
+    req: Extract<Request, { op: 'send' }>, f: Extract<ServerFrame, { op: 'sent' }>,
+  ): Message {
+    return {
+      from: this.user, to: req.to, msgKey: f.msg_key, seq: f.seq, random: f.random, time: f.time,
+      convSeq: f.conv_seq, body: req.body, cloudCustomData: req.cloud_custom_data ?? '', recalled: false,
+      revoker: '', peerRead: false, needReadReceipt: req.need_read_receipt ?? false, receiptTime: 0, nick: '',
+      faceUrl: '', system: false,
     };
   }
 
@@ -933,10 +1002,31 @@ export class DuetClient {
   async history(peer: string, opts: { count?: number; before?: string } = {}): Promise<HistoryPage> {
     const count = Math.min(Math.max(opts.count ?? 20, 1), 100);
     const local = await this.#serialized(() => this.#localPage(peer, count, opts.before));
-    if (local) return { messages: local, complete: local.length < count, fromCache: true };
+    if (local) {
+      return { messages: local.map((m) => this.#withPeerRead(m)), complete: local.length < count, fromCache: true };
+    }
     const f = await this.#request({ op: 'history', peer, count, ...(opts.before ? { before: opts.before } : {}) });
     if (f.op !== 'history') throw new DuetError(LocalCode.DISCONNECTED, `'${f.op}' answered history`);
-    return { messages: f.messages.map(messageFromWire), complete: f.complete, fromCache: false };
+    return {
+      messages: f.messages.map((m) => this.#withPeerRead(messageFromWire(m))), complete: f.complete,
+      fromCache: false,
+    };
+  }
+
+  /** `m` with `peerRead` set when it is this user's and its conversation's read receipt covers it. */
+  #withPeerRead(m: Message): Message {
+    if (m.from === this.user) m.peerRead = this.isPeerRead(m);
+    return m;
+  }
+
+  /**
+   * Whether the peer has read `m`, a message this user sent: the conversation's read receipt covers it
+   * (its time is at or before the conversation's `peerReadTime`), or `m` says so.
+   */
+  isPeerRead(m: Message): boolean {
+    if (m.from !== this.user) return false;
+    const c = this.#conversations.get(m.to);
+    return c ? isPeerRead(c, m) : m.peerRead;
   }
 
   async #localPage(peer: string, count: number, before: string | undefined): Promise<Message[] | undefined> {
@@ -969,6 +1059,46 @@ export class DuetClient {
   /** Marks what `peer` sent up to `time` (unix seconds; default now) as read. */
   async markRead(peer: string, time?: number): Promise<void> {
     await this.#request({ op: 'mark_read', peer, ...(time !== undefined ? { time } : {}) });
+  }
+
+  /**
+   * Recalls `msgKey`, a message this user sent `peer`, within the server's recall window (2 minutes by
+   * default; after it the server answers {@link Code.RECALL_TOO_LATE}, 20016). Every device of both users,
+   * this one included, then gets the recall through its log: the `recalled` event, naming this user.
+   */
+  async recall(peer: string, msgKey: string): Promise<void> {
+    await this.#request({ op: 'recall', peer, msg_key: msgKey });
+  }
+
+  /**
+   * Acknowledges messages `peer` sent with `needReadReceipt`: message-level read receipts (Tencent's
+   * `sendMessageReadReceipts`; unread counts stay, that is {@link markRead}). Resolves with the keys that
+   * carry a receipt now; a message that asked for none, was recalled, or is not `peer`'s is left out.
+   * `peer` gets `readReceipt` once per message.
+   */
+  async sendReadReceipts(peer: string, msgKeys: string[]): Promise<string[]> {
+    const acknowledged: string[] = [];
+    for (let i = 0; i < msgKeys.length; i += MAX_KEYS_PER_REQUEST) {
+      const f = await this.#request({ op: 'read_receipt', peer, msg_keys: msgKeys.slice(i, i + MAX_KEYS_PER_REQUEST) });
+      if (f.op !== 'receipts') throw new DuetError(LocalCode.DISCONNECTED, `'${f.op}' answered read_receipt`);
+      acknowledged.push(...f.acknowledged);
+    }
+    return acknowledged;
+  }
+
+  /**
+   * The messages of the conversation with `peer` named by `msgKeys`, as the server holds them now (with
+   * `recalled`, `peerRead` and `receiptTime`: Tencent's `getMessageReadReceiptList`); `null` for a key
+   * that names no message within the roaming retention.
+   */
+  async findMessages(peer: string, msgKeys: string[]): Promise<Array<Message | null>> {
+    const found: Array<Message | null> = [];
+    for (let i = 0; i < msgKeys.length; i += MAX_KEYS_PER_REQUEST) {
+      const f = await this.#request({ op: 'find', peer, msg_keys: msgKeys.slice(i, i + MAX_KEYS_PER_REQUEST) });
+      if (f.op !== 'found') throw new DuetError(LocalCode.DISCONNECTED, `'${f.op}' answered find`);
+      found.push(...f.messages.map((m) => (m ? this.#withPeerRead(messageFromWire(m)) : null)));
+    }
+    return found;
   }
 
   async friendList(): Promise<Friend[]> {

@@ -10,7 +10,7 @@ export {
 export { DuetError, LocalCode } from './errors.js';
 export * as elems from './elems.js';
 export { authorizedUrl, type Progress, type UploadBody, type UploadOptions } from './media.js';
-export { type Conversation, type Message, peerOf, textOf } from './model.js';
+export { type Conversation, isPeerRead, type Message, peerOf, textOf } from './model.js';
 export type * from './protocol.js';
 export { Code, PROTOCOL_VERSION } from './protocol.js';
 export { IndexedDbStore, type LocalStore, MemoryStore } from './store.js';

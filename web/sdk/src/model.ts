@@ -15,7 +15,20 @@ export interface Message {
   convSeq: number;
   body: MsgElem[];
   cloudCustomData: string;
+  /** Recalled: it stays in history, flagged, its `body` empty and its `cloudCustomData` ''. */
   recalled: boolean;
+  /** Who recalled it (its sender, or an app admin); '' while not recalled. */
+  revoker: string;
+  /**
+   * For a message this user sent: the peer has read it (by the conversation's read receipt), as known
+   * when the message was handed over; {@link Conversation.peerReadTime} is the live value
+   * ({@link isPeerRead}).
+   */
+  peerRead: boolean;
+  /** The sender asked for a message-level read receipt. */
+  needReadReceipt: boolean;
+  /** When the recipient acknowledged it with a read receipt (unix seconds; 0: not yet). */
+  receiptTime: number;
   /** The sender's nickname and avatar when it was sent ('' when unset). */
   nick: string;
   faceUrl: string;
@@ -31,6 +44,11 @@ export interface Conversation {
   time: number;
   /** The conversation's highest `conv_seq` known. */
   convSeq: number;
+  /**
+   * Up to when `peer` has read what this user sent (the conversation's read receipt; unix seconds, 0:
+   * nothing yet). This user's messages dated at or before it are read.
+   */
+  peerReadTime: number;
 }
 
 export function messageFromWire(m: WireMessage): Message {
@@ -45,6 +63,10 @@ export function messageFromWire(m: WireMessage): Message {
     body: m.body,
     cloudCustomData: m.cloud_custom_data ?? '',
     recalled: m.recalled ?? false,
+    revoker: m.revoker ?? '',
+    peerRead: m.peer_read ?? false,
+    needReadReceipt: m.need_read_receipt ?? false,
+    receiptTime: m.receipt_time ?? 0,
     nick: m.nick ?? '',
     faceUrl: m.face_url ?? '',
     system: m.system ?? false,
@@ -58,7 +80,45 @@ export function conversationFromWire(c: WireConversation): Conversation {
     unread: c.unread,
     time: c.time,
     convSeq: c.conv_seq,
+    peerReadTime: c.peer_read_time ?? 0,
   };
+}
+
+/** An empty conversation with `peer`. */
+export function emptyConversation(peer: string): Conversation {
+  return { peer, last: null, unread: 0, time: 0, convSeq: 0, peerReadTime: 0 };
+}
+
+/** Whether `c`'s peer has read `m`, a message this user sent in `c`. */
+export function isPeerRead(c: Conversation, m: Message): boolean {
+  return m.to === c.peer && (m.peerRead || m.time <= c.peerReadTime);
+}
+
+/** Marks `m` recalled by `by`: flagged, its body and custom data dropped (as the server shows it). */
+export function recall(m: Message, by: string): void {
+  m.recalled = true;
+  m.revoker = by;
+  m.body = [];
+  m.cloudCustomData = '';
+}
+
+/**
+ * A message as a store wrote it, with the fields an older version of this SDK did not keep filled in
+ * (IndexedDB keeps what was written).
+ */
+export function upgradeMessage(m: Message): Message {
+  m.revoker ??= '';
+  m.peerRead ??= false;
+  m.needReadReceipt ??= false;
+  m.receiptTime ??= 0;
+  return m;
+}
+
+/** A conversation as a store wrote it, with the fields an older version did not keep filled in. */
+export function upgradeConversation(c: Conversation): Conversation {
+  c.peerReadTime ??= 0;
+  if (c.last) upgradeMessage(c.last);
+  return c;
 }
 
 /** The other side of a message for user `me`. */

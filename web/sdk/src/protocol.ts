@@ -57,18 +57,34 @@ export interface WireMessage {
   conv_seq: number;
   body: MsgElem[];
   cloud_custom_data?: string;
+  /** Recalled: `body` is then `[]` and `cloud_custom_data` empty; `revoker` names who recalled it. */
   recalled?: boolean;
+  revoker?: string;
+  /** `history` and `find` only: the recipient has read it (omitted when false). */
+  peer_read?: boolean;
+  /** The sender asked for a message-level read receipt. */
+  need_read_receipt?: boolean;
+  /** When the recipient acknowledged it with a read receipt (unix seconds; omitted until then). */
+  receipt_time?: number;
   nick?: string;
   face_url?: string;
   system?: boolean;
 }
 
-/** A sync-log entry. */
+/**
+ * A sync-log entry. New kinds may come within version 1: a client skips a kind it does not know, its
+ * `seq` still counting.
+ */
 export type Entry =
   | { kind: 'msg'; seq: number; msg: WireMessage }
+  /** The user read what `peer` sent up to `time` (on some device). */
   | { kind: 'read'; seq: number; peer: string; time: number }
-  | { kind: 'recall'; seq: number; peer: string; msg_key: string }
-  | { kind: 'peer_read' | 'receipt'; seq: number };
+  /** A message of the conversation with `peer` was recalled, by `by` (its sender, or an app admin). */
+  | { kind: 'recall'; seq: number; peer: string; msg_key: string; by?: string }
+  /** `peer` read what the user sent up to `time`: the conversation's read receipt. */
+  | { kind: 'peer_read'; seq: number; peer: string; time: number }
+  /** `peer` acknowledged the user's message `msg_key` (sent with `need_read_receipt`) at `time`. */
+  | { kind: 'receipt'; seq: number; peer: string; msg_key: string; time: number };
 
 export interface WireConversation {
   peer: string;
@@ -76,6 +92,8 @@ export interface WireConversation {
   unread: number;
   time: number;
   conv_seq: number;
+  /** Up to when `peer` has read what the user sent (unix seconds; 0: nothing yet). */
+  peer_read_time?: number;
 }
 
 export interface WireFriend {
@@ -118,10 +136,14 @@ export type ClientFrame =
   | {
       op: 'send'; id: number; to: string; random: number; seq?: number; body: MsgElem[];
       cloud_custom_data?: string; online_only?: boolean; push?: Record<string, unknown>;
+      need_read_receipt?: boolean;
     }
   | { op: 'history'; id: number; peer: string; count: number; before?: string }
   | { op: 'conversations'; id: number }
   | { op: 'mark_read'; id: number; peer: string; time?: number }
+  | { op: 'recall'; id: number; peer: string; msg_key: string }
+  | { op: 'read_receipt'; id: number; peer: string; msg_keys: string[] }
+  | { op: 'find'; id: number; peer: string; msg_keys: string[] }
   | { op: 'ping'; id: number }
   | { op: 'logout'; id: number }
   | {
@@ -151,6 +173,8 @@ export type ServerFrame =
   | { op: 'history'; id: number; messages: WireMessage[]; complete: boolean; conv_seq: number }
   | { op: 'conversations'; id: number; items: WireConversation[] }
   | { op: 'ok'; id: number }
+  | { op: 'receipts'; id: number; acknowledged: string[] }
+  | { op: 'found'; id: number; messages: Array<WireMessage | null> }
   | { op: 'pong'; id: number; server_time: number; latest: number }
   | { op: 'friend_add_result'; id: number; pending: boolean }
   | { op: 'friend_list'; id: number; friends: WireFriend[] }
@@ -183,4 +207,15 @@ export const Code = {
   SIG_EXPIRED: 6206,
   KICKED: 6208,
   KICK_INVALIDATED: 70052,
+  /** `recall`: the recall window (2 minutes by default) is over. */
+  RECALL_TOO_LATE: 20016,
+  /** `recall`: no such message of the user in that conversation. */
+  NO_SUCH_MESSAGE: 20022,
+  /** `recall`: recalled already. */
+  ALREADY_RECALLED: 20023,
+  /** A malformed `msg_key`. */
+  INVALID_MSG_KEY: 90054,
 } as const;
+
+/** Message keys one `read_receipt` or `find` may name. */
+export const MAX_KEYS_PER_REQUEST = 100;

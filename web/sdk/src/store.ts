@@ -6,7 +6,9 @@
  */
 
 import { comparePositions, type Coverage, type Position, positionOf } from './coverage.js';
-import type { Conversation, Message } from './model.js';
+import {
+  type Conversation, type Message, recall, upgradeConversation, upgradeMessage,
+} from './model.js';
 
 export interface StoredMessage {
   peer: string;
@@ -17,8 +19,15 @@ export interface StoredMessage {
 
 /** Everything one step of the client changes, written at once. */
 export interface Batch {
+  /**
+   * Messages to insert or update (by peer and `msgKey`). An update keeps `recalled` (with its `revoker`
+   * and no content), `sentHere`, `needReadReceipt` and `receiptTime` once set.
+   */
   messages: StoredMessage[];
-  recalls: Array<{ peer: string; msgKey: string }>;
+  /** Messages to flag as recalled by `by`, their body and custom data dropped. */
+  recalls: Array<{ peer: string; msgKey: string; by: string }>;
+  /** Read receipts of messages this user sent: `peer` acknowledged `msgKey` at `time`. */
+  receipts: Array<{ peer: string; msgKey: string; time: number }>;
   /** The new cursor, when the step applied logged entries. */
   cursor?: number;
   conversations: Conversation[];
@@ -28,7 +37,7 @@ export interface Batch {
 }
 
 export function emptyBatch(): Batch {
-  return { messages: [], recalls: [], conversations: [], coverage: [] };
+  return { messages: [], recalls: [], receipts: [], conversations: [], coverage: [] };
 }
 
 export interface Snapshot {
@@ -39,25 +48,34 @@ export interface Snapshot {
 
 export interface LocalStore {
   load(): Promise<Snapshot>;
-  /** Writes a batch. A message stored again keeps `sentHere` and `recalled` if either copy has them. */
+  /**
+   * Writes a batch. A message stored again keeps `sentHere`, `recalled` (with `revoker`, and without
+   * content), `needReadReceipt` and `receiptTime` if either copy has them.
+   */
   commit(batch: Batch): Promise<void>;
   message(peer: string, msgKey: string): Promise<StoredMessage | undefined>;
   /** Stored messages of the conversation positioned before `before` (`null`: all), newest first, at most `count`. */
   messagesBefore(peer: string, before: Position | null, count: number): Promise<Message[]>;
   /** Stored `conv_seq`s above `after`, ascending. */
   convSeqsAbove(peer: string, after: number): Promise<number[]>;
-  /** How many stored messages `peer` sent after `time`. */
+  /** How many stored messages `peer` sent after `time`, not recalled. */
   countFromAfter(peer: string, time: number): Promise<number>;
   close(): void;
 }
 
 function merge(old: StoredMessage | undefined, next: StoredMessage): StoredMessage {
   if (old === undefined) return next;
-  return {
-    peer: next.peer,
-    sentHere: old.sentHere || next.sentHere,
-    message: { ...next.message, recalled: old.message.recalled || next.message.recalled },
-  };
+  const o = upgradeMessage(old.message);
+  const message = { ...next.message };
+  if (o.recalled && !message.recalled) recall(message, o.revoker);
+  message.needReadReceipt = o.needReadReceipt || message.needReadReceipt;
+  message.receiptTime = message.receiptTime || o.receiptTime;
+  return { peer: next.peer, sentHere: old.sentHere || next.sentHere, message };
+}
+
+/** Applies a read receipt to a stored message (the first one counts). */
+function receiptStored(r: { message: Message }, time: number): void {
+  r.message.receiptTime ||= time;
 }
 
 /** A store in memory: gone with the process. Pass the same instance to a new client to resume. */
@@ -81,9 +99,13 @@ export class MemoryStore implements LocalStore {
       if (conv === undefined) this.#messages.set(r.peer, (conv = new Map()));
       conv.set(r.message.msgKey, merge(conv.get(r.message.msgKey), structuredClone(r)));
     }
-    for (const { peer, msgKey } of batch.recalls) {
+    for (const { peer, msgKey, by } of batch.recalls) {
       const r = this.#messages.get(peer)?.get(msgKey);
-      if (r) r.message.recalled = true;
+      if (r) recall(r.message, by);
+    }
+    for (const { peer, msgKey, time } of batch.receipts) {
+      const r = this.#messages.get(peer)?.get(msgKey);
+      if (r) receiptStored(r, time);
     }
     if (batch.cursor !== undefined) this.#cursor = batch.cursor;
     if (batch.allConversations) this.#conversations.clear();
@@ -114,7 +136,7 @@ export class MemoryStore implements LocalStore {
   async countFromAfter(peer: string, time: number): Promise<number> {
     let n = 0;
     for (const r of this.#messages.get(peer)?.values() ?? []) {
-      if (r.message.from === peer && r.message.time > time) n++;
+      if (r.message.from === peer && r.message.time > time && !r.message.recalled) n++;
     }
     return n;
   }
@@ -182,7 +204,7 @@ export class IndexedDbStore implements LocalStore {
       const c = covs[i];
       if (c !== undefined) coverage.set(p, c);
     });
-    return { cursor: cursor ?? 0, coverage, conversations };
+    return { cursor: cursor ?? 0, coverage, conversations: conversations.map(upgradeConversation) };
   }
 
   async commit(batch: Batch): Promise<void> {
@@ -197,12 +219,22 @@ export class IndexedDbStore implements LocalStore {
         messages.put(IndexedDbStore.#row(m));
       };
     }
-    for (const { peer, msgKey } of batch.recalls) {
+    for (const { peer, msgKey, by } of batch.recalls) {
       const req = messages.get([peer, msgKey]);
       req.onsuccess = () => {
         const row = req.result as MessageRow | undefined;
         if (row) {
-          row.message.recalled = true;
+          recall(row.message, by);
+          messages.put(row);
+        }
+      };
+    }
+    for (const { peer, msgKey, time } of batch.receipts) {
+      const req = messages.get([peer, msgKey]);
+      req.onsuccess = () => {
+        const row = req.result as MessageRow | undefined;
+        if (row && !row.message.receiptTime) {
+          receiptStored(row, time);
           messages.put(row);
         }
       };
@@ -225,7 +257,7 @@ export class IndexedDbStore implements LocalStore {
   async message(peer: string, msgKey: string): Promise<StoredMessage | undefined> {
     const tx = this.db.transaction('messages', 'readonly');
     const row = (await promised(tx.objectStore('messages').get([peer, msgKey]))) as MessageRow | undefined;
-    return row && { peer: row.peer, message: row.message, sentHere: row.sentHere };
+    return row && { peer: row.peer, message: upgradeMessage(row.message), sentHere: row.sentHere };
   }
 
   #scan(
@@ -250,7 +282,7 @@ export class IndexedDbStore implements LocalStore {
     const upper = before === null ? [peer, Infinity, Infinity, Infinity] : [peer, ...before];
     const range = IDBKeyRange.bound([peer, -Infinity, -Infinity, -Infinity], upper, false, before !== null);
     await this.#scan('byPosition', range, 'prev', (row) => {
-      out.push(row.message);
+      out.push(upgradeMessage(row.message));
       return out.length < count;
     });
     return out;
@@ -269,7 +301,7 @@ export class IndexedDbStore implements LocalStore {
     let n = 0;
     const range = IDBKeyRange.bound([peer, time, Infinity, Infinity], [peer, Infinity, Infinity, Infinity], true, false);
     await this.#scan('byPosition', range, 'next', (row) => {
-      if (row.from === peer) n++;
+      if (row.from === peer && !row.message.recalled) n++;
       return true;
     });
     return n;

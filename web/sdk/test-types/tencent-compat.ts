@@ -17,6 +17,7 @@ type Supported = Pick<
   | 'createTextMessage' | 'createFaceMessage' | 'createLocationMessage' | 'createCustomMessage'
   | 'createImageMessage' | 'createFileMessage' | 'createAudioMessage' | 'createVideoMessage'
   | 'sendMessage' | 'resendMessage' | 'findMessage'
+  | 'revokeMessage' | 'sendMessageReadReceipt' | 'getMessageReadReceiptList'
   | 'getMessageList' | 'setMessageRead' | 'setAllMessageRead'
   | 'getConversationList' | 'getConversationProfile' | 'getTotalUnreadMessageCount'
   | 'getFriendList' | 'addFriend' | 'deleteFriend' | 'getFriendApplicationList' | 'acceptFriendApplication'
@@ -27,8 +28,8 @@ type Supported = Pick<
 /** Methods that exist and reject, naming themselves, until Duet serves them. */
 type NotYet = Pick<
   ChatSDK,
-  | 'revokeMessage' | 'deleteMessage' | 'modifyMessage' | 'getMessageListHopping' | 'sendMessageReadReceipt'
-  | 'getMessageReadReceiptList' | 'deleteConversation' | 'clearHistoryMessage' | 'pinConversation'
+  | 'deleteMessage' | 'modifyMessage' | 'getMessageListHopping'
+  | 'deleteConversation' | 'clearHistoryMessage' | 'pinConversation'
   | 'setConversationDraft' | 'setConversationCustomData' | 'markConversation'
   | 'getMyProfile' | 'getUserProfile' | 'updateMyProfile'
   | 'getUserStatus' | 'setSelfStatus' | 'subscribeUserStatus' | 'unsubscribeUserStatus'
@@ -45,6 +46,9 @@ export const created: Supported = DuetChat.create({ SDKAppID: 1400000000, server
 export const c2c: TencentCloudChat.TYPES = DuetChat.TYPES.CONV_C2C;
 export const received: TencentCloudChat.EVENT = DuetChat.EVENT.MESSAGE_RECEIVED;
 export const kicked: TencentCloudChat.EVENT = DuetChat.EVENT.KICKED_OUT;
+export const revokedEvent: TencentCloudChat.EVENT = DuetChat.EVENT.MESSAGE_REVOKED;
+export const readByPeerEvent: TencentCloudChat.EVENT = DuetChat.EVENT.MESSAGE_READ_BY_PEER;
+export const receiptEvent: TencentCloudChat.EVENT = DuetChat.EVENT.MESSAGE_READ_RECEIPT_RECEIVED;
 
 // Duet's messages go where Tencent's are expected: in, and out of, Tencent-typed code.
 declare const duetMessage: Message;
@@ -70,3 +74,23 @@ declare const imagePicker: HTMLInputElement;
 export const image: TencentMessage = chat.createImageMessage({
   to: 'bob', conversationType: TencentCloudChat.TYPES.CONV_C2C, payload: { file: imagePicker },
 });
+
+// Recall and read receipts as Tencent's apps write them: `needReadReceipt` when creating the message, the
+// message's read state under Tencent's names, the three events with handlers typed for their data, and the
+// methods taking Tencent-typed messages.
+export const asked: TencentMessage = chat.createTextMessage({
+  to: 'bob', conversationType: TencentCloudChat.TYPES.CONV_C2C, payload: { text: 'hi' }, needReadReceipt: true,
+});
+const tencentTyped: TencentMessage = duetMessage;
+export const readState: [boolean, boolean, boolean, string, string, boolean] = [
+  tencentTyped.isPeerRead, tencentTyped.isRevoked, tencentTyped.needReadReceipt, tencentTyped.revoker,
+  tencentTyped.revokerInfo.userID, duetMessage.readReceiptInfo.isPeerRead,
+];
+chat.on(DuetChat.EVENT.MESSAGE_REVOKED, (event: { data: TencentMessage[] }) => event.data.map((m) => m.revokerInfo.userID));
+chat.on(DuetChat.EVENT.MESSAGE_READ_BY_PEER, (event: { data: TencentMessage[] }) => event.data.every((m) => m.isPeerRead));
+chat.on(DuetChat.EVENT.MESSAGE_READ_RECEIPT_RECEIVED, (event: { data: Array<{ messageID: string; isPeerRead: boolean }> }) =>
+  event.data.map((r) => chat.findMessage(r.messageID)?.readReceiptInfo.isPeerRead === r.isPeerRead));
+declare const duetMessages: Message[];
+export const revoked: Promise<{ data: { message: TencentMessage } }> = chat.revokeMessage(duetMessage);
+export const receipts: Promise<{ code: number }> = chat.sendMessageReadReceipt(duetMessages);
+export const receiptList: Promise<{ data: { messageList: TencentMessage[] } }> = chat.getMessageReadReceiptList(duetMessages);

@@ -5,7 +5,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHmac, randomFillSync } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,10 +42,10 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-function launch(data: string, listen: string): Promise<{ proc: ChildProcess; port: number }> {
+function launch(data: string, listen: string, config?: string): Promise<{ proc: ChildProcess; port: number }> {
   const proc = spawn(duetBin(), [
     'serve', '--listen', listen, '--data', data, '--secret-key', SECRET_KEY, '--durability', 'relaxed',
-    '--sends-per-sec', '0',
+    '--sends-per-sec', '0', ...(config ? ['--config', config] : []),
   ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' } });
   return new Promise((resolvePort, reject) => {
     let out = '';
@@ -77,16 +77,25 @@ function exited(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   });
 }
 
-export async function startServer(): Promise<Server> {
+/**
+ * Starts `duet serve`; `toml`: the text of a configuration file to start it with (e.g.
+ * `recall_window_secs = 1`).
+ */
+export async function startServer(toml?: string): Promise<Server> {
   const data = mkdtempSync(join(tmpdir(), 'duet-web-sdk-'));
-  let { proc, port } = await launch(data, '127.0.0.1:0');
+  let config: string | undefined;
+  if (toml !== undefined) {
+    config = join(data, 'duet.toml');
+    writeFileSync(config, toml);
+  }
+  let { proc, port } = await launch(data, '127.0.0.1:0', config);
   return {
     url: `http://127.0.0.1:${port}`,
     port,
     data,
     kill: () => exited(proc, 'SIGKILL'),
     async restart() {
-      ({ proc } = await launch(data, `127.0.0.1:${port}`));
+      ({ proc } = await launch(data, `127.0.0.1:${port}`, config));
     },
     async stop() {
       await exited(proc, 'SIGTERM');
@@ -138,8 +147,8 @@ export class Recorder {
 
   constructor(c: DuetClient) {
     const names: Array<keyof ClientEvents> = [
-      'connection', 'syncStarted', 'message', 'syncComplete', 'conversation', 'recalled', 'kicked',
-      'sigExpired', 'relation', 'stopped',
+      'connection', 'syncStarted', 'message', 'syncComplete', 'conversation', 'recalled', 'peerRead',
+      'readReceipt', 'kicked', 'sigExpired', 'relation', 'stopped',
     ];
     for (const name of names) {
       c.on(name, (value: unknown) => {

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 
 import { MemoryStore } from '../src/index.js';
 import TencentCloudChat, {
-  type Chat, type ChatEvent, type Conversation, type Message, TencentError,
+  type Chat, type ChatEvent, type Conversation, type Message, type MessageReadReceipt, TencentError,
 } from '../src/tencent/index.js';
 import { newUser, png, rest, type Server, startServer, usersig } from './helpers.js';
 
@@ -19,9 +19,9 @@ after(async () => {
   await server.stop();
 });
 
-function create(): Chat {
+function create(on: Server = server): Chat {
   const chat = TencentCloudChat.create({
-    SDKAppID: 1400000000, server: server.url,
+    SDKAppID: 1400000000, server: on.url,
     client: { store: new MemoryStore(), backoff: { minMs: 100, maxMs: 1000 }, heartbeatMs: 5000 },
   });
   chats.push(chat);
@@ -198,7 +198,7 @@ test('methods Duet does not serve reject naming the method; groups are refused',
   const u = newUser('carol');
   const chat = create();
   await chat.login({ userID: u, userSig: usersig(u) });
-  await assert.rejects(chat.revokeMessage({} as Message), /revokeMessage is not supported by Duet yet/);
+  await assert.rejects(chat.deleteMessage([]), /deleteMessage is not supported by Duet yet/);
   await assert.rejects(chat.getUserProfile({ userIDList: [u] }), /getUserProfile is not supported/);
   await assert.rejects(chat.getMessageList({ conversationID: 'GROUPabc' }), /only C2C conversations/);
   assert.throws(
@@ -255,4 +255,106 @@ test('a recall through the REST API raises MESSAGE_REVOKED with the message mark
   const [gone] = await revoked;
   assert.equal(gone, got, 'the same object the app holds');
   assert.equal(gone?.isRevoked, true);
+});
+
+test('recall and read receipts in Tencent’s shapes: revokeMessage, isPeerRead, needReadReceipt and their events', async () => {
+  const [a, b] = [newUser('alice'), newUser('bob')];
+  const alice = create();
+  const bob = create();
+  await alice.login({ userID: a, userSig: usersig(a) });
+  await bob.login({ userID: b, userSig: usersig(b) });
+  const C2C = TencentCloudChat.TYPES.CONV_C2C;
+  const EVENT = TencentCloudChat.EVENT;
+
+  // A message asking for a read receipt, and one that does not.
+  const receivedBoth = next<Message[]>(bob, EVENT.MESSAGE_RECEIVED, (l) => l.some((m) => m.payload.text === 'plain'));
+  const asked = alice.createTextMessage({ to: b, conversationType: C2C, payload: { text: 'confirm?' }, needReadReceipt: true });
+  assert.equal(asked.needReadReceipt, true);
+  await alice.sendMessage(asked);
+  const plain = alice.createTextMessage({ to: b, conversationType: C2C, payload: { text: 'plain' } });
+  await alice.sendMessage(plain);
+  await receivedBoth;
+  const gotAsked = bob.findMessage(asked.ID) as Message;
+  const gotPlain = bob.findMessage(plain.ID) as Message;
+  assert.deepEqual([gotAsked.needReadReceipt, gotPlain.needReadReceipt], [true, false]);
+  assert.deepEqual([asked.isPeerRead, asked.readReceiptInfo.isPeerRead], [false, false]);
+
+  // The peer reads the conversation: MESSAGE_READ_BY_PEER with the sender's own objects, now isPeerRead.
+  const readByPeer = next<Message[]>(alice, EVENT.MESSAGE_READ_BY_PEER);
+  const lastRead = next<Conversation[]>(alice, EVENT.CONVERSATION_LIST_UPDATED, (l) => l[0]?.lastMessage.isPeerRead === true);
+  await bob.setMessageRead({ conversationID: `C2C${a}` });
+  const read = await readByPeer;
+  assert.deepEqual(read.map((m) => m.ID).sort(), [asked.ID, plain.ID].sort());
+  assert.ok(read.includes(asked) && read.every((m) => m.isPeerRead), 'the same objects, marked read');
+  await lastRead;
+  assert.equal(asked.readReceiptInfo.isPeerRead, false, 'reading the conversation is not a message receipt');
+
+  // The message-level receipt: MESSAGE_READ_RECEIPT_RECEIVED, readReceiptInfo.isPeerRead.
+  const receipt = next<MessageReadReceipt[]>(alice, EVENT.MESSAGE_READ_RECEIPT_RECEIVED);
+  assert.deepEqual(await bob.sendMessageReadReceipt([gotAsked, gotPlain]), { code: 0, data: {} });
+  const [r] = await receipt;
+  assert.deepEqual({ ...r, timestamp: 0 }, {
+    conversationID: `C2C${b}`, userID: b, messageID: asked.ID, isPeerRead: true, timestamp: 0, readCount: 1, unreadCount: 0,
+  });
+  assert.ok((r?.timestamp ?? 0) >= asked.time);
+  assert.equal(alice.findMessage(asked.ID)?.readReceiptInfo.isPeerRead, true);
+  const list = await alice.getMessageReadReceiptList([asked, plain]);
+  assert.deepEqual(list.data.messageList.map((m) => [m.ID, m.readReceiptInfo.isPeerRead, m.isPeerRead]), [
+    [asked.ID, true, true], [plain.ID, false, true],
+  ]);
+  await assert.rejects(alice.getMessageReadReceiptList([asked, { conversationID: 'C2Cother' } as Message]), /one conversation/);
+
+  // The sender recalls: both instances raise MESSAGE_REVOKED, with the revoker.
+  const oops = alice.createTextMessage({ to: b, conversationType: C2C, payload: { text: 'oops' } });
+  const gotOops = next<Message[]>(bob, EVENT.MESSAGE_RECEIVED);
+  await assert.rejects(alice.revokeMessage(oops), (e: unknown) => e instanceof TencentError && /only a message that was sent/.test(e.message));
+  await alice.sendMessage(oops);
+  const [bobsOops] = await gotOops;
+  const bobRevoked = next<Message[]>(bob, EVENT.MESSAGE_REVOKED);
+  const aliceRevoked = next<Message[]>(alice, EVENT.MESSAGE_REVOKED);
+  const shown = next<Conversation[]>(bob, EVENT.CONVERSATION_LIST_UPDATED, (l) => l[0]?.lastMessage.isRevoked === true);
+  const res = await alice.revokeMessage(oops);
+  assert.equal(res.code, 0);
+  assert.equal(res.data.message, oops);
+  assert.deepEqual([oops.isRevoked, oops.revoker, oops.revokerInfo.userID], [true, a, a]);
+  const [gone] = await bobRevoked;
+  assert.equal(gone, bobsOops, 'the object bob holds');
+  assert.deepEqual([gone?.isRevoked, gone?.revoker, gone?.revokerInfo.userID], [true, a, a]);
+  assert.deepEqual(await aliceRevoked, [oops]);
+  const [conv] = await shown;
+  assert.equal(conv?.lastMessage.messageForShow, '[Recalled]');
+  const page = await bob.getMessageList({ conversationID: `C2C${a}` });
+  assert.deepEqual(page.data.messageList.map((m) => m.isRevoked), [false, false, true]);
+
+  // What cannot be recalled: the peer's message (the server's 20022), or one recalled already (20023).
+  const fromBob = next<Message[]>(alice, EVENT.MESSAGE_RECEIVED);
+  await bob.sendMessage(bob.createTextMessage({ to: a, conversationType: C2C, payload: { text: 'mine' } }));
+  const [bobs] = await fromBob;
+  await assert.rejects(alice.revokeMessage(bobs as Message), (e: unknown) => e instanceof TencentError && e.code === 20022);
+  await assert.rejects(alice.revokeMessage(oops), (e: unknown) => e instanceof TencentError && e.code === 20023);
+});
+
+test('revokeMessage after the recall window rejects with Tencent’s code 20016', async () => {
+  const short = await startServer('recall_window_secs = 1\n');
+  try {
+    const [a, b] = [newUser('alice'), newUser('bob')];
+    const alice = create(short);
+    const bob = create(short);
+    await bob.login({ userID: b, userSig: usersig(b) });
+    await alice.login({ userID: a, userSig: usersig(a) });
+    const m = alice.createTextMessage({ to: b, conversationType: TencentCloudChat.TYPES.CONV_C2C, payload: { text: 'late' } });
+    await alice.sendMessage(m);
+    await new Promise((r) => setTimeout(r, 2_100));
+    await assert.rejects(alice.revokeMessage(m), (e: unknown) => {
+      assert.ok(e instanceof TencentError);
+      assert.equal(e.code, 20016);
+      assert.match(e.message, /can no longer be recalled/);
+      return true;
+    });
+    assert.equal(m.isRevoked, false);
+    await alice.logout();
+    await bob.logout();
+  } finally {
+    await short.stop();
+  }
 });

@@ -1,4 +1,7 @@
-/** The sync and history rules alone (ports of the Rust SDK's unit tests), and the backoff. */
+/**
+ * The sync and history rules alone (ports of the Rust SDK's unit tests), the backoff, and how entries are
+ * applied and stored (against a server the test plays).
+ */
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -7,8 +10,11 @@ import { Backoff } from '../src/backoff.js';
 import {
   type Coverage, emptyCoverage, extend, heardOf, localPage, type Positioned, serverPage, stored,
 } from '../src/coverage.js';
-import type { Entry } from '../src/protocol.js';
+import { DuetClient, type Entry, type Message, MemoryStore, type Socket, type SocketFactory } from '../src/index.js';
+import { messageFromWire } from '../src/model.js';
+import type { WireConversation, WireMessage } from '../src/protocol.js';
 import { Sequencer } from '../src/sequencer.js';
+import { emptyBatch } from '../src/store.js';
 
 const e = (seq: number): Entry => ({ kind: 'read', seq, peer: 'alice', time: seq });
 const seqs = (es: Entry[]) => es.map((x) => x.seq);
@@ -128,4 +134,103 @@ test('backoff: doubles to the maximum with jitter, resets', () => {
   }
   b.reset();
   assert.ok(b.nextDelay() <= 100);
+});
+
+/**
+ * A server played by the test over a fake socket: answers `login` with `latest`, `sync` with the given
+ * entries (all in one page) and `conversations` with `items`.
+ */
+function scriptedServer(entries: Entry[], items: WireConversation[]): SocketFactory {
+  return () => {
+    const socket: Socket = {
+      onopen: null, onmessage: null, onclose: null, onerror: null,
+      send(data: string) {
+        const f = JSON.parse(data) as { op: string; id: number; after?: number };
+        const answer =
+          f.op === 'login' ? { op: 'logged_in', id: f.id, user: 'alice', server_time: Date.now(), latest: entries.length }
+            : f.op === 'sync' ? { op: 'synced', id: f.id, entries: entries.filter((e) => e.seq > (f.after ?? 0)), latest: entries.length, more: false }
+              : f.op === 'conversations' ? { op: 'conversations', id: f.id, items }
+                : { op: 'ok', id: f.id };
+        setTimeout(() => socket.onmessage?.({ data: JSON.stringify(answer) }), 0);
+      },
+      close() {
+        setTimeout(() => socket.onclose?.({ code: 1000, reason: '' }), 0);
+      },
+    };
+    setTimeout(() => socket.onopen?.({}), 0);
+    return socket;
+  };
+}
+
+const wire = (from: string, to: string, n: number, time: number, extra: Partial<WireMessage> = {}): WireMessage => ({
+  from, to, msg_key: `${n}_${n}_${time}`, seq: n, random: n, time, conv_seq: n,
+  body: [{ MsgType: 'TIMTextElem', MsgContent: { Text: `m${n}` } }], ...extra,
+});
+
+test('apply: unknown kinds are skipped with their seq counted; recalls, reads and receipts in one page', async () => {
+  const m1 = wire('bob', 'alice', 1, 100);
+  const m2 = wire('bob', 'alice', 2, 101);
+  const m3 = wire('alice', 'bob', 3, 102, { need_read_receipt: true });
+  const entries = [
+    { kind: 'msg', seq: 1, msg: m1 },
+    { kind: 'reaction', seq: 2, peer: 'bob', emoji: '👍' },
+    { kind: 'msg', seq: 3, msg: m2 },
+    { kind: 'msg', seq: 4, msg: m3 },
+    { kind: 'recall', seq: 5, peer: 'bob', msg_key: m1.msg_key, by: 'bob' },
+    { kind: 'peer_read', seq: 6, peer: 'bob', time: 102 },
+    { kind: 'receipt', seq: 7, peer: 'bob', msg_key: m3.msg_key, time: 103 },
+    { kind: 'something_new', seq: 8 },
+  ] as unknown as Entry[];
+  const store = new MemoryStore();
+  const c = new DuetClient({
+    server: 'http://duet.invalid', user: 'alice', usersig: 'x', store, device: 'd',
+    webSocket: scriptedServer(entries, [
+      { peer: 'bob', last: { ...m3, receipt_time: 103 }, unread: 1, time: 102, conv_seq: 3, peer_read_time: 102 },
+    ]),
+  });
+  const events: Array<[string, unknown]> = [];
+  for (const name of ['message', 'recalled', 'peerRead', 'readReceipt', 'conversation'] as const) {
+    c.on(name, (v: unknown) => events.push([name, v]));
+  }
+  const done = new Promise<void>((r) => c.on('syncComplete', () => r()));
+  await c.login();
+  await done;
+  assert.equal(c.cursor, 8, 'the unknown kinds’ seqs count');
+  assert.equal((await store.load()).cursor, 8);
+  assert.deepEqual(events.filter(([n]) => n === 'recalled').map(([, v]) => v), [{ peer: 'bob', msgKey: m1.msg_key, by: 'bob' }]);
+  assert.deepEqual(events.filter(([n]) => n === 'peerRead').map(([, v]) => v), [{ peer: 'bob', time: 102 }]);
+  assert.deepEqual(events.filter(([n]) => n === 'readReceipt').map(([, v]) => v), [{ peer: 'bob', msgKey: m3.msg_key, time: 103 }]);
+  const recalled = (await store.message('bob', m1.msg_key))?.message;
+  assert.deepEqual([recalled?.recalled, recalled?.revoker, recalled?.body], [true, 'bob', []]);
+  const acked = (await store.message('bob', m3.msg_key))?.message;
+  assert.deepEqual([acked?.needReadReceipt, acked?.receiptTime], [true, 103]);
+  const conv = c.conversationList()[0];
+  assert.deepEqual([conv?.peerReadTime, conv?.unread], [102, 1]);
+  assert.equal(c.isPeerRead(acked as Message), true);
+  await c.logout();
+});
+
+test('store: a message stored again keeps its recall, revoker, receipt and need for one', async () => {
+  const s = new MemoryStore();
+  const m = messageFromWire(wire('alice', 'bob', 1, 100, { need_read_receipt: true, cloud_custom_data: 'c' }));
+  await s.commit({ ...emptyBatch(), messages: [{ peer: 'bob', message: m, sentHere: true }] });
+  await s.commit({ ...emptyBatch(), recalls: [{ peer: 'bob', msgKey: m.msgKey, by: 'admin' }] });
+  await s.commit({ ...emptyBatch(), receipts: [{ peer: 'bob', msgKey: m.msgKey, time: 105 }] });
+  await s.commit({ ...emptyBatch(), receipts: [{ peer: 'bob', msgKey: m.msgKey, time: 109 }] });
+  // The same message again as an older copy knew it (say, a conversation's `last` read before the recall).
+  const stale = messageFromWire(wire('alice', 'bob', 1, 100));
+  await s.commit({ ...emptyBatch(), messages: [{ peer: 'bob', message: stale, sentHere: false }] });
+  const r = await s.message('bob', m.msgKey);
+  assert.equal(r?.sentHere, true);
+  assert.deepEqual(
+    [r?.message.recalled, r?.message.revoker, r?.message.body, r?.message.cloudCustomData, r?.message.needReadReceipt, r?.message.receiptTime],
+    [true, 'admin', [], '', true, 105],
+  );
+  // A recalled message is not counted as unread.
+  const [b2, b3] = [2, 3].map((n) => messageFromWire(wire('bob', 'alice', n, 100 + n)));
+  await s.commit({
+    ...emptyBatch(), messages: [b2, b3].map((message) => ({ peer: 'bob', message: message as Message, sentHere: false })),
+    recalls: [{ peer: 'bob', msgKey: (b2 as Message).msgKey, by: 'bob' }],
+  });
+  assert.equal(await s.countFromAfter('bob', 100), 1);
 });

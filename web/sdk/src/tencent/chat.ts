@@ -8,11 +8,12 @@
 import { type ClientOptions, DuetClient, type Friend as DuetFriend } from '../client.js';
 import * as elems from '../elems.js';
 import { DuetError, LocalCode } from '../errors.js';
-import type { Conversation as DuetConversation, Message as DuetMessage } from '../model.js';
+import { type Conversation as DuetConversation, emptyConversation, type Message as DuetMessage } from '../model.js';
 import type { MediaType, MsgElem } from '../protocol.js';
 import { EVENT, TYPES } from './constants.js';
 import {
-  type Conversation, conversationOf, Message, messageID, msgKeyOfID, type Profile, profileOf,
+  type Conversation, conversationOf, Message, messageID, type MessageReadReceipt, msgKeyOfID, type Profile,
+  profileOf, readReceiptInfoOf,
 } from './message.js';
 
 export interface CreateOptions {
@@ -53,6 +54,7 @@ export interface MessageOptions<P> {
   payload: P;
   cloudCustomData?: string;
   priority?: TYPES;
+  /** Ask the recipient for a message-level read receipt (`sendMessageReadReceipt` on their side). */
   needReadReceipt?: boolean;
   /** Upload progress, 0 to 1 (media messages). */
   onProgress?: (percent: number) => void;
@@ -118,7 +120,8 @@ export class Chat {
   readonly #handlers = new Map<string, Array<{ fn: Handler; ctx: unknown }>>();
   readonly #messages = new Map<string, Message>();
   readonly #pending = new WeakMap<Message, PendingFile>();
-  #received: Message[] = [];
+  /** Event data gathered in this turn, raised together at its end (Tencent raises lists). */
+  readonly #batches = new Map<EVENT, unknown[]>();
   #conversationsDirty = false;
   #lastUnread = -1;
 
@@ -139,6 +142,22 @@ export class Chat {
     const list = this.#handlers.get(eventName);
     if (!list) return;
     this.#handlers.set(eventName, list.filter((h) => !(h.fn === handler && (context === undefined || h.ctx === context))));
+  }
+
+  /** Raises `name` with `items` and whatever else this turn adds, once, at the turn's end. */
+  #emitLater(name: EVENT, items: unknown[]): void {
+    if (items.length === 0) return;
+    const batch = this.#batches.get(name);
+    if (batch) {
+      batch.push(...items);
+      return;
+    }
+    this.#batches.set(name, [...items]);
+    queueMicrotask(() => {
+      const data = this.#batches.get(name) ?? [];
+      this.#batches.delete(name);
+      this.#emit(name, data);
+    });
   }
 
   #emit(name: EVENT, data: unknown): void {
@@ -181,15 +200,7 @@ export class Chat {
       this.#emit(EVENT.NET_STATE_CHANGE, { state });
     });
     c.on('message', (m) => {
-      const msg = this.#remember(Message.fromDuet(m, c.user, url));
-      this.#received.push(msg);
-      if (this.#received.length === 1) {
-        queueMicrotask(() => {
-          const batch = this.#received;
-          this.#received = [];
-          this.#emit(EVENT.MESSAGE_RECEIVED, batch);
-        });
-      }
+      this.#emitLater(EVENT.MESSAGE_RECEIVED, [this.#remember(Message.fromDuet(m, c.user, url, c.isPeerRead(m)))]);
     });
     c.on('conversation', () => this.#conversationsChanged());
     c.on('syncComplete', () => {
@@ -198,10 +209,32 @@ export class Chat {
         this.#emit(EVENT.SDK_READY, undefined);
       }
     });
-    c.on('recalled', ({ peer, msgKey }) => {
-      const known = [...this.#messages.values()].find((m) => m.msgKey === msgKey && m.conversationID === `C2C${peer}`);
-      if (known) known.isRevoked = true;
-      this.#emit(EVENT.MESSAGE_REVOKED, known ? [known] : []);
+    c.on('recalled', ({ peer, msgKey, by }) => {
+      // Either side may have sent it: the ID names the sender.
+      const known = this.#messages.get(messageID(peer, msgKey)) ?? this.#messages.get(messageID(c.user, msgKey));
+      if (known) {
+        known.revoke(by);
+        this.#emitLater(EVENT.MESSAGE_REVOKED, [known]);
+      }
+    });
+    c.on('peerRead', ({ peer, time }) => {
+      const read: Message[] = [];
+      for (const m of this.#messages.values()) {
+        if (m.flow === 'out' && m.to === peer && m.status === 'success' && m.time <= time && !m.isPeerRead) {
+          m.isPeerRead = true;
+          read.push(m);
+        }
+      }
+      this.#emitLater(EVENT.MESSAGE_READ_BY_PEER, read);
+    });
+    c.on('readReceipt', ({ peer, msgKey, time }) => {
+      const id = messageID(c.user, msgKey);
+      const known = this.#messages.get(id);
+      if (known && !known.readReceiptInfo.isPeerRead) known.readReceiptInfo = readReceiptInfoOf(time);
+      const receipt: MessageReadReceipt = {
+        conversationID: `${TYPES.CONV_C2C}${peer}`, userID: peer, messageID: id, ...readReceiptInfoOf(time),
+      };
+      this.#emitLater(EVENT.MESSAGE_READ_RECEIPT_RECEIVED, [receipt]);
     });
     c.on('kicked', ({ code, info }) => {
       const type = code === 4001 ? TYPES.KICKED_OUT_MULT_ACCOUNT
@@ -251,7 +284,7 @@ export class Chat {
   #remember(m: Message): Message {
     const known = this.#messages.get(m.ID);
     if (known) {
-      known.isRevoked = m.isRevoked;
+      known.absorb(m);
       return known;
     }
     this.#messages.set(m.ID, m);
@@ -307,6 +340,7 @@ export class Chat {
       from: me, to: options.to, me, body, time: this.getServerTime(), random, url: (u) => u, status: 'unSend',
     });
     m.cloudCustomData = options.cloudCustomData ?? '';
+    m.needReadReceipt = options.needReadReceipt === true;
     return m;
   }
 
@@ -398,8 +432,9 @@ export class Chat {
         ...(message.cloudCustomData ? { cloudCustomData: message.cloudCustomData } : {}),
         ...(options?.onlineUserOnly ? { onlineOnly: true } : {}),
         ...(push ? { push } : {}),
+        ...(message.needReadReceipt ? { needReadReceipt: true } : {}),
       });
-      message.update(sent.message, (u) => c.authorizedUrl(u));
+      message.update(sent.message, (u) => c.authorizedUrl(u), c.isPeerRead(sent.message));
       this.#remember(message);
       return { code: 0, data: { message } };
     } catch (e) {
@@ -428,7 +463,7 @@ export class Chat {
         ...(options.nextReqMessageID ? { before: msgKeyOfID(options.nextReqMessageID) } : {}),
       });
       const url = (u: string) => c.authorizedUrl(u);
-      const list = page.messages.map((m) => this.#remember(Message.fromDuet(m, c.user, url))).reverse();
+      const list = page.messages.map((m) => this.#remember(Message.fromDuet(m, c.user, url, m.peerRead))).reverse();
       return {
         code: 0,
         data: { messageList: list, nextReqMessageID: list[0]?.ID ?? '', isCompleted: page.complete },
@@ -459,7 +494,7 @@ export class Chat {
     const c = this.#need('getConversationProfile');
     const peer = peerOfConversation(conversationID, 'getConversationProfile');
     const known = c.conversationList().find((x) => x.peer === peer);
-    const conv: DuetConversation = known ?? { peer, last: null, unread: 0, time: 0, convSeq: 0 };
+    const conv: DuetConversation = known ?? emptyConversation(peer);
     return { code: 0, data: { conversation: this.#conversation(conv) } };
   }
 
@@ -488,6 +523,86 @@ export class Chat {
 
   getTotalUnreadMessageCount(): number {
     return this.#client?.conversationList().reduce((n, x) => n + x.unread, 0) ?? 0;
+  }
+
+  // ---- recall and read receipts -------------------------------------------------------------------
+
+  /**
+   * Recalls a message this user sent, within the server's recall window (2 minutes by default; after it,
+   * code 20016 as with Tencent). The message object is marked `isRevoked` (with `revoker`), and every
+   * device of both users raises `MESSAGE_REVOKED` for it, this one included.
+   */
+  async revokeMessage(message: Message): Promise<Response<{ message: Message }>> {
+    const c = this.#need('revokeMessage');
+    if (message.status !== 'success' || !message.msgKey) {
+      fail(LocalCode.INVALID_ARGUMENT, 'revokeMessage: only a message that was sent can be recalled', { message });
+    }
+    const peer = peerOfConversation(message.conversationID, 'revokeMessage');
+    try {
+      await c.recall(peer, message.msgKey);
+    } catch (e) {
+      throw asTencentError(e, { message });
+    }
+    message.revoke(c.user);
+    this.#remember(message);
+    return { code: 0, data: { message } };
+  }
+
+  /**
+   * Sends read receipts for messages the peer sent with `needReadReceipt` (of one conversation; the
+   * others in the list are skipped). The sender's `readReceiptInfo.isPeerRead` becomes true and it gets
+   * `MESSAGE_READ_RECEIPT_RECEIVED`; unread counts stay (that is `setMessageRead`).
+   */
+  async sendMessageReadReceipt(messageList: Message[]): Promise<Response<Record<string, never>>> {
+    const c = this.#need('sendMessageReadReceipt');
+    if (messageList.length === 0) return { code: 0, data: {} };
+    const peer = this.#peerOfList(messageList, 'sendMessageReadReceipt');
+    // The server acknowledges only those that asked for a receipt.
+    const keys = messageList.filter((m) => m.flow === 'in' && m.msgKey).map((m) => m.msgKey);
+    if (keys.length === 0) return { code: 0, data: {} };
+    try {
+      await c.sendReadReceipts(peer, keys);
+    } catch (e) {
+      throw asTencentError(e);
+    }
+    return { code: 0, data: {} };
+  }
+
+  /**
+   * The read state of messages of one conversation, from the server: each message's `readReceiptInfo`
+   * (the message-level receipt), `isPeerRead` and `isRevoked` are brought up to date; resolves with the
+   * same objects.
+   */
+  async getMessageReadReceiptList(messageList: Message[]): Promise<Response<{ messageList: Message[] }>> {
+    const c = this.#need('getMessageReadReceiptList');
+    if (messageList.length === 0) return { code: 0, data: { messageList } };
+    const peer = this.#peerOfList(messageList, 'getMessageReadReceiptList');
+    const sent = messageList.filter((m) => m.msgKey);
+    let found: Array<DuetMessage | null>;
+    try {
+      found = await c.findMessages(peer, sent.map((m) => m.msgKey));
+    } catch (e) {
+      throw asTencentError(e);
+    }
+    sent.forEach((m, i) => {
+      const f = found[i];
+      if (!f) return;
+      m.readReceiptInfo = readReceiptInfoOf(f.receiptTime);
+      m.needReadReceipt = f.needReadReceipt;
+      m.isPeerRead ||= f.peerRead;
+      if (f.recalled && !m.isRevoked) m.revoke(f.revoker);
+    });
+    return { code: 0, data: { messageList } };
+  }
+
+  /** The peer of a list of messages that must all be of one C2C conversation (as Tencent requires). */
+  #peerOfList(messageList: Message[], method: string): string {
+    const ids = new Set(messageList.map((m) => m.conversationID));
+    const [only] = ids;
+    if (ids.size !== 1 || only === undefined) {
+      fail(LocalCode.INVALID_ARGUMENT, `${method}: the messages must be of one conversation (got ${ids.size})`);
+    }
+    return peerOfConversation(only, method);
   }
 
   // ---- relationship chain -------------------------------------------------------------------------
@@ -613,12 +728,9 @@ export class Chat {
     return Promise.reject(new TencentError(LocalCode.UNSUPPORTED, `${method} is not supported by Duet yet`));
   }
 
-  revokeMessage(_message: Message): Promise<never> { return this.#notYet('revokeMessage'); }
   deleteMessage(_messageList: Message[]): Promise<never> { return this.#notYet('deleteMessage'); }
   modifyMessage(_message: Message): Promise<never> { return this.#notYet('modifyMessage'); }
   getMessageListHopping(_options: unknown): Promise<never> { return this.#notYet('getMessageListHopping'); }
-  sendMessageReadReceipt(_messageList: Message[]): Promise<never> { return this.#notYet('sendMessageReadReceipt'); }
-  getMessageReadReceiptList(_messageList: Message[]): Promise<never> { return this.#notYet('getMessageReadReceiptList'); }
   deleteConversation(_options: unknown): Promise<never> { return this.#notYet('deleteConversation'); }
   clearHistoryMessage(_conversationID: string): Promise<never> { return this.#notYet('clearHistoryMessage'); }
   pinConversation(_options: unknown): Promise<never> { return this.#notYet('pinConversation'); }

@@ -13,7 +13,10 @@ import { EVENT, TYPES } from './constants.js';
 export { Chat, type ChatEvent, type CreateOptions, type FileSource, type FriendApplication, type FriendInfo,
   type MessageOptions, type Response, type SendMessageOptions, TencentError } from './chat.js';
 export { EVENT, TYPES } from './constants.js';
-export { type Conversation, type ImageInfo, type LastMessage, Message, type Payload, type Profile } from './message.js';
+export {
+  type Conversation, type ImageInfo, type LastMessage, Message, type MessageReadReceipt, type Payload, type Profile,
+  type ReadReceiptInfo, type UserInfo,
+} from './message.js';
 
 /** `TencentCloudChat`: `create`, `TYPES` and `EVENT`, as Tencent's default export. */
 const TencentCloudChat = {

@@ -3,7 +3,7 @@
  * and the conversion between Tencent's web payloads and the protocol's elements.
  */
 
-import type { Conversation as DuetConversation, Message as DuetMessage } from '../model.js';
+import { type Conversation as DuetConversation, isPeerRead, type Message as DuetMessage } from '../model.js';
 import type { MsgElem } from '../protocol.js';
 import { TYPES } from './constants.js';
 
@@ -98,6 +98,37 @@ export interface UserInfo {
   avatar: string;
 }
 
+/**
+ * A message's `readReceiptInfo` (Tencent's web SDK: `isPeerRead` for one-to-one messages, `readCount` and
+ * `unreadCount` for group messages): the message-level read receipt, given by the recipient's
+ * `sendMessageReadReceipt`. One-to-one, `readCount` is 1 once the peer acknowledged it (and `unreadCount`
+ * 0); `timestamp` is when (unix seconds, 0: not yet), as in Tencent's native `V2TIMMessageReceipt`.
+ */
+export interface ReadReceiptInfo {
+  isPeerRead: boolean;
+  timestamp: number;
+  readCount: number;
+  unreadCount: number;
+}
+
+export function readReceiptInfoOf(receiptTime: number): ReadReceiptInfo {
+  const read = receiptTime > 0;
+  return { isPeerRead: read, timestamp: receiptTime, readCount: read ? 1 : 0, unreadCount: read ? 0 : 1 };
+}
+
+/** What `MESSAGE_READ_RECEIPT_RECEIVED` carries for each acknowledged message (one-to-one). */
+export interface MessageReadReceipt {
+  conversationID: string;
+  /** Who read it: the peer. */
+  userID: string;
+  messageID: string;
+  isPeerRead: boolean;
+  /** When (unix seconds). */
+  timestamp: number;
+  readCount: number;
+  unreadCount: number;
+}
+
 /** Tencent's `Profile`, with what Duet knows of a user (its UserID, and nick and avatar from messages). */
 export interface Profile {
   userID: string;
@@ -153,22 +184,33 @@ export class Message {
   time: number;
   /** `unSend`, `success` or `fail`. */
   status: 'unSend' | 'success' | 'fail';
+  /**
+   * Recalled (by `revoker`). The object keeps the `payload` it had, as Tencent's does; a recalled message
+   * read from history afterwards has none.
+   */
   isRevoked = false;
   priority: TYPES = TYPES.MSG_PRIORITY_NORMAL;
   nick = '';
   avatar = '';
-  /** Read receipts are not served by Duet yet: always `false`. */
+  /**
+   * For a message sent by this user: the peer has read it (the peer's `setMessageRead` covered it; Tencent
+   * raises `MESSAGE_READ_BY_PEER` when it becomes true).
+   */
   isPeerRead = false;
   nameCard = '';
   atUserList: string[] = [];
   cloudCustomData = '';
   isDeleted = false;
   isModified = false;
+  /** The sender asked for a message-level read receipt (`needReadReceipt` when the message was created). */
   needReadReceipt = false;
-  readReceiptInfo: Record<string, unknown> = {};
+  /** The message-level read receipt: `isPeerRead` once the peer acknowledged it (`sendMessageReadReceipt`). */
+  readReceiptInfo: ReadReceiptInfo = readReceiptInfoOf(0);
   isBroadcastMessage = false;
   isSupportExtension = false;
+  /** Who recalled it (deprecated by Tencent for `revokerInfo`, kept). */
   revoker = '';
+  /** Who recalled it: its sender, or an app admin (the UserID; Duet has no profiles for nick and avatar yet). */
   revokerInfo: UserInfo = { userID: '', nick: '', avatar: '' };
   revokeReason = '';
   /** Tencent's `MsgSeq`. */
@@ -204,33 +246,57 @@ export class Message {
     this.ID = `${init.from}-local-${init.random}`;
   }
 
-  /** Fills in what the server said about the message. */
-  update(m: DuetMessage, url: UrlMapper): void {
+  /** Fills in what the server said about the message; `peerRead`: whether the peer has read it. */
+  update(m: DuetMessage, url: UrlMapper, peerRead = false): void {
     this.msgKey = m.msgKey;
     this.ID = messageID(m.from, m.msgKey);
     this.time = m.time;
     this.sequence = m.seq;
     this.clientSequence = m.seq;
     this.random = m.random;
-    this.isRevoked = m.recalled;
     this.nick = m.nick;
     this.avatar = m.faceUrl ? url(m.faceUrl) : '';
-    this.cloudCustomData = m.cloudCustomData;
     this.isSystemMessage = m.system;
-    const first = m.body[0];
-    if (first) {
-      this.type = ELEM_TYPES[first.MsgType];
-      this.payload = payloadOf(first, url);
+    this.needReadReceipt = m.needReadReceipt;
+    this.readReceiptInfo = readReceiptInfoOf(m.receiptTime);
+    this.isPeerRead = peerRead;
+    if (m.recalled) {
+      // A recalled copy has no content: keep what this object shows.
+      this.revoke(m.revoker);
+    } else {
+      this.cloudCustomData = m.cloudCustomData;
+      const first = m.body[0];
+      if (first) {
+        this.type = ELEM_TYPES[first.MsgType];
+        this.payload = payloadOf(first, url);
+      }
+      this.elements = m.body.map((e) => ({ type: ELEM_TYPES[e.MsgType], payload: payloadOf(e, url) }));
     }
-    this.elements = m.body.map((e) => ({ type: ELEM_TYPES[e.MsgType], payload: payloadOf(e, url) }));
     this.status = 'success';
   }
 
-  static fromDuet(m: DuetMessage, me: string, url: UrlMapper): Message {
+  /** Marks the message recalled by `by`. */
+  revoke(by: string): void {
+    this.isRevoked = true;
+    this.revoker = by;
+    this.revokerInfo = { userID: by, nick: '', avatar: '' };
+  }
+
+  /** Takes in what a newer copy of the same message knows: a recall, the peer's reading, a receipt. */
+  absorb(newer: Message): void {
+    if (newer.isRevoked && !this.isRevoked) this.revoke(newer.revoker);
+    this.isPeerRead ||= newer.isPeerRead;
+    this.needReadReceipt ||= newer.needReadReceipt;
+    if (newer.readReceiptInfo.isPeerRead && !this.readReceiptInfo.isPeerRead) {
+      this.readReceiptInfo = { ...newer.readReceiptInfo };
+    }
+  }
+
+  static fromDuet(m: DuetMessage, me: string, url: UrlMapper, peerRead = false): Message {
     const msg = new Message({
       from: m.from, to: m.to, me, body: m.body, time: m.time, random: m.random, url, status: 'success',
     });
-    msg.update(m, url);
+    msg.update(m, url, peerRead);
     return msg;
   }
 }
@@ -253,9 +319,9 @@ export interface LastMessage {
 
 /** A text to show for a message in a list, as Tencent's `messageForShow`. */
 export function messageForShow(m: DuetMessage | null): string {
+  if (m?.recalled) return '[Recalled]';
   const e = m?.body[0];
   if (!e) return '';
-  if (m?.recalled) return '[Recalled]';
   switch (e.MsgType) {
     case 'TIMTextElem': return e.MsgContent.Text;
     case 'TIMFaceElem': return '[Emoji]';
@@ -303,7 +369,7 @@ export function conversationOf(c: DuetConversation, me: string, url: UrlMapper):
       payload: first ? payloadOf(first, url) : { text: '' },
       messageForShow: messageForShow(last),
       isRevoked: last?.recalled ?? false,
-      isPeerRead: false,
+      isPeerRead: last !== null && last.from === me && isPeerRead(c, last),
       nick: last?.nick ?? '',
       nameCard: '',
       cloudCustomData: last?.cloudCustomData ?? '',
