@@ -31,7 +31,7 @@ use crate::config::SessionKind;
 use crate::event::{ConnectionState, Event};
 use crate::friends::{FriendRequests, RelationAnswer, RelationRequest};
 use crate::history::{Coverage, Held, Position};
-use crate::model::{Conversation, Message, SendOptions, SentMessage};
+use crate::model::{Conversation, ConversationChange, Message, SendOptions, SentMessage};
 use crate::sequencer::{Live, Sequencer};
 use crate::store::{Batch, MessageRecord, StoreError, StoreHandle};
 
@@ -62,6 +62,7 @@ pub(crate) enum MessageRequest {
     Delete { peer: String, msg_keys: Vec<String> },
     ClearHistory { peer: String },
     DeleteConversation { peer: String, clear_history: bool },
+    UpdateConversation { peer: String, change: ConversationChange },
 }
 
 impl MessageRequest {
@@ -75,6 +76,16 @@ impl MessageRequest {
             }
             MessageRequest::Delete { peer, msg_keys } => ClientFrame::Delete { id, peer, msg_keys },
             MessageRequest::ClearHistory { peer } => ClientFrame::ClearHistory { id, peer },
+            MessageRequest::UpdateConversation { peer, change } => ClientFrame::SetConversation {
+                id,
+                peer,
+                pinned: change.pinned,
+                set_marks: change.set_marks,
+                clear_marks: change.clear_marks,
+                custom_data: change.custom_data,
+                draft: change.draft,
+                receive_opt: change.receive_opt,
+            },
             MessageRequest::DeleteConversation { peer, clear_history } => {
                 ClientFrame::DeleteConversation { id, peer, clear_history }
             }
@@ -185,6 +196,7 @@ impl Op {
             Op::Message { req: MessageRequest::Delete { .. }, .. } => "delete",
             Op::Message { req: MessageRequest::ClearHistory { .. }, .. } => "clear_history",
             Op::Message { req: MessageRequest::DeleteConversation { .. }, .. } => "delete_conversation",
+            Op::Message { req: MessageRequest::UpdateConversation { .. }, .. } => "set_conversation",
         }
     }
 
@@ -1301,6 +1313,15 @@ impl Actor {
                         events.push(Event::HistoryCleared { peer });
                     }
                 }
+                Entry::Settings { peer, settings, .. } => {
+                    // A conversation not held here comes with the next conversation list.
+                    if let Some(conv) = self.conversations.get_mut(&peer)
+                        && conv.settings != settings
+                    {
+                        conv.settings = settings;
+                        push_unique(&mut changed, &peer);
+                    }
+                }
                 Entry::Unknown { seq } => {
                     tracing::debug!(seq, "skipping a sync-log entry of a kind this SDK does not know");
                 }
@@ -1467,12 +1488,18 @@ impl Actor {
         list
     }
 
-    /// Recent contacts, most recent first: by the last message's time, then the latest changed first.
+    /// Recent contacts, pinned first, then most recent first: by the last message's time, then the latest
+    /// changed first.
     fn sorted_conversations(&self) -> Vec<Conversation> {
         let mut list: Vec<Conversation> = self.conversations.values().cloned().collect();
         let recency = |c: &Conversation| self.recency.get(&c.peer).copied().unwrap_or(0);
         list.sort_by(|a, b| {
-            b.time.cmp(&a.time).then_with(|| recency(b).cmp(&recency(a))).then_with(|| a.peer.cmp(&b.peer))
+            b.settings
+                .pinned
+                .cmp(&a.settings.pinned)
+                .then_with(|| b.time.cmp(&a.time))
+                .then_with(|| recency(b).cmp(&recency(a)))
+                .then_with(|| a.peer.cmp(&b.peer))
         });
         list
     }

@@ -68,7 +68,9 @@ pub use crate::event::{ConnectionState, Event, Events};
 pub use crate::friends::{
     AddFriendOptions, Blocked, Friend, FriendAddResult, FriendRequest, FriendRequests, RelationEvent,
 };
-pub use crate::model::{Conversation, Message, SendOptions, Sender, SentMessage};
+pub use crate::model::{
+    Conversation, ConversationChange, ConversationSettings, Message, SendOptions, Sender, SentMessage,
+};
 pub use crate::push::PushConfig;
 use crate::store::{LocalStore, MemoryStore, SqliteStore, StoreHandle};
 
@@ -347,6 +349,17 @@ impl Client {
         match self.message_request(MessageRequest::DeleteConversation { peer, clear_history }).await? {
             MessageAnswer::Ok => Ok(()),
             other => Err(Error::Protocol(format!("delete_conversation answered with {other:?}"))),
+        }
+    }
+
+    /// Changes this user's settings of the conversation with `peer` (pin, marks, custom data, draft, receive
+    /// option): what `change` gives changes, the rest stays. Every device of this user gets
+    /// [`Event::ConversationChanged`] with the conversation as it is now.
+    pub async fn update_conversation(&self, peer: &str, change: ConversationChange) -> Result<(), Error> {
+        let peer = non_empty(peer, "peer")?;
+        match self.message_request(MessageRequest::UpdateConversation { peer, change }).await? {
+            MessageAnswer::Ok => Ok(()),
+            other => Err(Error::Protocol(format!("set_conversation answered with {other:?}"))),
         }
     }
 

@@ -5,6 +5,7 @@
 //! version does not know are dropped with a warning (the protocol's version 1 has a closed set).
 
 use duet_proto::client as wire;
+pub use duet_proto::client::ConversationSettings;
 use duet_proto::elem::MsgElem;
 use serde_json::Value;
 
@@ -145,6 +146,27 @@ pub struct Conversation {
     /// Up to when `peer` has read what this user sent (the conversation's read receipt; unix seconds, 0:
     /// nothing yet). This user's messages dated at or before it are read.
     pub peer_read_time: i64,
+    /// This user's settings of the conversation (pin, marks, custom data, draft, receive option), shared
+    /// by its devices; changed with [`Client::update_conversation`](crate::Client::update_conversation).
+    pub settings: ConversationSettings,
+}
+
+/// A change of this user's settings of a conversation ([`Client::update_conversation`](crate::Client::update_conversation)):
+/// what is `None` (or 0 among the marks) stays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationChange {
+    /// Pin (listed first) or unpin.
+    pub pinned: Option<bool>,
+    /// Mark bits to set, then to clear (Tencent's: 1 star, 2 unread, 4 fold, 8 hide; bits 32–63 the app's).
+    pub set_marks: u64,
+    /// Mark bits to clear (after setting `set_marks`).
+    pub clear_marks: u64,
+    /// The app's data about the conversation (at most 256 bytes).
+    pub custom_data: Option<String>,
+    /// The text being written (at most 10 KiB); `""` removes the draft.
+    pub draft: Option<String>,
+    /// 0 receive, 1 do not receive, 2 receive without notification (no push, not in the unread total).
+    pub receive_opt: Option<u8>,
 }
 
 impl Conversation {
@@ -154,7 +176,14 @@ impl Conversation {
     }
 
     pub(crate) fn empty(peer: &str) -> Conversation {
-        Conversation { peer: peer.to_owned(), last: None, unread: 0, time: 0, peer_read_time: 0 }
+        Conversation {
+            peer: peer.to_owned(),
+            last: None,
+            unread: 0,
+            time: 0,
+            peer_read_time: 0,
+            settings: ConversationSettings::default(),
+        }
     }
 
     pub(crate) fn from_wire(c: wire::Conversation) -> Conversation {
@@ -164,6 +193,7 @@ impl Conversation {
             unread: c.unread,
             time: c.time,
             peer_read_time: c.peer_read_time,
+            settings: c.settings,
         }
     }
 

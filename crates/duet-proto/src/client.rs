@@ -172,6 +172,27 @@ pub enum ClientFrame {
     Delete { id: u64, peer: String, msg_keys: Vec<String> },
     /// Clear the user's history of the conversation with `peer` (the peer keeps it); the conversation stays.
     ClearHistory { id: u64, peer: String },
+    /// Change the user's settings of the conversation with `peer`: what is given changes, the rest stays.
+    /// Every device of the user gets a `settings` entry. Answered with `ok`.
+    SetConversation {
+        id: u64,
+        peer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pinned: Option<bool>,
+        /// Mark bits to set, then to clear (Tencent's: 1 star, 2 unread, 4 fold, 8 hide; bits 32–63 the app's).
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        set_marks: u64,
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        clear_marks: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        custom_data: Option<String>,
+        /// `""` removes the draft.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        draft: Option<String>,
+        /// 0 receive, 1 do not receive, 2 receive without notification.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receive_opt: Option<u8>,
+    },
     /// Delete the conversation with `peer` from the user's list and, with `clear_history`, its history.
     DeleteConversation {
         id: u64,
@@ -300,6 +321,35 @@ fn is_zero(n: &i64) -> bool {
 }
 
 fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A user's settings of one of its conversations, shared by its devices.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSettings {
+    /// Pinned: listed first (the latest pinned first).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pinned: bool,
+    /// Marks (1 star, 2 unread, 4 fold, 8 hide; bits 32–63 the app's own).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub marks: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub custom_data: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub draft: String,
+    /// When the draft was saved (unix seconds).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub draft_time: i64,
+    /// 0 receive, 1 do not receive, 2 receive without notification.
+    #[serde(default, skip_serializing_if = "is_zero_u8")]
+    pub receive_opt: u8,
+}
+
+fn is_zero_u8(n: &u8) -> bool {
     *n == 0
 }
 
@@ -552,6 +602,8 @@ pub enum Entry {
         #[serde(default)]
         conversation: bool,
     },
+    /// The user changed its settings of the conversation with `peer` (on some device): as they are now.
+    Settings { seq: u64, peer: String, settings: ConversationSettings },
     /// An entry of a kind this crate does not know (a newer server's): skipped, its `seq` counted.
     #[serde(skip)]
     Unknown { seq: u64 },
@@ -565,7 +617,8 @@ impl Serialize for Entry {
 
 impl<'de> Deserialize<'de> for Entry {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Entry, D::Error> {
-        const KNOWN: &[&str] = &["msg", "read", "recall", "peer_read", "receipt", "modified", "deleted", "cleared"];
+        const KNOWN: &[&str] =
+            &["msg", "read", "recall", "peer_read", "receipt", "modified", "deleted", "cleared", "settings"];
         let v = Value::deserialize(d)?;
         if v.get("kind").and_then(Value::as_str).is_some_and(|k| KNOWN.contains(&k)) {
             return Entry::deserialize(v).map_err(serde::de::Error::custom);
@@ -596,6 +649,9 @@ impl Entry {
             }
             Entry::Modified { msg, .. } => msg.size_bound() + 64,
             Entry::Cleared { peer, .. } => escaped_bound(peer) + 128,
+            Entry::Settings { peer, settings, .. } => {
+                escaped_bound(peer) + escaped_bound(&settings.custom_data) + escaped_bound(&settings.draft) + 192
+            }
             Entry::Unknown { .. } => 64,
         }
     }
@@ -610,6 +666,7 @@ impl Entry {
             | Entry::Modified { seq, .. }
             | Entry::Deleted { seq, .. }
             | Entry::Cleared { seq, .. }
+            | Entry::Settings { seq, .. }
             | Entry::Unknown { seq } => *seq,
         }
     }
@@ -700,6 +757,9 @@ pub struct Conversation {
     /// messages dated at or before it show as read.
     #[serde(default)]
     pub peer_read_time: i64,
+    /// The user's settings of the conversation (pin, marks, custom data, draft, receive option).
+    #[serde(default)]
+    pub settings: ConversationSettings,
 }
 
 #[cfg(test)]

@@ -165,6 +165,28 @@ pub fn check_message(body: &[MsgElem], cloud_custom_data: &str, push: Option<&Va
     Ok(body_json)
 }
 
+/// Most bytes of a conversation's custom data (Tencent's limit for conversation custom data and
+/// `CustomMark`).
+pub const MAX_CONVERSATION_CUSTOM_DATA_BYTES: usize = 256;
+/// Most bytes of a conversation's draft.
+pub const MAX_DRAFT_BYTES: usize = 10 * 1024;
+
+/// Checks a conversation's custom data and draft against their limits; `code` is the caller's.
+pub fn check_conversation_settings(custom_data: Option<&str>, draft: Option<&str>, code: u32) -> Result<(), ApiError> {
+    if let Some(data) = custom_data.filter(|d| d.len() > MAX_CONVERSATION_CUSTOM_DATA_BYTES) {
+        let why = format!(
+            "the conversation's custom data is {} bytes, more than the limit of {MAX_CONVERSATION_CUSTOM_DATA_BYTES}",
+            data.len()
+        );
+        return Err(ApiError::new(code, why));
+    }
+    if let Some(draft) = draft.filter(|d| d.len() > MAX_DRAFT_BYTES) {
+        let why = format!("the draft is {} bytes, more than the limit of {MAX_DRAFT_BYTES}", draft.len());
+        return Err(ApiError::new(code, why));
+    }
+    Ok(())
+}
+
 /// Checks `CloudCustomData` alone against the message's limit: the edit of a message that keeps its body.
 pub fn check_message_without_body(cloud_custom_data: &str) -> Result<(), ApiError> {
     let total = json_string_len(cloud_custom_data);

@@ -21,7 +21,9 @@ use axum::response::Response;
 use duet_core::callbacks::Source;
 use duet_core::hub::{KickReason, Outbound, Session, SessionKind};
 use duet_core::messages::{CallbackSource, Draft, Origin, Prepared, SendError};
-use duet_core::model::{self, HistoryQuery, LogEntry, LogEvent, MsgKey, SenderCopy, StoredMessage};
+use duet_core::model::{
+    self, HistoryQuery, LogEntry, LogEvent, MsgKey, ReceiveOpt, SenderCopy, SettingsChange, StoredMessage,
+};
 use duet_core::push::{RegisterError, Registration};
 use duet_core::sessions::Gone;
 use duet_core::usersig::Claims;
@@ -738,6 +740,7 @@ async fn work(
                     time: c.time,
                     conv_seq: c.conv_seq,
                     peer_read_time: c.peer_read_time,
+                    settings: settings_to_wire(&c.settings),
                 })
                 .collect();
             (ServerFrame::Conversations { id, items }, None)
@@ -774,6 +777,20 @@ async fn work(
             let done = core.messages().delete(&user, &peer, keys).await.map_err(fail)?;
             let deleted = msg_keys.into_iter().zip(done).filter(|(_, d)| *d).map(|(k, _)| k).collect();
             (ServerFrame::Deleted { id, deleted }, None)
+        }
+        ClientFrame::SetConversation { id, peer, pinned, set_marks, clear_marks, custom_data, draft, receive_opt } => {
+            let invalid = client::code::INVALID_PARAMS;
+            duet_proto::limits::check_conversation_settings(custom_data.as_deref(), draft.as_deref(), invalid)?;
+            let receive = match receive_opt {
+                None => None,
+                Some(n) => Some(
+                    ReceiveOpt::from_number(u64::from(n))
+                        .ok_or_else(|| ApiError::new(invalid, format!("receive_opt must be 0, 1 or 2, not {n}")))?,
+                ),
+            };
+            let change = SettingsChange { pinned, set_marks, clear_marks, custom_data, draft, receive };
+            core.messages().update_conversation(&user, &peer, change).await.map_err(fail)?;
+            (ServerFrame::Ok { id }, None)
         }
         ClientFrame::ClearHistory { id, peer } => {
             core.messages().clear_history(&user, &peer).await.map_err(fail)?;
@@ -849,6 +866,7 @@ fn request_id(frame: &ClientFrame) -> u64 {
         | ClientFrame::Modify { id, .. }
         | ClientFrame::Delete { id, .. }
         | ClientFrame::ClearHistory { id, .. }
+        | ClientFrame::SetConversation { id, .. }
         | ClientFrame::DeleteConversation { id, .. }
         | ClientFrame::ReadReceipt { id, .. }
         | ClientFrame::Find { id, .. }
@@ -972,6 +990,9 @@ fn entry_to_wire(core: &Core, e: &LogEntry) -> Entry {
         }
         LogEvent::Modified(m) => Entry::Modified { seq: e.seq, msg: message_to_wire(core, m) },
         LogEvent::Deleted { peer, key } => Entry::Deleted { seq: e.seq, peer: peer.clone(), msg_key: key.to_string() },
+        LogEvent::Settings { peer, settings } => {
+            Entry::Settings { seq: e.seq, peer: peer.clone(), settings: settings_to_wire(settings) }
+        }
         LogEvent::Cleared { peer, upto, conversation } => {
             Entry::Cleared { seq: e.seq, peer: peer.clone(), upto: *upto, conversation: *conversation }
         }
@@ -1005,6 +1026,17 @@ fn message_to_wire(core: &Core, m: &StoredMessage) -> Message {
         nick: m.sender.nick.clone().unwrap_or_default(),
         face_url: m.sender.face_url.clone().unwrap_or_default(),
         system: core.accounts().is_admin(&m.from),
+    }
+}
+
+fn settings_to_wire(s: &model::ConversationSettings) -> client::ConversationSettings {
+    client::ConversationSettings {
+        pinned: s.pinned_at > 0,
+        marks: s.marks,
+        custom_data: s.custom_data.clone(),
+        draft: s.draft.clone(),
+        draft_time: s.draft_time,
+        receive_opt: s.receive.number(),
     }
 }
 

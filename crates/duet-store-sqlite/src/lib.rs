@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use duet_core::model::event::AfterEvent;
 use duet_core::model::{
-    ConversationView, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount,
-    ProfileValue, Purged, StoredMessage,
+    ConversationSettings, ConversationView, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import, LogPage,
+    MsgKey, NewAccount, ProfileValue, Purged, SettingsChange, StoredMessage,
 };
 use duet_core::store::{
     AccountStore, Cutoffs, DeliveryHook, Edit, Imported, MessageExport, MessageStore, Modified, SendOutcome, SendPlan,
@@ -52,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_5.sql"),
     include_str!("schema_6.sql"),
     include_str!("schema_7.sql"),
+    include_str!("schema_8.sql"),
 ];
 /// Read connections, and so reads running at once (see [`SqliteStore::read`]). Reads beyond wait in the
 /// queue rather than open new connections (that costs far more than a read) or pile up blocking threads.
@@ -455,7 +456,8 @@ impl MessageStore for SqliteStore {
         self.read(move |c| {
             c.prepare_cached(
                 "SELECT coalesce(sum(c.unread), 0) FROM conversations c JOIN accounts a ON a.uid = c.owner \
-                 WHERE a.user_id = ?1",
+                 LEFT JOIN conversation_settings s ON s.owner = c.owner AND s.peer = c.peer \
+                 WHERE a.user_id = ?1 AND coalesce(s.receive_opt, 0) = 0",
             )?
             .query_row([&owner], |r| r.get::<_, i64>(0))
             .map(|n| n.max(0) as u64)
@@ -479,6 +481,21 @@ impl MessageStore for SqliteStore {
 
     async fn conversations(&self, user: String, limit: usize) -> Result<Vec<ConversationView>, StoreError> {
         self.read(move |c| ops::conversations(c, &user, limit)).await
+    }
+
+    async fn update_conversation(
+        &self,
+        owner: String,
+        peer: String,
+        change: SettingsChange,
+        now: i64,
+        log_expire_at: i64,
+    ) -> Result<Option<ConversationSettings>, StoreError> {
+        self.writer
+            .write_delivering(move |c, w| {
+                ops::update_conversation(c, w, &owner, &peer, &change, now, log_expire_at).map_err(backend)
+            })
+            .await
     }
 
     async fn modify(&self, edit: Edit, log_expire_at: i64) -> Result<Modified, StoreError> {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use duet_core::model::event::AfterEvent;
 use duet_core::model::{
-    ConversationView, Delivery, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent,
-    LogPage, MsgKey, NewAccount, ProfileValue, Purged, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE,
-    TAG_NICK,
+    ConversationSettings, ConversationView, Delivery, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import,
+    LogEntry, LogEvent, LogPage, MsgKey, NewAccount, ProfileValue, Purged, ReceiveOpt, SenderCopy, SenderInfo, Sent,
+    SettingsChange, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use duet_core::store::{Cutoffs, Edit, Imported, Modified, SendOutcome, SendPlan, Withdrawn};
 use rusqlite::{Connection, OptionalExtension, Result, params};
@@ -154,6 +154,8 @@ const KIND_DELETE: i64 = 6;
 const KIND_CLEAR: i64 = 7;
 /// As [`KIND_CLEAR`], and the user deleted the conversation.
 const KIND_CLEAR_CONVERSATION: i64 = 8;
+/// The user changed its settings of the conversation with `peer` (read from `conversation_settings`).
+const KIND_SETTINGS: i64 = 9;
 
 /// The last sequence number of a user's sync log, as readers see it: the larger of the one recorded on the
 /// account (kept before a purge removes entries, see [`purge`]) and the log's last entry.
@@ -448,7 +450,7 @@ pub(crate) fn send(c: &Connection, w: &mut WriterState, plan: &SendPlan) -> Resu
         let seq = append_log(c, w, receiver, KIND_MSG, Some(id), None, Some(key.time), plan.offline_until)?;
         deliveries.push(msg_entry(seq, &stored, to));
         if plan.push && sender != receiver {
-            crate::push::queue_pushes(c, receiver, id, key.time, plan.now_ms.div_euclid(1000))?;
+            crate::push::queue_pushes(c, receiver, sender, id, key.time, plan.now_ms.div_euclid(1000))?;
         }
         if sent.conv_seq == 0 {
             sent.conv_seq = conv_seq;
@@ -574,6 +576,26 @@ fn read_message(r: &rusqlite::Row<'_>, at: usize, names: impl Fn(i64) -> String)
     })
 }
 
+/// A conversation's settings, selected from `conversation_settings cs` (all NULL when it has none).
+const SETTINGS_COLUMNS: &str = "cs.pinned_at, cs.marks, cs.custom_data, cs.draft, cs.draft_time, cs.receive_opt";
+/// How many columns [`MESSAGE_COLUMNS`] selects.
+const MESSAGE_COLUMN_COUNT: usize = 14;
+/// Where [`SETTINGS_COLUMNS`] start in `log_after`'s rows.
+const SETTINGS_AT: usize = 6 + MESSAGE_COLUMN_COUNT;
+
+/// Reads [`SETTINGS_COLUMNS`] starting at column `at`; the defaults where there is no row.
+fn read_settings(r: &rusqlite::Row<'_>, at: usize) -> Result<ConversationSettings> {
+    Ok(ConversationSettings {
+        pinned_at: r.get::<_, Option<i64>>(at)?.unwrap_or(0),
+        marks: r.get::<_, Option<i64>>(at + 1)?.unwrap_or(0) as u64,
+        custom_data: r.get::<_, Option<String>>(at + 2)?.unwrap_or_default(),
+        draft: r.get::<_, Option<String>>(at + 3)?.unwrap_or_default(),
+        draft_time: r.get::<_, Option<i64>>(at + 4)?.unwrap_or(0),
+        receive: ReceiveOpt::from_number(r.get::<_, Option<i64>>(at + 5)?.unwrap_or(0).max(0) as u64)
+            .unwrap_or_default(),
+    })
+}
+
 const MESSAGE_COLUMNS: &str = "m.sender, m.receiver, m.time, m.seq, m.random, m.conv_seq, m.body, m.cloud_custom_data, \
                                m.flags, m.sender_nick, m.sender_face, m.revoker, m.receipt_time, m.version";
 
@@ -666,8 +688,9 @@ pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize, ma
         .prepare_cached(&format!("SELECT {LATEST_SEQ} FROM accounts a WHERE a.uid = ?1"))?
         .query_row([owner], |r| r.get(0))?;
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT i.seq, i.kind, i.time, p.user_id, su.user_id, ru.user_id, {MESSAGE_COLUMNS} \
+        "SELECT i.seq, i.kind, i.time, p.user_id, su.user_id, ru.user_id, {MESSAGE_COLUMNS}, {SETTINGS_COLUMNS} \
          FROM inbox i \
+         LEFT JOIN conversation_settings cs ON i.kind = 9 AND cs.owner = i.uid AND cs.peer = i.peer \
          LEFT JOIN messages m ON m.id = i.msg_id AND m.time = i.time \
          LEFT JOIN accounts p ON p.uid = i.peer \
          LEFT JOIN accounts su ON su.uid = m.sender \
@@ -688,6 +711,10 @@ pub(crate) fn log_after(c: &Connection, user: &str, after: u64, limit: usize, ma
         let kind: i64 = r.get(1)?;
         let (sender_name, receiver_name): (Option<String>, Option<String>) = (r.get(4)?, r.get(5)?);
         let event = match (kind, sender_name, receiver_name) {
+            (KIND_SETTINGS, _, _) => match r.get::<_, Option<String>>(3)? {
+                Some(peer) => LogEvent::Settings { peer, settings: read_settings(r, SETTINGS_AT)? },
+                None => continue,
+            },
             (KIND_READ | KIND_PEER_READ | KIND_CLEAR | KIND_CLEAR_CONVERSATION, _, _) => {
                 match r.get::<_, Option<String>>(3)? {
                     Some(peer) => {
@@ -735,11 +762,13 @@ pub(crate) fn conversations(c: &Connection, user: &str, limit: usize) -> Result<
     };
     let mut stmt = c.prepare_cached(&format!(
         "SELECT p.user_id, c.unread, c.last_time, c.peer, coalesce(t.seq, 0), coalesce(o.read_time, 0), \
-         {MESSAGE_COLUMNS} \
+         {MESSAGE_COLUMNS}, {SETTINGS_COLUMNS} \
          FROM conversations c JOIN accounts p ON p.uid = c.peer LEFT JOIN messages m ON m.id = c.last_msg_id \
+         LEFT JOIN conversation_settings cs ON cs.owner = c.owner AND cs.peer = c.peer \
          LEFT JOIN threads t ON t.lo = min(c.owner, c.peer) AND t.hi = max(c.owner, c.peer) \
          LEFT JOIN conversations o ON o.owner = c.peer AND o.peer = c.owner \
-         WHERE c.owner = ?1 AND c.last_time > 0 {RECENT_FIRST} LIMIT ?2"
+         WHERE c.owner = ?1 AND c.last_time > 0 \
+         ORDER BY coalesce(cs.pinned_at, 0) DESC, c.last_time DESC, c.last_msg_id DESC, c.peer LIMIT ?2"
     ))?;
     let rows = stmt.query_map(params![owner, limit as i64], |r| {
         let peer: String = r.get(0)?;
@@ -749,7 +778,8 @@ pub(crate) fn conversations(c: &Connection, user: &str, limit: usize) -> Result<
             None => None,
         };
         let (unread, time, conv_seq) = (r.get::<_, i64>(1)?.max(0) as u64, r.get(2)?, r.get::<_, i64>(4)? as u64);
-        Ok(ConversationView { peer, last, unread, time, conv_seq, peer_read_time: r.get(5)? })
+        let settings = read_settings(r, 6 + MESSAGE_COLUMN_COUNT)?;
+        Ok(ConversationView { peer, last, unread, time, conv_seq, peer_read_time: r.get(5)?, settings })
     })?;
     rows.collect()
 }
@@ -762,6 +792,52 @@ const fn hidden_from(owner: i64, sender: i64, receiver: i64) -> i64 {
 
 /// SQL that is true of a message `m` shown on the side of the user `?1`.
 const SHOWN_TO_OWNER: &str = "NOT (m.sender = ?1 AND m.flags & 2) AND NOT (m.receiver = ?1 AND m.flags & 4)";
+
+#[expect(clippy::too_many_arguments, reason = "the store method's arguments")]
+pub(crate) fn update_conversation(
+    c: &Connection,
+    w: &mut WriterState,
+    owner: &str,
+    peer: &str,
+    change: &SettingsChange,
+    now: i64,
+    expire_at: i64,
+) -> Result<(Option<ConversationSettings>, Vec<Delivery>)> {
+    let (Some(o), Some(p)) = (cached_uid(c, w, owner)?, cached_uid(c, w, peer)?) else {
+        return Ok((None, Vec::new()));
+    };
+    c.prepare_cached("INSERT INTO conversation_settings (owner, peer) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
+        .execute([o, p])?;
+    c.prepare_cached(
+        "UPDATE conversation_settings SET \
+           pinned_at = CASE ?3 WHEN 1 THEN CASE WHEN pinned_at > 0 THEN pinned_at ELSE ?9 END WHEN 0 THEN 0 ELSE pinned_at END, \
+           marks = (marks | ?4) & ~?5, \
+           custom_data = coalesce(?6, custom_data), \
+           draft = coalesce(?7, draft), \
+           draft_time = CASE WHEN ?7 IS NULL THEN draft_time WHEN ?7 = '' THEN 0 ELSE ?9 END, \
+           receive_opt = coalesce(?8, receive_opt) \
+         WHERE owner = ?1 AND peer = ?2",
+    )?
+    .execute(params![
+        o,
+        p,
+        change.pinned.map(i64::from),
+        change.set_marks as i64,
+        change.clear_marks as i64,
+        change.custom_data,
+        change.draft,
+        change.receive.map(|r| i64::from(r.number())),
+        now
+    ])?;
+    let settings = c
+        .prepare_cached(&format!(
+            "SELECT {SETTINGS_COLUMNS} FROM conversation_settings cs WHERE cs.owner = ?1 AND cs.peer = ?2"
+        ))?
+        .query_row([o, p], |r| read_settings(r, 0))?;
+    let seq = append_log(c, w, o, KIND_SETTINGS, None, Some(p), None, expire_at)?;
+    let event = LogEvent::Settings { peer: peer.to_owned(), settings: settings.clone() };
+    Ok((Some(settings), vec![Delivery { user: owner.to_owned(), entry: LogEntry { seq, event } }]))
+}
 
 pub(crate) fn clear_conversation(
     c: &Connection,
@@ -787,6 +863,11 @@ pub(crate) fn clear_conversation(
     }
     if delete_conversation {
         c.prepare_cached("DELETE FROM conversations WHERE owner = ?1 AND peer = ?2")?.execute([o, p])?;
+        c.prepare_cached(
+            "UPDATE conversation_settings SET pinned_at = 0, marks = 0, custom_data = '', draft = '', draft_time = 0 \
+             WHERE owner = ?1 AND peer = ?2",
+        )?
+        .execute([o, p])?;
     }
     let kind = if delete_conversation { KIND_CLEAR_CONVERSATION } else { KIND_CLEAR };
     let seq = append_log(c, w, o, kind, None, Some(p), Some(upto as i64), expire_at)?;

@@ -11,12 +11,14 @@ use crate::state::WriterState;
 use crate::{SqliteStore, backend};
 
 /// Queues a push of message `msg_id` (of `msg_time`) to every registered device of `uid`.
-pub(crate) fn queue_pushes(c: &Connection, uid: i64, msg_id: i64, msg_time: i64, now: i64) -> Result<()> {
+/// Nothing is queued when `uid` set a receive option other than "receive" for `sender`.
+pub(crate) fn queue_pushes(c: &Connection, uid: i64, sender: i64, msg_id: i64, msg_time: i64, now: i64) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO push_outbox (uid, device, msg_id, msg_time, queued_at, next_at) \
-         SELECT uid, device, ?2, ?3, ?4, ?4 FROM push_devices WHERE uid = ?1",
+         SELECT uid, device, ?2, ?3, ?4, ?4 FROM push_devices WHERE uid = ?1 AND NOT EXISTS \
+           (SELECT 1 FROM conversation_settings s WHERE s.owner = ?1 AND s.peer = ?5 AND s.receive_opt != 0)",
     )?
-    .execute(params![uid, msg_id, msg_time, now])?;
+    .execute(params![uid, msg_id, msg_time, now, sender])?;
     Ok(())
 }
 

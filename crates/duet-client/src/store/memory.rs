@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::{Batch, Coverage, LocalStore, MessageRecord, Position, Snapshot, StoreError};
-use crate::model::{Conversation, Message};
+use crate::model::{Conversation, ConversationSettings, Message};
 
 /// An in-memory [`LocalStore`].
 #[derive(Debug, Default)]
@@ -24,8 +24,8 @@ struct State {
     /// peer -> position -> msg_key.
     by_position: HashMap<String, BTreeMap<Position, String>>,
     coverage: HashMap<String, Coverage>,
-    /// peer -> (unread, time, last msg_key, peer read time).
-    conversations: HashMap<String, (u64, i64, Option<String>, i64)>,
+    /// peer -> (unread, time, last msg_key, peer read time, settings).
+    conversations: HashMap<String, (u64, i64, Option<String>, i64, ConversationSettings)>,
 }
 
 impl MemoryStore {
@@ -114,7 +114,7 @@ impl LocalStore for MemoryStore {
         let conversations = st
             .conversations
             .iter()
-            .map(|(peer, (unread, time, last, peer_read_time))| Conversation {
+            .map(|(peer, (unread, time, last, peer_read_time, settings))| Conversation {
                 peer: peer.clone(),
                 last: last
                     .as_ref()
@@ -122,6 +122,7 @@ impl LocalStore for MemoryStore {
                 unread: *unread,
                 time: *time,
                 peer_read_time: *peer_read_time,
+                settings: settings.clone(),
             })
             .collect();
         let coverage = st.coverage.iter().map(|(peer, c)| (peer.clone(), *c)).collect();
@@ -168,7 +169,7 @@ impl LocalStore for MemoryStore {
                 st.upsert(&MessageRecord { peer: c.peer.clone(), message: last.clone(), sent_here: false });
             }
             let last = c.last.as_ref().map(|m| m.msg_key.clone());
-            st.conversations.insert(c.peer.clone(), (c.unread, c.time, last, c.peer_read_time));
+            st.conversations.insert(c.peer.clone(), (c.unread, c.time, last, c.peer_read_time, c.settings.clone()));
         }
         if let Some(cursor) = batch.cursor {
             st.cursor = cursor;

@@ -156,6 +156,7 @@ impl StoreHandle {
 pub(crate) mod conformance {
     use super::*;
     use crate::elems;
+    use crate::model::ConversationSettings;
 
     pub(crate) fn msg(from: &str, to: &str, conv_seq: u64, time: i64) -> Message {
         Message {
@@ -193,8 +194,14 @@ pub(crate) mod conformance {
         let m2 = msg("bob", "alice", 2, 101);
         let m3 = msg("alice", "bob", 3, 102);
         let m5 = msg("alice", "bob", 5, 104);
-        let conv =
-            Conversation { peer: "alice".into(), last: Some(m5.clone()), unread: 2, time: 104, peer_read_time: 103 };
+        let conv = Conversation {
+            peer: "alice".into(),
+            last: Some(m5.clone()),
+            unread: 2,
+            time: 104,
+            peer_read_time: 103,
+            settings: ConversationSettings { pinned: true, draft: "wip".into(), ..Default::default() },
+        };
         store
             .commit(&Batch {
                 messages: vec![rec(m1.clone(), false), rec(m2.clone(), true), rec(m3.clone(), false)],
@@ -277,7 +284,8 @@ pub(crate) mod conformance {
         assert_eq!(store.count_from_after("alice", 100).unwrap(), 3);
 
         // A full list from the server replaces the old one.
-        let carol = Conversation { peer: "carol".into(), last: None, unread: 0, time: 50, peer_read_time: 0 };
+        let carol = Conversation::empty("carol");
+        let carol = Conversation { time: 50, ..carol };
         store
             .commit(&Batch {
                 replace_conversations: true,

@@ -16,12 +16,13 @@ use crate::model::{Conversation, Message, parse_elems};
 /// upgraded in place (it gains the index and the table; its coverage starts empty, so its conversations'
 /// history is asked of the server once). Version 3 adds recalls' revokers, read receipts and the peer's
 /// read time ([`UPGRADE_3`]).
-/// Version 4 adds each message's edit version ([`UPGRADE_4`]).
+/// Version 4 adds each message's edit version and each conversation's settings, as JSON ([`UPGRADE_4`]).
 const SCHEMA_VERSION: i64 = 4;
 
 /// From version 3 to 4.
 const UPGRADE_4: &str = "
 ALTER TABLE messages ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
 ";
 
 /// From version 2 (or a file [`SCHEMA`] just created) to 3.
@@ -263,7 +264,7 @@ impl LocalStore for SqliteStore {
         let device: Option<String> =
             conn.query_row("SELECT value FROM meta WHERE key = 'device'", [], |r| r.get(0)).optional()?;
         let mut stmt = conn.prepare(&format!(
-            "SELECT c.peer, c.unread, c.time, m.msg_key IS NOT NULL, c.peer_read_time, {}
+            "SELECT c.peer, c.unread, c.time, m.msg_key IS NOT NULL, c.peer_read_time, c.settings, {}
              FROM conversations c LEFT JOIN messages m ON m.peer = c.peer AND m.msg_key = c.last_key",
             MESSAGE_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ")
         ))?;
@@ -275,7 +276,8 @@ impl LocalStore for SqliteStore {
                     unread: u64_of(r.get(1)?),
                     time: r.get(2)?,
                     peer_read_time: r.get(4)?,
-                    last: if has_last { Some(message_of(r, 5)?) } else { None },
+                    settings: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
+                    last: if has_last { Some(message_of(r, 6)?) } else { None },
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -339,9 +341,16 @@ impl LocalStore for SqliteStore {
                 upsert(&tx, &MessageRecord { peer: c.peer.clone(), message: last.clone(), sent_here: false })?;
             }
             tx.execute(
-                "INSERT OR REPLACE INTO conversations (peer, unread, time, last_key, peer_read_time)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![c.peer, i64_of(c.unread)?, c.time, c.last.as_ref().map(|m| &m.msg_key), c.peer_read_time],
+                "INSERT OR REPLACE INTO conversations (peer, unread, time, last_key, peer_read_time, settings)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    c.peer,
+                    i64_of(c.unread)?,
+                    c.time,
+                    c.last.as_ref().map(|m| &m.msg_key),
+                    c.peer_read_time,
+                    serde_json::to_string(&c.settings).unwrap_or_else(|_| "{}".into())
+                ],
             )?;
         }
         if let Some(cursor) = batch.cursor {

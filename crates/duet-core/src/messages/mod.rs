@@ -12,7 +12,10 @@ use crate::callbacks::{BeforeSendHook, EventKind, Notifier, Source};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::media::Media;
-use crate::model::{ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, Purged, StoredMessage};
+use crate::model::{
+    ConversationSettings, ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, Purged, SettingsChange,
+    StoredMessage,
+};
 use crate::push::Pusher;
 use crate::relations::Relations;
 use crate::store::{self, Cutoffs, Edit, Imported, Modified, Store, Withdrawn};
@@ -94,6 +97,20 @@ impl Messages {
         let expire = self.log_expire_at();
         self.store.clear_conversation(owner.to_owned(), peer.to_owned(), clear_history, true, expire).await?;
         Ok(())
+    }
+
+    /// Changes `owner`'s settings of the conversation with `peer` (pin, marks, custom data, draft, receive
+    /// option), on every device of `owner`; returns them as they are now.
+    pub async fn update_conversation(
+        &self,
+        owner: &str,
+        peer: &str,
+        change: SettingsChange,
+    ) -> Result<ConversationSettings, Error> {
+        store::require_pair(&*self.store, owner, peer).await?;
+        let (now, expire) = (self.clock.now_secs(), self.log_expire_at());
+        let updated = self.store.update_conversation(owner.to_owned(), peer.to_owned(), change, now, expire).await?;
+        updated.ok_or_else(|| Error::NoSuchAccount(peer.to_owned()))
     }
 
     /// Clears `owner`'s history of the conversation with `peer` (the peer keeps it); the conversation stays,

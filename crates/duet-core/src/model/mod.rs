@@ -126,6 +126,8 @@ pub enum LogEvent {
     /// The user cleared its history of the conversation with `peer`: its messages up to position `upto`
     /// (`conv_seq`) are gone from the user's side; with `conversation`, the conversation itself too.
     Cleared { peer: String, upto: u64, conversation: bool },
+    /// The user changed its settings of the conversation with `peer`: as they are now.
+    Settings { peer: String, settings: ConversationSettings },
 }
 
 /// A page of a user's sync log.
@@ -151,6 +153,69 @@ pub struct ConversationView {
     pub conv_seq: u64,
     /// Up to when the peer has read what the owner sent (unix seconds; 0: nothing yet).
     pub peer_read_time: i64,
+    /// The owner's settings of the conversation.
+    pub settings: ConversationSettings,
+}
+
+/// What a user set of one of its conversations: shared by the user's devices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationSettings {
+    /// When it was pinned (unix seconds; 0: not pinned). Pinned conversations list first, the latest
+    /// pinned first.
+    pub pinned_at: i64,
+    /// Marks, as Tencent numbers them: bit 0 star, 1 unread, 2 fold, 3 hide; bits 32–63 the app's own.
+    pub marks: u64,
+    /// The app's data about the conversation (Tencent's conversation custom data / `CustomMark`).
+    pub custom_data: String,
+    /// The text the user was writing, and when it was saved (unix seconds; 0: none).
+    pub draft: String,
+    pub draft_time: i64,
+    pub receive: ReceiveOpt,
+}
+
+/// How the user takes messages from the conversation's peer (Tencent's `V2TIMReceiveMessageOpt`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReceiveOpt {
+    /// Delivered, pushed when offline, counted in the unread total.
+    #[default]
+    Receive,
+    /// Not pushed and not counted in the unread total; devices still get the messages (and history keeps
+    /// them), for the app to keep quiet.
+    NotReceive,
+    /// Delivered, but not pushed, and not counted in the unread total ("do not disturb").
+    NotNotify,
+}
+
+impl ReceiveOpt {
+    /// Tencent's number: 0 receive, 1 do not receive, 2 receive without notification.
+    pub fn number(self) -> u8 {
+        match self {
+            ReceiveOpt::Receive => 0,
+            ReceiveOpt::NotReceive => 1,
+            ReceiveOpt::NotNotify => 2,
+        }
+    }
+
+    pub fn from_number(n: u64) -> Option<ReceiveOpt> {
+        Some(match n {
+            0 => ReceiveOpt::Receive,
+            1 => ReceiveOpt::NotReceive,
+            2 => ReceiveOpt::NotNotify,
+            _ => return None,
+        })
+    }
+}
+
+/// A change of a user's settings of a conversation: what is `None` (or 0 among the marks) stays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsChange {
+    pub pinned: Option<bool>,
+    /// Marks to set, then marks to clear.
+    pub set_marks: u64,
+    pub clear_marks: u64,
+    pub custom_data: Option<String>,
+    pub draft: Option<String>,
+    pub receive: Option<ReceiveOpt>,
 }
 
 /// The platforms a device may log in from (Tencent's names).

@@ -22,7 +22,7 @@ use crate::model::{
     Delivery, HistoryQuery, Import, LogEntry, LogEvent, MsgKey, NewAccount, Outgoing, ProfileValue, Purged, SenderCopy,
     SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
-use crate::model::{Platform, ProviderKind, PushDevice, Settle};
+use crate::model::{Platform, ProviderKind, PushDevice, ReceiveOpt, SettingsChange, Settle};
 use crate::store::{Cutoffs, Edit, Imported, Modified, SendOutcome, SendPlan, Store, Withdrawn};
 use crate::store::{RelationChange, RelationData};
 
@@ -91,6 +91,7 @@ macro_rules! store_conformance_suite {
             modify_edits_the_latest_version_and_tells_both_sides,
             delete_messages_hides_them_from_one_side_on_its_devices,
             clear_history_keeps_the_conversation_without_its_messages,
+            conversation_settings_pin_mark_and_quiet_a_conversation,
             purge_removes_what_each_cutoff_covers,
             purging_offline_copies_keeps_history_and_log_positions,
             a_log_entry_whose_message_expired_is_skipped,
@@ -220,6 +221,15 @@ fn describe(e: &LogEntry) -> String {
         LogEvent::Receipt { peer, key, time } => format!("{} receipt {peer} #{} {}", e.seq, key.random, time - T),
         LogEvent::Modified(m) => format!("{} modified {}>{} #{} v{}", e.seq, m.from, m.to, m.key.random, m.version),
         LogEvent::Deleted { peer, key } => format!("{} deleted {peer} #{}", e.seq, key.random),
+        LogEvent::Settings { peer, settings } => format!(
+            "{} settings {peer} pinned {} marks {} {:?} {:?} receive {}",
+            e.seq,
+            settings.pinned_at > 0,
+            settings.marks,
+            settings.custom_data,
+            settings.draft,
+            settings.receive.number()
+        ),
         LogEvent::Cleared { peer, upto, conversation } => {
             format!("{} cleared {peer} {upto}{}", e.seq, if *conversation { " conversation" } else { "" })
         }
@@ -1105,6 +1115,69 @@ pub async fn clear_history_keeps_the_conversation_without_its_messages<S: Store,
     assert_eq!(unread(s, "b", &["a"]).await, [1]);
     assert_eq!(s.conversations("b".into(), 10).await.unwrap()[0].last.as_ref().map(|m| m.key.random), Some(4));
     assert!(!s.clear_conversation("b".into(), "nobody".into(), true, false, T + WEEK).await.unwrap());
+}
+
+pub async fn conversation_settings_pin_mark_and_quiet_a_conversation<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c", "d"]).await;
+    send(s, plan(1, "b", &["a"], T)).await;
+    send(s, plan(2, "c", &["a"], T + 1)).await;
+    send(s, plan(3, "d", &["a"], T + 2)).await;
+    let update = |peer: &str, change: SettingsChange, now: i64| {
+        s.update_conversation("a".into(), peer.into(), change, now, T + WEEK)
+    };
+    let order = || async { contacts(s, "a").await };
+    assert_eq!(order().await, ["d", "c", "b"]);
+
+    // Pinned first, the latest pinned first; pinning again keeps the first pin's time.
+    let pin = |on| SettingsChange { pinned: Some(on), ..SettingsChange::default() };
+    let b = update("b", pin(true), T + 10).await.unwrap().unwrap();
+    assert_eq!(b.pinned_at, T + 10);
+    update("c", pin(true), T + 11).await.unwrap();
+    assert_eq!(update("b", pin(true), T + 12).await.unwrap().unwrap().pinned_at, T + 10);
+    assert_eq!(order().await, ["c", "b", "d"]);
+    update("c", pin(false), T + 13).await.unwrap();
+    assert_eq!(order().await, ["b", "d", "c"]);
+
+    // Marks set then cleared, custom data, a draft (and its removal), the receive option.
+    let change = SettingsChange {
+        set_marks: 0b1011,
+        clear_marks: 0b0010,
+        custom_data: Some("cd".into()),
+        draft: Some("wip".into()),
+        receive: Some(ReceiveOpt::NotNotify),
+        ..SettingsChange::default()
+    };
+    let d = update("d", change, T + 20).await.unwrap().unwrap();
+    assert_eq!((d.marks, d.custom_data.as_str(), d.draft.as_str(), d.draft_time), (0b1001, "cd", "wip", T + 20));
+    let listed = s.conversations("a".into(), 10).await.unwrap();
+    let d_view = listed.iter().find(|c| c.peer == "d").unwrap();
+    assert_eq!(d_view.settings, d);
+    let cleared = SettingsChange { draft: Some(String::new()), ..SettingsChange::default() };
+    let d = update("d", cleared, T + 21).await.unwrap().unwrap();
+    assert_eq!((d.draft.as_str(), d.draft_time, d.marks), ("", 0, 0b1001), "the rest stays");
+
+    // A quiet conversation is left out of the unread total (its own count stays).
+    assert_eq!(unread(s, "a", &["b", "c", "d"]).await, [1, 1, 1]);
+    assert_eq!(s.unread_total("a".into()).await.unwrap(), 2);
+
+    // Every change is a settings entry in the owner's log, as the settings are now.
+    let entries = log(s, "a").await;
+    assert_eq!(entries.len(), 3 + 6);
+    assert_eq!(entries[8], "9 settings d pinned false marks 9 \"cd\" \"\" receive 2");
+    assert_eq!(entries[3], "4 settings b pinned true marks 0 \"\" \"\" receive 0");
+    assert!(log(s, "b").await.iter().all(|e| !e.contains("settings")), "the peer is not told");
+
+    // Deleting the conversation resets its settings but the receive option.
+    assert!(s.clear_conversation("a".into(), "d".into(), false, true, T + WEEK).await.unwrap());
+    send(s, plan(4, "d", &["a"], T + 30)).await;
+    let listed = s.conversations("a".into(), 10).await.unwrap();
+    let d_view = listed.iter().find(|c| c.peer == "d").unwrap();
+    assert_eq!(
+        (d_view.settings.marks, d_view.settings.custom_data.as_str(), d_view.settings.receive),
+        (0, "", ReceiveOpt::NotNotify)
+    );
+    assert_eq!(update("nobody", pin(true), T).await.unwrap(), None);
 }
 
 // ---- retention -----------------------------------------------------------------------------------------

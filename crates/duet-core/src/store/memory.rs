@@ -18,9 +18,9 @@ use crate::media::{MediaIndex, MediaItem, RenditionKind, possible_blobs};
 use crate::model::event::{AfterEvent, QueuedEvent};
 use crate::model::{Blocked, FriendRequest};
 use crate::model::{
-    ConversationView, Delivery, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import, LogEntry, LogEvent,
-    LogPage, MsgKey, NewAccount, ProfileValue, ProviderKind, Purged, PushDevice, PushMessage, QueuedPush, SenderCopy,
-    SenderInfo, Sent, Settle, StoredMessage, TAG_IMAGE, TAG_NICK,
+    ConversationSettings, ConversationView, Delivery, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import,
+    LogEntry, LogEvent, LogPage, MsgKey, NewAccount, ProfileValue, ProviderKind, Purged, PushDevice, PushMessage,
+    QueuedPush, ReceiveOpt, SenderCopy, SenderInfo, Sent, SettingsChange, Settle, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use crate::store::{
     AccountStore, Cutoffs, DeliveryHook, Edit, Imported, MessageStore, Modified, SendOutcome, SendPlan, StoreError,
@@ -86,6 +86,8 @@ struct State {
     logs: HashMap<Uid, Log>,
     /// owner -> peer -> the owner's side of the conversation.
     conversations: HashMap<Uid, HashMap<Uid, Conversation>>,
+    /// (owner, peer) -> the owner's settings of the conversation.
+    settings: HashMap<(Uid, Uid), ConversationSettings>,
     /// Dedup rows in send order.
     dedup: BTreeMap<u64, DedupRow>,
     /// Dedup key -> the latest row with it.
@@ -181,6 +183,7 @@ enum LogKind {
     Modified(MsgId),
     Deleted(MsgId),
     Cleared { peer: Uid, upto: u64, conversation: bool },
+    Settings { peer: Uid },
 }
 
 #[derive(Default)]
@@ -257,7 +260,10 @@ impl Message {
 
 impl State {
     /// Queues a push of message `msg` to each registered device of `uid`.
-    fn queue_pushes(&mut self, uid: Uid, msg: MsgId, now: i64) {
+    fn queue_pushes(&mut self, uid: Uid, sender: Uid, msg: MsgId, now: i64) {
+        if self.settings.get(&(uid, sender)).is_some_and(|s| s.receive != ReceiveOpt::Receive) {
+            return;
+        }
         let devices: Vec<String> = self
             .push_devices
             .range((uid, String::new())..)
@@ -484,7 +490,7 @@ impl State {
             let seq = self.append_log(receiver, LogKind::Message(id), plan.offline_until);
             deliveries.push(msg_entry(to, seq, &view));
             if plan.push && sender != receiver {
-                self.queue_pushes(receiver, id, plan.now_ms.div_euclid(1000));
+                self.queue_pushes(receiver, sender, id, plan.now_ms.div_euclid(1000));
             }
             if sent.conv_seq == 0 {
                 sent.conv_seq = conv_seq;
@@ -768,7 +774,7 @@ impl State {
     }
 
     fn log_after(&self, user: &str, after: u64, limit: usize, max_bytes: usize) -> LogPage {
-        let Some(log) = self.uid(user).and_then(|uid| self.logs.get(&uid)) else {
+        let Some((log_owner, log)) = self.uid(user).and_then(|uid| Some((uid, self.logs.get(&uid)?))) else {
             return LogPage { entries: Vec::new(), latest: 0, more: false };
         };
         let (mut count, mut bytes, mut full, mut more) = (0, 0, false, false);
@@ -786,6 +792,13 @@ impl State {
                 },
                 LogKind::PeerRead { peer, time } => match self.name(peer) {
                     Some(peer) => LogEvent::PeerRead { peer: peer.to_owned(), time },
+                    None => continue,
+                },
+                LogKind::Settings { peer } => match self.name(peer) {
+                    Some(name) => LogEvent::Settings {
+                        peer: name.to_owned(),
+                        settings: self.settings.get(&(log_owner, peer)).cloned().unwrap_or_default(),
+                    },
                     None => continue,
                 },
                 LogKind::Cleared { peer, upto, conversation } => match self.name(peer) {
@@ -831,7 +844,8 @@ impl State {
         };
         let mut listed: Vec<_> =
             rows.iter().filter(|(_, c)| c.last_time > 0).filter_map(|(&p, c)| Some((p, self.name(p)?, c))).collect();
-        listed.sort_unstable_by_key(|&(p, _, c)| (Reverse(c.last_time), Reverse(c.last_msg), p));
+        let pinned_at = |p: Uid| self.settings.get(&(owner, p)).map_or(0, |s| s.pinned_at);
+        listed.sort_unstable_by_key(|&(p, _, c)| (Reverse(pinned_at(p)), Reverse(c.last_time), Reverse(c.last_msg), p));
         listed
             .into_iter()
             .take(limit)
@@ -845,6 +859,7 @@ impl State {
                     time: c.last_time,
                     conv_seq: self.thread(owner, p).conv_seq,
                     peer_read_time: self.conversation(p, owner).map_or(0, |c| c.read_time),
+                    settings: self.settings.get(&(owner, p)).cloned().unwrap_or_default(),
                 }
             })
             .collect()
@@ -874,12 +889,51 @@ impl State {
                 c.last_msg = None;
             }
         }
-        if delete_conversation && let Some(rows) = self.conversations.get_mut(&o) {
-            rows.remove(&p);
+        if delete_conversation {
+            if let Some(rows) = self.conversations.get_mut(&o) {
+                rows.remove(&p);
+            }
+            if let Some(s) = self.settings.get_mut(&(o, p)) {
+                *s = ConversationSettings { receive: s.receive, ..ConversationSettings::default() };
+            }
         }
         let seq = self.append_log(o, LogKind::Cleared { peer: p, upto, conversation: delete_conversation }, expire_at);
         let event = LogEvent::Cleared { peer: peer.to_owned(), upto, conversation: delete_conversation };
         (true, vec![Delivery { user: owner.to_owned(), entry: LogEntry { seq, event } }])
+    }
+
+    fn update_conversation(
+        &mut self,
+        owner: &str,
+        peer: &str,
+        change: &SettingsChange,
+        now: i64,
+        expire_at: i64,
+    ) -> (Option<ConversationSettings>, Vec<Delivery>) {
+        let (Some(o), Some(p)) = (self.uid(owner), self.uid(peer)) else {
+            return (None, Vec::new());
+        };
+        let s = self.settings.entry((o, p)).or_default();
+        match change.pinned {
+            Some(true) if s.pinned_at == 0 => s.pinned_at = now,
+            Some(false) => s.pinned_at = 0,
+            _ => {}
+        }
+        s.marks = (s.marks | change.set_marks) & !change.clear_marks;
+        if let Some(data) = &change.custom_data {
+            s.custom_data = data.clone();
+        }
+        if let Some(draft) = &change.draft {
+            s.draft = draft.clone();
+            s.draft_time = if draft.is_empty() { 0 } else { now };
+        }
+        if let Some(receive) = change.receive {
+            s.receive = receive;
+        }
+        let settings = s.clone();
+        let seq = self.append_log(o, LogKind::Settings { peer: p }, expire_at);
+        let event = LogEvent::Settings { peer: peer.to_owned(), settings: settings.clone() };
+        (Some(settings), vec![Delivery { user: owner.to_owned(), entry: LogEntry { seq, event } }])
     }
 
     fn delete_messages(
@@ -1245,8 +1299,10 @@ impl MessageStore for MemoryStore {
 
     async fn unread_total(&self, owner: String) -> Result<u64, StoreError> {
         let state = self.state();
-        let rows = state.uid(&owner).and_then(|o| state.conversations.get(&o));
-        Ok(rows.map_or(0, |rows| rows.values().map(|c| c.unread).sum()))
+        let Some(o) = state.uid(&owner) else { return Ok(0) };
+        let counted = |p: &Uid| state.settings.get(&(o, *p)).is_none_or(|s| s.receive == ReceiveOpt::Receive);
+        let rows = state.conversations.get(&o);
+        Ok(rows.map_or(0, |rows| rows.iter().filter(|(p, _)| counted(p)).map(|(_, c)| c.unread).sum()))
     }
 
     async fn latest_seq(&self, user: String) -> Result<Option<u64>, StoreError> {
@@ -1260,6 +1316,17 @@ impl MessageStore for MemoryStore {
 
     async fn conversations(&self, user: String, limit: usize) -> Result<Vec<ConversationView>, StoreError> {
         Ok(self.state().conversations(&user, limit))
+    }
+
+    async fn update_conversation(
+        &self,
+        owner: String,
+        peer: String,
+        change: SettingsChange,
+        now: i64,
+        log_expire_at: i64,
+    ) -> Result<Option<ConversationSettings>, StoreError> {
+        Ok(self.deliver(|s| s.update_conversation(&owner, &peer, &change, now, log_expire_at)))
     }
 
     async fn modify(&self, edit: Edit, log_expire_at: i64) -> Result<Modified, StoreError> {

@@ -20,9 +20,9 @@ use crate::error::Error;
 pub use crate::error::{BoxError, StoreError};
 use crate::model::event::{AfterEvent, QueuedEvent};
 use crate::model::{
-    Blocked, ConversationView, Delivery, ExportCursor, ExportPage, Friend, FriendRequest, HistoryPage, HistoryQuery,
-    Import, LogPage, MsgKey, NewAccount, Outgoing, ProfileValue, ProviderKind, Purged, PushDevice, QueuedPush, Sent,
-    Settle, StoredMessage,
+    Blocked, ConversationSettings, ConversationView, Delivery, ExportCursor, ExportPage, Friend, FriendRequest,
+    HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, Outgoing, ProfileValue, ProviderKind, Purged,
+    PushDevice, QueuedPush, Sent, SettingsChange, Settle, StoredMessage,
 };
 
 /// A send, as the domain planned it: the store commits it or reports a duplicate.
@@ -218,7 +218,8 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> Result<Vec<Option<StoredMessage>>, StoreError>;
     /// `owner`'s unread count from each of `peers` (a peer with no conversation has 0).
     async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError>;
-    /// `owner`'s unread count over all conversations.
+    /// `owner`'s unread count over all conversations, but those whose receive option is not
+    /// [`ReceiveOpt::Receive`](crate::model::ReceiveOpt::Receive).
     async fn unread_total(&self, owner: String) -> Result<u64, StoreError>;
     /// The last sequence number of `user`'s sync log; `None` if the account does not exist.
     async fn latest_seq(&self, user: String) -> Result<Option<u64>, StoreError>;
@@ -229,6 +230,17 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn log_after(&self, user: String, after: u64, limit: usize, max_bytes: usize) -> Result<LogPage, StoreError>;
     /// `user`'s recent contacts with a last message, latest first.
     async fn conversations(&self, user: String, limit: usize) -> Result<Vec<ConversationView>, StoreError>;
+    /// Applies `change` to `owner`'s settings of the conversation with `peer` (at `now`, for the pin and
+    /// draft times) and appends a settings entry with the result to `owner`'s log. `None` if either account
+    /// does not exist.
+    async fn update_conversation(
+        &self,
+        owner: String,
+        peer: String,
+        change: SettingsChange,
+        now: i64,
+        log_expire_at: i64,
+    ) -> Result<Option<ConversationSettings>, StoreError>;
     /// Edits a message (see [`Edit`]): the sides that show it get a modified entry (expiring at
     /// `log_expire_at`) with the message as it is now.
     async fn modify(&self, edit: Edit, log_expire_at: i64) -> Result<Modified, StoreError>;
@@ -245,7 +257,7 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> Result<Vec<bool>, StoreError>;
     /// Clears `owner`'s history of the conversation with `peer` (every message stored so far is hidden from
     /// `owner`, none is unread) and, with `delete_conversation`, removes `owner`'s side of the conversation
-    /// too (else it stays, without a last message); a cleared entry goes to `owner`'s log. Without
+    /// too, with its settings but the receive option (else it stays, without a last message); a cleared entry goes to `owner`'s log. Without
     /// `clear_history` only the conversation goes (its messages stay in history), with the same entry.
     /// `false` if either account does not exist.
     async fn clear_conversation(

@@ -740,6 +740,99 @@ impl RecentContactGetList {
     }
 }
 
+/// `recentcontact/mark_contact`: set or clear marks and the custom mark of up to 100 conversations of one
+/// account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkContact {
+    pub from: String,
+    pub items: Vec<MarkItem>,
+}
+
+/// One conversation's change in `mark_contact`, or why it cannot be made (answered in its `ResultItem`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkItem {
+    pub opt_type: u32,
+    /// The item's `ContactItem` as sent, echoed in its result.
+    pub contact: Value,
+    pub change: Result<MarkChange, ApiError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkChange {
+    pub peer: String,
+    /// Mark bits to set, then to clear.
+    pub set: u64,
+    pub clear: u64,
+    pub custom_mark: Option<String>,
+}
+
+impl MarkContact {
+    /// Conversations one call may mark (Tencent's limit).
+    pub const MAX_ITEMS: usize = 100;
+
+    pub fn parse(body: &Value) -> Result<MarkContact, ApiError> {
+        let f = Fields::of(body, code::CONTACT_JSON_PARSE)?;
+        let from = f.account(&["From_Account"], code::CONTACT_JSON_PARSE)?;
+        let items = match f.get(&["MarkItem"]) {
+            Some(Value::Array(items)) if !items.is_empty() && items.len() <= Self::MAX_ITEMS => items,
+            _ => {
+                let why = format!("MarkItem must be an array of 1 to {} items", Self::MAX_ITEMS);
+                return Err(ApiError::new(code::CONTACT_JSON_PARSE, why));
+            }
+        };
+        let items = items.iter().map(MarkItem::parse).collect::<Result<_, _>>()?;
+        Ok(MarkContact { from, items })
+    }
+}
+
+impl MarkItem {
+    /// A malformed item fails the call; one Duet cannot apply (a group, a bad bit) fails only its result.
+    fn parse(item: &Value) -> Result<MarkItem, ApiError> {
+        let f = Fields::of(item, code::CONTACT_JSON_PARSE)?;
+        let opt_type = f.u32("OptType", code::CONTACT_JSON_PARSE)?;
+        let contact = f.get(&["ContactItem"]).cloned().unwrap_or(Value::Null);
+        let change = (|| {
+            if !(1..=3).contains(&opt_type) {
+                return Err(ApiError::new(
+                    code::CONTACT_JSON_PARSE,
+                    format!("OptType must be 1, 2 or 3, not {opt_type}"),
+                ));
+            }
+            let c = Fields::of(&contact, code::CONTACT_JSON_PARSE)?;
+            match c.u32("Type", code::CONTACT_JSON_PARSE)? {
+                1 => {}
+                2 => return Err(ApiError::new(code::CONTACT_JSON_PARSE, "Type 2 (group conversations) is not served")),
+                n => return Err(ApiError::new(code::CONTACT_JSON_PARSE, format!("Type must be 1 (C2C), not {n}"))),
+            }
+            let peer = c.account(&["To_Account"], code::CONTACT_JSON_PARSE)?;
+            let bits = |name: &str| -> Result<u64, ApiError> {
+                let Some(v) = f.given(&[name]) else { return Ok(0) };
+                let Value::Array(ns) = v else {
+                    return Err(ApiError::new(
+                        code::CONTACT_JSON_PARSE,
+                        format!("{name} must be an array of bit numbers"),
+                    ));
+                };
+                ns.iter().try_fold(0u64, |acc, n| match n.as_u64() {
+                    Some(n) if n < 64 => Ok(acc | 1 << n),
+                    _ => Err(ApiError::new(code::CONTACT_JSON_PARSE, format!("{name}: {n} is not a bit number 0-63"))),
+                })
+            };
+            let standard = opt_type & 1 != 0;
+            let custom = opt_type & 2 != 0;
+            let custom_mark = if custom { f.opt_content("CustomMark", code::CONTACT_JSON_PARSE)? } else { None };
+            limits::check_conversation_settings(custom_mark.as_deref(), None, code::CONTACT_JSON_PARSE)?;
+            Ok(MarkChange {
+                peer,
+                set: if standard { bits("SetMark")? } else { 0 },
+                clear: if standard { bits("ClearMark")? } else { 0 },
+                custom_mark,
+            })
+        })();
+        Ok(MarkItem { opt_type, contact, change })
+    }
+}
+
 /// `recentcontact/delete`: remove one C2C conversation, optionally with its history (`ClearRamble`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecentContactDelete {

@@ -269,6 +269,25 @@ pub struct SessionItem {
     pub top_flag: u32,
 }
 
+/// `mark_contact`: one result per `MarkItem`, in order.
+#[derive(Debug, Serialize)]
+pub struct MarkContactReply {
+    #[serde(rename = "ResultItem")]
+    pub result_item: Vec<MarkResult>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MarkResult {
+    #[serde(rename = "OptType")]
+    pub opt_type: u32,
+    #[serde(rename = "ContactItem")]
+    pub contact_item: serde_json::Value,
+    #[serde(rename = "ResultCode")]
+    pub result_code: u32,
+    #[serde(rename = "ResultInfo")]
+    pub result_info: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct RecentContactListReply {
     #[serde(rename = "CompleteFlag")]

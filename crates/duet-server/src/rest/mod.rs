@@ -176,6 +176,7 @@ async fn run(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
         Command::QueryOnlineStatus => openim::query_online_status(ctx, body).await,
         Command::RecentContactGetList => recentcontact::get_list(ctx, body).await,
         Command::RecentContactDelete => recentcontact::delete(ctx, body).await,
+        Command::MarkContact => recentcontact::mark_contact(ctx, body).await,
         Command::FriendAdd => sns::friend_add(ctx, body).await,
         Command::FriendImport => sns::friend_import(ctx, body).await,
         Command::FriendUpdate => sns::friend_update(ctx, body).await,

@@ -5,6 +5,8 @@ use duet_proto::rest::request as req;
 use duet_proto::rest::response::*;
 use serde_json::Value;
 
+use duet_core::model::SettingsChange;
+
 use super::{Ctx, Json};
 
 /// Most conversations one `recentcontact/get_list` page returns.
@@ -19,7 +21,12 @@ pub(super) async fn get_list(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiErro
         .into_iter()
         .skip(r.start_index)
         .take(MAX_CONTACT_PAGE)
-        .map(|c| SessionItem { kind: 1, to_account: c.peer, msg_time: c.time, top_flag: 0 })
+        .map(|c| SessionItem {
+            kind: 1,
+            to_account: c.peer,
+            msg_time: c.time,
+            top_flag: u32::from(c.settings.pinned_at > 0),
+        })
         .collect();
     let next = r.start_index.saturating_add(session_item.len());
     ctx.ok(RecentContactListReply {
@@ -38,4 +45,32 @@ pub(super) async fn delete(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError>
     let r = req::RecentContactDelete::parse(body)?;
     ctx.core.messages().delete_conversation(&r.from, &r.to, r.clear_ramble).await.map_err(ctx.fail())?;
     ctx.ok(Empty {})
+}
+
+/// `mark_contact`: sets and clears marks and the custom mark (the conversation's custom data) of an
+/// account's conversations; each item has its own result. The account's devices get a settings entry.
+pub(super) async fn mark_contact(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
+    let r = req::MarkContact::parse(body)?;
+    ctx.core.accounts().require(&r.from).await.map_err(ctx.fail())?;
+    let mut result_item = Vec::with_capacity(r.items.len());
+    for item in r.items {
+        let outcome = match item.change {
+            Err(e) => Err(e),
+            Ok(c) => {
+                let change = SettingsChange {
+                    set_marks: c.set,
+                    clear_marks: c.clear,
+                    custom_data: c.custom_mark,
+                    ..SettingsChange::default()
+                };
+                ctx.core.messages().update_conversation(&r.from, &c.peer, change).await.map(drop).map_err(ctx.fail())
+            }
+        };
+        let (result_code, result_info) = match outcome {
+            Ok(()) => (0, String::new()),
+            Err(e) => (e.code, e.info),
+        };
+        result_item.push(MarkResult { opt_type: item.opt_type, contact_item: item.contact, result_code, result_info });
+    }
+    ctx.ok(MarkContactReply { result_item })
 }
