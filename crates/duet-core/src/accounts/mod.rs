@@ -84,7 +84,7 @@ pub struct Accounts {
     /// [`Accounts::set_mute`], emptied of deleted accounts.
     mutes: RwLock<HashMap<String, Mute>>,
     /// Serialises the writes of mutes (and account deletions), each held across its store write, so that
-    /// [`Accounts::mutes`] changes in the order the store does.
+    /// `mutes` changes in the order the store does.
     mute_writes: tokio::sync::Mutex<()>,
 }
 
