@@ -50,6 +50,10 @@ const PATHS: &[(&str, &str)] = &[
     ("sns", "black_list_get"),
     ("sns", "black_list_check"),
     ("open_msg_svc", "get_history"),
+    // Added later: at the end, so that the seeds' first bytes keep naming the commands they were made for.
+    ("openim", "c2c_msg_read_receipt"),
+    ("openconfigsvr", "setnospeaking"),
+    ("openconfigsvr", "getnospeaking"),
 ];
 
 /// The server's clock for `importmsg` (an instant of 2026).
@@ -151,6 +155,16 @@ fn decode(command: Command, body: &Value) {
                 user(&r.peer);
                 if let Some(t) = r.read_time {
                     assert_eq!(limits::check_time(t), Ok(t));
+                }
+            }
+        }
+        C2cMsgReadReceipt => {
+            if let Ok(r) = req::MsgReadReceipt::parse(body) {
+                user(&r.operator);
+                user(&r.peer);
+                assert!(!r.keys.is_empty() && r.keys.len() <= req::MsgReadReceipt::MAX_MESSAGES);
+                for &(seq, random, time) in &r.keys {
+                    assert_eq!(parse_msg_key(&format_msg_key(seq, random, time)), Some((seq, random, time)));
                 }
             }
         }
@@ -256,6 +270,17 @@ fn decode(command: Command, body: &Value) {
                 // The hour is the caller's to check; parsing only keeps what was sent, as text.
                 assert!(matches!(r.chat_type.name(), "C2C" | "Group"));
                 assert!(r.msg_time.len() <= body.to_string().len());
+            }
+        }
+        SetNoSpeaking => {
+            if let Ok(r) = req::SetNoSpeaking::parse(body) {
+                user(&r.account);
+                assert!(r.c2c.is_some() || r.group.is_some());
+            }
+        }
+        GetNoSpeaking => {
+            if let Ok(r) = req::GetNoSpeaking::parse(body) {
+                user(&r.account);
             }
         }
     }

@@ -70,9 +70,12 @@ pub enum RelationError {
     NotBlocked,
 }
 
-/// Why a client send was refused by the permission policy.
+/// Why a client send was refused at the permit stage: the sender's mute, or the permission policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SendRefusal {
+    /// The sender's one-to-one messages are muted (`openconfigsvr/setnospeaking`).
+    #[error("the sender is muted")]
+    Muted,
     /// The sender is in the recipient's blacklist (reported only with `BlacklistCheck::Report`).
     #[error("the sender is in the recipient's blacklist")]
     Blacklisted,
@@ -91,6 +94,7 @@ impl SendRefusal {
     /// Tencent's code for the refusal (what the sender gets, and the after-send callback's `SendMsgResult`).
     pub fn code(self) -> u32 {
         match self {
+            SendRefusal::Muted => 20012,
             SendRefusal::Blacklisted => 20007,
             SendRefusal::NotFriends => 20009,
             SendRefusal::NotRecipientsFriend => 20010,

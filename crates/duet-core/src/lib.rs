@@ -8,7 +8,7 @@
 //!   fan-out), the sync log, history, recall, read state, unread counts, recent contacts, retention.
 //!   Uses accounts, relations, media, the store and the [`hub`] (through [`messages::fanout`]).
 //! * [`sessions`]: logins under the multi-device policy, logouts, presence. Uses accounts and the hub.
-//! * [`accounts`]: accounts, profiles, UserSig checks, kicks. Uses relations (a deletion takes the
+//! * [`accounts`]: accounts, profiles, UserSig checks, kicks, mutes. Uses relations (a deletion takes the
 //!   user's relations with it), media (and the user's access to uploads) and the hub (its devices go).
 //! * [`relations`]: friends, friend requests, blacklists, and the permission policy
 //!   ([`relations::policy`]) a client send passes. Uses the store and the hub (devices hear of changes).

@@ -116,6 +116,28 @@ pub const MSG_NOT_FRIENDS: u32 = 20009;
 pub const MSG_NOT_RECIPIENTS_FRIEND: u32 = 20010;
 /// Friends-only: the recipient is not in the sender's friend list.
 pub const MSG_NOT_SENDERS_FRIEND: u32 = 20011;
+/// The sender's one-to-one messages are muted (`openconfigsvr/setnospeaking`).
+pub const MSG_SENDER_MUTED: u32 = 20012;
+
+// Global mute (`openconfigsvr/setnospeaking`, `getnospeaking`; 1047/34923, 1047/34924).
+/// The body is not JSON (or not a JSON object).
+pub const NOSPEAKING_JSON_PARSE: u32 = 130001;
+/// `getnospeaking` without `Get_Account`.
+pub const NOSPEAKING_GET_ACCOUNT_MISSING: u32 = 130002;
+/// `Get_Account` is not a valid UserID (or names no account: Duet's choice).
+pub const NOSPEAKING_GET_ACCOUNT_INVALID: u32 = 130003;
+/// `setnospeaking` without `Set_Account`.
+pub const NOSPEAKING_SET_ACCOUNT_MISSING: u32 = 130004;
+/// `Set_Account` is not a valid UserID (or names no account: Duet's choice).
+pub const NOSPEAKING_SET_ACCOUNT_INVALID: u32 = 130005;
+/// `C2CmsgNospeakingTime` is not an integer in [0, 4294967295].
+pub const NOSPEAKING_C2C_TIME_INVALID: u32 = 130006;
+/// `GroupmsgNospeakingTime` is not an integer in [0, 4294967295].
+pub const NOSPEAKING_GROUP_TIME_INVALID: u32 = 130007;
+/// Neither `C2CmsgNospeakingTime` nor `GroupmsgNospeakingTime` is given.
+pub const NOSPEAKING_NO_TIME: u32 = 130008;
+/// A system error: retry.
+pub const NOSPEAKING_INTERNAL: u32 = 130014;
 
 // Rich media (uploads and downloads; the numbers of Tencent's SDK-side codes for the same failures).
 /// The credentials of an upload or download were refused, or the caller may not read that file.

@@ -167,6 +167,12 @@ fn cases() -> Vec<(&'static str, Parse, Value, Vec<&'static str>)> {
             vec!["/StandardSequence", "/CustomSequence"],
         ),
         (
+            "setnospeaking",
+            |b| debug(req::SetNoSpeaking::parse(b)),
+            json!({"Set_Account": "alice", "C2CmsgNospeakingTime": 60, "GroupmsgNospeakingTime": 0}),
+            vec!["/C2CmsgNospeakingTime", "/GroupmsgNospeakingTime"],
+        ),
+        (
             "black_list_get",
             |b| debug(sns::BlackListGet::parse(b)),
             json!({"From_Account": "alice", "StartIndex": 0, "MaxLimited": 10, "LastSequence": 3}),

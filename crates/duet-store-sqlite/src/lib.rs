@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use duet_core::model::event::AfterEvent;
 use duet_core::model::{
     ConversationSettings, ConversationView, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import, LogPage,
-    MsgKey, NewAccount, ProfileValue, Purged, SettingsChange, StoredMessage,
+    MsgKey, Mute, NewAccount, ProfileValue, Purged, SettingsChange, StoredMessage,
 };
 use duet_core::store::{
     AccountStore, Cutoffs, DeliveryHook, Edit, Imported, MessageExport, MessageStore, Modified, SendOutcome, SendPlan,
@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_6.sql"),
     include_str!("schema_7.sql"),
     include_str!("schema_8.sql"),
+    include_str!("schema_9.sql"),
 ];
 /// Read connections, and so reads running at once (see [`SqliteStore::read`]). Reads beyond wait in the
 /// queue rather than open new connections (that costs far more than a read) or pile up blocking threads.
@@ -351,6 +352,28 @@ impl AccountStore for SqliteStore {
         self.read(|c| {
             let mut s = c.prepare("SELECT user_id, revoked_before FROM accounts WHERE revoked_before > 0")?;
             s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+        .await
+    }
+
+    async fn set_mute(&self, id: String, mute: Mute) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |c, _| {
+                c.prepare_cached("UPDATE accounts SET c2c_mute_until = ?2, group_mute_until = ?3 WHERE user_id = ?1")
+                    .and_then(|mut s| s.execute((&id, mute.c2c_until, mute.group_until)))
+                    .map(|n| n > 0)
+                    .map_err(backend)
+            })
+            .await
+    }
+
+    async fn mutes(&self) -> Result<Vec<(String, Mute)>, StoreError> {
+        self.read(|c| {
+            let mut s = c.prepare(
+                "SELECT user_id, c2c_mute_until, group_mute_until FROM accounts \
+                 WHERE c2c_mute_until != 0 OR group_mute_until != 0",
+            )?;
+            s.query_map([], |r| Ok((r.get(0)?, Mute { c2c_until: r.get(1)?, group_until: r.get(2)? })))?.collect()
         })
         .await
     }

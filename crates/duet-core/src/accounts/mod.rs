@@ -1,5 +1,7 @@
-//! The accounts service: who exists, who may act for the app, and whose UserSigs still count. It owns
-//! account creation and deletion, profiles, UserSig verification and the kick that revokes a user's sigs.
+//! The accounts service: who exists, who may act for the app, whose UserSigs still count and who is
+//! muted. It owns account creation and deletion, profiles, UserSig verification, the kick that revokes a
+//! user's sigs, and the global mute (`openconfigsvr/setnospeaking`) that the send pipeline's permit stage
+//! reads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -9,7 +11,7 @@ use crate::clock::Clock;
 use crate::error::{Error, StoreError};
 use crate::hub::{Hub, KickReason};
 use crate::media::Media;
-use crate::model::{NewAccount, ProfileValue};
+use crate::model::{Mute, NewAccount, ProfileValue};
 use crate::push::Pusher;
 use crate::relations::Relations;
 use crate::store::{self, Store};
@@ -23,6 +25,37 @@ pub enum AuthError {
     /// The sig was issued before the account was kicked.
     #[error("usersig was invalidated by a kick; generate a new one")]
     Revoked,
+}
+
+/// How long one kind of a user's sends is muted: as set, from now; as read, what remains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MuteTime {
+    /// Not muted (as set: unmute).
+    Off,
+    /// Muted for this many seconds (more than 0).
+    Secs(u32),
+    /// Muted for good.
+    Forever,
+}
+
+impl MuteTime {
+    /// The until-time of a mute of this length set at `now`.
+    fn until(self, now: i64) -> i64 {
+        match self {
+            MuteTime::Off | MuteTime::Secs(0) => 0,
+            MuteTime::Secs(secs) => now + i64::from(secs),
+            MuteTime::Forever => Mute::FOREVER,
+        }
+    }
+
+    /// What remains at `now` of a mute until `until`.
+    fn left(until: i64, now: i64) -> MuteTime {
+        match until {
+            Mute::FOREVER => MuteTime::Forever,
+            until if until > now => MuteTime::Secs(u32::try_from(until - now).unwrap_or(u32::MAX)),
+            _ => MuteTime::Off,
+        }
+    }
 }
 
 /// The app's identity: what its UserSigs are checked against, and its admins.
@@ -46,6 +79,13 @@ pub struct Accounts {
     /// Account -> unix seconds before which its UserSigs are refused (set by kick). Kept in memory so
     /// that authenticating costs no storage read; loaded at start, written through on each kick.
     revoked: RwLock<HashMap<String, i64>>,
+    /// Account -> its mute, for the accounts whose mute is not the default. Kept in memory so that a send
+    /// costs no storage read (nothing at all while no one is muted); loaded at start, written through by
+    /// [`Accounts::set_mute`], emptied of deleted accounts.
+    mutes: RwLock<HashMap<String, Mute>>,
+    /// Serialises the writes of mutes (and account deletions), each held across its store write, so that
+    /// `mutes` changes in the order the store does.
+    mute_writes: tokio::sync::Mutex<()>,
 }
 
 impl Accounts {
@@ -62,9 +102,24 @@ impl Accounts {
         notifier: Arc<Notifier>,
     ) -> Result<Accounts, StoreError> {
         let revoked = store.revocations().await?.into_iter().collect();
+        let now = clock.now_secs();
+        // Mutes that have ended are left out: they mute nothing, and read as no mute.
+        let mutes = store.mutes().await?.into_iter().filter(|(_, m)| m.c2c_until > now || m.group_until > now);
         let admins = app.admins.iter().map(|id| NewAccount { id: id.clone(), nick: None, face_url: None }).collect();
-        store.import_accounts(admins, clock.now_secs()).await?;
-        Ok(Accounts { app, store, clock, hub, relations, media, push, notifier, revoked: RwLock::new(revoked) })
+        store.import_accounts(admins, now).await?;
+        Ok(Accounts {
+            app,
+            store,
+            clock,
+            hub,
+            relations,
+            media,
+            push,
+            notifier,
+            revoked: RwLock::new(revoked),
+            mutes: RwLock::new(mutes.collect()),
+            mute_writes: tokio::sync::Mutex::default(),
+        })
     }
 
     pub fn is_admin(&self, id: &str) -> bool {
@@ -95,7 +150,15 @@ impl Accounts {
         if let Some(media) = &self.media {
             media.forget_users(ids.clone()).await?;
         }
+        // Held across the deletion, so that no mute set meanwhile is lost or outlives its account.
+        let _mute_writes = self.mute_writes.lock().await;
         let existed = self.relations.delete_accounts_and_relations(ids.clone()).await?;
+        {
+            let mut mutes = self.mutes.write().unwrap_or_else(|e| e.into_inner());
+            for (id, _) in ids.iter().zip(&existed).filter(|(_, existed)| **existed) {
+                mutes.remove(id);
+            }
+        }
         for (id, existed) in ids.iter().zip(&existed) {
             if *existed {
                 self.hub.kick_all(id, KickReason::Admin);
@@ -125,6 +188,45 @@ impl Accounts {
         // Kicked devices get no more pushes.
         self.push.unregister(id, None).await?;
         Ok(())
+    }
+
+    /// Mutes or unmutes `id`'s one-to-one (`c2c`) and group sends from now (Duet has no groups: that
+    /// mute is kept and read back, and refuses nothing). `None` leaves that mute as it is.
+    pub async fn set_mute(&self, id: &str, c2c: Option<MuteTime>, group: Option<MuteTime>) -> Result<(), Error> {
+        let _writing = self.mute_writes.lock().await;
+        let now = self.clock.now_secs();
+        let old = self.mutes.read().unwrap_or_else(|e| e.into_inner()).get(id).copied().unwrap_or_default();
+        // A mute that has ended is written as none.
+        let kept = |until: i64| if until > now { until } else { 0 };
+        let mute = Mute {
+            c2c_until: c2c.map_or(kept(old.c2c_until), |t| t.until(now)),
+            group_until: group.map_or(kept(old.group_until), |t| t.until(now)),
+        };
+        if !self.store.set_mute(id.to_owned(), mute).await? {
+            return Err(Error::NoSuchAccount(id.to_owned()));
+        }
+        let mut mutes = self.mutes.write().unwrap_or_else(|e| e.into_inner());
+        if mute == Mute::default() {
+            mutes.remove(id);
+        } else {
+            mutes.insert(id.to_owned(), mute);
+        }
+        Ok(())
+    }
+
+    /// What remains of `id`'s one-to-one and group mutes.
+    pub async fn mute(&self, id: &str) -> Result<(MuteTime, MuteTime), Error> {
+        self.require(id).await?;
+        let mute = self.mutes.read().unwrap_or_else(|e| e.into_inner()).get(id).copied().unwrap_or_default();
+        let now = self.clock.now_secs();
+        Ok((MuteTime::left(mute.c2c_until, now), MuteTime::left(mute.group_until, now)))
+    }
+
+    /// Whether `id`'s one-to-one sends are muted now: the send pipeline's first check of a client send. A
+    /// hash lookup, none while no one is muted.
+    pub fn c2c_muted(&self, id: &str) -> bool {
+        let mutes = self.mutes.read().unwrap_or_else(|e| e.into_inner());
+        !mutes.is_empty() && mutes.get(id).is_some_and(|m| m.c2c_until > self.clock.now_secs())
     }
 
     /// Sets profile values of `id`, as `source` asks; the app's backend is told

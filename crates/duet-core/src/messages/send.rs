@@ -1,7 +1,8 @@
 //! One send, as one domain operation in named stages, each run once, in this order:
 //!
 //! 1. **validate**: the content checks its limits and encodes itself ([`Content::validate`]);
-//! 2. **permit**: for a user's send, the permission policy (friends-only, blacklists), which may refuse
+//! 2. **permit**: a client send from a muted sender is refused (20012, and the app's backend is not
+//!    asked); for a user's send, the permission policy (friends-only, blacklists), which may refuse
 //!    the message or drop it silently; the admin's sends pass; then the app's before-send callback
 //!    ([`crate::callbacks`], for a send that names its [`CallbackSource`]), which may refuse, drop or
 //!    rewrite it (a rewritten content is checked again);
@@ -29,7 +30,7 @@ use crate::error::Error;
 use crate::media::{AttachError, MediaItem};
 use crate::model::{Delivery, Outgoing, TAG_IMAGE, TAG_NICK};
 use crate::model::{LogEntry, LogEvent, MsgKey, ProfileValue, SenderCopy, SenderInfo, Sent, StoredMessage};
-use crate::relations::Verdict;
+use crate::relations::{SendRefusal, Verdict};
 use crate::store::{SendOutcome, SendPlan};
 
 /// Who asks for a send.
@@ -227,28 +228,38 @@ impl Messages {
             })
         };
         let after_send = callback.as_ref().is_some_and(|c| c.after_send);
-        // 2. Permit. What it reads about the recipient (its account, its relations) is what the grants use.
+        // 2. Permit: first the sender's mute, for every client send (an admin's own device's too: the mute
+        // was set on that account); then the permission policy, for a user's send. What the policy reads
+        // about the recipient (its account, its relations) is what the grants use.
         let mut recipient_exists = None;
         let mut dropped = false;
         let (caller, admin) = match origin {
             Origin::Client => (None, self.accounts.is_admin(&from)),
             Origin::Admin(caller) => (Some(caller), true),
         };
-        if !admin && let [one] = &to[..] {
-            let (verdict, exists) = match self.relations.permit(&from, one).await {
-                Err(Error::Refused(why)) => {
-                    // The after-send callback tells of refused sends too (Tencent's `SendMsgResult`).
-                    if let Some(msg) = shown(&content).filter(|_| after_send) {
-                        let kind = callbacks::after_send(&msg, why.code(), &why.to_string(), -1);
-                        let event = self.notifier.event(&from, msg.platform, msg.client_ip.as_deref(), kind);
-                        self.notifier.queue(event.into_iter().collect()).await?;
-                    }
-                    return Err(Error::Refused(why).into());
+        let permit = if origin == Origin::Client && self.accounts.c2c_muted(&from) {
+            Err(Error::Refused(SendRefusal::Muted))
+        } else if let (false, [one]) = (admin, &to[..]) {
+            self.relations.permit(&from, one).await.map(Some)
+        } else {
+            Ok(None)
+        };
+        match permit {
+            Err(Error::Refused(why)) => {
+                // The after-send callback tells of refused sends too (Tencent's `SendMsgResult`).
+                if let Some(msg) = shown(&content).filter(|_| after_send) {
+                    let kind = callbacks::after_send(&msg, why.code(), &why.to_string(), -1);
+                    let event = self.notifier.event(&from, msg.platform, msg.client_ip.as_deref(), kind);
+                    self.notifier.queue(event.into_iter().collect()).await?;
                 }
-                verdict => verdict?,
-            };
-            recipient_exists = exists;
-            dropped = verdict == Verdict::Drop;
+                return Err(Error::Refused(why).into());
+            }
+            Err(e) => return Err(e.into()),
+            Ok(Some((verdict, exists))) => {
+                recipient_exists = exists;
+                dropped = verdict == Verdict::Drop;
+            }
+            Ok(None) => {}
         }
         // The app's before-send callback, which may refuse, drop or rewrite what the policy let through.
         if let (false, Some(hook), Some(msg)) =

@@ -27,6 +27,20 @@ pub enum ProfileValue {
     Number(u64),
 }
 
+/// A user's global mute (`openconfigsvr/setnospeaking`), as stored: until when (unix seconds, the second
+/// itself not included) its one-to-one and its group sends are refused. `0`, or any time past: not muted;
+/// [`Mute::FOREVER`]: muted for good. The default is no mute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mute {
+    pub c2c_until: i64,
+    pub group_until: i64,
+}
+
+impl Mute {
+    /// The until-time of a mute that never ends.
+    pub const FOREVER: i64 = i64::MAX;
+}
+
 /// What the sender's side keeps of a message it sends (Tencent's `SyncOtherMachine`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SenderCopy {

@@ -19,8 +19,8 @@ use crate::media::{ImageMeta, MediaIndex, MediaItem, MediaKind, Rendition, Rendi
 use crate::model::event::{AfterEvent, EventKind, Pair, QueuedEvent};
 use crate::model::{Blocked, Friend, FriendRequest};
 use crate::model::{
-    Delivery, HistoryQuery, Import, LogEntry, LogEvent, MsgKey, NewAccount, Outgoing, ProfileValue, Purged, SenderCopy,
-    SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
+    Delivery, HistoryQuery, Import, LogEntry, LogEvent, MsgKey, Mute, NewAccount, Outgoing, ProfileValue, Purged,
+    SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use crate::model::{Platform, ProviderKind, PushDevice, ReceiveOpt, SettingsChange, Settle};
 use crate::store::{Cutoffs, Edit, Imported, Modified, SendOutcome, SendPlan, Store, Withdrawn};
@@ -66,6 +66,7 @@ macro_rules! store_conformance_suite {
             set_profile_writes_only_to_an_existing_account,
             delete_accounts_removes_the_account_its_data_and_its_relation_rows,
             revoke_sigs_and_revocations,
+            set_mute_and_mutes,
             a_new_account_inherits_nothing_of_a_deleted_one,
             send_reports_its_key_positions_and_failures,
             a_store_picked_msg_seq_grows_per_conversation,
@@ -382,6 +383,33 @@ pub async fn revoke_sigs_and_revocations<S: Store, M>(b: Backend<S, M>) {
 
     s.delete_accounts(strings(&["a"])).await.unwrap();
     assert_eq!(s.revocations().await.unwrap(), [("b".to_owned(), T + 5)]);
+}
+
+pub async fn set_mute_and_mutes<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    assert!(s.mutes().await.unwrap().is_empty());
+    let a = Mute { c2c_until: T + 60, group_until: 0 };
+    assert!(s.set_mute("a".into(), a).await.unwrap());
+    assert!(!s.set_mute("nobody".into(), a).await.unwrap());
+    assert_eq!(s.mutes().await.unwrap(), [("a".to_owned(), a)]);
+
+    // Both times replace the stored ones; the largest time is kept as it is.
+    let a = Mute { c2c_until: Mute::FOREVER, group_until: T + 7200 };
+    assert!(s.set_mute("a".into(), a).await.unwrap());
+    let b_mute = Mute { c2c_until: 0, group_until: T - 1 };
+    assert!(s.set_mute("b".into(), b_mute).await.unwrap());
+    let mut all = s.mutes().await.unwrap();
+    all.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(all, [("a".to_owned(), a), ("b".to_owned(), b_mute)], "a past time is listed too");
+
+    // Unmuted, an account is no longer listed; deleted, its mute goes with it.
+    assert!(s.set_mute("b".into(), Mute::default()).await.unwrap());
+    assert_eq!(s.mutes().await.unwrap(), [("a".to_owned(), a)]);
+    s.delete_accounts(strings(&["a"])).await.unwrap();
+    assert!(s.mutes().await.unwrap().is_empty());
+    create(s, &["a"]).await;
+    assert!(s.mutes().await.unwrap().is_empty(), "a new account of the same ID is not muted");
 }
 
 pub async fn a_new_account_inherits_nothing_of_a_deleted_one<S: Store, M>(b: Backend<S, M>) {

@@ -19,7 +19,7 @@ use crate::model::event::{AfterEvent, QueuedEvent};
 use crate::model::{Blocked, FriendRequest};
 use crate::model::{
     ConversationSettings, ConversationView, Delivery, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import,
-    LogEntry, LogEvent, LogPage, MsgKey, NewAccount, ProfileValue, ProviderKind, Purged, PushDevice, PushMessage,
+    LogEntry, LogEvent, LogPage, MsgKey, Mute, NewAccount, ProfileValue, ProviderKind, Purged, PushDevice, PushMessage,
     QueuedPush, ReceiveOpt, SenderCopy, SenderInfo, Sent, SettingsChange, Settle, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use crate::store::{
@@ -128,6 +128,7 @@ struct OutboxRow {
 struct Account {
     id: String,
     revoked_before: i64,
+    mute: Mute,
     profile: HashMap<String, ProfileValue>,
 }
 
@@ -325,7 +326,8 @@ impl State {
                 None => {
                     self.last_uid += 1;
                     self.uids.insert(a.id.clone(), self.last_uid);
-                    let account = Account { id: a.id.clone(), revoked_before: 0, profile: HashMap::new() };
+                    let account =
+                        Account { id: a.id.clone(), revoked_before: 0, mute: Mute::default(), profile: HashMap::new() };
                     self.accounts.insert(self.last_uid, account);
                     self.last_uid
                 }
@@ -1193,6 +1195,22 @@ impl AccountStore for MemoryStore {
     async fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let state = self.state();
         Ok(state.accounts.values().filter(|a| a.revoked_before > 0).map(|a| (a.id.clone(), a.revoked_before)).collect())
+    }
+
+    async fn set_mute(&self, id: String, mute: Mute) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(uid) = state.uid(&id) else {
+            return Ok(false);
+        };
+        if let Some(account) = state.accounts.get_mut(&uid) {
+            account.mute = mute;
+        }
+        Ok(true)
+    }
+
+    async fn mutes(&self) -> Result<Vec<(String, Mute)>, StoreError> {
+        let state = self.state();
+        Ok(state.accounts.values().filter(|a| a.mute != Mute::default()).map(|a| (a.id.clone(), a.mute)).collect())
     }
 
     async fn set_profile(

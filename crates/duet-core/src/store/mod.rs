@@ -21,7 +21,7 @@ pub use crate::error::{BoxError, StoreError};
 use crate::model::event::{AfterEvent, QueuedEvent};
 use crate::model::{
     Blocked, ConversationSettings, ConversationView, Delivery, ExportCursor, ExportPage, Friend, FriendRequest,
-    HistoryPage, HistoryQuery, Import, LogPage, MsgKey, NewAccount, Outgoing, ProfileValue, ProviderKind, Purged,
+    HistoryPage, HistoryQuery, Import, LogPage, MsgKey, Mute, NewAccount, Outgoing, ProfileValue, ProviderKind, Purged,
     PushDevice, QueuedPush, Sent, SettingsChange, Settle, StoredMessage,
 };
 
@@ -131,6 +131,11 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn revoke_sigs(&self, id: String, before: i64) -> Result<bool, StoreError>;
     /// Every account with revoked UserSigs, and the time before which its sigs are refused.
     async fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Sets the account's mute (both times, replacing the stored ones); `false` if no such account.
+    async fn set_mute(&self, id: String, mute: Mute) -> Result<bool, StoreError>;
+    /// Every account whose mute is not the default (either time not 0, past or not), and its mute. An
+    /// account's deletion deletes its mute.
+    async fn mutes(&self) -> Result<Vec<(String, Mute)>, StoreError>;
     /// Sets profile values, and queues `event` (the profile callback) in the same commit; `false` if the
     /// account does not exist (nothing is written then).
     async fn set_profile(

@@ -31,6 +31,8 @@ pub enum Service {
     Sns,
     /// `open_msg_svc`: the message-log download.
     MsgSvc,
+    /// `openconfigsvr`: the global mute.
+    OpenConfigSvr,
 }
 
 impl Service {
@@ -42,6 +44,7 @@ impl Service {
             "recentcontact" => Service::RecentContact,
             "sns" => Service::Sns,
             "open_msg_svc" => Service::MsgSvc,
+            "openconfigsvr" => Service::OpenConfigSvr,
             _ => return None,
         })
     }
@@ -54,7 +57,8 @@ impl Service {
             Service::OpenIm => code::MSG_ADMIN_REQUIRED,
             Service::RecentContact => code::CONTACT_ADMIN_REQUIRED,
             Service::Sns => code::SNS_ADMIN_REQUIRED,
-            Service::MsgSvc => code::ADMIN_REQUIRED,
+            // Tencent publishes no admin-required code of its own for these two.
+            Service::MsgSvc | Service::OpenConfigSvr => code::ADMIN_REQUIRED,
         }
     }
 
@@ -67,6 +71,7 @@ impl Service {
             Service::RecentContact => code::CONTACT_JSON_PARSE,
             Service::Sns => code::SNS_JSON_PARSE,
             Service::MsgSvc => code::JSON_PARSE,
+            Service::OpenConfigSvr => code::NOSPEAKING_JSON_PARSE,
         }
     }
 
@@ -113,6 +118,8 @@ pub enum Command {
     BlackListGet,
     BlackListCheck,
     GetHistory,
+    SetNoSpeaking,
+    GetNoSpeaking,
 }
 
 impl Command {
@@ -154,6 +161,8 @@ impl Command {
             (Service::Sns, "black_list_get") => BlackListGet,
             (Service::Sns, "black_list_check") => BlackListCheck,
             (Service::MsgSvc, "get_history") => GetHistory,
+            (Service::OpenConfigSvr, "setnospeaking") => SetNoSpeaking,
+            (Service::OpenConfigSvr, "getnospeaking") => GetNoSpeaking,
             _ => return None,
         })
     }

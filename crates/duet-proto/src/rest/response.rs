@@ -303,3 +303,12 @@ pub struct RecentContactListReply {
     #[serde(rename = "SessionItem")]
     pub session_item: Vec<SessionItem>,
 }
+
+/// `openconfigsvr/getnospeaking`: each mute's remaining seconds; `0` not muted, `4294967295` for good.
+#[derive(Debug, Serialize)]
+pub struct GetNoSpeakingReply {
+    #[serde(rename = "C2CmsgNospeakingTime")]
+    pub c2c: u32,
+    #[serde(rename = "GroupmsgNospeakingTime")]
+    pub group: u32,
+}

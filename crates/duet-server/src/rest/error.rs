@@ -79,6 +79,9 @@ pub(crate) fn core(command: Command, service: Service, e: Error) -> ApiError {
                 PortraitSet | PortraitGet => code::PROFILE_ACCOUNT_MISSING,
                 RecentContactGetList | RecentContactDelete => code::CONTACT_ACCOUNT_NOT_FOUND,
                 SendMsg | BatchSendMsg | ImportMsg => code::MSG_TO_ACCOUNT_NOT_FOUND,
+                // Tencent names no code for an account that does not exist: its "invalid account" one.
+                SetNoSpeaking => code::NOSPEAKING_SET_ACCOUNT_INVALID,
+                GetNoSpeaking => code::NOSPEAKING_GET_ACCOUNT_INVALID,
                 _ if service == Service::Sns => code::SNS_ACCOUNT_NOT_FOUND,
                 _ => code::MSG_TO_ACCOUNT_INVALID,
             };
@@ -137,6 +140,7 @@ pub(crate) fn internal(service: Service) -> ApiError {
         Service::Sns => code::SNS_INTERNAL,
         Service::OpenIm => code::MSG_SERVER_INTERNAL,
         Service::MsgSvc => code::BAD_REQUEST,
+        Service::OpenConfigSvr => code::NOSPEAKING_INTERNAL,
     };
     ApiError::new(code, "internal server error, please retry")
 }

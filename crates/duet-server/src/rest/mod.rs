@@ -7,12 +7,14 @@
 //!
 //! One module per Tencent service, named after its path, with one `async fn` per command (parse the
 //! typed request, call the domain, shape Tencent's reply): [`login`] (`im_open_login_svc`), [`profile`],
-//! [`openim`], [`recentcontact`], [`sns`], [`msgsvc`] (`open_msg_svc`). [`error`] maps domain and authentication errors to Tencent's
+//! [`openim`], [`recentcontact`], [`sns`], [`msgsvc`] (`open_msg_svc`), [`openconfigsvr`] (the global
+//! mute). [`error`] maps domain and authentication errors to Tencent's
 //! codes, in one place.
 
 pub(crate) mod error;
 mod login;
 mod msgsvc;
+mod openconfigsvr;
 mod openim;
 mod profile;
 mod recentcontact;
@@ -190,6 +192,8 @@ async fn run(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
         Command::BlackListGet => sns::black_list_get(ctx, body).await,
         Command::BlackListCheck => sns::black_list_check(ctx, body).await,
         Command::GetHistory => msgsvc::get_history(ctx, body).await,
+        Command::SetNoSpeaking => openconfigsvr::setnospeaking(ctx, body).await,
+        Command::GetNoSpeaking => openconfigsvr::getnospeaking(ctx, body).await,
     }
 }
 
