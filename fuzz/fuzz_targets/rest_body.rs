@@ -10,7 +10,7 @@
 
 #![no_main]
 
-use duet_proto::elem::{MsgElem, parse_msg_body};
+use duet_proto::elem::{MsgElem, parse_msg_body, validate_elems};
 use duet_proto::limits::{self, MAX_MESSAGE_CONTENT_BYTES};
 use duet_proto::rest::request::{self as req, OutgoingMessage};
 use duet_proto::rest::{Command, Service, format_msg_key, parse_body, parse_msg_key, validate_user_id};
@@ -54,6 +54,9 @@ const PATHS: &[(&str, &str)] = &[
     ("openim", "c2c_msg_read_receipt"),
     ("openconfigsvr", "setnospeaking"),
     ("openconfigsvr", "getnospeaking"),
+    ("openim", "modify_c2c_msg"),
+    ("openim", "delete_c2c_msg_ramble"),
+    ("recentcontact", "mark_contact"),
 ];
 
 /// The server's clock for `importmsg` (an instant of 2026).
@@ -281,6 +284,41 @@ fn decode(command: Command, body: &Value) {
         GetNoSpeaking => {
             if let Ok(r) = req::GetNoSpeaking::parse(body) {
                 user(&r.account);
+            }
+        }
+        ModifyC2cMsg => {
+            if let Ok(r) = req::ModifyC2cMsg::parse(body) {
+                user(&r.from);
+                user(&r.to);
+                assert!(r.body.is_some() || r.cloud_custom_data.is_some());
+                if let Some((elems, json)) = &r.body {
+                    assert_eq!(validate_elems(elems).as_deref(), Ok(json.as_str()));
+                }
+            }
+        }
+        DeleteC2cMsgRamble => {
+            if let Ok(r) = req::DeleteC2cMsgRamble::parse(body) {
+                user(&r.operator);
+                user(&r.peer);
+                assert!(!r.keys.is_empty() && r.keys.len() <= req::DeleteC2cMsgRamble::MAX_MESSAGES);
+                for (text, (seq, random, time)) in &r.keys {
+                    assert_eq!(parse_msg_key(text), Some((*seq, *random, *time)));
+                }
+            }
+        }
+        MarkContact => {
+            if let Ok(r) = req::MarkContact::parse(body) {
+                user(&r.from);
+                assert!(!r.items.is_empty() && r.items.len() <= req::MarkContact::MAX_ITEMS);
+                for change in r.items.iter().filter_map(|i| i.change.as_ref().ok()) {
+                    user(&change.peer);
+                    assert!(
+                        change
+                            .custom_mark
+                            .as_ref()
+                            .is_none_or(|m| m.len() <= limits::MAX_CONVERSATION_CUSTOM_DATA_BYTES)
+                    );
+                }
             }
         }
     }
