@@ -233,3 +233,73 @@ async fn clearing_history_and_deleting_a_conversation_reach_the_users_devices() 
     assert!(pc.get_messages("bob", 10, None).await.unwrap().is_empty());
     assert_eq!(texts(&pc.get_messages("carol", 10, None).await.unwrap()), ["from carol"]);
 }
+
+#[tokio::test]
+async fn conversation_settings_reach_every_device_and_order_the_list() {
+    let server = TestServer::spawn().await;
+    server.import(&["alice", "bob", "carol"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (phone, mut phone_events, _) = connect_synced(user_config(&server, "alice", Platform::IPhone)).await;
+    let (pc, mut pc_events, _) = connect_synced(device_in(&server, "alice", dir.path())).await;
+    rest_send(&server, "bob", "alice", 1, "from bob").await;
+    next_message(&mut phone_events).await;
+    next_message(&mut pc_events).await;
+    rest_send(&server, "carol", "alice", 2, "from carol").await;
+    next_message(&mut phone_events).await;
+    next_message(&mut pc_events).await;
+    let order = |list: Vec<duet_client::Conversation>| list.into_iter().map(|c| c.peer).collect::<Vec<_>>();
+    assert_eq!(order(phone.conversations().await.unwrap()), ["carol", "bob"]);
+    pc.logout().await.unwrap();
+
+    // Pin bob, star him, keep a draft and data about him; quiet carol.
+    let change = duet_client::ConversationChange {
+        pinned: Some(true),
+        set_marks: 1,
+        custom_data: Some("vip".into()),
+        draft: Some("see you at".into()),
+        ..Default::default()
+    };
+    phone.update_conversation("bob", change).await.unwrap();
+    let quiet = duet_client::ConversationChange { receive_opt: Some(2), ..Default::default() };
+    phone.update_conversation("carol", quiet).await.unwrap();
+    let bob = next_matching(&mut phone_events, "bob's settings", |e| match e {
+        Event::ConversationChanged(c) if c.peer == "bob" && c.settings.pinned => Some(c),
+        _ => None,
+    })
+    .await;
+    assert_eq!((bob.settings.marks, bob.settings.custom_data.as_str(), bob.settings.draft.as_str()), (1, "vip", "see you at"));
+    assert!(bob.settings.draft_time > 0);
+    assert_eq!(order(phone.local_conversations().await.unwrap()), ["bob", "carol"], "pinned first");
+    let on_server = phone.conversations().await.unwrap();
+    assert_eq!(order(on_server.clone()), ["bob", "carol"]);
+    assert_eq!(on_server[1].settings.receive_opt, 2);
+    // REST: bob is pinned (TopFlag) and first; carol's unread leaves the total.
+    let r = server.rest("recentcontact/get_list", json!({"From_Account": "alice", "StartIndex": 0})).await;
+    let items: Vec<(String, u64)> = r["SessionItem"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["To_Account"].as_str().unwrap().to_owned(), i["TopFlag"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(items, [("bob".to_owned(), 1), ("carol".to_owned(), 0)], "{r}");
+    let r = server.rest("openim/get_c2c_unread_msg_num", json!({"To_Account": "alice"})).await;
+    assert_eq!(r["AllC2CUnreadMsgNum"], 1, "carol's conversation is quiet: {r}");
+    // Bad values are refused before anything changes.
+    let long = duet_client::ConversationChange { custom_data: Some("x".repeat(257)), ..Default::default() };
+    assert_eq!(phone.update_conversation("bob", long).await.unwrap_err().code(), Some(6017));
+    let bad = duet_client::ConversationChange { receive_opt: Some(7), ..Default::default() };
+    assert_eq!(phone.update_conversation("bob", bad).await.unwrap_err().code(), Some(6017));
+
+    // The PC comes back with the same settings and order.
+    let (pc, mut pc_events) = Client::connect(device_in(&server, "alice", dir.path())).await.unwrap();
+    until_sync_complete(&mut pc_events).await;
+    let local = pc.local_conversations().await.unwrap();
+    assert_eq!(order(local.clone()), ["bob", "carol"]);
+    assert_eq!((local[0].settings.pinned, local[0].settings.draft.as_str()), (true, "see you at"));
+    assert_eq!(local[1].settings.receive_opt, 2);
+    // And keeps them across a restart of the app (its local store).
+    pc.logout().await.unwrap();
+    let (pc, _pc_events) = Client::connect(device_in(&server, "alice", dir.path())).await.unwrap();
+    let local = pc.local_conversations().await.unwrap();
+    assert_eq!((local[0].peer.as_str(), local[0].settings.custom_data.as_str()), ("bob", "vip"));
+}

@@ -1359,3 +1359,47 @@ async fn delete_c2c_msg_ramble_deletes_from_the_operators_side_only() {
     }
     assert_eq!(roam_texts(&s, "bob", "alice").await, ["m1", "m2"], "failed calls deleted nothing");
 }
+
+#[tokio::test]
+async fn mark_contact_sets_and_clears_marks_and_the_custom_mark_per_item() {
+    let s = server(&["alice", "bob", "carol"]).await;
+    send_ok(&s, msg(Some("bob"), "alice", 1, 1, text("hi"))).await;
+    let contact = |to: &str| json!({"Type": 1, "To_Account": to});
+    let body = json!({"From_Account": "alice", "MarkItem": [
+        {"OptType": 3, "ContactItem": contact("bob"), "SetMark": [0, 3, 40], "CustomMark": "abcd"},
+        {"OptType": 1, "ContactItem": contact("nobody"), "SetMark": [1]},
+        {"OptType": 1, "ContactItem": {"Type": 2, "ToGroupId": "g1"}, "SetMark": [1]},
+        {"OptType": 1, "ContactItem": contact("carol"), "SetMark": [64]},
+    ]});
+    let r = s.rest("recentcontact/mark_contact", body).await;
+    assert_eq!((r["ActionStatus"].as_str(), r["ErrorCode"].as_u64()), (Some("OK"), Some(0)), "{r}");
+    let codes: Vec<u64> = r["ResultItem"].as_array().unwrap().iter().map(|i| i["ResultCode"].as_u64().unwrap()).collect();
+    assert_eq!(codes, [0, 50001, 50002, 50002], "{r}");
+    assert_eq!(r["ResultItem"][0]["ContactItem"], contact("bob"), "each result names its conversation: {r}");
+    // Clear one standard mark; the custom mark stays when OptType leaves it out.
+    let body = json!({"From_Account": "alice", "MarkItem": [
+        {"OptType": 1, "ContactItem": contact("bob"), "ClearMark": [3], "CustomMark": "ignored"}
+    ]});
+    assert_eq!(s.rest("recentcontact/mark_contact", body).await["ResultItem"][0]["ResultCode"], 0);
+    // alice's devices hear of both changes, as the settings are now.
+    let mut ws = duet_test_support::WsClient::login(&s, "alice").await;
+    let synced = ws.request(json!({"op": "sync", "after": 1})).await;
+    let settings: Vec<&Value> = synced["entries"].as_array().unwrap().iter().map(|e| &e["settings"]).collect();
+    let expected_marks = 1u64 | 1 << 40;
+    assert_eq!(settings.last().unwrap()["marks"], expected_marks, "{synced}");
+    assert_eq!(settings.last().unwrap()["custom_data"], "abcd", "{synced}");
+    let listed = ws.request(json!({"op": "conversations"})).await;
+    assert_eq!(listed["items"][0]["settings"], json!({"marks": expected_marks, "custom_data": "abcd"}), "{listed}");
+
+    let cases = [
+        ("no account", json!({"MarkItem": [{"OptType": 1, "ContactItem": contact("bob")}]}), 50002),
+        ("an unknown account", json!({"From_Account": "nobody", "MarkItem": [{"OptType": 1, "ContactItem": contact("bob")}]}), 50001),
+        ("no items", json!({"From_Account": "alice"}), 50002),
+        ("too many items", json!({"From_Account": "alice", "MarkItem": vec![json!({"OptType": 1, "ContactItem": contact("bob")}); 101]}), 50002),
+        ("an item without OptType", json!({"From_Account": "alice", "MarkItem": [{"ContactItem": contact("bob")}]}), 50002),
+    ];
+    for (name, body, code) in cases {
+        let r = s.rest("recentcontact/mark_contact", body).await;
+        assert_eq!((r["ActionStatus"].as_str(), r["ErrorCode"].as_u64()), (Some("FAIL"), Some(code)), "{name}: {r}");
+    }
+}

@@ -77,7 +77,7 @@ pub(crate) fn core(command: Command, service: Service, e: Error) -> ApiError {
             let code = match command {
                 Kick | AccountDelete | AccountCheck => code::ACCOUNT_NOT_FOUND,
                 PortraitSet | PortraitGet => code::PROFILE_ACCOUNT_MISSING,
-                RecentContactGetList | RecentContactDelete => code::CONTACT_ACCOUNT_NOT_FOUND,
+                RecentContactGetList | RecentContactDelete | MarkContact => code::CONTACT_ACCOUNT_NOT_FOUND,
                 SendMsg | BatchSendMsg | ImportMsg => code::MSG_TO_ACCOUNT_NOT_FOUND,
                 // Tencent names no code for an account that does not exist: its "invalid account" one.
                 SetNoSpeaking => code::NOSPEAKING_SET_ACCOUNT_INVALID,
