@@ -267,7 +267,10 @@ async fn conversation_settings_reach_every_device_and_order_the_list() {
         _ => None,
     })
     .await;
-    assert_eq!((bob.settings.marks, bob.settings.custom_data.as_str(), bob.settings.draft.as_str()), (1, "vip", "see you at"));
+    assert_eq!(
+        (bob.settings.marks, bob.settings.custom_data.as_str(), bob.settings.draft.as_str()),
+        (1, "vip", "see you at")
+    );
     assert!(bob.settings.draft_time > 0);
     assert_eq!(order(phone.local_conversations().await.unwrap()), ["bob", "carol"], "pinned first");
     let on_server = phone.conversations().await.unwrap();

@@ -1373,7 +1373,8 @@ async fn mark_contact_sets_and_clears_marks_and_the_custom_mark_per_item() {
     ]});
     let r = s.rest("recentcontact/mark_contact", body).await;
     assert_eq!((r["ActionStatus"].as_str(), r["ErrorCode"].as_u64()), (Some("OK"), Some(0)), "{r}");
-    let codes: Vec<u64> = r["ResultItem"].as_array().unwrap().iter().map(|i| i["ResultCode"].as_u64().unwrap()).collect();
+    let codes: Vec<u64> =
+        r["ResultItem"].as_array().unwrap().iter().map(|i| i["ResultCode"].as_u64().unwrap()).collect();
     assert_eq!(codes, [0, 50001, 50002, 50002], "{r}");
     assert_eq!(r["ResultItem"][0]["ContactItem"], contact("bob"), "each result names its conversation: {r}");
     // Clear one standard mark; the custom mark stays when OptType leaves it out.
@@ -1393,10 +1394,22 @@ async fn mark_contact_sets_and_clears_marks_and_the_custom_mark_per_item() {
 
     let cases = [
         ("no account", json!({"MarkItem": [{"OptType": 1, "ContactItem": contact("bob")}]}), 50002),
-        ("an unknown account", json!({"From_Account": "nobody", "MarkItem": [{"OptType": 1, "ContactItem": contact("bob")}]}), 50001),
+        (
+            "an unknown account",
+            json!({"From_Account": "nobody", "MarkItem": [{"OptType": 1, "ContactItem": contact("bob")}]}),
+            50001,
+        ),
         ("no items", json!({"From_Account": "alice"}), 50002),
-        ("too many items", json!({"From_Account": "alice", "MarkItem": vec![json!({"OptType": 1, "ContactItem": contact("bob")}); 101]}), 50002),
-        ("an item without OptType", json!({"From_Account": "alice", "MarkItem": [{"ContactItem": contact("bob")}]}), 50002),
+        (
+            "too many items",
+            json!({"From_Account": "alice", "MarkItem": vec![json!({"OptType": 1, "ContactItem": contact("bob")}); 101]}),
+            50002,
+        ),
+        (
+            "an item without OptType",
+            json!({"From_Account": "alice", "MarkItem": [{"ContactItem": contact("bob")}]}),
+            50002,
+        ),
     ];
     for (name, body, code) in cases {
         let r = s.rest("recentcontact/mark_contact", body).await;

@@ -793,7 +793,6 @@ const fn hidden_from(owner: i64, sender: i64, receiver: i64) -> i64 {
 /// SQL that is true of a message `m` shown on the side of the user `?1`.
 const SHOWN_TO_OWNER: &str = "NOT (m.sender = ?1 AND m.flags & 2) AND NOT (m.receiver = ?1 AND m.flags & 4)";
 
-#[expect(clippy::too_many_arguments, reason = "the store method's arguments")]
 pub(crate) fn update_conversation(
     c: &Connection,
     w: &mut WriterState,

@@ -118,6 +118,30 @@ enum ClientCommand {
         #[arg(long)]
         clear_history: bool,
     },
+    /// Change your settings of a conversation, on all your devices: pin, marks, custom data, draft,
+    /// receive option (what you leave out stays)
+    SetConversation {
+        #[arg(long)]
+        peer: String,
+        /// Pin (true) or unpin (false): pinned conversations are listed first
+        #[arg(long)]
+        pinned: Option<bool>,
+        /// Mark bits to set (1 star, 2 unread, 4 fold, 8 hide; bits 32-63 the app's)
+        #[arg(long, default_value_t = 0)]
+        set_marks: u64,
+        /// Mark bits to clear (after setting)
+        #[arg(long, default_value_t = 0)]
+        clear_marks: u64,
+        /// The app's data about the conversation (at most 256 bytes)
+        #[arg(long)]
+        custom_data: Option<String>,
+        /// The text being written (at most 10 KiB; "" removes it)
+        #[arg(long)]
+        draft: Option<String>,
+        /// 0 receive, 1 do not receive, 2 receive without notification (no push, not in the unread total)
+        #[arg(long)]
+        receive_opt: Option<u8>,
+    },
     /// Acknowledge messages a peer sent with --need-receipt (read receipts); prints the keys acknowledged
     Receipt {
         #[arg(long)]
@@ -312,6 +336,11 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
             let deleted = client.delete_messages(&peer, &keys).await.context("deleting messages")?;
             println!("{}", json!({"deleted": deleted}));
             Ok(())
+        }
+        ClientCommand::SetConversation { peer, pinned, set_marks, clear_marks, custom_data, draft, receive_opt } => {
+            let change =
+                duet_client::ConversationChange { pinned, set_marks, clear_marks, custom_data, draft, receive_opt };
+            client.update_conversation(&peer, change).await.context("changing the conversation's settings")
         }
         ClientCommand::ClearHistory { peer } => client.clear_history(&peer).await.context("clearing history"),
         ClientCommand::DeleteConversation { peer, clear_history } => {
@@ -636,6 +665,7 @@ fn conversation_json(c: &Conversation) -> Value {
         "unread": c.unread,
         "time": c.time,
         "peer_read_time": c.peer_read_time,
+        "settings": c.settings,
         "last": c.last.as_ref().map(message_json),
     })
 }
