@@ -63,6 +63,7 @@ pub(crate) enum MessageRequest {
     ClearHistory { peer: String },
     DeleteConversation { peer: String, clear_history: bool },
     UpdateConversation { peer: String, change: ConversationChange },
+    Typing { peer: String, typing: bool },
 }
 
 impl MessageRequest {
@@ -76,6 +77,7 @@ impl MessageRequest {
             }
             MessageRequest::Delete { peer, msg_keys } => ClientFrame::Delete { id, peer, msg_keys },
             MessageRequest::ClearHistory { peer } => ClientFrame::ClearHistory { id, peer },
+            MessageRequest::Typing { peer, typing } => ClientFrame::Typing { id, peer, typing },
             MessageRequest::UpdateConversation { peer, change } => ClientFrame::SetConversation {
                 id,
                 peer,
@@ -197,6 +199,7 @@ impl Op {
             Op::Message { req: MessageRequest::ClearHistory { .. }, .. } => "clear_history",
             Op::Message { req: MessageRequest::DeleteConversation { .. }, .. } => "delete_conversation",
             Op::Message { req: MessageRequest::UpdateConversation { .. }, .. } => "set_conversation",
+            Op::Message { req: MessageRequest::Typing { .. }, .. } => "typing",
         }
     }
 
@@ -865,6 +868,10 @@ impl Actor {
             }
             ServerFrame::BlackList { id, items } => {
                 self.relation_answer(s, id, RelationAnswer::Blacklist(items), "black_list")
+            }
+            ServerFrame::Typing { from, typing } => {
+                self.emit(Event::Typing { from, typing });
+                Ok(())
             }
             ServerFrame::Relation { event } => {
                 self.emit(Event::Relation(event));

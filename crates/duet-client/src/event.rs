@@ -66,6 +66,13 @@ pub enum Event {
         /// Unix seconds.
         time: i64,
     },
+    /// `from` is typing to this user (`typing: false`: stopped). Live only: never stored or synced.
+    Typing {
+        /// Who is typing.
+        from: String,
+        /// Started (`true`) or stopped.
+        typing: bool,
+    },
     /// A message was edited (by its sender, or an app admin): the message as it is now (Tencent's
     /// `onRecvMessageModified`).
     MessageModified(Message),

@@ -363,6 +363,17 @@ impl Client {
         }
     }
 
+    /// Tells `peer`'s live devices that this user is typing to it (`false`: stopped): they get
+    /// [`Event::Typing`]. Never stored; the server passes on at most one `true` per peer per second, so an
+    /// app may call this on every key press. A peer who blacklisted this user hears nothing.
+    pub async fn send_typing(&self, peer: &str, typing: bool) -> Result<(), Error> {
+        let peer = non_empty(peer, "peer")?;
+        match self.message_request(MessageRequest::Typing { peer, typing }).await? {
+            MessageAnswer::Ok => Ok(()),
+            other => Err(Error::Protocol(format!("typing answered with {other:?}"))),
+        }
+    }
+
     async fn message_request(&self, req: MessageRequest) -> Result<MessageAnswer, Error> {
         self.request(|deadline, reply| Command::Message { req, deadline, reply }).await
     }

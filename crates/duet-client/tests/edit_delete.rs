@@ -306,3 +306,44 @@ async fn conversation_settings_reach_every_device_and_order_the_list() {
     let local = pc.local_conversations().await.unwrap();
     assert_eq!((local[0].peer.as_str(), local[0].settings.custom_data.as_str()), ("bob", "vip"));
 }
+
+async fn typing(events: &mut Events) -> (String, bool) {
+    next_matching(events, "a typing event", |e| match e {
+        Event::Typing { from, typing } => Some((from, typing)),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn typing_reaches_the_peers_live_devices_only_and_is_rate_limited() {
+    let server = TestServer::spawn().await;
+    server.import(&["alice", "bob", "carol"]).await;
+    let (alice, mut alice_events, _) = connect_synced(user_config(&server, "alice", Platform::IPhone)).await;
+    let (bob, mut bob_events, _) = connect_synced(user_config(&server, "bob", Platform::Android)).await;
+
+    // Every key press may say so: the first passes, the rest of the second are dropped; a stop passes.
+    for _ in 0..10 {
+        alice.send_typing("bob", true).await.unwrap();
+    }
+    alice.send_typing("bob", false).await.unwrap();
+    assert_eq!(typing(&mut bob_events).await, ("alice".to_owned(), true));
+    assert_eq!(typing(&mut bob_events).await, ("alice".to_owned(), false), "nine of ten were dropped");
+    // The fake Tencent apps use keeps working: an online-only custom message.
+    let live = duet_client::SendOptions { online_only: true, ..Default::default() };
+    alice.send_message("bob", vec![elems::custom("typing", "", "")], live).await.unwrap();
+    assert!(matches!(next_message(&mut bob_events).await.elems[0], duet_client::MsgElem::Custom(_)));
+
+    // Never stored: a device that logs in later hears nothing of it.
+    let (_late, mut late_events, sync) = connect_synced(user_config(&server, "bob", Platform::Pc)).await;
+    assert!(!describe_all(&sync).iter().any(|e| e.starts_with("typing")), "{sync:?}");
+    // A blacklist stops it; an unknown peer is refused.
+    bob.add_to_blacklist("alice").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    alice.send_typing("bob", true).await.unwrap();
+    bob.send_typing("alice", true).await.unwrap();
+    assert_eq!(typing(&mut alice_events).await, ("bob".to_owned(), true), "bob may still tell alice");
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), typing(&mut late_events)).await;
+    assert!(quiet.is_err(), "a blacklisted sender's typing reaches no one: {quiet:?}");
+    assert_eq!(server_code(alice.send_typing("nobody", true).await.unwrap_err()), 90012);
+}

@@ -213,6 +213,24 @@ impl Core {
         &self.notifier
     }
 
+    /// `from` is typing (or stopped) to `to`: told to `to`'s live devices, never stored, nothing for one
+    /// offline. The permission policy applies as to a message: a recipient who blacklisted `from` (or, in
+    /// friends-only mode, is not a friend) hears nothing, and a refusal is reported as a send's would be.
+    pub async fn typing(&self, from: &str, to: &str, typing: bool) -> Result<(), Error> {
+        if from == to {
+            return Ok(());
+        }
+        if !self.accounts.is_admin(from) {
+            match self.relations.permit(from, to).await? {
+                (_, Some(false)) => return Err(Error::NoSuchAccount(to.to_owned())),
+                (crate::relations::Verdict::Drop, _) => return Ok(()),
+                (crate::relations::Verdict::Allow, _) => {}
+            }
+        }
+        self.hub.notify(to, crate::hub::Outbound::Typing { from: from.into(), typing });
+        Ok(())
+    }
+
     /// Adds a subscriber of committed sync-log entries (see [`crate::messages::fanout`]), after the hub.
     pub fn subscribe(&self, subscriber: Arc<dyn Subscriber>) {
         self.fanout.subscribe(subscriber);

@@ -172,6 +172,14 @@ pub enum ClientFrame {
     Delete { id: u64, peer: String, msg_keys: Vec<String> },
     /// Clear the user's history of the conversation with `peer` (the peer keeps it); the conversation stays.
     ClearHistory { id: u64, peer: String },
+    /// Tell `peer`'s live devices that the user is typing to it (`typing: false`: stopped). Never stored;
+    /// at most one `typing: true` per peer per second is passed on. Answered with `ok`.
+    Typing {
+        id: u64,
+        peer: String,
+        #[serde(default = "yes")]
+        typing: bool,
+    },
     /// Change the user's settings of the conversation with `peer`: what is given changes, the rest stays.
     /// Every device of the user gets a `settings` entry. Answered with `ok`.
     SetConversation {
@@ -328,6 +336,10 @@ fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// A user's settings of one of its conversations, shared by its devices.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationSettings {
@@ -455,6 +467,11 @@ pub enum ServerFrame {
     /// A new entry of the user's sync log (or, with `seq` 0, an online-only message).
     Entry {
         entry: Entry,
+    },
+    /// `from` is typing to the user (`typing: false`: stopped). Live only, never in the sync log.
+    Typing {
+        from: String,
+        typing: bool,
     },
     /// This connection was logged out by a login elsewhere or by the admin; the server closes it.
     Kicked {

@@ -128,6 +128,7 @@ async fn run(state: WsState, mut socket: WebSocket, ip: IpAddr, media_base: Stri
         ip,
         media_base,
         resume_at: None,
+        typing_sent: std::collections::HashMap::new(),
     };
     let end = conn.serve(&state.shutdown, state.timeouts.idle).await;
     match end {
@@ -330,9 +331,29 @@ struct Connection {
     /// After a send over the user's rate: the connection is not read until then (at most
     /// [`MAX_SEND_PAUSE`] away), so a flooding client is held back by its own socket.
     resume_at: Option<tokio::time::Instant>,
+    /// When this connection last passed on "typing" to each peer (at most [`TYPING_PEERS`] kept).
+    typing_sent: std::collections::HashMap<String, tokio::time::Instant>,
 }
 
+/// At most one "typing" per peer per this long is passed on; more are answered and dropped.
+const TYPING_INTERVAL: Duration = Duration::from_secs(1);
+/// Peers whose last "typing" a connection remembers; past it, it forgets them all (and lets one more through).
+const TYPING_PEERS: usize = 64;
+
 impl Connection {
+    /// Whether a "typing" to `peer` may be passed on now (see [`TYPING_INTERVAL`]); records it when so.
+    fn typing_allowed(&mut self, peer: &str) -> bool {
+        let now = tokio::time::Instant::now();
+        if self.typing_sent.get(peer).is_some_and(|&at| now.duration_since(at) < TYPING_INTERVAL) {
+            return false;
+        }
+        if self.typing_sent.len() >= TYPING_PEERS {
+            self.typing_sent.clear();
+        }
+        self.typing_sent.insert(peer.to_owned(), now);
+        true
+    }
+
     /// The session's device, as the app's callbacks name it.
     fn source(&self) -> Source {
         Source::device(self.session.platform, self.ip)
@@ -446,6 +467,11 @@ impl Connection {
                                 }
                             };
                         }
+                        if let ClientFrame::Typing { id, peer, typing: true } = &frame
+                            && !self.typing_allowed(peer)
+                        {
+                            return self.put(&ServerFrame::Ok { id: *id }).await;
+                        }
                         if let Some(answer) = device_frame(&self.core, &self.session, &frame).await {
                             return self.put(&answer).await;
                         }
@@ -479,6 +505,9 @@ impl Connection {
                 bounded(self.deadline, async { sent.await.is_ok() }).await.err()
             }
             Some(Outbound::Relation(event)) => self.put(&relations::event(&event)).await,
+            Some(Outbound::Typing { from, typing }) => {
+                self.put(&ServerFrame::Typing { from: from.to_string(), typing }).await
+            }
             Some(Outbound::Kicked(reason)) => {
                 if reason != KickReason::Replaced {
                     let info = match reason {
@@ -792,6 +821,10 @@ async fn work(
             core.messages().update_conversation(&user, &peer, change).await.map_err(fail)?;
             (ServerFrame::Ok { id }, None)
         }
+        ClientFrame::Typing { id, peer, typing } => {
+            core.typing(&user, &peer, typing).await.map_err(fail)?;
+            (ServerFrame::Ok { id }, None)
+        }
         ClientFrame::ClearHistory { id, peer } => {
             core.messages().clear_history(&user, &peer).await.map_err(fail)?;
             (ServerFrame::Ok { id }, None)
@@ -867,6 +900,7 @@ fn request_id(frame: &ClientFrame) -> u64 {
         | ClientFrame::Delete { id, .. }
         | ClientFrame::ClearHistory { id, .. }
         | ClientFrame::SetConversation { id, .. }
+        | ClientFrame::Typing { id, .. }
         | ClientFrame::DeleteConversation { id, .. }
         | ClientFrame::ReadReceipt { id, .. }
         | ClientFrame::Find { id, .. }

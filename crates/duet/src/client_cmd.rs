@@ -118,6 +118,13 @@ enum ClientCommand {
         #[arg(long)]
         clear_history: bool,
     },
+    /// Tell a peer's live devices that you are typing (with --stop: that you stopped); nothing is stored
+    Typing {
+        #[arg(long)]
+        peer: String,
+        #[arg(long)]
+        stop: bool,
+    },
     /// Change your settings of a conversation, on all your devices: pin, marks, custom data, draft,
     /// receive option (what you leave out stays)
     SetConversation {
@@ -342,6 +349,7 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
                 duet_client::ConversationChange { pinned, set_marks, clear_marks, custom_data, draft, receive_opt };
             client.update_conversation(&peer, change).await.context("changing the conversation's settings")
         }
+        ClientCommand::Typing { peer, stop } => client.send_typing(&peer, !stop).await.context("sending typing"),
         ClientCommand::ClearHistory { peer } => client.clear_history(&peer).await.context("clearing history"),
         ClientCommand::DeleteConversation { peer, clear_history } => {
             client.delete_conversation(&peer, clear_history).await.context("deleting the conversation")
@@ -685,6 +693,7 @@ pub fn event_json(e: &Event) -> Value {
         Event::ReadReceipt { peer, msg_key, time } => {
             json!({"event": "read_receipt", "peer": peer, "msg_key": msg_key, "time": time})
         }
+        Event::Typing { from, typing } => json!({"event": "typing", "from": from, "typing": typing}),
         Event::MessageModified(m) => json!({"event": "message_modified", "message": message_json(m)}),
         Event::MessageDeleted { peer, msg_key } => {
             json!({"event": "message_deleted", "peer": peer, "msg_key": msg_key})

@@ -120,6 +120,7 @@ pub fn describe(e: &Event) -> String {
         Event::MessageRecalled { peer, msg_key, by } => format!("recalled {peer} {msg_key} by {by}"),
         Event::PeerRead { peer, time } => format!("peer-read {peer} {time}"),
         Event::ReadReceipt { peer, msg_key, .. } => format!("receipt {peer} {msg_key}"),
+        Event::Typing { from, typing } => format!("typing {from} {typing}"),
         Event::MessageModified(m) => format!("modified {}->{}: {} v{}", m.from, m.to, m.text(), m.version),
         Event::MessageDeleted { peer, msg_key } => format!("deleted {peer} {msg_key}"),
         Event::HistoryCleared { peer } => format!("cleared {peer}"),

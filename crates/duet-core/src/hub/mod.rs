@@ -109,6 +109,11 @@ pub enum Outbound {
     Kicked(KickReason),
     /// The user's friends, friend requests or blacklist changed.
     Relation(Arc<crate::model::RelationEvent>),
+    /// `from` started (`true`) or stopped typing to the user: shown live, never stored.
+    Typing {
+        from: Arc<str>,
+        typing: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
