@@ -786,8 +786,8 @@ export class DuetClient {
 
   /**
    * Applies entries in order: stores messages, read marks, recalls, read receipts, edits, deletes and
-   * clears with the new cursor in one batch, then raises the events. `live`: also report conversation changes (during the catch-up the full list
-   * follows instead).
+   * clears with the new cursor in one batch, then raises the events. `live`: also report conversation
+   * changes (during the catch-up the full list follows instead).
    */
   async #apply(s: Session, entries: Entry[], live: boolean): Promise<void> {
     if (entries.length === 0) return;
