@@ -365,6 +365,22 @@ describe('the demo page in Chromium', () => {
       assert.equal(await alice.page.$$eval('#messages [data-testid=edited]', (els) => els.length), 1);
       assert.ok(!(await texts(bob.page)).includes('see you at 6'));
       assert.ok((await texts(bob.page)).includes('hello bob'), 'the rest of bob’s history is there');
+      // What each browser's IndexedDB keeps: alice's copy edited (version 1), none in bob's.
+      const stored = (page, user) => page.evaluate((u) => new Promise((resolve, reject) => {
+        const open = indexedDB.open(`duet:${location.origin}:${u}`);
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const all = open.result.transaction('messages').objectStore('messages').getAll();
+          all.onsuccess = () => {
+            resolve(all.result.map((r) => [r.message.body.map((e) => e.MsgContent.Text ?? '').join(''), r.message.version ?? 0]));
+            open.result.close();
+          };
+          all.onerror = () => reject(all.error);
+        };
+      }), user);
+      assert.deepEqual((await stored(alice.page, 'alice')).filter(([t]) => t.startsWith('see you')), [['see you at 6', 1]]);
+      assert.deepEqual((await stored(bob.page, 'bob')).filter(([t]) => t.startsWith('see you')), []);
+      assert.ok((await stored(bob.page, 'bob')).some(([t]) => t === 'hello bob'));
       await shot(bob.page, '27-bob-after-reload');
       assert.deepEqual(problems, []);
     });
