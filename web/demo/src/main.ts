@@ -65,6 +65,7 @@ async function logIn(userID: string, nick: string) {
   c.on(EVENT.CONVERSATION_LIST_UPDATED, (e: { data: Conversation[] }) => renderConversations(e.data));
   c.on(EVENT.MESSAGE_READ_BY_PEER, (e: { data: Message[] }) => readByPeer(e.data));
   c.on(EVENT.MESSAGE_REVOKED, (e: { data: Message[] }) => revoked(e.data));
+  c.on(EVENT.MESSAGE_MODIFIED, (e: { data: Message[] }) => modified(e.data));
   c.on(EVENT.NET_STATE_CHANGE, (e: { data: { state: string } }) => {
     netState = e.data.state;
     showNet(netState);
@@ -98,6 +99,11 @@ function loggedOut(why: string) {
 }
 
 function renderConversations(list: Conversation[]) {
+  // A message deleted on another device of this user is flagged `isDeleted` (and the list changes).
+  if (shown.some((m) => m.isDeleted)) {
+    shown = shown.filter((m) => !m.isDeleted);
+    renderMessages(false);
+  }
   const ul = $('conversations');
   ul.replaceChildren();
   for (const conv of list) {
@@ -178,7 +184,7 @@ function renderMessages(toBottom: boolean) {
     more.addEventListener('click', loadEarlier);
     box.append(more);
   }
-  const actions = { view: openViewer, canRecall, recall };
+  const actions = { view: openViewer, canRecall, recall, canEdit, edit, canDelete, remove };
   for (const m of shown) box.append(chatMessage(m, actions));
   if (toBottom || nearBottom) box.scrollTop = box.scrollHeight;
 }
@@ -199,6 +205,58 @@ async function recall(m: Message) {
       : `Could not recall the message: ${err?.message ?? e}`);
   }
   renderMessages(false);
+}
+
+function canEdit(m: Message): boolean {
+  return !!chat && m.flow === 'out' && m.status === 'success' && !m.isRevoked && m.type === TYPES.MSG_TEXT;
+}
+
+/// Edits one's own text message: both sides then show the new text, marked "(edited)".
+async function edit(m: Message) {
+  if (!chat) return;
+  const before = m.payload.text;
+  const text = prompt('Edit your message', before);
+  if (text === null || !text.trim() || text === before) return;
+  m.payload.text = text;
+  try {
+    await chat.modifyMessage(m);
+  } catch (e) {
+    const err = e as { code?: number; message?: string };
+    // A conflict brings the latest text (the message was edited elsewhere); anything else puts it back.
+    if (err?.code !== 2480) m.payload.text = before;
+    alert(err?.code === 2480 ? 'The message was edited elsewhere meanwhile: here is the latest.'
+      : `Could not edit the message: ${err?.message ?? e}`);
+  }
+  renderMessages(false);
+}
+
+function canDelete(m: Message): boolean {
+  return !!chat && m.status === 'success';
+}
+
+/// Deletes a message from this user's view (on all its devices); the other person keeps it.
+async function remove(m: Message) {
+  if (!chat || !confirm('Delete this message for you? The other person keeps it.')) return;
+  try {
+    await chat.deleteMessage([m]);
+    shown = shown.filter((s) => s.ID !== m.ID);
+  } catch (e) {
+    alert(`Could not delete the message: ${(e as { message?: string })?.message ?? e}`);
+  }
+  renderMessages(false);
+}
+
+/// Messages edited, here, on another device or by the peer: shown with their new text, "(edited)".
+function modified(messages: Message[]) {
+  let changed = false;
+  for (const e of messages) {
+    const i = shown.findIndex((s) => s.ID === e.ID);
+    if (i >= 0) {
+      shown[i] = e;
+      changed = true;
+    }
+  }
+  if (changed) renderMessages(false);
 }
 
 /// Messages recalled, by their sender here or elsewhere, or by the peer: shown as "message recalled".

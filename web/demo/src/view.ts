@@ -17,6 +17,8 @@ export interface Message {
   isPeerRead?: boolean;
   isRevoked?: boolean;
   revoker?: string;
+  isModified?: boolean;
+  isDeleted?: boolean;
   nick?: string;
   avatar?: string;
   progress?: number;
@@ -137,16 +139,31 @@ function size(n: number): string {
   return n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KB` : `${(n / (1 << 20)).toFixed(1)} MB`;
 }
 
-/// What a message row can do: open an image full size, and recall one's own message while that is
-/// still possible (`canRecall`).
+/// What a message row can do: open an image full size, recall one's own message while that is still
+/// possible (`canRecall`), edit one's own text message (`canEdit`), and delete a message from one's own
+/// view (`canDelete`).
 export interface Actions {
   view: (url: string) => void;
   canRecall: (m: Message) => boolean;
   recall: (m: Message) => void;
+  canEdit: (m: Message) => boolean;
+  edit: (m: Message) => void;
+  canDelete: (m: Message) => boolean;
+  remove: (m: Message) => void;
 }
 
-/// One message: avatar and nickname for the peer's, the content (or "message recalled"), the time and,
-/// for one's own, its state ("read" once the peer read it) and a Recall action while it can be recalled.
+function action(label: string, testid: string, title: string, run: () => void): HTMLButtonElement {
+  const b = el('button', `link action ${testid}`, label);
+  b.type = 'button';
+  b.dataset.testid = testid;
+  b.title = title;
+  b.addEventListener('click', run);
+  return b;
+}
+
+/// One message: avatar and nickname for the peer's, the content (or "message recalled"), "(edited)" once
+/// edited, the time and, for one's own, its state ("read" once the peer read it), a Recall action while
+/// it can be recalled and an Edit action for text; and a Delete action (from one's own view only).
 export function chatMessage(m: Message, actions: Actions): HTMLElement {
   const row = el('div', `msg ${m.flow === 'out' ? 'out' : 'in'}`);
   row.dataset.id = m.ID;
@@ -164,6 +181,11 @@ export function chatMessage(m: Message, actions: Actions): HTMLElement {
     bubble.append(body(m, actions.view));
   }
   const meta = el('span', 'meta', new Date(m.time * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }));
+  if (m.isModified && !m.isRevoked) {
+    const edited = el('span', 'edited', '(edited) ');
+    edited.dataset.testid = 'edited';
+    meta.prepend(edited);
+  }
   if (m.flow === 'out' && !m.isRevoked) {
     const state =
       m.status === 'fail' ? ' ⚠ not sent' : m.status === 'unSend' ? ' …' : m.isPeerRead ? ' ✓✓ Read' : ' ✓';
@@ -172,13 +194,14 @@ export function chatMessage(m: Message, actions: Actions): HTMLElement {
     meta.append(s);
     if (m.status === 'unSend' && m.type !== 'TIMTextElem') meta.append(el('span', 'progress', ''));
     if (actions.canRecall(m)) {
-      const recall = el('button', 'link recall', 'Recall');
-      recall.type = 'button';
-      recall.dataset.testid = 'recall';
-      recall.title = 'Take this message back (for both of you)';
-      recall.addEventListener('click', () => actions.recall(m));
-      meta.append(recall);
+      meta.append(action('Recall', 'recall', 'Take this message back (for both of you)', () => actions.recall(m)));
     }
+    if (actions.canEdit(m)) {
+      meta.append(action('Edit', 'edit', 'Change the text (both of you see the new one)', () => actions.edit(m)));
+    }
+  }
+  if (actions.canDelete(m)) {
+    meta.append(action('Delete', 'delete', 'Remove it from your view (the other person keeps it)', () => actions.remove(m)));
   }
   bubble.append(meta);
   row.append(bubble);

@@ -324,5 +324,65 @@ describe('the demo page in Chromium', () => {
       await shot(alice.page, '23-alice-after-reload');
       assert.deepEqual(problems, []);
     });
+
+    test('alice edits a message: both see the new text and "(edited)"; bob deletes it from his view only', async () => {
+      const hasText = (t) => [...document.querySelectorAll('#messages .msg .text')].some((e) => e.textContent === t);
+      await alice.page.fill('#text', 'see you at 5');
+      await alice.page.click('#send');
+      await bob.page.waitForFunction(hasText, 'see you at 5', { timeout: WAIT });
+      const last = '#messages .msg.out:last-child';
+      await alice.page.waitForSelector(`${last} [data-testid=state]:not(:has-text("…"))`, { timeout: WAIT });
+      // Only one's own text can be edited.
+      assert.equal(await bob.page.$$eval('#messages .msg.in [data-testid=edit]', (els) => els.length), 0);
+      alice.page.once('dialog', (d) => d.accept('see you at 6'));
+      await alice.page.click(`${last} [data-testid=edit]`);
+      await alice.page.waitForSelector(`${last} [data-testid=edited]`, { timeout: WAIT });
+      await bob.page.waitForFunction(hasText, 'see you at 6', { timeout: WAIT });
+      const edited = '#messages .msg.in:last-child';
+      assert.equal(await bob.page.textContent(`${edited} .text`), 'see you at 6');
+      assert.match(await bob.page.textContent(`${edited} [data-testid=edited]`), /edited/);
+      assert.equal(await alice.page.textContent(`${last} .text`), 'see you at 6');
+      assert.ok(!(await texts(bob.page)).includes('see you at 5'));
+      // The conversation list shows the new text too.
+      await bob.page.waitForFunction(() => document.querySelector('[data-peer] .last')?.textContent === 'see you at 6', null, { timeout: WAIT });
+      await shot(alice.page, '24-alice-edited');
+      await shot(bob.page, '25-bob-sees-edited');
+
+      // Bob deletes it: gone from his view (and his conversation list's last message); alice keeps it.
+      bob.page.once('dialog', (d) => d.accept());
+      await bob.page.click(`${edited} [data-testid=delete]`);
+      await bob.page.waitForFunction((t) => ![...document.querySelectorAll('#messages .msg .text')].some((e) => e.textContent === t), 'see you at 6', { timeout: WAIT });
+      await bob.page.waitForFunction(() => document.querySelector('[data-peer] .last')?.textContent !== 'see you at 6', null, { timeout: WAIT });
+      assert.ok(await alice.page.evaluate(hasText, 'see you at 6'));
+      await shot(bob.page, '26-bob-deleted');
+
+      // Reloads keep both: bob's view without it, alice's with the edit.
+      for (const p of [alice.page, bob.page]) {
+        await p.reload();
+        await p.waitForSelector('#messages [data-testid=recalled]', { timeout: WAIT });
+      }
+      await alice.page.waitForFunction(hasText, 'see you at 6', { timeout: WAIT });
+      assert.equal(await alice.page.$$eval('#messages [data-testid=edited]', (els) => els.length), 1);
+      assert.ok(!(await texts(bob.page)).includes('see you at 6'));
+      assert.ok((await texts(bob.page)).includes('hello bob'), 'the rest of bob’s history is there');
+      // What each browser's IndexedDB keeps: alice's copy edited (version 1), none in bob's.
+      const stored = (page, user) => page.evaluate((u) => new Promise((resolve, reject) => {
+        const open = indexedDB.open(`duet:${location.origin}:${u}`);
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const all = open.result.transaction('messages').objectStore('messages').getAll();
+          all.onsuccess = () => {
+            resolve(all.result.map((r) => [r.message.body.map((e) => e.MsgContent.Text ?? '').join(''), r.message.version ?? 0]));
+            open.result.close();
+          };
+          all.onerror = () => reject(all.error);
+        };
+      }), user);
+      assert.deepEqual((await stored(alice.page, 'alice')).filter(([t]) => t.startsWith('see you')), [['see you at 6', 1]]);
+      assert.deepEqual((await stored(bob.page, 'bob')).filter(([t]) => t.startsWith('see you')), []);
+      assert.ok((await stored(bob.page, 'bob')).some(([t]) => t === 'hello bob'));
+      await shot(bob.page, '27-bob-after-reload');
+      assert.deepEqual(problems, []);
+    });
   });
 });

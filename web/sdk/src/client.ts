@@ -10,7 +10,9 @@
  *   pull `sync` from the cursor before applying anything newer ({@link Sequencer});
  * - messages sent from this client are not raised back as `message`;
  * - recalls, the peer's reading of a conversation and message read receipts update the stored messages
- *   and conversations before they are raised (`recalled`, `peerRead`, `readReceipt`);
+ *   and conversations before they are raised (`recalled`, `peerRead`, `readReceipt`); so do edits, one-sided
+ *   deletes, cleared histories and deleted conversations (`modified`, `deleted`, `historyCleared`,
+ *   `conversationDeleted`);
  * - it pings, reconnects with backoff after a dropped connection (and after close codes 1001, 4000,
  *   4003), and stops on logout, `kicked`, `sigExpired` or a refused login;
  * - a local store ({@link LocalStore}) answers history when it holds the whole page ({@link localPage}).
@@ -24,11 +26,11 @@ import {
   type Coverage, emptyCoverage, extend, heardOf, localPage, type Position, positionOf, positionOfKey,
   serverPage, stored,
 } from './coverage.js';
-import { DuetError, LocalCode } from './errors.js';
+import { DuetError, EditConflictError, LocalCode } from './errors.js';
 import { authorizedUrl, type UploadBody, type UploadOptions, upload } from './media.js';
 import {
   type Conversation, conversationFromWire, emptyConversation, isPeerRead, type Message, messageFromWire, peerOf,
-  recall,
+  recall, takeEdit,
 } from './model.js';
 import {
   Code, type ClientFrame, type Entry, MAX_KEYS_PER_REQUEST, type MediaType, type MsgElem, type Platform,
@@ -70,6 +72,29 @@ export interface ClientEvents {
    * at `time` (Tencent's `onRecvMessageReadReceipts`); the stored message's `receiptTime` follows.
    */
   readReceipt: { peer: string; msgKey: string; time: number };
+  /**
+   * A message was edited, by its sender (on any of its devices) or an app admin: the message as it is now
+   * (its `version` counts the edits; Tencent's `onRecvMessageModified`). Raised on both sides, the editing
+   * device included. A stored copy, and the conversation's last message, were updated first; a message
+   * never held here is not stored.
+   */
+  modified: Message;
+  /**
+   * This user deleted the message `msgKey` of the conversation with `peer` from its side (on this device
+   * or another); the peer keeps it. The stored copy is gone, an unread count it was part of went down, and
+   * the conversation's last message is the newest one left here.
+   */
+  deleted: { peer: string; msgKey: string };
+  /**
+   * This user cleared its history with `peer` (on this device or another): the messages stored so far are
+   * gone and nothing is unread; the conversation stays, its last message gone.
+   */
+  historyCleared: { peer: string };
+  /**
+   * This user deleted the conversation with `peer` from its list (on this device or another). It comes back
+   * with the next message. Its history stays unless it was cleared too (then `historyCleared` follows).
+   */
+  conversationDeleted: { peer: string };
   /**
    * Logged out: by another device or the admin (code 6208), by a kick that invalidated the UserSig
    * (70052, at a reconnect), or replaced by a newer connection of the same device (4001, no frame but
@@ -127,6 +152,18 @@ export interface SendOptions {
    * {@link DuetClient.sendReadReceipts} raises `readReceipt` here.
    */
   needReadReceipt?: boolean;
+}
+
+/** What {@link DuetClient.modify} changes: the body, the custom data, or both. */
+export interface ModifyOptions {
+  /** The new body: text and custom elements only (others: the server answers 6017). */
+  body?: MsgElem[];
+  cloudCustomData?: string;
+  /**
+   * The version the app showed (the message's `version`). When someone edited it since, the edit is
+   * refused with an {@link EditConflictError} carrying the latest. Omitted: the latest is edited.
+   */
+  version?: number;
 }
 
 export interface SentMessage {
@@ -697,6 +734,10 @@ export class DuetClient {
       await this.#replaceConversations(frame.items);
     } else if (req.op === 'mark_read' && frame.op === 'ok') {
       await this.#onMarkedRead(req.peer, req.time);
+    } else if (req.op === 'modify' && frame.op === 'modified') {
+      // The log's `modified` entry follows (and raises `modified`); the copy here is brought up to date now,
+      // so that history read once `modify` resolves shows the edit.
+      await this.#onEdited(messageFromWire(frame.msg));
     }
     resolve(frame);
   }
@@ -744,9 +785,9 @@ export class DuetClient {
   }
 
   /**
-   * Applies entries in order: stores messages, read marks, recalls and read receipts with the new cursor
-   * in one batch, then raises the events. `live`: also report conversation changes (during the catch-up the full list
-   * follows instead).
+   * Applies entries in order: stores messages, read marks, recalls, read receipts, edits, deletes and
+   * clears with the new cursor in one batch, then raises the events. `live`: also report conversation
+   * changes (during the catch-up the full list follows instead).
    */
   async #apply(s: Session, entries: Entry[], live: boolean): Promise<void> {
     if (entries.length === 0) return;
@@ -822,6 +863,45 @@ export class DuetClient {
         }
         batch.receipts.push({ peer, msgKey, time });
         events.push(() => this.#emit('readReceipt', { peer, msgKey, time }));
+      } else if (entry.kind === 'modified') {
+        const m = messageFromWire(entry.msg);
+        const peer = peerOf(m, me);
+        if (await this.#edit(batch, peer, m)) changed.add(peer);
+        events.push(() => this.#emit('modified', m));
+      } else if (entry.kind === 'deleted') {
+        const { peer, msg_key: msgKey } = entry;
+        const c = this.#conversations.get(peer);
+        if (c && (await this.#recalledUnread(batch, peer, msgKey))) {
+          c.unread--;
+          changed.add(peer);
+        }
+        batch.messages = batch.messages.filter((r) => !(r.peer === peer && r.message.msgKey === msgKey));
+        batch.deletions.push({ peer, msgKey });
+        if (c?.last?.msgKey === msgKey) {
+          c.last = await this.#latestLeft(batch, peer);
+          changed.add(peer);
+        }
+        events.push(() => this.#emit('deleted', { peer, msgKey }));
+      } else if (entry.kind === 'cleared') {
+        const { peer, upto, conversation } = entry;
+        if (upto > 0) {
+          batch.messages = batch.messages.filter((r) => !(r.peer === peer && r.message.convSeq <= upto));
+          batch.clears.push({ peer, upto });
+          const c = this.#conversations.get(peer);
+          if (c) {
+            c.unread = 0;
+            if (c.last && c.last.convSeq <= upto) c.last = null;
+            changed.add(peer);
+          }
+        }
+        if (conversation) {
+          this.#conversations.delete(peer);
+          this.#recency.delete(peer);
+          changed.delete(peer);
+          batch.removedConversations.push(peer);
+          events.push(() => this.#emit('conversationDeleted', { peer }));
+        }
+        if (upto > 0) events.push(() => this.#emit('historyCleared', { peer }));
       }
       // Any other kind is one this build does not know (docs/protocol.md: skip it, its seq still counts).
     }
@@ -848,12 +928,60 @@ export class DuetClient {
     if (unread === 0) return false;
     const received = (m: Message) => m.from === peer && !m.recalled && m.convSeq > 0;
     const newest = batch.messages.filter((r) => r.peer === peer && received(r.message)).map((r) => r.message);
-    const stored = await (this.#store as LocalStore).messagesBefore(peer, null, unread + 64);
-    newest.push(...stored.filter(received));
+    const stored = await (this.#store as LocalStore).messagesBefore(peer, null, unread + 64 + batch.deletions.length);
+    // Messages this batch deleted or cleared before are not there any more.
+    newest.push(...stored.filter((m) => received(m) && !gone(batch, peer, m)));
     newest.sort((a, b) => comparePos(positionOf(b), positionOf(a)));
     const keys: string[] = [];
     for (const m of newest) if (keys.at(-1) !== m.msgKey) keys.push(m.msgKey);
     return keys.slice(0, unread).includes(msgKey);
+  }
+
+  /**
+   * The newest message of the conversation with `peer` left once `batch`'s deletions and clears are
+   * applied: the conversation's last message after its last one was deleted (`null` when none is held).
+   */
+  async #latestLeft(batch: Batch, peer: string): Promise<Message | null> {
+    const cleared = batch.clears.some((c) => c.peer === peer);
+    const limit = batch.deletions.length + 1 + (cleared ? 500 : 0);
+    const stored = await (this.#store as LocalStore).messagesBefore(peer, null, limit);
+    const left = stored.concat(batch.messages.filter((r) => r.peer === peer).map((r) => r.message))
+      .filter((m) => !gone(batch, peer, m));
+    let latest: Message | null = null;
+    for (const m of left) if (latest === null || comparePos(positionOf(m), positionOf(latest)) > 0) latest = m;
+    return latest;
+  }
+
+  /**
+   * Takes an edited message `m` (of the conversation with `peer`) into `batch` when a copy is held (in the
+   * batch or the store, and not deleted by the batch), and into the conversation's last message. Returns
+   * whether the conversation changed.
+   */
+  async #edit(batch: Batch, peer: string, m: Message): Promise<boolean> {
+    const inBatch = batch.messages.some((r) => r.peer === peer && r.message.msgKey === m.msgKey);
+    // Only a message held here is updated: one never seen stays for history to bring.
+    const held = inBatch
+      || (!gone(batch, peer, m) && (await (this.#store as LocalStore).message(peer, m.msgKey)) !== undefined);
+    if (held) batch.messages.push({ peer, message: m, sentHere: false });
+    const c = this.#conversations.get(peer);
+    if (c?.last?.msgKey !== m.msgKey) return false;
+    // A copy: the object the conversation had may be one the app was handed.
+    const last = { ...c.last };
+    if (!takeEdit(last, m)) return false;
+    c.last = last;
+    return true;
+  }
+
+  /** The answer to this device's `modify`: the held copy and the conversation take the edit. */
+  async #onEdited(m: Message): Promise<void> {
+    const peer = peerOf(m, this.user);
+    const batch = emptyBatch();
+    const changed = await this.#edit(batch, peer, m);
+    const c = this.#conversations.get(peer);
+    if (changed && c) batch.conversations = [c];
+    if (batch.messages.length === 0 && !changed) return;
+    await (this.#store as LocalStore).commit(batch);
+    if (changed) this.#emitConversation(peer);
   }
 
   #emitConversation(peer: string): void {
@@ -970,7 +1098,7 @@ export class DuetClient {
       from: this.user, to: req.to, msgKey: f.msg_key, seq: f.seq, random: f.random, time: f.time,
       convSeq: f.conv_seq, body: req.body, cloudCustomData: req.cloud_custom_data ?? '', recalled: false,
       revoker: '', peerRead: false, needReadReceipt: req.need_read_receipt ?? false, receiptTime: 0, nick: '',
-      faceUrl: '', system: false,
+      faceUrl: '', system: false, version: 0,
     };
   }
 
@@ -1101,6 +1229,64 @@ export class DuetClient {
     return found;
   }
 
+  /**
+   * Edits `msgKey`, a message this user sent `peer` (Tencent's `modifyMessage`): `body` (text and custom
+   * elements only) and/or `cloudCustomData` replace the message's. With `version` (the version the app
+   * showed), an edit of a message someone edited since is refused with an {@link EditConflictError}
+   * carrying the message as it is now (code 20028). Both users' devices, this one included, raise
+   * `modified`. Resolves with the message as edited.
+   */
+  async modify(peer: string, msgKey: string, opts: ModifyOptions): Promise<Message> {
+    let f: ServerFrame;
+    try {
+      f = await this.#request({
+        op: 'modify', peer, msg_key: msgKey,
+        ...(opts.body !== undefined ? { body: opts.body } : {}),
+        ...(opts.cloudCustomData !== undefined ? { cloud_custom_data: opts.cloudCustomData } : {}),
+        ...(opts.version !== undefined ? { version: opts.version } : {}),
+      });
+    } catch (e) {
+      if (!(e instanceof DuetError) || e.code !== Code.EDIT_CONFLICT) throw e;
+      let latest: Message | null = null;
+      try {
+        [latest = null] = await this.findMessages(peer, [msgKey]);
+      } catch {
+        // The conflict stands; the latest is unknown.
+      }
+      if (latest) await this.#serialized(() => this.#onEdited(latest as Message));
+      throw new EditConflictError(e.message, latest);
+    }
+    if (f.op !== 'modified') throw new DuetError(LocalCode.DISCONNECTED, `'${f.op}' answered modify`);
+    return this.#withPeerRead(messageFromWire(f.msg));
+  }
+
+  /**
+   * Deletes messages of the conversation with `peer` (1 to 50 keys; otherwise the server answers 6017)
+   * from this user's side, on every device of this user (`deleted`); the peer keeps them. Resolves with
+   * the keys deleted now (a key naming no message this user still has is left out).
+   */
+  async deleteMessages(peer: string, msgKeys: string[]): Promise<string[]> {
+    const f = await this.#request({ op: 'delete', peer, msg_keys: msgKeys });
+    if (f.op !== 'deleted') throw new DuetError(LocalCode.DISCONNECTED, `'${f.op}' answered delete`);
+    return f.deleted;
+  }
+
+  /**
+   * Clears this user's history of the conversation with `peer`, on every device of this user
+   * (`historyCleared`): the conversation stays, empty and read; the peer keeps its history.
+   */
+  async clearHistory(peer: string): Promise<void> {
+    await this.#request({ op: 'clear_history', peer });
+  }
+
+  /**
+   * Deletes the conversation with `peer` from this user's list, on every device of this user
+   * (`conversationDeleted`), and with `clearHistory` its history too (default: the history stays).
+   */
+  async deleteConversation(peer: string, opts: { clearHistory?: boolean } = {}): Promise<void> {
+    await this.#request({ op: 'delete_conversation', peer, ...(opts.clearHistory ? { clear_history: true } : {}) });
+  }
+
   async friendList(): Promise<Friend[]> {
     const f = await this.#request({ op: 'friend_list' });
     return f.op === 'friend_list' ? f.friends.map(friendFromWire) : [];
@@ -1158,6 +1344,12 @@ export class DuetClient {
 
 function comparePos(a: Position, b: Position): number {
   return a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+}
+
+/** Whether `batch` deleted or cleared `m`, a message of the conversation with `peer`. */
+function gone(batch: Batch, peer: string, m: Message): boolean {
+  return batch.deletions.some((d) => d.peer === peer && d.msgKey === m.msgKey)
+    || batch.clears.some((c) => c.peer === peer && m.convSeq <= c.upto);
 }
 
 function friendFromWire(f: WireFriend): Friend {

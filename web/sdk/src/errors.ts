@@ -1,4 +1,9 @@
-/** The one error type the SDK rejects with: the server's code and `info`, or one of the SDK's own codes. */
+/**
+ * The error type the SDK rejects with: the server's code and `info`, or one of the SDK's own codes. An
+ * edit that conflicts rejects with its subclass {@link EditConflictError}.
+ */
+
+import type { Message } from './model.js';
 
 /** Codes of failures that happen on this side of the wire (the server's codes are positive). */
 export const LocalCode = {
@@ -22,5 +27,17 @@ export class DuetError extends Error {
   constructor(readonly code: number, message: string) {
     super(message);
     this.name = 'DuetError';
+  }
+}
+
+/**
+ * `modify` named a version of the message that someone edited since (the server's 20028,
+ * `Code.EDIT_CONFLICT`): nothing changed. `latest` is the message as the server holds it now (read with
+ * `find`; `null` when the server no longer has it or could not be asked).
+ */
+export class EditConflictError extends DuetError {
+  constructor(message: string, readonly latest: Message | null) {
+    super(20028, message);
+    this.name = 'EditConflictError';
   }
 }

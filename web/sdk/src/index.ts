@@ -5,9 +5,9 @@
 
 export {
   DuetClient, type Blocked, type ClientEvents, type ClientOptions, type ConnectionState, type Friend,
-  type FriendRequest, type HistoryPage, type SendOptions, type SentMessage,
+  type FriendRequest, type HistoryPage, type ModifyOptions, type SendOptions, type SentMessage,
 } from './client.js';
-export { DuetError, LocalCode } from './errors.js';
+export { DuetError, EditConflictError, LocalCode } from './errors.js';
 export * as elems from './elems.js';
 export { authorizedUrl, type Progress, type UploadBody, type UploadOptions } from './media.js';
 export { type Conversation, isPeerRead, type Message, peerOf, textOf } from './model.js';

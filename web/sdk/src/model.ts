@@ -34,6 +34,8 @@ export interface Message {
   faceUrl: string;
   /** Sent by an app admin as itself (a "system" message). */
   system: boolean;
+  /** How many times it was edited (0: never); {@link DuetClient.modify} names the version the app saw. */
+  version: number;
 }
 
 export interface Conversation {
@@ -70,6 +72,7 @@ export function messageFromWire(m: WireMessage): Message {
     nick: m.nick ?? '',
     faceUrl: m.face_url ?? '',
     system: m.system ?? false,
+    version: m.version ?? 0,
   };
 }
 
@@ -111,6 +114,7 @@ export function upgradeMessage(m: Message): Message {
   m.peerRead ??= false;
   m.needReadReceipt ??= false;
   m.receiptTime ??= 0;
+  m.version ??= 0;
   return m;
 }
 
@@ -119,6 +123,15 @@ export function upgradeConversation(c: Conversation): Conversation {
   c.peerReadTime ??= 0;
   if (c.last) upgradeMessage(c.last);
   return c;
+}
+
+/** Takes `edited`'s content (body, custom data, version) into `m` when it is not older. */
+export function takeEdit(m: Message, edited: Message): boolean {
+  if (m.recalled || edited.version < m.version) return false;
+  m.body = edited.body;
+  m.cloudCustomData = edited.cloudCustomData;
+  m.version = edited.version;
+  return true;
 }
 
 /** The other side of a message for user `me`. */

@@ -69,6 +69,8 @@ export interface WireMessage {
   nick?: string;
   face_url?: string;
   system?: boolean;
+  /** How many times the message was edited (omitted while 0); `modify` names the version seen. */
+  version?: number;
 }
 
 /**
@@ -84,7 +86,19 @@ export type Entry =
   /** `peer` read what the user sent up to `time`: the conversation's read receipt. */
   | { kind: 'peer_read'; seq: number; peer: string; time: number }
   /** `peer` acknowledged the user's message `msg_key` (sent with `need_read_receipt`) at `time`. */
-  | { kind: 'receipt'; seq: number; peer: string; msg_key: string; time: number };
+  | { kind: 'receipt'; seq: number; peer: string; msg_key: string; time: number }
+  /**
+   * A message of one of the user's conversations was edited (by its sender, or an app admin): `msg` is the
+   * message as it is now. Both sides get it; a client updates the copy it holds, if any.
+   */
+  | { kind: 'modified'; seq: number; msg: WireMessage }
+  /** The user deleted `msg_key` of the conversation with `peer` from its side; the peer keeps it. */
+  | { kind: 'deleted'; seq: number; peer: string; msg_key: string }
+  /**
+   * The user cleared its history with `peer`: its messages numbered (`conv_seq`) up to `upto` are gone
+   * from its side (0: none were); with `conversation`, the conversation left its list too.
+   */
+  | { kind: 'cleared'; seq: number; peer: string; upto: number; conversation: boolean };
 
 export interface WireConversation {
   peer: string;
@@ -144,6 +158,13 @@ export type ClientFrame =
   | { op: 'recall'; id: number; peer: string; msg_key: string }
   | { op: 'read_receipt'; id: number; peer: string; msg_keys: string[] }
   | { op: 'find'; id: number; peer: string; msg_keys: string[] }
+  | {
+      op: 'modify'; id: number; peer: string; msg_key: string; body?: MsgElem[]; cloud_custom_data?: string;
+      version?: number;
+    }
+  | { op: 'delete'; id: number; peer: string; msg_keys: string[] }
+  | { op: 'clear_history'; id: number; peer: string }
+  | { op: 'delete_conversation'; id: number; peer: string; clear_history?: boolean }
   | { op: 'ping'; id: number }
   | { op: 'logout'; id: number }
   | {
@@ -175,6 +196,8 @@ export type ServerFrame =
   | { op: 'ok'; id: number }
   | { op: 'receipts'; id: number; acknowledged: string[] }
   | { op: 'found'; id: number; messages: Array<WireMessage | null> }
+  | { op: 'modified'; id: number; msg: WireMessage }
+  | { op: 'deleted'; id: number; deleted: string[] }
   | { op: 'pong'; id: number; server_time: number; latest: number }
   | { op: 'friend_add_result'; id: number; pending: boolean }
   | { op: 'friend_list'; id: number; friends: WireFriend[] }
@@ -209,13 +232,17 @@ export const Code = {
   KICK_INVALIDATED: 70052,
   /** `recall`: the recall window (2 minutes by default) is over. */
   RECALL_TOO_LATE: 20016,
-  /** `recall`: no such message of the user in that conversation. */
+  /** `recall`, `modify`: no such message of the user in that conversation. */
   NO_SUCH_MESSAGE: 20022,
-  /** `recall`: recalled already. */
+  /** `recall`, `modify`: recalled already. */
   ALREADY_RECALLED: 20023,
+  /** `modify`: someone edited the message since the version named (read the latest with `find`). */
+  EDIT_CONFLICT: 20028,
   /** A malformed `msg_key`. */
   INVALID_MSG_KEY: 90054,
 } as const;
 
 /** Message keys one `read_receipt` or `find` may name. */
 export const MAX_KEYS_PER_REQUEST = 100;
+/** Message keys one `delete` may name. */
+export const MAX_DELETE_KEYS = 50;

@@ -21,9 +21,16 @@ export interface StoredMessage {
 export interface Batch {
   /**
    * Messages to insert or update (by peer and `msgKey`). An update keeps `recalled` (with its `revoker`
-   * and no content), `sentHere`, `needReadReceipt` and `receiptTime` once set.
+   * and no content), `sentHere`, `needReadReceipt` and `receiptTime` once set, and the content of a later
+   * `version` than its own. Applied after `deletions`, `clears` and `removedConversations`.
    */
   messages: StoredMessage[];
+  /** Messages to remove (deleted from this user's side). */
+  deletions: Array<{ peer: string; msgKey: string }>;
+  /** Conversations whose history was cleared: every stored message of `peer` numbered up to `upto` goes. */
+  clears: Array<{ peer: string; upto: number }>;
+  /** Conversations to remove from the list (their messages stay unless cleared too). */
+  removedConversations: string[];
   /** Messages to flag as recalled by `by`, their body and custom data dropped. */
   recalls: Array<{ peer: string; msgKey: string; by: string }>;
   /** Read receipts of messages this user sent: `peer` acknowledged `msgKey` at `time`. */
@@ -37,7 +44,10 @@ export interface Batch {
 }
 
 export function emptyBatch(): Batch {
-  return { messages: [], recalls: [], receipts: [], conversations: [], coverage: [] };
+  return {
+    messages: [], deletions: [], clears: [], removedConversations: [], recalls: [], receipts: [], conversations: [],
+    coverage: [],
+  };
 }
 
 export interface Snapshot {
@@ -49,8 +59,10 @@ export interface Snapshot {
 export interface LocalStore {
   load(): Promise<Snapshot>;
   /**
-   * Writes a batch. A message stored again keeps `sentHere`, `recalled` (with `revoker`, and without
-   * content), `needReadReceipt` and `receiptTime` if either copy has them.
+   * Writes a batch, at once: deletions, clears and removed conversations first, then messages, recalls,
+   * receipts, the cursor, conversations and coverage. A message stored again keeps `sentHere`, `recalled`
+   * (with `revoker`, and without content), `needReadReceipt` and `receiptTime` if either copy has them,
+   * and the content of whichever copy has the later `version`.
    */
   commit(batch: Batch): Promise<void>;
   message(peer: string, msgKey: string): Promise<StoredMessage | undefined>;
@@ -67,10 +79,25 @@ function merge(old: StoredMessage | undefined, next: StoredMessage): StoredMessa
   if (old === undefined) return next;
   const o = upgradeMessage(old.message);
   const message = { ...next.message };
+  if (o.version > message.version) {
+    message.body = o.body;
+    message.cloudCustomData = o.cloudCustomData;
+    message.version = o.version;
+  }
   if (o.recalled && !message.recalled) recall(message, o.revoker);
   message.needReadReceipt = o.needReadReceipt || message.needReadReceipt;
   message.receiptTime = message.receiptTime || o.receiptTime;
   return { peer: next.peer, sentHere: old.sentHere || next.sentHere, message };
+}
+
+/** `batch.messages` with the copies of one message folded into one (in order, as {@link merge} does). */
+function folded(messages: StoredMessage[]): StoredMessage[] {
+  const byKey = new Map<string, StoredMessage>();
+  for (const r of messages) {
+    const key = `${r.peer}\u0000${r.message.msgKey}`;
+    byKey.set(key, merge(byKey.get(key), r));
+  }
+  return [...byKey.values()];
 }
 
 /** Applies a read receipt to a stored message (the first one counts). */
@@ -94,6 +121,12 @@ export class MemoryStore implements LocalStore {
   }
 
   async commit(batch: Batch): Promise<void> {
+    for (const { peer, msgKey } of batch.deletions) this.#messages.get(peer)?.delete(msgKey);
+    for (const { peer, upto } of batch.clears) {
+      const conv = this.#messages.get(peer);
+      for (const [key, r] of conv ?? []) if (r.message.convSeq <= upto) conv?.delete(key);
+    }
+    for (const peer of batch.removedConversations) this.#conversations.delete(peer);
     for (const r of batch.messages) {
       let conv = this.#messages.get(r.peer);
       if (conv === undefined) this.#messages.set(r.peer, (conv = new Map()));
@@ -211,7 +244,20 @@ export class IndexedDbStore implements LocalStore {
     const tx = this.db.transaction(['messages', 'meta', 'conversations', 'coverage'], 'readwrite');
     const finished = done(tx);
     const messages = tx.objectStore('messages');
-    for (const r of batch.messages) {
+    // Requests of a transaction run in the order they are made: these go before the messages' writes.
+    for (const { peer, msgKey } of batch.deletions) messages.delete([peer, msgKey]);
+    for (const { peer, upto } of batch.clears) {
+      // The keys are read first; their deletions are requested as soon as they are known, which is before
+      // any of the messages' writes (those wait for reads requested after this one).
+      const range = IDBKeyRange.bound([peer, -Infinity], [peer, upto]);
+      const req = messages.index('byConvSeq').getAllKeys(range);
+      req.onsuccess = () => {
+        for (const key of req.result) messages.delete(key);
+      };
+    }
+    for (const peer of batch.removedConversations) tx.objectStore('conversations').delete(peer);
+    // Two copies of one message are merged here: two reads before either write would lose one.
+    for (const r of folded(batch.messages)) {
       const req = messages.get([r.peer, r.message.msgKey]);
       req.onsuccess = () => {
         const old = req.result as MessageRow | undefined;

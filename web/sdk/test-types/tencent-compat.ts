@@ -18,6 +18,7 @@ type Supported = Pick<
   | 'createImageMessage' | 'createFileMessage' | 'createAudioMessage' | 'createVideoMessage'
   | 'sendMessage' | 'resendMessage' | 'findMessage'
   | 'revokeMessage' | 'sendMessageReadReceipt' | 'getMessageReadReceiptList'
+  | 'modifyMessage' | 'deleteMessage' | 'clearHistoryMessage' | 'deleteConversation'
   | 'getMessageList' | 'setMessageRead' | 'setAllMessageRead'
   | 'getConversationList' | 'getConversationProfile' | 'getTotalUnreadMessageCount'
   | 'getFriendList' | 'addFriend' | 'deleteFriend' | 'getFriendApplicationList' | 'acceptFriendApplication'
@@ -28,8 +29,7 @@ type Supported = Pick<
 /** Methods that exist and reject, naming themselves, until Duet serves them. */
 type NotYet = Pick<
   ChatSDK,
-  | 'deleteMessage' | 'modifyMessage' | 'getMessageListHopping'
-  | 'deleteConversation' | 'clearHistoryMessage' | 'pinConversation'
+  | 'getMessageListHopping' | 'pinConversation'
   | 'setConversationDraft' | 'setConversationCustomData' | 'markConversation'
   | 'getMyProfile' | 'getUserProfile' | 'updateMyProfile'
   | 'getUserStatus' | 'setSelfStatus' | 'subscribeUserStatus' | 'unsubscribeUserStatus'
@@ -94,3 +94,21 @@ declare const duetMessages: Message[];
 export const revoked: Promise<{ data: { message: TencentMessage } }> = chat.revokeMessage(duetMessage);
 export const receipts: Promise<{ code: number }> = chat.sendMessageReadReceipt(duetMessages);
 export const receiptList: Promise<{ data: { messageList: TencentMessage[] } }> = chat.getMessageReadReceiptList(duetMessages);
+
+// Edit, delete and clear as Tencent's apps write them: the payload changed in place, then modifyMessage; a
+// conflict's latest in `data.message`; the deleted messages' `isDeleted`; deleteConversation with a
+// conversation ID or Tencent's options object; MESSAGE_MODIFIED with a handler typed for its data.
+export const editedEvent: TencentCloudChat.EVENT = DuetChat.EVENT.MESSAGE_MODIFIED;
+chat.on(DuetChat.EVENT.MESSAGE_MODIFIED, (event: { data: TencentMessage[] }) => event.data.map((m) => m.isModified));
+tencentTyped.payload.text = 'edited';
+export const modified: Promise<{ data: { message: TencentMessage } }> = chat.modifyMessage(duetMessage);
+modified.catch((imError: { code: number; data?: { message: TencentMessage } }) => imError.code === 2480 && imError.data?.message.payload.text);
+export const deleted: Promise<{ data: { messageList: TencentMessage[] } }> = chat.deleteMessage(duetMessages);
+export const deletedFlag: boolean = tencentTyped.isDeleted;
+export const cleared: Promise<{ code: number }> = chat.clearHistoryMessage('C2Cbob');
+export const convDeleted: Promise<{ data: { conversationID: string } }> = chat.deleteConversation('C2Cbob');
+export const convsDeleted: Promise<{ data: { conversationIDList: string[] } }> = chat.deleteConversation({
+  conversationIDList: ['C2Cbob', 'C2Ccarol'], clearHistoryMessage: false,
+});
+declare const tencentOptions: Parameters<ChatSDK['deleteConversation']>[0];
+export const fromTencentOptions: Promise<unknown> = chat.deleteConversation(tencentOptions);

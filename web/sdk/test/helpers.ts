@@ -148,7 +148,8 @@ export class Recorder {
   constructor(c: DuetClient) {
     const names: Array<keyof ClientEvents> = [
       'connection', 'syncStarted', 'message', 'syncComplete', 'conversation', 'recalled', 'peerRead',
-      'readReceipt', 'kicked', 'sigExpired', 'relation', 'stopped',
+      'readReceipt', 'modified', 'deleted', 'historyCleared', 'conversationDeleted', 'kicked', 'sigExpired', 'relation',
+      'stopped',
     ];
     for (const name of names) {
       c.on(name, (value: unknown) => {

@@ -198,7 +198,8 @@ test('methods Duet does not serve reject naming the method; groups are refused',
   const u = newUser('carol');
   const chat = create();
   await chat.login({ userID: u, userSig: usersig(u) });
-  await assert.rejects(chat.deleteMessage([]), /deleteMessage is not supported by Duet yet/);
+  await assert.rejects(chat.getMessageListHopping({}), /getMessageListHopping is not supported by Duet yet/);
+  await assert.rejects(chat.deleteMessage([]), /deleteMessage: messageList is empty/);
   await assert.rejects(chat.getUserProfile({ userIDList: [u] }), /getUserProfile is not supported/);
   await assert.rejects(chat.getMessageList({ conversationID: 'GROUPabc' }), /only C2C conversations/);
   assert.throws(
@@ -357,4 +358,141 @@ test('revokeMessage after the recall window rejects with Tencent’s code 20016'
   } finally {
     await short.stop();
   }
+});
+
+test('edit, delete and clear in Tencent’s shapes: modifyMessage (2480 with the latest), deleteMessage, clearHistoryMessage, deleteConversation', async () => {
+  const [a, b, c] = [newUser('alice'), newUser('bob'), newUser('carol')];
+  const C2C = TencentCloudChat.TYPES.CONV_C2C;
+  const EVENT = TencentCloudChat.EVENT;
+  const alice = create();
+  const bob = create();
+  const carol = create();
+  // alice's PC loses the push of the first edit (and pings rarely): it holds a stale copy to edit.
+  let dropped = 0;
+  const pc = TencentCloudChat.create({
+    SDKAppID: 1400000000, server: server.url,
+    client: {
+      store: new MemoryStore(), platform: 'PC', heartbeatMs: 60_000, backoff: { minMs: 100, maxMs: 1000 },
+      dropLiveEntry: (e) => e.kind === 'modified' && dropped++ === 0,
+    },
+  });
+  chats.push(pc);
+  for (const [chat, u] of [[alice, a], [bob, b], [carol, c], [pc, a]] as const) {
+    const ready = next(chat, EVENT.SDK_READY);
+    await chat.login({ userID: u, userSig: usersig(u) });
+    await ready;
+  }
+
+  const bobGets = next<Message[]>(bob, EVENT.MESSAGE_RECEIVED);
+  const pcGets = next<Message[]>(pc, EVENT.MESSAGE_RECEIVED);
+  const m = alice.createTextMessage({ to: b, conversationType: C2C, payload: { text: 'teh' } });
+  await alice.sendMessage(m);
+  const [got] = (await bobGets) as [Message];
+  const [pcCopy] = (await pcGets) as [Message];
+  assert.deepEqual([m.version, m.isModified, got.isModified], [0, false, false]);
+
+  // The sender edits its message object in place, as with Tencent, and both sides raise MESSAGE_MODIFIED.
+  const aliceModified = next<Message[]>(alice, EVENT.MESSAGE_MODIFIED);
+  const bobModified = next<Message[]>(bob, EVENT.MESSAGE_MODIFIED);
+  const bobList = next<Conversation[]>(bob, EVENT.CONVERSATION_LIST_UPDATED, (l) => l[0]?.lastMessage.messageForShow === 'the');
+  m.payload.text = 'the';
+  m.cloudCustomData = 'fixed';
+  const res = await alice.modifyMessage(m);
+  assert.equal(res.code, 0);
+  assert.equal(res.data.message, m);
+  assert.deepEqual([m.payload.text, m.cloudCustomData, m.isModified, m.version], ['the', 'fixed', true, 1]);
+  assert.deepEqual(await aliceModified, [m]);
+  const [edited] = await bobModified;
+  assert.equal(edited, got, 'the object bob holds');
+  assert.deepEqual([got.payload.text, got.cloudCustomData, got.isModified, got.version], ['the', 'fixed', true, 1]);
+  await bobList;
+
+  // The PC's copy is stale: editing it conflicts with code 2480, and data.message is the object brought
+  // up to the latest (as Tencent's web SDK does); the PC raises MESSAGE_MODIFIED for it.
+  for (const deadline = Date.now() + 10_000; dropped === 0 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(dropped, 1, 'the PC lost the push');
+  assert.deepEqual([pcCopy.payload.text, pcCopy.version], ['teh', 0]);
+  const pcModified = next<Message[]>(pc, EVENT.MESSAGE_MODIFIED);
+  pcCopy.payload.text = 'teh!';
+  await assert.rejects(pc.modifyMessage(pcCopy), (e: unknown) => {
+    assert.ok(e instanceof TencentError);
+    assert.equal(e.code, 2480);
+    const latest = (e.data as { message: Message }).message;
+    assert.equal(latest, pcCopy);
+    assert.deepEqual([latest.payload.text, latest.cloudCustomData, latest.version, latest.isModified], ['the', 'fixed', 1, true]);
+    return true;
+  });
+  assert.deepEqual(await pcModified, [pcCopy]);
+  // Edited again from the PC, at the latest version: the phone (the user's other device) and bob follow.
+  const phoneModified = next<Message[]>(alice, EVENT.MESSAGE_MODIFIED);
+  const bobAgain = next<Message[]>(bob, EVENT.MESSAGE_MODIFIED);
+  pcCopy.payload.text = 'the end';
+  await pc.modifyMessage(pcCopy);
+  assert.deepEqual(await phoneModified, [m]);
+  assert.deepEqual([m.payload.text, m.version, m.cloudCustomData], ['the end', 2, 'fixed']);
+  assert.deepEqual((await bobAgain).map((x) => [x.payload.text, x.version]), [['the end', 2]]);
+  // Only one's own message; a message not sent yet is refused before the server.
+  await assert.rejects(bob.modifyMessage(got), (e: unknown) => e instanceof TencentError && e.code === 20022);
+  const unsent = alice.createTextMessage({ to: b, conversationType: C2C, payload: { text: 'x' } });
+  await assert.rejects(alice.modifyMessage(unsent), /only a message that was sent/);
+  // A custom message's data is edited as its payload.
+  const card = alice.createCustomMessage({ to: b, conversationType: C2C, payload: { data: 'v1', description: 'card' } });
+  await alice.sendMessage(card);
+  card.payload.data = 'v2';
+  await alice.modifyMessage(card);
+  assert.deepEqual([card.payload.data, card.payload.description, card.version], ['v2', 'card', 1]);
+
+  // bob writes twice: two unread on alice's side. alice deletes the newest (and, ignored, a message of
+  // another conversation): the PC follows, the unread count and the last message too; bob keeps it.
+  const pcTwo = next<Message[]>(pc, EVENT.MESSAGE_RECEIVED, (l) => l.some((x) => x.payload.text === 'b2'));
+  const aliceTwo = next<Message[]>(alice, EVENT.MESSAGE_RECEIVED, (l) => l.some((x) => x.payload.text === 'b2'));
+  await bob.sendMessage(bob.createTextMessage({ to: a, conversationType: C2C, payload: { text: 'b1' } }));
+  await bob.sendMessage(bob.createTextMessage({ to: a, conversationType: C2C, payload: { text: 'b2' } }));
+  const pcB2 = (await pcTwo).find((x) => x.payload.text === 'b2') as Message;
+  const b2 = (await aliceTwo).find((x) => x.payload.text === 'b2') as Message;
+  const carolGets = next<Message[]>(alice, EVENT.MESSAGE_RECEIVED);
+  await carol.sendMessage(carol.createTextMessage({ to: a, conversationType: C2C, payload: { text: 'from carol' } }));
+  const [fromCarol] = (await carolGets) as [Message];
+  const pcAfterDelete = next<Conversation[]>(pc, EVENT.CONVERSATION_LIST_UPDATED, (l) => {
+    const conv = l.find((x) => x.conversationID === `C2C${b}`);
+    return conv?.unreadCount === 1 && conv.lastMessage.messageForShow === 'b1';
+  });
+  const deleted = await alice.deleteMessage([b2, fromCarol]);
+  assert.equal(deleted.code, 0);
+  assert.deepEqual(deleted.data.messageList, [b2], 'the messages of the first one’s conversation');
+  assert.deepEqual([b2.isDeleted, fromCarol.isDeleted], [true, false]);
+  await pcAfterDelete;
+  assert.equal(pcB2.isDeleted, true, 'the PC’s object is flagged too');
+  assert.equal(pc.findMessage(pcB2.ID), null);
+  const aliceView = await alice.getMessageList({ conversationID: `C2C${b}` });
+  assert.deepEqual(aliceView.data.messageList.map((x) => x.payload.text ?? x.payload.data), ['the end', 'v2', 'b1']);
+  const bobView = await bob.getMessageList({ conversationID: `C2C${a}` });
+  assert.deepEqual(bobView.data.messageList.map((x) => x.payload.text ?? x.payload.data), ['the end', 'v2', 'b1', 'b2'], 'bob keeps it');
+  await assert.rejects(alice.deleteMessage([]), /empty/);
+
+  // Clearing the history: the conversation stays, read and empty, on both of alice's instances.
+  const pcCleared = next<Conversation[]>(pc, EVENT.CONVERSATION_LIST_UPDATED, (l) => {
+    const conv = l.find((x) => x.conversationID === `C2C${b}`);
+    return conv?.unreadCount === 0 && conv.lastMessage.messageForShow === '';
+  });
+  assert.deepEqual(await alice.clearHistoryMessage(`C2C${b}`), { code: 0, data: { conversationID: `C2C${b}` } });
+  await pcCleared;
+  assert.deepEqual((await alice.getMessageList({ conversationID: `C2C${b}` })).data.messageList, []);
+  assert.equal(m.isDeleted, true, 'a held message of a cleared conversation is flagged');
+  assert.equal((await bob.getMessageList({ conversationID: `C2C${a}` })).data.messageList.length, 4, 'bob keeps his');
+  assert.equal(alice.getTotalUnreadMessageCount(), 1, 'carol’s');
+  await assert.rejects(alice.clearHistoryMessage(`C2C${newUser('nobody')}`), (e: unknown) => e instanceof TencentError && e.code === 2500);
+
+  // Deleting conversations: by ID (history cleared, Tencent's default), and by Tencent's options object
+  // keeping the history.
+  const pcGone = next<Conversation[]>(pc, EVENT.CONVERSATION_LIST_UPDATED, (l) => l.length === 0);
+  assert.deepEqual(await alice.deleteConversation(`C2C${b}`), { code: 0, data: { conversationID: `C2C${b}` } });
+  const both = await alice.deleteConversation({ conversationIDList: [`C2C${c}`, `C2C${newUser('nobody')}`], clearHistoryMessage: false });
+  assert.deepEqual(both, { code: 0, data: { conversationIDList: [`C2C${c}`] } }, 'those in the list');
+  await pcGone;
+  assert.deepEqual((await alice.getConversationList()).data.conversationList, []);
+  assert.equal(alice.getTotalUnreadMessageCount(), 0);
+  assert.deepEqual((await alice.getMessageList({ conversationID: `C2C${c}` })).data.messageList.map((x) => x.payload.text), ['from carol']);
+  await assert.rejects(alice.deleteConversation(`C2C${c}`), (e: unknown) => e instanceof TencentError && e.code === 2500);
+  await assert.rejects(alice.deleteConversation('GROUPx'), /only C2C conversations/);
 });

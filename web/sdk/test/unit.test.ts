@@ -11,7 +11,7 @@ import {
   type Coverage, emptyCoverage, extend, heardOf, localPage, type Positioned, serverPage, stored,
 } from '../src/coverage.js';
 import { DuetClient, type Entry, type Message, MemoryStore, type Socket, type SocketFactory } from '../src/index.js';
-import { messageFromWire } from '../src/model.js';
+import { messageFromWire, textOf } from '../src/model.js';
 import type { WireConversation, WireMessage } from '../src/protocol.js';
 import { Sequencer } from '../src/sequencer.js';
 import { emptyBatch } from '../src/store.js';
@@ -138,17 +138,21 @@ test('backoff: doubles to the maximum with jitter, resets', () => {
 
 /**
  * A server played by the test over a fake socket: answers `login` with `latest`, `sync` with the given
- * entries (all in one page) and `conversations` with `items`.
+ * entries (pages of the client's `limit`) and `conversations` with `items`.
  */
 function scriptedServer(entries: Entry[], items: WireConversation[]): SocketFactory {
   return () => {
     const socket: Socket = {
       onopen: null, onmessage: null, onclose: null, onerror: null,
       send(data: string) {
-        const f = JSON.parse(data) as { op: string; id: number; after?: number };
+        const f = JSON.parse(data) as { op: string; id: number; after?: number; limit?: number };
+        const page = entries.filter((e) => e.seq > (f.after ?? 0));
         const answer =
           f.op === 'login' ? { op: 'logged_in', id: f.id, user: 'alice', server_time: Date.now(), latest: entries.length }
-            : f.op === 'sync' ? { op: 'synced', id: f.id, entries: entries.filter((e) => e.seq > (f.after ?? 0)), latest: entries.length, more: false }
+            : f.op === 'sync' ? {
+              op: 'synced', id: f.id, entries: page.slice(0, f.limit), latest: entries.length,
+              more: page.length > (f.limit ?? Infinity),
+            }
               : f.op === 'conversations' ? { op: 'conversations', id: f.id, items }
                 : { op: 'ok', id: f.id };
         setTimeout(() => socket.onmessage?.({ data: JSON.stringify(answer) }), 0);
@@ -233,4 +237,78 @@ test('store: a message stored again keeps its recall, revoker, receipt and need 
     recalls: [{ peer: 'bob', msgKey: (b2 as Message).msgKey, by: 'bob' }],
   });
   assert.equal(await s.countFromAfter('bob', 100), 1);
+});
+
+test('apply: edits, deletes and clears in one page: only held copies take an edit, nothing deleted comes back', async () => {
+  const m1 = wire('bob', 'alice', 1, 100);
+  const m2 = wire('bob', 'alice', 2, 101);
+  const m3 = wire('alice', 'bob', 3, 102);
+  const never = wire('bob', 'alice', 9, 90);
+  const c1 = wire('carol', 'alice', 1, 100);
+  const c2 = wire('carol', 'alice', 2, 105);
+  const edited = (m: WireMessage, text: string, version: number): WireMessage => ({
+    ...m, body: [{ MsgType: 'TIMTextElem', MsgContent: { Text: text } }], version,
+  });
+  const entries = [
+    { kind: 'msg', seq: 1, msg: m1 },
+    { kind: 'msg', seq: 2, msg: m2 },
+    { kind: 'modified', seq: 3, msg: edited(never, 'never held', 1) },
+    { kind: 'modified', seq: 4, msg: { ...edited(m1, 'm1 edited', 1), cloud_custom_data: 'cd' } },
+    { kind: 'msg', seq: 5, msg: m3 },
+    { kind: 'deleted', seq: 6, peer: 'bob', msg_key: m2.msg_key },
+    // An edit of a message this page deleted before it (an admin's, say) does not bring it back.
+    { kind: 'modified', seq: 7, msg: edited(m2, 'm2 edited', 1) },
+    { kind: 'msg', seq: 8, msg: c1 },
+    { kind: 'cleared', seq: 9, peer: 'carol', upto: 1, conversation: true },
+    { kind: 'msg', seq: 10, msg: c2 },
+  ] as Entry[];
+  const store = new MemoryStore();
+  const c = new DuetClient({
+    server: 'http://duet.invalid', user: 'alice', usersig: 'x', store, device: 'd',
+    // Two pages, two batches: seqs 1 to 5 (m2 is stored by then), then 6 to 10.
+    webSocket: scriptedServer(entries, []), syncLimit: 5,
+  });
+  const events: Array<[string, unknown]> = [];
+  for (const name of ['message', 'modified', 'deleted', 'historyCleared', 'conversationDeleted'] as const) {
+    c.on(name, (v: unknown) => events.push([name, name === 'message' || name === 'modified' ? (v as Message).msgKey : v]));
+  }
+  const done = new Promise<void>((r) => c.on('syncComplete', () => r()));
+  await c.login();
+  try {
+    await done;
+    assert.deepEqual(events, [
+      ['message', m1.msg_key], ['message', m2.msg_key], ['modified', never.msg_key], ['modified', m1.msg_key],
+      ['message', m3.msg_key], ['deleted', { peer: 'bob', msgKey: m2.msg_key }], ['modified', m2.msg_key],
+      ['message', c1.msg_key], ['conversationDeleted', { peer: 'carol' }], ['historyCleared', { peer: 'carol' }],
+      ['message', c2.msg_key],
+    ]);
+    assert.equal(await store.message('bob', never.msg_key), undefined, 'an edit of a message never held stores nothing');
+    const e1 = (await store.message('bob', m1.msg_key))?.message;
+    assert.deepEqual([e1 && textOf(e1), e1?.cloudCustomData, e1?.version], ['m1 edited', 'cd', 1]);
+    assert.equal(await store.message('bob', m2.msg_key), undefined);
+    assert.ok(await store.message('bob', m3.msg_key));
+    assert.equal(await store.message('carol', c1.msg_key), undefined, 'cleared');
+    assert.ok(await store.message('carol', c2.msg_key), 'numbered after the clear: kept');
+    assert.equal(c.cursor, 10);
+  } finally {
+    await c.logout();
+  }
+});
+
+test('store: the later version’s content wins; deletions and clears go before the batch’s messages', async () => {
+  const s = new MemoryStore();
+  const v0 = messageFromWire(wire('alice', 'bob', 1, 100));
+  const v2 = { ...v0, body: [{ MsgType: 'TIMTextElem' as const, MsgContent: { Text: 'v2' } }], cloudCustomData: 'x', version: 2 };
+  await s.commit({ ...emptyBatch(), messages: [{ peer: 'bob', message: v0, sentHere: true }, { peer: 'bob', message: v2, sentHere: false }] });
+  // An older copy (a conversation's last read before the edit) does not undo it.
+  await s.commit({ ...emptyBatch(), messages: [{ peer: 'bob', message: v0, sentHere: false }] });
+  const r = await s.message('bob', v0.msgKey);
+  assert.deepEqual([r?.message && textOf(r.message), r?.message.cloudCustomData, r?.message.version, r?.sentHere], ['v2', 'x', 2, true]);
+  const [m2, m3] = [2, 3].map((n) => messageFromWire(wire('alice', 'bob', n, 100 + n))) as [Message, Message];
+  await s.commit({ ...emptyBatch(), messages: [{ peer: 'bob', message: m2, sentHere: false }] });
+  await s.commit({
+    ...emptyBatch(), clears: [{ peer: 'bob', upto: 2 }], deletions: [{ peer: 'bob', msgKey: m3.msgKey }],
+    messages: [{ peer: 'bob', message: m3, sentHere: false }], removedConversations: ['bob'],
+  });
+  assert.deepEqual((await s.messagesBefore('bob', null, 10)).map((m) => m.msgKey), [m3.msgKey]);
 });

@@ -7,14 +7,27 @@
 
 import { type ClientOptions, DuetClient, type Friend as DuetFriend } from '../client.js';
 import * as elems from '../elems.js';
-import { DuetError, LocalCode } from '../errors.js';
+import { DuetError, EditConflictError, LocalCode } from '../errors.js';
 import { type Conversation as DuetConversation, emptyConversation, type Message as DuetMessage } from '../model.js';
 import type { MediaType, MsgElem } from '../protocol.js';
 import { EVENT, TYPES } from './constants.js';
 import {
-  type Conversation, conversationOf, Message, messageID, type MessageReadReceipt, msgKeyOfID, type Profile,
+  type Conversation, conversationOf, elemOf, Message, messageID, type MessageReadReceipt, msgKeyOfID, type Profile,
   profileOf, readReceiptInfoOf,
 } from './message.js';
+
+/** Tencent's web SDK codes the facade raises itself (`TencentCloudChat`'s error codes, 3.6). */
+export const TENCENT_CODE = {
+  /** `modifyMessage`: someone edited the message since this instance saw it; `data.message` is the latest. */
+  MSG_MODIFY_CONFLICT: 2480,
+  /** `clearHistoryMessage`, `deleteConversation`: no such conversation in the list. */
+  CONV_NOT_FOUND: 2500,
+} as const;
+
+/** Messages one `deleteMessage` deletes (Tencent's web SDK deletes the first 30 of a longer list). */
+const MAX_DELETE = 30;
+/** Conversations one `deleteConversation` deletes (Tencent's web SDK takes the first 100). */
+const MAX_DELETE_CONVERSATIONS = 100;
 
 export interface CreateOptions {
   /** The app's SDKAppID (checked by the server through the UserSig). */
@@ -217,6 +230,17 @@ export class Chat {
         this.#emitLater(EVENT.MESSAGE_REVOKED, [known]);
       }
     });
+    c.on('modified', (m) => this.#edited(m));
+    c.on('deleted', ({ peer, msgKey }) => {
+      // Either side may have sent it: the ID names the sender.
+      for (const id of [messageID(peer, msgKey), messageID(c.user, msgKey)]) this.#forget(id);
+    });
+    c.on('historyCleared', ({ peer }) => {
+      const conversationID = `${TYPES.CONV_C2C}${peer}`;
+      for (const [id, m] of this.#messages) if (m.conversationID === conversationID) this.#forget(id);
+      this.#conversationsChanged();
+    });
+    c.on('conversationDeleted', () => this.#conversationsChanged());
     c.on('peerRead', ({ peer, time }) => {
       const read: Message[] = [];
       for (const m of this.#messages.values()) {
@@ -279,6 +303,31 @@ export class Chat {
   #conversation(c: DuetConversation): Conversation {
     const client = this.#need('getConversationList');
     return conversationOf(c, client.user, (u) => client.authorizedUrl(u));
+  }
+
+  /**
+   * `m` was edited: the message object this instance holds takes the edit when it is newer, and
+   * `MESSAGE_MODIFIED` carries it (as Tencent's web SDK raises it only for a message it holds). `also`: an
+   * object the app passed (`modifyMessage`) that takes it too.
+   */
+  #edited(m: DuetMessage, also?: Message): void {
+    const c = this.#client;
+    if (!c) return;
+    const url = (u: string) => c.authorizedUrl(u);
+    const known = this.#messages.get(messageID(m.from, m.msgKey));
+    if (known && known.version < m.version && !known.isRevoked) {
+      known.edit(m, url);
+      this.#emitLater(EVENT.MESSAGE_MODIFIED, [known]);
+    }
+    if (also && also !== known && also.version <= m.version) also.edit(m, url);
+  }
+
+  /** A message gone from this user's side: flagged `isDeleted`, and no longer held. */
+  #forget(id: string): void {
+    const m = this.#messages.get(id);
+    if (m === undefined) return;
+    m.isDeleted = true;
+    this.#messages.delete(id);
   }
 
   #remember(m: Message): Message {
@@ -595,6 +644,135 @@ export class Chat {
     return { code: 0, data: { messageList } };
   }
 
+  // ---- edit, delete, clear ------------------------------------------------------------------------
+
+  /**
+   * Edits a message this user sent, as Tencent's web SDK does: the app changes `message.payload` (text and
+   * custom messages; `payload.text`, say) and/or `message.cloudCustomData`, then calls this. Resolves with
+   * the same object, edited (`isModified`, its `version` one up). The edit is made against the `version`
+   * the object has: when someone edited the message since (another device, or the admin), it rejects with
+   * code 2480 and `data.message`, the object brought up to the latest. Every instance of both users that
+   * holds the message raises `MESSAGE_MODIFIED` for it, this one included.
+   */
+  async modifyMessage(message: Message): Promise<Response<{ message: Message }>> {
+    const c = this.#need('modifyMessage');
+    if (message.status !== 'success' || !message.msgKey) {
+      fail(LocalCode.INVALID_ARGUMENT, 'modifyMessage: only a message that was sent can be modified', { message });
+    }
+    const peer = peerOfConversation(message.conversationID, 'modifyMessage');
+    const body = message.bodyForEdit();
+    let edited: DuetMessage;
+    try {
+      edited = await c.modify(peer, message.msgKey, {
+        ...(body ? { body } : {}), cloudCustomData: message.cloudCustomData, version: message.version,
+      });
+    } catch (e) {
+      if (e instanceof EditConflictError) {
+        if (e.latest) this.#edited(e.latest, message);
+        throw new TencentError(TENCENT_CODE.MSG_MODIFY_CONFLICT, e.message, { message });
+      }
+      throw asTencentError(e, { message });
+    }
+    this.#edited(edited, message);
+    return { code: 0, data: { message } };
+  }
+
+  /**
+   * Deletes messages from this user's side, on all its devices; the peer keeps them. As Tencent's web SDK:
+   * the messages of the first one's conversation that were sent, at most the first 30; each gets
+   * `isDeleted`. Resolves with them. The conversation's `lastMessage` and unread count follow
+   * (`CONVERSATION_LIST_UPDATED`).
+   */
+  async deleteMessage(messageList: Message[]): Promise<Response<{ messageList: Message[] }>> {
+    const c = this.#need('deleteMessage');
+    const first = messageList?.[0];
+    if (!first) fail(LocalCode.INVALID_ARGUMENT, 'deleteMessage: messageList is empty');
+    const conversationID = first.conversationID;
+    const peer = peerOfConversation(conversationID, 'deleteMessage');
+    const list = messageList
+      .filter((m) => m && m.status === 'success' && m.conversationID === conversationID)
+      .slice(0, MAX_DELETE);
+    const keys = list.filter((m) => m.msgKey).map((m) => m.msgKey);
+    if (keys.length > 0) {
+      try {
+        await c.deleteMessages(peer, keys);
+      } catch (e) {
+        throw asTencentError(e);
+      }
+    }
+    for (const m of list) {
+      m.isDeleted = true;
+      this.#forget(m.ID);
+    }
+    return { code: 0, data: { messageList: list } };
+  }
+
+  /**
+   * Clears this user's history of a conversation, on all its devices (the peer keeps its own): the
+   * conversation stays, with nothing unread and no last message. As Tencent's web SDK, what is unread is
+   * marked read first, and a conversation not in the list rejects with 2500. Resolves with
+   * `{conversationID}`.
+   */
+  async clearHistoryMessage(conversationID: string): Promise<Response<{ conversationID: string }>> {
+    const c = this.#need('clearHistoryMessage');
+    const peer = peerOfConversation(conversationID, 'clearHistoryMessage');
+    const conv = c.conversationList().find((x) => x.peer === peer);
+    if (!conv) fail(TENCENT_CODE.CONV_NOT_FOUND, `clearHistoryMessage: no conversation ${conversationID}`);
+    try {
+      if (conv.unread > 0) await c.markRead(peer);
+      await c.clearHistory(peer);
+    } catch (e) {
+      throw asTencentError(e);
+    }
+    return { code: 0, data: { conversationID } };
+  }
+
+  /**
+   * Deletes conversations from this user's list, on all its devices, and by default their history too
+   * (Tencent's default: `clearHistoryMessage: false` keeps it). A conversation comes back with its next
+   * message. A conversation ID resolves with `{conversationID}`; `{conversationIDList}` (at most 100 are
+   * taken) with `{conversationIDList}` of those deleted. Those not in the list are skipped; none at all
+   * rejects with 2500.
+   */
+  deleteConversation(conversationID: string): Promise<Response<{ conversationID: string }>>;
+  deleteConversation(options: {
+    conversationIDList: string[]; clearHistoryMessage?: boolean;
+  }): Promise<Response<{ conversationIDList: string[] }>>;
+  deleteConversation(options: string | { conversationIDList: string[]; clearHistoryMessage?: boolean }): Promise<
+    Response<{ conversationID: string } | { conversationIDList: string[] }>
+  >;
+  async deleteConversation(
+    options: string | { conversationIDList: string[]; clearHistoryMessage?: boolean },
+  ): Promise<Response<{ conversationID: string } | { conversationIDList: string[] }>> {
+    const c = this.#need('deleteConversation');
+    const single = typeof options === 'string';
+    if (!single && !Array.isArray(options?.conversationIDList)) {
+      fail(LocalCode.INVALID_ARGUMENT, 'deleteConversation: a conversation ID or {conversationIDList} is required');
+    }
+    const ids = single ? [options] : options.conversationIDList.slice(0, MAX_DELETE_CONVERSATIONS);
+    const clearHistory = single || options.clearHistoryMessage !== false;
+    const peers = ids.map((id) => peerOfConversation(id, 'deleteConversation'));
+    const listed = new Set(c.conversationList().map((x) => x.peer));
+    const deleted: string[] = [];
+    let failure: unknown;
+    for (const [i, peer] of peers.entries()) {
+      if (!listed.has(peer)) continue;
+      try {
+        await c.deleteConversation(peer, { clearHistory });
+        deleted.push(ids[i] as string);
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+    if (deleted.length === 0) {
+      if (failure !== undefined) throw asTencentError(failure);
+      fail(TENCENT_CODE.CONV_NOT_FOUND, `deleteConversation: no such conversation (${ids.join(', ')})`);
+    }
+    return single
+      ? { code: 0, data: { conversationID: deleted[0] as string } }
+      : { code: 0, data: { conversationIDList: deleted } };
+  }
+
   /** The peer of a list of messages that must all be of one C2C conversation (as Tencent requires). */
   #peerOfList(messageList: Message[], method: string): string {
     const ids = new Set(messageList.map((m) => m.conversationID));
@@ -728,11 +906,7 @@ export class Chat {
     return Promise.reject(new TencentError(LocalCode.UNSUPPORTED, `${method} is not supported by Duet yet`));
   }
 
-  deleteMessage(_messageList: Message[]): Promise<never> { return this.#notYet('deleteMessage'); }
-  modifyMessage(_message: Message): Promise<never> { return this.#notYet('modifyMessage'); }
   getMessageListHopping(_options: unknown): Promise<never> { return this.#notYet('getMessageListHopping'); }
-  deleteConversation(_options: unknown): Promise<never> { return this.#notYet('deleteConversation'); }
-  clearHistoryMessage(_conversationID: string): Promise<never> { return this.#notYet('clearHistoryMessage'); }
   pinConversation(_options: unknown): Promise<never> { return this.#notYet('pinConversation'); }
   setConversationDraft(_options: unknown): Promise<never> { return this.#notYet('setConversationDraft'); }
   setConversationCustomData(_options: unknown): Promise<never> { return this.#notYet('setConversationCustomData'); }
@@ -800,17 +974,11 @@ function offlinePush(info: Record<string, unknown>): Record<string, unknown> {
 
 /** The element of a payload made by a `create…Message` (text, face, location, custom). */
 function bodyOf(type: TYPES, p: unknown): MsgElem {
-  const x = p as Record<string, unknown>;
-  const s = (k: string) => (typeof x[k] === 'string' ? (x[k] as string) : '');
-  const n = (k: string) => (typeof x[k] === 'number' ? (x[k] as number) : 0);
-  switch (type) {
-    case TYPES.MSG_TEXT: return elems.text(s('text'));
-    case TYPES.MSG_FACE: return elems.face(n('index'), s('data'));
-    case TYPES.MSG_LOCATION: return elems.location(s('description'), n('latitude'), n('longitude'));
-    case TYPES.MSG_CUSTOM: return elems.custom(s('data'), s('description'), s('extension'));
-    default:
-      throw new TencentError(LocalCode.INVALID_ARGUMENT, `sendMessage: a ${type} message needs its file: create it again`);
+  const e = elemOf(type, p);
+  if (e === undefined) {
+    throw new TencentError(LocalCode.INVALID_ARGUMENT, `sendMessage: a ${type} message needs its file: create it again`);
   }
+  return e;
 }
 
 export { messageID };

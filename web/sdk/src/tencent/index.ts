@@ -11,7 +11,7 @@ import { Chat, type CreateOptions } from './chat.js';
 import { EVENT, TYPES } from './constants.js';
 
 export { Chat, type ChatEvent, type CreateOptions, type FileSource, type FriendApplication, type FriendInfo,
-  type MessageOptions, type Response, type SendMessageOptions, TencentError } from './chat.js';
+  type MessageOptions, type Response, type SendMessageOptions, TENCENT_CODE, TencentError } from './chat.js';
 export { EVENT, TYPES } from './constants.js';
 export {
   type Conversation, type ImageInfo, type LastMessage, Message, type MessageReadReceipt, type Payload, type Profile,

@@ -3,6 +3,7 @@
  * and the conversion between Tencent's web payloads and the protocol's elements.
  */
 
+import * as elems from '../elems.js';
 import { type Conversation as DuetConversation, isPeerRead, type Message as DuetMessage } from '../model.js';
 import type { MsgElem } from '../protocol.js';
 import { TYPES } from './constants.js';
@@ -79,6 +80,30 @@ export function payloadOf(e: MsgElem, url: UrlMapper): Payload {
       };
     }
   }
+}
+
+/**
+ * The element of a payload of `type` (text, face, location, custom: what a message can be edited or
+ * resent from); `undefined` for media, whose element comes from an upload.
+ */
+export function elemOf(type: TYPES, p: unknown): MsgElem | undefined {
+  const x = (p ?? {}) as Record<string, unknown>;
+  const s = (k: string) => (typeof x[k] === 'string' ? (x[k] as string) : '');
+  const n = (k: string) => (typeof x[k] === 'number' ? (x[k] as number) : 0);
+  switch (type) {
+    case TYPES.MSG_TEXT: return elems.text(s('text'));
+    case TYPES.MSG_FACE: return elems.face(n('index'), s('data'));
+    case TYPES.MSG_LOCATION: return elems.location(s('description'), n('latitude'), n('longitude'));
+    case TYPES.MSG_CUSTOM: return elems.custom(s('data'), s('description'), s('extension'));
+    default: return undefined;
+  }
+}
+
+/** JSON with object keys sorted: equal for equal payloads whatever order their fields were written in. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x)
+    ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    : x));
 }
 
 const ELEM_TYPES: Record<MsgElem['MsgType'], TYPES> = {
@@ -200,8 +225,18 @@ export class Message {
   nameCard = '';
   atUserList: string[] = [];
   cloudCustomData = '';
+  /**
+   * Deleted from this user's side (`deleteMessage`, here or on another device of the user, or with its
+   * conversation's history); the peer keeps it.
+   */
   isDeleted = false;
+  /** Edited since it was sent (`modifyMessage`, or the admin's REST `modify_c2c_msg`): `version` > 0. */
   isModified = false;
+  /**
+   * How many times it was edited (Tencent's web SDK keeps the same `version` on its messages, unlisted in
+   * its types). `modifyMessage` sends it: an edit of a message someone edited since conflicts (2480).
+   */
+  version = 0;
   /** The sender asked for a message-level read receipt (`needReadReceipt` when the message was created). */
   needReadReceipt = false;
   /** The message-level read receipt: `isPeerRead` once the peer acknowledged it (`sendMessageReadReceipt`). */
@@ -226,6 +261,8 @@ export class Message {
   elements: Array<{ type: TYPES; payload: Payload }> = [];
   /** Duet: the message's key in its conversation, `<MsgSeq>_<MsgRandom>_<MsgTime>` ('' until sent). */
   msgKey = '';
+  /** The body as last known from the server (or as created): what an edit of the payload is measured against. */
+  #body: MsgElem[];
 
   constructor(init: {
     from: string; to: string; me: string; body: MsgElem[]; time: number; random: number; url: UrlMapper;
@@ -243,6 +280,7 @@ export class Message {
     this.type = first ? ELEM_TYPES[first.MsgType] : TYPES.MSG_CUSTOM;
     this.payload = first ? payloadOf(first, init.url) : { data: '', description: '', extension: '' };
     this.elements = init.body.map((e) => ({ type: ELEM_TYPES[e.MsgType], payload: payloadOf(e, init.url) }));
+    this.#body = init.body;
     this.ID = `${init.from}-local-${init.random}`;
   }
 
@@ -264,15 +302,40 @@ export class Message {
       // A recalled copy has no content: keep what this object shows.
       this.revoke(m.revoker);
     } else {
-      this.cloudCustomData = m.cloudCustomData;
-      const first = m.body[0];
-      if (first) {
-        this.type = ELEM_TYPES[first.MsgType];
-        this.payload = payloadOf(first, url);
-      }
-      this.elements = m.body.map((e) => ({ type: ELEM_TYPES[e.MsgType], payload: payloadOf(e, url) }));
+      this.edit(m, url);
     }
     this.status = 'success';
+  }
+
+  /** Takes the content of `m`, a copy of this message as edited (or as sent): payload, custom data, version. */
+  edit(m: DuetMessage, url: UrlMapper): void {
+    this.cloudCustomData = m.cloudCustomData;
+    const first = m.body[0];
+    if (first) {
+      this.type = ELEM_TYPES[first.MsgType];
+      this.payload = payloadOf(first, url);
+    }
+    this.elements = m.body.map((e) => ({ type: ELEM_TYPES[e.MsgType], payload: payloadOf(e, url) }));
+    this.#body = m.body;
+    this.version = m.version;
+    this.isModified = m.version > 0;
+  }
+
+  /**
+   * The body `modifyMessage` sends, as Tencent's web SDK builds it: the first element made from `payload`
+   * and the others as they are. Text and custom messages always send it; face and location messages only
+   * when the app changed their payload (Duet edits text and custom elements only: the server refuses the
+   * others with 6017); media messages never (their `cloudCustomData` alone can change).
+   */
+  bodyForEdit(): MsgElem[] | undefined {
+    const first = elemOf(this.type, this.payload);
+    if (first === undefined) return undefined;
+    const body = [first, ...this.#body.slice(1)];
+    if (this.type === TYPES.MSG_TEXT || this.type === TYPES.MSG_CUSTOM) return body;
+    const known = this.#body[0];
+    const unchanged = known !== undefined && ELEM_TYPES[known.MsgType] === this.type
+      && canonical(payloadOf(known, (u) => u)) === canonical(this.payload);
+    return unchanged ? undefined : body;
   }
 
   /** Marks the message recalled by `by`. */
@@ -282,9 +345,18 @@ export class Message {
     this.revokerInfo = { userID: by, nick: '', avatar: '' };
   }
 
-  /** Takes in what a newer copy of the same message knows: a recall, the peer's reading, a receipt. */
+  /** Takes in what a newer copy of the same message knows: a recall, an edit, the peer's reading, a receipt. */
   absorb(newer: Message): void {
     if (newer.isRevoked && !this.isRevoked) this.revoke(newer.revoker);
+    if (newer.version > this.version && !this.isRevoked) {
+      this.type = newer.type;
+      this.payload = newer.payload;
+      this.elements = newer.elements;
+      this.cloudCustomData = newer.cloudCustomData;
+      this.#body = newer.#body;
+      this.version = newer.version;
+      this.isModified = newer.isModified;
+    }
     this.isPeerRead ||= newer.isPeerRead;
     this.needReadReceipt ||= newer.needReadReceipt;
     if (newer.readReceiptInfo.isPeerRead && !this.readReceiptInfo.isPeerRead) {
