@@ -1261,7 +1261,10 @@ impl Actor {
                     let peer = m.peer(&me).to_owned();
                     let in_batch = batch.messages.iter().any(|r| r.peer == peer && r.message.msg_key == m.msg_key);
                     // Only a message held here is updated: one never seen stays for history to bring.
-                    let held = in_batch || self.held(&peer, &m.msg_key).await;
+                    // Not one this batch deleted or cleared (the store still has it until the batch commits).
+                    let gone = batch.deletions.iter().any(|(p, k)| *p == peer && *k == m.msg_key)
+                        || batch.clears.iter().any(|(p, upto)| *p == peer && m.conv_seq <= *upto);
+                    let held = !gone && (in_batch || self.held(&peer, &m.msg_key).await);
                     if held {
                         batch.messages.push(MessageRecord { peer: peer.clone(), message: m.clone(), sent_here: false });
                     }
@@ -1362,7 +1365,12 @@ impl Actor {
         if unread == 0 {
             return false;
         }
-        let received = |m: &Message| m.from == peer && !m.recalled && m.conv_seq > 0;
+        // Recalled or deleted earlier in this batch: the store does not know yet.
+        let settled = |m: &Message| {
+            batch.recalls.iter().any(|(p, k, _)| p == peer && *k == m.msg_key)
+                || batch.deletions.iter().any(|(p, k)| p == peer && *k == m.msg_key)
+        };
+        let received = |m: &Message| m.from == peer && !m.recalled && m.conv_seq > 0 && !settled(m);
         let mut newest: Vec<Message> = batch
             .messages
             .iter()

@@ -160,13 +160,36 @@ async fn a_delete_reaches_the_users_devices_and_the_peer_keeps_the_message() {
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     assert_eq!(phone.delete_messages("bob", &many).await.unwrap_err().code(), Some(6017));
 
-    // The PC comes back: the delete reaches it, and its local history loses the message.
+    // A second unread one, and an edit of it after: the PC will apply all three in one batch.
+    assert_eq!(phone.delete_messages("bob", &[&keys[1]]).await.unwrap(), [keys[1].clone()]);
+    let r = server
+        .rest(
+            "openim/modify_c2c_msg",
+            json!({"From_Account": "bob", "To_Account": "alice", "MsgKey": keys[1], "MsgBody": [
+                {"MsgType": "TIMTextElem", "MsgContent": {"Text": "m2 edited"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+
+    // The PC comes back: the deletes reach it, its local history loses the messages (the later edit does
+    // not bring one back), and the unread count drops by each.
     let (pc, mut pc_events) = Client::connect(device_in(&server, "alice", dir.path())).await.unwrap();
     let sync = until_sync_complete(&mut pc_events).await;
     assert!(describe_all(&sync).contains(&format!("deleted bob {}", keys[2])), "{sync:?}");
-    assert_eq!(texts(&pc.get_messages("bob", 10, None).await.unwrap()), ["m2", "m1"]);
+    assert!(describe_all(&sync).contains(&format!("deleted bob {}", keys[1])), "{sync:?}");
+    assert_eq!(texts(&pc.get_messages("bob", 10, None).await.unwrap()), ["m1"]);
     let conv = &pc.local_conversations().await.unwrap()[0];
-    assert_eq!((conv.unread, conv.last.as_ref().map(Message::text)), (2, Some("m2".into())));
+    assert_eq!((conv.unread, conv.last.as_ref().map(Message::text)), (1, Some("m1".into())));
+    // The local store itself holds neither (history above may have been answered by the server).
+    pc.logout().await.unwrap();
+    use duet_client::store::LocalStore;
+    let file = duet_client::store::SqliteStore::file_in(dir.path(), "alice");
+    let local = duet_client::store::SqliteStore::open(&file, "alice").unwrap();
+    for key in &keys[1..] {
+        assert_eq!(local.message("bob", key).unwrap(), None, "{key} stays deleted");
+    }
+    assert!(local.message("bob", &keys[0]).unwrap().is_some());
 }
 
 #[tokio::test]
