@@ -1010,7 +1010,8 @@ pub(crate) fn withdraw(
         return Ok((Withdrawn::AlreadyRecalled, Vec::new()));
     }
     c.prepare_cached("UPDATE messages SET flags = flags | 1, revoker = ?2 WHERE id = ?1")?.execute(params![id, by])?;
-    if flags & NO_UNREAD == 0 {
+    // Counted as unread only while neither exempt nor deleted by its recipient (which already uncounted it).
+    if flags & (NO_UNREAD | HIDDEN_FROM_RECEIVER) == 0 {
         c.prepare_cached(
             "UPDATE conversations SET unread = max(unread - 1, 0) WHERE owner = ?1 AND peer = ?2 AND read_time < ?3",
         )?

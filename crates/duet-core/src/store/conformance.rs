@@ -1120,6 +1120,14 @@ pub async fn delete_messages_hides_them_from_one_side_on_its_devices<S: Store, M
     assert_eq!(unread(s, "b", &["a"]).await, [0]);
     assert_eq!(numbers(s, "b", "a").await, Vec::<u32>::new());
     assert_eq!(delete("nobody", "a", vec![keys[0]]).await.unwrap(), [false]);
+    // A message its recipient deleted no longer counts: recalling it then takes nothing off again.
+    let fresh = send(s, plan(5, "a", &["b"], T + 5)).await.key;
+    send(s, plan(6, "a", &["b"], T + 6)).await;
+    assert_eq!(unread(s, "b", &["a"]).await, [2]);
+    assert_eq!(delete("b", "a", vec![fresh]).await.unwrap(), [true]);
+    assert_eq!(unread(s, "b", &["a"]).await, [1]);
+    assert_eq!(s.withdraw("a".into(), "b".into(), fresh, "a".into(), T + WEEK, None).await.unwrap(), Withdrawn::Done);
+    assert_eq!(unread(s, "b", &["a"]).await, [1], "the recall of a deleted message leaves the count");
 }
 
 pub async fn clear_history_keeps_the_conversation_without_its_messages<S: Store, M>(b: Backend<S, M>) {

@@ -656,7 +656,7 @@ impl State {
         }
         m.recalled = true;
         m.revoker = Some(by.to_owned());
-        let (no_unread, hidden_from_sender) = (m.no_unread, m.hidden_from_sender);
+        let (no_unread, hidden_from_sender) = (m.no_unread || m.hidden_from_receiver, m.hidden_from_sender);
         if !no_unread
             && let Some(c) = self.conversations.get_mut(&receiver).and_then(|rows| rows.get_mut(&sender))
             && c.read_time < key.time
