@@ -28,7 +28,7 @@ pub enum Error {
     },
     /// An edit named a version of the message that someone else edited since (the server's 20028):
     /// `latest` is the message as it is now, when the server still has it.
-    #[error("the message was edited since: {info} (20028)")]
+    #[error("{info} (20028)")]
     EditConflict {
         /// The server's explanation.
         info: String,
