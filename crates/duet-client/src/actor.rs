@@ -31,7 +31,7 @@ use crate::config::SessionKind;
 use crate::event::{ConnectionState, Event};
 use crate::friends::{FriendRequests, RelationAnswer, RelationRequest};
 use crate::history::{Coverage, Held, Position};
-use crate::model::{Conversation, ConversationChange, Message, SendOptions, SentMessage};
+use crate::model::{Conversation, ConversationChange, DndSetting, Message, SendOptions, SentMessage};
 use crate::sequencer::{Live, Sequencer};
 use crate::store::{Batch, MessageRecord, StoreError, StoreHandle};
 
@@ -64,6 +64,8 @@ pub(crate) enum MessageRequest {
     DeleteConversation { peer: String, clear_history: bool },
     UpdateConversation { peer: String, change: ConversationChange },
     Typing { peer: String, typing: bool },
+    SetDnd(DndSetting),
+    GetDnd,
 }
 
 impl MessageRequest {
@@ -78,6 +80,14 @@ impl MessageRequest {
             MessageRequest::Delete { peer, msg_keys } => ClientFrame::Delete { id, peer, msg_keys },
             MessageRequest::ClearHistory { peer } => ClientFrame::ClearHistory { id, peer },
             MessageRequest::Typing { peer, typing } => ClientFrame::Typing { id, peer, typing },
+            MessageRequest::SetDnd(d) => ClientFrame::SetDnd {
+                id,
+                receive_opt: d.receive_opt,
+                start_of_day: d.start_of_day,
+                start_time: d.start_time,
+                duration: d.duration,
+            },
+            MessageRequest::GetDnd => ClientFrame::GetDnd { id },
             MessageRequest::UpdateConversation { peer, change } => ClientFrame::SetConversation {
                 id,
                 peer,
@@ -103,6 +113,7 @@ pub(crate) enum MessageAnswer {
     Found(Vec<Option<Message>>),
     Modified(Box<Message>),
     Deleted(Vec<String>),
+    Dnd(DndSetting),
 }
 
 impl Command {
@@ -200,6 +211,8 @@ impl Op {
             Op::Message { req: MessageRequest::DeleteConversation { .. }, .. } => "delete_conversation",
             Op::Message { req: MessageRequest::UpdateConversation { .. }, .. } => "set_conversation",
             Op::Message { req: MessageRequest::Typing { .. }, .. } => "typing",
+            Op::Message { req: MessageRequest::SetDnd(_), .. } => "set_dnd",
+            Op::Message { req: MessageRequest::GetDnd, .. } => "get_dnd",
         }
     }
 
@@ -892,6 +905,10 @@ impl Actor {
                 let me = self.settings.user.clone();
                 let msg = self.with_peer_read(&me, Message::from_wire(msg, None));
                 self.message_answer(s, id, MessageAnswer::Modified(Box::new(msg)), "modified")
+            }
+            ServerFrame::Dnd { id, receive_opt, start_of_day, start_time, duration } => {
+                let dnd = DndSetting { receive_opt, start_of_day, start_time, duration };
+                self.message_answer(s, id, MessageAnswer::Dnd(dnd), "dnd")
             }
             ServerFrame::Deleted { id, deleted } => {
                 self.message_answer(s, id, MessageAnswer::Deleted(deleted), "deleted")

@@ -69,7 +69,7 @@ pub use crate::friends::{
     AddFriendOptions, Blocked, Friend, FriendAddResult, FriendRequest, FriendRequests, RelationEvent,
 };
 pub use crate::model::{
-    Conversation, ConversationChange, ConversationSettings, Message, SendOptions, Sender, SentMessage,
+    Conversation, ConversationChange, ConversationSettings, DndSetting, Message, SendOptions, Sender, SentMessage,
 };
 pub use crate::push::PushConfig;
 use crate::store::{LocalStore, MemoryStore, SqliteStore, StoreHandle};
@@ -371,6 +371,23 @@ impl Client {
         match self.message_request(MessageRequest::Typing { peer, typing }).await? {
             MessageAnswer::Ok => Ok(()),
             other => Err(Error::Protocol(format!("typing answered with {other:?}"))),
+        }
+    }
+
+    /// Sets this user's do-not-disturb window over all conversations (Tencent's `setAllReceiveMessageOpt`):
+    /// while it is on, nothing sent to the user is pushed to its phones (`receive_opt` 0 turns it off).
+    pub async fn set_dnd(&self, dnd: DndSetting) -> Result<(), Error> {
+        match self.message_request(MessageRequest::SetDnd(dnd)).await? {
+            MessageAnswer::Ok => Ok(()),
+            other => Err(Error::Protocol(format!("set_dnd answered with {other:?}"))),
+        }
+    }
+
+    /// This user's do-not-disturb window (`receive_opt` 0: none).
+    pub async fn dnd(&self) -> Result<DndSetting, Error> {
+        match self.message_request(MessageRequest::GetDnd).await? {
+            MessageAnswer::Dnd(d) => Ok(d),
+            other => Err(Error::Protocol(format!("get_dnd answered with {other:?}"))),
         }
     }
 

@@ -151,6 +151,20 @@ pub struct Conversation {
     pub settings: ConversationSettings,
 }
 
+/// This user's do-not-disturb window over all conversations ([`Client::set_dnd`](crate::Client::set_dnd),
+/// Tencent's `setAllReceiveMessageOpt`): while it is on, nothing is pushed to the user's phones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DndSetting {
+    /// 0 off; 1 do not receive; 2 receive without notification.
+    pub receive_opt: u8,
+    /// Every day from this second after midnight (UTC)…
+    pub start_of_day: Option<u32>,
+    /// …or once from this unix second.
+    pub start_time: Option<i64>,
+    /// How long, in seconds; 0: always.
+    pub duration: u32,
+}
+
 /// A change of this user's settings of a conversation ([`Client::update_conversation`](crate::Client::update_conversation)):
 /// what is `None` (or 0 among the marks) stays.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

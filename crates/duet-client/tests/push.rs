@@ -235,3 +235,54 @@ async fn a_device_in_the_background_is_pushed_while_connected_and_says_so_again_
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(endpoint.requests().iter().filter(|r| to_apns(r)).count(), 2, "no push in the foreground");
 }
+
+#[tokio::test]
+async fn a_quiet_conversation_and_a_do_not_disturb_window_get_no_push() {
+    let endpoint = Endpoint::start(accept).await;
+    let key = apns_key();
+    let server = server(&endpoint, &key).await;
+    let iphone = device(&server, "bob", Platform::IPhone, "bob-iphone").await;
+    let apns = PushConfig { provider: "apns".into(), token: IPHONE_TOKEN.into(), ..PushConfig::default() };
+    iphone.set_offline_push_config(apns).await.expect("registering the iPhone");
+    // bob quiets carol's conversation, then sets a window every day from now for an hour.
+    let quiet = duet_client::ConversationChange { receive_opt: Some(2), ..Default::default() };
+    iphone.update_conversation("carol", quiet).await.expect("quieting carol");
+    let now = duet_test_support::T0_MS / 1000; // the test clock has not moved
+    let start_of_day = now.rem_euclid(86_400) as u32;
+    let window =
+        duet_client::DndSetting { receive_opt: 2, start_of_day: Some(start_of_day), start_time: None, duration: 3600 };
+    iphone.set_dnd(window).await.expect("setting the window");
+    assert_eq!(iphone.dnd().await.unwrap(), window);
+    drop(iphone);
+    push_online(&server, "bob").await;
+
+    let alice = device(&server, "alice", Platform::Pc, "alice-pc").await;
+    let carol = device(&server, "carol", Platform::Pc, "carol-pc").await;
+    send(&carol, "bob", "quiet conversation").await;
+    send(&alice, "bob", "inside the window").await;
+    // An hour later the window is over: alice's next message is pushed, carol's still is not.
+    server.clock.advance_secs(3600);
+    send(&carol, "bob", "still quiet").await;
+    send(&alice, "bob", "after the window").await;
+    let pushed = received(&endpoint, 1, to_apns).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let bodies: Vec<String> = endpoint
+        .requests()
+        .iter()
+        .filter(|r| to_apns(r))
+        .map(|r| r.json()["aps"]["alert"]["body"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(bodies, ["after the window"], "{:?}", pushed.len());
+
+    // Turned off: pushed again.
+    let iphone = device(&server, "bob", Platform::IPhone, "bob-iphone").await;
+    iphone.set_dnd(duet_client::DndSetting::default()).await.expect("turning the window off");
+    assert_eq!(iphone.dnd().await.unwrap().receive_opt, 0);
+    let bad = duet_client::DndSetting { receive_opt: 2, start_of_day: Some(86_400), ..Default::default() };
+    assert_eq!(iphone.set_dnd(bad).await.unwrap_err().code(), Some(6017));
+    drop(iphone);
+    push_online(&server, "bob").await;
+    server.clock.advance_secs(86_400 - 3600);
+    send(&alice, "bob", "window off").await;
+    received(&endpoint, 2, to_apns).await;
+}

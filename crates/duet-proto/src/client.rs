@@ -172,6 +172,23 @@ pub enum ClientFrame {
     Delete { id: u64, peer: String, msg_keys: Vec<String> },
     /// Clear the user's history of the conversation with `peer` (the peer keeps it); the conversation stays.
     ClearHistory { id: u64, peer: String },
+    /// Set the user's do-not-disturb window over all conversations (Tencent's `setAllReceiveMessageOpt`):
+    /// while it is on, nothing is pushed to the user's phones. `receive_opt` 0 turns it off; 1 or 2 (do not
+    /// receive, receive without notification) turn it on. The window starts every day at `start_of_day`
+    /// (seconds after midnight UTC) or once at `start_time` (unix seconds), and lasts `duration` seconds
+    /// (0: always). Answered with `ok`.
+    SetDnd {
+        id: u64,
+        receive_opt: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_of_day: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_time: Option<i64>,
+        #[serde(default)]
+        duration: u32,
+    },
+    /// The user's do-not-disturb window; answered with `dnd`.
+    GetDnd { id: u64 },
     /// Tell `peer`'s live devices that the user is typing to it (`typing: false`: stopped). Never stored;
     /// at most one `typing: true` per peer per second is passed on. Answered with `ok`.
     Typing {
@@ -443,6 +460,17 @@ pub enum ServerFrame {
     Found {
         id: u64,
         messages: Vec<Option<Message>>,
+    },
+    /// The answer to `get_dnd`: `receive_opt` 0 when there is no window.
+    Dnd {
+        id: u64,
+        receive_opt: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_of_day: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_time: Option<i64>,
+        #[serde(default)]
+        duration: u32,
     },
     /// The answer to `modify`: the message as it is now.
     Modified {

@@ -821,6 +821,37 @@ async fn work(
             core.messages().update_conversation(&user, &peer, change).await.map_err(fail)?;
             (ServerFrame::Ok { id }, None)
         }
+        ClientFrame::SetDnd { id, receive_opt, start_of_day, start_time, duration } => {
+            let invalid = |why: &str| ApiError::new(client::code::INVALID_PARAMS, why);
+            let receive = ReceiveOpt::from_number(u64::from(receive_opt))
+                .ok_or_else(|| invalid("receive_opt must be 0, 1 or 2"))?;
+            let window = match (start_of_day, start_time) {
+                (Some(start_secs), None) if start_secs < 86_400 => model::DndWindow::Daily { start_secs },
+                (Some(_), None) => return Err(invalid("start_of_day must be below 86400 (seconds after midnight)")),
+                (None, Some(start)) => {
+                    model::DndWindow::From { start: duet_proto::limits::check_time(start).map_err(|e| invalid(&e))? }
+                }
+                (None, None) => model::DndWindow::Daily { start_secs: 0 },
+                (Some(_), Some(_)) => return Err(invalid("give start_of_day or start_time, not both")),
+            };
+            let dnd = model::Dnd { receive, window, duration_secs: duration };
+            core.push().set_dnd(&user, Some(dnd)).await.map_err(fail)?;
+            (ServerFrame::Ok { id }, None)
+        }
+        ClientFrame::GetDnd { id } => {
+            let frame = match core.push().dnd(&user) {
+                None => ServerFrame::Dnd { id, receive_opt: 0, start_of_day: None, start_time: None, duration: 0 },
+                Some(d) => {
+                    let (start_of_day, start_time) = match d.window {
+                        model::DndWindow::Daily { start_secs } => (Some(start_secs), None),
+                        model::DndWindow::From { start } => (None, Some(start)),
+                    };
+                    let receive_opt = d.receive.number();
+                    ServerFrame::Dnd { id, receive_opt, start_of_day, start_time, duration: d.duration_secs }
+                }
+            };
+            (frame, None)
+        }
         ClientFrame::Typing { id, peer, typing } => {
             core.typing(&user, &peer, typing).await.map_err(fail)?;
             (ServerFrame::Ok { id }, None)
@@ -901,6 +932,8 @@ fn request_id(frame: &ClientFrame) -> u64 {
         | ClientFrame::ClearHistory { id, .. }
         | ClientFrame::SetConversation { id, .. }
         | ClientFrame::Typing { id, .. }
+        | ClientFrame::SetDnd { id, .. }
+        | ClientFrame::GetDnd { id }
         | ClientFrame::DeleteConversation { id, .. }
         | ClientFrame::ReadReceipt { id, .. }
         | ClientFrame::Find { id, .. }

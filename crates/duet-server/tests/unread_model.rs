@@ -200,7 +200,7 @@ async fn unread_counts_follow_the_rules_over_random_operations() {
             model.receive.insert((a, b), opt);
             op = format!("receive {a}<{b} {opt}");
         }
-        let touched: Vec<usize> = if step % 10 == 0 { (0..USERS.len()).collect() } else { vec![a, b] };
+        let touched: Vec<usize> = if step.is_multiple_of(10) { (0..USERS.len()).collect() } else { vec![a, b] };
         check(&s, &mut clients, &model, &touched, step, &op).await;
     }
 }
@@ -219,7 +219,7 @@ async fn check(s: &TestServer, clients: &mut [WsClient], model: &Model, owners: 
         }
         let r = rest_ok(s, "openim/get_c2c_unread_msg_num", json!({"To_Account": user})).await;
         assert_eq!(r["AllC2CUnreadMsgNum"].as_u64(), Some(model.total(owner)), "step {step} ({op}): {user}'s total");
-        if step % 10 == 0 {
+        if step.is_multiple_of(10) {
             let listed = clients[owner].request(json!({"op": "conversations"})).await;
             for c in listed["items"].as_array().unwrap() {
                 let peer = USERS.iter().position(|u| *u == c["peer"]).unwrap();

@@ -54,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_7.sql"),
     include_str!("schema_8.sql"),
     include_str!("schema_9.sql"),
+    include_str!("schema_10.sql"),
 ];
 /// Read connections, and so reads running at once (see [`SqliteStore::read`]). Reads beyond wait in the
 /// queue rather than open new connections (that costs far more than a read) or pile up blocking threads.

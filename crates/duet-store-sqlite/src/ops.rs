@@ -73,6 +73,7 @@ pub(crate) fn delete_accounts(c: &Connection, w: &mut WriterState, ids: &[String
             c.prepare_cached("DELETE FROM profiles WHERE uid = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM inbox WHERE uid = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM conversations WHERE owner = ?1")?.execute([uid])?;
+            c.prepare_cached("DELETE FROM conversation_settings WHERE owner = ?1")?.execute([uid])?;
             crate::push::drop_user(c, uid)?;
             c.prepare_cached("DELETE FROM accounts WHERE uid = ?1")?.execute([uid])?;
             w.uids.remove(id.as_str());

@@ -2,7 +2,9 @@
 //! ([`queue_pushes`], called by `ops::send`); workers claim them with a lease and settle them.
 
 use async_trait::async_trait;
-use duet_core::model::{MsgKey, Platform, ProviderKind, PushDevice, PushMessage, QueuedPush, Settle};
+use duet_core::model::{
+    Dnd, DndWindow, MsgKey, Platform, ProviderKind, PushDevice, PushMessage, QueuedPush, ReceiveOpt, Settle,
+};
 use duet_core::store::{PushStore, StoreError};
 use rusqlite::{Connection, Result, Row, params};
 
@@ -24,6 +26,7 @@ pub(crate) fn queue_pushes(c: &Connection, uid: i64, sender: i64, msg_id: i64, m
 
 /// Removes every registration of `uid` (an account's deletion) and the pushes queued for them.
 pub(crate) fn drop_user(c: &Connection, uid: i64) -> Result<()> {
+    c.prepare_cached("DELETE FROM push_dnd WHERE uid = ?1")?.execute([uid])?;
     c.prepare_cached("DELETE FROM push_outbox WHERE uid = ?1")?.execute([uid])?;
     c.prepare_cached("DELETE FROM push_devices WHERE uid = ?1")?.execute([uid])?;
     Ok(())
@@ -211,6 +214,49 @@ impl PushStore for SqliteStore {
         })
         .await
     }
+
+    async fn set_dnd(&self, user: String, dnd: Option<Dnd>) -> Result<bool, StoreError> {
+        self.writer.write(move |c, w| set_dnd(c, w, &user, dnd).map_err(backend)).await
+    }
+
+    async fn dnds(&self) -> Result<Vec<(String, Dnd)>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT a.user_id, d.receive_opt, d.daily_start, d.start_time, d.duration \
+                 FROM push_dnd d JOIN accounts a ON a.uid = d.uid",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let window = match r.get::<_, Option<i64>>(2)? {
+                    Some(secs) => DndWindow::Daily { start_secs: secs.clamp(0, 86_399) as u32 },
+                    None => DndWindow::From { start: r.get(3)? },
+                };
+                let receive = ReceiveOpt::from_number(r.get::<_, i64>(1)?.max(0) as u64).unwrap_or_default();
+                let duration_secs = r.get::<_, i64>(4)?.clamp(0, i64::from(u32::MAX)) as u32;
+                Ok((r.get(0)?, Dnd { receive, window, duration_secs }))
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+fn set_dnd(c: &Connection, w: &mut WriterState, user: &str, dnd: Option<Dnd>) -> Result<bool> {
+    let Some(uid) = cached_uid(c, w, user)? else { return Ok(false) };
+    match dnd {
+        None => c.prepare_cached("DELETE FROM push_dnd WHERE uid = ?1")?.execute([uid])?,
+        Some(d) => {
+            let (daily, start) = match d.window {
+                DndWindow::Daily { start_secs } => (Some(i64::from(start_secs)), 0),
+                DndWindow::From { start } => (None, start),
+            };
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO push_dnd (uid, receive_opt, daily_start, start_time, duration) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![uid, d.receive.number(), daily, start, d.duration_secs])?
+        }
+    };
+    Ok(true)
 }
 
 fn settle(c: &Connection, settled: &[(u64, Settle)]) -> Result<()> {

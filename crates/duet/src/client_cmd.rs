@@ -118,6 +118,22 @@ enum ClientCommand {
         #[arg(long)]
         clear_history: bool,
     },
+    /// Set your do-not-disturb window over all conversations (no push to your phones while it is on), or
+    /// with no flags print it
+    Dnd {
+        /// 0 off, 1 do not receive, 2 receive without notification
+        #[arg(long)]
+        receive_opt: Option<u8>,
+        /// Every day from this second after midnight UTC (0-86399)
+        #[arg(long)]
+        start_of_day: Option<u32>,
+        /// Once, from this unix second
+        #[arg(long)]
+        start_time: Option<i64>,
+        /// How long, in seconds (0: no end)
+        #[arg(long, default_value_t = 0)]
+        duration: u32,
+    },
     /// Tell a peer's live devices that you are typing (with --stop: that you stopped); nothing is stored
     Typing {
         #[arg(long)]
@@ -348,6 +364,17 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
             let change =
                 duet_client::ConversationChange { pinned, set_marks, clear_marks, custom_data, draft, receive_opt };
             client.update_conversation(&peer, change).await.context("changing the conversation's settings")
+        }
+        ClientCommand::Dnd { receive_opt: None, .. } => {
+            let d = client.dnd().await.context("reading the do-not-disturb window")?;
+            let json = json!({"receive_opt": d.receive_opt, "start_of_day": d.start_of_day,
+                "start_time": d.start_time, "duration": d.duration});
+            println!("{json}");
+            Ok(())
+        }
+        ClientCommand::Dnd { receive_opt: Some(receive_opt), start_of_day, start_time, duration } => {
+            let dnd = duet_client::DndSetting { receive_opt, start_of_day, start_time, duration };
+            client.set_dnd(dnd).await.context("setting the do-not-disturb window")
         }
         ClientCommand::Typing { peer, stop } => client.send_typing(&peer, !stop).await.context("sending typing"),
         ClientCommand::ClearHistory { peer } => client.clear_history(&peer).await.context("clearing history"),

@@ -220,6 +220,41 @@ impl ReceiveOpt {
     }
 }
 
+/// A user's do-not-disturb window over all conversations (Tencent's `setAllReceiveMessageOpt`): while it
+/// is on, nothing sent to the user is pushed to its phones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dnd {
+    /// What the window means (not [`ReceiveOpt::Receive`]: a window that does something).
+    pub receive: ReceiveOpt,
+    pub window: DndWindow,
+    /// How long the window lasts, in seconds; 0: no end (every day all day, or from its start on).
+    pub duration_secs: u32,
+}
+
+/// When a do-not-disturb window starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DndWindow {
+    /// Every day at this second of the day (UTC).
+    Daily { start_secs: u32 },
+    /// Once, at this unix second.
+    From { start: i64 },
+}
+
+impl Dnd {
+    /// Whether the window is on at `t` (unix seconds).
+    pub fn quiet_at(&self, t: i64) -> bool {
+        if self.receive == ReceiveOpt::Receive {
+            return false;
+        }
+        // 0: no end (every day all day, or from its start on).
+        let within = |elapsed: i64| self.duration_secs == 0 || elapsed < i64::from(self.duration_secs);
+        match self.window {
+            DndWindow::Daily { start_secs } => within((t - i64::from(start_secs)).rem_euclid(86_400)),
+            DndWindow::From { start } => t >= start && within(t - start),
+        }
+    }
+}
+
 /// A change of a user's settings of a conversation: what is `None` (or 0 among the marks) stays.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SettingsChange {

@@ -31,7 +31,7 @@ pub use provider::{
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::hub::{DeviceState, Hub, Session, SessionKind};
-use crate::model::{Delivery, LogEvent, Outgoing, PushDevice, QueuedPush, Settle};
+use crate::model::{Delivery, Dnd, LogEvent, Outgoing, PushDevice, QueuedPush, ReceiveOpt, Settle};
 use crate::store::{self, Claimed, Store};
 
 /// How pushes are sent.
@@ -115,6 +115,8 @@ pub struct Pusher {
     stats: HashMap<ProviderKind, ProviderStats>,
     /// Users with at least one registration: a commit to one of them wakes the worker.
     users: RwLock<HashSet<String>>,
+    /// Each user's do-not-disturb window (no push while it is on), as the store has it.
+    dnd: RwLock<HashMap<String, Dnd>>,
     wake: tokio::sync::Notify,
 }
 
@@ -141,6 +143,7 @@ impl Pusher {
                 hub.restore_push_online(&d.user, d.platform, d.seen_at);
             }
         }
+        let dnd = store.dnds().await?.into_iter().collect();
         let providers: HashMap<_, _> = providers.into_iter().map(|p| (p.kind(), p)).collect();
         let stats = providers.keys().map(|k| (*k, ProviderStats::default())).collect();
         Ok(Pusher {
@@ -151,8 +154,29 @@ impl Pusher {
             providers,
             stats,
             users: RwLock::new(users),
+            dnd: RwLock::new(dnd),
             wake: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Sets `user`'s do-not-disturb window over all conversations (`None`: none): while it is on, nothing
+    /// sent to the user is pushed (a message sent in the window is not pushed after it either).
+    pub async fn set_dnd(&self, user: &str, dnd: Option<Dnd>) -> Result<(), Error> {
+        let dnd = dnd.filter(|d| d.receive != ReceiveOpt::Receive);
+        if !self.store.set_dnd(user.to_owned(), dnd).await? {
+            return Err(Error::NoSuchAccount(user.to_owned()));
+        }
+        let mut all = self.dnd.write().unwrap_or_else(|e| e.into_inner());
+        match dnd {
+            Some(d) => all.insert(user.to_owned(), d),
+            None => all.remove(user),
+        };
+        Ok(())
+    }
+
+    /// `user`'s do-not-disturb window, if any.
+    pub fn dnd(&self, user: &str) -> Option<Dnd> {
+        self.dnd.read().unwrap_or_else(|e| e.into_inner()).get(user).copied()
     }
 
     /// Whether any provider is configured (without one, nothing is queued and registrations are refused).
@@ -316,6 +340,10 @@ impl Pusher {
         if state == DeviceState::Foreground
             || (state == DeviceState::Away && now - d.seen_at >= self.config.stale_after_secs)
         {
+            stats.skipped.fetch_add(1, Ordering::Relaxed);
+            return Settled::Skip;
+        }
+        if self.dnd(&d.user).is_some_and(|dnd| dnd.quiet_at(push.queued_at)) {
             stats.skipped.fetch_add(1, Ordering::Relaxed);
             return Settled::Skip;
         }

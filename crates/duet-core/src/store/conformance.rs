@@ -22,7 +22,7 @@ use crate::model::{
     Delivery, HistoryQuery, Import, LogEntry, LogEvent, MsgKey, Mute, NewAccount, Outgoing, ProfileValue, Purged,
     SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
-use crate::model::{Platform, ProviderKind, PushDevice, ReceiveOpt, SettingsChange, Settle};
+use crate::model::{Dnd, DndWindow, Platform, ProviderKind, PushDevice, ReceiveOpt, SettingsChange, Settle};
 use crate::store::{Cutoffs, Edit, Imported, Modified, SendOutcome, SendPlan, Store, Withdrawn};
 use crate::store::{RelationChange, RelationData};
 
@@ -93,6 +93,7 @@ macro_rules! store_conformance_suite {
             delete_messages_hides_them_from_one_side_on_its_devices,
             clear_history_keeps_the_conversation_without_its_messages,
             conversation_settings_pin_mark_and_quiet_a_conversation,
+            do_not_disturb_windows_are_kept_per_user,
             purge_removes_what_each_cutoff_covers,
             purging_offline_copies_keeps_history_and_log_positions,
             a_log_entry_whose_message_expired_is_skipped,
@@ -1214,6 +1215,30 @@ pub async fn conversation_settings_pin_mark_and_quiet_a_conversation<S: Store, M
         (0, "", ReceiveOpt::NotNotify)
     );
     assert_eq!(update("nobody", pin(true), T).await.unwrap(), None);
+}
+
+pub async fn do_not_disturb_windows_are_kept_per_user<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    let daily =
+        Dnd { receive: ReceiveOpt::NotNotify, window: DndWindow::Daily { start_secs: 79_200 }, duration_secs: 28_800 };
+    let once = Dnd { receive: ReceiveOpt::NotReceive, window: DndWindow::From { start: T }, duration_secs: 0 };
+    assert!(s.set_dnd("a".into(), Some(daily)).await.unwrap());
+    assert!(s.set_dnd("b".into(), Some(once)).await.unwrap());
+    assert!(!s.set_dnd("nobody".into(), Some(once)).await.unwrap());
+    let mut all = s.dnds().await.unwrap();
+    all.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(all, [("a".to_owned(), daily), ("b".to_owned(), once)]);
+    assert!(s.set_dnd("b".into(), None).await.unwrap());
+    assert_eq!(s.dnds().await.unwrap(), [("a".to_owned(), daily)]);
+    // 22:00 to 06:00 UTC: on at 23:00 and 05:59:59, off at 06:00 and at noon.
+    let day = 1_700_006_400; // a midnight, UTC
+    assert!(daily.quiet_at(day + 23 * 3600) && daily.quiet_at(day + 6 * 3600 - 1));
+    assert!(!daily.quiet_at(day + 6 * 3600) && !daily.quiet_at(day + 12 * 3600));
+    assert!(once.quiet_at(T) && once.quiet_at(T + WEEK) && !once.quiet_at(T - 1), "0: always, from its start");
+    // An account's deletion takes its window.
+    assert_eq!(s.delete_accounts(vec!["a".into()]).await.unwrap(), [true]);
+    assert_eq!(s.dnds().await.unwrap(), []);
 }
 
 // ---- retention -----------------------------------------------------------------------------------------

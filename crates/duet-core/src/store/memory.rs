@@ -18,7 +18,7 @@ use crate::media::{MediaIndex, MediaItem, RenditionKind, possible_blobs};
 use crate::model::event::{AfterEvent, QueuedEvent};
 use crate::model::{Blocked, FriendRequest};
 use crate::model::{
-    ConversationSettings, ConversationView, Delivery, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import,
+    ConversationSettings, ConversationView, Delivery, Dnd, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import,
     LogEntry, LogEvent, LogPage, MsgKey, Mute, NewAccount, ProfileValue, ProviderKind, Purged, PushDevice, PushMessage,
     QueuedPush, ReceiveOpt, SenderCopy, SenderInfo, Sent, SettingsChange, Settle, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
@@ -88,6 +88,8 @@ struct State {
     conversations: HashMap<Uid, HashMap<Uid, Conversation>>,
     /// (owner, peer) -> the owner's settings of the conversation.
     settings: HashMap<(Uid, Uid), ConversationSettings>,
+    /// Each user's do-not-disturb window.
+    dnd: HashMap<Uid, Dnd>,
     /// Dedup rows in send order.
     dedup: BTreeMap<u64, DedupRow>,
     /// Dedup key -> the latest row with it.
@@ -350,6 +352,8 @@ impl State {
         self.accounts.remove(&uid);
         self.logs.remove(&uid);
         self.conversations.remove(&uid);
+        self.settings.retain(|(owner, _), _| *owner != uid);
+        self.dnd.remove(&uid);
         self.remove_devices(|(u, _), _| *u == uid);
         true
     }
@@ -1515,6 +1519,21 @@ impl PushStore for MemoryStore {
     async fn push_backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
         let state = self.state();
         Ok((state.outbox.len() as u64, state.outbox.values().map(|r| r.queued_at).min()))
+    }
+
+    async fn set_dnd(&self, user: String, dnd: Option<Dnd>) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(uid) = state.uid(&user) else { return Ok(false) };
+        match dnd {
+            Some(d) => state.dnd.insert(uid, d),
+            None => state.dnd.remove(&uid),
+        };
+        Ok(true)
+    }
+
+    async fn dnds(&self) -> Result<Vec<(String, Dnd)>, StoreError> {
+        let state = self.state();
+        Ok(state.dnd.iter().filter_map(|(uid, d)| Some((state.name(*uid)?.to_owned(), *d))).collect())
     }
 }
 

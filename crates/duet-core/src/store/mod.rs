@@ -20,7 +20,7 @@ use crate::error::Error;
 pub use crate::error::{BoxError, StoreError};
 use crate::model::event::{AfterEvent, QueuedEvent};
 use crate::model::{
-    Blocked, ConversationSettings, ConversationView, Delivery, ExportCursor, ExportPage, Friend, FriendRequest,
+    Blocked, ConversationSettings, ConversationView, Delivery, Dnd, ExportCursor, ExportPage, Friend, FriendRequest,
     HistoryPage, HistoryQuery, Import, LogPage, MsgKey, Mute, NewAccount, Outgoing, ProfileValue, ProviderKind, Purged,
     PushDevice, QueuedPush, Sent, SettingsChange, Settle, StoredMessage,
 };
@@ -387,6 +387,10 @@ pub trait PushStore: Send + Sync + 'static {
     async fn release_pushes(&self, owner: String) -> Result<(), StoreError>;
     /// How many pushes are queued, and when the oldest was (unix seconds), for the operator.
     async fn push_backlog(&self) -> Result<(u64, Option<i64>), StoreError>;
+    /// Sets `user`'s do-not-disturb window (`None`: none). `false` if the account does not exist.
+    async fn set_dnd(&self, user: String, dnd: Option<Dnd>) -> Result<bool, StoreError>;
+    /// Every user's do-not-disturb window.
+    async fn dnds(&self) -> Result<Vec<(String, Dnd)>, StoreError>;
 }
 
 /// The outbox of the after-event callbacks ([`crate::callbacks`]). An event is written in the commit of
