@@ -812,6 +812,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_entry_of_a_kind_this_version_does_not_know_is_skipped_with_its_seq() {
+        let synced = r#"{"op":"synced","id":2,"entries":[
+            {"kind":"read","seq":1,"peer":"bob","time":5},
+            {"kind":"reaction","seq":2,"peer":"bob","msg_key":"1_2_3","emoji":"+1"},
+            {"kind":"deleted","seq":3,"peer":"bob","msg_key":"1_2_3"}],"latest":3,"more":false}"#;
+        let ServerFrame::Synced { entries, .. } = serde_json::from_str(synced).unwrap() else {
+            panic!("a synced frame");
+        };
+        assert!(matches!(entries[0], Entry::Read { seq: 1, .. }));
+        assert!(matches!(entries[1], Entry::Unknown { seq: 2 }), "{:?}", entries[1]);
+        assert!(matches!(entries[2], Entry::Deleted { seq: 3, .. }));
+        assert_eq!(entries.iter().map(Entry::seq).collect::<Vec<_>>(), [1, 2, 3]);
+        // A known kind that is malformed is still an error, and so is an entry without a seq.
+        assert!(serde_json::from_str::<Entry>(r#"{"kind":"read","seq":1}"#).is_err());
+        assert!(serde_json::from_str::<Entry>(r#"{"kind":"reaction"}"#).is_err());
+        // What the server writes reads back as itself.
+        let cleared = Entry::Cleared { seq: 4, peer: "bob".into(), upto: 9, conversation: true };
+        let text = serde_json::to_string(&cleared).unwrap();
+        assert_eq!(text, r#"{"kind":"cleared","seq":4,"peer":"bob","upto":9,"conversation":true}"#);
+        assert!(matches!(serde_json::from_str(&text).unwrap(), Entry::Cleared { upto: 9, conversation: true, .. }));
+    }
+
+    #[test]
     fn frames_have_the_documented_shape() {
         let login = ClientFrame::Login {
             id: 1,
