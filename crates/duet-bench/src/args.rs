@@ -258,7 +258,7 @@ pub struct SearchArgs {
     /// Users the messages are among
     #[arg(long, default_value_t = 100)]
     pub users: usize,
-    /// Keyword searches, one after another
+    /// Keyword searches, one after another (0: only the import, which a server without search takes too)
     #[arg(long, default_value_t = 1_000)]
     pub queries: usize,
     /// Users that search, in turn, each over its own connection
