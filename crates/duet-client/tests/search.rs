@@ -58,7 +58,7 @@ async fn a_user_searches_its_own_history_across_conversations_and_pages_through_
     );
     // A recalled message matches on neither side; one alice deleted from her side still does on carol's.
     alice.recall("carol", &recalled.msg_key).await.unwrap();
-    assert_eq!(alice.delete_messages("carol", &[&deleted.msg_key]).await.unwrap(), [deleted.msg_key.clone()]);
+    assert_eq!(alice.delete_messages("carol", &[&deleted.msg_key]).await.unwrap(), [deleted.msg_key.as_str()]);
     assert_eq!(search(&alice, lunch.clone()).await, ["[位置] 午饭餐厅", "明天一起吃午饭吗"]);
     assert_eq!(search(&carol, lunch.clone()).await, ["[位置] 午饭餐厅", "午饭 without alice", "午饭 in the park"]);
     // One conversation, one sender, a type; Latin words from their start, any case.
