@@ -8,7 +8,10 @@
 
 #![no_main]
 
-use duet_proto::client::{ClientFrame, Entry, Message, ServerFrame};
+use duet_proto::client::{
+    ClientFrame, Entry, MAX_SEARCH_KEYWORD_BYTES, MAX_SEARCH_KEYWORDS, MAX_SEARCH_PAGE, Message, SearchFilters,
+    ServerFrame,
+};
 use duet_proto::elem::validate_elems;
 use duet_proto::limits::{self, MAX_MESSAGE_BYTES, MAX_SAFE_INTEGER};
 use duet_proto::rest::{format_msg_key, parse_msg_key, validate_user_id};
@@ -36,6 +39,23 @@ fn client_frame(frame: &ClientFrame) {
         ClientFrame::History { before: Some(key), .. } => {
             if let Some((seq, random, time)) = parse_msg_key(key) {
                 assert_eq!(parse_msg_key(&format_msg_key(seq, random, time)), Some((seq, random, time)));
+            }
+        }
+        ClientFrame::Search { keywords, peer, from, types, since, until, limit, .. } => {
+            let filters = SearchFilters {
+                keywords,
+                peer: peer.as_deref(),
+                from: from.as_deref(),
+                types,
+                since: *since,
+                until: *until,
+                limit: *limit,
+            };
+            // What the server accepts is a bounded search.
+            if let Ok(n) = filters.check() {
+                assert!((1..=MAX_SEARCH_PAGE).contains(&n));
+                assert!(keywords.len() <= MAX_SEARCH_KEYWORDS);
+                assert!(keywords.iter().all(|k| k.len() <= MAX_SEARCH_KEYWORD_BYTES));
             }
         }
         ClientFrame::Send { to, seq, random, body, cloud_custom_data, push, .. } => {

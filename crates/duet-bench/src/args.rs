@@ -44,6 +44,9 @@ pub enum Scenario {
     Offline(OfflineArgs),
     /// Page back 20 messages at a time through a 10,000-message conversation: latency per page
     History(HistoryArgs),
+    /// Import a million messages among 100 users, then search one user's history across all its
+    /// conversations by keyword: search latency, the index's size per message
+    Search(SearchArgs),
     /// Admin `openim/sendmsg` over HTTP/1.1 keep-alive from C concurrent clients: req/s and latency
     Rest(RestArgs),
     /// F users each send texts to a peer as fast as the server lets them (W sends in flight): sends
@@ -62,6 +65,7 @@ impl Scenario {
             Scenario::Idle(_) => "idle",
             Scenario::Offline(_) => "offline",
             Scenario::History(_) => "history",
+            Scenario::Search(_) => "search",
             Scenario::Rest(_) => "rest",
             Scenario::Flood(_) => "flood",
             Scenario::Soak(_) => "soak",
@@ -74,6 +78,7 @@ impl Scenario {
             Scenario::Idle(a) => &a.target,
             Scenario::Offline(a) => &a.target,
             Scenario::History(a) => &a.target,
+            Scenario::Search(a) => &a.target,
             Scenario::Rest(a) => &a.target,
             Scenario::Flood(a) => &a.target,
             Scenario::Soak(a) => &a.target,
@@ -239,6 +244,30 @@ pub struct HistoryArgs {
     #[arg(long, default_value_t = 1)]
     pub passes: usize,
     /// REST sendmsg calls in flight while filling the conversation
+    #[arg(long, default_value_t = 64)]
+    pub store_concurrency: usize,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SearchArgs {
+    /// Messages imported (each between two of the users, picked at random)
+    #[arg(long, default_value_t = 1_000_000)]
+    pub messages: usize,
+    /// Users the messages are among
+    #[arg(long, default_value_t = 100)]
+    pub users: usize,
+    /// Keyword searches, one after another (0: only the import, which a server without search takes too)
+    #[arg(long, default_value_t = 1_000)]
+    pub queries: usize,
+    /// Users that search, in turn, each over its own connection
+    #[arg(long, default_value_t = 10)]
+    pub searchers: usize,
+    /// Messages per search page
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// REST importmsg calls in flight while importing
     #[arg(long, default_value_t = 64)]
     pub store_concurrency: usize,
     #[command(flatten)]

@@ -15,7 +15,7 @@
 //! * `target`: starting or reaching the server; the admin's REST calls.
 //! * `ws`: the light client-protocol side (marks, cursor rule, ledger).
 //! * `stats`: HDR histograms and the progress bar. `sys`: `/proc` sampling.
-//! * `pairs`, `idle`, `offline`, `history`, `rest`, `flood`, `soak`: the scenarios. `pairs::Fleet` (users
+//! * `pairs`, `idle`, `offline`, `history`, `search`, `rest`, `flood`, `soak`: the scenarios. `pairs::Fleet` (users
 //!   in pairs at an offered rate, checked exactly once) is shared by `pairs` and `soak`, `flood::Flood` by
 //!   `flood` and `soak`; `hostile` holds `soak`'s non-readers and slow uploaders. `push_sink` and
 //!   `callback_sink` are the app's push gateway and callback backend that `pairs --push` and
@@ -31,6 +31,7 @@ pub mod offline;
 pub mod pairs;
 mod push_sink;
 pub mod rest;
+pub mod search;
 pub mod soak;
 mod stats;
 mod sys;
@@ -43,8 +44,8 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 pub use crate::args::{
-    BenchArgs, Durability, FloodArgs, HistoryArgs, IdleArgs, OfflineArgs, PairsArgs, RestArgs, Scenario, SoakArgs,
-    TargetArgs,
+    BenchArgs, Durability, FloodArgs, HistoryArgs, IdleArgs, OfflineArgs, PairsArgs, RestArgs, Scenario, SearchArgs,
+    SoakArgs, TargetArgs,
 };
 pub use crate::callback_sink::{CallbackReport, SlowSenderReport};
 pub use crate::hostile::{Attack, NonReaderReport, SlowUploaderReport};
@@ -123,6 +124,7 @@ pub enum Details {
     Idle(idle::IdleReport),
     Offline(offline::OfflineReport),
     History(history::HistoryReport),
+    Search(search::SearchReport),
     Rest(rest::RestReport),
     Flood(flood::FloodReport),
     Soak(soak::SoakReport),
@@ -156,6 +158,7 @@ impl Report {
             Details::Idle(r) => summary::idle(&mut out, r),
             Details::Offline(r) => summary::offline(&mut out, r),
             Details::History(r) => summary::history(&mut out, r),
+            Details::Search(r) => summary::search(&mut out, r),
             Details::Rest(r) => summary::rest(&mut out, r),
             Details::Flood(r) => summary::flood(&mut out, r),
             Details::Soak(r) => summary::soak(&mut out, r),
@@ -250,6 +253,7 @@ pub async fn run(args: &BenchArgs, duet_exe: &Path) -> Result<Report, BenchError
         Scenario::Idle(a) => idle::run(a, &target, &progress).await.map(|o| o.map(Details::Idle)),
         Scenario::Offline(a) => offline::run(a, &target, &progress).await.map(|o| o.map(Details::Offline)),
         Scenario::History(a) => history::run(a, &target, &progress).await.map(|o| o.map(Details::History)),
+        Scenario::Search(a) => search::run(a, &target, &progress).await.map(|o| o.map(Details::Search)),
         Scenario::Rest(a) => rest::run(a, &target, &progress).await.map(|o| o.map(Details::Rest)),
         Scenario::Flood(a) => flood::run(a, &target, &progress).await.map(|o| o.map(Details::Flood)),
         Scenario::Soak(a) => soak::run(a, &target, &progress).await.map(|o| o.map(Details::Soak)),
@@ -301,7 +305,7 @@ mod summary {
 
     use crate::stats::fmt_ms;
     use crate::sys::CpuUsage;
-    use crate::{flood, history, idle, offline, pairs, rest, soak};
+    use crate::{flood, history, idle, offline, pairs, rest, search, soak};
 
     fn opt(v: Option<f64>, unit: &str) -> String {
         v.map_or("n/a".into(), |v| format!("{v:.0}{unit}"))
@@ -499,6 +503,43 @@ mod summary {
             r.missing,
             r.duplicates,
             r.order_violations
+        );
+    }
+
+    pub fn search(out: &mut String, r: &search::SearchReport) {
+        let _ = writeln!(
+            out,
+            "{} messages among {} users imported in {:.1} s ({:.0}/s, {} server µs each)",
+            r.messages,
+            r.users,
+            r.store_s,
+            r.stored_per_s,
+            opt(r.server_cpu_us_per_import, "")
+        );
+        let _ = writeln!(
+            out,
+            "index: {} bytes per message (messages table {}, whole database {})",
+            opt(r.index_bytes_per_message, ""),
+            opt(r.message_bytes_per_message, ""),
+            opt(r.database_bytes_per_message, "")
+        );
+        let _ = writeln!(
+            out,
+            "{} keyword searches across one user's conversations, pages of {}: {}",
+            r.queries,
+            r.limit,
+            r.latency.short()
+        );
+        let _ = writeln!(out, "  Latin words: {}", r.latin_latency.short());
+        let _ = writeln!(out, "  Chinese words: {}", r.chinese_latency.short());
+        let _ = writeln!(
+            out,
+            "{:.1} hits per search, {} found nothing, {} had more than a page; {}; {} server µs per search",
+            r.hits_per_search,
+            r.empty_searches,
+            r.searches_with_more,
+            cpu(&r.cpu),
+            opt(r.server_cpu_us_per_search, "")
         );
     }
 

@@ -35,7 +35,7 @@ pub struct Target {
     pub pid: Option<u32>,
     pub durability: Option<Durability>,
     own: Option<OwnServer>,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     admin_sig: String,
 }
 

@@ -170,6 +170,17 @@ async fn history_lists_every_message_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_the_users_messages_holding_the_keyword() {
+    let r = bench(&["search", "--messages", "3000", "--users", "6", "--queries", "40", "--searchers", "3"]).await;
+    let Details::Search(x) = &r.details else { panic!("not a search report") };
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert_eq!((x.messages, x.queries, x.wrong_hits), (3000, 40, 0));
+    assert_eq!(x.latency.count, 40);
+    assert!(x.hits_per_search > 1.0, "about 3000 / 3 / 400 * 5 hits a Latin word: {x:?}");
+    assert!(x.index_bytes_per_message.is_some_and(|b| b > 0.0), "{x:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_sends_are_all_stored_once() {
     let r = bench(&["rest", "--clients", "4", "--duration", "1", "--warmup", "0.2"]).await;
     let Details::Rest(x) = &r.details else { panic!("not a rest report") };

@@ -31,7 +31,9 @@ use crate::config::SessionKind;
 use crate::event::{ConnectionState, Event};
 use crate::friends::{FriendRequests, RelationAnswer, RelationRequest};
 use crate::history::{Coverage, Held, Position};
-use crate::model::{Conversation, ConversationChange, DndSetting, Message, SendOptions, SentMessage};
+use crate::model::{
+    Conversation, ConversationChange, DndSetting, Message, SearchPage, SearchQuery, SendOptions, SentMessage,
+};
 use crate::sequencer::{Live, Sequencer};
 use crate::store::{Batch, MessageRecord, StoreError, StoreHandle};
 
@@ -58,6 +60,7 @@ pub(crate) enum MessageRequest {
     Recall { peer: String, msg_key: String },
     ReadReceipt { peer: String, msg_keys: Vec<String> },
     Find { peer: String, msg_keys: Vec<String> },
+    Search(SearchQuery),
     Modify { peer: String, msg_key: String, body: Option<Vec<MsgElem>>, data: Option<String>, version: Option<u32> },
     Delete { peer: String, msg_keys: Vec<String> },
     ClearHistory { peer: String },
@@ -74,6 +77,17 @@ impl MessageRequest {
             MessageRequest::Recall { peer, msg_key } => ClientFrame::Recall { id, peer, msg_key },
             MessageRequest::ReadReceipt { peer, msg_keys } => ClientFrame::ReadReceipt { id, peer, msg_keys },
             MessageRequest::Find { peer, msg_keys } => ClientFrame::Find { id, peer, msg_keys },
+            MessageRequest::Search(q) => ClientFrame::Search {
+                id,
+                keywords: q.keywords,
+                peer: q.peer,
+                from: q.from,
+                types: q.types,
+                since: q.since,
+                until: q.until,
+                limit: q.limit,
+                cursor: q.cursor,
+            },
             MessageRequest::Modify { peer, msg_key, body, data, version } => {
                 ClientFrame::Modify { id, peer, msg_key, body, cloud_custom_data: data, version }
             }
@@ -111,6 +125,7 @@ pub(crate) enum MessageAnswer {
     Ok,
     Acknowledged(Vec<String>),
     Found(Vec<Option<Message>>),
+    Searched(SearchPage),
     Modified(Box<Message>),
     Deleted(Vec<String>),
     Dnd(DndSetting),
@@ -205,6 +220,7 @@ impl Op {
             Op::Message { req: MessageRequest::Recall { .. }, .. } => "recall",
             Op::Message { req: MessageRequest::ReadReceipt { .. }, .. } => "read_receipt",
             Op::Message { req: MessageRequest::Find { .. }, .. } => "find",
+            Op::Message { req: MessageRequest::Search(_), .. } => "search",
             Op::Message { req: MessageRequest::Modify { .. }, .. } => "modify",
             Op::Message { req: MessageRequest::Delete { .. }, .. } => "delete",
             Op::Message { req: MessageRequest::ClearHistory { .. }, .. } => "clear_history",
@@ -900,6 +916,12 @@ impl Actor {
                     .map(|m| m.map(|m| self.with_peer_read(&me, Message::from_wire(m, None))))
                     .collect();
                 self.message_answer(s, id, MessageAnswer::Found(found), "found")
+            }
+            ServerFrame::SearchResult { id, messages, cursor } => {
+                let me = self.settings.user.clone();
+                let messages =
+                    messages.into_iter().map(|m| self.with_peer_read(&me, Message::from_wire(m, None))).collect();
+                self.message_answer(s, id, MessageAnswer::Searched(SearchPage { messages, cursor }), "search_result")
             }
             ServerFrame::Modified { id, msg } => {
                 let me = self.settings.user.clone();

@@ -69,7 +69,8 @@ pub use crate::friends::{
     AddFriendOptions, Blocked, Friend, FriendAddResult, FriendRequest, FriendRequests, RelationEvent,
 };
 pub use crate::model::{
-    Conversation, ConversationChange, ConversationSettings, DndSetting, Message, SendOptions, Sender, SentMessage,
+    Conversation, ConversationChange, ConversationSettings, DndSetting, Message, SearchPage, SearchQuery, SendOptions,
+    Sender, SentMessage,
 };
 pub use crate::push::PushConfig;
 use crate::store::{LocalStore, MemoryStore, SqliteStore, StoreHandle};
@@ -291,6 +292,16 @@ impl Client {
         match self.message_request(MessageRequest::Find { peer, msg_keys }).await? {
             MessageAnswer::Found(messages) => Ok(messages),
             other => Err(Error::Protocol(format!("find answered with {other:?}"))),
+        }
+    }
+
+    /// Searches the user's own history on the server (see [`SearchQuery`]), newest first; a page's
+    /// [`SearchPage::cursor`], put in the query, gives the next. Invalid queries (no condition, a limit
+    /// out of 1 to 100, an unknown type) fail with the server's 6017.
+    pub async fn search_messages(&self, query: SearchQuery) -> Result<SearchPage, Error> {
+        match self.message_request(MessageRequest::Search(query)).await? {
+            MessageAnswer::Searched(page) => Ok(page),
+            other => Err(Error::Protocol(format!("search answered with {other:?}"))),
         }
     }
 

@@ -234,6 +234,47 @@ pub struct SendOptions {
     pub need_read_receipt: bool,
 }
 
+/// A search of the user's own history on the server ([`Client::search_messages`](crate::Client::search_messages)):
+/// every condition given must hold, and at least one is given. Recalled messages and those deleted from
+/// the user's side never match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// Each keyword is in the message's text (a text's `Text`, a file's name, a location's or custom
+    /// element's `Desc`); case-insensitive. Chinese, Japanese and Korean keywords match anywhere in a run
+    /// of characters; other words match from their start.
+    pub keywords: Vec<String>,
+    /// Only the conversation with this user (else all the user's conversations).
+    pub peer: Option<String>,
+    /// Only messages this user sent.
+    pub from: Option<String>,
+    /// Only messages with an element of one of these `MsgType`s (`TIMTextElem`, `TIMImageElem`, …).
+    pub types: Vec<String>,
+    /// Dated at or after this (unix seconds).
+    pub since: Option<i64>,
+    /// Dated at or before this (unix seconds).
+    pub until: Option<i64>,
+    /// Messages per page, 1 to 100 (the server's default, 20, when `None`).
+    pub limit: Option<u32>,
+    /// The previous page's [`SearchPage::cursor`], to go on.
+    pub cursor: Option<String>,
+}
+
+impl SearchQuery {
+    /// A search for messages holding `keyword`, in all the user's conversations.
+    pub fn keyword(keyword: &str) -> SearchQuery {
+        SearchQuery { keywords: vec![keyword.to_owned()], ..SearchQuery::default() }
+    }
+}
+
+/// A page of a search: messages newest first, and the cursor of the next page (`None`: no more).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchPage {
+    /// Newest first.
+    pub messages: Vec<Message>,
+    /// Put in [`SearchQuery::cursor`] for the next page; `None` when nothing more matches.
+    pub cursor: Option<String>,
+}
+
 /// What the server assigned to a sent message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentMessage {

@@ -27,6 +27,23 @@ pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
 pub const MAX_KEYS_PER_REQUEST: usize = 100;
 /// Messages one `delete` may name.
 pub const MAX_DELETE_PER_REQUEST: usize = 50;
+/// Most messages one `search` answer carries, and how many when the request gives no `limit`.
+pub const MAX_SEARCH_PAGE: u32 = 100;
+pub const DEFAULT_SEARCH_PAGE: u32 = 20;
+/// Keywords one `search` may give, and the longest (in bytes).
+pub const MAX_SEARCH_KEYWORDS: usize = 10;
+pub const MAX_SEARCH_KEYWORD_BYTES: usize = 100;
+/// The `MsgType`s a `search` may filter on.
+pub const SEARCH_TYPES: [&str; 8] = [
+    "TIMTextElem",
+    "TIMFaceElem",
+    "TIMLocationElem",
+    "TIMImageElem",
+    "TIMSoundElem",
+    "TIMFileElem",
+    "TIMVideoFileElem",
+    "TIMCustomElem",
+];
 
 /// Client error codes, as Tencent's SDKs number them.
 pub mod code {
@@ -230,6 +247,32 @@ pub enum ClientFrame {
     /// The messages of the conversation with `peer` named by `msg_keys`, as history shows them (with
     /// their read and receipt state).
     Find { id: u64, peer: String, msg_keys: Vec<String> },
+    /// Search the user's own history, newest first (answered with `search_result`): messages whose text
+    /// holds every keyword, of the conversation with `peer` (else of all), sent by `from`, with an element
+    /// of one of `types`, dated within [`since`, `until`]; at least one of these is given. `cursor`: the
+    /// previous page's, to go on.
+    Search {
+        id: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        keywords: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// Tencent's `MsgType` names ([`SEARCH_TYPES`]).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        types: Vec<String>,
+        /// Unix seconds, inclusive.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<i64>,
+        /// 1 to [`MAX_SEARCH_PAGE`] (default [`DEFAULT_SEARCH_PAGE`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+    },
     /// A page of the conversation with `peer`, newest first, older than `before` (a `MsgKey`).
     History {
         id: u64,
@@ -338,6 +381,62 @@ impl ClientFrame {
             let id = serde_json::from_str::<IdOnly>(text).ok().and_then(|f| f.id).unwrap_or(0);
             (id, format!("not a valid frame: {e}"))
         })
+    }
+}
+
+/// What a `search` asks for, as the server checks it.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchFilters<'a> {
+    pub keywords: &'a [String],
+    pub peer: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub types: &'a [String],
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+impl SearchFilters<'_> {
+    /// Checks a `search` (every door's one check): at least one filter; at most [`MAX_SEARCH_KEYWORDS`]
+    /// keywords, each with a letter or digit and at most [`MAX_SEARCH_KEYWORD_BYTES`]; types of
+    /// [`SEARCH_TYPES`]; times within [`limits::check_time`], `since` not after `until`; a limit of 1 to
+    /// [`MAX_SEARCH_PAGE`]. The page size, or why not.
+    pub fn check(&self) -> Result<u32, String> {
+        let filtered = !self.keywords.is_empty()
+            || self.peer.is_some()
+            || self.from.is_some()
+            || !self.types.is_empty()
+            || self.since.is_some()
+            || self.until.is_some();
+        if !filtered {
+            return Err("give keywords, or a peer, a sender, types or a time range".into());
+        }
+        if self.keywords.len() > MAX_SEARCH_KEYWORDS {
+            return Err(format!("at most {MAX_SEARCH_KEYWORDS} keywords"));
+        }
+        for k in self.keywords {
+            if k.len() > MAX_SEARCH_KEYWORD_BYTES {
+                return Err(format!("a keyword is at most {MAX_SEARCH_KEYWORD_BYTES} bytes"));
+            }
+            if !k.chars().any(char::is_alphanumeric) {
+                return Err(format!("the keyword {k:?} has no letter or digit"));
+            }
+        }
+        if let Some(t) = self.types.iter().find(|t| !SEARCH_TYPES.contains(&t.as_str())) {
+            return Err(format!("{t:?} is not a MsgType"));
+        }
+        let since = self.since.map(limits::check_time).transpose()?;
+        let until = self.until.map(limits::check_time).transpose()?;
+        if let (Some(since), Some(until)) = (since, until)
+            && since > until
+        {
+            return Err(format!("since ({since}) is after until ({until})"));
+        }
+        match self.limit {
+            None => Ok(DEFAULT_SEARCH_PAGE),
+            Some(n @ 1..=MAX_SEARCH_PAGE) => Ok(n),
+            Some(n) => Err(format!("limit must be 1 to {MAX_SEARCH_PAGE}, not {n}")),
+        }
     }
 }
 
@@ -455,6 +554,13 @@ pub enum ServerFrame {
     Receipts {
         id: u64,
         acknowledged: Vec<String>,
+    },
+    /// The answer to `search`: newest first; `cursor` continues the search (absent: nothing more).
+    SearchResult {
+        id: u64,
+        messages: Vec<Message>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
     },
     /// The answer to `find`: one item per key asked, `null` where no message of the user's view has it.
     Found {

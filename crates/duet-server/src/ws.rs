@@ -22,7 +22,8 @@ use duet_core::callbacks::Source;
 use duet_core::hub::{KickReason, Outbound, Session, SessionKind};
 use duet_core::messages::{CallbackSource, Draft, Origin, Prepared, SendError};
 use duet_core::model::{
-    self, HistoryQuery, LogEntry, LogEvent, MsgKey, ReceiveOpt, SenderCopy, SettingsChange, StoredMessage,
+    self, HistoryQuery, LogEntry, LogEvent, MsgKey, ReceiveOpt, SearchCursor, SearchQuery, SenderCopy, SettingsChange,
+    StoredMessage,
 };
 use duet_core::push::{RegisterError, Registration};
 use duet_core::sessions::Gone;
@@ -644,6 +645,7 @@ fn is_page(frame: &ClientFrame) -> bool {
         frame,
         ClientFrame::Sync { .. }
             | ClientFrame::History { .. }
+            | ClientFrame::Search { .. }
             | ClientFrame::Conversations { .. }
             | ClientFrame::FriendList { .. }
             | ClientFrame::FriendRequests { .. }
@@ -754,6 +756,41 @@ async fn work(
             let mut messages: Vec<Message> = page.messages.iter().map(|m| message_to_wire(core, m)).collect();
             let cut = fit_page(&mut messages);
             (ServerFrame::History { id, messages, complete: !page.more && !cut, conv_seq: page.conv_seq }, None)
+        }
+        ClientFrame::Search { id, keywords, peer, from, types, since, until, limit, cursor } => {
+            let filters = client::SearchFilters {
+                keywords: &keywords,
+                peer: peer.as_deref(),
+                from: from.as_deref(),
+                types: &types,
+                since,
+                until,
+                limit,
+            };
+            let limit = filters.check().map_err(|why| ApiError::new(client::code::INVALID_PARAMS, why))?;
+            let after = match cursor.as_deref() {
+                None | Some("") => None,
+                Some(c) => Some(c.parse::<SearchCursor>().map_err(|()| {
+                    ApiError::new(client::code::INVALID_PARAMS, format!("{c:?} is not a search cursor"))
+                })?),
+            };
+            let q = SearchQuery {
+                owner: user,
+                keywords,
+                peer,
+                sender: from,
+                types,
+                min_time: since.unwrap_or(0),
+                max_time: until.unwrap_or(i64::MAX),
+                after,
+                limit: limit as usize,
+            };
+            let page = core.messages().search(q).await.map_err(fail)?;
+            let mut messages: Vec<Message> = page.hits.iter().map(|h| message_to_wire(core, &h.message)).collect();
+            let cut = fit_page(&mut messages);
+            // A page cut short for its size goes on after its last message, as one that ended at the limit.
+            let cursor = if cut { Some(page.hits[messages.len() - 1].at) } else { page.next() };
+            (ServerFrame::SearchResult { id, messages, cursor: cursor.map(|c| c.to_string()) }, None)
         }
         ClientFrame::Conversations { id } => {
             let items = core
@@ -924,6 +961,7 @@ fn request_id(frame: &ClientFrame) -> u64 {
         | ClientFrame::Sync { id, .. }
         | ClientFrame::Send { id, .. }
         | ClientFrame::History { id, .. }
+        | ClientFrame::Search { id, .. }
         | ClientFrame::Conversations { id }
         | ClientFrame::MarkRead { id, .. }
         | ClientFrame::Recall { id, .. }

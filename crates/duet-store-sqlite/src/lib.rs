@@ -12,6 +12,7 @@ mod media;
 mod ops;
 mod push;
 mod relations;
+mod search;
 mod state;
 mod writer;
 
@@ -24,7 +25,7 @@ use async_trait::async_trait;
 use duet_core::model::event::AfterEvent;
 use duet_core::model::{
     ConversationSettings, ConversationView, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import, LogPage,
-    MsgKey, Mute, NewAccount, ProfileValue, Purged, SettingsChange, StoredMessage,
+    MsgKey, Mute, NewAccount, ProfileValue, Purged, SearchPage, SearchQuery, SettingsChange, StoredMessage,
 };
 use duet_core::store::{
     AccountStore, Cutoffs, DeliveryHook, Edit, Imported, MessageExport, MessageStore, Modified, SendOutcome, SendPlan,
@@ -55,7 +56,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_8.sql"),
     include_str!("schema_9.sql"),
     include_str!("schema_10.sql"),
+    include_str!("schema_11.sql"),
 ];
+/// The version whose migration creates the search index, which then indexes the messages stored before.
+const SEARCH_INDEX_VERSION: usize = 11;
 /// Read connections, and so reads running at once (see [`SqliteStore::read`]). Reads beyond wait in the
 /// queue rather than open new connections (that costs far more than a read) or pile up blocking threads.
 const READERS: usize = 8;
@@ -317,8 +321,12 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         return Err(Failure::NewerSchema { found: version, known: MIGRATIONS.len() }.into());
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = format!("BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1);
-        conn.execute_batch(&tx).map_err(backend)?;
+        conn.execute_batch(&format!("BEGIN; {sql};")).map_err(backend)?;
+        if i + 1 == SEARCH_INDEX_VERSION && version > 0 {
+            let indexed = search::backfill(conn).map_err(backend)?;
+            tracing::info!(messages = indexed, "sqlite: stored messages indexed for search");
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {}; COMMIT;", i + 1)).map_err(backend)?;
         tracing::info!(version = i + 1, "sqlite: schema migrated");
     }
     Ok(())
@@ -470,6 +478,10 @@ impl MessageStore for SqliteStore {
         keys: Vec<MsgKey>,
     ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
         self.read(move |c| ops::find_messages(c, &owner, &peer, &keys)).await
+    }
+
+    async fn search(&self, q: SearchQuery) -> Result<SearchPage, StoreError> {
+        self.read(move |c| search::search(c, &q)).await
     }
 
     async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError> {
@@ -865,6 +877,80 @@ mod tests {
         };
         let page = store.history(q).await.unwrap();
         assert_eq!((page.messages.len(), page.conv_seq), (0, 0), "m inherited uid 2: {page:?}");
+    }
+
+    /// The search index follows the messages: a row per message stored, replaced by an edit, removed by a
+    /// recall, a purge and the deletion of an account; a database from before the index gets its stored
+    /// messages indexed when it migrates.
+    #[tokio::test]
+    async fn the_search_index_holds_a_row_per_message_that_can_be_found() {
+        use duet_core::model::{MsgKey, SearchQuery};
+        use duet_core::store::{Cutoffs, Edit};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("duet.db");
+        let store = SqliteStore::open(&path, Durability::Fsync).unwrap();
+        let accounts = ["a", "b", "c"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None }).to_vec();
+        store.import_accounts(accounts, 1).await.unwrap();
+        let t0 = 1_700_000_000_000;
+        let keys: Vec<MsgKey> = futures_keys(&store, t0).await;
+        let rows = |path: &std::path::Path| {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.query_row("SELECT count(*) FROM message_search", [], |r| r.get::<_, i64>(0)).unwrap()
+        };
+        assert_eq!(rows(&path), 4);
+        let edit = Edit {
+            from: "a".into(),
+            to: "b".into(),
+            key: keys[0],
+            body: Some(r#"[{"MsgType":"TIMTextElem","MsgContent":{"Text":"y"}}]"#.into()),
+            cloud_custom_data: None,
+            base_version: None,
+        };
+        store.modify(edit, i64::MAX).await.unwrap();
+        assert_eq!(rows(&path), 4, "an edit replaces its row");
+        store.withdraw("a".into(), "b".into(), keys[1], "a".into(), i64::MAX, None).await.unwrap();
+        assert_eq!(rows(&path), 3, "a recall removes it");
+        assert_eq!(store.delete_accounts(vec!["c".into()]).await.unwrap(), [true]);
+        assert_eq!(rows(&path), 2, "so does the deletion of its sender's account");
+        let cut = Cutoffs { roaming_before: t0 / 1000 + 1, offline_before: 0, dedup_before_ms: 0 };
+        assert_eq!(store.purge(cut).await.unwrap().messages, 3, "the recalled and c's messages too");
+        assert_eq!(rows(&path), 1, "and the purge its rows");
+        let q = SearchQuery {
+            owner: "a".into(),
+            keywords: vec!["x".into()],
+            peer: None,
+            sender: None,
+            types: Vec::new(),
+            min_time: 0,
+            max_time: i64::MAX,
+            after: None,
+            limit: 10,
+        };
+        assert_eq!(store.search(q.clone()).await.unwrap().hits.len(), 1);
+        drop(store);
+
+        // A database of version 10: migrating indexes what it holds (but recalled messages).
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER messages_search_delete; DROP TABLE message_search; PRAGMA user_version = 10;              UPDATE messages SET flags = 0;",
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path, Durability::Fsync).unwrap();
+        assert_eq!(rows(&path), 1);
+        assert_eq!(store.search(q).await.unwrap().hits.len(), 1);
+    }
+
+    /// Four messages: a to b at `t0` (two), c to a at `t0` and a to b a second later, all with the text "x".
+    async fn futures_keys(store: &SqliteStore, t0: i64) -> Vec<duet_core::model::MsgKey> {
+        let mut keys = Vec::new();
+        for (n, from, to, at) in [(1, "a", "b", t0), (2, "a", "b", t0), (3, "c", "a", t0), (4, "a", "b", t0 + 1_000)] {
+            let mut p = plan(n, at);
+            p.msg.from = from.into();
+            p.msg.to = vec![to.into()];
+            keys.push(sent(store.send(p).await).key);
+        }
+        keys
     }
 
     async fn join_all<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {

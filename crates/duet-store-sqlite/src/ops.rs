@@ -71,6 +71,7 @@ pub(crate) fn delete_accounts(c: &Connection, w: &mut WriterState, ids: &[String
                 return Ok(false);
             };
             c.prepare_cached("DELETE FROM profiles WHERE uid = ?1")?.execute([uid])?;
+            crate::search::drop_user(c, uid)?;
             c.prepare_cached("DELETE FROM inbox WHERE uid = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM conversations WHERE owner = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM conversation_settings WHERE owner = ?1")?.execute([uid])?;
@@ -408,6 +409,7 @@ pub(crate) fn send(c: &Connection, w: &mut WriterState, plan: &SendPlan) -> Resu
     let mut sent = Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 };
     let mut deliveries = Vec::with_capacity(2 * msg.to.len());
     let info = sender_info(c, w, sender)?;
+    let terms = crate::search::Terms::of(&msg.body);
     for (to, receiver) in receivers {
         let Some(receiver) = receiver else {
             sent.failed.push(to.clone());
@@ -445,6 +447,7 @@ pub(crate) fn send(c: &Connection, w: &mut WriterState, plan: &SendPlan) -> Resu
             continue;
         };
         advance_thread(c, w, sender, receiver, before, picked, key.time)?;
+        crate::search::index(c, id, sender, receiver, &terms)?;
         let mut stored = StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info);
         stored.need_receipt = msg.need_read_receipt;
         let stored = Arc::new(stored);
@@ -536,6 +539,7 @@ pub(crate) fn import(
         return Ok((Imported::Duplicate, Vec::new()));
     };
     advance_thread(c, w, sender, receiver, before, picked, key.time)?;
+    crate::search::index(c, id, sender, receiver, &crate::search::Terms::of(&msg.body))?;
     let mut deliveries = Vec::new();
     if msg.counts_unread {
         let seq = append_log(c, w, receiver, KIND_MSG, Some(id), None, Some(key.time), offline_until)?;
@@ -551,7 +555,7 @@ pub(crate) fn import(
 }
 
 /// Reads a message row selected as [`MESSAGE_COLUMNS`] starting at column `at`, naming the two parties.
-fn read_message(r: &rusqlite::Row<'_>, at: usize, names: impl Fn(i64) -> String) -> Result<StoredMessage> {
+pub(crate) fn read_message(r: &rusqlite::Row<'_>, at: usize, names: impl Fn(i64) -> String) -> Result<StoredMessage> {
     let flags: i64 = r.get(at + 8)?;
     let from = names(r.get(at)?);
     Ok(StoredMessage {
@@ -580,7 +584,7 @@ fn read_message(r: &rusqlite::Row<'_>, at: usize, names: impl Fn(i64) -> String)
 /// A conversation's settings, selected from `conversation_settings cs` (all NULL when it has none).
 const SETTINGS_COLUMNS: &str = "cs.pinned_at, cs.marks, cs.custom_data, cs.draft, cs.draft_time, cs.receive_opt";
 /// How many columns [`MESSAGE_COLUMNS`] selects.
-const MESSAGE_COLUMN_COUNT: usize = 14;
+pub(crate) const MESSAGE_COLUMN_COUNT: usize = 14;
 /// Where [`SETTINGS_COLUMNS`] start in `log_after`'s rows.
 const SETTINGS_AT: usize = 6 + MESSAGE_COLUMN_COUNT;
 
@@ -597,7 +601,7 @@ fn read_settings(r: &rusqlite::Row<'_>, at: usize) -> Result<ConversationSetting
     })
 }
 
-const MESSAGE_COLUMNS: &str = "m.sender, m.receiver, m.time, m.seq, m.random, m.conv_seq, m.body, m.cloud_custom_data, \
+pub(crate) const MESSAGE_COLUMNS: &str = "m.sender, m.receiver, m.time, m.seq, m.random, m.conv_seq, m.body, m.cloud_custom_data, \
                                m.flags, m.sender_nick, m.sender_face, m.revoker, m.receipt_time, m.version";
 
 pub(crate) fn history(c: &Connection, q: &HistoryQuery) -> Result<HistoryPage> {
@@ -966,6 +970,10 @@ pub(crate) fn modify(
          version = version + 1 WHERE id = ?1",
     )?
     .execute(params![id, e.body, e.cloud_custom_data])?;
+    if let Some(body) = &e.body {
+        crate::search::unindex(c, id)?;
+        crate::search::index(c, id, sender, receiver, &crate::search::Terms::of(body))?;
+    }
     let msg = Arc::new(read(c)?);
     let mut sides = Vec::with_capacity(2);
     if flags & HIDDEN_FROM_RECEIVER == 0 {
@@ -1011,6 +1019,7 @@ pub(crate) fn withdraw(
         return Ok((Withdrawn::AlreadyRecalled, Vec::new()));
     }
     c.prepare_cached("UPDATE messages SET flags = flags | 1, revoker = ?2 WHERE id = ?1")?.execute(params![id, by])?;
+    crate::search::unindex(c, id)?;
     // Counted as unread only while neither exempt nor deleted by its recipient (which already uncounted it).
     if flags & (NO_UNREAD | HIDDEN_FROM_RECEIVER) == 0 {
         c.prepare_cached(

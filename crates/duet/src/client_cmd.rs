@@ -182,6 +182,34 @@ enum ClientCommand {
         #[arg(long = "key", required = true)]
         keys: Vec<String>,
     },
+    /// Search the user's own history on the server, newest first: one JSON line per message, then
+    /// `{"cursor": …}` (give it to --cursor for the next page; null when there is no more)
+    Search {
+        /// A word or phrase the message's text holds (repeatable: every one must match)
+        #[arg(long = "keyword")]
+        keywords: Vec<String>,
+        /// Only the conversation with this user
+        #[arg(long)]
+        peer: Option<String>,
+        /// Only messages this user sent
+        #[arg(long)]
+        from: Option<String>,
+        /// Only messages with an element of this MsgType, e.g. TIMTextElem, TIMImageElem (repeatable)
+        #[arg(long = "type")]
+        types: Vec<String>,
+        /// Dated at or after this time (unix seconds)
+        #[arg(long)]
+        since: Option<i64>,
+        /// Dated at or before this time (unix seconds)
+        #[arg(long)]
+        until: Option<i64>,
+        /// Messages per page, 1 to 100 [default: 20]
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Where to go on: the cursor a previous search printed
+        #[arg(long)]
+        cursor: Option<String>,
+    },
     /// Chat with a peer in the terminal: type a line to send it, Ctrl-D to quit. What is shown is marked read
     Chat {
         #[arg(long)]
@@ -392,6 +420,15 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
             for m in client.find_messages(&peer, &keys).await.context("finding messages")? {
                 println!("{}", m.as_ref().map_or(Value::Null, message_json));
             }
+            Ok(())
+        }
+        ClientCommand::Search { keywords, peer, from, types, since, until, limit, cursor } => {
+            let query = duet_client::SearchQuery { keywords, peer, from, types, since, until, limit, cursor };
+            let page = client.search_messages(query).await.context("searching")?;
+            for m in &page.messages {
+                println!("{}", message_json(m));
+            }
+            println!("{}", json!({"cursor": page.cursor}));
             Ok(())
         }
         ClientCommand::Chat { peer } => chat(&client, events, &peer).await,

@@ -116,6 +116,34 @@ async fn send_history_and_conversations_print_json() {
     let out = client(&server, "bob", &["conversations"]).output().await.unwrap();
     let conv: Value = serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().next().unwrap()).unwrap();
     assert_eq!((conv["peer"].as_str(), conv["unread"].as_u64()), (Some("alice"), Some(2)), "{conv}");
+
+    // Search: the messages, newest first, then the cursor (none: one page).
+    let search = |args: &[&str]| {
+        let mut all = vec!["search"];
+        all.extend(args);
+        client(&server, "bob", &all).output()
+    };
+    let out = search(&["--keyword", "CLI", "--peer", "alice", "--type", "TIMTextElem"]).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!((&lines[0]["msg_key"], &lines[1]["cursor"]), (&sent["msg_key"], &Value::Null));
+    let out = search(&["--from", "alice", "--limit", "1"]).await.unwrap();
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["body"][0]["MsgType"], "TIMLocationElem", "newest first");
+    let cursor = lines[1]["cursor"].as_str().expect("a second page").to_owned();
+    let out = search(&["--from", "alice", "--limit", "1", "--cursor", &cursor]).await.unwrap();
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!((&lines[0]["msg_key"], &lines[1]["cursor"]), (&sent["msg_key"], &Value::Null));
+    let out = search(&["--keyword", "here"]).await.unwrap();
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["body"][0]["MsgType"], "TIMLocationElem", "a location's description is its text");
+    let bad = search(&[]).await.unwrap();
+    assert!(!bad.status.success(), "a search without a condition is refused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,8 +13,8 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::media::Media;
 use crate::model::{
-    ConversationSettings, ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, Purged, SettingsChange,
-    StoredMessage,
+    ConversationSettings, ConversationView, HistoryPage, HistoryQuery, Import, LogPage, MsgKey, Purged, SearchPage,
+    SearchQuery, SettingsChange, StoredMessage,
 };
 use crate::push::Pusher;
 use crate::relations::Relations;
@@ -180,6 +180,18 @@ impl Messages {
             return Ok(HistoryPage { messages: Vec::new(), more: false, conv_seq: 0 });
         }
         Ok(self.store.history(q).await?)
+    }
+
+    /// A page of a search of `q.owner`'s own history (see [`SearchQuery`]), within the roaming retention;
+    /// the owner must exist (a peer or sender that does not exist finds nothing).
+    pub async fn search(&self, mut q: SearchQuery) -> Result<SearchPage, Error> {
+        store::require(&*self.store, &q.owner).await?;
+        q.min_time = q.min_time.max(self.roaming_cutoff());
+        q.limit = q.limit.min(crate::model::search::MAX_SEARCH_PAGE);
+        if q.min_time > q.max_time || q.limit == 0 {
+            return Ok(SearchPage { hits: Vec::new(), more: false });
+        }
+        Ok(self.store.search(q).await?)
     }
 
     /// The sender's own recall of a message it sent `peer` (else [`Error::NoSuchMessage`]), within the

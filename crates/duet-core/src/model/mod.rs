@@ -1,11 +1,15 @@
 //! The domain's data: accounts, profile values, messages as sent and as stored, history queries.
 //!
-//! `event` holds the after-event callbacks' events, as the outbox keeps them.
+//! `event` holds the after-event callbacks' events, as the outbox keeps them; `search` the search of a
+//! user's own history (its query, and the text of a message that a search matches).
 //!
 //! These are plain Rust types. Message bodies travel as the compact JSON text the wire layer validated,
 //! so they are serialized once, at send time, and stored and served without being parsed again.
 
 pub mod event;
+pub mod search;
+
+pub use search::{SearchCursor, SearchHit, SearchPage, SearchQuery, Searchable};
 
 /// The profile tag that holds a user's nickname.
 pub const TAG_NICK: &str = "Tag_Profile_IM_Nick";

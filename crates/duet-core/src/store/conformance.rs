@@ -20,7 +20,7 @@ use crate::model::event::{AfterEvent, EventKind, Pair, QueuedEvent};
 use crate::model::{Blocked, Friend, FriendRequest};
 use crate::model::{
     Delivery, HistoryQuery, Import, LogEntry, LogEvent, MsgKey, Mute, NewAccount, Outgoing, ProfileValue, Purged,
-    SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
+    SearchCursor, SearchQuery, SenderCopy, SenderInfo, Sent, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use crate::model::{Dnd, DndWindow, Platform, ProviderKind, PushDevice, ReceiveOpt, SettingsChange, Settle};
 use crate::store::{Cutoffs, Edit, Imported, Modified, SendOutcome, SendPlan, Store, Withdrawn};
@@ -95,6 +95,10 @@ macro_rules! store_conformance_suite {
             conversation_settings_pin_mark_and_quiet_a_conversation,
             do_not_disturb_windows_are_kept_per_user,
             purge_removes_what_each_cutoff_covers,
+            search_matches_keywords_sender_types_and_time_in_the_owners_conversations,
+            search_pages_with_its_cursor_without_gaps_or_duplicates,
+            search_never_finds_recalled_hidden_purged_or_orphaned_messages,
+            search_finds_an_edited_message_by_its_new_text_only,
             purging_offline_copies_keeps_history_and_log_positions,
             a_log_entry_whose_message_expired_is_skipped,
             export_reads_every_stored_message_of_a_range_in_pages,
@@ -1271,6 +1275,186 @@ pub async fn purge_removes_what_each_cutoff_covers<S: Store, M>(b: Backend<S, M>
     let again = send(s, SendPlan { dedup_since_ms: 0, ..old }).await;
     assert!(!again.duplicate);
     assert_eq!(log(s, "b").await, ["2 msg a>b #1"], "the log goes on from its position");
+}
+
+fn text_body(t: &str) -> String {
+    format!(r#"[{{"MsgType":"TIMTextElem","MsgContent":{{"Text":{}}}}}]"#, serde_json::Value::from(t))
+}
+
+/// Message `n` from `from` to `to` at `time` with the given body.
+async fn send_body<S: Store>(s: &S, n: u32, from: &str, to: &str, time: i64, body: String) -> MsgKey {
+    let mut p = plan(n, from, &[to], time);
+    p.msg.body = body;
+    send(s, p).await.key
+}
+
+fn search_query(owner: &str, keywords: &[&str]) -> SearchQuery {
+    SearchQuery {
+        owner: owner.to_owned(),
+        keywords: strings(keywords),
+        peer: None,
+        sender: None,
+        types: Vec::new(),
+        min_time: 0,
+        max_time: i64::MAX,
+        after: None,
+        limit: 100,
+    }
+}
+
+/// The message numbers of a whole search (one page), newest first.
+async fn found<S: Store>(s: &S, q: SearchQuery) -> Vec<u32> {
+    let page = s.search(q).await.unwrap();
+    assert_eq!(page.next(), None, "one page");
+    page.hits.iter().map(|h| h.message.key.random).collect()
+}
+
+pub async fn search_matches_keywords_sender_types_and_time_in_the_owners_conversations<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c"]).await;
+    send_body(s, 1, "a", "b", T, text_body("hello world")).await;
+    send_body(s, 2, "b", "a", T + 1, text_body("Hello again, 你好世界")).await;
+    send_body(s, 3, "a", "c", T + 2, text_body("world peace")).await;
+    let file = r#"[{"MsgType":"TIMFileElem","MsgContent":{"UUID":"f1","FileName":"world report.pdf","FileSize":1,"Download_Flag":2}}]"#;
+    send_body(s, 4, "c", "a", T + 3, file.into()).await;
+    send_body(s, 5, "c", "b", T + 4, text_body("hello world")).await;
+    let image = r#"[{"MsgType":"TIMImageElem","MsgContent":{"UUID":"world","ImageFormat":1,"ImageInfoArray":[]}}]"#;
+    send_body(s, 6, "a", "c", T + 5, image.into()).await;
+    let custom = r#"[{"MsgType":"TIMCustomElem","MsgContent":{"Data":"peace","Desc":"[红包] lucky","Ext":"world"}}]"#;
+    send_body(s, 7, "a", "c", T + 6, custom.into()).await;
+    let q = |keywords: &[&str]| search_query("a", keywords);
+
+    // Across the owner's conversations, newest first; never another user's (#5), never ids or data.
+    assert_eq!(found(s, q(&["world"])).await, [4, 3, 1]);
+    assert_eq!(found(s, search_query("b", &["world"])).await, [5, 1]);
+    assert_eq!(found(s, q(&["HELLO"])).await, [2, 1], "case-insensitive");
+    assert_eq!(found(s, q(&["peace"])).await, [3], "a custom element's Data is not text");
+    // Chinese: any run of characters inside the text, one character included.
+    assert_eq!(found(s, q(&["世界"])).await, [2]);
+    assert_eq!(found(s, q(&["你好世界"])).await, [2]);
+    assert_eq!(found(s, q(&["好"])).await, [2]);
+    assert_eq!(found(s, q(&["红包"])).await, [7], "a custom element's Desc is");
+    // Every keyword must match.
+    assert_eq!(found(s, q(&["hello", "你好"])).await, [2]);
+    assert_eq!(found(s, q(&["hello", "peace"])).await, Vec::<u32>::new());
+    // One conversation; one sender; types; a time range.
+    assert_eq!(found(s, SearchQuery { peer: Some("c".into()), ..q(&["world"]) }).await, [4, 3]);
+    assert_eq!(found(s, SearchQuery { sender: Some("b".into()), ..q(&[]) }).await, [2]);
+    assert_eq!(found(s, SearchQuery { sender: Some("a".into()), ..q(&["world"]) }).await, [3, 1]);
+    assert_eq!(found(s, SearchQuery { types: strings(&["TIMImageElem"]), ..q(&[]) }).await, [6]);
+    let both = strings(&["TIMFileElem", "TIMCustomElem"]);
+    assert_eq!(found(s, SearchQuery { types: both, ..q(&[]) }).await, [7, 4]);
+    assert_eq!(found(s, SearchQuery { types: strings(&["TIMTextElem"]), ..q(&["report"]) }).await, Vec::<u32>::new());
+    assert_eq!(found(s, SearchQuery { min_time: T + 1, max_time: T + 2, ..q(&["world"]) }).await, [3]);
+    assert_eq!(found(s, SearchQuery { min_time: T + 5, ..q(&[]) }).await, [7, 6]);
+    // Unknown users find nothing.
+    assert_eq!(found(s, search_query("nobody", &["world"])).await, Vec::<u32>::new());
+    assert_eq!(found(s, SearchQuery { peer: Some("nobody".into()), ..q(&["world"]) }).await, Vec::<u32>::new());
+    assert_eq!(found(s, SearchQuery { sender: Some("nobody".into()), ..q(&[]) }).await, Vec::<u32>::new());
+    // A hit is the message as history shows it.
+    let page = s.search(q(&["again"])).await.unwrap();
+    let m = &page.hits[0].message;
+    assert_eq!((m.from.as_str(), m.to.as_str(), m.body.clone()), ("b", "a", text_body("Hello again, 你好世界")));
+    assert_eq!(m, &history(s, "a", "b").await[0]);
+}
+
+pub async fn search_pages_with_its_cursor_without_gaps_or_duplicates<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c"]).await;
+    // 25 matches, several in each second, in two conversations; others that do not match between them.
+    for n in 1..=25u32 {
+        let (from, to) = if n % 3 == 0 { ("c", "a") } else { ("a", "b") };
+        send_body(s, n, from, to, T + i64::from(n / 4), text_body(&format!("ping {n}"))).await;
+        send_body(s, 100 + n, from, to, T + i64::from(n / 4), text_body("pong")).await;
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<SearchCursor> = None;
+    let mut pages = 0;
+    loop {
+        let page = s.search(SearchQuery { after, limit: 10, ..search_query("a", &["ping"]) }).await.unwrap();
+        pages += 1;
+        if pages == 2 {
+            // Stored while paging, newer than every page: not in the later pages, which go on where they were.
+            send_body(s, 99, "a", "b", T + 100, text_body("ping late")).await;
+        }
+        seen.extend(page.hits.iter().map(|h| (h.message.key.time, h.message.key.random)));
+        match page.next() {
+            Some(next) => {
+                assert_eq!(page.hits.len(), 10);
+                after = Some(next);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut expected: Vec<(i64, u32)> = (1..=25u32).map(|n| (T + i64::from(n / 4), n)).collect();
+    // Newest first: by time, then the later stored first.
+    expected.sort_by(|x, y| y.cmp(x));
+    assert_eq!(seen, expected, "every match once, newest first");
+    // A cursor past the end: nothing.
+    let last = SearchCursor { time: 0, id: 0 };
+    assert_eq!(found(s, SearchQuery { after: Some(last), ..search_query("a", &["ping"]) }).await, Vec::<u32>::new());
+}
+
+pub async fn search_never_finds_recalled_hidden_purged_or_orphaned_messages<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b", "c", "d"]).await;
+    let recalled = send_body(s, 1, "a", "b", T, text_body("secret one")).await;
+    let deleted = send_body(s, 2, "a", "b", T + 1, text_body("secret two")).await;
+    send_body(s, 3, "c", "a", T + 2, text_body("secret three")).await;
+    let mut p = plan(4, "a", &["b"], T + 3);
+    p.msg.body = text_body("secret four");
+    p.msg.sender_copy = SenderCopy::Nothing;
+    send(s, p).await;
+    send_body(s, 5, "d", "a", T + 4, text_body("secret five")).await;
+    send_body(s, 6, "a", "b", T + 100, text_body("secret six")).await;
+    let secret = |owner: &str| search_query(owner, &["secret"]);
+    assert_eq!(found(s, secret("a")).await, [6, 5, 3, 2, 1]);
+    assert_eq!(found(s, secret("b")).await, [6, 4, 2, 1]);
+
+    // Recalled: on neither side. Deleted by b: a still finds it. Cleared by a: b still finds them.
+    assert_eq!(
+        s.withdraw("a".into(), "b".into(), recalled, "a".into(), T + WEEK, None).await.unwrap(),
+        Withdrawn::Done
+    );
+    assert_eq!(s.delete_messages("b".into(), "a".into(), vec![deleted], T + WEEK).await.unwrap(), [true]);
+    assert_eq!(found(s, secret("a")).await, [6, 5, 3, 2]);
+    assert_eq!(found(s, secret("b")).await, [6, 4]);
+    assert!(s.clear_conversation("a".into(), "c".into(), true, false, T + WEEK).await.unwrap());
+    assert_eq!(found(s, secret("a")).await, [6, 5, 2]);
+    assert_eq!(found(s, secret("c")).await, [3]);
+    // A deleted account's messages are found by no one.
+    assert_eq!(s.delete_accounts(vec!["d".into()]).await.unwrap(), [true]);
+    assert_eq!(found(s, secret("a")).await, [6, 2]);
+    // Purged: gone.
+    let cut = Cutoffs { roaming_before: T + 50, offline_before: 0, dedup_before_ms: 0 };
+    s.purge(cut).await.unwrap();
+    assert_eq!(found(s, secret("a")).await, [6]);
+    assert_eq!(found(s, secret("b")).await, [6]);
+    assert_eq!(found(s, secret("c")).await, Vec::<u32>::new());
+}
+
+pub async fn search_finds_an_edited_message_by_its_new_text_only<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    create(s, &["a", "b"]).await;
+    let key = send_body(s, 1, "a", "b", T, text_body("draft wording")).await;
+    send_body(s, 2, "b", "a", T + 1, text_body("reply wording")).await;
+    assert_eq!(found(s, search_query("b", &["draft"])).await, [1]);
+    let Modified::Done(_) = s.modify(edit(key, Some(text_body("final text")), None, None), T + WEEK).await.unwrap()
+    else {
+        panic!("edited");
+    };
+    for owner in ["a", "b"] {
+        assert_eq!(found(s, search_query(owner, &["draft"])).await, Vec::<u32>::new());
+        assert_eq!(found(s, search_query(owner, &["final"])).await, [1]);
+        assert_eq!(found(s, search_query(owner, &["wording"])).await, [2]);
+    }
+    // Editing the custom data alone leaves the text as it is.
+    let Modified::Done(_) = s.modify(edit(key, None, Some("draft"), None), T + WEEK).await.unwrap() else {
+        panic!("edited");
+    };
+    assert_eq!(found(s, search_query("a", &["final"])).await, [1]);
+    assert_eq!(found(s, search_query("a", &["draft"])).await, Vec::<u32>::new());
 }
 
 pub async fn purging_offline_copies_keeps_history_and_log_positions<S: Store, M>(b: Backend<S, M>) {

@@ -20,7 +20,8 @@ use crate::model::{Blocked, FriendRequest};
 use crate::model::{
     ConversationSettings, ConversationView, Delivery, Dnd, ExportCursor, ExportPage, HistoryPage, HistoryQuery, Import,
     LogEntry, LogEvent, LogPage, MsgKey, Mute, NewAccount, ProfileValue, ProviderKind, Purged, PushDevice, PushMessage,
-    QueuedPush, ReceiveOpt, SenderCopy, SenderInfo, Sent, SettingsChange, Settle, StoredMessage, TAG_IMAGE, TAG_NICK,
+    QueuedPush, ReceiveOpt, SearchCursor, SearchHit, SearchPage, SearchQuery, Searchable, SenderCopy, SenderInfo, Sent,
+    SettingsChange, Settle, StoredMessage, TAG_IMAGE, TAG_NICK,
 };
 use crate::store::{
     AccountStore, Cutoffs, DeliveryHook, Edit, Imported, MessageStore, Modified, SendOutcome, SendPlan, StoreError,
@@ -759,6 +760,49 @@ impl State {
         (times, deliveries)
     }
 
+    /// Every message of the owner's view that passes the query, by a scan: the keywords are matched as
+    /// case-insensitive substrings of the message's text ([`Searchable::matches`]).
+    fn search(&self, q: &SearchQuery) -> SearchPage {
+        let empty = SearchPage { hits: Vec::new(), more: false };
+        let Some(owner) = self.uid(&q.owner) else { return empty };
+        let named = |name: &Option<String>| match name {
+            None => Some(None),
+            Some(n) => self.uid(n).map(Some),
+        };
+        let (Some(peer), Some(sender)) = (named(&q.peer), named(&q.sender)) else { return empty };
+        let limit = q.limit.min(crate::model::search::MAX_SEARCH_PAGE);
+        let mut found: Vec<(SearchCursor, &Message)> = self
+            .messages
+            .iter()
+            .map(|(&id, m)| (SearchCursor { time: m.key.time, id }, m))
+            .filter(|(at, m)| {
+                let other = if m.sender == owner { m.receiver } else { m.sender };
+                (m.sender == owner || m.receiver == owner)
+                    && !m.recalled
+                    && !((m.sender == owner && m.hidden_from_sender) || (m.receiver == owner && m.hidden_from_receiver))
+                    && self.name(other).is_some()
+                    && peer.is_none_or(|p| p == other)
+                    && sender.is_none_or(|s| s == m.sender)
+                    && at.time >= q.min_time
+                    && at.time <= q.max_time
+                    && q.after.is_none_or(|after| *at < after)
+                    && Searchable::of(&m.body).matches(&q.types, &q.keywords)
+            })
+            .collect();
+        found.sort_by_key(|(at, _)| Reverse(*at));
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let hits = found
+            .into_iter()
+            .filter_map(|(at, m)| {
+                let (from, to) = (self.name(m.sender)?, self.name(m.receiver)?);
+                let read = m.key.time <= self.conversation(m.receiver, m.sender).map_or(0, |c| c.read_time);
+                Some(SearchHit { at, message: m.view(from.to_owned(), to.to_owned(), read) })
+            })
+            .collect();
+        SearchPage { hits, more }
+    }
+
     fn find_messages(&self, owner: &str, peer: &str, keys: &[MsgKey]) -> Vec<Option<StoredMessage>> {
         let (Some(op), Some(p)) = (self.uid(owner), self.uid(peer)) else {
             return vec![None; keys.len()];
@@ -1308,6 +1352,10 @@ impl MessageStore for MemoryStore {
         keys: Vec<MsgKey>,
     ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
         Ok(self.state().find_messages(&owner, &peer, &keys))
+    }
+
+    async fn search(&self, q: SearchQuery) -> Result<SearchPage, StoreError> {
+        Ok(self.state().search(&q))
     }
 
     async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError> {

@@ -22,7 +22,7 @@ use crate::model::event::{AfterEvent, QueuedEvent};
 use crate::model::{
     Blocked, ConversationSettings, ConversationView, Delivery, Dnd, ExportCursor, ExportPage, Friend, FriendRequest,
     HistoryPage, HistoryQuery, Import, LogPage, MsgKey, Mute, NewAccount, Outgoing, ProfileValue, ProviderKind, Purged,
-    PushDevice, QueuedPush, Sent, SettingsChange, Settle, StoredMessage,
+    PushDevice, QueuedPush, SearchPage, SearchQuery, Sent, SettingsChange, Settle, StoredMessage,
 };
 
 /// A send, as the domain planned it: the store commits it or reports a duplicate.
@@ -221,6 +221,15 @@ pub trait MessageStore: Send + Sync + 'static {
         peer: String,
         keys: Vec<MsgKey>,
     ) -> Result<Vec<Option<StoredMessage>>, StoreError>;
+    /// A page of a search of `q.owner`'s own view of its history, newest first (see [`SearchQuery`]): never a
+    /// recalled message, nor one hidden from the owner (deleted, cleared, not kept on the sender's side), nor
+    /// one whose peer's account was deleted. At most `min(q.limit, MAX_SEARCH_PAGE)` messages; an owner
+    /// that does not exist has none. A message's searchable text ([`crate::model::Searchable`]) is indexed
+    /// in the commit that stores or edits it, and leaves the index with its recall, its purge and its
+    /// sender's or recipient's account.
+    ///
+    /// [`MAX_SEARCH_PAGE`]: crate::model::search::MAX_SEARCH_PAGE
+    async fn search(&self, q: SearchQuery) -> Result<SearchPage, StoreError>;
     /// `owner`'s unread count from each of `peers` (a peer with no conversation has 0).
     async fn unread(&self, owner: String, peers: Vec<String>) -> Result<Vec<u64>, StoreError>;
     /// `owner`'s unread count over all conversations, but those whose receive option is not
