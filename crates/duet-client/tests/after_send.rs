@@ -5,32 +5,9 @@
 mod common;
 
 use common::*;
-use duet_client::{
-    Client, ClientConfig, Error, Event, Events, LocalStoreConfig, Message, Platform, SendOptions, elems,
-};
+use duet_client::{Client, Event, Events, Message, Platform, SendOptions, elems};
 use duet_test_support::{T0_MS, TestServer, text};
 use serde_json::json;
-
-fn user_config(server: &TestServer, user: &str, platform: Platform) -> ClientConfig {
-    config(&server.base_url(), user, &server.usersig(user), platform)
-}
-
-/// A device of `user` that keeps its store in `dir`, so that it can go away and come back as itself.
-fn device_in(server: &TestServer, user: &str, dir: &std::path::Path) -> ClientConfig {
-    user_config(server, user, Platform::Pc).device("pc").store(LocalStoreConfig::Sqlite(dir.to_owned()))
-}
-
-/// The next event that `pick` accepts, skipping the others.
-async fn next_matching<T>(events: &mut Events, what: &str, mut pick: impl FnMut(Event) -> Option<T>) -> T {
-    within(what, async {
-        loop {
-            if let Some(t) = pick(events.recv().await.expect("the event stream ended")) {
-                return t;
-            }
-        }
-    })
-    .await
-}
 
 async fn recalled(events: &mut Events) -> (String, String, String) {
     next_matching(events, "a recall", |e| match e {
@@ -54,13 +31,6 @@ async fn receipt(events: &mut Events) -> (String, String, i64) {
         _ => None,
     })
     .await
-}
-
-fn server_code(e: Error) -> u32 {
-    match e {
-        Error::Server { code, .. } => code,
-        other => panic!("expected the server's refusal, got {other:?}"),
-    }
 }
 
 const NOW: i64 = T0_MS / 1000;

@@ -5,30 +5,9 @@
 mod common;
 
 use common::*;
-use duet_client::{Client, ClientConfig, Error, Event, Events, LocalStoreConfig, Message, Platform, elems};
+use duet_client::{Client, Error, Event, Events, Message, Platform, elems};
 use duet_test_support::TestServer;
 use serde_json::json;
-
-fn user_config(server: &TestServer, user: &str, platform: Platform) -> ClientConfig {
-    config(&server.base_url(), user, &server.usersig(user), platform)
-}
-
-/// A device of `user` that keeps its store in `dir`, so that it can go away and come back as itself.
-fn device_in(server: &TestServer, user: &str, dir: &std::path::Path) -> ClientConfig {
-    user_config(server, user, Platform::Pc).device("pc").store(LocalStoreConfig::Sqlite(dir.to_owned()))
-}
-
-/// The next event that `pick` accepts, skipping the others.
-async fn next_matching<T>(events: &mut Events, what: &str, mut pick: impl FnMut(Event) -> Option<T>) -> T {
-    within(what, async {
-        loop {
-            if let Some(t) = pick(events.recv().await.expect("the event stream ended")) {
-                return t;
-            }
-        }
-    })
-    .await
-}
 
 async fn modified(events: &mut Events) -> Message {
     next_matching(events, "an edit", |e| match e {
@@ -36,13 +15,6 @@ async fn modified(events: &mut Events) -> Message {
         _ => None,
     })
     .await
-}
-
-fn server_code(e: Error) -> u32 {
-    match e {
-        Error::Server { code, .. } => code,
-        other => panic!("expected the server's refusal, got {other:?}"),
-    }
 }
 
 fn texts(ms: &[Message]) -> Vec<String> {

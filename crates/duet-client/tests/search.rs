@@ -5,11 +5,11 @@
 mod common;
 
 use common::*;
-use duet_client::{Client, ClientConfig, Error, Message, MsgElem, Platform, SearchQuery, elems};
+use duet_client::{Client, ClientConfig, Message, MsgElem, Platform, SearchQuery, elems};
 use duet_test_support::TestServer;
 
-fn user_config(server: &TestServer, user: &str) -> ClientConfig {
-    config(&server.base_url(), user, &server.usersig(user), Platform::Pc)
+fn pc(server: &TestServer, user: &str) -> ClientConfig {
+    user_config(server, user, Platform::Pc)
 }
 
 /// What each message shows: its text, or a custom element's description.
@@ -28,20 +28,13 @@ async fn search(client: &Client, q: SearchQuery) -> Vec<String> {
     texts(&page.messages)
 }
 
-fn server_code(e: Error) -> u32 {
-    match e {
-        Error::Server { code, .. } => code,
-        other => panic!("expected the server's refusal, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn a_user_searches_its_own_history_across_conversations_and_pages_through_it() {
     let server = TestServer::spawn().await;
     server.import(&["alice", "bob", "carol"]).await;
-    let (alice, _, _) = connect_synced(user_config(&server, "alice")).await;
-    let (bob, _, _) = connect_synced(user_config(&server, "bob")).await;
-    let (carol, _, _) = connect_synced(user_config(&server, "carol")).await;
+    let (alice, _, _) = connect_synced(pc(&server, "alice")).await;
+    let (bob, _, _) = connect_synced(pc(&server, "bob")).await;
+    let (carol, _, _) = connect_synced(pc(&server, "carol")).await;
 
     alice.send_text("bob", "明天一起吃午饭吗").await.unwrap();
     bob.send_text("alice", "好的, lunch at noon").await.unwrap();

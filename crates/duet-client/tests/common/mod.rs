@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use duet_client::{Client, ClientConfig, ConnectionState, Event, Events, Message, Platform};
+use duet_client::{Client, ClientConfig, ConnectionState, Error, Event, Events, LocalStoreConfig, Message, Platform};
 use duet_test_support::{TestServer, text};
 use serde_json::{Value, json};
 
@@ -145,4 +145,34 @@ pub async fn rest_send(server: &TestServer, from: &str, to: &str, random: u32, b
         .await;
     assert_eq!(r["ErrorCode"], 0, "sendmsg: {r}");
     r
+}
+
+/// A device of `user` on `platform` with a fresh UserSig for `server`.
+pub fn user_config(server: &TestServer, user: &str, platform: Platform) -> ClientConfig {
+    config(&server.base_url(), user, &server.usersig(user), platform)
+}
+
+/// A device of `user` that keeps its store in `dir`, so that it can go away and come back as itself.
+pub fn device_in(server: &TestServer, user: &str, dir: &std::path::Path) -> ClientConfig {
+    user_config(server, user, Platform::Pc).device("pc").store(LocalStoreConfig::Sqlite(dir.to_owned()))
+}
+
+/// The next event that `pick` accepts, skipping the others.
+pub async fn next_matching<T>(events: &mut Events, what: &str, mut pick: impl FnMut(Event) -> Option<T>) -> T {
+    within(what, async {
+        loop {
+            if let Some(t) = pick(events.recv().await.expect("the event stream ended")) {
+                return t;
+            }
+        }
+    })
+    .await
+}
+
+/// The code of the server's refusal.
+pub fn server_code(e: Error) -> u32 {
+    match e {
+        Error::Server { code, .. } => code,
+        other => panic!("expected the server's refusal, got {other:?}"),
+    }
 }
