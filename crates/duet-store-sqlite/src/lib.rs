@@ -412,7 +412,9 @@ impl MessageStore for SqliteStore {
     }
 
     async fn send(&self, plan: SendPlan) -> Result<SendOutcome, StoreError> {
-        self.writer.write_delivering(move |c, w| ops::send(c, w, &plan).map_err(backend)).await
+        // The body's search terms are read here, on the caller's thread, not in the writer's commit.
+        let terms = search::Terms::of(&plan.msg.body);
+        self.writer.write_delivering(move |c, w| ops::send_indexed(c, w, &plan, &terms).map_err(backend)).await
     }
 
     async fn import(&self, msg: Import, offline_until: i64, max_conversations: usize) -> Result<Imported, StoreError> {

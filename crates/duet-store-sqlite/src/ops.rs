@@ -355,7 +355,19 @@ fn msg_entry(seq: u64, msg: &Arc<StoredMessage>, user: &str) -> Delivery {
     Delivery { user: user.to_owned(), entry: LogEntry { seq, event: LogEvent::Message(msg.clone()) } }
 }
 
+/// A send whose search terms are read here (the store reads them before the writer: [`send_indexed`]).
+#[cfg(test)]
 pub(crate) fn send(c: &Connection, w: &mut WriterState, plan: &SendPlan) -> Result<(SendOutcome, Vec<Delivery>)> {
+    send_indexed(c, w, plan, &crate::search::Terms::of(&plan.msg.body))
+}
+
+/// [`send`] with the message's search terms made before, outside the writer (which then only inserts them).
+pub(crate) fn send_indexed(
+    c: &Connection,
+    w: &mut WriterState,
+    plan: &SendPlan,
+    terms: &crate::search::Terms,
+) -> Result<(SendOutcome, Vec<Delivery>)> {
     let short = dedup_short(&plan.dedup_key);
     if let Some(id) = w.dedup.get(short) {
         let first = c
@@ -409,7 +421,6 @@ pub(crate) fn send(c: &Connection, w: &mut WriterState, plan: &SendPlan) -> Resu
     let mut sent = Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 };
     let mut deliveries = Vec::with_capacity(2 * msg.to.len());
     let info = sender_info(c, w, sender)?;
-    let terms = crate::search::Terms::of(&msg.body);
     for (to, receiver) in receivers {
         let Some(receiver) = receiver else {
             sent.failed.push(to.clone());
@@ -447,7 +458,7 @@ pub(crate) fn send(c: &Connection, w: &mut WriterState, plan: &SendPlan) -> Resu
             continue;
         };
         advance_thread(c, w, sender, receiver, before, picked, key.time)?;
-        crate::search::index(c, id, sender, receiver, &terms)?;
+        crate::search::index(c, id, sender, receiver, terms)?;
         let mut stored = StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info);
         stored.need_receipt = msg.need_read_receipt;
         let stored = Arc::new(stored);
