@@ -40,6 +40,7 @@ use crate::writer::Writer;
 const MIGRATIONS: &[&str] = &[concat!(
     include_str!("sql/accounts.sql"),
     include_str!("sql/messages.sql"),
+    include_str!("sql/search.sql"),
     include_str!("sql/relations.sql"),
     include_str!("sql/push.sql"),
     include_str!("sql/callbacks.sql"),
