@@ -33,6 +33,9 @@ pub struct FileConfig {
     pub admins: Option<Vec<String>>,
     /// `"fsync"` (default) or `"relaxed"`.
     pub durability: Option<DurabilityName>,
+    /// Where the durable state is: a `postgres://` URL for several nodes on one PostgreSQL (default: the
+    /// embedded store in the data directory).
+    pub store: Option<String>,
     pub offline_retention_days: Option<u32>,
     pub roaming_retention_days: Option<u32>,
     /// Recent contacts kept per user (default 100).
@@ -364,12 +367,65 @@ impl FileConfig {
     }
 }
 
+/// Where the server keeps its durable state.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum StoreLocation {
+    /// SQLite files in the data directory (`duet.db`, `media/media.db`): one node.
+    #[default]
+    Embedded,
+    /// A PostgreSQL database (a `postgres://` URL, libpq's parameters allowed), which several nodes share;
+    /// the media index is there too.
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// Reads `--store`: a `postgres://` or `postgresql://` URL, or `embedded` (also `sqlite`).
+    pub fn parse(s: &str) -> Result<StoreLocation, String> {
+        let s = s.trim();
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(StoreLocation::Postgres(s.to_owned()))
+        } else if s == "embedded" || s == "sqlite" {
+            Ok(StoreLocation::Embedded)
+        } else {
+            Err(format!(
+                "the store must be a postgres:// URL (postgres://user:password@host:5432/database) or `embedded`, \
+                 not {s:?}"
+            ))
+        }
+    }
+}
+
+/// The URL's password is not printed (it lands in logs with the configuration).
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Embedded => f.write_str("Embedded"),
+            StoreLocation::Postgres(url) => write!(f, "Postgres({})", redact_password(url)),
+        }
+    }
+}
+
+/// `url` with the password of its user part replaced by `***`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub core: CoreConfig,
     pub data_dir: PathBuf,
     pub durability: Durability,
+    /// Where the durable state is.
+    pub store: StoreLocation,
     /// How often the retention task runs.
     pub purge_interval: Duration,
     pub media: MediaConfig,
@@ -528,6 +584,7 @@ impl Config {
             },
             data_dir,
             durability: Durability::Fsync,
+            store: StoreLocation::Embedded,
             purge_interval: Duration::from_secs(60),
             tls: None,
             ws: WsTimeouts::default(),

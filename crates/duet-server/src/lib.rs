@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use duet_core::clock::Clock;
-use duet_core::media::Media;
+use duet_core::media::{Media, MediaIndex};
 use duet_core::store::Store;
 use duet_core::{Core, retention};
 use duet_store_sqlite::{SqliteMediaIndex, SqliteStore};
@@ -38,7 +38,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use crate::config::Config;
+pub use crate::config::{Config, StoreLocation};
 pub use crate::http::open_files;
 
 /// How long in-flight requests get to finish after shutdown is asked for.
@@ -66,10 +66,16 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-/// Opens the embedded store under the configured data directory.
-pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    Ok(Arc::new(SqliteStore::open(&config.data_dir.join("duet.db"), config.durability)?))
+/// Opens the configured store: the embedded one under the data directory, or PostgreSQL (bringing its
+/// schema up to date).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
+    match &config.store {
+        StoreLocation::Embedded => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            Ok(Arc::new(SqliteStore::open(&config.data_dir.join("duet.db"), config.durability)?))
+        }
+        StoreLocation::Postgres(url) => Ok(Arc::new(duet_store_postgres::PgStore::open(url).await?)),
+    }
 }
 
 /// Opens the store under `data_dir` read-only, for `duet export` beside a running server: no migration,
@@ -78,12 +84,20 @@ pub fn open_reader(data_dir: &std::path::Path) -> Result<duet_store_sqlite::Sqli
     Ok(duet_store_sqlite::SqliteReader::open(&data_dir.join("duet.db"))?)
 }
 
-/// Opens the media service over `config.media.dir`: blobs as files, metadata in `media.db` beside them.
-/// Blocking (SQLite, clearing the temporary directory): run on a blocking thread.
-fn open_media(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Media>, ServerError> {
+/// Opens the media service over `config.media.dir`: blobs as files, metadata in `media.db` beside them
+/// (or in PostgreSQL, with that store). Blocking (SQLite, clearing the temporary directory): run on a
+/// blocking thread.
+fn open_media(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    index: Option<Arc<dyn MediaIndex>>,
+) -> Result<Arc<Media>, ServerError> {
     let dir = &config.media.dir;
     std::fs::create_dir_all(dir)?;
-    let index = Arc::new(SqliteMediaIndex::open(&dir.join("media.db"))?);
+    let index = match index {
+        Some(index) => index,
+        None => Arc::new(SqliteMediaIndex::open(&dir.join("media.db"))?),
+    };
     let blobs = Arc::new(media::LocalBlobStore::open(dir)?);
     let retention = config.core.roaming_retention_secs;
     Ok(Arc::new(Media::new(index, blobs, clock, config.media.limits, retention)))
@@ -97,9 +111,13 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let index: Option<Arc<dyn MediaIndex>> = match &config.store {
+        StoreLocation::Embedded => None,
+        StoreLocation::Postgres(url) => Some(Arc::new(duet_store_postgres::PgMediaIndex::open(url).await?)),
+    };
     let media = {
         let (config, clock) = (config.clone(), clock.clone());
-        tokio::task::spawn_blocking(move || open_media(&config, clock))
+        tokio::task::spawn_blocking(move || open_media(&config, clock, index))
             .await
             .map_err(|e| ServerError::Io(std::io::Error::other(e)))??
     };

@@ -240,7 +240,7 @@ async fn the_operator_sees_each_commands_counts_and_the_outbox() {
     };
     let dir = tempfile::tempdir().expect("temporary directory");
     let config = duet_server::Config::new(SDKAPPID, SECRET_KEY, dir.path());
-    let store = duet_server::open_store(&config).expect("opening the store");
+    let store = duet_server::open_store(&config).await.expect("opening the store");
     let clock = Arc::new(ManualClock::new(T0_MS));
     let mut callbacks = CallbacksConfig::new(format!("{}/im", backend.url));
     callbacks.before_send_timeout_ms = 100;

@@ -49,7 +49,7 @@ impl World {
     async fn new(script: Vec<Outcome>) -> World {
         let dir = tempfile::tempdir().expect("temporary directory");
         let config = duet_server::Config::new(SDKAPPID, SECRET_KEY, dir.path());
-        let store = duet_server::open_store(&config).expect("opening the store");
+        let store = duet_server::open_store(&config).await.expect("opening the store");
         let clock = Arc::new(ManualClock::new(T0_MS));
         let apns = Arc::new(Recorder { kind: ProviderKind::Apns, got: Mutex::default(), script: Mutex::new(script) });
         let core = Core::open(

@@ -18,7 +18,7 @@ async fn core(friends_only: bool) -> (Core, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut config = duet_server::Config::new(SDKAPPID, SECRET_KEY, dir.path());
     config.core.permissions = Permissions { friends_only, ..Permissions::default() };
-    let store = duet_server::open_store(&config).expect("opening the store");
+    let store = duet_server::open_store(&config).await.expect("opening the store");
     let core =
         Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), duet_core::Adapters::default())
             .await
@@ -173,7 +173,7 @@ async fn relation_writes_racing_an_account_deletion_leave_nothing_behind() {
     // The store agrees with the cache: a fresh domain over the same data sees nothing of the victims.
     drop(core);
     let config = duet_server::Config::new(SDKAPPID, SECRET_KEY, dir.path());
-    let store = duet_server::open_store(&config).expect("reopening the store");
+    let store = duet_server::open_store(&config).await.expect("reopening the store");
     let fresh =
         Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), duet_core::Adapters::default())
             .await

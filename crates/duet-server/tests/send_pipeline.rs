@@ -15,7 +15,7 @@ use duet_test_support::{SDKAPPID, SECRET_KEY, T0_MS};
 async fn core() -> (Core, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let config = duet_server::Config::new(SDKAPPID, SECRET_KEY, dir.path());
-    let store = duet_server::open_store(&config).expect("opening the store");
+    let store = duet_server::open_store(&config).await.expect("opening the store");
     let core =
         Core::open(config.core.clone(), store, Arc::new(ManualClock::new(T0_MS)), duet_core::Adapters::default())
             .await

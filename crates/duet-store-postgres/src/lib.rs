@@ -53,6 +53,9 @@ const MIGRATION_LOCK: i64 = 0x6475_6574;
 /// Connections in the pool (reads, the writer's, the media index's).
 const POOL_SIZE: usize = 16;
 
+/// Connections of a media index opened on its own ([`PgMediaIndex::open`]).
+const MEDIA_POOL_SIZE: usize = 4;
+
 /// How long a caller waits for a connection (or for one to be made) before its call fails: while
 /// PostgreSQL is down, calls fail with an error after this instead of hanging.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -93,6 +96,15 @@ pub struct PgStore {
     writer: Writer,
 }
 
+impl PgMediaIndex {
+    /// The media index in the database at `url`, whose schema [`PgStore::open`] brought up to date, with a
+    /// pool of its own (the media routes' reads do not wait behind the store's).
+    pub async fn open(url: &str) -> Result<PgMediaIndex, StoreError> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| Failure::Url(e.to_string()))?;
+        Ok(PgMediaIndex::new(pool(config, MEDIA_POOL_SIZE)?))
+    }
+}
+
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`, with libpq's parameters, e.g.
     /// `?options=-csearch_path%3Dduet` for a schema of its own) and brings its schema up to date.
@@ -101,17 +113,8 @@ impl PgStore {
         PgStore::open_config(config).await
     }
 
-    pub async fn open_config(mut config: tokio_postgres::Config) -> Result<PgStore, StoreError> {
-        config.connect_timeout(CONNECT_TIMEOUT);
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|e| Failure::Url(e.to_string()))?;
+    pub async fn open_config(config: tokio_postgres::Config) -> Result<PgStore, StoreError> {
+        let pool = pool(config, POOL_SIZE)?;
         migrate(&mut get(&pool).await?).await?;
         let writer = Writer::start(pool.clone());
         Ok(PgStore { pool, writer })
@@ -126,6 +129,20 @@ impl PgStore {
     pub(crate) async fn reader(&self) -> Result<Object, StoreError> {
         get(&self.pool).await
     }
+}
+
+/// A pool of up to `size` connections to the database `config` names.
+pub(crate) fn pool(mut config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
+    config.connect_timeout(CONNECT_TIMEOUT);
+    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Ok(Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(CONNECT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(|e| Failure::Url(e.to_string()))?)
 }
 
 pub(crate) async fn get(pool: &Pool) -> Result<Object, StoreError> {

@@ -96,7 +96,7 @@ impl TestServer {
     ) -> TestServer {
         let listener = duet_server::bind(([127, 0, 0, 1], 0).into()).expect("binding 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
-        let store = duet_server::open_store(&config).expect("opening the store");
+        let store = duet_server::open_store(&config).await.expect("opening the store");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(duet_server::run(
             config.clone(),

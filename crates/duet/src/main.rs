@@ -197,7 +197,7 @@ async fn serve(mut settings: settings::Settings) -> anyhow::Result<()> {
         let bound = listener.local_addr().context("reading the listening address")?;
         eprintln!("{}", demo_line(bound, settings.config.tls.is_some(), settings.demo_asked));
     }
-    let store = duet_server::open_store(&settings.config).context("opening the store")?;
+    let store = duet_server::open_store(&settings.config).await.context("opening the store")?;
     duet_server::run(settings.config, listener, store, Arc::new(SystemClock), shutdown_signal()).await?;
     Ok(())
 }

@@ -37,6 +37,10 @@ pub struct AppArgs {
     /// `fsync` (ack after the commit is on disk; default) or `relaxed` (survives a process crash only)
     #[arg(long, env = "DUET_DURABILITY", value_parser = ["fsync", "relaxed"])]
     durability: Option<String>,
+    /// Where the durable state is: `postgres://user:password@host:5432/database` for several nodes sharing
+    /// one PostgreSQL, or `embedded` (SQLite in the data directory) [default: embedded]
+    #[arg(long, env = "DUET_STORE", value_name = "URL", hide_env_values = true)]
+    store: Option<String>,
     /// Only two-way friends may message each other from a client (Tencent's relationship check): 1, 0,
     /// true or false; the flag alone means true [default: false]
     #[arg(long, env = "DUET_FRIENDS_ONLY", value_name = "BOOL", value_parser = parse_bool, num_args = 0..=1,
@@ -221,6 +225,9 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     };
     if let Some(d) = durability {
         config.durability = d.into();
+    }
+    if let Some(store) = args.store.as_deref().or(file.store.as_deref()) {
+        config.store = config::StoreLocation::parse(store).map_err(anyhow::Error::msg)?;
     }
     if let Some(days) = file.offline_retention_days {
         config.core.offline_retention_secs = i64::from(days) * 86_400;
