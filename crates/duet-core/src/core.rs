@@ -7,13 +7,17 @@ use crate::accounts::{Accounts, AppIdentity};
 use crate::callbacks::{BeforeSendHook, EventSink, Notifier, NotifyConfig};
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::hub::{Hub, LoginPolicy};
+use crate::hub::{Hub, LoginPolicy, Notice, Push};
 use crate::media::Media;
 use crate::messages::{Fanout, Messages, Retention, Subscriber};
 use crate::push::{Provider, PushConfig, Pusher};
 use crate::relations::{Permissions, Relations};
 use crate::sessions::Sessions;
 use crate::store::Store;
+
+/// Entries read at once to push what another node committed, and their text's most bytes.
+const REMOTE_PAGE: usize = 200;
+const REMOTE_PAGE_BYTES: usize = 1 << 20;
 
 /// The app's identity, the retention rules and the session policy.
 #[derive(Debug, Clone)]
@@ -228,6 +232,46 @@ impl Core {
             }
         }
         self.hub.notify(to, crate::hub::Outbound::Typing { from: from.into(), typing });
+        self.hub.publish(Notice::Typing { to: to.to_owned(), from: from.to_owned(), typing });
+        Ok(())
+    }
+
+    /// Acts on what another node of the cluster told (see [`crate::hub::peers`]): pushes entries it
+    /// committed to this node's sessions, from the store; follows its kicks, mutes and relation writes.
+    pub async fn receive(&self, notice: Notice) -> Result<(), Error> {
+        match notice {
+            Notice::Entries { user, seqs } => self.deliver_committed_elsewhere(&user, &seqs).await?,
+            Notice::Kick { user, reason, revoked_before, deleted } => {
+                self.accounts.kicked_elsewhere(&user, reason, revoked_before, deleted)
+            }
+            Notice::Mute { user, mute } => self.accounts.muted_elsewhere(&user, mute),
+            Notice::Relations { users } => self.relations.changed_elsewhere(&users),
+            Notice::Typing { to, from, typing } => {
+                self.hub.notify(&to, crate::hub::Outbound::Typing { from: from.into(), typing })
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes `user`'s entries `seqs`, committed by another node, to the user's sessions here (if any),
+    /// read from the store. Entries the log no longer has (expired) are skipped.
+    async fn deliver_committed_elsewhere(&self, user: &str, seqs: &[u64]) -> Result<(), Error> {
+        let (Some(&first), Some(&last)) = (seqs.iter().min(), seqs.iter().max()) else { return Ok(()) };
+        if first == 0 || !self.hub.has_sessions(user) {
+            return Ok(());
+        }
+        let mut after = first - 1;
+        while after < last {
+            let limit = usize::try_from(last - after).unwrap_or(usize::MAX).min(REMOTE_PAGE);
+            let page = self.messages.sync(user, after, limit, REMOTE_PAGE_BYTES).await?;
+            let Some(end) = page.entries.last().map(|e| e.seq) else { break };
+            for entry in page.entries {
+                if entry.seq <= last && seqs.contains(&entry.seq) {
+                    self.hub.deliver(user, Arc::new(Push { entry, encoded: std::sync::OnceLock::new() }));
+                }
+            }
+            after = end;
+        }
         Ok(())
     }
 

@@ -36,6 +36,8 @@ pub struct FileConfig {
     /// Where the durable state is: a `postgres://` URL for several nodes on one PostgreSQL (default: the
     /// embedded store in the data directory).
     pub store: Option<String>,
+    /// The bus to the other nodes: a `nats://` URL (default: none, one node).
+    pub bus: Option<String>,
     pub offline_retention_days: Option<u32>,
     pub roaming_retention_days: Option<u32>,
     /// Recent contacts kept per user (default 100).
@@ -426,6 +428,9 @@ pub struct Config {
     pub durability: Durability,
     /// Where the durable state is.
     pub store: StoreLocation,
+    /// The NATS server(s) the nodes of a cluster talk through (`nats://host:4222`, comma-separated for
+    /// several); `None`: this node is alone.
+    pub bus: Option<String>,
     /// How often the retention task runs.
     pub purge_interval: Duration,
     pub media: MediaConfig,
@@ -585,6 +590,7 @@ impl Config {
             data_dir,
             durability: Durability::Fsync,
             store: StoreLocation::Embedded,
+            bus: None,
             purge_interval: Duration::from_secs(60),
             tls: None,
             ws: WsTimeouts::default(),

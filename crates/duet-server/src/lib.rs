@@ -56,6 +56,8 @@ pub enum ServerError {
     Push(#[from] duet_push::ConfigError),
     #[error("callbacks: {0}")]
     Callbacks(#[from] duet_callback::ConfigError),
+    #[error("bus: {0}")]
+    Bus(#[from] duet_bus_nats::BusError),
 }
 
 /// Binds a listener for [`run`] with a deep accept queue (4096), so login bursts are not dropped.
@@ -139,6 +141,10 @@ pub async fn run(
     let export_store = store.clone();
     let core = Arc::new(Core::open(core_config, store, clock.clone(), adapters).await?);
     let token = CancellationToken::new();
+    let _bus = match &config.bus {
+        Some(url) => Some(duet_bus_nats::NatsBus::start(url, core.clone(), token.clone()).await?),
+        None => None,
+    };
     let tracker = TaskTracker::new();
 
     let (push, stop) = (core.push().clone(), token.clone());

@@ -41,6 +41,10 @@ pub struct AppArgs {
     /// one PostgreSQL, or `embedded` (SQLite in the data directory) [default: embedded]
     #[arg(long, env = "DUET_STORE", value_name = "URL", hide_env_values = true)]
     store: Option<String>,
+    /// The NATS server the nodes of a cluster talk through (`nats://host:4222`), with --store postgres://…
+    /// [default: none, this node is alone]
+    #[arg(long, env = "DUET_BUS", value_name = "URL")]
+    bus: Option<String>,
     /// Only two-way friends may message each other from a client (Tencent's relationship check): 1, 0,
     /// true or false; the flag alone means true [default: false]
     #[arg(long, env = "DUET_FRIENDS_ONLY", value_name = "BOOL", value_parser = parse_bool, num_args = 0..=1,
@@ -228,6 +232,15 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     }
     if let Some(store) = args.store.as_deref().or(file.store.as_deref()) {
         config.store = config::StoreLocation::parse(store).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(bus) = args.bus.clone().or(file.bus.clone()).filter(|b| !b.trim().is_empty()) {
+        if config.store == config::StoreLocation::Embedded {
+            bail!(
+                "--bus joins nodes that share one database: it needs --store postgres://… (each node's embedded \
+                 store would be its own)"
+            );
+        }
+        config.bus = Some(bus);
     }
     if let Some(days) = file.offline_retention_days {
         config.core.offline_retention_secs = i64::from(days) * 86_400;

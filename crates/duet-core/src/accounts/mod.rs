@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use crate::callbacks::{EventKind, Notifier, Source};
 use crate::clock::Clock;
 use crate::error::{Error, StoreError};
-use crate::hub::{Hub, KickReason};
+use crate::hub::{Hub, KickReason, Notice};
 use crate::media::Media;
 use crate::model::{Mute, NewAccount, ProfileValue};
 use crate::push::Pusher;
@@ -162,6 +162,8 @@ impl Accounts {
         for (id, existed) in ids.iter().zip(&existed) {
             if *existed {
                 self.hub.kick_all(id, KickReason::Admin);
+                let user = id.clone();
+                self.hub.publish(Notice::Kick { user, reason: KickReason::Admin, revoked_before: None, deleted: true });
             }
         }
         Ok(existed)
@@ -185,6 +187,8 @@ impl Accounts {
         }
         self.revoked.write().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), now);
         self.hub.kick_all(id, KickReason::Admin);
+        let user = id.to_owned();
+        self.hub.publish(Notice::Kick { user, reason: KickReason::Admin, revoked_before: Some(now), deleted: false });
         // Kicked devices get no more pushes.
         self.push.unregister(id, None).await?;
         Ok(())
@@ -205,13 +209,38 @@ impl Accounts {
         if !self.store.set_mute(id.to_owned(), mute).await? {
             return Err(Error::NoSuchAccount(id.to_owned()));
         }
+        self.remember_mute(id, mute);
+        self.hub.publish(Notice::Mute { user: id.to_owned(), mute });
+        Ok(())
+    }
+
+    fn remember_mute(&self, id: &str, mute: Mute) {
         let mut mutes = self.mutes.write().unwrap_or_else(|e| e.into_inner());
         if mute == Mute::default() {
             mutes.remove(id);
         } else {
             mutes.insert(id.to_owned(), mute);
         }
-        Ok(())
+    }
+
+    /// Another node kicked `id` (refusing its UserSigs issued before `revoked_before`) or deleted its
+    /// account: this node's memory of it follows, and its sessions here are logged out.
+    pub(crate) fn kicked_elsewhere(&self, id: &str, reason: KickReason, revoked_before: Option<i64>, deleted: bool) {
+        if let Some(before) = revoked_before {
+            let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
+            let at = revoked.entry(id.to_owned()).or_insert(before);
+            *at = (*at).max(before);
+        }
+        if deleted {
+            self.mutes.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+            self.relations.forget_deleted(&[id.to_owned()]);
+        }
+        self.hub.kick_all(id, reason);
+    }
+
+    /// Another node set `id`'s mute.
+    pub(crate) fn muted_elsewhere(&self, id: &str, mute: Mute) {
+        self.remember_mute(id, mute);
     }
 
     /// What remains of `id`'s one-to-one and group mutes.

@@ -11,6 +11,8 @@
 //! admin (or the account's deletion) or replaced by the user's [`MAX_TRANSIENT_SESSIONS`]th next one,
 //! leaves the user's presence alone, and gets pushes only when `live`.
 
+pub mod peers;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -18,6 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::mpsc;
 
 use crate::model::{LogEntry, Platform};
+pub use peers::{Notice, Peers};
 
 /// Events a session's queue holds at most before the session counts as lagging and is dropped.
 pub const SESSION_QUEUE: usize = 1024;
@@ -182,9 +185,37 @@ pub struct Hub {
     /// Users whose mobile device dropped without logging out: platform and when.
     push_online: Mutex<HashMap<String, (Platform, i64)>>,
     next_id: AtomicU64,
+    /// The other nodes, when this one is in a cluster.
+    peers: OnceLock<Arc<dyn Peers>>,
 }
 
 impl Hub {
+    /// Joins a cluster: [`Hub::publish`] tells `peers` from now on (set once; later calls are ignored).
+    pub fn set_peers(&self, peers: Arc<dyn Peers>) {
+        let _ = self.peers.set(peers);
+    }
+
+    /// Whether this node is one of a cluster (other nodes write too).
+    pub fn clustered(&self) -> bool {
+        self.peers.get().is_some()
+    }
+
+    /// Tells the other nodes, if any.
+    pub fn publish(&self, notice: Notice) {
+        if let Some(peers) = self.peers.get() {
+            peers.publish(notice);
+        }
+    }
+
+    /// Whether this node has a live session of `user` (that takes pushes).
+    pub fn has_sessions(&self, user: &str) -> bool {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(user)
+            .is_some_and(|slots| slots.iter().any(|s| s.kind.pushed()))
+    }
+
     /// Registers a session for `user` on `device`; a device kicks what the policy no longer allows, a
     /// transient session nothing.
     pub fn register(

@@ -26,7 +26,7 @@ use crate::callbacks::{AfterEvent, EventKind, Notifier, Pair, Source};
 use crate::clock::Clock;
 use crate::error::Error;
 pub use crate::error::{RelationError, SendRefusal};
-use crate::hub::{Hub, Outbound};
+use crate::hub::{Hub, Notice, Outbound};
 use crate::model::ProfileValue;
 pub use crate::model::{Blocked, Friend, FriendRequest, RelationEvent, RequestEnd};
 use crate::store::{self, Store};
@@ -389,6 +389,15 @@ impl Relations {
                 unique.push(u);
             }
         }
+        if self.hub.clustered() {
+            // Another node may have written these users' relations since they were cached (its notice may
+            // still be on its way): a write starts from what the store holds.
+            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+            cache.evictions += 1;
+            for u in &unique {
+                cache.users.remove(*u);
+            }
+        }
         let found = self.lookup(&unique).await?;
         let mut txn = Txn::default();
         for (user, found) in unique.into_iter().zip(found) {
@@ -429,6 +438,7 @@ impl Relations {
         if queued {
             self.notifier.wake();
         }
+        let changed: Vec<String> = txn.users.keys().cloned().collect();
         {
             let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
             for (id, user) in txn.users {
@@ -451,6 +461,7 @@ impl Relations {
             }
             self.hub.notify(user, Outbound::Relation(Arc::new(event.clone())));
         }
+        self.hub.publish(Notice::Relations { users: changed });
         Ok(())
     }
 
@@ -839,10 +850,16 @@ impl Relations {
     pub(crate) async fn delete_accounts_and_relations(&self, ids: Vec<String>) -> Result<Vec<bool>, Error> {
         let _guard = self.writes.lock().await;
         let existed = self.store.delete_accounts(ids.clone()).await?;
-        let deleted: std::collections::HashSet<&str> =
-            ids.iter().zip(&existed).filter(|(_, e)| **e).map(|(id, _)| id.as_str()).collect();
+        let deleted: Vec<String> = ids.iter().zip(&existed).filter(|(_, e)| **e).map(|(id, _)| id.clone()).collect();
+        self.forget_deleted(&deleted);
+        Ok(existed)
+    }
+
+    /// Forgets deleted accounts in the cache: their entries, and their names in the others'.
+    pub(crate) fn forget_deleted(&self, ids: &[String]) {
+        let deleted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
         if deleted.is_empty() {
-            return Ok(existed);
+            return;
         }
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
         cache.evictions += 1;
@@ -868,7 +885,21 @@ impl Relations {
                 }
             }
         }
-        Ok(existed)
+    }
+
+    /// Another node changed the relations of `users`: their cached entries go (read again at next use),
+    /// and their devices here are told to read their relations again.
+    pub(crate) fn changed_elsewhere(&self, users: &[String]) {
+        {
+            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+            cache.evictions += 1;
+            for user in users {
+                cache.users.remove(user);
+            }
+        }
+        for user in users {
+            self.hub.notify(user, Outbound::Relation(Arc::new(RelationEvent::Changed)));
+        }
     }
 }
 
