@@ -44,6 +44,15 @@ impl TestDb {
         format!("{}{sep}options=-csearch_path%3D{}", self.base, self.schema)
     }
 
+    /// [`TestDb::url`] with another `host:port` (a proxy in front of the database, to cut the link).
+    pub fn url_through(&self, host_port: &str) -> String {
+        let url = self.url();
+        let (scheme, rest) = url.split_once("://").expect("a URL");
+        let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+        let user = authority.rsplit_once('@').map(|(user, _)| format!("{user}@")).unwrap_or_default();
+        format!("{scheme}://{user}{host_port}{path}")
+    }
+
     /// The connection settings of [`TestDb::url`].
     pub fn config(&self) -> tokio_postgres::Config {
         tokio_postgres::Config::from_str(&self.url()).expect("the test database's URL")

@@ -38,19 +38,40 @@ impl Drop for Node {
 impl Cluster {
     /// `None` when the environment names no PostgreSQL or NATS.
     async fn start(n: usize, sdkappid: u64, args: &[&str]) -> Option<Cluster> {
+        Cluster::start_with(n, sdkappid, args, |db| db.url(), |nats| nats.to_owned()).await
+    }
+
+    /// [`Cluster::start`] with the store's and the bus's URLs made by `store` and `bus` (to put a proxy
+    /// between the nodes and PostgreSQL or NATS).
+    async fn start_with(
+        n: usize,
+        sdkappid: u64,
+        args: &[&str],
+        store: impl Fn(&TestDb) -> String,
+        bus: impl Fn(&str) -> String,
+    ) -> Option<Cluster> {
         let nats = std::env::var("DUET_TEST_NATS_URL").ok().filter(|u| !u.is_empty())?;
         let db = TestDb::create().await?;
+        let (store, bus) = (store(&db), bus(&nats));
         let mut nodes = Vec::new();
         let mut dirs = Vec::new();
         for _ in 0..n {
             let dir = tempfile::tempdir().unwrap();
-            let mut all = vec!["--store", db.url().leak(), "--bus", nats.clone().leak(), "--no-demo"];
+            let mut all = vec!["--store", store.as_str(), "--bus", bus.as_str(), "--no-demo"];
             all.extend_from_slice(args);
             let (child, addr) = common::start_with(dir.path(), sdkappid, KEY, &all);
             nodes.push(Node { child, addr });
             dirs.push(dir);
         }
         Some(Cluster { sdkappid, nodes, _db: db, _dirs: dirs })
+    }
+
+    fn rest_url(&self, addr: &str, path: &str) -> String {
+        format!(
+            "http://{addr}/v4/{path}?sdkappid={}&identifier=administrator&usersig={}&random=1&contenttype=json",
+            self.sdkappid,
+            self.sig("administrator")
+        )
     }
 
     fn sig(&self, user: &str) -> String {
@@ -60,20 +81,17 @@ impl Cluster {
 
     /// The admin's REST call `path` on node `node`.
     async fn rest(&self, node: usize, path: &str, body: Value) -> Value {
-        let url = format!(
-            "http://{}/v4/{path}?sdkappid={}&identifier=administrator&usersig={}&random=1&contenttype=json",
-            self.nodes[node].addr,
-            self.sdkappid,
-            self.sig("administrator")
-        );
+        let url = self.rest_url(&self.nodes[node].addr, path);
         let r = reqwest::Client::new().post(url).body(body.to_string()).send().await.unwrap();
         r.json().await.unwrap()
     }
 
     fn device(&self, node: usize, user: &str, platform: Platform, device: &str) -> ClientConfig {
-        let mut c = ClientConfig::new(format!("http://{}", self.nodes[node].addr), user, self.sig(user))
-            .platform(platform)
-            .device(device);
+        self.device_at(&self.nodes[node].addr, user, platform, device)
+    }
+
+    fn device_at(&self, addr: &str, user: &str, platform: Platform, device: &str) -> ClientConfig {
+        let mut c = ClientConfig::new(format!("http://{addr}"), user, self.sig(user)).platform(platform).device(device);
         c.request_timeout = Duration::from_secs(5);
         c.reconnect_min = Duration::from_millis(20);
         c.reconnect_max = Duration::from_millis(200);
@@ -207,4 +225,172 @@ async fn the_mission_flow_runs_across_three_nodes() {
 fn bob_sig_issued_before_kick(cluster: &Cluster) -> String {
     let then = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64 - 60;
     duet_core::usersig::generate(KEY, cluster.sdkappid, "bob", then, 3600, None)
+}
+
+/// The admin's `sendmsg` of text `i` from alice to bob through `url`, retried with the same `MsgSeq` and
+/// `MsgRandom` until acknowledged (a retry of a send that was committed is answered, not stored again).
+async fn send_until_acked(http: &reqwest::Client, url: &str, i: u32) {
+    let body = json!({"From_Account": "alice", "To_Account": "bob", "MsgSeq": i, "MsgRandom": i,
+        "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": format!("m{i}")}}]});
+    within("an acknowledged send", async {
+        loop {
+            match http.post(url).body(body.to_string()).send().await {
+                Ok(r) => match r.json::<Value>().await {
+                    Ok(v) if v["ErrorCode"] == 0 => return,
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                },
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+}
+
+/// bob's history with alice, read through node `node`: every text, oldest first.
+async fn bob_history(cluster: &Cluster, node: usize) -> Vec<String> {
+    let mut texts = Vec::new();
+    let mut last_key = String::new();
+    loop {
+        let body = json!({"Operator_Account": "bob", "Peer_Account": "alice", "MaxCnt": 100, "MinTime": 0,
+            "MaxTime": 4_000_000_000u64, "LastMsgKey": last_key});
+        let r = cluster.rest(node, "openim/admin_getroammsg", body).await;
+        assert_eq!(r["ErrorCode"], 0, "{r}");
+        for m in r["MsgList"].as_array().unwrap() {
+            texts.push(m["MsgBody"][0]["MsgContent"]["Text"].as_str().unwrap().to_owned());
+        }
+        if r["Complete"] == 1 {
+            break;
+        }
+        last_key = r["LastMsgKey"].as_str().unwrap().to_owned();
+    }
+    texts.reverse();
+    texts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_send_loses_and_duplicates_nothing_and_its_clients_resync_elsewhere() {
+    let Some(mut cluster) = Cluster::start(2, 1_400_020_002, &[]).await else {
+        eprintln!("skipped: DUET_TEST_POSTGRES_URL and DUET_TEST_NATS_URL are not both set");
+        return;
+    };
+    for user in ["alice", "bob"] {
+        let r = cluster.rest(0, "im_open_login_svc/account_import", json!({"UserID": user})).await;
+        assert_eq!(r["ErrorCode"], 0, "{r}");
+    }
+    let backends: Vec<std::net::SocketAddr> = cluster.nodes.iter().map(|n| n.addr.parse().unwrap()).collect();
+    let lb = common::proxy::Proxy::start(backends.clone()).await;
+    // bob's device connects through the load balancer to node 1 (the first in its rotation).
+    let (_bob, mut bob_events, _) = synced(cluster.device_at(&lb.addr().to_string(), "bob", Platform::Pc, "pc")).await;
+
+    // Every request on a new connection, so the balancer spreads them over both nodes.
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let url = cluster.rest_url(&lb.addr().to_string(), "openim/sendmsg");
+    const N: u32 = 200;
+    for i in 0..N {
+        if i == N / 2 {
+            // SIGKILL of node 1, with bob's connection and whatever sends it had in flight.
+            let node = cluster.nodes.remove(0);
+            lb.remove(backends[0]);
+            drop(node);
+        }
+        send_until_acked(&http, &url, i).await;
+    }
+    let expected: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+    assert_eq!(bob_history(&cluster, 0).await, expected, "every acknowledged send once, in order");
+
+    // bob's device reconnected (to node 2) and has every message once.
+    let mut seen = std::collections::BTreeSet::new();
+    within("bob's device has every message", async {
+        while seen.len() < N as usize {
+            if let Some(Event::NewMessage(m)) = bob_events.recv().await {
+                assert!(seen.insert(m.text()), "bob's device got {} twice", m.text());
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_down_for_seconds_delays_delivery_and_loses_nothing() {
+    let nats: std::net::SocketAddr = match std::env::var("DUET_TEST_NATS_URL") {
+        Ok(url) if !url.is_empty() => {
+            url.trim_start_matches("nats://").parse().expect("DUET_TEST_NATS_URL: nats://host:port")
+        }
+        _ => {
+            eprintln!("skipped: DUET_TEST_NATS_URL is not set");
+            return;
+        }
+    };
+    let link = common::proxy::Proxy::start(vec![nats]).await;
+    let bus = format!("nats://{}", link.addr());
+    let Some(cluster) = Cluster::start_with(2, 1_400_020_003, &[], |db| db.url(), |_| bus.clone()).await else {
+        eprintln!("skipped: DUET_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    for user in ["alice", "bob"] {
+        let r = cluster.rest(0, "im_open_login_svc/account_import", json!({"UserID": user})).await;
+        assert_eq!(r["ErrorCode"], 0, "{r}");
+    }
+    let (alice, _alice_events, _) = synced(cluster.device(0, "alice", Platform::Pc, "pc")).await;
+    let mut bob_config = cluster.device(1, "bob", Platform::Pc, "pc");
+    bob_config.heartbeat = Duration::from_secs(1);
+    let (_bob, mut bob_events, _) = synced(bob_config).await;
+    alice.send_text("bob", "before").await.unwrap();
+    assert_eq!(next_text(&mut bob_events, "before the outage").await, "before");
+
+    link.cut();
+    // Sends still commit: the store is up.
+    alice.send_text("bob", "during").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    link.restore();
+    // Delayed, not lost: the notice, or else bob's next ping (its `latest` is past bob's cursor).
+    assert_eq!(next_text(&mut bob_events, "the message sent during the outage").await, "during");
+    alice.send_text("bob", "after").await.unwrap();
+    assert_eq!(next_text(&mut bob_events, "after the outage").await, "after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_fails_sends_clearly_and_they_succeed_once_it_is_back() {
+    let pg: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    let link = common::proxy::Proxy::start(vec![pg]).await;
+    let through = link.addr().to_string();
+    let Some(cluster) =
+        Cluster::start_with(1, 1_400_020_004, &[], |db| db.url_through(&through), |nats| nats.to_owned()).await
+    else {
+        eprintln!("skipped: DUET_TEST_POSTGRES_URL and DUET_TEST_NATS_URL are not both set");
+        return;
+    };
+    for user in ["alice", "bob"] {
+        let r = cluster.rest(0, "im_open_login_svc/account_import", json!({"UserID": user})).await;
+        assert_eq!(r["ErrorCode"], 0, "{r}");
+    }
+    let send = |random: u32| {
+        cluster.rest(
+            0,
+            "openim/sendmsg",
+            json!({"From_Account": "alice", "To_Account": "bob", "MsgRandom": random,
+                "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": format!("r{random}")}}]}),
+        )
+    };
+    assert_eq!(send(1).await["ErrorCode"], 0);
+
+    link.cut();
+    let started = std::time::Instant::now();
+    let r = send(2).await;
+    assert_ne!(r["ErrorCode"], 0, "a send while PostgreSQL is unreachable: {r}");
+    assert_eq!(r["ActionStatus"], "FAIL");
+    assert!(r["ErrorInfo"].as_str().unwrap().contains("retry"), "{r}");
+    assert!(started.elapsed() < Duration::from_secs(12), "the failure took {:?}", started.elapsed());
+
+    link.restore();
+    within("a send after PostgreSQL is back", async {
+        loop {
+            if send(3).await["ErrorCode"] == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert_eq!(bob_history(&cluster, 0).await, ["r1", "r3"]);
 }

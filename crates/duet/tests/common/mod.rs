@@ -50,3 +50,5 @@ pub fn rss(pid: u32) -> u64 {
         .expect("VmRSS in /proc/<pid>/status");
     kb * 1024
 }
+
+pub mod proxy;
