@@ -15,6 +15,7 @@
 //! With many nodes, every node reads every batch: past a few dozen nodes, subjects per user shard would
 //! be the next step (docs/scale-out.md).
 
+mod directory;
 mod wire;
 
 use std::collections::HashMap;
@@ -44,6 +45,8 @@ pub enum BusError {
         #[source]
         source: async_nats::ConnectError,
     },
+    #[error("the presence directory (JetStream key-value): {0}")]
+    Directory(String),
     #[error("subscribing to {subject}: {source}")]
     Subscribe {
         subject: String,
@@ -103,6 +106,10 @@ impl NatsBus {
             .subscribe(subject.clone())
             .await
             .map_err(|source| BusError::Subscribe { subject: subject.clone(), source })?;
+        let directory = directory::KvDirectory::open(&client, core.config().sdkappid, node, stop.clone())
+            .await
+            .map_err(BusError::Directory)?;
+        core.hub().set_directory(directory);
         let (tx, rx) = mpsc::unbounded_channel();
         core.hub().set_peers(Arc::new(Outbox(tx.clone())));
         core.subscribe(Arc::new(Outbox(tx.clone())));

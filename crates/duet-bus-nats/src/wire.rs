@@ -32,6 +32,8 @@ pub(crate) enum WireNotice {
     Relations { users: Vec<String> },
     #[serde(rename = "typing")]
     Typing { to: String, from: String, typing: bool },
+    #[serde(rename = "kick_device")]
+    KickDevice { u: String, device: String, reason: String },
     /// A kind this version does not know.
     #[serde(other)]
     Unknown,
@@ -65,6 +67,9 @@ impl From<&Notice> for WireNotice {
             }
             Notice::Relations { users } => WireNotice::Relations { users },
             Notice::Typing { to, from, typing } => WireNotice::Typing { to, from, typing },
+            Notice::KickDevice { user, device, reason } => {
+                WireNotice::KickDevice { u: user, device, reason: reason_name(reason).to_owned() }
+            }
         }
     }
 }
@@ -82,6 +87,9 @@ impl WireNotice {
             }
             WireNotice::Relations { users } => Notice::Relations { users },
             WireNotice::Typing { to, from, typing } => Notice::Typing { to, from, typing },
+            WireNotice::KickDevice { u, device, reason } => {
+                Notice::KickDevice { user: u, device, reason: reason_of(&reason) }
+            }
             WireNotice::Unknown => return None,
         })
     }
@@ -99,6 +107,7 @@ mod tests {
             Notice::Mute { user: "a".into(), mute: Mute { c2c_until: 5, group_until: 0 } },
             Notice::Relations { users: vec!["a".into(), "b".into()] },
             Notice::Typing { to: "b".into(), from: "a".into(), typing: true },
+            Notice::KickDevice { user: "b".into(), device: "pc".into(), reason: KickReason::OtherDevice },
         ];
         let json = serde_json::to_string(&Batch::new(7, &notices)).unwrap();
         let back: Batch = serde_json::from_str(&json).unwrap();

@@ -249,6 +249,7 @@ impl Core {
             Notice::Typing { to, from, typing } => {
                 self.hub.notify(&to, crate::hub::Outbound::Typing { from: from.into(), typing })
             }
+            Notice::KickDevice { user, device, reason } => self.hub.kick_device(&user, &device, reason),
         }
         Ok(())
     }

@@ -182,6 +182,24 @@ async fn the_mission_flow_runs_across_three_nodes() {
     let texts: Vec<String> = history.iter().map(|m| m.text()).collect();
     assert_eq!(texts, ["answer from the phone", "live across nodes", "while you were away"]);
 
+    // Online status, asked of node 1: bob is online on his Android (node 2) and his PC (node 3).
+    within("bob online on both platforms", async {
+        loop {
+            let r =
+                cluster.rest(0, "openim/query_online_status", json!({"To_Account": ["bob"], "IsNeedDetail": 1})).await;
+            let mut platforms: Vec<String> = r["QueryResult"][0]["Detail"]
+                .as_array()
+                .map(|d| d.iter().map(|p| p["Platform"].as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default();
+            platforms.sort();
+            if r["QueryResult"][0]["Status"] == "Online" && platforms == ["Android", "PC"] {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+
     // Typing, across nodes.
     alice.send_typing("bob", true).await.unwrap();
     next_matching(&mut phone_events, "bob's phone, alice typing", |e| {
@@ -205,10 +223,19 @@ async fn the_mission_flow_runs_across_three_nodes() {
     .await;
     assert_eq!(refused, 20007);
 
-    // A kick through node 1 logs bob out on nodes 2 and 3.
+    // The multi-device policy spans the nodes: a second PC of bob's, on node 1, logs out his PC on node 3
+    // (one device per platform).
+    let (bob_pc2, mut pc2_events, _) = synced(cluster.device(0, "bob", Platform::Pc, "bob-pc-2")).await;
+    next_matching(&mut pc_events, "bob's first PC logged out", |e| match e {
+        Event::Kicked { code, .. } => Some(code),
+        _ => None,
+    })
+    .await;
+
+    // A kick through node 1 logs bob out on nodes 1 and 2.
     let r = cluster.rest(0, "im_open_login_svc/kick", json!({"UserID": "bob"})).await;
     assert_eq!(r["ErrorCode"], 0, "{r}");
-    for events in [&mut phone_events, &mut pc_events] {
+    for events in [&mut phone_events, &mut pc2_events] {
         next_matching(events, "bob kicked", |e| matches!(e, Event::Kicked { .. }).then_some(())).await;
     }
     // And bob's old UserSig is refused by every node.
@@ -218,7 +245,7 @@ async fn the_mission_flow_runs_across_three_nodes() {
         c.usersig = bob_sig_issued_before_kick(&cluster);
         assert!(Client::connect(c).await.is_err(), "node {node} took a revoked UserSig");
     }
-    drop((bob_phone, bob_pc));
+    drop((bob_phone, bob_pc, bob_pc2));
 }
 
 /// A UserSig dated a minute ago: issued before the kick.

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::mpsc;
 
 use crate::model::{LogEntry, Platform};
-pub use peers::{Notice, Peers};
+pub use peers::{DeviceEntry, Directory, Elsewhere, NodeState, Notice, Peers};
 
 /// Events a session's queue holds at most before the session counts as lagging and is dropped.
 pub const SESSION_QUEUE: usize = 1024;
@@ -28,7 +28,7 @@ pub const SESSION_QUEUE: usize = 1024;
 /// never closed (a killed script) goes that way, and a user cannot hold sessions without limit.
 pub const MAX_TRANSIENT_SESSIONS: usize = 16;
 /// How long a mobile device stays `PushOnline` after its connection dropped (Tencent: 7 days).
-const PUSH_ONLINE_SECS: i64 = 7 * 86_400;
+pub const PUSH_ONLINE_SECS: i64 = 7 * 86_400;
 
 /// Which devices of one user may be online together (Tencent's multi-terminal policies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,27 @@ impl Default for LoginPolicy {
 }
 
 impl LoginPolicy {
+    /// Of a user's devices on other nodes (`elsewhere`), those that a login of `device` on `platform` logs
+    /// out, with `here` devices of the login's group on this node once it is in (itself included): the
+    /// same device (replaced), and in the login's group the oldest beyond what the policy allows.
+    pub fn displaced_elsewhere(
+        self,
+        platform: Platform,
+        device: &str,
+        here: usize,
+        elsewhere: &[DeviceEntry],
+    ) -> Vec<(String, KickReason)> {
+        let mut out: Vec<(String, KickReason)> =
+            elsewhere.iter().filter(|d| d.device == device).map(|d| (d.device.clone(), KickReason::Replaced)).collect();
+        let mut group: Vec<&DeviceEntry> =
+            elsewhere.iter().filter(|d| d.device != device && self.group(d.platform) == self.group(platform)).collect();
+        group.sort_by_key(|d| d.since_ms);
+        let allowed = self.instances.max(1).saturating_sub(here);
+        let excess = group.len().saturating_sub(allowed);
+        out.extend(group.into_iter().take(excess).map(|d| (d.device.clone(), KickReason::OtherDevice)));
+        out
+    }
+
     fn group(self, p: Platform) -> u8 {
         match self.mode {
             MultiLogin::Single => 0,
@@ -156,6 +177,8 @@ struct Slot {
     tx: mpsc::Sender<Outbound>,
     /// The app said it went to the background (`background` frame): pushes reach it too.
     background: bool,
+    /// When it connected (unix ms, the system's clock: only to tell the cluster which is older).
+    since_ms: i64,
 }
 
 /// Whether a device is connected, as offline push sees it.
@@ -187,12 +210,75 @@ pub struct Hub {
     next_id: AtomicU64,
     /// The other nodes, when this one is in a cluster.
     peers: OnceLock<Arc<dyn Peers>>,
+    /// Where the cluster keeps who is connected where.
+    directory: OnceLock<Arc<dyn Directory>>,
 }
 
 impl Hub {
     /// Joins a cluster: [`Hub::publish`] tells `peers` from now on (set once; later calls are ignored).
     pub fn set_peers(&self, peers: Arc<dyn Peers>) {
         let _ = self.peers.set(peers);
+    }
+
+    /// Keeps the cluster's directory up to date from now on (set once; later calls are ignored).
+    pub fn set_directory(&self, directory: Arc<dyn Directory>) {
+        let _ = self.directory.set(directory);
+    }
+
+    /// The cluster's directory, if this node is in one.
+    pub fn directory(&self) -> Option<&Arc<dyn Directory>> {
+        self.directory.get()
+    }
+
+    /// Tells the directory what this node now holds of `user`.
+    fn announce(&self, user: &str) {
+        let Some(directory) = self.directory.get() else { return };
+        let devices = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(user)
+            .map(|slots| {
+                slots
+                    .iter()
+                    .filter(|s| s.kind.is_device())
+                    .map(|s| DeviceEntry {
+                        device: s.device.clone(),
+                        platform: s.platform,
+                        background: s.background,
+                        since_ms: s.since_ms,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let push_online = self.push_online.lock().unwrap_or_else(|e| e.into_inner()).get(user).copied();
+        directory.record(user, NodeState { devices, push_online });
+    }
+
+    /// How many device sessions of `user` on this node are in `platform`'s group of `policy`.
+    pub fn devices_in_group(&self, policy: LoginPolicy, user: &str, platform: Platform) -> usize {
+        let all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(user).map_or(0, |slots| {
+            slots.iter().filter(|s| s.kind.is_device() && policy.group(s.platform) == policy.group(platform)).count()
+        })
+    }
+
+    /// Logs out `user`'s sessions of `device` here (another node's login took its place).
+    pub fn kick_device(&self, user: &str, device: &str, reason: KickReason) {
+        let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slots) = all.get_mut(user) else { return };
+        slots.retain(|s| {
+            let kick = s.kind.is_device() && s.device == device;
+            if kick {
+                let _ = s.tx.try_send(Outbound::Kicked(reason));
+            }
+            !kick
+        });
+        if slots.is_empty() {
+            all.remove(user);
+        }
+        drop(all);
+        self.announce(user);
     }
 
     /// Whether this node is one of a cluster (other nodes write too).
@@ -241,7 +327,15 @@ impl Hub {
                 }
                 !replace
             });
-            slots.push(Slot { id, platform, device: device.to_owned(), kind, tx, background: false });
+            slots.push(Slot {
+                id,
+                platform,
+                device: device.to_owned(),
+                kind,
+                tx,
+                background: false,
+                since_ms: now_ms(),
+            });
             let device = device.to_owned();
             return Session {
                 id,
@@ -277,9 +371,10 @@ impl Hub {
             }
             !kick
         });
-        slots.push(Slot { id, platform, device: device.to_owned(), kind, tx, background: false });
+        slots.push(Slot { id, platform, device: device.to_owned(), kind, tx, background: false, since_ms: now_ms() });
         drop(all);
         self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
+        self.announce(user);
         Session {
             id,
             user: user.to_owned(),
@@ -312,6 +407,9 @@ impl Hub {
             let mut push_online = self.push_online.lock().unwrap_or_else(|e| e.into_inner());
             push_online.insert(session.user.clone(), (session.platform, at));
         }
+        if removed && session.kind.is_device() {
+            self.announce(&session.user);
+        }
     }
 
     /// Pushes an entry to every live session of `user`; drops sessions that cannot keep up.
@@ -324,8 +422,9 @@ impl Hub {
     pub fn notify(&self, user: &str, event: Outbound) {
         let mut all = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let Some(slots) = all.get_mut(user) else { return };
+        let mut dropped_device = false;
         slots.retain(|s| {
-            !s.kind.pushed()
+            let keep = !s.kind.pushed()
                 || match s.tx.try_send(event.clone()) {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(_)) => {
@@ -333,10 +432,16 @@ impl Hub {
                         false
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => false,
-                }
+                };
+            dropped_device |= !keep && s.kind.is_device();
+            keep
         });
         if slots.is_empty() {
             all.remove(user);
+        }
+        drop(all);
+        if dropped_device {
+            self.announce(user);
         }
     }
 
@@ -347,6 +452,7 @@ impl Hub {
             let _ = s.tx.try_send(Outbound::Kicked(reason));
         }
         self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
+        self.announce(user);
     }
 
     /// Makes `user` `PushOnline` on `platform` since `at` unless connected (at start, from the durable
@@ -362,9 +468,15 @@ impl Hub {
         }
     }
 
+    /// The platform and time of `user`'s `PushOnline` state on this node, if any.
+    pub fn push_online_since(&self, user: &str) -> Option<(Platform, i64)> {
+        self.push_online.lock().unwrap_or_else(|e| e.into_inner()).get(user).copied()
+    }
+
     /// Forgets a `PushOnline` state (after a device's logout).
     pub fn clear_push_online(&self, user: &str) {
         self.push_online.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
+        self.announce(user);
     }
 
     pub fn presence(&self, user: &str, now: i64) -> Presence {
@@ -386,6 +498,8 @@ impl Hub {
         if let Some(slot) = all.get_mut(&session.user).and_then(|s| s.iter_mut().find(|s| s.id == session.id)) {
             slot.background = background;
         }
+        drop(all);
+        self.announce(&session.user);
     }
 
     /// Whether `user`'s `device` is connected here, and with its app in the foreground.
@@ -403,6 +517,10 @@ impl Hub {
     pub fn session_count(&self) -> usize {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner()).values().map(Vec::len).sum()
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -285,6 +285,21 @@ pub enum Platform {
 
 impl Platform {
     /// Tencent's name of the platform, as `query_online_status` reports it.
+    /// The platform of Tencent's name ([`Platform::name`]).
+    pub fn from_name(name: &str) -> Option<Platform> {
+        [
+            Platform::IPhone,
+            Platform::Android,
+            Platform::IPad,
+            Platform::Pc,
+            Platform::Mac,
+            Platform::Linux,
+            Platform::Web,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Platform::IPhone => "iPhone",

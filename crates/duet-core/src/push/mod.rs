@@ -336,7 +336,16 @@ impl Pusher {
         let Some(provider) = self.providers.get(&d.provider) else { return Settled::Skip };
         let stats = &self.stats[&d.provider];
         let now = self.clock.now_secs();
-        let state = self.hub.device_state(&d.user, &d.device);
+        let mut state = self.hub.device_state(&d.user, &d.device);
+        if state == DeviceState::Away
+            && let Some(directory) = self.hub.directory()
+        {
+            // Connected to another node of the cluster?
+            let elsewhere = directory.elsewhere(&d.user).await;
+            if let Some(e) = elsewhere.devices.iter().find(|e| e.device == d.device) {
+                state = if e.background { DeviceState::Background } else { DeviceState::Foreground };
+            }
+        }
         if state == DeviceState::Foreground
             || (state == DeviceState::Away && now - d.seen_at >= self.config.stale_after_secs)
         {

@@ -8,7 +8,7 @@ use crate::accounts::{Accounts, AuthError};
 use crate::callbacks::{EventKind, Notifier, opt_platform};
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::hub::{Hub, LoginPolicy, Presence, Session, SessionKind};
+use crate::hub::{Hub, KickReason, LoginPolicy, Notice, Presence, Session, SessionKind};
 use crate::model::{NewAccount, Platform};
 use crate::push::Pusher;
 use crate::store::Store;
@@ -105,6 +105,19 @@ impl Sessions {
         };
         let mut session = self.hub.register(self.policy, user, platform, device, kind);
         session.client_ip = client_ip;
+        if kind == SessionKind::Device
+            && let Some(directory) = self.hub.directory()
+        {
+            // The policy covers the user's devices on every node: those elsewhere that no longer fit go too.
+            let elsewhere = directory.elsewhere(user).await;
+            let here = self.hub.devices_in_group(self.policy, user, platform);
+            for (other, reason) in self.policy.displaced_elsewhere(platform, device, here, &elsewhere.devices) {
+                if reason == KickReason::OtherDevice {
+                    session.displaced.push(other.clone());
+                }
+                self.hub.publish(Notice::KickDevice { user: user.to_owned(), device: other, reason });
+            }
+        }
         self.state_changed(&session, "Login", "Register").await;
         // The devices this login logged out lose their push registrations, as a logout would.
         for displaced in &session.displaced {
@@ -148,7 +161,28 @@ impl Sessions {
         }
     }
 
-    pub fn presence(&self, user: &str) -> Presence {
-        self.hub.presence(user, self.clock.now_secs())
+    /// `user`'s status over the whole cluster: online on the platforms of its devices on every node, else
+    /// `PushOnline` from this node or another (a node that died leaves its mobile devices `PushOnline`).
+    pub async fn presence(&self, user: &str) -> Presence {
+        let now = self.clock.now_secs();
+        let here = self.hub.presence(user, now);
+        let Some(directory) = self.hub.directory() else { return here };
+        let elsewhere = directory.elsewhere(user).await;
+        let mut platforms = match here {
+            Presence::Online(p) => p,
+            _ => Vec::new(),
+        };
+        platforms.extend(elsewhere.devices.iter().map(|d| d.platform));
+        if !platforms.is_empty() {
+            return Presence::Online(platforms);
+        }
+        let latest = |a: Option<(Platform, i64)>, b: Option<(Platform, i64)>| match (a, b) {
+            (Some(x), Some(y)) => Some(if y.1 > x.1 { y } else { x }),
+            (x, y) => x.or(y),
+        };
+        match latest(self.hub.push_online_since(user), elsewhere.push_online) {
+            Some((platform, at)) if now - at < crate::hub::PUSH_ONLINE_SECS => Presence::PushOnline(platform),
+            _ => Presence::Offline,
+        }
     }
 }

@@ -206,7 +206,7 @@ pub(super) async fn query_online_status(ctx: Ctx<'_>, body: &Value) -> Result<Js
             reply.error_list.push(AccountError { to_account, error_code: code::ACCOUNT_NOT_FOUND });
             continue;
         }
-        let (status, platforms) = match ctx.core.sessions().presence(&to_account) {
+        let (status, platforms) = match ctx.core.sessions().presence(&to_account).await {
             Presence::Online(platforms) => ("Online", platforms.into_iter().map(|p| (p, "Online")).collect()),
             Presence::PushOnline(platform) => ("PushOnline", vec![(platform, "PushOnline")]),
             Presence::Offline => ("Offline", Vec::new()),
