@@ -89,8 +89,10 @@ impl Scenario {
 /// Which server is loaded, and how the results are printed.
 #[derive(Args, Debug, Clone)]
 pub struct TargetArgs {
-    /// Base URL of a running server to load, e.g. http://127.0.0.1:7080 [default: start a fresh
-    /// `duet serve` on 127.0.0.1:0 over a temporary data directory, and stop it afterwards]
+    /// Base URL of a running server to load, e.g. http://127.0.0.1:7080; several nodes of one cluster
+    /// comma-separated (user i connects to node i mod N, so a pair's two users are on different nodes;
+    /// REST calls go to the first) [default: start a fresh `duet serve` on 127.0.0.1:0 over a temporary data
+    /// directory, and stop it afterwards]
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// The running server's secret key (with --server)
@@ -102,9 +104,10 @@ pub struct TargetArgs {
     /// An app admin of the server, for the REST calls (account import, sendmsg)
     #[arg(long, default_value = "administrator")]
     pub admin: String,
-    /// PID of the running server (with --server), to report its CPU and memory
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// PID of the running server (with --server), to report its CPU and memory; several nodes'
+    /// comma-separated (added up)
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// Durability of the server the bench starts
     #[arg(long, value_enum, default_value_t = Durability::Fsync)]
     pub durability: Durability,

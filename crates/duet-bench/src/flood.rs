@@ -104,8 +104,8 @@ pub(crate) async fn run(
     progress.line(&format!("flood: {} flooders logged in", args.flooders));
     let duration = Duration::from_secs_f64(args.duration);
     let bar = progress.timed(duration, "flood");
-    let rss_start = sys::rss(target.pid);
-    let cpu = CpuWindow::start(target.pid);
+    let rss_start = sys::servers_rss(&target.pids);
+    let cpu = CpuWindow::start(&target.pids);
     let t0 = Instant::now();
     flood.go();
     while t0.elapsed() < duration {
@@ -115,7 +115,7 @@ pub(crate) async fn run(
         bar.set_message(format!("accepted {} refused {}", t.accepted, t.refused));
     }
     let cpu = cpu.finish().rounded();
-    let rss_end = sys::rss(target.pid);
+    let rss_end = sys::servers_rss(&target.pids);
     bar.finish_and_clear();
     let (totals, per_flooder, flood_s) = flood.finish(Duration::from_secs_f64(args.drain)).await;
     let mut notes = Vec::new();

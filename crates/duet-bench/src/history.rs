@@ -79,7 +79,7 @@ pub(crate) async fn run(
     let (mut order_violations, mut conv_seq_inversions) = (0u64, 0u64);
     let per_pass = n.div_ceil(args.page as usize) as u64 + 1;
     let bar = progress.bar(per_pass * args.passes as u64, "pages");
-    let cpu = CpuWindow::start(target.pid);
+    let cpu = CpuWindow::start(&target.pids);
     let t_pages = Instant::now();
     let mut id = 10u64;
     for _ in 0..args.passes {

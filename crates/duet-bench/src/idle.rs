@@ -66,11 +66,11 @@ pub(crate) async fn run(
     let users: Vec<String> = (0..n).map(|i| format!("{}i{i}", crate::run_prefix())).collect();
     target.import_accounts(&users).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_before = sys::rss(target.pid);
+    let rss_before = sys::servers_rss(&target.pids);
 
     let sigs = target.usersigs(&users);
     let bar = progress.bar(n as u64, "login");
-    let cpu = CpuWindow::start(target.pid);
+    let cpu = CpuWindow::start(&target.pids);
     let t0 = Instant::now();
     let (conns, login_latency) =
         ws::login_all(target, &users, &sigs, args.target.login_concurrency, Buffers::Small, &bar).await?;
@@ -88,12 +88,12 @@ pub(crate) async fn run(
     let t_idle = Instant::now();
     let tick = |bar: &indicatif::ProgressBar| bar.set_position(t_idle.elapsed().as_millis() as u64);
     sleep_ticking(Duration::from_secs_f64(args.settle), &bar, tick).await;
-    let rss_after = sys::rss(target.pid);
+    let rss_after = sys::servers_rss(&target.pids);
     let gen_rss = sys::rss(None);
-    let idle_cpu = CpuWindow::start(target.pid);
+    let idle_cpu = CpuWindow::start(&target.pids);
     sleep_ticking(Duration::from_secs_f64(args.hold), &bar, tick).await;
     let idle_cpu = idle_cpu.finish();
-    let rss_after_hold = sys::rss(target.pid);
+    let rss_after_hold = sys::servers_rss(&target.pids);
     bar.finish_and_clear();
     let alive = n - dropped.load(Relaxed) as usize;
 

@@ -244,7 +244,7 @@ pub async fn run(args: &BenchArgs, duet_exe: &Path) -> Result<Report, BenchError
         url: target.base.clone(),
         started_by_bench: targs.server.is_none(),
         durability: target.durability,
-        pid: target.pid,
+        pid: target.pids.first().copied(),
     };
     let result = match scenario {
         Scenario::Pairs(a) => {

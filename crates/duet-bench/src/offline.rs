@@ -110,7 +110,7 @@ async fn one_case(
     // Everyone logs in at once.
     let sigs = target.usersigs(&users);
     let bar = progress.bar(k as u64, "catch up");
-    let cpu = CpuWindow::start(target.pid);
+    let cpu = CpuWindow::start(&target.pids);
     let t0 = Instant::now();
     let logins = users.iter().zip(&sigs).enumerate().map(|(i, (u, sig))| {
         let bar = bar.clone();

@@ -243,12 +243,12 @@ pub(crate) async fn run(
     if args.friends {
         target.make_friends(&users).await?;
     }
-    let rss_before = sys::rss(target.pid);
+    let rss_before = sys::servers_rss(&target.pids);
     let mut fleet =
         Fleet::start(target, users, args.body_bytes, args.target.login_concurrency, push.is_some(), progress).await?;
     let login_s = fleet.login_s;
     progress.line(&format!("pairs: {u} users logged in in {login_s:.2} s"));
-    let rss_after_login = sys::rss(target.pid);
+    let rss_after_login = sys::servers_rss(&target.pids);
     // The slow user sends through every step; its peer's connection comes after the pairs' addresses.
     let slow = match callback.filter(|c| !c.delay.is_zero()) {
         Some(c) => Some(
@@ -351,7 +351,7 @@ pub(crate) async fn run(
         recovered_by_resync: tally.recovered,
         server_rss_bytes_before_login: rss_before,
         server_rss_bytes_after_login: rss_after_login,
-        server_rss_bytes_end: sys::rss(target.pid),
+        server_rss_bytes_end: sys::servers_rss(&target.pids),
         pushes_received: pushes.map(|(received, _)| received),
         callbacks,
     };
@@ -671,10 +671,10 @@ impl Window {
     pub fn open(fleet: &Fleet, target: &Target) -> Window {
         Window {
             at: Instant::now(),
-            cpu: CpuWindow::start(target.pid),
+            cpu: CpuWindow::start(&target.pids),
             disk: target.data_dir().and_then(DiskProbe::start),
             delivered: fleet.delivered(),
-            rss: sys::rss(target.pid),
+            rss: sys::servers_rss(&target.pids),
         }
     }
 
@@ -690,7 +690,7 @@ impl Window {
             disk,
             delivered_in_window: delivered,
             rss_start: self.rss,
-            rss_end: sys::rss(target.pid),
+            rss_end: sys::servers_rss(&target.pids),
             drained: false,
         }
     }

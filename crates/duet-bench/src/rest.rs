@@ -110,12 +110,12 @@ pub(crate) async fn run(
         }
         if elapsed >= warmup && window.is_none() {
             shared.phase.store(0, Relaxed);
-            window = Some((Instant::now(), CpuWindow::start(target.pid), shared.ok.load(Relaxed)));
+            window = Some((Instant::now(), CpuWindow::start(&target.pids), shared.ok.load(Relaxed)));
         }
         bar.set_position(elapsed.as_millis() as u64);
         bar.set_message(format!("{} ok", shared.ok.load(Relaxed)));
     }
-    let (w_start, cpu, ok0) = window.unwrap_or_else(|| (Instant::now(), CpuWindow::start(target.pid), 0));
+    let (w_start, cpu, ok0) = window.unwrap_or_else(|| (Instant::now(), CpuWindow::start(&target.pids), 0));
     let window_s = w_start.elapsed().as_secs_f64();
     let ok_in_window = shared.ok.load(Relaxed) - ok0;
     let cpu = cpu.finish();

@@ -125,7 +125,7 @@ pub(crate) async fn run(
     let start = unix_now() - 6 * 86_400;
     let url = target.admin_url("openim/importmsg");
     let bar = progress.bar(n, "import");
-    let cpu = CpuWindow::start(target.pid);
+    let cpu = CpuWindow::start(&target.pids);
     let t0 = Instant::now();
     let calls = (0..n).map(|k| {
         let (from, to) = parties(k, args.users as u64);
@@ -167,7 +167,7 @@ pub(crate) async fn run(
     let (mut all, mut latin_h, mut chinese_h) = (stats::histogram(), stats::histogram(), stats::histogram());
     let (mut hits, mut empty, mut with_more, mut wrong) = (0u64, 0u64, 0u64, 0u64);
     let bar = progress.bar(args.queries as u64, "search");
-    let cpu = CpuWindow::start(target.pid);
+    let cpu = CpuWindow::start(&target.pids);
     for q in 0..args.queries {
         let (i, is_latin) = (q % args.searchers, q % 2 == 0);
         let (user, conn) = (&users[i], &mut conns[i]);

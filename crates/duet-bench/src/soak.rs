@@ -180,12 +180,12 @@ pub(crate) async fn run(
         bar.finish_and_clear();
     }
 
-    let rss_before = sys::rss(target.pid);
+    let rss_before = sys::servers_rss(&target.pids);
     let mut fleet =
         Fleet::start(target, users, args.body_bytes, args.target.login_concurrency, false, progress).await?;
     let login_s = fleet.login_s;
     progress.line(&format!("soak: {c} users logged in in {login_s:.2} s"));
-    let rss_after_login = sys::rss(target.pid);
+    let rss_after_login = sys::servers_rss(&target.pids);
     let flood = if flooders.is_empty() {
         None
     } else {
@@ -249,7 +249,7 @@ pub(crate) async fn run(
                 end_s: elapsed.as_secs_f64(),
                 meta,
                 open: fleet.open_conns(),
-                fds: sys::open_files(target.pid),
+                fds: sys::open_files(&target.pids),
                 hostile: now.minus(&last),
             };
             progress.line(&format!(

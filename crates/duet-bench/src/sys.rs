@@ -43,10 +43,28 @@ pub fn rss(pid: Option<u32>) -> Option<u64> {
     sample(pid).map(|s| s.rss_bytes)
 }
 
-/// The number of files `pid` has open (`/proc/PID/fd`): its sockets, among others.
-pub fn open_files(pid: Option<u32>) -> Option<u64> {
-    let pid = pid?;
-    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+/// The servers' samples added up (several nodes): `None` without a PID, or if one is gone.
+pub fn sample_servers(pids: &[u32]) -> Option<ProcSample> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().try_fold(ProcSample { cpu_s: 0.0, rss_bytes: 0 }, |sum, &p| {
+        let s = sample(Some(p))?;
+        Some(ProcSample { cpu_s: sum.cpu_s + s.cpu_s, rss_bytes: sum.rss_bytes + s.rss_bytes })
+    })
+}
+
+/// The servers' resident memory added up, bytes.
+pub fn servers_rss(pids: &[u32]) -> Option<u64> {
+    sample_servers(pids).map(|s| s.rss_bytes)
+}
+
+/// The number of files the servers have open (`/proc/PID/fd`): their sockets, among others.
+pub fn open_files(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| Some(std::fs::read_dir(format!("/proc/{p}/fd")).ok()?.count() as u64)).sum()
 }
 
 /// `sysconf(_SC_CLK_TCK)`, read once through `getconf` (the workspace forbids `unsafe`); Linux's 100 otherwise.
@@ -85,7 +103,7 @@ const MIN_WINDOW_S: f64 = 0.25;
 
 /// CPU used by the server, the generator and the machine over a window.
 pub struct CpuWindow {
-    server_pid: Option<u32>,
+    server_pids: Vec<u32>,
     started: Instant,
     server: Option<ProcSample>,
     generator: Option<ProcSample>,
@@ -124,11 +142,12 @@ impl CpuUsage {
 }
 
 impl CpuWindow {
-    pub fn start(server_pid: Option<u32>) -> CpuWindow {
+    /// Over the servers of `server_pids` (their CPU added up: several nodes) and this generator.
+    pub fn start(server_pids: &[u32]) -> CpuWindow {
         CpuWindow {
-            server_pid,
+            server_pids: server_pids.to_vec(),
             started: Instant::now(),
-            server: server_pid.and_then(|p| sample(Some(p))),
+            server: sample_servers(server_pids),
             generator: sample(None),
             machine: machine(),
         }
@@ -140,7 +159,7 @@ impl CpuWindow {
         if dt < MIN_WINDOW_S {
             return CpuUsage { window_s: dt, ..CpuUsage::default() };
         }
-        let server_end = self.server_pid.and_then(|p| sample(Some(p)));
+        let server_end = sample_servers(&self.server_pids);
         let gen_end = sample(None);
         let server_us = match (self.server, server_end) {
             (Some(a), Some(b)) => Some((b.cpu_s - a.cpu_s) * 1e6),
@@ -286,7 +305,7 @@ mod tests {
         let s = sample(None).expect("/proc/self");
         assert!(s.rss_bytes > 0);
         assert!(s.cpu_s >= 0.0);
-        let w = CpuWindow::start(Some(std::process::id()));
+        let w = CpuWindow::start(&[std::process::id()]);
         assert!(w.finish().server_cpu_us.is_none(), "too short to tell");
         std::thread::sleep(std::time::Duration::from_millis(300));
         let u = w.finish();

@@ -28,11 +28,13 @@ pub struct Target {
     /// `ws://host:port/v1/connect`.
     pub ws_url: String,
     pub addr: SocketAddr,
+    /// Every node's address and WebSocket URL (the first is `addr`, `ws_url`): user i connects to node i mod N.
+    pub nodes: Vec<(SocketAddr, String)>,
     pub secret_key: String,
     pub sdkappid: u64,
     pub admin: String,
-    /// The server's PID, when known: its CPU and memory are sampled.
-    pub pid: Option<u32>,
+    /// The servers' PIDs, when known: their CPU and memory are sampled (added up).
+    pub pids: Vec<u32>,
     pub durability: Option<Durability>,
     own: Option<OwnServer>,
     pub(crate) http: reqwest::Client,
@@ -72,38 +74,46 @@ impl Target {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| BenchError::Setup(format!("http client: {e}")))?;
-        let (base, secret_key, pid, durability, own) = match &args.server {
-            Some(url) => {
+        let (bases, secret_key, pids, durability, own) = match &args.server {
+            Some(urls) => {
                 let key = args.secret_key.clone().ok_or_else(|| {
                     BenchError::Setup("--server needs --secret-key (or DUET_SECRET_KEY) for UserSigs".into())
                 })?;
-                (url.trim_end_matches('/').to_owned(), key, args.server_pid, None, None)
+                let bases: Vec<String> = urls.split(',').map(|u| u.trim().trim_end_matches('/').to_owned()).collect();
+                (bases, key, args.server_pid.clone(), None, None)
             }
             None => {
                 let key: String = rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect();
                 let (own, addr) = OwnServer::start(duet_exe, args, &key, send_limit)?;
                 let pid = own.child.id();
-                (format!("http://{addr}"), key, Some(pid), Some(args.durability), Some(own))
+                (vec![format!("http://{addr}")], key, vec![pid], Some(args.durability), Some(own))
             }
         };
-        let authority = base
-            .strip_prefix("http://")
-            .ok_or_else(|| BenchError::Setup(format!("{base}: only http:// servers can be loaded (no TLS)")))?;
-        let addr = tokio::net::lookup_host(authority)
-            .await
-            .map_err(|e| BenchError::Setup(format!("resolving {authority}: {e}")))?
-            .next()
-            .ok_or_else(|| BenchError::Setup(format!("{authority} resolves to no address")))?;
+        let mut nodes = Vec::with_capacity(bases.len());
+        for base in &bases {
+            let authority = base
+                .strip_prefix("http://")
+                .ok_or_else(|| BenchError::Setup(format!("{base}: only http:// servers can be loaded (no TLS)")))?;
+            let addr = tokio::net::lookup_host(authority)
+                .await
+                .map_err(|e| BenchError::Setup(format!("resolving {authority}: {e}")))?
+                .next()
+                .ok_or_else(|| BenchError::Setup(format!("{authority} resolves to no address")))?;
+            nodes.push((addr, format!("ws://{authority}{}", duet_proto::client::CONNECT_PATH)));
+        }
+        let base = bases[0].clone();
+        let (addr, ws_url) = nodes[0].clone();
         let now = unix_now();
         let admin_sig = duet_core::usersig::generate(&secret_key, args.sdkappid, &args.admin, now, 7 * 86_400, None);
         let target = Target {
-            ws_url: format!("ws://{authority}{}", duet_proto::client::CONNECT_PATH),
+            ws_url,
             base,
             addr,
+            nodes,
             secret_key,
             sdkappid: args.sdkappid,
             admin: args.admin.clone(),
-            pid,
+            pids,
             durability,
             own,
             http,
@@ -129,6 +139,12 @@ impl Target {
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
+    }
+
+    /// The node user `i` connects to: its address and WebSocket URL.
+    pub fn node(&self, i: usize) -> (SocketAddr, &str) {
+        let (addr, url) = &self.nodes[i % self.nodes.len()];
+        (*addr, url)
     }
 
     /// A UserSig for `user`, valid for a day.

@@ -136,7 +136,8 @@ pub async fn open_signed(
     src: usize,
     buffers: Buffers,
 ) -> Result<(Ws, u64), BenchError> {
-    open_signed_to(target.addr, &target.ws_url, user, usersig, src, buffers).await
+    let (addr, ws_url) = target.node(src);
+    open_signed_to(addr, ws_url, user, usersig, src, buffers).await
 }
 
 /// [`open_signed`] to a server's address and WebSocket URL (for tasks that do not borrow the [`Target`]).
@@ -177,12 +178,14 @@ pub async fn login_all(
         let last = (first + per_shard).min(users.len());
         let jobs: Vec<(usize, String, String)> =
             (first..last).map(|i| (i, users[i].clone(), sigs[i].clone())).collect();
-        let (addr, ws_url, bar) = (target.addr, std::sync::Arc::<str>::from(target.ws_url.as_str()), bar.clone());
+        let nodes: Vec<(SocketAddr, std::sync::Arc<str>)> =
+            target.nodes.iter().map(|(a, u)| (*a, std::sync::Arc::<str>::from(u.as_str()))).collect();
+        let bar = bar.clone();
         // The shards' shares add up to `concurrency`.
         let share = (concurrency / shards + usize::from(shard < concurrency % shards)).max(1);
         tasks.spawn(async move {
             let logins = jobs.into_iter().map(|(i, user, sig)| {
-                let (ws_url, bar) = (ws_url.clone(), bar.clone());
+                let ((addr, ws_url), bar) = (nodes[i % nodes.len()].clone(), bar.clone());
                 async move {
                     let t0 = std::time::Instant::now();
                     let r = open_signed_to(addr, &ws_url, &user, &sig, i, buffers).await;
