@@ -5,7 +5,9 @@
 //!
 //! 1 000 accounts in 500 pairs; `N` one-to-one sends with ~100-byte bodies, 512 in flight so group
 //! commit batches them as under load (a second argument sets how many: 8 gives batches like those of a
-//! steady 5 000 msg/s).
+//! steady 5 000 msg/s). A third argument, `chat`, sends chat-like text instead of 100 `x`s (five Latin
+//! words of a 2 000-word vocabulary and two Chinese words of two characters, ~40 bytes, like
+//! `duet bench search`'s corpus), which gives the search index real terms to write.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,7 +27,8 @@ async fn main() {
     let accounts = (0..USERS).map(|i| NewAccount { id: format!("user{i}"), nick: None, face_url: None }).collect();
     store.import_accounts(accounts, 1_700_000_000).await.expect("importing accounts");
 
-    let body = format!(r#"[{{"MsgType":"TIMTextElem","MsgContent":{{"Text":"{}"}}}}]"#, "x".repeat(100));
+    let chat = std::env::args().nth(3).is_some_and(|a| a == "chat");
+    let text = |i: usize| if chat { chat_text(i) } else { "x".repeat(100) };
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::<Result<_, duet_core::store::StoreError>>::new();
     for i in 0..n {
@@ -43,7 +46,7 @@ async fn main() {
                 to: vec![format!("user{to}")],
                 seq: None,
                 random: i as u32,
-                body: body.clone(),
+                body: format!(r#"[{{"MsgType":"TIMTextElem","MsgContent":{{"Text":"{}"}}}}]"#, text(i)),
                 cloud_custom_data: String::new(),
                 push_info: None,
                 lifetime_secs: 604_800,
@@ -69,4 +72,36 @@ async fn main() {
     }
     let secs = started.elapsed().as_secs_f64();
     println!("{n} sends in {secs:.2} s: {:.0}/s", n as f64 / secs);
+}
+
+/// Message `i`'s chat-like text: five Latin words of a 2 000-word vocabulary and two Chinese words of
+/// two characters (of 50), picked by a fixed pseudo-random sequence, so runs are repeatable.
+fn chat_text(i: usize) -> String {
+    const SYLLABLES: [&str; 20] = [
+        "ka", "lo", "mi", "ne", "ru", "ta", "so", "vi", "de", "po", "an", "el", "ir", "on", "us", "ba", "ce", "fu",
+        "gi", "ho",
+    ];
+    const HAN: &str =
+        "我你他们的是不了在有人这中大为上个国和地到以说时要就出会可也你对生能而子那得于着下自之年过发后作里用";
+    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut words = Vec::with_capacity(6);
+    for _ in 0..5 {
+        let w = next(2_000) as usize;
+        words.push(format!("{}{}{}", SYLLABLES[w % 20], SYLLABLES[w / 20 % 20], SYLLABLES[w / 400 % 20]));
+    }
+    let han: Vec<char> = HAN.chars().collect();
+    let mut cn = String::new();
+    for _ in 0..2 {
+        let w = next(1_000) as usize;
+        cn.push(han[w % 50]);
+        cn.push(han[w / 50 % 50]);
+    }
+    words.push(cn);
+    words.join(" ")
 }

@@ -57,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_9.sql"),
     include_str!("schema_10.sql"),
     include_str!("schema_11.sql"),
+    include_str!("schema_12.sql"),
 ];
 /// The version whose migration creates the search index, which then indexes the messages stored before.
 const SEARCH_INDEX_VERSION: usize = 11;
@@ -156,6 +157,10 @@ impl SqliteStore {
         conn.busy_handler(Some(wait_briefly)).map_err(backend)?;
         migrate(&conn)?;
         conn.execute_batch(relations::SCHEMA).map_err(backend)?;
+        let indexed = search::catch_up(&conn).map_err(backend)?;
+        if indexed > 0 {
+            tracing::info!(messages = indexed, "sqlite: messages stored before a crash indexed for search");
+        }
         conn.set_prepared_statement_cache_capacity(64);
         let readers = Arc::new(Readers {
             path: path.to_owned(),
@@ -413,7 +418,7 @@ impl MessageStore for SqliteStore {
 
     async fn send(&self, plan: SendPlan) -> Result<SendOutcome, StoreError> {
         // The body's search terms are read here, on the caller's thread, not in the writer's commit.
-        let terms = search::Terms::of(&plan.msg.body);
+        let terms = Arc::new(search::Terms::of(&plan.msg.body));
         self.writer.write_delivering(move |c, w| ops::send_indexed(c, w, &plan, &terms).map_err(backend)).await
     }
 
@@ -483,6 +488,8 @@ impl MessageStore for SqliteStore {
     }
 
     async fn search(&self, q: SearchQuery) -> Result<SearchPage, StoreError> {
+        // The index follows the writes (`search::Queue`): first every message already acknowledged goes in.
+        self.writer.index_caught_up().await?;
         self.read(move |c| search::search(c, &q)).await
     }
 
@@ -881,9 +888,9 @@ mod tests {
         assert_eq!((page.messages.len(), page.conv_seq), (0, 0), "m inherited uid 2: {page:?}");
     }
 
-    /// The search index follows the messages: a row per message stored, replaced by an edit, removed by a
-    /// recall, a purge and the deletion of an account; a database from before the index gets its stored
-    /// messages indexed when it migrates.
+    /// The search index follows the messages: a row per message stored (behind its send), replaced by an
+    /// edit, removed by a recall, a purge and the deletion of an account; a database from before the index
+    /// gets its stored messages indexed when it migrates.
     #[tokio::test]
     async fn the_search_index_holds_a_row_per_message_that_can_be_found() {
         use duet_core::model::{MsgKey, SearchQuery};
@@ -899,7 +906,7 @@ mod tests {
             let c = rusqlite::Connection::open(path).unwrap();
             c.query_row("SELECT count(*) FROM message_search", [], |r| r.get::<_, i64>(0)).unwrap()
         };
-        assert_eq!(rows(&path), 4);
+        // The sends' messages may still wait in the writer's queue; an edit of one indexes the queue first.
         let edit = Edit {
             from: "a".into(),
             to: "b".into(),
@@ -909,7 +916,29 @@ mod tests {
             base_version: None,
         };
         store.modify(edit, i64::MAX).await.unwrap();
-        assert_eq!(rows(&path), 4, "an edit replaces its row");
+        assert_eq!(rows(&path), 4, "the queue is indexed, and an edit replaces its row");
+        let found = |keyword: &str| {
+            let q = SearchQuery {
+                owner: "a".into(),
+                keywords: vec![keyword.into()],
+                peer: None,
+                sender: None,
+                types: Vec::new(),
+                min_time: 0,
+                max_time: i64::MAX,
+                after: None,
+                limit: 10,
+            };
+            let store = &store;
+            async move {
+                let page = store.search(q).await.unwrap();
+                let mut keys: Vec<MsgKey> = page.hits.into_iter().map(|h| h.message.key).collect();
+                keys.sort_by_key(|k| (k.time, k.seq));
+                keys
+            }
+        };
+        assert_eq!(found("y").await, [keys[0]], "the edited text is found");
+        assert_eq!(found("x").await, keys[1..], "the text it replaced is not");
         store.withdraw("a".into(), "b".into(), keys[1], "a".into(), i64::MAX, None).await.unwrap();
         assert_eq!(rows(&path), 3, "a recall removes it");
         assert_eq!(store.delete_accounts(vec!["c".into()]).await.unwrap(), [true]);
@@ -934,13 +963,65 @@ mod tests {
         // A database of version 10: migrating indexes what it holds (but recalled messages).
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TRIGGER messages_search_delete; DROP TABLE message_search; PRAGMA user_version = 10;              UPDATE messages SET flags = 0;",
+            "DROP TRIGGER messages_search_delete; DROP TABLE message_search; DROP TABLE search_mark; \
+             PRAGMA user_version = 10; UPDATE messages SET flags = 0;",
         )
         .unwrap();
         drop(conn);
         let store = SqliteStore::open(&path, Durability::Fsync).unwrap();
         assert_eq!(rows(&path), 1);
         assert_eq!(store.search(q).await.unwrap().hits.len(), 1);
+    }
+
+    /// A crash loses the writer's search queue (messages stored and answered, not yet indexed): opening the
+    /// store again indexes the messages stored after the last one indexed, and a search finds them. A store
+    /// that closes indexes its queue first.
+    #[tokio::test]
+    async fn messages_a_crash_left_out_of_the_index_are_indexed_at_the_next_start() {
+        use duet_core::model::SearchQuery;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("duet.db");
+        let store = SqliteStore::open(&path, Durability::Fsync).unwrap();
+        let accounts = ["a", "b"].map(|id| NewAccount { id: id.into(), nick: None, face_url: None }).to_vec();
+        store.import_accounts(accounts, 1).await.unwrap();
+        let t0 = 1_700_000_000_000;
+        let q = SearchQuery {
+            owner: "b".into(),
+            keywords: vec!["x".into()],
+            peer: None,
+            sender: None,
+            types: Vec::new(),
+            min_time: 0,
+            max_time: i64::MAX,
+            after: None,
+            limit: 10,
+        };
+        for n in 1..=3 {
+            sent(store.send(plan(n, t0 + i64::from(n))).await);
+            assert_eq!(store.search(q.clone()).await.unwrap().hits.len(), n as usize, "a search sees every send");
+        }
+        sent(store.send(plan(4, t0 + 4)).await);
+        drop(store);
+        let db = |sql: &str| {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap()
+        };
+        assert_eq!(db("SELECT count(*) FROM message_search"), 4, "closing indexed the queue");
+        assert_eq!(db("SELECT upto FROM search_mark"), db("SELECT max(id) FROM messages"));
+
+        // What a crash leaves: the last two messages stored, the transaction that indexed them lost.
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "DELETE FROM message_search WHERE rowid IN (SELECT id FROM messages ORDER BY id DESC LIMIT 2); \
+                 UPDATE search_mark SET upto = (SELECT max(id) - 2 FROM messages);",
+            )
+            .unwrap();
+        assert_eq!(db("SELECT count(*) FROM message_search"), 2);
+        let store = SqliteStore::open(&path, Durability::Fsync).unwrap();
+        assert_eq!(db("SELECT count(*) FROM message_search"), 4, "indexed at start");
+        assert_eq!(db("SELECT upto FROM search_mark"), db("SELECT max(id) FROM messages"));
+        assert_eq!(store.search(q).await.unwrap().hits.len(), 4);
     }
 
     /// Four messages: a to b at `t0` (two), c to a at `t0` and a to b a second later, all with the text "x".

@@ -71,6 +71,8 @@ pub(crate) fn delete_accounts(c: &Connection, w: &mut WriterState, ids: &[String
                 return Ok(false);
             };
             c.prepare_cached("DELETE FROM profiles WHERE uid = ?1")?.execute([uid])?;
+            // Its queued messages are indexed first, to be removed with the others.
+            w.search.flush(c)?;
             crate::search::drop_user(c, uid)?;
             c.prepare_cached("DELETE FROM inbox WHERE uid = ?1")?.execute([uid])?;
             c.prepare_cached("DELETE FROM conversations WHERE owner = ?1")?.execute([uid])?;
@@ -358,15 +360,16 @@ fn msg_entry(seq: u64, msg: &Arc<StoredMessage>, user: &str) -> Delivery {
 /// A send whose search terms are read here (the store reads them before the writer: [`send_indexed`]).
 #[cfg(test)]
 pub(crate) fn send(c: &Connection, w: &mut WriterState, plan: &SendPlan) -> Result<(SendOutcome, Vec<Delivery>)> {
-    send_indexed(c, w, plan, &crate::search::Terms::of(&plan.msg.body))
+    send_indexed(c, w, plan, &Arc::new(crate::search::Terms::of(&plan.msg.body)))
 }
 
-/// [`send`] with the message's search terms made before, outside the writer (which then only inserts them).
+/// [`send`] with the message's search terms made before, outside the writer (which then only queues them
+/// for the index: [`crate::search::Queue`]).
 pub(crate) fn send_indexed(
     c: &Connection,
     w: &mut WriterState,
     plan: &SendPlan,
-    terms: &crate::search::Terms,
+    terms: &Arc<crate::search::Terms>,
 ) -> Result<(SendOutcome, Vec<Delivery>)> {
     let short = dedup_short(&plan.dedup_key);
     if let Some(id) = w.dedup.get(short) {
@@ -458,7 +461,7 @@ pub(crate) fn send_indexed(
             continue;
         };
         advance_thread(c, w, sender, receiver, before, picked, key.time)?;
-        crate::search::index(c, id, sender, receiver, terms)?;
+        w.search.push(id, sender, receiver, terms.clone());
         let mut stored = StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info);
         stored.need_receipt = msg.need_read_receipt;
         let stored = Arc::new(stored);
@@ -550,7 +553,7 @@ pub(crate) fn import(
         return Ok((Imported::Duplicate, Vec::new()));
     };
     advance_thread(c, w, sender, receiver, before, picked, key.time)?;
-    crate::search::index(c, id, sender, receiver, &crate::search::Terms::of(&msg.body))?;
+    w.search.push(id, sender, receiver, Arc::new(crate::search::Terms::of(&msg.body)));
     let mut deliveries = Vec::new();
     if msg.counts_unread {
         let seq = append_log(c, w, receiver, KIND_MSG, Some(id), None, Some(key.time), offline_until)?;
@@ -982,6 +985,9 @@ pub(crate) fn modify(
     )?
     .execute(params![id, e.body, e.cloud_custom_data])?;
     if let Some(body) = &e.body {
+        if w.search.holds(id) {
+            w.search.flush(c)?;
+        }
         crate::search::unindex(c, id)?;
         crate::search::index(c, id, sender, receiver, &crate::search::Terms::of(body))?;
     }
@@ -1030,6 +1036,9 @@ pub(crate) fn withdraw(
         return Ok((Withdrawn::AlreadyRecalled, Vec::new()));
     }
     c.prepare_cached("UPDATE messages SET flags = flags | 1, revoker = ?2 WHERE id = ?1")?.execute(params![id, by])?;
+    if w.search.holds(id) {
+        w.search.flush(c)?;
+    }
     crate::search::unindex(c, id)?;
     // Counted as unread only while neither exempt nor deleted by its recipient (which already uncounted it).
     if flags & (NO_UNREAD | HIDDEN_FROM_RECEIVER) == 0 {
@@ -1218,10 +1227,16 @@ pub(crate) fn purge(c: &Connection, w: &mut WriterState, cut: Cutoffs) -> Result
          (SELECT receiver, sender FROM messages WHERE time < ?1 UNION SELECT sender, receiver FROM messages WHERE time < ?1)",
     )?
     .execute([cut.roaming_before])? as u64;
+    // Queued messages are indexed first, so that a purged one leaves no row behind (the delete trigger
+    // takes its row along), and every message left is indexed.
+    w.search.flush(c)?;
     let messages = chunked(
         "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE time < ?1 LIMIT ?2)",
         cut.roaming_before,
     )?;
+    if messages > 0 {
+        crate::search::purged(c)?;
+    }
     // Offline copies go when they expire (at most the offline retention after their message was sent). One
     // whose message expired first stays until then, skipped by the sync (no index on `msg_id` to find it:
     // that would cost every append).

@@ -1,6 +1,9 @@
 //! The search index (schema_11.sql, ADR 0004): a contentless FTS5 table, `message_search`, one row per
-//! message that a search can find, by the message's rowid, written in the commit that stores, edits,
-//! recalls or purges the message, or deletes an account.
+//! message that a search can find, by the message's rowid. A stored message is indexed behind its send:
+//! the writer queues it ([`Queue`]) and indexes the queue later, many messages in one transaction (see
+//! [`Queue`] for when, and for what a crash loses); an edit, a recall, a purge or an account's deletion
+//! changes the index in its own commit, after indexing what is queued. A search first has the queue
+//! indexed if it holds a message, so it sees every message stored before it began.
 //!
 //! Rows hold the message's parties (`p<uid>`, so a search reads one owner's rows), its elements' types and
 //! its text ([`Searchable`]). The `unicode61` tokenizer splits text into words but takes a run of Han
@@ -10,9 +13,12 @@
 //! their start (the keyword's last word is a prefix). Visibility (recalled, hidden from one side, a
 //! deleted account) is checked on the message row, so a one-sided delete leaves the index alone.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use duet_core::model::search::MAX_SEARCH_PAGE;
 use duet_core::model::{SearchCursor, SearchHit, SearchPage, SearchQuery, Searchable};
-use rusqlite::{Connection, Result, params};
+use rusqlite::{Connection, OptionalExtension, Result, params};
 
 use crate::ops::{MESSAGE_COLUMN_COUNT, MESSAGE_COLUMNS, read_message, uid};
 
@@ -50,6 +56,139 @@ impl Terms {
         let s = Searchable::of(body);
         Terms { types: s.types.join(" "), text: split_cjk(&s.text) }
     }
+}
+
+/// Messages queued this many or more are indexed after a batch when no job waits for the writer; this
+/// many times [`BUSY_FACTOR`] whatever waits. A send's commit then writes no index, and the index's writes
+/// come hundreds of messages at a time: FTS5 writes a segment at every commit that changed the index and
+/// merges segments as they pile up, so a few messages per commit cost several times what they cost in bulk.
+/// Not more: the writer takes no job while it indexes, so the queue's length is a stall of the sends that
+/// arrive meanwhile. (docs/benchmarks.md, "The search index is written behind the sends".)
+const FLUSH_AT: usize = 256;
+/// See [`FLUSH_AT`]: a busy writer (jobs waiting after its batch) lets the queue grow this many times
+/// longer, which costs less per message, and a stall matters less behind a queue of jobs.
+const BUSY_FACTOR: usize = 8;
+/// A queue that waited this long is indexed after the next batch, whatever its length (under light load).
+const FLUSH_AFTER: Duration = Duration::from_secs(1);
+
+/// The messages stored but not yet indexed, in the order of their ids (which is the order the writer stores
+/// them), with their terms. A send or an import queues its message ([`Queue::push`]); the writer indexes
+/// the queue ([`Queue::flush`]) in a transaction of its own after a batch once the queue is long or old
+/// enough ([`Queue::due`]), when the store closes, and inside a batch when a job needs the index exact: a
+/// search's, and an edit's, a recall's, a purge's or an account deletion's that would touch a queued
+/// message. Each flush records the last id it indexed (`search_mark`); a crash loses the queue, and opening
+/// the store indexes the messages past the mark ([`catch_up`]). The writer follows its transactions:
+/// [`Queue::commit`] after a commit, [`Queue::rollback`] after a rollback.
+#[derive(Default)]
+pub(crate) struct Queue {
+    pending: Vec<Pending>,
+    /// `pending[..committed]` were stored by committed transactions (a rollback drops the others).
+    committed: usize,
+    /// `pending[..flushed]` were indexed in the current transaction (its commit drops them from the queue).
+    flushed: usize,
+    /// When the oldest committed message of the queue was committed.
+    since: Option<Instant>,
+}
+
+struct Pending {
+    id: i64,
+    sender: i64,
+    receiver: i64,
+    terms: Arc<Terms>,
+}
+
+impl Queue {
+    /// Queues message `id`, just stored, to be indexed.
+    pub(crate) fn push(&mut self, id: i64, sender: i64, receiver: i64, terms: Arc<Terms>) {
+        self.pending.push(Pending { id, sender, receiver, terms });
+    }
+
+    /// How many messages wait to be indexed.
+    pub(crate) fn len(&self) -> usize {
+        self.pending.len() - self.flushed
+    }
+
+    /// Whether message `id` waits to be indexed.
+    pub(crate) fn holds(&self, id: i64) -> bool {
+        self.pending[self.flushed..].binary_search_by_key(&id, |p| p.id).is_ok()
+    }
+
+    /// Whether the writer should index the queue now, after a batch; `busy`: jobs wait for the writer (see
+    /// [`FLUSH_AT`], [`FLUSH_AFTER`]).
+    pub(crate) fn due(&self, busy: bool) -> bool {
+        let n = self.len();
+        n >= if busy { FLUSH_AT * BUSY_FACTOR } else { FLUSH_AT }
+            || (n > 0 && self.since.is_some_and(|t| t.elapsed() >= FLUSH_AFTER))
+    }
+
+    /// Indexes every queued message in the current transaction, and records the last one as indexed.
+    pub(crate) fn flush(&mut self, c: &Connection) -> Result<()> {
+        let Some(last) = self.pending[self.flushed..].last() else { return Ok(()) };
+        for p in &self.pending[self.flushed..] {
+            index(c, p.id, p.sender, p.receiver, &p.terms)?;
+        }
+        c.prepare_cached("UPDATE search_mark SET upto = ?1")?.execute([last.id])?;
+        self.flushed = self.pending.len();
+        Ok(())
+    }
+
+    /// The transaction committed: what it indexed leaves the queue, what it queued stays.
+    pub(crate) fn commit(&mut self) {
+        if self.flushed > 0 {
+            self.pending.drain(..self.flushed);
+            self.flushed = 0;
+            self.since = None;
+        }
+        self.committed = self.pending.len();
+        if self.committed > 0 && self.since.is_none() {
+            self.since = Some(Instant::now());
+        }
+    }
+
+    /// The transaction was rolled back: what it queued goes (it was never stored), what it indexed waits
+    /// again.
+    pub(crate) fn rollback(&mut self) {
+        self.pending.truncate(self.committed);
+        self.flushed = 0;
+    }
+}
+
+/// Indexes the messages stored after the last one indexed (`search_mark`), which a crash left out of the
+/// index with the writer's queue, in a transaction of its own; how many. Run at start, before the writer.
+pub(crate) fn catch_up(c: &Connection) -> Result<u64> {
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let indexed = (|| {
+        let upto: i64 = c.query_row("SELECT upto FROM search_mark", [], |r| r.get(0))?;
+        let mut stmt =
+            c.prepare("SELECT id, sender, receiver, body FROM messages WHERE id > ?1 AND flags & 1 = 0 ORDER BY id")?;
+        let mut rows = stmt.query([upto])?;
+        let mut n = 0;
+        while let Some(r) = rows.next()? {
+            index(c, r.get(0)?, r.get(1)?, r.get(2)?, &Terms::of(&r.get::<_, String>(3)?))?;
+            n += 1;
+        }
+        let last: Option<i64> = c.query_row("SELECT max(id) FROM messages", [], |r| r.get(0)).optional()?.flatten();
+        if let Some(last) = last.filter(|&l| l > upto) {
+            c.execute("UPDATE search_mark SET upto = ?1", [last])?;
+        }
+        Ok(n)
+    })();
+    match indexed {
+        Ok(n) => c.execute_batch("COMMIT").map(|()| n),
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// After a purge deleted messages (the queue indexed first, so every message left is indexed): the mark
+/// comes down to the last message left, since SQLite gives the next message the id after the largest
+/// one left, which may be below the mark.
+pub(crate) fn purged(c: &Connection) -> Result<()> {
+    c.prepare_cached("UPDATE search_mark SET upto = min(upto, coalesce((SELECT max(id) FROM messages), 0))")?
+        .execute([])?;
+    Ok(())
 }
 
 /// Indexes message `id` between `sender` and `receiver`.

@@ -1,6 +1,6 @@
 //! The writer's memory: what the writer thread keeps between jobs so that a send is plain inserts and
 //! updates (uids, senders' profiles, each user's last sync-log position, each conversation's counters),
-//! and the dedup table's index. One [`WriterState`] lives on the writer thread, which passes it `&mut` to
+//! the dedup table's index, and the messages waiting for the search index. One [`WriterState`] lives on the writer thread, which passes it `&mut` to
 //! every job of a batch and, once the batch is over, either [`WriterState::commit`]s it (the batch
 //! committed: what it changed stays) or [`WriterState::rollback`]s it (the batch was rolled back: the
 //! memory goes back to what the tables hold). It is neither `Send` nor `Sync`: no other thread, and no
@@ -28,6 +28,8 @@ pub(crate) struct WriterState {
     pub(crate) threads: HashMap<(i64, i64), Thread>,
     /// The dedup table's index.
     pub(crate) dedup: DedupIndex,
+    /// The messages stored but not yet in the search index.
+    pub(crate) search: crate::search::Queue,
     /// Whether a job of the current batch failed after writing: the batch must be rolled back whole.
     poisoned: bool,
     /// Makes it neither `Send` nor `Sync`: the writer thread builds it and keeps it to itself.
@@ -115,6 +117,7 @@ impl WriterState {
             log_seqs: HashMap::new(),
             threads: HashMap::new(),
             dedup: DedupIndex { rows, undo: Vec::new() },
+            search: crate::search::Queue::default(),
             poisoned: false,
             _single_thread: std::marker::PhantomData,
         })
@@ -133,12 +136,14 @@ impl WriterState {
     /// The batch committed: what it changed stays.
     pub(crate) fn commit(&mut self) {
         self.dedup.undo.clear();
+        self.search.commit();
         self.poisoned = false;
     }
 
     /// The batch was rolled back: the caches, which may hold what it wrote, are emptied (they refill from
-    /// the tables), and the dedup index is put back as it was before the batch.
+    /// the tables), the dedup index is put back as it was before the batch, and so is the search queue.
     pub(crate) fn rollback(&mut self) {
+        self.search.rollback();
         self.uids.clear();
         self.senders.clear();
         self.log_seqs.clear();
@@ -294,6 +299,54 @@ mod tests {
         assert_eq!((next.key.seq, next.conv_seq, next.sender_log_seq), (2, 2, 2));
         let seqs: Vec<_> = deliveries.iter().map(|d| (d.user.as_str(), d.entry.seq)).collect();
         assert_eq!(seqs, [("b", 2), ("a", 2), ("d", 1), ("a", 3)]);
+    }
+
+    /// Sends queue their messages for the search index instead of indexing them: a rolled-back batch's
+    /// leave the queue, an index flush that is rolled back leaves the queue whole, a committed one empties it
+    /// and records the last message indexed. A crash (the writer's memory lost) leaves the messages past
+    /// that mark out of the index until `catch_up` indexes them, also after a purge of the newest messages
+    /// let SQLite give their ids out again.
+    #[test]
+    fn the_search_queue_follows_the_batches_and_a_crash_is_caught_up() {
+        use duet_core::store::Cutoffs;
+        let rows = |c: &Connection| c.query_row("SELECT count(*) FROM message_search", [], |r| r.get::<_, i64>(0));
+        let mark = |c: &Connection| c.query_row("SELECT upto FROM search_mark", [], |r| r.get::<_, i64>(0));
+        let (c, mut w) = open();
+        batch(&c, &mut w, true, |c, w| ops::import_accounts(c, w, &[account("a"), account("b")], 1));
+        batch(&c, &mut w, true, |c, w| {
+            ops::send(c, w, &plan(1, &["b"], T0))?;
+            ops::send(c, w, &plan(2, &["b"], T0 + 1))
+        });
+        batch(&c, &mut w, false, |c, w| ops::send(c, w, &plan(3, &["b"], T0 + 2)));
+        assert_eq!((rows(&c).unwrap(), w.search.len()), (0, 2), "queued, the rolled-back send's gone");
+        batch(&c, &mut w, false, |c, w| w.search.flush(c));
+        assert_eq!((rows(&c).unwrap(), w.search.len(), mark(&c).unwrap()), (0, 2, 0), "a rolled-back flush");
+        batch(&c, &mut w, true, |c, w| w.search.flush(c));
+        assert_eq!((rows(&c).unwrap(), w.search.len(), mark(&c).unwrap()), (2, 0, 2));
+
+        // The writer dies with two messages queued; the next start indexes them.
+        batch(&c, &mut w, true, |c, w| {
+            ops::send(c, w, &plan(4, &["b"], T0 + 3))?;
+            ops::send(c, w, &plan(5, &["b"], T0 + 4))
+        });
+        drop(w);
+        assert_eq!(crate::search::catch_up(&c).unwrap(), 2);
+        assert_eq!((rows(&c).unwrap(), mark(&c).unwrap()), (4, 4));
+        assert_eq!(crate::search::catch_up(&c).unwrap(), 0, "nothing is indexed twice");
+
+        // A purge of every message, then a send queued and lost: it takes id 1 again, below the mark of
+        // before the purge, and is still found missing.
+        let mut w = WriterState::load(&c).unwrap();
+        batch(&c, &mut w, true, |c, w| ops::send(c, w, &plan(6, &["b"], T0 + 5)));
+        let cut = Cutoffs { roaming_before: i64::MAX, offline_before: 0, dedup_before_ms: 0 };
+        let purged = batch(&c, &mut w, true, |c, w| ops::purge(c, w, cut));
+        assert_eq!((purged.messages, rows(&c).unwrap(), w.search.len(), mark(&c).unwrap()), (5, 0, 0, 0));
+        let (ops_outcome, _) = batch(&c, &mut w, true, |c, w| ops::send(c, w, &plan(7, &["b"], T0 + 6)));
+        assert!(matches!(ops_outcome, duet_core::store::SendOutcome::Sent(_)), "{ops_outcome:?}");
+        assert_eq!(c.query_row("SELECT max(id) FROM messages", [], |r| r.get::<_, i64>(0)).unwrap(), 1);
+        drop(w);
+        assert_eq!(crate::search::catch_up(&c).unwrap(), 1);
+        assert_eq!((rows(&c).unwrap(), mark(&c).unwrap()), (1, 1));
     }
 
     /// A committed batch's dedup entries stay; a rolled-back one's go, and the entries they replaced come

@@ -5,8 +5,11 @@
 //! to the delivery hook) happens on a second thread that takes the committed batches in commit order, so
 //! the writer starts the next batch meanwhile.
 //!
-//! The writer thread owns the writer's memory ([`WriterState`]: caches, counters, the dedup index) and
-//! lends it to each job; after each batch it commits or rolls that memory back with the transaction.
+//! The writer thread owns the writer's memory ([`WriterState`]: caches, counters, the dedup index, the
+//! search queue) and lends it to each job; after each batch it commits or rolls that memory back with the
+//! transaction. After a batch is handed to the answering thread, the writer may index the messages queued
+//! for search in a transaction of its own ([`crate::search::Queue`]): no caller waits for that commit, and
+//! it is synced with the next batch's (a crash that loses it is made good at the next start).
 //!
 //! With fsync durability the commit itself does not sync (`synchronous = NORMAL`): the answering thread
 //! syncs the WAL file ([`WalSync`]) before it answers, once for every batch committed since its last
@@ -19,7 +22,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
@@ -53,6 +56,9 @@ pub(crate) struct Writer {
     /// Where committed sync-log entries go, called on this thread in commit order.
     hook: Arc<OnceLock<DeliveryHook>>,
     durable: Arc<Durable>,
+    /// How many messages of committed transactions wait for the search index, set by the writer after
+    /// each commit and before it answers anyone.
+    unindexed: Arc<AtomicUsize>,
 }
 
 /// How far commits are synced, for reads to wait on (fsync durability).
@@ -118,9 +124,11 @@ impl Writer {
             .spawn(move || answer(&done_rx, sync, &answering))
             .map_err(|e| Failure::Io("spawning the dispatcher thread", e))?;
         let writing = durable.clone();
+        let unindexed = Arc::new(AtomicUsize::new(0));
+        let queued = unindexed.clone();
         let thread = std::thread::Builder::new()
             .name("duet-sqlite-writer".into())
-            .spawn(move || run(conn, rx, done_tx, &writing))
+            .spawn(move || run(conn, rx, done_tx, &writing, &queued))
             .map_err(|e| Failure::Io("spawning the writer thread", e))?;
         Ok(Writer {
             jobs: Some(tx),
@@ -128,7 +136,17 @@ impl Writer {
             dispatcher: Some(dispatcher),
             hook: Arc::new(OnceLock::new()),
             durable,
+            unindexed,
         })
+    }
+
+    /// Makes the search index hold every message whose write was answered before this call: when messages
+    /// wait in the search queue, a job of the next batch indexes them.
+    pub async fn index_caught_up(&self) -> Result<(), StoreError> {
+        if self.unindexed.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        self.write(|c, w| w.search.flush(c).map_err(crate::backend)).await
     }
 
     /// See [`Durable::settled`].
@@ -312,11 +330,30 @@ impl WalSync {
     }
 }
 
+/// Indexes the search queue in a transaction of its own; a failure leaves the queue as it was, to be
+/// indexed after a later batch (or by a job that needs it).
+fn index_queue(conn: &Connection, state: &mut WriterState, unindexed: &AtomicUsize) {
+    let indexed = conn
+        .execute_batch("BEGIN IMMEDIATE")
+        .and_then(|()| state.search.flush(conn))
+        .and_then(|()| conn.execute_batch("COMMIT"));
+    match indexed {
+        Ok(()) => state.search.commit(),
+        Err(e) => {
+            tracing::error!(error = %e, queued = state.search.len(), "sqlite: indexing messages for search failed");
+            let _ = conn.execute_batch("ROLLBACK");
+            state.search.rollback();
+        }
+    }
+    unindexed.store(state.search.len(), Ordering::SeqCst);
+}
+
 fn run(
     conn: Connection,
     mut rx: mpsc::Receiver<Job>,
     done: std::sync::mpsc::Sender<Answers>,
     durable: &Durable,
+    unindexed: &AtomicUsize,
 ) -> Connection {
     let mut state = match WriterState::load(&conn) {
         Ok(state) => state,
@@ -374,6 +411,8 @@ fn run(
                 }
             }
         };
+        // Before anyone hears of the batch: a search that follows an answer sees its messages as queued.
+        unindexed.store(state.search.len(), Ordering::SeqCst);
         let answers = std::mem::replace(&mut replies, Vec::with_capacity(MAX_BATCH));
         if let Err(std::sync::mpsc::SendError((answers, _, _))) = done.send((answers, outcome, number)) {
             // The answering thread is gone (it never exits first unless it panicked): nothing syncs these
@@ -384,6 +423,13 @@ fn run(
                 reply(Err(StoreError::Backend(Box::new(why.clone()))));
             }
         }
+        if state.search.due(!rx.is_empty()) && !durable.stopped() {
+            index_queue(&conn, &mut state, unindexed);
+        }
+    }
+    // Closing: what waits for the index is indexed now rather than at the next start.
+    if state.search.len() > 0 && !durable.stopped() {
+        index_queue(&conn, &mut state, unindexed);
     }
     conn
 }

@@ -224,9 +224,11 @@ pub trait MessageStore: Send + Sync + 'static {
     /// A page of a search of `q.owner`'s own view of its history, newest first (see [`SearchQuery`]): never a
     /// recalled message, nor one hidden from the owner (deleted, cleared, not kept on the sender's side), nor
     /// one whose peer's account was deleted. At most `min(q.limit, MAX_SEARCH_PAGE)` messages; an owner
-    /// that does not exist has none. A message's searchable text ([`crate::model::Searchable`]) is indexed
-    /// in the commit that stores or edits it, and leaves the index with its recall, its purge and its
-    /// sender's or recipient's account.
+    /// that does not exist has none. A search sees every message whose send or import was acknowledged
+    /// before the search began, with the text of the last edit acknowledged before it began (a backend may
+    /// index a message's searchable text, [`crate::model::Searchable`], after the commit that stores it, but
+    /// then brings its index up to date before it searches); a message leaves the search with the commit of
+    /// its recall, its purge or its sender's or recipient's account deletion.
     ///
     /// [`MAX_SEARCH_PAGE`]: crate::model::search::MAX_SEARCH_PAGE
     async fn search(&self, q: SearchQuery) -> Result<SearchPage, StoreError>;
