@@ -2,6 +2,7 @@
 //! the owner's side of a conversation. Each runs inside the writer's transaction, after the account rows of
 //! every user it names are locked.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use duet_core::model::{
@@ -73,7 +74,7 @@ pub(super) async fn thread(c: &Conn, a: i64, b: i64) -> Result<Thread, StoreErro
 }
 
 /// Records that the conversation between `a` and `b` took its next position for a message of `time`
-/// stored under `picked` (a `MsgSeq` the store picked, or `None` when the sender gave one).
+/// stored under `picked` (a `MsgSeq` the store picked, or `None` when the sender gave one): the counters now.
 async fn advance_thread(
     c: &Conn,
     a: i64,
@@ -81,11 +82,14 @@ async fn advance_thread(
     before: Thread,
     picked: Option<u32>,
     time: i64,
-) -> Result<(), StoreError> {
+) -> Result<Thread, StoreError> {
     let (lo, hi) = pair(a, b);
-    let conv_seq = before.conv_seq as i64 + 1;
-    let key_seq = i64::from(picked.unwrap_or(before.key_seq));
-    let last_time = before.last_time.max(time);
+    let after = Thread {
+        conv_seq: before.conv_seq + 1,
+        key_seq: picked.unwrap_or(before.key_seq),
+        last_time: before.last_time.max(time),
+    };
+    let (conv_seq, key_seq, last_time) = (after.conv_seq as i64, i64::from(after.key_seq), after.last_time);
     execute(
         c,
         "INSERT INTO threads (lo, hi, seq, key_seq, last_time) VALUES ($1, $2, $3, $4, $5) \
@@ -94,7 +98,7 @@ async fn advance_thread(
         &[&lo, &hi, &conv_seq, &key_seq, &last_time],
     )
     .await?;
-    Ok(())
+    Ok(after)
 }
 
 /// The order of recent contacts, most recent first: by the last message's time, then by the order in which
@@ -310,10 +314,17 @@ pub(super) async fn send(c: &Conn, locks: &Locks, plan: &SendPlan) -> Result<(Se
     // One key for every recipient. Its MsgSeq: the sender's, or else one above what the store picked
     // before in each of the conversations. Its time: the send's, unless a conversation already holds a
     // later message (a send that raced this one across a second boundary and was stored first).
+    // The conversations' counters, read once here (the account locks keep them as read) and kept up to
+    // date below (a recipient named twice takes two positions).
+    let mut threads: HashMap<i64, Thread> = HashMap::with_capacity(receivers.len());
     let (mut next, mut time) = (None, plan.time);
     for &(_, receiver) in &receivers {
         if let Some(receiver) = receiver {
-            let t = thread(c, sender, receiver).await?;
+            let t = match threads.get(&receiver) {
+                Some(t) => *t,
+                None => thread(c, sender, receiver).await?,
+            };
+            threads.insert(receiver, t);
             time = time.max(t.last_time);
             let seq = t.next_key_seq();
             next = Some(next.map_or(seq, |n: u32| n.max(seq)));
@@ -339,7 +350,7 @@ pub(super) async fn send(c: &Conn, locks: &Locks, plan: &SendPlan) -> Result<(Se
             sent.failed.push(to.clone());
             continue;
         };
-        let before = thread(c, sender, receiver).await?;
+        let before = threads.get(&receiver).copied().unwrap_or_default();
         let conv_seq = before.conv_seq + 1;
         let row = NewRow {
             sender_info: &info,
@@ -357,7 +368,8 @@ pub(super) async fn send(c: &Conn, locks: &Locks, plan: &SendPlan) -> Result<(Se
             // same second): Tencent's MsgRandom dedup. Keys stay unique per conversation.
             continue;
         };
-        advance_thread(c, sender, receiver, before, picked, key.time).await?;
+        let after = advance_thread(c, sender, receiver, before, picked, key.time).await?;
+        threads.insert(receiver, after);
         crate::search::index(c, id, sender, receiver, &msg.body).await?;
         let mut stored = StoredMessage::fresh(&msg.from, to, key, conv_seq, &msg.body, &msg.cloud_custom_data, &info);
         stored.need_receipt = msg.need_read_receipt;
