@@ -30,7 +30,8 @@ CREATE TABLE messages (
 );
 -- One message per MsgKey (MsgSeq, MsgRandom, second) per conversation; also history's order.
 CREATE UNIQUE INDEX messages_conversation ON messages (lo, hi, time, seq, random);
-CREATE INDEX messages_time ON messages (time);
+-- The export's order (time, id), and the purge's range.
+CREATE INDEX messages_time ON messages (time, id);
 
 -- Per conversation: the last conv_seq, the last MsgSeq the store picked, and the latest message time.
 CREATE TABLE threads (
