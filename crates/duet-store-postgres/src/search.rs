@@ -15,6 +15,7 @@ use duet_core::store::StoreError;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
+use crate::messages::{MESSAGE_COLUMN_COUNT, MESSAGE_COLUMNS, read_message};
 use crate::writer::Conn;
 use crate::{PgStore, execute, query};
 
@@ -147,38 +148,38 @@ pub(crate) async fn search(store: &PgStore, q: SearchQuery) -> Result<SearchPage
         Some(a) => (a.time, a.id.min(i64::MAX as u64) as i64),
         None => (i64::MAX, i64::MAX),
     };
+    // The receiver's read time says whether the message was read.
     let rows = query(
         &c,
-        "SELECT m.id FROM message_search s JOIN messages m ON m.id = s.id \
-         WHERE s.terms @@ $1::text::tsquery AND m.flags & 1 = 0 \
-           AND NOT (m.sender = $2 AND m.flags & 2 <> 0) AND NOT (m.receiver = $2 AND m.flags & 4 <> 0) \
-           AND ($3::BIGINT IS NULL OR m.sender = $3) \
-           AND m.time >= $4 AND m.time <= $5 AND (m.time, m.id) < ($6, $7) \
-         ORDER BY m.time DESC, m.id DESC LIMIT $8",
-        &[&matching, &owner, &sender, &q.min_time, &q.max_time, &after_time, &after_id, &(limit as i64 + 1)],
+        &format!(
+            "SELECT {MESSAGE_COLUMNS}, m.id, su.user_id, ru.user_id, coalesce(rc.read_time, 0) \
+             FROM message_search s JOIN messages m ON m.id = s.id \
+             JOIN accounts su ON su.uid = m.sender JOIN accounts ru ON ru.uid = m.receiver \
+             LEFT JOIN conversations rc ON rc.owner = m.receiver AND rc.peer = m.sender \
+             WHERE s.terms @@ $8::text::tsquery AND m.flags & 1 = 0 \
+               AND (m.sender = $1 OR m.receiver = $1) \
+               AND NOT (m.sender = $1 AND m.flags & 2 <> 0) AND NOT (m.receiver = $1 AND m.flags & 4 <> 0) \
+               AND ($2::BIGINT IS NULL OR m.sender = $2) \
+               AND m.time >= $3 AND m.time <= $4 AND (m.time, m.id) < ($5, $6) \
+             ORDER BY m.time DESC, m.id DESC LIMIT $7"
+        ),
+        &[&owner, &sender, &q.min_time, &q.max_time, &after_time, &after_id, &(limit as i64 + 1), &matching],
     )
     .await?;
-    let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    let more = ids.len() > limit;
-    ids.truncate(limit);
-    let messages = by_id(&c, &ids).await?;
-    let hits = ids
+    let at = MESSAGE_COLUMN_COUNT;
+    let more = rows.len() > limit;
+    let hits = rows
         .iter()
-        .zip(messages)
-        .filter_map(|(&id, m)| {
-            m.map(|m| SearchHit { at: SearchCursor { time: m.key.time, id: id as u64 }, message: m })
+        .take(limit)
+        .map(|r| {
+            let (sender_uid, id): (i64, i64) = (r.get(0), r.get(at));
+            let (s, rc): (String, String) = (r.get(at + 1), r.get(at + 2));
+            let mut m = read_message(r, 0, |uid| if uid == sender_uid { s.clone() } else { rc.clone() });
+            m.peer_read = m.key.time <= r.get::<_, i64>(at + 3);
+            SearchHit { at: SearchCursor { time: m.key.time, id: id as u64 }, message: m }
         })
         .collect();
     Ok(SearchPage { hits, more })
-}
-
-/// SCAFFOLD: the messages of `ids` as history shows them (from the messages module, being built).
-async fn by_id(
-    c: &deadpool_postgres::ClientWrapper,
-    ids: &[i64],
-) -> Result<Vec<Option<duet_core::model::StoredMessage>>, StoreError> {
-    let _ = (c, ids);
-    Err(crate::unbuilt())
 }
 
 #[cfg(test)]

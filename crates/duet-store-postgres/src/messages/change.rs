@@ -426,9 +426,7 @@ pub(super) async fn purge(c: &Conn, cut: Cutoffs) -> Result<Purged, StoreError> 
         .iter()
         .map(|r| r.get(0))
         .collect();
-        for &id in &ids {
-            crate::search::unindex(c, id).await?;
-        }
+        // Their search rows go with them (`message_search` references `messages` ON DELETE CASCADE).
         messages += ids.len() as u64;
         if (ids.len() as i64) < PURGE_CHUNK {
             break;

@@ -59,11 +59,11 @@ const KIND_CLEAR_CONVERSATION: i16 = 8;
 const KIND_SETTINGS: i16 = 9;
 
 /// A message's columns, as [`read_message`] reads them.
-const MESSAGE_COLUMNS: &str = "m.sender, m.receiver, m.time, m.seq, m.random, m.conv_seq, m.body, \
+pub(crate) const MESSAGE_COLUMNS: &str = "m.sender, m.receiver, m.time, m.seq, m.random, m.conv_seq, m.body, \
                                m.cloud_custom_data, m.flags, m.sender_nick, m.sender_face, m.revoker, \
                                m.receipt_time, m.version";
 /// How many columns [`MESSAGE_COLUMNS`] selects.
-const MESSAGE_COLUMN_COUNT: usize = 14;
+pub(crate) const MESSAGE_COLUMN_COUNT: usize = 14;
 
 /// A conversation's settings, selected from `conversation_settings cs` (all NULL when it has none).
 const SETTINGS_COLUMNS: &str = "cs.pinned_at, cs.marks, cs.custom_data, cs.draft, cs.draft_time, cs.receive_opt";
@@ -72,7 +72,7 @@ const SETTINGS_COLUMNS: &str = "cs.pinned_at, cs.marks, cs.custom_data, cs.draft
 const SHOWN_TO_OWNER: &str = "NOT (m.sender = $1 AND m.flags & 2 <> 0) AND NOT (m.receiver = $1 AND m.flags & 4 <> 0)";
 
 /// Reads a message row selected as [`MESSAGE_COLUMNS`] starting at column `at`, naming the two parties.
-fn read_message(r: &Row, at: usize, names: impl Fn(i64) -> String) -> StoredMessage {
+pub(crate) fn read_message(r: &Row, at: usize, names: impl Fn(i64) -> String) -> StoredMessage {
     let flags: i32 = r.get(at + 8);
     let from = names(r.get(at));
     let revoker = (flags & RECALLED != 0).then(|| r.get::<_, Option<String>>(at + 11).unwrap_or_else(|| from.clone()));
