@@ -58,6 +58,10 @@ const KIND_CLEAR_CONVERSATION: i16 = 8;
 /// The user changed its settings of the conversation with `peer` (read from `conversation_settings`).
 const KIND_SETTINGS: i16 = 9;
 
+/// The advisory lock a purge holds (one node purges at a time), with the schema's hash (several Duets, or
+/// test runs, may share a database in schemas of their own): "purg" in ASCII.
+const PURGE_LOCK: i32 = 0x7075_7267;
+
 /// A message's columns, as [`read_message`] reads them.
 pub(crate) const MESSAGE_COLUMNS: &str = "m.sender, m.receiver, m.time, m.seq, m.random, m.conv_seq, m.body, \
                                m.cloud_custom_data, m.flags, m.sender_nick, m.sender_face, m.revoker, \
@@ -325,10 +329,28 @@ impl MessageStore for PgStore {
             .await
     }
 
+    /// Runs on a connection of its own, not in a group commit (a purge is long and touches no counter), and
+    /// on one node at a time: the others find the advisory lock taken and purge nothing this round.
     async fn purge(&self, cutoffs: Cutoffs) -> Result<Purged, StoreError> {
-        self.writer()
-            .write(Vec::new(), move |c, _| Box::pin(async move { Ok((change::purge(&c, cutoffs).await?, Vec::new())) }))
-            .await
+        let c: Conn = std::sync::Arc::new(self.reader().await?);
+        c.batch_execute("BEGIN").await.map_err(crate::backend)?;
+        let purged = async {
+            let locked = crate::query_opt(&c, "SELECT pg_try_advisory_xact_lock(hashtext(current_schema()), $1)", &[&PURGE_LOCK])
+                .await?
+                .is_some_and(|r| r.get::<_, bool>(0));
+            if locked { change::purge(&c, cutoffs).await } else { Ok(Purged::default()) }
+        }
+        .await;
+        match purged {
+            Ok(p) => {
+                c.batch_execute("COMMIT").await.map_err(crate::backend)?;
+                Ok(p)
+            }
+            Err(e) => {
+                let _ = c.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
     }
 }
 
