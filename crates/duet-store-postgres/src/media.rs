@@ -185,10 +185,9 @@ impl MediaIndex for PgMediaIndex {
             // In the transaction that writes the grants, and holding the item's row until its commit: an
             // item the purge has just removed is not granted but reported missing, and the purge, which
             // checks `last_used` on the row it deletes, keeps an item used here.
-            let n = tx_execute(&tx, "UPDATE media SET last_used = GREATEST(last_used, $2) WHERE uuid = $1", &[
-                &uuid, &now,
-            ])
-            .await?;
+            let n =
+                tx_execute(&tx, "UPDATE media SET last_used = GREATEST(last_used, $2) WHERE uuid = $1", &[&uuid, &now])
+                    .await?;
             if n == 0 {
                 continue;
             }

@@ -59,9 +59,12 @@ async fn remove_token(
     token: &str,
     keep: Option<(i64, &str)>,
 ) -> Result<u64, StoreError> {
-    let holders =
-        query(c, "SELECT uid, device FROM push_devices WHERE provider = $1 AND token = $2", &[&provider.as_str(), &token])
-            .await?;
+    let holders = query(
+        c,
+        "SELECT uid, device FROM push_devices WHERE provider = $1 AND token = $2",
+        &[&provider.as_str(), &token],
+    )
+    .await?;
     let mut removed = 0;
     for r in holders {
         let (uid, device): (i64, String) = (r.get(0), r.get(1));
