@@ -213,6 +213,26 @@ pub(crate) async fn snapshot(c: &mut Object) -> Result<deadpool_postgres::Transa
         .map_err(backend)
 }
 
+/// [`query`] on a transaction (or any client): its rows.
+pub(crate) async fn tx_query(
+    c: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, StoreError> {
+    let st = c.prepare_cached(sql).await.map_err(backend)?;
+    c.query(&st, params).await.map_err(backend)
+}
+
+/// [`execute`] on a transaction (or any client): how many rows it changed.
+pub(crate) async fn tx_execute(
+    c: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, StoreError> {
+    let st = c.prepare_cached(sql).await.map_err(backend)?;
+    c.execute(&st, params).await.map_err(backend)
+}
+
 impl PgStore {
     /// The writer, for the store's modules.
     pub(crate) fn writer(&self) -> &Writer {
