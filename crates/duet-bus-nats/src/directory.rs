@@ -120,10 +120,10 @@ impl Record {
     fn apply(&mut self, node: &str, state: &NodeState, now: i64) {
         let dead = self.nodes.iter().filter(|(id, s)| *id != node && now - s.at >= DEAD_AFTER.as_secs() as i64);
         let gone = self.drop_dead(dead.map(|(id, _)| id.clone()).collect());
-        if let Some(po) = gone {
-            if self.push_online.as_ref().is_none_or(|p| p.at < po.at) {
-                self.push_online = Some(po);
-            }
+        if let Some(po) = gone
+            && self.push_online.as_ref().is_none_or(|p| p.at < po.at)
+        {
+            self.push_online = Some(po);
         }
         if state.devices.is_empty() {
             self.nodes.remove(node);

@@ -239,8 +239,3 @@ impl PgStore {
         &self.writer
     }
 }
-
-/// SCAFFOLD: what an operation not yet built answers.
-pub(crate) fn unbuilt() -> StoreError {
-    invalid("not yet built on PostgreSQL")
-}

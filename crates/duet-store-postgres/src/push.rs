@@ -14,7 +14,6 @@ use crate::{PgStore, backend, execute, query, query_opt, tx_execute, tx_query};
 
 /// Queues a push of message `msg_id` (of `msg_time`) to every registered device of `uid`, in the send's
 /// commit. Nothing is queued when `uid` set a receive option other than "receive" for `sender`.
-#[allow(dead_code)] // Called by the send (messages.rs), being built on another branch.
 pub(crate) async fn queue_pushes(
     c: &Conn,
     uid: i64,
@@ -26,7 +25,7 @@ pub(crate) async fn queue_pushes(
     execute(
         c,
         "INSERT INTO push_outbox (uid, device, msg_id, msg_time, queued_at, next_at) \
-         SELECT uid, device, $2, $3, $4, $4 FROM push_devices WHERE uid = $1 AND NOT EXISTS \
+         SELECT uid, device, $2::BIGINT, $3::BIGINT, $4::BIGINT, $4::BIGINT FROM push_devices WHERE uid = $1 AND NOT EXISTS \
            (SELECT 1 FROM conversation_settings s WHERE s.owner = $1 AND s.peer = $5 AND s.receive_opt <> 0)",
         &[&uid, &msg_id, &msg_time, &now, &sender],
     )

@@ -335,9 +335,13 @@ impl MessageStore for PgStore {
         let c: Conn = std::sync::Arc::new(self.reader().await?);
         c.batch_execute("BEGIN").await.map_err(crate::backend)?;
         let purged = async {
-            let locked = crate::query_opt(&c, "SELECT pg_try_advisory_xact_lock(hashtext(current_schema()), $1)", &[&PURGE_LOCK])
-                .await?
-                .is_some_and(|r| r.get::<_, bool>(0));
+            let locked = crate::query_opt(
+                &c,
+                "SELECT pg_try_advisory_xact_lock(hashtext(current_schema()), $1)",
+                &[&PURGE_LOCK],
+            )
+            .await?
+            .is_some_and(|r| r.get::<_, bool>(0));
             if locked { change::purge(&c, cutoffs).await } else { Ok(Purged::default()) }
         }
         .await;

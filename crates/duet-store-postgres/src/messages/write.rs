@@ -212,21 +212,6 @@ async fn sender_info(c: &Conn, uid: i64) -> Result<SenderInfo, StoreError> {
     Ok(info)
 }
 
-/// Queues a push of message `msg_id` (of `msg_time`) to every registered device of `uid`. Nothing is queued
-/// when `uid` set a receive option other than "receive" for `sender`.
-async fn queue_pushes(c: &Conn, uid: i64, sender: i64, msg_id: i64, msg_time: i64, now: i64) -> Result<(), StoreError> {
-    execute(
-        c,
-        "INSERT INTO push_outbox (uid, device, msg_id, msg_time, queued_at, next_at) \
-         SELECT d.uid, d.device, $2::BIGINT, $3::BIGINT, $4::BIGINT, $4::BIGINT FROM push_devices d \
-         WHERE d.uid = $1 AND NOT EXISTS \
-           (SELECT 1 FROM conversation_settings s WHERE s.owner = $1 AND s.peer = $5 AND s.receive_opt <> 0)",
-        &[&uid, &msg_id, &msg_time, &now, &sender],
-    )
-    .await?;
-    Ok(())
-}
-
 fn msg_entry(seq: u64, msg: &Arc<StoredMessage>, user: &str) -> Delivery {
     Delivery { user: user.to_owned(), entry: LogEntry { seq, event: LogEvent::Message(msg.clone()) } }
 }
@@ -377,7 +362,7 @@ pub(super) async fn send(c: &Conn, locks: &Locks, plan: &SendPlan) -> Result<(Se
         let seq = append_log(c, receiver, KIND_MSG, Some(id), None, Some(key.time), plan.offline_until).await?;
         deliveries.push(msg_entry(seq, &stored, to));
         if plan.push && sender != receiver {
-            queue_pushes(c, receiver, sender, id, key.time, plan.now_ms.div_euclid(1000)).await?;
+            crate::push::queue_pushes(c, receiver, sender, id, key.time, plan.now_ms.div_euclid(1000)).await?;
         }
         if sent.conv_seq == 0 {
             sent.conv_seq = conv_seq;
