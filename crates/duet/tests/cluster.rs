@@ -282,15 +282,19 @@ async fn bob_history(cluster: &Cluster, node: usize) -> Vec<String> {
             "MaxTime": 4_000_000_000u64, "LastMsgKey": last_key});
         let r = cluster.rest(node, "openim/admin_getroammsg", body).await;
         assert_eq!(r["ErrorCode"], 0, "{r}");
-        for m in r["MsgList"].as_array().unwrap() {
-            texts.push(m["MsgBody"][0]["MsgContent"]["Text"].as_str().unwrap().to_owned());
-        }
+        // Pages go back in time, each in ascending order.
+        let page: Vec<String> = r["MsgList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["MsgBody"][0]["MsgContent"]["Text"].as_str().unwrap().to_owned())
+            .collect();
+        texts.splice(0..0, page);
         if r["Complete"] == 1 {
             break;
         }
         last_key = r["LastMsgKey"].as_str().unwrap().to_owned();
     }
-    texts.reverse();
     texts
 }
 
