@@ -21,7 +21,7 @@ use duet_core::media::{Blob, BlobError, BlobStore};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::StreamReader;
 
@@ -34,6 +34,9 @@ pub const PART: usize = 5 * 1024 * 1024;
 
 /// Parts of one upload sent at once; the memory an upload holds is at most this plus one, times [`PART`].
 pub const PARTS_IN_FLIGHT: usize = 2;
+
+/// How long one request to the store may take, a download's body included.
+const REQUEST_TIMEOUT: &str = "10m";
 
 /// Bytes read from the upload at a time once it is multipart.
 const CHUNK: usize = 64 * 1024;
@@ -130,7 +133,10 @@ impl S3BlobStore {
 
     /// The store at `location`. Does not reach the service: see [`S3BlobStore::check`].
     pub fn open(location: &S3Location) -> Result<S3BlobStore, S3Error> {
-        let mut builder = AmazonS3Builder::new();
+        // A download is as slow as its client: object_store's default of 30 s a request would cut it
+        // (it resumes with a range request, but at most 10 times).
+        let mut builder =
+            AmazonS3Builder::new().with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), REQUEST_TIMEOUT);
         for (name, value) in &location.vars {
             if let Ok(key) = name.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
                 builder = builder.with_config(key, value);
