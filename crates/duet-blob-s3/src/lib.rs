@@ -46,9 +46,9 @@ const CHUNK: usize = 64 * 1024;
 pub enum S3Error {
     #[error("the media store must be an s3:// URL (s3://bucket/optional/prefix), not {0:?}")]
     BadUrl(String),
-    #[error("configuring the S3 client: {0}")]
+    #[error("configuring the S3 media store")]
     Config(#[source] object_store::Error),
-    #[error("reaching bucket {bucket:?}: {source}")]
+    #[error("the S3 media store cannot reach bucket {bucket:?}")]
     Unreachable {
         bucket: String,
         #[source]

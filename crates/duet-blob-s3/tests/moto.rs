@@ -91,6 +91,7 @@ async fn a_missing_key_is_none_and_a_missing_bucket_fails_the_check() {
     let location = duet_blob_s3::S3Location::parse("s3://nobucket").unwrap().with_vars(moto.vars());
     let err = S3BlobStore::open(&location).unwrap().check().await.unwrap_err();
     assert!(err.to_string().contains("nobucket"), "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "the cause is kept");
 }
 
 #[tokio::test]

@@ -58,7 +58,7 @@ pub enum ServerError {
     Callbacks(#[from] duet_callback::ConfigError),
     #[error("bus: {0}")]
     Bus(#[from] duet_bus_nats::BusError),
-    #[error("media store: {0}")]
+    #[error(transparent)]
     MediaStore(#[from] duet_blob_s3::S3Error),
 }
 
