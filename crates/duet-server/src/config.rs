@@ -38,6 +38,8 @@ pub struct FileConfig {
     pub store: Option<String>,
     /// The bus to the other nodes: a `nats://` URL (default: none, one node).
     pub bus: Option<String>,
+    /// Where uploads' bytes go: an `s3://bucket/optional/prefix` URL (default: the media directory).
+    pub media_store: Option<String>,
     pub offline_retention_days: Option<u32>,
     pub roaming_retention_days: Option<u32>,
     /// Recent contacts kept per user (default 100).
@@ -568,6 +570,35 @@ pub struct MediaConfig {
     pub limits: MediaLimits,
     /// Most pixels an uploaded image may decode to.
     pub max_image_pixels: u64,
+    /// Where the blobs are (the index stays with the store).
+    pub store: MediaStore,
+}
+
+/// Where uploads' bytes are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum MediaStore {
+    /// Files in the media directory: one node.
+    #[default]
+    Local,
+    /// An S3-compatible object store, which several nodes share.
+    S3(duet_blob_s3::S3Location),
+}
+
+impl MediaStore {
+    /// Reads `--media-store`: an `s3://bucket/optional/prefix` URL, configured by the `AWS_*` variables
+    /// among `vars` (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ...); or `local`.
+    pub fn parse(s: &str, vars: impl IntoIterator<Item = (String, String)>) -> Result<MediaStore, String> {
+        let s = s.trim();
+        if s == "local" {
+            return Ok(MediaStore::Local);
+        }
+        match duet_blob_s3::S3Location::parse(s) {
+            Ok(location) => Ok(MediaStore::S3(location.with_vars(vars))),
+            Err(_) => {
+                Err(format!("the media store must be an s3:// URL (s3://bucket/optional/prefix) or `local`, not {s:?}"))
+            }
+        }
+    }
 }
 
 /// The default cap on an image's decoded pixels: 25 million (100 MB as 8-bit RGBA, 200 MB at 16 bits),
@@ -586,6 +617,7 @@ impl Config {
                 public_url: None,
                 limits: MediaLimits::default(),
                 max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
+                store: MediaStore::Local,
             },
             data_dir,
             durability: Durability::Fsync,

@@ -5,7 +5,7 @@
 //! * [`config`]: the raw TOML file shape and the validated [`Config`].
 //! * [`rest`]: the Tencent-compatible `/v4/...` REST API.
 //! * `ws`: the client protocol at `/v1/connect` (`docs/protocol.md`).
-//! * [`media`]: uploads and downloads at `/v1/media`, the local blob store, image renditions.
+//! * [`media`]: uploads and downloads at `/v1/media`, the blob stores (local or S3), image renditions.
 //! * [`msglog`]: the hourly message-log files (`open_msg_svc/get_history`), their signed download URLs
 //!   at `/v1/msglog`, and the records `duet export` writes.
 //! * [`tls`]: the server's own TLS (`https://`, `wss://`), when configured; plain HTTP otherwise.
@@ -58,6 +58,8 @@ pub enum ServerError {
     Callbacks(#[from] duet_callback::ConfigError),
     #[error("bus: {0}")]
     Bus(#[from] duet_bus_nats::BusError),
+    #[error(transparent)]
+    MediaStore(#[from] duet_blob_s3::S3Error),
 }
 
 /// Binds a listener for [`run`] with a deep accept queue (4096), so login bursts are not dropped.
@@ -86,8 +88,8 @@ pub fn open_reader(data_dir: &std::path::Path) -> Result<duet_store_sqlite::Sqli
     Ok(duet_store_sqlite::SqliteReader::open(&data_dir.join("duet.db"))?)
 }
 
-/// Opens the media service over `config.media.dir`: blobs as files, metadata in `media.db` beside them
-/// (or in PostgreSQL, with that store). Blocking (SQLite, clearing the temporary directory): run on a
+/// Opens the media service over `config.media.dir`: blobs as files (or in S3, `config.media.store`),
+/// metadata in `media.db` beside them (or in PostgreSQL, with that store). Blocking (SQLite, clearing the temporary directory): run on a
 /// blocking thread.
 fn open_media(
     config: &Config,
@@ -100,7 +102,7 @@ fn open_media(
         Some(index) => index,
         None => Arc::new(SqliteMediaIndex::open(&dir.join("media.db"))?),
     };
-    let blobs = Arc::new(media::LocalBlobStore::open(dir)?);
+    let blobs = media::open_blobs(&config.media.store, dir)?;
     let retention = config.core.roaming_retention_secs;
     Ok(Arc::new(Media::new(index, blobs, clock, config.media.limits, retention)))
 }

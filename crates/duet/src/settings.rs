@@ -45,6 +45,12 @@ pub struct AppArgs {
     /// [default: none, this node is alone]
     #[arg(long, env = "DUET_BUS", value_name = "URL")]
     bus: Option<String>,
+    /// Where uploads' bytes go: `s3://bucket/optional/prefix` for an S3-compatible object store that
+    /// several nodes share, reached with the AWS variables (`AWS_ENDPOINT_URL`, `AWS_REGION`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`), or `local` [default: local, the
+    /// media directory]
+    #[arg(long, env = "DUET_MEDIA_STORE", value_name = "URL")]
+    media_store: Option<String>,
     /// Only two-way friends may message each other from a client (Tencent's relationship check): 1, 0,
     /// true or false; the flag alone means true [default: false]
     #[arg(long, env = "DUET_FRIENDS_ONLY", value_name = "BOOL", value_parser = parse_bool, num_args = 0..=1,
@@ -280,6 +286,9 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     if let Some(media) = &file.media {
         apply_media(&mut config.media, media)?;
     }
+    if let Some(url) = args.media_store.as_deref().or(file.media_store.as_deref()) {
+        config.media.store = config::MediaStore::parse(url, std::env::vars()).map_err(anyhow::Error::msg)?;
+    }
     if let Some(ws) = &file.websocket {
         config.ws = config::WsTimeouts::from_file(ws).map_err(anyhow::Error::msg)?;
     }
@@ -455,6 +464,29 @@ mod tests {
         assert_eq!(resolve(&args(&file), None).unwrap().config.core.recall_window_secs, 30);
         std::fs::write(&file, "\n").unwrap();
         assert_eq!(resolve(&args(&file), None).unwrap().config.core.recall_window_secs, 120, "Tencent's default");
+    }
+
+    #[test]
+    fn the_media_store_is_local_or_an_s3_url_from_the_flag_or_the_file() {
+        use duet_server::config::MediaStore;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("duet.toml");
+        let resolved = |extra: &[&str]| {
+            let mut argv = vec!["serve", "--secret-key", "k", "--config", file.to_str().unwrap()];
+            argv.extend_from_slice(extra);
+            resolve(&Serve::parse_from(argv).app, None).map(|s| s.config.media.store)
+        };
+        std::fs::write(&file, "\n").unwrap();
+        assert_eq!(resolved(&[]).unwrap(), MediaStore::Local);
+        let MediaStore::S3(location) = resolved(&["--media-store", "s3://media/duet"]).unwrap() else {
+            panic!("an s3:// URL selects S3")
+        };
+        assert_eq!((location.bucket(), location.prefix()), ("media", "duet"));
+        std::fs::write(&file, "media_store = \"s3://files\"\n").unwrap();
+        assert!(matches!(resolved(&[]).unwrap(), MediaStore::S3(l) if l.bucket() == "files"));
+        assert_eq!(resolved(&["--media-store", "local"]).unwrap(), MediaStore::Local, "the flag wins");
+        let err = resolved(&["--media-store", "/srv/media"]).unwrap_err().to_string();
+        assert!(err.contains("s3://"), "{err}");
     }
 
     #[test]

@@ -42,7 +42,7 @@ use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 use tokio_util::task::TaskTracker;
 
 pub use self::fs::LocalBlobStore;
-use crate::config::MediaConfig;
+use crate::config::{MediaConfig, MediaStore};
 use crate::throttle::{Throttle, Throttled};
 
 #[derive(Clone)]
@@ -65,6 +65,22 @@ pub(crate) struct MediaState {
 /// least this fraction of the budget.
 pub(crate) fn render_permits() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).max(1)
+}
+
+/// Opens the blob store: files under `dir`, or the S3 bucket, checked to be reachable (so that a wrong
+/// endpoint, bucket or key fails the start, not the first upload). Blocking: run on a blocking thread.
+pub(crate) fn open_blobs(
+    store: &MediaStore,
+    dir: &std::path::Path,
+) -> Result<Arc<dyn duet_core::media::BlobStore>, crate::ServerError> {
+    match store {
+        MediaStore::Local => Ok(Arc::new(LocalBlobStore::open(dir)?)),
+        MediaStore::S3(location) => {
+            let blobs = duet_blob_s3::S3BlobStore::open(location)?;
+            tokio::runtime::Handle::current().block_on(blobs.check())?;
+            Ok(Arc::new(blobs))
+        }
+    }
 }
 
 /// The media routes. `tls`: the server serves TLS (download URLs say `https://`). `tracker` owns the
