@@ -41,6 +41,11 @@ impl Cluster {
         Cluster::start_with(n, sdkappid, args, |db| db.url(), |nats| nats.to_owned()).await
     }
 
+    /// [`Cluster::start`] with more environment variables for every node.
+    async fn start_env(n: usize, sdkappid: u64, args: &[&str], envs: &[(String, String)]) -> Option<Cluster> {
+        Cluster::start_full(n, sdkappid, args, |db| db.url(), |nats| nats.to_owned(), envs).await
+    }
+
     /// [`Cluster::start`] with the store's and the bus's URLs made by `store` and `bus` (to put a proxy
     /// between the nodes and PostgreSQL or NATS).
     async fn start_with(
@@ -49,6 +54,17 @@ impl Cluster {
         args: &[&str],
         store: impl Fn(&TestDb) -> String,
         bus: impl Fn(&str) -> String,
+    ) -> Option<Cluster> {
+        Cluster::start_full(n, sdkappid, args, store, bus, &[]).await
+    }
+
+    async fn start_full(
+        n: usize,
+        sdkappid: u64,
+        args: &[&str],
+        store: impl Fn(&TestDb) -> String,
+        bus: impl Fn(&str) -> String,
+        envs: &[(String, String)],
     ) -> Option<Cluster> {
         let nats = std::env::var("DUET_TEST_NATS_URL").ok().filter(|u| !u.is_empty())?;
         let db = TestDb::create().await?;
@@ -59,7 +75,7 @@ impl Cluster {
             let dir = tempfile::tempdir().unwrap();
             let mut all = vec!["--store", store.as_str(), "--bus", bus.as_str(), "--no-demo"];
             all.extend_from_slice(args);
-            let (child, addr) = common::start_with(dir.path(), sdkappid, KEY, &all);
+            let (child, addr) = common::start_env(dir.path(), sdkappid, KEY, &all, envs);
             nodes.push(Node { child, addr });
             dirs.push(dir);
         }
@@ -424,4 +440,55 @@ async fn postgres_down_fails_sends_clearly_and_they_succeed_once_it_is_back() {
     })
     .await;
     assert_eq!(bob_history(&cluster, 0).await, ["r1", "r3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_uploaded_through_one_node_is_fetched_through_another() {
+    if !duet_blob_s3::testing::enabled("an_image_uploaded_through_one_node_is_fetched_through_another") {
+        return;
+    }
+    let moto = duet_blob_s3::testing::Moto::start().await;
+    moto.bucket("duet-cluster", "media").await;
+    let args = ["--media-store", "s3://duet-cluster/media"];
+    let Some(cluster) = Cluster::start_env(3, 1_400_020_005, &args, &moto.vars()).await else {
+        eprintln!("skipped: DUET_TEST_POSTGRES_URL and DUET_TEST_NATS_URL are not both set");
+        return;
+    };
+    for user in ["alice", "bob"] {
+        let r = cluster.rest(0, "im_open_login_svc/account_import", json!({"UserID": user})).await;
+        assert_eq!(r["ErrorCode"], 0, "{r}");
+    }
+    let img = image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 7]));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(img).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    let http = reqwest::Client::new();
+    let auth = |user: &str| format!("identifier={user}&usersig={}", cluster.sig(user));
+    // alice uploads through node 1.
+    let url = format!("http://{}/v1/media?type=image&filename=cat.png&{}", cluster.nodes[0].addr, auth("alice"));
+    let r: Value = http.post(url).body(png.clone()).send().await.unwrap().json().await.unwrap();
+    let uuid = r["UUID"].as_str().unwrap_or_else(|| panic!("an upload answer: {r}")).to_owned();
+    // alice sends it to bob through node 2, which grants bob the file.
+    let elem = json!({"MsgType": "TIMImageElem", "MsgContent": {"UUID": uuid, "ImageFormat": 2, "ImageInfoArray": r["ImageInfoArray"]}});
+    let sent = cluster
+        .rest(
+            1,
+            "openim/sendmsg",
+            json!({"From_Account": "alice", "To_Account": "bob", "MsgRandom": 1, "MsgBody": [elem]}),
+        )
+        .await;
+    assert_eq!(sent["ErrorCode"], 0, "{sent}");
+    // bob downloads it through node 3: the original, byte for byte, and its thumbnail.
+    let original = format!("http://{}/v1/media/{uuid}?{}", cluster.nodes[2].addr, auth("bob"));
+    let got = http.get(original).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), png);
+    let thumb = format!("http://{}/v1/media/{uuid}/thumb?{}", cluster.nodes[2].addr, auth("bob"));
+    let got = http.get(thumb).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert!(!got.bytes().await.unwrap().is_empty());
+    // carol, never granted, may not, on any node.
+    let r = cluster.rest(0, "im_open_login_svc/account_import", json!({"UserID": "carol"})).await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+    let denied = format!("http://{}/v1/media/{uuid}?{}", cluster.nodes[1].addr, auth("carol"));
+    assert_eq!(http.get(denied).send().await.unwrap().status(), 403);
 }

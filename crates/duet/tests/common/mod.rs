@@ -14,7 +14,19 @@ pub fn start(data: &std::path::Path, sdkappid: u64, key: &str) -> (Child, String
 
 /// [`start`] with more arguments for `duet serve`.
 pub fn start_with(data: &std::path::Path, sdkappid: u64, key: &str, args: &[&str]) -> (Child, String) {
+    start_env(data, sdkappid, key, args, &[])
+}
+
+/// [`start_with`] with more environment variables.
+pub fn start_env(
+    data: &std::path::Path,
+    sdkappid: u64,
+    key: &str,
+    args: &[&str],
+    envs: &[(String, String)],
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(args)
