@@ -492,3 +492,46 @@ async fn an_image_uploaded_through_one_node_is_fetched_through_another() {
     let denied = format!("http://{}/v1/media/{uuid}?{}", cluster.nodes[1].addr, auth("carol"));
     assert_eq!(http.get(denied).send().await.unwrap().status(), 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn friends_only_holds_across_nodes() {
+    let Some(cluster) = Cluster::start(2, 1_400_020_006, &["--friends-only"]).await else {
+        eprintln!("skipped: DUET_TEST_POSTGRES_URL and DUET_TEST_NATS_URL are not both set");
+        return;
+    };
+    for user in ["alice", "bob"] {
+        let r = cluster.rest(0, "im_open_login_svc/account_import", json!({"UserID": user})).await;
+        assert_eq!(r["ErrorCode"], 0, "{r}");
+    }
+    let (alice, _alice_events, _) = synced(cluster.device(0, "alice", Platform::Pc, "pc")).await;
+    let (_bob, mut bob_events, _) = synced(cluster.device(1, "bob", Platform::Pc, "pc")).await;
+    // Not friends: refused (Tencent's 20010 or 20011, whichever side is missing).
+    match alice.send_text("bob", "hello?").await {
+        Err(Error::Server { code, .. }) => assert!([20009, 20010, 20011].contains(&code), "{code}"),
+        other => panic!("a send between strangers: {other:?}"),
+    }
+    // Made friends both ways through node 2: alice's node 1 lets her write at once (its cache followed).
+    let r = cluster
+        .rest(
+            1,
+            "sns/friend_import",
+            json!({"From_Account": "alice", "AddFriendItem": [{"To_Account": "bob", "AddSource": "AddSource_Type_Test"}]}),
+        )
+        .await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+    let r = cluster
+        .rest(
+            1,
+            "sns/friend_import",
+            json!({"From_Account": "bob", "AddFriendItem": [{"To_Account": "alice", "AddSource": "AddSource_Type_Test"}]}),
+        )
+        .await;
+    assert_eq!(r["ErrorCode"], 0, "{r}");
+    within("alice's send to her new friend", async {
+        while alice.send_text("bob", "friends now").await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(next_text(&mut bob_events, "bob gets it on node 2").await, "friends now");
+}
