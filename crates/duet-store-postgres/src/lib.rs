@@ -131,6 +131,29 @@ impl PgStore {
     }
 }
 
+#[async_trait::async_trait]
+impl duet_core::store::OpsStore for PgStore {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        // An empty job of the writer: it waits behind the sends queued before it, takes the writer's
+        // connection, begins and commits, so it fails while the database is unreachable.
+        self.writer.write(Vec::new(), |_, _| Box::pin(async { Ok(((), Vec::new())) })).await
+    }
+
+    async fn stats(&self) -> Result<duet_core::store::StoreStats, StoreError> {
+        let c = self.reader().await?;
+        let row = query_opt(
+            &c,
+            "SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM messages), \
+             pg_database_size(current_database())",
+            &[],
+        )
+        .await?
+        .ok_or_else(|| invalid("an aggregate returned no row"))?;
+        let count = |i: usize| row.get::<_, i64>(i).max(0) as u64;
+        Ok(duet_core::store::StoreStats { accounts: count(0), messages: count(1), bytes: Some(count(2)) })
+    }
+}
+
 /// A pool of up to `size` connections to the database `config` names.
 pub(crate) fn pool(mut config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
     config.connect_timeout(CONNECT_TIMEOUT);

@@ -338,6 +338,35 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 #[async_trait]
+impl duet_core::store::OpsStore for SqliteStore {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        // An empty transaction through the writer: it waits behind the sends queued before it, and its
+        // answer waits for the WAL sync that covers it, so it fails when the store stopped or the disk hangs
+        // (the caller bounds the wait).
+        self.writer.write(|_, _| Ok(())).await
+    }
+
+    async fn stats(&self) -> Result<duet_core::store::StoreStats, StoreError> {
+        let path = self.readers.path.clone();
+        let (accounts, messages) = self
+            .read(|c| {
+                let count = |table: &str| -> rusqlite::Result<u64> {
+                    c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get::<_, i64>(0))
+                        .map(|n| n.max(0) as u64)
+                };
+                Ok((count("accounts")?, count("messages")?))
+            })
+            .await?;
+        let size = |suffix: &str| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            std::fs::metadata(PathBuf::from(p)).map(|m| m.len()).unwrap_or(0)
+        };
+        Ok(duet_core::store::StoreStats { accounts, messages, bytes: Some(size("") + size("-wal")) })
+    }
+}
+
+#[async_trait]
 impl AccountStore for SqliteStore {
     async fn import_accounts(&self, accounts: Vec<NewAccount>, now: i64) -> Result<(), StoreError> {
         self.writer.write(move |c, w| ops::import_accounts(c, w, &accounts, now).map_err(backend)).await

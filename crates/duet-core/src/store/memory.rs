@@ -28,6 +28,7 @@ use crate::store::{
     Withdrawn,
 };
 use crate::store::{CallbackStore, MessageExport, PushStore, RelationChange, RelationData, RelationStore};
+use crate::store::{OpsStore, StoreStats};
 
 type Uid = u64;
 type MsgId = u64;
@@ -1600,6 +1601,19 @@ impl RelationStore for MemoryStore {
             state.queue_event(event, None);
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl OpsStore for MemoryStore {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        drop(self.state());
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let state = self.state();
+        Ok(StoreStats { accounts: state.accounts.len() as u64, messages: state.messages.len() as u64, bytes: None })
     }
 }
 

@@ -434,10 +434,38 @@ pub trait CallbackStore: Send + Sync + 'static {
     async fn event_backlog(&self) -> Result<(u64, Option<i64>), StoreError>;
 }
 
-/// A complete backend.
-pub trait Store: AccountStore + MessageStore + MessageExport + RelationStore + PushStore + CallbackStore {}
+/// What the operator asks of a backend: whether it takes writes now (readiness), and its figures.
+#[async_trait]
+pub trait OpsStore: Send + Sync + 'static {
+    /// Succeeds when a write would commit now: the store has not stopped (a failed fsync stops the
+    /// embedded store for good), and its database answers a write round trip (an empty transaction
+    /// through the same path as sends). The caller bounds the wait.
+    async fn check_writable(&self) -> Result<(), StoreError>;
+    /// Counts and sizes for `duet status`; counting may scan tables, so it is not for a hot path.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+}
 
-impl<T: AccountStore + MessageStore + MessageExport + RelationStore + PushStore + CallbackStore> Store for T {}
+/// A backend's figures (see [`OpsStore::stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Accounts that exist.
+    pub accounts: u64,
+    /// Messages stored (within roaming retention: older ones are purged).
+    pub messages: u64,
+    /// Bytes the database takes on disk (with its write-ahead log), when the backend can tell.
+    pub bytes: Option<u64>,
+}
+
+/// A complete backend.
+pub trait Store:
+    AccountStore + MessageStore + MessageExport + RelationStore + PushStore + CallbackStore + OpsStore
+{
+}
+
+impl<T: AccountStore + MessageStore + MessageExport + RelationStore + PushStore + CallbackStore + OpsStore> Store
+    for T
+{
+}
 
 /// What one claim of an outbox's worker (push, callbacks) gave.
 pub(crate) enum Claimed<T> {
