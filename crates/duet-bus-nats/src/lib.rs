@@ -84,6 +84,12 @@ impl Subscriber for Outbox {
 }
 
 impl NatsBus {
+    /// Whether the client is connected to NATS now (readiness): while it reconnects, notices wait in its
+    /// buffer and presence goes stale.
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     /// Connects to NATS at `url`, joins `core` to the bus (its hub publishes through it, and what it
     /// commits is announced), and starts the tasks that publish and receive, until `stop` is cancelled.
     pub async fn start(url: &str, core: Arc<Core>, stop: CancellationToken) -> Result<NatsBus, BusError> {

@@ -268,7 +268,7 @@ impl Core {
             let Some(end) = page.entries.last().map(|e| e.seq) else { break };
             for entry in page.entries {
                 if entry.seq <= last && seqs.contains(&entry.seq) {
-                    self.hub.deliver(user, Arc::new(Push { entry, encoded: std::sync::OnceLock::new() }));
+                    self.hub.deliver(user, Arc::new(Push::new(entry)));
                 }
             }
             after = end;

@@ -18,7 +18,18 @@ pub async fn run(core: Arc<Core>, every: Duration, shutdown: impl Future<Output 
             () = &mut shutdown => return,
             _ = tick.tick() => {}
         }
-        match core.messages().purge_expired().await {
+        let purged = core.messages().purge_expired().await;
+        if let Ok(p) = &purged {
+            for (kind, n) in [
+                ("messages", p.messages),
+                ("offline", p.offline),
+                ("conversations", p.conversations),
+                ("dedup", p.dedup),
+            ] {
+                metrics::counter!("duet_retention_deleted_total", "kind" => kind).increment(n);
+            }
+        }
+        match purged {
             Ok(p) if p == Default::default() => {}
             Ok(p) => tracing::info!(
                 messages = p.messages,
@@ -30,7 +41,11 @@ pub async fn run(core: Arc<Core>, every: Duration, shutdown: impl Future<Output 
             Err(e) => tracing::warn!(error = %e, "retention purge failed"),
         }
         if let Some(media) = core.media() {
-            match media.purge().await {
+            let purged = media.purge().await;
+            if let Ok(p) = &purged {
+                metrics::counter!("duet_retention_deleted_total", "kind" => "media").increment(p.items as u64);
+            }
+            match purged {
                 Ok(p) if p == Default::default() => {}
                 Ok(p) => tracing::info!(items = p.items, blobs = p.blobs, "media purge"),
                 Err(e) => tracing::warn!(error = %e, "media purge failed"),

@@ -38,6 +38,10 @@ pub struct FileConfig {
     pub store: Option<String>,
     /// The bus to the other nodes: a `nats://` URL (default: none, one node).
     pub bus: Option<String>,
+    /// Where Prometheus metrics (`/metrics`) and the health checks are served (default: no metrics).
+    pub metrics_listen: Option<String>,
+    /// Seconds readiness is off before connections are closed at shutdown (default 0).
+    pub drain_secs: Option<u32>,
     /// Where uploads' bytes go: an `s3://bucket/optional/prefix` URL (default: the media directory).
     pub media_store: Option<String>,
     pub offline_retention_days: Option<u32>,
@@ -453,6 +457,9 @@ pub struct Config {
     /// Demo mode: serve the chat page at `/demo` and a UserSig for any user but the admins at
     /// `/demo/usersig` (default false: everything under `/demo` is 404).
     pub demo: bool,
+    /// After a shutdown signal, how long the server keeps serving with readiness off (`/readyz` 503), so
+    /// that load balancers stop sending it traffic before its connections are told to go (default 0).
+    pub drain_delay: Duration,
 }
 
 /// What one user or one address may do in a given time, against floods and guessing
@@ -632,6 +639,7 @@ impl Config {
             callbacks: None,
             message_log: MessageLogConfig::default(),
             demo: false,
+            drain_delay: Duration::ZERO,
         }
     }
 }

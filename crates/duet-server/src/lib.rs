@@ -13,6 +13,8 @@
 //! * `throttle`: rate limits on sends per user and failed logins per address and per account.
 //! * `http`: the accept loop for both, with deadlines and connection caps; [`open_files`], the
 //!   process's open-file limit.
+//! * `ops`: `/healthz` and `/readyz` (on both listeners), and Prometheus metrics at `/metrics` on the
+//!   metrics listener ([`Listeners::metrics`]).
 
 pub mod config;
 mod content;
@@ -20,6 +22,7 @@ mod demo;
 mod http;
 pub mod media;
 pub mod msglog;
+mod ops;
 pub mod rest;
 mod throttle;
 pub mod tls;
@@ -43,6 +46,8 @@ pub use crate::http::open_files;
 
 /// How long in-flight requests get to finish after shutdown is asked for.
 const GRACE: Duration = Duration::from_secs(10);
+/// Connections the metrics listener takes at once (scrapers and probes, not users).
+const METRICS_CONNECTIONS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -60,6 +65,19 @@ pub enum ServerError {
     Bus(#[from] duet_bus_nats::BusError),
     #[error(transparent)]
     MediaStore(#[from] duet_blob_s3::S3Error),
+}
+
+/// What [`run`] serves on: the API (REST, WebSocket, media, demo, health) and, optionally, the operator's
+/// metrics listener (`/metrics` and health; off by default).
+pub struct Listeners {
+    pub api: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(api: TcpListener) -> Listeners {
+        Listeners { api, metrics: None }
+    }
 }
 
 /// Binds a listener for [`run`] with a deep accept queue (4096), so login bursts are not dropped.
@@ -107,14 +125,16 @@ fn open_media(
     Ok(Arc::new(Media::new(index, blobs, clock, config.media.limits, retention)))
 }
 
-/// Serves the REST API on `listener` until `shutdown` completes, then stops every task it started.
+/// Serves the REST API on `listeners` until `shutdown` completes, then stops every task it started: first
+/// readiness turns off, and after `config.drain_delay` the listeners close and connections are told to go.
 pub async fn run(
     config: Config,
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let Listeners { api: listener, metrics: metrics_listener } = listeners.into();
     let index: Option<Arc<dyn MediaIndex>> = match &config.store {
         StoreLocation::Embedded => None,
         StoreLocation::Postgres(url) => Some(Arc::new(duet_store_postgres::PgMediaIndex::open(url).await?)),
@@ -141,13 +161,45 @@ pub async fn run(
     let adapters = duet_core::Adapters { media: Some(media.clone()), push: providers, before_send, after_events };
     // The message log reads the store apart from the domain: every message of an hour, for its file.
     let export_store = store.clone();
+    let ops_store = store.clone();
     let core = Arc::new(Core::open(core_config, store, clock.clone(), adapters).await?);
     let token = CancellationToken::new();
-    let _bus = match &config.bus {
-        Some(url) => Some(duet_bus_nats::NatsBus::start(url, core.clone(), token.clone()).await?),
+    let bus = match &config.bus {
+        Some(url) => Some(Arc::new(duet_bus_nats::NatsBus::start(url, core.clone(), token.clone()).await?)),
         None => None,
     };
     let tracker = TaskTracker::new();
+    let health = Arc::new(ops::Health::new(ops_store.clone(), bus));
+    // The metrics listener has a token and tracker of its own: it answers (readiness off) while the rest
+    // drains, and stops last.
+    let (ops_token, ops_tracker) = (CancellationToken::new(), TaskTracker::new());
+    if let Some(listener) = metrics_listener {
+        let exporter = ops::metrics::Exporter { handle: ops::metrics::install(), core: core.clone(), store: ops_store };
+        ops_tracker.spawn(exporter.clone().upkeep(ops_token.clone()));
+        let router = ops::health_router(health.clone()).route(
+            "/metrics",
+            axum::routing::get(move || {
+                let exporter = exporter.clone();
+                async move {
+                    let body = exporter.render().await;
+                    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+                }
+            }),
+        );
+        let metrics_addr = listener.local_addr()?;
+        tracing::info!(%metrics_addr, "metrics are served at /metrics");
+        let caps = (METRICS_CONNECTIONS, METRICS_CONNECTIONS);
+        ops_tracker.spawn(http::serve(
+            listener,
+            None,
+            router,
+            config.http,
+            caps,
+            ops_tracker.clone(),
+            ops_token.clone(),
+        ));
+    }
+    ops_tracker.close();
 
     let (push, stop) = (core.push().clone(), token.clone());
     tracker.spawn(async move {
@@ -198,6 +250,7 @@ pub async fn run(
         .merge(http::body::min_rate(uploads, limits.upload_min_bytes, limits.upload_window))
         .merge(msglog::router(msglog.clone()))
         .merge(demo)
+        .merge(ops::health_router(health.clone()))
         .merge(http::body::deadline(
             rest::router(core.clone(), throttle, msglog, public_url, tls),
             limits.body_timeout,
@@ -210,11 +263,18 @@ pub async fn run(
     tracker.close();
 
     shutdown.await;
+    health.drain();
+    if !config.drain_delay.is_zero() {
+        tracing::info!(delay = ?config.drain_delay, "draining: not ready, still serving");
+        tokio::time::sleep(config.drain_delay).await;
+    }
     tracing::info!("shutting down");
     token.cancel();
     if tokio::time::timeout(GRACE, tracker.wait()).await.is_err() {
         tracing::warn!(grace = ?GRACE, "tasks still running after the grace period");
     }
+    ops_token.cancel();
+    let _ = tokio::time::timeout(GRACE, ops_tracker.wait()).await;
     match server.await {
         Ok(result) => result.map_err(ServerError::Io),
         Err(_) => Ok(()),

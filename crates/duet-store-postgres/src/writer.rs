@@ -132,8 +132,12 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<Job>, hook: Arc<OnceLock<Deliver
                 Err(_) => break,
             }
         }
+        metrics::histogram!("duet_store_commit_batch_size").record(batch.len() as f64);
+        metrics::gauge!("duet_store_writer_queue_depth").set(rx.len() as f64);
         let (work, replies): (Vec<Work>, Vec<_>) = batch.into_iter().map(|j| (j.work, j.reply)).unzip();
+        let began = std::time::Instant::now();
         let results = commit(&pool, &mut conn, &work).await;
+        metrics::histogram!("duet_store_commit_seconds").record(began.elapsed());
         for (reply, result) in replies.into_iter().zip(results) {
             if let Ok(ran) = &result
                 && !ran.deliveries.is_empty()

@@ -71,7 +71,7 @@ fn run(conn: &Connection, stopped: &mpsc::Receiver<()>, durable: &Durable) {
         }
     }
     if !durable.stopped() {
-        let _ = checkpoint(conn, "PASSIVE");
+        let _ = checkpoint(conn, "passive");
     }
 }
 
@@ -84,15 +84,15 @@ fn pass(conn: &Connection, durable: &Durable) -> bool {
     // Straight after PASSIVE checkpoints, a RESTART has only the frames committed meanwhile to copy (and
     // sync) while it holds the writer back, rather than 20 ms of commits; it also waits there for readers
     // still on the old WAL (reads are short) and syncs the database file.
-    let result = checkpoint(conn, "PASSIVE").and_then(|(log, _)| {
+    let result = checkpoint(conn, "passive").and_then(|(log, _)| {
         if log <= RESTART_AT {
             return Ok(());
         }
         // A second PASSIVE pass first copies what was committed during the first (without holding the
         // writer), so the RESTART has only the commits of that pass's few milliseconds left to copy under the
         // lock (the writer's waits: docs/benchmarks.md, "A second PASSIVE pass comes before each RESTART").
-        checkpoint(conn, "PASSIVE")?;
-        checkpoint(conn, "RESTART").map(drop)
+        checkpoint(conn, "passive")?;
+        checkpoint(conn, "restart").map(drop)
     });
     match result {
         Ok(()) => true,
@@ -120,9 +120,19 @@ fn stops_the_store(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::SystemIoFailure))
 }
 
-/// Runs one checkpoint; returns the WAL's frames and how many of them are in the database file.
-fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(i64, i64)> {
-    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| Ok((r.get(1)?, r.get(2)?)))
+/// Runs one checkpoint; returns the WAL's frames and how many of them are in the database file. Records
+/// its duration (`duet_store_checkpoint_seconds`, by mode) and the WAL's size before it
+/// (`duet_store_wal_bytes`).
+fn checkpoint(conn: &Connection, mode: &'static str) -> rusqlite::Result<(i64, i64)> {
+    let began = std::time::Instant::now();
+    let frames: rusqlite::Result<(i64, i64)> =
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| Ok((r.get(1)?, r.get(2)?)));
+    metrics::histogram!("duet_store_checkpoint_seconds", "mode" => mode).record(began.elapsed());
+    if let Ok((log, _)) = frames {
+        let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap_or(4096);
+        metrics::gauge!("duet_store_wal_bytes").set((log.max(0) * page) as f64);
+    }
+    frames
 }
 
 #[cfg(test)]

@@ -277,7 +277,7 @@ fn answer(done: &std::sync::mpsc::Receiver<Answers>, mut sync: Option<WalSync>, 
         let upto = ready.iter().map(|(_, _, n)| *n).max().unwrap_or(0);
         let synced: Outcome = match (&mut sync, durable.failed.get()) {
             (_, Some(failed)) => Err(failed.clone()),
-            (Some(wal), None) => wal.sync().map_err(|e| {
+            (Some(wal), None) => wal.timed_sync().map_err(|e| {
                 tracing::error!(
                     error = %e,
                     path = %wal.path.display(),
@@ -317,6 +317,14 @@ impl WalSync {
         let path = PathBuf::from(path);
         let file = File::open(&path)?;
         Ok(WalSync { path, file })
+    }
+
+    /// [`WalSync::sync`], its duration recorded (`duet_store_fsync_seconds`).
+    fn timed_sync(&mut self) -> std::io::Result<()> {
+        let began = std::time::Instant::now();
+        let synced = self.sync();
+        metrics::histogram!("duet_store_fsync_seconds").record(began.elapsed());
+        synced
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
@@ -378,6 +386,9 @@ fn run(
             batch.clear();
             continue;
         }
+        metrics::histogram!("duet_store_commit_batch_size").record(batch.len() as f64);
+        metrics::gauge!("duet_store_writer_queue_depth").set(rx.len() as f64);
+        let batch_began = std::time::Instant::now();
         let began = conn.execute_batch("BEGIN IMMEDIATE");
         if let Err(e) = began {
             tracing::error!(error = %e, "sqlite: cannot begin a transaction");
@@ -411,6 +422,7 @@ fn run(
                 }
             }
         };
+        metrics::histogram!("duet_store_commit_seconds").record(batch_began.elapsed());
         // Before anyone hears of the batch: a search that follows an answer sees its messages as queued.
         unindexed.store(state.search.len(), Ordering::SeqCst);
         let answers = std::mem::replace(&mut replies, Vec::with_capacity(MAX_BATCH));

@@ -193,12 +193,24 @@ async fn serve(mut settings: settings::Settings) -> anyhow::Result<()> {
         .next()
         .with_context(|| format!("{} resolves to no address", settings.listen))?;
     let listener = duet_server::bind(addr).with_context(|| format!("listening on {addr}"))?;
+    let metrics = match &settings.metrics_listen {
+        Some(at) => {
+            let addr = tokio::net::lookup_host(at)
+                .await
+                .with_context(|| format!("resolving --metrics-listen {at}"))?
+                .next()
+                .with_context(|| format!("--metrics-listen {at} resolves to no address"))?;
+            Some(duet_server::bind(addr).with_context(|| format!("listening for metrics on {addr}"))?)
+        }
+        None => None,
+    };
     if settings.config.demo {
         let bound = listener.local_addr().context("reading the listening address")?;
         eprintln!("{}", demo_line(bound, settings.config.tls.is_some(), settings.demo_asked));
     }
     let store = duet_server::open_store(&settings.config).await.context("opening the store")?;
-    duet_server::run(settings.config, listener, store, Arc::new(SystemClock), shutdown_signal()).await?;
+    let listeners = duet_server::Listeners { api: listener, metrics };
+    duet_server::run(settings.config, listeners, store, Arc::new(SystemClock), shutdown_signal()).await?;
     Ok(())
 }
 

@@ -89,10 +89,20 @@ pub struct AppArgs {
     /// Demo mode off (the same as --demo=false; wins over --demo and DUET_DEMO)
     #[arg(long)]
     no_demo: bool,
+    /// Serve Prometheus metrics at /metrics (and /healthz, /readyz) on this address, e.g. 127.0.0.1:9464
+    /// [default: no metrics]
+    #[arg(long, env = "DUET_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<String>,
+    /// At SIGTERM, seconds to keep serving with /readyz answering 503 before closing connections, so that
+    /// load balancers stop sending traffic first [default: 0]
+    #[arg(long, env = "DUET_DRAIN_SECS", value_name = "SECS")]
+    drain_secs: Option<u32>,
 }
 
 pub struct Settings {
     pub listen: String,
+    /// The metrics listener's address (`--metrics-listen`), if any.
+    pub metrics_listen: Option<String>,
     /// Demo mode (`config.demo`) was asked for rather than on by default.
     pub demo_asked: bool,
 
@@ -319,8 +329,12 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
         (Some(_), None) => bail!("--tls-cert needs --tls-key (tls_key in the config file): the certificate's key"),
         (None, Some(_)) => bail!("--tls-key needs --tls-cert (tls_cert in the config file): the certificate chain"),
     };
+    if let Some(secs) = args.drain_secs.or(file.drain_secs) {
+        config.drain_delay = std::time::Duration::from_secs(secs.into());
+    }
+    let metrics_listen = args.metrics_listen.clone().or(file.metrics_listen.clone()).filter(|a| !a.trim().is_empty());
     let listen = listen.or(file.listen).unwrap_or_else(|| config::DEFAULT_LISTEN.into());
-    Ok(Settings { listen, demo_asked: demo_choice.is_some(), config, tls })
+    Ok(Settings { listen, metrics_listen, demo_asked: demo_choice.is_some(), config, tls })
 }
 
 /// Whether demo mode is on: as asked (`--demo`/`--no-demo`, `DUET_DEMO`, `demo` in the file, in that

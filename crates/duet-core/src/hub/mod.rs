@@ -123,6 +123,14 @@ pub struct Push {
     pub entry: LogEntry,
     /// The transport's encoding of `entry`, filled by the first connection that sends it.
     pub encoded: OnceLock<Arc<str>>,
+    /// When the hub got it (after the commit, or from another node), for the delivery latency.
+    pub since: std::time::Instant,
+}
+
+impl Push {
+    pub fn new(entry: LogEntry) -> Push {
+        Push { entry, encoded: OnceLock::new(), since: std::time::Instant::now() }
+    }
 }
 
 /// What a session's connection handler receives.

@@ -4,7 +4,7 @@
 //! worker) the second; the app's callbacks and the bus to other nodes will subscribe the same way, rather
 //! than being code inside a send.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use crate::hub::{Hub, Push};
 use crate::model::Delivery;
@@ -39,7 +39,7 @@ impl Fanout {
 impl Subscriber for Hub {
     fn committed(&self, deliveries: &[Delivery]) {
         for d in deliveries {
-            self.deliver(&d.user, Arc::new(Push { entry: d.entry.clone(), encoded: OnceLock::new() }));
+            self.deliver(&d.user, Arc::new(Push::new(d.entry.clone())));
         }
     }
 }

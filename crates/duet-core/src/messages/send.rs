@@ -42,6 +42,16 @@ pub enum Origin<'a> {
     Admin(&'a str),
 }
 
+impl Origin<'_> {
+    /// The door the send came through, as the metrics name it: `client` or `rest`.
+    pub fn path(&self) -> &'static str {
+        match self {
+            Origin::Client => "client",
+            Origin::Admin(_) => "rest",
+        }
+    }
+}
+
 /// A message's content as the transport holds it.
 pub trait Content: Send {
     /// Why the content was refused (the transport's own error, with its codes).
@@ -176,6 +186,10 @@ impl<E> From<Error> for SendError<E> {
 #[derive(Debug)]
 pub struct Prepared {
     msg: Outgoing,
+    /// Where the send came from and when it began, for its metrics (`duet_messages_total`,
+    /// `duet_send_ack_seconds`).
+    path: &'static str,
+    began: std::time::Instant,
     /// The permission policy drops the message silently: answered as sent, stored nowhere.
     dropped: bool,
     /// The after-send callback's event, to be committed with the message (its key, time and unread count
@@ -195,6 +209,22 @@ impl Messages {
         origin: Origin<'_>,
         draft: Draft<C>,
     ) -> Result<Prepared, SendError<C::Error>> {
+        let began = std::time::Instant::now();
+        match self.prepare(origin, draft).await {
+            Ok(prepared) => Ok(Prepared { began, ..prepared }),
+            Err(e) => {
+                let outcome = match &e {
+                    SendError::Content(_) => "invalid",
+                    SendError::Domain(Error::Store(_)) => "error",
+                    SendError::Domain(_) => "refused",
+                };
+                metrics::counter!("duet_messages_total", "path" => origin.path(), "outcome" => outcome).increment(1);
+                Err(e)
+            }
+        }
+    }
+
+    async fn prepare<C: Content>(&self, origin: Origin<'_>, draft: Draft<C>) -> Result<Prepared, SendError<C::Error>> {
         let Draft {
             from,
             to,
@@ -301,7 +331,7 @@ impl Messages {
             no_last_msg,
             need_read_receipt,
         };
-        Ok(Prepared { msg, dropped, after_send })
+        Ok(Prepared { msg, dropped, after_send, path: origin.path(), began: std::time::Instant::now() })
     }
 
     /// The sender and the recipients a send reaches, to grant its uploads to: `None` if the sender does
@@ -341,12 +371,25 @@ impl Prepared {
     /// the permission policy drops is answered like a sent one (a fresh `MsgKey`, the current time) but
     /// stored and delivered nowhere, so `conv_seq` and `sender_log_seq` are 0.
     pub async fn commit(self, messages: &Messages) -> Result<Sent, Error> {
-        if self.dropped {
+        let (path, began) = (self.path, self.began);
+        let sent = if self.dropped {
             let time = messages.clock.now_secs();
             let key = MsgKey { seq: self.msg.seq.unwrap_or_else(rand::random), random: self.msg.random, time };
-            return Ok(Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 });
+            Ok(Sent { key, failed: Vec::new(), duplicate: false, conv_seq: 0, sender_log_seq: 0 })
+        } else {
+            messages.commit_send(self.msg, self.after_send).await
+        };
+        let outcome = match &sent {
+            Ok(_) if self.dropped => "dropped",
+            Ok(s) if s.duplicate => "duplicate",
+            Ok(_) => "sent",
+            Err(_) => "error",
+        };
+        metrics::counter!("duet_messages_total", "path" => path, "outcome" => outcome).increment(1);
+        if sent.is_ok() {
+            metrics::histogram!("duet_send_ack_seconds", "path" => path).record(began.elapsed());
         }
-        messages.commit_send(self.msg, self.after_send).await
+        sent
     }
 
     /// The message as it will be stored.

@@ -428,6 +428,7 @@ async fn store(
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let mut reader = StreamReader::new(stream);
     let size = s.media.blobs().put(uuid, &mut reader, limit).await.map_err(blob_failure)?;
+    metrics::counter!("duet_media_bytes_total", "direction" => "in").increment(size);
     let image = if kind == MediaKind::Image { Some(render(s, uuid, size).await?) } else { None };
     let now = s.media.now_secs();
     let item = MediaItem { uuid: uuid.to_owned(), kind, owner, size, file_name, image, created: now, last_used: now };
@@ -578,6 +579,8 @@ async fn download(
         (None, _) => return Err(Failure::NotFound),
     };
     let blob = s.media.blobs().open(&key).await.map_err(blob_failure)?.ok_or(Failure::NotFound)?;
+    // Counted as the answer starts: a client that goes away early is counted whole.
+    metrics::counter!("duet_media_bytes_total", "direction" => "out").increment(blob.size);
     let mut response = Response::new(Body::from_stream(ReaderStream::with_capacity(blob.reader, 64 * 1024)));
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));

@@ -1,0 +1,99 @@
+//! What the operator's tools ask of a running server: liveness (`/healthz`), readiness (`/readyz`) and,
+//! on the metrics listener only, Prometheus metrics (`/metrics`, [`metrics`]).
+//!
+//! Liveness says the process serves HTTP. Readiness says a send would be committed now: the server is not
+//! draining (shutdown began), the store takes a write within [`READY_TIMEOUT`] (an empty transaction
+//! through the writer: it fails once a failed fsync stopped the embedded store, and while PostgreSQL is
+//! unreachable), and the bus, when there is one, is connected. Checks are shared: a probe within
+//! [`READY_CACHE`] of the last check gets its answer, and concurrent probes wait for one check, so
+//! probes (from anyone who reaches the port) never add more than one write a second. A failed check is
+//! named in the answer (`not ready: store`) and its error is logged, never sent.
+
+pub(crate) mod metrics;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use duet_core::store::Store;
+
+/// How long the store's write round trip may take before the server counts as not ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a readiness answer is reused.
+const READY_CACHE: Duration = Duration::from_secs(1);
+
+/// Whether this node should be sent traffic; see the module's documentation.
+pub(crate) struct Health {
+    store: Arc<dyn Store>,
+    bus: Option<Arc<duet_bus_nats::NatsBus>>,
+    draining: AtomicBool,
+    /// The last check's time and answer; held across a check so concurrent probes share it.
+    last: tokio::sync::Mutex<Option<(Instant, Result<(), &'static str>)>>,
+}
+
+impl Health {
+    pub(crate) fn new(store: Arc<dyn Store>, bus: Option<Arc<duet_bus_nats::NatsBus>>) -> Health {
+        Health { store, bus, draining: AtomicBool::new(false), last: tokio::sync::Mutex::new(None) }
+    }
+
+    /// Turns readiness off for good: shutdown began.
+    pub(crate) fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        ::metrics::gauge!("duet_ready").set(0.0);
+    }
+
+    /// `Ok` when ready, else the name of the check that failed.
+    pub(crate) async fn readiness(&self) -> Result<(), &'static str> {
+        if self.draining.load(Ordering::SeqCst) {
+            return Err("draining");
+        }
+        let mut last = self.last.lock().await;
+        if let Some((at, answer)) = *last
+            && at.elapsed() < READY_CACHE
+        {
+            return answer;
+        }
+        let answer = self.check().await;
+        ::metrics::gauge!("duet_ready").set(if answer.is_ok() { 1.0 } else { 0.0 });
+        *last = Some((Instant::now(), answer));
+        answer
+    }
+
+    async fn check(&self) -> Result<(), &'static str> {
+        match tokio::time::timeout(READY_TIMEOUT, self.store.check_writable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "not ready: the store takes no write");
+                return Err("store");
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?READY_TIMEOUT, "not ready: the store did not commit a write in time");
+                return Err("store");
+            }
+        }
+        if self.bus.as_ref().is_some_and(|bus| !bus.connected()) {
+            tracing::warn!("not ready: the bus (NATS) is not connected");
+            return Err("bus");
+        }
+        Ok(())
+    }
+}
+
+/// `/healthz` and `/readyz`, on the API's listener and the metrics listener alike.
+pub(crate) fn health_router(health: Arc<Health>) -> Router {
+    Router::new().route("/healthz", get(|| async { "ok\n" })).route(
+        "/readyz",
+        get(move || {
+            let health = health.clone();
+            async move {
+                match health.readiness().await {
+                    Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+                    Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+                }
+            }
+        }),
+    )
+}
