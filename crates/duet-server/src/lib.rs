@@ -186,8 +186,8 @@ pub async fn run(
                 }
             }),
         );
-        let metrics_addr = listener.local_addr()?;
-        tracing::info!(%metrics_addr, "metrics are served at /metrics");
+        let metrics_listen = listener.local_addr()?;
+        tracing::info!(%metrics_listen, "metrics are served at /metrics");
         let caps = (METRICS_CONNECTIONS, METRICS_CONNECTIONS);
         ops_tracker.spawn(http::serve(
             listener,
