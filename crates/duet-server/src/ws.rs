@@ -503,7 +503,9 @@ impl Connection {
                 let text = push.encoded.get_or_init(|| encode_entry(&self.core, &push.entry).into());
                 let msg = WsMessage::Text(Utf8Bytes::from(text.to_string()));
                 let sent = futures_util::SinkExt::feed(&mut self.socket, msg);
-                bounded(self.deadline, async { sent.await.is_ok() }).await.err()
+                let end = bounded(self.deadline, async { sent.await.is_ok() }).await.err();
+                metrics::histogram!("duet_delivery_seconds").record(push.since.elapsed());
+                end
             }
             Some(Outbound::Relation(event)) => self.put(&relations::event(&event)).await,
             Some(Outbound::Typing { from, typing }) => {
@@ -726,6 +728,7 @@ async fn work(
         ClientFrame::Sync { id, after, limit } => {
             let limit = limit.unwrap_or(MAX_SYNC_BATCH).clamp(1, MAX_SYNC_BATCH) as usize;
             let page = core.messages().sync(&user, after, limit, client::MAX_PAGE_BYTES).await.map_err(fail)?;
+            metrics::counter!("duet_sync_pulls_total").increment(1);
             let mut entries: Vec<Entry> = page.entries.iter().map(|e| entry_to_wire(core, e)).collect();
             let cut = fit_page(&mut entries);
             (ServerFrame::Synced { id, entries, latest: page.latest, more: page.more || cut }, None)
