@@ -21,6 +21,8 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:7080";
 pub const DEFAULT_DATA_DIR: &str = "./duet-data";
 /// The default SDKAppID of a fresh installation.
 pub const DEFAULT_SDKAPPID: u64 = 1_400_000_000;
+/// The app admin when none is configured (Tencent's console names its first one so too).
+pub const DEFAULT_ADMIN: &str = "administrator";
 
 /// What a `--config FILE` may hold. Every key is optional; flags and environment override it.
 #[derive(Debug, Default, Clone, Deserialize)]

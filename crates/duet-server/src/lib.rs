@@ -169,12 +169,32 @@ pub async fn run(
         None => None,
     };
     let tracker = TaskTracker::new();
+    let clustered = bus.is_some();
     let health = Arc::new(ops::Health::new(ops_store.clone(), bus));
+    let census = Arc::new(ops::census::Census::default());
+    let store_kind = match &config.store {
+        StoreLocation::Embedded => "embedded",
+        StoreLocation::Postgres(_) => "postgres",
+    };
+    let ops = Arc::new(ops::Ops {
+        core: core.clone(),
+        store: ops_store.clone(),
+        store_kind,
+        clustered,
+        health: health.clone(),
+        census: census.clone(),
+        started_at: clock.now_secs(),
+    });
     // The metrics listener has a token and tracker of its own: it answers (readiness off) while the rest
     // drains, and stops last.
     let (ops_token, ops_tracker) = (CancellationToken::new(), TaskTracker::new());
     if let Some(listener) = metrics_listener {
-        let exporter = ops::metrics::Exporter { handle: ops::metrics::install(), core: core.clone(), store: ops_store };
+        let exporter = ops::metrics::Exporter {
+            handle: ops::metrics::install(),
+            core: core.clone(),
+            store: ops_store,
+            census: census.clone(),
+        };
         ops_tracker.spawn(exporter.clone().upkeep(ops_token.clone()));
         let router = ops::health_router(health.clone()).route(
             "/metrics",
@@ -235,6 +255,7 @@ pub async fn run(
         shutdown: token.clone(),
         urls: media::Urls::new(public_url, tls),
         timeouts: config.ws,
+        census,
     };
     let limits = config.http;
     let demo = if config.demo {
@@ -252,7 +273,7 @@ pub async fn run(
         .merge(demo)
         .merge(ops::health_router(health.clone()))
         .merge(http::body::deadline(
-            rest::router(core.clone(), throttle, msglog, public_url, tls),
+            rest::router(core.clone(), ops, throttle, msglog, public_url, tls),
             limits.body_timeout,
         ));
     let addr = listener.local_addr()?;

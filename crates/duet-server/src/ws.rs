@@ -85,6 +85,8 @@ pub(crate) struct WsState {
     pub timeouts: crate::config::WsTimeouts,
     /// Sends per user and failed logins.
     pub throttle: Arc<Throttle>,
+    /// Logged-in connections by platform (`duet_connections`, `duet/status`).
+    pub census: Arc<crate::ops::census::Census>,
 }
 
 pub(crate) async fn connect(
@@ -119,6 +121,8 @@ async fn run(state: WsState, mut socket: WebSocket, ip: IpAddr, media_base: Stri
         }
     };
     let deadline = state.timeouts.write;
+    // Counted as connected until this task ends, however it ends.
+    let _counted = state.census.enter(logged_in.platform);
     let mut conn = Connection {
         core: state.core.clone(),
         throttle: state.throttle.clone(),

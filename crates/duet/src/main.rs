@@ -5,6 +5,7 @@
 mod client_cmd;
 mod export;
 mod settings;
+mod status;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -49,6 +50,9 @@ enum Cmd {
     /// Write every message of a time range as message-log records (the hourly files' format) to a file
     /// or stdout, beside a running server (read-only).
     Export(export::ExportArgs),
+    /// A running server at a glance: version, uptime, readiness, connections, accounts, messages, the
+    /// store's size, retention, the outboxes (asked as the app admin)
+    Status(status::StatusArgs),
     /// Print a UserSig for a user of the server's app (its key: --secret-key, or the one `serve` generated
     /// into its data directory)
     Usersig {
@@ -128,6 +132,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             // Nothing left is worth waiting for (a blocking read of the terminal, say).
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
             result
+        }
+        Cmd::Status(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(status::run(args))
         }
         Cmd::Export(args) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -178,6 +178,19 @@ fn configured_key(args: &KeyArgs, file: &FileConfig) -> anyhow::Result<Option<St
     }
 }
 
+/// Where `duet status` finds the server and its admin: the file's `listen` (a wildcard address read as
+/// localhost) and first admin, else the defaults.
+pub fn status_target(args: &KeyArgs) -> anyhow::Result<(String, String)> {
+    let file = read_file(args)?;
+    let listen = file.listen.unwrap_or_else(|| config::DEFAULT_LISTEN.into());
+    let local = match listen.rsplit_once(':') {
+        Some(("0.0.0.0" | "[::]" | "", port)) => format!("127.0.0.1:{port}"),
+        _ => listen,
+    };
+    let admin = file.admins.and_then(|a| a.into_iter().next()).unwrap_or_else(|| config::DEFAULT_ADMIN.into());
+    Ok((format!("http://{local}"), admin))
+}
+
 /// The SDKAppID and secret key `usersig` signs with: those of the server. Never generates a key: a key
 /// made up here would sign UserSigs the server refuses (70009).
 pub fn app_key(args: &KeyArgs) -> anyhow::Result<(u64, String)> {

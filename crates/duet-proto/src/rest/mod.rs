@@ -33,6 +33,8 @@ pub enum Service {
     MsgSvc,
     /// `openconfigsvr`: the global mute.
     OpenConfigSvr,
+    /// `duet`: Duet's own admin commands, not Tencent's (`status`).
+    Duet,
 }
 
 impl Service {
@@ -45,6 +47,7 @@ impl Service {
             "sns" => Service::Sns,
             "open_msg_svc" => Service::MsgSvc,
             "openconfigsvr" => Service::OpenConfigSvr,
+            "duet" => Service::Duet,
             _ => return None,
         })
     }
@@ -58,7 +61,7 @@ impl Service {
             Service::RecentContact => code::CONTACT_ADMIN_REQUIRED,
             Service::Sns => code::SNS_ADMIN_REQUIRED,
             // Tencent publishes no admin-required code of its own for these two.
-            Service::MsgSvc | Service::OpenConfigSvr => code::ADMIN_REQUIRED,
+            Service::MsgSvc | Service::OpenConfigSvr | Service::Duet => code::ADMIN_REQUIRED,
         }
     }
 
@@ -70,7 +73,7 @@ impl Service {
             Service::OpenIm => code::MSG_JSON_PARSE,
             Service::RecentContact => code::CONTACT_JSON_PARSE,
             Service::Sns => code::SNS_JSON_PARSE,
-            Service::MsgSvc => code::JSON_PARSE,
+            Service::MsgSvc | Service::Duet => code::JSON_PARSE,
             Service::OpenConfigSvr => code::NOSPEAKING_JSON_PARSE,
         }
     }
@@ -120,6 +123,8 @@ pub enum Command {
     GetHistory,
     SetNoSpeaking,
     GetNoSpeaking,
+    /// `duet/status`: the server at a glance (`duet status`).
+    Status,
 }
 
 impl Command {
@@ -163,6 +168,7 @@ impl Command {
             (Service::MsgSvc, "get_history") => GetHistory,
             (Service::OpenConfigSvr, "setnospeaking") => SetNoSpeaking,
             (Service::OpenConfigSvr, "getnospeaking") => GetNoSpeaking,
+            (Service::Duet, "status") => Status,
             _ => return None,
         })
     }

@@ -1,7 +1,7 @@
 //! REST response shapes. Every response carries `ActionStatus`, `ErrorCode` and `ErrorInfo` first; the
 //! profile, sns and recentcontact families add `ErrorDisplay`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::ApiError;
@@ -311,4 +311,45 @@ pub struct GetNoSpeakingReply {
     pub c2c: u32,
     #[serde(rename = "GroupmsgNospeakingTime")]
     pub group: u32,
+}
+
+/// `duet/status` (Duet's own, not Tencent's): the server at a glance, for `duet status` and the admin page.
+/// Counts of connections are this node's; the store's figures are the whole store's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StatusReply {
+    pub version: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    pub uptime_secs: i64,
+    /// Whether `/readyz` would answer ready now.
+    pub ready: bool,
+    /// `embedded` (SQLite in the data directory) or `postgres`.
+    pub store: String,
+    /// Whether this node is one of several (a bus is configured).
+    pub clustered: bool,
+    /// Logged-in client connections on this node.
+    pub connections: u64,
+    /// The same, by Tencent's platform name (`iPhone`, `Android`, `Web`, ...); platforms with none are left out.
+    pub connections_by_platform: std::collections::BTreeMap<String, u64>,
+    /// Accounts that exist.
+    pub accounts: u64,
+    /// Messages stored (within the roaming retention).
+    pub messages: u64,
+    /// Bytes the store takes on disk (the embedded database with its log, or the PostgreSQL database).
+    pub store_bytes: Option<u64>,
+    pub roaming_retention_secs: i64,
+    pub offline_retention_secs: i64,
+    /// `None` when no push provider is configured.
+    pub push_outbox: Option<OutboxStatus>,
+    /// `None` when no callback URL is configured.
+    pub callback_outbox: Option<OutboxStatus>,
+}
+
+/// An outbox's rows waiting, and the age of the oldest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OutboxStatus {
+    pub depth: u64,
+    pub oldest_age_secs: i64,
 }

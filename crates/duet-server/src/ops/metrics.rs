@@ -58,7 +58,6 @@ fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_gauge!("duet_build_info", "The running version (label `version`), always 1.");
     describe_gauge!("duet_ready", "1 while /readyz answers ready, 0 once a check failed or shutdown began.");
-    describe_gauge!("duet_connections", "Logged-in client connections on this node, by platform.");
     describe_counter!("duet_logins_total", "Client logins by outcome (ok, refused) and Tencent error code.");
     describe_counter!("duet_logouts_total", "Client sessions ended, by how they ended (logout, closed, idle, ...).");
     describe_counter!(
@@ -106,6 +105,7 @@ pub(crate) struct Exporter {
     pub handle: PrometheusHandle,
     pub core: Arc<Core>,
     pub store: Arc<dyn Store>,
+    pub census: Arc<super::census::Census>,
 }
 
 impl Exporter {
@@ -122,6 +122,10 @@ impl Exporter {
 
     pub(crate) async fn render(&self) -> String {
         let mut out = self.handle.render();
+        header(&mut out, "duet_connections", "gauge", "Logged-in client connections on this node, by platform.");
+        for (platform, n) in self.census.snapshot() {
+            let _ = writeln!(out, "duet_connections{{platform=\"{}\"}} {n}", platform.name());
+        }
         self.outboxes(&mut out).await;
         self.push_totals(&mut out);
         self.callback_totals(&mut out);

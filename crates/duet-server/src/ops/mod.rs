@@ -9,6 +9,7 @@
 //! probes (from anyone who reaches the port) never add more than one write a second. A failed check is
 //! named in the answer (`not ready: store`) and its error is logged, never sent.
 
+pub(crate) mod census;
 pub(crate) mod metrics;
 
 use std::sync::Arc;
@@ -18,7 +19,11 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use duet_core::Core;
 use duet_core::store::Store;
+use duet_proto::rest::response::{OutboxStatus, StatusReply};
+
+use self::census::Census;
 
 /// How long the store's write round trip may take before the server counts as not ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -96,4 +101,59 @@ pub(crate) fn health_router(health: Arc<Health>) -> Router {
             }
         }),
     )
+}
+
+/// What `duet/status` reports, and what it reads it from.
+pub(crate) struct Ops {
+    pub core: Arc<Core>,
+    pub store: Arc<dyn Store>,
+    /// `embedded` or `postgres`.
+    pub store_kind: &'static str,
+    pub clustered: bool,
+    pub health: Arc<Health>,
+    pub census: Arc<Census>,
+    /// Unix seconds.
+    pub started_at: i64,
+}
+
+impl Ops {
+    pub(crate) async fn status(&self) -> Result<StatusReply, duet_core::store::StoreError> {
+        let now = self.core.clock().now_secs();
+        let stats = self.store.stats().await?;
+        let outbox = |(depth, oldest): (u64, Option<i64>)| OutboxStatus {
+            depth,
+            oldest_age_secs: oldest.map_or(0, |t| (now - t).max(0)),
+        };
+        let push_outbox = match self.core.push().enabled() {
+            true => Some(outbox(self.store.push_backlog().await?)),
+            false => None,
+        };
+        let callback_outbox = match self.core.notifier().stats() {
+            Some(_) => Some(outbox(self.store.event_backlog().await?)),
+            None => None,
+        };
+        let by_platform = self.census.snapshot();
+        let config = self.core.config();
+        Ok(StatusReply {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: self.started_at,
+            uptime_secs: (now - self.started_at).max(0),
+            ready: self.health.readiness().await.is_ok(),
+            store: self.store_kind.to_owned(),
+            clustered: self.clustered,
+            connections: by_platform.iter().map(|(_, n)| n).sum(),
+            connections_by_platform: by_platform
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(p, n)| (p.name().to_owned(), n))
+                .collect(),
+            accounts: stats.accounts,
+            messages: stats.messages,
+            store_bytes: stats.bytes,
+            roaming_retention_secs: config.roaming_retention_secs,
+            offline_retention_secs: config.offline_retention_secs,
+            push_outbox,
+            callback_outbox,
+        })
+    }
 }

@@ -139,7 +139,7 @@ pub(crate) fn internal(service: Service) -> ApiError {
         Service::RecentContact => code::CONTACT_INTERNAL,
         Service::Sns => code::SNS_INTERNAL,
         Service::OpenIm => code::MSG_SERVER_INTERNAL,
-        Service::MsgSvc => code::BAD_REQUEST,
+        Service::MsgSvc | Service::Duet => code::BAD_REQUEST,
         Service::OpenConfigSvr => code::NOSPEAKING_INTERNAL,
     };
     ApiError::new(code, "internal server error, please retry")

@@ -11,6 +11,7 @@
 //! mute). [`error`] maps domain and authentication errors to Tencent's
 //! codes, in one place.
 
+mod duet;
 pub(crate) mod error;
 mod login;
 mod msgsvc;
@@ -44,6 +45,8 @@ const MAX_BODY: usize = 1024 * 1024;
 #[derive(Clone)]
 struct RestState {
     core: Arc<Core>,
+    /// What `duet/status` reads.
+    ops: Arc<crate::ops::Ops>,
     throttle: Arc<Throttle>,
     /// Where the download URLs put in sent messages point.
     urls: crate::media::Urls,
@@ -56,12 +59,13 @@ struct RestState {
 /// it they are built from the request's `Host`, with `https://` when `tls` (the server serves TLS).
 pub(crate) fn router(
     core: Arc<Core>,
+    ops: Arc<crate::ops::Ops>,
     throttle: Arc<Throttle>,
     msglog: Arc<crate::msglog::MsgLog>,
     media_public_url: Option<&str>,
     tls: bool,
 ) -> Router {
-    let state = RestState { core, throttle, urls: crate::media::Urls::new(media_public_url, tls), msglog };
+    let state = RestState { core, ops, throttle, urls: crate::media::Urls::new(media_public_url, tls), msglog };
     Router::new().fallback(dispatch).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)).with_state(state)
 }
 
@@ -101,7 +105,7 @@ impl IntoResponse for Json {
 }
 
 async fn dispatch(
-    State(RestState { core, throttle, urls, msglog }): State<RestState>,
+    State(RestState { core, ops, throttle, urls, msglog }): State<RestState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
     headers: HeaderMap,
@@ -115,7 +119,8 @@ async fn dispatch(
         let body = body.map_err(|e| too_large(svc, &e))?;
         let body = duet_proto::rest::parse_body(svc, &body)?;
         let media_base = urls.base(&headers, &uri);
-        let ctx = Ctx { core: &core, msglog: &msglog, media_base: &media_base, caller: &caller, service: svc, command };
+        let ctx =
+            Ctx { core: &core, ops: &ops, msglog: &msglog, media_base: &media_base, caller: &caller, service: svc, command };
         run(ctx, &body).await
     }
     .await;
@@ -132,6 +137,7 @@ async fn dispatch(
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
     core: &'a Core,
+    ops: &'a crate::ops::Ops,
     msglog: &'a crate::msglog::MsgLog,
     /// The base of the download URLs put in sent messages (and of the message log's).
     media_base: &'a str,
@@ -194,6 +200,7 @@ async fn run(ctx: Ctx<'_>, body: &Value) -> Result<Json, ApiError> {
         Command::GetHistory => msgsvc::get_history(ctx, body).await,
         Command::SetNoSpeaking => openconfigsvr::setnospeaking(ctx, body).await,
         Command::GetNoSpeaking => openconfigsvr::getnospeaking(ctx, body).await,
+        Command::Status => duet::status(ctx).await,
     }
 }
 
