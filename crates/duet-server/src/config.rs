@@ -44,6 +44,8 @@ pub struct FileConfig {
     pub metrics_listen: Option<String>,
     /// Seconds readiness is off before connections are closed at shutdown (default 0).
     pub drain_secs: Option<u32>,
+    /// The admin page at `/admin` (default false: 404).
+    pub admin_page: Option<bool>,
     /// Where uploads' bytes go: an `s3://bucket/optional/prefix` URL (default: the media directory).
     pub media_store: Option<String>,
     pub offline_retention_days: Option<u32>,
@@ -462,6 +464,9 @@ pub struct Config {
     /// After a shutdown signal, how long the server keeps serving with readiness off (`/readyz` 503), so
     /// that load balancers stop sending it traffic before its connections are told to go (default 0).
     pub drain_delay: Duration,
+    /// The admin page at `/admin`, which shows `duet/status` to whoever has the admin's UserSig (default
+    /// false: everything under `/admin` is 404).
+    pub admin_page: bool,
 }
 
 /// What one user or one address may do in a given time, against floods and guessing
@@ -642,6 +647,7 @@ impl Config {
             message_log: MessageLogConfig::default(),
             demo: false,
             drain_delay: Duration::ZERO,
+            admin_page: false,
         }
     }
 }

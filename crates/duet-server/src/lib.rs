@@ -272,6 +272,7 @@ pub async fn run(
         .merge(msglog::router(msglog.clone()))
         .merge(demo)
         .merge(ops::health_router(health.clone()))
+        .merge(ops::admin_page(config.admin_page))
         .merge(http::body::deadline(
             rest::router(core.clone(), ops, throttle, msglog, public_url, tls),
             limits.body_timeout,

@@ -97,6 +97,11 @@ pub struct AppArgs {
     /// load balancers stop sending traffic first [default: 0]
     #[arg(long, env = "DUET_DRAIN_SECS", value_name = "SECS")]
     drain_secs: Option<u32>,
+    /// The admin page at /admin (the server at a glance, for whoever has the admin's UserSig): 1, 0, true
+    /// or false; the flag alone means true [default: false]
+    #[arg(long, env = "DUET_ADMIN_PAGE", value_name = "BOOL", value_parser = parse_bool, num_args = 0..=1,
+          default_missing_value = "true")]
+    admin_page: Option<bool>,
 }
 
 pub struct Settings {
@@ -342,6 +347,7 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
         (Some(_), None) => bail!("--tls-cert needs --tls-key (tls_key in the config file): the certificate's key"),
         (None, Some(_)) => bail!("--tls-key needs --tls-cert (tls_cert in the config file): the certificate chain"),
     };
+    config.admin_page = args.admin_page.or(file.admin_page).unwrap_or(false);
     if let Some(secs) = args.drain_secs.or(file.drain_secs) {
         config.drain_delay = std::time::Duration::from_secs(secs.into());
     }

@@ -38,7 +38,9 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
     let server = args.server.clone().unwrap_or(default_server);
     let admin = args.identifier.clone().unwrap_or(default_admin);
     let (sdkappid, usersig) = match &args.usersig {
-        Some(sig) => (app_key(&args.key).map(|(id, _)| id).unwrap_or(duet_server::config::DEFAULT_SDKAPPID), sig.clone()),
+        Some(sig) => {
+            (app_key(&args.key).map(|(id, _)| id).unwrap_or(duet_server::config::DEFAULT_SDKAPPID), sig.clone())
+        }
         None => {
             let (sdkappid, key) = app_key(&args.key).map_err(usage)?;
             (sdkappid, duet_core::usersig::generate(&key, sdkappid, &admin, SystemClock.now_secs(), 300, None))

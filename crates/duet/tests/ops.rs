@@ -117,8 +117,12 @@ async fn readiness_turns_off_when_the_store_stops_and_liveness_stays() {
     })
     .await;
     assert_eq!((status, body.as_str()), (503, "not ready: store\n"));
-    let r = post(&http, &admin_url(&server.addr, "openim/sendmsg"), json!({"To_Account": "administrator", "MsgRandom": 1,
-        "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "after"}}]}))
+    let r = post(
+        &http,
+        &admin_url(&server.addr, "openim/sendmsg"),
+        json!({"To_Account": "administrator", "MsgRandom": 1,
+        "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "after"}}]}),
+    )
     .await;
     assert_ne!(r["ErrorCode"], 0, "a send was acknowledged by a stopped store: {r}");
     // Still alive (the process answers), and the metric says what /readyz says.
@@ -177,4 +181,141 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         wanted.sort_unstable();
         (found == wanted).then(|| value.parse().ok()).flatten()
     })
+}
+
+async fn import(http: &reqwest::Client, addr: &str, users: &[&str]) {
+    for user in users {
+        let r = post(http, &admin_url(addr, "im_open_login_svc/account_import"), json!({"UserID": user})).await;
+        assert_eq!(r["ErrorCode"], 0, "{r}");
+    }
+}
+
+async fn rest_send(http: &reqwest::Client, addr: &str, from: &str, to: &str, random: u32) -> Value {
+    let body = json!({"From_Account": from, "To_Account": to, "MsgRandom": random, "SyncOtherMachine": 2,
+        "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": format!("hello {random}")}}]});
+    post(http, &admin_url(addr, "openim/sendmsg"), body).await
+}
+
+/// `duet status`, run as an operator would beside the server (the key from the data directory).
+fn duet_status(data: &std::path::Path, server: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(["status", "--server", &format!("http://{server}"), "--data"])
+        .arg(data)
+        .args(extra)
+        .env_remove("DUET_SECRET_KEY")
+        .env("DUET_SDKAPPID", SDKAPPID.to_string())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duet_status_tells_the_servers_figures() {
+    let data = tempfile::tempdir().unwrap();
+    // The key is in the data directory, as `serve` generates it: `duet status` signs with it.
+    std::fs::create_dir_all(data.path()).unwrap();
+    std::fs::write(data.path().join("secret_key"), KEY).unwrap();
+    let server = start(data.path(), &["--admin-page"]);
+    let http = reqwest::Client::new();
+    import(&http, &server.addr, &["alice", "bob", "carol"]).await;
+    for random in 1..=4 {
+        assert_eq!(rest_send(&http, &server.addr, "alice", "bob", random).await["ErrorCode"], 0);
+    }
+    let mut clients = Vec::new();
+    for (user, platform) in [("bob", duet_client::Platform::Web), ("carol", duet_client::Platform::Android)] {
+        let mut config = duet_client::ClientConfig::new(format!("http://{}", server.addr), user, sig(user));
+        config.platform = platform;
+        let (client, events) = duet_client::Client::connect(config).await.expect("logs in");
+        clients.push((client, events));
+    }
+
+    let out = duet_status(data.path(), &server.addr, &["--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["ErrorCode"], 0, "{s}");
+    assert_eq!(s["Version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(s["Ready"], true);
+    assert_eq!(s["Store"], "embedded");
+    // The three imported and the admin, whose first REST call registered it.
+    assert_eq!(s["Accounts"], 4, "{s}");
+    assert_eq!(s["Messages"], 4, "{s}");
+    assert_eq!(s["Connections"], 2, "{s}");
+    assert_eq!(s["ConnectionsByPlatform"], json!({"Android": 1, "Web": 1}), "{s}");
+    assert_eq!(s["RoamingRetentionSecs"], 7 * 86_400);
+    assert_eq!(s["PushOutbox"], Value::Null);
+    assert!(s["StoreBytes"].as_u64().unwrap() > 0);
+
+    let out = duet_status(data.path(), &server.addr, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.starts_with(&format!("duet {} at http://{}: ready\n", env!("CARGO_PKG_VERSION"), server.addr)),
+        "{table}"
+    );
+    for line in [
+        "  accounts     4\n",
+        "  messages     4\n",
+        "  connections  2 (Android 1, Web 1)\n",
+        "  retention    history 7 days, offline 7 days\n",
+        "  push         no provider configured\n",
+    ] {
+        assert!(table.contains(line), "{line:?} missing from:\n{table}");
+    }
+
+    // A connection that ends stops counting.
+    let (carol, _) = clients.pop().unwrap();
+    carol.logout().await.unwrap();
+    let connections = eventually(Duration::from_secs(5), "carol's connection to end", || async {
+        let out = duet_status(data.path(), &server.addr, &["--json"]);
+        let s: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (s["Connections"] == 1).then_some(s["ConnectionsByPlatform"].clone())
+    })
+    .await;
+    assert_eq!(connections, json!({"Web": 1}));
+
+    // The admin page is served when asked for; the status itself needs the admin's UserSig.
+    let page = http.get(format!("http://{}/admin", server.addr)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(page.text().await.unwrap().contains("/admin/admin.js"));
+    let script = http.get(format!("http://{}/admin/admin.js", server.addr)).send().await.unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(script.text().await.unwrap().contains("/v4/duet/status"));
+    let url = format!(
+        "http://{}/v4/duet/status?sdkappid={SDKAPPID}&identifier=alice&usersig={}&random=1&contenttype=json",
+        server.addr,
+        sig("alice")
+    );
+    let refused = post(&http, &url, json!({})).await;
+    assert_eq!(refused["ErrorCode"], 60010, "{refused}");
+    assert_eq!(refused.get("Accounts"), None, "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_page_is_off_by_default_and_status_fails_clearly() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &[]);
+    let http = reqwest::Client::new();
+    for path in ["/admin", "/admin/", "/admin/admin.js"] {
+        let r = http.get(format!("http://{}{path}", server.addr)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    // A wrong key: the server refuses the UserSig, and `duet status` says so in one line.
+    let out = Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(["status", "--server", &format!("http://{}", server.addr), "--secret-key", "not-the-key"])
+        .env("DUET_SDKAPPID", SDKAPPID.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: ") && err.contains("refused") && err.contains("ErrorCode 70"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // Nobody there.
+    drop(server);
+    let out = Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(["status", "--server", "http://127.0.0.1:9", "--secret-key", KEY])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: asking http://127.0.0.1:9 for its status"), "{err}");
 }

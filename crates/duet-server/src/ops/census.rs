@@ -30,11 +30,7 @@ impl Census {
 
     /// Each platform with its connections, those with none too.
     pub(crate) fn snapshot(&self) -> Vec<(Platform, u64)> {
-        PLATFORMS
-            .iter()
-            .zip(&self.by_platform)
-            .map(|(p, n)| (*p, n.load(Ordering::Relaxed).max(0) as u64))
-            .collect()
+        PLATFORMS.iter().zip(&self.by_platform).map(|(p, n)| (*p, n.load(Ordering::Relaxed).max(0) as u64)).collect()
     }
 }
 

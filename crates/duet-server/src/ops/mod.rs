@@ -157,3 +157,33 @@ impl Ops {
         })
     }
 }
+
+/// The admin page at `/admin` (`Config::admin_page`): one page that asks `duet/status` as the admin and
+/// shows it; off, every path under `/admin` is 404.
+pub(crate) fn admin_page(on: bool) -> Router {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; \
+                       base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+    let file = |content_type: &'static str, body: &'static str| {
+        get(move || async move {
+            let headers = [
+                (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+                (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+                (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ];
+            (headers, body).into_response()
+        })
+    };
+    let gone = || axum::routing::any(|| async { StatusCode::NOT_FOUND });
+    if !on {
+        return Router::new().route("/admin", gone()).route("/admin/", gone()).route("/admin/{*path}", gone());
+    }
+    let page = include_str!("admin/index.html");
+    Router::new()
+        .route("/admin", file("text/html; charset=utf-8", page))
+        .route("/admin/", file("text/html; charset=utf-8", page))
+        .route("/admin/admin.js", file("text/javascript; charset=utf-8", include_str!("admin/admin.js")))
+        .route("/admin/{*path}", gone())
+}

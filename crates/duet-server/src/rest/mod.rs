@@ -119,8 +119,15 @@ async fn dispatch(
         let body = body.map_err(|e| too_large(svc, &e))?;
         let body = duet_proto::rest::parse_body(svc, &body)?;
         let media_base = urls.base(&headers, &uri);
-        let ctx =
-            Ctx { core: &core, ops: &ops, msglog: &msglog, media_base: &media_base, caller: &caller, service: svc, command };
+        let ctx = Ctx {
+            core: &core,
+            ops: &ops,
+            msglog: &msglog,
+            media_base: &media_base,
+            caller: &caller,
+            service: svc,
+            command,
+        };
         run(ctx, &body).await
     }
     .await;
