@@ -212,16 +212,19 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 /// The process's own figures, with the names every Prometheus client library uses.
 fn process(out: &mut String) {
     let Some(p) = ProcessFigures::read() else { return };
-    let rows: [(&str, &str, &str, f64); 5] = [
+    let rows: [(&str, &str, &str, f64); 4] = [
         ("process_cpu_seconds_total", "counter", "User and system CPU time spent.", p.cpu_seconds),
         ("process_resident_memory_bytes", "gauge", "Resident memory size.", p.resident_bytes as f64),
         ("process_virtual_memory_bytes", "gauge", "Virtual memory size.", p.virtual_bytes as f64),
         ("process_open_fds", "gauge", "Open file descriptors (each connection is one).", p.open_fds as f64),
-        ("process_start_time_seconds", "gauge", "Start time since the epoch.", p.start_time_seconds),
     ];
     for (name, kind, help, value) in rows {
         header(out, name, kind, help);
         let _ = writeln!(out, "{name} {value}");
+    }
+    if let Some(start) = p.start_time_seconds {
+        header(out, "process_start_time_seconds", "gauge", "Start time since the epoch.");
+        let _ = writeln!(out, "process_start_time_seconds {start}");
     }
     if let Some(max) = p.max_fds {
         header(out, "process_max_fds", "gauge", "The open-file limit.");
@@ -235,7 +238,7 @@ struct ProcessFigures {
     virtual_bytes: u64,
     open_fds: usize,
     max_fds: Option<u64>,
-    start_time_seconds: f64,
+    start_time_seconds: Option<f64>,
 }
 
 impl ProcessFigures {
@@ -247,17 +250,17 @@ impl ProcessFigures {
         let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
         let ticks = rustix::param::clock_ticks_per_second() as f64;
         let page = rustix::param::page_size() as u64;
+        // The boot time is in /proc/stat, which a hardened unit may hide (`ProcSubset=pid`).
         let boot = std::fs::read_to_string("/proc/stat")
-            .ok()?
-            .lines()
-            .find_map(|l| l.strip_prefix("btime ").and_then(|t| t.trim().parse::<u64>().ok()))?;
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ").and_then(|t| t.trim().parse::<u64>().ok())));
         Some(ProcessFigures {
             cpu_seconds: (field(14)? + field(15)?) as f64 / ticks,
             resident_bytes: field(24)? * page,
             virtual_bytes: field(23)?,
             open_fds: std::fs::read_dir("/proc/self/fd").map(Iterator::count).unwrap_or(0),
             max_fds: crate::open_files::limit(),
-            start_time_seconds: boot as f64 + field(22)? as f64 / ticks,
+            start_time_seconds: boot.zip(field(22)).map(|(boot, start)| boot as f64 + start as f64 / ticks),
         })
     }
 }
