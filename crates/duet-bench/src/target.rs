@@ -323,6 +323,8 @@ impl OwnServer {
             .env_remove("DUET_SENDS_PER_SEC")
             .envs((!send_limit).then_some(("DUET_SENDS_PER_SEC", "1000000")))
             .env("RUST_LOG", "info")
+            // Text lines: the address is read from them.
+            .env("DUET_LOG_FORMAT", "text")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -216,11 +216,11 @@ impl Callbacks {
             if let Some(id) = event_id {
                 request = request.header(EVENT_ID_HEADER, id.to_string());
             }
-            let response = request.send().await.map_err(|e| fail(format!("request: {e}")))?;
+            let response = request.send().await.map_err(|e| fail(format!("request: {}", described(e))))?;
             if response.status() != reqwest::StatusCode::OK {
                 return Err(fail(format!("HTTP {}", response.status())));
             }
-            response.json::<Value>().await.map_err(|e| fail(format!("the answer is not JSON: {e}")))
+            response.json::<Value>().await.map_err(|e| fail(format!("the answer is not JSON: {}", described(e))))
         };
         match tokio::time::timeout(timeout, call).await {
             Ok(outcome) => outcome,
@@ -255,6 +255,20 @@ impl Callbacks {
             }
         }
     }
+}
+
+/// A failed call's error with its causes, without its URL: the URL's query holds the signature (`Sign`),
+/// and the reason is logged.
+fn described(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// `Sign`: the lowercase hex SHA-256 of the token followed by the request time (Tencent's

@@ -11,6 +11,7 @@ use crate::hub::{Hub, LoginPolicy, Notice, Push};
 use crate::media::Media;
 use crate::messages::{Fanout, Messages, Retention, Subscriber};
 use crate::push::{Provider, PushConfig, Pusher};
+use crate::redact::Secret;
 use crate::relations::{Permissions, Relations};
 use crate::sessions::Sessions;
 use crate::store::Store;
@@ -23,7 +24,8 @@ const REMOTE_PAGE_BYTES: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     pub sdkappid: u64,
-    pub secret_key: String,
+    /// The key UserSigs are signed with (`Debug` shows it redacted).
+    pub secret_key: Secret,
     /// UserIDs allowed to call the REST API and to send as anyone.
     pub admins: Vec<String>,
     /// How long a message waits in the sync log for offline devices, at most (Tencent: 7 days).
@@ -53,7 +55,7 @@ impl CoreConfig {
     pub fn new(sdkappid: u64, secret_key: impl Into<String>) -> CoreConfig {
         CoreConfig {
             sdkappid,
-            secret_key: secret_key.into(),
+            secret_key: Secret::new(secret_key),
             admins: vec!["administrator".into()],
             offline_retention_secs: 7 * Self::DAY,
             roaming_retention_secs: 7 * Self::DAY,

@@ -16,7 +16,7 @@
 //!
 //! Below them: [`hub`] (this node's live sessions), [`store`] (the storage traits every backend
 //! implements), [`error`], [`model`] (plain data), [`msglog`] (the message log's hours and time zone),
-//! [`usersig`] (Tencent's UserSig v2), [`clock`].
+//! [`usersig`] (Tencent's UserSig v2), [`clock`], [`redact`] (how secrets show in logs).
 
 pub mod accounts;
 pub mod callbacks;
@@ -28,6 +28,7 @@ pub mod messages;
 pub mod model;
 pub mod msglog;
 pub mod push;
+pub mod redact;
 pub mod relations;
 pub mod retention;
 pub mod sessions;

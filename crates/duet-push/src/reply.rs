@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use duet_core::push::{Outcome, ProviderKind, redact};
+use duet_core::push::{Outcome, ProviderKind};
+use duet_core::redact::{redact, scrub};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::de::DeserializeOwned;
@@ -138,8 +139,20 @@ impl Reply {
     }
 }
 
-/// Logs a push that did not go out (the token only through [`redact`]) and hands its outcome back.
+/// Logs a push that did not go out (the token only through [`redact`]) and hands its outcome back, with
+/// the token scrubbed from its reason: some makers echo the token in their answer, and the worker logs
+/// the reason again.
 pub(crate) fn logged(provider: ProviderKind, token: &str, outcome: Outcome) -> Outcome {
+    let clean = |reason: String| match scrub(&reason, token) {
+        std::borrow::Cow::Borrowed(_) => reason,
+        std::borrow::Cow::Owned(scrubbed) => scrubbed,
+    };
+    let outcome = match outcome {
+        Outcome::Sent => return Outcome::Sent,
+        Outcome::Retry { after, reason } => Outcome::Retry { after, reason: clean(reason) },
+        Outcome::InvalidToken { reason } => Outcome::InvalidToken { reason: clean(reason) },
+        Outcome::Failed { reason } => Outcome::Failed { reason: clean(reason) },
+    };
     match &outcome {
         Outcome::Sent => {}
         Outcome::Retry { after, reason } => {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use duet_core::CoreConfig;
 use duet_core::media::MediaLimits;
 use duet_core::push::{PushConfig, Texts};
+use duet_core::redact::Secret;
 use duet_push::ProvidersConfig;
 use duet_store_sqlite::Durability;
 use serde::Deserialize;
@@ -31,7 +32,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data: Option<PathBuf>,
     pub sdkappid: Option<u64>,
-    pub secret_key: Option<String>,
+    /// The app's key (`Debug` shows it redacted).
+    pub secret_key: Option<Secret>,
     pub admins: Option<Vec<String>>,
     /// `"fsync"` (default) or `"relaxed"`.
     pub durability: Option<DurabilityName>,
@@ -85,6 +87,9 @@ pub struct FileConfig {
     /// Demo mode: the chat page at `/demo`, which hands a UserSig to anyone who asks (default: on only
     /// for a server started with no configuration at all).
     pub demo: Option<bool>,
+    /// How log lines are written: `"text"` (default) or `"json"` (read by the binary, which sets up
+    /// logging).
+    pub log_format: Option<LogFormat>,
 }
 
 /// The `[message_log]` table: Tencent's hourly message-log download (`open_msg_svc/get_history`).
@@ -330,6 +335,28 @@ impl From<MultiLoginName> for duet_core::hub::MultiLogin {
             MultiLoginName::Dual => MultiLogin::Dual,
             MultiLoginName::Triple => MultiLogin::Triple,
             MultiLoginName::Multi => MultiLogin::Multi,
+        }
+    }
+}
+
+/// How log lines are written (`docs/operations.md`, "Logs").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people: one line per event, the span's fields before it.
+    #[default]
+    Text,
+    /// For machines: one JSON object per line, with the current span's fields.
+    Json,
+}
+
+impl LogFormat {
+    /// The format named `name` (`text` or `json`), as the flag and the environment variable say it.
+    pub fn from_name(name: &str) -> Option<LogFormat> {
+        match name {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
         }
     }
 }

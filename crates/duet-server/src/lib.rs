@@ -15,11 +15,13 @@
 //!   process's open-file limit.
 //! * `ops`: `/healthz` and `/readyz` (on both listeners), and Prometheus metrics at `/metrics` on the
 //!   metrics listener ([`Listeners::metrics`]).
+//! * `logs`: the correlation ids and spans that tie log lines to a REST call or a connection.
 
 pub mod config;
 mod content;
 mod demo;
 mod http;
+mod logs;
 pub mod media;
 pub mod msglog;
 mod ops;
@@ -241,8 +243,12 @@ pub async fn run(
 
     tracker.spawn(retention::run(core.clone(), config.purge_interval, token.clone().cancelled_owned()));
 
-    let msglog =
-        Arc::new(msglog::MsgLog::new(&config.data_dir, config.message_log, &config.core.secret_key, clock.clone()));
+    let msglog = Arc::new(msglog::MsgLog::new(
+        &config.data_dir,
+        config.message_log,
+        config.core.secret_key.expose(),
+        clock.clone(),
+    ));
     tracker.spawn(msglog.clone().run(export_store, token.clone().cancelled_owned()));
 
     let public_url = config.media.public_url.as_deref();
@@ -259,7 +265,8 @@ pub async fn run(
     };
     let limits = config.http;
     let demo = if config.demo {
-        let router = demo::router(core.clone(), throttle.clone(), config.core.sdkappid, &config.core.secret_key);
+        let router =
+            demo::router(core.clone(), throttle.clone(), config.core.sdkappid, config.core.secret_key.expose());
         http::body::deadline(router, limits.body_timeout)
     } else {
         demo::closed()

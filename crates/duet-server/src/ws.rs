@@ -40,6 +40,7 @@ use futures_util::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::content::WireContent;
 use crate::throttle::Throttle;
@@ -105,7 +106,8 @@ pub(crate) async fn connect(
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| {
             let tracker = state.tracker.clone();
-            tracker.track_future(run(state, socket, peer.ip(), media_base))
+            let span = crate::logs::connection_span(peer.ip());
+            tracker.track_future(run(state, socket, peer.ip(), media_base).instrument(span))
         })
 }
 
@@ -135,6 +137,7 @@ async fn run(state: WsState, mut socket: WebSocket, ip: IpAddr, media_base: Stri
         resume_at: None,
         typing_sent: std::collections::HashMap::new(),
     };
+    let since = tokio::time::Instant::now();
     let end = conn.serve(&state.shutdown, state.timeouts.idle).await;
     match end {
         End::Logout => conn.core.sessions().logout(&conn.session).await,
@@ -143,6 +146,9 @@ async fn run(state: WsState, mut socket: WebSocket, ip: IpAddr, media_base: Stri
         _ => conn.core.sessions().disconnect(&conn.session, Gone::Closed).await,
     }
     close(&mut conn.socket, end, deadline).await;
+    let close_code = end.close().map(|(code, _)| code);
+    let session_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(?end, close_code, session_ms, "session ended");
 }
 
 /// Closes the connection with `end`'s close code and reason (`docs/protocol.md`, *Closing*).
@@ -204,37 +210,35 @@ async fn login(state: &WsState, socket: &mut WebSocket, ip: IpAddr) -> Result<(S
         Ok(ClientFrame::Login { id, protocol, user, usersig, platform, device, transient, live }) => {
             if protocol != PROTOCOL_VERSION {
                 let info = format!("protocol {protocol} is not supported; this server speaks {PROTOCOL_VERSION}");
-                send(socket, &error(id, client::code::UNSUPPORTED_PROTOCOL, info), state.timeouts.write).await;
-                return Err(End::Refused);
+                return Err(refuse(socket, id, client::code::UNSUPPORTED_PROTOCOL, info, state.timeouts.write).await);
             }
             let kind = if transient { SessionKind::Transient { live } } else { SessionKind::Device };
             (id, user, usersig, platform, device, kind)
         }
         Ok(other) => {
-            send(socket, &error(request_id(&other), client::code::NOT_LOGGED_IN, "log in first"), state.timeouts.write)
-                .await;
-            return Err(End::Refused);
+            let id = request_id(&other);
+            return Err(refuse(socket, id, client::code::NOT_LOGGED_IN, "log in first", state.timeouts.write).await);
         }
         Err((id, why)) => {
             // Under the frame's id when it has one: a login refused for a field (a device id over its
             // limit) is answered like any other refused login.
-            send(socket, &error(id, client::code::INVALID_PARAMS, why), state.timeouts.write).await;
-            return Err(End::Refused);
+            return Err(refuse(socket, id, client::code::INVALID_PARAMS, why, state.timeouts.write).await);
         }
     };
     if let Err(why) = duet_proto::rest::validate_user_id(&user) {
-        send(socket, &error(id, client::code::INVALID_USER_ID, why), state.timeouts.write).await;
-        return Err(End::Refused);
+        return Err(refuse(socket, id, client::code::INVALID_USER_ID, why, state.timeouts.write).await);
     }
+    // Who tried, from here on: a valid UserID.
+    tracing::Span::current().record("user", user.as_str());
     if let Err(t) = state.throttle.login_allowed(ip, &user) {
-        send(socket, &error(id, code::TOO_MANY_FAILED_LOGINS, t.info()), state.timeouts.write).await;
-        return Err(End::Refused);
+        return Err(refuse(socket, id, code::TOO_MANY_FAILED_LOGINS, t.info(), state.timeouts.write).await);
     }
     let client_ip = Some(ip.to_string());
     match state.core.sessions().login(&user, &usersig, platform_to_model(platform), &device, kind, client_ip).await {
         Ok(ok) => {
             let reply = ServerFrame::LoggedIn { id, user, server_time: state.core.clock().now_ms(), latest: ok.latest };
             if send(socket, &reply, state.timeouts.write).await {
+                logged_in(&ok.session);
                 Ok((ok.session, ok.claims))
             } else {
                 state.core.sessions().disconnect(&ok.session, Gone::Closed).await;
@@ -246,20 +250,35 @@ async fn login(state: &WsState, socket: &mut WebSocket, ip: IpAddr) -> Result<(S
                 state.throttle.failed_login(ip, &user);
             }
             let e = crate::rest::error::auth(e, &user, state.core.config().sdkappid);
-            send(socket, &error(id, e.code, e.info), state.timeouts.write).await;
-            Err(End::Refused)
+            Err(refuse(socket, id, e.code, e.info, state.timeouts.write).await)
         }
         Err(LoginError::Core(e)) => {
             tracing::error!(error = %e, "login failed");
-            send(
-                socket,
-                &error(id, code::MSG_SERVER_INTERNAL, "internal server error, please retry"),
-                state.timeouts.write,
-            )
-            .await;
-            Err(End::Refused)
+            let info = "internal server error, please retry";
+            Err(refuse(socket, id, code::MSG_SERVER_INTERNAL, info, state.timeouts.write).await)
         }
     }
+}
+
+/// Refuses a login: logs it (the one line of a refused login) and tells the client why.
+async fn refuse(socket: &mut WebSocket, id: u64, code: u32, reason: impl Into<String>, deadline: Duration) -> End {
+    let reason = reason.into();
+    tracing::info!(code, %reason, "login refused");
+    send(socket, &error(id, code, reason), deadline).await;
+    End::Refused
+}
+
+/// Records the session in the connection's span and logs the login (its one line).
+fn logged_in(session: &Session) {
+    let kind = match session.kind {
+        SessionKind::Device => "device",
+        SessionKind::Transient { live: false } => "transient",
+        SessionKind::Transient { live: true } => "transient_live",
+    };
+    let (user, platform, device) = (session.user.as_str(), session.platform.name(), session.device.as_str());
+    let span = tracing::Span::current();
+    span.record("user", user).record("platform", platform).record("device", device);
+    tracing::info!(user, platform, device, kind, "login");
 }
 
 /// How a connection ends, and what its close frame says (`docs/protocol.md`, *Closing*).

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use duet_server::config::{self, BlacklistCheckName, Config, DurabilityName, FileConfig, TlsConfig};
+use duet_core::redact::Secret;
+use duet_server::config::{self, BlacklistCheckName, Config, DurabilityName, FileConfig, LogFormat, TlsConfig};
 
 /// What names the app and its key: what `serve` and `usersig` share.
 #[derive(Args, Debug, Clone)]
@@ -23,7 +24,7 @@ pub struct KeyArgs {
     sdkappid: Option<u64>,
     /// The app's secret key [default: the one `serve` generated into the data directory's secret_key file]
     #[arg(long, env = "DUET_SECRET_KEY", hide_env_values = true)]
-    secret_key: Option<String>,
+    secret_key: Option<Secret>,
 }
 
 /// The server's flags.
@@ -102,12 +103,18 @@ pub struct AppArgs {
     #[arg(long, env = "DUET_ADMIN_PAGE", value_name = "BOOL", value_parser = parse_bool, num_args = 0..=1,
           default_missing_value = "true")]
     admin_page: Option<bool>,
+    /// Log lines as `text` or as `json` (an object a line, with the fields of the request or connection
+    /// it belongs to); RUST_LOG filters them [default: text]
+    #[arg(long, env = "DUET_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
 }
 
 pub struct Settings {
     pub listen: String,
     /// The metrics listener's address (`--metrics-listen`), if any.
     pub metrics_listen: Option<String>,
+    /// How `serve` writes its log lines.
+    pub log_format: LogFormat,
     /// Demo mode (`config.demo`) was asked for rather than on by default.
     pub demo_asked: bool,
 
@@ -177,9 +184,9 @@ fn sdkappid(args: &KeyArgs, file: &FileConfig) -> u64 {
 
 /// The configured key: the flag's, the environment's or the file's.
 fn configured_key(args: &KeyArgs, file: &FileConfig) -> anyhow::Result<Option<String>> {
-    match args.secret_key.clone().or(file.secret_key.clone()) {
+    match args.secret_key.as_ref().or(file.secret_key.as_ref()).map(Secret::expose) {
         Some(key) if key.trim().is_empty() => bail!("the secret key must not be empty"),
-        other => Ok(other),
+        other => Ok(other.map(str::to_owned)),
     }
 }
 
@@ -353,7 +360,8 @@ pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Setting
     }
     let metrics_listen = args.metrics_listen.clone().or(file.metrics_listen.clone()).filter(|a| !a.trim().is_empty());
     let listen = listen.or(file.listen).unwrap_or_else(|| config::DEFAULT_LISTEN.into());
-    Ok(Settings { listen, metrics_listen, demo_asked: demo_choice.is_some(), config, tls })
+    let log_format = args.log_format.as_deref().and_then(LogFormat::from_name).or(file.log_format).unwrap_or_default();
+    Ok(Settings { listen, metrics_listen, log_format, demo_asked: demo_choice.is_some(), config, tls })
 }
 
 /// Whether demo mode is on: as asked (`--demo`/`--no-demo`, `DUET_DEMO`, `demo` in the file, in that

@@ -62,7 +62,7 @@ impl MuteTime {
 #[derive(Debug, Clone)]
 pub struct AppIdentity {
     pub sdkappid: u64,
-    pub secret_key: String,
+    pub secret_key: crate::redact::Secret,
     /// UserIDs allowed to call the REST API and to send as anyone.
     pub admins: Vec<String>,
 }
@@ -128,8 +128,13 @@ impl Accounts {
 
     /// Checks that `usersig` is a valid, current ticket of this app for `identifier`.
     pub fn authenticate(&self, identifier: &str, usersig: &str) -> Result<Claims, AuthError> {
-        let claims =
-            usersig::verify(&self.app.secret_key, self.app.sdkappid, identifier, usersig, self.clock.now_secs())?;
+        let claims = usersig::verify(
+            self.app.secret_key.expose(),
+            self.app.sdkappid,
+            identifier,
+            usersig,
+            self.clock.now_secs(),
+        )?;
         let revoked_before = self.revoked.read().unwrap_or_else(|e| e.into_inner()).get(identifier).copied();
         if revoked_before.is_some_and(|before| claims.time < before) {
             return Err(AuthError::Revoked);

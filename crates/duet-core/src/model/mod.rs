@@ -638,8 +638,9 @@ impl std::str::FromStr for ProviderKind {
     }
 }
 
-/// A device's push registration: where its pushes go while it is not connected.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A device's push registration: where its pushes go while it is not connected. `Debug` shows the token
+/// redacted.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PushDevice {
     pub user: String,
     /// The device id its login gave.
@@ -653,6 +654,22 @@ pub struct PushDevice {
     pub lang: Option<String>,
     /// When the device was last connected (unix seconds): set at registration and at each disconnect.
     pub seen_at: i64,
+}
+
+impl std::fmt::Debug for PushDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let PushDevice { user, device, platform, provider, token, app_id, lang, seen_at } = self;
+        f.debug_struct("PushDevice")
+            .field("user", user)
+            .field("device", device)
+            .field("platform", platform)
+            .field("provider", provider)
+            .field("token", &crate::redact::redact(token))
+            .field("app_id", app_id)
+            .field("lang", lang)
+            .field("seen_at", seen_at)
+            .finish()
+    }
 }
 
 /// A message a queued push announces, as the outbox holds it.

@@ -25,13 +25,14 @@ use std::time::Duration;
 
 pub use content::{Languages, Texts};
 pub use provider::{
-    AndroidOptions, ApnsOptions, Notification, Outcome, Provider, ProviderKind, Target, UnknownProvider, redact,
+    AndroidOptions, ApnsOptions, Notification, Outcome, Provider, ProviderKind, Target, UnknownProvider,
 };
 
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::hub::{DeviceState, Hub, Session, SessionKind};
 use crate::model::{Delivery, Dnd, LogEvent, Outgoing, PushDevice, QueuedPush, ReceiveOpt, Settle};
+use crate::redact::redact;
 use crate::store::{self, Claimed, Store};
 
 /// How pushes are sent.
@@ -70,13 +71,25 @@ impl Default for PushConfig {
     }
 }
 
-/// What a device asks to register.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a device asks to register. `Debug` shows the token redacted.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Registration {
     pub provider: ProviderKind,
     pub token: String,
     pub app_id: Option<String>,
     pub lang: Option<String>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Registration { provider, token, app_id, lang } = self;
+        f.debug_struct("Registration")
+            .field("provider", provider)
+            .field("token", &redact(token))
+            .field("app_id", app_id)
+            .field("lang", lang)
+            .finish()
+    }
 }
 
 /// Why a registration was refused.
@@ -374,17 +387,17 @@ impl Pusher {
             }
             Outcome::Retry { reason, .. } if push.attempts + 1 < self.config.max_attempts => {
                 stats.retried.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(provider = %d.provider, token = redact(&d.token), reason, attempt = push.attempts + 1, "push: will try again");
+                tracing::info!(provider = %d.provider, token = %redact(&d.token), reason, attempt = push.attempts + 1, "push: will try again");
                 Settled::Retry { attempts: push.attempts }
             }
             Outcome::Retry { reason, .. } => {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(provider = %d.provider, token = redact(&d.token), reason, "push: dropped after its last attempt");
+                tracing::warn!(provider = %d.provider, token = %redact(&d.token), reason, "push: dropped after its last attempt");
                 Settled::Failed
             }
             Outcome::InvalidToken { reason } => {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(provider = %d.provider, token = redact(&d.token), reason, "push: token invalid, forgetting it");
+                tracing::warn!(provider = %d.provider, token = %redact(&d.token), reason, "push: token invalid, forgetting it");
                 match self.store.remove_push_token(d.provider, d.token.clone()).await {
                     Ok(n) => {
                         stats.tokens_removed.fetch_add(n, Ordering::Relaxed);
@@ -395,7 +408,7 @@ impl Pusher {
             }
             Outcome::Failed { reason } => {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(provider = %d.provider, token = redact(&d.token), reason, "push: failed");
+                tracing::warn!(provider = %d.provider, token = %redact(&d.token), reason, "push: failed");
                 Settled::Failed
             }
         }

@@ -6,16 +6,24 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::redact::redact;
+
 pub use crate::model::{ProviderKind, UnknownProvider};
 
-/// The device a push goes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The device a push goes to. `Debug` shows the token redacted.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Target {
     /// The device token (APNs: hex; the others: the maker's registration id).
     pub token: String,
     /// The app's id at the provider, where one Duet app has several (APNs: the topic; the others: the
     /// app id the maker gave it). `None`: the provider's configured default.
     pub app_id: Option<String>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").field("token", &redact(&self.token)).field("app_id", &self.app_id).finish()
+    }
 }
 
 /// What a phone shows, as the domain decided it (Tencent's `OfflinePushInfo` and its defaults).
@@ -96,17 +104,6 @@ pub trait Provider: Send + Sync + 'static {
     async fn send(&self, target: &Target, notification: &Notification) -> Outcome;
 }
 
-/// Shortens a token or key for a log line: the first and last 4 characters.
-pub fn redact(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    if chars.len() <= 12 {
-        return "…".to_owned();
-    }
-    let head: String = chars[..4].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}…{tail}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,11 +114,5 @@ mod tests {
             assert_eq!(kind.as_str().parse::<ProviderKind>(), Ok(kind));
         }
         assert_eq!("gcm".parse::<ProviderKind>(), Err(UnknownProvider("gcm".into())));
-    }
-
-    #[test]
-    fn redact_keeps_only_the_ends() {
-        assert_eq!(redact("0123456789abcdef0123"), "0123…0123");
-        assert_eq!(redact("short"), "…");
     }
 }

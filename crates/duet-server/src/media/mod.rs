@@ -112,6 +112,7 @@ pub(crate) fn router(
         )
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::map_response(allow_any_origin))
+        .layer(axum::middleware::from_fn(crate::logs::media_span))
         .with_state(state)
 }
 

@@ -36,6 +36,7 @@ use duet_proto::rest::{AuthParams, Command, Service};
 use duet_proto::{ApiError, code};
 use serde::Serialize;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::throttle::Throttle;
 
@@ -104,18 +105,28 @@ impl IntoResponse for Json {
     }
 }
 
+/// Answers one call, in a `rest` span (`request_id`, `command`, `user`: [`crate::logs`]), and logs it
+/// once answered: one `info` line with its command, code, status and duration (from the body read to
+/// the answer). Never the query string: it holds the UserSig.
 async fn dispatch(
     State(RestState { core, ops, throttle, urls, msglog }): State<RestState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Json {
-    let mut service = None;
+) -> Response {
+    let started = std::time::Instant::now();
+    let request_id = crate::logs::request_id(&headers);
+    let resolved = resolve(uri.path());
+    let params = auth_params(uri.query().unwrap_or(""));
+    // The path named a command (and is then `/v4/<service>/<command>`); the identifier is a valid UserID.
+    let command = resolved.is_ok().then(|| uri.path()["/v4/".len()..].trim_end_matches('/'));
+    let identifier = params.identifier.as_deref().filter(|id| duet_proto::rest::validate_user_id(id).is_ok());
+    let span = tracing::info_span!("rest", %request_id, command, user = identifier);
+    let service = resolved.as_ref().ok().map(|&(svc, _)| svc);
     let result = async {
-        let (svc, command) = resolve(uri.path())?;
-        service = Some(svc);
-        let caller = authenticate(&core, &throttle, peer.ip(), svc, uri.query().unwrap_or(""))?;
+        let (svc, command) = resolved?;
+        let caller = authenticate(&core, &throttle, peer.ip(), svc, &params)?;
         let body = body.map_err(|e| too_large(svc, &e))?;
         let body = duet_proto::rest::parse_body(svc, &body)?;
         let media_base = urls.base(&headers, &uri);
@@ -130,14 +141,21 @@ async fn dispatch(
         };
         run(ctx, &body).await
     }
+    .instrument(span.clone())
     .await;
-    match result {
-        Ok(json) => json,
+    let (json, code) = match result {
+        Ok(json) => (json, 0),
         Err(err) => {
-            tracing::debug!(path = uri.path(), code = err.code, info = %err.info, "rest request refused");
-            Json::fail(&err, service)
+            tracing::debug!(parent: &span, path = uri.path(), code = err.code, info = %err.info, "rest request refused");
+            (Json::fail(&err, service), err.code)
         }
-    }
+    };
+    let mut response = json.into_response();
+    crate::logs::echo_request_id(response.headers_mut(), &request_id);
+    let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let status = response.status().as_u16();
+    tracing::info!(%request_id, command, code, status, duration_us, identifier, "rest call");
+    response
 }
 
 /// What a command's handler is given besides its body.
@@ -229,12 +247,12 @@ fn authenticate(
     throttle: &Throttle,
     ip: IpAddr,
     service: Service,
-    query: &str,
+    params: &AuthParams,
 ) -> Result<String, ApiError> {
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-    let params = AuthParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let sdkappid =
-        params.sdkappid.ok_or_else(|| ApiError::new(code::SDKAPPID_MISSING, "sdkappid is missing from the URL"))?;
+    let sdkappid = params
+        .sdkappid
+        .as_deref()
+        .ok_or_else(|| ApiError::new(code::SDKAPPID_MISSING, "sdkappid is missing from the URL"))?;
     let ours = core.config().sdkappid;
     match sdkappid.trim().parse::<u64>() {
         Ok(id) if id == ours => {}
@@ -245,7 +263,7 @@ fn authenticate(
             return Err(ApiError::new(code::SDKAPPID_INVALID, format!("sdkappid {sdkappid:?} is not a number")));
         }
     }
-    let identifier = params.identifier.unwrap_or_default();
+    let identifier = params.identifier.as_deref().unwrap_or_default();
     if identifier.is_empty() {
         return Err(ApiError::new(code::USERSIG_IDENTIFIER_MISMATCH, "identifier is missing from the URL"));
     }
@@ -253,8 +271,8 @@ fn authenticate(
         return Err(ApiError::new(code::USERSIG_IDENTIFIER_MISMATCH, format!("identifier: {why}")));
     }
     throttle.login_allowed(ip, &identifier).map_err(error::throttled)?;
-    let usersig = params.usersig.unwrap_or_default();
-    core.accounts().authenticate(&identifier, &usersig).map_err(|e| {
+    let usersig = params.usersig.as_deref().unwrap_or_default();
+    core.accounts().authenticate(&identifier, usersig).map_err(|e| {
         if error::is_failed_login(&e) {
             throttle.failed_login(ip, &identifier);
         }
@@ -266,7 +284,13 @@ fn authenticate(
             format!("identifier {identifier:?} is not an app admin; the REST API is for app admins only"),
         ));
     }
-    Ok(identifier)
+    Ok(identifier.to_owned())
+}
+
+/// The query's `sdkappid`, `identifier` and `usersig`.
+fn auth_params(query: &str) -> AuthParams {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    AuthParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 fn too_large(service: Service, e: &BytesRejection) -> ApiError {

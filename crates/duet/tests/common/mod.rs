@@ -26,6 +26,8 @@ pub fn start_env(
     envs: &[(String, String)],
 ) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
+        // Text lines unless the test asks otherwise: the address is read from them.
+        .env_remove("DUET_LOG_FORMAT")
         .envs(envs.iter().map(|(k, v)| (k, v)))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
