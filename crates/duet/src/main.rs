@@ -4,17 +4,16 @@
 
 mod client_cmd;
 mod export;
+mod logging;
 mod settings;
 mod status;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use duet_core::clock::{Clock, SystemClock};
-use duet_server::config::LogFormat;
 
 use crate::settings::{AppArgs, KeyArgs};
 
@@ -109,7 +108,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Cmd::Serve { app, listen } => {
             let settings = settings::resolve(&app, listen).map_err(usage)?;
-            init_logging(settings.log_format);
+            let _log = logging::init(settings.log_format);
             raise_open_file_limit();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             Ok(runtime.block_on(serve(settings))?)
@@ -143,19 +142,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{sig}");
             Ok(())
         }
-    }
-}
-
-/// Log lines to stdout, filtered by `RUST_LOG` (default `info`): text for people, or one JSON object a
-/// line for machines, with the timestamp, level, target, message, the event's fields at the top level
-/// and the current span's (a REST call's `request_id`, a connection's `conn`, `user`, ...) under `span`
-/// (`docs/operations.md`, "Logs").
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let lines = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => lines.with_ansi(std::io::stdout().is_terminal()).init(),
-        LogFormat::Json => lines.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
     }
 }
 

@@ -315,7 +315,9 @@ async fn the_format_is_text_by_default_and_chosen_by_flag_then_environment_then_
     let json_file = dir.path().join("json.toml");
     std::fs::write(&json_file, "log_format = \"json\"\n").unwrap();
     let json_file = json_file.to_str().unwrap();
-    let cases: [(&str, &[&str], &[(&str, &str)], bool); 5] = [
+    // (case, arguments, environment, JSON expected)
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], bool);
+    let cases: [Case; 5] = [
         ("nothing said", &[], &[], false),
         (
             "--log-format text over DUET_LOG_FORMAT=json",

@@ -267,18 +267,18 @@ fn authenticate(
     if identifier.is_empty() {
         return Err(ApiError::new(code::USERSIG_IDENTIFIER_MISMATCH, "identifier is missing from the URL"));
     }
-    if let Err(why) = duet_proto::rest::validate_user_id(&identifier) {
+    if let Err(why) = duet_proto::rest::validate_user_id(identifier) {
         return Err(ApiError::new(code::USERSIG_IDENTIFIER_MISMATCH, format!("identifier: {why}")));
     }
-    throttle.login_allowed(ip, &identifier).map_err(error::throttled)?;
+    throttle.login_allowed(ip, identifier).map_err(error::throttled)?;
     let usersig = params.usersig.as_deref().unwrap_or_default();
-    core.accounts().authenticate(&identifier, usersig).map_err(|e| {
+    core.accounts().authenticate(identifier, usersig).map_err(|e| {
         if error::is_failed_login(&e) {
-            throttle.failed_login(ip, &identifier);
+            throttle.failed_login(ip, identifier);
         }
-        error::auth(e, &identifier, ours)
+        error::auth(e, identifier, ours)
     })?;
-    if !core.accounts().is_admin(&identifier) {
+    if !core.accounts().is_admin(identifier) {
         return Err(ApiError::new(
             service.admin_required_code(),
             format!("identifier {identifier:?} is not an app admin; the REST API is for app admins only"),
