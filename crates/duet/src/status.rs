@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use clap::Args;
 use duet_core::clock::{Clock, SystemClock};
+use duet_core::redact::Secret;
 use duet_proto::rest::response::{OutboxStatus, StatusReply};
 
 use crate::settings::{KeyArgs, app_key, status_target};
@@ -27,7 +28,7 @@ pub struct StatusArgs {
     identifier: Option<String>,
     /// The admin's UserSig, instead of signing one with the server's key
     #[arg(long, env = "DUET_USERSIG", hide_env_values = true, value_name = "SIG")]
-    usersig: Option<String>,
+    usersig: Option<Secret>,
     /// Print the server's JSON answer as it is
     #[arg(long)]
     json: bool,
@@ -38,9 +39,10 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
     let server = args.server.clone().unwrap_or(default_server);
     let admin = args.identifier.clone().unwrap_or(default_admin);
     let (sdkappid, usersig) = match &args.usersig {
-        Some(sig) => {
-            (app_key(&args.key).map(|(id, _)| id).unwrap_or(duet_server::config::DEFAULT_SDKAPPID), sig.clone())
-        }
+        Some(sig) => (
+            app_key(&args.key).map(|(id, _)| id).unwrap_or(duet_server::config::DEFAULT_SDKAPPID),
+            sig.expose().to_owned(),
+        ),
         None => {
             let (sdkappid, key) = app_key(&args.key).map_err(usage)?;
             (sdkappid, duet_core::usersig::generate(&key, sdkappid, &admin, SystemClock.now_secs(), 300, None))
@@ -118,7 +120,7 @@ fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(' ');
         }
         out.push(c);
