@@ -149,6 +149,14 @@ async fn run(state: WsState, mut socket: WebSocket, ip: IpAddr, media_base: Stri
     let close_code = end.close().map(|(code, _)| code);
     let session_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
     tracing::info!(?end, close_code, session_ms, "session ended");
+    let reason = match end {
+        End::TooSlow | End::Stuck => {
+            metrics::counter!("duet_connections_dropped_total", "reason" => "slow").increment(1);
+            "slow".to_owned()
+        }
+        other => format!("{other:?}").to_lowercase(),
+    };
+    metrics::counter!("duet_logouts_total", "reason" => reason).increment(1);
 }
 
 /// Closes the connection with `end`'s close code and reason (`docs/protocol.md`, *Closing*).
@@ -264,6 +272,7 @@ async fn login(state: &WsState, socket: &mut WebSocket, ip: IpAddr) -> Result<(S
 async fn refuse(socket: &mut WebSocket, id: u64, code: u32, reason: impl Into<String>, deadline: Duration) -> End {
     let reason = reason.into();
     tracing::info!(code, %reason, "login refused");
+    metrics::counter!("duet_logins_total", "outcome" => "refused", "code" => code.to_string()).increment(1);
     send(socket, &error(id, code, reason), deadline).await;
     End::Refused
 }
@@ -279,6 +288,7 @@ fn logged_in(session: &Session) {
     let span = tracing::Span::current();
     span.record("user", user).record("platform", platform).record("device", device);
     tracing::info!(user, platform, device, kind, "login");
+    metrics::counter!("duet_logins_total", "outcome" => "ok", "code" => "0").increment(1);
 }
 
 /// How a connection ends, and what its close frame says (`docs/protocol.md`, *Closing*).

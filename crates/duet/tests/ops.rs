@@ -319,3 +319,69 @@ async fn the_admin_page_is_off_by_default_and_status_fails_clearly() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.starts_with("error: asking http://127.0.0.1:9 for its status"), "{err}");
 }
+
+/// Scrapes `/metrics`.
+async fn scrape(http: &reqwest::Client, server: &Server) -> String {
+    http.get(format!("http://{}/metrics", server.metrics)).send().await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_exactly_the_traffic_served() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &[]);
+    let http = reqwest::Client::new();
+    let before = scrape(&http, &server).await;
+    assert_eq!(sample(&before, "duet_messages_total", &[("path", "rest"), ("outcome", "sent")]), None);
+    assert_eq!(sample(&before, "duet_ready", &[]), None, "nothing probed readiness yet");
+
+    // REST: 3 imports, 3 sends, and one to a missing account (90012).
+    import(&http, &server.addr, &["alice", "bob"]).await;
+    import(&http, &server.addr, &["carol"]).await;
+    for random in [11, 12, 13] {
+        assert_eq!(rest_send(&http, &server.addr, "alice", "bob", random).await["ErrorCode"], 0);
+    }
+    let refused = rest_send(&http, &server.addr, "alice", "nobody", 14).await;
+    assert_eq!(refused["ErrorCode"], 90012, "{refused}");
+
+    // Clients: bob logs in twice (one login refused: a UserSig of another key), sends 2 messages and logs
+    // out; carol stays.
+    let url = format!("http://{}", server.addr);
+    let wrong = duet_core::usersig::generate("another-key", SDKAPPID, "bob", 1_700_000_000, 86_400 * 3650, None);
+    let refused = duet_client::Client::connect(duet_client::ClientConfig::new(url.clone(), "bob", wrong)).await;
+    assert!(refused.is_err());
+    let (bob, _bob_events) =
+        duet_client::Client::connect(duet_client::ClientConfig::new(url.clone(), "bob", sig("bob"))).await.unwrap();
+    let (_carol, _carol_events) =
+        duet_client::Client::connect(duet_client::ClientConfig::new(url.clone(), "carol", sig("carol"))).await.unwrap();
+    bob.send_text("alice", "one").await.unwrap();
+    bob.send_text("carol", "two").await.unwrap();
+    bob.logout().await.unwrap();
+
+    let text = eventually(Duration::from_secs(10), "bob's session to end", || async {
+        let text = scrape(&http, &server).await;
+        (sample(&text, "duet_logouts_total", &[("reason", "logout")]) == Some(1.0)).then_some(text)
+    })
+    .await;
+    let m = |name: &str, labels: &[(&str, &str)]| sample(&text, name, labels).unwrap_or(0.0);
+    assert_eq!(m("duet_messages_total", &[("path", "rest"), ("outcome", "sent")]), 3.0, "{text}");
+    assert_eq!(m("duet_messages_total", &[("path", "rest"), ("outcome", "refused")]), 1.0, "{text}");
+    assert_eq!(m("duet_messages_total", &[("path", "client"), ("outcome", "sent")]), 2.0, "{text}");
+    assert_eq!(m("duet_send_ack_seconds_count", &[("path", "rest")]), 3.0, "{text}");
+    assert_eq!(m("duet_send_ack_seconds_count", &[("path", "client")]), 2.0, "{text}");
+    assert_eq!(m("duet_logins_total", &[("outcome", "ok"), ("code", "0")]), 2.0, "{text}");
+    assert_eq!(m("duet_logins_total", &[("outcome", "refused"), ("code", "70009")]), 1.0, "{text}");
+    assert_eq!(m("duet_rest_requests_total", &[("command", "im_open_login_svc/account_import"), ("code", "0")]), 3.0);
+    assert_eq!(m("duet_rest_requests_total", &[("command", "openim/sendmsg"), ("code", "0")]), 3.0);
+    assert_eq!(m("duet_rest_requests_total", &[("command", "openim/sendmsg"), ("code", "90012")]), 1.0);
+    assert_eq!(m("duet_rest_request_seconds_count", &[("command", "openim/sendmsg")]), 4.0);
+    let platforms = ["iPhone", "Android", "iPad", "PC", "Mac", "Linux", "Web"];
+    let connections: f64 = platforms.iter().map(|p| m("duet_connections", &[("platform", p)])).sum();
+    assert_eq!(connections, 1.0, "carol only: {text}");
+    // Pushed to live sessions: carol's message, and bob's own copy of each of his two sends (a client send
+    // enters the sender's sync log too); alice was never online.
+    assert_eq!(m("duet_delivery_seconds_count", &[]), 3.0, "{text}");
+    assert!(m("duet_store_commit_batch_size_count", &[]) >= 1.0);
+    assert!(m("process_resident_memory_bytes", &[]) > 1e6);
+    assert!(m("process_open_fds", &[]) > 3.0);
+    assert!(text.contains("# HELP duet_messages_total "), "described metrics have HELP lines");
+}

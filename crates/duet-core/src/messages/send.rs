@@ -371,7 +371,7 @@ impl Prepared {
     /// the permission policy drops is answered like a sent one (a fresh `MsgKey`, the current time) but
     /// stored and delivered nowhere, so `conv_seq` and `sender_log_seq` are 0.
     pub async fn commit(self, messages: &Messages) -> Result<Sent, Error> {
-        let (path, began) = (self.path, self.began);
+        let (path, began, recipients) = (self.path, self.began, self.msg.to.len());
         let sent = if self.dropped {
             let time = messages.clock.now_secs();
             let key = MsgKey { seq: self.msg.seq.unwrap_or_else(rand::random), random: self.msg.random, time };
@@ -382,11 +382,13 @@ impl Prepared {
         let outcome = match &sent {
             Ok(_) if self.dropped => "dropped",
             Ok(s) if s.duplicate => "duplicate",
+            // No recipient exists: nothing was stored (REST answers 90012).
+            Ok(s) if s.failed.len() >= recipients => "refused",
             Ok(_) => "sent",
             Err(_) => "error",
         };
         metrics::counter!("duet_messages_total", "path" => path, "outcome" => outcome).increment(1);
-        if sent.is_ok() {
+        if outcome != "refused" && sent.is_ok() {
             metrics::histogram!("duet_send_ack_seconds", "path" => path).record(began.elapsed());
         }
         sent

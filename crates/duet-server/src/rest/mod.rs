@@ -155,6 +155,9 @@ async fn dispatch(
     let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let status = response.status().as_u16();
     tracing::info!(%request_id, command, code, status, duration_us, identifier, "rest call");
+    let name = command.unwrap_or("unknown").to_owned();
+    metrics::histogram!("duet_rest_request_seconds", "command" => name.clone()).record(started.elapsed());
+    metrics::counter!("duet_rest_requests_total", "command" => name, "code" => code.to_string()).increment(1);
     response
 }
 
