@@ -6,6 +6,7 @@
 //! or seen message survives power loss; [`Durability::Relaxed`] leaves syncing to checkpoints and
 //! survives a process crash but not an OS crash.
 
+pub mod backup;
 mod callbacks;
 mod checkpoint;
 mod media;
@@ -59,6 +60,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_11.sql"),
     include_str!("schema_12.sql"),
 ];
+/// The schema version this build writes (`PRAGMA user_version` of `duet.db`); [`SqliteStore::open`]
+/// migrates an older database forward to it and refuses a newer one.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 /// The version whose migration creates the search index, which then indexes the messages stored before.
 const SEARCH_INDEX_VERSION: usize = 11;
 /// Read connections, and so reads running at once (see [`SqliteStore::read`]). Reads beyond wait in the

@@ -2,6 +2,7 @@
 //! the library crates. An error ends the process with one line on stderr (`error: ...`, its causes
 //! joined by `: `, never a backtrace) and status 2 for bad usage or configuration, 1 otherwise.
 
+mod backup;
 mod client_cmd;
 mod export;
 mod logging;
@@ -53,6 +54,11 @@ enum Cmd {
     /// A running server at a glance: version, uptime, readiness, connections, accounts, messages, the
     /// store's size, retention, the outboxes (asked as the app admin)
     Status(status::StatusArgs),
+    /// Copy a running server's embedded store and media index (and, with --with-media, its uploads) into one
+    /// backup file, without stopping it
+    Backup(backup::BackupArgs),
+    /// Bring a backup file back into a fresh data directory
+    Restore(backup::RestoreArgs),
     /// Print a UserSig for a user of the server's app (its key: --secret-key, or the one `serve` generated
     /// into its data directory)
     Usersig {
@@ -136,6 +142,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(export::run(args))
         }
+        Cmd::Backup(args) => backup::run_backup(args),
+        Cmd::Restore(args) => backup::run_restore(args),
         Cmd::Usersig { key, user, expire } => {
             let (sdkappid, secret_key) = settings::app_key(&key).map_err(usage)?;
             let sig = duet_core::usersig::generate(&secret_key, sdkappid, &user, SystemClock.now_secs(), expire, None);

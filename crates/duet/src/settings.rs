@@ -240,6 +240,24 @@ pub fn export_source(args: &KeyArgs) -> anyhow::Result<(PathBuf, config::Message
     Ok((data_dir(args, &file), message_log))
 }
 
+/// Where `serve` keeps its embedded databases, for `backup` and `restore`: the data directory and the
+/// media directory (`[media] dir`, else `<data>/media`), and the TOML file's `store` and `media_store`
+/// (which flags and environment variables override, as for `serve`).
+pub struct StoreFiles {
+    pub data: PathBuf,
+    pub media_dir: PathBuf,
+    pub store: Option<String>,
+    pub media_store: Option<String>,
+}
+
+pub fn store_files(args: &KeyArgs) -> anyhow::Result<StoreFiles> {
+    let file = read_file(args)?;
+    let data = data_dir(args, &file);
+    // As `Config::new` puts it unless `[media] dir` says otherwise.
+    let media_dir = file.media.as_ref().and_then(|m| m.dir.clone()).unwrap_or_else(|| data.join("media"));
+    Ok(StoreFiles { data, media_dir, store: file.store, media_store: file.media_store })
+}
+
 pub fn resolve(args: &AppArgs, listen: Option<String>) -> anyhow::Result<Settings> {
     let file = read_file(&args.key)?;
     let data = data_dir(&args.key, &file);
