@@ -125,6 +125,7 @@ macro_rules! store_conformance_suite {
             media_expire_forgets_unused_items_and_dooms_their_blobs,
             media_uploads_begun_and_never_recorded_are_doomed,
             media_forget_users_drops_their_grants_and_ownership,
+            ops_stats_count_accounts_and_messages_and_a_writable_store_says_so,
         );
     };
 }
@@ -2062,4 +2063,20 @@ pub async fn callback_events_are_claimed_in_order_per_user_under_a_lease<S: Stor
     s.queue_events(vec![state_change("a", T + 200, "Login")], T + 200).await.unwrap();
     let last = claim_events(s, T + 200).await;
     assert!(last[0].id > b_only[0].id, "ids are never reused, even when the outbox was empty");
+}
+
+pub async fn ops_stats_count_accounts_and_messages_and_a_writable_store_says_so<S: Store, M>(b: Backend<S, M>) {
+    let s = &*b.store;
+    s.check_writable().await.expect("an open store takes writes");
+    let empty = s.stats().await.unwrap();
+    assert_eq!((empty.accounts, empty.messages), (0, 0));
+    create(s, &["a", "b", "c"]).await;
+    send(s, plan(1, "a", &["b"], T)).await;
+    send(s, plan(2, "b", &["a"], T)).await;
+    send(s, plan(3, "a", &["nobody"], T)).await;
+    let stats = s.stats().await.unwrap();
+    assert_eq!((stats.accounts, stats.messages), (3, 2), "a send to nobody stores nothing");
+    s.delete_accounts(strings(&["c"])).await.unwrap();
+    assert_eq!(s.stats().await.unwrap().accounts, 2);
+    s.check_writable().await.expect("still writable");
 }
