@@ -61,9 +61,19 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .context("starting the HTTP client")?;
-    let answer = http.post(&url).body("{}").send().await.with_context(|| format!("asking {base} for its status"))?;
-    let body: serde_json::Value =
-        answer.json().await.with_context(|| format!("{base} did not answer with JSON: is it a Duet server?"))?;
+    // reqwest's errors name the URL, and the URL carries the UserSig: drop it from what is printed.
+    let answer = http
+        .post(&url)
+        .body("{}")
+        .send()
+        .await
+        .map_err(reqwest::Error::without_url)
+        .with_context(|| format!("asking {base} for its status"))?;
+    let body: serde_json::Value = answer
+        .json()
+        .await
+        .map_err(reqwest::Error::without_url)
+        .with_context(|| format!("{base} did not answer with JSON: is it a Duet server?"))?;
     if body["ErrorCode"] != 0 {
         return Err(anyhow::anyhow!(
             "{base} refused: {} (ErrorCode {})",

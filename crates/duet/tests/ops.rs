@@ -318,6 +318,8 @@ async fn the_admin_page_is_off_by_default_and_status_fails_clearly() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.starts_with("error: asking http://127.0.0.1:9 for its status"), "{err}");
+    // The request's URL carries the UserSig: the error names the server, never the URL.
+    assert!(!err.contains("usersig") && !err.contains("/v4/"), "{err}");
 }
 
 /// Scrapes `/metrics`.
