@@ -57,6 +57,7 @@ const PATHS: &[(&str, &str)] = &[
     ("openim", "modify_c2c_msg"),
     ("openim", "delete_c2c_msg_ramble"),
     ("recentcontact", "mark_contact"),
+    ("duet", "status"),
 ];
 
 /// The server's clock for `importmsg` (an instant of 2026).
@@ -286,6 +287,8 @@ fn decode(command: Command, body: &Value) {
                 user(&r.account);
             }
         }
+        // Reads no field of its body: the envelope's parse above is all there is.
+        Status => {}
         ModifyC2cMsg => {
             if let Ok(r) = req::ModifyC2cMsg::parse(body) {
                 user(&r.from);
