@@ -96,7 +96,7 @@ pub async fn login(ws: &mut Ws, user: &str, usersig: &str, device: &str) -> Resu
         id: 1,
         protocol: PROTOCOL_VERSION,
         user: user.to_owned(),
-        usersig: usersig.to_owned(),
+        usersig: usersig.into(),
         platform: Platform::Linux,
         device: device.to_owned(),
         transient: false,

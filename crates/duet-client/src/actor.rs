@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use duet_proto::client::{
-    self as wire, ClientFrame, Entry, MAX_HISTORY_PAGE, MAX_SYNC_BATCH, PROTOCOL_VERSION, Platform, ServerFrame, code,
+    self as wire, ClientFrame, Entry, MAX_HISTORY_PAGE, MAX_SYNC_BATCH, PROTOCOL_VERSION, Platform, ServerFrame,
+    UserSig, code,
 };
 use duet_proto::code as api_code;
 use duet_proto::elem::MsgElem;
@@ -149,7 +150,7 @@ impl Command {
 pub(crate) struct Settings {
     pub(crate) url: String,
     pub(crate) user: String,
-    pub(crate) usersig: String,
+    pub(crate) usersig: UserSig,
     pub(crate) platform: Platform,
     pub(crate) device: String,
     pub(crate) session: SessionKind,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use duet_proto::client::{CONNECT_PATH, Platform};
+use duet_proto::client::{CONNECT_PATH, Platform, UserSig};
 
 use crate::Error;
 
@@ -43,8 +43,8 @@ pub struct ClientConfig {
     pub server: String,
     /// The UserID to log in as (registered on first login, as in Tencent IM).
     pub user: String,
-    /// A UserSig for `user` (`duet usersig --user …`).
-    pub usersig: String,
+    /// A UserSig for `user` (`duet usersig --user …`); `Debug` shows only its first characters.
+    pub usersig: UserSig,
     /// The platform this device reports; the server's multi-device policy groups devices by it.
     pub platform: Platform,
     /// A stable id of this installation. `None`: the one saved in the local store, or a new random one
@@ -74,7 +74,7 @@ impl ClientConfig {
         ClientConfig {
             server: server.into(),
             user: user.into(),
-            usersig: usersig.into(),
+            usersig: UserSig::new(usersig),
             platform: Platform::Linux,
             device: None,
             store: LocalStoreConfig::Memory,
@@ -178,5 +178,13 @@ mod tests {
         let mut bad = ok.clone();
         bad.reconnect_max = std::time::Duration::from_millis(1);
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn a_printed_configuration_shows_no_usable_usersig() {
+        let sig = "eJw1jl0LgjAUhv*LuzXYD93UuyjpwoIgIbqMM7dhlNM2I5D*e7Ps6lw8PO97nk*";
+        let printed = format!("{:?}", ClientConfig::new("http://h:1", "bob", sig));
+        assert!(printed.contains("usersig: eJw1…(63)"), "{printed}");
+        assert!(!printed.contains(&sig[..8]), "{printed}");
     }
 }

@@ -54,7 +54,7 @@ mod tls;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use duet_proto::client::Platform;
+pub use duet_proto::client::{Platform, UserSig};
 pub use duet_proto::elem::MsgElem;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -113,7 +113,7 @@ impl Client {
     pub async fn connect(config: ClientConfig) -> Result<(Client, Events), Error> {
         let url = config.validate()?;
         let tls = tls::client_config(config.extra_ca_pem.as_deref()).await?;
-        let http = media::Http::new(&config.server, &config.user, &config.usersig, &tls)?;
+        let http = media::Http::new(&config.server, &config.user, config.usersig.expose(), &tls)?;
         let store: Arc<dyn LocalStore> = match &config.store {
             LocalStoreConfig::Memory => Arc::new(MemoryStore::new()),
             LocalStoreConfig::Sqlite(dir) => {

@@ -241,7 +241,9 @@ pub async fn download(
     progress: impl Fn(u64, u64) + Send + Sync + 'static,
 ) -> Result<u64, Error> {
     let tls = crate::tls::client_config(config.extra_ca_pem.as_deref()).await?;
-    Http::new(&config.server, &config.user, &config.usersig, &tls)?.download(what, dest.as_ref(), progress).await
+    Http::new(&config.server, &config.user, config.usersig.expose(), &tls)?
+        .download(what, dest.as_ref(), progress)
+        .await
 }
 
 impl Http {

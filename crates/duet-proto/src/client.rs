@@ -45,6 +45,47 @@ pub const SEARCH_TYPES: [&str; 8] = [
     "TIMCustomElem",
 ];
 
+/// A UserSig as it crosses the wire: the string itself when serialized, and in `Debug` only its first
+/// four characters and its length (`eJwt…(212)`; a short one its length only), the form of
+/// `duet_core::redact`, so that a login frame or a client's configuration printed whole leaks nothing
+/// usable.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserSig(String);
+
+impl UserSig {
+    pub fn new(sig: impl Into<String>) -> UserSig {
+        UserSig(sig.into())
+    }
+
+    /// The UserSig itself, for the code that sends or checks it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for UserSig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = self.0.chars().count();
+        if len >= 16 {
+            self.0.chars().take(4).try_for_each(|c| std::fmt::Write::write_char(f, c))?;
+        }
+        write!(f, "…({len})")
+    }
+}
+
+impl From<String> for UserSig {
+    fn from(sig: String) -> UserSig {
+        UserSig(sig)
+    }
+}
+
+impl From<&str> for UserSig {
+    fn from(sig: &str) -> UserSig {
+        UserSig(sig.to_owned())
+    }
+}
+
 /// Client error codes, as Tencent's SDKs number them.
 pub mod code {
     /// A request other than `login` before logging in.
@@ -123,7 +164,7 @@ pub enum ClientFrame {
         id: u64,
         protocol: u32,
         user: String,
-        usersig: String,
+        usersig: UserSig,
         platform: Platform,
         /// A stable id of this device (an installation), chosen by the client: 1 to
         /// [`MAX_DEVICE_ID_BYTES`](crate::limits::MAX_DEVICE_ID_BYTES) bytes of visible text.
@@ -960,6 +1001,29 @@ mod tests {
         let text = serde_json::to_string(&cleared).unwrap();
         assert_eq!(text, r#"{"kind":"cleared","seq":4,"peer":"bob","upto":9,"conversation":true}"#);
         assert!(matches!(serde_json::from_str(&text).unwrap(), Entry::Cleared { upto: 9, conversation: true, .. }));
+    }
+
+    #[test]
+    fn a_login_frame_printed_shows_no_usable_usersig() {
+        let sig = "eJwtzEELgjAYxvHvspMGvHu3d2p5k4LqYGAQRWc3p0xtmlqKCf73tA7P5f";
+        let login = ClientFrame::Login {
+            id: 1,
+            protocol: PROTOCOL_VERSION,
+            user: "bob".into(),
+            usersig: sig.into(),
+            platform: Platform::Web,
+            device: "d1".into(),
+            transient: false,
+            live: false,
+        };
+        let printed = format!("{login:?}");
+        assert!(printed.contains("usersig: eJwt…(58)"), "{printed}");
+        assert!(!printed.contains(&sig[..8]), "{printed}");
+        assert_eq!(format!("{:?}", UserSig::from("short")), "…(5)");
+        // On the wire it is the string itself, both ways.
+        let text = serde_json::to_string(&login).unwrap();
+        assert!(text.contains(&format!(r#""usersig":"{sig}""#)), "{text}");
+        assert_eq!(serde_json::from_str::<ClientFrame>(&text).unwrap(), login);
     }
 
     #[test]

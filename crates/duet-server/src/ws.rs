@@ -242,7 +242,12 @@ async fn login(state: &WsState, socket: &mut WebSocket, ip: IpAddr) -> Result<(S
         return Err(refuse(socket, id, code::TOO_MANY_FAILED_LOGINS, t.info(), state.timeouts.write).await);
     }
     let client_ip = Some(ip.to_string());
-    match state.core.sessions().login(&user, &usersig, platform_to_model(platform), &device, kind, client_ip).await {
+    match state
+        .core
+        .sessions()
+        .login(&user, usersig.expose(), platform_to_model(platform), &device, kind, client_ip)
+        .await
+    {
         Ok(ok) => {
             let reply = ServerFrame::LoggedIn { id, user, server_time: state.core.clock().now_ms(), latest: ok.latest };
             if send(socket, &reply, state.timeouts.write).await {

@@ -258,7 +258,7 @@ async fn the_mission_flow_runs_across_three_nodes() {
     for node in 0..3 {
         let config = cluster.device(node, "bob", Platform::Pc, "bob-pc");
         let mut c = config.clone();
-        c.usersig = bob_sig_issued_before_kick(&cluster);
+        c.usersig = bob_sig_issued_before_kick(&cluster).into();
         assert!(Client::connect(c).await.is_err(), "node {node} took a revoked UserSig");
     }
     drop((bob_phone, bob_pc, bob_pc2));
