@@ -25,7 +25,11 @@
 //! Older fixtures are never rewritten: they stand for what older builds left on disk, which every later
 //! build must open. When a change alters how the data reads back, [`expect`] changes, not a fixture.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::fixtures;
+
+use std::path::Path;
 
 use duet_core::media::{ImageMeta, MediaIndex, MediaItem, MediaKind, Rendition, RenditionKind, is_uuid};
 use duet_store_sqlite::SqliteMediaIndex;
@@ -50,10 +54,6 @@ const PENDING: &str = "5a7c9e1b3d5f7a9c2e4a6c8e0b2d4f61";
 const DROPPED: &str = "9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b";
 const USERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
 const NONE: [&str; 0] = [];
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
 
 fn rendition(kind: RenditionKind, width: u32, height: u32, size: u64, blob: String) -> Rendition {
     Rendition { kind, width, height, size, blob }
@@ -282,10 +282,7 @@ async fn write_fixture() {
     let index = SqliteMediaIndex::open(&path).unwrap();
     write(&index).await;
     drop(index);
-    rusqlite::Connection::open(&path).unwrap().execute_batch("VACUUM;").unwrap();
-    std::fs::create_dir_all(fixtures()).unwrap();
-    std::fs::copy(&path, &dest).unwrap();
-    eprintln!("wrote {} ({} bytes)", dest.display(), std::fs::metadata(&dest).unwrap().len());
+    common::save(&path, &dest);
 }
 
 #[tokio::test]
@@ -293,16 +290,7 @@ async fn every_fixture_opens_and_reads_back_whole() {
     if std::env::var_os("DUET_WRITE_FIXTURE").is_some_and(|v| v == "1") {
         write_fixture().await;
     }
-    let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(fixtures())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?;
-            let generation = name.strip_prefix("media-v")?.strip_suffix(".db")?.parse().ok()?;
-            Some((generation, p))
-        })
-        .collect();
-    found.sort();
+    let found = common::numbered("media-v");
     let generations: Vec<usize> = found.iter().map(|(g, _)| *g).collect();
     assert!(
         generations.contains(&CURRENT),

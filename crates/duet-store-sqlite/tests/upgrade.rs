@@ -27,7 +27,11 @@
 //! Older fixtures are never rewritten: they stand for what older builds left on disk, which every later
 //! build must open. When a migration changes how the data reads back, [`expect`] changes, not a fixture.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::fixtures;
+
+use std::path::Path;
 
 use duet_core::model::{
     Blocked, ConversationView, Friend, HistoryQuery, LogEntry, LogEvent, Mute, NewAccount, Outgoing, Platform,
@@ -46,10 +50,6 @@ const GENDER: &str = "Tag_Profile_IM_Gender";
 const LEVEL: &str = "Tag_Profile_IM_Level";
 const TEAM: &str = "Tag_Profile_Custom_Team";
 const IMAGE_UUID: &str = "5f0c2a9e8d7b6c5a4f3e2d1c0b9a8f7e";
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
 
 fn text(s: &str) -> ProfileValue {
     ProfileValue::Text(s.to_owned())
@@ -380,11 +380,7 @@ async fn write_fixture() {
     let store = SqliteStore::open(&path, Durability::Fsync).unwrap();
     write(&store).await;
     drop(store);
-    rusqlite::Connection::open(&path).unwrap().execute_batch("VACUUM;").unwrap();
-    let dest = fixtures().join(format!("duet-v{SCHEMA_VERSION}.db"));
-    std::fs::create_dir_all(fixtures()).unwrap();
-    std::fs::copy(&path, &dest).unwrap();
-    eprintln!("wrote {} ({} bytes)", dest.display(), std::fs::metadata(&dest).unwrap().len());
+    common::save(&path, &fixtures().join(format!("duet-v{SCHEMA_VERSION}.db")));
 }
 
 #[tokio::test]
@@ -392,16 +388,7 @@ async fn every_fixture_migrates_to_the_current_schema_and_reads_back_whole() {
     if std::env::var_os("DUET_WRITE_FIXTURE").is_some_and(|v| v == "1") {
         write_fixture().await;
     }
-    let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(fixtures())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?;
-            let version = name.strip_prefix("duet-v")?.strip_suffix(".db")?.parse().ok()?;
-            Some((version, p))
-        })
-        .collect();
-    found.sort();
+    let found = common::numbered("duet-v");
     let versions: Vec<usize> = found.iter().map(|(v, _)| *v).collect();
     assert!(
         versions.contains(&SCHEMA_VERSION),
